@@ -1,0 +1,34 @@
+"""The one place that chooses the compiled hot path or its pure-Python twin.
+
+``SIMULACRA_SESSION_PURE=1`` forces the twin; otherwise the extension is used when it
+imports, and the twin silently takes over when it does not (a source checkout).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Literal
+
+__all__ = ["BACKEND", "atomic_write", "derive_slug", "dumps", "link_fork", "loads"]
+
+_FORCE_PURE = os.environ.get("SIMULACRA_SESSION_PURE", "") not in ("", "0")
+
+BACKEND: Literal["native", "pure"]
+
+if TYPE_CHECKING:
+    from ._fallback import atomic_write, derive_slug, dumps, link_fork, loads
+
+    BACKEND = "pure"
+elif _FORCE_PURE:
+    from ._fallback import atomic_write, derive_slug, dumps, link_fork, loads
+
+    BACKEND = "pure"
+else:
+    try:
+        from ._native import atomic_write, derive_slug, dumps, link_fork, loads
+    except ImportError:
+        from ._fallback import atomic_write, derive_slug, dumps, link_fork, loads
+
+        BACKEND = "pure"
+    else:
+        BACKEND = "native"

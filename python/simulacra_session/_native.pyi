@@ -1,0 +1,56 @@
+"""Type stub of the compiled hot path; ``simulacra_session._fallback`` is its pure-Python twin.
+
+Both twins expose the same five functions, with the same bytes, results and errors.
+"""
+
+import os
+
+def dumps(obj: object) -> bytes:
+    """Serialize ``obj`` to compact UTF-8 JSON (no spaces, no ASCII escaping, dict order kept).
+
+    Accepts dict (str keys), list, tuple, str, bool, int of any size, finite float and None,
+    subclasses included (written as their base value). Strings escape ``"`` ``\\`` and
+    U+0000-U+001F only (``\\b \\f \\n \\r \\t`` short, others ``\\u00xx``); floats are written
+    as Python's ``repr``. Containers nest at most 128 deep.
+
+    Raises ``SerializationError`` naming the JSONPath of the fault, e.g.
+    ``cannot serialize set at $.messages[3].content[0].result.deep[1]``.
+    """
+
+def loads(data: bytes | bytearray | str) -> object:
+    """Parse one strict RFC 8259 JSON document.
+
+    Integers (no ``.``/``e``) become ``int`` of any size, other numbers ``float``. Rejected with
+    ``ValueError``: invalid UTF-8, NaN/Infinity, trailing data, raw control characters in
+    strings, lone surrogate escapes, numbers that overflow a float, nesting deeper than 128.
+    Duplicate keys keep the last value, like ``dict``.
+    """
+
+def derive_slug(text: str, limit: int = 50) -> str | None:
+    """Derive a session label from a user's first message.
+
+    Whitespace runs (``str.isspace``) collapse to one space and the ends are stripped; text of
+    at most ``limit`` code points is returned whole, longer text is cut at the last word
+    boundary within ``limit`` code points, or hard at ``limit`` when the first word is longer.
+    Returns ``None`` for blank text. ``ValueError`` when ``limit < 1``.
+    """
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new bytes, never a mix.
+
+    Writes a temp file ``.{name}.{random}.tmp`` in the same directory, fsyncs it, renames it
+    over ``path`` and fsyncs the directory (``fsync=False`` skips both fsyncs, keeping the
+    atomic rename). No temp file survives an error; ``OSError`` carries errno and filename.
+    The GIL is released during the I/O.
+    """
+
+def link_fork(
+    root: str | os.PathLike[str], parent_id: str, child_id: str, fsync: bool = True
+) -> bool:
+    """Point the fork index entry ``{root}/{parent_id}-forks/{child_id}.json`` at ``{root}/{child_id}.json``.
+
+    Creates the ``-forks`` directory when missing and atomically (re)places the hard link, so
+    that it shares the inode of the current session file; fsyncs the directory when it changed
+    and ``fsync`` is true. Returns ``False`` where the file system has no hard links.
+    ``InvalidSessionIdError`` for a bad id; ``OSError`` (errno, filename) otherwise.
+    """

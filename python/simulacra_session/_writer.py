@@ -1,0 +1,123 @@
+"""Per-session save queue: writes never interleave, and bursts coalesce.
+
+One write is in flight per session and at most one request waits behind it; a newer
+request is folded into the waiting one (newest messages, metadata merged, every waiter
+kept), so a burst of auto-saves costs at most two writes and the last holds the latest
+messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .messages import Message
+from .protocols import SessionStore
+
+__all__ = ["SaveRequest", "SessionWriter"]
+
+
+@dataclass
+class SaveRequest:
+    """A snapshot to write: the session's own messages, its full history and metadata to merge.
+
+    ``background`` requests (auto-saves) report failures as events; explicit ones have
+    ``waiters`` that receive the outcome.
+    """
+
+    session_id: str
+    messages: list[Message]
+    history: tuple[Message, ...]
+    metadata: dict[str, Any]
+    background: bool
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def absorb(self, newer: SaveRequest) -> None:
+        """Fold a newer request for the same session into this one."""
+        self.messages = newer.messages
+        self.history = newer.history
+        self.metadata = {**self.metadata, **newer.metadata}
+        self.background = self.background or newer.background
+        self.waiters.extend(newer.waiters)
+
+
+class SessionWriter:
+    """Serializes the writes of one session to a store."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        session_id: str,
+        on_saved: Callable[[SaveRequest], None],
+        on_failed: Callable[[SaveRequest, BaseException], None],
+        on_idle: Callable[[str], None],
+    ) -> None:
+        self.session_id = session_id
+        self.task: asyncio.Task[None] | None = None
+        self._store = store
+        self._pending: SaveRequest | None = None
+        self._on_saved = on_saved
+        self._on_failed = on_failed
+        self._on_idle = on_idle
+
+    def submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
+        """Queue ``request``; returns a future of its outcome for explicit requests.
+
+        Without a running event loop the write happens at once, in this thread; then
+        ``raise_now`` makes a failure raise instead of being reported.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if raise_now:
+                asyncio.run(self._store.save(request.session_id, request.messages, request.metadata))
+                self._on_saved(request)
+            else:
+                asyncio.run(self._write(request))
+            self._on_idle(self.session_id)
+            return None
+        future: asyncio.Future[None] | None = None
+        if not request.background:
+            future = loop.create_future()
+            request.waiters.append(future)
+        if self._pending is None:
+            self._pending = request
+        else:
+            self._pending.absorb(request)
+        if self.task is None:
+            self.task = loop.create_task(self._run(), name=f"simulacra-session save {self.session_id}")
+        return future
+
+    async def _run(self) -> None:
+        try:
+            while self._pending is not None:
+                request, self._pending = self._pending, None
+                await self._write(request)
+        finally:
+            self.task = None
+            if self._pending is not None:  # cancelled with work queued: release its waiters
+                for waiter in self._pending.waiters:
+                    waiter.cancel()
+                self._pending = None
+            self._on_idle(self.session_id)
+
+    async def _write(self, request: SaveRequest) -> None:
+        try:
+            await self._store.save(request.session_id, request.messages, request.metadata)
+        except asyncio.CancelledError:
+            for waiter in request.waiters:
+                waiter.cancel()
+            raise
+        except Exception as error:
+            for waiter in request.waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            if request.background:
+                self._on_failed(request, error)
+            return
+        for waiter in request.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._on_saved(request)

@@ -1,0 +1,70 @@
+"""Exceptions raised by simulacra-session.
+
+Every error the library raises on purpose derives from :class:`SessionError`, and
+where a caller would naturally catch a builtin, the class subclasses it too::
+
+    SessionError
+    ├── SessionNotFoundError
+    ├── NoActiveSessionError
+    ├── InvalidSessionIdError      (also ValueError)
+    ├── SerializationError         (also TypeError)
+    ├── CorruptSessionError
+    └── StoreError                 (a store's backend failed: disk, database)
+
+Messages name the id, path or value at fault. ``OSError`` from the file system is
+re-raised unchanged (it already carries errno and filename).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptSessionError",
+    "InvalidSessionIdError",
+    "NoActiveSessionError",
+    "SerializationError",
+    "SessionError",
+    "SessionNotFoundError",
+    "StoreError",
+]
+
+
+class SessionError(Exception):
+    """Base class of every error raised by simulacra-session."""
+
+
+class SessionNotFoundError(SessionError, LookupError):
+    """No session with the given id exists in the store."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session not found: {session_id}")
+        self.session_id = session_id
+
+
+class NoActiveSessionError(SessionError):
+    """An operation needs a current session, and the manager has none."""
+
+    def __init__(self) -> None:
+        super().__init__("no active session")
+
+
+class InvalidSessionIdError(SessionError, ValueError):
+    """A session id is not ``^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$``."""
+
+    def __init__(self, session_id: object) -> None:
+        super().__init__(
+            f"invalid session id {session_id!r}: "
+            "expected 1-128 characters of A-Z a-z 0-9 . _ - not starting with '.'"
+        )
+        self.session_id = session_id
+
+
+class SerializationError(SessionError, TypeError):
+    """A value cannot be written as JSON; the message names its path, e.g. ``$.messages[3].content``."""
+
+
+class CorruptSessionError(SessionError):
+    """Stored session data cannot be read back (bad JSON, wrong shape, broken fork chain)."""
+
+
+class StoreError(SessionError):
+    """A store's backend failed; the message names the operation and session id."""

@@ -1,0 +1,450 @@
+"""SessionManager: binds one conversation to a store and keeps it saved."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, get_args
+
+from ._backend import derive_slug
+from ._emitter import Emitter, Listener
+from ._writer import SaveRequest, SessionWriter
+from .errors import NoActiveSessionError, SessionError, SessionNotFoundError
+from .events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
+from .history import inherited_count, inherits, resolve_history
+from .ids import new_session_id, validate_session_id
+from .messages import Message
+from .models import RESERVED_METADATA_KEYS, SessionMetadata
+from .protocols import Conversation, ForkIndexedStore, SessionStore
+
+__all__ = ["SessionManager"]
+
+_EVENTS = frozenset(get_args(EventName))
+#: Metadata the manager writes itself; ``save(**extra)`` may not set these.
+_MANAGED_KEYS = RESERVED_METADATA_KEYS | {
+    "parent_id",
+    "fork_message_id",
+    "fork_message_count",
+    "detached",
+    "is_checkpoint",
+    "checkpoint_state",
+}
+
+
+class SessionManager:
+    """Saves, loads, labels, forks and lists the sessions of one conversation.
+
+    With ``auto_save`` every ``message_complete`` of the conversation saves the session in
+    the background: saves of a session never interleave, a burst coalesces (one in flight,
+    at most one queued, the last holding the newest messages) and a failure is emitted as a
+    ``lifecycle_error`` event instead of reaching the conversation. ``await flush()`` waits
+    for all of it, child sessions included.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        conversation: Conversation,
+        *,
+        auto_save: bool = True,
+        auto_slug: bool = True,
+    ) -> None:
+        if not isinstance(store, SessionStore):
+            raise TypeError(f"store must implement SessionStore, got {type(store).__name__}")
+        self._store = store
+        self._conversation = conversation
+        self._auto_save = auto_save
+        self._auto_slug = auto_slug
+        self._events = Emitter()
+        self._session_id: str | None = None
+        self._inherited = 0
+        self._has_label = False
+        self._disposed = False
+        self._children: list[SessionManager] = []
+        self._writers: dict[str, SessionWriter] = {}
+        if auto_save:
+            conversation.on("message_complete", self._on_message_complete)
+        conversation.on("create_child", self._on_create_child)
+        conversation.once("dispose", self._on_conversation_dispose)
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def current_session_id(self) -> str | None:
+        """The active session's id, or ``None``."""
+        return self._session_id
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether a session is active."""
+        return self._session_id is not None
+
+    @property
+    def store(self) -> SessionStore:
+        """The store sessions are saved to."""
+        return self._store
+
+    @property
+    def conversation(self) -> Conversation:
+        """The conversation this manager keeps saved."""
+        return self._conversation
+
+    @property
+    def children(self) -> tuple[SessionManager, ...]:
+        """Managers of the child conversations spawned so far and not yet disposed."""
+        return tuple(child for child in self._children if not child._disposed)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start_new(self, label: str | None = None) -> str:
+        """Begin a new session (clearing the conversation) and return its id.
+
+        When ``label`` is given or auto-save is on, the session is persisted: at once when no
+        event loop is running (errors raise), else in the background (errors are emitted).
+        """
+        self._check_open()
+        self._switch_to(new_session_id(), inherited=0, has_label=bool(label))
+        if self._conversation.messages:
+            self._conversation.clear()
+        if label or self._auto_save:
+            request = self._request({"label": label} if label else {}, background=True)
+            self._submit(request, raise_now=True)
+        assert self._session_id is not None
+        return self._session_id
+
+    async def load(self, id: str | None = None) -> str:
+        """Load a session (its resolved history) into the conversation; returns its id.
+
+        Without ``id`` the most recent session is loaded, or a new one started on an empty
+        store. Raises ``SessionNotFoundError`` when ``id`` does not exist.
+        """
+        self._check_open()
+        if id is None:
+            sessions = await self._store.list()
+            if not sessions:
+                return self.start_new()
+            id = sessions[0].id
+        validate_session_id(id)
+        await self.flush()
+        resolved = await resolve_history(self._store, id)
+        if resolved is None:
+            raise SessionNotFoundError(id)
+        metadata = resolved.stored.metadata
+        self._switch_to(id, inherited=resolved.inherited, has_label=bool(metadata.label))
+        self._conversation.clear()
+        self._conversation.load(resolved.messages)
+        self._conversation.checkpoint_state = metadata.checkpoint_state
+        self._events.emit("load", LoadEvent(id=id, messages=tuple(resolved.messages)))
+        return id
+
+    async def save(
+        self,
+        *,
+        label: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        **extra: Any,
+    ) -> None:
+        """Persist the current session now, with optional metadata on top.
+
+        ``extra`` keys are kept as JSON metadata; the keys the store and manager own raise
+        ``ValueError``. Raises ``NoActiveSessionError`` without a session, and whatever the
+        store raised when the write fails.
+        """
+        self._check_open()
+        reserved = sorted(_MANAGED_KEYS.intersection(extra))
+        if reserved:
+            raise ValueError(f"metadata keys are managed by the session manager: {', '.join(reserved)}")
+        if self._session_id is None:
+            raise NoActiveSessionError()
+        given: dict[str, Any] = {"label": label, "provider": provider, "model": model, **extra}
+        given = {key: value for key, value in given.items() if value is not None}
+        if label:
+            self._has_label = True
+        done = self._submit(self._request(given, background=False))
+        if done is not None:
+            await done
+
+    async def fork(self, parent_id: str, *, detached: bool = False) -> str:
+        """Branch a new session off ``parent_id`` and make it current; returns its id.
+
+        An attached fork (the default) loads the parent's history into the conversation and
+        stores only what comes after it. A detached fork inherits nothing, keeps the
+        conversation as it is and may name a parent that was never saved. Both copy the
+        parent's checkpoint state.
+        """
+        self._check_open()
+        validate_session_id(parent_id)
+        await self.flush()
+        metadata: dict[str, Any] = {"parent_id": parent_id, "detached": detached}
+        if detached:
+            parent = await self._store.load(parent_id)
+            history: list[Message] = []
+            owned = list(self._conversation.messages)
+        else:
+            resolved = await resolve_history(self._store, parent_id)
+            if resolved is None:
+                raise SessionNotFoundError(parent_id)
+            parent = resolved.stored
+            history = resolved.messages
+            owned = []
+            metadata["fork_message_count"] = len(history)
+            last_id = history[-1].get("id") if history else None
+            metadata["fork_message_id"] = last_id if isinstance(last_id, str) else None
+        checkpoint_state = parent.metadata.checkpoint_state if parent is not None else None
+        if checkpoint_state is not None:
+            metadata["checkpoint_state"] = checkpoint_state
+        fork_id = new_session_id()
+        await self._store.save(fork_id, owned, metadata)
+        self._switch_to(fork_id, inherited=len(history), has_label=False)
+        if not detached:
+            self._conversation.clear()
+            self._conversation.load(history)
+        if checkpoint_state is not None:
+            self._conversation.checkpoint_state = checkpoint_state
+        self._events.emit("save", SaveEvent(id=fork_id, messages=tuple(self._conversation.messages)))
+        return fork_id
+
+    async def list(self) -> list[SessionMetadata]:
+        """Every session in the store, most recent first."""
+        return await self._store.list()
+
+    async def forks(self, id: str) -> list[SessionMetadata]:
+        """Sessions whose ``parent_id`` is ``id``, most recent first."""
+        validate_session_id(id)
+        if isinstance(self._store, ForkIndexedStore):
+            return await self._store.forks(id)
+        return [meta for meta in await self._store.list() if meta.parent_id == id]
+
+    async def delete(self, id: str) -> bool:
+        """Remove a session; ``True`` when it existed.
+
+        Attached forks keep their history: what they inherited is written into them (they
+        become detached) before the parent goes. Deleting the current session clears the
+        conversation and leaves no session active.
+        """
+        self._check_open()
+        validate_session_id(id)
+        await self.flush()
+        await self._materialize_forks(id)
+        if id == self._session_id:
+            self._session_id = None
+            self._inherited = 0
+            self._conversation.clear()
+        return await self._store.delete(id)
+
+    async def rename(self, id: str, label: str) -> None:
+        """Set a session's label (an explicit label always wins over the derived one)."""
+        self._check_open()
+        validate_session_id(id)
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"label must be a non-empty string, got {label!r}")
+        if id == self._session_id:
+            await self.save(label=label)
+            return
+        stored = await self._store.load(id)
+        if stored is None:
+            raise SessionNotFoundError(id)
+        await self._store.save(id, stored.messages, {"label": label})
+
+    async def flush(self) -> None:
+        """Wait until every pending save of this manager and its children has finished."""
+        while True:
+            pending = self._pending_tasks()
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- events ------------------------------------------------------------------------
+
+    def on(self, event: EventName, listener: Listener) -> SessionManager:
+        """Call ``listener`` on ``event`` (``load``, ``save``, ``lifecycle_error``, ``dispose``)."""
+        self._events.on(_event_name(event), listener)
+        return self
+
+    def off(self, event: EventName, listener: Listener) -> SessionManager:
+        """Stop calling ``listener`` on ``event``."""
+        self._events.off(_event_name(event), listener)
+        return self
+
+    def dispose(self) -> None:
+        """Detach from the conversation, dispose child managers and emit ``dispose`` (once).
+
+        Saves already under way still finish; ``async with`` flushes them before disposing.
+        """
+        if self._disposed:
+            return
+        self._disposed = True
+        for child in self._children:
+            child.dispose()
+        self._conversation.off("message_complete", self._on_message_complete)
+        self._conversation.off("create_child", self._on_create_child)
+        self._conversation.off("dispose", self._on_conversation_dispose)
+        self._events.emit("dispose")
+        self._events.clear()
+
+    def __enter__(self) -> SessionManager:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.dispose()
+
+    async def __aenter__(self) -> SessionManager:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.flush()
+        finally:
+            self.dispose()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._disposed:
+            raise RuntimeError("session manager is disposed")
+
+    def _switch_to(self, session_id: str, *, inherited: int, has_label: bool) -> None:
+        self._session_id = session_id
+        self._inherited = inherited
+        self._has_label = has_label
+
+    def _request(self, given: dict[str, Any], *, background: bool) -> SaveRequest:
+        """Snapshot the conversation for the current session, with the metadata to merge."""
+        assert self._session_id is not None
+        history = tuple(self._conversation.messages)
+        metadata = dict(given)
+        if self._auto_slug and not self._has_label and "label" not in metadata:
+            slug = _slug_of(history)
+            if slug is not None:
+                metadata["label"] = slug
+                self._has_label = True
+        if self._conversation.is_checkpoint:
+            metadata["is_checkpoint"] = True
+        checkpoint_state = self._conversation.checkpoint_state
+        if checkpoint_state is not None:
+            metadata["checkpoint_state"] = checkpoint_state
+        return SaveRequest(
+            session_id=self._session_id,
+            messages=list(history[self._inherited :]),
+            history=history,
+            metadata=metadata,
+            background=background,
+        )
+
+    def _submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
+        """Queue ``request`` on its session's writer; without a running loop, write at once."""
+        writer = self._writers.get(request.session_id)
+        if writer is None:
+            writer = self._writers[request.session_id] = SessionWriter(
+                self._store, request.session_id, self._on_saved, self._on_save_failed, self._writer_idle
+            )
+        return writer.submit(request, raise_now=raise_now)
+
+    def _on_saved(self, request: SaveRequest) -> None:
+        self._events.emit("save", SaveEvent(id=request.session_id, messages=request.history))
+
+    def _on_save_failed(self, request: SaveRequest, error: BaseException) -> None:
+        if "label" in request.metadata and request.session_id == self._session_id:
+            self._has_label = False
+        self._emit_error(error, "save", session_id=request.session_id)
+
+    def _writer_idle(self, session_id: str) -> None:
+        self._writers.pop(session_id, None)
+
+    def _emit_error(self, error: BaseException, operation: str, **context: Any) -> None:
+        self._events.emit("lifecycle_error", LifecycleErrorEvent(error, operation, context))
+
+    def _pending_tasks(self) -> list[asyncio.Task[None]]:
+        tasks = [writer.task for writer in self._writers.values() if writer.task is not None]
+        for child in self._children:
+            tasks.extend(child._pending_tasks())
+        self._children = [c for c in self._children if not (c._disposed and not c._writers)]
+        return tasks
+
+    async def _materialize_forks(self, parent_id: str) -> None:
+        """Write into each attached fork of ``parent_id`` the messages it inherits from it."""
+        attached = [meta for meta in await self.forks(parent_id) if inherits(meta)]
+        if not attached:
+            return
+        resolved = await resolve_history(self._store, parent_id)
+        if resolved is None:
+            return
+        for meta in attached:
+            fork = await self._store.load(meta.id)
+            if fork is None or not inherits(fork.metadata):
+                continue
+            count = inherited_count(fork.metadata, resolved.messages)
+            await self._store.save(meta.id, resolved.messages[:count] + fork.messages, {"detached": True})
+            if meta.id == self._session_id:
+                self._inherited = 0
+
+    def _on_message_complete(self, *_: Any) -> None:
+        if self._disposed:
+            return
+        if self._session_id is None:
+            # Never drop messages: a conversation that talks before start_new gets a session.
+            self._switch_to(new_session_id(), inherited=0, has_label=False)
+        self._submit(self._request({}, background=True))
+
+    def _on_create_child(self, child: Conversation, *_: Any) -> None:
+        if self._disposed or self._session_id is None:
+            return
+        manager = SessionManager(
+            self._store,
+            child,
+            auto_save=self._auto_save,
+            auto_slug=self._auto_slug and not child.is_checkpoint,
+        )
+        manager.on("lifecycle_error", lambda event: self._events.emit("lifecycle_error", event))
+        self._children.append(manager)
+        manager._start_child(self._session_id, self._conversation.checkpoint_state)
+
+    def _start_child(self, parent_id: str, checkpoint_state: Any) -> None:
+        """Bind this (child) manager to a new detached fork of ``parent_id``, saved at once."""
+        self._switch_to(new_session_id(), inherited=0, has_label=False)
+        given: dict[str, Any] = {"parent_id": parent_id, "detached": True}
+        if checkpoint_state is not None and self._conversation.checkpoint_state is None:
+            self._conversation.checkpoint_state = checkpoint_state
+        try:
+            self._submit(self._request(given, background=True))
+        except Exception as error:  # a sync write with no loop: report, never raise into the engine
+            self._emit_error(error, "fork", parent_id=parent_id)
+
+    def _on_conversation_dispose(self, *_: Any) -> None:
+        self.dispose()
+
+
+def _event_name(event: str) -> str:
+    if event not in _EVENTS:
+        raise ValueError(f"unknown event {event!r}: expected one of {', '.join(sorted(_EVENTS))}")
+    return event
+
+
+def _slug_of(history: Sequence[Message]) -> str | None:
+    """Label from the first text block of the first user message, if there is one yet."""
+    try:
+        return _first_user_text_slug(history)
+    except SessionError:  # e.g. a lone surrogate: no label rather than a failed save
+        return None
+
+
+def _first_user_text_slug(history: Sequence[Message]) -> str | None:
+    for message in history:
+        if message.get("role") != "user":
+            continue
+        content: Any = message.get("content")
+        if isinstance(content, str):
+            return derive_slug(content)
+        if isinstance(content, list):
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "text":
+                    text = block.get("text")
+                    return derive_slug(text) if isinstance(text, str) else None
+        return None
+    return None

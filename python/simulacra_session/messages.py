@@ -1,0 +1,92 @@
+"""Conversation messages, as the Simulacra engine shapes them.
+
+Messages stay plain dicts (JSON-ready, cheap to save); these ``TypedDict``s only describe
+them. Keys and block types not listed here are kept on every round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict, Union
+
+__all__ = [
+    "AssistantMessage",
+    "Content",
+    "Message",
+    "RawContent",
+    "TextContent",
+    "ThinkingContent",
+    "ToolContent",
+    "ToolResultContent",
+    "UserMessage",
+]
+
+
+class _BlockExtras(TypedDict, total=False):
+    id: str
+    timestamp: int
+    extended: dict[str, Any]
+
+
+class TextContent(_BlockExtras):
+    """Plain text written by the user or the model."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ThinkingContent(_BlockExtras):
+    """The model's reasoning, when the provider exposes it."""
+
+    type: Literal["thinking"]
+    thought: str
+
+
+class ToolContent(_BlockExtras):
+    """A tool call requested by the model."""
+
+    type: Literal["tool"]
+    tool_request_id: str
+    tool: str
+    params: dict[str, Any]
+
+
+class ToolResultContent(_BlockExtras):
+    """The result of a tool call, sent back to the model."""
+
+    type: Literal["tool_result"]
+    tool: str
+    tool_request_id: str
+    result: Any
+
+
+class RawContent(_BlockExtras):
+    """Provider-specific data the engine passes through untouched."""
+
+    type: Literal["raw"]
+    model_kind: str
+    data: Any
+
+
+Content = Union[TextContent, ThinkingContent, ToolContent, ToolResultContent, RawContent]
+
+
+class _MessageExtras(TypedDict, total=False):
+    id: str
+    timestamp: int
+
+
+class UserMessage(_MessageExtras):
+    """A message from the user (tool results travel as user messages too)."""
+
+    role: Literal["user"]
+    content: list[Content]
+
+
+class AssistantMessage(_MessageExtras):
+    """A message from the model."""
+
+    role: Literal["assistant"]
+    content: list[Content]
+
+
+Message = Union[UserMessage, AssistantMessage]

@@ -1,0 +1,133 @@
+"""Session metadata and stored sessions, and the merge rule every store applies on save."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from .messages import Message
+from .timestamps import next_timestamp, parse_timestamp
+
+__all__ = [
+    "RESERVED_METADATA_KEYS",
+    "CheckpointState",
+    "SessionMetadata",
+    "StoredSession",
+    "merge_metadata",
+    "metadata_from_stored",
+    "most_recent_first",
+]
+
+#: Keys a store owns: callers cannot set them through ``save(metadata=...)``.
+RESERVED_METADATA_KEYS = frozenset({"id", "created_at", "updated_at", "message_count"})
+
+
+class CheckpointState(BaseModel):
+    """Where a conversation was last summarized, and the summary that replaced what came before."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message_id: str
+    summary: str
+
+
+class SessionMetadata(BaseModel):
+    """What a store knows about a session besides its messages. Unknown keys are kept.
+
+    ``message_count`` counts the messages the session stores itself; an attached fork also
+    inherits ``fork_message_count`` messages of its parent (``fork_message_id`` names the
+    last one, as the original library records it).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    created_at: str
+    updated_at: str
+    message_count: int
+    provider: str | None = None
+    model: str | None = None
+    label: str | None = None
+    parent_id: str | None = None
+    fork_message_id: str | None = None
+    fork_message_count: int | None = None
+    detached: bool | None = None
+    is_checkpoint: bool | None = None
+    checkpoint_state: CheckpointState | None = None
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _timestamp(cls, value: str) -> str:
+        parse_timestamp(value)
+        return value
+
+    @property
+    def updated(self) -> datetime:
+        """``updated_at`` as an aware datetime, for ordering across timestamp precisions."""
+        return parse_timestamp(self.updated_at)
+
+    @property
+    def created(self) -> datetime:
+        """``created_at`` as an aware datetime."""
+        return parse_timestamp(self.created_at)
+
+    def to_json_dict(self, *, include_id: bool = False) -> dict[str, Any]:
+        """Plain JSON-ready dict of the set fields and unknown keys (``None`` fields left out)."""
+        return self.model_dump(mode="json", exclude_none=True, exclude=None if include_id else {"id"})
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A session as a store holds it: its metadata and the messages it stores itself."""
+
+    metadata: SessionMetadata
+    messages: list[Message]
+
+
+def merge_metadata(
+    session_id: str,
+    existing: SessionMetadata | None,
+    message_count: int,
+    given: Mapping[str, Any] | None,
+) -> SessionMetadata:
+    """Apply the save rule shared by every store, as the original library does.
+
+    Existing metadata first, then ``created_at`` (kept) / ``updated_at`` (strictly later
+    than the previous save) / ``message_count``, then ``given`` on top, where ``None``
+    removes a key. ``given`` may not set the store-owned keys (``ValueError`` naming them).
+    """
+    if given:
+        reserved = sorted(RESERVED_METADATA_KEYS.intersection(given))
+        if reserved:
+            raise ValueError(f"metadata keys are managed by the store: {', '.join(reserved)}")
+    merged: dict[str, Any] = existing.to_json_dict() if existing is not None else {}
+    previous = existing.updated_at if existing is not None else None
+    merged["created_at"] = existing.created_at if existing is not None else None
+    merged["updated_at"] = next_timestamp(previous)
+    if merged["created_at"] is None:
+        merged["created_at"] = merged["updated_at"]
+    merged["message_count"] = message_count
+    for key, value in (given or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, BaseModel):
+            merged[key] = value.model_dump(mode="json", exclude_none=True)
+        else:
+            merged[key] = value
+    merged["id"] = session_id
+    return SessionMetadata.model_validate(merged)
+
+
+def metadata_from_stored(session_id: str, stored: Mapping[str, Any]) -> SessionMetadata:
+    """Build metadata read from storage, where the id lives outside the metadata record."""
+    return SessionMetadata.model_validate({**stored, "id": session_id})
+
+
+def most_recent_first(sessions: Sequence[SessionMetadata]) -> list[SessionMetadata]:
+    """Sort by ``updated_at`` instant, newest first; ties by id, for a stable order."""
+    by_id = sorted(sessions, key=lambda m: m.id)
+    return sorted(by_id, key=lambda m: m.updated, reverse=True)

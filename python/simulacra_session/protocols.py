@@ -1,0 +1,94 @@
+"""The interfaces a store and a conversation implement to work with a SessionManager."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from .messages import Message
+from .models import CheckpointState, SessionMetadata, StoredSession
+
+__all__ = ["Conversation", "ForkIndexedStore", "SessionStore"]
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Where sessions live. Every method rejects an invalid id with ``InvalidSessionIdError``."""
+
+    async def list(self) -> list[SessionMetadata]:
+        """Metadata of every session, most recently updated first."""
+        ...
+
+    async def load(self, id: str) -> StoredSession | None:
+        """The session's metadata and its own messages, or ``None`` when absent."""
+        ...
+
+    async def save(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Replace the session's messages and merge its metadata (see ``merge_metadata``).
+
+        Gives the session an ``updated_at`` strictly later than its previous save. A value
+        that cannot be serialized raises ``SerializationError`` and leaves the old state intact.
+        """
+        ...
+
+    async def delete(self, id: str) -> bool:
+        """Remove the session; ``True`` when it existed."""
+        ...
+
+
+@runtime_checkable
+class ForkIndexedStore(SessionStore, Protocol):
+    """A store that finds a session's forks without listing every session."""
+
+    async def forks(self, id: str) -> list[SessionMetadata]:
+        """Metadata of the sessions whose ``parent_id`` is ``id``, most recent first."""
+        ...
+
+
+@runtime_checkable
+class Conversation(Protocol):
+    """The part of a conversation engine a SessionManager needs.
+
+    Events the manager listens to: ``message_complete`` (a message was added),
+    ``create_child`` (first argument: the child conversation) and ``dispose``.
+    """
+
+    @property
+    def messages(self) -> Sequence[Message]:
+        """The conversation's history, oldest first."""
+        ...
+
+    @property
+    def is_checkpoint(self) -> bool:
+        """Whether this conversation writes a checkpoint summary (an internal session)."""
+        ...
+
+    @property
+    def checkpoint_state(self) -> CheckpointState | None:
+        """The latest checkpoint, if any."""
+        ...
+
+    @checkpoint_state.setter
+    def checkpoint_state(self, value: CheckpointState | None) -> None: ...
+
+    def load(self, messages: Sequence[Message]) -> None:
+        """Replace the history with ``messages`` without emitting ``message_complete``."""
+        ...
+
+    def clear(self) -> None:
+        """Drop the history."""
+        ...
+
+    def on(self, event: str, listener: Any) -> Any:
+        """Register ``listener`` for ``event``."""
+        ...
+
+    def off(self, event: str, listener: Any) -> Any:
+        """Unregister ``listener`` for ``event``."""
+        ...
+
+    def once(self, event: str, listener: Any) -> Any:
+        """Register ``listener`` for the next ``event`` only."""
+        ...

@@ -1,0 +1,47 @@
+"""ISO 8601 UTC timestamps as stored in session metadata.
+
+We write microseconds (``2026-01-02T03:04:05.123456Z``); files from the original library
+carry milliseconds, so ordering always compares parsed instants, never strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+__all__ = ["format_timestamp", "next_timestamp", "parse_timestamp"]
+
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an ISO 8601 timestamp (``Z`` or an offset) into an aware UTC datetime.
+
+    Raises ``ValueError`` naming the value when it is not a timestamp.
+    """
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Format an aware datetime as UTC with microseconds and a ``Z`` suffix."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def next_timestamp(previous: str | None = None) -> str:
+    """Now, or one microsecond after ``previous`` when the clock has not moved past it.
+
+    Stores stamp each save with this so a session's ``updated_at`` strictly increases even
+    when two saves land in the same clock tick or the wall clock steps back.
+    """
+    now = datetime.now(timezone.utc)
+    if previous is not None:
+        last = parse_timestamp(previous)
+        if now <= last:
+            now = last + _ONE_MICROSECOND
+    return format_timestamp(now)
