@@ -48,7 +48,9 @@ async def resume(session_id: str) -> None:
         fork_id = await session.fork(session_id)
         conversation.append(user("Alternative: what if it rains all three days?"))
         await session.flush()
-        print(f"[process 2] forked into {fork_id}: {len(conversation.messages)} messages, 1 stored in the fork")
+        print(
+            f"[process 2] forked into {fork_id}: {len(conversation.messages)} messages, 1 stored in the fork"
+        )
         print("[process 2] sessions, most recent first:")
         for meta in await session.list():
             parent = f" (fork of {meta.parent_id[:8]})" if meta.parent_id else ""

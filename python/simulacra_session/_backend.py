@@ -15,11 +15,7 @@ _FORCE_PURE = os.environ.get("SIMULACRA_SESSION_PURE", "") not in ("", "0")
 
 BACKEND: Literal["native", "pure"]
 
-if TYPE_CHECKING:
-    from ._fallback import atomic_write, derive_slug, dumps, link_fork, loads
-
-    BACKEND = "pure"
-elif _FORCE_PURE:
+if TYPE_CHECKING or _FORCE_PURE:
     from ._fallback import atomic_write, derive_slug, dumps, link_fork, loads
 
     BACKEND = "pure"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from .messages import Message
 
@@ -51,4 +51,4 @@ class LifecycleErrorEvent:
     type: Literal["lifecycle_error"] = "lifecycle_error"
 
 
-SessionEvent = Union[LoadEvent, SaveEvent, LifecycleErrorEvent]
+SessionEvent = LoadEvent | SaveEvent | LifecycleErrorEvent

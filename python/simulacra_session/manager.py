@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, get_args
@@ -206,11 +207,11 @@ class SessionManager:
         self._events.emit("save", SaveEvent(id=fork_id, messages=tuple(self._conversation.messages)))
         return fork_id
 
-    async def list(self) -> list[SessionMetadata]:
+    async def list(self) -> builtins.list[SessionMetadata]:
         """Every session in the store, most recent first."""
         return await self._store.list()
 
-    async def forks(self, id: str) -> list[SessionMetadata]:
+    async def forks(self, id: str) -> builtins.list[SessionMetadata]:
         """Sessions whose ``parent_id`` is ``id``, most recent first."""
         validate_session_id(id)
         if isinstance(self._store, ForkIndexedStore):
@@ -360,7 +361,7 @@ class SessionManager:
     def _emit_error(self, error: BaseException, operation: str, **context: Any) -> None:
         self._events.emit("lifecycle_error", LifecycleErrorEvent(error, operation, context))
 
-    def _pending_tasks(self) -> list[asyncio.Task[None]]:
+    def _pending_tasks(self) -> builtins.list[asyncio.Task[None]]:
         tasks = [writer.task for writer in self._writers.values() if writer.task is not None]
         for child in self._children:
             tasks.extend(child._pending_tasks())

@@ -6,7 +6,7 @@ them. Keys and block types not listed here are kept on every round trip.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, TypedDict
 
 __all__ = [
     "AssistantMessage",
@@ -67,7 +67,7 @@ class RawContent(_BlockExtras):
     data: Any
 
 
-Content = Union[TextContent, ThinkingContent, ToolContent, ToolResultContent, RawContent]
+Content = TextContent | ThinkingContent | ToolContent | ToolResultContent | RawContent
 
 
 class _MessageExtras(TypedDict, total=False):
@@ -89,4 +89,4 @@ class AssistantMessage(_MessageExtras):
     content: list[Content]
 
 
-Message = Union[UserMessage, AssistantMessage]
+Message = UserMessage | AssistantMessage

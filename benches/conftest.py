@@ -1,0 +1,28 @@
+"""Benchmark set-up: the compiled backend must be live, and the gc frozen while timing."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import simulacra_session  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if simulacra_session.BACKEND != "native" and not os.environ.get("SIMULACRA_SESSION_PURE"):
+        raise pytest.UsageError("benchmarks need the compiled extension (pip install .)")
+
+
+@pytest.fixture(autouse=True)
+def _frozen_gc() -> Iterator[None]:
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
