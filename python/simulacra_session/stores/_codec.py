@@ -1,0 +1,84 @@
+"""The session document both bundled stores keep: ``{"metadata": {...}, "messages": [...]}``.
+
+Metadata comes first and without its id (the file name or key is the id), written compact
+by ``dumps``. The same shape is what the original TypeScript library writes (pretty-printed)
+and reads, so files move freely between the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
+
+from .._backend import dumps, loads
+from ..errors import CorruptSessionError, SerializationError
+from ..ids import validate_session_id
+from ..messages import Message
+from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
+
+__all__ = ["check_save_args", "decode_session", "encode_save", "encode_session"]
+
+
+def check_save_args(session_id: object, given: Mapping[str, Any] | None) -> str:
+    """Validate what ``save`` gets before any I/O: the id, and a ``parent_id`` being set.
+
+    A parent id names a fork index directory, so it must be a valid id too.
+    Returns the session id.
+    """
+    validate_session_id(session_id)
+    if given is not None and given.get("parent_id") is not None:
+        validate_session_id(given["parent_id"])
+    return cast(str, session_id)
+
+
+def encode_session(metadata: SessionMetadata, messages: Sequence[Message]) -> bytes:
+    """The stored bytes of a session. ``SerializationError`` when a value is not JSON."""
+    try:
+        stored_metadata = metadata.to_json_dict()
+    except PydanticSerializationError as error:
+        raise SerializationError(f"cannot serialize metadata of session {metadata.id}: {error}") from None
+    return dumps({"metadata": stored_metadata, "messages": list(messages)})
+
+
+def encode_save(
+    session_id: str,
+    existing: SessionMetadata | None,
+    messages: Sequence[Message],
+    given: Mapping[str, Any] | None,
+) -> tuple[SessionMetadata, bytes]:
+    """Merge the metadata of a save (see ``merge_metadata``) and serialize the new document.
+
+    Nothing is written here, so a ``ValueError`` or ``SerializationError`` leaves the
+    stored state as it was.
+    """
+    snapshot = list(messages)
+    merged = merge_metadata(session_id, existing, len(snapshot), given)
+    return merged, encode_session(merged, snapshot)
+
+
+def decode_session(session_id: str, data: bytes, where: str) -> StoredSession:
+    """Parse stored bytes into a session; ``CorruptSessionError`` naming ``where`` otherwise.
+
+    Unknown metadata and message keys are kept; an ``id`` inside the stored metadata is
+    ignored in favour of ``session_id``.
+    """
+    try:
+        document = loads(data)
+    except ValueError as error:
+        raise CorruptSessionError(f"corrupt session {where}: {error}") from None
+    if not isinstance(document, dict):
+        raise CorruptSessionError(f"corrupt session {where}: expected a JSON object")
+    metadata = document.get("metadata")
+    messages = document.get("messages")
+    if not isinstance(metadata, dict) or not isinstance(messages, list):
+        raise CorruptSessionError(
+            f"corrupt session {where}: expected an object 'metadata' and a list 'messages'"
+        )
+    try:
+        parsed = metadata_from_stored(session_id, metadata)
+    except ValidationError as error:
+        raise CorruptSessionError(f"corrupt session {where}: invalid metadata: {error}") from None
+    return StoredSession(parsed, messages)

@@ -1,0 +1,159 @@
+"""The journal file format: one session per ``{id}.jsonl``, one JSON value per line.
+
+Lines, in order::
+
+    ["simulacra-session",1,{metadata}]     header: format name, version, metadata
+    {message}                              a message (a JSON object, written as is)
+    ["message",value]                      a message that is not a JSON object (rare)
+    ["metadata",{metadata}]                commit record: ends every append
+
+A full write is the header, the messages and (when there are messages) a commit record,
+written atomically to a new file. An append adds message lines and one commit record in
+one write, so the inode, and the fork index's hard link to it, never change.
+
+The committed state is the last complete commit record (or the header) and the
+``message_count`` message lines before it. Anything after it is a torn append from a
+crash: it is dropped when read, and truncated before the next append.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .._backend import dumps, loads
+from ..errors import CorruptSessionError
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Journal",
+    "encode_append",
+    "encode_full",
+    "parse_journal",
+    "tail_metadata",
+]
+
+FORMAT_NAME = "simulacra-session"
+FORMAT_VERSION = 1
+
+_HEADER_PREFIX = b'["' + FORMAT_NAME.encode() + b'",'
+_COMMIT_PREFIX = b'["metadata",'
+_MESSAGE_PREFIX = b'["message",'
+_log = logging.getLogger("simulacra_session")
+
+
+@dataclass(frozen=True)
+class Journal:
+    """What a journal file holds once its torn tail (if any) is set aside.
+
+    ``committed_end`` is the byte offset just past the last commit record: an append
+    truncates the file there first when ``torn`` bytes follow it.
+    """
+
+    metadata: dict[str, Any]
+    messages: list[Any]
+    committed_end: int
+    torn: int
+    superseded: int
+
+
+def _message_lines(messages: Iterable[Any]) -> list[bytes]:
+    return [dumps(m) if isinstance(m, dict) else dumps(["message", m]) for m in messages]
+
+
+def encode_full(metadata: dict[str, Any], messages: Iterable[Any]) -> bytes:
+    """The whole file for a session: header, messages, commit record."""
+    header = dumps([FORMAT_NAME, FORMAT_VERSION, metadata])
+    lines = _message_lines(messages)
+    if not lines:
+        return header + b"\n"
+    return b"\n".join([header, *lines, dumps(["metadata", metadata])]) + b"\n"
+
+
+def encode_append(metadata: dict[str, Any], messages: Iterable[Any]) -> bytes:
+    """The bytes one append adds: the new message lines, then one commit record."""
+    return b"\n".join([*_message_lines(messages), dumps(["metadata", metadata])]) + b"\n"
+
+
+def _commit_record(line: bytes) -> dict[str, Any] | None:
+    """The metadata of a commit record or header line, ``None`` when the line is neither."""
+    if line.startswith(_COMMIT_PREFIX):
+        try:
+            record = loads(line)
+        except ValueError:
+            return None
+        if isinstance(record, list) and len(record) == 2 and isinstance(record[1], dict):
+            return record[1]
+        return None
+    if line.startswith(_HEADER_PREFIX):
+        try:
+            record = loads(line)
+        except ValueError:
+            return None
+        if isinstance(record, list) and len(record) == 3 and isinstance(record[2], dict):
+            if record[1] != FORMAT_VERSION:
+                raise CorruptSessionError(f"unsupported journal version {record[1]!r}")
+            return record[2]
+    return None
+
+
+def parse_journal(data: bytes, path: str) -> Journal:
+    """Read a journal, dropping a torn tail (with a warning naming ``path``).
+
+    Raises ``CorruptSessionError`` naming ``path`` when the committed part is damaged.
+    """
+    lines = data.split(b"\n")
+    # lines[-1] is what follows the last newline: empty, or a torn partial line.
+    end = len(data) - len(lines[-1])
+    index = len(lines) - 2
+    metadata: dict[str, Any] | None = None
+    while index >= 0:
+        line = lines[index]
+        end -= len(line) + 1
+        metadata = _commit_record(line)
+        if metadata is not None:
+            end += len(line) + 1
+            break
+        index -= 1
+    if metadata is None or not (index == 0 or lines[0].startswith(_HEADER_PREFIX)):
+        raise CorruptSessionError(f"corrupt session file {path}: no journal header")
+    torn = len(data) - end
+    if torn:
+        _log.warning("dropping %d bytes of an incomplete save at the end of %s", torn, path)
+    body = lines[1:index]
+    message_lines = [line for line in body if not line.startswith(_COMMIT_PREFIX)]
+    superseded = sum(len(line) + 1 for line in body if line.startswith(_COMMIT_PREFIX))
+    if index > 0:
+        superseded += len(lines[0]) + 1
+    try:
+        parsed = loads(b"[" + b",".join(message_lines) + b"]")
+    except ValueError as error:
+        raise CorruptSessionError(f"corrupt session file {path}: {error}") from None
+    assert isinstance(parsed, list)
+    messages = [
+        m[1] if isinstance(m, list) and len(m) == 2 and m[0] == "message" else m for m in parsed
+    ]
+    count = metadata.get("message_count")
+    if count != len(messages):
+        raise CorruptSessionError(
+            f"corrupt session file {path}: {len(messages)} messages, metadata says {count!r}"
+        )
+    return Journal(metadata, messages, end, torn, superseded)
+
+
+def tail_metadata(tail: bytes, starts_file: bool) -> dict[str, Any] | None:
+    """The committed metadata found in the last bytes of a journal, without reading messages.
+
+    ``tail`` holds the file's last bytes (all of it when ``starts_file``). Returns ``None``
+    when no complete commit record lies within it; the caller then reads the whole file.
+    """
+    lines = tail.split(b"\n")
+    first = 0 if starts_file else 1  # the tail's first line may be cut
+    for index in range(len(lines) - 2, first - 1, -1):
+        metadata = _commit_record(lines[index])
+        if metadata is not None:
+            return metadata
+    return None
