@@ -530,7 +530,7 @@ async def test_dispose_is_idempotent_and_follows_conversation(store: SessionStor
     manager.dispose()
     assert disposed == [True]
     conversation.append(user("not saved"))
-    await asyncio.sleep(0)
+    await manager.flush()  # the save start_new queued still lands after dispose
     stored = await store.load(session_id)
     assert stored is not None
     assert stored.messages == []

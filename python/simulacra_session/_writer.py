@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .messages import Message
-from .protocols import SessionStore
+from .protocols import AppendableSessionStore, SessionStore
 
 __all__ = ["SaveRequest", "SessionWriter"]
 
@@ -32,6 +32,7 @@ class SaveRequest:
     history: tuple[Message, ...]
     metadata: dict[str, Any]
     background: bool
+    full: bool = False
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def absorb(self, newer: SaveRequest) -> None:
@@ -40,11 +41,19 @@ class SaveRequest:
         self.history = newer.history
         self.metadata = {**self.metadata, **newer.metadata}
         self.background = self.background or newer.background
+        self.full = self.full or newer.full
         self.waiters.extend(newer.waiters)
 
 
 class SessionWriter:
-    """Serializes the writes of one session to a store."""
+    """Serializes the writes of one session to a store, appending where it can.
+
+    It remembers the messages of its last successful write: when a request only adds
+    messages after them (compared by identity first, so this costs microseconds) and the
+    store is an ``AppendableSessionStore``, only the new ones are written. Anything else
+    (a first write, a failed one, :meth:`reset` after load/clear/fork, an earlier message
+    replaced, ``full``) rewrites the session.
+    """
 
     def __init__(
         self,
@@ -58,9 +67,14 @@ class SessionWriter:
         self.task: asyncio.Task[None] | None = None
         self._store = store
         self._pending: SaveRequest | None = None
+        self._written: list[Message] | None = None
         self._on_saved = on_saved
         self._on_failed = on_failed
         self._on_idle = on_idle
+
+    def reset(self) -> None:
+        """Forget what was written: the next write rewrites the whole session."""
+        self._written = None
 
     def submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
         """Queue ``request``; returns a future of its outcome for explicit requests.
@@ -72,7 +86,7 @@ class SessionWriter:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             if raise_now:
-                asyncio.run(self._store.save(request.session_id, request.messages, request.metadata))
+                asyncio.run(self._store_write(request))
                 self._on_saved(request)
             else:
                 asyncio.run(self._write(request))
@@ -103,9 +117,25 @@ class SessionWriter:
                 self._pending = None
             self._on_idle(self.session_id)
 
+    async def _store_write(self, request: SaveRequest) -> None:
+        """Append the new messages when that is safe, else rewrite; remember what was written."""
+        written, self._written = self._written, None
+        messages = request.messages
+        if (
+            written is not None
+            and not request.full
+            and len(messages) >= len(written)
+            and isinstance(self._store, AppendableSessionStore)
+            and messages[: len(written)] == written
+        ):
+            await self._store.append(request.session_id, messages[len(written) :], request.metadata)
+        else:
+            await self._store.save(request.session_id, messages, request.metadata)
+        self._written = messages
+
     async def _write(self, request: SaveRequest) -> None:
         try:
-            await self._store.save(request.session_id, request.messages, request.metadata)
+            await self._store_write(request)
         except asyncio.CancelledError:
             for waiter in request.waiters:
                 waiter.cancel()

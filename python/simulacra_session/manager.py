@@ -145,13 +145,16 @@ class SessionManager:
         label: str | None = None,
         provider: str | None = None,
         model: str | None = None,
+        full: bool = False,
         **extra: Any,
     ) -> None:
         """Persist the current session now, with optional metadata on top.
 
         ``extra`` keys are kept as JSON metadata; the keys the store and manager own raise
-        ``ValueError``. Raises ``NoActiveSessionError`` without a session, and whatever the
-        store raised when the write fails.
+        ``ValueError``. Saved messages are treated as immutable: a store that can append
+        gets only the new ones; ``full=True`` rewrites the whole session, for callers that
+        edited history in place. Raises ``NoActiveSessionError`` without a session, and
+        whatever the store raised when the write fails.
         """
         self._check_open()
         reserved = sorted(_MANAGED_KEYS.intersection(extra))
@@ -163,7 +166,9 @@ class SessionManager:
         given = {key: value for key, value in given.items() if value is not None}
         if label:
             self._has_label = True
-        done = self._submit(self._request(given, background=False))
+        request = self._request(given, background=False)
+        request.full = full
+        done = self._submit(request)
         if done is not None:
             await done
 
@@ -311,9 +316,13 @@ class SessionManager:
             raise RuntimeError("session manager is disposed")
 
     def _switch_to(self, session_id: str, *, inherited: int, has_label: bool) -> None:
+        """Make ``session_id`` current; its next write rewrites it (the history was replaced)."""
         self._session_id = session_id
         self._inherited = inherited
         self._has_label = has_label
+        writer = self._writers.get(session_id)
+        if writer is not None:
+            writer.reset()
 
     def _request(self, given: dict[str, Any], *, background: bool) -> SaveRequest:
         """Snapshot the conversation for the current session, with the metadata to merge."""
@@ -356,7 +365,9 @@ class SessionManager:
         self._emit_error(error, "save", session_id=request.session_id)
 
     def _writer_idle(self, session_id: str) -> None:
-        self._writers.pop(session_id, None)
+        # The current session's writer stays: it knows what was written, so it can append.
+        if session_id != self._session_id:
+            self._writers.pop(session_id, None)
 
     def _emit_error(self, error: BaseException, operation: str, **context: Any) -> None:
         self._events.emit("lifecycle_error", LifecycleErrorEvent(error, operation, context))

@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 from .messages import Message
 from .models import CheckpointState, SessionMetadata, StoredSession
 
-__all__ = ["Conversation", "ForkIndexedStore", "SessionStore"]
+__all__ = ["AppendableSessionStore", "Conversation", "ForkIndexedStore", "SessionStore"]
 
 
 @runtime_checkable
@@ -44,6 +44,25 @@ class ForkIndexedStore(SessionStore, Protocol):
 
     async def forks(self, id: str) -> list[SessionMetadata]:
         """Metadata of the sessions whose ``parent_id`` is ``id``, most recent first."""
+        ...
+
+
+@runtime_checkable
+class AppendableSessionStore(SessionStore, Protocol):
+    """A store that adds messages to a session without rewriting the ones it holds.
+
+    A SessionManager appends when only new messages followed its last save, so an
+    auto-save costs what the new messages cost, whatever the conversation's length.
+    """
+
+    async def append(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Add ``messages`` after the stored ones and merge ``metadata`` as ``save`` does.
+
+        ``message_count`` becomes the stored count plus ``len(messages)``; a session that
+        does not exist yet is created. All or nothing: a crash never leaves part of it.
+        """
         ...
 
 

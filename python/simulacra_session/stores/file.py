@@ -20,7 +20,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any
 
@@ -204,13 +204,13 @@ class FileSessionStore:
 
     def _index(self, session_id: str, parent_id: str | None, old_parent_id: str | None) -> None:
         """Point the fork index at the file just written (and away from a former parent)."""
-        if old_parent_id is not None and old_parent_id != parent_id and SESSION_ID_PATTERN.fullmatch(
-            old_parent_id
+        if (
+            old_parent_id is not None
+            and old_parent_id != parent_id
+            and SESSION_ID_PATTERN.fullmatch(old_parent_id)
         ):
-            try:
+            with suppress(FileNotFoundError):
                 os.unlink(os.path.join(self._index_dir(old_parent_id), session_id + _SUFFIX))
-            except FileNotFoundError:
-                pass
         if parent_id is None or not SESSION_ID_PATTERN.fullmatch(parent_id) or not self._uses_index():
             return
         if not self._link(parent_id, session_id):
@@ -259,14 +259,10 @@ class FileSessionStore:
             if existed and self._fsync:
                 _fsync_dir(self._root)
             if parent_id is not None and SESSION_ID_PATTERN.fullmatch(parent_id):
-                try:
+                with suppress(FileNotFoundError):
                     os.unlink(os.path.join(self._index_dir(parent_id), session_id + _SUFFIX))
-                except FileNotFoundError:
-                    pass
-            try:
+            with suppress(FileNotFoundError):
                 shutil.rmtree(self._index_dir(session_id))
-            except FileNotFoundError:
-                pass
             return existed
 
     # -- the SessionStore protocol -----------------------------------------------------

@@ -31,9 +31,7 @@ class InMemorySessionStore:
 
     async def list(self) -> builtins.list[SessionMetadata]:
         """Metadata of every session, most recently updated first."""
-        return most_recent_first(
-            [self._decode(key, data).metadata for key, data in self._sessions.items()]
-        )
+        return most_recent_first([self._decode(key, data).metadata for key, data in self._sessions.items()])
 
     async def load(self, id: str) -> StoredSession | None:
         """The session, decoded afresh from its bytes, or ``None`` when absent."""

@@ -1,0 +1,141 @@
+"""Crash safety: a process saving in a loop is SIGKILLed at random moments, many times.
+
+After every kill the session file must hold exactly one complete version (never a torn or
+mixed one), temp files must never pass for sessions, and the next process must be able to
+carry on from what it finds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import simulacra_session.stores.file as file_module
+from simulacra_session._backend import loads
+from simulacra_session.stores.file import FileSessionStore
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+
+#: Shared by the child and the checks: the messages of save number ``n``, each naming ``n``
+#: so that a file mixing two versions cannot pass for either.
+MESSAGES_SOURCE = textwrap.dedent(
+    """
+    def messages_for(n):
+        return [
+            {
+                "role": "user" if i % 2 == 0 else "assistant",
+                "content": [{"type": "text", "text": f"save {n} message {i} " + "x" * ((n * 7 + i) % 200)}],
+            }
+            for i in range(n)
+        ]
+    """
+)
+
+CHILD = MESSAGES_SOURCE + textwrap.dedent(
+    """
+    import asyncio, sys
+    from simulacra_session.stores.file import FileSessionStore
+
+    async def main(root, fsync):
+        store = FileSessionStore(root, fsync=fsync)
+        stored = await store.load("s")
+        n = stored.metadata.message_count if stored is not None else 0
+        ready = False
+        while True:
+            n += 1
+            await store.save("s", messages_for(n), {"label": f"save {n}"})
+            await store.save("f", messages_for(n)[-2:], {"parent_id": "s", "fork_of": n})
+            if not ready:
+                print("ready", flush=True)
+                ready = True
+
+    asyncio.run(main(sys.argv[1], sys.argv[2] == "1"))
+    """
+)
+
+
+def _messages_for() -> Callable[[int], list[dict[str, Any]]]:
+    namespace: dict[str, Any] = {}
+    exec(MESSAGES_SOURCE, namespace)
+    function: Callable[[int], list[dict[str, Any]]] = namespace["messages_for"]
+    return function
+
+
+messages_for = _messages_for()
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    document = loads(path.read_bytes())
+    assert isinstance(document, dict)
+    assert list(document) == ["metadata", "messages"]
+    return document
+
+
+def check_one_complete_version(root: Path, previous: int) -> int:
+    """Assert the files on disk are whole versions; returns the session's save number."""
+    session = read_document(root / "s.json")
+    n = session["metadata"]["message_count"]
+    assert n == len(session["messages"])
+    assert n >= previous, "a saved version was lost"
+    assert session["messages"] == messages_for(n)
+    assert session["metadata"]["label"] == f"save {n}"
+
+    fork = read_document(root / "f.json")
+    fork_of = fork["metadata"]["fork_of"]
+    assert fork["messages"] == messages_for(fork_of)[-2:]
+    assert fork["metadata"]["message_count"] == len(fork["messages"])
+    assert fork_of in (n, n - 1)
+
+    entries = {entry.name for entry in root.iterdir()}
+    assert not [name for name in entries if ".corrupt-" in name]
+    assert not [name for name in entries if not name.startswith(".") and name.endswith(".tmp")]
+    store = FileSessionStore(root)
+    assert sorted(m.id for m in asyncio.run(store.list())) == ["f", "s"]
+    assert [m.id for m in asyncio.run(store.forks("s"))] == ["f"]
+    return int(n)
+
+
+@pytest.mark.parametrize(("fsync", "kills"), [(True, 30), (False, 30)], ids=["fsync", "no-fsync"])
+def test_sigkill_never_leaves_a_torn_session(tmp_path: Path, fsync: bool, kills: int) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    package_parent = str(Path(os.path.abspath(file_module.__file__)).parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    root = tmp_path / "sessions"
+    previous = 0
+    for kill in range(kills):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(root), "1" if fsync else "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert child.stdout is not None
+        ready = child.stdout.readline()
+        if ready != b"ready\n":
+            child.kill()
+            _, stderr = child.communicate()
+            pytest.fail(f"child failed to start (seed {seed}):\n{stderr.decode()}")
+        delay = rng.uniform(0.02, 0.15)
+        try:
+            child.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.kill(child.pid, signal.SIGKILL)
+        _, stderr = child.communicate()
+        assert child.returncode == -signal.SIGKILL, f"child exited (seed {seed}):\n{stderr.decode()}"
+        try:
+            previous = check_one_complete_version(root, previous)
+        except AssertionError as error:
+            raise AssertionError(f"after kill {kill + 1} at {delay:.3f}s (seed {seed}): {error}") from error
+    assert previous > kills, "the child made no progress between kills"
