@@ -1,0 +1,332 @@
+"""Pure-Python twin of ``simulacra_session._native``: same functions, same bytes, same errors.
+
+Used when the compiled extension is unavailable or ``SIMULACRA_SESSION_PURE=1``. The stub
+``_native.pyi`` documents the contract; this module is its executable reference.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import re
+import secrets
+from typing import Any
+
+from .errors import InvalidSessionIdError, SerializationError
+
+__all__ = ["atomic_write", "derive_slug", "dumps", "link_fork", "loads"]
+
+MAX_DEPTH = 128
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+_WHITESPACE = re.compile(
+    "[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+"
+)
+_INT_DIGITS = 4000  # below CPython's int<->str digit limit (4300)
+_INT_LIMIT = 10**_INT_DIGITS
+_NO_HARD_LINKS = frozenset(
+    code
+    for code in (
+        errno.EPERM,
+        getattr(errno, "EOPNOTSUPP", None),
+        getattr(errno, "ENOTSUP", None),
+        errno.ENOSYS,
+        errno.EXDEV,
+        errno.EMLINK,
+    )
+    if code is not None
+)
+_encode_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
+
+
+class _Fault(Exception):
+    """A serialization fault; ``segments`` gathers the path while unwinding."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.segments: list[str] = []
+
+    def error(self) -> SerializationError:
+        return SerializationError(f"{self.reason} at $" + "".join(reversed(self.segments)))
+
+
+def _key_segment(key: str) -> str:
+    return "." + key if _IDENTIFIER.fullmatch(key) else "[" + _encode_str(key) + "]"
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _check(obj: Any, depth: int) -> bool:
+    """Validate ``obj`` in document order; returns whether it holds an int too big for ``repr``."""
+    if isinstance(obj, str):
+        if _has_surrogate(obj):
+            raise _Fault("cannot serialize str with a lone surrogate")
+        return False
+    if isinstance(obj, dict):
+        if depth > MAX_DEPTH:
+            raise _Fault(f"cannot serialize: nesting deeper than {MAX_DEPTH}")
+        huge = False
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise _Fault(f"cannot serialize dict key of type {type(key).__name__}")
+            if _has_surrogate(key):
+                raise _Fault("cannot serialize dict key with a lone surrogate")
+            try:
+                huge = _check(value, depth + 1) or huge
+            except _Fault as fault:
+                fault.segments.append(_key_segment(key))
+                raise
+        return huge
+    if isinstance(obj, (list, tuple)):
+        if depth > MAX_DEPTH:
+            raise _Fault(f"cannot serialize: nesting deeper than {MAX_DEPTH}")
+        huge = False
+        for index, value in enumerate(obj):
+            try:
+                huge = _check(value, depth + 1) or huge
+            except _Fault as fault:
+                fault.segments.append(f"[{index}]")
+                raise
+        return huge
+    if obj is None or isinstance(obj, bool):
+        return False
+    if isinstance(obj, int):
+        return not -_INT_LIMIT < obj < _INT_LIMIT
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise _Fault(f"cannot serialize non-finite float {float.__repr__(obj)}")
+        return False
+    raise _Fault(f"cannot serialize {type(obj).__name__}")
+
+
+def _int_text(value: int) -> str:
+    """Decimal digits of an int of any size (CPython's ``str`` stops at 4300 digits)."""
+    if -_INT_LIMIT < value < _INT_LIMIT:
+        return int.__repr__(value)
+    sign, value = ("-", -value) if value < 0 else ("", value)
+    chunks = []
+    while value >= _INT_LIMIT:
+        value, low = divmod(value, _INT_LIMIT)
+        chunks.append(int.__repr__(low).zfill(_INT_DIGITS))
+    chunks.append(int.__repr__(value))
+    return sign + "".join(reversed(chunks))
+
+
+def _write(obj: Any, out: list[str]) -> None:
+    """Reference writer, used only for documents holding huge ints (already validated)."""
+    if isinstance(obj, str):
+        out.append(_encode_str(obj))
+    elif isinstance(obj, dict):
+        out.append("{")
+        for index, (key, value) in enumerate(obj.items()):
+            out.append("," + _encode_str(key) + ":" if index else _encode_str(key) + ":")
+            _write(value, out)
+        out.append("}")
+    elif isinstance(obj, (list, tuple)):
+        out.append("[")
+        for index, value in enumerate(obj):
+            if index:
+                out.append(",")
+            _write(value, out)
+        out.append("]")
+    elif obj is None:
+        out.append("null")
+    elif isinstance(obj, bool):
+        out.append("true" if obj else "false")
+    elif isinstance(obj, int):
+        out.append(_int_text(obj))
+    else:
+        out.append(float.__repr__(obj))
+
+
+def dumps(obj: object) -> bytes:
+    """Serialize ``obj`` to compact UTF-8 JSON; see ``_native.pyi`` for the exact rules."""
+    try:
+        huge = _check(obj, 1)
+    except _Fault as fault:
+        raise fault.error() from None
+    if huge:
+        out: list[str] = []
+        _write(obj, out)
+        return "".join(out).encode("utf-8")
+    return _compact.encode(obj).encode("utf-8")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text}")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if len(text) <= _INT_DIGITS:
+        return int(text)
+    negative = text.startswith("-")
+    digits = text[1:] if negative else text
+    value = 0
+    for start in range(0, len(digits), _INT_DIGITS):
+        chunk = digits[start : start + _INT_DIGITS]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return -value if negative else value
+
+
+def _check_parsed(value: Any, surrogates: bool) -> None:
+    """Enforce the depth limit (and, when escapes hint at them, no lone surrogates)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nesting deeper than {MAX_DEPTH}")
+            if surrogates and any(_SURROGATE.search(key) for key in item):
+                raise ValueError("lone surrogate escape in a key")
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nesting deeper than {MAX_DEPTH}")
+            stack.extend((child, depth + 1) for child in item)
+        elif surrogates and isinstance(item, str) and _SURROGATE.search(item):
+            raise ValueError("lone surrogate escape in a string")
+
+
+def loads(data: bytes | bytearray | str) -> object:
+    """Parse one strict RFC 8259 JSON document; ``ValueError`` on anything else."""
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"invalid UTF-8 at byte {error.start}") from None
+    elif isinstance(data, str):
+        text = data
+        if _has_surrogate(text):
+            raise ValueError("lone surrogate in input text")
+    else:
+        raise TypeError(f"loads() takes bytes, bytearray or str, not {type(data).__name__}")
+    try:
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
+        )
+    except RecursionError:
+        raise ValueError(f"nesting deeper than {MAX_DEPTH}") from None
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    if surrogates or text.count("[") + text.count("{") > MAX_DEPTH:
+        _check_parsed(value, surrogates)
+    return value
+
+
+def derive_slug(text: str, limit: int = 50) -> str | None:
+    """A label from a first user message: whitespace collapsed, cut at a word boundary."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    if _has_surrogate(text):
+        raise SerializationError("cannot derive a slug from str with a lone surrogate")
+    collapsed = _WHITESPACE.sub(" ", text).strip(" ")
+    if not collapsed:
+        return None
+    if len(collapsed) <= limit:
+        return collapsed
+    if collapsed[limit] == " ":
+        return collapsed[:limit]
+    cut = collapsed.rfind(" ", 0, limit)
+    return collapsed[:cut] if cut > 0 else collapsed[:limit]
+
+
+def _fsync_dir(path: str) -> None:
+    if os.name == "nt":  # directories cannot be opened for fsync on Windows
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync dir)."""
+    target = os.fspath(path)
+    if not isinstance(data, bytes):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    directory, name = os.path.split(target)
+    temp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(temp, flags, 0o666)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, target) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException:
+        _unlink_quietly(temp)
+        raise
+    if fsync:
+        _fsync_dir(directory or ".")
+
+
+def link_fork(root: str | os.PathLike[str], parent_id: str, child_id: str, fsync: bool = True) -> bool:
+    """Hard-link ``{root}/{child_id}.json`` as ``{root}/{parent_id}-forks/{child_id}.json``."""
+    for session_id in (parent_id, child_id):
+        if not isinstance(session_id, str) or _SESSION_ID.fullmatch(session_id) is None:
+            raise InvalidSessionIdError(session_id)
+    base = os.fspath(root)
+    source = os.path.join(base, child_id + ".json")
+    source_stat = os.stat(source)
+    index = os.path.join(base, parent_id + "-forks")
+    try:
+        os.mkdir(index)
+        created = True
+    except FileExistsError:
+        created = False
+    entry = os.path.join(index, child_id + ".json")
+    try:
+        entry_stat = os.stat(entry)
+    except FileNotFoundError:
+        pass
+    else:
+        if (entry_stat.st_dev, entry_stat.st_ino) == (source_stat.st_dev, source_stat.st_ino):
+            return True
+    temp = os.path.join(index, f".{child_id}.json.{secrets.token_hex(8)}.tmp")
+    try:
+        os.link(source, temp)
+    except OSError as error:
+        if error.errno in _NO_HARD_LINKS:
+            if created:
+                os.rmdir(index)
+            return False
+        raise
+    try:
+        os.replace(temp, entry)
+    finally:
+        _unlink_quietly(temp)
+    if fsync:
+        _fsync_dir(index)
+        if created:
+            _fsync_dir(base)
+    return True
