@@ -6,6 +6,7 @@ Used when the compiled extension is unavailable or ``SIMULACRA_SESSION_PURE=1``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -255,10 +256,8 @@ def _fsync_dir(path: str) -> None:
 
 
 def _unlink_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True) -> None:

@@ -44,9 +44,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True) 
     The GIL is released during the I/O.
     """
 
-def link_fork(
-    root: str | os.PathLike[str], parent_id: str, child_id: str, fsync: bool = True
-) -> bool:
+def link_fork(root: str | os.PathLike[str], parent_id: str, child_id: str, fsync: bool = True) -> bool:
     """Point the fork index entry ``{root}/{parent_id}-forks/{child_id}.json`` at ``{root}/{child_id}.json``.
 
     Creates the ``-forks`` directory when missing and atomically (re)places the hard link, so

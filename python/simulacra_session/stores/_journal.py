@@ -133,9 +133,7 @@ def parse_journal(data: bytes, path: str) -> Journal:
     except ValueError as error:
         raise CorruptSessionError(f"corrupt session file {path}: {error}") from None
     assert isinstance(parsed, list)
-    messages = [
-        m[1] if isinstance(m, list) and len(m) == 2 and m[0] == "message" else m for m in parsed
-    ]
+    messages = [m[1] if isinstance(m, list) and len(m) == 2 and m[0] == "message" else m for m in parsed]
     count = metadata.get("message_count")
     if count != len(messages):
         raise CorruptSessionError(
