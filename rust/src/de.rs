@@ -1,0 +1,219 @@
+//! `loads`: strict JSON (parsed by serde_json) straight into Python objects.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+const MAX_DEPTH: usize = 128;
+/// With `arbitrary_precision`, serde_json hands numbers over as a one-entry map under this key.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+/// Longest integer literal converted in one `int()` call (CPython stops at 4300 digits).
+const INT_CHUNK: usize = 4000;
+const CACHE_SLOTS: usize = 1024;
+
+/// Parse one JSON document; `ValueError` (with the position) for anything not strict JSON.
+pub fn loads<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let cache = RefCell::new(KeyCache::new());
+    let mut deserializer = serde_json::Deserializer::from_slice(data);
+    deserializer.disable_recursion_limit(); // our own limit below, checked before recursing
+    let seed = Seed { py, depth: 1, cache: &cache };
+    let value = seed.deserialize(&mut deserializer).map_err(value_error)?;
+    deserializer.end().map_err(value_error)?;
+    Ok(value)
+}
+
+fn value_error(error: serde_json::Error) -> PyErr {
+    PyValueError::new_err(error.to_string())
+}
+
+fn custom<E: de::Error>(error: &PyErr) -> E {
+    E::custom(error.to_string())
+}
+
+/// Recently seen dict keys, so repeated keys share one Python string.
+struct KeyCache<'py> {
+    slots: Vec<Option<(Box<str>, Bound<'py, PyString>)>>,
+}
+
+impl<'py> KeyCache<'py> {
+    fn new() -> Self {
+        KeyCache { slots: (0..CACHE_SLOTS).map(|_| None).collect() }
+    }
+
+    fn get(&mut self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+        if key.len() > 64 {
+            return PyString::new(py, key);
+        }
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let slot = usize::try_from(hash % CACHE_SLOTS as u64).expect("slot fits usize");
+        if let Some((cached, string)) = &self.slots[slot] {
+            if **cached == *key {
+                return string.clone();
+            }
+        }
+        let string = PyString::new(py, key);
+        self.slots[slot] = Some((key.into(), string.clone()));
+        string
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Seed<'a, 'py> {
+    py: Python<'py>,
+    depth: usize,
+    cache: &'a RefCell<KeyCache<'py>>,
+}
+
+impl<'a, 'py> Seed<'a, 'py> {
+    fn child(self) -> Self {
+        Seed { depth: self.depth + 1, ..self }
+    }
+
+    fn check_depth<E: de::Error>(self) -> Result<(), E> {
+        if self.depth > MAX_DEPTH {
+            return Err(E::custom(format!("nesting deeper than {MAX_DEPTH}")));
+        }
+        Ok(())
+    }
+
+    fn number<E: de::Error>(self, text: &str) -> Result<Bound<'py, PyAny>, E> {
+        if text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+            let value: f64 = text.parse().map_err(E::custom)?;
+            if !value.is_finite() {
+                return Err(E::custom(format!("number out of range: {text}")));
+            }
+            return Ok(PyFloat::new(self.py, value).into_any());
+        }
+        if let Ok(small) = text.parse::<i64>() {
+            return self.visit_i64(small);
+        }
+        big_int(self.py, text).map_err(|e| custom(&e))
+    }
+}
+
+/// An integer literal beyond i64, built chunk by chunk past CPython's digit limit.
+fn big_int<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let int_type = py.get_type::<PyInt>();
+    if text.len() <= INT_CHUNK {
+        return int_type.call1((text,));
+    }
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let mut value = int_type.call1(("0",))?;
+    for chunk in digits.as_bytes().chunks(INT_CHUNK) {
+        let chunk = std::str::from_utf8(chunk).expect("digits are ASCII");
+        let scale = int_type.call1((format!("1{}", "0".repeat(chunk.len())),))?;
+        value = value.mul(scale)?.add(int_type.call1((chunk,))?)?;
+    }
+    if negative {
+        value = value.neg()?;
+    }
+    Ok(value)
+}
+
+impl<'de, 'py> DeserializeSeed<'de> for Seed<'_, 'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, 'py> Visitor<'de> for Seed<'_, 'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(PyBool::new(self.py, value).to_owned().into_any())
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        let Ok(int) = value.into_pyobject(self.py);
+        Ok(int.into_any())
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        let Ok(int) = value.into_pyobject(self.py);
+        Ok(int.into_any())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(self.py.None().into_bound(self.py))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(PyString::new(self.py, value).into_any())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        self.check_depth()?;
+        let child = self.child();
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(child)? {
+            items.push(item);
+        }
+        Ok(PyList::new(self.py, items).map_err(|e| custom(&e))?.into_any())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let key_seed = KeySeed { py: self.py, cache: self.cache };
+        let first = map.next_key_seed(key_seed)?;
+        if let Some(Key::Number) = first {
+            let text: String = map.next_value()?;
+            return self.number(&text);
+        }
+        self.check_depth()?;
+        let dict = PyDict::new(self.py);
+        let child = self.child();
+        let mut key = first;
+        while let Some(Key::Text(name)) = key {
+            let value = map.next_value_seed(child)?;
+            dict.set_item(name, value).map_err(|e| custom(&e))?;
+            key = map.next_key_seed(key_seed)?;
+        }
+        Ok(dict.into_any())
+    }
+}
+
+enum Key<'py> {
+    Number,
+    Text(Bound<'py, PyString>),
+}
+
+#[derive(Clone, Copy)]
+struct KeySeed<'a, 'py> {
+    py: Python<'py>,
+    cache: &'a RefCell<KeyCache<'py>>,
+}
+
+impl<'de, 'py> DeserializeSeed<'de> for KeySeed<'_, 'py> {
+    type Value = Key<'py>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, 'py> Visitor<'de> for KeySeed<'_, 'py> {
+    type Value = Key<'py>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        if value == NUMBER_TOKEN {
+            return Ok(Key::Number);
+        }
+        Ok(Key::Text(self.cache.borrow_mut().get(self.py, value)))
+    }
+}

@@ -1,0 +1,76 @@
+//! `#[pyfunction]` wrappers: extract arguments, run the core (detached for file I/O),
+//! convert errors. The behaviour is documented on `simulacra_session._native` (`.pyi`).
+
+use std::path::PathBuf;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+
+use crate::errors::{InvalidSessionIdError, SerializationError};
+use crate::{de, fsio, index, ser, slug};
+
+#[pyfunction]
+pub fn dumps<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    match ser::dumps(obj) {
+        Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
+        Err(fault) => Err(SerializationError::new_err(fault.message())),
+    }
+}
+
+#[pyfunction]
+pub fn loads<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if let Ok(bytes) = data.cast::<PyBytes>() {
+        return de::loads(py, bytes.as_bytes());
+    }
+    if let Ok(array) = data.cast::<PyByteArray>() {
+        return de::loads(py, &array.to_vec());
+    }
+    if let Ok(text) = data.cast::<PyString>() {
+        let text = text
+            .to_str()
+            .map_err(|_| PyValueError::new_err("lone surrogate in input text"))?;
+        return de::loads(py, text.as_bytes());
+    }
+    let name = data.get_type().name()?;
+    Err(PyTypeError::new_err(format!("loads() takes bytes, bytearray or str, not {name}")))
+}
+
+#[pyfunction]
+#[pyo3(signature = (text, limit = 50))]
+pub fn derive_slug(text: &Bound<'_, PyString>, limit: i64) -> PyResult<Option<String>> {
+    if limit < 1 {
+        return Err(PyValueError::new_err(format!("limit must be at least 1, got {limit}")));
+    }
+    let text = text
+        .to_str()
+        .map_err(|_| SerializationError::new_err("cannot derive a slug from str with a lone surrogate"))?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    Ok(slug::derive_slug(text, limit))
+}
+
+#[pyfunction]
+#[pyo3(signature = (path, data, fsync = true))]
+pub fn atomic_write(py: Python<'_>, path: PathBuf, data: &Bound<'_, PyBytes>, fsync: bool) -> PyResult<()> {
+    let bytes = data.as_bytes();
+    py.detach(|| fsio::atomic_write(&path, bytes, fsync))?;
+    Ok(())
+}
+
+fn session_id(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    value.extract::<String>().map_err(|_| InvalidSessionIdError::new_err((value.clone().unbind(),)))
+}
+
+#[pyfunction]
+#[pyo3(signature = (root, parent_id, child_id, fsync = true))]
+pub fn link_fork(
+    py: Python<'_>,
+    root: PathBuf,
+    parent_id: &Bound<'_, PyAny>,
+    child_id: &Bound<'_, PyAny>,
+    fsync: bool,
+) -> PyResult<bool> {
+    let parent_id = session_id(parent_id)?;
+    let child_id = session_id(child_id)?;
+    Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync))?)
+}
