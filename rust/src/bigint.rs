@@ -2,8 +2,11 @@
 //!
 //! CPython refuses `str()` of ints above 4300 digits; sessions must still round-trip them.
 
+use std::fmt::Write as _;
+
 /// Decimal digits of the unsigned magnitude stored little-endian in `bytes`.
 pub fn decimal_from_le_bytes(bytes: &[u8]) -> String {
+    const CHUNK: u64 = 1_000_000_000;
     // limbs of base 2^32, most significant last
     let mut limbs: Vec<u32> = bytes
         .chunks(4)
@@ -19,7 +22,6 @@ pub fn decimal_from_le_bytes(bytes: &[u8]) -> String {
     if limbs.is_empty() {
         return "0".to_owned();
     }
-    const CHUNK: u64 = 1_000_000_000;
     let mut groups: Vec<u32> = Vec::new(); // base 10^9, least significant first
     while !limbs.is_empty() {
         let mut remainder: u64 = 0;
@@ -35,7 +37,7 @@ pub fn decimal_from_le_bytes(bytes: &[u8]) -> String {
     }
     let mut text = groups.last().expect("at least one group").to_string();
     for group in groups.iter().rev().skip(1) {
-        text.push_str(&format!("{group:09}"));
+        let _ = write!(text, "{group:09}");
     }
     text
 }
@@ -49,7 +51,10 @@ mod tests {
         assert_eq!(decimal_from_le_bytes(&[]), "0");
         assert_eq!(decimal_from_le_bytes(&[0, 0]), "0");
         assert_eq!(decimal_from_le_bytes(&[1]), "1");
-        assert_eq!(decimal_from_le_bytes(&u128::MAX.to_le_bytes()), u128::MAX.to_string());
+        assert_eq!(
+            decimal_from_le_bytes(&u128::MAX.to_le_bytes()),
+            u128::MAX.to_string()
+        );
         // 2^200
         let mut bytes = vec![0u8; 26];
         bytes[25] = 1;

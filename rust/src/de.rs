@@ -20,12 +20,20 @@ pub fn loads<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     let cache = RefCell::new(KeyCache::new());
     let mut deserializer = serde_json::Deserializer::from_slice(data);
     deserializer.disable_recursion_limit(); // our own limit below, checked before recursing
-    let seed = Seed { py, depth: 1, cache: &cache };
+    let seed = Seed {
+        py,
+        depth: 1,
+        cache: &cache,
+    };
     let value = seed.deserialize(&mut deserializer).map_err(value_error)?;
     deserializer.end().map_err(value_error)?;
     Ok(value)
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "used as map_err(value_error)"
+)]
 fn value_error(error: serde_json::Error) -> PyErr {
     PyValueError::new_err(error.to_string())
 }
@@ -41,14 +49,18 @@ struct KeyCache<'py> {
 
 impl<'py> KeyCache<'py> {
     fn new() -> Self {
-        KeyCache { slots: (0..CACHE_SLOTS).map(|_| None).collect() }
+        KeyCache {
+            slots: (0..CACHE_SLOTS).map(|_| None).collect(),
+        }
     }
 
     fn get(&mut self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
         if key.len() > 64 {
             return PyString::new(py, key);
         }
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         let slot = usize::try_from(hash % CACHE_SLOTS as u64).expect("slot fits usize");
         if let Some((cached, string)) = &self.slots[slot] {
             if **cached == *key {
@@ -68,9 +80,12 @@ struct Seed<'a, 'py> {
     cache: &'a RefCell<KeyCache<'py>>,
 }
 
-impl<'a, 'py> Seed<'a, 'py> {
+impl<'py> Seed<'_, 'py> {
     fn child(self) -> Self {
-        Seed { depth: self.depth + 1, ..self }
+        Seed {
+            depth: self.depth + 1,
+            ..self
+        }
     }
 
     fn check_depth<E: de::Error>(self) -> Result<(), E> {
@@ -120,7 +135,10 @@ fn big_int<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
 impl<'de, 'py> DeserializeSeed<'de> for Seed<'_, 'py> {
     type Value = Bound<'py, PyAny>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
@@ -161,11 +179,16 @@ impl<'de, 'py> Visitor<'de> for Seed<'_, 'py> {
         while let Some(item) = seq.next_element_seed(child)? {
             items.push(item);
         }
-        Ok(PyList::new(self.py, items).map_err(|e| custom(&e))?.into_any())
+        Ok(PyList::new(self.py, items)
+            .map_err(|e| custom(&e))?
+            .into_any())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let key_seed = KeySeed { py: self.py, cache: self.cache };
+        let key_seed = KeySeed {
+            py: self.py,
+            cache: self.cache,
+        };
         let first = map.next_key_seed(key_seed)?;
         if let Some(Key::Number) = first {
             let text: String = map.next_value()?;
@@ -198,12 +221,15 @@ struct KeySeed<'a, 'py> {
 impl<'de, 'py> DeserializeSeed<'de> for KeySeed<'_, 'py> {
     type Value = Key<'py>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl<'de, 'py> Visitor<'de> for KeySeed<'_, 'py> {
+impl<'py> Visitor<'_> for KeySeed<'_, 'py> {
     type Value = Key<'py>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {

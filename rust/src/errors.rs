@@ -24,7 +24,10 @@ pub enum CoreError {
 
 impl CoreError {
     pub fn io(source: io::Error, path: impl Into<PathBuf>) -> Self {
-        CoreError::Io { source, path: path.into() }
+        CoreError::Io {
+            source,
+            path: path.into(),
+        }
     }
 }
 

@@ -13,7 +13,9 @@ pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
     // Rust's `{:e}` gives the shortest round-trip digits as `d[.ddd]e<exp>`.
     let mut sci = String::with_capacity(32);
     write!(sci, "{value:e}").expect("writing to a String cannot fail");
-    let (mantissa, exponent) = sci.split_once('e').expect("LowerExp always has an exponent");
+    let (mantissa, exponent) = sci
+        .split_once('e')
+        .expect("LowerExp always has an exponent");
     let exponent: i32 = exponent.parse().expect("LowerExp exponent is an integer");
     let (negative, mantissa) = match mantissa.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -32,10 +34,18 @@ pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
             out.push(b'.');
             out.extend_from_slice(&digits[1..]);
         }
-        let _ = write!(VecWriter(out), "e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs());
+        let _ = write!(
+            VecWriter(out),
+            "e{}{:02}",
+            if exponent < 0 { '-' } else { '+' },
+            exponent.abs()
+        );
     } else if decpt <= 0 {
         out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', usize::try_from(-decpt).unwrap_or(0)));
+        out.extend(std::iter::repeat_n(
+            b'0',
+            usize::try_from(-decpt).unwrap_or(0),
+        ));
         out.extend_from_slice(digits);
     } else {
         let point = usize::try_from(decpt).unwrap_or(0);

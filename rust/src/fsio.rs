@@ -61,7 +61,9 @@ pub fn atomic_write(path: &Path, data: &[u8], fsync: bool) -> Result<(), CoreErr
     let dir = parent_dir(path);
     let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), random_hex()));
     let mut file = create_exclusive(&temp).map_err(fail)?;
-    let written = file.write_all(data).and_then(|()| if fsync { file.sync_all() } else { Ok(()) });
+    let written = file
+        .write_all(data)
+        .and_then(|()| if fsync { file.sync_all() } else { Ok(()) });
     drop(file);
     if let Err(source) = written.and_then(|()| fs::rename(&temp, path)) {
         let _ = fs::remove_file(&temp);
@@ -79,7 +81,8 @@ mod tests {
     use std::fs;
 
     fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("simulacra-fsio-{name}-{}", super::random_hex()));
+        let dir =
+            std::env::temp_dir().join(format!("simulacra-fsio-{name}-{}", super::random_hex()));
         fs::create_dir_all(&dir).unwrap();
         dir
     }

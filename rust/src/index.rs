@@ -36,7 +36,12 @@ fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
 
 /// (Re)point the index entry of `child_id` under `parent_id` at the child's current file.
 /// Returns `false` where hard links are not supported (nothing is left behind).
-pub fn link_fork(root: &Path, parent_id: &str, child_id: &str, fsync: bool) -> Result<bool, CoreError> {
+pub fn link_fork(
+    root: &Path,
+    parent_id: &str,
+    child_id: &str,
+    fsync: bool,
+) -> Result<bool, CoreError> {
     for id in [parent_id, child_id] {
         if !is_valid_id(id) {
             return Err(CoreError::InvalidId(id.to_owned()));
@@ -89,27 +94,47 @@ mod tests {
         for good in ["a", "A-b_c.d", "0", "-x", "_", &"x".repeat(128)] {
             assert!(is_valid_id(good), "{good}");
         }
-        for bad in ["", ".", "..", ".hidden", "a/b", "a\\b", "a\n", "é", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "a\\b",
+            "a\n",
+            "é",
+            &"x".repeat(129),
+        ] {
             assert!(!is_valid_id(bad), "{bad}");
         }
     }
 
     #[test]
     fn links_relinks_and_rejects_bad_ids() {
-        let root = std::env::temp_dir().join(format!("simulacra-index-{}", crate::fsio::random_hex()));
+        let root =
+            std::env::temp_dir().join(format!("simulacra-index-{}", crate::fsio::random_hex()));
         fs::create_dir_all(&root).unwrap();
         let child = root.join("c.json");
         crate::fsio::atomic_write(&child, b"v1", false).unwrap();
         assert!(link_fork(&root, "p", "c", true).unwrap());
         let entry = root.join("p-forks").join("c.json");
-        assert_eq!(fs::metadata(&entry).unwrap().ino(), fs::metadata(&child).unwrap().ino());
+        assert_eq!(
+            fs::metadata(&entry).unwrap().ino(),
+            fs::metadata(&child).unwrap().ino()
+        );
         assert!(link_fork(&root, "p", "c", true).unwrap()); // no-op
         crate::fsio::atomic_write(&child, b"v2", false).unwrap();
         assert!(link_fork(&root, "p", "c", false).unwrap());
-        assert_eq!(fs::metadata(&entry).unwrap().ino(), fs::metadata(&child).unwrap().ino());
+        assert_eq!(
+            fs::metadata(&entry).unwrap().ino(),
+            fs::metadata(&child).unwrap().ino()
+        );
         assert_eq!(fs::read(&entry).unwrap(), b"v2");
         assert_eq!(fs::read_dir(root.join("p-forks")).unwrap().count(), 1);
-        assert!(matches!(link_fork(&root, "../x", "c", true), Err(crate::errors::CoreError::InvalidId(_))));
+        assert!(matches!(
+            link_fork(&root, "../x", "c", true),
+            Err(crate::errors::CoreError::InvalidId(_))
+        ));
         fs::remove_dir_all(root).unwrap();
     }
 }

@@ -33,36 +33,55 @@ pub fn loads<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'
         return de::loads(py, text.as_bytes());
     }
     let name = data.get_type().name()?;
-    Err(PyTypeError::new_err(format!("loads() takes bytes, bytearray or str, not {name}")))
+    Err(PyTypeError::new_err(format!(
+        "loads() takes bytes, bytearray or str, not {name}"
+    )))
 }
 
 #[pyfunction]
 #[pyo3(signature = (text, limit = 50))]
 pub fn derive_slug(text: &Bound<'_, PyString>, limit: i64) -> PyResult<Option<String>> {
     if limit < 1 {
-        return Err(PyValueError::new_err(format!("limit must be at least 1, got {limit}")));
+        return Err(PyValueError::new_err(format!(
+            "limit must be at least 1, got {limit}"
+        )));
     }
-    let text = text
-        .to_str()
-        .map_err(|_| SerializationError::new_err("cannot derive a slug from str with a lone surrogate"))?;
+    let text = text.to_str().map_err(|_| {
+        SerializationError::new_err("cannot derive a slug from str with a lone surrogate")
+    })?;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     Ok(slug::derive_slug(text, limit))
 }
 
 #[pyfunction]
 #[pyo3(signature = (path, data, fsync = true))]
-pub fn atomic_write(py: Python<'_>, path: PathBuf, data: &Bound<'_, PyBytes>, fsync: bool) -> PyResult<()> {
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "pyo3 extracts owned arguments"
+)]
+pub fn atomic_write(
+    py: Python<'_>,
+    path: PathBuf,
+    data: &Bound<'_, PyBytes>,
+    fsync: bool,
+) -> PyResult<()> {
     let bytes = data.as_bytes();
     py.detach(|| fsio::atomic_write(&path, bytes, fsync))?;
     Ok(())
 }
 
 fn session_id(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    value.extract::<String>().map_err(|_| InvalidSessionIdError::new_err((value.clone().unbind(),)))
+    value
+        .extract::<String>()
+        .map_err(|_| InvalidSessionIdError::new_err((value.clone().unbind(),)))
 }
 
 #[pyfunction]
 #[pyo3(signature = (root, parent_id, child_id, fsync = true))]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "pyo3 extracts owned arguments"
+)]
 pub fn link_fork(
     py: Python<'_>,
     root: PathBuf,

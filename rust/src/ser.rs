@@ -15,8 +15,15 @@ pub struct Fault {
 }
 
 impl Fault {
+    #[allow(
+        clippy::unnecessary_box_returns,
+        reason = "faults travel boxed to keep Result small"
+    )]
     fn new(reason: String) -> Box<Fault> {
-        Box::new(Fault { reason, segments: Vec::new() })
+        Box::new(Fault {
+            reason,
+            segments: Vec::new(),
+        })
     }
 
     /// `"{reason} at $.path[0].to.it"`
@@ -39,7 +46,9 @@ pub fn dumps(obj: &Bound<'_, PyAny>) -> Result<Vec<u8>, Box<Fault>> {
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map_or_else(|_| "object".to_owned(), |name| name.to_string())
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "object".to_owned(), |name| name.to_string())
 }
 
 fn write_json_str(out: &mut Vec<u8>, text: &str) {
@@ -50,13 +59,18 @@ fn key_segment(key: &str) -> String {
     let bytes = key.as_bytes();
     let identifier = !bytes.is_empty()
         && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
     if identifier {
         format!(".{key}")
     } else {
         let mut quoted = Vec::with_capacity(key.len() + 4);
         write_json_str(&mut quoted, key);
-        format!("[{}]", String::from_utf8(quoted).expect("JSON output is UTF-8"))
+        format!(
+            "[{}]",
+            String::from_utf8(quoted).expect("JSON output is UTF-8")
+        )
     }
 }
 
@@ -91,8 +105,16 @@ fn write_value(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Writt
     if let Ok(float) = obj.cast::<PyFloat>() {
         let value = float.value();
         if !value.is_finite() {
-            let repr = if value.is_nan() { "nan" } else if value > 0.0 { "inf" } else { "-inf" };
-            return Err(Fault::new(format!("cannot serialize non-finite float {repr}")));
+            let repr = if value.is_nan() {
+                "nan"
+            } else if value > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            };
+            return Err(Fault::new(format!(
+                "cannot serialize non-finite float {repr}"
+            )));
         }
         write_py_float(out, value);
         return Ok(());
@@ -102,7 +124,9 @@ fn write_value(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Writt
 
 fn too_deep(depth: usize) -> Written {
     if depth > MAX_DEPTH {
-        return Err(Fault::new(format!("cannot serialize: nesting deeper than {MAX_DEPTH}")));
+        return Err(Fault::new(format!(
+            "cannot serialize: nesting deeper than {MAX_DEPTH}"
+        )));
     }
     Ok(())
 }
@@ -113,11 +137,14 @@ fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> Writ
     // Subclasses are read like `dict.items(d)`: the stored items, whatever they override.
     for (index, (key, value)) in dict.iter().enumerate() {
         let Ok(key) = key.cast::<PyString>() else {
-            return Err(Fault::new(format!("cannot serialize dict key of type {}", type_name(&key))));
+            return Err(Fault::new(format!(
+                "cannot serialize dict key of type {}",
+                type_name(&key)
+            )));
         };
-        let key = key
-            .to_str()
-            .map_err(|_| Fault::new("cannot serialize dict key with a lone surrogate".to_owned()))?;
+        let key = key.to_str().map_err(|_| {
+            Fault::new("cannot serialize dict key with a lone surrogate".to_owned())
+        })?;
         if index > 0 {
             out.push(b',');
         }
@@ -164,7 +191,8 @@ fn write_int(out: &mut Vec<u8>, int: &Bound<'_, PyInt>) -> Written {
         let bytes = magnitude.call_method1("to_bytes", (bits.div_ceil(8), "little"))?;
         Ok((negative, bytes.extract::<Vec<u8>>()?))
     };
-    let (negative, bytes) = big().map_err(|error| Fault::new(format!("cannot serialize int ({error})")))?;
+    let (negative, bytes) =
+        big().map_err(|error| Fault::new(format!("cannot serialize int ({error})")))?;
     if negative {
         out.push(b'-');
     }

@@ -38,7 +38,10 @@ pub fn derive_slug(text: &str, limit: usize) -> Option<String> {
     if count <= limit {
         return Some(collapsed);
     }
-    let cut = collapsed.char_indices().nth(limit).map_or(collapsed.len(), |(i, _)| i);
+    let cut = collapsed
+        .char_indices()
+        .nth(limit)
+        .map_or(collapsed.len(), |(i, _)| i);
     if collapsed[cut..].starts_with(' ') {
         collapsed.truncate(cut);
         return Some(collapsed);
@@ -56,7 +59,10 @@ mod tests {
 
     #[test]
     fn whole_text_when_short() {
-        assert_eq!(derive_slug("  hello \n\t world  ", 50).as_deref(), Some("hello world"));
+        assert_eq!(
+            derive_slug("  hello \n\t world  ", 50).as_deref(),
+            Some("hello world")
+        );
         assert_eq!(derive_slug(" \u{3000}\u{1c} ", 50), None);
         assert_eq!(derive_slug("", 50), None);
     }
@@ -64,20 +70,29 @@ mod tests {
     #[test]
     fn cuts_at_word_boundary() {
         let text = "  Please   summarize the quarterly report for the board meeting tomorrow  ";
-        assert_eq!(derive_slug(text, 50).as_deref(), Some("Please summarize the quarterly report for the"));
+        assert_eq!(
+            derive_slug(text, 50).as_deref(),
+            Some("Please summarize the quarterly report for the")
+        );
         assert_eq!(derive_slug("aaaa bbbb", 4).as_deref(), Some("aaaa"));
         assert_eq!(derive_slug("aaa bbbb", 4).as_deref(), Some("aaa"));
     }
 
     #[test]
     fn hard_cut_for_a_long_first_word() {
-        assert_eq!(derive_slug(&"x".repeat(60), 50).unwrap().chars().count(), 50);
+        assert_eq!(
+            derive_slug(&"x".repeat(60), 50).unwrap().chars().count(),
+            50
+        );
         assert_eq!(derive_slug("ééééé", 3).as_deref(), Some("ééé"));
         assert_eq!(derive_slug(" abcdef", 3).as_deref(), Some("abc"));
     }
 
     #[test]
     fn python_whitespace_set() {
-        assert_eq!(derive_slug("a\u{1c}b\u{85}c\u{a0}d", 50).as_deref(), Some("a b c d"));
+        assert_eq!(
+            derive_slug("a\u{1c}b\u{85}c\u{a0}d", 50).as_deref(),
+            Some("a b c d")
+        );
     }
 }
