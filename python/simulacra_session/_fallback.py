@@ -220,6 +220,8 @@ def loads(data: bytes | bytearray | str) -> object:
         value = json.loads(
             text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
         )
+    except json.JSONDecodeError as error:  # a plain ValueError, as the native twin raises
+        raise ValueError(str(error)) from None
     except RecursionError:
         raise ValueError(f"nesting deeper than {MAX_DEPTH}") from None
     surrogates = _SURROGATE_ESCAPE.search(text) is not None

@@ -5,6 +5,8 @@ Both twins expose the same five functions, with the same bytes, results and erro
 
 import os
 
+__all__ = ["atomic_write", "derive_slug", "dumps", "link_fork", "loads"]
+
 def dumps(obj: object) -> bytes:
     """Serialize ``obj`` to compact UTF-8 JSON (no spaces, no ASCII escaping, dict order kept).
 

@@ -1,0 +1,115 @@
+"""The two twins, side by side in one process: identical bytes, results and errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulacra_session import _fallback
+
+try:
+    from simulacra_session import _native
+except ImportError:  # pragma: no cover - only without a build
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("the compiled extension is not built", allow_module_level=True)
+
+TWINS: tuple[ModuleType, ModuleType] = (_native, _fallback)
+
+keys = st.one_of(st.text(max_size=8), st.sampled_from(["role", "content", "a b", "é", "_x1", "1x", ""]))
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True),
+    st.text(),
+    st.text(alphabet=st.characters(codec=None, categories=None), max_size=5),  # surrogates too
+)
+bad_leaves = st.one_of(st.sets(st.integers(), max_size=2), st.binary(max_size=3), st.just(object()))
+trees = st.recursive(
+    st.one_of(leaves, leaves, leaves, bad_leaves),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.tuples(children, children),
+        st.dictionaries(keys, children, max_size=4),
+        st.dictionaries(st.one_of(keys, st.integers()), children, max_size=2),
+    ),
+    max_leaves=25,
+)
+
+
+def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        return ("ok", call())
+    except Exception as error:  # compare what each twin raised
+        return (type(error).__name__, str(error) if not isinstance(error, ValueError) else None)
+
+
+@given(trees)
+def test_dumps_parity(value: Any) -> None:
+    native, pure = (outcome(lambda twin=twin: twin.dumps(value)) for twin in TWINS)
+    assert native == pure
+
+
+@given(trees)
+def test_loads_parity_on_valid_documents(value: Any) -> None:
+    try:
+        data = _fallback.dumps(value)
+    except Exception:
+        return
+    native, pure = (outcome(lambda twin=twin: twin.loads(data)) for twin in TWINS)
+    assert native[0] == pure[0] == "ok"
+    assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1]) == data
+
+
+json_ish = st.text(alphabet='{}[]",:0123456789.eE-+ \\tnulruefasNIy\u00e9\ud800', max_size=30)
+
+
+@given(st.one_of(json_ish, st.binary(max_size=30)))
+def test_loads_parity_on_garbage(data: str | bytes) -> None:
+    native, pure = (outcome(lambda twin=twin: twin.loads(data)) for twin in TWINS)
+    assert native[0] == pure[0]  # both ValueError (messages differ), or both the same value
+    if native[0] == "ok":
+        assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+
+
+@given(st.text(), st.integers(min_value=-2, max_value=80))
+def test_derive_slug_parity(text: str, limit: int) -> None:
+    native, pure = (outcome(lambda twin=twin: twin.derive_slug(text, limit)) for twin in TWINS)
+    assert native == pure
+
+
+@given(st.text(alphabet=" \t\n\x1c\x85\u3000ab", max_size=70), st.integers(min_value=1, max_value=60))
+def test_derive_slug_parity_whitespace(text: str, limit: int) -> None:
+    assert _native.derive_slug(text, limit) == _fallback.derive_slug(text, limit)
+
+
+VECTORS: list[Any] = [
+    0.1,
+    1e16,
+    1e-05,
+    5e-324,
+    -0.0,
+    2**64,
+    -(10**5000),
+    "\x00\x1f\x7f\u2028é🙂",
+    {"a": [1, (2, 3)]},
+    [[[]]],
+    {"k": {"n": None, "t": True}},
+    1.7976931348623157e308,
+    123456789.123456789,
+]
+
+
+@pytest.mark.parametrize("value", VECTORS, ids=[f"v{i}" for i in range(len(VECTORS))])
+def test_tricky_vectors_byte_identical(value: Any) -> None:
+    assert _native.dumps(value) == _fallback.dumps(value)
+    assert _native.loads(_native.dumps(value)) == _fallback.loads(_fallback.dumps(value))
