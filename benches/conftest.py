@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import simulacra_session  # noqa: E402
+import simulacra_session
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus import LENGTHS, conversation
 
 from simulacra_session import FileSessionStore, SessionManager, SimpleConversation
+
+from corpus import LENGTHS, conversation
 
 
 @pytest.fixture

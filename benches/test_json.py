@@ -8,9 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
-from corpus import LENGTHS, conversation
 
 from simulacra_session import _fallback, _native
+
+from corpus import LENGTHS, conversation
 
 
 def _stdlib_dumps(obj: Any) -> bytes:

@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -17,8 +18,12 @@ const CACHE_SLOTS: usize = 1024;
 
 /// Parse one JSON document; `ValueError` (with the position) for anything not strict JSON.
 pub fn loads<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    // Validate UTF-8 once, up front (fast, and serde_json then skips it per string).
+    let text = std::str::from_utf8(data).map_err(|error| {
+        PyValueError::new_err(format!("invalid UTF-8 at byte {}", error.valid_up_to()))
+    })?;
     let cache = RefCell::new(KeyCache::new());
-    let mut deserializer = serde_json::Deserializer::from_slice(data);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     deserializer.disable_recursion_limit(); // our own limit below, checked before recursing
     let seed = Seed {
         py,
@@ -200,7 +205,10 @@ impl<'de, 'py> Visitor<'de> for Seed<'_, 'py> {
         let mut key = first;
         while let Some(Key::Text(name)) = key {
             let value = map.next_value_seed(child)?;
-            dict.set_item(name, value).map_err(|e| custom(&e))?;
+            // SAFETY: a fresh dict, a str key and a live value; SetItem does not steal.
+            if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), name.as_ptr(), value.as_ptr()) } != 0 {
+                return Err(custom(&PyErr::fetch(self.py)));
+            }
             key = map.next_key_seed(key_seed)?;
         }
         Ok(dict.into_any())

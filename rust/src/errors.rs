@@ -45,7 +45,9 @@ impl From<CoreError> for PyErr {
         match error {
             CoreError::InvalidId(id) => InvalidSessionIdError::new_err((id,)),
             CoreError::Io { source, path } => match source.raw_os_error() {
-                Some(errno) => PyOSError::new_err((errno, strerror(&source), path.into_os_string())),
+                Some(errno) => {
+                    PyOSError::new_err((errno, strerror(&source), path.into_os_string()))
+                }
                 None => PyOSError::new_err(format!("{}: {}", strerror(&source), path.display())),
             },
         }

@@ -5,53 +5,70 @@
 //! (`1e-05`, `1e+16`), always signs the exponent and pads it to two digits, and keeps a
 //! `.0` on integral values.
 
-use std::fmt::Write as _;
-
 /// Append Python's `repr(value)` for a finite `value`.
 pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
     debug_assert!(value.is_finite());
-    // Rust's `{:e}` gives the shortest round-trip digits as `d[.ddd]e<exp>`.
-    let mut sci = String::with_capacity(32);
-    write!(sci, "{value:e}").expect("writing to a String cannot fail");
-    let (mantissa, exponent) = sci
-        .split_once('e')
-        .expect("LowerExp always has an exponent");
-    let exponent: i32 = exponent.parse().expect("LowerExp exponent is an integer");
-    let (negative, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, mantissa),
+    if value == 0.0 {
+        out.extend_from_slice(if value.is_sign_negative() {
+            b"-0.0"
+        } else {
+            b"0.0"
+        });
+        return;
+    }
+    // ryu gives the shortest round-trip digits, as `123.45`, `1e16` or `1.5e-7`.
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(value.abs()).as_bytes();
+    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+        Some(at) => (&text[..at], parse_exponent(&text[at + 1..])),
+        None => (text, 0),
     };
-    let digits: String = mantissa.chars().filter(|&c| c != '.').collect();
-    let digits = digits.as_bytes();
-    if negative {
+    let point = mantissa
+        .iter()
+        .position(|&b| b == b'.')
+        .unwrap_or(mantissa.len());
+    let mut digits = [0u8; 24];
+    let mut count = 0usize;
+    let mut leading_zeros = 0i32;
+    for &byte in mantissa.iter().filter(|&&b| b != b'.') {
+        if count == 0 && byte == b'0' {
+            leading_zeros += 1;
+        } else {
+            digits[count] = byte;
+            count += 1;
+        }
+    }
+    while count > 1 && digits[count - 1] == b'0' {
+        count -= 1;
+    }
+    let digits = &digits[..count];
+    // Python's `decpt`: value = 0.d1d2... * 10^decpt
+    let decpt = i32::try_from(point).expect("short mantissa") - leading_zeros + exponent;
+    if value.is_sign_negative() {
         out.push(b'-');
     }
-    // Python's `decpt`: value = 0.d1d2... * 10^decpt
-    let decpt = exponent + 1;
     if decpt <= -4 || decpt > 16 {
         out.push(digits[0]);
         if digits.len() > 1 {
             out.push(b'.');
             out.extend_from_slice(&digits[1..]);
         }
-        let _ = write!(
-            VecWriter(out),
-            "e{}{:02}",
-            if exponent < 0 { '-' } else { '+' },
-            exponent.abs()
-        );
+        let shown = decpt - 1;
+        out.extend_from_slice(if shown < 0 { b"e-" } else { b"e+" });
+        let magnitude = shown.unsigned_abs();
+        if magnitude < 10 {
+            out.push(b'0');
+        }
+        out.extend_from_slice(magnitude.to_string().as_bytes());
     } else if decpt <= 0 {
         out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(
-            b'0',
-            usize::try_from(-decpt).unwrap_or(0),
-        ));
+        out.resize(out.len() + usize::try_from(-decpt).expect("small"), b'0');
         out.extend_from_slice(digits);
     } else {
-        let point = usize::try_from(decpt).unwrap_or(0);
+        let point = usize::try_from(decpt).expect("positive");
         if digits.len() <= point {
             out.extend_from_slice(digits);
-            out.extend(std::iter::repeat_n(b'0', point - digits.len()));
+            out.resize(out.len() + point - digits.len(), b'0');
             out.extend_from_slice(b".0");
         } else {
             out.extend_from_slice(&digits[..point]);
@@ -61,12 +78,18 @@ pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
     }
 }
 
-struct VecWriter<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for VecWriter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
+fn parse_exponent(text: &[u8]) -> i32 {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let magnitude = digits
+        .iter()
+        .fold(0i32, |acc, &b| acc * 10 + i32::from(b - b'0'));
+    if negative {
+        -magnitude
+    } else {
+        magnitude
     }
 }
 
@@ -100,6 +123,12 @@ mod tests {
             (-1.25e100, "-1.25e+100"),
             (123.456, "123.456"),
             (1e22, "1e+22"),
+            (0.5, "0.5"),
+            (100.0, "100.0"),
+            (1e-4, "0.0001"),
+            (0.000_123, "0.000123"),
+            (9_999_999_999_999_998.0, "9999999999999998.0"),
+            (2.225_073_858_507_201_4e-308, "2.2250738585072014e-308"),
         ];
         for &(value, expected) in cases {
             assert_eq!(repr(value), expected, "repr of {value:e}");

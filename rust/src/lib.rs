@@ -5,6 +5,7 @@
 pub mod bigint;
 mod de;
 pub mod errors;
+pub mod escape;
 pub mod floatfmt;
 pub mod fsio;
 pub mod index;

@@ -1,6 +1,7 @@
 //! `#[pyfunction]` wrappers: extract arguments, run the core (detached for file I/O),
 //! convert errors. The behaviour is documented on `simulacra_session._native` (`.pyi`).
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -10,12 +11,30 @@ use pyo3::types::{PyByteArray, PyBytes, PyString};
 use crate::errors::{InvalidSessionIdError, SerializationError};
 use crate::{de, fsio, index, ser, slug};
 
+thread_local! {
+    /// The output buffer of `dumps`, kept between calls so large documents do not regrow it.
+    static DUMPS_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers above this are released after use rather than kept per thread.
+const KEEP_BUFFER: usize = 8 << 20;
+
 #[pyfunction]
 pub fn dumps<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    match ser::dumps(obj) {
-        Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
-        Err(fault) => Err(SerializationError::new_err(fault.message())),
-    }
+    DUMPS_BUFFER.with(|cell| {
+        // A re-entrant call (a str subclass calling dumps, say) gets a fresh buffer.
+        let mut fresh = Vec::new();
+        let mut borrowed = cell.try_borrow_mut();
+        let out = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+        let result = match ser::dumps_into(out, obj) {
+            Ok(()) => Ok(PyBytes::new(py, out)),
+            Err(fault) => Err(SerializationError::new_err(fault.message())),
+        };
+        if out.capacity() > KEEP_BUFFER {
+            *out = Vec::new();
+        }
+        result
+    })
 }
 
 #[pyfunction]

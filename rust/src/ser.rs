@@ -1,5 +1,8 @@
 //! `dumps`: Python objects to compact JSON bytes, strings escaped by serde_json.
 
+use std::ptr::addr_of_mut;
+
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
@@ -38,11 +41,128 @@ impl Fault {
 
 type Written = Result<(), Box<Fault>>;
 
-/// Serialize `obj`; see `_native.pyi` for the exact rules.
-pub fn dumps(obj: &Bound<'_, PyAny>) -> Result<Vec<u8>, Box<Fault>> {
-    let mut out = Vec::with_capacity(4096);
-    write_value(&mut out, obj, 1)?;
-    Ok(out)
+/// Serialize `obj` into `out` (cleared first); see `_native.pyi` for the exact rules.
+pub fn dumps_into(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> Written {
+    out.clear();
+    write_value(out, obj, 1)
+}
+
+/// The UTF-8 of an exact `str`, or `None` (error cleared) when it holds a lone surrogate.
+///
+/// # Safety
+/// `ptr` must be a live `str` that outlives the returned slice, with the thread attached.
+unsafe fn utf8_of<'a>(ptr: *mut ffi::PyObject) -> Option<&'a str> {
+    let mut size: ffi::Py_ssize_t = 0;
+    let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(ptr, &raw mut size) };
+    if data.is_null() {
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    let len = usize::try_from(size).expect("str size is not negative");
+    // SAFETY: CPython returns `size` bytes of valid UTF-8, cached on the str object.
+    Some(unsafe {
+        std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast::<u8>(), len))
+    })
+}
+
+/// The fast path for exact built-in types, on borrowed pointers: no reference counting and
+/// no calls into Python code, so the containers cannot change under us. Anything else
+/// (subclasses, tuples, big ints, errors) takes the general path in `write_value`.
+///
+/// # Safety
+/// `ptr` must be a valid object, and the thread attached to the interpreter (`py`).
+unsafe fn write_fast(
+    out: &mut Vec<u8>,
+    py: Python<'_>,
+    ptr: *mut ffi::PyObject,
+    depth: usize,
+) -> Written {
+    let kind = unsafe { ffi::Py_TYPE(ptr) };
+    if kind == addr_of_mut!(ffi::PyUnicode_Type) {
+        let text = unsafe { utf8_of(ptr) }
+            .ok_or_else(|| Fault::new("cannot serialize str with a lone surrogate".to_owned()))?;
+        write_json_str(out, text);
+        return Ok(());
+    }
+    if kind == addr_of_mut!(ffi::PyDict_Type) {
+        too_deep(depth)?;
+        out.push(b'{');
+        let mut position: ffi::Py_ssize_t = 0;
+        let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut written = 0;
+        while unsafe { ffi::PyDict_Next(ptr, &raw mut position, &raw mut key, &raw mut value) } != 0
+        {
+            if unsafe { ffi::Py_TYPE(key) } != addr_of_mut!(ffi::PyUnicode_Type) {
+                // a str subclass, or a fault: the general path decides, from this item on
+                let dict = unsafe { Bound::from_borrowed_ptr(py, ptr) };
+                return write_dict_items(
+                    out,
+                    dict.cast::<PyDict>().expect("exact dict"),
+                    depth,
+                    written,
+                );
+            }
+            if written > 0 {
+                out.push(b',');
+            }
+            written += 1;
+            let name = unsafe { utf8_of(key) }.ok_or_else(|| {
+                Fault::new("cannot serialize dict key with a lone surrogate".to_owned())
+            })?;
+            write_json_str(out, name);
+            out.push(b':');
+            if let Err(mut fault) = unsafe { write_fast(out, py, value, depth + 1) } {
+                fault.segments.push(key_segment(name));
+                return Err(fault);
+            }
+        }
+        out.push(b'}');
+        return Ok(());
+    }
+    if kind == addr_of_mut!(ffi::PyList_Type) {
+        too_deep(depth)?;
+        out.push(b'[');
+        let len = unsafe { ffi::PyList_Size(ptr) };
+        for index in 0..len {
+            if index > 0 {
+                out.push(b',');
+            }
+            let item = unsafe { ffi::PyList_GetItem(ptr, index) };
+            if let Err(mut fault) = unsafe { write_fast(out, py, item, depth + 1) } {
+                fault.segments.push(format!("[{index}]"));
+                return Err(fault);
+            }
+        }
+        out.push(b']');
+        return Ok(());
+    }
+    if kind == addr_of_mut!(ffi::PyLong_Type) {
+        let mut overflow: std::os::raw::c_int = 0;
+        let value = unsafe { ffi::PyLong_AsLongLongAndOverflow(ptr, &raw mut overflow) };
+        if overflow == 0 && !(value == -1 && unsafe { !ffi::PyErr_Occurred().is_null() }) {
+            serde_json::to_writer(&mut *out, &value).expect("writing an int to a Vec cannot fail");
+            return Ok(());
+        }
+        unsafe { ffi::PyErr_Clear() };
+    } else if kind == addr_of_mut!(ffi::PyFloat_Type) {
+        let value = unsafe { ffi::PyFloat_AsDouble(ptr) };
+        if value.is_finite() {
+            write_py_float(out, value);
+            return Ok(());
+        }
+    } else if ptr == unsafe { ffi::Py_None() } {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    } else if ptr == unsafe { ffi::Py_True() } {
+        out.extend_from_slice(b"true");
+        return Ok(());
+    } else if ptr == unsafe { ffi::Py_False() } {
+        out.extend_from_slice(b"false");
+        return Ok(());
+    }
+    let obj = unsafe { Bound::from_borrowed_ptr(py, ptr) };
+    write_value(out, &obj, depth)
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -51,9 +171,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .map_or_else(|_| "object".to_owned(), |name| name.to_string())
 }
 
-fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(&mut *out, text).expect("writing a str to a Vec cannot fail");
-}
+use crate::escape::write_str as write_json_str;
 
 fn key_segment(key: &str) -> String {
     let bytes = key.as_bytes();
@@ -75,6 +193,10 @@ fn key_segment(key: &str) -> String {
 }
 
 fn write_value(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Written {
+    if obj.is_exact_instance_of::<PyDict>() || obj.is_exact_instance_of::<PyList>() {
+        // SAFETY: a live object, and we hold the interpreter (`obj.py()`).
+        return unsafe { write_fast(out, obj.py(), obj.as_ptr(), depth) };
+    }
     if let Ok(text) = obj.cast::<PyString>() {
         let text = text
             .to_str()
@@ -134,8 +256,18 @@ fn too_deep(depth: usize) -> Written {
 fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: usize) -> Written {
     too_deep(depth)?;
     out.push(b'{');
-    // Subclasses are read like `dict.items(d)`: the stored items, whatever they override.
-    for (index, (key, value)) in dict.iter().enumerate() {
+    write_dict_items(out, dict, depth, 0)
+}
+
+/// The items of `dict` after the `skip` already written, and the closing brace.
+/// Subclasses are read like `dict.items(d)`: the stored items, whatever they override.
+fn write_dict_items(
+    out: &mut Vec<u8>,
+    dict: &Bound<'_, PyDict>,
+    depth: usize,
+    skip: usize,
+) -> Written {
+    for (index, (key, value)) in dict.iter().enumerate().skip(skip) {
         let Ok(key) = key.cast::<PyString>() else {
             return Err(Fault::new(format!(
                 "cannot serialize dict key of type {}",
@@ -181,7 +313,7 @@ fn write_items<'py>(
 
 fn write_int(out: &mut Vec<u8>, int: &Bound<'_, PyInt>) -> Written {
     if let Ok(small) = int.extract::<i64>() {
-        out.extend_from_slice(small.to_string().as_bytes());
+        serde_json::to_writer(&mut *out, &small).expect("writing an int to a Vec cannot fail");
         return Ok(());
     }
     let big = || -> PyResult<(bool, Vec<u8>)> {
