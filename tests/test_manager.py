@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,25 @@ class SlowStore(InMemorySessionStore):
         self.active: dict[str, int] = {}
         self.max_active = 0
         self.fail_with: BaseException | None = None
+        self.appends = 0
 
     async def save(
         self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._write(super().save, id, messages, metadata)
+
+    async def append(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._write(super().append, id, messages, metadata)
+        self.appends += 1
+
+    async def _write(
+        self,
+        write: Callable[[str, Sequence[Message], Mapping[str, Any] | None], Awaitable[None]],
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None,
     ) -> None:
         self.active[id] = self.active.get(id, 0) + 1
         self.max_active = max(self.max_active, self.active[id])
@@ -60,8 +76,10 @@ class SlowStore(InMemorySessionStore):
             await asyncio.sleep(self.delay)
             if self.fail_with is not None:
                 raise self.fail_with
-            await super().save(id, messages, metadata)
-            self.saves.append((id, len(messages)))
+            await write(id, messages, metadata)
+            stored = await super().load(id)
+            assert stored is not None
+            self.saves.append((id, len(stored.messages)))
         finally:
             self.active[id] -= 1
 
@@ -572,3 +590,60 @@ async def test_messages_before_start_are_not_lost(store: SessionStore) -> None:
     stored = await store.load(manager.current_session_id)
     assert stored is not None
     assert texts(stored.messages) == ["early"]
+
+
+# -- delta saves ----------------------------------------------------------------------
+
+
+async def test_appends_only_new_messages_and_falls_back_to_full_saves() -> None:
+    store = SlowStore(delay=0)
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    session_id = manager.start_new()
+    await manager.flush()
+    conversation.append(user("one"))
+    await manager.flush()
+    conversation.append(user("two"))
+    await manager.flush()
+    assert store.appends == 2  # start_new wrote the session; both messages were appended
+
+    await manager.save(full=True)  # explicit rewrite
+    assert store.appends == 2
+
+    history = list(conversation.messages)
+    history[0] = user("one, edited")  # an earlier message object replaced
+    conversation.load(history)
+    conversation.append(user("three"))
+    await manager.flush()
+    assert store.appends == 2
+    stored = await store.load(session_id)
+    assert stored is not None
+    assert texts(stored.messages) == ["one, edited", "two", "three"]
+
+    store.fail_with = OSError(5, "Input/output error")
+    conversation.append(user("four"))
+    await manager.flush()
+    store.fail_with = None
+    conversation.append(user("five"))  # after a failed save: rewrite, nothing lost
+    await manager.flush()
+    assert store.appends == 2
+    stored = await store.load(session_id)
+    assert stored is not None
+    assert texts(stored.messages) == ["one, edited", "two", "three", "four", "five"]
+
+    conversation.append(user("six"))
+    await manager.flush()
+    assert store.appends == 3
+
+    other = SimpleConversation()
+    reader = SessionManager(store, other)
+    await reader.load(session_id)  # after load: the first write rewrites
+    other.append(user("seven"))
+    await reader.flush()
+    assert store.appends == 3
+    other.append(user("eight"))
+    await reader.flush()
+    assert store.appends == 4
+    stored = await store.load(session_id)
+    assert stored is not None
+    assert texts(stored.messages)[-3:] == ["six", "seven", "eight"]

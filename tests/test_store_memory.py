@@ -15,7 +15,7 @@ from simulacra_session.errors import CorruptSessionError, InvalidSessionIdError,
 from simulacra_session.messages import Message
 from simulacra_session.models import CheckpointState, SessionMetadata
 from simulacra_session.protocols import ForkIndexedStore, SessionStore
-from simulacra_session.stores.memory import InMemorySessionStore
+from simulacra_session.stores.memory import InMemorySessionStore, _Entry
 from simulacra_session.timestamps import parse_timestamp
 
 T = TypeVar("T")
@@ -255,7 +255,7 @@ class TestInMemorySessionStore(StoreContract):
 
     def test_keeps_the_session_document_as_bytes(self, store: InMemorySessionStore) -> None:
         run(store.save("a", [msg("x")], {"label": "l"}))
-        data = store._sessions["a"]
+        data = store._sessions["a"].document()
         assert isinstance(data, bytes)
         document = loads(data)
         assert isinstance(document, dict)
@@ -264,8 +264,8 @@ class TestInMemorySessionStore(StoreContract):
         assert b" " not in data
 
     def test_corrupt_bytes_name_the_id(self, store: InMemorySessionStore) -> None:
-        store._sessions["a"] = b'{"metadata": {}, "messages": []}'
-        store._sessions["b"] = b"{"
+        store._sessions["a"] = _Entry(b"{}", [])
+        store._sessions["b"] = _Entry(b"{", [])
         for session_id in ("a", "b"):
             with pytest.raises(CorruptSessionError, match=f"'{session_id}'"):
                 run(store.load(session_id))

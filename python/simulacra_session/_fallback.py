@@ -24,6 +24,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+_SUFFIX = re.compile(r"\.[a-z]+")
 _WHITESPACE = re.compile(
     "[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+"
 )
@@ -291,13 +292,17 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True) 
         _fsync_dir(directory or ".")
 
 
-def link_fork(root: str | os.PathLike[str], parent_id: str, child_id: str, fsync: bool = True) -> bool:
-    """Hard-link ``{root}/{child_id}.json`` as ``{root}/{parent_id}-forks/{child_id}.json``."""
+def link_fork(
+    root: str | os.PathLike[str], parent_id: str, child_id: str, fsync: bool = True, suffix: str = ".json"
+) -> bool:
+    """Hard-link ``{root}/{child_id}{suffix}`` as ``{root}/{parent_id}-forks/{child_id}{suffix}``."""
     for session_id in (parent_id, child_id):
         if not isinstance(session_id, str) or _SESSION_ID.fullmatch(session_id) is None:
             raise InvalidSessionIdError(session_id)
+    if _SUFFIX.fullmatch(suffix) is None:
+        raise ValueError(f"invalid file suffix {suffix!r}: expected a dot and lowercase letters")
     base = os.fspath(root)
-    source = os.path.join(base, child_id + ".json")
+    source = os.path.join(base, child_id + suffix)
     source_stat = os.stat(source)
     index = os.path.join(base, parent_id + "-forks")
     try:
@@ -305,7 +310,7 @@ def link_fork(root: str | os.PathLike[str], parent_id: str, child_id: str, fsync
         created = True
     except FileExistsError:
         created = False
-    entry = os.path.join(index, child_id + ".json")
+    entry = os.path.join(index, child_id + suffix)
     try:
         entry_stat = os.stat(entry)
     except FileNotFoundError:
@@ -313,7 +318,7 @@ def link_fork(root: str | os.PathLike[str], parent_id: str, child_id: str, fsync
     else:
         if (entry_stat.st_dev, entry_stat.st_ino) == (source_stat.st_dev, source_stat.st_ino):
             return True
-    temp = os.path.join(index, f".{child_id}.json.{secrets.token_hex(8)}.tmp")
+    temp = os.path.join(index, f".{child_id}{suffix}.{secrets.token_hex(8)}.tmp")
     try:
         os.link(source, temp)
     except OSError as error:

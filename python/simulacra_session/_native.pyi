@@ -46,11 +46,18 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True) 
     The GIL is released during the I/O.
     """
 
-def link_fork(root: str | os.PathLike[str], parent_id: str, child_id: str, fsync: bool = True) -> bool:
-    """Point the fork index entry ``{root}/{parent_id}-forks/{child_id}.json`` at ``{root}/{child_id}.json``.
+def link_fork(
+    root: str | os.PathLike[str],
+    parent_id: str,
+    child_id: str,
+    fsync: bool = True,
+    suffix: str = ".json",
+) -> bool:
+    """Point the index entry ``{root}/{parent_id}-forks/{child_id}{suffix}`` at ``{root}/{child_id}{suffix}``.
 
     Creates the ``-forks`` directory when missing and atomically (re)places the hard link, so
     that it shares the inode of the current session file; fsyncs the directory when it changed
     and ``fsync`` is true. Returns ``False`` where the file system has no hard links.
-    ``InvalidSessionIdError`` for a bad id; ``OSError`` (errno, filename) otherwise.
+    ``InvalidSessionIdError`` for a bad id, ``ValueError`` for a suffix that is not a dot and
+    lowercase letters; ``OSError`` (errno, filename) otherwise.
     """

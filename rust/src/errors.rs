@@ -7,7 +7,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::PyErr;
 
 pyo3::import_exception!(simulacra_session.errors, SerializationError);
@@ -18,6 +18,8 @@ pyo3::import_exception!(simulacra_session.errors, InvalidSessionIdError);
 pub enum CoreError {
     /// A session id outside `^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`.
     InvalidId(String),
+    /// A file suffix that is not a dot and lowercase letters.
+    InvalidSuffix(String),
     /// An I/O failure on `path`.
     Io { source: io::Error, path: PathBuf },
 }
@@ -44,6 +46,9 @@ impl From<CoreError> for PyErr {
     fn from(error: CoreError) -> PyErr {
         match error {
             CoreError::InvalidId(id) => InvalidSessionIdError::new_err((id,)),
+            CoreError::InvalidSuffix(suffix) => PyValueError::new_err(format!(
+                "invalid file suffix {suffix:?}: expected a dot and lowercase letters"
+            )),
             CoreError::Io { source, path } => match source.raw_os_error() {
                 Some(errno) => {
                     PyOSError::new_err((errno, strerror(&source), path.into_os_string()))

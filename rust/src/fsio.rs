@@ -108,7 +108,7 @@ mod tests {
                 assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
                 assert_eq!(path, target);
             }
-            crate::errors::CoreError::InvalidId(_) => panic!("unexpected error"),
+            other => panic!("unexpected error {other:?}"),
         }
         fs::remove_dir_all(dir).unwrap();
     }

@@ -34,20 +34,32 @@ fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
     }
 }
 
-/// (Re)point the index entry of `child_id` under `parent_id` at the child's current file.
-/// Returns `false` where hard links are not supported (nothing is left behind).
+/// Whether `suffix` is a file extension like `.json` (a dot, then lowercase letters).
+pub fn is_valid_suffix(suffix: &str) -> bool {
+    suffix.len() > 1
+        && suffix.starts_with('.')
+        && suffix[1..].bytes().all(|b| b.is_ascii_lowercase())
+}
+
+/// (Re)point the index entry of `child_id` under `parent_id` at the child's current file
+/// `{root}/{child_id}{suffix}`. Returns `false` where hard links are not supported
+/// (nothing is left behind).
 pub fn link_fork(
     root: &Path,
     parent_id: &str,
     child_id: &str,
     fsync: bool,
+    suffix: &str,
 ) -> Result<bool, CoreError> {
     for id in [parent_id, child_id] {
         if !is_valid_id(id) {
             return Err(CoreError::InvalidId(id.to_owned()));
         }
     }
-    let source = root.join(format!("{child_id}.json"));
+    if !is_valid_suffix(suffix) {
+        return Err(CoreError::InvalidSuffix(suffix.to_owned()));
+    }
+    let source = root.join(format!("{child_id}{suffix}"));
     let source_meta = fs::metadata(&source).map_err(|e| CoreError::io(e, &source))?;
     let index = root.join(format!("{parent_id}-forks"));
     let created = match fs::create_dir(&index) {
@@ -55,13 +67,13 @@ pub fn link_fork(
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(CoreError::io(e, &index)),
     };
-    let entry = index.join(format!("{child_id}.json"));
+    let entry = index.join(format!("{child_id}{suffix}"));
     if let Ok(entry_meta) = fs::metadata(&entry) {
         if same_file(&entry_meta, &source_meta) {
             return Ok(true);
         }
     }
-    let temp = index.join(format!(".{child_id}.json.{}.tmp", random_hex()));
+    let temp = index.join(format!(".{child_id}{suffix}.{}.tmp", random_hex()));
     if let Err(e) = fs::hard_link(&source, &temp) {
         if no_hard_links(&e) {
             if created {
@@ -116,15 +128,15 @@ mod tests {
         fs::create_dir_all(&root).unwrap();
         let child = root.join("c.json");
         crate::fsio::atomic_write(&child, b"v1", false).unwrap();
-        assert!(link_fork(&root, "p", "c", true).unwrap());
+        assert!(link_fork(&root, "p", "c", true, ".json").unwrap());
         let entry = root.join("p-forks").join("c.json");
         assert_eq!(
             fs::metadata(&entry).unwrap().ino(),
             fs::metadata(&child).unwrap().ino()
         );
-        assert!(link_fork(&root, "p", "c", true).unwrap()); // no-op
+        assert!(link_fork(&root, "p", "c", true, ".json").unwrap()); // no-op
         crate::fsio::atomic_write(&child, b"v2", false).unwrap();
-        assert!(link_fork(&root, "p", "c", false).unwrap());
+        assert!(link_fork(&root, "p", "c", false, ".json").unwrap());
         assert_eq!(
             fs::metadata(&entry).unwrap().ino(),
             fs::metadata(&child).unwrap().ino()
@@ -132,8 +144,12 @@ mod tests {
         assert_eq!(fs::read(&entry).unwrap(), b"v2");
         assert_eq!(fs::read_dir(root.join("p-forks")).unwrap().count(), 1);
         assert!(matches!(
-            link_fork(&root, "../x", "c", true),
+            link_fork(&root, "../x", "c", true, ".json"),
             Err(crate::errors::CoreError::InvalidId(_))
+        ));
+        assert!(matches!(
+            link_fork(&root, "p", "c", true, "/../x"),
+            Err(crate::errors::CoreError::InvalidSuffix(_))
         ));
         fs::remove_dir_all(root).unwrap();
     }

@@ -96,7 +96,7 @@ fn session_id(value: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (root, parent_id, child_id, fsync = true))]
+#[pyo3(signature = (root, parent_id, child_id, fsync = true, suffix = ".json"))]
 #[allow(
     clippy::needless_pass_by_value,
     reason = "pyo3 extracts owned arguments"
@@ -107,8 +107,9 @@ pub fn link_fork(
     parent_id: &Bound<'_, PyAny>,
     child_id: &Bound<'_, PyAny>,
     fsync: bool,
+    suffix: &str,
 ) -> PyResult<bool> {
     let parent_id = session_id(parent_id)?;
     let child_id = session_id(child_id)?;
-    Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync))?)
+    Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync, suffix))?)
 }

@@ -19,7 +19,15 @@ from ..ids import validate_session_id
 from ..messages import Message
 from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
 
-__all__ = ["check_save_args", "decode_session", "encode_save", "encode_session"]
+__all__ = [
+    "check_save_args",
+    "decode_session",
+    "encode_messages",
+    "encode_metadata",
+    "encode_save",
+    "encode_session",
+    "page",
+]
 
 
 def check_save_args(session_id: object, given: Mapping[str, Any] | None) -> str:
@@ -34,13 +42,35 @@ def check_save_args(session_id: object, given: Mapping[str, Any] | None) -> str:
     return cast(str, session_id)
 
 
-def encode_session(metadata: SessionMetadata, messages: Sequence[Message]) -> bytes:
-    """The stored bytes of a session. ``SerializationError`` when a value is not JSON."""
+def _metadata_dict(metadata: SessionMetadata) -> dict[str, Any]:
     try:
-        stored_metadata = metadata.to_json_dict()
+        return metadata.to_json_dict()
     except PydanticSerializationError as error:
         raise SerializationError(f"cannot serialize metadata of session {metadata.id}: {error}") from None
-    return dumps({"metadata": stored_metadata, "messages": list(messages)})
+
+
+def encode_session(metadata: SessionMetadata, messages: Sequence[Message]) -> bytes:
+    """The stored bytes of a session. ``SerializationError`` when a value is not JSON."""
+    return dumps({"metadata": _metadata_dict(metadata), "messages": list(messages)})
+
+
+def encode_metadata(metadata: SessionMetadata) -> bytes:
+    """The stored bytes of a session's metadata (without its id)."""
+    return dumps(_metadata_dict(metadata))
+
+
+def encode_messages(messages: Sequence[Message], offset: int = 0) -> list[bytes]:
+    """Each message serialized on its own; an error names its path in the whole session,
+    e.g. ``$.messages[3].content[0]`` (``offset``: how many messages the session holds before)."""
+    encoded = []
+    for message in messages:
+        try:
+            encoded.append(dumps(message))
+        except SerializationError:
+            # rare: redo it as part of the session document so the path names the message
+            dumps({"messages": [None] * offset + list(messages)})
+            raise
+    return encoded
 
 
 def encode_save(
@@ -82,3 +112,10 @@ def decode_session(session_id: str, data: bytes, where: str) -> StoredSession:
     except ValidationError as error:
         raise CorruptSessionError(f"corrupt session {where}: invalid metadata: {error}") from None
     return StoredSession(parsed, messages)
+
+
+def page(sessions: list[SessionMetadata], limit: int | None, offset: int) -> list[SessionMetadata]:
+    """The ``limit`` sessions after the first ``offset`` (all of them when ``limit`` is None)."""
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ValueError(f"limit and offset must not be negative, got limit={limit} offset={offset}")
+    return sessions[offset:] if limit is None else sessions[offset : offset + limit]

@@ -4,50 +4,89 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..ids import validate_session_id
 from ..messages import Message
-from ..models import SessionMetadata, StoredSession, most_recent_first
-from ._codec import check_save_args, decode_session, encode_save
+from ..models import (
+    SessionMetadata,
+    StoredSession,
+    merge_metadata,
+    most_recent_first,
+)
+from ._codec import check_save_args, decode_session, encode_messages, encode_metadata, page
 
 __all__ = ["InMemorySessionStore"]
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One session as bytes: its metadata, and each message serialized on its own."""
+
+    metadata: bytes
+    messages: list[bytes]
+
+    @classmethod
+    def of(cls, metadata: SessionMetadata, messages: list[bytes]) -> _Entry:
+        return cls(encode_metadata(metadata), messages)
+
+    def document(self) -> bytes:
+        return b'{"metadata":%b,"messages":[%b]}' % (self.metadata, b",".join(self.messages))
+
+    def decoded_metadata(self, session_id: str) -> SessionMetadata:
+        return decode_session(session_id, self.document_head(), f"id {session_id!r}").metadata
+
+    def document_head(self) -> bytes:
+        return b'{"metadata":%b,"messages":[]}' % self.metadata
+
+
 class InMemorySessionStore:
-    """A non-persistent ``SessionStore`` (with ``forks``) holding each session's serialized bytes.
+    """A non-persistent ``SessionStore`` (with ``forks`` and ``append``) holding serialized bytes.
 
     Keeping bytes rather than objects means nothing a caller mutates after ``save`` or
-    ``load`` leaks in or out, and it rejects exactly what the file store rejects.
-    Each method runs without yielding to the event loop, so a save's read-merge-write is
-    never interleaved with another.
+    ``load`` leaks in or out, and it rejects exactly what the file store rejects. Messages
+    are serialized one by one, so ``append`` costs only the new ones. Each method runs
+    without yielding to the event loop, so a save's read-merge-write never interleaves.
     """
 
     def __init__(self) -> None:
-        self._sessions: dict[str, bytes] = {}
+        self._sessions: dict[str, _Entry] = {}
 
-    def _decode(self, session_id: str, data: bytes) -> StoredSession:
-        return decode_session(session_id, data, f"id {session_id!r}")
-
-    async def list(self) -> builtins.list[SessionMetadata]:
-        """Metadata of every session, most recently updated first."""
-        return most_recent_first([self._decode(key, data).metadata for key, data in self._sessions.items()])
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
+        """Metadata of the sessions, most recently updated first (``limit``/``offset`` page it)."""
+        found = [entry.decoded_metadata(key) for key, entry in self._sessions.items()]
+        return page(most_recent_first(found), limit, offset)
 
     async def load(self, id: str) -> StoredSession | None:
         """The session, decoded afresh from its bytes, or ``None`` when absent."""
         validate_session_id(id)
-        data = self._sessions.get(id)
-        return None if data is None else self._decode(id, data)
+        entry = self._sessions.get(id)
+        return None if entry is None else decode_session(id, entry.document(), f"id {id!r}")
 
     async def save(
         self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
     ) -> None:
         """Replace the messages and merge the metadata; the old bytes stay on any error."""
         check_save_args(id, metadata)
+        encoded = encode_messages(messages)
         previous = self._sessions.get(id)
-        existing = None if previous is None else self._decode(id, previous).metadata
-        _, data = encode_save(id, existing, messages, metadata)
-        self._sessions[id] = data
+        existing = previous.decoded_metadata(id) if previous else None
+        self._sessions[id] = _Entry.of(merge_metadata(id, existing, len(encoded), metadata), encoded)
+
+    async def append(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Add messages after the stored ones and merge the metadata; all or nothing."""
+        check_save_args(id, metadata)
+        previous = self._sessions.get(id)
+        if previous is None:
+            await self.save(id, messages, metadata)
+            return
+        encoded = encode_messages(messages, len(previous.messages))
+        count = len(previous.messages) + len(encoded)
+        merged = merge_metadata(id, previous.decoded_metadata(id), count, metadata)
+        self._sessions[id] = _Entry.of(merged, previous.messages + encoded)
 
     async def delete(self, id: str) -> bool:
         """Remove the session; ``True`` when it existed."""
