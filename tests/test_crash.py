@@ -47,7 +47,7 @@ CHILD = MESSAGES_SOURCE + textwrap.dedent(
     from simulacra_session.stores.file import FileSessionStore
 
     async def main(root, fsync):
-        store = FileSessionStore(root, fsync=fsync)
+        store = FileSessionStore(root, fsync=fsync, format="json")
         stored = await store.load("s")
         n = stored.metadata.message_count if stored is not None else 0
         ready = False
@@ -99,7 +99,7 @@ def check_one_complete_version(root: Path, previous: int) -> int:
     entries = {entry.name for entry in root.iterdir()}
     assert not [name for name in entries if ".corrupt-" in name]
     assert not [name for name in entries if not name.startswith(".") and name.endswith(".tmp")]
-    store = FileSessionStore(root)
+    store = FileSessionStore(root, format="json")
     assert sorted(m.id for m in asyncio.run(store.list())) == ["f", "s"]
     assert [m.id for m in asyncio.run(store.forks("s"))] == ["f"]
     return int(n)
@@ -107,16 +107,81 @@ def check_one_complete_version(root: Path, previous: int) -> int:
 
 @pytest.mark.parametrize(("fsync", "kills"), [(True, 30), (False, 30)], ids=["fsync", "no-fsync"])
 def test_sigkill_never_leaves_a_torn_session(tmp_path: Path, fsync: bool, kills: int) -> None:
+    kill_repeatedly(tmp_path / "sessions", CHILD, fsync, kills, check_one_complete_version)
+
+
+JOURNAL_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from simulacra_session.stores.file import FileSessionStore
+
+    def message(i):
+        return {"role": "user", "content": [{"type": "text", "text": f"message {i} " + "y" * (i % 300)}]}
+
+    async def main(root, fsync):
+        store = FileSessionStore(root, fsync=fsync)
+        stored = await store.load("s")
+        n = stored.metadata.message_count if stored is not None else 0
+        ready = False
+        while True:
+            n += 1
+            if n % 25 == 0:  # now and then a full rewrite, as after a load or an edit
+                await store.save("s", [message(i) for i in range(n)], {"label": f"save {n}"})
+            else:
+                await store.append("s", [message(n - 1)], {"label": f"save {n}"})
+            await store.append("f", [message(n)], {"parent_id": "s", "fork_of": n})
+            if not ready:
+                print("ready", flush=True)
+                ready = True
+
+    asyncio.run(main(sys.argv[1], sys.argv[2] == "1"))
+    """
+)
+
+
+def journal_message(i: int) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": f"message {i} " + "y" * (i % 300)}]}
+
+
+def check_journal(root: Path, previous: int) -> int:
+    """A journal killed mid-append loads as its last complete save, and can be continued."""
+    store = FileSessionStore(root)
+    session = asyncio.run(store.load("s"))
+    assert session is not None
+    n = session.metadata.message_count
+    assert n >= previous, "a saved version was lost"
+    assert session.messages == [journal_message(i) for i in range(n)]
+    assert session.metadata.label == f"save {n}"
+    fork = asyncio.run(store.load("f"))
+    assert fork is not None
+    extra = fork.metadata.model_extra or {}
+    assert fork.messages[-1] == journal_message(extra["fork_of"])
+    assert fork.metadata.message_count == len(fork.messages)
+    entries = {entry.name for entry in root.iterdir()}
+    assert not [name for name in entries if not name.startswith(".") and name.endswith(".tmp")]
+    assert sorted(m.id for m in asyncio.run(store.list())) == ["f", "s"]
+    assert [m.id for m in asyncio.run(store.forks("s"))] == ["f"]
+    return int(n)
+
+
+@pytest.mark.parametrize(("fsync", "kills"), [(True, 30), (False, 30)], ids=["fsync", "no-fsync"])
+def test_sigkill_mid_append_keeps_the_last_complete_save(tmp_path: Path, fsync: bool, kills: int) -> None:
+    kill_repeatedly(tmp_path / "sessions", JOURNAL_CHILD, fsync, kills, check_journal)
+
+
+def kill_repeatedly(
+    root: Path, script: str, fsync: bool, kills: int, check: Callable[[Path, int], int]
+) -> None:
+    """Start ``script`` saving under ``root``, SIGKILL it at a random moment, ``check``; repeat."""
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     package_parent = str(Path(os.path.abspath(file_module.__file__)).parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    root = tmp_path / "sessions"
     previous = 0
     for kill in range(kills):
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(root), "1" if fsync else "0"],
+            [sys.executable, "-c", script, str(root), "1" if fsync else "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -135,7 +200,7 @@ def test_sigkill_never_leaves_a_torn_session(tmp_path: Path, fsync: bool, kills:
         _, stderr = child.communicate()
         assert child.returncode == -signal.SIGKILL, f"child exited (seed {seed}):\n{stderr.decode()}"
         try:
-            previous = check_one_complete_version(root, previous)
+            previous = check(root, previous)
         except AssertionError as error:
             raise AssertionError(f"after kill {kill + 1} at {delay:.3f}s (seed {seed}): {error}") from error
     assert previous > kills, "the child made no progress between kills"

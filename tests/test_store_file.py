@@ -90,9 +90,13 @@ def names(directory: Path) -> set[str]:
 
 
 class TestFileStoreContract(StoreContract):
-    @pytest.fixture(params=[True, False], ids=["fsync", "no-fsync"])
+    @pytest.fixture(
+        params=[(True, "jsonl"), (False, "jsonl"), (True, "json"), (False, "json")],
+        ids=["jsonl-fsync", "jsonl-no-fsync", "json-fsync", "json-no-fsync"],
+    )
     def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> FileSessionStore:
-        return FileSessionStore(tmp_path / "sessions", fsync=request.param)
+        fsync, file_format = request.param
+        return FileSessionStore(tmp_path / "sessions", fsync=fsync, format=file_format)
 
 
 @pytest.fixture
@@ -102,7 +106,8 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(root: Path) -> FileSessionStore:
-    return FileSessionStore(root)
+    """A store in the original library's layout, which the tests below inspect on disk."""
+    return FileSessionStore(root, format="json")
 
 
 # -- layout ------------------------------------------------------------------------------
@@ -121,7 +126,7 @@ def test_document_layout(store: FileSessionStore, root: Path) -> None:
 
 
 def test_accepts_str_root_and_no_fsync(tmp_path: Path) -> None:
-    store = FileSessionStore(str(tmp_path / "s"), fsync=False)
+    store = FileSessionStore(str(tmp_path / "s"), fsync=False, format="json")
     run(store.save("a", [msg("x")]))
     assert store.root == str(tmp_path / "s")
     assert (tmp_path / "s" / "a.json").is_file()
@@ -138,7 +143,7 @@ def test_missing_root_reads_as_empty_and_is_not_created(store: FileSessionStore,
 @pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
 def test_invalid_ids_write_nothing(tmp_path: Path, bad: Any) -> None:
     root = tmp_path / "sessions"
-    store = FileSessionStore(root)
+    store = FileSessionStore(root, format="json")
     with pytest.raises(InvalidSessionIdError):
         run(store.save(bad, [msg("x")]))
     assert names(tmp_path) == set()
@@ -158,7 +163,7 @@ def test_invalid_ids_write_nothing(tmp_path: Path, bad: Any) -> None:
 def test_oserror_propagates(tmp_path: Path) -> None:
     root = tmp_path / "not-a-dir"
     root.write_text("")
-    store = FileSessionStore(root)
+    store = FileSessionStore(root, format="json")
     with pytest.raises(NotADirectoryError):
         run(store.list())
     with pytest.raises(NotADirectoryError):
@@ -357,13 +362,15 @@ def test_no_hard_links_fallback(
 ) -> None:
     calls: list[tuple[str, str]] = []
 
-    def no_links(root: object, parent_id: str, child_id: str, fsync: bool = True) -> bool:
+    def no_links(
+        root: object, parent_id: str, child_id: str, fsync: bool = True, suffix: str = ".json"
+    ) -> bool:
         calls.append((parent_id, child_id))
         return False
 
     monkeypatch.setattr(file_module, "link_fork", no_links)
     caplog.set_level(logging.WARNING, logger="simulacra_session")
-    store = FileSessionStore(root)
+    store = FileSessionStore(root, format="json")
     run(store.save("p", []))
     run(store.save("c1", [], {"parent_id": "p"}))
     assert (root / ".no-hard-links").is_file()
@@ -372,7 +379,7 @@ def test_no_hard_links_fallback(
     assert calls == [("p", "c1")]
     assert names(root) == {".no-hard-links", "p.json", "c1.json", "c2.json"}
     assert [m.id for m in run(store.forks("p"))] == ["c2", "c1"]
-    assert [m.id for m in run(FileSessionStore(root).forks("p"))] == ["c2", "c1"]
+    assert [m.id for m in run(FileSessionStore(root, format="json").forks("p"))] == ["c2", "c1"]
     assert [m.id for m in run(store.list())] == ["c2", "c1", "p"]
     assert run(store.delete("c1")) is True
     assert [m.id for m in run(store.forks("p"))] == ["c2"]

@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
+from pydantic import ValidationError
 
 from simulacra_session._backend import loads
 from simulacra_session.errors import CorruptSessionError, InvalidSessionIdError, SerializationError
@@ -278,7 +279,8 @@ class TestInMemorySessionStore(StoreContract):
     def test_list_returns_fresh_models(self, store: InMemorySessionStore) -> None:
         run(store.save("a", []))
         first = run(store.list())[0]
-        first.label = "mutated"
+        with pytest.raises(ValidationError, match="frozen"):
+            first.label = "mutated"  # type: ignore[misc]  # metadata are immutable snapshots
         assert run(store.list())[0].label is None
         assert isinstance(first, SessionMetadata)
         assert copy.deepcopy(first) == first

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from ._backend import loads
 from .messages import Message
 from .timestamps import next_timestamp, parse_timestamp
 
@@ -18,6 +19,7 @@ __all__ = [
     "SessionMetadata",
     "StoredSession",
     "merge_metadata",
+    "metadata_from_json",
     "metadata_from_stored",
     "most_recent_first",
 ]
@@ -29,7 +31,7 @@ RESERVED_METADATA_KEYS = frozenset({"id", "created_at", "updated_at", "message_c
 class CheckpointState(BaseModel):
     """Where a conversation was last summarized, and the summary that replaced what came before."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     message_id: str
     summary: str
@@ -43,7 +45,7 @@ class SessionMetadata(BaseModel):
     last one, as the original library records it).
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     id: str
     created_at: str
@@ -125,6 +127,16 @@ def merge_metadata(
 def metadata_from_stored(session_id: str, stored: Mapping[str, Any]) -> SessionMetadata:
     """Build metadata read from storage, where the id lives outside the metadata record."""
     return SessionMetadata.model_validate({**stored, "id": session_id})
+
+
+def metadata_from_json(session_id: str, data: bytes) -> SessionMetadata:
+    """Rebuild metadata this library serialized itself (already validated once), quickly."""
+    stored = loads(data)
+    assert isinstance(stored, dict)
+    checkpoint = stored.get("checkpoint_state")
+    if isinstance(checkpoint, dict):
+        stored["checkpoint_state"] = CheckpointState.model_construct(**checkpoint)
+    return SessionMetadata.model_construct(id=session_id, **stored)
 
 
 def most_recent_first(sessions: Sequence[SessionMetadata]) -> list[SessionMetadata]:

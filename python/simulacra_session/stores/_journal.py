@@ -19,18 +19,16 @@ crash: it is dropped when read, and truncated before the next append.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .._backend import dumps, loads
+from .._backend import loads
 from ..errors import CorruptSessionError
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "Journal",
-    "encode_append",
     "encode_full",
     "parse_journal",
     "tail_metadata",
@@ -58,24 +56,20 @@ class Journal:
     committed_end: int
     torn: int
     superseded: int
+    last_commit: int
 
 
-def _message_lines(messages: Iterable[Any]) -> list[bytes]:
-    return [dumps(m) if isinstance(m, dict) else dumps(["message", m]) for m in messages]
+def encode_full(metadata: bytes, lines: list[bytes]) -> tuple[bytes, int, int]:
+    """The whole file for a session: header, message ``lines``, commit record.
 
-
-def encode_full(metadata: dict[str, Any], messages: Iterable[Any]) -> bytes:
-    """The whole file for a session: header, messages, commit record."""
-    header = dumps([FORMAT_NAME, FORMAT_VERSION, metadata])
-    lines = _message_lines(messages)
+    ``metadata`` is the metadata's JSON. Returns the bytes, the size of the metadata they
+    already supersede (the header's, when a commit record follows) and the size of the last.
+    """
+    header = b'["%b",%d,%b]' % (FORMAT_NAME.encode(), FORMAT_VERSION, metadata)
     if not lines:
-        return header + b"\n"
-    return b"\n".join([header, *lines, dumps(["metadata", metadata])]) + b"\n"
-
-
-def encode_append(metadata: dict[str, Any], messages: Iterable[Any]) -> bytes:
-    """The bytes one append adds: the new message lines, then one commit record."""
-    return b"\n".join([*_message_lines(messages), dumps(["metadata", metadata])]) + b"\n"
+        return header + b"\n", 0, len(header) + 1
+    commit = b'["metadata",%b]' % metadata
+    return b"\n".join([header, *lines, commit]) + b"\n", len(header) + 1, len(commit) + 1
 
 
 def _commit_record(line: bytes) -> dict[str, Any] | None:
@@ -128,6 +122,7 @@ def parse_journal(data: bytes, path: str) -> Journal:
     superseded = sum(len(line) + 1 for line in body if line.startswith(_COMMIT_PREFIX))
     if index > 0:
         superseded += len(lines[0]) + 1
+    last_commit = len(lines[index]) + 1
     try:
         parsed = loads(b"[" + b",".join(message_lines) + b"]")
     except ValueError as error:
@@ -139,7 +134,7 @@ def parse_journal(data: bytes, path: str) -> Journal:
         raise CorruptSessionError(
             f"corrupt session file {path}: {len(messages)} messages, metadata says {count!r}"
         )
-    return Journal(metadata, messages, end, torn, superseded)
+    return Journal(metadata, messages, end, torn, superseded, last_commit)
 
 
 def tail_metadata(tail: bytes, starts_file: bool) -> dict[str, Any] | None:

@@ -1,14 +1,18 @@
-"""FileSessionStore: one ``{id}.json`` per session, readable by the original TypeScript library.
+"""FileSessionStore: one file per session on disk, as a journal or in the original layout.
 
 Layout under ``root``::
 
-    {id}.json                   the session document (see ``_codec``), replaced atomically
-    {parent_id}-forks/{id}.json hard link to a fork's current file: the fork index
-    .no-hard-links              marker: the file system has no hard links, forks() scans
-    {id}.json.corrupt-<time>    an unreadable file set aside by a save, never deleted
+    {id}.jsonl                   a session journal (``format="jsonl"``, the default; see ``_journal``)
+    {id}.json                    a session document, the original library's layout (``format="json"``)
+    {parent_id}-forks/{id}.jsonl hard link to a fork's current file: the fork index (or ``.json``)
+    .no-hard-links               marker: the file system has no hard links, forks() scans
+    {id}.json.corrupt-<time>     an unreadable file set aside by a save, never deleted
 
-Blocking work runs in a worker thread; a lock per id makes a save's read-merge-write
-atomic within the process. ``OSError`` propagates unchanged.
+Journal saves append the new messages and a commit record with one write and one
+fdatasync, so an auto-save costs what its new messages cost; full rewrites are atomic
+renames. A session found in the other format is read, and converted on its next save.
+Blocking work runs in a worker thread; a lock per id serializes writes within the process
+and ``flock`` on the session file serializes them across processes. ``OSError`` propagates.
 """
 
 from __future__ import annotations
@@ -21,29 +25,57 @@ import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ValidationError
 
 from .._backend import atomic_write, link_fork
 from ..errors import CorruptSessionError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
 from ..messages import Message
-from ..models import SessionMetadata, StoredSession, most_recent_first
-from ._codec import check_save_args, decode_session, encode_save
+from ..models import (
+    SessionMetadata,
+    StoredSession,
+    merge_metadata,
+    metadata_from_json,
+    metadata_from_stored,
+)
+from . import _journal
+from ._codec import (
+    check_save_args,
+    decode_session,
+    encode_messages,
+    encode_metadata,
+    encode_session,
+    page,
+)
 
-__all__ = ["FileSessionStore"]
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer process per root
+    fcntl = None  # type: ignore[assignment]
 
-_log = logging.getLogger("simulacra_session")
+__all__ = ["FileFormat", "FileSessionStore"]
+
+FileFormat = Literal["jsonl", "json"]
+_SUFFIXES: dict[FileFormat, str] = {"jsonl": ".jsonl", "json": ".json"}
 _NO_HARD_LINKS = ".no-hard-links"
-_SUFFIX = ".json"
+_TAIL = 64 * 1024  # list() reads this much of a journal's end to find its metadata
+_log = logging.getLogger("simulacra_session")
+_fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
-def _session_stem(name: str) -> str | None:
-    """The id a directory entry name stores, or ``None`` for temp files, dotfiles and the rest."""
-    if name.startswith(".") or not name.endswith(_SUFFIX):
+def _session_name(name: str) -> tuple[str, FileFormat] | None:
+    """The id and format a directory entry stores, or ``None`` for temp files, dotfiles and the rest."""
+    if name.startswith("."):
         return None
-    stem = name[: -len(_SUFFIX)]
-    return stem if SESSION_ID_PATTERN.fullmatch(stem) else None
+    for file_format, suffix in _SUFFIXES.items():
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            return (stem, file_format) if SESSION_ID_PATTERN.fullmatch(stem) else None
+    return None
 
 
 def _fsync_dir(path: str) -> None:
@@ -57,39 +89,83 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _read(path: str) -> bytes | None:
-    """The file's bytes, or ``None`` when it does not exist."""
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except FileNotFoundError:
-        return None
+def _read_fd(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _journal_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
+    """Message lines: objects as they are, other JSON values wrapped as ``["message", v]``."""
+    lines = encode_messages(messages, offset)
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            lines[index] = b'["message",' + lines[index] + b"]"
+    return lines
+
+
+@dataclass
+class _JournalState:
+    """What this process knows of a journal file, so an append needs no read."""
+
+    inode: int
+    end: int  # committed size: an append writes here
+    metadata: SessionMetadata
+    count: int
+    superseded: int  # bytes of metadata records that later ones replaced
+    last_commit: int  # size of the newest metadata record
 
 
 class FileSessionStore:
-    """A ``SessionStore`` (with ``forks``) keeping each session in ``{root}/{id}.json``.
+    """A ``SessionStore`` (with ``forks`` and ``append``) keeping each session in one file.
 
-    ``fsync=False`` keeps every write atomic but skips the fsyncs, trading durability
-    across power loss for speed. The root directory is created on the first save.
+    ``format="jsonl"`` (default) keeps journals that auto-saves append to; ``"json"`` keeps
+    the original library's ``{id}.json`` documents, for directories shared with it.
+    ``fsync=False`` keeps every write atomic but skips the fsyncs, trading durability across
+    power loss for speed. The root directory is created on the first save.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, fsync: bool = True, format: FileFormat = "jsonl"
+    ) -> None:
+        if format not in _SUFFIXES:
+            raise ValueError(f"format must be 'jsonl' or 'json', got {format!r}")
         self._root = os.fspath(root)
         self._fsync = fsync
+        self._format: FileFormat = format
         self._no_hard_links = False
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._locks_guard = threading.Lock()
+        self._journals: dict[str, _JournalState] = {}
+        # name -> (inode, size, mtime_ns), metadata JSON (None: unreadable), sort key
+        self._listing: dict[str, tuple[tuple[int, int, int], bytes | None, float]] = {}
 
     @property
     def root(self) -> str:
         """The directory holding the sessions."""
         return self._root
 
-    def __repr__(self) -> str:
-        return f"FileSessionStore({self._root!r}, fsync={self._fsync})"
+    @property
+    def format(self) -> FileFormat:
+        """The format new saves are written in."""
+        return self._format
 
-    def _path(self, session_id: str) -> str:
-        return os.path.join(self._root, session_id + _SUFFIX)
+    def __repr__(self) -> str:
+        return f"FileSessionStore({self._root!r}, fsync={self._fsync}, format={self._format!r})"
+
+    def _path(self, session_id: str, file_format: FileFormat | None = None) -> str:
+        return os.path.join(self._root, session_id + _SUFFIXES[file_format or self._format])
+
+    def _other(self) -> FileFormat:
+        return "json" if self._format == "jsonl" else "jsonl"
 
     def _index_dir(self, parent_id: str) -> str:
         return os.path.join(self._root, parent_id + "-forks")
@@ -111,35 +187,144 @@ class FileSessionStore:
                 else:
                     del self._locks[session_id]
 
+    @contextmanager
+    def _file_locked(self, path: str) -> Iterator[int | None]:
+        """Open ``path`` and hold ``flock`` on the inode it names; ``None`` when it is absent.
+
+        Re-opens when a writer in another process replaced the file while we waited, so the
+        lock always covers the current file.
+        """
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                yield None
+                return
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    try:
+                        current = os.stat(path).st_ino
+                    except FileNotFoundError:
+                        current = -1
+                    if current != os.fstat(fd).st_ino:
+                        continue  # replaced meanwhile: lock the new file instead
+                yield fd
+                return
+            finally:
+                os.close(fd)  # closing releases the flock
+
     # -- reading -----------------------------------------------------------------------
 
-    def _load_sync(self, session_id: str) -> StoredSession | None:
-        path = self._path(session_id)
-        data = _read(path)
-        return None if data is None else decode_session(session_id, data, f"file {path}")
-
-    def _try_load(self, session_id: str) -> StoredSession | None:
-        """Like ``_load_sync`` for listing: an unreadable file is skipped with a warning."""
+    def _decode_journal(self, session_id: str, data: bytes, path: str, inode: int) -> StoredSession:
+        journal = _journal.parse_journal(data, path)
         try:
-            return self._load_sync(session_id)
-        except (CorruptSessionError, OSError) as error:
-            _log.warning("skipping session file %s: %s", self._path(session_id), error)
+            metadata = metadata_from_stored(session_id, journal.metadata)
+        except ValidationError as error:
+            raise CorruptSessionError(f"corrupt session file {path}: invalid metadata: {error}") from None
+        self._journals[session_id] = _JournalState(
+            inode,
+            journal.committed_end,
+            metadata.model_copy(deep=True),
+            len(journal.messages),
+            journal.superseded,
+            journal.last_commit,
+        )
+        return StoredSession(metadata, journal.messages)
+
+    def _read(self, session_id: str, file_format: FileFormat) -> StoredSession | None:
+        path = self._path(session_id, file_format)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
             return None
+        try:
+            data = _read_fd(fd)
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        if file_format == "jsonl":
+            return self._decode_journal(session_id, data, path, inode)
+        return decode_session(session_id, data, f"file {path}")
+
+    def _load_sync(self, session_id: str) -> StoredSession | None:
+        """The session in the store's format, else in the other one, else ``None``."""
+        stored = self._read(session_id, self._format)
+        return stored if stored is not None else self._read(session_id, self._other())
+
+    def _metadata_of(self, session_id: str, file_format: FileFormat, path: str) -> SessionMetadata:
+        """A session's metadata for listing, read from the journal's tail when it can be."""
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if file_format == "jsonl":
+                start = max(0, size - _TAIL)
+                file.seek(start)
+                found = _journal.tail_metadata(file.read(), starts_file=start == 0)
+                if found is not None:
+                    try:
+                        return metadata_from_stored(session_id, found)
+                    except ValidationError as error:
+                        raise CorruptSessionError(f"corrupt session file {path}: {error}") from None
+                file.seek(0)
+                inode = os.fstat(file.fileno()).st_ino
+                return self._decode_journal(session_id, file.read(), path, inode).metadata
+            return decode_session(session_id, file.read(), f"file {path}").metadata
+
+    def _listed(
+        self, name: str, session_id: str, file_format: FileFormat, path: str
+    ) -> tuple[SessionMetadata | None, float]:
+        """Metadata (a fresh object) and sort key of one file.
+
+        The metadata's JSON is cached while the file's inode, size and mtime stay the same,
+        so a warm ``list()`` costs a ``stat`` and a small parse per session.
+        """
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return None, 0.0
+        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        cached = self._listing.get(name)
+        if cached is not None and cached[0] == key:
+            data, order = cached[1], cached[2]
+            return (metadata_from_json(session_id, data) if data is not None else None), order
+        try:
+            metadata = self._metadata_of(session_id, file_format, path)
+        except FileNotFoundError:
+            return None, 0.0
+        except (CorruptSessionError, OSError) as error:
+            _log.warning("skipping session file %s: %s", path, error)
+            self._listing[name] = (key, None, 0.0)
+            return None, 0.0
+        order = metadata.updated.timestamp()
+        data = encode_metadata(metadata)
+        self._listing[name] = (key, data, order)
+        return metadata_from_json(session_id, data), order
+
+    def _sorted(self, found: dict[str, tuple[str, FileFormat]]) -> builtins.list[SessionMetadata]:
+        ranked = []
+        for session_id, (name, file_format) in found.items():
+            metadata, order = self._listed(name, session_id, file_format, os.path.join(self._root, name))
+            if metadata is not None:
+                ranked.append((-order, session_id, metadata))
+        ranked.sort(key=lambda item: (item[0], item[1]))
+        return [metadata for _, _, metadata in ranked]
 
     def _list_sync(self) -> builtins.list[SessionMetadata]:
         try:
-            entries = builtins.list(os.scandir(self._root))
+            names = os.listdir(self._root)
         except FileNotFoundError:
             return []
-        found = []
-        for entry in entries:
-            stem = _session_stem(entry.name)
-            if stem is None or not entry.is_file():
+        found: dict[str, tuple[str, FileFormat]] = {}
+        for name in names:
+            parsed = _session_name(name)
+            if parsed is None:
                 continue
-            stored = self._try_load(stem)
-            if stored is not None:
-                found.append(stored.metadata)
-        return most_recent_first(found)
+            session_id, file_format = parsed
+            if session_id not in found or file_format == self._format:
+                found[session_id] = (name, file_format)
+        for stale in set(self._listing).difference(name for name, _ in found.values()):
+            del self._listing[stale]
+        return self._sorted(found)
 
     def _uses_index(self) -> bool:
         """Whether the fork index can be trusted (hard links work on this file system)."""
@@ -151,20 +336,23 @@ class FileSessionStore:
         if not self._uses_index():
             return [meta for meta in self._list_sync() if meta.parent_id == parent_id]
         try:
-            entries = builtins.list(os.scandir(self._index_dir(parent_id)))
+            names = os.listdir(self._index_dir(parent_id))
         except FileNotFoundError:
             return []
-        found = []
-        for entry in entries:
-            stem = _session_stem(entry.name)
-            if stem is None:
+        found: dict[str, tuple[str, FileFormat]] = {}
+        for name in names:
+            parsed = _session_name(name)
+            if parsed is None:
                 continue
-            # The canonical file is the truth: an entry outlives its fork's deletion, a
-            # change of parent, or a crash between the write and the relink.
-            stored = self._try_load(stem)
-            if stored is not None and stored.metadata.parent_id == parent_id:
-                found.append(stored.metadata)
-        return most_recent_first(found)
+            session_id = parsed[0]
+            # The canonical file is the truth: an entry outlives its fork's deletion, a change
+            # of parent, or a crash between the write and the relink.
+            for file_format in (self._format, self._other()):
+                canonical = session_id + _SUFFIXES[file_format]
+                if os.path.exists(os.path.join(self._root, canonical)):
+                    found[session_id] = (canonical, file_format)
+                    break
+        return [meta for meta in self._sorted(found) if meta.parent_id == parent_id]
 
     # -- writing -----------------------------------------------------------------------
 
@@ -195,22 +383,25 @@ class FileSessionStore:
 
     def _link(self, parent_id: str, session_id: str) -> bool:
         """``link_fork``, retried when a concurrent ``delete(parent_id)`` removes the index dir."""
+        suffix = _SUFFIXES[self._format]
         for _ in range(2):
             try:
-                return link_fork(self._root, parent_id, session_id, self._fsync)
+                return link_fork(self._root, parent_id, session_id, self._fsync, suffix)
             except FileNotFoundError:
                 pass  # a save after the parent's deletion recreates its index, as this will
-        return link_fork(self._root, parent_id, session_id, self._fsync)
+        return link_fork(self._root, parent_id, session_id, self._fsync, suffix)
+
+    def _unindex(self, parent_id: str, session_id: str, formats: Sequence[FileFormat]) -> None:
+        if not SESSION_ID_PATTERN.fullmatch(parent_id):
+            return
+        for file_format in formats:
+            with suppress(FileNotFoundError):
+                os.unlink(os.path.join(self._index_dir(parent_id), session_id + _SUFFIXES[file_format]))
 
     def _index(self, session_id: str, parent_id: str | None, old_parent_id: str | None) -> None:
         """Point the fork index at the file just written (and away from a former parent)."""
-        if (
-            old_parent_id is not None
-            and old_parent_id != parent_id
-            and SESSION_ID_PATTERN.fullmatch(old_parent_id)
-        ):
-            with suppress(FileNotFoundError):
-                os.unlink(os.path.join(self._index_dir(old_parent_id), session_id + _SUFFIX))
+        if old_parent_id is not None and old_parent_id != parent_id:
+            self._unindex(old_parent_id, session_id, ("jsonl", "json"))
         if parent_id is None or not SESSION_ID_PATTERN.fullmatch(parent_id) or not self._uses_index():
             return
         if not self._link(parent_id, session_id):
@@ -220,63 +411,151 @@ class FileSessionStore:
             self._no_hard_links = True
             _log.warning("no hard links under %s: forks() will scan every session", self._root)
 
+    def _rewrite(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        given: Mapping[str, Any] | None,
+        *,
+        compacting: bool,
+    ) -> None:
+        """Write the whole session atomically in the store's format (caller holds the id lock)."""
+        path = self._path(session_id)
+        with self._file_locked(path):
+            existing: StoredSession | None = None
+            corrupt_path = None
+            for file_format in (self._format, self._other()):
+                try:
+                    existing = self._read(session_id, file_format)
+                except CorruptSessionError:
+                    corrupt_path = self._path(session_id, file_format)
+                    break
+                if existing is not None:
+                    break
+            old = existing.metadata if existing is not None else None
+            if compacting:
+                assert existing is not None
+                messages, merged = existing.messages, existing.metadata
+            else:
+                merged = merge_metadata(session_id, old, len(messages), given)
+            superseded = last_commit = 0
+            if self._format == "json":
+                encoded = encode_session(merged, messages)
+            else:
+                lines = _journal_lines(messages, 0)
+                encoded, superseded, last_commit = _journal.encode_full(encode_metadata(merged), lines)
+            self._make_root()
+            if corrupt_path is not None:
+                self._set_aside(corrupt_path)
+            self._journals.pop(session_id, None)
+            atomic_write(path, encoded, self._fsync)
+            if self._format == "jsonl":
+                self._journals[session_id] = _JournalState(
+                    os.stat(path).st_ino, len(encoded), merged, len(messages), superseded, last_commit
+                )
+        converted = os.path.lexists(self._path(session_id, self._other()))
+        if converted:
+            os.unlink(self._path(session_id, self._other()))
+            if self._fsync:
+                _fsync_dir(self._root)
+        if converted and merged.parent_id is not None:
+            self._unindex(merged.parent_id, session_id, (self._other(),))
+        self._index(session_id, merged.parent_id, old.parent_id if old is not None else None)
+
     def _save_sync(
         self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
     ) -> None:
-        path = self._path(session_id)
         with self._locked(session_id):
-            data = _read(path)
-            existing: StoredSession | None = None
-            corrupt = False
-            if data is not None:
-                try:
-                    existing = decode_session(session_id, data, f"file {path}")
-                except CorruptSessionError:
-                    corrupt = True
-            old = existing.metadata if existing is not None else None
-            merged, encoded = encode_save(session_id, old, messages, given)
-            self._make_root()
-            if corrupt:
-                self._set_aside(path)
-            atomic_write(path, encoded, self._fsync)
-            self._index(session_id, merged.parent_id, old.parent_id if old is not None else None)
+            self._rewrite(session_id, messages, given, compacting=False)
+
+    def _append_sync(
+        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
+    ) -> None:
+        with self._locked(session_id):
+            if self._format == "json" or not self._append_journal(session_id, messages, given):
+                stored = self._load_sync(session_id)
+                existing = stored.messages if stored is not None else []
+                self._rewrite(session_id, [*existing, *messages], given, compacting=False)
+
+    def _append_journal(
+        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
+    ) -> bool:
+        """Append to the session's journal; ``False`` when it has none (nothing written)."""
+        path = self._path(session_id)
+        with self._file_locked(path) as fd:
+            if fd is None:
+                return False
+            state = self._journals.get(session_id)
+            stat = os.fstat(fd)
+            if state is None or state.inode != stat.st_ino or state.end != stat.st_size:
+                os.lseek(fd, 0, os.SEEK_SET)
+                self._decode_journal(session_id, _read_fd(fd), path, stat.st_ino)
+                state = self._journals[session_id]
+                if state.end != stat.st_size:  # a torn append from a crash: cut it off first
+                    os.ftruncate(fd, state.end)
+            merged = merge_metadata(session_id, state.metadata, state.count + len(messages), given)
+            lines = _journal_lines(messages, state.count)
+            commit = b'["metadata",%b]' % encode_metadata(merged)
+            payload = b"\n".join([*lines, commit]) + b"\n"
+            _pwrite_all(fd, payload, state.end)
+            if self._fsync:
+                _fdatasync(fd)
+            old_parent = state.metadata.parent_id
+            state.end += len(payload)
+            state.metadata = merged
+            state.count += len(messages)
+            state.superseded += state.last_commit
+            state.last_commit = len(commit) + 1
+        if merged.parent_id != old_parent:
+            self._index(session_id, merged.parent_id, old_parent)
+        if state.superseded > state.end - state.superseded:
+            self._rewrite(session_id, [], None, compacting=True)  # new inode: relinked by _index
+        return True
 
     def _delete_sync(self, session_id: str) -> bool:
-        path = self._path(session_id)
         with self._locked(session_id):
-            parent_id = None
-            try:
-                stored = self._load_sync(session_id)
-            except CorruptSessionError:
-                stored = None
-            if stored is not None:
-                parent_id = stored.metadata.parent_id
-            try:
-                os.unlink(path)
-                existed = True
-            except FileNotFoundError:
-                existed = False
+            parents = set()
+            existed = False
+            for file_format in ("jsonl", "json"):
+                path = self._path(session_id, file_format)
+                try:
+                    stored = self._read(session_id, file_format)
+                except CorruptSessionError:
+                    stored = None
+                if stored is not None and stored.metadata.parent_id is not None:
+                    parents.add(stored.metadata.parent_id)
+                try:
+                    os.unlink(path)
+                    existed = True
+                except FileNotFoundError:
+                    pass
+            self._journals.pop(session_id, None)
             if existed and self._fsync:
                 _fsync_dir(self._root)
-            if parent_id is not None and SESSION_ID_PATTERN.fullmatch(parent_id):
-                with suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self._index_dir(parent_id), session_id + _SUFFIX))
+            for parent_id in parents:
+                self._unindex(parent_id, session_id, ("jsonl", "json"))
             with suppress(FileNotFoundError):
                 shutil.rmtree(self._index_dir(session_id))
             return existed
 
     # -- the SessionStore protocol -----------------------------------------------------
 
-    async def list(self) -> builtins.list[SessionMetadata]:
-        """Metadata of every readable session, most recently updated first.
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
+        """Metadata of the readable sessions, most recently updated first.
 
-        Unreadable files are skipped with a warning; temp files, dotfiles, set-aside
-        ``*.corrupt-*`` files and names that are not valid ids are ignored.
+        Journals are listed from their last bytes, never their messages, and every file's
+        metadata is cached while its inode, size and mtime are unchanged. Unreadable files
+        are skipped with a warning; temp files, dotfiles, set-aside ``*.corrupt-*`` files and
+        names that are not valid ids are ignored. ``limit``/``offset`` page the result.
         """
-        return await asyncio.to_thread(self._list_sync)
+        sessions = await asyncio.to_thread(self._list_sync)
+        return page(sessions, limit, offset)
 
     async def load(self, id: str) -> StoredSession | None:
-        """The session, or ``None`` when absent; ``CorruptSessionError`` naming the path."""
+        """The session, or ``None`` when absent; ``CorruptSessionError`` naming the path.
+
+        A journal's torn last append (a crash mid-write) is dropped with a warning.
+        """
         validate_session_id(id)
         return await asyncio.to_thread(self._load_sync, id)
 
@@ -291,6 +570,17 @@ class FileSessionStore:
         check_save_args(id, metadata)
         given = dict(metadata) if metadata is not None else None
         await asyncio.to_thread(self._save_sync, id, builtins.list(messages), given)
+
+    async def append(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Add messages after the stored ones and merge the metadata, all or nothing.
+
+        In a journal that is one write and one fdatasync, whatever the session's length.
+        """
+        check_save_args(id, metadata)
+        given = dict(metadata) if metadata is not None else None
+        await asyncio.to_thread(self._append_sync, id, builtins.list(messages), given)
 
     async def delete(self, id: str) -> bool:
         """Remove the session, its fork index entry and its own fork index; ``True`` when it existed."""
