@@ -1,0 +1,212 @@
+"""The journal format of FileSessionStore: appends, torn tails, compaction, conversion, listing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulacra_session import CorruptSessionError, FileSessionStore
+from simulacra_session.stores import _journal
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def msg(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": text}]}
+
+
+def texts(messages: list[Any]) -> list[str]:
+    return [m["content"][0]["text"] for m in messages]
+
+
+def test_append_writes_one_record_and_keeps_the_inode(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    run(store.save("p", [msg("root")]))
+    run(store.save("s", [msg("a")], {"parent_id": "p"}))
+    path = tmp_path / "s.jsonl"
+    link = tmp_path / "p-forks" / "s.jsonl"
+    inode = path.stat().st_ino
+    assert link.stat().st_ino == inode
+    before = path.read_bytes()
+    run(store.append("s", [msg("b"), msg("c")], {"label": "x"}))
+    after = path.read_bytes()
+    assert after.startswith(before)
+    added = after[len(before) :].split(b"\n")
+    assert added[-1] == b""
+    assert [json.loads(line) for line in added[:2]] == [msg("b"), msg("c")]
+    assert json.loads(added[2])[0] == "metadata"
+    assert path.stat().st_ino == inode == link.stat().st_ino
+    stored = run(store.load("s"))
+    assert texts(stored.messages) == ["a", "b", "c"]
+    assert stored.metadata.message_count == 3
+    assert stored.metadata.label == "x"
+    assert [m.id for m in run(store.forks("p"))] == ["s"]
+
+
+def test_header_records_format_and_version(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    run(store.save("s", [msg("a")]))
+    header = json.loads((tmp_path / "s.jsonl").read_bytes().split(b"\n")[0])
+    assert header[:2] == ["simulacra-session", 1]
+    assert header[2]["message_count"] == 1
+    stamp = "2026-01-01T00:00:00Z"
+    meta = {"created_at": stamp, "updated_at": stamp, "message_count": 0}
+    future = json.dumps(["simulacra-session", 99, meta]).encode() + b"\n"
+    (tmp_path / "f.jsonl").write_bytes(future)
+    with pytest.raises(CorruptSessionError, match="version 99"):
+        run(store.load("f"))
+
+
+def test_messages_that_are_not_objects_round_trip(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    odd: list[Any] = [["message", 1], "text", 3, None, {"metadata": {}}]
+    run(store.save("s", odd))
+    run(store.append("s", [["metadata", {"x": 1}]]))
+    fresh = FileSessionStore(tmp_path)
+    assert run(fresh.load("s")).messages == [*odd, ["metadata", {"x": 1}]]
+
+
+def test_torn_tail_at_every_byte_offset(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = FileSessionStore(tmp_path, fsync=False)
+    run(store.save("s", [msg("one"), msg("two")], {"label": "before"}))
+    path = tmp_path / "s.jsonl"
+    complete = path.read_bytes()
+    run(store.append("s", [msg("three é"), msg("four")], {"label": "after"}))
+    appended = path.read_bytes()
+    caplog.set_level(logging.WARNING, logger="simulacra_session")
+    for cut in range(len(complete), len(appended)):
+        path.write_bytes(appended[:cut])
+        reader = FileSessionStore(tmp_path, fsync=False)
+        stored = run(reader.load("s"))
+        assert texts(stored.messages) == ["one", "two"], cut
+        assert stored.metadata.label == "before"
+        assert run(reader.list())[0].label == "before"
+        run(reader.append("s", [msg("five")]))  # truncates the torn bytes first
+        again = run(FileSessionStore(tmp_path).load("s"))
+        assert texts(again.messages) == ["one", "two", "five"], cut
+    assert "incomplete save" in caplog.text
+
+
+def test_damage_before_the_last_commit_is_corruption(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    run(store.save("s", [msg("one"), msg("two")]))
+    run(store.append("s", [msg("three")]))
+    path = tmp_path / "s.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = b"{" + b"x" * (len(lines[1]) - 1)
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(CorruptSessionError, match=str(path)):
+        run(FileSessionStore(tmp_path).load("s"))
+    # list() reads only the tail, never the messages: the session is still listed
+    assert [m.message_count for m in run(FileSessionStore(tmp_path).list())] == [3]
+
+
+def test_compaction_drops_superseded_metadata_and_keeps_the_fork_index(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path, fsync=False)
+    run(store.save("p", [msg("root")]))
+    run(store.save("s", [], {"parent_id": "p", "note": "n" * 400}))
+    path = tmp_path / "s.jsonl"
+    link = tmp_path / "p-forks" / "s.jsonl"
+    inodes = {path.stat().st_ino}
+    for index in range(30):
+        run(store.append("s", [msg(str(index))]))
+        inodes.add(path.stat().st_ino)
+        assert link.stat().st_ino == path.stat().st_ino
+    assert len(inodes) > 1, "never compacted"
+    data = path.read_bytes()
+    commits = [line for line in data.split(b"\n") if line.startswith(b'["metadata",')]
+    assert len(data) < 30 * 600
+    assert len(commits) < 30
+    stored = run(FileSessionStore(tmp_path).load("s"))
+    assert texts(stored.messages) == [str(index) for index in range(30)]
+    assert stored.metadata.model_extra == {"note": "n" * 400}
+    assert [m.id for m in run(store.forks("p"))] == ["s"]
+
+
+def test_conversion_from_the_original_layout_and_back(tmp_path: Path) -> None:
+    original = {
+        "metadata": {
+            "created_at": "2025-01-02T03:04:05.678Z",
+            "updated_at": "2025-01-02T03:04:05.678Z",
+            "message_count": 1,
+            "parent_id": "p",
+            "custom": True,
+        },
+        "messages": [msg("from typescript")],
+    }
+    (tmp_path / "p.json").write_text(json.dumps({"metadata": original["metadata"], "messages": []}, indent=2))
+    (tmp_path / "s.json").write_text(json.dumps(original, indent=2))
+    (tmp_path / "p-forks").mkdir()
+    os.link(tmp_path / "s.json", tmp_path / "p-forks" / "s.json")
+
+    journal = FileSessionStore(tmp_path)
+    assert texts(run(journal.load("s")).messages) == ["from typescript"]
+    run(journal.append("s", [msg("continued")]))
+    assert not (tmp_path / "s.json").exists()
+    assert (tmp_path / "s.jsonl").exists()
+    assert sorted(os.listdir(tmp_path / "p-forks")) == ["s.jsonl"]
+    assert (tmp_path / "p-forks" / "s.jsonl").stat().st_ino == (tmp_path / "s.jsonl").stat().st_ino
+    stored = run(journal.load("s"))
+    assert texts(stored.messages) == ["from typescript", "continued"]
+    assert stored.metadata.model_extra == {"custom": True}
+    assert stored.metadata.created_at == "2025-01-02T03:04:05.678Z"
+
+    legacy = FileSessionStore(tmp_path, format="json")
+    run(legacy.append("s", [msg("back")]))
+    assert not (tmp_path / "s.jsonl").exists()
+    document = json.loads((tmp_path / "s.json").read_bytes())
+    assert list(document) == ["metadata", "messages"]
+    assert texts(document["messages"]) == ["from typescript", "continued", "back"]
+    assert sorted(os.listdir(tmp_path / "p-forks")) == ["s.json"]
+    assert [m.id for m in run(legacy.forks("p"))] == ["s"]
+
+
+def test_list_pages_and_prefers_the_store_format(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    for index in range(5):
+        run(store.save(f"s{index}", [msg(str(index))]))
+    assert [m.id for m in run(store.list())] == ["s4", "s3", "s2", "s1", "s0"]
+    assert [m.id for m in run(store.list(limit=2))] == ["s4", "s3"]
+    assert [m.id for m in run(store.list(limit=2, offset=3))] == ["s1", "s0"]
+    assert run(store.list(offset=9)) == []
+    with pytest.raises(ValueError, match="negative"):
+        run(store.list(limit=-1))
+    (tmp_path / "s0.json").write_text(
+        json.dumps(
+            {
+                "metadata": {
+                    "created_at": "2020-01-01T00:00:00Z",
+                    "updated_at": "2020-01-01T00:00:00Z",
+                    "message_count": 0,
+                },
+                "messages": [],
+            }
+        )
+    )
+    assert len(run(store.list())) == 5  # one session, two files: the journal wins
+    assert run(store.list())[-1].message_count == 1
+
+
+def test_list_cache_follows_other_writers(tmp_path: Path) -> None:
+    reader = FileSessionStore(tmp_path)
+    writer = FileSessionStore(tmp_path)
+    run(writer.save("s", [msg("a")], {"label": "one"}))
+    assert run(reader.list())[0].label == "one"
+    run(writer.append("s", [msg("b")], {"label": "two"}))
+    assert run(reader.list())[0].label == "two"
+    assert run(reader.list())[0].message_count == 2
+
+
+def test_tail_metadata_needs_a_complete_commit() -> None:
+    data, _, _ = _journal.encode_full(b'{"message_count":1}', [b'{"a":1}'])
+    assert _journal.tail_metadata(data, starts_file=True) == {"message_count": 1}
+    assert _journal.tail_metadata(data[:-1], starts_file=True) == {"message_count": 1}  # header
+    assert _journal.tail_metadata(data[-5:], starts_file=False) is None
