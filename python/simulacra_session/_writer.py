@@ -66,6 +66,8 @@ class SessionWriter:
         self.session_id = session_id
         self.task: asyncio.Task[None] | None = None
         self._store = store
+        # checked once: a runtime protocol check costs tens of microseconds
+        self._appender = store if isinstance(store, AppendableSessionStore) else None
         self._pending: SaveRequest | None = None
         self._written: list[Message] | None = None
         self._on_saved = on_saved
@@ -125,10 +127,10 @@ class SessionWriter:
             written is not None
             and not request.full
             and len(messages) >= len(written)
-            and isinstance(self._store, AppendableSessionStore)
+            and self._appender is not None
             and messages[: len(written)] == written
         ):
-            await self._store.append(request.session_id, messages[len(written) :], request.metadata)
+            await self._appender.append(request.session_id, messages[len(written) :], request.metadata)
         else:
             await self._store.save(request.session_id, messages, request.metadata)
         self._written = messages

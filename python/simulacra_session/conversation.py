@@ -9,7 +9,9 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from ._backend import dumps, loads
 from ._emitter import Emitter, Listener
+from .errors import SerializationError
 from .messages import Message
 from .models import CheckpointState
 
@@ -123,8 +125,17 @@ class SimpleConversation:
         self.dispose()
 
 
+def _copy(message: Message) -> Message:
+    """A deep copy; through the JSON hot path when the message is JSON (several times faster)."""
+    try:
+        copied = loads(dumps(message))
+    except SerializationError:
+        return copy.deepcopy(message)
+    return copied  # type: ignore[return-value]
+
+
 def _stamped(message: Message) -> Message:
-    stored = copy.deepcopy(message)
+    stored = _copy(message)
     if "id" not in stored:
         stored["id"] = str(uuid.uuid4())
     if "timestamp" not in stored:

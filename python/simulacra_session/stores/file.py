@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .._backend import atomic_write, link_fork
+from .._backend import atomic_write, dumps, link_fork
 from ..errors import CorruptSessionError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
 from ..messages import Message
@@ -42,6 +42,7 @@ from ..models import (
     metadata_from_json,
     metadata_from_stored,
 )
+from ..timestamps import next_timestamp
 from . import _journal
 from ._codec import (
     check_save_args,
@@ -51,6 +52,7 @@ from ._codec import (
     encode_session,
     page,
 )
+from ._syncer import Syncer
 
 try:
     import fcntl
@@ -65,6 +67,8 @@ _NO_HARD_LINKS = ".no-hard-links"
 _TAIL = 64 * 1024  # list() reads this much of a journal's end to find its metadata
 _log = logging.getLogger("simulacra_session")
 _fdatasync = getattr(os, "fdatasync", os.fsync)
+_FALLBACK = -1  # _append_inline: take the worker-thread path
+_SYNCER = Syncer()  # one group-commit thread for every store in the process
 
 
 def _session_name(name: str) -> tuple[str, FileFormat] | None:
@@ -118,7 +122,7 @@ class _JournalState:
 
     inode: int
     end: int  # committed size: an append writes here
-    metadata: SessionMetadata
+    meta: dict[str, Any]  # the committed metadata, as stored (no id)
     count: int
     superseded: int  # bytes of metadata records that later ones replaced
     last_commit: int  # size of the newest metadata record
@@ -171,15 +175,20 @@ class FileSessionStore:
         return os.path.join(self._root, parent_id + "-forks")
 
     @contextmanager
-    def _locked(self, session_id: str) -> Iterator[None]:
-        """Hold the lock of one id; locks are dropped when nobody holds or waits for them."""
+    def _locked(self, session_id: str, *, blocking: bool = True) -> Iterator[bool]:
+        """Hold the lock of one id (yields whether it was acquired; always, when ``blocking``).
+
+        Locks are dropped when nobody holds or waits for them.
+        """
         with self._locks_guard:
             lock, users = self._locks.get(session_id, (threading.Lock(), 0))
             self._locks[session_id] = (lock, users + 1)
+        acquired = lock.acquire(blocking)
         try:
-            with lock:
-                yield
+            yield acquired
         finally:
+            if acquired:
+                lock.release()
             with self._locks_guard:
                 users = self._locks[session_id][1] - 1
                 if users:
@@ -225,7 +234,7 @@ class FileSessionStore:
         self._journals[session_id] = _JournalState(
             inode,
             journal.committed_end,
-            metadata.model_copy(deep=True),
+            journal.metadata,
             len(journal.messages),
             journal.superseded,
             journal.last_commit,
@@ -451,7 +460,12 @@ class FileSessionStore:
             atomic_write(path, encoded, self._fsync)
             if self._format == "jsonl":
                 self._journals[session_id] = _JournalState(
-                    os.stat(path).st_ino, len(encoded), merged, len(messages), superseded, last_commit
+                    os.stat(path).st_ino,
+                    len(encoded),
+                    merged.to_json_dict(),
+                    len(messages),
+                    superseded,
+                    last_commit,
                 )
         converted = os.path.lexists(self._path(session_id, self._other()))
         if converted:
@@ -493,16 +507,17 @@ class FileSessionStore:
                 state = self._journals[session_id]
                 if state.end != stat.st_size:  # a torn append from a crash: cut it off first
                     os.ftruncate(fd, state.end)
-            merged = merge_metadata(session_id, state.metadata, state.count + len(messages), given)
+            existing = metadata_from_stored(session_id, state.meta)
+            merged = merge_metadata(session_id, existing, state.count + len(messages), given)
             lines = _journal_lines(messages, state.count)
             commit = b'["metadata",%b]' % encode_metadata(merged)
             payload = b"\n".join([*lines, commit]) + b"\n"
             _pwrite_all(fd, payload, state.end)
             if self._fsync:
                 _fdatasync(fd)
-            old_parent = state.metadata.parent_id
+            old_parent = existing.parent_id
             state.end += len(payload)
-            state.metadata = merged
+            state.meta = merged.to_json_dict()
             state.count += len(messages)
             state.superseded += state.last_commit
             state.last_commit = len(commit) + 1
@@ -511,6 +526,63 @@ class FileSessionStore:
         if state.superseded > state.end - state.superseded:
             self._rewrite(session_id, [], None, compacting=True)  # new inode: relinked by _index
         return True
+
+    def _append_inline(self, session_id: str, messages: builtins.list[Message]) -> int | None:
+        """Append from the event loop when nothing stands in the way (a page-cache write).
+
+        Returns the descriptor still to make durable (``fsync``), ``None`` when done, or
+        ``_FALLBACK`` when the worker-thread path must do it: an unknown or changed file,
+        a lock held elsewhere, another format.
+        """
+        state = self._journals.get(session_id)
+        if state is None or self._format != "jsonl":
+            return _FALLBACK
+        with self._locked(session_id, blocking=False) as acquired:
+            if not acquired:
+                return _FALLBACK
+            path = self._path(session_id)
+            try:
+                fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return _FALLBACK
+            keep = False
+            try:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        return _FALLBACK
+                stat = os.fstat(fd)
+                if (
+                    stat.st_ino != state.inode
+                    or stat.st_size != state.end
+                    or os.stat(path).st_ino != stat.st_ino
+                ):
+                    return _FALLBACK
+                meta = dict(state.meta)
+                meta["updated_at"] = next_timestamp(meta.get("updated_at"))
+                meta["message_count"] = state.count + len(messages)
+                lines = _journal_lines(messages, state.count)
+                commit = b'["metadata",%b]' % dumps(meta)
+                payload = b"\n".join([*lines, commit]) + b"\n"
+                _pwrite_all(fd, payload, state.end)
+                state.end += len(payload)
+                state.meta = meta
+                state.count += len(messages)
+                state.superseded += state.last_commit
+                state.last_commit = len(commit) + 1
+                keep = self._fsync
+                return fd if keep else None
+            finally:
+                if not keep:
+                    os.close(fd)
+
+    def _compact_if_due(self, session_id: str) -> None:
+        """Rewrite a journal whose superseded metadata records outweigh its live data."""
+        with self._locked(session_id):
+            state = self._journals.get(session_id)
+            if state is not None and state.superseded > state.end - state.superseded:
+                self._rewrite(session_id, [], None, compacting=True)
 
     def _delete_sync(self, session_id: str) -> bool:
         with self._locked(session_id):
@@ -576,11 +648,23 @@ class FileSessionStore:
     ) -> None:
         """Add messages after the stored ones and merge the metadata, all or nothing.
 
-        In a journal that is one write and one fdatasync, whatever the session's length.
+        In a journal that is one write and one fdatasync, whatever the session's length. The
+        write happens on the event loop (a page-cache write); the fdatasync runs on a shared
+        background thread that syncs every session appended meanwhile together.
         """
         check_save_args(id, metadata)
+        batch = builtins.list(messages)
+        if not metadata:  # an auto-save: the fast path, on the event loop
+            fd = self._append_inline(id, batch)
+            if fd != _FALLBACK:
+                if fd is not None:
+                    await _SYNCER.sync_and_close(fd)
+                state = self._journals.get(id)
+                if state is not None and state.superseded > state.end - state.superseded:
+                    await asyncio.to_thread(self._compact_if_due, id)
+                return
         given = dict(metadata) if metadata is not None else None
-        await asyncio.to_thread(self._append_sync, id, builtins.list(messages), given)
+        await asyncio.to_thread(self._append_sync, id, batch, given)
 
     async def delete(self, id: str) -> bool:
         """Remove the session, its fork index entry and its own fork index; ``True`` when it existed."""
