@@ -210,3 +210,45 @@ def test_tail_metadata_needs_a_complete_commit() -> None:
     assert _journal.tail_metadata(data, starts_file=True) == {"message_count": 1}
     assert _journal.tail_metadata(data[:-1], starts_file=True) == {"message_count": 1}  # header
     assert _journal.tail_metadata(data[-5:], starts_file=False) is None
+
+
+async def test_concurrent_durable_appends_share_the_syncer(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)  # fsync on: appends go through the group-commit thread
+    ids = [f"s{index}" for index in range(40)]
+    await asyncio.gather(*(store.save(session_id, [msg("0")]) for session_id in ids))
+    for round_ in range(1, 6):
+        await asyncio.gather(*(store.append(session_id, [msg(str(round_))]) for session_id in ids))
+    fresh = FileSessionStore(tmp_path)
+    for session_id in ids:
+        stored = await fresh.load(session_id)
+        assert texts(stored.messages) == ["0", "1", "2", "3", "4", "5"]
+        assert stored.metadata.message_count == 6
+    assert len(await fresh.list()) == 40
+
+
+async def test_appends_follow_a_writer_in_another_store_instance(tmp_path: Path) -> None:
+    first, second = FileSessionStore(tmp_path), FileSessionStore(tmp_path)
+    await first.save("s", [msg("a")])
+    await first.append("s", [msg("b")])  # inline: first knows the file
+    await second.append("s", [msg("c")])  # second has not read it: worker-thread path
+    await first.append("s", [msg("d")])  # the file grew behind first's back: re-read, not clobbered
+    await first.save("s", [msg("a"), msg("b"), msg("c"), msg("d"), msg("e")])  # new inode
+    await second.append("s", [msg("f")])  # second's cached inode is stale: re-read
+    stored = await FileSessionStore(tmp_path).load("s")
+    assert texts(stored.messages) == ["a", "b", "c", "d", "e", "f"]
+
+
+async def test_append_with_metadata_and_to_a_missing_session(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    await store.append("new", [msg("x")], {"label": "fresh"})
+    await store.append("new", [msg("y")], {"label": None})
+    stored = await store.load("new")
+    assert texts(stored.messages) == ["x", "y"]
+    assert stored.metadata.label is None
+    updated = [stored.metadata.updated]
+    await store.append("new", [])
+    await store.append("new", [])
+    for meta in await store.list():
+        updated.append(meta.updated)
+    assert updated == sorted(updated)
+    assert (await store.load("new")).metadata.updated > updated[0]
