@@ -82,6 +82,15 @@ def _session_name(name: str) -> tuple[str, FileFormat] | None:
     return None
 
 
+def _session_files(directory: str) -> builtins.list[tuple[str, str, FileFormat]]:
+    """``(name, id, format)`` of each session file in ``directory`` (none when it is missing)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return [(name, *parsed) for name in names if (parsed := _session_name(name)) is not None]
+
+
 def _fsync_dir(path: str) -> None:
     """Make a directory's entries (creations, renames, unlinks) durable."""
     if os.name == "nt":  # directories cannot be opened for fsync on Windows
@@ -319,16 +328,8 @@ class FileSessionStore:
         return [metadata for _, _, metadata in ranked]
 
     def _list_sync(self) -> builtins.list[SessionMetadata]:
-        try:
-            names = os.listdir(self._root)
-        except FileNotFoundError:
-            return []
         found: dict[str, tuple[str, FileFormat]] = {}
-        for name in names:
-            parsed = _session_name(name)
-            if parsed is None:
-                continue
-            session_id, file_format = parsed
+        for name, session_id, file_format in _session_files(self._root):
             if session_id not in found or file_format == self._format:
                 found[session_id] = (name, file_format)
         for stale in set(self._listing).difference(name for name, _ in found.values()):
@@ -344,16 +345,8 @@ class FileSessionStore:
     def _forks_sync(self, parent_id: str) -> builtins.list[SessionMetadata]:
         if not self._uses_index():
             return [meta for meta in self._list_sync() if meta.parent_id == parent_id]
-        try:
-            names = os.listdir(self._index_dir(parent_id))
-        except FileNotFoundError:
-            return []
         found: dict[str, tuple[str, FileFormat]] = {}
-        for name in names:
-            parsed = _session_name(name)
-            if parsed is None:
-                continue
-            session_id = parsed[0]
+        for _, session_id, _ in _session_files(self._index_dir(parent_id)):
             # The canonical file is the truth: an entry outlives its fork's deletion, a change
             # of parent, or a crash between the write and the relink.
             for file_format in (self._format, self._other()):
