@@ -141,6 +141,25 @@ class StoreContract:
         assert stored.messages == [odd]
         assert stored.metadata.model_extra == {"team": {"name": "t"}, "tags": ["a", "b"]}
 
+    @pytest.mark.parametrize(
+        ("metadata", "path"),
+        [
+            ({"x": float("nan")}, r"\$\.x"),
+            ({"tags": {"a"}}, r"\$\.tags"),
+            ({"n": [1, float("inf")]}, r"\$\.n\[1\]"),
+        ],
+    )
+    def test_metadata_must_be_strict_json(
+        self, store: ForkIndexedStore, metadata: dict[str, Any], path: str
+    ) -> None:
+        run(store.save("a", [msg("x")], {"label": "kept"}))
+        with pytest.raises(SerializationError, match=path):
+            run(store.save("a", [msg("y")], metadata))
+        stored = run(store.load("a"))
+        assert stored is not None
+        assert stored.metadata.label == "kept"
+        assert texts(stored.messages) == ["x"]
+
     def test_isolation(self, store: ForkIndexedStore) -> None:
         messages = [msg("one")]
         metadata: dict[str, Any] = {"label": "l", "extra": {"list": [1]}}
@@ -191,7 +210,7 @@ class StoreContract:
     def test_unserializable_metadata_keeps_previous_state(self, store: ForkIndexedStore) -> None:
         run(store.save("a", [msg("kept")]))
         before = run(store.load("a"))
-        with pytest.raises(SerializationError, match="metadata"):
+        with pytest.raises(SerializationError, match=r"cannot serialize object at \$\.handle"):
             run(store.save("a", [], {"handle": object()}))
         assert run(store.load("a")) == before
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from ._backend import loads
+from ._backend import dumps, loads
 from .messages import Message
 from .timestamps import next_timestamp, parse_timestamp
 
@@ -100,12 +100,15 @@ def merge_metadata(
 
     Existing metadata first, then ``created_at`` (kept) / ``updated_at`` (strictly later
     than the previous save) / ``message_count``, then ``given`` on top, where ``None``
-    removes a key. ``given`` may not set the store-owned keys (``ValueError`` naming them).
+    removes a key. ``given`` may not set the store-owned keys (``ValueError`` naming them)
+    and must be strict JSON (``SerializationError`` naming the path, e.g. ``$.extra[0]``).
     """
     if given:
         reserved = sorted(RESERVED_METADATA_KEYS.intersection(given))
         if reserved:
             raise ValueError(f"metadata keys are managed by the store: {', '.join(reserved)}")
+        # strict JSON, as for messages: pydantic would quietly write NaN as null, a set as a list
+        dumps({key: value for key, value in given.items() if not isinstance(value, BaseModel)})
     merged: dict[str, Any] = existing.to_json_dict() if existing is not None else {}
     previous = existing.updated_at if existing is not None else None
     merged["created_at"] = existing.created_at if existing is not None else None
