@@ -1,0 +1,132 @@
+"""The ``simulacra-session`` command: measure auto-save latency on your own disk.
+
+``simulacra-session bench`` drives a SimpleConversation through a SessionManager on the chosen
+store and times each auto-save (``message_complete`` to durable on disk), at each conversation
+length, beside the floor measured on the same disk: appending one line and fdatasyncing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+
+from ._backend import BACKEND
+from .conversation import SimpleConversation
+from .manager import SessionManager
+from .messages import Message
+from .protocols import SessionStore
+from .stores import FileSessionStore, InMemorySessionStore
+
+__all__ = ["main"]
+
+_LINE = b'{"role":"user","content":[{"type":"text","text":"' + b"x" * 1450 + b'"}]}\n'
+
+
+def _message(index: int) -> Message:
+    """A ~1.5 KB message, different each time."""
+    text = f"message {index}: " + "lorem ipsum dolor sit amet " * 52
+    if index % 2:
+        return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+    return {"role": "user", "content": [{"type": "text", "text": text}]}
+
+
+def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
+    """p50 and p99 in microseconds."""
+    ordered = sorted(samples_ns)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.median(ordered) / 1000, p99 / 1000
+
+
+def _floor(root: str, rounds: int, fsync: bool) -> tuple[float, float]:
+    """Append one line (and fdatasync it) ``rounds`` times: the floor of a durable save."""
+    path = os.path.join(root, ".floor.jsonl")
+    sync = getattr(os, "fdatasync", os.fsync)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    samples = []
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter_ns()
+            os.write(fd, _LINE)
+            if fsync:
+                sync(fd)
+            samples.append(time.perf_counter_ns() - start)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return _percentiles(samples)
+
+
+async def _autosave(store: SessionStore, length: int, rounds: int) -> tuple[float, float]:
+    """Time ``rounds`` auto-saves of a conversation that starts ``length`` messages long."""
+    conversation = SimpleConversation()
+    async with SessionManager(store, conversation) as manager:
+        manager.start_new()
+        conversation.load([_message(index) for index in range(length)])
+        await manager.save(full=True)
+        samples = []
+        for index in range(length, length + rounds):
+            start = time.perf_counter_ns()
+            conversation.append(_message(index))
+            await manager.flush()
+            samples.append(time.perf_counter_ns() - start)
+    return _percentiles(samples)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    lengths = [int(part) for part in args.lengths.split(",") if part]
+    if not lengths or min(lengths) < 0 or args.rounds < 1:
+        raise SystemExit("simulacra-session bench: --lengths must list sizes >= 0, --rounds >= 1")
+    root = args.root or tempfile.mkdtemp(prefix="simulacra-bench-")
+    os.makedirs(root, exist_ok=True)
+    fsync = not args.no_fsync
+    print(f"backend={BACKEND} store={args.store} format={args.format} fsync={fsync} root={root}")
+    try:
+        floor_p50, floor_p99 = _floor(root, max(args.rounds, 50), fsync)
+        label = "append+fdatasync" if fsync else "append"
+        print(f"floor ({label} of a 1.5 KB line): p50 {floor_p50:9.1f} us   p99 {floor_p99:9.1f} us")
+        print(f"{'messages':>9}  {'p50 us':>9}  {'p99 us':>9}  {'p50/floor':>9}")
+        for length in lengths:
+            store: SessionStore
+            if args.store == "memory":
+                store = InMemorySessionStore()
+            else:
+                store = FileSessionStore(os.path.join(root, f"n{length}"), fsync=fsync, format=args.format)
+            p50, p99 = asyncio.run(_autosave(store, length, args.rounds))
+            ratio = p50 / floor_p50 if floor_p50 else float("inf")
+            print(f"{length:>9}  {p50:9.1f}  {p99:9.1f}  {ratio:8.1f}x")
+    finally:
+        if args.root is None:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simulacra-session", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser("bench", help="measure auto-save latency against the disk's floor")
+    bench.add_argument("--store", choices=["file", "memory"], default="file")
+    bench.add_argument("--format", choices=["jsonl", "json"], default="jsonl", help="file store format")
+    bench.add_argument("--root", help="directory to write in (default: a temporary one, removed after)")
+    bench.add_argument("--no-fsync", action="store_true", help="atomic but not durable saves")
+    bench.add_argument("--lengths", default="10,100,1000", help="conversation lengths, comma-separated")
+    bench.add_argument("--rounds", type=int, default=100, help="auto-saves timed per length")
+    bench.set_defaults(run=_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    status: int = args.run(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The ``simulacra-session bench`` command, run for real on a small scale."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from simulacra_session.cli import main
+
+
+@pytest.mark.parametrize("options", [[], ["--no-fsync", "--format", "json"], ["--store", "memory"]])
+def test_bench_prints_p50_p99_per_length_beside_the_floor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str]
+) -> None:
+    status = main(["bench", "--lengths", "0,5", "--rounds", "5", "--root", str(tmp_path), *options])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert re.search(r"floor \(append.*\): p50 +[\d.]+ us +p99 +[\d.]+ us", out)
+    rows = re.findall(r"^ +(\d+) +([\d.]+) +([\d.]+) +([\d.]+)x$", out, re.MULTILINE)
+    assert [row[0] for row in rows] == ["0", "5"]
+    assert all(float(p50) <= float(p99) for _, p50, p99, _ in rows)
+
+
+def test_bench_rejects_bad_lengths() -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "--lengths", "-3"])
