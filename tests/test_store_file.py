@@ -15,8 +15,8 @@ from simulacra_session._backend import loads
 from simulacra_session.errors import CorruptSessionError, InvalidSessionIdError, SerializationError
 from simulacra_session.stores import file as file_module
 from simulacra_session.stores.file import FileSessionStore
+from simulacra_session.testing import BAD_IDS, SessionStoreConformance, msg, run, texts
 from simulacra_session.timestamps import parse_timestamp
-from test_store_memory import BAD_IDS, StoreContract, msg, run, texts
 
 #: A session as the original TypeScript library writes it: JSON.stringify(file, null, 2).
 TS_FILE = """{
@@ -89,7 +89,7 @@ def names(directory: Path) -> set[str]:
     return {entry.name for entry in directory.iterdir()}
 
 
-class TestFileStoreContract(StoreContract):
+class TestFileStoreContract(SessionStoreConformance):
     @pytest.fixture(
         params=[(True, "jsonl"), (False, "jsonl"), (True, "json"), (False, "json")],
         ids=["jsonl-fsync", "jsonl-no-fsync", "json-fsync", "json-no-fsync"],
