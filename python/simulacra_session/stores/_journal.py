@@ -74,24 +74,20 @@ def encode_full(metadata: bytes, lines: list[bytes]) -> tuple[bytes, int, int]:
 
 def _commit_record(line: bytes) -> dict[str, Any] | None:
     """The metadata of a commit record or header line, ``None`` when the line is neither."""
-    if line.startswith(_COMMIT_PREFIX):
-        try:
-            record = loads(line)
-        except ValueError:
-            return None
-        if isinstance(record, list) and len(record) == 2 and isinstance(record[1], dict):
-            return record[1]
+    header = line.startswith(_HEADER_PREFIX)
+    if not header and not line.startswith(_COMMIT_PREFIX):
         return None
-    if line.startswith(_HEADER_PREFIX):
-        try:
-            record = loads(line)
-        except ValueError:
-            return None
-        if isinstance(record, list) and len(record) == 3 and isinstance(record[2], dict):
-            if record[1] != FORMAT_VERSION:
-                raise CorruptSessionError(f"unsupported journal version {record[1]!r}")
-            return record[2]
-    return None
+    try:
+        record = loads(line)
+    except ValueError:
+        return None
+    if not (
+        isinstance(record, list) and len(record) == (3 if header else 2) and isinstance(record[-1], dict)
+    ):
+        return None
+    if header and record[1] != FORMAT_VERSION:
+        raise CorruptSessionError(f"unsupported journal version {record[1]!r}")
+    return record[-1]
 
 
 def parse_journal(data: bytes, path: str) -> Journal:
