@@ -17,6 +17,7 @@ import pytest
 from simulacra_session import FileSessionStore, SessionManager, SimpleConversation
 
 from corpus import LENGTHS, conversation
+from peers import OriginalFileStore
 
 ROUNDS = 50
 
@@ -73,3 +74,22 @@ def test_floor_append_line(benchmark: Any, tmp_path: Path, fsync: bool) -> None:
     benchmark.pedantic(append, rounds=ROUNDS * 4, warmup_rounds=1)
     os.close(fd)
     assert (tmp_path / "floor.jsonl").stat().st_size == len(line) * (ROUNDS * 4 + 1)
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_original_library_save(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path, length: int
+) -> None:
+    """The original library's auto-save (a whole-file rewrite), ported line for line."""
+    messages = conversation(length + ROUNDS + 1)
+    store = OriginalFileStore(str(tmp_path))
+    loop.run_until_complete(store.save("s", messages[:length]))
+    grown = iter(range(length + 1, length + ROUNDS + 2))
+
+    benchmark.group = "auto-save (no fsync)"
+    benchmark.extra_info["messages"] = length
+    benchmark.pedantic(
+        lambda: loop.run_until_complete(store.save("s", messages[: next(grown)])),
+        rounds=ROUNDS,
+        warmup_rounds=1,
+    )
