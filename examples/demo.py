@@ -34,7 +34,7 @@ async def talk() -> str:
             conversation.append(assistant("Day 1: Alfama and the castle. Day 2: Belém. Day 3: Sintra."))
             conversation.append(user("Swap Sintra for Cascais, please."))
             conversation.append(assistant("Day 3: the train along the coast to Cascais, back by sunset."))
-    print(f"[process 1] backend={BACKEND} saved session {session_id} to {ROOT}/{session_id}.json")
+    print(f"[process 1] backend={BACKEND} saved session {session_id} to {ROOT}/{session_id}.jsonl")
     return session_id
 
 
