@@ -20,6 +20,7 @@ from ..messages import Message
 from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
 
 __all__ = [
+    "check_page",
     "check_save_args",
     "decode_session",
     "encode_messages",
@@ -114,8 +115,13 @@ def decode_session(session_id: str, data: bytes, where: str) -> StoredSession:
     return StoredSession(parsed, messages)
 
 
-def page(sessions: list[SessionMetadata], limit: int | None, offset: int) -> list[SessionMetadata]:
-    """The ``limit`` sessions after the first ``offset`` (all of them when ``limit`` is None)."""
+def check_page(limit: int | None, offset: int) -> None:
+    """``ValueError`` naming both when ``limit`` or ``offset`` is negative."""
     if offset < 0 or (limit is not None and limit < 0):
         raise ValueError(f"limit and offset must not be negative, got limit={limit} offset={offset}")
+
+
+def page(sessions: list[SessionMetadata], limit: int | None, offset: int) -> list[SessionMetadata]:
+    """The ``limit`` sessions after the first ``offset`` (all of them when ``limit`` is None)."""
+    check_page(limit, offset)
     return sessions[offset:] if limit is None else sessions[offset : offset + limit]

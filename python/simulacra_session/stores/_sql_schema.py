@@ -1,0 +1,150 @@
+"""The relational schema of ``SqlSessionStore``: its tables, column types and dialect statements.
+
+Three tables, named after the ``table`` argument (default ``simulacra_sessions``)::
+
+    {table}           id (primary key), parent_id (indexed), updated_at (indexed), message_count,
+                      metadata: the session's metadata without its id, a JSON object
+    {table}_messages  session_id -> {table}.id (on delete cascade), seq, message;
+                      primary key (session_id, seq): the session's own messages in order
+    {table}_schema    name, version: ("simulacra-session", 1), so later releases can migrate
+
+JSON is bound and read as text, exactly the bytes the hot-path ``dumps`` writes: ``message``
+is ``json`` on PostgreSQL (kept verbatim), ``LONGTEXT`` on MySQL/MariaDB (MySQL's ``JSON``
+would reorder keys) and ``TEXT`` on SQLite; ``metadata`` is ``JSONB`` on PostgreSQL and
+``JSON`` on MySQL/MariaDB, so it can be queried there. ``updated_at`` is the metadata's
+fixed-width ISO 8601 UTC text, which sorts chronologically. Ids compare case-sensitively
+everywhere (a binary collation on MySQL/MariaDB, whose default one ignores case).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import TypeCompiler
+
+__all__ = ["DIALECTS", "SCHEMA_NAME", "SCHEMA_VERSION", "Schema", "check_table_name"]
+
+SCHEMA_NAME = "simulacra-session"
+SCHEMA_VERSION = 1
+#: Dialect names the store knows how to lock rows on (MariaDB reports "mariadb" or "mysql").
+DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")  # + "_messages" stays within MySQL's 64
+
+
+def check_table_name(name: object) -> str:
+    """``name`` when it is a plain SQL identifier of at most 48 characters, else ``ValueError``."""
+    if not isinstance(name, str) or _TABLE_NAME.fullmatch(name) is None:
+        raise ValueError(
+            f"table must be 1-48 characters of A-Z a-z 0-9 _, not starting with a digit: {name!r}"
+        )
+    return name
+
+
+class JsonText(sa.types.UserDefinedType[str]):
+    """JSON kept as text in Python; the column is a JSON type where the database has a fitting one.
+
+    A user-defined type, so no driver-side JSON encoding or bind cast gets in the way: the
+    store binds the ``dumps`` bytes as a string and reads the column back cast to text.
+    """
+
+    cache_ok = True
+
+    def __init__(self, role: Literal["metadata", "message"]) -> None:
+        self.role = role
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "TEXT"
+
+
+@compiles(JsonText, "postgresql")
+def _postgresql_json(element: JsonText, compiler: TypeCompiler, **kw: Any) -> str:
+    return "JSONB" if element.role == "metadata" else "JSON"
+
+
+@compiles(JsonText, "mysql")
+@compiles(JsonText, "mariadb")
+def _mysql_json(element: JsonText, compiler: TypeCompiler, **kw: Any) -> str:
+    return "JSON" if element.role == "metadata" else "LONGTEXT"
+
+
+def _id_type() -> sa.types.TypeEngine[str]:
+    binary = mysql.VARCHAR(128, charset="ascii", collation="ascii_bin")
+    return sa.String(128).with_variant(binary, "mysql", "mariadb")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The three tables of one store, and the statements that differ between dialects."""
+
+    meta: sa.MetaData
+    sessions: sa.Table
+    messages: sa.Table
+    version: sa.Table
+
+    @classmethod
+    def named(cls, table: str) -> Schema:
+        meta = sa.MetaData()
+        options: dict[str, Any] = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
+        sessions = sa.Table(
+            table,
+            meta,
+            sa.Column("id", _id_type(), primary_key=True),
+            sa.Column("parent_id", _id_type(), nullable=True, index=True),
+            sa.Column("updated_at", sa.String(32), nullable=False, index=True),
+            sa.Column("message_count", sa.Integer, nullable=False),
+            sa.Column("metadata", JsonText("metadata"), nullable=False),
+            **options,
+        )
+        messages = sa.Table(
+            f"{table}_messages",
+            meta,
+            sa.Column(
+                "session_id", _id_type(), sa.ForeignKey(sessions.c.id, ondelete="CASCADE"), primary_key=True
+            ),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("message", JsonText("message"), nullable=False),
+            **options,
+        )
+        version = sa.Table(
+            f"{table}_schema",
+            meta,
+            sa.Column("name", sa.String(64), primary_key=True),
+            sa.Column("version", sa.Integer, nullable=False),
+            **options,
+        )
+        return cls(meta, sessions, messages, version)
+
+    def claim(self, dialect: str, session_id: str) -> sa.Executable:
+        """Insert a placeholder row for ``session_id`` unless it exists, taking its write lock.
+
+        A write transaction starts with this, so SQLite takes its write lock before reading
+        (its busy handler only retries then), and concurrent first saves of one id on
+        PostgreSQL and MySQL queue on the row instead of failing or deadlocking. The
+        placeholder (``updated_at`` empty) never outlives the transaction.
+        """
+        values = {"id": session_id, "updated_at": "", "message_count": 0, "metadata": "{}"}
+        return _insert_if_absent(dialect, self.sessions, values, "id")
+
+    def record_version(self, dialect: str) -> sa.Executable:
+        """Insert this release's schema version unless a version is recorded already."""
+        values = {"name": SCHEMA_NAME, "version": SCHEMA_VERSION}
+        return _insert_if_absent(dialect, self.version, values, "name")
+
+    def as_text(self, dialect: str, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+        """``column`` as the JSON text stored (PostgreSQL drivers would otherwise parse it)."""
+        return sa.cast(column, sa.Text) if dialect == "postgresql" else column
+
+
+def _insert_if_absent(dialect: str, table: sa.Table, values: dict[str, Any], key: str) -> sa.Executable:
+    if dialect == "postgresql":
+        return postgresql.insert(table).values(values).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).values(values).on_conflict_do_nothing()
+    statement = mysql.insert(table).values(values)
+    # an update, not INSERT IGNORE: it takes the row's exclusive lock, never a shared one
+    return statement.on_duplicate_key_update({key: statement.inserted[key]})

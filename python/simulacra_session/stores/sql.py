@@ -1,0 +1,387 @@
+"""SqlSessionStore: sessions in SQLite, PostgreSQL or MySQL/MariaDB through SQLAlchemy.
+
+Needs the ``sql`` extra (``pip install simulacra-session[sql]``; ``[postgres]`` and
+``[mysql]`` add a driver). The schema is described in ``_sql_schema``. Every write is one
+transaction that first claims the session's row (see ``Schema.claim``), so concurrent saves
+of one id, from any number of connections or processes, queue instead of mixing: the last
+complete save wins and every metadata merge is kept. A load reads metadata and messages in
+one statement, so it always sees one committed save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+    from sqlalchemy.pool import StaticPool
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError("SqlSessionStore needs SQLAlchemy: pip install 'simulacra-session[sql]'") from error
+
+from pydantic import ValidationError
+
+from .._backend import loads
+from ..errors import CorruptSessionError, StoreError
+from ..ids import validate_session_id
+from ..messages import Message
+from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
+from ._codec import check_page, check_save_args, encode_messages, encode_metadata
+from ._sql_schema import DIALECTS, SCHEMA_NAME, SCHEMA_VERSION, Schema, check_table_name
+
+__all__ = ["SqlSessionStore"]
+
+T = TypeVar("T")
+_log = logging.getLogger("simulacra_session")
+_SCHEMA_ATTEMPTS = 3  # CREATE TABLE races between processes; each attempt sees more of the schema
+
+
+def _engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
+    """An engine for ``url``: async when its driver is; SQLite tuned for concurrent writers.
+
+    A SQLite file gets WAL (readers never block the writer), enforced foreign keys and a 30 s
+    busy timeout; an in-memory SQLite database is one shared connection, so every thread
+    sees the same database.
+    """
+    parsed = sa.make_url(url)
+    options: dict[str, Any] = {}
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    in_memory = is_sqlite and parsed.database in (None, "", ":memory:")
+    if in_memory:
+        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    elif is_sqlite:
+        options = {"connect_args": {"timeout": 30}}
+    make = create_async_engine if parsed.get_dialect().is_async else sa.create_engine
+    engine: sa.Engine | AsyncEngine = make(parsed, **options)
+    if is_sqlite:
+        pragmas = ["PRAGMA foreign_keys=ON"] + ([] if in_memory else ["PRAGMA journal_mode=WAL"])
+        sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+        @sa.event.listens_for(sync_engine, "connect")
+        def _sqlite_pragmas(connection: Any, record: Any) -> None:
+            cursor = connection.cursor()
+            for pragma in pragmas:
+                cursor.execute(pragma)
+            cursor.close()
+
+    return engine
+
+
+def _failure(operation: str, session_id: str | None, table: str, error: sa.exc.SQLAlchemyError) -> StoreError:
+    """A ``StoreError`` naming the operation, the session and the table: the driver's own
+    words, first line only (never the statement's parameters or the connection URL)."""
+    cause: BaseException = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    detail = lines[0] if lines else ""
+    subject = f"session {session_id!r}" if session_id is not None else "sessions"
+    return StoreError(f"{operation} of {subject} in table {table!r} failed: {type(cause).__name__}: {detail}")
+
+
+class SqlSessionStore:
+    """A ``SessionStore`` (with ``forks`` and ``append``) in a relational database.
+
+    ``target`` is an SQLAlchemy ``Engine``, an ``AsyncEngine`` or a URL (``sqlite:///path.db``,
+    ``postgresql+psycopg://...``, ``mysql+pymysql://...``; an async driver's URL makes an
+    async engine). With a sync engine the blocking calls run in a worker thread; with an async
+    one they run on the event loop. ``create`` makes the tables when they are missing; either
+    way their schema version is checked on first use. An engine passed in stays the caller's;
+    one made from a URL is disposed by :meth:`close` (or leaving ``async with``).
+
+    Database and connection failures raise ``StoreError`` naming the operation and session.
+    """
+
+    def __init__(
+        self,
+        target: sa.Engine | AsyncEngine | str | sa.URL,
+        *,
+        table: str = "simulacra_sessions",
+        create: bool = True,
+    ) -> None:
+        self._table = check_table_name(table)
+        self._owned = isinstance(target, (str, sa.URL))
+        engine = _engine_for(target) if isinstance(target, (str, sa.URL)) else target
+        if not isinstance(engine, (sa.Engine, AsyncEngine)):
+            raise TypeError(f"target must be an Engine, an AsyncEngine or a URL, got {type(target).__name__}")
+        self._dialect = engine.dialect.name
+        if self._dialect not in DIALECTS:
+            raise ValueError(
+                f"SqlSessionStore supports SQLite, PostgreSQL and MySQL/MariaDB, not {self._dialect!r}"
+            )
+        self._engine = engine
+        self._schema = Schema.named(table)
+        self._create = create
+        self._ready = False
+        self._preparing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        # SQLite has one writer at a time: queue this process's threads here, not in its busy loop
+        self._serial = threading.Lock() if self._dialect == "sqlite" else contextlib.nullcontext()
+
+    @property
+    def engine(self) -> sa.Engine | AsyncEngine:
+        """The SQLAlchemy engine the store runs on."""
+        return self._engine
+
+    @property
+    def table(self) -> str:
+        """The name of the sessions table (the others are named after it)."""
+        return self._table
+
+    def __repr__(self) -> str:
+        url = self._engine.url.render_as_string(hide_password=True)
+        return f"SqlSessionStore({url!r}, table={self._table!r})"
+
+    async def close(self) -> None:
+        """Dispose of the engine when the store made it from a URL; a given engine is left alone."""
+        if not self._owned:
+            return
+        if isinstance(self._engine, AsyncEngine):
+            await self._engine.dispose()
+        else:
+            self._engine.dispose()
+
+    async def __aenter__(self) -> SqlSessionStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- running -----------------------------------------------------------------------
+
+    async def _run(self, operation: str, session_id: str | None, work: Callable[[sa.Connection], T]) -> T:
+        """Run ``work`` in one transaction (after the schema check, the first time)."""
+        try:
+            if isinstance(self._engine, AsyncEngine):
+                if not self._ready:
+                    await self._prepare_async(self._engine)
+                async with self._engine.begin() as connection:
+                    return await connection.run_sync(work)
+            return await asyncio.to_thread(self._run_sync, self._engine, work)
+        except sa.exc.SQLAlchemyError as error:
+            raise _failure(operation, session_id, self._table, error) from error
+
+    def _run_sync(self, engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
+        with self._serial:
+            if not self._ready:
+                self._prepare(engine.begin)
+            with engine.begin() as connection:
+                return work(connection)
+
+    async def _prepare_async(self, engine: AsyncEngine) -> None:
+        """``_prepare`` for an async engine: one coroutine of this loop prepares, the others wait."""
+        loop = asyncio.get_running_loop()
+        if self._preparing is None or self._preparing[0] is not loop:
+            self._preparing = (loop, asyncio.Lock())
+        async with self._preparing[1]:
+            for attempt in range(1, _SCHEMA_ATTEMPTS + 1):
+                if self._ready:
+                    return
+                try:
+                    async with engine.begin() as connection:
+                        await connection.run_sync(self._check_schema)
+                except sa.exc.SQLAlchemyError:
+                    if attempt == _SCHEMA_ATTEMPTS:
+                        raise
+                else:
+                    self._ready = True
+
+    def _prepare(self, begin: Callable[[], contextlib.AbstractContextManager[sa.Connection]]) -> None:
+        """Create (when allowed) and check the schema; again when another process raced us to it."""
+        for attempt in range(1, _SCHEMA_ATTEMPTS + 1):
+            try:
+                with begin() as connection:
+                    self._check_schema(connection)
+            except sa.exc.SQLAlchemyError:
+                if attempt == _SCHEMA_ATTEMPTS:
+                    raise
+            else:
+                self._ready = True
+                return
+
+    def _check_schema(self, connection: sa.Connection) -> None:
+        version = self._schema.version
+        if self._create:
+            self._schema.meta.create_all(connection, checkfirst=True)
+            connection.execute(self._schema.record_version(self._dialect))
+        found = connection.execute(sa.select(version.c.version).where(version.c.name == SCHEMA_NAME)).scalar()
+        if found != SCHEMA_VERSION:
+            raise StoreError(
+                f"table {version.name!r} records schema version {found}; this release reads version "
+                f"{SCHEMA_VERSION}" + (" (create=False: create the tables first)" if found is None else "")
+            )
+
+    # -- rows ----------------------------------------------------------------------------
+
+    def _text(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+        return self._schema.as_text(self._dialect, column)
+
+    def _metadata(self, session_id: str, text: str) -> SessionMetadata:
+        try:
+            stored = loads(text)
+            if not isinstance(stored, dict):
+                raise ValueError("expected a JSON object")
+            return metadata_from_stored(session_id, stored)
+        except (ValueError, ValidationError) as error:
+            raise CorruptSessionError(
+                f"corrupt session {session_id!r} in table {self._table!r}: invalid metadata: {error}"
+            ) from None
+
+    def _claim(self, connection: sa.Connection, session_id: str) -> SessionMetadata | None:
+        """Lock the session's row for this transaction; its metadata, ``None`` when it is new."""
+        sessions = self._schema.sessions
+        connection.execute(self._schema.claim(self._dialect, session_id))
+        row = connection.execute(
+            sa.select(sessions.c.updated_at, self._text(sessions.c.metadata))
+            .where(sessions.c.id == session_id)
+            .with_for_update()
+        ).one()
+        return None if row[0] == "" else self._metadata(session_id, row[1])
+
+    def _write(
+        self, connection: sa.Connection, merged: SessionMetadata, encoded: Sequence[bytes], start: int
+    ) -> None:
+        """Insert ``encoded`` messages from position ``start`` and store the merged metadata."""
+        if encoded:
+            rows = [
+                {"session_id": merged.id, "seq": start + index, "message": message.decode()}
+                for index, message in enumerate(encoded)
+            ]
+            connection.execute(sa.insert(self._schema.messages), rows)
+        sessions = self._schema.sessions
+        connection.execute(
+            sa.update(sessions)
+            .where(sessions.c.id == merged.id)
+            .values(
+                parent_id=merged.parent_id,
+                updated_at=merged.updated_at,
+                message_count=merged.message_count,
+                metadata=encode_metadata(merged).decode(),
+            )
+        )
+
+    def _parse_listing(self, rows: Sequence[tuple[str, str]]) -> builtins.list[SessionMetadata]:
+        """Metadata of listed rows; a row that cannot be read is skipped with a warning."""
+        found = []
+        for session_id, text in rows:
+            try:
+                found.append(self._metadata(session_id, text))
+            except CorruptSessionError as error:
+                _log.warning("skipping session row: %s", error)
+        return found
+
+    async def _metadata_where(
+        self,
+        operation: str,
+        session_id: str | None,
+        condition: sa.ColumnElement[bool] | None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> builtins.list[SessionMetadata]:
+        """Metadata of the sessions matching ``condition``, most recent first, no message read."""
+        sessions = self._schema.sessions
+        statement = sa.select(sessions.c.id, self._text(sessions.c.metadata))
+        if condition is not None:
+            statement = statement.where(condition)
+        statement = statement.order_by(sessions.c.updated_at.desc(), sessions.c.id).offset(offset or None)
+        if limit is not None:
+            statement = statement.limit(limit)
+
+        def work(connection: sa.Connection) -> builtins.list[tuple[str, str]]:
+            return [(row[0], row[1]) for row in connection.execute(statement)]
+
+        return self._parse_listing(await self._run(operation, session_id, work))
+
+    # -- the store -----------------------------------------------------------------------
+
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
+        """Metadata of the sessions, most recently updated first (``limit``/``offset`` page it).
+
+        Reads the sessions table only, never a message.
+        """
+        check_page(limit, offset)
+        return await self._metadata_where("list", None, None, limit, offset)
+
+    async def forks(self, id: str) -> builtins.list[SessionMetadata]:
+        """Metadata of the sessions whose ``parent_id`` is ``id``, most recent first (an index lookup)."""
+        validate_session_id(id)
+        return await self._metadata_where("forks", id, self._schema.sessions.c.parent_id == id)
+
+    async def load(self, id: str) -> StoredSession | None:
+        """The session's metadata and messages from one committed save, or ``None`` when absent."""
+        validate_session_id(id)
+        sessions, messages = self._schema.sessions, self._schema.messages
+        statement = sa.union_all(
+            sa.select(sa.literal(-1).label("seq"), self._text(sessions.c.metadata).label("doc")).where(
+                sessions.c.id == id
+            ),
+            sa.select(messages.c.seq, self._text(messages.c.message)).where(messages.c.session_id == id),
+        ).order_by(sa.literal_column("seq"))
+
+        def work(connection: sa.Connection) -> builtins.list[str]:
+            return [row[1] for row in connection.execute(statement)]
+
+        rows = await self._run("load", id, work)
+        if not rows:
+            return None
+        metadata = self._metadata(id, rows[0])
+        try:
+            history = loads("[" + ",".join(rows[1:]) + "]")
+        except ValueError as error:
+            raise CorruptSessionError(f"corrupt session {id!r} in table {self._table!r}: {error}") from None
+        assert isinstance(history, list)
+        return StoredSession(metadata, history)
+
+    async def save(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Replace the messages and merge the metadata, in one transaction.
+
+        A value that is not JSON raises ``SerializationError`` before anything is written.
+        """
+        check_save_args(id, metadata)
+        encoded = encode_messages(messages)
+
+        def work(connection: sa.Connection) -> None:
+            merged = merge_metadata(id, self._claim(connection, id), len(encoded), metadata)
+            table = self._schema.messages
+            connection.execute(sa.delete(table).where(table.c.session_id == id))
+            self._write(connection, merged, encoded, 0)
+
+        await self._run("save", id, work)
+
+    async def append(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert only the new messages and update the metadata, in one transaction.
+
+        Costs what the new messages cost, whatever the session's length; a session that does
+        not exist yet is created.
+        """
+        check_save_args(id, metadata)
+
+        def work(connection: sa.Connection) -> None:
+            existing = self._claim(connection, id)
+            start = existing.message_count if existing is not None else 0
+            encoded = encode_messages(messages, start)
+            merged = merge_metadata(id, existing, start + len(encoded), metadata)
+            self._write(connection, merged, encoded, start)
+
+        await self._run("append", id, work)
+
+    async def delete(self, id: str) -> bool:
+        """Remove the session and its messages; ``True`` when it existed."""
+        validate_session_id(id)
+        sessions, messages = self._schema.sessions, self._schema.messages
+
+        def work(connection: sa.Connection) -> bool:
+            # the session row first, in the order saves lock; then the messages, which the
+            # foreign key cascades to except on SQLite connections without foreign_keys=ON
+            removed = connection.execute(sa.delete(sessions).where(sessions.c.id == id)).rowcount > 0
+            connection.execute(sa.delete(messages).where(messages.c.session_id == id))
+            return removed
+
+        return await self._run("delete", id, work)

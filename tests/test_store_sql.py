@@ -1,0 +1,322 @@
+"""SqlSessionStore: the conformance suite on every engine, and what is particular to SQL.
+
+PostgreSQL and MySQL/MariaDB run against real servers named by ``SIMULACRA_TEST_POSTGRES_URL``
+and ``SIMULACRA_TEST_MYSQL_URL`` (``scripts/db-servers.sh`` starts both and prints them);
+without them those tests skip, except under ``CI=true``, where a missing server fails the run.
+Each test gets tables of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from simulacra_session import (
+    CorruptSessionError,
+    LifecycleErrorEvent,
+    SessionManager,
+    SimpleConversation,
+    StoreError,
+)
+from simulacra_session._backend import dumps
+from simulacra_session.stores._sql_schema import Schema
+from simulacra_session.stores.sql import SqlSessionStore
+from simulacra_session.testing import SessionStoreConformance, msg, run, texts
+
+BACKENDS = ["sqlite", "sqlite-memory", "sqlite-async", "postgresql", "postgresql-async", "mysql"]
+SERVER_BACKENDS = ["sqlite", "postgresql", "mysql"]  # one engine per database, for the cross-checks
+
+
+def server_url(name: str) -> sa.URL:
+    """The test server's URL from the environment; skip (or fail under CI) without it."""
+    variable = f"SIMULACRA_TEST_{name.upper()}_URL"
+    url = os.environ.get(variable)
+    if not url:
+        reason = f'{variable} is not set: run `eval "$(bash scripts/db-servers.sh)"` to start the servers'
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return sa.make_url(url)
+
+
+def make_target(backend: str, tmp_path: Path) -> sa.Engine | AsyncEngine | str:
+    """What a user would pass to SqlSessionStore for ``backend``."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessions.db'}"
+    if backend == "sqlite-memory":
+        return "sqlite://"
+    if backend == "sqlite-async":
+        return create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}", poolclass=NullPool)
+    if backend == "postgresql":
+        return sa.create_engine(server_url("postgres"))
+    if backend == "postgresql-async":
+        url = server_url("postgres").set(drivername="postgresql+asyncpg")
+        return create_async_engine(url, poolclass=NullPool)
+    assert backend == "mysql"
+    return sa.create_engine(server_url("mysql"))
+
+
+def _drop(engine: sa.Engine | AsyncEngine, schema: Schema) -> None:
+    if isinstance(engine, AsyncEngine):
+
+        async def drop() -> None:
+            async with engine.begin() as connection:
+                await connection.run_sync(schema.meta.drop_all)
+            await engine.dispose()
+
+        asyncio.run(drop())
+    else:
+        schema.meta.drop_all(engine)
+        engine.dispose()
+
+
+@contextmanager
+def open_store(backend: str, tmp_path: Path, **options: Any) -> Iterator[SqlSessionStore]:
+    """A fresh, empty store on ``backend`` (its own tables), dropped and closed afterwards."""
+    target = make_target(backend, tmp_path)
+    table = options.pop("table", f"t{uuid.uuid4().hex[:12]}")
+    store = SqlSessionStore(target, table=table, **options)
+    try:
+        yield store
+    finally:
+        try:
+            if store.engine.dialect.name != "sqlite" or backend == "sqlite-memory":
+                _drop(store.engine, Schema.named(table))
+        finally:
+            asyncio.run(store.close())
+
+
+class TestSqlSessionStore(SessionStoreConformance):
+    @pytest.fixture(params=BACKENDS)
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlSessionStore]:
+        with open_store(request.param, tmp_path) as store:
+            yield store
+
+    def test_ids_are_case_sensitive(self, store: SqlSessionStore) -> None:
+        run(store.save("abc", [msg("lower")]))
+        run(store.save("ABC", [msg("upper")]))
+        assert sorted(m.id for m in run(store.list())) == ["ABC", "abc"]
+        assert texts(run(store.load("abc")).messages) == ["lower"]  # type: ignore[union-attr]
+        run(store.save("child", [], {"parent_id": "ABC"}))
+        assert run(store.forks("abc")) == []
+
+    def test_message_rows_hold_the_hot_path_bytes(self, store: SqlSessionStore) -> None:
+        messages = [msg("plain"), msg('é ✓ 🎉 \u2028 \x00 "quoted"', "assistant", n=1.5, big=2**70)]
+        run(store.save("a", messages))
+        run(store.append("a", [msg("appended")]))
+        schema = Schema.named(store.table)
+        column = schema.as_text(store.engine.dialect.name, schema.messages.c.message)
+        statement = sa.select(column).order_by(schema.messages.c.seq)
+
+        async def stored_texts() -> list[str]:
+            if isinstance(store.engine, AsyncEngine):
+                async with store.engine.connect() as connection:
+                    return list((await connection.execute(statement)).scalars())
+            with store.engine.connect() as connection:
+                return list(connection.execute(statement).scalars())
+
+        expected = [dumps(m) for m in [*messages, msg("appended")]]
+        assert [text.encode() for text in run(stored_texts())] == expected
+
+    def test_list_reads_no_message_and_load_names_a_corrupt_row(
+        self, store: SqlSessionStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        run(store.save("good", [msg("x")]))
+        run(store.save("bad", [msg("y")]))
+        schema = Schema.named(store.table)
+        corrupt_message = sa.update(schema.messages).values(message='{"unterminated": [1, 2')
+        broken_metadata = sa.update(schema.sessions).where(schema.sessions.c.id == "bad")
+        engine = store.engine
+
+        async def execute(*statements: sa.Executable) -> None:
+            if isinstance(engine, AsyncEngine):
+                async with engine.begin() as connection:
+                    for statement in statements:
+                        await connection.execute(statement)
+            else:
+                with engine.begin() as connection:
+                    for statement in statements:
+                        connection.execute(statement)
+
+        if engine.dialect.name == "sqlite":  # other engines check the JSON columns themselves
+            run(execute(corrupt_message))
+            assert sorted(m.id for m in run(store.list())) == ["bad", "good"]
+            with pytest.raises(CorruptSessionError, match=rf"'good' in table '{store.table}'"):
+                run(store.load("good"))
+        run(execute(broken_metadata.values(metadata='{"created_at": "not a time"}')))
+        with caplog.at_level(logging.WARNING, logger="simulacra_session"):
+            assert [m.id for m in run(store.list())] == ["good"]
+        assert "'bad'" in caplog.text
+        with pytest.raises(CorruptSessionError, match=rf"'bad' in table '{store.table}': invalid metadata"):
+            run(store.load("bad"))
+
+
+@pytest.fixture(params=SERVER_BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, sa.URL | str]]:
+    """A database to share between several stores: ``(backend, url)``; tables dropped afterwards."""
+    if request.param == "sqlite":
+        target = make_target("sqlite", tmp_path)
+        assert isinstance(target, str)
+        yield "sqlite", target
+        return
+    url = server_url("postgres" if request.param == "postgresql" else "mysql")
+    yield request.param, url
+
+
+def test_schema_is_created_once_with_its_version(database: tuple[str, Any], tmp_path: Path) -> None:
+    backend, url = database
+    table = f"t{uuid.uuid4().hex[:12]}"
+    with open_store(backend, tmp_path, table=table) as store:
+        run(store.save("a", [msg("x")]))
+        again = SqlSessionStore(url, table=table)
+        assert texts(run(again.load("a")).messages) == ["x"]  # type: ignore[union-attr]
+        run(again.close())
+        inspector = sa.inspect(store.engine)
+        assert {table, f"{table}_messages", f"{table}_schema"} <= set(inspector.get_table_names())
+        indexed = {column for index in inspector.get_indexes(table) for column in index["column_names"]}
+        assert {"parent_id", "updated_at"} <= indexed
+        version = Schema.named(table).version
+        with store.engine.begin() as connection:
+            assert connection.execute(sa.select(version.c.name, version.c.version)).all() == [
+                ("simulacra-session", 1)
+            ]
+            connection.execute(sa.update(version).values(version=2))
+        newer = SqlSessionStore(url, table=table)
+        newer_version = rf"'{table}_schema' records schema version 2; this release reads version 1"
+        with pytest.raises(StoreError, match=newer_version):
+            run(newer.list())
+        run(newer.close())
+
+
+def test_create_false_needs_the_tables(database: tuple[str, Any]) -> None:
+    _, url = database
+    table = f"t{uuid.uuid4().hex[:12]}"
+    store = SqlSessionStore(url, table=table, create=False)
+    with pytest.raises(StoreError, match=rf"list of sessions in table '{table}' failed"):
+        run(store.list())
+    assert not sa.inspect(store.engine).has_table(table)
+    run(store.close())
+
+
+def test_saves_from_several_connections_never_mix(database: tuple[str, Any], tmp_path: Path) -> None:
+    backend, url = database
+    table = f"t{uuid.uuid4().hex[:12]}"
+    with open_store(backend, tmp_path, table=table):
+        stores = [SqlSessionStore(url, table=table) for _ in range(4)]
+        errors: list[BaseException] = []
+
+        def writer(index: int) -> None:
+            try:
+                for round_ in range(5):
+                    size = index * 5 + round_ + 1
+                    run(stores[index].save("shared", [msg(f"{size}")] * size, {f"w{index}": round_}))
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=writer, args=(index,)) for index in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        stored = run(stores[0].load("shared"))
+        assert stored is not None
+        count = stored.metadata.message_count
+        assert stored.messages == [msg(f"{count}")] * count  # one save's messages, never a mix
+        assert stored.metadata.model_extra == {f"w{index}": 4 for index in range(4)}
+        for store in stores:
+            run(store.close())
+
+
+_WORKER = """
+import asyncio, sys
+from simulacra_session.stores.sql import SqlSessionStore
+from simulacra_session.testing import msg
+
+async def main(url, table, worker):
+    store = SqlSessionStore(url, table=table)
+    for round_ in range(10):
+        await store.append("shared", [msg(f"{worker}:{round_}")], {f"p{worker}": round_})
+    await store.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def test_appends_from_several_processes_are_all_kept(database: tuple[str, Any], tmp_path: Path) -> None:
+    backend, url = database
+    table = f"t{uuid.uuid4().hex[:12]}"
+    with open_store(backend, tmp_path, table=table) as store:
+        run(store.save("shared", []))
+        rendered = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+        command = [sys.executable, "-c", _WORKER, rendered, table]
+        workers = [subprocess.Popen([*command, str(worker)]) for worker in range(3)]
+        assert [worker.wait(timeout=120) for worker in workers] == [0, 0, 0]
+        stored = run(store.load("shared"))
+        assert stored is not None
+        assert stored.metadata.message_count == len(stored.messages) == 30
+        for worker in range(3):  # each process's appends, in its order
+            assert [t for t in texts(stored.messages) if t.startswith(f"{worker}:")] == [
+                f"{worker}:{round_}" for round_ in range(10)
+            ]
+        assert stored.metadata.model_extra == {f"p{worker}": 9 for worker in range(3)}
+
+
+def test_unreachable_server_is_a_store_error_without_credentials() -> None:
+    store = SqlSessionStore("postgresql+psycopg://someone:s3cret-pw@127.0.0.1:9/nowhere")
+    assert "s3cret-pw" not in repr(store)
+    failed = r"save of session 'a' in table 'simulacra_sessions' failed"
+    with pytest.raises(StoreError, match=failed) as caught:
+        run(store.save("a", [msg("x")]))
+    assert "s3cret-pw" not in str(caught.value)
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    errors: list[LifecycleErrorEvent] = []
+    manager.on("lifecycle_error", errors.append)
+
+    async def talk() -> None:
+        manager.start_new()
+        conversation.append(msg("lost to the network"))
+        await manager.flush()
+
+    run(talk())
+    assert errors
+    assert all(isinstance(event.error, StoreError) for event in errors)
+    assert {event.operation for event in errors} == {"save"}
+    run(store.close())
+
+
+def test_bad_arguments() -> None:
+    for table in ("", "1x", "a-b", "drop table;", "x" * 49):
+        with pytest.raises(ValueError, match="table must be"):
+            SqlSessionStore("sqlite://", table=table)
+    with pytest.raises(TypeError, match="Engine, an AsyncEngine or a URL"):
+        SqlSessionStore(42)  # type: ignore[arg-type]
+    store = SqlSessionStore("sqlite://")
+    with pytest.raises(ValueError, match="must not be negative"):
+        run(store.list(limit=-1))
+    run(store.close())
+
+
+def test_a_given_engine_stays_open(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'mine.db'}")
+    store = SqlSessionStore(engine)
+    run(store.save("a", []))
+    run(store.close())
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("select count(*) from simulacra_sessions")).scalar() == 1
+    engine.dispose()
