@@ -7,6 +7,8 @@ compiled hot path (``"native"``) or its pure-Python twin (``"pure"``) is in use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._backend import BACKEND
 from .conversation import SimpleConversation
 from .errors import (
@@ -33,10 +35,15 @@ from .messages import (
 )
 from .models import CheckpointState, SessionMetadata, StoredSession
 from .protocols import Conversation, ForkIndexedStore, SessionStore
-from .stores import FileSessionStore, InMemorySessionStore
+from .stores import AdapterSessionStore, FileSessionStore, InMemorySessionStore, SessionAdapter, SessionRow
 
+if TYPE_CHECKING:
+    from .stores.sql import SqlSessionStore as SqlSessionStore
+
+# SqlSessionStore is left out of __all__ so that a star import never needs SQLAlchemy.
 __all__ = [
     "BACKEND",
+    "AdapterSessionStore",
     "AssistantMessage",
     "CheckpointState",
     "Content",
@@ -54,11 +61,13 @@ __all__ = [
     "RawContent",
     "SaveEvent",
     "SerializationError",
+    "SessionAdapter",
     "SessionError",
     "SessionEvent",
     "SessionManager",
     "SessionMetadata",
     "SessionNotFoundError",
+    "SessionRow",
     "SessionStore",
     "SimpleConversation",
     "StoreError",
@@ -69,3 +78,12 @@ __all__ = [
     "ToolResultContent",
     "UserMessage",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``SqlSessionStore`` on first access (it imports SQLAlchemy, the ``sql`` extra)."""
+    if name == "SqlSessionStore":
+        from .stores.sql import SqlSessionStore
+
+        return SqlSessionStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

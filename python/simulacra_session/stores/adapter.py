@@ -1,0 +1,197 @@
+"""AdapterSessionStore: sessions kept by the application's own data layer, through four functions.
+
+The original library's ``DrizzleSessionStore`` in Python: the store owns the rules (id
+checks, the metadata merge, strict JSON, isolation, ordering) and the adapter only moves
+rows. Any data layer fits: an ORM, a DB-API connection, a key-value client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypedDict, cast, runtime_checkable
+
+from pydantic import ValidationError
+
+from .._backend import dumps, loads
+from ..errors import CorruptSessionError, SessionError, StoreError
+from ..ids import validate_session_id
+from ..messages import Message
+from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored, most_recent_first
+from ._codec import check_save_args, encode_messages, encode_metadata, page
+
+__all__ = ["AdapterSessionStore", "SessionAdapter", "SessionRow"]
+
+_log = logging.getLogger("simulacra_session")
+
+
+class SessionRow(TypedDict):
+    """One session as the adapter stores it (the original library's ``DrizzleSessionRow``).
+
+    ``metadata`` is the session's metadata without its id and ``messages`` its own messages:
+    plain JSON values, fresh for each upsert (store them as JSON columns or ``json.dumps``
+    them). ``updated_at`` repeats ``metadata["updated_at"]`` for an indexed column.
+    """
+
+    id: str
+    metadata: dict[str, Any]
+    messages: list[Any]
+    updated_at: str
+
+
+@runtime_checkable
+class SessionAdapter(Protocol):
+    """The four functions an ``AdapterSessionStore`` calls; each may be sync or ``async``.
+
+    Rows handed back are mappings with ``id`` (``list`` only), ``metadata`` and ``messages``
+    (``load`` only), as JSON values or JSON text.
+    """
+
+    def list(self) -> Iterable[Mapping[str, Any]] | Awaitable[Iterable[Mapping[str, Any]]]:
+        """Every session row (``id`` and ``metadata``; ``messages`` may be left out)."""
+        ...
+
+    def load(self, id: str) -> Mapping[str, Any] | Awaitable[Mapping[str, Any] | None] | None:
+        """The row of ``id`` (``metadata`` and ``messages``), or ``None``."""
+        ...
+
+    def upsert(self, row: SessionRow) -> object:
+        """Insert ``row``, or replace the row with its id."""
+        ...
+
+    def delete(self, id: str) -> bool | Awaitable[bool]:
+        """Remove the row of ``id``; ``True`` when there was one."""
+        ...
+
+
+def _json(value: Any, what: str) -> Any:
+    """A private copy of a JSON value handed over by the adapter (``str``/``bytes``: JSON text)."""
+    try:
+        return loads(value) if isinstance(value, (str, bytes, bytearray)) else loads(dumps(value))
+    except (ValueError, SessionError) as error:
+        raise CorruptSessionError(f"corrupt {what}: {error}") from None
+
+
+class AdapterSessionStore:
+    """A ``SessionStore`` (with ``forks``) over an application's adapter (see ``SessionAdapter``).
+
+    Saves of one id within the process never interleave; across processes a save is a read
+    and an upsert, so the adapter's database decides between concurrent writers (use
+    ``SqlSessionStore`` where that must be exact). An adapter's own failure is raised as a
+    ``StoreError`` naming the operation and session (the original exception as its cause).
+    """
+
+    def __init__(self, adapter: SessionAdapter) -> None:
+        missing = [
+            name
+            for name in ("list", "load", "upsert", "delete")
+            if not callable(getattr(adapter, name, None))
+        ]
+        if missing:
+            raise TypeError(f"adapter {type(adapter).__name__} lacks {', '.join(missing)}")
+        self._adapter = adapter
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @property
+    def adapter(self) -> SessionAdapter:
+        """The adapter rows go through."""
+        return self._adapter
+
+    async def _adapter_call(self, operation: str, session_id: str | None, *args: Any) -> Any:
+        """Call the adapter's ``operation`` (awaiting it when it is async); its failures as ``StoreError``."""
+        try:
+            result = getattr(self._adapter, operation)(*args)
+            return await result if inspect.isawaitable(result) else result
+        except SessionError:
+            raise
+        except Exception as error:
+            subject = f"session {session_id!r}" if session_id is not None else "sessions"
+            raise StoreError(
+                f"adapter {operation} of {subject} failed: {type(error).__name__}: {error}"
+            ) from error
+
+    @asynccontextmanager
+    async def _locked(self, session_id: str) -> AsyncIterator[None]:
+        """Serialize the saves of one id in this process; locks go when nobody holds or awaits them."""
+        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
+        self._locks[session_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            users = self._locks[session_id][1] - 1
+            if users:
+                self._locks[session_id] = (lock, users)
+            else:
+                del self._locks[session_id]
+
+    def _metadata(self, session_id: str, stored: Any) -> SessionMetadata:
+        metadata = _json(stored, f"metadata of session {session_id!r}")
+        if not isinstance(metadata, dict):
+            raise CorruptSessionError(f"corrupt metadata of session {session_id!r}: expected a JSON object")
+        try:
+            return metadata_from_stored(session_id, metadata)
+        except ValidationError as error:
+            raise CorruptSessionError(f"corrupt metadata of session {session_id!r}: {error}") from None
+
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
+        """Metadata of the sessions, most recent first; rows that cannot be read are skipped (logged)."""
+        rows = await self._adapter_call("list", None)
+        found = []
+        for row in rows:
+            session_id = row.get("id")
+            try:
+                validate_session_id(session_id)
+                found.append(self._metadata(session_id, row.get("metadata")))
+            except (CorruptSessionError, ValueError) as error:
+                _log.warning("skipping adapter row %r: %s", session_id, error)
+        return page(most_recent_first(found), limit, offset)
+
+    async def forks(self, id: str) -> builtins.list[SessionMetadata]:
+        """Metadata of the sessions whose ``parent_id`` is ``id``, most recent first."""
+        validate_session_id(id)
+        return [meta for meta in await self.list() if meta.parent_id == id]
+
+    async def load(self, id: str) -> StoredSession | None:
+        """The session from the adapter's row, or ``None``; ``CorruptSessionError`` naming the id."""
+        validate_session_id(id)
+        row = await self._adapter_call("load", id, id)
+        if row is None:
+            return None
+        messages = _json(row.get("messages"), f"messages of session {id!r}")
+        if not isinstance(messages, builtins.list):
+            raise CorruptSessionError(f"corrupt messages of session {id!r}: expected a JSON array")
+        return StoredSession(self._metadata(id, row.get("metadata")), messages)
+
+    async def save(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Merge the metadata into the stored row's and upsert the new row.
+
+        Nothing reaches the adapter when a value is not JSON (``SerializationError``).
+        """
+        check_save_args(id, metadata)
+        encoded = encode_messages(messages)
+        async with self._locked(id):
+            row = await self._adapter_call("load", id, id)
+            existing = None if row is None else self._metadata(id, row.get("metadata"))
+            merged = merge_metadata(id, existing, len(encoded), metadata)
+            stored = loads(encode_metadata(merged))
+            copies = loads(b"[" + b",".join(encoded) + b"]")
+            new_row = SessionRow(
+                id=id,
+                metadata=cast(dict[str, Any], stored),
+                messages=cast(list[Any], copies),
+                updated_at=merged.updated_at,
+            )
+            await self._adapter_call("upsert", id, new_row)
+
+    async def delete(self, id: str) -> bool:
+        """Remove the session; ``True`` when the adapter had it."""
+        validate_session_id(id)
+        async with self._locked(id):
+            return bool(await self._adapter_call("delete", id, id))
