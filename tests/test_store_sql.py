@@ -59,6 +59,7 @@ def make_target(backend: str, tmp_path: Path) -> sa.Engine | AsyncEngine | str:
         return f"sqlite:///{tmp_path / 'sessions.db'}"
     if backend == "sqlite-memory":
         return "sqlite://"
+    # the suite runs each step in its own event loop: async engines open a connection per use
     if backend == "sqlite-async":
         return create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'sessions.db'}", poolclass=NullPool)
     if backend == "postgresql":

@@ -9,7 +9,7 @@ messages.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,10 @@ class SessionWriter:
         self._on_saved = on_saved
         self._on_failed = on_failed
         self._on_idle = on_idle
+
+    def holds(self, messages: Sequence[Message]) -> bool:
+        """Whether the store holds exactly ``messages`` from this writer's last write, nothing pending."""
+        return self.task is None and self._pending is None and self._written == list(messages)
 
     def reset(self) -> None:
         """Forget what was written: the next write rewrites the whole session."""

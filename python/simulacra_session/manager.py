@@ -189,11 +189,16 @@ class SessionManager:
             history: list[Message] = []
             owned = list(self._conversation.messages)
         else:
-            resolved = await resolve_history(self._store, parent_id)
-            if resolved is None:
+            saved = self._saved_history(parent_id)
+            if saved is not None:  # the parent's history is at hand: read only its metadata
+                parent = await self._store.load(parent_id)
+                history = saved
+            else:
+                resolved = await resolve_history(self._store, parent_id)
+                parent = resolved.stored if resolved is not None else None
+                history = resolved.messages if resolved is not None else []
+            if parent is None:
                 raise SessionNotFoundError(parent_id)
-            parent = resolved.stored
-            history = resolved.messages
             owned = []
             metadata["fork_message_count"] = len(history)
             last_id = history[-1].get("id") if history else None
@@ -323,6 +328,19 @@ class SessionManager:
         writer = self._writers.get(session_id)
         if writer is not None:
             writer.reset()
+
+    def _saved_history(self, session_id: str) -> builtins.list[Message] | None:
+        """The resolved history of ``session_id`` without reading the fork chain back.
+
+        Known for the current session when its last write stored exactly the conversation's
+        own messages: its history is then the conversation. Forking a deep chain thus costs
+        one load, not one per ancestor.
+        """
+        writer = self._writers.get(session_id)
+        if session_id != self._session_id or writer is None:
+            return None
+        history = list(self._conversation.messages)
+        return history if writer.holds(history[self._inherited :]) else None
 
     def _request(self, given: dict[str, Any], *, background: bool) -> SaveRequest:
         """Snapshot the conversation for the current session, with the metadata to merge."""

@@ -89,9 +89,11 @@ class SqlSessionStore:
     ``target`` is an SQLAlchemy ``Engine``, an ``AsyncEngine`` or a URL (``sqlite:///path.db``,
     ``postgresql+psycopg://...``, ``mysql+pymysql://...``; an async driver's URL makes an
     async engine). With a sync engine the blocking calls run in a worker thread; with an async
-    one they run on the event loop. ``create`` makes the tables when they are missing; either
-    way their schema version is checked on first use. An engine passed in stays the caller's;
-    one made from a URL is disposed by :meth:`close` (or leaving ``async with``).
+    one they run on the event loop (its pooled connections belong to that loop: use the store
+    from one loop, or give the engine ``poolclass=NullPool``). ``create`` makes the tables when
+    they are missing; either way their schema version is checked on first use. An engine
+    passed in stays the caller's; one made from a URL is disposed by :meth:`close` (or leaving
+    ``async with``).
 
     Database and connection failures raise ``StoreError`` naming the operation and session.
     """
@@ -115,8 +117,10 @@ class SqlSessionStore:
             )
         self._engine = engine
         self._schema = Schema.named(table)
+        self._sql = self._schema.statements(self._dialect)
         self._create = create
         self._ready = False
+        # an async engine's loop, and a lock for its coroutines waiting on _prepare
         self._preparing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         # SQLite has one writer at a time: queue this process's threads here, not in its busy loop
         self._serial = threading.Lock() if self._dialect == "sqlite" else contextlib.nullcontext()
@@ -156,10 +160,7 @@ class SqlSessionStore:
         """Run ``work`` in one transaction (after the schema check, the first time)."""
         try:
             if isinstance(self._engine, AsyncEngine):
-                if not self._ready:
-                    await self._prepare_async(self._engine)
-                async with self._engine.begin() as connection:
-                    return await connection.run_sync(work)
+                return await self._run_async(self._engine, work)
             return await asyncio.to_thread(self._run_sync, self._engine, work)
         except sa.exc.SQLAlchemyError as error:
             raise _failure(operation, session_id, self._table, error) from error
@@ -171,8 +172,14 @@ class SqlSessionStore:
             with engine.begin() as connection:
                 return work(connection)
 
+    async def _run_async(self, engine: AsyncEngine, work: Callable[[sa.Connection], T]) -> T:
+        if not self._ready:
+            await self._prepare_async(engine)
+        async with engine.begin() as connection:
+            return await connection.run_sync(work)
+
     async def _prepare_async(self, engine: AsyncEngine) -> None:
-        """``_prepare`` for an async engine: one coroutine of this loop prepares, the others wait."""
+        """``_prepare`` for an async engine: one coroutine of the loop prepares, the others wait."""
         loop = asyncio.get_running_loop()
         if self._preparing is None or self._preparing[0] is not loop:
             self._preparing = (loop, asyncio.Lock())
@@ -216,9 +223,6 @@ class SqlSessionStore:
 
     # -- rows ----------------------------------------------------------------------------
 
-    def _text(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
-        return self._schema.as_text(self._dialect, column)
-
     def _metadata(self, session_id: str, text: str) -> SessionMetadata:
         try:
             stored = loads(text)
@@ -232,14 +236,9 @@ class SqlSessionStore:
 
     def _claim(self, connection: sa.Connection, session_id: str) -> SessionMetadata | None:
         """Lock the session's row for this transaction; its metadata, ``None`` when it is new."""
-        sessions = self._schema.sessions
-        connection.execute(self._schema.claim(self._dialect, session_id))
-        row = connection.execute(
-            sa.select(sessions.c.updated_at, self._text(sessions.c.metadata))
-            .where(sessions.c.id == session_id)
-            .with_for_update()
-        ).one()
-        return None if row[0] == "" else self._metadata(session_id, row[1])
+        connection.execute(self._sql.claim, {"sid": session_id})
+        updated_at, text = connection.execute(self._sql.lock, {"sid": session_id}).one()
+        return None if updated_at == "" else self._metadata(session_id, text)
 
     def _write(
         self, connection: sa.Connection, merged: SessionMetadata, encoded: Sequence[bytes], start: int
@@ -250,18 +249,15 @@ class SqlSessionStore:
                 {"session_id": merged.id, "seq": start + index, "message": message.decode()}
                 for index, message in enumerate(encoded)
             ]
-            connection.execute(sa.insert(self._schema.messages), rows)
-        sessions = self._schema.sessions
-        connection.execute(
-            sa.update(sessions)
-            .where(sessions.c.id == merged.id)
-            .values(
-                parent_id=merged.parent_id,
-                updated_at=merged.updated_at,
-                message_count=merged.message_count,
-                metadata=encode_metadata(merged).decode(),
-            )
-        )
+            connection.execute(self._sql.insert_messages, rows)
+        values = {
+            "sid": merged.id,
+            "b_parent_id": merged.parent_id,
+            "b_updated_at": merged.updated_at,
+            "b_message_count": merged.message_count,
+            "b_metadata": encode_metadata(merged).decode(),
+        }
+        connection.execute(self._sql.update_session, values)
 
     def _parse_listing(self, rows: Sequence[tuple[str, str]]) -> builtins.list[SessionMetadata]:
         """Metadata of listed rows; a row that cannot be read is skipped with a warning."""
@@ -273,22 +269,10 @@ class SqlSessionStore:
                 _log.warning("skipping session row: %s", error)
         return found
 
-    async def _metadata_where(
-        self,
-        operation: str,
-        session_id: str | None,
-        condition: sa.ColumnElement[bool] | None,
-        limit: int | None = None,
-        offset: int = 0,
+    async def _listing(
+        self, operation: str, session_id: str | None, statement: sa.Select[str, str]
     ) -> builtins.list[SessionMetadata]:
-        """Metadata of the sessions matching ``condition``, most recent first, no message read."""
-        sessions = self._schema.sessions
-        statement = sa.select(sessions.c.id, self._text(sessions.c.metadata))
-        if condition is not None:
-            statement = statement.where(condition)
-        statement = statement.order_by(sessions.c.updated_at.desc(), sessions.c.id).offset(offset or None)
-        if limit is not None:
-            statement = statement.limit(limit)
+        """Metadata of the sessions ``statement`` selects (id, metadata), no message read."""
 
         def work(connection: sa.Connection) -> builtins.list[tuple[str, str]]:
             return [(row[0], row[1]) for row in connection.execute(statement)]
@@ -303,26 +287,26 @@ class SqlSessionStore:
         Reads the sessions table only, never a message.
         """
         check_page(limit, offset)
-        return await self._metadata_where("list", None, None, limit, offset)
+        statement = self._sql.listing
+        if offset:
+            statement = statement.offset(offset)
+        if limit is not None:
+            statement = statement.limit(limit)
+        return await self._listing("list", None, statement)
 
     async def forks(self, id: str) -> builtins.list[SessionMetadata]:
         """Metadata of the sessions whose ``parent_id`` is ``id``, most recent first (an index lookup)."""
         validate_session_id(id)
-        return await self._metadata_where("forks", id, self._schema.sessions.c.parent_id == id)
+        return await self._listing(
+            "forks", id, self._sql.listing.where(self._schema.sessions.c.parent_id == id)
+        )
 
     async def load(self, id: str) -> StoredSession | None:
         """The session's metadata and messages from one committed save, or ``None`` when absent."""
         validate_session_id(id)
-        sessions, messages = self._schema.sessions, self._schema.messages
-        statement = sa.union_all(
-            sa.select(sa.literal(-1).label("seq"), self._text(sessions.c.metadata).label("doc")).where(
-                sessions.c.id == id
-            ),
-            sa.select(messages.c.seq, self._text(messages.c.message)).where(messages.c.session_id == id),
-        ).order_by(sa.literal_column("seq"))
 
         def work(connection: sa.Connection) -> builtins.list[str]:
-            return [row[1] for row in connection.execute(statement)]
+            return [row[1] for row in connection.execute(self._sql.load, {"sid": id})]
 
         rows = await self._run("load", id, work)
         if not rows:
@@ -347,8 +331,7 @@ class SqlSessionStore:
 
         def work(connection: sa.Connection) -> None:
             merged = merge_metadata(id, self._claim(connection, id), len(encoded), metadata)
-            table = self._schema.messages
-            connection.execute(sa.delete(table).where(table.c.session_id == id))
+            connection.execute(self._sql.clear_messages, {"sid": id})
             self._write(connection, merged, encoded, 0)
 
         await self._run("save", id, work)
@@ -375,13 +358,12 @@ class SqlSessionStore:
     async def delete(self, id: str) -> bool:
         """Remove the session and its messages; ``True`` when it existed."""
         validate_session_id(id)
-        sessions, messages = self._schema.sessions, self._schema.messages
 
         def work(connection: sa.Connection) -> bool:
             # the session row first, in the order saves lock; then the messages, which the
             # foreign key cascades to except on SQLite connections without foreign_keys=ON
-            removed = connection.execute(sa.delete(sessions).where(sessions.c.id == id)).rowcount > 0
-            connection.execute(sa.delete(messages).where(messages.c.session_id == id))
+            removed = connection.execute(self._sql.delete_session, {"sid": id}).rowcount > 0
+            connection.execute(self._sql.clear_messages, {"sid": id})
             return removed
 
         return await self._run("delete", id, work)
