@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,6 @@ from corpus import LENGTHS, conversation
 from peers import LangGraphThread, OriginalFileStore, sqlite_durability
 
 ROUNDS = 50
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 @pytest.mark.parametrize("fsync", [True, False], ids=["durable", "no-fsync"])
