@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import LATEST_VERSION, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import LATEST_VERSION, ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -137,7 +137,9 @@ class LangGraphThread:
         """Add messages to the state and put the step's checkpoint (durable when it returns)."""
         self._messages = [*self._messages, *messages]
         version = self._saver.get_next_version(self._version, None)
-        seen = {"agent": {"messages": self._version}} if self._version is not None else {}
+        seen: dict[str, ChannelVersions] = {}
+        if self._version is not None:
+            seen["agent"] = {"messages": self._version}
         checkpoint: Checkpoint = {
             "v": LATEST_VERSION,
             "id": str(uuid6(clock_seq=self._step)),
