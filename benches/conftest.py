@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import sys
@@ -26,3 +27,11 @@ def _frozen_gc() -> Iterator[None]:
     gc.freeze()
     yield
     gc.unfreeze()
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop of the test's own, to time one coroutine at a time on."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-__all__ = ["LENGTHS", "conversation", "message"]
+__all__ = ["LENGTHS", "conversation", "document", "message", "session_ids"]
 
 LENGTHS = (10, 100, 1000)
 
@@ -84,3 +84,13 @@ def conversation(length: int, seed: int = 7) -> list[dict[str, Any]]:
     """``length`` messages, the same every run."""
     rng = random.Random(seed)
     return [message(rng, index) for index in range(length)]
+
+
+def document(length: int) -> dict[str, Any]:
+    """A whole session document, ``{"metadata": ..., "messages": ...}``, of ``length`` messages."""
+    return {"metadata": {"created_at": "2026-01-01T00:00:00.000000Z"}, "messages": conversation(length)}
+
+
+def session_ids(count: int) -> list[str]:
+    """``count`` valid, distinct session ids, the same every run."""
+    return [f"session-{index:05d}" for index in range(count)]

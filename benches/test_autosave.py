@@ -1,32 +1,31 @@
 """One auto-save (``message_complete`` to durable on disk) at each conversation length.
 
 The conversation grows by one message per round, from the named length on; beside it, the
-floor: appending one ~1.5 KB line to a file and fdatasyncing it, on the same disk.
+floor: appending one ~1.5 KB line to a file and fdatasyncing it, on the same disk, and the
+peers doing the same job with their own durability settings: the original library's save,
+openai-agents' ``SQLiteSession.add_items`` and LangGraph's ``SqliteSaver.put`` (both on a
+SQLite file in WAL mode with ``synchronous=FULL``: every commit fsyncs the WAL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from agents import SQLiteSession
+from langgraph.checkpoint.sqlite import SqliteSaver
 
 from simulacra_session import FileSessionStore, SessionManager, SimpleConversation
 
 from corpus import LENGTHS, conversation
-from peers import OriginalFileStore
+from peers import LangGraphThread, OriginalFileStore, sqlite_durability
 
 ROUNDS = 50
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 @pytest.mark.parametrize("fsync", [True, False], ids=["durable", "no-fsync"])
@@ -93,3 +92,51 @@ def test_original_library_save(
         rounds=ROUNDS,
         warmup_rounds=1,
     )
+    stored = store._load("s")
+    assert stored is not None
+    assert stored["messages"] == messages
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_openai_agents_sqlite_session(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path, length: int
+) -> None:
+    """openai-agents ``SQLiteSession.add_items``: one new message per round, file database."""
+    messages = conversation(length + ROUNDS + 1)
+    db = tmp_path / "agents.db"
+    session = SQLiteSession("s", db)
+    try:
+        loop.run_until_complete(session.add_items(messages[:length]))
+        upcoming = iter(messages[length:])
+
+        benchmark.group = "auto-save (durable)"
+        benchmark.extra_info["messages"] = length
+        with closing(sqlite3.connect(db)) as conn:
+            benchmark.extra_info.update(sqlite_durability(conn))
+        benchmark.pedantic(
+            lambda: loop.run_until_complete(session.add_items([next(upcoming)])),
+            rounds=ROUNDS,
+            warmup_rounds=1,
+        )
+        assert loop.run_until_complete(session.get_items()) == messages
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_langgraph_sqlite_saver(benchmark: Any, tmp_path: Path, length: int) -> None:
+    """LangGraph ``SqliteSaver.put``: a checkpoint holding the whole message list, one message longer."""
+    messages = conversation(length + ROUNDS + 1)
+    with SqliteSaver.from_conn_string(str(tmp_path / "langgraph.db")) as saver:
+        thread = LangGraphThread(saver, "s")
+        thread.append(messages[:length])
+        upcoming = iter(messages[length:])
+
+        benchmark.group = "auto-save (durable)"
+        benchmark.extra_info["messages"] = length
+        benchmark.extra_info.update(sqlite_durability(saver.conn))
+        benchmark.pedantic(lambda: thread.append([next(upcoming)]), rounds=ROUNDS, warmup_rounds=1)
+        stored = saver.get_tuple({"configurable": {"thread_id": "s", "checkpoint_ns": ""}})
+        assert stored is not None
+        assert stored.config == thread.config
+        assert stored.checkpoint["channel_values"]["messages"] == messages

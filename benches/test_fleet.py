@@ -1,25 +1,70 @@
-"""A fleet: many conversations in one process, each auto-saving, durable, on one file store.
+"""A fleet: many conversations in one process, each auto-saving, durable, on one store.
 
 Reports messages saved per second and the event loop's responsiveness while it runs (the
 lateness of a 1 ms ticker). Conversations pace their messages like model responses would.
+Beside ours (one file store), the same workload on openai-agents' ``SQLiteSession``: one
+session per conversation, all on one shared database file, ``add_items`` once per message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import sqlite3
 import time
+from collections.abc import Coroutine
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from agents import SQLiteSession
 
 from simulacra_session import FileSessionStore, SessionManager, SimpleConversation
 
-from corpus import conversation
+from corpus import conversation, session_ids
+from peers import sqlite_durability
+
+WORKLOADS = [(1000, 20, 0), (1000, 20, 200)]  # (sessions, messages each, mean pause in ms)
 
 
-@pytest.mark.parametrize(("sessions", "messages", "pace_ms"), [(1000, 20, 0), (1000, 20, 200)])
+async def _pause(rng: random.Random, pace_ms: int) -> None:
+    """The wait before a conversation's next message: none, or uniform around ``pace_ms``."""
+    await asyncio.sleep(rng.uniform(0, 2 * pace_ms / 1000) if pace_ms else 0)
+
+
+def _open_fds() -> dict[str, float]:
+    """How many file descriptors the process holds (Linux only; nothing elsewhere)."""
+    return {"open_fds": len(os.listdir("/proc/self/fd"))} if os.path.isdir("/proc/self/fd") else {}
+
+
+async def _run(talkers: list[Coroutine[Any, Any, None]], total: int) -> dict[str, float]:
+    """Run the talkers at once beside a 1 ms ticker: messages/s, the ticker's p99 lateness, fds."""
+    lateness: list[float] = []
+    running = True
+
+    async def ticker() -> None:
+        while running:
+            start = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lateness.append(time.perf_counter() - start - 0.001)
+
+    tick = asyncio.create_task(ticker())
+    start = time.perf_counter()
+    await asyncio.gather(*talkers)
+    elapsed = time.perf_counter() - start
+    running = False
+    await tick
+    lateness.sort()
+    return {
+        "messages_per_s": total / elapsed,
+        "stall_p99_ms": lateness[int(0.99 * (len(lateness) - 1))] * 1000,
+        **_open_fds(),
+    }
+
+
+@pytest.mark.parametrize(("sessions", "messages", "pace_ms"), WORKLOADS)
 def test_fleet(benchmark: Any, tmp_path: Path, sessions: int, messages: int, pace_ms: int) -> None:
     corpus = conversation(messages)
     results: dict[str, float] = {}
@@ -31,31 +76,16 @@ def test_fleet(benchmark: Any, tmp_path: Path, sessions: int, messages: int, pac
         for manager in managers:
             manager.start_new()
         await asyncio.gather(*(manager.flush() for manager in managers))
-        lateness: list[float] = []
-        running = True
-
-        async def ticker() -> None:
-            while running:
-                start = time.perf_counter()
-                await asyncio.sleep(0.001)
-                lateness.append(time.perf_counter() - start - 0.001)
 
         async def talk(conv: SimpleConversation, manager: SessionManager, rng: random.Random) -> None:
             for message in corpus:
                 conv.append(message)
-                await asyncio.sleep(rng.uniform(0, 2 * pace_ms / 1000) if pace_ms else 0)
+                await _pause(rng, pace_ms)
             await manager.flush()
 
-        tick = asyncio.create_task(ticker())
-        start = time.perf_counter()
         pairs = enumerate(zip(conversations, managers, strict=True))
-        await asyncio.gather(*(talk(c, m, random.Random(i)) for i, (c, m) in pairs))
-        elapsed = time.perf_counter() - start
-        running = False
-        await tick
-        lateness.sort()
-        results["messages_per_s"] = sessions * messages / elapsed
-        results["stall_p99_ms"] = lateness[int(0.99 * (len(lateness) - 1))] * 1000
+        talkers = [talk(c, m, random.Random(i)) for i, (c, m) in pairs]
+        results.update(await _run(talkers, sessions * messages))
         stored = await store.load(managers[-1].current_session_id or "")
         assert stored is not None
         assert len(stored.messages) == messages
@@ -63,3 +93,36 @@ def test_fleet(benchmark: Any, tmp_path: Path, sessions: int, messages: int, pac
     benchmark.group = "fleet"
     benchmark.pedantic(lambda: asyncio.run(fleet()), rounds=1, iterations=1)
     benchmark.extra_info.update(results)
+
+
+@pytest.mark.parametrize(("sessions", "messages", "pace_ms"), WORKLOADS)
+def test_fleet_openai_agents_sqlite_session(
+    benchmark: Any, tmp_path: Path, sessions: int, messages: int, pace_ms: int
+) -> None:
+    """The same fleet on openai-agents ``SQLiteSession``s sharing one database file."""
+    corpus = conversation(messages)
+    results: dict[str, float] = {}
+    db = tmp_path / "agents.db"
+
+    async def fleet() -> None:
+        peers = [SQLiteSession(session_id, db) for session_id in session_ids(sessions)]
+        try:
+
+            async def talk(session: SQLiteSession, rng: random.Random) -> None:
+                for message in corpus:
+                    await session.add_items([message])
+                    await _pause(rng, pace_ms)
+
+            talkers = [talk(session, random.Random(i)) for i, session in enumerate(peers)]
+            results.update(await _run(talkers, sessions * messages))
+            assert await peers[-1].get_items() == corpus
+        finally:
+            for session in peers:
+                session.close()
+
+    benchmark.group = "fleet"
+    benchmark.pedantic(lambda: asyncio.run(fleet()), rounds=1, iterations=1)
+    benchmark.extra_info.update(results)
+    with closing(sqlite3.connect(db)) as conn:
+        benchmark.extra_info.update(sqlite_durability(conn))
+        assert conn.execute("SELECT COUNT(*) FROM agent_messages").fetchone() == (sessions * messages,)

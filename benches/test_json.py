@@ -11,7 +11,7 @@ import pytest
 
 from simulacra_session import _fallback, _native
 
-from corpus import LENGTHS, conversation
+from corpus import LENGTHS, document
 
 
 def _stdlib_dumps(obj: Any) -> bytes:
@@ -35,7 +35,7 @@ LOADS: dict[str, Callable[[bytes], Any]] = {
 @pytest.mark.parametrize("length", LENGTHS)
 @pytest.mark.parametrize("impl", list(DUMPS))
 def test_dumps(benchmark: Any, impl: str, length: int) -> None:
-    doc = {"metadata": {"created_at": "2026-01-01T00:00:00.000000Z"}, "messages": conversation(length)}
+    doc = document(length)
     benchmark.group = f"dumps {length} messages"
     out = benchmark(DUMPS[impl], doc)
     benchmark.extra_info["bytes"] = len(out)
@@ -45,7 +45,7 @@ def test_dumps(benchmark: Any, impl: str, length: int) -> None:
 @pytest.mark.parametrize("length", LENGTHS)
 @pytest.mark.parametrize("impl", list(LOADS))
 def test_loads(benchmark: Any, impl: str, length: int) -> None:
-    doc = {"metadata": {"created_at": "2026-01-01T00:00:00.000000Z"}, "messages": conversation(length)}
+    doc = document(length)
     data = _native.dumps(doc)
     benchmark.group = f"loads {length} messages"
     assert benchmark(LOADS[impl], data) == doc
