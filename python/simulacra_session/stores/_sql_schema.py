@@ -27,7 +27,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import TypeCompiler
 
-__all__ = ["DIALECTS", "SCHEMA_NAME", "SCHEMA_VERSION", "Schema", "check_table_name"]
+__all__ = ["DIALECTS", "SCHEMA_NAME", "SCHEMA_VERSION", "Schema", "Statements", "check_table_name"]
 
 SCHEMA_NAME = "simulacra-session"
 SCHEMA_VERSION = 1
@@ -119,17 +119,6 @@ class Schema:
         )
         return cls(meta, sessions, messages, version)
 
-    def claim(self, dialect: str, session_id: str) -> sa.Executable:
-        """Insert a placeholder row for ``session_id`` unless it exists, taking its write lock.
-
-        A write transaction starts with this, so SQLite takes its write lock before reading
-        (its busy handler only retries then), and concurrent first saves of one id on
-        PostgreSQL and MySQL queue on the row instead of failing or deadlocking. The
-        placeholder (``updated_at`` empty) never outlives the transaction.
-        """
-        values = {"id": session_id, "updated_at": "", "message_count": 0, "metadata": "{}"}
-        return _insert_if_absent(dialect, self.sessions, values, "id")
-
     def record_version(self, dialect: str) -> sa.Executable:
         """Insert this release's schema version unless a version is recorded already."""
         values = {"name": SCHEMA_NAME, "version": SCHEMA_VERSION}
@@ -138,6 +127,57 @@ class Schema:
     def as_text(self, dialect: str, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
         """``column`` as the JSON text stored (PostgreSQL drivers would otherwise parse it)."""
         return sa.cast(column, sa.Text) if dialect == "postgresql" else column
+
+    def statements(self, dialect: str) -> Statements:
+        """The store's statements for ``dialect``, built once: executing them skips SQLAlchemy's
+        statement construction, and their compiled form is cached."""
+        sessions, messages = self.sessions, self.messages
+        sid: sa.BindParameter[str] = sa.bindparam("sid")
+        claim_values = {"id": sid, "updated_at": "", "message_count": 0, "metadata": "{}"}
+        metadata = self.as_text(dialect, sessions.c.metadata)
+        return Statements(
+            claim=_insert_if_absent(dialect, sessions, claim_values, "id"),
+            lock=sa.select(sessions.c.updated_at, metadata).where(sessions.c.id == sid).with_for_update(),
+            insert_messages=sa.insert(messages),
+            update_session=sa.update(sessions)
+            .where(sessions.c.id == sid)
+            .values(
+                parent_id=sa.bindparam("b_parent_id"),
+                updated_at=sa.bindparam("b_updated_at"),
+                message_count=sa.bindparam("b_message_count"),
+                metadata=sa.bindparam("b_metadata", type_=JsonText("metadata")),
+            ),
+            clear_messages=sa.delete(messages).where(messages.c.session_id == sid),
+            delete_session=sa.delete(sessions).where(sessions.c.id == sid),
+            load=sa.union_all(
+                sa.select(sa.literal(-1).label("seq"), metadata.label("doc")).where(sessions.c.id == sid),
+                sa.select(messages.c.seq, self.as_text(dialect, messages.c.message)).where(
+                    messages.c.session_id == sid
+                ),
+            ).order_by(sa.literal_column("seq")),
+            listing=sa.select(sessions.c.id, metadata).order_by(sessions.c.updated_at.desc(), sessions.c.id),
+        )
+
+
+@dataclass(frozen=True)
+class Statements:
+    """What a store executes; ``sid`` binds the session id, ``b_*`` the new row's values.
+
+    ``claim`` inserts a placeholder row for the session unless it exists, taking its write
+    lock: a write transaction starts with it, so SQLite takes its write lock before reading
+    (its busy handler only retries then), and concurrent first saves of one id on
+    PostgreSQL and MySQL queue on the row instead of failing or deadlocking. The placeholder
+    (``updated_at`` empty) never outlives the transaction. ``lock`` then reads the row.
+    """
+
+    claim: sa.Executable
+    lock: sa.Select[str, str]
+    insert_messages: sa.Insert
+    update_session: sa.Update
+    clear_messages: sa.Delete
+    delete_session: sa.Delete
+    load: sa.CompoundSelect[int, str]
+    listing: sa.Select[str, str]
 
 
 def _insert_if_absent(dialect: str, table: sa.Table, values: dict[str, Any], key: str) -> sa.Executable:
