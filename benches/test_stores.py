@@ -1,0 +1,82 @@
+"""Every bundled store side by side: one auto-save at 10/100/1000 messages, and a list of 10,000.
+
+The auto-save is the one an agent pays: ``message_complete`` to stored (durable where the
+store is), the conversation growing by one message per round; stores that append (memory,
+file, SQL) write only the new message, the adapter store rewrites its row. The list reads
+the metadata of 10,000 sessions of 10 messages each, warm. Stores are opened by
+``store_kinds.open_store`` (PostgreSQL and MySQL only when their servers are named).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulacra_session import SessionManager, SessionStore, SimpleConversation
+
+from corpus import LENGTHS, conversation, session_ids
+from store_kinds import STORES, open_store
+
+ROUNDS = 30
+LISTED = 10_000
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+@pytest.mark.parametrize("kind", STORES)
+def test_autosave_by_store(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path, kind: str, length: int
+) -> None:
+    messages = conversation(length + ROUNDS + 1)
+    with open_store(kind, tmp_path) as store:
+        conv = SimpleConversation()
+        manager = SessionManager(store, conv)
+
+        async def prepare() -> str:
+            session_id = manager.start_new()
+            conv.load(messages[:length])
+            await manager.save(full=True)
+            return session_id
+
+        session_id = loop.run_until_complete(prepare())
+        upcoming = iter(messages[length:])
+
+        async def one_message() -> None:
+            conv.append(next(upcoming))
+            await manager.flush()
+
+        benchmark.group = f"auto-save by store, {length} messages"
+        benchmark.extra_info.update(store=kind, messages=length)
+        benchmark.pedantic(lambda: loop.run_until_complete(one_message()), rounds=ROUNDS, warmup_rounds=1)
+        stored = loop.run_until_complete(store.load(session_id))
+        assert stored is not None
+        assert stored.messages == messages
+
+
+@pytest.fixture(scope="module", params=STORES)
+def filled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SessionStore]:
+    """A store holding ``LISTED`` sessions of 10 messages each."""
+    messages = conversation(10)
+    with open_store(request.param, tmp_path_factory.mktemp(request.param)) as store:
+
+        async def fill() -> None:
+            for session_id in session_ids(LISTED):
+                await store.save(session_id, messages)
+
+        asyncio.run(fill())
+        yield store
+
+
+def test_list_by_store(benchmark: Any, loop: asyncio.AbstractEventLoop, filled: SessionStore) -> None:
+    loop.run_until_complete(filled.list())  # warm: caches filled, connections open
+    benchmark.group = f"list {LISTED} sessions by store (warm)"
+    benchmark.extra_info.update(store=type(filled).__name__, sessions=LISTED)
+    listed = benchmark.pedantic(lambda: loop.run_until_complete(filled.list()), rounds=10, warmup_rounds=1)
+    assert sorted(meta.id for meta in listed) == session_ids(LISTED)
+    updated = [meta.updated for meta in listed]
+    assert updated == sorted(updated, reverse=True)
