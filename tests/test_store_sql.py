@@ -321,3 +321,16 @@ def test_a_given_engine_stays_open(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert connection.execute(sa.text("select count(*) from simulacra_sessions")).scalar() == 1
     engine.dispose()
+
+
+def test_postgresql_jsonb_refuses_nul_in_metadata_and_keeps_the_session(tmp_path: Path) -> None:
+    with open_store("postgresql", tmp_path) as store:
+        run(store.save("a", [msg("nul \x00 in a message is fine")], {"label": "kept"}))
+        with pytest.raises(
+            StoreError, match=r"save of session 'a' in table '\w+' failed: UntranslatableCharacter"
+        ):
+            run(store.save("a", [msg("new")], {"label": "bad \x00"}))
+        stored = run(store.load("a"))
+        assert stored is not None
+        assert stored.metadata.label == "kept"
+        assert texts(stored.messages) == ["nul \x00 in a message is fine"]
