@@ -27,7 +27,9 @@ WAIT_SECONDS=60
 
 # -- install ------------------------------------------------------------------------------
 
-have_postgres() { command -v pg_ctlcluster >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; }
+have_postgres() {
+    command -v pg_ctlcluster >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null
+}
 have_mariadb() { [ -x /usr/sbin/mariadbd ] && command -v mariadb >/dev/null; }
 
 install_packages() {
@@ -91,14 +93,18 @@ wait_for() {
         [ "$SECONDS" -lt "$deadline" ] || return 1
         sleep 0.5
     done
-    log "$what accepts connections"
+    log "$what"
 }
 
 # -- PostgreSQL ---------------------------------------------------------------------------
 
-pg_version="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+# The newest installed server, and its cluster "main" (which the Debian package creates).
+pg_version="$(compgen -G '/usr/lib/postgresql/*/bin/postgres' | cut -d/ -f5 | sort -V | tail -n 1)"
 pg_cluster=main
-if ! pg_lsclusters -h | awk -v v="$pg_version" -v c="$pg_cluster" '$1 == v && $2 == c { found = 1 } END { exit !found }'; then
+pg_cluster_field() {
+    pg_lsclusters -h | awk -v v="$pg_version" -v c="$pg_cluster" -v f="$1" '$1 == v && $2 == c { print $f }'
+}
+if [ -z "$(pg_cluster_field 2)" ]; then
     log "creating PostgreSQL cluster $pg_version/$pg_cluster"
     pg_createcluster "$pg_version" "$pg_cluster"
 fi
@@ -114,7 +120,7 @@ if [ "$(cat "$pg_conf" 2>/dev/null || true)" != "$pg_wanted" ]; then
     printf '%s\n' "$pg_wanted" >"$pg_conf"
     pg_restart=1
 fi
-pg_status="$(pg_lsclusters -h | awk -v v="$pg_version" -v c="$pg_cluster" '$1 == v && $2 == c { print $4 }')"
+pg_status="$(pg_cluster_field 4)"
 # pg_ctlcluster runs the server as the cluster's owner (postgres), never as root.
 if [ "$pg_status" = online ] && [ "$pg_restart" -eq 1 ]; then
     log "restarting PostgreSQL $pg_version/$pg_cluster on port $pg_port"
@@ -125,7 +131,8 @@ elif [ "$pg_status" != online ]; then
 else
     log "PostgreSQL $pg_version/$pg_cluster already running on port $pg_port"
 fi
-wait_for PostgreSQL pg_isready -q -h "$HOST" -p "$pg_port" || die "PostgreSQL did not accept connections"
+wait_for "PostgreSQL accepts connections" pg_isready -q -h "$HOST" -p "$pg_port" ||
+    die "PostgreSQL did not accept connections (see /var/log/postgresql/)"
 
 pg_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$pg_port" -d postgres "$@"; }
 # Sets the password on every run, so a role left from elsewhere still matches the URL.
@@ -155,6 +162,12 @@ mariadb_wanted="# Written by simulacra-session's scripts/db-servers.sh.
 bind-address = $HOST
 character-set-server = utf8mb4
 collation-server = utf8mb4_unicode_ci
+log-error = /var/log/mysql/error.log
+
+[mysqld_safe]
+# Debian's 50-mysqld_safe.cnf sends the log to syslog, which no daemon reads here.
+skip-syslog
+log-error = /var/log/mysql/error.log
 "
 mariadb_restart=0
 if [ "$(cat "$mariadb_conf" 2>/dev/null || true)" != "${mariadb_wanted%$'\n'}" ]; then
@@ -167,14 +180,17 @@ if [ ! -d /var/lib/mysql/mysql ]; then
     mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db >/dev/null
 fi
 mariadb_up() { mariadb-admin --no-defaults --protocol=socket -uroot ping >/dev/null 2>&1; }
+mariadb_stopped() { ! mariadb_up && ! pgrep -x mariadbd; }
 mariadb_start() {
     install -d -o mysql -g mysql -m 755 /run/mysqld
+    install -d -o mysql -g adm -m 2750 /var/log/mysql
     # mysqld_safe restarts mariadbd if it dies; setsid keeps it out of this script's session.
     { close_inherited_fds && exec setsid mysqld_safe; } </dev/null >/dev/null 2>&1 &
 }
 if mariadb_up && [ "$mariadb_restart" -eq 1 ]; then
     log "restarting MariaDB"
     mariadb-admin --protocol=socket -uroot shutdown
+    wait_for "MariaDB stopped" mariadb_stopped || die "MariaDB did not stop"
     mariadb_start
 elif ! mariadb_up; then
     log "starting MariaDB"
@@ -182,7 +198,8 @@ elif ! mariadb_up; then
 else
     log "MariaDB already running"
 fi
-wait_for MariaDB mariadb_up || die "MariaDB did not accept connections (see /var/log/mysql/ or the syslog)"
+wait_for "MariaDB accepts connections" mariadb_up ||
+    die "MariaDB did not accept connections (see /var/log/mysql/error.log)"
 
 mariadb_admin() { mariadb --protocol=socket -uroot "$@"; }
 mariadb_port="$(mariadb_admin -NB -e 'SELECT @@port')"
@@ -200,10 +217,10 @@ SQL
 
 # -- the URLs -----------------------------------------------------------------------------
 
-wait_for "PostgreSQL as $DB_USER" env PGPASSWORD="$DB_PASSWORD" \
+wait_for "PostgreSQL accepts $DB_USER" env PGPASSWORD="$DB_PASSWORD" \
     psql -X -h "$HOST" -p "$pg_port" -U "$DB_USER" -d "$DB_NAME" -tAc 'SELECT 1' ||
     die "cannot log in to PostgreSQL as $DB_USER"
-wait_for "MariaDB as $DB_USER" mariadb --no-defaults -h "$HOST" -P "$mariadb_port" -u "$DB_USER" \
+wait_for "MariaDB accepts $DB_USER" mariadb --no-defaults -h "$HOST" -P "$mariadb_port" -u "$DB_USER" \
     -p"$DB_PASSWORD" "$DB_NAME" -e 'SELECT 1' ||
     die "cannot log in to MariaDB as $DB_USER"
 
