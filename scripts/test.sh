@@ -11,7 +11,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "Python tools"
 "$PY" -m pip install -q --disable-pip-version-check \
     "maturin>=1.7,<2" "pytest>=8.4" "pytest-asyncio>=1.0" "pytest-timeout>=2" "hypothesis>=6" \
-    "ruff>=0.6" "mypy>=1.11" "pydantic>=2.6,<3"
+    "ruff>=0.6" "mypy>=1.11" "pydantic>=2.6,<3" \
+    "sqlalchemy[asyncio]>=2.0" "psycopg[binary]>=3.1" "pymysql>=1.1" "aiosqlite>=0.20" "asyncpg>=0.29"
 
 step "Rust: fmt, clippy, cargo test"
 cargo fmt --all -- --check

@@ -1,43 +1,41 @@
-"""SessionManager behaviour: auto-save, slugs, load, fork chains, children, delete, events."""
+"""SessionManager behaviour on stores built to observe it: queuing, coalescing, failures, deltas.
+
+What a manager does on any store (auto-save, slugs, load, forks, children, delete, events)
+is ``simulacra_session.testing.SessionManagerConformance``, which every bundled store runs
+(tests/test_store_memory.py, tests/test_store_file.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from simulacra_session import (
-    CheckpointState,
-    CorruptSessionError,
-    FileSessionStore,
     InMemorySessionStore,
-    InvalidSessionIdError,
     LifecycleErrorEvent,
-    LoadEvent,
     Message,
-    NoActiveSessionError,
-    SaveEvent,
     SessionManager,
-    SessionNotFoundError,
-    SessionStore,
     SimpleConversation,
 )
+from simulacra_session.testing import (
+    SessionManagerConformance,
+    SessionStoreContract,
+    assistant,
+    texts,
+)
+from simulacra_session.testing import msg as user
 
 
-def user(text: str, **extra: Any) -> Message:
-    return {"role": "user", "content": [{"type": "text", "text": text}], **extra}  # type: ignore[typeddict-item]
-
-
-def assistant(text: str, **extra: Any) -> Message:
-    return {"role": "assistant", "content": [{"type": "text", "text": text}], **extra}  # type: ignore[typeddict-item]
-
-
-def texts(messages: Sequence[Message]) -> list[str]:
-    return [m["content"][0]["text"] for m in messages]  # type: ignore[typeddict-item]
+def test_conformance_halves_share_no_test_name() -> None:
+    """A name in both would silently shadow one half's test in SessionStoreConformance."""
+    manager = {name for name in vars(SessionManagerConformance) if name.startswith("test")}
+    contract = {name for name in vars(SessionStoreContract) if name.startswith("test")}
+    assert manager
+    assert contract
+    assert not manager & contract
 
 
 class SlowStore(InMemorySessionStore):
@@ -84,64 +82,7 @@ class SlowStore(InMemorySessionStore):
             self.active[id] -= 1
 
 
-@pytest.fixture(params=["memory", "file"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> SessionStore:
-    if request.param == "memory":
-        return InMemorySessionStore()
-    return FileSessionStore(tmp_path / "sessions")
-
-
-# -- start_new / auto-save ------------------------------------------------------------
-
-
-def test_start_new_without_loop_persists_at_once(store: SessionStore) -> None:
-    conversation = SimpleConversation([user("old")])
-    manager = SessionManager(store, conversation)
-    session_id = manager.start_new("first")
-    assert conversation.messages == ()
-    assert manager.current_session_id == session_id
-    assert manager.is_loaded
-    stored = asyncio.run(store.load(session_id))
-    assert stored is not None
-    assert stored.metadata.label == "first"
-    assert stored.messages == []
-
-
-def test_start_new_without_auto_save_or_label_writes_nothing(store: SessionStore) -> None:
-    manager = SessionManager(store, SimpleConversation(), auto_save=False)
-    manager.start_new()
-    assert asyncio.run(store.list()) == []
-
-
-def test_sync_appends_save_at_once_without_a_loop(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    session_id = manager.start_new()
-    conversation.append(user("hello there"))
-    conversation.append(assistant("hi"))
-    stored = asyncio.run(store.load(session_id))
-    assert stored is not None
-    assert texts(stored.messages) == ["hello there", "hi"]
-    assert stored.metadata.label == "hello there"
-
-
-async def test_auto_save_after_each_message(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    saved: list[SaveEvent] = []
-    manager.on("save", saved.append)
-    session_id = manager.start_new()
-    conversation.append(user("hello"))
-    await manager.flush()
-    conversation.append(assistant("hi"))
-    await manager.flush()
-    stored = await store.load(session_id)
-    assert stored is not None
-    assert texts(stored.messages) == ["hello", "hi"]
-    assert stored.metadata.message_count == 2
-    assert saved[-1].id == session_id
-    assert texts(saved[-1].messages) == ["hello", "hi"]
-    assert all(isinstance(m.get("id"), str) and isinstance(m.get("timestamp"), int) for m in stored.messages)
+# -- the save queue -------------------------------------------------------------------
 
 
 async def test_burst_coalesces_and_never_interleaves() -> None:
@@ -194,329 +135,7 @@ async def test_explicit_save_raises_store_errors() -> None:
         await manager.save()
 
 
-async def test_raising_listener_never_breaks_a_save(
-    store: SessionStore, caplog: pytest.LogCaptureFixture
-) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-
-    def broken(event: SaveEvent) -> None:
-        raise RuntimeError("listener bug")
-
-    manager.on("save", broken)
-    session_id = manager.start_new()
-    with caplog.at_level(logging.ERROR, logger="simulacra_session"):
-        conversation.append(user("still saved"))
-        await manager.flush()
-    stored = await store.load(session_id)
-    assert stored is not None
-    assert texts(stored.messages) == ["still saved"]
-    assert "listener bug" in caplog.text
-
-
-async def test_save_metadata_extra_and_reserved(store: SessionStore) -> None:
-    manager = SessionManager(store, SimpleConversation([user("x")]), auto_save=False)
-    with pytest.raises(NoActiveSessionError, match="no active session"):
-        await manager.save()
-    session_id = manager.start_new()
-    await manager.save(provider="anthropic", model="claude", team={"name": "ops"})
-    stored = await store.load(session_id)
-    assert stored is not None
-    assert stored.metadata.provider == "anthropic"
-    assert stored.metadata.model == "claude"
-    assert stored.metadata.model_extra == {"team": {"name": "ops"}}
-    for key in ("updated_at", "parent_id", "message_count", "detached"):
-        with pytest.raises(ValueError, match=key):
-            await manager.save(**{key: "x"})
-
-
-# -- slugs ----------------------------------------------------------------------------
-
-
-async def test_auto_slug_derived_once_from_first_user_text(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    session_id = manager.start_new()
-    conversation.append(assistant("greeting first"))
-    conversation.append(user("  Please   summarize the quarterly report for the board meeting tomorrow  "))
-    await manager.flush()
-    conversation.append(user("something else entirely"))
-    await manager.flush()
-    stored = await store.load(session_id)
-    assert stored is not None
-    assert stored.metadata.label == "Please summarize the quarterly report for the"
-
-
-async def test_explicit_label_wins_over_slug(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    session_id = manager.start_new("My label")
-    conversation.append(user("derived text"))
-    await manager.flush()
-    stored = await store.load(session_id)
-    assert stored is not None
-    assert stored.metadata.label == "My label"
-    await manager.rename(session_id, "Renamed")
-    conversation.append(user("more"))
-    await manager.flush()
-    stored = await store.load(session_id)
-    assert stored is not None
-    assert stored.metadata.label == "Renamed"
-
-
-async def test_auto_slug_off(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation, auto_slug=False)
-    session_id = manager.start_new()
-    conversation.append(user("no label please"))
-    await manager.flush()
-    stored = await store.load(session_id)
-    assert stored is not None
-    assert stored.metadata.label is None
-
-
-# -- load -----------------------------------------------------------------------------
-
-
-async def test_load_most_recent_and_new_on_empty(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    loaded = await manager.load()  # empty store: a new session
-    assert loaded == manager.current_session_id
-    conversation.append(user("first"))
-    await manager.flush()
-    second = manager.start_new()
-    conversation.append(user("second"))
-    await manager.flush()
-    other = SimpleConversation()
-    reader = SessionManager(store, other)
-    events: list[LoadEvent] = []
-    reader.on("load", events.append)
-    assert await reader.load() == second
-    assert texts(other.messages) == ["second"]
-    assert events[0].id == second
-    assert texts(events[0].messages) == ["second"]
-    assert await reader.load(loaded) == loaded
-    assert texts(other.messages) == ["first"]
-
-
-async def test_load_missing_and_invalid(store: SessionStore) -> None:
-    manager = SessionManager(store, SimpleConversation())
-    with pytest.raises(SessionNotFoundError, match="session not found: nope"):
-        await manager.load("nope")
-    for bad in ("../etc/passwd", "a/b", ".hidden", "", "x" * 129):
-        with pytest.raises(InvalidSessionIdError):
-            await manager.load(bad)
-        with pytest.raises(InvalidSessionIdError):
-            await manager.fork(bad)
-        with pytest.raises(InvalidSessionIdError):
-            await manager.delete(bad)
-        with pytest.raises(InvalidSessionIdError):
-            await manager.rename(bad, "x")
-        with pytest.raises(InvalidSessionIdError):
-            await manager.forks(bad)
-
-
-async def test_load_restores_checkpoint_state(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    session_id = manager.start_new()
-    conversation.checkpoint_state = CheckpointState(message_id="m1", summary="so far")
-    conversation.append(user("a"))
-    await manager.flush()
-    other = SimpleConversation()
-    await SessionManager(store, other).load(session_id)
-    assert other.checkpoint_state == CheckpointState(message_id="m1", summary="so far")
-
-
-# -- forks ----------------------------------------------------------------------------
-
-
-async def test_attached_fork_stores_only_its_own_messages(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    parent = manager.start_new()
-    conversation.extend([user("p1"), assistant("p2")])
-    await manager.flush()
-    fork = await manager.fork(parent)
-    assert manager.current_session_id == fork
-    assert texts(conversation.messages) == ["p1", "p2"]
-    conversation.append(user("f1"))
-    await manager.flush()
-    stored = await store.load(fork)
-    assert stored is not None
-    assert texts(stored.messages) == ["f1"]
-    assert stored.metadata.parent_id == parent
-    assert stored.metadata.fork_message_count == 2
-    assert stored.metadata.fork_message_id == conversation.messages[1]["id"]
-    assert not stored.metadata.detached
-    assert [m.id for m in await manager.forks(parent)] == [fork]
-
-
-async def test_fork_resolves_to_parent_history_at_fork_time_without_ids(store: SessionStore) -> None:
-    # messages without ids: the original library would inherit whatever the parent grows to
-    await store.save("parent", [user("p1"), user("p2")])
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation, auto_save=False)
-    fork = await manager.fork("parent")
-    await store.save("parent", [user("p1"), user("p2"), user("p3 later")])
-    other = SimpleConversation()
-    await SessionManager(store, other).load(fork)
-    assert texts(other.messages) == ["p1", "p2"]
-
-
-async def test_fork_of_missing_parent(store: SessionStore) -> None:
-    manager = SessionManager(store, SimpleConversation())
-    with pytest.raises(SessionNotFoundError, match="ghost"):
-        await manager.fork("ghost")
-
-
-async def test_deep_fork_chain_resolves_without_recursion(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    current = manager.start_new()
-    depth = 300
-    for level in range(depth):
-        conversation.append(user(f"level {level}"))
-        await manager.flush()
-        current = await manager.fork(current)
-    other = SimpleConversation()
-    await SessionManager(store, other).load(current)
-    assert texts(other.messages) == [f"level {level}" for level in range(depth)]
-
-
-async def test_fork_cycle_is_corrupt(store: SessionStore) -> None:
-    await store.save("a", [user("a")], {"parent_id": "b"})
-    await store.save("b", [user("b")], {"parent_id": "a"})
-    with pytest.raises(CorruptSessionError, match="cycle"):
-        await SessionManager(store, SimpleConversation()).load("a")
-
-
-async def test_detached_fork(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    parent = manager.start_new()
-    conversation.checkpoint_state = CheckpointState(message_id="x", summary="sum")
-    conversation.append(user("parent msg"))
-    await manager.flush()
-    side = SimpleConversation([user("own start")])
-    side_manager = SessionManager(store, side)
-    fork = await side_manager.fork(parent, detached=True)
-    assert texts(side.messages) == ["own start"]
-    assert side.checkpoint_state == CheckpointState(message_id="x", summary="sum")
-    stored = await store.load(fork)
-    assert stored is not None
-    assert stored.metadata.detached is True
-    assert stored.metadata.parent_id == parent
-    assert texts(stored.messages) == ["own start"]
-    other = SimpleConversation()
-    await SessionManager(store, other).load(fork)
-    assert texts(other.messages) == ["own start"]
-
-
-async def test_attached_fork_copies_checkpoint_state(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    parent = manager.start_new()
-    conversation.checkpoint_state = CheckpointState(message_id="c", summary="s")
-    conversation.append(user("x"))
-    await manager.flush()
-    fresh = SimpleConversation()
-    fork = await SessionManager(store, fresh).fork(parent)
-    stored = await store.load(fork)
-    assert stored is not None
-    assert stored.metadata.checkpoint_state == CheckpointState(message_id="c", summary="s")
-    assert fresh.checkpoint_state == CheckpointState(message_id="c", summary="s")
-
-
-# -- delete ---------------------------------------------------------------------------
-
-
-async def test_delete_keeps_fork_history(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    root = manager.start_new()
-    conversation.extend([user("r1"), assistant("r2")])
-    await manager.flush()
-    child = await manager.fork(root)
-    conversation.append(user("c1"))
-    await manager.flush()
-    grandchild = await manager.fork(child)
-    conversation.append(user("g1"))
-    await manager.flush()
-    before = {}
-    for session_id in (child, grandchild):
-        probe = SimpleConversation()
-        await SessionManager(store, probe).load(session_id)
-        before[session_id] = texts(probe.messages)
-
-    deleter = SessionManager(store, SimpleConversation())
-    assert await deleter.delete(root) is True
-    assert await store.load(root) is None
-    for session_id, expected in before.items():
-        probe = SimpleConversation()
-        await SessionManager(store, probe).load(session_id)
-        assert texts(probe.messages) == expected
-    assert await deleter.delete(root) is False
-
-
-async def test_delete_current_session(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    session_id = manager.start_new()
-    conversation.append(user("bye"))
-    assert await manager.delete(session_id) is True
-    assert manager.current_session_id is None
-    assert not manager.is_loaded
-    assert conversation.messages == ()
-    assert await store.load(session_id) is None
-
-
-async def test_rename_other_session_and_missing(store: SessionStore) -> None:
-    await store.save("other", [user("keep me")], {"label": "old"})
-    manager = SessionManager(store, SimpleConversation())
-    await manager.rename("other", "new")
-    stored = await store.load("other")
-    assert stored is not None
-    assert stored.metadata.label == "new"
-    assert texts(stored.messages) == ["keep me"]
-    with pytest.raises(SessionNotFoundError):
-        await manager.rename("missing", "x")
-    with pytest.raises(ValueError, match="label"):
-        await manager.rename("other", "")
-
-
 # -- children -------------------------------------------------------------------------
-
-
-async def test_child_conversations_get_detached_fork_sessions(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    parent = manager.start_new()
-    conversation.append(user("parent talk"))
-    child = conversation.spawn_child()
-    child.append(user("child task: look things up"))
-    checkpoint = conversation.spawn_child(is_checkpoint=True)
-    checkpoint.append(user("summarize everything"))
-    await manager.flush()
-    forks = await manager.forks(parent)
-    assert len(forks) == 2
-    by_checkpoint = {bool(meta.is_checkpoint): meta for meta in forks}
-    child_meta, checkpoint_meta = by_checkpoint[False], by_checkpoint[True]
-    assert child_meta.detached is True
-    assert child_meta.label == "child task: look things up"
-    assert checkpoint_meta.label is None
-    stored = await store.load(child_meta.id)
-    assert stored is not None
-    assert texts(stored.messages) == ["child task: look things up"]
-    assert len(manager.children) == 2
-    child.dispose()
-    assert len(manager.children) == 1
-    child.append(user("after dispose"))  # no longer saved
-    await manager.flush()
-    stored = await store.load(child_meta.id)
-    assert stored is not None
-    assert len(stored.messages) == 1
 
 
 async def test_flush_waits_for_children() -> None:
@@ -535,42 +154,7 @@ async def test_flush_waits_for_children() -> None:
     assert texts(stored.messages) == ["slow child"]
 
 
-# -- events and lifecycle -------------------------------------------------------------
-
-
-async def test_dispose_is_idempotent_and_follows_conversation(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    disposed: list[bool] = []
-    manager.on("dispose", lambda: disposed.append(True))
-    session_id = manager.start_new()
-    conversation.dispose()
-    manager.dispose()
-    assert disposed == [True]
-    conversation.append(user("not saved"))
-    await manager.flush()  # the save start_new queued still lands after dispose
-    stored = await store.load(session_id)
-    assert stored is not None
-    assert stored.messages == []
-    with pytest.raises(RuntimeError, match="disposed"):
-        manager.start_new()
-
-
-async def test_async_with_flushes(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    async with SessionManager(store, conversation) as manager:
-        session_id = manager.start_new()
-        conversation.append(user("flushed on exit"))
-    stored = await store.load(session_id)
-    assert stored is not None
-    assert texts(stored.messages) == ["flushed on exit"]
-
-
-def test_sync_with_disposes(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    with SessionManager(store, conversation) as manager:
-        manager.start_new()
-    conversation.append(user("ignored"))
+# -- events ---------------------------------------------------------------------------
 
 
 def test_unknown_event_and_bad_store() -> None:
@@ -579,17 +163,6 @@ def test_unknown_event_and_bad_store() -> None:
         manager.on("saved", print)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="SessionStore"):
         SessionManager(object(), SimpleConversation())  # type: ignore[arg-type]
-
-
-async def test_messages_before_start_are_not_lost(store: SessionStore) -> None:
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    conversation.append(user("early"))
-    await manager.flush()
-    assert manager.current_session_id is not None
-    stored = await store.load(manager.current_session_id)
-    assert stored is not None
-    assert texts(stored.messages) == ["early"]
 
 
 # -- delta saves ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""FileSessionStore: the shared contract, the on-disk format, corrupt files and the fork index."""
+"""FileSessionStore: the conformance suite in both formats, the layout, corrupt files, the fork index."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def names(directory: Path) -> set[str]:
     return {entry.name for entry in directory.iterdir()}
 
 
-class TestFileStoreContract(SessionStoreConformance):
+class TestFileStoreConformance(SessionStoreConformance):
     @pytest.fixture(
         params=[(True, "jsonl"), (False, "jsonl"), (True, "json"), (False, "json")],
         ids=["jsonl-fsync", "jsonl-no-fsync", "json-fsync", "json-no-fsync"],

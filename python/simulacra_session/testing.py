@@ -1,4 +1,4 @@
-"""A conformance suite that any ``SessionStore`` must pass, shipped for third-party stores.
+"""Conformance suites that any ``SessionStore`` must pass, shipped for third-party stores.
 
 Usage, in your own test module::
 
@@ -10,29 +10,66 @@ Usage, in your own test module::
         def store(self, tmp_path):
             return MyStore(tmp_path)  # a fresh, empty store for each test
 
-Every test of the class then runs against your store: the merge rules of ``save``, strictly
-later ``updated_at``, ordering, isolation from callers' objects, unknown keys kept, invalid ids
-rejected before any I/O, ``SerializationError`` leaving the old state intact, ``forks``,
-``delete`` and, when the store implements it, ``append``. The tests drive the store with
-``asyncio.run``, so they need no plugin. Requires pytest.
+The fixture may also be a generator, to clean up after each test::
+
+        @pytest.fixture
+        def store(self):
+            store = MyDatabaseStore(URL)
+            yield store
+            store.drop_everything_and_close()
+
+Every test of the class then runs against your store. ``SessionStoreConformance`` runs two
+halves, which can also be subclassed alone the same way:
+
+- ``SessionStoreContract``: the store's own contract. The merge rules of ``save``, strictly
+  later ``updated_at``, ordering, isolation from callers' objects, unknown keys kept, invalid
+  ids rejected before any I/O, ``SerializationError`` leaving the old state intact,
+  ``forks``, ``delete``, paging and, when the store implements it, ``append``.
+- ``SessionManagerConformance``: a ``SessionManager`` working on the store. Auto-save, slugs,
+  load, attached and detached forks (deep chains, cycles), checkpoint state, delete keeping
+  the forks' history, rename, child sessions, dispose and ``async with``.
+
+The tests drive the store with ``asyncio.run``, so they need no plugin; the store contract
+runs several event loops one after the other in a test, so a store must not bind itself to
+the loop it was first used on. The helpers ``msg``, ``assistant``, ``texts`` and ``run`` and
+the ``BAD_IDS`` list are public, for your own tests. Requires pytest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Coroutine
+import logging
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 import pytest
 
-from .errors import InvalidSessionIdError, SerializationError
+from .conversation import SimpleConversation
+from .errors import (
+    CorruptSessionError,
+    InvalidSessionIdError,
+    NoActiveSessionError,
+    SerializationError,
+    SessionNotFoundError,
+)
+from .events import LoadEvent, SaveEvent
+from .manager import SessionManager
 from .messages import Message
 from .models import CheckpointState
 from .protocols import AppendableSessionStore, ForkIndexedStore, SessionStore
 from .timestamps import parse_timestamp
 
-__all__ = ["BAD_IDS", "SessionStoreConformance", "msg", "run", "texts"]
+__all__ = [
+    "BAD_IDS",
+    "SessionManagerConformance",
+    "SessionStoreConformance",
+    "SessionStoreContract",
+    "assistant",
+    "msg",
+    "run",
+    "texts",
+]
 
 T = TypeVar("T")
 
@@ -43,29 +80,40 @@ BAD_IDS: list[object] = [
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion in a new event loop (``asyncio.run``)."""
     return asyncio.run(coro)
 
 
 def msg(text: str, role: str = "user", **extra: Any) -> Message:
+    """A message with one text block, from the user unless ``role`` says otherwise."""
     return {"role": role, "content": [{"type": "text", "text": text}], **extra}  # type: ignore[return-value]
 
 
-def texts(messages: list[Message]) -> list[str]:
+def assistant(text: str, **extra: Any) -> Message:
+    """An assistant message with one text block."""
+    return msg(text, "assistant", **extra)
+
+
+def texts(messages: Sequence[Message]) -> list[str]:
+    """The text of each message's first content block."""
     return [m["content"][0]["text"] for m in messages]  # type: ignore[typeddict-item]
 
 
-class SessionStoreConformance:
-    """The contract of a ``SessionStore`` (with ``forks``), as pytest tests.
-
-    Subclass it in a test module and override the ``store`` fixture to return a fresh,
-    empty store; every test then runs against it. Stores that implement ``append``
-    (``AppendableSessionStore``) are checked for it too.
-    """
-
+class _StoreTests:
     @pytest.fixture
     def store(self) -> ForkIndexedStore:
-        """Override: a fresh, empty store for each test."""
+        """Override: a fresh, empty store for each test (a generator fixture may clean up)."""
         raise NotImplementedError("override the store fixture in your subclass")
+
+
+class SessionStoreContract(_StoreTests):
+    """The contract of a ``SessionStore`` (with ``forks``), as pytest tests.
+
+    Subclass it (or ``SessionStoreConformance``, which includes it) in a test module and
+    override the ``store`` fixture to return a fresh, empty store; every test then runs
+    against it. Stores that implement ``append`` (``AppendableSessionStore``) are checked
+    for it too.
+    """
 
     def test_implements_the_protocols(self, store: ForkIndexedStore) -> None:
         assert isinstance(store, SessionStore)
@@ -312,3 +360,488 @@ class SessionStoreConformance:
         listing: Any = store.list
         assert [m.id for m in run(listing(limit=2))] == ["s3", "s2"]
         assert [m.id for m in run(listing(limit=2, offset=3))] == ["s0"]
+
+
+class SessionManagerConformance(_StoreTests):
+    """A ``SessionManager`` working on the store, as pytest tests.
+
+    Subclass it (or ``SessionStoreConformance``, which includes it) in a test module and
+    override the ``store`` fixture to return a fresh, empty store. Each test runs its
+    scenario in one event loop (``run``), except those that check what the manager does
+    when no loop is running.
+    """
+
+    # -- start_new / auto-save ------------------------------------------------------------
+
+    def test_start_new_without_loop_persists_at_once(self, store: SessionStore) -> None:
+        conversation = SimpleConversation([msg("old")])
+        manager = SessionManager(store, conversation)
+        session_id = manager.start_new("first")
+        assert conversation.messages == ()
+        assert manager.current_session_id == session_id
+        assert manager.is_loaded
+        stored = run(store.load(session_id))
+        assert stored is not None
+        assert stored.metadata.label == "first"
+        assert stored.messages == []
+
+    def test_start_new_without_auto_save_or_label_writes_nothing(self, store: SessionStore) -> None:
+        manager = SessionManager(store, SimpleConversation(), auto_save=False)
+        manager.start_new()
+        assert run(store.list()) == []
+
+    def test_sync_appends_save_at_once_without_a_loop(self, store: SessionStore) -> None:
+        conversation = SimpleConversation()
+        manager = SessionManager(store, conversation)
+        session_id = manager.start_new()
+        conversation.append(msg("hello there"))
+        conversation.append(assistant("hi"))
+        stored = run(store.load(session_id))
+        assert stored is not None
+        assert texts(stored.messages) == ["hello there", "hi"]
+        assert stored.metadata.label == "hello there"
+
+    def test_auto_save_after_each_message(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            saved: list[SaveEvent] = []
+            manager.on("save", saved.append)
+            session_id = manager.start_new()
+            conversation.append(msg("hello"))
+            await manager.flush()
+            conversation.append(assistant("hi"))
+            await manager.flush()
+            stored = await store.load(session_id)
+            assert stored is not None
+            assert texts(stored.messages) == ["hello", "hi"]
+            assert stored.metadata.message_count == 2
+            assert saved[-1].id == session_id
+            assert texts(saved[-1].messages) == ["hello", "hi"]
+            assert all(
+                isinstance(m.get("id"), str) and isinstance(m.get("timestamp"), int) for m in stored.messages
+            )
+
+        run(scenario())
+
+    def test_raising_listener_never_breaks_a_save(
+        self, store: SessionStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+
+            def broken(event: SaveEvent) -> None:
+                raise RuntimeError("listener bug")
+
+            manager.on("save", broken)
+            session_id = manager.start_new()
+            with caplog.at_level(logging.ERROR, logger="simulacra_session"):
+                conversation.append(msg("still saved"))
+                await manager.flush()
+            stored = await store.load(session_id)
+            assert stored is not None
+            assert texts(stored.messages) == ["still saved"]
+            assert "listener bug" in caplog.text
+
+        run(scenario())
+
+    def test_save_metadata_extra_and_reserved(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            manager = SessionManager(store, SimpleConversation([msg("x")]), auto_save=False)
+            with pytest.raises(NoActiveSessionError, match="no active session"):
+                await manager.save()
+            session_id = manager.start_new()
+            await manager.save(provider="anthropic", model="claude", team={"name": "ops"})
+            stored = await store.load(session_id)
+            assert stored is not None
+            assert stored.metadata.provider == "anthropic"
+            assert stored.metadata.model == "claude"
+            assert stored.metadata.model_extra == {"team": {"name": "ops"}}
+            for key in ("updated_at", "parent_id", "message_count", "detached"):
+                reserved: dict[str, Any] = {key: "x"}
+                with pytest.raises(ValueError, match=key):
+                    await manager.save(**reserved)
+
+        run(scenario())
+
+    # -- slugs ----------------------------------------------------------------------------
+
+    def test_auto_slug_derived_once_from_first_user_text(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            session_id = manager.start_new()
+            conversation.append(assistant("greeting first"))
+            conversation.append(
+                msg("  Please   summarize the quarterly report for the board meeting tomorrow  ")
+            )
+            await manager.flush()
+            conversation.append(msg("something else entirely"))
+            await manager.flush()
+            stored = await store.load(session_id)
+            assert stored is not None
+            assert stored.metadata.label == "Please summarize the quarterly report for the"
+
+        run(scenario())
+
+    def test_explicit_label_wins_over_slug(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            session_id = manager.start_new("My label")
+            conversation.append(msg("derived text"))
+            await manager.flush()
+            stored = await store.load(session_id)
+            assert stored is not None
+            assert stored.metadata.label == "My label"
+            await manager.rename(session_id, "Renamed")
+            conversation.append(msg("more"))
+            await manager.flush()
+            stored = await store.load(session_id)
+            assert stored is not None
+            assert stored.metadata.label == "Renamed"
+
+        run(scenario())
+
+    def test_auto_slug_off(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation, auto_slug=False)
+            session_id = manager.start_new()
+            conversation.append(msg("no label please"))
+            await manager.flush()
+            stored = await store.load(session_id)
+            assert stored is not None
+            assert stored.metadata.label is None
+
+        run(scenario())
+
+    # -- load -----------------------------------------------------------------------------
+
+    def test_load_most_recent_and_new_on_empty(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            loaded = await manager.load()  # empty store: a new session
+            assert loaded == manager.current_session_id
+            conversation.append(msg("first"))
+            await manager.flush()
+            second = manager.start_new()
+            conversation.append(msg("second"))
+            await manager.flush()
+            other = SimpleConversation()
+            reader = SessionManager(store, other)
+            events: list[LoadEvent] = []
+            reader.on("load", events.append)
+            assert await reader.load() == second
+            assert texts(other.messages) == ["second"]
+            assert events[0].id == second
+            assert texts(events[0].messages) == ["second"]
+            assert await reader.load(loaded) == loaded
+            assert texts(other.messages) == ["first"]
+
+        run(scenario())
+
+    def test_load_missing_and_invalid(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            manager = SessionManager(store, SimpleConversation())
+            with pytest.raises(SessionNotFoundError, match="session not found: nope"):
+                await manager.load("nope")
+            for bad in ("../etc/passwd", "a/b", ".hidden", "", "x" * 129):
+                with pytest.raises(InvalidSessionIdError):
+                    await manager.load(bad)
+                with pytest.raises(InvalidSessionIdError):
+                    await manager.fork(bad)
+                with pytest.raises(InvalidSessionIdError):
+                    await manager.delete(bad)
+                with pytest.raises(InvalidSessionIdError):
+                    await manager.rename(bad, "x")
+                with pytest.raises(InvalidSessionIdError):
+                    await manager.forks(bad)
+
+        run(scenario())
+
+    def test_load_restores_checkpoint_state(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            session_id = manager.start_new()
+            conversation.checkpoint_state = CheckpointState(message_id="m1", summary="so far")
+            conversation.append(msg("a"))
+            await manager.flush()
+            other = SimpleConversation()
+            await SessionManager(store, other).load(session_id)
+            assert other.checkpoint_state == CheckpointState(message_id="m1", summary="so far")
+
+        run(scenario())
+
+    # -- forks ----------------------------------------------------------------------------
+
+    def test_attached_fork_stores_only_its_own_messages(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            parent = manager.start_new()
+            conversation.extend([msg("p1"), assistant("p2")])
+            await manager.flush()
+            fork = await manager.fork(parent)
+            assert manager.current_session_id == fork
+            assert texts(conversation.messages) == ["p1", "p2"]
+            conversation.append(msg("f1"))
+            await manager.flush()
+            stored = await store.load(fork)
+            assert stored is not None
+            assert texts(stored.messages) == ["f1"]
+            assert stored.metadata.parent_id == parent
+            assert stored.metadata.fork_message_count == 2
+            assert stored.metadata.fork_message_id == conversation.messages[1]["id"]
+            assert not stored.metadata.detached
+            assert [m.id for m in await manager.forks(parent)] == [fork]
+
+        run(scenario())
+
+    def test_fork_resolves_to_parent_history_at_fork_time_without_ids(self, store: SessionStore) -> None:
+        # messages without ids: the original library would inherit whatever the parent grows to
+        async def scenario() -> None:
+            await store.save("parent", [msg("p1"), msg("p2")])
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation, auto_save=False)
+            fork = await manager.fork("parent")
+            await store.save("parent", [msg("p1"), msg("p2"), msg("p3 later")])
+            other = SimpleConversation()
+            await SessionManager(store, other).load(fork)
+            assert texts(other.messages) == ["p1", "p2"]
+
+        run(scenario())
+
+    def test_fork_of_missing_parent(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            manager = SessionManager(store, SimpleConversation())
+            with pytest.raises(SessionNotFoundError, match="ghost"):
+                await manager.fork("ghost")
+
+        run(scenario())
+
+    def test_deep_fork_chain_resolves_without_recursion(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            current = manager.start_new()
+            depth = 300
+            for level in range(depth):
+                conversation.append(msg(f"level {level}"))
+                await manager.flush()
+                current = await manager.fork(current)
+            other = SimpleConversation()
+            await SessionManager(store, other).load(current)
+            assert texts(other.messages) == [f"level {level}" for level in range(depth)]
+
+        run(scenario())
+
+    def test_fork_cycle_is_corrupt(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            await store.save("a", [msg("a")], {"parent_id": "b"})
+            await store.save("b", [msg("b")], {"parent_id": "a"})
+            with pytest.raises(CorruptSessionError, match="cycle"):
+                await SessionManager(store, SimpleConversation()).load("a")
+
+        run(scenario())
+
+    def test_detached_fork(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            parent = manager.start_new()
+            conversation.checkpoint_state = CheckpointState(message_id="x", summary="sum")
+            conversation.append(msg("parent msg"))
+            await manager.flush()
+            side = SimpleConversation([msg("own start")])
+            side_manager = SessionManager(store, side)
+            fork = await side_manager.fork(parent, detached=True)
+            assert texts(side.messages) == ["own start"]
+            assert side.checkpoint_state == CheckpointState(message_id="x", summary="sum")
+            stored = await store.load(fork)
+            assert stored is not None
+            assert stored.metadata.detached is True
+            assert stored.metadata.parent_id == parent
+            assert texts(stored.messages) == ["own start"]
+            other = SimpleConversation()
+            await SessionManager(store, other).load(fork)
+            assert texts(other.messages) == ["own start"]
+
+        run(scenario())
+
+    def test_attached_fork_copies_checkpoint_state(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            parent = manager.start_new()
+            conversation.checkpoint_state = CheckpointState(message_id="c", summary="s")
+            conversation.append(msg("x"))
+            await manager.flush()
+            fresh = SimpleConversation()
+            fork = await SessionManager(store, fresh).fork(parent)
+            stored = await store.load(fork)
+            assert stored is not None
+            assert stored.metadata.checkpoint_state == CheckpointState(message_id="c", summary="s")
+            assert fresh.checkpoint_state == CheckpointState(message_id="c", summary="s")
+
+        run(scenario())
+
+    # -- delete and rename ----------------------------------------------------------------
+
+    def test_delete_keeps_fork_history(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            root = manager.start_new()
+            conversation.extend([msg("r1"), assistant("r2")])
+            await manager.flush()
+            child = await manager.fork(root)
+            conversation.append(msg("c1"))
+            await manager.flush()
+            grandchild = await manager.fork(child)
+            conversation.append(msg("g1"))
+            await manager.flush()
+            before = {}
+            for session_id in (child, grandchild):
+                probe = SimpleConversation()
+                await SessionManager(store, probe).load(session_id)
+                before[session_id] = texts(probe.messages)
+
+            deleter = SessionManager(store, SimpleConversation())
+            assert await deleter.delete(root) is True
+            assert await store.load(root) is None
+            for session_id, expected in before.items():
+                probe = SimpleConversation()
+                await SessionManager(store, probe).load(session_id)
+                assert texts(probe.messages) == expected
+            assert await deleter.delete(root) is False
+
+        run(scenario())
+
+    def test_delete_current_session(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            session_id = manager.start_new()
+            conversation.append(msg("bye"))
+            assert await manager.delete(session_id) is True
+            assert manager.current_session_id is None
+            assert not manager.is_loaded
+            assert conversation.messages == ()
+            assert await store.load(session_id) is None
+
+        run(scenario())
+
+    def test_rename_other_session_and_missing(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            await store.save("other", [msg("keep me")], {"label": "old"})
+            manager = SessionManager(store, SimpleConversation())
+            await manager.rename("other", "new")
+            stored = await store.load("other")
+            assert stored is not None
+            assert stored.metadata.label == "new"
+            assert texts(stored.messages) == ["keep me"]
+            with pytest.raises(SessionNotFoundError):
+                await manager.rename("missing", "x")
+            with pytest.raises(ValueError, match="label"):
+                await manager.rename("other", "")
+
+        run(scenario())
+
+    # -- children -------------------------------------------------------------------------
+
+    def test_child_conversations_get_detached_fork_sessions(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            parent = manager.start_new()
+            conversation.append(msg("parent talk"))
+            child = conversation.spawn_child()
+            child.append(msg("child task: look things up"))
+            checkpoint = conversation.spawn_child(is_checkpoint=True)
+            checkpoint.append(msg("summarize everything"))
+            await manager.flush()
+            forks = await manager.forks(parent)
+            assert len(forks) == 2
+            by_checkpoint = {bool(meta.is_checkpoint): meta for meta in forks}
+            child_meta, checkpoint_meta = by_checkpoint[False], by_checkpoint[True]
+            assert child_meta.detached is True
+            assert child_meta.label == "child task: look things up"
+            assert checkpoint_meta.label is None
+            stored = await store.load(child_meta.id)
+            assert stored is not None
+            assert texts(stored.messages) == ["child task: look things up"]
+            assert len(manager.children) == 2
+            child.dispose()
+            assert len(manager.children) == 1
+            child.append(msg("after dispose"))  # no longer saved
+            await manager.flush()
+            stored = await store.load(child_meta.id)
+            assert stored is not None
+            assert len(stored.messages) == 1
+
+        run(scenario())
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def test_dispose_is_idempotent_and_follows_conversation(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            disposed: list[bool] = []
+            manager.on("dispose", lambda: disposed.append(True))
+            session_id = manager.start_new()
+            conversation.dispose()
+            manager.dispose()
+            assert disposed == [True]
+            conversation.append(msg("not saved"))
+            await manager.flush()  # the save start_new queued still lands after dispose
+            stored = await store.load(session_id)
+            assert stored is not None
+            assert stored.messages == []
+            with pytest.raises(RuntimeError, match="disposed"):
+                manager.start_new()
+
+        run(scenario())
+
+    def test_async_with_flushes(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            async with SessionManager(store, conversation) as manager:
+                session_id = manager.start_new()
+                conversation.append(msg("flushed on exit"))
+            stored = await store.load(session_id)
+            assert stored is not None
+            assert texts(stored.messages) == ["flushed on exit"]
+
+        run(scenario())
+
+    def test_sync_with_disposes(self, store: SessionStore) -> None:
+        conversation = SimpleConversation()
+        with SessionManager(store, conversation) as manager:
+            manager.start_new()
+        conversation.append(msg("ignored"))
+
+    def test_messages_before_start_are_not_lost(self, store: SessionStore) -> None:
+        async def scenario() -> None:
+            conversation = SimpleConversation()
+            manager = SessionManager(store, conversation)
+            conversation.append(msg("early"))
+            await manager.flush()
+            assert manager.current_session_id is not None
+            stored = await store.load(manager.current_session_id)
+            assert stored is not None
+            assert texts(stored.messages) == ["early"]
+
+        run(scenario())
+
+
+class SessionStoreConformance(SessionStoreContract, SessionManagerConformance):
+    """Everything a ``SessionStore`` must pass: its own contract and a manager working on it.
+
+    Subclass it in a test module and override the ``store`` fixture to return (or yield) a
+    fresh, empty store; every test of both halves then runs against it.
+    """
