@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from simulacra_session import (
+    CheckpointState,
     InMemorySessionStore,
     LifecycleErrorEvent,
     Message,
     SessionManager,
     SimpleConversation,
+    StoredSession,
 )
 from simulacra_session.testing import (
     SessionManagerConformance,
@@ -220,3 +222,82 @@ async def test_appends_only_new_messages_and_falls_back_to_full_saves() -> None:
     stored = await store.load(session_id)
     assert stored is not None
     assert texts(stored.messages)[-3:] == ["six", "seven", "eight"]
+
+
+class LoadCountingStore(InMemorySessionStore):
+    """A real in-memory store that records which sessions were loaded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: list[str] = []
+        self.fail_saves = False
+
+    async def load(self, id: str) -> StoredSession | None:
+        self.loads.append(id)
+        return await super().load(id)
+
+    async def save(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        self._check_disk()
+        await super().save(id, messages, metadata)
+
+    async def append(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        self._check_disk()
+        await super().append(id, messages, metadata)
+
+    def _check_disk(self) -> None:
+        if self.fail_saves:
+            raise OSError(28, "No space left on device")
+
+
+async def test_fork_of_the_saved_current_session_reads_only_the_parent() -> None:
+    store = LoadCountingStore()
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    current = manager.start_new()
+    for level in range(20):
+        conversation.append(user(f"level {level}"))
+        await manager.flush()
+        store.loads.clear()
+        parent, current = current, await manager.fork(current)
+        assert store.loads == [parent]  # its metadata (checkpoint state), not the chain
+    conversation.checkpoint_state = CheckpointState(message_id="m", summary="s")
+    conversation.append(user("last"))
+    await manager.flush()
+    tip = await manager.fork(current)
+    other = SimpleConversation()
+    await SessionManager(store, other).load(tip)
+    assert texts(other.messages) == [f"level {level}" for level in range(20)] + ["last"]
+    assert other.checkpoint_state == CheckpointState(message_id="m", summary="s")
+
+
+async def test_fork_of_an_unsaved_current_session_reads_the_store() -> None:
+    store = LoadCountingStore()
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation, auto_save=False)
+    root = manager.start_new("root")
+    conversation.append(user("saved"))
+    await manager.save()
+    child = await manager.fork(root)
+    conversation.append(user("not saved"))
+    store.loads.clear()
+    await manager.fork(child)  # the stored history, as it always was: the unsaved message is not in it
+    assert store.loads == [child, root]
+    assert texts(conversation.messages) == ["saved"]
+
+    talking = SimpleConversation()
+    auto = SessionManager(store, talking)
+    session = auto.start_new()
+    talking.append(user("kept"))
+    await auto.flush()
+    store.fail_saves = True
+    talking.append(user("lost"))
+    await auto.flush()
+    store.fail_saves = False
+    store.loads.clear()
+    await auto.fork(session)  # after a failed save the store is read
+    assert store.loads == [session]
+    assert texts(talking.messages) == ["kept"]
