@@ -14,6 +14,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -40,6 +41,21 @@ __all__ = ["SqlSessionStore"]
 T = TypeVar("T")
 _log = logging.getLogger("simulacra_session")
 _SCHEMA_ATTEMPTS = 3  # CREATE TABLE races between processes; each attempt sees more of the schema
+_ATTEMPTS = 8  # a transaction the database chose as a deadlock victim is run again, this often
+#: SQLSTATEs of a transaction the database rolled back to let another one through
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+_MYSQL_DEADLOCK = 1213
+
+
+def _transient(error: sa.exc.DBAPIError) -> bool:
+    """Whether the database rolled the transaction back as a deadlock victim or serialization
+    failure: running it again is the documented remedy (MySQL, PostgreSQL)."""
+    cause = error.orig
+    state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if state in _TRANSIENT_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(cause, "args", ())
+    return bool(args) and args[0] == _MYSQL_DEADLOCK
 
 
 def _engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
@@ -47,7 +63,9 @@ def _engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
 
     A SQLite file gets WAL (readers never block the writer), enforced foreign keys and a 30 s
     busy timeout; an in-memory SQLite database is one shared connection, so every thread
-    sees the same database.
+    sees the same database. MySQL runs at READ COMMITTED: the store's row locks are what
+    orders writers, and InnoDB's gap locks at REPEATABLE READ would make concurrent first
+    saves of different sessions deadlock.
     """
     parsed = sa.make_url(url)
     options: dict[str, Any] = {}
@@ -57,6 +75,8 @@ def _engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
         options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
     elif is_sqlite:
         options = {"connect_args": {"timeout": 30}}
+    elif parsed.get_backend_name() in ("mysql", "mariadb"):
+        options = {"isolation_level": "READ COMMITTED"}
     make = create_async_engine if parsed.get_dialect().is_async else sa.create_engine
     engine: sa.Engine | AsyncEngine = make(parsed, **options)
     if is_sqlite:
@@ -157,13 +177,23 @@ class SqlSessionStore:
     # -- running -----------------------------------------------------------------------
 
     async def _run(self, operation: str, session_id: str | None, work: Callable[[sa.Connection], T]) -> T:
-        """Run ``work`` in one transaction (after the schema check, the first time)."""
-        try:
-            if isinstance(self._engine, AsyncEngine):
-                return await self._run_async(self._engine, work)
-            return await asyncio.to_thread(self._run_sync, self._engine, work)
-        except sa.exc.SQLAlchemyError as error:
-            raise _failure(operation, session_id, self._table, error) from error
+        """Run ``work`` in one transaction (after the schema check, the first time).
+
+        A transaction rolled back as a deadlock victim is run again, after a short random
+        pause that grows with each attempt (``work`` starts afresh: nothing of it was kept).
+        """
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                if isinstance(self._engine, AsyncEngine):
+                    return await self._run_async(self._engine, work)
+                return await asyncio.to_thread(self._run_sync, self._engine, work)
+            except sa.exc.DBAPIError as error:
+                if attempt == _ATTEMPTS or not _transient(error):
+                    raise _failure(operation, session_id, self._table, error) from error
+            except sa.exc.SQLAlchemyError as error:
+                raise _failure(operation, session_id, self._table, error) from error
+            await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _run_sync(self, engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
         with self._serial:
