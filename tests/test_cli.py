@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,10 @@ import pytest
 from simulacra_session.cli import main
 
 
-@pytest.mark.parametrize("options", [[], ["--no-fsync", "--format", "json"], ["--store", "memory"]])
+@pytest.mark.parametrize(
+    "options",
+    [[], ["--no-fsync", "--format", "json"], ["--store", "memory"], ["--store", "sql", "--url", "sqlite://"]],
+)
 def test_bench_prints_p50_p99_per_length_beside_the_floor(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str]
 ) -> None:
@@ -26,3 +30,14 @@ def test_bench_prints_p50_p99_per_length_beside_the_floor(
 def test_bench_rejects_bad_lengths() -> None:
     with pytest.raises(SystemExit):
         main(["bench", "--lengths", "-3"])
+
+
+def test_bench_sql_needs_a_url_and_cleans_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="--store sql needs it"):
+        main(["bench", "--store", "sql"])
+    database = tmp_path / "bench.db"
+    url = f"sqlite:///{database}"
+    assert main(["bench", "--store", "sql", "--url", url, "--lengths", "3", "--rounds", "3"]) == 0
+    assert f"url={url}" in capsys.readouterr().out
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == []

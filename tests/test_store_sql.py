@@ -71,17 +71,10 @@ def make_target(backend: str, tmp_path: Path) -> sa.Engine | AsyncEngine | str:
     return sa.create_engine(server_url("mysql"))
 
 
-def _drop(engine: sa.Engine | AsyncEngine, schema: Schema) -> None:
+async def _dispose(engine: sa.Engine | AsyncEngine) -> None:
     if isinstance(engine, AsyncEngine):
-
-        async def drop() -> None:
-            async with engine.begin() as connection:
-                await connection.run_sync(schema.meta.drop_all)
-            await engine.dispose()
-
-        asyncio.run(drop())
+        await engine.dispose()
     else:
-        schema.meta.drop_all(engine)
         engine.dispose()
 
 
@@ -95,10 +88,12 @@ def open_store(backend: str, tmp_path: Path, **options: Any) -> Iterator[SqlSess
         yield store
     finally:
         try:
-            if store.engine.dialect.name != "sqlite" or backend == "sqlite-memory":
-                _drop(store.engine, Schema.named(table))
+            if store.engine.dialect.name != "sqlite":  # a SQLite file goes with tmp_path
+                run(store.drop_tables())
         finally:
-            asyncio.run(store.close())
+            run(store.close())
+            if not isinstance(target, str):  # an engine of the test's own
+                run(_dispose(target))
 
 
 class TestSqlSessionStore(SessionStoreConformance):

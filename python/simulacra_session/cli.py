@@ -3,6 +3,7 @@
 ``simulacra-session bench`` drives a SimpleConversation through a SessionManager on the chosen
 store and times each auto-save (``message_complete`` to durable on disk), at each conversation
 length, beside the floor measured on the same disk: appending one line and fdatasyncing it.
+``--store sql --url URL`` measures a database instead (tables of its own, dropped after).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ._backend import BACKEND
 from .conversation import SimpleConversation
@@ -63,8 +64,40 @@ def _floor(root: str, rounds: int, fsync: bool) -> tuple[float, float]:
     return _percentiles(samples)
 
 
-async def _autosave(store: SessionStore, length: int, rounds: int) -> tuple[float, float]:
+async def _nothing() -> None:
+    return None
+
+
+def _store(
+    args: argparse.Namespace, root: str, length: int, fsync: bool
+) -> tuple[SessionStore, Callable[[], Awaitable[None]]]:
+    """The store to measure, and what removes what it wrote (the root directory goes anyway)."""
+    if args.store == "memory":
+        return InMemorySessionStore(), _nothing
+    if args.store == "sql":
+        from .stores.sql import SqlSessionStore  # needs the sql extra
+
+        store = SqlSessionStore(args.url, table=f"simulacra_bench_{os.getpid()}_{length}")
+
+        async def drop() -> None:
+            await store.drop_tables()
+            await store.close()
+
+        return store, drop
+    return FileSessionStore(os.path.join(root, f"n{length}"), fsync=fsync, format=args.format), _nothing
+
+
+async def _autosave(
+    store: SessionStore, cleanup: Callable[[], Awaitable[None]], length: int, rounds: int
+) -> tuple[float, float]:
     """Time ``rounds`` auto-saves of a conversation that starts ``length`` messages long."""
+    try:
+        return await _timed_autosaves(store, length, rounds)
+    finally:
+        await cleanup()
+
+
+async def _timed_autosaves(store: SessionStore, length: int, rounds: int) -> tuple[float, float]:
     conversation = SimpleConversation()
     async with SessionManager(store, conversation) as manager:
         manager.start_new()
@@ -79,26 +112,31 @@ async def _autosave(store: SessionStore, length: int, rounds: int) -> tuple[floa
     return _percentiles(samples)
 
 
+def _printable(url: str) -> str:
+    """``url`` with its password hidden, for printing."""
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _bench(args: argparse.Namespace) -> int:
     lengths = [int(part) for part in args.lengths.split(",") if part]
     if not lengths or min(lengths) < 0 or args.rounds < 1:
         raise SystemExit("simulacra-session bench: --lengths must list sizes >= 0, --rounds >= 1")
+    if (args.store == "sql") != (args.url is not None):
+        raise SystemExit("simulacra-session bench: --url goes with --store sql, and --store sql needs it")
     root = args.root or tempfile.mkdtemp(prefix="simulacra-bench-")
     os.makedirs(root, exist_ok=True)
     fsync = not args.no_fsync
-    print(f"backend={BACKEND} store={args.store} format={args.format} fsync={fsync} root={root}")
+    where = f"url={_printable(args.url)}" if args.url else f"format={args.format} fsync={fsync}"
+    print(f"backend={BACKEND} store={args.store} {where} root={root}")
     try:
         floor_p50, floor_p99 = _floor(root, max(args.rounds, 50), fsync)
         label = "append+fdatasync" if fsync else "append"
         print(f"floor ({label} of a 1.5 KB line): p50 {floor_p50:9.1f} us   p99 {floor_p99:9.1f} us")
         print(f"{'messages':>9}  {'p50 us':>9}  {'p99 us':>9}  {'p50/floor':>9}")
         for length in lengths:
-            store: SessionStore
-            if args.store == "memory":
-                store = InMemorySessionStore()
-            else:
-                store = FileSessionStore(os.path.join(root, f"n{length}"), fsync=fsync, format=args.format)
-            p50, p99 = asyncio.run(_autosave(store, length, args.rounds))
+            p50, p99 = asyncio.run(_autosave(*_store(args, root, length, fsync), length, args.rounds))
             ratio = p50 / floor_p50 if floor_p50 else float("inf")
             print(f"{length:>9}  {p50:9.1f}  {p99:9.1f}  {ratio:8.1f}x")
     finally:
@@ -111,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simulacra-session", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     bench = commands.add_parser("bench", help="measure auto-save latency against the disk's floor")
-    bench.add_argument("--store", choices=["file", "memory"], default="file")
+    bench.add_argument("--store", choices=["file", "memory", "sql"], default="file")
+    bench.add_argument("--url", help="database URL for --store sql, e.g. postgresql+psycopg://u:pw@host/db")
     bench.add_argument("--format", choices=["jsonl", "json"], default="jsonl", help="file store format")
     bench.add_argument("--root", help="directory to write in (default: a temporary one, removed after)")
     bench.add_argument("--no-fsync", action="store_true", help="atomic but not durable saves")

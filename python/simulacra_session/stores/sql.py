@@ -176,8 +176,15 @@ class SqlSessionStore:
 
     # -- running -----------------------------------------------------------------------
 
-    async def _run(self, operation: str, session_id: str | None, work: Callable[[sa.Connection], T]) -> T:
-        """Run ``work`` in one transaction (after the schema check, the first time).
+    async def _run(
+        self,
+        operation: str,
+        session_id: str | None,
+        work: Callable[[sa.Connection], T],
+        *,
+        prepare: bool = True,
+    ) -> T:
+        """Run ``work`` in one transaction (after the schema check, the first time, if ``prepare``).
 
         A transaction rolled back as a deadlock victim is run again, after a short random
         pause that grows with each attempt (``work`` starts afresh: nothing of it was kept).
@@ -185,8 +192,8 @@ class SqlSessionStore:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 if isinstance(self._engine, AsyncEngine):
-                    return await self._run_async(self._engine, work)
-                return await asyncio.to_thread(self._run_sync, self._engine, work)
+                    return await self._run_async(self._engine, work, prepare)
+                return await asyncio.to_thread(self._run_sync, self._engine, work, prepare)
             except sa.exc.DBAPIError as error:
                 if attempt == _ATTEMPTS or not _transient(error):
                     raise _failure(operation, session_id, self._table, error) from error
@@ -195,15 +202,15 @@ class SqlSessionStore:
             await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _run_sync(self, engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
+    def _run_sync(self, engine: sa.Engine, work: Callable[[sa.Connection], T], prepare: bool) -> T:
         with self._serial:
-            if not self._ready:
+            if prepare and not self._ready:
                 self._prepare(engine.begin)
             with engine.begin() as connection:
                 return work(connection)
 
-    async def _run_async(self, engine: AsyncEngine, work: Callable[[sa.Connection], T]) -> T:
-        if not self._ready:
+    async def _run_async(self, engine: AsyncEngine, work: Callable[[sa.Connection], T], prepare: bool) -> T:
+        if prepare and not self._ready:
             await self._prepare_async(engine)
         async with engine.begin() as connection:
             return await connection.run_sync(work)
@@ -384,6 +391,18 @@ class SqlSessionStore:
             self._write(connection, merged, encoded, start)
 
         await self._run("append", id, work)
+
+    async def drop_tables(self) -> None:
+        """Drop the store's tables, and every session in them (for tests and benchmarks).
+
+        The next operation creates them again (when ``create`` allows).
+        """
+
+        def work(connection: sa.Connection) -> None:
+            self._schema.meta.drop_all(connection, checkfirst=True)
+
+        await self._run("drop", None, work, prepare=False)
+        self._ready = False
 
     async def delete(self, id: str) -> bool:
         """Remove the session and its messages; ``True`` when it existed."""
