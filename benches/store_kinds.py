@@ -17,10 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from simulacra_session import AdapterSessionStore, FileSessionStore, InMemorySessionStore, SessionStore
-from simulacra_session.stores._sql_schema import Schema
 from simulacra_session.stores.sql import SqlSessionStore
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
@@ -53,7 +51,5 @@ def open_store(kind: str, root: Path) -> Iterator[SessionStore]:
         try:
             yield store
         finally:
-            if kind != "sqlite":
-                assert isinstance(store.engine, sa.Engine)
-                Schema.named(table).meta.drop_all(store.engine)
+            asyncio.run(store.drop_tables())
             asyncio.run(store.close())
