@@ -18,30 +18,60 @@ const CACHE_SLOTS: usize = 256;
 
 /// Parse one JSON document; `ValueError` (with the position) for anything not strict JSON.
 pub fn loads<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let cache = RefCell::new(KeyCache::new());
+    parse(py, data, 1, &cache).map_err(PyValueError::new_err)
+}
+
+/// Parse each line of `data` (lines end with `\n`, the last one may not) as one JSON
+/// document, leaving out the lines that start with `skip` (unless it is empty); the values
+/// are the items of one list, for the nesting limit too. Returns the list and the bytes the
+/// lines left out take, newlines included. `ValueError` naming the line.
+pub fn loads_lines<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    skip: &[u8],
+) -> PyResult<(Bound<'py, PyList>, usize)> {
+    let cache = RefCell::new(KeyCache::new());
+    let mut values = Vec::new();
+    let mut skipped = 0;
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain((!data.is_empty()).then_some(body.len()));
+    for (number, end) in (1..).zip(ends) {
+        let line = &body[start..end];
+        if !skip.is_empty() && line.starts_with(skip) {
+            skipped += (end + 1).min(data.len()) - start;
+        } else {
+            let value = parse(py, line, 2, &cache);
+            values.push(
+                value.map_err(|error| PyValueError::new_err(format!("line {number}: {error}")))?,
+            );
+        }
+        start = end + 1;
+    }
+    Ok((PyList::new(py, values)?, skipped))
+}
+
+/// One JSON document whose outermost value nests `depth` deep; the error message otherwise.
+fn parse<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    depth: usize,
+    cache: &RefCell<KeyCache<'py>>,
+) -> Result<Bound<'py, PyAny>, String> {
     // Validate UTF-8 once, up front, with SIMD (serde_json then skips it per string).
     let text = simdutf8::basic::from_utf8(data).map_err(|_| {
         let at = std::str::from_utf8(data).map_or_else(|error| error.valid_up_to(), |_| 0);
-        PyValueError::new_err(format!("invalid UTF-8 at byte {at}"))
+        format!("invalid UTF-8 at byte {at}")
     })?;
-    let cache = RefCell::new(KeyCache::new());
     let mut deserializer = serde_json::Deserializer::from_str(text);
     deserializer.disable_recursion_limit(); // our own limit below, checked before recursing
-    let seed = Seed {
-        py,
-        depth: 1,
-        cache: &cache,
-    };
-    let value = seed.deserialize(&mut deserializer).map_err(value_error)?;
-    deserializer.end().map_err(value_error)?;
+    let seed = Seed { py, depth, cache };
+    let value = seed
+        .deserialize(&mut deserializer)
+        .map_err(|error| error.to_string())?;
+    deserializer.end().map_err(|error| error.to_string())?;
     Ok(value)
-}
-
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "used as map_err(value_error)"
-)]
-fn value_error(error: serde_json::Error) -> PyErr {
-    PyValueError::new_err(error.to_string())
 }
 
 fn custom<E: de::Error>(error: &PyErr) -> E {

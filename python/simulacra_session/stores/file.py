@@ -105,10 +105,11 @@ def _fsync_dir(path: str) -> None:
 
 
 def _read_fd(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
+    """The rest of ``fd``: one read of the file's size, then one to see its end (no join)."""
+    chunks = [os.read(fd, os.fstat(fd).st_size + 1)]
+    while chunks[-1] and (chunk := os.read(fd, 1 << 20)):
         chunks.append(chunk)
-    return b"".join(chunks)
+    return b"".join(chunks)  # a single chunk is returned as it is
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
