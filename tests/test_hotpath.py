@@ -162,6 +162,8 @@ def test_loads_values() -> None:
     data = b' {"a": 1, "a": 2, "b": [1.5, -0, -0.0, 1e5, 12345678901234567890123], "c": "\\ud83d\\ude00"} '
     assert loads(data) == {"a": 2, "b": [1.5, 0, -0.0, 100000.0, 12345678901234567890123], "c": "😀"}
     assert list(loads(b'{"z":1,"a":2,"z":3}')) == ["z", "a"]
+    keys = ["a", "a\x00", "a\x00\x00", "ab", "ba", "abcd", "abce", "x" * 16, "x" * 17, "x" * 15 + "y"]
+    assert list(loads(dumps([{key: 0 for key in keys}] * 2))[1]) == keys  # the key cache tells them apart
     assert loads("[true,false,null]") == [True, False, None]
     assert loads(bytearray(b'"x"')) == "x"
     big = b"-" + b"7" * 9000
