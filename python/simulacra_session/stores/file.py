@@ -356,7 +356,7 @@ class FileSessionStore:
             if parsed is not None and (parsed[0] not in found or parsed[1] == self._format):
                 found[parsed[0]] = (name, parsed[1])
         for stale in listing.keys() - {name for name, _ in found.values()}:
-            del listing[stale]
+            listing.pop(stale, None)  # another thread listing at once may have dropped it
         return found
 
     def _list_sync(self, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
