@@ -16,7 +16,15 @@ import pytest
 
 import simulacra_session
 from simulacra_session import InvalidSessionIdError, SerializationError
-from simulacra_session._backend import BACKEND, atomic_write, derive_slug, dumps, link_fork, loads
+from simulacra_session._backend import (
+    BACKEND,
+    atomic_write,
+    derive_slug,
+    dumps,
+    link_fork,
+    loads,
+    loads_lines,
+)
 
 
 def test_backend_is_the_requested_one() -> None:
@@ -154,6 +162,8 @@ def test_loads_values() -> None:
     data = b' {"a": 1, "a": 2, "b": [1.5, -0, -0.0, 1e5, 12345678901234567890123], "c": "\\ud83d\\ude00"} '
     assert loads(data) == {"a": 2, "b": [1.5, 0, -0.0, 100000.0, 12345678901234567890123], "c": "😀"}
     assert list(loads(b'{"z":1,"a":2,"z":3}')) == ["z", "a"]
+    keys = ["a", "a\x00", "a\x00\x00", "ab", "ba", "abcd", "abce", "x" * 16, "x" * 17, "x" * 15 + "y"]
+    assert list(loads(dumps([{key: 0 for key in keys}] * 2))[1]) == keys  # the key cache tells them apart
     assert loads("[true,false,null]") == [True, False, None]
     assert loads(bytearray(b'"x"')) == "x"
     big = b"-" + b"7" * 9000
@@ -191,9 +201,41 @@ def test_loads_rejects(data: bytes | str) -> None:
         loads(data)
 
 
+def test_loads_lines() -> None:
+    data = b'{"a": 1}\n["metadata",{}]\n  "x"\r\n[1.5, 12345678901234567890123]\n'
+    values = [{"a": 1}, ["metadata", {}], "x", [1.5, 12345678901234567890123]]
+    assert loads_lines(data) == (values, 0)
+    assert loads_lines(data, skip=b'["metadata",') == ([values[0], *values[2:]], 16)
+    assert loads_lines(data, 0, 9) == ([{"a": 1}], 0)
+    assert loads_lines(data, 9, 9) == ([], 0)
+    assert loads_lines(data, 9, 25, b"[") == ([], 16)
+    assert loads_lines(data, 9, 24, b"[") == ([], 15)  # the last line's newline is not there
+    assert loads_lines(data, len(data)) == loads_lines(data, 99) == ([], 0)
+    assert loads_lines(data, 25, -31) == loads_lines(data, -38, 32) == (["x"], 0)
+    assert loads_lines(b"") == loads_lines(b"1", 1) == ([], 0)
+    assert loads_lines(bytearray(b"1\n2")) == ([1, 2], 0)
+    assert loads_lines(b"[" * 127 + b"]" * 127) == ([nested(127)], 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [(b"\n", 1), (b"1\n\n2\n", 2), (b"1\n2,3\n", 2), (b"1\n[\n]\n", 2), (b"1\n2\n\xff", 3), (b"{} {}", 1)],
+)
+def test_loads_lines_errors_name_the_line(data: bytes, line: int) -> None:
+    with pytest.raises(ValueError, match=f"^line {line}: "):
+        loads_lines(data)
+
+
+def test_loads_lines_nesting_counts_the_list() -> None:
+    with pytest.raises(ValueError, match=r"^line 2: .*128"):
+        loads_lines(b"1\n" + b"[" * 128 + b"]" * 128)
+
+
 def test_loads_type_error() -> None:
     with pytest.raises(TypeError):
         loads(123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="bytes or bytearray, not str"):
+        loads_lines("1")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

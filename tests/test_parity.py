@@ -81,6 +81,68 @@ def test_loads_parity_on_garbage(data: str | bytes) -> None:
         assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
 
 
+SKIP = b'["metadata",'
+lines_of_trees = st.lists(
+    st.one_of(trees, st.just(["metadata", {}])), max_size=5
+)  # commit-like lines among the values, for ``skip``
+bounds = st.one_of(st.none(), st.integers(min_value=-40, max_value=400))
+
+
+@given(lines_of_trees, st.booleans(), st.sampled_from([None, b"", SKIP]), st.integers(0, 3), bounds)
+def test_loads_lines_parity_on_valid_lines(
+    values: list[Any], newline: bool, skip: bytes | None, start: int, end: int | None
+) -> None:
+    try:
+        lines = [_fallback.dumps(value) for value in values]
+    except Exception:
+        return
+    data = b"\n".join(lines) + (b"\n" if newline and lines else b"")
+    native, pure = (outcome(lambda twin=twin: twin.loads_lines(data, skip=skip)) for twin in TWINS)
+    assert native[0] == pure[0] == "ok"
+    assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+    kept = [line for line in lines if not (skip and line.startswith(skip))]
+    assert _fallback.dumps(native[1][0]) == b"[" + b",".join(kept) + b"]"
+    left_out = sum(len(line) + 1 for line in lines if skip and line.startswith(skip))
+    assert native[1][1] == left_out - (
+        1 if lines and not newline and skip and lines[-1].startswith(skip) else 0
+    )
+    native, pure = (outcome(lambda twin=twin: twin.loads_lines(b"x\n" + data, start, end)) for twin in TWINS)
+    assert native[0] == pure[0]
+    if native[0] == "ok":
+        assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+
+
+@given(
+    st.one_of(
+        st.text(alphabet='{}[]",:0123456789.e- \t\r\nnul\u00e9\ud800', max_size=30), st.binary(max_size=30)
+    )
+)
+def test_loads_lines_parity_on_garbage(text: str | bytes) -> None:
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    native, pure = (outcome(lambda twin=twin: twin.loads_lines(data, skip=b"[")) for twin in TWINS)
+    assert native[0] == pure[0]  # both ValueError (messages differ), or both the same values
+    if native[0] == "ok":
+        assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+    native, pure = (outcome(lambda twin=twin: twin.loads_lines(data)) for twin in TWINS)
+    assert native[0] == pure[0]
+    if native[0] == "ok":
+        assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+
+
+@pytest.mark.parametrize("data", [b"[" * 127 + b"]" * 127, b"[" * 128 + b"]" * 128, b"1\n{}\n" * 3])
+def test_loads_lines_parity_at_the_limits(data: bytes) -> None:
+    native, pure = (outcome(lambda twin=twin: twin.loads_lines(data)) for twin in TWINS)
+    assert native == pure or (native[0] == pure[0] == "ValueError")
+    assert outcome(lambda: _fallback.loads_lines(bytearray(data))) == pure
+
+
+@pytest.mark.parametrize("data", ["1\n", 1, memoryview(b"1"), None])
+def test_loads_lines_type_errors(data: Any) -> None:
+    native, pure = (outcome(lambda twin=twin: twin.loads_lines(data)) for twin in TWINS)
+    assert native == pure
+    assert native[0] == "TypeError"
+
+
 @given(st.text(), st.integers(min_value=-2, max_value=80))
 def test_derive_slug_parity(text: str, limit: int) -> None:
     native, pure = (outcome(lambda twin=twin: twin.derive_slug(text, limit)) for twin in TWINS)

@@ -13,8 +13,9 @@ import pytest
 
 from simulacra_session._backend import loads
 from simulacra_session.errors import CorruptSessionError, InvalidSessionIdError, SerializationError
+from simulacra_session.models import SessionMetadata
 from simulacra_session.stores import file as file_module
-from simulacra_session.stores.file import FileSessionStore
+from simulacra_session.stores.file import FileFormat, FileSessionStore
 from simulacra_session.testing import BAD_IDS, SessionStoreConformance, msg, run, texts
 from simulacra_session.timestamps import parse_timestamp
 
@@ -229,6 +230,47 @@ def test_list_ignores_what_is_not_a_session(
     caplog.set_level(logging.WARNING, logger="simulacra_session")
     assert [m.id for m in run(store.list())] == ["good"]
     assert str(root / "broken.json") in caplog.text
+
+
+def slots(metadata: SessionMetadata) -> tuple[Any, ...]:
+    """Everything a metadata object holds, nested models included."""
+    checkpoint = metadata.checkpoint_state
+    return (
+        metadata.__dict__,
+        metadata.model_extra,
+        metadata.model_fields_set,
+        metadata.__pydantic_private__,
+        None
+        if checkpoint is None
+        else (checkpoint.__dict__, checkpoint.model_extra, checkpoint.model_fields_set),
+    )
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+def test_warm_list_hands_out_independent_copies(tmp_path: Path, file_format: FileFormat) -> None:
+    store = FileSessionStore(tmp_path, format=file_format)
+    checkpoint = {"message_id": "m1", "summary": "s", "spans": [{"from": 0}]}
+    run(store.save("plain", [msg("one")], {"label": "l"}))
+    run(store.save("nested", [msg("one")], {"extra": {"list": [1]}, "checkpoint_state": checkpoint}))
+    cold = run(store.list())
+    warm = run(store.list())
+    fresh = run(FileSessionStore(tmp_path, format=file_format).list())
+    assert [slots(m) for m in cold] == [slots(m) for m in warm] == [slots(m) for m in fresh]
+    for listed in (cold, warm):
+        nested = next(m for m in listed if m.id == "nested")
+        assert nested.model_extra is not None
+        assert nested.checkpoint_state is not None
+        assert nested.checkpoint_state.model_extra is not None
+        nested.model_extra["extra"]["list"].append(2)
+        nested.model_extra["added"] = True
+        nested.checkpoint_state.model_extra["spans"][0]["from"] = 9
+        plain = next(m for m in listed if m.id == "plain")
+        assert plain.model_extra is not None
+        plain.model_extra["added"] = True
+        plain.__dict__["label"] = "changed"
+        plain.model_fields_set.add("model")
+    assert [slots(m) for m in run(store.list())] == [slots(m) for m in fresh]
+    assert run(store.forks("nobody")) == []
 
 
 # -- corrupt files ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import InvalidSessionIdError, SerializationError
 
-__all__ = ["atomic_write", "derive_slug", "dumps", "link_fork", "loads"]
+__all__ = ["atomic_write", "derive_slug", "dumps", "link_fork", "loads", "loads_lines"]
 
 MAX_DEPTH = 128
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -229,6 +229,42 @@ def loads(data: bytes | bytearray | str) -> object:
     if surrogates or text.count("[") + text.count("{") > MAX_DEPTH:
         _check_parsed(value, surrogates)
     return value
+
+
+def loads_lines(
+    data: bytes | bytearray, start: int = 0, end: int | None = None, skip: bytes | None = None
+) -> tuple[list[object], int]:
+    """Parse each line of ``data[start:end]`` as one JSON document, but those starting with ``skip``.
+
+    Returns the values and the size of the lines left out; see ``_native.pyi``.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"loads_lines() takes bytes or bytearray, not {type(data).__name__}")
+    region = bytes(data[start:end])
+    lines = region.split(b"\n")
+    if not lines[-1]:  # the last line's newline, or no lines at all
+        lines.pop()
+    values = []
+    skipped = offset = 0
+    for number, line in enumerate(lines, 1):
+        size = min(len(line) + 1, len(region) - offset)  # the newline, unless the last has none
+        offset += size
+        if skip and line.startswith(skip):
+            skipped += size
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"line {number}: invalid UTF-8 at byte {error.start}") from None
+        try:
+            items = loads("[" + text + "]")  # the line as a list's item, for the nesting limit
+        except ValueError as error:
+            raise ValueError(f"line {number}: {error}") from None
+        assert isinstance(items, list)
+        if len(items) != 1:
+            raise ValueError(f"line {number}: expected one JSON value, found {len(items)}")
+        values.append(items[0])
+    return values, skipped
 
 
 def derive_slug(text: str, limit: int = 50) -> str | None:

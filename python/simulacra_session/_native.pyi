@@ -1,11 +1,11 @@
 """Type stub of the compiled hot path; ``simulacra_session._fallback`` is its pure-Python twin.
 
-Both twins expose the same five functions, with the same bytes, results and errors.
+Both twins expose the same six functions, with the same bytes, results and errors.
 """
 
 import os
 
-__all__ = ["atomic_write", "derive_slug", "dumps", "link_fork", "loads"]
+__all__ = ["atomic_write", "derive_slug", "dumps", "link_fork", "loads", "loads_lines"]
 
 def dumps(obj: object) -> bytes:
     """Serialize ``obj`` to compact UTF-8 JSON (no spaces, no ASCII escaping, dict order kept).
@@ -26,6 +26,20 @@ def loads(data: bytes | bytearray | str) -> object:
     ``ValueError``: invalid UTF-8, NaN/Infinity, trailing data, raw control characters in
     strings, lone surrogate escapes, numbers that overflow a float, nesting deeper than 128.
     Duplicate keys keep the last value, like ``dict``.
+    """
+
+def loads_lines(
+    data: bytes | bytearray, start: int = 0, end: int | None = None, skip: bytes | None = None
+) -> tuple[list[object], int]:
+    """Parse each line of ``data[start:end]`` as one JSON document, as ``loads`` does.
+
+    Lines end with ``\\n`` (the last one may end at ``end`` instead; no bytes, no lines). Lines
+    starting with ``skip`` (when given and not empty) are left out unread. Returns the values
+    in order and the size in bytes of the lines left out, their newlines included. Each value
+    counts as an item of the returned list for the nesting limit, so it may nest 127 deep.
+    Reads a journal in one pass, without splitting it into lines and joining them back.
+    ``ValueError`` naming the line (counted from 1, skipped lines included) as ``loads``
+    would raise it; ``TypeError`` unless ``data`` is bytes or bytearray.
     """
 
 def derive_slug(text: str, limit: int = 50) -> str | None:

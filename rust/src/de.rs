@@ -18,63 +18,141 @@ const CACHE_SLOTS: usize = 256;
 
 /// Parse one JSON document; `ValueError` (with the position) for anything not strict JSON.
 pub fn loads<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let cache = RefCell::new(KeyCache::new());
+    parse(py, data, 1, &cache).map_err(PyValueError::new_err)
+}
+
+/// Parse each line of `data` (lines end with `\n`, the last one may not) as one JSON
+/// document, leaving out the lines that start with `skip` (unless it is empty); the values
+/// are the items of one list, for the nesting limit too. Returns the list and the bytes the
+/// lines left out take, newlines included. `ValueError` naming the line.
+pub fn loads_lines<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    skip: &[u8],
+) -> PyResult<(Bound<'py, PyList>, usize)> {
+    let cache = RefCell::new(KeyCache::new());
+    let mut values = Vec::new();
+    let mut skipped = 0;
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain((!data.is_empty()).then_some(body.len()));
+    for (number, end) in (1..).zip(ends) {
+        let line = &body[start..end];
+        if !skip.is_empty() && line.starts_with(skip) {
+            skipped += (end + 1).min(data.len()) - start;
+        } else {
+            let value = parse(py, line, 2, &cache);
+            values.push(
+                value.map_err(|error| PyValueError::new_err(format!("line {number}: {error}")))?,
+            );
+        }
+        start = end + 1;
+    }
+    Ok((PyList::new(py, values)?, skipped))
+}
+
+/// One JSON document whose outermost value nests `depth` deep; the error message otherwise.
+fn parse<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    depth: usize,
+    cache: &RefCell<KeyCache<'py>>,
+) -> Result<Bound<'py, PyAny>, String> {
     // Validate UTF-8 once, up front, with SIMD (serde_json then skips it per string).
     let text = simdutf8::basic::from_utf8(data).map_err(|_| {
         let at = std::str::from_utf8(data).map_or_else(|error| error.valid_up_to(), |_| 0);
-        PyValueError::new_err(format!("invalid UTF-8 at byte {at}"))
+        format!("invalid UTF-8 at byte {at}")
     })?;
-    let cache = RefCell::new(KeyCache::new());
     let mut deserializer = serde_json::Deserializer::from_str(text);
     deserializer.disable_recursion_limit(); // our own limit below, checked before recursing
-    let seed = Seed {
-        py,
-        depth: 1,
-        cache: &cache,
-    };
-    let value = seed.deserialize(&mut deserializer).map_err(value_error)?;
-    deserializer.end().map_err(value_error)?;
+    let seed = Seed { py, depth, cache };
+    let value = seed
+        .deserialize(&mut deserializer)
+        .map_err(|error| error.to_string())?;
+    deserializer.end().map_err(|error| error.to_string())?;
     Ok(value)
-}
-
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "used as map_err(value_error)"
-)]
-fn value_error(error: serde_json::Error) -> PyErr {
-    PyValueError::new_err(error.to_string())
 }
 
 fn custom<E: de::Error>(error: &PyErr) -> E {
     E::custom(error.to_string())
 }
 
-/// Recently seen dict keys, so repeated keys share one Python string.
+/// Recently seen dict keys, so repeated keys share one Python string. Keys of up to 16
+/// bytes (nearly all) are held packed in two words, found and compared without a call.
 struct KeyCache<'py> {
-    slots: Vec<Option<(Box<str>, Bound<'py, PyString>)>>,
+    short: Vec<Option<(Packed, Bound<'py, PyString>)>>,
+    long: Vec<Option<(Box<str>, Bound<'py, PyString>)>>,
+}
+
+/// A key of at most 16 bytes, exactly: its length and the words covering all its bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Packed(u64, u64, usize);
+
+impl Packed {
+    fn new(key: &[u8]) -> Option<Self> {
+        let len = key.len();
+        let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().expect("eight bytes"));
+        let half = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                key[at..at + 4].try_into().expect("four bytes"),
+            ))
+        };
+        Some(match len {
+            0 => Packed(0, 0, 0),
+            1..=3 => Packed(
+                u64::from(key[0]) | u64::from(key[len / 2]) << 8 | u64::from(key[len - 1]) << 16,
+                0,
+                len,
+            ),
+            4..=7 => Packed(half(0), half(len - 4), len),
+            8..=16 => Packed(word(0), word(len - 8), len),
+            _ => return None,
+        })
+    }
+
+    fn slot(self) -> usize {
+        let mixed =
+            (self.0 ^ self.1.rotate_left(31) ^ self.2 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        usize::try_from(mixed >> 56).expect("a byte fits usize") % CACHE_SLOTS
+    }
 }
 
 impl<'py> KeyCache<'py> {
     fn new() -> Self {
         KeyCache {
-            slots: (0..CACHE_SLOTS).map(|_| None).collect(),
+            short: (0..CACHE_SLOTS).map(|_| None).collect(),
+            long: (0..CACHE_SLOTS).map(|_| None).collect(),
         }
     }
 
     fn get(&mut self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+        if let Some(packed) = Packed::new(key.as_bytes()) {
+            let slot = &mut self.short[packed.slot()];
+            if let Some((cached, string)) = slot {
+                if *cached == packed {
+                    return string.clone();
+                }
+            }
+            let string = PyString::new(py, key);
+            *slot = Some((packed, string.clone()));
+            return string;
+        }
         if key.len() > 64 {
             return PyString::new(py, key);
         }
         let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
-        let slot = usize::try_from(hash % CACHE_SLOTS as u64).expect("slot fits usize");
-        if let Some((cached, string)) = &self.slots[slot] {
+        let slot =
+            &mut self.long[usize::try_from(hash % CACHE_SLOTS as u64).expect("slot fits usize")];
+        if let Some((cached, string)) = slot {
             if **cached == *key {
                 return string.clone();
             }
         }
         let string = PyString::new(py, key);
-        self.slots[slot] = Some((key.into(), string.clone()));
+        *slot = Some((key.into(), string.clone()));
         string
     }
 }
@@ -250,5 +328,36 @@ impl<'py> Visitor<'_> for KeySeed<'_, 'py> {
             return Ok(Key::Number);
         }
         Ok(Key::Text(self.cache.borrow_mut().get(self.py, value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Packed;
+
+    #[test]
+    fn packed_keys_are_equal_exactly_when_the_keys_are() {
+        let keys: Vec<Vec<u8>> = [
+            "", "a", "ab", "ba", "abc", "acc", "a\0", "a\0\0", "role", "type", "text", "roles",
+        ]
+        .iter()
+        .map(|key| key.as_bytes().to_vec())
+        .chain((0..=17).map(|len| {
+            (0..len)
+                .map(|at| b'a' + u8::try_from(at % 26).expect("small"))
+                .collect()
+        }))
+        .chain((0..=17).map(|len| vec![0; len]))
+        .collect();
+        for left in &keys {
+            for right in &keys {
+                let (a, b) = (Packed::new(left), Packed::new(right));
+                assert_eq!(a.is_some(), left.len() <= 16);
+                if let (Some(a), Some(b)) = (a, b) {
+                    assert_eq!(a == b, left == right, "{left:?} {right:?}");
+                    assert!(a.slot() < super::CACHE_SLOTS);
+                }
+            }
+        }
     }
 }

@@ -19,5 +19,5 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = false)]
 mod _native {
     #[pymodule_export]
-    use crate::py::{atomic_write, derive_slug, dumps, link_fork, loads};
+    use crate::py::{atomic_write, derive_slug, dumps, link_fork, loads, loads_lines};
 }

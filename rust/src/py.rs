@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use crate::errors::{InvalidSessionIdError, SerializationError};
 use crate::{de, fsio, index, ser, slug};
@@ -71,6 +71,43 @@ fn loads_any<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'
     Err(PyTypeError::new_err(format!(
         "loads() takes bytes, bytearray or str, not {name}"
     )))
+}
+
+#[pyfunction]
+#[pyo3(signature = (data, start = 0, end = None, skip = None))]
+pub fn loads_lines<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    start: isize,
+    end: Option<isize>,
+    skip: Option<&[u8]>,
+) -> PyResult<(Bound<'py, PyList>, usize)> {
+    let skip = skip.unwrap_or_default();
+    if let Ok(bytes) = data.cast::<PyBytes>() {
+        let region = slice(bytes.as_bytes(), start, end);
+        return without_gc(|| de::loads_lines(py, region, skip));
+    }
+    if let Ok(array) = data.cast::<PyByteArray>() {
+        let owned = array.to_vec();
+        return without_gc(|| de::loads_lines(py, slice(&owned, start, end), skip));
+    }
+    let name = data.get_type().name()?;
+    Err(PyTypeError::new_err(format!(
+        "loads_lines() takes bytes or bytearray, not {name}"
+    )))
+}
+
+/// `data[start:end]`, with Python's rules for negative and out-of-range indices.
+fn slice(data: &[u8], start: isize, end: Option<isize>) -> &[u8] {
+    let index = |at: isize| {
+        let len = data.len();
+        match usize::try_from(at) {
+            Ok(at) => at.min(len),
+            Err(_) => len.saturating_sub(at.unsigned_abs()),
+        }
+    };
+    let (start, end) = (index(start), end.map_or(data.len(), index));
+    &data[start..end.max(start)]
 }
 
 #[pyfunction]

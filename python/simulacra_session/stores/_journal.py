@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .._backend import loads
+from .._backend import loads, loads_lines
 from ..errors import CorruptSessionError
 
 __all__ = [
@@ -94,36 +94,30 @@ def parse_journal(data: bytes, path: str) -> Journal:
     """Read a journal, dropping a torn tail (with a warning naming ``path``).
 
     Raises ``CorruptSessionError`` naming ``path`` when the committed part is damaged.
+    Works on offsets into ``data``: only the lines it looks at are copied out.
     """
-    lines = data.split(b"\n")
-    # lines[-1] is what follows the last newline: empty, or a torn partial line.
-    end = len(data) - len(lines[-1])
-    index = len(lines) - 2
+    # The last complete commit record (or the header), looked for from the end backwards.
+    complete = data.rfind(b"\n") + 1  # what follows is empty, or a torn partial line
+    end = complete
     metadata: dict[str, Any] | None = None
-    while index >= 0:
-        line = lines[index]
-        end -= len(line) + 1
-        metadata = _commit_record(line)
+    while end > 0:
+        start = data.rfind(b"\n", 0, end - 1) + 1
+        metadata = _commit_record(data[start : end - 1])
         if metadata is not None:
-            end += len(line) + 1
             break
-        index -= 1
-    if metadata is None or not (index == 0 or lines[0].startswith(_HEADER_PREFIX)):
+        end = start
+    if metadata is None or not (start == 0 or data.startswith(_HEADER_PREFIX)):
         raise CorruptSessionError(f"corrupt session file {path}: no journal header")
     torn = len(data) - end
     if torn:
         _log.warning("dropping %d bytes of an incomplete save at the end of %s", torn, path)
-    body = lines[1:index]
-    message_lines = [line for line in body if not line.startswith(_COMMIT_PREFIX)]
-    superseded = sum(len(line) + 1 for line in body if line.startswith(_COMMIT_PREFIX))
-    if index > 0:
-        superseded += len(lines[0]) + 1
-    last_commit = len(lines[index]) + 1
+    body = data.find(b"\n") + 1 if start > 0 else 0  # the message lines are data[body:start]
+    last_commit = end - start
     try:
-        parsed = loads(b"[" + b",".join(message_lines) + b"]")
-    except ValueError as error:
-        raise CorruptSessionError(f"corrupt session file {path}: {error}") from None
-    assert isinstance(parsed, list)
+        parsed, superseded = loads_lines(data, body, start, _COMMIT_PREFIX)
+    except ValueError:  # also when a line holds several values: read it as before
+        parsed, superseded = _joined_lines(data[body:start], path)
+    superseded += body  # the header's metadata, when a commit record followed it
     messages = [m[1] if isinstance(m, list) and len(m) == 2 and m[0] == "message" else m for m in parsed]
     count = metadata.get("message_count")
     if count != len(messages):
@@ -131,6 +125,19 @@ def parse_journal(data: bytes, path: str) -> Journal:
             f"corrupt session file {path}: {len(messages)} messages, metadata says {count!r}"
         )
     return Journal(metadata, messages, end, torn, superseded, last_commit)
+
+
+def _joined_lines(lines: bytes, path: str) -> tuple[list[Any], int]:
+    """The message lines read as the items of one JSON array, and the commit records' size."""
+    body = lines.split(b"\n")[:-1]
+    message_lines = [line for line in body if not line.startswith(_COMMIT_PREFIX)]
+    superseded = sum(len(line) + 1 for line in body if line.startswith(_COMMIT_PREFIX))
+    try:
+        parsed = loads(b"[" + b",".join(message_lines) + b"]")
+    except ValueError as error:
+        raise CorruptSessionError(f"corrupt session file {path}: {error}") from None
+    assert isinstance(parsed, list)
+    return parsed, superseded
 
 
 def tail_metadata(tail: bytes, starts_file: bool) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -38,6 +39,7 @@ from ..messages import Message
 from ..models import (
     SessionMetadata,
     StoredSession,
+    copy_metadata,
     merge_metadata,
     metadata_from_json,
     metadata_from_stored,
@@ -103,10 +105,11 @@ def _fsync_dir(path: str) -> None:
 
 
 def _read_fd(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
+    """The rest of ``fd``: one read of the file's size, then one to see its end (no join)."""
+    chunks = [os.read(fd, os.fstat(fd).st_size + 1)]
+    while chunks[-1] and (chunk := os.read(fd, 1 << 20)):
         chunks.append(chunk)
-    return b"".join(chunks)
+    return b"".join(chunks)  # a single chunk is returned as it is
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
@@ -123,6 +126,16 @@ def _journal_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
         if not isinstance(message, dict):
             lines[index] = b'["message",' + lines[index] + b"]"
     return lines
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """What ``list()`` keeps of one session file while its inode, size and mtime stay the same."""
+
+    parsed: tuple[str, FileFormat]  # the id and format its name stores
+    stamp: tuple[int, int, int]  # inode, size, mtime_ns
+    metadata: SessionMetadata | None  # handed out as copies only; None: unreadable
+    rank: tuple[float, str]  # sort key: most recently updated first, then by id
 
 
 @dataclass
@@ -158,8 +171,7 @@ class FileSessionStore:
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._locks_guard = threading.Lock()
         self._journals: dict[str, _JournalState] = {}
-        # name -> (inode, size, mtime_ns), metadata JSON (None: unreadable), sort key
-        self._listing: dict[str, tuple[tuple[int, int, int], bytes | None, float]] = {}
+        self._listing: dict[str, _Listed] = {}  # by file name, under the root
 
     @property
     def root(self) -> str:
@@ -288,53 +300,67 @@ class FileSessionStore:
                 return self._decode_journal(session_id, file.read(), path, inode).metadata
             return decode_session(session_id, file.read(), f"file {path}").metadata
 
-    def _listed(
-        self, name: str, session_id: str, file_format: FileFormat, path: str
-    ) -> tuple[SessionMetadata | None, float]:
-        """Metadata (a fresh object) and sort key of one file.
-
-        The metadata's JSON is cached while the file's inode, size and mtime stay the same,
-        so a warm ``list()`` costs a ``stat`` and a small parse per session.
-        """
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
-            return None, 0.0
-        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        cached = self._listing.get(name)
-        if cached is not None and cached[0] == key:
-            data, order = cached[1], cached[2]
-            return (metadata_from_json(session_id, data) if data is not None else None), order
+    def _read_listed(
+        self, session_id: str, file_format: FileFormat, path: str, stamp: tuple[int, int, int]
+    ) -> _Listed | None:
+        """Read one file's metadata for the listing cache; ``None`` when the file is gone."""
+        parsed = (session_id, file_format)
         try:
             metadata = self._metadata_of(session_id, file_format, path)
         except FileNotFoundError:
-            return None, 0.0
+            return None
         except (CorruptSessionError, OSError) as error:
             _log.warning("skipping session file %s: %s", path, error)
-            self._listing[name] = (key, None, 0.0)
-            return None, 0.0
-        order = metadata.updated.timestamp()
-        data = encode_metadata(metadata)
-        self._listing[name] = (key, data, order)
-        return metadata_from_json(session_id, data), order
+            return _Listed(parsed, stamp, None, (0.0, session_id))
+        kept = metadata_from_json(session_id, encode_metadata(metadata))
+        return _Listed(parsed, stamp, kept, (-metadata.updated.timestamp(), session_id))
 
-    def _sorted(self, found: dict[str, tuple[str, FileFormat]]) -> builtins.list[SessionMetadata]:
+    def _ranked(self, found: dict[str, tuple[str, FileFormat]]) -> builtins.list[SessionMetadata]:
+        """The readable sessions' cached metadata, most recently updated first (hand out copies).
+
+        A file is read only when its inode, size or mtime changed since it was last cached,
+        so a warm listing costs a ``stat`` per session.
+        """
+        prefix = os.path.join(self._root, "")
+        listing = self._listing
         ranked = []
         for session_id, (name, file_format) in found.items():
-            metadata, order = self._listed(name, session_id, file_format, os.path.join(self._root, name))
-            if metadata is not None:
-                ranked.append((-order, session_id, metadata))
-        ranked.sort(key=lambda item: (item[0], item[1]))
-        return [metadata for _, _, metadata in ranked]
+            path = prefix + name
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                continue
+            stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            listed = listing.get(name)
+            if listed is None or listed.stamp != stamp:
+                listed = self._read_listed(session_id, file_format, path, stamp)
+                if listed is None:
+                    continue
+                listing[name] = listed
+            if listed.metadata is not None:
+                ranked.append((listed.rank, listed.metadata))
+        ranked.sort(key=itemgetter(0))
+        return [metadata for _, metadata in ranked]
 
-    def _list_sync(self) -> builtins.list[SessionMetadata]:
+    def _current(self) -> dict[str, tuple[str, FileFormat]]:
+        """Each session's file under the root (in the store's format when it has both)."""
+        try:
+            names = os.listdir(self._root)
+        except FileNotFoundError:
+            names = []
+        listing = self._listing
         found: dict[str, tuple[str, FileFormat]] = {}
-        for name, session_id, file_format in _session_files(self._root):
-            if session_id not in found or file_format == self._format:
-                found[session_id] = (name, file_format)
-        for stale in set(self._listing).difference(name for name, _ in found.values()):
-            del self._listing[stale]
-        return self._sorted(found)
+        for name in names:
+            listed = listing.get(name)
+            parsed = listed.parsed if listed is not None else _session_name(name)
+            if parsed is not None and (parsed[0] not in found or parsed[1] == self._format):
+                found[parsed[0]] = (name, parsed[1])
+        for stale in listing.keys() - {name for name, _ in found.values()}:
+            listing.pop(stale, None)  # another thread listing at once may have dropped it
+        return found
+
+    def _list_sync(self, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
+        return [copy_metadata(metadata) for metadata in page(self._ranked(self._current()), limit, offset)]
 
     def _uses_index(self) -> bool:
         """Whether the fork index can be trusted (hard links work on this file system)."""
@@ -344,7 +370,7 @@ class FileSessionStore:
 
     def _forks_sync(self, parent_id: str) -> builtins.list[SessionMetadata]:
         if not self._uses_index():
-            return [meta for meta in self._list_sync() if meta.parent_id == parent_id]
+            return [copy_metadata(m) for m in self._ranked(self._current()) if m.parent_id == parent_id]
         found: dict[str, tuple[str, FileFormat]] = {}
         for _, session_id, _ in _session_files(self._index_dir(parent_id)):
             # The canonical file is the truth: an entry outlives its fork's deletion, a change
@@ -354,7 +380,7 @@ class FileSessionStore:
                 if os.path.exists(os.path.join(self._root, canonical)):
                     found[session_id] = (canonical, file_format)
                     break
-        return [meta for meta in self._sorted(found) if meta.parent_id == parent_id]
+        return [copy_metadata(m) for m in self._ranked(found) if m.parent_id == parent_id]
 
     # -- writing -----------------------------------------------------------------------
 
@@ -613,8 +639,7 @@ class FileSessionStore:
         are skipped with a warning; temp files, dotfiles, set-aside ``*.corrupt-*`` files and
         names that are not valid ids are ignored. ``limit``/``offset`` page the result.
         """
-        sessions = await asyncio.to_thread(self._list_sync)
-        return page(sessions, limit, offset)
+        return await asyncio.to_thread(self._list_sync, limit, offset)
 
     async def load(self, id: str) -> StoredSession | None:
         """The session, or ``None`` when absent; ``CorruptSessionError`` naming the path.
