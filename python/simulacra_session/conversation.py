@@ -37,6 +37,14 @@ class SimpleConversation:
         """The history, oldest first, as an immutable snapshot."""
         return tuple(self._messages)
 
+    def _append_only_history(self) -> list[Message]:
+        """The history list itself, for the session manager.
+
+        It is only ever appended to (``load`` and ``clear`` replace it), so the list and a
+        length are a snapshot that costs nothing to take, however long the history.
+        """
+        return self._messages
+
     @property
     def is_checkpoint(self) -> bool:
         """Whether this conversation writes a checkpoint summary."""

@@ -55,8 +55,8 @@ class Syncer:
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    async def sync_and_close(self, fd: int) -> None:
-        """Wait until ``fd``'s written data is durable; ``fd`` is closed either way."""
+    def sync_and_close(self, fd: int) -> asyncio.Future[None]:
+        """A future done when ``fd``'s written data is durable; ``fd`` is closed either way."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._ready:
@@ -65,7 +65,7 @@ class Syncer:
                 self._thread = threading.Thread(target=self._run, name="simulacra-session-sync", daemon=True)
                 self._thread.start()
             self._ready.notify()
-        await future
+        return future
 
     def _run(self) -> None:
         while True:

@@ -647,17 +647,42 @@ class FileSessionStore:
         """
         check_save_args(id, metadata)
         batch = builtins.list(messages)
-        if not metadata:  # an auto-save: the fast path, on the event loop
-            fd = self._append_inline(id, batch)
-            if fd != _FALLBACK:
-                if fd is not None:
-                    await _SYNCER.sync_and_close(fd)
-                state = self._journals.get(id)
-                if state is not None and state.superseded > state.end - state.superseded:
-                    await asyncio.to_thread(self._compact_if_due, id)
-                return
+        begun = self._append_nowait(id, batch, metadata)
+        if begun is not None:
+            await begun
+            return
         given = dict(metadata) if metadata is not None else None
         await asyncio.to_thread(self._append_sync, id, batch, given)
+
+    def _append_nowait(
+        self, id: str, messages: builtins.list[Message], metadata: Mapping[str, Any] | None
+    ) -> asyncio.Future[None] | None:
+        """Begin ``append`` at once, on the event loop, when it is an auto-save (no metadata)
+        to a journal this store knows; the session writer calls this to skip a task.
+
+        Returns a future that is done when the append is durable (at once without
+        ``fsync``), or ``None`` when nothing was written and ``append`` must do it.
+        """
+        if metadata:
+            return None
+        validate_session_id(id)
+        fd = self._append_inline(id, messages)
+        if fd == _FALLBACK:
+            return None
+        loop = asyncio.get_running_loop()
+        durable = _SYNCER.sync_and_close(fd) if fd is not None else None
+        state = self._journals.get(id)
+        if state is not None and state.superseded > state.end - state.superseded:
+            return loop.create_task(self._compact_after(id, durable))
+        if durable is None:
+            durable = loop.create_future()
+            durable.set_result(None)
+        return durable
+
+    async def _compact_after(self, session_id: str, durable: asyncio.Future[None] | None) -> None:
+        if durable is not None:
+            await durable
+        await asyncio.to_thread(self._compact_if_due, session_id)
 
     async def delete(self, id: str) -> bool:
         """Remove the session, its fork index entry and its own fork index; ``True`` when it existed."""
