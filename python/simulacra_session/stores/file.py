@@ -42,7 +42,7 @@ from ..models import (
     metadata_from_json,
     metadata_from_stored,
 )
-from ..timestamps import next_timestamp
+from ..timestamps import next_timestamp, next_timestamp_after, to_micros
 from . import _journal
 from ._codec import (
     check_save_args,
@@ -68,6 +68,7 @@ _TAIL = 64 * 1024  # list() reads this much of a journal's end to find its metad
 _log = logging.getLogger("simulacra_session")
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 _FALLBACK = -1  # _append_inline: take the worker-thread path
+_OPEN_RW = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
 _SYNCER = Syncer()  # one group-commit thread for every store in the process
 
 
@@ -158,6 +159,8 @@ class FileSessionStore:
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._locks_guard = threading.Lock()
         self._journals: dict[str, _JournalState] = {}
+        self._paths: dict[str, str] = {}  # journal path by id, for the inline append
+        self._stamps: dict[str, tuple[str, int]] = {}  # (text, microseconds) by id
         # name -> (inode, size, mtime_ns), metadata JSON (None: unreadable), sort key
         self._listing: dict[str, tuple[tuple[int, int, int], bytes | None, float]] = {}
 
@@ -520,6 +523,36 @@ class FileSessionStore:
             self._rewrite(session_id, [], None, compacting=True)  # new inode: relinked by _index
         return True
 
+    def _hold_now(self, session_id: str) -> threading.Lock | None:
+        """The lock of an id taken without waiting; ``None`` when anyone holds or awaits it."""
+        with self._locks_guard:
+            if session_id in self._locks:
+                return None
+            lock = threading.Lock()
+            lock.acquire()
+            self._locks[session_id] = (lock, 1)
+        return lock
+
+    def _release(self, session_id: str, lock: threading.Lock) -> None:
+        """Release a lock from :meth:`_hold_now`, as leaving :meth:`_locked` does."""
+        lock.release()
+        with self._locks_guard:
+            users = self._locks[session_id][1] - 1
+            if users:
+                self._locks[session_id] = (lock, users)
+            else:
+                del self._locks[session_id]
+
+    def _stamp(self, session_id: str, previous: Any) -> str:
+        """The ``updated_at`` of the next append: ``next_timestamp(previous)``, cheaply."""
+        if not isinstance(previous, str):
+            return next_timestamp(previous)
+        known = self._stamps.get(session_id)
+        micros = known[1] if known is not None and known[0] == previous else to_micros(previous)
+        text, micros = next_timestamp_after(previous, micros)
+        self._stamps[session_id] = (text, micros)
+        return text
+
     def _append_inline(self, session_id: str, messages: builtins.list[Message]) -> int | None:
         """Append from the event loop when nothing stands in the way (a page-cache write).
 
@@ -530,45 +563,49 @@ class FileSessionStore:
         state = self._journals.get(session_id)
         if state is None or self._format != "jsonl":
             return _FALLBACK
-        with self._locked(session_id, blocking=False) as acquired:
-            if not acquired:
-                return _FALLBACK
-            path = self._path(session_id)
+        lock = self._hold_now(session_id)
+        if lock is None:
+            return _FALLBACK
+        keep = False
+        fd = -1
+        try:
+            path = self._paths.get(session_id)
+            if path is None:
+                path = self._paths[session_id] = self._path(session_id)
             try:
-                fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+                fd = os.open(path, _OPEN_RW)
             except OSError:
                 return _FALLBACK
-            keep = False
-            try:
-                if fcntl is not None:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        return _FALLBACK
-                stat = os.fstat(fd)
-                if (
-                    stat.st_ino != state.inode
-                    or stat.st_size != state.end
-                    or os.stat(path).st_ino != stat.st_ino
-                ):
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
                     return _FALLBACK
-                meta = dict(state.meta)
-                meta["updated_at"] = next_timestamp(meta.get("updated_at"))
-                meta["message_count"] = state.count + len(messages)
-                lines = _journal_lines(messages, state.count)
-                commit = b'["metadata",%b]' % dumps(meta)
-                payload = b"\n".join([*lines, commit]) + b"\n"
-                _pwrite_all(fd, payload, state.end)
-                state.end += len(payload)
-                state.meta = meta
-                state.count += len(messages)
-                state.superseded += state.last_commit
-                state.last_commit = len(commit) + 1
-                keep = self._fsync
-                return fd if keep else None
-            finally:
-                if not keep:
-                    os.close(fd)
+            stat = os.fstat(fd)
+            if stat.st_ino != state.inode or stat.st_size != state.end or os.stat(path).st_ino != stat.st_ino:
+                return _FALLBACK
+            meta = dict(state.meta)
+            meta["updated_at"] = self._stamp(session_id, meta.get("updated_at"))
+            meta["message_count"] = state.count + len(messages)
+            lines = _journal_lines(messages, state.count)
+            commit = b'["metadata",%b]' % dumps(meta)
+            lines.append(commit)
+            lines.append(b"")
+            payload = b"\n".join(lines)
+            written = os.pwrite(fd, payload, state.end)
+            if written != len(payload):
+                _pwrite_all(fd, payload[written:], state.end + written)
+            state.end += len(payload)
+            state.meta = meta
+            state.count += len(messages)
+            state.superseded += state.last_commit
+            state.last_commit = len(commit) + 1
+            keep = self._fsync
+            return fd if keep else None
+        finally:
+            if fd >= 0 and not keep:
+                os.close(fd)
+            self._release(session_id, lock)
 
     def _compact_if_due(self, session_id: str) -> None:
         """Rewrite a journal whose superseded metadata records outweigh its live data."""
