@@ -1,11 +1,14 @@
 """Type stub of the compiled hot path; ``simulacra_session._fallback`` is its pure-Python twin.
 
-Both twins expose the same five functions, with the same bytes, results and errors.
+Both twins expose the same six functions and the ``FileSyncer`` class, with the same
+bytes, results and errors.
 """
 
 import os
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["atomic_write", "derive_slug", "dumps", "link_fork", "loads"]
+__all__ = ["FileSyncer", "atomic_write", "copy_json", "derive_slug", "dumps", "link_fork", "loads"]
 
 def dumps(obj: object) -> bytes:
     """Serialize ``obj`` to compact UTF-8 JSON (no spaces, no ASCII escaping, dict order kept).
@@ -26,6 +29,14 @@ def loads(data: bytes | bytearray | str) -> object:
     ``ValueError``: invalid UTF-8, NaN/Infinity, trailing data, raw control characters in
     strings, lone surrogate escapes, numbers that overflow a float, nesting deeper than 128.
     Duplicate keys keep the last value, like ``dict``.
+    """
+
+def copy_json(obj: object) -> object:
+    """A deep copy of a JSON value: exactly ``loads(dumps(obj))``, result and errors.
+
+    A tree of the exact built-in types (dict, list, str, int within 64 bits, finite float,
+    bool, None) within the nesting limit is copied directly: new dicts and lists, the
+    immutable leaves shared. Anything else takes the ``dumps``/``loads`` round trip.
     """
 
 def derive_slug(text: str, limit: int = 50) -> str | None:
@@ -61,3 +72,25 @@ def link_fork(
     ``InvalidSessionIdError`` for a bad id, ``ValueError`` for a suffix that is not a dot and
     lowercase letters; ``OSError`` (errno, filename) otherwise.
     """
+
+class FileSyncer:
+    """Makes written file descriptors durable on a background thread, then closes them.
+
+    The thread takes every descriptor submitted while it was busy and syncs them together
+    (one ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes
+    them, then calls ``deliver([(token, errno), ...])`` once for the batch (errno 0: durable).
+    An exception from ``deliver`` is logged to the ``simulacra_session`` logger. The thread
+    leaves after 5 idle seconds; the next ``submit`` starts one. Waiting, syncing and
+    closing run detached from the interpreter; only ``deliver`` holds the GIL.
+    """
+
+    def __init__(self, deliver: Callable[[list[tuple[Any, int]]], object]) -> None: ...
+    def submit(self, fd: int, token: Any) -> None:
+        """Queue ``fd`` to be made durable and closed; its outcome comes back with ``token``.
+
+        After :meth:`stop` this is done at once, in the caller's thread. ``RuntimeError``
+        when no thread can be started (nothing is queued then).
+        """
+
+    def stop(self) -> None:
+        """Let the thread finish what is queued and wait for it; later work is done inline."""

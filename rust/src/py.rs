@@ -4,12 +4,12 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyList, PyString};
 
 use crate::errors::{InvalidSessionIdError, SerializationError};
-use crate::{de, fsio, index, ser, slug};
+use crate::{copy, de, fsio, index, ser, slug, syncer};
 
 thread_local! {
     /// The output buffer of `dumps`, kept between calls so large documents do not regrow it.
@@ -74,6 +74,18 @@ fn loads_any<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'
 }
 
 #[pyfunction]
+pub fn copy_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: a live object, with the collector paused: no Python code runs meanwhile.
+    let copied = without_gc(|| unsafe { copy::copy_exact(obj.as_ptr(), 1) });
+    if !copied.is_null() {
+        // SAFETY: `copy_exact` returns a new reference.
+        return Ok(unsafe { Bound::from_owned_ptr(py, copied) });
+    }
+    let data = dumps(py, obj)?;
+    loads(py, data.as_any())
+}
+
+#[pyfunction]
 #[pyo3(signature = (text, limit = 50))]
 pub fn derive_slug(text: &Bound<'_, PyString>, limit: i64) -> PyResult<Option<String>> {
     if limit < 1 {
@@ -128,4 +140,57 @@ pub fn link_fork(
     let parent_id = session_id(parent_id)?;
     let child_id = session_id(child_id)?;
     Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync, suffix))?)
+}
+
+/// Makes written file descriptors durable on a background thread, then closes them;
+/// documented on `simulacra_session._native.FileSyncer`. The thread waits, syncs and
+/// closes detached from the interpreter and attaches once per batch, to deliver.
+#[pyclass(frozen, module = "simulacra_session._native")]
+pub struct FileSyncer {
+    core: syncer::Syncer<Py<PyAny>>,
+}
+
+/// Logs an error `deliver` raised, as the pure twin does: `simulacra_session`'s logger.
+fn log_delivery_error(py: Python<'_>, deliver: &Py<PyAny>, error: &PyErr) {
+    let logged = py
+        .import("logging")
+        .and_then(|logging| logging.call_method1("getLogger", ("simulacra_session",)))
+        .and_then(|logger| {
+            let kwargs = [("exc_info", error.value(py))].into_py_dict(py)?;
+            logger.call_method(
+                "error",
+                ("FileSyncer delivery %r raised", deliver),
+                Some(&kwargs),
+            )
+        });
+    if let Err(failure) = logged {
+        failure.write_unraisable(py, None);
+    }
+}
+
+#[pymethods]
+impl FileSyncer {
+    #[new]
+    fn new(deliver: Py<PyAny>) -> Self {
+        let core = syncer::Syncer::new(move |done: Vec<(Py<PyAny>, i32)>| {
+            Python::attach(|py| {
+                let delivered =
+                    PyList::new(py, done).and_then(|outcomes| deliver.call1(py, (outcomes,)));
+                if let Err(error) = delivered {
+                    log_delivery_error(py, &deliver, &error);
+                }
+            });
+        });
+        FileSyncer { core }
+    }
+
+    fn submit(&self, fd: i32, token: Py<PyAny>) -> PyResult<()> {
+        self.core
+            .submit(fd, token)
+            .map_err(|_| PyRuntimeError::new_err("can't start new thread"))
+    }
+
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| self.core.stop());
+    }
 }

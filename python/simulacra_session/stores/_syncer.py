@@ -1,96 +1,77 @@
 """Group commit: one thread makes appended files durable, many at a time.
 
 An append writes its bytes from the event loop (a page-cache write takes microseconds) and
-hands the file descriptor here; the thread takes every descriptor queued while it was busy
-and makes them all durable together, with one ``syncfs`` for a batch on Linux (one journal
-commit and cache flush for the lot) or an ``fdatasync`` each elsewhere. The event loop
-never waits on the disk, and a fleet of sessions saving at once shares the cost.
+hands the file descriptor here; ``FileSyncer``'s thread takes every descriptor queued while
+it was busy and makes them all durable together, with one ``syncfs`` for a batch on Linux
+(one journal commit and cache flush for the lot) or an ``fdatasync`` each elsewhere. The
+compiled twin waits and syncs without the GIL and takes it once per batch, to hand the
+outcomes to each event loop in one callback. The event loop never waits on the disk, and a
+fleet of sessions saving at once shares the cost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import os
-import threading
-from collections import deque
-from collections.abc import Callable
+from typing import Any
+
+from .._backend import FileSyncer
 
 __all__ = ["Syncer"]
 
-_fdatasync = getattr(os, "fdatasync", os.fsync)
-_BATCH_FOR_SYNCFS = 4  # below this, per-file syncs stay cheaper than syncing the whole fs
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
-    if not hasattr(os, "fdatasync"):  # not Linux-like
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        function: Callable[[int], int] = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    return function
+def _settle(outcomes: list[tuple[asyncio.Future[None], int]]) -> None:
+    """On the loop: resolve each future with its outcome (errno 0: durable)."""
+    for future, errno in outcomes:
+        if future.done():
+            continue
+        if errno == 0:
+            future.set_result(None)
+        else:
+            future.set_exception(OSError(errno, os.strerror(errno)))
 
 
-_syncfs = _load_syncfs()
-
-
-def _settle(future: asyncio.Future[None], error: OSError | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _deliver(done: list[tuple[Any, int]]) -> None:
+    """On the sync thread: one callback per event loop for a whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], int]]] = {}
+    for (loop, future), errno in done:
+        by_loop.setdefault(loop, []).append((future, errno))
+    for loop, outcomes in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle, outcomes)
 
 
 class Syncer:
-    """Makes file descriptors durable on a background thread, then closes them."""
+    """Makes file descriptors durable on a background thread, then closes them.
+
+    The thread is stopped at interpreter exit, after what is queued (so it never outlives
+    the interpreter); a forked child starts its own.
+    """
 
     def __init__(self) -> None:
-        self._queue: deque[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
-        self._ready = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._core = FileSyncer(_deliver)
+        atexit.register(self._stop)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._renew)
 
     def sync_and_close(self, fd: int) -> asyncio.Future[None]:
         """A future done when ``fd``'s written data is durable; ``fd`` is closed either way."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        with self._ready:
-            self._queue.append((fd, loop, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="simulacra-session-sync", daemon=True)
-                self._thread.start()
-            self._ready.notify()
+        waiter: _Waiter = (loop, future)
+        try:
+            self._core.submit(fd, waiter)
+        except BaseException:
+            os.close(fd)
+            raise
         return future
 
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue:
-                    if not self._ready.wait(timeout=5.0) and not self._queue:
-                        self._thread = None  # idle: let the thread go; the next sync starts one
-                        return
-                batch = list(self._queue)
-                self._queue.clear()
-            errors = self._sync([fd for fd, _, _ in batch])
-            for fd, loop, future in batch:
-                os.close(fd)
-                with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
-                    loop.call_soon_threadsafe(_settle, future, errors.get(fd))
+    def _stop(self) -> None:
+        self._core.stop()
 
-    @staticmethod
-    def _sync(fds: list[int]) -> dict[int, OSError]:
-        """Make every fd durable; the errors by fd (never raises)."""
-        if _syncfs is not None and len(fds) >= _BATCH_FOR_SYNCFS and _syncfs(fds[0]) == 0:
-            return {}
-        errors: dict[int, OSError] = {}
-        for fd in fds:
-            try:
-                _fdatasync(fd)
-            except OSError as error:
-                errors[fd] = error
-        return errors
+    def _renew(self) -> None:
+        self._core = FileSyncer(_deliver)  # the parent's thread does not exist in the child
