@@ -196,21 +196,27 @@ def test_copy_json_shares_nothing_mutable(twin: ModuleType) -> None:
         twin.copy_json(cycle)
 
 
-def synced_outcomes(twin: ModuleType, fds: list[int], stop_first: bool = False) -> list[tuple[Any, int]]:
-    """Submit ``fds`` (tokens: their positions) to the twin's FileSyncer; the outcomes, sorted."""
-    delivered: list[tuple[Any, int]] = []
+def synced_outcomes(
+    twin: ModuleType, jobs: list[int | tuple[Path, int, int, bytes]], stop_first: bool = False
+) -> list[tuple[Any, int, bool]]:
+    """Run ``jobs`` (descriptors to sync, or appends) through the twin's FileSyncer, tokens
+    their positions; the outcomes, sorted."""
+    delivered: list[tuple[Any, int, bool]] = []
     done = threading.Event()
 
-    def deliver(outcomes: list[tuple[Any, int]]) -> None:
+    def deliver(outcomes: list[tuple[Any, int, bool]]) -> None:
         delivered.extend(outcomes)
-        if len(delivered) == len(fds):
+        if len(delivered) == len(jobs):
             done.set()
 
     syncer = twin.FileSyncer(deliver)
     if stop_first:
         syncer.stop()
-    for token, fd in enumerate(fds):
-        syncer.submit(fd, token)
+    for token, job in enumerate(jobs):
+        if isinstance(job, int):
+            syncer.submit(job, token)
+        else:
+            syncer.append(*job, token)
     assert done.wait(10)
     syncer.stop()
     return sorted(delivered)
@@ -239,15 +245,72 @@ def test_file_syncer_parity(tmp_path: Path, count: int, stop_first: bool) -> Non
     results = []
     for twin in TWINS:
         fds = open_files(tmp_path, count)
-        results.append(synced_outcomes(twin, fds, stop_first))
+        results.append(synced_outcomes(twin, list(fds), stop_first))
         assert not any(is_open(fd) for fd in fds)
-    assert results[0] == results[1] == [(token, 0) for token in range(count)]
+    assert results[0] == results[1] == [(token, 0, True) for token in range(count)]
 
 
 def test_file_syncer_reports_errno_per_descriptor(tmp_path: Path) -> None:
     bad = os.open(tmp_path / "gone", os.O_WRONLY | os.O_CREAT, 0o644)
     os.close(bad)  # a closed descriptor: fdatasync fails with EBADF
-    assert synced_outcomes(_native, [bad]) == synced_outcomes(_fallback, [bad]) == [(0, errno.EBADF)]
+    expected = [(0, errno.EBADF, True)]
+    assert synced_outcomes(_native, [bad]) == synced_outcomes(_fallback, [bad]) == expected
+
+
+@pytest.mark.skipif(os.name != "posix", reason="appends are checked by inode")
+@pytest.mark.parametrize("stop_first", [False, True], ids=["thread", "after-stop"])
+def test_file_syncer_appends_only_to_the_file_expected(tmp_path: Path, stop_first: bool) -> None:
+    results = []
+    for twin in TWINS:
+        path = tmp_path / f"{twin.__name__}.jsonl"
+        path.write_bytes(b"head\n")
+        inode = path.stat().st_ino
+        replaced = tmp_path / f"{twin.__name__}-replaced.jsonl"
+        replaced.write_bytes(b"head\n")
+        old_inode = replaced.stat().st_ino
+        (tmp_path / "new").write_bytes(b"head\n")
+        os.replace(tmp_path / "new", replaced)
+        jobs: list[int | tuple[Path, int, int, bytes]] = [
+            (path, inode, 5, b"one\n"),  # fits: written
+            (path, inode, 4, b"two\n"),  # another size: nothing written
+            (path, inode + 1, 5, b"two\n"),  # another inode
+            (tmp_path / "missing.jsonl", inode, 5, b"two\n"),
+            (replaced, old_inode, 5, b"two\n"),  # replaced since it was known
+            (tmp_path, os.stat(tmp_path).st_ino, 0, b"x"),  # a directory: open fails
+        ]
+        results.append(synced_outcomes(twin, jobs, stop_first))
+        assert path.read_bytes() == b"head\none\n"
+        assert replaced.read_bytes() == b"head\n"
+    stale = (0, False)
+    assert results[0] == results[1] == [(0, 0, True), *[(token, *stale) for token in range(1, 6)]]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_file_syncer_leaves_a_journal_another_process_locks(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"head\n")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'rb'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"held\n"
+        job = (path, path.stat().st_ino, 5, b"one\n")
+        assert synced_outcomes(_native, [job]) == synced_outcomes(_fallback, [job]) == [(0, 0, False)]
+        assert path.read_bytes() == b"head\n"
+    finally:
+        holder.kill()
+        holder.communicate()
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=["native", "pure"])
@@ -256,7 +319,7 @@ def test_file_syncer_logs_a_raising_delivery(
 ) -> None:
     called = threading.Event()
 
-    def deliver(outcomes: list[tuple[Any, int]]) -> None:
+    def deliver(outcomes: list[tuple[Any, int, bool]]) -> None:
         called.set()
         raise RuntimeError("delivery bug")
 

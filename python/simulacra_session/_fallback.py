@@ -9,15 +9,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import logging
 import math
 import os
 import re
 import secrets
-import threading
-from collections.abc import Callable
 from typing import Any
 
+from ._fallback_sync import FileSyncer
 from .errors import InvalidSessionIdError, SerializationError
 
 __all__ = ["FileSyncer", "atomic_write", "copy_json", "derive_slug", "dumps", "link_fork", "loads"]
@@ -45,10 +43,6 @@ _NO_HARD_LINKS = frozenset(
     )
     if code is not None
 )
-_BATCH_FOR_SYNCFS = 4  # below this, per-file syncs stay cheaper than syncing the whole fs
-_IDLE_SECONDS = 5.0
-_fdatasync = getattr(os, "fdatasync", os.fsync)
-_log = logging.getLogger("simulacra_session")
 _encode_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
 
@@ -348,101 +342,3 @@ def link_fork(
         if created:
             _fsync_dir(base)
     return True
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    if not hasattr(os, "fdatasync"):  # not Linux-like
-        return None
-    import ctypes
-    import ctypes.util
-
-    try:
-        function: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    return function
-
-
-_syncfs = _load_syncfs()
-
-
-def _sync_all(fds: list[int]) -> list[int]:
-    """Make every fd's written data durable; the errno of each (0: durable)."""
-    if _syncfs is not None and len(fds) >= _BATCH_FOR_SYNCFS and _syncfs(fds[0]) == 0:
-        return [0] * len(fds)
-    errnos = []
-    for fd in fds:
-        try:
-            _fdatasync(fd)
-        except OSError as error:
-            errnos.append(error.errno or errno.EIO)
-        else:
-            errnos.append(0)
-    return errnos
-
-
-class FileSyncer:
-    """Makes written file descriptors durable on a background thread, then closes them.
-
-    The thread takes every descriptor submitted while it was busy and syncs them together
-    (one ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes
-    them, then calls ``deliver([(token, errno), ...])`` once for the batch (errno 0: durable).
-    An exception from ``deliver`` is logged to the ``simulacra_session`` logger. The thread
-    leaves after 5 idle seconds; the next ``submit`` starts one.
-    """
-
-    def __init__(self, deliver: Callable[[list[tuple[Any, int]]], object]) -> None:
-        self._deliver = deliver
-        self._items: list[tuple[int, Any]] = []
-        self._ready = threading.Condition()
-        self._worker: threading.Thread | None = None
-        self._stopped = False
-
-    def submit(self, fd: int, token: Any) -> None:
-        """Queue ``fd`` to be made durable and closed; its outcome comes back with ``token``.
-
-        After :meth:`stop` this is done at once, in the caller's thread. ``RuntimeError``
-        when no thread can be started (nothing is queued then).
-        """
-        with self._ready:
-            if not self._stopped:
-                if self._worker is None or not self._worker.is_alive():
-                    worker = threading.Thread(target=self._run, name="simulacra-session-sync", daemon=True)
-                    worker.start()
-                    self._worker = worker
-                self._items.append((fd, token))
-                self._ready.notify()
-                return
-        self._finish([(fd, token)])
-
-    def stop(self) -> None:
-        """Let the thread finish what is queued and wait for it; later work is done inline."""
-        with self._ready:
-            self._stopped = True
-            worker, self._worker = self._worker, None
-            self._ready.notify_all()
-        if worker is not None:
-            worker.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._items:
-                    if self._stopped:
-                        return
-                    if not self._ready.wait(_IDLE_SECONDS) and not self._items:
-                        self._worker = None  # leaving: the next submit starts a thread
-                        return
-                batch, self._items = self._items, []
-            self._finish(batch)
-
-    def _finish(self, batch: list[tuple[int, Any]]) -> None:
-        fds = [fd for fd, _ in batch]
-        errnos = _sync_all(fds)
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        try:
-            self._deliver([(token, code) for (_, token), code in zip(batch, errnos, strict=True)])
-        except Exception as error:
-            _log.error("FileSyncer delivery %r raised", self._deliver, exc_info=error)

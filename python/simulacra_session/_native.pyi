@@ -74,22 +74,34 @@ def link_fork(
     """
 
 class FileSyncer:
-    """Makes written file descriptors durable on a background thread, then closes them.
+    """Writes journal appends and makes files durable on a background thread, many at a time.
 
-    The thread takes every descriptor submitted while it was busy and syncs them together
-    (one ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes
-    them, then calls ``deliver([(token, errno), ...])`` once for the batch (errno 0: durable).
-    An exception from ``deliver`` is logged to the ``simulacra_session`` logger. The thread
-    leaves after 5 idle seconds; the next ``submit`` starts one. Waiting, syncing and
-    closing run detached from the interpreter; only ``deliver`` holds the GIL.
+    The thread takes every job submitted while it was busy: it writes each append (when
+    the file is still the one expected), makes every descriptor durable together (one
+    ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes them,
+    then calls ``deliver([(token, errno, written), ...])`` once for the batch: ``written``
+    when the bytes are in the file, ``errno`` 0 when nothing failed (not written with errno
+    0: the file was not the one expected, nothing was written). An exception from
+    ``deliver`` is logged to the ``simulacra_session`` logger. The thread leaves after 5
+    idle seconds; the next job starts one. Waiting, writing, syncing and closing run
+    detached from the interpreter; only ``deliver`` holds the GIL.
     """
 
-    def __init__(self, deliver: Callable[[list[tuple[Any, int]]], object]) -> None: ...
+    def __init__(self, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> None: ...
     def submit(self, fd: int, token: Any) -> None:
-        """Queue ``fd`` to be made durable and closed; its outcome comes back with ``token``.
+        """Make the data written to ``fd`` durable, then close it; the outcome comes with ``token``.
 
         After :meth:`stop` this is done at once, in the caller's thread. ``RuntimeError``
         when no thread can be started (nothing is queued then).
+        """
+
+    def append(self, path: str | os.PathLike[str], inode: int, end: int, payload: bytes, token: Any) -> None:
+        """Append ``payload`` to the journal at ``path`` and make it durable, holding its ``flock``.
+
+        Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long, not
+        locked by another process and still named ``path`` once locked; then at ``end``.
+        Otherwise nothing is written (not written, errno 0). Everywhere but POSIX, never
+        written. After :meth:`stop` this is done at once, in the caller's thread.
         """
 
     def stop(self) -> None:

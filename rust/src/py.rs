@@ -142,9 +142,9 @@ pub fn link_fork(
     Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync, suffix))?)
 }
 
-/// Makes written file descriptors durable on a background thread, then closes them;
-/// documented on `simulacra_session._native.FileSyncer`. The thread waits, syncs and
-/// closes detached from the interpreter and attaches once per batch, to deliver.
+/// Writes journal appends and makes files durable on a background thread; documented on
+/// `simulacra_session._native.FileSyncer`. The thread waits, writes, syncs and closes
+/// detached from the interpreter and attaches once per batch, to deliver.
 #[pyclass(frozen, module = "simulacra_session._native")]
 pub struct FileSyncer {
     core: syncer::Syncer<Py<PyAny>>,
@@ -168,14 +168,21 @@ fn log_delivery_error(py: Python<'_>, deliver: &Py<PyAny>, error: &PyErr) {
     }
 }
 
+fn no_thread(_: std::io::Error) -> PyErr {
+    PyRuntimeError::new_err("can't start new thread")
+}
+
 #[pymethods]
 impl FileSyncer {
     #[new]
     fn new(deliver: Py<PyAny>) -> Self {
-        let core = syncer::Syncer::new(move |done: Vec<(Py<PyAny>, i32)>| {
+        let core = syncer::Syncer::new(move |done: Vec<(Py<PyAny>, syncer::Outcome)>| {
             Python::attach(|py| {
+                let outcomes = done
+                    .into_iter()
+                    .map(|(token, outcome)| (token, outcome.errno, outcome.written));
                 let delivered =
-                    PyList::new(py, done).and_then(|outcomes| deliver.call1(py, (outcomes,)));
+                    PyList::new(py, outcomes).and_then(|list| deliver.call1(py, (list,)));
                 if let Err(error) = delivered {
                     log_delivery_error(py, &deliver, &error);
                 }
@@ -186,8 +193,31 @@ impl FileSyncer {
 
     fn submit(&self, fd: i32, token: Py<PyAny>) -> PyResult<()> {
         self.core
-            .submit(fd, token)
-            .map_err(|_| PyRuntimeError::new_err("can't start new thread"))
+            .submit(syncer::Job::Sync(fd), token)
+            .map_err(no_thread)
+    }
+
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts owned arguments"
+    )]
+    fn append(
+        &self,
+        path: PathBuf,
+        inode: u64,
+        end: u64,
+        payload: &Bound<'_, PyBytes>,
+        token: Py<PyAny>,
+    ) -> PyResult<()> {
+        let job = syncer::Append {
+            path,
+            inode,
+            end,
+            payload: payload.as_bytes().to_vec(),
+        };
+        self.core
+            .submit(syncer::Job::Append(job), token)
+            .map_err(no_thread)
     }
 
     fn stop(&self, py: Python<'_>) {

@@ -1,11 +1,13 @@
-//! Group commit: one background thread makes written files durable, many at a time.
+//! Group commit: one background thread writes and makes files durable, many at a time.
 //!
-//! Descriptors queue up while the thread is busy; it takes them all at once, makes them
-//! durable together (one `syncfs` for a batch on Linux, else an `fdatasync` each), closes
-//! them and hands every outcome to a delivery function in one call. Waiting, syncing and
-//! closing need nothing from the caller's runtime (the Python wrapper takes the GIL only
-//! to deliver). The thread leaves after a few idle seconds; the next submission starts one.
+//! Jobs queue up while the thread is busy; it takes them all at once: it writes each
+//! append (after checking that the file is still the one the caller knows), makes every
+//! descriptor durable together (one `syncfs` for a batch on Linux, else an `fdatasync`
+//! each), closes them and hands every outcome to a delivery function in one call.
+//! Nothing here needs the caller's runtime (the Python wrapper takes the GIL only to
+//! deliver). The thread leaves after a few idle seconds; the next submission starts one.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -15,11 +17,36 @@ pub const BATCH_FOR_SYNCFS: usize = 4;
 /// How long the thread waits for work before it leaves.
 const IDLE: Duration = Duration::from_secs(5);
 
-/// Receives `(token, errno)` for each descriptor of a batch; errno 0 means durable.
-pub type Deliver<T> = dyn Fn(Vec<(T, i32)>) + Send + Sync;
+/// Bytes to append to a journal at `end`, if it is still the file (`inode`, `end` bytes
+/// long) the caller knows, holding its `flock` until the bytes are durable.
+pub struct Append {
+    pub path: PathBuf,
+    pub inode: u64,
+    pub end: u64,
+    pub payload: Vec<u8>,
+}
+
+/// Work for the thread: make a written descriptor durable, or append and make it durable.
+pub enum Job {
+    Sync(i32),
+    Append(Append),
+}
+
+/// How a job ended: `written` (the bytes are in the file) and the errno of the failure
+/// (0: none). A `Sync` job is always written. Not written with errno 0: the file was not
+/// the one expected (missing, replaced, another size, locked by another process), so
+/// nothing was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub errno: i32,
+    pub written: bool,
+}
+
+/// Receives `(token, outcome)` for each job of a batch.
+pub type Deliver<T> = dyn Fn(Vec<(T, Outcome)>) + Send + Sync;
 
 struct Queue<T> {
-    items: Vec<(i32, T)>,
+    items: Vec<(Job, T)>,
     worker: Option<JoinHandle<()>>,
     stopped: bool,
 }
@@ -40,7 +67,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<T: Send + 'static> Syncer<T> {
-    pub fn new(deliver: impl Fn(Vec<(T, i32)>) + Send + Sync + 'static) -> Self {
+    pub fn new(deliver: impl Fn(Vec<(T, Outcome)>) + Send + Sync + 'static) -> Self {
         let queue = Queue {
             items: Vec::new(),
             worker: None,
@@ -55,17 +82,15 @@ impl<T: Send + 'static> Syncer<T> {
         }
     }
 
-    /// Queue `fd` to be made durable and closed; its outcome is delivered with `token`.
+    /// Queue `job`; its outcome is delivered with `token`.
     ///
-    /// After [`Syncer::stop`] the work is done at once in the calling thread. Fails only
+    /// After [`Syncer::stop`] the job is done at once in the calling thread. Fails only
     /// when no thread can be started (nothing is queued then).
-    pub fn submit(&self, fd: i32, token: T) -> std::io::Result<()> {
+    pub fn submit(&self, job: Job, token: T) -> std::io::Result<()> {
         let mut queue = lock(&self.shared.queue);
         if queue.stopped {
             drop(queue);
-            let errno = sync_all(&[fd])[0];
-            close(fd);
-            (self.shared.deliver)(vec![(token, errno)]);
+            (self.shared.deliver)(finish(vec![(job, token)]));
             return Ok(());
         }
         if queue.worker.as_ref().is_none_or(JoinHandle::is_finished) {
@@ -75,7 +100,7 @@ impl<T: Send + 'static> Syncer<T> {
                 .spawn(move || run(&shared))?;
             queue.worker = Some(worker);
         }
-        queue.items.push((fd, token));
+        queue.items.push((job, token));
         drop(queue);
         self.shared.ready.notify_one();
         Ok(())
@@ -118,23 +143,143 @@ fn run<T>(shared: &Shared<T>) {
                 }
             }
         };
-        let fds: Vec<i32> = batch.iter().map(|(fd, _)| *fd).collect();
-        let errnos = sync_all(&fds);
-        for fd in &fds {
-            close(*fd);
-        }
-        let done = batch
-            .into_iter()
-            .zip(errnos)
-            .map(|((_, token), errno)| (token, errno));
-        (shared.deliver)(done.collect());
+        (shared.deliver)(finish(batch));
     }
+}
+
+/// Write the appends, make every written descriptor durable together, close them all.
+fn finish<T>(batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut open = Vec::with_capacity(batch.len()); // (descriptor, index in outcomes)
+    for (job, token) in batch {
+        let (fd, outcome) = match job {
+            Job::Sync(fd) => (
+                Some(fd),
+                Outcome {
+                    errno: 0,
+                    written: true,
+                },
+            ),
+            Job::Append(append) => write_append(&append),
+        };
+        if let Some(fd) = fd {
+            open.push((fd, outcomes.len()));
+        }
+        outcomes.push((token, outcome));
+    }
+    let durable: Vec<(i32, usize)> = open
+        .iter()
+        .copied()
+        .filter(|(_, index)| outcomes[*index].1.written && outcomes[*index].1.errno == 0)
+        .collect();
+    let fds: Vec<i32> = durable.iter().map(|(fd, _)| *fd).collect();
+    for ((_, index), errno) in durable.iter().zip(sync_all(&fds)) {
+        outcomes[*index].1.errno = errno;
+    }
+    for (fd, _) in open {
+        close(fd);
+    }
+    outcomes
 }
 
 fn last_errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
+}
+
+const STALE: Outcome = Outcome {
+    errno: 0,
+    written: false,
+};
+
+fn failed(errno: i32) -> Outcome {
+    Outcome {
+        errno,
+        written: false,
+    }
+}
+
+/// Open, lock and check the journal, then write the payload at its end. Returns the
+/// descriptor to sync and close (when one was opened) and the outcome so far.
+#[cfg(unix)]
+fn write_append(append: &Append) -> (Option<i32>, Outcome) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(append.path.as_os_str().as_bytes()) else {
+        return (None, STALE); // a NUL in the path: os.open would refuse it too
+    };
+    // SAFETY: a NUL-terminated path; the descriptor is ours until closed.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return (None, STALE);
+    }
+    (Some(fd), checked_write(fd, &path, append))
+}
+
+#[cfg(unix)]
+fn checked_write(fd: i32, path: &std::ffi::CStr, append: &Append) -> Outcome {
+    // SAFETY: plain syscalls on a descriptor we own and a NUL-terminated path.
+    unsafe {
+        if libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) != 0 {
+            let errno = last_errno();
+            return if errno == libc::EWOULDBLOCK {
+                STALE
+            } else {
+                failed(errno)
+            };
+        }
+        let mut opened: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &raw mut opened) != 0 {
+            return failed(last_errno());
+        }
+        #[allow(
+            clippy::useless_conversion,
+            reason = "st_ino is narrower on some targets"
+        )]
+        let inode = u64::from(opened.st_ino);
+        if inode != append.inode || u64::try_from(opened.st_size).ok() != Some(append.end) {
+            return STALE;
+        }
+        let mut named: libc::stat = std::mem::zeroed();
+        if libc::stat(path.as_ptr(), &raw mut named) != 0 {
+            return failed(last_errno());
+        }
+        if named.st_ino != opened.st_ino {
+            return STALE; // replaced by a rewrite in another process
+        }
+    }
+    match pwrite_all(fd, &append.payload, append.end) {
+        Ok(()) => Outcome {
+            errno: 0,
+            written: true,
+        },
+        Err(errno) => failed(errno),
+    }
+}
+
+#[cfg(unix)]
+fn pwrite_all(fd: i32, mut data: &[u8], mut offset: u64) -> Result<(), i32> {
+    while !data.is_empty() {
+        let at = libc::off_t::try_from(offset).map_err(|_| libc::EFBIG)?;
+        // SAFETY: `data` is valid for `data.len()` bytes.
+        let written = unsafe { libc::pwrite(fd, data.as_ptr().cast(), data.len(), at) };
+        let Ok(written) = usize::try_from(written) else {
+            let errno = last_errno();
+            if errno == libc::EINTR {
+                continue;
+            }
+            return Err(errno);
+        };
+        data = &data[written..];
+        offset += written as u64;
+    }
+    Ok(())
+}
+
+/// Where inodes cannot be checked (Windows), appends are left to the caller.
+#[cfg(not(unix))]
+fn write_append(_append: &Append) -> (Option<i32>, Outcome) {
+    (None, STALE)
 }
 
 /// Make every descriptor's written data durable; the errno of each (0: durable).
@@ -175,39 +320,59 @@ fn close(fd: i32) {
 
 #[cfg(all(test, unix))]
 mod tests {
-    use super::{sync_all, Syncer};
+    use super::{sync_all, Append, Job, Outcome, Syncer};
     use std::io::Write;
     use std::os::fd::IntoRawFd;
+    use std::os::unix::fs::MetadataExt;
     use std::sync::mpsc;
 
-    fn scratch_fd(name: &str) -> i32 {
-        let path = std::env::temp_dir().join(format!(
+    const DONE: Outcome = Outcome {
+        errno: 0,
+        written: true,
+    };
+    const STALE: Outcome = Outcome {
+        errno: 0,
+        written: false,
+    };
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
             "simulacra-syncer-{name}-{}",
             crate::fsio::random_hex()
-        ));
+        ))
+    }
+
+    fn scratch_fd(name: &str) -> i32 {
+        let path = scratch(name);
         let mut file = std::fs::File::create(&path).unwrap();
         file.write_all(b"data\n").unwrap();
         std::fs::remove_file(&path).unwrap();
         file.into_raw_fd()
     }
 
-    #[test]
-    fn delivers_every_outcome_and_closes() {
+    fn collect<T: Send + 'static>() -> (Syncer<T>, mpsc::Receiver<(T, Outcome)>) {
         let (sender, received) = mpsc::channel();
-        let syncer = Syncer::new(move |done: Vec<(usize, i32)>| {
+        let syncer = Syncer::new(move |done: Vec<(T, Outcome)>| {
             for item in done {
                 sender.send(item).unwrap();
             }
         });
+        (syncer, received)
+    }
+
+    #[test]
+    fn delivers_every_outcome_and_closes() {
+        let (syncer, received) = collect();
         let fds: Vec<i32> = (0..10).map(|i| scratch_fd(&i.to_string())).collect();
         for (token, fd) in fds.iter().enumerate() {
-            syncer.submit(*fd, token).unwrap();
+            syncer.submit(Job::Sync(*fd), token).unwrap();
         }
-        let mut outcomes: Vec<(usize, i32)> = (0..10).map(|_| received.recv().unwrap()).collect();
-        outcomes.sort_unstable();
+        let mut outcomes: Vec<(usize, Outcome)> =
+            (0..10).map(|_| received.recv().unwrap()).collect();
+        outcomes.sort_unstable_by_key(|(token, _)| *token);
         assert_eq!(
             outcomes,
-            (0..10).map(|token| (token, 0)).collect::<Vec<_>>()
+            (0..10).map(|token| (token, DONE)).collect::<Vec<_>>()
         );
         syncer.stop();
         for fd in fds {
@@ -221,12 +386,44 @@ mod tests {
     }
 
     #[test]
-    fn after_stop_work_is_done_inline() {
-        let (sender, received) = mpsc::channel();
-        let syncer = Syncer::new(move |done: Vec<(&'static str, i32)>| sender.send(done).unwrap());
+    fn appends_only_to_the_file_it_expects() {
+        let path = scratch("append");
+        std::fs::write(&path, b"head\n").unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let (syncer, received) = collect();
+        let job = |end: u64, inode: u64, payload: &[u8]| {
+            Job::Append(Append {
+                path: path.clone(),
+                inode,
+                end,
+                payload: payload.to_vec(),
+            })
+        };
+        syncer.submit(job(5, inode, b"one\n"), "fits").unwrap();
+        assert_eq!(received.recv().unwrap(), ("fits", DONE));
+        syncer
+            .submit(job(5, inode, b"two\n"), "wrong size")
+            .unwrap();
+        assert_eq!(received.recv().unwrap(), ("wrong size", STALE));
+        syncer
+            .submit(job(9, inode + 1, b"two\n"), "wrong inode")
+            .unwrap();
+        assert_eq!(received.recv().unwrap(), ("wrong inode", STALE));
+        assert_eq!(std::fs::read(&path).unwrap(), b"head\none\n");
+        std::fs::remove_file(&path).unwrap();
+        syncer.submit(job(9, inode, b"two\n"), "missing").unwrap();
+        assert_eq!(received.recv().unwrap(), ("missing", STALE));
         syncer.stop();
-        syncer.submit(scratch_fd("inline"), "inline").unwrap();
-        assert_eq!(received.try_recv().unwrap(), vec![("inline", 0)]);
+    }
+
+    #[test]
+    fn after_stop_work_is_done_inline() {
+        let (syncer, received) = collect();
+        syncer.stop();
+        syncer
+            .submit(Job::Sync(scratch_fd("inline")), "inline")
+            .unwrap();
+        assert_eq!(received.try_recv().unwrap(), ("inline", DONE));
     }
 
     #[test]

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -67,8 +68,9 @@ _NO_HARD_LINKS = ".no-hard-links"
 _TAIL = 64 * 1024  # list() reads this much of a journal's end to find its metadata
 _log = logging.getLogger("simulacra_session")
 _fdatasync = getattr(os, "fdatasync", os.fsync)
-_FALLBACK = -1  # _append_inline: take the worker-thread path
+_FALLBACK = -1  # _write_now: nothing written, take the worker-thread path
 _OPEN_RW = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
+_WRITES_OFF_LOOP = os.name == "posix"  # where the sync thread can check inodes (FileSyncer.append)
 _SYNCER = Syncer()  # one group-commit thread for every store in the process
 
 
@@ -117,6 +119,26 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
+def _follow(future: asyncio.Future[None], step: asyncio.Future[None]) -> None:
+    """Settle ``future`` as ``step`` settles; cancelling ``future`` cancels ``step``."""
+
+    def settled(done: asyncio.Future[None]) -> None:
+        if future.done():
+            return
+        if done.cancelled():
+            future.cancel()
+        elif (error := done.exception()) is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(None)
+
+    if step.done():
+        settled(step)
+        return
+    step.add_done_callback(settled)
+    future.add_done_callback(lambda _: step.cancel() if future.cancelled() else None)
+
+
 def _journal_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
     """Message lines: objects as they are, other JSON values wrapped as ``["message", v]``."""
     lines = encode_messages(messages, offset)
@@ -136,6 +158,19 @@ class _JournalState:
     count: int
     superseded: int  # bytes of metadata records that later ones replaced
     last_commit: int  # size of the newest metadata record
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An append prepared on the event loop: its bytes, where they go, the state they lead to."""
+
+    state: _JournalState
+    path: str
+    payload: bytes
+    meta: dict[str, Any]
+    added: int  # messages
+    commit: int  # size of its commit record
+    lock: threading.Lock  # the id lock, held until the bytes are in the file (or not)
 
 
 class FileSessionStore:
@@ -553,27 +588,72 @@ class FileSessionStore:
         self._stamps[session_id] = (text, micros)
         return text
 
-    def _append_inline(self, session_id: str, messages: builtins.list[Message]) -> int | None:
-        """Append from the event loop when nothing stands in the way (a page-cache write).
-
-        Returns the descriptor still to make durable (``fsync``), ``None`` when done, or
-        ``_FALLBACK`` when the worker-thread path must do it: an unknown or changed file,
-        a lock held elsewhere, another format.
+    def _prepare_append(
+        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
+    ) -> _Pending | None:
+        """Take the id lock and build an append to a journal this store knows, as
+        ``_append_journal`` would; ``None`` (lock not taken) when the worker-thread path must
+        do it: an unknown journal, the lock held elsewhere, another format, metadata that
+        moves the session to another parent (the fork index must change too).
         """
         state = self._journals.get(session_id)
         if state is None or self._format != "jsonl":
-            return _FALLBACK
+            return None
         lock = self._hold_now(session_id)
         if lock is None:
-            return _FALLBACK
-        keep = False
-        fd = -1
+            return None
         try:
+            if given:  # merged as _append_journal merges
+                existing = metadata_from_stored(session_id, state.meta)
+                merged = merge_metadata(session_id, existing, state.count + len(messages), given)
+                if merged.parent_id != existing.parent_id:
+                    self._release(session_id, lock)
+                    return None
+                meta_json = encode_metadata(merged)
+                meta = merged.to_json_dict()
+            else:  # an auto-save: the same merge, without the model
+                meta = dict(state.meta)
+                meta["updated_at"] = self._stamp(session_id, meta.get("updated_at"))
+                meta["message_count"] = state.count + len(messages)
+                meta_json = dumps(meta)
+            lines = _journal_lines(messages, state.count)
+            commit = b'["metadata",%b]' % meta_json
+            lines.append(commit)
+            lines.append(b"")
             path = self._paths.get(session_id)
             if path is None:
                 path = self._paths[session_id] = self._path(session_id)
+        except BaseException:
+            self._release(session_id, lock)
+            raise
+        return _Pending(state, path, b"\n".join(lines), meta, len(messages), len(commit) + 1, lock)
+
+    def _commit(self, pending: _Pending) -> None:
+        """The pending append's bytes are in the file: advance what is known of it."""
+        state = pending.state
+        state.end += len(pending.payload)
+        state.meta = pending.meta
+        state.count += pending.added
+        state.superseded += state.last_commit
+        state.last_commit = pending.commit
+
+    def _settle_pending(self, session_id: str, pending: _Pending, written: bool) -> None:
+        if written:
+            self._commit(pending)
+        self._release(session_id, pending.lock)
+
+    def _write_now(self, session_id: str, pending: _Pending, keep: bool) -> int | None:
+        """Write a prepared append from the event loop (a page-cache write), releasing the lock.
+
+        Returns the open descriptor when ``keep`` (still to make durable), ``None`` when
+        done, ``_FALLBACK`` when nothing was written because the file is not the one known
+        (missing, replaced, another size, locked by another process).
+        """
+        written = False
+        fd = -1
+        try:
             try:
-                fd = os.open(path, _OPEN_RW)
+                fd = os.open(pending.path, _OPEN_RW)
             except OSError:
                 return _FALLBACK
             if fcntl is not None:
@@ -581,31 +661,18 @@ class FileSessionStore:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     return _FALLBACK
-            stat = os.fstat(fd)
-            if stat.st_ino != state.inode or stat.st_size != state.end or os.stat(path).st_ino != stat.st_ino:
+            state, stat = pending.state, os.fstat(fd)
+            if stat.st_ino != state.inode or stat.st_size != state.end:
                 return _FALLBACK
-            meta = dict(state.meta)
-            meta["updated_at"] = self._stamp(session_id, meta.get("updated_at"))
-            meta["message_count"] = state.count + len(messages)
-            lines = _journal_lines(messages, state.count)
-            commit = b'["metadata",%b]' % dumps(meta)
-            lines.append(commit)
-            lines.append(b"")
-            payload = b"\n".join(lines)
-            written = os.pwrite(fd, payload, state.end)
-            if written != len(payload):
-                _pwrite_all(fd, payload[written:], state.end + written)
-            state.end += len(payload)
-            state.meta = meta
-            state.count += len(messages)
-            state.superseded += state.last_commit
-            state.last_commit = len(commit) + 1
-            keep = self._fsync
+            if os.stat(pending.path).st_ino != stat.st_ino:  # replaced by another process
+                return _FALLBACK
+            _pwrite_all(fd, pending.payload, state.end)
+            written = True
             return fd if keep else None
         finally:
-            if fd >= 0 and not keep:
+            if fd >= 0 and not (written and keep):
                 os.close(fd)
-            self._release(session_id, lock)
+            self._settle_pending(session_id, pending, written)
 
     def _compact_if_due(self, session_id: str) -> None:
         """Rewrite a journal whose superseded metadata records outweigh its live data."""
@@ -682,7 +749,6 @@ class FileSessionStore:
         write happens on the event loop (a page-cache write); the fdatasync runs on a shared
         background thread that syncs every session appended meanwhile together.
         """
-        check_save_args(id, metadata)
         batch = builtins.list(messages)
         begun = self._append_nowait(id, batch, metadata)
         if begun is not None:
@@ -694,25 +760,63 @@ class FileSessionStore:
     def _append_nowait(
         self, id: str, messages: builtins.list[Message], metadata: Mapping[str, Any] | None
     ) -> asyncio.Future[None] | None:
-        """Begin ``append`` at once, on the event loop, when it is an auto-save (no metadata)
-        to a journal this store knows; the session writer calls this to skip a task.
+        """Begin ``append`` at once, when it goes to a journal this store knows; the session
+        writer calls this to skip a task.
 
-        Returns a future that is done when the append is durable (at once without
-        ``fsync``), or ``None`` when nothing was written and ``append`` must do it.
+        The bytes are prepared on the event loop; without ``fsync`` they are written there
+        too, else the sync thread writes them and makes them durable with the others.
+        Returns a future done when the append is complete, or ``None`` when nothing was
+        written and ``append`` must do it.
         """
-        if metadata:
+        check_save_args(id, metadata)
+        pending = self._prepare_append(id, messages, metadata)
+        if pending is None:
             return None
-        validate_session_id(id)
-        fd = self._append_inline(id, messages)
+        if self._fsync and _WRITES_OFF_LOOP:
+            future = asyncio.get_running_loop().create_future()
+            landed = partial(self._landed, id, pending, messages, metadata, future)
+            orphaned = partial(self._orphaned, id, pending)
+            state = pending.state
+            _SYNCER.append(pending.path, state.inode, state.end, pending.payload, landed, orphaned)
+            return future
+        fd = self._write_now(id, pending, keep=self._fsync)
         if fd == _FALLBACK:
             return None
-        loop = asyncio.get_running_loop()
-        durable = _SYNCER.sync_and_close(fd) if fd is not None else None
-        state = self._journals.get(id)
+        return self._finished(id, _SYNCER.sync_and_close(fd) if fd is not None else None)
+
+    def _orphaned(self, session_id: str, pending: _Pending, errno: int, written: bool) -> None:
+        self._settle_pending(session_id, pending, written)
+
+    def _landed(
+        self,
+        session_id: str,
+        pending: _Pending,
+        messages: builtins.list[Message],
+        metadata: Mapping[str, Any] | None,
+        future: asyncio.Future[None],
+        errno: int,
+        written: bool,
+    ) -> None:
+        """On the loop, once the sync thread is done with a durable append."""
+        self._settle_pending(session_id, pending, written)
+        if future.done():  # cancelled meanwhile: what was written stays written
+            return
+        if errno:
+            future.set_exception(OSError(errno, os.strerror(errno)))
+        elif written:
+            _follow(future, self._finished(session_id, None))
+        else:  # the file was not the one known: nothing written, the worker-thread path does it
+            given = dict(metadata) if metadata is not None else None
+            fallback = asyncio.to_thread(self._append_sync, session_id, messages, given)
+            _follow(future, asyncio.ensure_future(fallback))
+
+    def _finished(self, session_id: str, durable: asyncio.Future[None] | None) -> asyncio.Future[None]:
+        """``durable`` (or a done future), then a compaction when superseded records outweigh the rest."""
+        state = self._journals.get(session_id)
         if state is not None and state.superseded > state.end - state.superseded:
-            return loop.create_task(self._compact_after(id, durable))
+            return asyncio.ensure_future(self._compact_after(session_id, durable))
         if durable is None:
-            durable = loop.create_future()
+            durable = asyncio.get_running_loop().create_future()
             durable.set_result(None)
         return durable
 
