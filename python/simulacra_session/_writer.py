@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -44,7 +44,7 @@ class SaveRequest:
     metadata: dict[str, Any]
     background: bool
     full: bool = False
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    waiters: tuple[asyncio.Future[None], ...] = ()
 
     @property
     def messages(self) -> list[Message]:
@@ -63,7 +63,7 @@ class SaveRequest:
         self.metadata = {**self.metadata, **newer.metadata}
         self.background = self.background or newer.background
         self.full = self.full or newer.full
-        self.waiters.extend(newer.waiters)
+        self.waiters += newer.waiters
 
 
 class SessionWriter:
@@ -144,7 +144,7 @@ class SessionWriter:
         future: asyncio.Future[None] | None = None
         if not request.background:
             future = loop.create_future()
-            request.waiters.append(future)
+            request.waiters += (future,)
         if self._pending is None:
             self._pending = request
         else:

@@ -353,11 +353,12 @@ class SessionManager:
         return history if writer.holds(history[self._inherited :]) else None
 
     def _request(self, given: dict[str, Any], *, background: bool) -> SaveRequest:
-        """Snapshot the conversation for the current session, with the metadata to merge."""
+        """Snapshot the conversation for the current session, with the metadata to merge
+        (``given``, a fresh dict each caller builds, becomes the request's own)."""
         assert self._session_id is not None
         live = self._live_history
         history = live() if live is not None else tuple(self._conversation.messages)
-        metadata = dict(given)
+        metadata = given
         if self._auto_slug and not self._has_label and "label" not in metadata:
             slug = _slug_of(history)
             if slug is not None:

@@ -16,48 +16,63 @@ import asyncio
 import atexit
 import contextlib
 import os
-from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 from .._backend import FileSyncer
 
-__all__ = ["Landed", "Syncer"]
-
-#: Called with ``(errno, written)`` when a job ends (see ``FileSyncer``).
-Landed = Callable[[int, bool], None]
-_Token = tuple[asyncio.AbstractEventLoop, Landed, Landed]
+__all__ = ["Landing", "Syncer"]
 
 
-def _land(outcomes: list[tuple[Landed, Landed, int, bool]]) -> None:
+class Landing(Protocol):
+    """A job's token: its event loop, and what to do when the job ends (see ``FileSyncer``)."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def landed(self, errno: int, written: bool) -> None:
+        """On ``loop``, once the job has ended."""
+
+    def orphaned(self, errno: int, written: bool) -> None:
+        """On the sync thread instead, when ``loop`` has closed meanwhile."""
+
+
+def _land(outcomes: list[tuple[Landing, int, bool]]) -> None:
     """On the loop: each job's ``landed``."""
-    for landed, _, errno, written in outcomes:
-        landed(errno, written)
+    for landing, errno, written in outcomes:
+        landing.landed(errno, written)
 
 
-def _deliver(done: list[tuple[Any, int, bool]]) -> None:
+def _deliver(done: list[tuple[Landing, int, bool]]) -> None:
     """On the sync thread: one callback per event loop for a whole batch."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Landed, Landed, int, bool]]] = {}
-    for (loop, landed, orphaned), errno, written in done:
-        by_loop.setdefault(loop, []).append((landed, orphaned, errno, written))
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Landing, int, bool]]] = {}
+    for outcome in done:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
     for loop, outcomes in by_loop.items():
         try:
             loop.call_soon_threadsafe(_land, outcomes)
         except RuntimeError:  # the loop closed: nobody waits, but the store must move on
-            for _, orphaned, errno, written in outcomes:
-                orphaned(errno, written)
+            for landing, errno, written in outcomes:
+                landing.orphaned(errno, written)
 
 
-def _resolve(future: asyncio.Future[None], errno: int, written: bool) -> None:
-    if future.done():
-        return
-    if errno == 0:
-        future.set_result(None)
-    else:
-        future.set_exception(OSError(errno, os.strerror(errno)))
+class _Durable:
+    """The token of ``sync_and_close``: resolves a future."""
 
+    __slots__ = ("future", "loop")
 
-def _ignore(errno: int, written: bool) -> None:
-    pass
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        self.loop = loop
+        self.future = future
+
+    def landed(self, errno: int, written: bool) -> None:
+        if self.future.done():
+            return
+        if errno == 0:
+            self.future.set_result(None)
+        else:
+            self.future.set_exception(OSError(errno, os.strerror(errno)))
+
+    def orphaned(self, errno: int, written: bool) -> None:
+        pass
 
 
 class Syncer:
@@ -73,23 +88,18 @@ class Syncer:
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._renew)
 
-    def append(
-        self, path: str, inode: int, end: int, payload: bytes, landed: Landed, orphaned: Landed
-    ) -> None:
+    def append(self, path: str, inode: int, end: int, payload: bytes, landing: Landing) -> None:
         """Write ``payload`` at ``end`` of the journal (if it is still inode ``inode``, ``end``
-        bytes long) and make it durable; then ``landed(errno, written)`` on this event loop,
-        or ``orphaned(errno, written)`` on the sync thread if the loop has closed by then.
+        bytes long) and make it durable; then ``landing.landed(errno, written)`` on its loop.
         """
-        token: _Token = (asyncio.get_running_loop(), landed, orphaned)
-        self._core.append(path, inode, end, payload, token)
+        self._core.append(path, inode, end, payload, landing)
 
     def sync_and_close(self, fd: int) -> asyncio.Future[None]:
         """A future done when ``fd``'s written data is durable; ``fd`` is closed either way."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        token: _Token = (loop, lambda errno, written: _resolve(future, errno, written), _ignore)
         try:
-            self._core.submit(fd, token)
+            self._core.submit(fd, _Durable(loop, future))
         except BaseException:
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -27,7 +27,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -162,15 +161,27 @@ class _JournalState:
 
 @dataclass(slots=True)
 class _Pending:
-    """An append prepared on the event loop: its bytes, where they go, the state they lead to."""
+    """An append prepared on the event loop: its bytes, where they go, the state they lead
+    to; for a durable one, also the sync thread's token (``_syncer.Landing``)."""
 
+    store: FileSessionStore
+    session_id: str
     state: _JournalState
     path: str
     payload: bytes
     meta: dict[str, Any]
-    added: int  # messages
+    messages: list[Message]
+    given: Mapping[str, Any] | None
     commit: int  # size of its commit record
     lock: threading.Lock  # the id lock, held until the bytes are in the file (or not)
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None] | None = None
+
+    def landed(self, errno: int, written: bool) -> None:
+        self.store._landed(self, errno, written)
+
+    def orphaned(self, errno: int, written: bool) -> None:
+        self.store._settle_pending(self, written)
 
 
 class FileSessionStore:
@@ -626,21 +637,23 @@ class FileSessionStore:
         except BaseException:
             self._release(session_id, lock)
             raise
-        return _Pending(state, path, b"\n".join(lines), meta, len(messages), len(commit) + 1, lock)
+        payload, loop = b"\n".join(lines), asyncio.get_running_loop()
+        size = len(commit) + 1
+        return _Pending(self, session_id, state, path, payload, meta, messages, given, size, lock, loop)
 
     def _commit(self, pending: _Pending) -> None:
         """The pending append's bytes are in the file: advance what is known of it."""
         state = pending.state
         state.end += len(pending.payload)
         state.meta = pending.meta
-        state.count += pending.added
+        state.count += len(pending.messages)
         state.superseded += state.last_commit
         state.last_commit = pending.commit
 
-    def _settle_pending(self, session_id: str, pending: _Pending, written: bool) -> None:
+    def _settle_pending(self, pending: _Pending, written: bool) -> None:
         if written:
             self._commit(pending)
-        self._release(session_id, pending.lock)
+        self._release(pending.session_id, pending.lock)
 
     def _write_now(self, session_id: str, pending: _Pending, keep: bool) -> int | None:
         """Write a prepared append from the event loop (a page-cache write), releasing the lock.
@@ -672,7 +685,7 @@ class FileSessionStore:
         finally:
             if fd >= 0 and not (written and keep):
                 os.close(fd)
-            self._settle_pending(session_id, pending, written)
+            self._settle_pending(pending, written)
 
     def _compact_if_due(self, session_id: str) -> None:
         """Rewrite a journal whose superseded metadata records outweigh its live data."""
@@ -773,47 +786,39 @@ class FileSessionStore:
         if pending is None:
             return None
         if self._fsync and _WRITES_OFF_LOOP:
-            future = asyncio.get_running_loop().create_future()
-            landed = partial(self._landed, id, pending, messages, metadata, future)
-            orphaned = partial(self._orphaned, id, pending)
-            state = pending.state
-            _SYNCER.append(pending.path, state.inode, state.end, pending.payload, landed, orphaned)
+            pending.future = future = pending.loop.create_future()
+            _SYNCER.append(pending.path, pending.state.inode, pending.state.end, pending.payload, pending)
             return future
         fd = self._write_now(id, pending, keep=self._fsync)
         if fd == _FALLBACK:
             return None
         return self._finished(id, _SYNCER.sync_and_close(fd) if fd is not None else None)
 
-    def _orphaned(self, session_id: str, pending: _Pending, errno: int, written: bool) -> None:
-        self._settle_pending(session_id, pending, written)
-
-    def _landed(
-        self,
-        session_id: str,
-        pending: _Pending,
-        messages: builtins.list[Message],
-        metadata: Mapping[str, Any] | None,
-        future: asyncio.Future[None],
-        errno: int,
-        written: bool,
-    ) -> None:
+    def _landed(self, pending: _Pending, errno: int, written: bool) -> None:
         """On the loop, once the sync thread is done with a durable append."""
-        self._settle_pending(session_id, pending, written)
+        self._settle_pending(pending, written)
+        future = pending.future
+        assert future is not None
         if future.done():  # cancelled meanwhile: what was written stays written
             return
         if errno:
             future.set_exception(OSError(errno, os.strerror(errno)))
-        elif written:
-            _follow(future, self._finished(session_id, None))
-        else:  # the file was not the one known: nothing written, the worker-thread path does it
-            given = dict(metadata) if metadata is not None else None
-            fallback = asyncio.to_thread(self._append_sync, session_id, messages, given)
+        elif not written:  # the file was not the one known: nothing written, the thread path does it
+            given = dict(pending.given) if pending.given is not None else None
+            fallback = asyncio.to_thread(self._append_sync, pending.session_id, pending.messages, given)
             _follow(future, asyncio.ensure_future(fallback))
+        elif self._compaction_due(pending.session_id):
+            _follow(future, asyncio.ensure_future(self._compact_after(pending.session_id, None)))
+        else:
+            future.set_result(None)
+
+    def _compaction_due(self, session_id: str) -> bool:
+        state = self._journals.get(session_id)
+        return state is not None and state.superseded > state.end - state.superseded
 
     def _finished(self, session_id: str, durable: asyncio.Future[None] | None) -> asyncio.Future[None]:
         """``durable`` (or a done future), then a compaction when superseded records outweigh the rest."""
-        state = self._journals.get(session_id)
-        if state is not None and state.superseded > state.end - state.superseded:
+        if self._compaction_due(session_id):
             return asyncio.ensure_future(self._compact_after(session_id, durable))
         if durable is None:
             durable = asyncio.get_running_loop().create_future()
