@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -12,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulacra_session import _fallback
+from simulacra_session.errors import SerializationError
 
 try:
     from simulacra_session import _native
@@ -175,3 +180,215 @@ VECTORS: list[Any] = [
 def test_tricky_vectors_byte_identical(value: Any) -> None:
     assert _native.dumps(value) == _fallback.dumps(value)
     assert _native.loads(_native.dumps(value)) == _fallback.loads(_fallback.dumps(value))
+
+
+def typed(value: Any) -> Any:
+    """``value`` with the exact type of every node spelled out, for type-strict comparison."""
+    if isinstance(value, dict):
+        return ("dict", type(value).__name__, [(typed(k), typed(v)) for k, v in value.items()])
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, [typed(item) for item in value])
+    if type(value) is int:
+        return ("int", value)  # repr of a huge int is refused
+    return (type(value).__name__, repr(value))
+
+
+def copy_outcome(copy: Callable[[Any], Any], value: Any) -> tuple[str, Any]:
+    kind, result = outcome(lambda: copy(value))
+    return (kind, typed(result) if kind == "ok" else result)
+
+
+@given(trees)
+def test_copy_json_parity(value: Any) -> None:
+    native = copy_outcome(_native.copy_json, value)
+    assert native == copy_outcome(_fallback.copy_json, value)
+    assert native == copy_outcome(lambda v: _native.loads(_native.dumps(v)), value)
+
+
+class Text(str):
+    pass
+
+
+class Number(int):
+    pass
+
+
+class Real(float):
+    pass
+
+
+def nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+COPY_VECTORS: list[Any] = [
+    *VECTORS,
+    {"a": Text("sub"), Text("key"): 1},
+    [Number(7), Real(0.5), True, False, None],
+    {"big": 2**63, "small": -(2**63), "huge": 10**30},
+    [float("inf")],
+    "pair \ud83d\ude00",
+    {"x": [1, {"y": "\ud800"}]},
+    nested(128),
+    nested(129),
+    {"k": nested(127)},
+]
+
+
+@pytest.mark.parametrize("value", COPY_VECTORS, ids=[f"v{i}" for i in range(len(COPY_VECTORS))])
+def test_copy_json_vectors(value: Any) -> None:
+    expected = copy_outcome(lambda v: _fallback.loads(_fallback.dumps(v)), value)
+    assert copy_outcome(_native.copy_json, value) == copy_outcome(_fallback.copy_json, value) == expected
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["native", "pure"])
+def test_copy_json_shares_nothing_mutable(twin: ModuleType) -> None:
+    original: dict[str, Any] = {"content": [{"type": "text", "text": "hi"}], "n": 1}
+    copied = twin.copy_json(original)
+    assert copied == original
+    copied["content"][0]["text"] = "changed"
+    copied["content"].append(None)
+    assert original == {"content": [{"type": "text", "text": "hi"}], "n": 1}
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(SerializationError, match="nesting deeper than 128"):
+        twin.copy_json(cycle)
+
+
+def synced_outcomes(
+    twin: ModuleType, jobs: list[int | tuple[Path, int, int, bytes]], stop_first: bool = False
+) -> list[tuple[Any, int, bool]]:
+    """Run ``jobs`` (descriptors to sync, or appends) through the twin's FileSyncer, tokens
+    their positions; the outcomes, sorted."""
+    delivered: list[tuple[Any, int, bool]] = []
+    done = threading.Event()
+
+    def deliver(outcomes: list[tuple[Any, int, bool]]) -> None:
+        delivered.extend(outcomes)
+        if len(delivered) == len(jobs):
+            done.set()
+
+    syncer = twin.FileSyncer(deliver)
+    if stop_first:
+        syncer.stop()
+    for token, job in enumerate(jobs):
+        if isinstance(job, int):
+            syncer.submit(job, token)
+        else:
+            syncer.append(*job, token)
+    assert done.wait(10)
+    syncer.stop()
+    return sorted(delivered)
+
+
+def open_files(tmp_path: Path, count: int) -> list[int]:
+    fds = []
+    for index in range(count):
+        fd = os.open(tmp_path / f"f{index}", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"data\n")
+        fds.append(fd)
+    return fds
+
+
+def is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("count", [1, 3, 12])
+@pytest.mark.parametrize("stop_first", [False, True], ids=["thread", "after-stop"])
+def test_file_syncer_parity(tmp_path: Path, count: int, stop_first: bool) -> None:
+    results = []
+    for twin in TWINS:
+        fds = open_files(tmp_path, count)
+        results.append(synced_outcomes(twin, list(fds), stop_first))
+        assert not any(is_open(fd) for fd in fds)
+    assert results[0] == results[1] == [(token, 0, True) for token in range(count)]
+
+
+def test_file_syncer_reports_errno_per_descriptor(tmp_path: Path) -> None:
+    bad = os.open(tmp_path / "gone", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(bad)  # a closed descriptor: fdatasync fails with EBADF
+    expected = [(0, errno.EBADF, True)]
+    assert synced_outcomes(_native, [bad]) == synced_outcomes(_fallback, [bad]) == expected
+
+
+@pytest.mark.skipif(os.name != "posix", reason="appends are checked by inode")
+@pytest.mark.parametrize("stop_first", [False, True], ids=["thread", "after-stop"])
+def test_file_syncer_appends_only_to_the_file_expected(tmp_path: Path, stop_first: bool) -> None:
+    results = []
+    for twin in TWINS:
+        path = tmp_path / f"{twin.__name__}.jsonl"
+        path.write_bytes(b"head\n")
+        inode = path.stat().st_ino
+        replaced = tmp_path / f"{twin.__name__}-replaced.jsonl"
+        replaced.write_bytes(b"head\n")
+        old_inode = replaced.stat().st_ino
+        (tmp_path / "new").write_bytes(b"head\n")
+        os.replace(tmp_path / "new", replaced)
+        jobs: list[int | tuple[Path, int, int, bytes]] = [
+            (path, inode, 5, b"one\n"),  # fits: written
+            (path, inode, 4, b"two\n"),  # another size: nothing written
+            (path, inode + 1, 5, b"two\n"),  # another inode
+            (tmp_path / "missing.jsonl", inode, 5, b"two\n"),
+            (replaced, old_inode, 5, b"two\n"),  # replaced since it was known
+            (tmp_path, os.stat(tmp_path).st_ino, 0, b"x"),  # a directory: open fails
+        ]
+        results.append(synced_outcomes(twin, jobs, stop_first))
+        assert path.read_bytes() == b"head\none\n"
+        assert replaced.read_bytes() == b"head\n"
+    stale = (0, False)
+    assert results[0] == results[1] == [(0, 0, True), *[(token, *stale) for token in range(1, 6)]]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_file_syncer_leaves_a_journal_another_process_locks(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"head\n")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'rb'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"held\n"
+        job = (path, path.stat().st_ino, 5, b"one\n")
+        assert synced_outcomes(_native, [job]) == synced_outcomes(_fallback, [job]) == [(0, 0, False)]
+        assert path.read_bytes() == b"head\n"
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["native", "pure"])
+def test_file_syncer_logs_a_raising_delivery(
+    twin: ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    called = threading.Event()
+
+    def deliver(outcomes: list[tuple[Any, int, bool]]) -> None:
+        called.set()
+        raise RuntimeError("delivery bug")
+
+    syncer = twin.FileSyncer(deliver)
+    with caplog.at_level(logging.ERROR, logger="simulacra_session"):
+        syncer.submit(open_files(tmp_path, 1)[0], "token")
+        assert called.wait(10)
+        syncer.stop()
+    assert "delivery bug" in caplog.text
+    assert "FileSyncer delivery" in caplog.text

@@ -9,21 +9,58 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Literal
 
-__all__ = ["BACKEND", "atomic_write", "derive_slug", "dumps", "link_fork", "loads", "loads_lines"]
+__all__ = [
+    "BACKEND",
+    "FileSyncer",
+    "atomic_write",
+    "copy_json",
+    "derive_slug",
+    "dumps",
+    "link_fork",
+    "loads",
+    "loads_lines",
+]
 
 _FORCE_PURE = os.environ.get("SIMULACRA_SESSION_PURE", "") not in ("", "0")
 
 BACKEND: Literal["native", "pure"]
 
 if TYPE_CHECKING or _FORCE_PURE:
-    from ._fallback import atomic_write, derive_slug, dumps, link_fork, loads, loads_lines
+    from ._fallback import (
+        FileSyncer,
+        atomic_write,
+        copy_json,
+        derive_slug,
+        dumps,
+        link_fork,
+        loads,
+        loads_lines,
+    )
 
     BACKEND = "pure"
 else:
     try:
-        from ._native import atomic_write, derive_slug, dumps, link_fork, loads, loads_lines
+        from ._native import (
+            FileSyncer,
+            atomic_write,
+            copy_json,
+            derive_slug,
+            dumps,
+            link_fork,
+            loads,
+            loads_lines,
+        )
     except ImportError:
-        from ._fallback import atomic_write, derive_slug, dumps, link_fork, loads, loads_lines
+        from ._fallback import (
+            FileSyncer,
+            atomic_write,
+            copy_json,
+            derive_slug,
+            dumps,
+            link_fork,
+            loads,
+            loads_lines,
+        )
 
         BACKEND = "pure"
     else:

@@ -39,6 +39,10 @@ class Emitter:
                 del entries[index]
                 return
 
+    def has(self, event: str) -> bool:
+        """Whether ``event`` has listeners (so a payload need not be built for nobody)."""
+        return bool(self._listeners.get(event))
+
     def emit(self, event: str, *args: Any) -> None:
         """Call the listeners of ``event`` with ``args``."""
         entries = self._listeners.get(event)

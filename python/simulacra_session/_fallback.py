@@ -15,9 +15,19 @@ import re
 import secrets
 from typing import Any
 
+from ._fallback_sync import FileSyncer
 from .errors import InvalidSessionIdError, SerializationError
 
-__all__ = ["atomic_write", "derive_slug", "dumps", "link_fork", "loads", "loads_lines"]
+__all__ = [
+    "FileSyncer",
+    "atomic_write",
+    "copy_json",
+    "derive_slug",
+    "dumps",
+    "link_fork",
+    "loads",
+    "loads_lines",
+]
 
 MAX_DEPTH = 128
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -265,6 +275,11 @@ def loads_lines(
             raise ValueError(f"line {number}: expected one JSON value, found {len(items)}")
         values.append(items[0])
     return values, skipped
+
+
+def copy_json(obj: object) -> object:
+    """A deep copy of a JSON value: exactly ``loads(dumps(obj))``, result and errors."""
+    return loads(dumps(obj))
 
 
 def derive_slug(text: str, limit: int = 50) -> str | None:

@@ -1,11 +1,25 @@
 """Type stub of the compiled hot path; ``simulacra_session._fallback`` is its pure-Python twin.
 
-Both twins expose the same six functions, with the same bytes, results and errors.
+Both twins expose the same seven functions and the ``FileSyncer`` class, with the same
+bytes, results and errors.
 """
 
 import os
+from collections.abc import Callable
+from typing import Any, final
 
-__all__ = ["atomic_write", "derive_slug", "dumps", "link_fork", "loads", "loads_lines"]
+from typing_extensions import Self
+
+__all__ = [
+    "FileSyncer",
+    "atomic_write",
+    "copy_json",
+    "derive_slug",
+    "dumps",
+    "link_fork",
+    "loads",
+    "loads_lines",
+]
 
 def dumps(obj: object) -> bytes:
     """Serialize ``obj`` to compact UTF-8 JSON (no spaces, no ASCII escaping, dict order kept).
@@ -42,6 +56,14 @@ def loads_lines(
     would raise it; ``TypeError`` unless ``data`` is bytes or bytearray.
     """
 
+def copy_json(obj: object) -> object:
+    """A deep copy of a JSON value: exactly ``loads(dumps(obj))``, result and errors.
+
+    A tree of the exact built-in types (dict, list, str, int within 64 bits, finite float,
+    bool, None) within the nesting limit is copied directly: new dicts and lists, the
+    immutable leaves shared. Anything else takes the ``dumps``/``loads`` round trip.
+    """
+
 def derive_slug(text: str, limit: int = 50) -> str | None:
     """Derive a session label from a user's first message.
 
@@ -75,3 +97,38 @@ def link_fork(
     ``InvalidSessionIdError`` for a bad id, ``ValueError`` for a suffix that is not a dot and
     lowercase letters; ``OSError`` (errno, filename) otherwise.
     """
+
+@final
+class FileSyncer:
+    """Writes journal appends and makes files durable on a background thread, many at a time.
+
+    The thread takes every job submitted while it was busy: it writes each append (when
+    the file is still the one expected), makes every descriptor durable together (one
+    ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes them,
+    then calls ``deliver([(token, errno, written), ...])`` once for the batch: ``written``
+    when the bytes are in the file, ``errno`` 0 when nothing failed (not written with errno
+    0: the file was not the one expected, nothing was written). An exception from
+    ``deliver`` is logged to the ``simulacra_session`` logger. The thread leaves after 5
+    idle seconds; the next job starts one. Waiting, writing, syncing and closing run
+    detached from the interpreter; only ``deliver`` holds the GIL.
+    """
+
+    def __new__(cls, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> Self: ...
+    def submit(self, fd: int, token: Any) -> None:
+        """Make the data written to ``fd`` durable, then close it; the outcome comes with ``token``.
+
+        After :meth:`stop` this is done at once, in the caller's thread. ``RuntimeError``
+        when no thread can be started (nothing is queued then).
+        """
+
+    def append(self, path: str | os.PathLike[str], inode: int, end: int, payload: bytes, token: Any) -> None:
+        """Append ``payload`` to the journal at ``path`` and make it durable, holding its ``flock``.
+
+        Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long, not
+        locked by another process and still named ``path`` once locked; then at ``end``.
+        Otherwise nothing is written (not written, errno 0). Everywhere but POSIX, never
+        written. After :meth:`stop` this is done at once, in the caller's thread.
+        """
+
+    def stop(self) -> None:
+        """Let the thread finish what is queued and wait for it; later work is done inline."""

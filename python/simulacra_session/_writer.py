@@ -3,14 +3,16 @@
 One write is in flight per session and at most one request waits behind it; a newer
 request is folded into the waiting one (newest messages, metadata merged, every waiter
 kept), so a burst of auto-saves costs at most two writes and the last holds the latest
-messages.
+messages. A write the store can begin at once (an append to a journal it knows) starts
+inline, with no task: only its wait for durability, if any, is left to the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .messages import Message
@@ -18,41 +20,61 @@ from .protocols import AppendableSessionStore, SessionStore
 
 __all__ = ["SaveRequest", "SessionWriter"]
 
+#: A store's ``_append_nowait``: begin an append at once; the future says when it is
+#: durable, ``None`` that nothing was written and ``append`` must do it.
+_BeginAppend = Callable[[str, list[Message], Mapping[str, Any]], "asyncio.Future[None] | None"]
+#: What a write stored: ``source[start:end]``, the session's own messages.
+_Written = tuple[Sequence[Message], int, int]
 
-@dataclass
+
+@dataclass(slots=True)
 class SaveRequest:
     """A snapshot to write: the session's own messages, its full history and metadata to merge.
 
+    The history is ``source[:end]``, its own messages ``source[start:end]``; ``source`` is
+    a snapshot, or a list that is only ever appended to (so taking it costs nothing).
     ``background`` requests (auto-saves) report failures as events; explicit ones have
     ``waiters`` that receive the outcome.
     """
 
     session_id: str
-    messages: list[Message]
-    history: tuple[Message, ...]
+    source: Sequence[Message]
+    start: int
+    end: int
     metadata: dict[str, Any]
     background: bool
     full: bool = False
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    waiters: tuple[asyncio.Future[None], ...] = ()
+
+    @property
+    def messages(self) -> list[Message]:
+        """The session's own messages (those after the inherited ones)."""
+        return list(self.source[self.start : self.end])
+
+    @property
+    def history(self) -> Sequence[Message]:
+        """The whole history, as a tuple."""
+        source = self.source
+        return tuple(source) if self.end == len(source) else tuple(source[: self.end])
 
     def absorb(self, newer: SaveRequest) -> None:
         """Fold a newer request for the same session into this one."""
-        self.messages = newer.messages
-        self.history = newer.history
+        self.source, self.start, self.end = newer.source, newer.start, newer.end
         self.metadata = {**self.metadata, **newer.metadata}
         self.background = self.background or newer.background
         self.full = self.full or newer.full
-        self.waiters.extend(newer.waiters)
+        self.waiters += newer.waiters
 
 
 class SessionWriter:
     """Serializes the writes of one session to a store, appending where it can.
 
     It remembers the messages of its last successful write: when a request only adds
-    messages after them (compared by identity first, so this costs microseconds) and the
-    store is an ``AppendableSessionStore``, only the new ones are written. Anything else
-    (a first write, a failed one, :meth:`reset` after load/clear/fork, an earlier message
-    replaced, ``full``) rewrites the session.
+    messages after them (the same append-only list grown, or equal messages compared by
+    identity first, so this costs microseconds) and the store is an
+    ``AppendableSessionStore``, only the new ones are written. Anything else (a first
+    write, a failed one, :meth:`reset` after load/clear/fork, an earlier message replaced,
+    ``full``) rewrites the session.
     """
 
     def __init__(
@@ -64,23 +86,48 @@ class SessionWriter:
         on_idle: Callable[[str], None],
     ) -> None:
         self.session_id = session_id
-        self.task: asyncio.Task[None] | None = None
         self._store = store
         # checked once: a runtime protocol check costs tens of microseconds
         self._appender = store if isinstance(store, AppendableSessionStore) else None
+        self._begin: _BeginAppend | None = getattr(self._appender, "_append_nowait", None)
         self._pending: SaveRequest | None = None
-        self._written: list[Message] | None = None
+        self._written: _Written | None = None
+        self._inflight: asyncio.Future[None] | None = None  # a task, or the wait for durability
+        self._drained: list[asyncio.Future[None]] = []
+        self._dispatching = False
         self._on_saved = on_saved
         self._on_failed = on_failed
         self._on_idle = on_idle
 
+    @property
+    def busy(self) -> bool:
+        """Whether a write is in flight or queued."""
+        return self._inflight is not None or self._pending is not None
+
     def holds(self, messages: Sequence[Message]) -> bool:
         """Whether the store holds exactly ``messages`` from this writer's last write, nothing pending."""
-        return self.task is None and self._pending is None and self._written == list(messages)
+        written = self._written
+        if self.busy or written is None:
+            return False
+        source, start, end = written
+        return list(source[start:end]) == list(messages)
 
     def reset(self) -> None:
         """Forget what was written: the next write rewrites the whole session."""
         self._written = None
+
+    def drained(self) -> asyncio.Future[None] | None:
+        """A future resolved once nothing is in flight or queued; ``None`` when that is now."""
+        if not self.busy:
+            return None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._drained.append(future)
+        return future
+
+    def cancel(self) -> None:
+        """Cancel the write in flight: its waiters and those of the queued request are cancelled."""
+        if self._inflight is not None:
+            self._inflight.cancel()
 
     def submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
         """Queue ``request``; returns a future of its outcome for explicit requests.
@@ -91,69 +138,122 @@ class SessionWriter:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            if raise_now:
-                asyncio.run(self._store_write(request))
-                self._on_saved(request)
-            else:
-                asyncio.run(self._write(request))
+            self._write_without_loop(request, raise_now)
             self._on_idle(self.session_id)
             return None
         future: asyncio.Future[None] | None = None
         if not request.background:
             future = loop.create_future()
-            request.waiters.append(future)
+            request.waiters += (future,)
         if self._pending is None:
             self._pending = request
         else:
             self._pending.absorb(request)
-        if self.task is None:
-            self.task = loop.create_task(self._run(), name=f"simulacra-session save {self.session_id}")
+        if self._inflight is None:
+            self._dispatch()
         return future
 
-    async def _run(self) -> None:
+    # -- internals ---------------------------------------------------------------------
+
+    def _delta(self, request: SaveRequest, written: _Written | None) -> list[Message] | None:
+        """The messages to append after what was written; ``None``: rewrite the session."""
+        if written is None or request.full or self._appender is None:
+            return None
+        source, start, end = written
+        if request.source is source and request.start == start and request.end >= end:
+            return list(source[end : request.end])  # the same append-only list, grown
+        done = list(source[start:end])
+        messages = request.messages
+        if len(messages) >= len(done) and messages[: len(done)] == done:
+            return messages[len(done) :]
+        return None
+
+    async def _store_call(self, request: SaveRequest, delta: list[Message] | None) -> None:
+        if delta is not None and self._appender is not None:
+            await self._appender.append(request.session_id, delta, request.metadata)
+        else:
+            await self._store.save(request.session_id, request.messages, request.metadata)
+
+    def _write_without_loop(self, request: SaveRequest, raise_now: bool) -> None:
+        written, self._written = self._written, None
         try:
-            while self._pending is not None:
+            asyncio.run(self._store_call(request, self._delta(request, written)))
+        except Exception as error:
+            if raise_now:
+                raise
+            self._failed(request, error)
+        else:
+            self._succeeded(request)
+
+    def _dispatch(self) -> None:
+        """Start queued writes until one is in flight or none is left, then report idleness.
+
+        Re-entrant submissions (a listener saving from a ``save`` event) only queue; this
+        loop picks them up.
+        """
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while self._inflight is None and self._pending is not None:
                 request, self._pending = self._pending, None
-                await self._write(request)
+                written, self._written = self._written, None
+                delta = self._delta(request, written)
+                started: asyncio.Future[None] | None = None
+                if delta is not None and self._begin is not None:
+                    try:
+                        started = self._begin(request.session_id, delta, request.metadata)
+                    except Exception as error:
+                        self._failed(request, error)
+                        continue
+                if started is None:
+                    write = self._store_call(request, delta)
+                    name = f"simulacra-session save {self.session_id}"
+                    started = asyncio.get_running_loop().create_task(write, name=name)
+                if started.done():
+                    self._settle(request, started)
+                else:
+                    self._inflight = started
+                    started.add_done_callback(partial(self._landed, request))
         finally:
-            self.task = None
-            if self._pending is not None:  # cancelled with work queued: release its waiters
+            self._dispatching = False
+        if self._inflight is None and self._pending is None:
+            drained, self._drained = self._drained, []
+            for future in drained:
+                if not future.done():
+                    future.set_result(None)
+            self._on_idle(self.session_id)
+
+    def _landed(self, request: SaveRequest, done: asyncio.Future[None]) -> None:
+        self._inflight = None
+        self._settle(request, done)
+        self._dispatch()
+
+    def _settle(self, request: SaveRequest, done: asyncio.Future[None]) -> None:
+        """Report the outcome of a finished write."""
+        error = None if done.cancelled() else done.exception()
+        if error is None and not done.cancelled():
+            self._succeeded(request)
+        elif isinstance(error, Exception):
+            self._failed(request, error)
+        else:  # cancelled: what it and the queued request waited for is off
+            for waiter in request.waiters:
+                waiter.cancel()
+            if self._pending is not None:
                 for waiter in self._pending.waiters:
                     waiter.cancel()
                 self._pending = None
-            self._on_idle(self.session_id)
 
-    async def _store_write(self, request: SaveRequest) -> None:
-        """Append the new messages when that is safe, else rewrite; remember what was written."""
-        written, self._written = self._written, None
-        messages = request.messages
-        if (
-            written is not None
-            and not request.full
-            and len(messages) >= len(written)
-            and self._appender is not None
-            and messages[: len(written)] == written
-        ):
-            await self._appender.append(request.session_id, messages[len(written) :], request.metadata)
-        else:
-            await self._store.save(request.session_id, messages, request.metadata)
-        self._written = messages
-
-    async def _write(self, request: SaveRequest) -> None:
-        try:
-            await self._store_write(request)
-        except asyncio.CancelledError:
-            for waiter in request.waiters:
-                waiter.cancel()
-            raise
-        except Exception as error:
-            for waiter in request.waiters:
-                if not waiter.done():
-                    waiter.set_exception(error)
-            if request.background:
-                self._on_failed(request, error)
-            return
+    def _succeeded(self, request: SaveRequest) -> None:
+        self._written = (request.source, request.start, request.end)
         for waiter in request.waiters:
             if not waiter.done():
                 waiter.set_result(None)
         self._on_saved(request)
+
+    def _failed(self, request: SaveRequest, error: Exception) -> None:
+        for waiter in request.waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+        if request.background:
+            self._on_failed(request, error)

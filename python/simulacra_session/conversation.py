@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from ._backend import dumps, loads
+from ._backend import copy_json
 from ._emitter import Emitter, Listener
 from .errors import SerializationError
 from .messages import Message
@@ -36,6 +36,14 @@ class SimpleConversation:
     def messages(self) -> Sequence[Message]:
         """The history, oldest first, as an immutable snapshot."""
         return tuple(self._messages)
+
+    def _append_only_history(self) -> list[Message]:
+        """The history list itself, for the session manager.
+
+        It is only ever appended to (``load`` and ``clear`` replace it), so the list and a
+        length are a snapshot that costs nothing to take, however long the history.
+        """
+        return self._messages
 
     @property
     def is_checkpoint(self) -> bool:
@@ -128,7 +136,7 @@ class SimpleConversation:
 def _copy(message: Message) -> Message:
     """A deep copy; through the JSON hot path when the message is JSON (several times faster)."""
     try:
-        copied = loads(dumps(message))
+        copied = copy_json(message)  # loads(dumps(message)), without the round trip
     except SerializationError:
         return copy.deepcopy(message)
     return copied  # type: ignore[return-value]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, get_args
 
@@ -64,6 +64,10 @@ class SessionManager:
         self._disposed = False
         self._children: list[SessionManager] = []
         self._writers: dict[str, SessionWriter] = {}
+        # A SimpleConversation hands over its append-only history list: an O(1) snapshot.
+        self._live_history: Callable[[], list[Message]] | None = getattr(
+            conversation, "_append_only_history", None
+        )
         if auto_save:
             conversation.on("message_complete", self._on_message_complete)
         conversation.on("create_child", self._on_create_child)
@@ -262,10 +266,16 @@ class SessionManager:
     async def flush(self) -> None:
         """Wait until every pending save of this manager and its children has finished."""
         while True:
-            pending = self._pending_tasks()
-            if not pending:
+            writers = self._busy_writers()
+            if not writers:
                 return
-            await asyncio.gather(*pending, return_exceptions=True)
+            waits = [wait for writer in writers if (wait := writer.drained()) is not None]
+            try:
+                await (waits[0] if len(waits) == 1 else asyncio.gather(*waits))
+            except asyncio.CancelledError:  # as for any task awaited: cancel what it waits for
+                for writer in writers:
+                    writer.cancel()
+                raise
 
     # -- events ------------------------------------------------------------------------
 
@@ -343,10 +353,12 @@ class SessionManager:
         return history if writer.holds(history[self._inherited :]) else None
 
     def _request(self, given: dict[str, Any], *, background: bool) -> SaveRequest:
-        """Snapshot the conversation for the current session, with the metadata to merge."""
+        """Snapshot the conversation for the current session, with the metadata to merge
+        (``given``, a fresh dict each caller builds, becomes the request's own)."""
         assert self._session_id is not None
-        history = tuple(self._conversation.messages)
-        metadata = dict(given)
+        live = self._live_history
+        history = live() if live is not None else tuple(self._conversation.messages)
+        metadata = given
         if self._auto_slug and not self._has_label and "label" not in metadata:
             slug = _slug_of(history)
             if slug is not None:
@@ -359,8 +371,9 @@ class SessionManager:
             metadata["checkpoint_state"] = checkpoint_state
         return SaveRequest(
             session_id=self._session_id,
-            messages=list(history[self._inherited :]),
-            history=history,
+            source=history,
+            start=self._inherited,
+            end=len(history),
             metadata=metadata,
             background=background,
         )
@@ -375,7 +388,8 @@ class SessionManager:
         return writer.submit(request, raise_now=raise_now)
 
     def _on_saved(self, request: SaveRequest) -> None:
-        self._events.emit("save", SaveEvent(id=request.session_id, messages=request.history))
+        if self._events.has("save"):  # the history snapshot costs O(n): only for listeners
+            self._events.emit("save", SaveEvent(id=request.session_id, messages=request.history))
 
     def _on_save_failed(self, request: SaveRequest, error: BaseException) -> None:
         if "label" in request.metadata and request.session_id == self._session_id:
@@ -390,12 +404,14 @@ class SessionManager:
     def _emit_error(self, error: BaseException, operation: str, **context: Any) -> None:
         self._events.emit("lifecycle_error", LifecycleErrorEvent(error, operation, context))
 
-    def _pending_tasks(self) -> builtins.list[asyncio.Task[None]]:
-        tasks = [writer.task for writer in self._writers.values() if writer.task is not None]
-        for child in self._children:
-            tasks.extend(child._pending_tasks())
-        self._children = [c for c in self._children if not (c._disposed and not c._writers)]
-        return tasks
+    def _busy_writers(self) -> builtins.list[SessionWriter]:
+        """The writers of this manager and its children with a write in flight or queued."""
+        writers = [writer for writer in self._writers.values() if writer.busy]
+        if self._children:
+            for child in self._children:
+                writers.extend(child._busy_writers())
+            self._children = [c for c in self._children if not (c._disposed and not c._writers)]
+        return writers
 
     async def _materialize_forks(self, parent_id: str) -> None:
         """Write into each attached fork of ``parent_id`` the messages it inherits from it."""

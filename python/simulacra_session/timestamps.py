@@ -6,11 +6,14 @@ carry milliseconds, so ordering always compares parsed instants, never strings.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["format_timestamp", "next_timestamp", "parse_timestamp"]
+__all__ = ["format_timestamp", "next_timestamp", "next_timestamp_after", "parse_timestamp", "to_micros"]
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -45,3 +48,27 @@ def next_timestamp(previous: str | None = None) -> str:
         if now <= last:
             now = last + _ONE_MICROSECOND
     return format_timestamp(now)
+
+
+def to_micros(value: str) -> int:
+    """Microseconds since the epoch of a timestamp (``ValueError`` as for ``parse_timestamp``)."""
+    return (parse_timestamp(value) - _EPOCH) // _ONE_MICROSECOND
+
+
+def next_timestamp_after(previous: str, previous_micros: int) -> tuple[str, int]:
+    """``next_timestamp(previous)`` and its instant in microseconds, given ``previous``'s.
+
+    The same text at a fraction of the cost, for a store stamping every auto-save: the
+    clock is read as ``datetime.now`` reads it and the second's text is formatted once.
+    """
+    global _second
+    now = time.time_ns() // 1000  # datetime.now floors the same clock to microseconds
+    if now <= previous_micros:  # the clock has not moved past it: the general path
+        text = next_timestamp(previous)
+        return text, to_micros(text)
+    seconds, micros = divmod(now, 1_000_000)
+    cached, prefix = _second
+    if cached != seconds:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second = (seconds, prefix)
+    return f"{prefix}.{micros:06d}Z", now

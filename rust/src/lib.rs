@@ -1,8 +1,10 @@
-//! Hot path of simulacra-session: JSON with serde_json, atomic writes, the hard-link fork
-//! index and label derivation. Core modules are plain Rust (tested by `cargo test`); the
-//! Python bindings live in `py`, `ser` and `de`.
+//! Hot path of simulacra-session: JSON with serde_json, copies of JSON values, atomic
+//! writes, the hard-link fork index, label derivation and the group-commit sync thread.
+//! Core modules are plain Rust (tested by `cargo test`); the Python bindings live in `py`,
+//! `ser`, `de` and `copy`.
 
 pub mod bigint;
+mod copy;
 mod de;
 pub mod errors;
 pub mod escape;
@@ -12,6 +14,7 @@ pub mod index;
 mod py;
 mod ser;
 pub mod slug;
+pub mod syncer;
 
 use pyo3::prelude::*;
 
@@ -19,5 +22,7 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = false)]
 mod _native {
     #[pymodule_export]
-    use crate::py::{atomic_write, derive_slug, dumps, link_fork, loads, loads_lines};
+    use crate::py::{
+        atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines, FileSyncer,
+    };
 }

@@ -4,12 +4,12 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
+use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyList, PyString};
 
 use crate::errors::{InvalidSessionIdError, SerializationError};
-use crate::{de, fsio, index, ser, slug};
+use crate::{copy, de, fsio, index, ser, slug, syncer};
 
 thread_local! {
     /// The output buffer of `dumps`, kept between calls so large documents do not regrow it.
@@ -111,6 +111,18 @@ fn slice(data: &[u8], start: isize, end: Option<isize>) -> &[u8] {
 }
 
 #[pyfunction]
+pub fn copy_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: a live object, with the collector paused: no Python code runs meanwhile.
+    let copied = without_gc(|| unsafe { copy::copy_exact(obj.as_ptr(), 1) });
+    if !copied.is_null() {
+        // SAFETY: `copy_exact` returns a new reference.
+        return Ok(unsafe { Bound::from_owned_ptr(py, copied) });
+    }
+    let data = dumps(py, obj)?;
+    loads(py, data.as_any())
+}
+
+#[pyfunction]
 #[pyo3(signature = (text, limit = 50))]
 pub fn derive_slug(text: &Bound<'_, PyString>, limit: i64) -> PyResult<Option<String>> {
     if limit < 1 {
@@ -165,4 +177,87 @@ pub fn link_fork(
     let parent_id = session_id(parent_id)?;
     let child_id = session_id(child_id)?;
     Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync, suffix))?)
+}
+
+/// Writes journal appends and makes files durable on a background thread; documented on
+/// `simulacra_session._native.FileSyncer`. The thread waits, writes, syncs and closes
+/// detached from the interpreter and attaches once per batch, to deliver.
+#[pyclass(frozen, module = "simulacra_session._native")]
+pub struct FileSyncer {
+    core: syncer::Syncer<Py<PyAny>>,
+}
+
+/// Logs an error `deliver` raised, as the pure twin does: `simulacra_session`'s logger.
+fn log_delivery_error(py: Python<'_>, deliver: &Py<PyAny>, error: &PyErr) {
+    let logged = py
+        .import("logging")
+        .and_then(|logging| logging.call_method1("getLogger", ("simulacra_session",)))
+        .and_then(|logger| {
+            let kwargs = [("exc_info", error.value(py))].into_py_dict(py)?;
+            logger.call_method(
+                "error",
+                ("FileSyncer delivery %r raised", deliver),
+                Some(&kwargs),
+            )
+        });
+    if let Err(failure) = logged {
+        failure.write_unraisable(py, None);
+    }
+}
+
+fn no_thread(_: std::io::Error) -> PyErr {
+    PyRuntimeError::new_err("can't start new thread")
+}
+
+#[pymethods]
+impl FileSyncer {
+    #[new]
+    fn new(deliver: Py<PyAny>) -> Self {
+        let core = syncer::Syncer::new(move |done: Vec<(Py<PyAny>, syncer::Outcome)>| {
+            Python::attach(|py| {
+                let outcomes = done
+                    .into_iter()
+                    .map(|(token, outcome)| (token, outcome.errno, outcome.written));
+                let delivered =
+                    PyList::new(py, outcomes).and_then(|list| deliver.call1(py, (list,)));
+                if let Err(error) = delivered {
+                    log_delivery_error(py, &deliver, &error);
+                }
+            });
+        });
+        FileSyncer { core }
+    }
+
+    fn submit(&self, fd: i32, token: Py<PyAny>) -> PyResult<()> {
+        self.core
+            .submit(syncer::Job::Sync(fd), token)
+            .map_err(no_thread)
+    }
+
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts owned arguments"
+    )]
+    fn append(
+        &self,
+        path: PathBuf,
+        inode: u64,
+        end: u64,
+        payload: &Bound<'_, PyBytes>,
+        token: Py<PyAny>,
+    ) -> PyResult<()> {
+        let job = syncer::Append {
+            path,
+            inode,
+            end,
+            payload: payload.as_bytes().to_vec(),
+        };
+        self.core
+            .submit(syncer::Job::Append(job), token)
+            .map_err(no_thread)
+    }
+
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| self.core.stop());
+    }
 }

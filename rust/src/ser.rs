@@ -9,7 +9,8 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use crate::bigint::decimal_from_le_bytes;
 use crate::floatfmt::write_py_float;
 
-const MAX_DEPTH: usize = 128;
+/// How deep containers may nest (`loads` has the same limit).
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// Why a value cannot be written, and where: path segments gathered while unwinding.
 pub struct Fault {

@@ -1,96 +1,113 @@
-"""Group commit: one thread makes appended files durable, many at a time.
+"""Group commit: one thread writes journal appends and makes them durable, many at a time.
 
-An append writes its bytes from the event loop (a page-cache write takes microseconds) and
-hands the file descriptor here; the thread takes every descriptor queued while it was busy
-and makes them all durable together, with one ``syncfs`` for a batch on Linux (one journal
-commit and cache flush for the lot) or an ``fdatasync`` each elsewhere. The event loop
-never waits on the disk, and a fleet of sessions saving at once shares the cost.
+A durable append is prepared on the event loop (the bytes, the state they lead to) and
+handed here; ``FileSyncer``'s thread takes every job queued while it was busy, writes
+each append (checking first that the file is still the one the store knows), makes them
+all durable together, with one ``syncfs`` for a batch on Linux (one journal commit and
+cache flush for the lot) or an ``fdatasync`` each elsewhere, and hands the outcomes to
+each event loop in one callback. The compiled twin does all of that without the GIL,
+which it takes once per batch to deliver: the event loop neither waits on the disk nor
+makes a system call for it, and a fleet of sessions saving at once shares the cost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import os
-import threading
-from collections import deque
-from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["Syncer"]
+from .._backend import FileSyncer
 
-_fdatasync = getattr(os, "fdatasync", os.fsync)
-_BATCH_FOR_SYNCFS = 4  # below this, per-file syncs stay cheaper than syncing the whole fs
+__all__ = ["Landing", "Syncer"]
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
-    if not hasattr(os, "fdatasync"):  # not Linux-like
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        function: Callable[[int], int] = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    return function
+class Landing(Protocol):
+    """A job's token: its event loop, and what to do when the job ends (see ``FileSyncer``)."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def landed(self, errno: int, written: bool) -> None:
+        """On ``loop``, once the job has ended."""
+
+    def orphaned(self, errno: int, written: bool) -> None:
+        """On the sync thread instead, when ``loop`` has closed meanwhile."""
 
 
-_syncfs = _load_syncfs()
+def _land(outcomes: list[tuple[Landing, int, bool]]) -> None:
+    """On the loop: each job's ``landed``."""
+    for landing, errno, written in outcomes:
+        landing.landed(errno, written)
 
 
-def _settle(future: asyncio.Future[None], error: OSError | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _deliver(done: list[tuple[Landing, int, bool]]) -> None:
+    """On the sync thread: one callback per event loop for a whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Landing, int, bool]]] = {}
+    for outcome in done:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, outcomes in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_land, outcomes)
+        except RuntimeError:  # the loop closed: nobody waits, but the store must move on
+            for landing, errno, written in outcomes:
+                landing.orphaned(errno, written)
+
+
+class _Durable:
+    """The token of ``sync_and_close``: resolves a future."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        self.loop = loop
+        self.future = future
+
+    def landed(self, errno: int, written: bool) -> None:
+        if self.future.done():
+            return
+        if errno == 0:
+            self.future.set_result(None)
+        else:
+            self.future.set_exception(OSError(errno, os.strerror(errno)))
+
+    def orphaned(self, errno: int, written: bool) -> None:
+        pass
 
 
 class Syncer:
-    """Makes file descriptors durable on a background thread, then closes them."""
+    """The process's group-commit thread, for every file store.
+
+    The thread is stopped at interpreter exit, after what is queued (so it never outlives
+    the interpreter); a forked child starts its own.
+    """
 
     def __init__(self) -> None:
-        self._queue: deque[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
-        self._ready = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._core = FileSyncer(_deliver)
+        atexit.register(self._stop)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._renew)
 
-    async def sync_and_close(self, fd: int) -> None:
-        """Wait until ``fd``'s written data is durable; ``fd`` is closed either way."""
+    def append(self, path: str, inode: int, end: int, payload: bytes, landing: Landing) -> None:
+        """Write ``payload`` at ``end`` of the journal (if it is still inode ``inode``, ``end``
+        bytes long) and make it durable; then ``landing.landed(errno, written)`` on its loop.
+        """
+        self._core.append(path, inode, end, payload, landing)
+
+    def sync_and_close(self, fd: int) -> asyncio.Future[None]:
+        """A future done when ``fd``'s written data is durable; ``fd`` is closed either way."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        with self._ready:
-            self._queue.append((fd, loop, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="simulacra-session-sync", daemon=True)
-                self._thread.start()
-            self._ready.notify()
-        await future
-
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue:
-                    if not self._ready.wait(timeout=5.0) and not self._queue:
-                        self._thread = None  # idle: let the thread go; the next sync starts one
-                        return
-                batch = list(self._queue)
-                self._queue.clear()
-            errors = self._sync([fd for fd, _, _ in batch])
-            for fd, loop, future in batch:
+        try:
+            self._core.submit(fd, _Durable(loop, future))
+        except BaseException:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-                with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
-                    loop.call_soon_threadsafe(_settle, future, errors.get(fd))
+            raise
+        return future
 
-    @staticmethod
-    def _sync(fds: list[int]) -> dict[int, OSError]:
-        """Make every fd durable; the errors by fd (never raises)."""
-        if _syncfs is not None and len(fds) >= _BATCH_FOR_SYNCFS and _syncfs(fds[0]) == 0:
-            return {}
-        errors: dict[int, OSError] = {}
-        for fd in fds:
-            try:
-                _fdatasync(fd)
-            except OSError as error:
-                errors[fd] = error
-        return errors
+    def _stop(self) -> None:
+        self._core.stop()
+
+    def _renew(self) -> None:
+        self._core = FileSyncer(_deliver)  # the parent's thread does not exist in the child

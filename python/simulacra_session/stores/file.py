@@ -44,7 +44,7 @@ from ..models import (
     metadata_from_json,
     metadata_from_stored,
 )
-from ..timestamps import next_timestamp
+from ..timestamps import next_timestamp, next_timestamp_after, to_micros
 from . import _journal
 from ._codec import (
     check_save_args,
@@ -69,7 +69,9 @@ _NO_HARD_LINKS = ".no-hard-links"
 _TAIL = 64 * 1024  # list() reads this much of a journal's end to find its metadata
 _log = logging.getLogger("simulacra_session")
 _fdatasync = getattr(os, "fdatasync", os.fsync)
-_FALLBACK = -1  # _append_inline: take the worker-thread path
+_FALLBACK = -1  # _write_now: nothing written, take the worker-thread path
+_OPEN_RW = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
+_WRITES_OFF_LOOP = os.name == "posix"  # where the sync thread can check inodes (FileSyncer.append)
 _SYNCER = Syncer()  # one group-commit thread for every store in the process
 
 
@@ -119,6 +121,26 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
+def _follow(future: asyncio.Future[None], step: asyncio.Future[None]) -> None:
+    """Settle ``future`` as ``step`` settles; cancelling ``future`` cancels ``step``."""
+
+    def settled(done: asyncio.Future[None]) -> None:
+        if future.done():
+            return
+        if done.cancelled():
+            future.cancel()
+        elif (error := done.exception()) is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(None)
+
+    if step.done():
+        settled(step)
+        return
+    step.add_done_callback(settled)
+    future.add_done_callback(lambda _: step.cancel() if future.cancelled() else None)
+
+
 def _journal_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
     """Message lines: objects as they are, other JSON values wrapped as ``["message", v]``."""
     lines = encode_messages(messages, offset)
@@ -150,6 +172,31 @@ class _JournalState:
     last_commit: int  # size of the newest metadata record
 
 
+@dataclass(slots=True)
+class _Pending:
+    """An append prepared on the event loop: its bytes, where they go, the state they lead
+    to; for a durable one, also the sync thread's token (``_syncer.Landing``)."""
+
+    store: FileSessionStore
+    session_id: str
+    state: _JournalState
+    path: str
+    payload: bytes
+    meta: dict[str, Any]
+    messages: list[Message]
+    given: Mapping[str, Any] | None
+    commit: int  # size of its commit record
+    lock: threading.Lock  # the id lock, held until the bytes are in the file (or not)
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None] | None = None
+
+    def landed(self, errno: int, written: bool) -> None:
+        self.store._landed(self, errno, written)
+
+    def orphaned(self, errno: int, written: bool) -> None:
+        self.store._settle_pending(self, written)
+
+
 class FileSessionStore:
     """A ``SessionStore`` (with ``forks`` and ``append``) keeping each session in one file.
 
@@ -171,6 +218,8 @@ class FileSessionStore:
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._locks_guard = threading.Lock()
         self._journals: dict[str, _JournalState] = {}
+        self._paths: dict[str, str] = {}  # journal path by id, for the inline append
+        self._stamps: dict[str, tuple[str, int]] = {}  # (text, microseconds) by id
         self._listing: dict[str, _Listed] = {}  # by file name, under the root
 
     @property
@@ -546,55 +595,123 @@ class FileSessionStore:
             self._rewrite(session_id, [], None, compacting=True)  # new inode: relinked by _index
         return True
 
-    def _append_inline(self, session_id: str, messages: builtins.list[Message]) -> int | None:
-        """Append from the event loop when nothing stands in the way (a page-cache write).
+    def _hold_now(self, session_id: str) -> threading.Lock | None:
+        """The lock of an id taken without waiting; ``None`` when anyone holds or awaits it."""
+        with self._locks_guard:
+            if session_id in self._locks:
+                return None
+            lock = threading.Lock()
+            lock.acquire()
+            self._locks[session_id] = (lock, 1)
+        return lock
 
-        Returns the descriptor still to make durable (``fsync``), ``None`` when done, or
-        ``_FALLBACK`` when the worker-thread path must do it: an unknown or changed file,
-        a lock held elsewhere, another format.
+    def _release(self, session_id: str, lock: threading.Lock) -> None:
+        """Release a lock from :meth:`_hold_now`, as leaving :meth:`_locked` does."""
+        lock.release()
+        with self._locks_guard:
+            users = self._locks[session_id][1] - 1
+            if users:
+                self._locks[session_id] = (lock, users)
+            else:
+                del self._locks[session_id]
+
+    def _stamp(self, session_id: str, previous: Any) -> str:
+        """The ``updated_at`` of the next append: ``next_timestamp(previous)``, cheaply."""
+        if not isinstance(previous, str):
+            return next_timestamp(previous)
+        known = self._stamps.get(session_id)
+        micros = known[1] if known is not None and known[0] == previous else to_micros(previous)
+        text, micros = next_timestamp_after(previous, micros)
+        self._stamps[session_id] = (text, micros)
+        return text
+
+    def _prepare_append(
+        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
+    ) -> _Pending | None:
+        """Take the id lock and build an append to a journal this store knows, as
+        ``_append_journal`` would; ``None`` (lock not taken) when the worker-thread path must
+        do it: an unknown journal, the lock held elsewhere, another format, metadata that
+        moves the session to another parent (the fork index must change too).
         """
         state = self._journals.get(session_id)
         if state is None or self._format != "jsonl":
-            return _FALLBACK
-        with self._locked(session_id, blocking=False) as acquired:
-            if not acquired:
-                return _FALLBACK
-            path = self._path(session_id)
+            return None
+        lock = self._hold_now(session_id)
+        if lock is None:
+            return None
+        try:
+            if given:  # merged as _append_journal merges
+                existing = metadata_from_stored(session_id, state.meta)
+                merged = merge_metadata(session_id, existing, state.count + len(messages), given)
+                if merged.parent_id != existing.parent_id:
+                    self._release(session_id, lock)
+                    return None
+                meta_json = encode_metadata(merged)
+                meta = merged.to_json_dict()
+            else:  # an auto-save: the same merge, without the model
+                meta = dict(state.meta)
+                meta["updated_at"] = self._stamp(session_id, meta.get("updated_at"))
+                meta["message_count"] = state.count + len(messages)
+                meta_json = dumps(meta)
+            lines = _journal_lines(messages, state.count)
+            commit = b'["metadata",%b]' % meta_json
+            lines.append(commit)
+            lines.append(b"")
+            path = self._paths.get(session_id)
+            if path is None:
+                path = self._paths[session_id] = self._path(session_id)
+        except BaseException:
+            self._release(session_id, lock)
+            raise
+        payload, loop = b"\n".join(lines), asyncio.get_running_loop()
+        size = len(commit) + 1
+        return _Pending(self, session_id, state, path, payload, meta, messages, given, size, lock, loop)
+
+    def _commit(self, pending: _Pending) -> None:
+        """The pending append's bytes are in the file: advance what is known of it."""
+        state = pending.state
+        state.end += len(pending.payload)
+        state.meta = pending.meta
+        state.count += len(pending.messages)
+        state.superseded += state.last_commit
+        state.last_commit = pending.commit
+
+    def _settle_pending(self, pending: _Pending, written: bool) -> None:
+        if written:
+            self._commit(pending)
+        self._release(pending.session_id, pending.lock)
+
+    def _write_now(self, session_id: str, pending: _Pending, keep: bool) -> int | None:
+        """Write a prepared append from the event loop (a page-cache write), releasing the lock.
+
+        Returns the open descriptor when ``keep`` (still to make durable), ``None`` when
+        done, ``_FALLBACK`` when nothing was written because the file is not the one known
+        (missing, replaced, another size, locked by another process).
+        """
+        written = False
+        fd = -1
+        try:
             try:
-                fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+                fd = os.open(pending.path, _OPEN_RW)
             except OSError:
                 return _FALLBACK
-            keep = False
-            try:
-                if fcntl is not None:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        return _FALLBACK
-                stat = os.fstat(fd)
-                if (
-                    stat.st_ino != state.inode
-                    or stat.st_size != state.end
-                    or os.stat(path).st_ino != stat.st_ino
-                ):
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
                     return _FALLBACK
-                meta = dict(state.meta)
-                meta["updated_at"] = next_timestamp(meta.get("updated_at"))
-                meta["message_count"] = state.count + len(messages)
-                lines = _journal_lines(messages, state.count)
-                commit = b'["metadata",%b]' % dumps(meta)
-                payload = b"\n".join([*lines, commit]) + b"\n"
-                _pwrite_all(fd, payload, state.end)
-                state.end += len(payload)
-                state.meta = meta
-                state.count += len(messages)
-                state.superseded += state.last_commit
-                state.last_commit = len(commit) + 1
-                keep = self._fsync
-                return fd if keep else None
-            finally:
-                if not keep:
-                    os.close(fd)
+            state, stat = pending.state, os.fstat(fd)
+            if stat.st_ino != state.inode or stat.st_size != state.end:
+                return _FALLBACK
+            if os.stat(pending.path).st_ino != stat.st_ino:  # replaced by another process
+                return _FALLBACK
+            _pwrite_all(fd, pending.payload, state.end)
+            written = True
+            return fd if keep else None
+        finally:
+            if fd >= 0 and not (written and keep):
+                os.close(fd)
+            self._settle_pending(pending, written)
 
     def _compact_if_due(self, session_id: str) -> None:
         """Rewrite a journal whose superseded metadata records outweigh its live data."""
@@ -670,19 +787,73 @@ class FileSessionStore:
         write happens on the event loop (a page-cache write); the fdatasync runs on a shared
         background thread that syncs every session appended meanwhile together.
         """
-        check_save_args(id, metadata)
         batch = builtins.list(messages)
-        if not metadata:  # an auto-save: the fast path, on the event loop
-            fd = self._append_inline(id, batch)
-            if fd != _FALLBACK:
-                if fd is not None:
-                    await _SYNCER.sync_and_close(fd)
-                state = self._journals.get(id)
-                if state is not None and state.superseded > state.end - state.superseded:
-                    await asyncio.to_thread(self._compact_if_due, id)
-                return
+        begun = self._append_nowait(id, batch, metadata)
+        if begun is not None:
+            await begun
+            return
         given = dict(metadata) if metadata is not None else None
         await asyncio.to_thread(self._append_sync, id, batch, given)
+
+    def _append_nowait(
+        self, id: str, messages: builtins.list[Message], metadata: Mapping[str, Any] | None
+    ) -> asyncio.Future[None] | None:
+        """Begin ``append`` at once, when it goes to a journal this store knows; the session
+        writer calls this to skip a task.
+
+        The bytes are prepared on the event loop; without ``fsync`` they are written there
+        too, else the sync thread writes them and makes them durable with the others.
+        Returns a future done when the append is complete, or ``None`` when nothing was
+        written and ``append`` must do it.
+        """
+        check_save_args(id, metadata)
+        pending = self._prepare_append(id, messages, metadata)
+        if pending is None:
+            return None
+        if self._fsync and _WRITES_OFF_LOOP:
+            pending.future = future = pending.loop.create_future()
+            _SYNCER.append(pending.path, pending.state.inode, pending.state.end, pending.payload, pending)
+            return future
+        fd = self._write_now(id, pending, keep=self._fsync)
+        if fd == _FALLBACK:
+            return None
+        return self._finished(id, _SYNCER.sync_and_close(fd) if fd is not None else None)
+
+    def _landed(self, pending: _Pending, errno: int, written: bool) -> None:
+        """On the loop, once the sync thread is done with a durable append."""
+        self._settle_pending(pending, written)
+        future = pending.future
+        assert future is not None
+        if future.done():  # cancelled meanwhile: what was written stays written
+            return
+        if errno:
+            future.set_exception(OSError(errno, os.strerror(errno)))
+        elif not written:  # the file was not the one known: nothing written, the thread path does it
+            given = dict(pending.given) if pending.given is not None else None
+            fallback = asyncio.to_thread(self._append_sync, pending.session_id, pending.messages, given)
+            _follow(future, asyncio.ensure_future(fallback))
+        elif self._compaction_due(pending.session_id):
+            _follow(future, asyncio.ensure_future(self._compact_after(pending.session_id, None)))
+        else:
+            future.set_result(None)
+
+    def _compaction_due(self, session_id: str) -> bool:
+        state = self._journals.get(session_id)
+        return state is not None and state.superseded > state.end - state.superseded
+
+    def _finished(self, session_id: str, durable: asyncio.Future[None] | None) -> asyncio.Future[None]:
+        """``durable`` (or a done future), then a compaction when superseded records outweigh the rest."""
+        if self._compaction_due(session_id):
+            return asyncio.ensure_future(self._compact_after(session_id, durable))
+        if durable is None:
+            durable = asyncio.get_running_loop().create_future()
+            durable.set_result(None)
+        return durable
+
+    async def _compact_after(self, session_id: str, durable: asyncio.Future[None] | None) -> None:
+        if durable is not None:
+            await durable
+        await asyncio.to_thread(self._compact_if_due, session_id)
 
     async def delete(self, id: str) -> bool:
         """Remove the session, its fork index entry and its own fork index; ``True`` when it existed."""

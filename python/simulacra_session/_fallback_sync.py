@@ -1,0 +1,182 @@
+"""Pure-Python twin of ``simulacra_session._native.FileSyncer`` (re-exported by ``_fallback``).
+
+The group-commit thread: writes journal appends, makes descriptors durable together and
+hands the outcomes back in one call per batch. ``_native.pyi`` documents the contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["FileSyncer"]
+
+_BATCH_FOR_SYNCFS = 4  # below this, per-file syncs stay cheaper than syncing the whole fs
+_IDLE_SECONDS = 5.0
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+_log = logging.getLogger("simulacra_session")
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if not hasattr(os, "fdatasync"):  # not Linux-like
+        return None
+    import ctypes
+    import ctypes.util
+
+    try:
+        function: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
+_syncfs = _load_syncfs()
+_STALE = (0, False)  # nothing written: the file was not the one expected
+
+
+def _sync_all(fds: list[int]) -> list[int]:
+    """Make every fd's written data durable; the errno of each (0: durable)."""
+    if _syncfs is not None and len(fds) >= _BATCH_FOR_SYNCFS and _syncfs(fds[0]) == 0:
+        return [0] * len(fds)
+    errnos = []
+    for fd in fds:
+        try:
+            _fdatasync(fd)
+        except OSError as error:
+            errnos.append(error.errno or errno.EIO)
+        else:
+            errnos.append(0)
+    return errnos
+
+
+def _checked_write(fd: int, path: str, inode: int, end: int, payload: bytes) -> tuple[int, bool]:
+    """Lock the open journal, check it is the file expected, write ``payload`` at ``end``."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        opened = os.fstat(fd)
+        if opened.st_ino != inode or opened.st_size != end:
+            return _STALE
+        if os.stat(path).st_ino != opened.st_ino:
+            return _STALE  # replaced by a rewrite in another process
+        view = memoryview(payload)
+        while view:
+            written = os.pwrite(fd, view, end)
+            view, end = view[written:], end + written
+    except BlockingIOError:
+        return _STALE  # locked by another process
+    except OSError as error:
+        return (error.errno or errno.EIO, False)
+    return (0, True)
+
+
+def _write_append(path: str, inode: int, end: int, payload: bytes) -> tuple[int | None, tuple[int, bool]]:
+    """Open and write one append: the descriptor to sync and close (if any), and the outcome."""
+    if os.name != "posix":  # inodes cannot be checked: appends are left to the caller
+        return None, _STALE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return None, _STALE
+    return fd, _checked_write(fd, path, inode, end, payload)
+
+
+class FileSyncer:
+    """Writes journal appends and makes files durable on a background thread, many at a time.
+
+    The thread takes every job submitted while it was busy: it writes each append (when
+    the file is still the one expected), makes every descriptor durable together (one
+    ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes them,
+    then calls ``deliver([(token, errno, written), ...])`` once for the batch: ``written``
+    when the bytes are in the file, ``errno`` 0 when nothing failed (not written with errno
+    0: the file was not the one expected, nothing was written). An exception from
+    ``deliver`` is logged to the ``simulacra_session`` logger. The thread leaves after 5
+    idle seconds; the next job starts one.
+    """
+
+    def __init__(self, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> None:
+        self._deliver = deliver
+        self._items: list[tuple[int | tuple[str, int, int, bytes], Any]] = []
+        self._ready = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._stopped = False
+
+    def submit(self, fd: int, token: Any) -> None:
+        """Make the data written to ``fd`` durable, then close it; the outcome comes with ``token``.
+
+        After :meth:`stop` this is done at once, in the caller's thread. ``RuntimeError``
+        when no thread can be started (nothing is queued then).
+        """
+        self._queue(fd, token)
+
+    def append(self, path: str | os.PathLike[str], inode: int, end: int, payload: bytes, token: Any) -> None:
+        """Append ``payload`` to the journal at ``path`` and make it durable, holding its ``flock``.
+
+        Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long, not
+        locked by another process and still named ``path`` once locked; then at ``end``.
+        Otherwise nothing is written (not written, errno 0). Everywhere but POSIX, never
+        written. After :meth:`stop` this is done at once, in the caller's thread.
+        """
+        self._queue((os.fspath(path), inode, end, bytes(payload)), token)
+
+    def stop(self) -> None:
+        """Let the thread finish what is queued and wait for it; later work is done inline."""
+        with self._ready:
+            self._stopped = True
+            worker, self._worker = self._worker, None
+            self._ready.notify_all()
+        if worker is not None:
+            worker.join()
+
+    def _queue(self, job: int | tuple[str, int, int, bytes], token: Any) -> None:
+        with self._ready:
+            if not self._stopped:
+                if self._worker is None or not self._worker.is_alive():
+                    worker = threading.Thread(target=self._run, name="simulacra-session-sync", daemon=True)
+                    worker.start()
+                    self._worker = worker
+                self._items.append((job, token))
+                self._ready.notify()
+                return
+        self._finish([(job, token)])
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._items:
+                    if self._stopped:
+                        return
+                    if not self._ready.wait(_IDLE_SECONDS) and not self._items:
+                        self._worker = None  # leaving: the next job starts a thread
+                        return
+                batch, self._items = self._items, []
+            self._finish(batch)
+
+    def _finish(self, batch: list[tuple[int | tuple[str, int, int, bytes], Any]]) -> None:
+        outcomes: list[list[Any]] = []
+        opened: list[tuple[int, int]] = []  # (descriptor, index in outcomes)
+        for job, token in batch:
+            fd: int | None
+            if isinstance(job, int):
+                fd, (code, written) = job, (0, True)
+            else:
+                fd, (code, written) = _write_append(*job)
+            if fd is not None:
+                opened.append((fd, len(outcomes)))
+            outcomes.append([token, code, written])
+        durable = [(fd, index) for fd, index in opened if outcomes[index][2] and outcomes[index][1] == 0]
+        for (_, index), code in zip(durable, _sync_all([fd for fd, _ in durable]), strict=True):
+            outcomes[index][1] = code
+        for fd, _ in opened:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        try:
+            self._deliver([(token, code, written) for token, code, written in outcomes])
+        except Exception as error:
+            _log.error("FileSyncer delivery %r raised", self._deliver, exc_info=error)

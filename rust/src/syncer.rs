@@ -1,0 +1,434 @@
+//! Group commit: one background thread writes and makes files durable, many at a time.
+//!
+//! Jobs queue up while the thread is busy; it takes them all at once: it writes each
+//! append (after checking that the file is still the one the caller knows), makes every
+//! descriptor durable together (one `syncfs` for a batch on Linux, else an `fdatasync`
+//! each), closes them and hands every outcome to a delivery function in one call.
+//! Nothing here needs the caller's runtime (the Python wrapper takes the GIL only to
+//! deliver). The thread leaves after a few idle seconds; the next submission starts one.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// Below this many descriptors, syncing each stays cheaper than syncing the whole file system.
+pub const BATCH_FOR_SYNCFS: usize = 4;
+/// How long the thread waits for work before it leaves.
+const IDLE: Duration = Duration::from_secs(5);
+
+/// Bytes to append to a journal at `end`, if it is still the file (`inode`, `end` bytes
+/// long) the caller knows, holding its `flock` until the bytes are durable.
+pub struct Append {
+    pub path: PathBuf,
+    pub inode: u64,
+    pub end: u64,
+    pub payload: Vec<u8>,
+}
+
+/// Work for the thread: make a written descriptor durable, or append and make it durable.
+pub enum Job {
+    Sync(i32),
+    Append(Append),
+}
+
+/// How a job ended: `written` (the bytes are in the file) and the errno of the failure
+/// (0: none). A `Sync` job is always written. Not written with errno 0: the file was not
+/// the one expected (missing, replaced, another size, locked by another process), so
+/// nothing was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub errno: i32,
+    pub written: bool,
+}
+
+/// Receives `(token, outcome)` for each job of a batch.
+pub type Deliver<T> = dyn Fn(Vec<(T, Outcome)>) + Send + Sync;
+
+struct Queue<T> {
+    items: Vec<(Job, T)>,
+    worker: Option<JoinHandle<()>>,
+    stopped: bool,
+}
+
+struct Shared<T> {
+    queue: Mutex<Queue<T>>,
+    ready: Condvar,
+    deliver: Box<Deliver<T>>,
+}
+
+/// The queue and its thread; `T` is whatever the caller needs back with each outcome.
+pub struct Syncer<T> {
+    shared: Arc<Shared<T>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<T: Send + 'static> Syncer<T> {
+    pub fn new(deliver: impl Fn(Vec<(T, Outcome)>) + Send + Sync + 'static) -> Self {
+        let queue = Queue {
+            items: Vec::new(),
+            worker: None,
+            stopped: false,
+        };
+        Syncer {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(queue),
+                ready: Condvar::new(),
+                deliver: Box::new(deliver),
+            }),
+        }
+    }
+
+    /// Queue `job`; its outcome is delivered with `token`.
+    ///
+    /// After [`Syncer::stop`] the job is done at once in the calling thread. Fails only
+    /// when no thread can be started (nothing is queued then).
+    pub fn submit(&self, job: Job, token: T) -> std::io::Result<()> {
+        let mut queue = lock(&self.shared.queue);
+        if queue.stopped {
+            drop(queue);
+            (self.shared.deliver)(finish(vec![(job, token)]));
+            return Ok(());
+        }
+        if queue.worker.as_ref().is_none_or(JoinHandle::is_finished) {
+            let shared = Arc::clone(&self.shared);
+            let worker = thread::Builder::new()
+                .name("simulacra-session-sync".to_owned())
+                .spawn(move || run(&shared))?;
+            queue.worker = Some(worker);
+        }
+        queue.items.push((job, token));
+        drop(queue);
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+
+    /// Let the thread finish what is queued, wait for it, and do any later work inline.
+    pub fn stop(&self) {
+        let worker = {
+            let mut queue = lock(&self.shared.queue);
+            queue.stopped = true;
+            queue.worker.take()
+        };
+        self.shared.ready.notify_all();
+        if let Some(worker) = worker {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn run<T>(shared: &Shared<T>) {
+    loop {
+        let batch = {
+            let mut queue = lock(&shared.queue);
+            loop {
+                if !queue.items.is_empty() {
+                    break std::mem::take(&mut queue.items);
+                }
+                if queue.stopped {
+                    return;
+                }
+                let (guard, wait) = shared
+                    .ready
+                    .wait_timeout(queue, IDLE)
+                    .unwrap_or_else(PoisonError::into_inner);
+                queue = guard;
+                if wait.timed_out() && queue.items.is_empty() {
+                    // Leaving: the next submit sees a finished handle and starts a thread.
+                    queue.worker = None;
+                    return;
+                }
+            }
+        };
+        (shared.deliver)(finish(batch));
+    }
+}
+
+/// Write the appends, make every written descriptor durable together, close them all.
+fn finish<T>(batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut open = Vec::with_capacity(batch.len()); // (descriptor, index in outcomes)
+    for (job, token) in batch {
+        let (fd, outcome) = match job {
+            Job::Sync(fd) => (
+                Some(fd),
+                Outcome {
+                    errno: 0,
+                    written: true,
+                },
+            ),
+            Job::Append(append) => write_append(&append),
+        };
+        if let Some(fd) = fd {
+            open.push((fd, outcomes.len()));
+        }
+        outcomes.push((token, outcome));
+    }
+    let durable: Vec<(i32, usize)> = open
+        .iter()
+        .copied()
+        .filter(|(_, index)| outcomes[*index].1.written && outcomes[*index].1.errno == 0)
+        .collect();
+    let fds: Vec<i32> = durable.iter().map(|(fd, _)| *fd).collect();
+    for ((_, index), errno) in durable.iter().zip(sync_all(&fds)) {
+        outcomes[*index].1.errno = errno;
+    }
+    for (fd, _) in open {
+        close(fd);
+    }
+    outcomes
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+const STALE: Outcome = Outcome {
+    errno: 0,
+    written: false,
+};
+
+fn failed(errno: i32) -> Outcome {
+    Outcome {
+        errno,
+        written: false,
+    }
+}
+
+/// Open, lock and check the journal, then write the payload at its end. Returns the
+/// descriptor to sync and close (when one was opened) and the outcome so far.
+#[cfg(unix)]
+fn write_append(append: &Append) -> (Option<i32>, Outcome) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(append.path.as_os_str().as_bytes()) else {
+        return (None, STALE); // a NUL in the path: os.open would refuse it too
+    };
+    // SAFETY: a NUL-terminated path; the descriptor is ours until closed.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return (None, STALE);
+    }
+    (Some(fd), checked_write(fd, &path, append))
+}
+
+#[cfg(unix)]
+fn checked_write(fd: i32, path: &std::ffi::CStr, append: &Append) -> Outcome {
+    // SAFETY: plain syscalls on a descriptor we own and a NUL-terminated path.
+    unsafe {
+        if libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) != 0 {
+            let errno = last_errno();
+            return if errno == libc::EWOULDBLOCK {
+                STALE
+            } else {
+                failed(errno)
+            };
+        }
+        let mut opened: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &raw mut opened) != 0 {
+            return failed(last_errno());
+        }
+        #[allow(
+            clippy::useless_conversion,
+            reason = "st_ino is narrower on some targets"
+        )]
+        let inode = u64::from(opened.st_ino);
+        if inode != append.inode || u64::try_from(opened.st_size).ok() != Some(append.end) {
+            return STALE;
+        }
+        let mut named: libc::stat = std::mem::zeroed();
+        if libc::stat(path.as_ptr(), &raw mut named) != 0 {
+            return failed(last_errno());
+        }
+        if named.st_ino != opened.st_ino {
+            return STALE; // replaced by a rewrite in another process
+        }
+    }
+    match pwrite_all(fd, &append.payload, append.end) {
+        Ok(()) => Outcome {
+            errno: 0,
+            written: true,
+        },
+        Err(errno) => failed(errno),
+    }
+}
+
+#[cfg(unix)]
+fn pwrite_all(fd: i32, mut data: &[u8], mut offset: u64) -> Result<(), i32> {
+    while !data.is_empty() {
+        let at = libc::off_t::try_from(offset).map_err(|_| libc::EFBIG)?;
+        // SAFETY: `data` is valid for `data.len()` bytes.
+        let written = unsafe { libc::pwrite(fd, data.as_ptr().cast(), data.len(), at) };
+        let Ok(written) = usize::try_from(written) else {
+            let errno = last_errno();
+            if errno == libc::EINTR {
+                continue;
+            }
+            return Err(errno);
+        };
+        data = &data[written..];
+        offset += written as u64;
+    }
+    Ok(())
+}
+
+/// Where inodes cannot be checked (Windows), appends are left to the caller.
+#[cfg(not(unix))]
+fn write_append(_append: &Append) -> (Option<i32>, Outcome) {
+    (None, STALE)
+}
+
+/// Make every descriptor's written data durable; the errno of each (0: durable).
+pub fn sync_all(fds: &[i32]) -> Vec<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: syncfs only reads the descriptor number.
+        if fds.len() >= BATCH_FOR_SYNCFS && unsafe { libc::syncfs(fds[0]) } == 0 {
+            return vec![0; fds.len()];
+        }
+    }
+    fds.iter()
+        .map(|&fd| if sync_one(fd) == 0 { 0 } else { last_errno() })
+        .collect()
+}
+
+/// `os.fdatasync` where Python has it, else `os.fsync` (which is `_commit` on Windows).
+fn sync_one(fd: i32) -> i32 {
+    // SAFETY: these only read the descriptor number; a bad one fails with EBADF.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let result = unsafe { libc::fdatasync(fd) };
+    #[cfg(all(
+        unix,
+        not(any(target_os = "linux", target_os = "android", target_os = "freebsd"))
+    ))]
+    let result = unsafe { libc::fsync(fd) };
+    #[cfg(windows)]
+    let result = unsafe { libc::commit(fd) };
+    result
+}
+
+fn close(fd: i32) {
+    // SAFETY: the descriptor was handed over to be closed here, exactly once.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::{sync_all, Append, Job, Outcome, Syncer};
+    use std::io::Write;
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::mpsc;
+
+    const DONE: Outcome = Outcome {
+        errno: 0,
+        written: true,
+    };
+    const STALE: Outcome = Outcome {
+        errno: 0,
+        written: false,
+    };
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "simulacra-syncer-{name}-{}",
+            crate::fsio::random_hex()
+        ))
+    }
+
+    fn scratch_fd(name: &str) -> i32 {
+        let path = scratch(name);
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"data\n").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file.into_raw_fd()
+    }
+
+    fn collect<T: Send + 'static>() -> (Syncer<T>, mpsc::Receiver<(T, Outcome)>) {
+        let (sender, received) = mpsc::channel();
+        let syncer = Syncer::new(move |done: Vec<(T, Outcome)>| {
+            for item in done {
+                sender.send(item).unwrap();
+            }
+        });
+        (syncer, received)
+    }
+
+    #[test]
+    fn delivers_every_outcome_and_closes() {
+        let (syncer, received) = collect();
+        let fds: Vec<i32> = (0..10).map(|i| scratch_fd(&i.to_string())).collect();
+        for (token, fd) in fds.iter().enumerate() {
+            syncer.submit(Job::Sync(*fd), token).unwrap();
+        }
+        let mut outcomes: Vec<(usize, Outcome)> =
+            (0..10).map(|_| received.recv().unwrap()).collect();
+        outcomes.sort_unstable_by_key(|(token, _)| *token);
+        assert_eq!(
+            outcomes,
+            (0..10).map(|token| (token, DONE)).collect::<Vec<_>>()
+        );
+        syncer.stop();
+        for fd in fds {
+            // SAFETY: probing a closed descriptor number.
+            assert_eq!(
+                unsafe { libc::fcntl(fd, libc::F_GETFD) },
+                -1,
+                "fd {fd} left open"
+            );
+        }
+    }
+
+    #[test]
+    fn appends_only_to_the_file_it_expects() {
+        let path = scratch("append");
+        std::fs::write(&path, b"head\n").unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let (syncer, received) = collect();
+        let job = |end: u64, inode: u64, payload: &[u8]| {
+            Job::Append(Append {
+                path: path.clone(),
+                inode,
+                end,
+                payload: payload.to_vec(),
+            })
+        };
+        syncer.submit(job(5, inode, b"one\n"), "fits").unwrap();
+        assert_eq!(received.recv().unwrap(), ("fits", DONE));
+        syncer
+            .submit(job(5, inode, b"two\n"), "wrong size")
+            .unwrap();
+        assert_eq!(received.recv().unwrap(), ("wrong size", STALE));
+        syncer
+            .submit(job(9, inode + 1, b"two\n"), "wrong inode")
+            .unwrap();
+        assert_eq!(received.recv().unwrap(), ("wrong inode", STALE));
+        assert_eq!(std::fs::read(&path).unwrap(), b"head\none\n");
+        std::fs::remove_file(&path).unwrap();
+        syncer.submit(job(9, inode, b"two\n"), "missing").unwrap();
+        assert_eq!(received.recv().unwrap(), ("missing", STALE));
+        syncer.stop();
+    }
+
+    #[test]
+    fn after_stop_work_is_done_inline() {
+        let (syncer, received) = collect();
+        syncer.stop();
+        syncer
+            .submit(Job::Sync(scratch_fd("inline")), "inline")
+            .unwrap();
+        assert_eq!(received.try_recv().unwrap(), ("inline", DONE));
+    }
+
+    #[test]
+    fn bad_descriptors_report_ebadf() {
+        assert_eq!(sync_all(&[-1]), vec![libc::EBADF]);
+        assert_eq!(sync_all(&[-1, -1]), vec![libc::EBADF, libc::EBADF]);
+    }
+}
