@@ -6,7 +6,7 @@ bytes, results and errors.
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
 
 __all__ = ["FileSyncer", "atomic_write", "copy_json", "derive_slug", "dumps", "link_fork", "loads"]
 
@@ -73,6 +73,7 @@ def link_fork(
     lowercase letters; ``OSError`` (errno, filename) otherwise.
     """
 
+@final
 class FileSyncer:
     """Writes journal appends and makes files durable on a background thread, many at a time.
 
@@ -87,7 +88,7 @@ class FileSyncer:
     detached from the interpreter; only ``deliver`` holds the GIL.
     """
 
-    def __init__(self, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> None: ...
+    def __new__(cls, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> FileSyncer: ...
     def submit(self, fd: int, token: Any) -> None:
         """Make the data written to ``fd`` durable, then close it; the outcome comes with ``token``.
 
