@@ -354,3 +354,29 @@ def test_concurrent_first_saves_of_many_sessions(database: tuple[str, Any], tmp_
             run(store.close())
         if isinstance(target, sa.Engine):
             target.dispose()
+
+
+def test_stores_starting_together_create_the_schema_once(database: tuple[str, Any], tmp_path: Path) -> None:
+    backend, url = database
+    table = f"t{uuid.uuid4().hex[:12]}"
+    with open_store(backend, tmp_path, table=table):
+        stores = [SqlSessionStore(url, table=table) for _ in range(8)]
+        start = threading.Barrier(len(stores))
+        errors: list[BaseException] = []
+
+        def first_use(store: SqlSessionStore, index: int) -> None:
+            start.wait()
+            try:
+                run(store.save(f"s{index}", [msg(str(index))]))
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=first_use, args=(s, i)) for i, s in enumerate(stores)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sorted(m.id for m in run(stores[0].list())) == [f"s{index}" for index in range(8)]
+        for store in stores:
+            run(store.close())

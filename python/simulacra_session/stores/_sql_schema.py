@@ -25,6 +25,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.compiler import TypeCompiler
 
 __all__ = ["DIALECTS", "SCHEMA_NAME", "SCHEMA_VERSION", "Schema", "Statements", "check_table_name"]
@@ -118,6 +119,21 @@ class Schema:
             **options,
         )
         return cls(meta, sessions, messages, version)
+
+    def create(self, connection: sa.Connection, dialect: str) -> None:
+        """Create the tables and indexes that are missing.
+
+        SQLite and PostgreSQL get ``IF NOT EXISTS``, so stores starting together in several
+        processes never trip over each other's tables. MySQL has no ``CREATE INDEX IF NOT
+        EXISTS``: there each object is checked first, and a lost race is tried again.
+        """
+        if dialect not in ("sqlite", "postgresql"):
+            self.meta.create_all(connection, checkfirst=True)
+            return
+        for table in self.meta.sorted_tables:
+            connection.execute(CreateTable(table, if_not_exists=True))
+            for index in sorted(table.indexes, key=lambda index: str(index.name)):
+                connection.execute(CreateIndex(index, if_not_exists=True))
 
     def record_version(self, dialect: str) -> sa.Executable:
         """Insert this release's schema version unless a version is recorded already."""

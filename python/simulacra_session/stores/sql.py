@@ -16,6 +16,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -40,7 +41,7 @@ __all__ = ["SqlSessionStore"]
 
 T = TypeVar("T")
 _log = logging.getLogger("simulacra_session")
-_SCHEMA_ATTEMPTS = 3  # CREATE TABLE races between processes; each attempt sees more of the schema
+_SCHEMA_ATTEMPTS = 10  # CREATE TABLE races between processes; each attempt sees more of the schema
 _ATTEMPTS = 8  # a transaction the database chose as a deadlock victim is run again, this often
 #: SQLSTATEs of a transaction the database rolled back to let another one through
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
@@ -230,6 +231,7 @@ class SqlSessionStore:
                 except sa.exc.SQLAlchemyError:
                     if attempt == _SCHEMA_ATTEMPTS:
                         raise
+                    await asyncio.sleep(random.uniform(0, 0.01))
                 else:
                     self._ready = True
 
@@ -242,6 +244,7 @@ class SqlSessionStore:
             except sa.exc.SQLAlchemyError:
                 if attempt == _SCHEMA_ATTEMPTS:
                     raise
+                time.sleep(random.uniform(0, 0.01))  # a worker thread: the loop goes on
             else:
                 self._ready = True
                 return
@@ -249,7 +252,7 @@ class SqlSessionStore:
     def _check_schema(self, connection: sa.Connection) -> None:
         version = self._schema.version
         if self._create:
-            self._schema.meta.create_all(connection, checkfirst=True)
+            self._schema.create(connection, self._dialect)
             connection.execute(self._schema.record_version(self._dialect))
         found = connection.execute(sa.select(version.c.version).where(version.c.name == SCHEMA_NAME)).scalar()
         if found != SCHEMA_VERSION:
