@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-__all__ = ["IN_LOOP", "InLoopTimer"]
+from simulacra_session import SessionManager, SessionStore, SimpleConversation
+
+__all__ = ["IN_LOOP", "InLoopTimer", "autosave_round"]
 
 
 class InLoopTimer:
@@ -40,3 +43,28 @@ class InLoopTimer:
 
 
 IN_LOOP = InLoopTimer()
+
+
+def autosave_round(
+    loop: asyncio.AbstractEventLoop, store: SessionStore, messages: list[dict[str, Any]], length: int
+) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """A session saved with the first ``length`` messages, and one auto-save round: the next
+    message appended to the conversation, then ``await manager.flush()`` (stored, durable where
+    the store is). Returns the session's id and the round."""
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+
+    async def prepare() -> str:
+        session_id = manager.start_new()
+        conversation.load(messages[:length])
+        await manager.save(full=True)
+        return session_id
+
+    session_id = loop.run_until_complete(prepare())
+    upcoming = iter(messages[length:])
+
+    async def one_message() -> None:
+        conversation.append(next(upcoming))
+        await manager.flush()
+
+    return session_id, one_message

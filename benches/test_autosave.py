@@ -26,10 +26,10 @@ import pytest
 from agents import SQLiteSession
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from simulacra_session import FileSessionStore, SessionManager, SimpleConversation
+from simulacra_session import FileSessionStore
 
 from corpus import LENGTHS, conversation
-from harness import IN_LOOP
+from harness import IN_LOOP, autosave_round
 from peers import LangGraphThread, OriginalFileStore, sqlite_durability
 
 ROUNDS = 50
@@ -42,26 +42,13 @@ def test_autosave(
     benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path, length: int, fsync: bool
 ) -> None:
     messages = conversation(length + ROUNDS + 1)
-    conv = SimpleConversation()
-    manager = SessionManager(FileSessionStore(tmp_path, fsync=fsync), conv)
-
-    async def prepare() -> str:
-        session_id = manager.start_new()
-        conv.load(messages[:length])
-        await manager.save(full=True)
-        return session_id
-
-    session_id = loop.run_until_complete(prepare())
-    upcoming = iter(messages[length:])
-
-    async def one_message() -> None:
-        conv.append(next(upcoming))
-        await manager.flush()
+    store = FileSessionStore(tmp_path, fsync=fsync)
+    session_id, one_message = autosave_round(loop, store, messages, length)
 
     benchmark.group = "auto-save (durable)" if fsync else "auto-save (no fsync)"
     benchmark.extra_info["messages"] = length
     benchmark.pedantic(IN_LOOP.run, (loop, one_message), rounds=ROUNDS, warmup_rounds=1)
-    stored = loop.run_until_complete(manager.store.load(session_id))
+    stored = loop.run_until_complete(store.load(session_id))
     assert stored is not None
     assert len(stored.messages) == length + ROUNDS + 1
 

@@ -16,15 +16,17 @@ from typing import Any
 
 import pytest
 
-from simulacra_session import SessionManager, SessionStore, SimpleConversation
+from simulacra_session import SessionStore
 
 from corpus import LENGTHS, conversation, session_ids
+from harness import IN_LOOP, autosave_round
 from store_kinds import STORES, open_store
 
 ROUNDS = 30
 LISTED = 10_000
 
 
+@pytest.mark.benchmark(timer=IN_LOOP)
 @pytest.mark.parametrize("length", LENGTHS)
 @pytest.mark.parametrize("kind", STORES)
 def test_autosave_by_store(
@@ -32,25 +34,10 @@ def test_autosave_by_store(
 ) -> None:
     messages = conversation(length + ROUNDS + 1)
     with open_store(kind, tmp_path) as store:
-        conv = SimpleConversation()
-        manager = SessionManager(store, conv)
-
-        async def prepare() -> str:
-            session_id = manager.start_new()
-            conv.load(messages[:length])
-            await manager.save(full=True)
-            return session_id
-
-        session_id = loop.run_until_complete(prepare())
-        upcoming = iter(messages[length:])
-
-        async def one_message() -> None:
-            conv.append(next(upcoming))
-            await manager.flush()
-
+        session_id, one_message = autosave_round(loop, store, messages, length)
         benchmark.group = f"auto-save by store, {length} messages"
         benchmark.extra_info.update(store=kind, messages=length)
-        benchmark.pedantic(lambda: loop.run_until_complete(one_message()), rounds=ROUNDS, warmup_rounds=1)
+        benchmark.pedantic(IN_LOOP.run, (loop, one_message), rounds=ROUNDS, warmup_rounds=1)
         stored = loop.run_until_complete(store.load(session_id))
         assert stored is not None
         assert stored.messages == messages
