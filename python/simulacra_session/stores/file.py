@@ -259,12 +259,7 @@ class FileSessionStore:
         finally:
             if acquired:
                 lock.release()
-            with self._locks_guard:
-                users = self._locks[session_id][1] - 1
-                if users:
-                    self._locks[session_id] = (lock, users)
-                else:
-                    del self._locks[session_id]
+            self._drop_user(session_id, lock)
 
     @contextmanager
     def _file_locked(self, path: str) -> Iterator[int | None]:
@@ -608,6 +603,10 @@ class FileSessionStore:
     def _release(self, session_id: str, lock: threading.Lock) -> None:
         """Release a lock from :meth:`_hold_now`, as leaving :meth:`_locked` does."""
         lock.release()
+        self._drop_user(session_id, lock)
+
+    def _drop_user(self, session_id: str, lock: threading.Lock) -> None:
+        """One holder or waiter fewer for the lock of ``session_id``; the last drops the lock."""
         with self._locks_guard:
             users = self._locks[session_id][1] - 1
             if users:
