@@ -37,6 +37,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def _figure(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _baseline(group: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     for prefix, needle in BASELINES.items():
         if group.startswith(prefix):
@@ -57,7 +61,7 @@ def tables(report: dict[str, Any]) -> str:
         out += ["", f"### {group}", "", "| benchmark | median | ratio | extra |", "| --- | --- | --- | --- |"]
         for row in rows:
             ratio = row["stats"]["median"] / base["stats"]["median"]
-            extra = ", ".join(f"{key}={value}" for key, value in row.get("extra_info", {}).items())
+            extra = ", ".join(f"{key}={_figure(value)}" for key, value in row.get("extra_info", {}).items())
             out.append(f"| {row['name']} | {_duration(row['stats']['median'])} | {ratio:.2f}x | {extra} |")
     return "\n".join(out)
 

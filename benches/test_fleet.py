@@ -1,20 +1,26 @@
 """A fleet: many conversations in one process, each auto-saving, durable, on one store.
 
-Reports messages saved per second and the event loop's responsiveness while it runs (the
-lateness of a 1 ms ticker). Conversations pace their messages like model responses would.
-Beside ours (one file store), the same workload on openai-agents' ``SQLiteSession``: one
-session per conversation, all on one shared database file, ``add_items`` once per message.
+Reports messages saved per second and the event loop's responsiveness while it runs:
+- how long single callbacks hold the loop (a stall: nothing else runs meanwhile). Every
+  callback the loop runs is timed, less the garbage collector's pauses within it, which are
+  reported apart: a collection scans the whole heap, whoever allocated it;
+- how late a 1 ms ticker wakes. That also counts every other callback ready in the same
+  tick: with 1,000 conversations all ready at once, it is the workload's own size.
+Conversations talk all at once, or pace their messages like model responses would. Beside
+ours (one file store), the same workload on openai-agents' ``SQLiteSession``: one session
+per conversation, all on one shared database file, ``add_items`` once per message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import sqlite3
 import time
-from collections.abc import Coroutine
-from contextlib import closing
+from collections.abc import Coroutine, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +45,46 @@ def _open_fds() -> dict[str, float]:
     return {"open_fds": len(os.listdir("/proc/self/fd"))} if os.path.isdir("/proc/self/fd") else {}
 
 
+def _p99_ms(samples: list[float]) -> float:
+    samples.sort()
+    return samples[int(0.99 * (len(samples) - 1))] * 1000
+
+
+@contextmanager
+def _callbacks_timed() -> Iterator[tuple[list[float], list[float]]]:
+    """Time every callback the event loop runs (each ``Handle._run``: task steps, I/O, timers),
+    and separately the time the garbage collector paused them: (durations less the collector's
+    pauses within them, the collector's pauses)."""
+    durations: list[float] = []
+    pauses: list[float] = []
+    run = asyncio.events.Handle._run
+    clock = time.perf_counter
+    began = [0.0]
+
+    def collector(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = clock()
+        else:
+            pauses.append(clock() - began[0])
+
+    def timed(handle: asyncio.Handle) -> None:
+        collected = len(pauses)
+        start = clock()
+        run(handle)
+        durations.append(clock() - start - sum(pauses[collected:]))
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+    gc.callbacks.append(collector)
+    try:
+        yield durations, pauses
+    finally:
+        gc.callbacks.remove(collector)
+        asyncio.events.Handle._run = run  # type: ignore[method-assign]
+
+
 async def _run(talkers: list[Coroutine[Any, Any, None]], total: int) -> dict[str, float]:
-    """Run the talkers at once beside a 1 ms ticker: messages/s, the ticker's p99 lateness, fds."""
+    """Run the talkers at once beside a 1 ms ticker: messages/s, the p99 and longest callback
+    (the stall), the ticker's p99 lateness, open fds."""
     lateness: list[float] = []
     running = True
 
@@ -51,15 +95,19 @@ async def _run(talkers: list[Coroutine[Any, Any, None]], total: int) -> dict[str
             lateness.append(time.perf_counter() - start - 0.001)
 
     tick = asyncio.create_task(ticker())
-    start = time.perf_counter()
-    await asyncio.gather(*talkers)
-    elapsed = time.perf_counter() - start
+    with _callbacks_timed() as (durations, pauses):
+        start = time.perf_counter()
+        await asyncio.gather(*talkers)
+        elapsed = time.perf_counter() - start
     running = False
     await tick
-    lateness.sort()
     return {
         "messages_per_s": total / elapsed,
-        "stall_p99_ms": lateness[int(0.99 * (len(lateness) - 1))] * 1000,
+        "callback_max_ms": max(durations) * 1000,
+        "callback_p99_ms": _p99_ms(durations),
+        "gc_pause_max_ms": max(pauses, default=0.0) * 1000,
+        "gc_pauses": len(pauses),
+        "tick_lateness_p99_ms": _p99_ms(lateness),
         **_open_fds(),
     }
 

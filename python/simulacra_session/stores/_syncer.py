@@ -35,9 +35,16 @@ class Landing(Protocol):
         """On the sync thread instead, when ``loop`` has closed meanwhile."""
 
 
-def _land(outcomes: list[tuple[Landing, int, bool]]) -> None:
-    """On the loop: each job's ``landed``."""
-    for landing, errno, written in outcomes:
+#: Jobs landed per loop callback: a batch of a thousand would hold the loop for milliseconds.
+_LANDED_PER_CALLBACK = 64
+
+
+def _land(outcomes: list[tuple[Landing, int, bool]], start: int = 0) -> None:
+    """On the loop: each job's ``landed``, a slice at a time, so other callbacks run between."""
+    end = start + _LANDED_PER_CALLBACK
+    if end < len(outcomes):
+        outcomes[0][0].loop.call_soon(_land, outcomes, end)
+    for landing, errno, written in outcomes[start:end]:
         landing.landed(errno, written)
 
 
