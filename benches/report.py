@@ -38,7 +38,9 @@ def _duration(seconds: float) -> str:
 
 
 def _figure(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    if not isinstance(value, float):
+        return str(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def _baseline(group: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
