@@ -239,6 +239,25 @@ def test_loads_type_error() -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((b"1\n", "x"), TypeError, "'str' object cannot be interpreted as an integer"),
+        ((b"1\n", 0, 1.5), TypeError, "'float' object cannot be interpreted as an integer"),
+        ((b"1\n", 2**70), OverflowError, "Python int too large to convert to C long"),
+        ((b"1\n", 0, -(2**70)), OverflowError, "Python int too large to convert to C long"),
+        ((b"1\n", 0, None, "x"), TypeError, "'str' object is not an instance of 'bytes'"),
+        ((b"1\n", 0, None, bytearray(b"1")), TypeError, "'bytearray' object is not an instance of 'bytes'"),
+        (("1\n", "x"), TypeError, "'str' object cannot be interpreted as an integer"),
+    ],
+)
+def test_loads_lines_bad_arguments(args: tuple[Any, ...], error: type[Exception], message: str) -> None:
+    """Both twins check the arguments in order, with the same errors."""
+    with pytest.raises(error) as raised:
+        loads_lines(*args)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
     ("text", "limit", "expected"),
     [
         ("  hello \n\t world  ", 50, "hello world"),

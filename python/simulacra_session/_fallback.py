@@ -10,9 +10,11 @@ import contextlib
 import errno
 import json
 import math
+import operator
 import os
 import re
 import secrets
+import sys
 from typing import Any
 
 from ._fallback_sync import FileSyncer
@@ -241,6 +243,14 @@ def loads(data: bytes | bytearray | str) -> object:
     return value
 
 
+def _c_long(value: object) -> int:
+    """An index taken as the compiled twin takes it, with its ``TypeError``/``OverflowError``."""
+    index = operator.index(value)  # type: ignore[arg-type]
+    if not -sys.maxsize - 1 <= index <= sys.maxsize:
+        raise OverflowError("Python int too large to convert to C long")
+    return index
+
+
 def loads_lines(
     data: bytes | bytearray, start: int = 0, end: int | None = None, skip: bytes | None = None
 ) -> tuple[list[object], int]:
@@ -248,6 +258,9 @@ def loads_lines(
 
     Returns the values and the size of the lines left out; see ``_native.pyi``.
     """
+    start, end = _c_long(start), None if end is None else _c_long(end)
+    if skip is not None and not isinstance(skip, bytes):
+        raise TypeError(f"'{type(skip).__name__}' object is not an instance of 'bytes'")
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError(f"loads_lines() takes bytes or bytearray, not {type(data).__name__}")
     region = bytes(data[start:end])
