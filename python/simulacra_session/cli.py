@@ -105,8 +105,9 @@ async def _timed_autosaves(store: SessionStore, length: int, rounds: int) -> tup
         await manager.save(full=True)
         samples = []
         for index in range(length, length + rounds):
+            message = _message(index)
             start = time.perf_counter_ns()
-            conversation.append(_message(index))
+            conversation.append(message)
             await manager.flush()
             samples.append(time.perf_counter_ns() - start)
     return _percentiles(samples)
