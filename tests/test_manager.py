@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from simulacra_session import (
     CheckpointState,
+    FileSessionStore,
     InMemorySessionStore,
     LifecycleErrorEvent,
     Message,
@@ -168,6 +170,32 @@ def test_unknown_event_and_bad_store() -> None:
 
 
 # -- delta saves ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("base", [InMemorySessionStore, FileSessionStore])
+async def test_a_subclass_overriding_append_has_it_called(tmp_path: Path, base: type[Any]) -> None:
+    """The stores' task-free append path is taken only where ``append`` is the store's own."""
+    calls: list[int] = []
+
+    class Counting(base):  # type: ignore[misc,valid-type]
+        async def append(
+            self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        ) -> None:
+            calls.append(len(messages))
+            await super().append(id, messages, metadata)
+
+    store = Counting() if base is InMemorySessionStore else Counting(tmp_path)
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    session_id = manager.start_new()
+    await manager.flush()
+    for text in ("one", "two"):
+        conversation.append(user(text))
+        await manager.flush()
+    assert calls == [1, 1]
+    stored = await store.load(session_id)
+    assert stored is not None
+    assert texts(stored.messages) == ["one", "two"]
 
 
 async def test_appends_only_new_messages_and_falls_back_to_full_saves() -> None:

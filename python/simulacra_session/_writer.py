@@ -27,6 +27,16 @@ _BeginAppend = Callable[[str, list[Message], Mapping[str, Any]], "asyncio.Future
 _Written = tuple[Sequence[Message], int, int]
 
 
+def _begin_append(store: AppendableSessionStore | None) -> _BeginAppend | None:
+    """The store's ``_append_nowait``, when the class defining its ``append`` defines that too:
+    a subclass that overrides ``append`` has it called."""
+    for cls in type(store).__mro__:
+        if "append" in vars(cls):
+            begin: _BeginAppend | None = getattr(store, "_append_nowait", None)
+            return begin if "_append_nowait" in vars(cls) else None
+    return None
+
+
 @dataclass(slots=True)
 class SaveRequest:
     """A snapshot to write: the session's own messages, its full history and metadata to merge.
@@ -89,7 +99,7 @@ class SessionWriter:
         self._store = store
         # checked once: a runtime protocol check costs tens of microseconds
         self._appender = store if isinstance(store, AppendableSessionStore) else None
-        self._begin: _BeginAppend | None = getattr(self._appender, "_append_nowait", None)
+        self._begin = _begin_append(self._appender)
         self._pending: SaveRequest | None = None
         self._written: _Written | None = None
         self._inflight: asyncio.Future[None] | None = None  # a task, or the wait for durability

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,20 +69,35 @@ class InMemorySessionStore:
         self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
     ) -> None:
         """Replace the messages and merge the metadata; the old bytes stay on any error."""
+        self._save_now(id, messages, metadata)
+
+    async def append(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Add messages after the stored ones and merge the metadata; all or nothing."""
+        self._append_now(id, messages, metadata)
+
+    def _append_nowait(
+        self, id: str, messages: builtins.list[Message], metadata: Mapping[str, Any] | None
+    ) -> asyncio.Future[None]:
+        """``append``, done at once (nothing here waits); the session writer calls this to skip a task."""
+        self._append_now(id, messages, metadata)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def _save_now(self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None) -> None:
         check_save_args(id, metadata)
         encoded = encode_messages(messages)
         previous = self._sessions.get(id)
         existing = previous.decoded_metadata(id) if previous else None
         self._sessions[id] = _Entry.of(merge_metadata(id, existing, len(encoded), metadata), encoded)
 
-    async def append(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        """Add messages after the stored ones and merge the metadata; all or nothing."""
+    def _append_now(self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None) -> None:
         check_save_args(id, metadata)
         previous = self._sessions.get(id)
         if previous is None:
-            await self.save(id, messages, metadata)
+            self._save_now(id, messages, metadata)
             return
         encoded = encode_messages(messages, len(previous.messages))
         count = len(previous.messages) + len(encoded)
