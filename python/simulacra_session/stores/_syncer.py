@@ -7,7 +7,8 @@ all durable together, with one ``syncfs`` for a batch on Linux (one journal comm
 cache flush for the lot) or an ``fdatasync`` each elsewhere, and hands the outcomes to
 each event loop in one callback. The compiled twin does all of that without the GIL,
 which it takes once per batch to deliver: the event loop neither waits on the disk nor
-makes a system call for it, and a fleet of sessions saving at once shares the cost.
+makes a system call for it, and a fleet of sessions saving at once shares the cost. It
+also watches for new work briefly after each batch, sparing the next save a wake-up.
 """
 
 from __future__ import annotations
