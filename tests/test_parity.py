@@ -392,3 +392,88 @@ def test_file_syncer_logs_a_raising_delivery(
         syncer.stop()
     assert "delivery bug" in caplog.text
     assert "FileSyncer delivery" in caplog.text
+
+
+def wake_pipe() -> tuple[int, int]:
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    return read, write
+
+
+def pipe_bytes(fd: int) -> int:
+    """How many bytes were waiting in a non-blocking pipe (read out)."""
+    try:
+        return len(os.read(fd, 4096))
+    except BlockingIOError:
+        return 0
+
+
+def mailed_outcomes(twin: ModuleType, tmp_path: Path, polling: bool | None, close: bool) -> dict[str, Any]:
+    """Three jobs with a mailbox, one without; what the mailbox, the pipe and ``deliver`` got."""
+    delivered: list[tuple[Any, int, bool]] = []
+    tmp_path.mkdir()
+    read, write = wake_pipe()
+    try:
+        box = twin.Mailbox(write)
+        if polling is not None:
+            assert box.take(polling) == []
+        left = box.close() if close else None
+        syncer = twin.FileSyncer(delivered.extend)
+        fds = open_files(tmp_path, 4)
+        for token, fd in enumerate(fds[:3]):
+            syncer.submit(fd, token, box)
+        syncer.submit(fds[3], "direct")
+        syncer.stop()  # waits for every job: all outcomes are out
+        woken = pipe_bytes(read)
+        return {
+            "mailbox": sorted(box.take(False)),
+            "woken": woken,
+            "again": pipe_bytes(read),
+            "delivered": sorted(delivered, key=str),
+            "left": left,
+        }
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+MAILED = [(0, 0, True), (1, 0, True), (2, 0, True)]
+
+
+@pytest.mark.parametrize(
+    ("polling", "close", "expected"),
+    [
+        (None, False, {"mailbox": MAILED, "woken": 8, "delivered": [("direct", 0, True)], "left": None}),
+        (False, False, {"mailbox": MAILED, "woken": 8, "delivered": [("direct", 0, True)], "left": None}),
+        (True, False, {"mailbox": MAILED, "woken": 0, "delivered": [("direct", 0, True)], "left": None}),
+        (None, True, {"mailbox": [], "woken": 0, "delivered": [("direct", 0, True), *MAILED], "left": []}),
+    ],
+    ids=["fresh", "taken", "polling", "closed"],
+)
+def test_mailbox_parity(tmp_path: Path, polling: bool | None, close: bool, expected: dict[str, Any]) -> None:
+    """Outcomes go to the job's mailbox, which wakes its owner once (8 bytes, as an eventfd
+    takes) until taken, and not at all while it polls; a closed one sends them to ``deliver``."""
+    results = [mailed_outcomes(twin, tmp_path / twin.__name__, polling, close) for twin in TWINS]
+    for result in results:
+        assert result.pop("again") == 0
+    assert results[0] == results[1] == expected
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=["native", "pure"])
+def test_mailbox_keeps_what_lands_after_a_take(twin: ModuleType, tmp_path: Path) -> None:
+    read, write = wake_pipe()
+    try:
+        box = twin.Mailbox(write)
+        syncer = twin.FileSyncer(lambda outcomes: None)
+        first, second = open_files(tmp_path, 2)
+        syncer.stop()  # later jobs are done inline: deterministic order
+        syncer.submit(first, "first", box)
+        assert pipe_bytes(read) == 8
+        assert box.take(False) == [("first", 0, True)]
+        syncer.submit(second, "second", box)
+        assert pipe_bytes(read) == 8
+        assert box.close() == [("second", 0, True)]
+    finally:
+        os.close(read)
+        os.close(write)

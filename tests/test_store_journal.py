@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +253,29 @@ async def test_append_with_metadata_and_to_a_missing_session(tmp_path: Path) -> 
         updated.append(meta.updated)
     assert updated == sorted(updated)
     assert (await store.load("new")).metadata.updated > updated[0]
+
+
+def test_an_append_left_by_a_closed_loop_does_not_block_the_session(tmp_path: Path) -> None:
+    """A durable append whose loop closed before it landed holds the session's lock with
+    nobody left to land it; the next writer finds it and moves on, what was written kept."""
+    store = FileSessionStore(tmp_path)
+    run(store.save("s", [msg("a")]))
+
+    async def start_append() -> None:
+        begun = store._append_nowait("s", [msg("b")], None)
+        assert begun is not None  # the task-free path: the sync thread has the append
+        begun.add_done_callback(lambda future: future.exception())  # never awaited
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(start_append())
+    loop.close()  # the outcome lands, or will, in a closed loop's mailbox
+    # the next save waits for the session's lock (in a daemon thread, so a regression fails
+    # here instead of hanging the run), then rewrites
+    saver = threading.Thread(target=store._save_sync, args=("s", [msg("a"), msg("b"), msg("c")], None))
+    saver.daemon = True
+    saver.start()
+    saver.join(30)
+    assert not saver.is_alive(), "the save still waits for the lock of the closed loop's append"
+    assert texts(run(store.load("s")).messages) == ["a", "b", "c"]
+    run(store.append("s", [msg("d")]))
+    assert texts(run(FileSessionStore(tmp_path).load("s")).messages) == ["a", "b", "c", "d"]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 __all__ = [
     "BACKEND",
     "FileSyncer",
+    "Mailbox",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -28,6 +29,7 @@ BACKEND: Literal["native", "pure"]
 if TYPE_CHECKING or _FORCE_PURE:
     from ._fallback import (
         FileSyncer,
+        Mailbox,
         atomic_write,
         copy_json,
         derive_slug,
@@ -42,6 +44,7 @@ else:
     try:
         from ._native import (
             FileSyncer,
+            Mailbox,
             atomic_write,
             copy_json,
             derive_slug,
@@ -53,6 +56,7 @@ else:
     except ImportError:
         from ._fallback import (
             FileSyncer,
+            Mailbox,
             atomic_write,
             copy_json,
             derive_slug,

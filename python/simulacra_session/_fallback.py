@@ -17,11 +17,12 @@ import secrets
 import sys
 from typing import Any
 
-from ._fallback_sync import FileSyncer
+from ._fallback_sync import FileSyncer, Mailbox
 from .errors import InvalidSessionIdError, SerializationError
 
 __all__ = [
     "FileSyncer",
+    "Mailbox",
     "atomic_write",
     "copy_json",
     "derive_slug",

@@ -1,7 +1,9 @@
-"""Pure-Python twin of ``simulacra_session._native.FileSyncer`` (re-exported by ``_fallback``).
+"""Pure-Python twins of ``simulacra_session._native.FileSyncer`` and ``Mailbox`` (re-exported
+by ``_fallback``).
 
 The group-commit thread: writes journal appends, makes descriptors durable together and
-hands the outcomes back in one call per batch. ``_native.pyi`` documents the contract.
+hands the outcomes back, to each job's mailbox or in one call per batch. ``_native.pyi``
+documents the contract.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import contextlib
 import errno
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FileSyncer"]
+__all__ = ["FileSyncer", "Mailbox"]
 
 _BATCH_FOR_SYNCFS = 4  # below this, per-file syncs stay cheaper than syncing the whole fs
 _IDLE_SECONDS = 5.0
@@ -37,6 +40,68 @@ def _load_syncfs() -> Callable[[int], int] | None:
 
 _syncfs = _load_syncfs()
 _STALE = (0, False)  # nothing written: the file was not the one expected
+_WAKE = (1).to_bytes(8, sys.byteorder)  # what an eventfd takes (a pipe takes any bytes)
+_Landed = tuple[Any, int, bool]
+
+
+class Mailbox:
+    """Where the sync thread leaves outcomes for one event loop, waking it through ``wake_fd``.
+
+    ``wake_fd`` (an eventfd or a pipe's write end, non-blocking; never closed here) gets 8
+    bytes when outcomes arrive while the owner is neither polling nor signalled since it
+    last took them.
+    """
+
+    def __init__(self, wake_fd: int) -> None:
+        self._wake_fd = wake_fd
+        self._lock = threading.Lock()
+        self._landed: list[_Landed] = []
+        self._polling = False
+        self._signalled = False
+        self._closed = False
+
+    def take(self, polling: bool) -> list[_Landed]:
+        """Every outcome posted so far, oldest first. ``polling``: the owner will call again
+        by itself, so posts need not wake it until a later ``take(False)``."""
+        with self._lock:
+            self._polling, self._signalled = polling, False
+            landed, self._landed = self._landed, []
+        return landed
+
+    def close(self) -> list[_Landed]:
+        """Refuse later outcomes (they go to the syncer's ``deliver``); returns those unread."""
+        with self._lock:
+            self._closed = True
+            landed, self._landed = self._landed, []
+        return landed
+
+    def _post(self, landed: list[_Landed]) -> bool:
+        """Leave outcomes, waking the owner if it needs it; ``False`` when closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._landed.extend(landed)
+            wake = not self._polling and not self._signalled
+            self._signalled = self._signalled or wake
+        if wake:
+            with contextlib.suppress(OSError):  # full: woken already; closed: gone
+                os.write(self._wake_fd, _WAKE)
+        return True
+
+
+def _post_all(outcomes: list[tuple[Any, int, bool, Mailbox | None]]) -> list[_Landed]:
+    """Post each outcome to its mailbox, one post per mailbox; the rest are for ``deliver``."""
+    direct: list[_Landed] = []
+    posts: dict[int, tuple[Mailbox, list[_Landed]]] = {}
+    for token, code, written, mailbox in outcomes:
+        if mailbox is None:
+            direct.append((token, code, written))
+        else:
+            posts.setdefault(id(mailbox), (mailbox, []))[1].append((token, code, written))
+    for mailbox, landed in posts.values():
+        if not mailbox._post(landed):
+            direct.extend(landed)
+    return direct
 
 
 def _sync_all(fds: list[int]) -> list[int]:
@@ -87,35 +152,49 @@ def _write_append(path: str, inode: int, end: int, payload: bytes) -> tuple[int 
     return fd, _checked_write(fd, path, inode, end, payload)
 
 
+#: A queued job: a descriptor to sync or an append (path, inode, end, payload), its token
+#: and its mailbox.
+_Job = tuple[int | tuple[str, int, int, bytes], Any, Mailbox | None]
+
+
 class FileSyncer:
     """Writes journal appends and makes files durable on a background thread, many at a time.
 
     The thread takes every job submitted while it was busy: it writes each append (when
     the file is still the one expected), makes every descriptor durable together (one
     ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes them,
-    then calls ``deliver([(token, errno, written), ...])`` once for the batch: ``written``
-    when the bytes are in the file, ``errno`` 0 when nothing failed (not written with errno
-    0: the file was not the one expected, nothing was written). An exception from
-    ``deliver`` is logged to the ``simulacra_session`` logger. The thread leaves after 5
-    idle seconds; the next job starts one.
+    then posts each outcome ``(token, errno, written)`` to the job's mailbox, or calls
+    ``deliver([(token, errno, written), ...])`` once for those without an open one:
+    ``written`` when the bytes are in the file, ``errno`` 0 when nothing failed (not written
+    with errno 0: the file was not the one expected, nothing was written). An exception
+    from ``deliver`` is logged to the ``simulacra_session`` logger. The thread leaves after
+    5 idle seconds; the next job starts one.
     """
 
     def __init__(self, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> None:
         self._deliver = deliver
-        self._items: list[tuple[int | tuple[str, int, int, bytes], Any]] = []
+        self._items: list[_Job] = []
         self._ready = threading.Condition()
         self._worker: threading.Thread | None = None
         self._stopped = False
 
-    def submit(self, fd: int, token: Any) -> None:
+    def submit(self, fd: int, token: Any, mailbox: Mailbox | None = None) -> None:
         """Make the data written to ``fd`` durable, then close it; the outcome comes with ``token``.
 
         After :meth:`stop` this is done at once, in the caller's thread. ``RuntimeError``
         when no thread can be started (nothing is queued then).
         """
-        self._queue(fd, token)
+        self._queue((fd, token, mailbox))
 
-    def append(self, path: str | os.PathLike[str], inode: int, end: int, payload: bytes, token: Any) -> None:
+    def append(
+        self,
+        path: str | os.PathLike[str],
+        inode: int,
+        end: int,
+        payload: bytes,
+        token: Any,
+        mailbox: Mailbox | None = None,
+    ) -> None:
         """Append ``payload`` to the journal at ``path`` and make it durable, holding its ``flock``.
 
         Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long, not
@@ -123,7 +202,7 @@ class FileSyncer:
         Otherwise nothing is written (not written, errno 0). Everywhere but POSIX, never
         written. After :meth:`stop` this is done at once, in the caller's thread.
         """
-        self._queue((os.fspath(path), inode, end, bytes(payload)), token)
+        self._queue(((os.fspath(path), inode, end, bytes(payload)), token, mailbox))
 
     def stop(self) -> None:
         """Let the thread finish what is queued and wait for it; later work is done inline."""
@@ -134,17 +213,17 @@ class FileSyncer:
         if worker is not None:
             worker.join()
 
-    def _queue(self, job: int | tuple[str, int, int, bytes], token: Any) -> None:
+    def _queue(self, job: _Job) -> None:
         with self._ready:
             if not self._stopped:
                 if self._worker is None or not self._worker.is_alive():
                     worker = threading.Thread(target=self._run, name="simulacra-session-sync", daemon=True)
                     worker.start()
                     self._worker = worker
-                self._items.append((job, token))
+                self._items.append(job)
                 self._ready.notify()
                 return
-        self._finish([(job, token)])
+        self._finish([job])
 
     def _run(self) -> None:
         while True:
@@ -158,10 +237,10 @@ class FileSyncer:
                 batch, self._items = self._items, []
             self._finish(batch)
 
-    def _finish(self, batch: list[tuple[int | tuple[str, int, int, bytes], Any]]) -> None:
+    def _finish(self, batch: list[_Job]) -> None:
         outcomes: list[list[Any]] = []
         opened: list[tuple[int, int]] = []  # (descriptor, index in outcomes)
-        for job, token in batch:
+        for job, token, mailbox in batch:
             fd: int | None
             if isinstance(job, int):
                 fd, (code, written) = job, (0, True)
@@ -169,14 +248,17 @@ class FileSyncer:
                 fd, (code, written) = _write_append(*job)
             if fd is not None:
                 opened.append((fd, len(outcomes)))
-            outcomes.append([token, code, written])
+            outcomes.append([token, code, written, mailbox])
         durable = [(fd, index) for fd, index in opened if outcomes[index][2] and outcomes[index][1] == 0]
         for (_, index), code in zip(durable, _sync_all([fd for fd, _ in durable]), strict=True):
             outcomes[index][1] = code
         for fd, _ in opened:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        direct = _post_all([(token, code, written, mailbox) for token, code, written, mailbox in outcomes])
+        if not direct:
+            return
         try:
-            self._deliver([(token, code, written) for token, code, written in outcomes])
+            self._deliver(direct)
         except Exception as error:
             _log.error("FileSyncer delivery %r raised", self._deliver, exc_info=error)

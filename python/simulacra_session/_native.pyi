@@ -1,7 +1,7 @@
 """Type stub of the compiled hot path; ``simulacra_session._fallback`` is its pure-Python twin.
 
-Both twins expose the same seven functions and the ``FileSyncer`` class, with the same
-bytes, results and errors.
+Both twins expose the same seven functions and the ``FileSyncer`` and ``Mailbox``
+classes, with the same bytes, results and errors.
 """
 
 import os
@@ -12,6 +12,7 @@ from typing_extensions import Self
 
 __all__ = [
     "FileSyncer",
+    "Mailbox",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -99,29 +100,55 @@ def link_fork(
     """
 
 @final
+class Mailbox:
+    """Where the sync thread leaves outcomes for one event loop, waking it through ``wake_fd``.
+
+    ``wake_fd`` (an eventfd or a pipe's write end, non-blocking; never closed here) gets 8
+    bytes when outcomes arrive while the owner is neither polling nor signalled since it
+    last took them. Posting needs no GIL: the loop is woken once, not again by a GIL handoff.
+    """
+
+    def __new__(cls, wake_fd: int) -> Self: ...
+    def take(self, polling: bool) -> list[tuple[Any, int, bool]]:
+        """Every outcome posted so far, oldest first. ``polling``: the owner will call again
+        by itself, so posts need not wake it until a later ``take(False)``."""
+
+    def close(self) -> list[tuple[Any, int, bool]]:
+        """Refuse later outcomes (they go to the syncer's ``deliver``); returns those unread."""
+
+@final
 class FileSyncer:
     """Writes journal appends and makes files durable on a background thread, many at a time.
 
     The thread takes every job submitted while it was busy: it writes each append (when
     the file is still the one expected), makes every descriptor durable together (one
     ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes them,
-    then calls ``deliver([(token, errno, written), ...])`` once for the batch: ``written``
-    when the bytes are in the file, ``errno`` 0 when nothing failed (not written with errno
-    0: the file was not the one expected, nothing was written). An exception from
-    ``deliver`` is logged to the ``simulacra_session`` logger. The thread leaves after 5
-    idle seconds; the next job starts one. Waiting, writing, syncing and closing run
-    detached from the interpreter; only ``deliver`` holds the GIL.
+    then posts each outcome ``(token, errno, written)`` to the job's mailbox, or calls
+    ``deliver([(token, errno, written), ...])`` once for those without an open one:
+    ``written`` when the bytes are in the file, ``errno`` 0 when nothing failed (not written
+    with errno 0: the file was not the one expected, nothing was written). An exception
+    from ``deliver`` is logged to the ``simulacra_session`` logger. The thread leaves after
+    5 idle seconds; the next job starts one. Waiting, writing, syncing, closing and posting
+    run detached from the interpreter; only ``deliver`` holds the GIL.
     """
 
     def __new__(cls, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> Self: ...
-    def submit(self, fd: int, token: Any) -> None:
+    def submit(self, fd: int, token: Any, mailbox: Mailbox | None = None) -> None:
         """Make the data written to ``fd`` durable, then close it; the outcome comes with ``token``.
 
         After :meth:`stop` this is done at once, in the caller's thread. ``RuntimeError``
         when no thread can be started (nothing is queued then).
         """
 
-    def append(self, path: str | os.PathLike[str], inode: int, end: int, payload: bytes, token: Any) -> None:
+    def append(
+        self,
+        path: str | os.PathLike[str],
+        inode: int,
+        end: int,
+        payload: bytes,
+        token: Any,
+        mailbox: Mailbox | None = None,
+    ) -> None:
         """Append ``payload`` to the journal at ``path`` and make it durable, holding its ``flock``.
 
         Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long, not

@@ -100,6 +100,10 @@ class SessionWriter:
         # checked once: a runtime protocol check costs tens of microseconds
         self._appender = store if isinstance(store, AppendableSessionStore) else None
         self._begin = _begin_append(self._appender)
+        # what tells the store that someone awaits the append it began (it may watch for it)
+        self._expedite: Callable[[], None] | None = (
+            getattr(store, "_expedite", None) if self._begin is not None else None
+        )
         self._pending: SaveRequest | None = None
         self._written: _Written | None = None
         self._inflight: asyncio.Future[None] | None = None  # a task, or the wait for durability
@@ -132,6 +136,7 @@ class SessionWriter:
             return None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._drained.append(future)
+        self._awaited()
         return future
 
     def cancel(self) -> None:
@@ -161,9 +166,16 @@ class SessionWriter:
             self._pending.absorb(request)
         if self._inflight is None:
             self._dispatch()
+        if future is not None:
+            self._awaited()
         return future
 
     # -- internals ---------------------------------------------------------------------
+
+    def _awaited(self) -> None:
+        """Someone waits for this writer: tell the store, if the write in flight is its own."""
+        if self._expedite is not None and self._inflight is not None:
+            self._expedite()
 
     def _delta(self, request: SaveRequest, written: _Written | None) -> list[Message] | None:
         """The messages to append after what was written; ``None``: rewrite the session."""
@@ -225,6 +237,8 @@ class SessionWriter:
                 else:
                     self._inflight = started
                     started.add_done_callback(partial(self._landed, request))
+                    if request.waiters or self._drained:
+                        self._awaited()
         finally:
             self._dispatching = False
         if self._inflight is None and self._pending is None:

@@ -1,5 +1,6 @@
 //! Hot path of simulacra-session: JSON with serde_json, copies of JSON values, atomic
-//! writes, the hard-link fork index, label derivation and the group-commit sync thread.
+//! writes, the hard-link fork index, label derivation, the group-commit sync thread and
+//! the mailboxes it hands results to event loops through.
 //! Core modules are plain Rust (tested by `cargo test`); the Python bindings live in `py`,
 //! `ser`, `de` and `copy`.
 
@@ -11,6 +12,7 @@ pub mod escape;
 pub mod floatfmt;
 pub mod fsio;
 pub mod index;
+pub mod mailbox;
 mod py;
 mod ser;
 pub mod slug;
@@ -24,5 +26,6 @@ mod _native {
     #[pymodule_export]
     use crate::py::{
         atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines, FileSyncer,
+        PyMailbox,
     };
 }

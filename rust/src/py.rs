@@ -3,13 +3,14 @@
 
 use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyList, PyString};
 
 use crate::errors::{InvalidSessionIdError, SerializationError};
-use crate::{copy, de, fsio, index, ser, slug, syncer};
+use crate::{copy, de, fsio, index, mailbox, ser, slug, syncer};
 
 thread_local! {
     /// The output buffer of `dumps`, kept between calls so large documents do not regrow it.
@@ -179,12 +180,49 @@ pub fn link_fork(
     Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync, suffix))?)
 }
 
+/// A finished job as the event loop receives it: its token, errno and whether it was written.
+type Landed = (Py<PyAny>, i32, bool);
+/// A job's token and the mailbox its outcome goes to (`None`: through `deliver`).
+type Token = (Py<PyAny>, Option<Arc<mailbox::Mailbox<Landed>>>);
+
+/// Where the sync thread leaves outcomes for one event loop; documented on
+/// `simulacra_session._native.Mailbox`.
+#[pyclass(frozen, module = "simulacra_session._native", name = "Mailbox")]
+pub struct PyMailbox {
+    core: Arc<mailbox::Mailbox<Landed>>,
+}
+
+fn landed_list(py: Python<'_>, landed: Vec<Landed>) -> PyResult<Bound<'_, PyList>> {
+    PyList::new(py, landed)
+}
+
+#[pymethods]
+impl PyMailbox {
+    #[new]
+    fn new(wake_fd: i32) -> Self {
+        PyMailbox {
+            core: Arc::new(mailbox::Mailbox::new(wake_fd)),
+        }
+    }
+
+    // The lock is only ever held briefly, never by a thread waiting for the interpreter:
+    // taking it attached is cheaper than detaching around it.
+    fn take(&self, py: Python<'_>, polling: bool) -> PyResult<Py<PyList>> {
+        Ok(landed_list(py, self.core.take(polling))?.unbind())
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        Ok(landed_list(py, self.core.close())?.unbind())
+    }
+}
+
 /// Writes journal appends and makes files durable on a background thread; documented on
-/// `simulacra_session._native.FileSyncer`. The thread waits, writes, syncs and closes
-/// detached from the interpreter and attaches once per batch, to deliver.
+/// `simulacra_session._native.FileSyncer`. The thread waits, writes, syncs, closes and
+/// posts to mailboxes detached from the interpreter; it attaches only to call `deliver`,
+/// for jobs without an open mailbox.
 #[pyclass(frozen, module = "simulacra_session._native")]
 pub struct FileSyncer {
-    core: syncer::Syncer<Py<PyAny>>,
+    core: syncer::Syncer<Token>,
 }
 
 /// Logs an error `deliver` raised, as the pure twin does: `simulacra_session`'s logger.
@@ -205,6 +243,29 @@ fn log_delivery_error(py: Python<'_>, deliver: &Py<PyAny>, error: &PyErr) {
     }
 }
 
+/// Posts each outcome of a batch to its mailbox, one post per mailbox; returns those that
+/// have none, or whose mailbox is closed, for `deliver`.
+fn post_all(done: Vec<(Token, syncer::Outcome)>) -> Vec<Landed> {
+    let mut direct = Vec::new();
+    let mut posts: Vec<(Arc<mailbox::Mailbox<Landed>>, Vec<Landed>)> = Vec::new();
+    for ((token, mailbox), outcome) in done {
+        let landed = (token, outcome.errno, outcome.written);
+        match mailbox {
+            None => direct.push(landed),
+            Some(mailbox) => match posts.iter_mut().find(|(to, _)| Arc::ptr_eq(to, &mailbox)) {
+                Some((_, items)) => items.push(landed),
+                None => posts.push((mailbox, vec![landed])),
+            },
+        }
+    }
+    for (mailbox, items) in posts {
+        if let Err(refused) = mailbox.post(items) {
+            direct.extend(refused);
+        }
+    }
+    direct
+}
+
 fn no_thread(_: std::io::Error) -> PyErr {
     PyRuntimeError::new_err("can't start new thread")
 }
@@ -213,13 +274,13 @@ fn no_thread(_: std::io::Error) -> PyErr {
 impl FileSyncer {
     #[new]
     fn new(deliver: Py<PyAny>) -> Self {
-        let core = syncer::Syncer::new(move |done: Vec<(Py<PyAny>, syncer::Outcome)>| {
+        let core = syncer::Syncer::new(move |done: Vec<(Token, syncer::Outcome)>| {
+            let direct = post_all(done);
+            if direct.is_empty() {
+                return;
+            }
             Python::attach(|py| {
-                let outcomes = done
-                    .into_iter()
-                    .map(|(token, outcome)| (token, outcome.errno, outcome.written));
-                let delivered =
-                    PyList::new(py, outcomes).and_then(|list| deliver.call1(py, (list,)));
+                let delivered = landed_list(py, direct).and_then(|list| deliver.call1(py, (list,)));
                 if let Err(error) = delivered {
                     log_delivery_error(py, &deliver, &error);
                 }
@@ -228,12 +289,15 @@ impl FileSyncer {
         FileSyncer { core }
     }
 
-    fn submit(&self, fd: i32, token: Py<PyAny>) -> PyResult<()> {
+    #[pyo3(signature = (fd, token, mailbox = None))]
+    fn submit(&self, fd: i32, token: Py<PyAny>, mailbox: Option<&PyMailbox>) -> PyResult<()> {
+        let token = (token, mailbox.map(|to| Arc::clone(&to.core)));
         self.core
             .submit(syncer::Job::Sync(fd), token)
             .map_err(no_thread)
     }
 
+    #[pyo3(signature = (path, inode, end, payload, token, mailbox = None))]
     #[allow(
         clippy::needless_pass_by_value,
         reason = "pyo3 extracts owned arguments"
@@ -245,6 +309,7 @@ impl FileSyncer {
         end: u64,
         payload: &Bound<'_, PyBytes>,
         token: Py<PyAny>,
+        mailbox: Option<&PyMailbox>,
     ) -> PyResult<()> {
         let job = syncer::Append {
             path,
@@ -252,6 +317,7 @@ impl FileSyncer {
             end,
             payload: payload.as_bytes().to_vec(),
         };
+        let token = (token, mailbox.map(|to| Arc::clone(&to.core)));
         self.core
             .submit(syncer::Job::Append(job), token)
             .map_err(no_thread)

@@ -77,6 +77,7 @@ _OPEN_RW = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
 _DECODE_ON_LOOP = BACKEND == "native"
 _WRITES_OFF_LOOP = os.name == "posix"  # where the sync thread can check inodes (FileSyncer.append)
 _SYNCER = Syncer()  # one group-commit thread for every store in the process
+_SWEEP_SECONDS = 0.1  # how often a waiter for an id lock looks for appends orphaned by a closed loop
 
 
 def _session_name(name: str) -> tuple[str, FileFormat] | None:
@@ -252,12 +253,16 @@ class FileSessionStore:
     def _locked(self, session_id: str, *, blocking: bool = True) -> Iterator[bool]:
         """Hold the lock of one id (yields whether it was acquired; always, when ``blocking``).
 
-        Locks are dropped when nobody holds or waits for them.
+        Locks are dropped when nobody holds or waits for them. A waiter looks for appends
+        of closed event loops meanwhile: one may hold the lock, with nobody left to land it.
         """
         with self._locks_guard:
             lock, users = self._locks.get(session_id, (threading.Lock(), 0))
             self._locks[session_id] = (lock, users + 1)
-        acquired = lock.acquire(blocking)
+        acquired = lock.acquire(False)
+        while blocking and not acquired:
+            _SYNCER.sweep()
+            acquired = lock.acquire(timeout=_SWEEP_SECONDS)
         try:
             yield acquired
         finally:
@@ -810,6 +815,7 @@ class FileSessionStore:
         batch = builtins.list(messages)
         begun = self._append_nowait(id, batch, metadata)
         if begun is not None:
+            self._expedite()
             await begun
             return
         given = dict(metadata) if metadata is not None else None
@@ -832,12 +838,21 @@ class FileSessionStore:
             return None
         if self._fsync and _WRITES_OFF_LOOP:
             pending.future = future = pending.loop.create_future()
-            _SYNCER.append(pending.path, pending.state.inode, pending.state.end, pending.payload, pending)
+            try:
+                _SYNCER.append(pending.path, pending.state.inode, pending.state.end, pending.payload, pending)
+            except BaseException:
+                self._settle_pending(pending, written=False)
+                raise
             return future
         fd = self._write_now(id, pending, keep=self._fsync)
         if fd == _FALLBACK:
             return None
         return self._finished(id, _SYNCER.sync_and_close(fd) if fd is not None else None)
+
+    def _expedite(self) -> None:
+        """Someone on the running loop awaits an append begun there: watch for it to land
+        (see ``_syncer.Syncer.expedite``); the session writer calls this from ``flush``."""
+        _SYNCER.expedite()
 
     def _landed(self, pending: _Pending, errno: int, written: bool) -> None:
         """On the loop, once the sync thread is done with a durable append."""

@@ -1,0 +1,81 @@
+"""The group-commit thread's hand-back to event loops: mailboxes, their wake-ups, polling."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from simulacra_session import BACKEND, FileSessionStore, SessionManager, SimpleConversation
+from simulacra_session.stores import _syncer
+from simulacra_session.stores.file import _SYNCER
+
+
+def msg(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": text}]}
+
+
+def post() -> Any:
+    return _SYNCER._posts[asyncio.get_running_loop()]
+
+
+async def test_an_awaited_append_is_watched_for_and_a_background_one_wakes_the_loop(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    conversation = SimpleConversation()
+    async with SessionManager(store, conversation) as manager:
+        manager.start_new()
+        conversation.append(msg("first"))
+        await manager.flush()  # the first save writes the file; appends follow
+        saved = asyncio.Event()
+        manager.on("save", lambda *_: saved.set())
+        conversation.append(msg("background"))  # an auto-save in flight, nobody waiting
+        mailbox = post()
+        assert mailbox.waiting == 1
+        assert not mailbox.polling  # a background save does not spin the loop
+        await asyncio.wait_for(saved.wait(), 30)  # no timer due: only the eventfd wakes the loop
+        assert mailbox.waiting == 0
+        conversation.append(msg("awaited"))
+        flushed = asyncio.ensure_future(manager.flush())
+        await asyncio.sleep(0)  # flush() has begun waiting
+        assert mailbox.polling == (BACKEND == "native")  # the pure thread would need the GIL
+        await flushed
+        assert mailbox.waiting == 0
+        await asyncio.sleep(0)
+        assert not mailbox.polling  # nothing due: back to sleeping in the selector
+    stored = await FileSessionStore(tmp_path).load(manager.current_session_id or "")
+    assert stored is not None
+    assert [m["content"][0]["text"] for m in stored.messages] == ["first", "background", "awaited"]
+
+
+async def test_a_direct_append_is_watched_for(tmp_path: Path, monkeypatch: Any) -> None:
+    store = FileSessionStore(tmp_path)
+    await store.save("s", [msg("a")])
+    seen: list[bool] = []
+    expedite = _syncer._Post.expedite
+
+    def spy(self: Any) -> None:
+        expedite(self)
+        seen.append(self.polling)
+
+    monkeypatch.setattr(_syncer._Post, "expedite", spy)
+    await store.append("s", [msg("b")])
+    assert seen == [BACKEND == "native"]
+    assert post().waiting == 0
+
+
+def test_each_loop_gets_its_own_mailbox_and_a_closed_ones_is_swept(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    seen = []
+
+    async def save(text: str) -> None:
+        await store.save("s", [msg("first")])  # a journal the store knows: appends take the syncer
+        await store.append("s", [msg(text)])
+        seen.append(post())
+
+    asyncio.run(save("a"))
+    first = seen[0]
+    assert not first.closed
+    asyncio.run(save("b"))  # a new loop opens a mailbox and closes the closed loop's
+    assert first.closed
+    assert seen[1] is not first
+    assert list(_SYNCER._posts.values()) == [seen[1]]
