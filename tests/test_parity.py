@@ -347,6 +347,27 @@ def test_file_syncer_appends_only_to_the_file_expected(tmp_path: Path, stop_firs
     assert results[0] == results[1] == [(0, 0, True), *[(token, *stale) for token in range(1, 6)]]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="appends are checked by inode")
+def test_append_journal_parity(tmp_path: Path) -> None:
+    """Appending in the caller's thread checks the file as the sync thread does."""
+    results = []
+    for twin in TWINS:
+        path = tmp_path / f"{twin.__name__}.jsonl"
+        path.write_bytes(b"head\n")
+        inode = path.stat().st_ino
+        results.append(
+            [
+                twin.append_journal(path, inode, 5, b"one\n"),  # fits: written
+                twin.append_journal(path, inode, 5, b"two\n"),  # another size now
+                twin.append_journal(path, inode + 1, 9, b"two\n"),  # another inode
+                twin.append_journal(tmp_path / "missing", inode, 9, b"two\n"),
+                twin.append_journal(str(path), inode, 9, b"three\n"),  # a str path: written
+            ]
+        )
+        assert path.read_bytes() == b"head\none\nthree\n"
+    assert results[0] == results[1] == [(0, True), (0, False), (0, False), (0, False), (0, True)]
+
+
 @pytest.mark.skipif(os.name != "posix", reason="flock")
 def test_file_syncer_leaves_a_journal_another_process_locks(tmp_path: Path) -> None:
     import subprocess

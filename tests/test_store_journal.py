@@ -279,3 +279,20 @@ def test_an_append_left_by_a_closed_loop_does_not_block_the_session(tmp_path: Pa
     assert texts(run(store.load("s")).messages) == ["a", "b", "c"]
     run(store.append("s", [msg("d")]))
     assert texts(run(FileSessionStore(tmp_path).load("s")).messages) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
+async def test_appends_where_the_sync_thread_cannot_check_inodes(
+    tmp_path: Path, fsync: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off POSIX the loop writes appends itself (and hands the descriptor over to be synced)."""
+    from simulacra_session.stores import file
+
+    monkeypatch.setattr(file, "_WRITES_OFF_LOOP", False)
+    store, other = FileSessionStore(tmp_path, fsync=fsync), FileSessionStore(tmp_path, fsync=fsync)
+    await store.save("s", [msg("a")])
+    await store.append("s", [msg("b")])
+    await other.append("s", [msg("c")])  # the file grew behind store's back
+    await store.append("s", [msg("d")])  # not the file known: the worker-thread path
+    await store.append("s", [msg("e")])
+    assert texts((await FileSessionStore(tmp_path).load("s")).messages) == ["a", "b", "c", "d", "e"]

@@ -13,6 +13,7 @@ __all__ = [
     "BACKEND",
     "FileSyncer",
     "Mailbox",
+    "append_journal",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -30,6 +31,7 @@ if TYPE_CHECKING or _FORCE_PURE:
     from ._fallback import (
         FileSyncer,
         Mailbox,
+        append_journal,
         atomic_write,
         copy_json,
         derive_slug,
@@ -45,6 +47,7 @@ else:
         from ._native import (
             FileSyncer,
             Mailbox,
+            append_journal,
             atomic_write,
             copy_json,
             derive_slug,
@@ -57,6 +60,7 @@ else:
         from ._fallback import (
             FileSyncer,
             Mailbox,
+            append_journal,
             atomic_write,
             copy_json,
             derive_slug,

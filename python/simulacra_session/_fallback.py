@@ -17,12 +17,13 @@ import secrets
 import sys
 from typing import Any
 
-from ._fallback_sync import FileSyncer, Mailbox
+from ._fallback_sync import FileSyncer, Mailbox, append_journal
 from .errors import InvalidSessionIdError, SerializationError
 
 __all__ = [
     "FileSyncer",
     "Mailbox",
+    "append_journal",
     "atomic_write",
     "copy_json",
     "derive_slug",

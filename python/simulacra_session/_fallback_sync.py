@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FileSyncer", "Mailbox"]
+__all__ = ["FileSyncer", "Mailbox", "append_journal"]
 
 _BATCH_FOR_SYNCFS = 4  # below this, per-file syncs stay cheaper than syncing the whole fs
 _IDLE_SECONDS = 5.0
@@ -42,6 +42,16 @@ _syncfs = _load_syncfs()
 _STALE = (0, False)  # nothing written: the file was not the one expected
 _WAKE = (1).to_bytes(8, sys.byteorder)  # what an eventfd takes (a pipe takes any bytes)
 _Landed = tuple[Any, int, bool]
+
+
+def append_journal(path: str | os.PathLike[str], inode: int, end: int, payload: bytes) -> tuple[int, bool]:
+    """Append ``payload`` to the journal now, in this thread, as ``FileSyncer.append`` does
+    but without making it durable; ``(errno, written)`` as it reports them."""
+    fd, outcome = _write_append(os.fspath(path), inode, end, bytes(payload))
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    return outcome
 
 
 class Mailbox:

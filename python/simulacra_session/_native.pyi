@@ -1,6 +1,6 @@
 """Type stub of the compiled hot path; ``simulacra_session._fallback`` is its pure-Python twin.
 
-Both twins expose the same seven functions and the ``FileSyncer`` and ``Mailbox``
+Both twins expose the same eight functions and the ``FileSyncer`` and ``Mailbox``
 classes, with the same bytes, results and errors.
 """
 
@@ -13,6 +13,7 @@ from typing_extensions import Self
 __all__ = [
     "FileSyncer",
     "Mailbox",
+    "append_journal",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -97,6 +98,12 @@ def link_fork(
     and ``fsync`` is true. Returns ``False`` where the file system has no hard links.
     ``InvalidSessionIdError`` for a bad id, ``ValueError`` for a suffix that is not a dot and
     lowercase letters; ``OSError`` (errno, filename) otherwise.
+    """
+
+def append_journal(path: str | os.PathLike[str], inode: int, end: int, payload: bytes) -> tuple[int, bool]:
+    """Append ``payload`` to the journal now, in this thread, as ``FileSyncer.append`` does
+    but without making it durable: ``(errno, written)`` as it reports them, the descriptor
+    closed (its ``flock`` released) on return. Releases the GIL.
     """
 
 @final

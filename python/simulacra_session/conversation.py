@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from ._backend import copy_json
 from ._emitter import Emitter, Listener
 from .errors import SerializationError
+from .ids import new_uuid4
 from .messages import Message
 from .models import CheckpointState
 
@@ -145,7 +145,7 @@ def _copy(message: Message) -> Message:
 def _stamped(message: Message) -> Message:
     stored = _copy(message)
     if "id" not in stored:
-        stored["id"] = str(uuid.uuid4())
+        stored["id"] = new_uuid4()
     if "timestamp" not in stored:
         stored["timestamp"] = time.time_ns() // 1_000_000
     return stored

@@ -6,12 +6,12 @@ characters of ``A-Z a-z 0-9 . _ -``, not starting with ``.`` (no dotfiles, no ``
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from .errors import InvalidSessionIdError
 
-__all__ = ["SESSION_ID_PATTERN", "new_session_id", "validate_session_id"]
+__all__ = ["SESSION_ID_PATTERN", "new_session_id", "new_uuid4", "validate_session_id"]
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
@@ -23,6 +23,15 @@ def validate_session_id(session_id: object) -> str:
     return session_id
 
 
+def new_uuid4() -> str:
+    """A random version-4 UUID, as ``str(uuid.uuid4())`` makes it (the same 122 random bits
+    from ``os.urandom``) at under half the cost: every message a conversation stamps needs one.
+    """
+    hex = os.urandom(16).hex()
+    variant = "89ab"[int(hex[16], 16) & 3]  # RFC 4122: 10xx
+    return f"{hex[:8]}-{hex[8:12]}-4{hex[13:16]}-{variant}{hex[17:20]}-{hex[20:]}"
+
+
 def new_session_id() -> str:
     """A fresh random session id (a uuid4 string, as the original library uses)."""
-    return str(uuid.uuid4())
+    return new_uuid4()

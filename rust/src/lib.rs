@@ -25,7 +25,7 @@ use pyo3::prelude::*;
 mod _native {
     #[pymodule_export]
     use crate::py::{
-        atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines, FileSyncer,
-        PyMailbox,
+        append_journal, atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines,
+        FileSyncer, PyMailbox,
     };
 }

@@ -180,6 +180,23 @@ pub fn link_fork(
     Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync, suffix))?)
 }
 
+#[pyfunction]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "pyo3 extracts owned arguments"
+)]
+pub fn append_journal(
+    py: Python<'_>,
+    path: PathBuf,
+    inode: u64,
+    end: u64,
+    payload: &Bound<'_, PyBytes>,
+) -> (i32, bool) {
+    let payload = payload.as_bytes();
+    let outcome = py.detach(|| syncer::append_now(&path, inode, end, payload));
+    (outcome.errno, outcome.written)
+}
+
 /// A finished job as the event loop receives it: its token, errno and whether it was written.
 type Landed = (Py<PyAny>, i32, bool);
 /// A job's token and the mailbox its outcome goes to (`None`: through `deliver`).

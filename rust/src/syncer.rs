@@ -7,7 +7,7 @@
 //! Nothing here needs the caller's runtime (the Python wrapper takes the GIL only to
 //! deliver). The thread leaves after a few idle seconds; the next submission starts one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -180,7 +180,9 @@ fn finish<T>(batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
                     written: true,
                 },
             ),
-            Job::Append(append) => write_append(&append),
+            Job::Append(append) => {
+                write_append(&append.path, append.inode, append.end, &append.payload)
+            }
         };
         if let Some(fd) = fd {
             open.push((fd, outcomes.len()));
@@ -220,12 +222,23 @@ fn failed(errno: i32) -> Outcome {
     }
 }
 
-/// Open, lock and check the journal, then write the payload at its end. Returns the
+/// Append `payload` to the journal at `path` now, in the calling thread, as the thread
+/// does for an [`Append`] but without making it durable; the descriptor is closed (its
+/// `flock` released) before returning.
+pub fn append_now(path: &Path, inode: u64, end: u64, payload: &[u8]) -> Outcome {
+    let (fd, outcome) = write_append(path, inode, end, payload);
+    if let Some(fd) = fd {
+        close(fd);
+    }
+    outcome
+}
+
+/// Open, lock and check the journal, then write the payload at `end`. Returns the
 /// descriptor to sync and close (when one was opened) and the outcome so far.
 #[cfg(unix)]
-fn write_append(append: &Append) -> (Option<i32>, Outcome) {
+fn write_append(path: &Path, inode: u64, end: u64, payload: &[u8]) -> (Option<i32>, Outcome) {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(append.path.as_os_str().as_bytes()) else {
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return (None, STALE); // a NUL in the path: os.open would refuse it too
     };
     // SAFETY: a NUL-terminated path; the descriptor is ours until closed.
@@ -233,11 +246,11 @@ fn write_append(append: &Append) -> (Option<i32>, Outcome) {
     if fd < 0 {
         return (None, STALE);
     }
-    (Some(fd), checked_write(fd, &path, append))
+    (Some(fd), checked_write(fd, &path, inode, end, payload))
 }
 
 #[cfg(unix)]
-fn checked_write(fd: i32, path: &std::ffi::CStr, append: &Append) -> Outcome {
+fn checked_write(fd: i32, path: &std::ffi::CStr, inode: u64, end: u64, payload: &[u8]) -> Outcome {
     // SAFETY: plain syscalls on a descriptor we own and a NUL-terminated path.
     unsafe {
         if libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) != 0 {
@@ -256,8 +269,8 @@ fn checked_write(fd: i32, path: &std::ffi::CStr, append: &Append) -> Outcome {
             clippy::useless_conversion,
             reason = "st_ino is narrower on some targets"
         )]
-        let inode = u64::from(opened.st_ino);
-        if inode != append.inode || u64::try_from(opened.st_size).ok() != Some(append.end) {
+        let opened_inode = u64::from(opened.st_ino);
+        if opened_inode != inode || u64::try_from(opened.st_size).ok() != Some(end) {
             return STALE;
         }
         let mut named: libc::stat = std::mem::zeroed();
@@ -268,7 +281,7 @@ fn checked_write(fd: i32, path: &std::ffi::CStr, append: &Append) -> Outcome {
             return STALE; // replaced by a rewrite in another process
         }
     }
-    match pwrite_all(fd, &append.payload, append.end) {
+    match pwrite_all(fd, payload, end) {
         Ok(()) => Outcome {
             errno: 0,
             written: true,
@@ -298,7 +311,7 @@ fn pwrite_all(fd: i32, mut data: &[u8], mut offset: u64) -> Result<(), i32> {
 
 /// Where inodes cannot be checked (Windows), appends are left to the caller.
 #[cfg(not(unix))]
-fn write_append(_append: &Append) -> (Option<i32>, Outcome) {
+fn write_append(_path: &Path, _inode: u64, _end: u64, _payload: &[u8]) -> (Option<i32>, Outcome) {
     (None, STALE)
 }
 

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .._backend import BACKEND, atomic_write, dumps, link_fork
+from .._backend import BACKEND, append_journal, atomic_write, dumps, link_fork
 from ..errors import CorruptSessionError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
 from ..messages import Message
@@ -703,8 +703,23 @@ class FileSessionStore:
             self._commit(pending)
         self._release(pending.session_id, pending.lock)
 
+    def _append_here(self, pending: _Pending) -> bool:
+        """Write a prepared append from the event loop (a page-cache write), releasing the lock;
+        ``False`` when nothing was written because the file is not the one known (POSIX)."""
+        code, written = 0, False
+        try:
+            code, written = append_journal(
+                pending.path, pending.state.inode, pending.state.end, pending.payload
+            )
+        finally:
+            self._settle_pending(pending, written)
+        if code:
+            raise OSError(code, os.strerror(code), pending.path)
+        return written
+
     def _write_now(self, session_id: str, pending: _Pending, keep: bool) -> int | None:
-        """Write a prepared append from the event loop (a page-cache write), releasing the lock.
+        """Write a prepared append from the event loop (a page-cache write), releasing the lock,
+        where inodes cannot be checked by the sync thread (not POSIX).
 
         Returns the open descriptor when ``keep`` (still to make durable), ``None`` when
         done, ``_FALLBACK`` when nothing was written because the file is not the one known
@@ -836,7 +851,7 @@ class FileSessionStore:
         pending = self._prepare_append(id, messages, metadata)
         if pending is None:
             return None
-        if self._fsync and _WRITES_OFF_LOOP:
+        if _WRITES_OFF_LOOP and self._fsync:
             pending.future = future = pending.loop.create_future()
             try:
                 _SYNCER.append(pending.path, pending.state.inode, pending.state.end, pending.payload, pending)
@@ -844,6 +859,8 @@ class FileSessionStore:
                 self._settle_pending(pending, written=False)
                 raise
             return future
+        if _WRITES_OFF_LOOP:  # not durable: one call writes it here, checked as the thread checks
+            return self._finished(id, None) if self._append_here(pending) else None
         fd = self._write_now(id, pending, keep=self._fsync)
         if fd == _FALLBACK:
             return None
