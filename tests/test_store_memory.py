@@ -29,9 +29,30 @@ class TestInMemorySessionStore(SessionStoreConformance):
         assert "id" not in document["metadata"]
         assert b" " not in data
 
+    def test_an_auto_save_append_merges_metadata_as_a_save_does(self, store: InMemorySessionStore) -> None:
+        run(store.save("a", [msg("x")], {"label": "l", "extra": {"deep": [1]}}))
+        before = run(store.load("a")).metadata
+        stamps = [before.updated]
+        for text in ("y", "z"):
+            run(store.append("a", [msg(text)]))  # no metadata: the model-free path
+            stamps.append(run(store.load("a")).metadata.updated)
+        after = run(store.load("a")).metadata
+        assert stamps == sorted(set(stamps))  # strictly later each time
+        assert after.message_count == 3
+        kept = {
+            key: value
+            for key, value in after.to_json_dict().items()
+            if key not in ("updated_at", "message_count")
+        }
+        assert kept == {
+            k: v for k, v in before.to_json_dict().items() if k not in ("updated_at", "message_count")
+        }
+        assert after.model_extra == {"extra": {"deep": [1]}}
+        assert loads(store._sessions["a"].metadata) == store._sessions["a"].meta  # bytes and dict agree
+
     def test_corrupt_bytes_name_the_id(self, store: InMemorySessionStore) -> None:
-        store._sessions["a"] = _Entry(b"{}", [])
-        store._sessions["b"] = _Entry(b"{", [])
+        store._sessions["a"] = _Entry(b"{}", [], {})
+        store._sessions["b"] = _Entry(b"{", [], {})
         for session_id in ("a", "b"):
             with pytest.raises(CorruptSessionError, match=f"'{session_id}'"):
                 run(store.load(session_id))

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-__all__ = ["format_timestamp", "next_timestamp", "next_timestamp_after", "parse_timestamp", "to_micros"]
+__all__ = [
+    "Stamper",
+    "format_timestamp",
+    "next_timestamp",
+    "next_timestamp_after",
+    "parse_timestamp",
+    "to_micros",
+]
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -72,3 +80,26 @@ def next_timestamp_after(previous: str, previous_micros: int) -> tuple[str, int]
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         _second = (seconds, prefix)
     return f"{prefix}.{micros:06d}Z", now
+
+
+class Stamper:
+    """``next_timestamp`` for a store stamping every auto-save of many sessions: the instant
+    of each session's last stamp is remembered, so the next one parses nothing."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[str, int]] = {}  # (text, microseconds) by session id
+
+    def next(self, session_id: str, previous: Any) -> str:
+        """``next_timestamp(previous)``: now, or just after ``previous`` (a stored value, so
+        maybe not a string: then the general path's error or ``None`` handling applies)."""
+        if not isinstance(previous, str):
+            return next_timestamp(previous)
+        known = self._last.get(session_id)
+        micros = known[1] if known is not None and known[0] == previous else to_micros(previous)
+        text, micros = next_timestamp_after(previous, micros)
+        self._last[session_id] = (text, micros)
+        return text
+
+    def forget(self, session_id: str) -> None:
+        """Drop what is remembered of a deleted session."""
+        self._last.pop(session_id, None)

@@ -28,6 +28,7 @@ __all__ = [
     "encode_save",
     "encode_session",
     "page",
+    "stored_metadata",
 ]
 
 
@@ -43,7 +44,8 @@ def check_save_args(session_id: object, given: Mapping[str, Any] | None) -> str:
     return cast(str, session_id)
 
 
-def _metadata_dict(metadata: SessionMetadata) -> dict[str, Any]:
+def stored_metadata(metadata: SessionMetadata) -> dict[str, Any]:
+    """The JSON dict of a session's metadata as stored (without its id)."""
     try:
         return metadata.to_json_dict()
     except PydanticSerializationError as error:
@@ -52,12 +54,12 @@ def _metadata_dict(metadata: SessionMetadata) -> dict[str, Any]:
 
 def encode_session(metadata: SessionMetadata, messages: Sequence[Message]) -> bytes:
     """The stored bytes of a session. ``SerializationError`` when a value is not JSON."""
-    return dumps({"metadata": _metadata_dict(metadata), "messages": list(messages)})
+    return dumps({"metadata": stored_metadata(metadata), "messages": list(messages)})
 
 
 def encode_metadata(metadata: SessionMetadata) -> bytes:
     """The stored bytes of a session's metadata (without its id)."""
-    return dumps(_metadata_dict(metadata))
+    return dumps(stored_metadata(metadata))
 
 
 def encode_messages(messages: Sequence[Message], offset: int = 0) -> list[bytes]:

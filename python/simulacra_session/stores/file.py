@@ -44,7 +44,7 @@ from ..models import (
     metadata_from_json,
     metadata_from_stored,
 )
-from ..timestamps import next_timestamp, next_timestamp_after, to_micros
+from ..timestamps import Stamper
 from . import _journal
 from ._codec import (
     check_save_args,
@@ -224,7 +224,7 @@ class FileSessionStore:
         self._locks_guard = threading.Lock()
         self._journals: dict[str, _JournalState] = {}
         self._paths: dict[str, str] = {}  # journal path by id, for the inline append
-        self._stamps: dict[str, tuple[str, int]] = {}  # (text, microseconds) by id
+        self._stamps = Stamper()
         self._listing: dict[str, _Listed] = {}  # by file name, under the root
 
     @property
@@ -637,16 +637,6 @@ class FileSessionStore:
             else:
                 del self._locks[session_id]
 
-    def _stamp(self, session_id: str, previous: Any) -> str:
-        """The ``updated_at`` of the next append: ``next_timestamp(previous)``, cheaply."""
-        if not isinstance(previous, str):
-            return next_timestamp(previous)
-        known = self._stamps.get(session_id)
-        micros = known[1] if known is not None and known[0] == previous else to_micros(previous)
-        text, micros = next_timestamp_after(previous, micros)
-        self._stamps[session_id] = (text, micros)
-        return text
-
     def _prepare_append(
         self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
     ) -> _Pending | None:
@@ -672,7 +662,7 @@ class FileSessionStore:
                 meta = merged.to_json_dict()
             else:  # an auto-save: the same merge, without the model
                 meta = dict(state.meta)
-                meta["updated_at"] = self._stamp(session_id, meta.get("updated_at"))
+                meta["updated_at"] = self._stamps.next(session_id, meta.get("updated_at"))
                 meta["message_count"] = state.count + len(messages)
                 meta_json = dumps(meta)
             lines = _journal_lines(messages, state.count)
@@ -775,6 +765,7 @@ class FileSessionStore:
                 except FileNotFoundError:
                     pass
             self._journals.pop(session_id, None)
+            self._stamps.forget(session_id)
             if existed and self._fsync:
                 _fsync_dir(self._root)
             for parent_id in parents:

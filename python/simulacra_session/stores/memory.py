@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._backend import dumps
 from ..ids import validate_session_id
 from ..messages import Message
 from ..models import (
@@ -16,21 +17,25 @@ from ..models import (
     merge_metadata,
     most_recent_first,
 )
-from ._codec import check_save_args, decode_session, encode_messages, encode_metadata, page
+from ..timestamps import Stamper
+from ._codec import check_save_args, decode_session, encode_messages, page, stored_metadata
 
 __all__ = ["InMemorySessionStore"]
 
 
 @dataclass(frozen=True)
 class _Entry:
-    """One session as bytes: its metadata, and each message serialized on its own."""
+    """One session as bytes: its metadata, and each message serialized on its own; also the
+    metadata's JSON dict, never handed out, for auto-saves to update without a model."""
 
     metadata: bytes
     messages: list[bytes]
+    meta: dict[str, Any]
 
     @classmethod
     def of(cls, metadata: SessionMetadata, messages: list[bytes]) -> _Entry:
-        return cls(encode_metadata(metadata), messages)
+        meta = stored_metadata(metadata)
+        return cls(dumps(meta), messages, meta)
 
     def document(self) -> bytes:
         return b'{"metadata":%b,"messages":[%b]}' % (self.metadata, b",".join(self.messages))
@@ -53,6 +58,7 @@ class InMemorySessionStore:
 
     def __init__(self) -> None:
         self._sessions: dict[str, _Entry] = {}
+        self._stamps = Stamper()
 
     async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
         """Metadata of the sessions, most recently updated first (``limit``/``offset`` page it)."""
@@ -101,12 +107,21 @@ class InMemorySessionStore:
             return
         encoded = encode_messages(messages, len(previous.messages))
         count = len(previous.messages) + len(encoded)
-        merged = merge_metadata(id, previous.decoded_metadata(id), count, metadata)
-        self._sessions[id] = _Entry.of(merged, previous.messages + encoded)
+        if metadata:
+            merged = merge_metadata(id, previous.decoded_metadata(id), count, metadata)
+            entry = _Entry.of(merged, previous.messages)
+        else:  # an auto-save: merge_metadata's rule, without the model
+            meta = dict(previous.meta)
+            meta["updated_at"] = self._stamps.next(id, meta.get("updated_at"))
+            meta["message_count"] = count
+            entry = _Entry(dumps(meta), previous.messages, meta)
+        entry.messages.extend(encoded)  # nothing can fail now: the list is only ever extended
+        self._sessions[id] = entry
 
     async def delete(self, id: str) -> bool:
         """Remove the session; ``True`` when it existed."""
         validate_session_id(id)
+        self._stamps.forget(id)
         return self._sessions.pop(id, None) is not None
 
     async def forks(self, id: str) -> builtins.list[SessionMetadata]:
