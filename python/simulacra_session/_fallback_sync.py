@@ -99,8 +99,9 @@ class Mailbox:
         return True
 
 
-def _post_all(outcomes: list[tuple[Any, int, bool, Mailbox | None]]) -> list[_Landed]:
-    """Post each outcome to its mailbox, one post per mailbox; the rest are for ``deliver``."""
+def _post_all(outcomes: list[list[Any]]) -> list[_Landed]:
+    """Post each outcome ``[token, errno, written, mailbox]`` to its mailbox, one post per
+    mailbox; the rest are for ``deliver``."""
     direct: list[_Landed] = []
     posts: dict[int, tuple[Mailbox, list[_Landed]]] = {}
     for token, code, written, mailbox in outcomes:
@@ -265,7 +266,7 @@ class FileSyncer:
         for fd, _ in opened:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        direct = _post_all([(token, code, written, mailbox) for token, code, written, mailbox in outcomes])
+        direct = _post_all(outcomes)
         if not direct:
             return
         try:

@@ -206,11 +206,9 @@ class Syncer:
         bytes long) and make it durable; then ``landing.landed(errno, written)`` on its loop.
         """
         post = self._post(landing.loop)
-        if post is None:
-            self._core.append(path, inode, end, payload, landing)
-            return
-        self._core.append(path, inode, end, payload, landing, post.box)
-        post.sent()
+        self._core.append(path, inode, end, payload, landing, None if post is None else post.box)
+        if post is not None:
+            post.sent()
 
     def sync_and_close(self, fd: int) -> asyncio.Future[None]:
         """A future done when ``fd``'s written data is durable; ``fd`` is closed either way."""

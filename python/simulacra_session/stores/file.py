@@ -39,6 +39,7 @@ from ..messages import Message
 from ..models import (
     SessionMetadata,
     StoredSession,
+    auto_saved_metadata,
     copy_metadata,
     merge_metadata,
     metadata_from_json,
@@ -661,9 +662,7 @@ class FileSessionStore:
                 meta_json = encode_metadata(merged)
                 meta = merged.to_json_dict()
             else:  # an auto-save: the same merge, without the model
-                meta = dict(state.meta)
-                meta["updated_at"] = self._stamps.next(session_id, meta.get("updated_at"))
-                meta["message_count"] = state.count + len(messages)
+                meta = auto_saved_metadata(session_id, state.meta, state.count + len(messages), self._stamps)
                 meta_json = dumps(meta)
             lines = _journal_lines(messages, state.count)
             commit = b'["metadata",%b]' % meta_json

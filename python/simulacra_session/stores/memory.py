@@ -14,6 +14,7 @@ from ..messages import Message
 from ..models import (
     SessionMetadata,
     StoredSession,
+    auto_saved_metadata,
     merge_metadata,
     most_recent_first,
 )
@@ -111,9 +112,7 @@ class InMemorySessionStore:
             merged = merge_metadata(id, previous.decoded_metadata(id), count, metadata)
             entry = _Entry.of(merged, previous.messages)
         else:  # an auto-save: merge_metadata's rule, without the model
-            meta = dict(previous.meta)
-            meta["updated_at"] = self._stamps.next(id, meta.get("updated_at"))
-            meta["message_count"] = count
+            meta = auto_saved_metadata(id, previous.meta, count, self._stamps)
             entry = _Entry(dumps(meta), previous.messages, meta)
         entry.messages.extend(encoded)  # nothing can fail now: the list is only ever extended
         self._sessions[id] = entry
