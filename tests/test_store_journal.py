@@ -296,3 +296,31 @@ async def test_appends_where_the_sync_thread_cannot_check_inodes(
     await store.append("s", [msg("d")])  # not the file known: the worker-thread path
     await store.append("s", [msg("e")])
     assert texts((await FileSessionStore(tmp_path).load("s")).messages) == ["a", "b", "c", "d", "e"]
+
+
+async def test_a_store_remembers_a_bounded_number_of_journals(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path, cached_sessions=3)
+    ids = [f"s{index}" for index in range(10)]
+    for session_id in ids:
+        await store.save(session_id, [msg("0")])
+    assert len(store._journals) == 3
+    for round_ in range(1, 5):  # in turn, each append finds its session forgotten: read first
+        for session_id in ids:
+            given = None if round_ % 2 else {"label": f"r{round_}"}
+            await store.append(session_id, [msg(str(round_))], given)
+        assert len(store._journals) == 3
+    for session_id in ids[-4:]:  # the second auto-save of each is inline: stamped, no parsing
+        await store.append(session_id, [])
+        await store.append(session_id, [])
+    assert list(store._stamps._last._entries) == ids[-3:]
+    fresh = FileSessionStore(tmp_path)
+    for session_id in ids:
+        stored = await fresh.load(session_id)
+        assert texts(stored.messages) == ["0", "1", "2", "3", "4"]
+        assert (stored.metadata.message_count, stored.metadata.label) == (5, "r4")
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.5, "3", None])
+def test_cached_sessions_must_be_a_positive_integer(tmp_path: Path, size: Any) -> None:
+    with pytest.raises(ValueError, match=f"cached_sessions must be a positive integer, got {size!r}"):
+        FileSessionStore(tmp_path, cached_sessions=size)

@@ -10,6 +10,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ._lru import LRU
+
 __all__ = [
     "Stamper",
     "format_timestamp",
@@ -84,10 +86,11 @@ def next_timestamp_after(previous: str, previous_micros: int) -> tuple[str, int]
 
 class Stamper:
     """``next_timestamp`` for a store stamping every auto-save of many sessions: the instant
-    of each session's last stamp is remembered, so the next one parses nothing."""
+    of the last stamp of each of the ``size`` most recently stamped sessions is remembered,
+    so their next one parses nothing."""
 
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[str, int]] = {}  # (text, microseconds) by session id
+    def __init__(self, size: int = 10_000) -> None:
+        self._last: LRU[str, tuple[str, int]] = LRU(size)  # (text, microseconds) by session id
 
     def next(self, session_id: str, previous: Any) -> str:
         """``next_timestamp(previous)``: now, or just after ``previous`` (a stored value, so
@@ -102,4 +105,4 @@ class Stamper:
 
     def forget(self, session_id: str) -> None:
         """Drop what is remembered of a deleted session."""
-        self._last.pop(session_id, None)
+        self._last.pop(session_id)

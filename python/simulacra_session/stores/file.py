@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from .._backend import BACKEND, append_journal, atomic_write, dumps, link_fork
+from .._lru import LRU
 from ..errors import CorruptSessionError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
 from ..messages import Message
@@ -170,6 +171,7 @@ class _Listed:
 class _JournalState:
     """What this process knows of a journal file, so an append needs no read."""
 
+    path: str
     inode: int
     end: int  # committed size: an append writes here
     meta: dict[str, Any]  # the committed metadata, as stored (no id)
@@ -210,22 +212,33 @@ class FileSessionStore:
     the original library's ``{id}.json`` documents, for directories shared with it.
     ``fsync=False`` keeps every write atomic but skips the fsyncs, trading durability across
     power loss for speed. The root directory is created on the first save.
+
+    The store remembers where each journal it appended to ends, and its metadata, so an
+    append needs no read; ``cached_sessions`` bounds how many it remembers (the most
+    recently used). An append to a session it forgot reads the file once: keep the bound
+    above the number of sessions a process appends to at once.
     """
 
     def __init__(
-        self, root: str | os.PathLike[str], *, fsync: bool = True, format: FileFormat = "jsonl"
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        format: FileFormat = "jsonl",
+        cached_sessions: int = 10_000,
     ) -> None:
         if format not in _SUFFIXES:
             raise ValueError(f"format must be 'jsonl' or 'json', got {format!r}")
+        if isinstance(cached_sessions, bool) or not isinstance(cached_sessions, int) or cached_sessions < 1:
+            raise ValueError(f"cached_sessions must be a positive integer, got {cached_sessions!r}")
         self._root = os.fspath(root)
         self._fsync = fsync
         self._format: FileFormat = format
         self._no_hard_links = False
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._locks_guard = threading.Lock()
-        self._journals: dict[str, _JournalState] = {}
-        self._paths: dict[str, str] = {}  # journal path by id, for the inline append
-        self._stamps = Stamper()
+        self._journals: LRU[str, _JournalState] = LRU(cached_sessions)
+        self._stamps = Stamper(cached_sessions)
         self._listing: dict[str, _Listed] = {}  # by file name, under the root
 
     @property
@@ -300,13 +313,17 @@ class FileSessionStore:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _decode_journal(self, session_id: str, data: bytes, path: str, inode: int) -> StoredSession:
+    def _decode_journal(
+        self, session_id: str, data: bytes, path: str, inode: int
+    ) -> tuple[StoredSession, _JournalState]:
+        """The session a journal holds, and what an append to it needs (now remembered)."""
         journal = _journal.parse_journal(data, path)
         try:
             metadata = metadata_from_stored(session_id, journal.metadata)
         except ValidationError as error:
             raise CorruptSessionError(f"corrupt session file {path}: invalid metadata: {error}") from None
-        self._journals[session_id] = _JournalState(
+        self._journals[session_id] = state = _JournalState(
+            path,
             inode,
             journal.committed_end,
             journal.metadata,
@@ -314,7 +331,7 @@ class FileSessionStore:
             journal.superseded,
             journal.last_commit,
         )
-        return StoredSession(metadata, journal.messages)
+        return StoredSession(metadata, journal.messages), state
 
     def _read_bytes(self, session_id: str, file_format: FileFormat) -> tuple[bytes, int] | None:
         """A session file's bytes and inode, in one format; ``None`` when it is absent."""
@@ -338,7 +355,7 @@ class FileSessionStore:
     def _decode(self, session_id: str, file_format: FileFormat, data: bytes, inode: int) -> StoredSession:
         path = self._path(session_id, file_format)
         if file_format == "jsonl":
-            return self._decode_journal(session_id, data, path, inode)
+            return self._decode_journal(session_id, data, path, inode)[0]
         return decode_session(session_id, data, f"file {path}")
 
     def _read(self, session_id: str, file_format: FileFormat) -> StoredSession | None:
@@ -365,7 +382,7 @@ class FileSessionStore:
                         raise CorruptSessionError(f"corrupt session file {path}: {error}") from None
                 file.seek(0)
                 inode = os.fstat(file.fileno()).st_ino
-                return self._decode_journal(session_id, file.read(), path, inode).metadata
+                return self._decode_journal(session_id, file.read(), path, inode)[0].metadata
             return decode_session(session_id, file.read(), f"file {path}").metadata
 
     def _read_listed(
@@ -543,10 +560,11 @@ class FileSessionStore:
             self._make_root()
             if corrupt_path is not None:
                 self._set_aside(corrupt_path)
-            self._journals.pop(session_id, None)
+            self._journals.pop(session_id)
             atomic_write(path, encoded, self._fsync)
             if self._format == "jsonl":
                 self._journals[session_id] = _JournalState(
+                    path,
                     os.stat(path).st_ino,
                     len(encoded),
                     merged.to_json_dict(),
@@ -590,8 +608,7 @@ class FileSessionStore:
             stat = os.fstat(fd)
             if state is None or state.inode != stat.st_ino or state.end != stat.st_size:
                 os.lseek(fd, 0, os.SEEK_SET)
-                self._decode_journal(session_id, _read_fd(fd), path, stat.st_ino)
-                state = self._journals[session_id]
+                state = self._decode_journal(session_id, _read_fd(fd), path, stat.st_ino)[1]
                 if state.end != stat.st_size:  # a torn append from a crash: cut it off first
                     os.ftruncate(fd, state.end)
             existing = metadata_from_stored(session_id, state.meta)
@@ -668,15 +685,12 @@ class FileSessionStore:
             commit = b'["metadata",%b]' % meta_json
             lines.append(commit)
             lines.append(b"")
-            path = self._paths.get(session_id)
-            if path is None:
-                path = self._paths[session_id] = self._path(session_id)
         except BaseException:
             self._release(session_id, lock)
             raise
         payload, loop = b"\n".join(lines), asyncio.get_running_loop()
         size = len(commit) + 1
-        return _Pending(self, session_id, state, path, payload, meta, messages, given, size, lock, loop)
+        return _Pending(self, session_id, state, state.path, payload, meta, messages, given, size, lock, loop)
 
     def _commit(self, pending: _Pending) -> None:
         """The pending append's bytes are in the file: advance what is known of it."""
@@ -763,7 +777,7 @@ class FileSessionStore:
                     existed = True
                 except FileNotFoundError:
                     pass
-            self._journals.pop(session_id, None)
+            self._journals.pop(session_id)
             self._stamps.forget(session_id)
             if existed and self._fsync:
                 _fsync_dir(self._root)
