@@ -7,6 +7,8 @@ imports, and the twin silently takes over when it does not (a source checkout).
 from __future__ import annotations
 
 import os
+from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 __all__ = [
@@ -27,7 +29,7 @@ _FORCE_PURE = os.environ.get("SIMULACRA_SESSION_PURE", "") not in ("", "0")
 
 BACKEND: Literal["native", "pure"]
 
-if TYPE_CHECKING or _FORCE_PURE:
+if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked by stubtest)
     from ._fallback import (
         FileSyncer,
         Mailbox,
@@ -40,36 +42,16 @@ if TYPE_CHECKING or _FORCE_PURE:
         loads,
         loads_lines,
     )
-
-    BACKEND = "pure"
 else:
-    try:
-        from ._native import (
-            FileSyncer,
-            Mailbox,
-            append_journal,
-            atomic_write,
-            copy_json,
-            derive_slug,
-            dumps,
-            link_fork,
-            loads,
-            loads_lines,
-        )
-    except ImportError:
-        from ._fallback import (
-            FileSyncer,
-            Mailbox,
-            append_journal,
-            atomic_write,
-            copy_json,
-            derive_slug,
-            dumps,
-            link_fork,
-            loads,
-            loads_lines,
-        )
 
-        BACKEND = "pure"
-    else:
-        BACKEND = "native"
+    def _twin() -> tuple[ModuleType, str]:
+        """The module to take the hot path from, and its name for ``BACKEND``."""
+        if not _FORCE_PURE:
+            try:
+                return import_module("._native", __package__), "native"
+            except ImportError:
+                pass
+        return import_module("._fallback", __package__), "pure"
+
+    _module, BACKEND = _twin()
+    globals().update({name: getattr(_module, name) for name in __all__ if name != "BACKEND"})
