@@ -7,7 +7,6 @@ and what it remembers of each must not grow with every session it ever touched.
 from __future__ import annotations
 
 from collections import OrderedDict
-from contextlib import suppress
 from typing import Generic, TypeVar
 
 __all__ = ["LRU"]
@@ -41,7 +40,7 @@ class LRU(Generic[K, V]):
         entries = self._entries
         value = entries.get(key)
         if value is not None:
-            try:  # noqa: SIM105 - read on every append: suppress() would cost a context manager
+            try:  # noqa: SIM105 - on every append: suppress() would cost a context manager
                 entries.move_to_end(key)
             except KeyError:  # popped by another thread meanwhile
                 pass
@@ -50,8 +49,10 @@ class LRU(Generic[K, V]):
     def __setitem__(self, key: K, value: V) -> None:
         entries = self._entries
         entries[key] = value
-        with suppress(KeyError):  # popped by another thread meanwhile
+        try:  # noqa: SIM105 - on every auto-save (the stamps): as in get
             entries.move_to_end(key)
+        except KeyError:  # popped by another thread meanwhile
+            pass
         while len(entries) > self._size:
             try:
                 entries.popitem(last=False)

@@ -8,7 +8,7 @@ and reads, so files move freely between the two.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -38,10 +38,10 @@ def check_save_args(session_id: object, given: Mapping[str, Any] | None) -> str:
     A parent id names a fork index directory, so it must be a valid id too.
     Returns the session id.
     """
-    validate_session_id(session_id)
+    checked = validate_session_id(session_id)
     if given is not None and given.get("parent_id") is not None:
         validate_session_id(given["parent_id"])
-    return cast(str, session_id)
+    return checked
 
 
 def stored_metadata(metadata: SessionMetadata) -> dict[str, Any]:

@@ -180,6 +180,11 @@ class _JournalState:
     last_commit: int  # size of the newest metadata record
 
 
+def _compaction_due(state: _JournalState) -> bool:
+    """Whether superseded metadata records outweigh the rest of the journal."""
+    return state.superseded > state.end - state.superseded
+
+
 @dataclass(slots=True)
 class _Pending:
     """An append prepared on the event loop: its bytes, where they go, the state they lead
@@ -627,7 +632,7 @@ class FileSessionStore:
             state.last_commit = len(commit) + 1
         if merged.parent_id != old_parent:
             self._index(session_id, merged.parent_id, old_parent)
-        if state.superseded > state.end - state.superseded:
+        if _compaction_due(state):
             self._rewrite(session_id, [], None, compacting=True)  # new inode: relinked by _index
         return True
 
@@ -757,7 +762,7 @@ class FileSessionStore:
         """Rewrite a journal whose superseded metadata records outweigh its live data."""
         with self._locked(session_id):
             state = self._journals.get(session_id)
-            if state is not None and state.superseded > state.end - state.superseded:
+            if state is not None and _compaction_due(state):
                 self._rewrite(session_id, [], None, compacting=True)
 
     def _delete_sync(self, session_id: str) -> bool:
@@ -864,11 +869,11 @@ class FileSessionStore:
                 raise
             return future
         if _WRITES_OFF_LOOP:  # not durable: one call writes it here, checked as the thread checks
-            return self._finished(id, None) if self._append_here(pending) else None
+            return self._finished(pending, None) if self._append_here(pending) else None
         fd = self._write_now(id, pending, keep=self._fsync)
         if fd == _FALLBACK:
             return None
-        return self._finished(id, _SYNCER.sync_and_close(fd) if fd is not None else None)
+        return self._finished(pending, _SYNCER.sync_and_close(fd) if fd is not None else None)
 
     def _expedite(self) -> None:
         """Someone on the running loop awaits an append begun there: watch for it to land
@@ -888,19 +893,15 @@ class FileSessionStore:
             given = dict(pending.given) if pending.given is not None else None
             fallback = asyncio.to_thread(self._append_sync, pending.session_id, pending.messages, given)
             _follow(future, asyncio.ensure_future(fallback))
-        elif self._compaction_due(pending.session_id):
+        elif _compaction_due(pending.state):
             _follow(future, asyncio.ensure_future(self._compact_after(pending.session_id, None)))
         else:
             future.set_result(None)
 
-    def _compaction_due(self, session_id: str) -> bool:
-        state = self._journals.get(session_id)
-        return state is not None and state.superseded > state.end - state.superseded
-
-    def _finished(self, session_id: str, durable: asyncio.Future[None] | None) -> asyncio.Future[None]:
+    def _finished(self, pending: _Pending, durable: asyncio.Future[None] | None) -> asyncio.Future[None]:
         """``durable`` (or a done future), then a compaction when superseded records outweigh the rest."""
-        if self._compaction_due(session_id):
-            return asyncio.ensure_future(self._compact_after(session_id, durable))
+        if _compaction_due(pending.state):
+            return asyncio.ensure_future(self._compact_after(pending.session_id, durable))
         if durable is None:
             durable = asyncio.get_running_loop().create_future()
             durable.set_result(None)
