@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from simulacra_session import BACKEND, FileSessionStore, SessionManager, SimpleConversation
+import pytest
+
+from simulacra_session import BACKEND, FileSessionStore, SessionManager, SimpleConversation, _fallback_sync
 from simulacra_session.stores import _syncer
 from simulacra_session.stores.file import _SYNCER
 
@@ -79,3 +81,24 @@ def test_each_loop_gets_its_own_mailbox_and_a_closed_ones_is_swept(tmp_path: Pat
     assert first.closed
     assert seen[1] is not first
     assert list(_SYNCER._posts.values()) == [seen[1]]
+
+
+@pytest.mark.parametrize(
+    ("release", "trusted"),
+    [
+        ("6.18.44-fc-v1045", True),
+        ("5.8.0", True),
+        ("5.15.0-91-generic", True),
+        ("10.0", True),
+        ("5.7.19", False),
+        ("5.4.0-150-generic", False),
+        ("4.19.0-26-amd64", False),
+        ("5", False),
+        ("", False),
+        ("garbage", False),
+    ],
+)
+def test_syncfs_is_trusted_from_linux_5_8(release: str, trusted: bool) -> None:
+    """Before 5.8, syncfs returned 0 when writeback failed: batches then sync file by file.
+    (The compiled twin's ``release_reports_syncfs_errors`` has the same table in cargo test.)"""
+    assert _fallback_sync._syncfs_reports_errors(release) is trusted

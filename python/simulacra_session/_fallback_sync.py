@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -25,8 +26,16 @@ _fdatasync = getattr(os, "fdatasync", os.fsync)
 _log = logging.getLogger("simulacra_session")
 
 
+def _syncfs_reports_errors(release: str) -> bool:
+    """Whether a Linux release (``6.1.0-13-amd64``) is 5.8 or later: before, ``syncfs``
+    returned 0 even when writing a file back had failed."""
+    numbers = re.match(r"(\d+)\D(\d+)", release)
+    return numbers is not None and (int(numbers[1]), int(numbers[2])) >= (5, 8)
+
+
 def _load_syncfs() -> Callable[[int], int] | None:
-    if not hasattr(os, "fdatasync"):  # not Linux-like
+    """libc's ``syncfs``, where it reports errors (else batches sync one file at a time)."""
+    if not sys.platform.startswith("linux") or not _syncfs_reports_errors(os.uname().release):
         return None
     import ctypes
     import ctypes.util
@@ -173,7 +182,7 @@ class FileSyncer:
 
     The thread takes every job submitted while it was busy: it writes each append (when
     the file is still the one expected), makes every descriptor durable together (one
-    ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes them,
+    ``syncfs`` for a batch of 4 or more on Linux 5.8+, else an ``fdatasync`` each), closes them,
     then posts each outcome ``(token, errno, written)`` to the job's mailbox, or calls
     ``deliver([(token, errno, written), ...])`` once for those without an open one:
     ``written`` when the bytes are in the file, ``errno`` 0 when nothing failed (not written

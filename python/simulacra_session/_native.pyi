@@ -129,7 +129,7 @@ class FileSyncer:
 
     The thread takes every job submitted while it was busy: it writes each append (when
     the file is still the one expected), makes every descriptor durable together (one
-    ``syncfs`` for a batch of 4 or more on Linux, else an ``fdatasync`` each), closes them,
+    ``syncfs`` for a batch of 4 or more on Linux 5.8+, else an ``fdatasync`` each), closes them,
     then posts each outcome ``(token, errno, written)`` to the job's mailbox, or calls
     ``deliver([(token, errno, written), ...])`` once for those without an open one:
     ``written`` when the bytes are in the file, ``errno`` 0 when nothing failed (not written

@@ -2,7 +2,7 @@
 //!
 //! Jobs queue up while the thread is busy; it takes them all at once: it writes each
 //! append (after checking that the file is still the one the caller knows), makes every
-//! descriptor durable together (one `syncfs` for a batch on Linux, else an `fdatasync`
+//! descriptor durable together (one `syncfs` for a batch on Linux 5.8+, else an `fdatasync`
 //! each), closes them and hands every outcome to a delivery function in one call.
 //! Nothing here needs the caller's runtime (the Python wrapper takes the GIL only to
 //! deliver). The thread leaves after a few idle seconds; the next submission starts one.
@@ -320,13 +320,44 @@ pub fn sync_all(fds: &[i32]) -> Vec<i32> {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: syncfs only reads the descriptor number.
-        if fds.len() >= BATCH_FOR_SYNCFS && unsafe { libc::syncfs(fds[0]) } == 0 {
+        if fds.len() >= BATCH_FOR_SYNCFS
+            && syncfs_reports_errors()
+            && unsafe { libc::syncfs(fds[0]) } == 0
+        {
             return vec![0; fds.len()];
         }
     }
     fds.iter()
         .map(|&fd| if sync_one(fd) == 0 { 0 } else { last_errno() })
         .collect()
+}
+
+/// Whether this kernel's `syncfs` reports writeback errors. Before Linux 5.8 it returned 0
+/// even when writing a file back had failed, so batches are then synced one file at a time.
+#[cfg(target_os = "linux")]
+fn syncfs_reports_errors() -> bool {
+    static REPORTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REPORTS.get_or_init(|| {
+        // SAFETY: uname fills the struct it is given; `release` is a NUL-terminated string.
+        unsafe {
+            let mut name: libc::utsname = std::mem::zeroed();
+            libc::uname(&raw mut name) == 0
+                && release_reports_syncfs_errors(
+                    &std::ffi::CStr::from_ptr(name.release.as_ptr()).to_string_lossy(),
+                )
+        }
+    })
+}
+
+/// Whether a Linux release string (`6.1.0-13-amd64`) is 5.8 or later.
+pub fn release_reports_syncfs_errors(release: &str) -> bool {
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::parse::<u32>);
+    matches!(
+        (numbers.next(), numbers.next()),
+        (Some(Ok(major)), Some(Ok(minor))) if (major, minor) >= (5, 8)
+    )
 }
 
 /// `os.fdatasync` where Python has it, else `os.fsync` (which is `_commit` on Windows).
@@ -353,7 +384,7 @@ fn close(fd: i32) {
 
 #[cfg(all(test, unix))]
 mod tests {
-    use super::{sync_all, Append, Job, Outcome, Syncer};
+    use super::{release_reports_syncfs_errors, sync_all, Append, Job, Outcome, Syncer};
     use std::io::Write;
     use std::os::fd::IntoRawFd;
     use std::os::unix::fs::MetadataExt;
@@ -462,6 +493,25 @@ mod tests {
     #[test]
     fn bad_descriptors_report_ebadf() {
         assert_eq!(sync_all(&[-1]), vec![libc::EBADF]);
+        assert_eq!(sync_all(&[-1; 4]), vec![libc::EBADF; 4]);
         assert_eq!(sync_all(&[-1, -1]), vec![libc::EBADF, libc::EBADF]);
+    }
+
+    #[test]
+    fn syncfs_is_trusted_from_linux_5_8() {
+        for (release, trusted) in [
+            ("6.18.44-fc-v1045", true),
+            ("5.8.0", true),
+            ("5.15.0-91-generic", true),
+            ("10.0", true),
+            ("5.7.19", false),
+            ("5.4.0-150-generic", false),
+            ("4.19.0-26-amd64", false),
+            ("5", false),
+            ("", false),
+            ("garbage", false),
+        ] {
+            assert_eq!(release_reports_syncfs_errors(release), trusted, "{release}");
+        }
     }
 }
