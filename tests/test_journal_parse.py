@@ -1,7 +1,9 @@
-"""``parse_journal`` against the reading it replaced (split into lines, join, one ``loads``).
+"""``parse_journal`` and ``tail_metadata`` against the readings they replaced (split into
+lines; then join and one ``loads``).
 
 The offsets-and-``loads_lines`` reading must give the same journal, or the same error, for
-every input: journals the store writes, each of their torn tails, and damaged ones.
+every input: journals the store writes, each of their torn tails, and damaged ones; and
+``tail_metadata`` the same metadata from any end of any of them.
 """
 
 from __future__ import annotations
@@ -153,3 +155,36 @@ def test_a_long_journal_of_auto_saves(tmp_path: Path) -> None:
     data = (tmp_path / "s.jsonl").read_bytes()
     same(data)
     assert len(_journal.parse_journal(data, "p").messages) == 60
+
+
+def reference_tail(tail: bytes, starts_file: bool) -> dict[str, Any] | None:
+    """The former ``tail_metadata``: every line split out, then looked at from the last."""
+    lines = tail.split(b"\n")
+    first = 0 if starts_file else 1
+    for index in range(len(lines) - 2, first - 1, -1):
+        metadata = _journal._commit_record(lines[index])
+        if metadata is not None:
+            return metadata
+    return None
+
+
+def same_tails(data: bytes) -> None:
+    for start in range(len(data) + 1):
+        tail = data[start:]
+        assert _journal.tail_metadata(tail, start == 0) == reference_tail(tail, start == 0), (data, start)
+
+
+def test_tail_metadata_from_every_end(journal: bytes) -> None:
+    for cut in range(0, len(journal) + 1, 7):
+        same_tails(journal[:cut])
+    same_tails(journal)
+
+
+@given(st.data())
+def test_tail_metadata_of_random_damage(journal: bytes, data: st.DataObject) -> None:
+    at = data.draw(st.integers(0, len(journal)))
+    insert = data.draw(st.sampled_from([b"", b"\n", b"\n\n", b"]", b"\xff", b'["metadata",{}]\n']))
+    damaged = journal[:at] + insert + journal[at + data.draw(st.integers(0, 3)) :]
+    start = data.draw(st.integers(0, len(damaged)))
+    tail = damaged[start:]
+    assert _journal.tail_metadata(tail, start == 0) == reference_tail(tail, start == 0)

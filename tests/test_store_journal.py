@@ -324,3 +324,14 @@ async def test_a_store_remembers_a_bounded_number_of_journals(tmp_path: Path) ->
 def test_cached_sessions_must_be_a_positive_integer(tmp_path: Path, size: Any) -> None:
     with pytest.raises(ValueError, match=f"cached_sessions must be a positive integer, got {size!r}"):
         FileSessionStore(tmp_path, cached_sessions=size)
+
+
+@pytest.mark.parametrize("label_size", [10, 6_000, 100_000])
+def test_list_finds_metadata_records_of_any_size(tmp_path: Path, label_size: int) -> None:
+    """The last commit record within the first tail read, the second, or neither (whole file)."""
+    store = FileSessionStore(tmp_path)
+    label = "é" * label_size
+    run(store.save("s", [msg("x" * 50_000)], {"label": "old"}))
+    run(store.append("s", [msg("y")], {"label": label}))
+    [listed] = run(FileSessionStore(tmp_path).list())
+    assert (listed.label, listed.message_count) == (label, 2)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from ._backend import dumps, loads
+from ._backend import dumps
 from .messages import Message
 from .timestamps import Stamper, next_timestamp, parse_timestamp
 
@@ -21,7 +21,6 @@ __all__ = [
     "auto_saved_metadata",
     "copy_metadata",
     "merge_metadata",
-    "metadata_from_json",
     "metadata_from_stored",
     "most_recent_first",
 ]
@@ -143,16 +142,6 @@ def auto_saved_metadata(
 def metadata_from_stored(session_id: str, stored: Mapping[str, Any]) -> SessionMetadata:
     """Build metadata read from storage, where the id lives outside the metadata record."""
     return SessionMetadata.model_validate({**stored, "id": session_id})
-
-
-def metadata_from_json(session_id: str, data: bytes) -> SessionMetadata:
-    """Rebuild metadata this library serialized itself (already validated once), quickly."""
-    stored = loads(data)
-    assert isinstance(stored, dict)
-    checkpoint = stored.get("checkpoint_state")
-    if isinstance(checkpoint, dict):
-        stored["checkpoint_state"] = CheckpointState.model_construct(**checkpoint)
-    return SessionMetadata.model_construct(id=session_id, **stored)
 
 
 _new = object.__new__

@@ -146,10 +146,12 @@ def tail_metadata(tail: bytes, starts_file: bool) -> dict[str, Any] | None:
     ``tail`` holds the file's last bytes (all of it when ``starts_file``). Returns ``None``
     when no complete commit record lies within it; the caller then reads the whole file.
     """
-    lines = tail.split(b"\n")
-    first = 0 if starts_file else 1  # the tail's first line may be cut
-    for index in range(len(lines) - 2, first - 1, -1):
-        metadata = _commit_record(lines[index])
+    end = tail.rfind(b"\n")  # complete lines end with one: what follows is empty or torn
+    first = 0 if starts_file else tail.find(b"\n") + 1  # the tail's first line may be cut
+    while end >= first:  # from the last line backwards, copying out only the line looked at
+        start = tail.rfind(b"\n", 0, end) + 1
+        metadata = _commit_record(tail[start:end])
         if metadata is not None:
             return metadata
+        end = start - 1
     return None

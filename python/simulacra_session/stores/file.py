@@ -43,7 +43,6 @@ from ..models import (
     auto_saved_metadata,
     copy_metadata,
     merge_metadata,
-    metadata_from_json,
     metadata_from_stored,
 )
 from ..timestamps import Stamper
@@ -68,7 +67,7 @@ __all__ = ["FileFormat", "FileSessionStore"]
 FileFormat = Literal["jsonl", "json"]
 _SUFFIXES: dict[FileFormat, str] = {"jsonl": ".jsonl", "json": ".json"}
 _NO_HARD_LINKS = ".no-hard-links"
-_TAIL = 64 * 1024  # list() reads this much of a journal's end to find its metadata
+_TAILS = (4096, 64 * 1024)  # list() reads this much of a journal's end for its metadata, then this
 _log = logging.getLogger("simulacra_session")
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 _FALLBACK = -1  # _write_now: nothing written, take the worker-thread path
@@ -377,9 +376,13 @@ class FileSessionStore:
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
             if file_format == "jsonl":
-                start = max(0, size - _TAIL)
-                file.seek(start)
-                found = _journal.tail_metadata(file.read(), starts_file=start == 0)
+                found = None
+                for tail in _TAILS:
+                    start = max(0, size - tail)
+                    file.seek(start)
+                    found = _journal.tail_metadata(file.read(), starts_file=start == 0)
+                    if found is not None or start == 0:
+                        break
                 if found is not None:
                     try:
                         return metadata_from_stored(session_id, found)
@@ -402,8 +405,7 @@ class FileSessionStore:
         except (CorruptSessionError, OSError) as error:
             _log.warning("skipping session file %s: %s", path, error)
             return _Listed(parsed, stamp, None, (0.0, session_id))
-        kept = metadata_from_json(session_id, encode_metadata(metadata))
-        return _Listed(parsed, stamp, kept, (-metadata.updated.timestamp(), session_id))
+        return _Listed(parsed, stamp, metadata, (-metadata.updated.timestamp(), session_id))
 
     def _ranked(self, found: dict[str, tuple[str, FileFormat]]) -> builtins.list[SessionMetadata]:
         """The readable sessions' cached metadata, most recently updated first (hand out copies).
