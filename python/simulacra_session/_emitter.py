@@ -48,9 +48,13 @@ class Emitter:
         entries = self._listeners.get(event)
         if not entries:
             return
-        for listener, once in list(entries):
-            if once:
-                self.off(event, listener)
+        for entry in list(entries):
+            listener, once = entry
+            if once:  # this registration, not an equal listener's ``on`` before it
+                for index, registered in enumerate(entries):
+                    if registered is entry:
+                        del entries[index]
+                        break
             try:
                 listener(*args)
             except Exception:
