@@ -329,3 +329,188 @@ async def test_fork_of_an_unsaved_current_session_reads_the_store() -> None:
     await auto.fork(session)  # after a failed save the store is read
     assert store.loads == [session]
     assert texts(talking.messages) == ["kept"]
+
+
+# -- found in review: each test fails on the code before its fix ----------------------
+
+
+class RemoteStore(InMemorySessionStore):
+    """The memory store behind a network round trip: every call yields to the loop first."""
+
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> list[Any]:
+        await asyncio.sleep(0.01)
+        return await super().list(limit=limit, offset=offset)
+
+    async def delete(self, id: str) -> bool:
+        await asyncio.sleep(0.01)
+        return await super().delete(id)
+
+
+class ListsEverything:
+    """A store meeting only the protocol: ``list()`` takes no ``limit`` or ``offset``."""
+
+    def __init__(self) -> None:
+        self.inner = InMemorySessionStore()
+
+    async def save(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await self.inner.save(id, messages, metadata)
+
+    async def load(self, id: str) -> StoredSession | None:
+        return await self.inner.load(id)
+
+    async def list(self) -> list[Any]:
+        return await self.inner.list()
+
+    async def delete(self, id: str) -> bool:
+        return await self.inner.delete(id)
+
+
+@pytest.mark.parametrize("store_kind", [InMemorySessionStore, ListsEverything])
+async def test_list_pages_in_the_store_or_else_itself(store_kind: Any) -> None:
+    manager = SessionManager(store_kind(), SimpleConversation())
+    ids = [manager.start_new(f"s{index}") for index in range(4)]
+    await manager.flush()
+    assert [m.id for m in await manager.list()] == ids[::-1]
+    assert [m.id for m in await manager.list(limit=2, offset=1)] == ids[2:0:-1]
+    assert await manager.list(offset=9) == []
+    with pytest.raises(ValueError, match="negative"):
+        await manager.list(limit=-1)
+    assert await manager.load() == ids[-1]  # the most recent, listed with limit=1
+
+
+async def test_sessions_left_and_children_disposed_keep_nothing() -> None:
+    conversation = SimpleConversation()
+    manager = SessionManager(InMemorySessionStore(), conversation)
+    for index in range(30):
+        manager.start_new()
+        conversation.append(user(f"m{index}"))
+        if index % 3 == 0:
+            await manager.flush()
+    await manager.flush()
+    assert list(manager._writers) == [manager.current_session_id]
+    for _ in range(20):
+        child = conversation.spawn_child()
+        child.append(user("sub-agent work"))
+        child.dispose()
+    await manager.flush()
+    assert manager._children == []
+    assert manager.children == ()
+
+
+async def test_rename_of_another_session_waits_for_its_save_in_flight() -> None:
+    store = SlowStore(delay=0.01)
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    first = manager.start_new()
+    conversation.append(user("one"))
+    await manager.flush()
+    conversation.append(user("two"))  # its auto-save is under way
+    manager.start_new()
+    await manager.rename(first, "renamed")
+    stored = await store.load(first)
+    assert stored is not None
+    assert (texts(stored.messages), stored.metadata.label) == (["one", "two"], "renamed")
+
+
+async def test_a_message_completed_during_delete_goes_to_a_new_session() -> None:
+    store = RemoteStore()
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    deleted = manager.start_new("A")
+    conversation.append(user("one"))
+    await manager.flush()
+    asyncio.get_running_loop().call_later(0.005, conversation.append, assistant("late"))
+    assert await manager.delete(deleted)
+    await manager.flush()
+    assert await store.load(deleted) is None
+    current = manager.current_session_id
+    assert current not in (None, deleted)
+    stored = await store.load(current)
+    assert stored is not None
+    assert texts(stored.messages) == ["late"]
+
+
+async def test_what_a_failed_auto_save_meant_to_store_goes_with_the_next() -> None:
+    store = SlowStore(delay=0)
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    errors: list[LifecycleErrorEvent] = []
+    manager.on("lifecycle_error", errors.append)
+    store.fail_with = OSError(104, "Connection reset by peer")
+    session_id = manager.start_new("Quarterly report")  # explicit: must win over the slug
+    await manager.flush()
+    store.fail_with = None
+    conversation.append(user("hi there, please summarise the attached numbers"))
+    await manager.flush()
+    stored = await store.load(session_id)
+    assert stored is not None
+    assert (len(errors), stored.metadata.label, len(stored.messages)) == (1, "Quarterly report", 1)
+
+
+async def test_a_disposed_childs_failed_save_reaches_the_parent_or_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = SlowStore(delay=0.005)
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    errors: list[LifecycleErrorEvent] = []
+    manager.on("lifecycle_error", errors.append)
+    manager.start_new("parent")
+    child = conversation.spawn_child()
+    await manager.flush()
+    store.fail_with = OSError(104, "Connection reset by peer")
+    child.append(assistant("the sub-agent's answer"))  # its auto-save is in flight
+    child.dispose()
+    await manager.flush()
+    assert [event.operation for event in errors] == ["save"]
+    manager.off("lifecycle_error", errors.append)
+    other = conversation.spawn_child()
+    other.append(assistant("nobody listens"))
+    await manager.flush()
+    assert "with no lifecycle_error listener" in caplog.text
+    assert "Connection reset by peer" in caplog.text
+
+
+@pytest.mark.parametrize("inherited", [1, 3])
+async def test_clearing_an_attached_fork_detaches_it_with_what_follows(inherited: int) -> None:
+    store = InMemorySessionStore()
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    parent = manager.start_new()
+    for index in range(inherited):
+        conversation.append(user(f"a{index}"))
+    fork = await manager.fork(parent)
+    conversation.clear()
+    conversation.append(user("x1"))
+    conversation.append(assistant("x2"))
+    await manager.flush()
+    stored = await store.load(fork)
+    assert stored is not None
+    assert texts(stored.messages) == ["x1", "x2"]
+    assert (stored.metadata.parent_id, stored.metadata.detached) == (parent, True)
+    reader = SessionManager(store, SimpleConversation())
+    await reader.load(fork)
+    assert texts(reader.conversation.messages) == ["x1", "x2"]
+
+
+async def test_a_history_loaded_over_an_attached_fork_detaches_it() -> None:
+    store = InMemorySessionStore()
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    parent = manager.start_new()
+    conversation.append(user("a0"))
+    conversation.append(user("a1"))
+    fork = await manager.fork(parent)
+    conversation.append(user("b0"))
+    await manager.flush()
+    conversation.load([*conversation.messages])  # equal copies: still inherits
+    conversation.append(user("b1"))
+    await manager.flush()
+    conversation.load([user("z0"), user("z1"), user("z2")])  # other messages, as long
+    conversation.append(user("z3"))
+    await manager.flush()
+    reader = SessionManager(store, SimpleConversation())
+    await reader.load(fork)
+    assert texts(reader.conversation.messages) == ["z0", "z1", "z2", "z3"]

@@ -3,8 +3,9 @@
 One write is in flight per session and at most one request waits behind it; a newer
 request is folded into the waiting one (newest messages, metadata merged, every waiter
 kept), so a burst of auto-saves costs at most two writes and the last holds the latest
-messages. A write the store can begin at once (an append to a journal it knows) starts
-inline, with no task: only its wait for durability, if any, is left to the event loop.
+messages; the metadata of a failed auto-save goes with the next write. A write the store
+can begin at once (an append to a journal it knows) starts inline, with no task: only its
+wait for durability, if any, is left to the event loop.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class SessionWriter:
             getattr(store, "_expedite", None) if self._begin is not None else None
         )
         self._pending: SaveRequest | None = None
+        self._carried: dict[str, Any] = {}  # metadata of failed background saves, not yet written
         self._written: _Written | None = None
         self._inflight: asyncio.Future[None] | None = None  # a task, or the wait for durability
         self._drained: list[asyncio.Future[None]] = []
@@ -160,6 +162,9 @@ class SessionWriter:
         if not request.background:
             future = loop.create_future()
             request.waiters += (future,)
+        if self._carried:
+            request.metadata = {**self._carried, **request.metadata}
+            self._carried = {}
         if self._pending is None:
             self._pending = request
         else:
@@ -280,4 +285,9 @@ class SessionWriter:
             if not waiter.done():
                 waiter.set_exception(error)
         if request.background:
+            # What it meant to store (a label, say) goes with the next write; newer values win.
+            if self._pending is not None:
+                self._pending.metadata = {**request.metadata, **self._pending.metadata}
+            else:
+                self._carried = {**self._carried, **request.metadata}
             self._on_failed(request, error)

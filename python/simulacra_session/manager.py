@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import inspect
+import logging
 from collections.abc import Callable, Sequence
+from itertools import islice
 from types import TracebackType
 from typing import Any, get_args
 
@@ -18,8 +21,11 @@ from .ids import new_session_id, validate_session_id
 from .messages import Message
 from .models import RESERVED_METADATA_KEYS, SessionMetadata
 from .protocols import Conversation, ForkIndexedStore, SessionStore
+from .stores._codec import page
 
 __all__ = ["SessionManager"]
+
+_log = logging.getLogger("simulacra_session")
 
 _EVENTS = frozenset(get_args(EventName))
 #: Metadata the manager writes itself; ``save(**extra)`` may not set these.
@@ -54,6 +60,7 @@ class SessionManager:
         if not isinstance(store, SessionStore):
             raise TypeError(f"store must implement SessionStore, got {type(store).__name__}")
         self._store = store
+        self._store_pages = _pages_itself(store)
         self._conversation = conversation
         self._auto_save = auto_save
         self._auto_slug = auto_slug
@@ -63,11 +70,14 @@ class SessionManager:
         self._has_label = False
         self._disposed = False
         self._children: list[SessionManager] = []
+        self._parent: SessionManager | None = None  # a child's: its errors are reported there too
         self._writers: dict[str, SessionWriter] = {}
         # A SimpleConversation hands over its append-only history list: an O(1) snapshot.
         self._live_history: Callable[[], list[Message]] | None = getattr(
             conversation, "_append_only_history", None
         )
+        # That list as it was when an attached fork's inherited messages were put in it.
+        self._inherited_view: list[Message] | None = None
         if auto_save:
             conversation.on("message_complete", self._on_message_complete)
         conversation.on("create_child", self._on_create_child)
@@ -126,7 +136,7 @@ class SessionManager:
         """
         self._check_open()
         if id is None:
-            sessions = await self._store.list()
+            sessions = await self.list(limit=1)
             if not sessions:
                 return self.start_new()
             id = sessions[0].id
@@ -139,6 +149,7 @@ class SessionManager:
         self._switch_to(id, inherited=resolved.inherited, has_label=bool(metadata.label))
         self._conversation.clear()
         self._conversation.load(resolved.messages)
+        self._inherited_view = self._live_history() if self._live_history is not None else None
         self._conversation.checkpoint_state = metadata.checkpoint_state
         self._events.emit("load", LoadEvent(id=id, messages=tuple(resolved.messages)))
         return id
@@ -171,7 +182,7 @@ class SessionManager:
         if label:
             self._has_label = True
         request = self._request(given, background=False)
-        request.full = full
+        request.full = request.full or full
         done = self._submit(request)
         if done is not None:
             await done
@@ -216,14 +227,20 @@ class SessionManager:
         if not detached:
             self._conversation.clear()
             self._conversation.load(history)
+            self._inherited_view = self._live_history() if self._live_history is not None else None
         if checkpoint_state is not None:
             self._conversation.checkpoint_state = checkpoint_state
         self._events.emit("save", SaveEvent(id=fork_id, messages=tuple(self._conversation.messages)))
         return fork_id
 
-    async def list(self) -> builtins.list[SessionMetadata]:
-        """Every session in the store, most recent first."""
-        return await self._store.list()
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
+        """The sessions in the store, most recent first; ``limit``/``offset`` page them (in the
+        store where it takes them, as every bundled store does)."""
+        if self._store_pages:
+            listing: Any = self._store.list
+            sessions: builtins.list[SessionMetadata] = await listing(limit=limit, offset=offset)
+            return sessions
+        return page(await self._store.list(), limit, offset)
 
     async def forks(self, id: str) -> builtins.list[SessionMetadata]:
         """Sessions whose ``parent_id`` is ``id``, most recent first."""
@@ -241,12 +258,11 @@ class SessionManager:
         """
         self._check_open()
         validate_session_id(id)
+        if id == self._session_id:  # at once: a message completed meanwhile must not save to it
+            self._switch_to(None, inherited=0, has_label=False)
+            self._conversation.clear()
         await self.flush()
         await self._materialize_forks(id)
-        if id == self._session_id:
-            self._session_id = None
-            self._inherited = 0
-            self._conversation.clear()
         return await self._store.delete(id)
 
     async def rename(self, id: str, label: str) -> None:
@@ -258,6 +274,7 @@ class SessionManager:
         if id == self._session_id:
             await self.save(label=label)
             return
+        await self.flush()  # a save of ours to that session may still be under way
         stored = await self._store.load(id)
         if stored is None:
             raise SessionNotFoundError(id)
@@ -297,6 +314,8 @@ class SessionManager:
         if self._disposed:
             return
         self._disposed = True
+        for session_id in [key for key, writer in self._writers.items() if not writer.busy]:
+            del self._writers[session_id]  # the busy ones go when they are idle
         for child in self._children:
             child.dispose()
         self._conversation.off("message_complete", self._on_message_complete)
@@ -330,12 +349,17 @@ class SessionManager:
         if self._disposed:
             raise RuntimeError("session manager is disposed")
 
-    def _switch_to(self, session_id: str, *, inherited: int, has_label: bool) -> None:
-        """Make ``session_id`` current; its next write rewrites it (the history was replaced)."""
-        self._session_id = session_id
+    def _switch_to(self, session_id: str | None, *, inherited: int, has_label: bool) -> None:
+        """Make ``session_id`` current (``None``: none); its next write rewrites it (the history
+        was replaced). The previous session's writer goes, once it is idle."""
+        previous, self._session_id = self._session_id, session_id
         self._inherited = inherited
+        self._inherited_view = None
         self._has_label = has_label
-        writer = self._writers.get(session_id)
+        left = self._writers.get(previous) if previous is not None and previous != session_id else None
+        if left is not None and not left.busy:
+            del self._writers[left.session_id]
+        writer = self._writers.get(session_id) if session_id is not None else None
         if writer is not None:
             writer.reset()
 
@@ -359,6 +383,14 @@ class SessionManager:
         live = self._live_history
         history = live() if live is not None else tuple(self._conversation.messages)
         metadata = given
+        full = False
+        if self._inherited and not self._still_inherits(history):
+            # cleared, or loaded over, on the conversation itself: the session keeps what it
+            # holds now, on its own (a detached fork), rewritten
+            self._inherited = 0
+            self._inherited_view = None
+            metadata["detached"] = True
+            full = True
         if self._auto_slug and not self._has_label and "label" not in metadata:
             slug = _slug_of(history)
             if slug is not None:
@@ -376,7 +408,26 @@ class SessionManager:
             end=len(history),
             metadata=metadata,
             background=background,
+            full=full,
         )
+
+    def _still_inherits(self, history: Sequence[Message]) -> bool:
+        """Whether ``history`` still begins with the messages the attached fork inherits.
+
+        Not after a ``clear()``, or a ``load()`` of other messages, made on the conversation
+        directly. A SimpleConversation's list is replaced by those, so a new list is compared
+        (once) with the one the inherited messages were in; other conversations are checked
+        by length only.
+        """
+        count = self._inherited
+        if len(history) < count:
+            return False
+        view = self._inherited_view
+        if view is None or view is history:
+            return True
+        kept = all(a is b or a == b for a, b in zip(islice(view, count), islice(history, count), strict=True))
+        self._inherited_view = history if kept and isinstance(history, list) else None
+        return kept
 
     def _submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
         """Queue ``request`` on its session's writer; without a running loop, write at once."""
@@ -392,26 +443,42 @@ class SessionManager:
             self._events.emit("save", SaveEvent(id=request.session_id, messages=request.history))
 
     def _on_save_failed(self, request: SaveRequest, error: BaseException) -> None:
-        if "label" in request.metadata and request.session_id == self._session_id:
-            self._has_label = False
+        # what it meant to store (a label among it) goes with the session's next save
         self._emit_error(error, "save", session_id=request.session_id)
 
     def _writer_idle(self, session_id: str) -> None:
         # The current session's writer stays: it knows what was written, so it can append.
-        if session_id != self._session_id:
+        if session_id != self._session_id or self._disposed:
             self._writers.pop(session_id, None)
 
     def _emit_error(self, error: BaseException, operation: str, **context: Any) -> None:
-        self._events.emit("lifecycle_error", LifecycleErrorEvent(error, operation, context))
+        event = LifecycleErrorEvent(error, operation, context)
+        if not self._report(event):
+            _log.error("%s failed (%s), with no lifecycle_error listener: %r", operation, context, error)
+
+    def _report(self, event: LifecycleErrorEvent) -> bool:
+        """Emit ``lifecycle_error`` here and at every parent; whether anyone listened."""
+        heard = self._events.has("lifecycle_error")
+        self._events.emit("lifecycle_error", event)
+        parent = self._parent
+        return parent._report(event) or heard if parent is not None else heard
 
     def _busy_writers(self) -> builtins.list[SessionWriter]:
         """The writers of this manager and its children with a write in flight or queued."""
         writers = [writer for writer in self._writers.values() if writer.busy]
-        if self._children:
-            for child in self._children:
-                writers.extend(child._busy_writers())
-            self._children = [c for c in self._children if not (c._disposed and not c._writers)]
+        for child in self._children:
+            writers.extend(child._busy_writers())
+        self._prune_children()
         return writers
+
+    def _prune_children(self) -> None:
+        """Forget the disposed children with nothing left to write (nor children that have)."""
+        if self._children:
+            self._children = [
+                child
+                for child in self._children
+                if not (child._disposed and not child._writers and not child._children)
+            ]
 
     async def _materialize_forks(self, parent_id: str) -> None:
         """Write into each attached fork of ``parent_id`` the messages it inherits from it."""
@@ -447,7 +514,8 @@ class SessionManager:
             auto_save=self._auto_save,
             auto_slug=self._auto_slug and not child.is_checkpoint,
         )
-        manager.on("lifecycle_error", lambda event: self._events.emit("lifecycle_error", event))
+        manager._parent = self
+        self._prune_children()
         self._children.append(manager)
         manager._start_child(self._session_id, self._conversation.checkpoint_state)
 
@@ -464,6 +532,15 @@ class SessionManager:
 
     def _on_conversation_dispose(self, *_: Any) -> None:
         self.dispose()
+
+
+def _pages_itself(store: SessionStore) -> bool:
+    """Whether the store's ``list`` takes ``limit`` and ``offset`` (the protocol's need not)."""
+    try:
+        parameters = inspect.signature(store.list).parameters
+    except (TypeError, ValueError):
+        return False
+    return "limit" in parameters and "offset" in parameters
 
 
 def _event_name(event: str) -> str:
