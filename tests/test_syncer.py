@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,35 @@ def test_syncfs_is_trusted_from_linux_5_8(release: str, trusted: bool) -> None:
     """Before 5.8, syncfs returned 0 when writeback failed: batches then sync file by file.
     (The compiled twin's ``release_reports_syncfs_errors`` has the same table in cargo test.)"""
     assert _fallback_sync._syncfs_reports_errors(release) is trusted
+
+
+def test_a_mailbox_never_writes_its_descriptor_once_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After ``close`` the owner closes the descriptor, and its number may go to a journal:
+    a post still on its way must have written before ``close`` returns. (The pure twin;
+    the compiled one writes under its lock the same way, in ``mailbox.rs``.)"""
+    read_fd, write_fd = os.pipe()
+    box = _fallback_sync.Mailbox(write_fd)
+    writing, release = threading.Event(), threading.Event()
+    order: list[str] = []
+    real_write = os.write
+
+    def slow_write(fd: int, data: bytes) -> int:
+        if fd == write_fd:  # the poster, stalled between deciding to wake and waking
+            writing.set()
+            release.wait(5)
+            order.append("woke")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", slow_write)
+    poster = threading.Thread(target=box._post, args=([("token", 0, True)],))
+    poster.start()
+    assert writing.wait(5)
+    closer = threading.Thread(target=lambda: order.append(f"closed with {len(box.close())}"))
+    closer.start()
+    closer.join(0.05)
+    release.set()
+    poster.join()
+    closer.join()
+    os.close(read_fd)
+    os.close(write_fd)
+    assert order == ["woke", "closed with 1"]

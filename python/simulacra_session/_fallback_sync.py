@@ -66,9 +66,9 @@ def append_journal(path: str | os.PathLike[str], inode: int, end: int, payload: 
 class Mailbox:
     """Where the sync thread leaves outcomes for one event loop, waking it through ``wake_fd``.
 
-    ``wake_fd`` (an eventfd or a pipe's write end, non-blocking; never closed here) gets 8
-    bytes when outcomes arrive while the owner is neither polling nor signalled since it
-    last took them.
+    ``wake_fd`` (an eventfd or a pipe's write end, non-blocking; never closed here, nor
+    written once ``close`` has returned) gets 8 bytes when outcomes arrive while the owner is
+    neither polling nor signalled since it last took them.
     """
 
     def __init__(self, wake_fd: int) -> None:
@@ -100,11 +100,12 @@ class Mailbox:
             if self._closed:
                 return False
             self._landed.extend(landed)
-            wake = not self._polling and not self._signalled
-            self._signalled = self._signalled or wake
-        if wake:
-            with contextlib.suppress(OSError):  # full: woken already; closed: gone
-                os.write(self._wake_fd, _WAKE)
+            if not self._polling and not self._signalled:
+                self._signalled = True
+                # Under the lock: once close() returns, the owner may close the descriptor
+                # and its number be reused; a late write would land in someone else's file.
+                with contextlib.suppress(OSError):  # full: woken already
+                    os.write(self._wake_fd, _WAKE)
         return True
 
 

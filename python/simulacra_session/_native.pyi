@@ -110,9 +110,9 @@ def append_journal(path: str | os.PathLike[str], inode: int, end: int, payload: 
 class Mailbox:
     """Where the sync thread leaves outcomes for one event loop, waking it through ``wake_fd``.
 
-    ``wake_fd`` (an eventfd or a pipe's write end, non-blocking; never closed here) gets 8
-    bytes when outcomes arrive while the owner is neither polling nor signalled since it
-    last took them. Posting needs no GIL: the loop is woken once, not again by a GIL handoff.
+    ``wake_fd`` (an eventfd or a pipe's write end, non-blocking; never closed here, nor
+    written once ``close`` has returned) gets 8 bytes when outcomes arrive while the owner is
+    neither polling nor signalled since it last took them. Posting needs no GIL: the loop is woken once, not again by a GIL handoff.
     """
 
     def __new__(cls, wake_fd: int) -> Self: ...

@@ -20,7 +20,8 @@ struct Mail<T> {
     closed: bool,
 }
 
-/// A queue of `T` for one owner, woken through `wake_fd` (not owned: never closed here).
+/// A queue of `T` for one owner, woken through `wake_fd` (not owned: never closed here, and
+/// never written once `close` has returned).
 pub struct Mailbox<T> {
     mail: Mutex<Mail<T>>,
     wake_fd: i32,
@@ -50,10 +51,10 @@ impl<T> Mailbox<T> {
             return Err(items);
         }
         mail.items.extend(items);
-        let wake = !mail.polling && !mail.signalled;
-        mail.signalled |= wake;
-        drop(mail);
-        if wake {
+        if !mail.polling && !mail.signalled {
+            mail.signalled = true;
+            // Under the lock: once `close` returns, the owner may close the descriptor and
+            // its number be reused; a late write would land in someone else's file.
             signal(self.wake_fd);
         }
         Ok(())
