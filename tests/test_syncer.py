@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import threading
 from pathlib import Path
@@ -136,3 +137,45 @@ def test_a_mailbox_never_writes_its_descriptor_once_closed(monkeypatch: pytest.M
     os.close(read_fd)
     os.close(write_fd)
     assert order == ["woke", "closed with 1"]
+
+
+def test_each_file_system_gets_its_own_syncfs_and_small_groups_a_sync_each() -> None:
+    """The stores of one process may live on several disks: a ``syncfs`` of one leaves the
+    others' files unsynced. (The compiled twin's ``sync_grouped`` has the same case.)"""
+    fds = [10, 11, 20, 12, 13, 21, 30, 31, 32, 33]
+    devices: list[int | None] = [1, 1, 2, 1, 1, 2, None, 3, 3, 3]
+    whole: list[int] = []
+    single: list[int] = []
+
+    def syncfs(fd: int) -> bool:
+        whole.append(fd)
+        return True
+
+    def sync(fd: int) -> int:
+        single.append(fd)
+        return errno.EIO if fd == 21 else 0
+
+    errnos = _fallback_sync._sync_grouped(fds, devices, syncfs, sync)
+    assert whole == [10]  # device 1 has four; 2 and 3 too few; None alone
+    assert sorted(single) == [20, 21, 30, 31, 32, 33]
+    assert errnos == [0, 0, 0, 0, 0, errno.EIO, 0, 0, 0, 0]
+    single.clear()
+    assert _fallback_sync._sync_grouped(fds[:5], devices[:5], lambda fd: False, sync) == [0] * 5
+    assert len(single) == 5  # a failed syncfs: each file of that file system synced instead
+
+
+def test_a_batch_across_file_systems_is_made_durable_on_each(tmp_path: Path) -> None:
+    """Real descriptors on the test's disk and on /dev/shm (tmpfs) where there is one."""
+    directories = [tmp_path] + ([Path("/dev/shm")] if os.path.isdir("/dev/shm") else [])
+    fds = []
+    for index in range(10):
+        path = directories[index % len(directories)] / f"simulacra-sync-{os.getpid()}-{index}"
+        fds.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.write(fds[-1], b"x")
+        os.unlink(path)
+    try:
+        assert _fallback_sync._sync_all(fds) == [0] * 10
+        assert _fallback_sync._sync_all([*fds, -1]) == [0] * 10 + [errno.EBADF]
+    finally:
+        for fd in fds:
+            os.close(fd)

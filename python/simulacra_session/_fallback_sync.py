@@ -127,17 +127,44 @@ def _post_all(outcomes: list[list[Any]]) -> list[_Landed]:
 
 def _sync_all(fds: list[int]) -> list[int]:
     """Make every fd's written data durable; the errno of each (0: durable)."""
-    if _syncfs is not None and len(fds) >= _BATCH_FOR_SYNCFS and _syncfs(fds[0]) == 0:
-        return [0] * len(fds)
-    errnos = []
-    for fd in fds:
-        try:
-            _fdatasync(fd)
-        except OSError as error:
-            errnos.append(error.errno or errno.EIO)
-        else:
-            errnos.append(0)
+    syncfs = _syncfs
+    if syncfs is not None and len(fds) >= _BATCH_FOR_SYNCFS:
+        return _sync_grouped(fds, [_device_of(fd) for fd in fds], lambda fd: syncfs(fd) == 0, _sync_one)
+    return [_sync_one(fd) for fd in fds]
+
+
+def _sync_grouped(
+    fds: list[int], devices: list[int | None], syncfs: Callable[[int], bool], sync: Callable[[int], int]
+) -> list[int]:
+    """One ``syncfs`` for the fds of each file system holding ``_BATCH_FOR_SYNCFS`` or more of
+    them (the stores of one process may live on several disks), ``sync`` (its errno) for
+    each of the rest; ``None``: the device is unknown, synced alone."""
+    groups: dict[int | None, list[int]] = {}
+    for index, device in enumerate(devices):
+        groups.setdefault(device, []).append(index)
+    errnos = [0] * len(fds)
+    for device, group in groups.items():
+        if device is None or len(group) < _BATCH_FOR_SYNCFS or not syncfs(fds[group[0]]):
+            for index in group:
+                errnos[index] = sync(fds[index])
     return errnos
+
+
+def _device_of(fd: int) -> int | None:
+    try:
+        return os.fstat(fd).st_dev
+    except (OSError, ValueError):  # ValueError: a negative number
+        return None
+
+
+def _sync_one(fd: int) -> int:
+    try:
+        _fdatasync(fd)
+    except OSError as error:
+        return error.errno or errno.EIO
+    except ValueError:  # a negative number: what the system call would say of it
+        return errno.EBADF
+    return 0
 
 
 def _checked_write(fd: int, path: str, inode: int, end: int, payload: bytes) -> tuple[int, bool]:

@@ -112,7 +112,8 @@ class Mailbox:
 
     ``wake_fd`` (an eventfd or a pipe's write end, non-blocking; never closed here, nor
     written once ``close`` has returned) gets 8 bytes when outcomes arrive while the owner is
-    neither polling nor signalled since it last took them. Posting needs no GIL: the loop is woken once, not again by a GIL handoff.
+    neither polling nor signalled since it last took them. Posting needs no GIL: the loop is
+    woken once, not again by a GIL handoff.
     """
 
     def __new__(cls, wake_fd: int) -> Self: ...

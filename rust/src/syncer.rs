@@ -318,18 +318,67 @@ fn write_append(_path: &Path, _inode: u64, _end: u64, _payload: &[u8]) -> (Optio
 /// Make every descriptor's written data durable; the errno of each (0: durable).
 pub fn sync_all(fds: &[i32]) -> Vec<i32> {
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: syncfs only reads the descriptor number.
-        if fds.len() >= BATCH_FOR_SYNCFS
-            && syncfs_reports_errors()
-            && unsafe { libc::syncfs(fds[0]) } == 0
-        {
-            return vec![0; fds.len()];
+    if fds.len() >= BATCH_FOR_SYNCFS && syncfs_reports_errors() {
+        return sync_by_file_system(fds);
+    }
+    fds.iter().map(|&fd| sync_errno(fd)).collect()
+}
+
+/// One `syncfs` for the descriptors of each file system that holds `BATCH_FOR_SYNCFS` or
+/// more of them (the stores of one process may live on several disks), an `fdatasync` for
+/// each of the rest.
+#[cfg(target_os = "linux")]
+fn sync_by_file_system(fds: &[i32]) -> Vec<i32> {
+    let devices: Vec<Option<u64>> = fds.iter().map(|&fd| device_of(fd)).collect();
+    // SAFETY: syncfs only reads the descriptor number.
+    sync_grouped(
+        fds,
+        &devices,
+        |fd| unsafe { libc::syncfs(fd) } == 0,
+        sync_errno,
+    )
+}
+
+/// `sync_by_file_system` given each descriptor's device (`None`: unknown, synced alone)
+/// and the two ways to sync: `syncfs(fd)` (whether it succeeded) and `sync(fd)` (the errno).
+pub fn sync_grouped(
+    fds: &[i32],
+    devices: &[Option<u64>],
+    mut syncfs: impl FnMut(i32) -> bool,
+    mut sync: impl FnMut(i32) -> i32,
+) -> Vec<i32> {
+    let mut order: Vec<usize> = (0..fds.len()).collect();
+    order.sort_by_key(|&index| devices[index]);
+    let mut errnos = vec![0; fds.len()];
+    for group in order.chunk_by(|&a, &b| devices[a] == devices[b]) {
+        let synced =
+            devices[group[0]].is_some() && group.len() >= BATCH_FOR_SYNCFS && syncfs(fds[group[0]]);
+        if !synced {
+            for &index in group {
+                errnos[index] = sync(fds[index]);
+            }
         }
     }
-    fds.iter()
-        .map(|&fd| if sync_one(fd) == 0 { 0 } else { last_errno() })
-        .collect()
+    errnos
+}
+
+/// The device (file system) a descriptor's file is on; `None` when `fstat` fails.
+#[cfg(target_os = "linux")]
+fn device_of(fd: i32) -> Option<u64> {
+    // SAFETY: fstat fills the struct it is given; a bad descriptor fails with EBADF.
+    unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &raw mut stat) == 0).then_some(stat.st_dev)
+    }
+}
+
+/// 0 once `fd` is durable, else the errno.
+fn sync_errno(fd: i32) -> i32 {
+    if sync_one(fd) == 0 {
+        0
+    } else {
+        last_errno()
+    }
 }
 
 /// Whether this kernel's `syncfs` reports writeback errors. Before Linux 5.8 it returned 0
@@ -384,7 +433,9 @@ fn close(fd: i32) {
 
 #[cfg(all(test, unix))]
 mod tests {
-    use super::{release_reports_syncfs_errors, sync_all, Append, Job, Outcome, Syncer};
+    use super::{
+        release_reports_syncfs_errors, sync_all, sync_grouped, Append, Job, Outcome, Syncer,
+    };
     use std::io::Write;
     use std::os::fd::IntoRawFd;
     use std::os::unix::fs::MetadataExt;
@@ -513,5 +564,51 @@ mod tests {
         ] {
             assert_eq!(release_reports_syncfs_errors(release), trusted, "{release}");
         }
+    }
+
+    #[test]
+    fn each_file_system_gets_its_own_syncfs_and_small_groups_a_sync_each() {
+        let fds = [10, 11, 20, 12, 13, 21, 30, 31, 32, 33];
+        let devices = [
+            Some(1),
+            Some(1),
+            Some(2),
+            Some(1),
+            Some(1),
+            Some(2),
+            None,
+            Some(3),
+            Some(3),
+            Some(3),
+        ];
+        let (mut whole, mut single) = (Vec::new(), Vec::new());
+        let errnos = sync_grouped(
+            &fds,
+            &devices,
+            |fd| {
+                whole.push(fd);
+                true
+            },
+            |fd| {
+                single.push(fd);
+                i32::from(fd == 21) * libc::EIO
+            },
+        );
+        assert_eq!(whole, vec![10]); // device 1 has four; 2 and 3 too few; None alone
+        single.sort_unstable();
+        assert_eq!(single, vec![20, 21, 30, 31, 32, 33]);
+        assert_eq!(errnos, vec![0, 0, 0, 0, 0, libc::EIO, 0, 0, 0, 0]);
+        // a failed syncfs falls back to a sync of each file of that file system
+        let mut single = Vec::new();
+        let errnos = sync_grouped(
+            &fds[..5],
+            &devices[..5],
+            |_| false,
+            |fd| {
+                single.push(fd);
+                0
+            },
+        );
+        assert_eq!((errnos, single.len()), (vec![0; 5], 5));
     }
 }
