@@ -335,3 +335,38 @@ def test_list_finds_metadata_records_of_any_size(tmp_path: Path, label_size: int
     run(store.append("s", [msg("y")], {"label": label}))
     [listed] = run(FileSessionStore(tmp_path).list())
     assert (listed.label, listed.message_count) == (label, 2)
+
+
+async def test_a_compaction_that_fails_fails_no_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The appends are written when their compaction runs: a full disk then is logged, and
+    the append succeeds (a caller retrying it would store its messages twice)."""
+    import simulacra_session.stores.file as file_module
+
+    store = FileSessionStore(tmp_path)
+    await store.save("s", [msg("0")])
+    real = file_module.atomic_write
+
+    def full_disk(path: str, data: bytes, fsync: bool = True) -> None:
+        raise OSError(28, "No space left on device", path)
+
+    monkeypatch.setattr(file_module, "atomic_write", full_disk)
+    for index in range(1, 40):  # small appends: their metadata records soon outweigh the rest
+        await store.append("s", [msg(str(index))])
+    assert "could not compact" in caplog.text
+    assert str(tmp_path / "s.jsonl") in caplog.text
+    size = (tmp_path / "s.jsonl").stat().st_size
+    monkeypatch.setattr(file_module, "atomic_write", real)
+    await store.append("s", [msg("40")])  # compacted now
+    assert (tmp_path / "s.jsonl").stat().st_size < size
+    stored = await FileSessionStore(tmp_path).load("s")
+    assert texts(stored.messages) == [str(index) for index in range(41)]
+
+
+async def test_compaction_of_a_session_deleted_meanwhile_writes_nothing(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    await store.save("s", [msg("0")])
+    os.unlink(tmp_path / "s.jsonl")
+    store._compact("s")
+    assert not (tmp_path / "s.jsonl").exists()

@@ -65,6 +65,7 @@ except ImportError:  # Windows: no advisory locks; one writer process per root
 __all__ = ["FileFormat", "FileSessionStore"]
 
 FileFormat = Literal["jsonl", "json"]
+_Mode = Literal["save", "append", "compact"]  # what a rewrite writes: see _rewrite
 _SUFFIXES: dict[FileFormat, str] = {"jsonl": ".jsonl", "json": ".json"}
 _NO_HARD_LINKS = ".no-hard-links"
 _TAILS = (4096, 64 * 1024)  # list() reads this much of a journal's end for its metadata, then this
@@ -289,18 +290,31 @@ class FileSessionStore:
             self._drop_user(session_id, lock)
 
     @contextmanager
-    def _file_locked(self, path: str) -> Iterator[int | None]:
+    def _file_locked(self, path: str, *, creating: bool = False) -> Iterator[int | None]:
         """Open ``path`` and hold ``flock`` on the inode it names; ``None`` when it is absent.
 
         Re-opens when a writer in another process replaced the file while we waited, so the
-        lock always covers the current file.
+        lock always covers the current file. With ``creating`` (the caller creates an absent
+        file), the root directory is locked instead while the file is absent: writers in two
+        processes creating one session take turns, and the second finds the first's file.
         """
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
             except FileNotFoundError:
-                yield None
-                return
+                if not creating or fcntl is None:
+                    yield None
+                    return
+                self._make_root()
+                root = os.open(self._root, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    fcntl.flock(root, fcntl.LOCK_EX)
+                    if os.path.lexists(path):
+                        continue  # created meanwhile: lock the file instead
+                    yield None
+                    return
+                finally:
+                    os.close(root)  # closing releases the flock
             try:
                 if fcntl is not None:
                     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -532,31 +546,37 @@ class FileSessionStore:
             _log.warning("no hard links under %s: forks() will scan every session", self._root)
 
     def _rewrite(
-        self,
-        session_id: str,
-        messages: Sequence[Message],
-        given: Mapping[str, Any] | None,
-        *,
-        compacting: bool,
+        self, session_id: str, messages: Sequence[Message], given: Mapping[str, Any] | None, *, mode: _Mode
     ) -> None:
-        """Write the whole session atomically in the store's format (caller holds the id lock)."""
+        """Write the whole session atomically in the store's format (caller holds the id lock).
+
+        It holds ``messages`` (``"save"``: an unreadable file is set aside), the stored ones
+        then ``messages`` (``"append"``), or what is stored (``"compact"``; nothing is written
+        when the session is gone). The stored session is read under the file's ``flock``, so
+        no writer in another process can come between the read and the write.
+        """
         path = self._path(session_id)
-        with self._file_locked(path):
+        with self._file_locked(path, creating=mode != "compact"):
             existing: StoredSession | None = None
             corrupt_path = None
             for file_format in (self._format, self._other()):
                 try:
                     existing = self._read(session_id, file_format)
                 except CorruptSessionError:
+                    if mode != "save":
+                        raise
                     corrupt_path = self._path(session_id, file_format)
                     break
                 if existing is not None:
                     break
             old = existing.metadata if existing is not None else None
-            if compacting:
-                assert existing is not None
+            if mode == "compact":
+                if existing is None:
+                    return
                 messages, merged = existing.messages, existing.metadata
             else:
+                if mode == "append" and existing is not None:
+                    messages = [*existing.messages, *messages]
                 merged = merge_metadata(session_id, old, len(messages), given)
             superseded = last_commit = 0
             if self._format == "json":
@@ -592,16 +612,25 @@ class FileSessionStore:
         self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
     ) -> None:
         with self._locked(session_id):
-            self._rewrite(session_id, messages, given, compacting=False)
+            self._rewrite(session_id, messages, given, mode="save")
 
     def _append_sync(
         self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
     ) -> None:
         with self._locked(session_id):
             if self._format == "json" or not self._append_journal(session_id, messages, given):
-                stored = self._load_sync(session_id)
-                existing = stored.messages if stored is not None else []
-                self._rewrite(session_id, [*existing, *messages], given, compacting=False)
+                self._rewrite(session_id, messages, given, mode="append")
+
+    def _compact(self, session_id: str) -> None:
+        """Rewrite a journal without its superseded metadata records (caller holds the id lock).
+
+        Best effort: the appends that called for it are written either way, so a failure is
+        logged (naming the file) and a later append tries again.
+        """
+        try:
+            self._rewrite(session_id, [], None, mode="compact")
+        except (OSError, CorruptSessionError) as error:
+            _log.warning("could not compact %s: %s", self._path(session_id), error)
 
     def _append_journal(
         self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
@@ -635,7 +664,7 @@ class FileSessionStore:
         if merged.parent_id != old_parent:
             self._index(session_id, merged.parent_id, old_parent)
         if _compaction_due(state):
-            self._rewrite(session_id, [], None, compacting=True)  # new inode: relinked by _index
+            self._compact(session_id)  # a new inode: relinked by _index
         return True
 
     def _hold_now(self, session_id: str) -> threading.Lock | None:
@@ -765,7 +794,7 @@ class FileSessionStore:
         with self._locked(session_id):
             state = self._journals.get(session_id)
             if state is not None and _compaction_due(state):
-                self._rewrite(session_id, [], None, compacting=True)
+                self._compact(session_id)
 
     def _delete_sync(self, session_id: str) -> bool:
         with self._locked(session_id):
