@@ -25,7 +25,9 @@ COMMIT = b'["metadata",'
 
 
 def reference(data: bytes, path: str) -> _journal.Journal:
-    """The former ``parse_journal``, line for line (less its warning)."""
+    """The former ``parse_journal``, line for line (less its warning), the header's version
+    now checked first whatever follows it."""
+    _journal.check_version(data, path)
     lines = data.split(b"\n")
     end = len(data) - len(lines[-1])
     index = len(lines) - 2
@@ -123,7 +125,8 @@ def test_every_torn_tail(journal: bytes) -> None:
         lambda lines: [*lines[:3], b'["metadata",{', *lines[3:]],  # a damaged superseded commit
         lambda lines: [*lines[:3], b'["metadata",\xff]', *lines[3:]],  # invalid UTF-8 in one
         lambda lines: [lines[0], b"\xff", *lines[2:]],  # invalid UTF-8 in a message
-        lambda lines: [b'["simulacra-session",2,{}]', *lines[1:]],  # a header not checked
+        lambda lines: [b'["simulacra-session",2,{}]', *lines[1:]],  # another version, commits after
+        lambda lines: [b'["simulacra-session",2', *lines[1:]],  # a header cut before its version ends
         lambda lines: [b"{}", *lines[1:]],  # no header
         lambda lines: lines[-2:],  # a commit record and nothing before it
         lambda lines: [lines[0]],  # the header alone, without its newline

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -62,8 +65,14 @@ def test_header_records_format_and_version(tmp_path: Path) -> None:
     meta = {"created_at": stamp, "updated_at": stamp, "message_count": 0}
     future = json.dumps(["simulacra-session", 99, meta]).encode() + b"\n"
     (tmp_path / "f.jsonl").write_bytes(future)
+    with pytest.raises(CorruptSessionError, match=f"version 99 in {tmp_path / 'f.jsonl'}"):
+        run(store.load("f"))
+    commit = b'["metadata",' + json.dumps({**meta, "message_count": 1}).encode() + b"]\n"
+    (tmp_path / "f.jsonl").write_bytes(future + b'{"role":"user"}\n' + commit)  # appended to
     with pytest.raises(CorruptSessionError, match="version 99"):
         run(store.load("f"))
+    with pytest.raises(CorruptSessionError, match="version 99"):
+        run(store.append("f", [msg("b")]))
 
 
 def test_messages_that_are_not_objects_round_trip(tmp_path: Path) -> None:
@@ -370,3 +379,57 @@ async def test_compaction_of_a_session_deleted_meanwhile_writes_nothing(tmp_path
     os.unlink(tmp_path / "s.jsonl")
     store._compact("s")
     assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_list_skips_a_journal_of_another_version(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = FileSessionStore(tmp_path)
+    run(store.save("ok", [msg("a")]))
+    run(store.save("future", [msg("x" * 70_000)]))  # its header is not in the tail read
+    run(store.append("future", [msg("b")]))
+    path = tmp_path / "future.jsonl"
+    path.write_bytes(path.read_bytes().replace(b'["simulacra-session",1,', b'["simulacra-session",2,', 1))
+    assert [m.id for m in run(FileSessionStore(tmp_path).list())] == ["ok"]
+    assert f"unsupported journal version 2 in {path}" in caplog.text
+
+
+ERRORS_NAME_THE_JOURNAL = """
+import asyncio, os, resource, signal, sys
+from simulacra_session import FileSessionStore
+
+async def main(root):
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    for fsync in (True, False):
+        for path_taken in ("inline", "thread"):
+            session_id = f"s{int(fsync)}{path_taken}"
+            path = os.path.join(root, session_id + ".jsonl")
+            await FileSessionStore(root, fsync=fsync).save(session_id, [{"role": "user"}])
+            store = FileSessionStore(root, fsync=fsync)
+            if path_taken == "inline":
+                await store.load(session_id)  # the store knows the journal: appends on the loop
+            resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 10, limit[1]))
+            try:
+                await store.append(session_id, [{"role": "assistant", "content": "x" * 100}])
+            except OSError as error:
+                print(fsync, path_taken, error.errno, error.filename == path)
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "pwrite") or sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+def test_a_failed_append_names_the_journal(tmp_path: Path) -> None:
+    """In its own process: a file size limit would also stop this one's own files."""
+    done = subprocess.run(
+        [sys.executable, "-c", ERRORS_NAME_THE_JOURNAL, str(tmp_path)], capture_output=True, check=True
+    )
+    lines = done.stdout.decode().splitlines()
+    efbig = errno.EFBIG
+    assert lines == [
+        f"True inline {efbig} True",
+        f"True thread {efbig} True",
+        f"False inline {efbig} True",
+        f"False thread {efbig} True",
+    ], done.stderr.decode()

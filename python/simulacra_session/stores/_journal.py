@@ -29,6 +29,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "Journal",
+    "check_version",
     "encode_full",
     "parse_journal",
     "tail_metadata",
@@ -73,7 +74,10 @@ def encode_full(metadata: bytes, lines: list[bytes]) -> tuple[bytes, int, int]:
 
 
 def _commit_record(line: bytes) -> dict[str, Any] | None:
-    """The metadata of a commit record or header line, ``None`` when the line is neither."""
+    """The metadata of a commit record or header line, ``None`` when the line is neither.
+
+    A header must name this format version (see ``check_version``).
+    """
     header = line.startswith(_HEADER_PREFIX)
     if not header and not line.startswith(_COMMIT_PREFIX):
         return None
@@ -85,9 +89,21 @@ def _commit_record(line: bytes) -> dict[str, Any] | None:
         isinstance(record, list) and len(record) == (3 if header else 2) and isinstance(record[-1], dict)
     ):
         return None
-    if header and record[1] != FORMAT_VERSION:
-        raise CorruptSessionError(f"unsupported journal version {record[1]!r}")
+    if header:
+        check_version(line, "")
     return record[-1]
+
+
+def check_version(data: bytes, path: str) -> None:
+    """``CorruptSessionError`` (naming ``path``, when given) unless ``data``, from a journal's
+    start, has a header of this format version: a later version is not read as this one."""
+    comma = data.find(b",", len(_HEADER_PREFIX))
+    if not data.startswith(_HEADER_PREFIX) or comma < 0:  # none, or cut: not a version to judge
+        return
+    version = data[len(_HEADER_PREFIX) : comma].strip(b" \t\r\n")
+    if version != b"%d" % FORMAT_VERSION:
+        where = f" in {path}" if path else ""
+        raise CorruptSessionError(f"unsupported journal version {version.decode(errors='replace')}{where}")
 
 
 def parse_journal(data: bytes, path: str) -> Journal:
@@ -96,6 +112,7 @@ def parse_journal(data: bytes, path: str) -> Journal:
     Raises ``CorruptSessionError`` naming ``path`` when the committed part is damaged.
     Works on offsets into ``data``: only the lines it looks at are copied out.
     """
+    check_version(data, path)
     # The last complete commit record (or the header), looked for from the end backwards.
     complete = data.rfind(b"\n") + 1  # what follows is empty, or a torn partial line
     end = complete

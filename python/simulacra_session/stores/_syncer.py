@@ -165,13 +165,14 @@ class _Post:
 
 
 class _Durable:
-    """The token of ``sync_and_close``: resolves a future."""
+    """The token of ``sync_and_close``: resolves a future (an error names ``path``)."""
 
-    __slots__ = ("future", "loop")
+    __slots__ = ("future", "loop", "path")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], path: str) -> None:
         self.loop = loop
         self.future = future
+        self.path = path
 
     def landed(self, errno: int, written: bool) -> None:
         if self.future.done():
@@ -179,7 +180,7 @@ class _Durable:
         if errno == 0:
             self.future.set_result(None)
         else:
-            self.future.set_exception(OSError(errno, os.strerror(errno)))
+            self.future.set_exception(OSError(errno, os.strerror(errno), self.path))
 
     def orphaned(self, errno: int, written: bool) -> None:
         pass
@@ -210,13 +211,14 @@ class Syncer:
         if post is not None:
             post.sent()
 
-    def sync_and_close(self, fd: int) -> asyncio.Future[None]:
-        """A future done when ``fd``'s written data is durable; ``fd`` is closed either way."""
+    def sync_and_close(self, fd: int, path: str) -> asyncio.Future[None]:
+        """A future done when ``fd``'s written data (of the file at ``path``, which an error
+        names) is durable; ``fd`` is closed either way."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         try:
             post = self._post(loop)
-            self._core.submit(fd, _Durable(loop, future), None if post is None else post.box)
+            self._core.submit(fd, _Durable(loop, future, path), None if post is None else post.box)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.close(fd)

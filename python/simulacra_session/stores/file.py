@@ -121,6 +121,17 @@ def _read_fd(fd: int) -> bytes:
     return b"".join(chunks)  # a single chunk is returned as it is
 
 
+@contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """Re-raise the ``OSError`` of a call that names no file (``pwrite``, ``fdatasync``) naming ``path``."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, path) from error
+
+
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
@@ -398,6 +409,9 @@ class FileSessionStore:
                     if found is not None or start == 0:
                         break
                 if found is not None:
+                    if start > 0:  # the header is not in the tail: its version, read apart
+                        file.seek(0)
+                        _journal.check_version(file.read(64), path)
                     try:
                         return metadata_from_stored(session_id, found)
                     except ValidationError as error:
@@ -652,9 +666,10 @@ class FileSessionStore:
             lines = _journal_lines(messages, state.count)
             commit = b'["metadata",%b]' % encode_metadata(merged)
             payload = b"\n".join([*lines, commit]) + b"\n"
-            _pwrite_all(fd, payload, state.end)
-            if self._fsync:
-                _fdatasync(fd)
+            with _naming(path):
+                _pwrite_all(fd, payload, state.end)
+                if self._fsync:
+                    _fdatasync(fd)
             old_parent = existing.parent_id
             state.end += len(payload)
             state.meta = merged.to_json_dict()
@@ -781,7 +796,8 @@ class FileSessionStore:
                 return _FALLBACK
             if os.stat(pending.path).st_ino != stat.st_ino:  # replaced by another process
                 return _FALLBACK
-            _pwrite_all(fd, pending.payload, state.end)
+            with _naming(pending.path):
+                _pwrite_all(fd, pending.payload, state.end)
             written = True
             return fd if keep else None
         finally:
@@ -904,7 +920,8 @@ class FileSessionStore:
         fd = self._write_now(id, pending, keep=self._fsync)
         if fd == _FALLBACK:
             return None
-        return self._finished(pending, _SYNCER.sync_and_close(fd) if fd is not None else None)
+        durable = _SYNCER.sync_and_close(fd, pending.path) if fd is not None else None
+        return self._finished(pending, durable)
 
     def _expedite(self) -> None:
         """Someone on the running loop awaits an append begun there: watch for it to land
@@ -919,7 +936,7 @@ class FileSessionStore:
         if future.done():  # cancelled meanwhile: what was written stays written
             return
         if errno:
-            future.set_exception(OSError(errno, os.strerror(errno)))
+            future.set_exception(OSError(errno, os.strerror(errno), pending.path))
         elif not written:  # the file was not the one known: nothing written, the thread path does it
             given = dict(pending.given) if pending.given is not None else None
             fallback = asyncio.to_thread(self._append_sync, pending.session_id, pending.messages, given)
