@@ -433,3 +433,25 @@ def test_a_failed_append_names_the_journal(tmp_path: Path) -> None:
         f"False inline {efbig} True",
         f"False thread {efbig} True",
     ], done.stderr.decode()
+
+
+@pytest.mark.parametrize("reader_format", ["jsonl", "json"])
+def test_a_session_in_both_formats_is_read_from_the_newer_file(
+    tmp_path: Path, reader_format: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As after a crash between a conversion's write and its removal of the old file: every
+    store reads the newer, and its next save keeps what that holds."""
+    run(FileSessionStore(tmp_path, format="json").save("s", [msg("a")]))
+    stale = (tmp_path / "s.json").read_bytes()
+    run(FileSessionStore(tmp_path).save("s", [msg("a"), msg("b")]))  # converted: .json removed
+    run(FileSessionStore(tmp_path).append("s", [msg("c")]))
+    (tmp_path / "s.json").write_bytes(stale)  # the old file, back as a crash would leave it
+    now = (tmp_path / "s.jsonl").stat().st_mtime_ns
+    os.utime(tmp_path / "s.json", ns=(now - 10**9, now - 10**9))
+    store = FileSessionStore(tmp_path, format=reader_format)
+    assert texts(run(store.load("s")).messages) == ["a", "b", "c"]
+    assert "stored in both formats" in caplog.text
+    run(store.append("s", [msg("d")]))
+    for file_format in ("jsonl", "json"):
+        reader = FileSessionStore(tmp_path, format=file_format)
+        assert texts(run(reader.load("s")).messages) == ["a", "b", "c", "d"]

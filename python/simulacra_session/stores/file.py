@@ -362,24 +362,34 @@ class FileSessionStore:
         )
         return StoredSession(metadata, journal.messages), state
 
-    def _read_bytes(self, session_id: str, file_format: FileFormat) -> tuple[bytes, int] | None:
-        """A session file's bytes and inode, in one format; ``None`` when it is absent."""
+    def _read_bytes(self, session_id: str, file_format: FileFormat) -> tuple[bytes, int, int] | None:
+        """A session file's bytes, inode and mtime (ns), in one format; ``None`` when absent."""
         try:
             fd = os.open(self._path(session_id, file_format), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return None
         try:
-            return _read_fd(fd), os.fstat(fd).st_ino
+            data, stat = _read_fd(fd), os.fstat(fd)
+            return data, stat.st_ino, stat.st_mtime_ns
         finally:
             os.close(fd)
 
     def _find(self, session_id: str) -> tuple[FileFormat, bytes, int] | None:
-        """The session file's format, bytes and inode: the store's format, else the other one."""
-        for file_format in (self._format, self._other()):
-            found = self._read_bytes(session_id, file_format)
-            if found is not None:
-                return (file_format, *found)
-        return None
+        """The session file's format, bytes and inode: the store's format, or the other one.
+
+        Both exist after a crash between a conversion's write and its removal of the old
+        file, or in a directory shared with the original library: the newer one (by mtime,
+        the store's format on a tie) holds the session then.
+        """
+        own, other = self._read_bytes(session_id, self._format), self._read_bytes(session_id, self._other())
+        if own is None and other is None:
+            return None
+        if own is not None and other is not None:
+            _log.warning("session %s is stored in both formats: reading the newer file", session_id)
+        if other is None or (own is not None and own[2] >= other[2]):
+            assert own is not None
+            return self._format, own[0], own[1]
+        return self._other(), other[0], other[1]
 
     def _decode(self, session_id: str, file_format: FileFormat, data: bytes, inode: int) -> StoredSession:
         path = self._path(session_id, file_format)
@@ -389,7 +399,7 @@ class FileSessionStore:
 
     def _read(self, session_id: str, file_format: FileFormat) -> StoredSession | None:
         found = self._read_bytes(session_id, file_format)
-        return None if found is None else self._decode(session_id, file_format, *found)
+        return None if found is None else self._decode(session_id, file_format, *found[:2])
 
     def _load_sync(self, session_id: str) -> StoredSession | None:
         """The session in the store's format, else in the other one, else ``None``."""
@@ -573,16 +583,14 @@ class FileSessionStore:
         with self._file_locked(path, creating=mode != "compact"):
             existing: StoredSession | None = None
             corrupt_path = None
-            for file_format in (self._format, self._other()):
+            found = self._find(session_id)
+            if found is not None:
                 try:
-                    existing = self._read(session_id, file_format)
+                    existing = self._decode(session_id, *found)
                 except CorruptSessionError:
                     if mode != "save":
                         raise
-                    corrupt_path = self._path(session_id, file_format)
-                    break
-                if existing is not None:
-                    break
+                    corrupt_path = self._path(session_id, found[0])
             old = existing.metadata if existing is not None else None
             if mode == "compact":
                 if existing is None:
