@@ -259,7 +259,7 @@ def test_copy_json_shares_nothing_mutable(twin: ModuleType) -> None:
 
 
 def synced_outcomes(
-    twin: ModuleType, jobs: list[int | tuple[Path, int, int, bytes]], stop_first: bool = False
+    twin: ModuleType, jobs: list[int | tuple[Path, int, int, bytes, bytes]], stop_first: bool = False
 ) -> list[tuple[Any, int, bool]]:
     """Run ``jobs`` (descriptors to sync, or appends) through the twin's FileSyncer, tokens
     their positions; the outcomes, sorted."""
@@ -332,19 +332,22 @@ def test_file_syncer_appends_only_to_the_file_expected(tmp_path: Path, stop_firs
         old_inode = replaced.stat().st_ino
         (tmp_path / "new").write_bytes(b"head\n")
         os.replace(tmp_path / "new", replaced)
-        jobs: list[int | tuple[Path, int, int, bytes]] = [
-            (path, inode, 5, b"one\n"),  # fits: written
-            (path, inode, 4, b"two\n"),  # another size: nothing written
-            (path, inode + 1, 5, b"two\n"),  # another inode
-            (tmp_path / "missing.jsonl", inode, 5, b"two\n"),
-            (replaced, old_inode, 5, b"two\n"),  # replaced since it was known
-            (tmp_path, os.stat(tmp_path).st_ino, 0, b"x"),  # a directory: open fails
+        replaced_inode = replaced.stat().st_ino
+        jobs: list[int | tuple[Path, int, int, bytes, bytes]] = [
+            (path, inode, 5, b"head\n", b"one\n"),  # fits: written
+            (path, inode, 4, b"head\n", b"two\n"),  # another size: nothing written
+            (path, inode + 1, 5, b"head\n", b"two\n"),  # another inode
+            (tmp_path / "missing.jsonl", inode, 5, b"head\n", b"two\n"),
+            (replaced, old_inode, 5, b"head\n", b"two\n"),  # replaced since it was known
+            (tmp_path, os.stat(tmp_path).st_ino, 0, b"", b"x"),  # a directory: open fails
+            (replaced, replaced_inode, 5, b"HEAD\n", b"two\n"),  # same inode and size, not this file
+            (replaced, replaced_inode, 5, b"0123456789", b"two\n"),  # a last record longer than it
         ]
         results.append(synced_outcomes(twin, jobs, stop_first))
         assert path.read_bytes() == b"head\none\n"
         assert replaced.read_bytes() == b"head\n"
     stale = (0, False)
-    assert results[0] == results[1] == [(0, 0, True), *[(token, *stale) for token in range(1, 6)]]
+    assert results[0] == results[1] == [(0, 0, True), *[(token, *stale) for token in range(1, 8)]]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="appends are checked by inode")
@@ -357,15 +360,17 @@ def test_append_journal_parity(tmp_path: Path) -> None:
         inode = path.stat().st_ino
         results.append(
             [
-                twin.append_journal(path, inode, 5, b"one\n"),  # fits: written
-                twin.append_journal(path, inode, 5, b"two\n"),  # another size now
-                twin.append_journal(path, inode + 1, 9, b"two\n"),  # another inode
-                twin.append_journal(tmp_path / "missing", inode, 9, b"two\n"),
-                twin.append_journal(str(path), inode, 9, b"three\n"),  # a str path: written
+                twin.append_journal(path, inode, 5, b"head\n", b"one\n"),  # fits: written
+                twin.append_journal(path, inode, 5, b"head\n", b"two\n"),  # another size now
+                twin.append_journal(path, inode + 1, 9, b"one\n", b"two\n"),  # another inode
+                twin.append_journal(tmp_path / "missing", inode, 9, b"one\n", b"two\n"),
+                twin.append_journal(path, inode, 9, b"ONE\n", b"two\n"),  # ends otherwise
+                twin.append_journal(str(path), inode, 9, b"one\n", b"three\n"),  # a str path: written
             ]
         )
         assert path.read_bytes() == b"head\none\nthree\n"
-    assert results[0] == results[1] == [(0, True), (0, False), (0, False), (0, False), (0, True)]
+    stale = (0, False)
+    assert results[0] == results[1] == [(0, True), stale, stale, stale, stale, (0, True)]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="flock")
@@ -388,7 +393,7 @@ def test_file_syncer_leaves_a_journal_another_process_locks(tmp_path: Path) -> N
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline() == b"held\n"
-        job = (path, path.stat().st_ino, 5, b"one\n")
+        job = (path, path.stat().st_ino, 5, b"head\n", b"one\n")
         assert synced_outcomes(_native, [job]) == synced_outcomes(_fallback, [job]) == [(0, 0, False)]
         assert path.read_bytes() == b"head\n"
     finally:

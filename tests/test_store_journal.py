@@ -455,3 +455,26 @@ def test_a_session_in_both_formats_is_read_from_the_newer_file(
     for file_format in ("jsonl", "json"):
         reader = FileSessionStore(tmp_path, format=file_format)
         assert texts(run(reader.load("s")).messages) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+async def test_a_file_that_reused_the_known_inode_at_the_known_size_is_read_first(
+    tmp_path: Path, fsync: bool
+) -> None:
+    """ext4 hands a freed inode number out again at once, and an edit of equal length keeps
+    the size: the record the journal ends with tells the files apart."""
+    first = FileSessionStore(tmp_path)
+    second = FileSessionStore(tmp_path, fsync=fsync)
+    await first.save("s", [msg("hello")], {"label": "draft"})
+    await second.load("s")
+    known = os.stat(tmp_path / "s.jsonl")
+    await first.save("s", [msg("HELLO")], {"label": "final"})  # a new file, the same size
+    now = os.stat(tmp_path / "s.jsonl")
+    assert now.st_size == known.st_size
+    state = second._journals.get("s")
+    assert state is not None
+    state.inode = now.st_ino  # as when the number comes back
+    await second.append("s", [msg("hi")])  # durable: checked by the sync thread; else inline
+    stored = await FileSessionStore(tmp_path).load("s")
+    assert texts(stored.messages) == ["HELLO", "hi"]
+    assert stored.metadata.label == "final"

@@ -53,10 +53,12 @@ _WAKE = (1).to_bytes(8, sys.byteorder)  # what an eventfd takes (a pipe takes an
 _Landed = tuple[Any, int, bool]
 
 
-def append_journal(path: str | os.PathLike[str], inode: int, end: int, payload: bytes) -> tuple[int, bool]:
+def append_journal(
+    path: str | os.PathLike[str], inode: int, end: int, last: bytes, payload: bytes
+) -> tuple[int, bool]:
     """Append ``payload`` to the journal now, in this thread, as ``FileSyncer.append`` does
     but without making it durable; ``(errno, written)`` as it reports them."""
-    fd, outcome = _write_append(os.fspath(path), inode, end, bytes(payload))
+    fd, outcome = _write_append(os.fspath(path), inode, end, bytes(last), bytes(payload))
     if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -167,7 +169,7 @@ def _sync_one(fd: int) -> int:
     return 0
 
 
-def _checked_write(fd: int, path: str, inode: int, end: int, payload: bytes) -> tuple[int, bool]:
+def _checked_write(fd: int, path: str, inode: int, end: int, last: bytes, payload: bytes) -> tuple[int, bool]:
     """Lock the open journal, check it is the file expected, write ``payload`` at ``end``."""
     import fcntl
 
@@ -178,6 +180,8 @@ def _checked_write(fd: int, path: str, inode: int, end: int, payload: bytes) -> 
             return _STALE
         if os.stat(path).st_ino != opened.st_ino:
             return _STALE  # replaced by a rewrite in another process
+        if not _ends_with(fd, end, last):
+            return _STALE  # another file, with a reused inode number, the same size
         view = memoryview(payload)
         while view:
             written = os.pwrite(fd, view, end)
@@ -189,7 +193,23 @@ def _checked_write(fd: int, path: str, inode: int, end: int, payload: bytes) -> 
     return (0, True)
 
 
-def _write_append(path: str, inode: int, end: int, payload: bytes) -> tuple[int | None, tuple[int, bool]]:
+def _ends_with(fd: int, end: int, last: bytes) -> bool:
+    """Whether the first ``end`` bytes of the file at ``fd`` end with ``last``."""
+    start = end - len(last)
+    if start < 0:
+        return False
+    found = b""
+    while len(found) < len(last):
+        chunk = os.pread(fd, len(last) - len(found), start + len(found))
+        if not chunk:
+            return False
+        found += chunk
+    return found == last
+
+
+def _write_append(
+    path: str, inode: int, end: int, last: bytes, payload: bytes
+) -> tuple[int | None, tuple[int, bool]]:
     """Open and write one append: the descriptor to sync and close (if any), and the outcome."""
     if os.name != "posix":  # inodes cannot be checked: appends are left to the caller
         return None, _STALE
@@ -197,12 +217,12 @@ def _write_append(path: str, inode: int, end: int, payload: bytes) -> tuple[int 
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except (OSError, ValueError):
         return None, _STALE
-    return fd, _checked_write(fd, path, inode, end, payload)
+    return fd, _checked_write(fd, path, inode, end, last, payload)
 
 
-#: A queued job: a descriptor to sync or an append (path, inode, end, payload), its token
-#: and its mailbox.
-_Job = tuple[int | tuple[str, int, int, bytes], Any, Mailbox | None]
+#: A queued job: a descriptor to sync or an append (path, inode, end, last, payload), its
+#: token and its mailbox.
+_Job = tuple[int | tuple[str, int, int, bytes, bytes], Any, Mailbox | None]
 
 
 class FileSyncer:
@@ -239,18 +259,21 @@ class FileSyncer:
         path: str | os.PathLike[str],
         inode: int,
         end: int,
+        last: bytes,
         payload: bytes,
         token: Any,
         mailbox: Mailbox | None = None,
     ) -> None:
         """Append ``payload`` to the journal at ``path`` and make it durable, holding its ``flock``.
 
-        Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long, not
-        locked by another process and still named ``path`` once locked; then at ``end``.
+        Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long and
+        ending with ``last`` (the journal's last record: a file that reused the inode number
+        at the same size differs there), not locked by another process and still named
+        ``path`` once locked; then at ``end``.
         Otherwise nothing is written (not written, errno 0). Everywhere but POSIX, never
         written. After :meth:`stop` this is done at once, in the caller's thread.
         """
-        self._queue(((os.fspath(path), inode, end, bytes(payload)), token, mailbox))
+        self._queue(((os.fspath(path), inode, end, bytes(last), bytes(payload)), token, mailbox))
 
     def stop(self) -> None:
         """Let the thread finish what is queued and wait for it; later work is done inline."""

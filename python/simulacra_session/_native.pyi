@@ -100,7 +100,9 @@ def link_fork(
     lowercase letters; ``OSError`` (errno, filename) otherwise.
     """
 
-def append_journal(path: str | os.PathLike[str], inode: int, end: int, payload: bytes) -> tuple[int, bool]:
+def append_journal(
+    path: str | os.PathLike[str], inode: int, end: int, last: bytes, payload: bytes
+) -> tuple[int, bool]:
     """Append ``payload`` to the journal now, in this thread, as ``FileSyncer.append`` does
     but without making it durable: ``(errno, written)`` as it reports them, the descriptor
     closed (its ``flock`` released) on return. Releases the GIL.
@@ -153,14 +155,17 @@ class FileSyncer:
         path: str | os.PathLike[str],
         inode: int,
         end: int,
+        last: bytes,
         payload: bytes,
         token: Any,
         mailbox: Mailbox | None = None,
     ) -> None:
         """Append ``payload`` to the journal at ``path`` and make it durable, holding its ``flock``.
 
-        Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long, not
-        locked by another process and still named ``path`` once locked; then at ``end``.
+        Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long and
+        ending with ``last`` (the journal's last record: a file that reused the inode number
+        at the same size differs there), not locked by another process and still named
+        ``path`` once locked; then at ``end``.
         Otherwise nothing is written (not written, errno 0). Everywhere but POSIX, never
         written. After :meth:`stop` this is done at once, in the caller's thread.
         """

@@ -190,10 +190,11 @@ pub fn append_journal(
     path: PathBuf,
     inode: u64,
     end: u64,
+    last: &Bound<'_, PyBytes>,
     payload: &Bound<'_, PyBytes>,
 ) -> (i32, bool) {
-    let payload = payload.as_bytes();
-    let outcome = py.detach(|| syncer::append_now(&path, inode, end, payload));
+    let (last, payload) = (last.as_bytes(), payload.as_bytes());
+    let outcome = py.detach(|| syncer::append_now(&path, inode, end, last, payload));
     (outcome.errno, outcome.written)
 }
 
@@ -314,16 +315,21 @@ impl FileSyncer {
             .map_err(no_thread)
     }
 
-    #[pyo3(signature = (path, inode, end, payload, token, mailbox = None))]
+    #[pyo3(signature = (path, inode, end, last, payload, token, mailbox = None))]
     #[allow(
         clippy::needless_pass_by_value,
         reason = "pyo3 extracts owned arguments"
+    )]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the Python signature, the pure twin's"
     )]
     fn append(
         &self,
         path: PathBuf,
         inode: u64,
         end: u64,
+        last: &Bound<'_, PyBytes>,
         payload: &Bound<'_, PyBytes>,
         token: Py<PyAny>,
         mailbox: Option<&PyMailbox>,
@@ -332,6 +338,7 @@ impl FileSyncer {
             path,
             inode,
             end,
+            last: last.as_bytes().to_vec(),
             payload: payload.as_bytes().to_vec(),
         };
         let token = (token, mailbox.map(|to| Arc::clone(&to.core)));

@@ -23,12 +23,14 @@ const IDLE: Duration = Duration::from_secs(5);
 /// sooner than this.
 const SPIN: Duration = Duration::from_micros(200);
 
-/// Bytes to append to a journal at `end`, if it is still the file (`inode`, `end` bytes
-/// long) the caller knows, holding its `flock` until the bytes are durable.
+/// Bytes to append to a journal at `end`, if it is still the file the caller knows (inode
+/// `inode`, `end` bytes long, ending with `last`: its last record, so a file that reused
+/// the inode number at the same size is told apart), holding its `flock` until durable.
 pub struct Append {
     pub path: PathBuf,
     pub inode: u64,
     pub end: u64,
+    pub last: Vec<u8>,
     pub payload: Vec<u8>,
 }
 
@@ -180,9 +182,13 @@ fn finish<T>(batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
                     written: true,
                 },
             ),
-            Job::Append(append) => {
-                write_append(&append.path, append.inode, append.end, &append.payload)
-            }
+            Job::Append(append) => write_append(
+                &append.path,
+                append.inode,
+                append.end,
+                &append.last,
+                &append.payload,
+            ),
         };
         if let Some(fd) = fd {
             open.push((fd, outcomes.len()));
@@ -225,8 +231,8 @@ fn failed(errno: i32) -> Outcome {
 /// Append `payload` to the journal at `path` now, in the calling thread, as the thread
 /// does for an [`Append`] but without making it durable; the descriptor is closed (its
 /// `flock` released) before returning.
-pub fn append_now(path: &Path, inode: u64, end: u64, payload: &[u8]) -> Outcome {
-    let (fd, outcome) = write_append(path, inode, end, payload);
+pub fn append_now(path: &Path, inode: u64, end: u64, last: &[u8], payload: &[u8]) -> Outcome {
+    let (fd, outcome) = write_append(path, inode, end, last, payload);
     if let Some(fd) = fd {
         close(fd);
     }
@@ -236,7 +242,13 @@ pub fn append_now(path: &Path, inode: u64, end: u64, payload: &[u8]) -> Outcome 
 /// Open, lock and check the journal, then write the payload at `end`. Returns the
 /// descriptor to sync and close (when one was opened) and the outcome so far.
 #[cfg(unix)]
-fn write_append(path: &Path, inode: u64, end: u64, payload: &[u8]) -> (Option<i32>, Outcome) {
+fn write_append(
+    path: &Path,
+    inode: u64,
+    end: u64,
+    last: &[u8],
+    payload: &[u8],
+) -> (Option<i32>, Outcome) {
     use std::os::unix::ffi::OsStrExt;
     let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return (None, STALE); // a NUL in the path: os.open would refuse it too
@@ -246,11 +258,21 @@ fn write_append(path: &Path, inode: u64, end: u64, payload: &[u8]) -> (Option<i3
     if fd < 0 {
         return (None, STALE);
     }
-    (Some(fd), checked_write(fd, &path, inode, end, payload))
+    (
+        Some(fd),
+        checked_write(fd, &path, inode, end, last, payload),
+    )
 }
 
 #[cfg(unix)]
-fn checked_write(fd: i32, path: &std::ffi::CStr, inode: u64, end: u64, payload: &[u8]) -> Outcome {
+fn checked_write(
+    fd: i32,
+    path: &std::ffi::CStr,
+    inode: u64,
+    end: u64,
+    last: &[u8],
+    payload: &[u8],
+) -> Outcome {
     // SAFETY: plain syscalls on a descriptor we own and a NUL-terminated path.
     unsafe {
         if libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) != 0 {
@@ -281,6 +303,11 @@ fn checked_write(fd: i32, path: &std::ffi::CStr, inode: u64, end: u64, payload: 
             return STALE; // replaced by a rewrite in another process
         }
     }
+    match ends_with(fd, end, last) {
+        Ok(true) => {}
+        Ok(false) => return STALE, // another file, with a reused inode number, the same size
+        Err(errno) => return failed(errno),
+    }
     match pwrite_all(fd, payload, end) {
         Ok(()) => Outcome {
             errno: 0,
@@ -288,6 +315,35 @@ fn checked_write(fd: i32, path: &std::ffi::CStr, inode: u64, end: u64, payload: 
         },
         Err(errno) => failed(errno),
     }
+}
+
+/// Whether the `end` bytes of the file at `fd` end with `last`.
+#[cfg(unix)]
+fn ends_with(fd: i32, end: u64, last: &[u8]) -> Result<bool, i32> {
+    let Some(start) = end.checked_sub(last.len() as u64) else {
+        return Ok(false);
+    };
+    let mut found = vec![0u8; last.len()];
+    let mut read = 0;
+    while read < found.len() {
+        let at = libc::off_t::try_from(start + read as u64).map_err(|_| libc::EFBIG)?;
+        // SAFETY: `found[read..]` is valid for writing `found.len() - read` bytes.
+        let got = unsafe {
+            libc::pread(
+                fd,
+                found[read..].as_mut_ptr().cast(),
+                found.len() - read,
+                at,
+            )
+        };
+        match usize::try_from(got) {
+            Ok(0) => return Ok(false),
+            Ok(got) => read += got,
+            Err(_) if last_errno() == libc::EINTR => {}
+            Err(_) => return Err(last_errno()),
+        }
+    }
+    Ok(found == last)
 }
 
 #[cfg(unix)]
@@ -311,7 +367,13 @@ fn pwrite_all(fd: i32, mut data: &[u8], mut offset: u64) -> Result<(), i32> {
 
 /// Where inodes cannot be checked (Windows), appends are left to the caller.
 #[cfg(not(unix))]
-fn write_append(_path: &Path, _inode: u64, _end: u64, _payload: &[u8]) -> (Option<i32>, Outcome) {
+fn write_append(
+    _path: &Path,
+    _inode: u64,
+    _end: u64,
+    _last: &[u8],
+    _payload: &[u8],
+) -> (Option<i32>, Outcome) {
     (None, STALE)
 }
 
@@ -506,27 +568,46 @@ mod tests {
         std::fs::write(&path, b"head\n").unwrap();
         let inode = std::fs::metadata(&path).unwrap().ino();
         let (syncer, received) = collect();
-        let job = |end: u64, inode: u64, payload: &[u8]| {
+        let job = |end: u64, inode: u64, last: &[u8], payload: &[u8]| {
             Job::Append(Append {
                 path: path.clone(),
                 inode,
                 end,
+                last: last.to_vec(),
                 payload: payload.to_vec(),
             })
         };
-        syncer.submit(job(5, inode, b"one\n"), "fits").unwrap();
+        syncer
+            .submit(job(5, inode, b"head\n", b"one\n"), "fits")
+            .unwrap();
         assert_eq!(received.recv().unwrap(), ("fits", DONE));
         syncer
-            .submit(job(5, inode, b"two\n"), "wrong size")
+            .submit(job(5, inode, b"one\n", b"two\n"), "wrong size")
             .unwrap();
         assert_eq!(received.recv().unwrap(), ("wrong size", STALE));
         syncer
-            .submit(job(9, inode + 1, b"two\n"), "wrong inode")
+            .submit(job(9, inode + 1, b"one\n", b"two\n"), "wrong inode")
             .unwrap();
         assert_eq!(received.recv().unwrap(), ("wrong inode", STALE));
+        syncer
+            .submit(job(9, inode, b"two\n", b"two\n"), "wrong last record")
+            .unwrap();
+        assert_eq!(received.recv().unwrap(), ("wrong last record", STALE));
+        syncer
+            .submit(
+                job(9, inode, b"0123456789", b"two\n"),
+                "last longer than the file",
+            )
+            .unwrap();
+        assert_eq!(
+            received.recv().unwrap(),
+            ("last longer than the file", STALE)
+        );
         assert_eq!(std::fs::read(&path).unwrap(), b"head\none\n");
         std::fs::remove_file(&path).unwrap();
-        syncer.submit(job(9, inode, b"two\n"), "missing").unwrap();
+        syncer
+            .submit(job(9, inode, b"one\n", b"two\n"), "missing")
+            .unwrap();
         assert_eq!(received.recv().unwrap(), ("missing", STALE));
         syncer.stop();
     }

@@ -202,12 +202,13 @@ class Syncer:
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._renew)
 
-    def append(self, path: str, inode: int, end: int, payload: bytes, landing: Landing) -> None:
+    def append(self, path: str, inode: int, end: int, last: bytes, payload: bytes, landing: Landing) -> None:
         """Write ``payload`` at ``end`` of the journal (if it is still inode ``inode``, ``end``
-        bytes long) and make it durable; then ``landing.landed(errno, written)`` on its loop.
+        bytes long, ending with ``last``) and make it durable; then ``landing.landed(errno,
+        written)`` on its loop.
         """
         post = self._post(landing.loop)
-        self._core.append(path, inode, end, payload, landing, None if post is None else post.box)
+        self._core.append(path, inode, end, last, payload, landing, None if post is None else post.box)
         if post is not None:
             post.sent()
 

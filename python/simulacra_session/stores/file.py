@@ -188,7 +188,16 @@ class _JournalState:
     meta: dict[str, Any]  # the committed metadata, as stored (no id)
     count: int
     superseded: int  # bytes of metadata records that later ones replaced
-    last_commit: int  # size of the newest metadata record
+    tail: bytes  # the newest metadata record, newline included: the file must end with it
+
+
+def _is_known(fd: int, stat: os.stat_result, state: _JournalState) -> bool:
+    """Whether the open journal is the one ``state`` describes: its inode, its size, and the
+    record it ends with (a file that reused the inode number at the same size differs there)."""
+    if stat.st_ino != state.inode or stat.st_size != state.end:
+        return False
+    tail = state.tail
+    return not hasattr(os, "pread") or os.pread(fd, len(tail), state.end - len(tail)) == tail
 
 
 def _compaction_due(state: _JournalState) -> bool:
@@ -358,7 +367,7 @@ class FileSessionStore:
             journal.metadata,
             len(journal.messages),
             journal.superseded,
-            journal.last_commit,
+            data[journal.committed_end - journal.last_commit : journal.committed_end],
         )
         return StoredSession(metadata, journal.messages), state
 
@@ -619,7 +628,7 @@ class FileSessionStore:
                     merged.to_json_dict(),
                     len(messages),
                     superseded,
-                    last_commit,
+                    encoded[len(encoded) - last_commit :],
                 )
         converted = os.path.lexists(self._path(session_id, self._other()))
         if converted:
@@ -664,7 +673,7 @@ class FileSessionStore:
                 return False
             state = self._journals.get(session_id)
             stat = os.fstat(fd)
-            if state is None or state.inode != stat.st_ino or state.end != stat.st_size:
+            if state is None or not _is_known(fd, stat, state):
                 os.lseek(fd, 0, os.SEEK_SET)
                 state = self._decode_journal(session_id, _read_fd(fd), path, stat.st_ino)[1]
                 if state.end != stat.st_size:  # a torn append from a crash: cut it off first
@@ -682,8 +691,8 @@ class FileSessionStore:
             state.end += len(payload)
             state.meta = merged.to_json_dict()
             state.count += len(messages)
-            state.superseded += state.last_commit
-            state.last_commit = len(commit) + 1
+            state.superseded += len(state.tail)
+            state.tail = commit + b"\n"
         if merged.parent_id != old_parent:
             self._index(session_id, merged.parent_id, old_parent)
         if _compaction_due(state):
@@ -757,8 +766,8 @@ class FileSessionStore:
         state.end += len(pending.payload)
         state.meta = pending.meta
         state.count += len(pending.messages)
-        state.superseded += state.last_commit
-        state.last_commit = pending.commit
+        state.superseded += len(state.tail)
+        state.tail = pending.payload[-pending.commit :]
 
     def _settle_pending(self, pending: _Pending, written: bool) -> None:
         if written:
@@ -771,7 +780,7 @@ class FileSessionStore:
         code, written = 0, False
         try:
             code, written = append_journal(
-                pending.path, pending.state.inode, pending.state.end, pending.payload
+                pending.path, pending.state.inode, pending.state.end, pending.state.tail, pending.payload
             )
         finally:
             self._settle_pending(pending, written)
@@ -800,7 +809,7 @@ class FileSessionStore:
                 except BlockingIOError:
                     return _FALLBACK
             state, stat = pending.state, os.fstat(fd)
-            if stat.st_ino != state.inode or stat.st_size != state.end:
+            if not _is_known(fd, stat, state):
                 return _FALLBACK
             if os.stat(pending.path).st_ino != stat.st_ino:  # replaced by another process
                 return _FALLBACK
@@ -918,7 +927,8 @@ class FileSessionStore:
         if _WRITES_OFF_LOOP and self._fsync:
             pending.future = future = pending.loop.create_future()
             try:
-                _SYNCER.append(pending.path, pending.state.inode, pending.state.end, pending.payload, pending)
+                state = pending.state
+                _SYNCER.append(pending.path, state.inode, state.end, state.tail, pending.payload, pending)
             except BaseException:
                 self._settle_pending(pending, written=False)
                 raise
