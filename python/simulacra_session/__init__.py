@@ -13,7 +13,9 @@ from ._backend import BACKEND
 from .conversation import SimpleConversation
 from .errors import (
     CorruptSessionError,
+    InvalidMetadataError,
     InvalidSessionIdError,
+    ManagerDisposedError,
     NoActiveSessionError,
     SerializationError,
     SessionError,
@@ -53,9 +55,11 @@ __all__ = [
     "FileSessionStore",
     "ForkIndexedStore",
     "InMemorySessionStore",
+    "InvalidMetadataError",
     "InvalidSessionIdError",
     "LifecycleErrorEvent",
     "LoadEvent",
+    "ManagerDisposedError",
     "Message",
     "NoActiveSessionError",
     "RawContent",

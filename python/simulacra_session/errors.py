@@ -7,6 +7,8 @@ where a caller would naturally catch a builtin, the class subclasses it too::
     ├── SessionNotFoundError
     ├── NoActiveSessionError
     ├── InvalidSessionIdError      (also ValueError)
+    ├── InvalidMetadataError       (also ValueError)
+    ├── ManagerDisposedError       (also RuntimeError)
     ├── SerializationError         (also TypeError)
     ├── CorruptSessionError
     └── StoreError                 (a store's backend failed: disk, database)
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 __all__ = [
     "CorruptSessionError",
+    "InvalidMetadataError",
     "InvalidSessionIdError",
+    "ManagerDisposedError",
     "NoActiveSessionError",
     "SerializationError",
     "SessionError",
@@ -45,6 +49,19 @@ class NoActiveSessionError(SessionError):
 
     def __init__(self) -> None:
         super().__init__("no active session")
+
+
+class InvalidMetadataError(SessionError, ValueError):
+    """Metadata given to a save is not what a session's metadata may hold: a key the store or
+    manager owns, or a value of the wrong type. The message names the session and the keys."""
+
+
+class ManagerDisposedError(SessionError, RuntimeError):
+    """A disposed ``SessionManager`` was asked to do something."""
+
+    def __init__(self, session_id: str | None) -> None:
+        super().__init__(f"session manager is disposed (its last session: {session_id})")
+        self.session_id = session_id
 
 
 class InvalidSessionIdError(SessionError, ValueError):

@@ -14,7 +14,13 @@ from typing import Any, get_args
 from ._backend import derive_slug
 from ._emitter import Emitter, Listener
 from ._writer import SaveRequest, SessionWriter
-from .errors import NoActiveSessionError, SessionError, SessionNotFoundError
+from .errors import (
+    InvalidMetadataError,
+    ManagerDisposedError,
+    NoActiveSessionError,
+    SessionError,
+    SessionNotFoundError,
+)
 from .events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
 from .history import inherited_count, inherits, resolve_history
 from .ids import new_session_id, validate_session_id
@@ -136,6 +142,7 @@ class SessionManager:
         """
         self._check_open()
         if id is None:
+            await self.flush()  # so that what this manager saves counts
             sessions = await self.list(limit=1)
             if not sessions:
                 return self.start_new()
@@ -174,7 +181,10 @@ class SessionManager:
         self._check_open()
         reserved = sorted(_MANAGED_KEYS.intersection(extra))
         if reserved:
-            raise ValueError(f"metadata keys are managed by the session manager: {', '.join(reserved)}")
+            raise InvalidMetadataError(
+                f"metadata keys are managed by the session manager: {', '.join(reserved)}"
+                f" (session {self._session_id})"
+            )
         if self._session_id is None:
             raise NoActiveSessionError()
         given: dict[str, Any] = {"label": label, "provider": provider, "model": model, **extra}
@@ -347,7 +357,7 @@ class SessionManager:
 
     def _check_open(self) -> None:
         if self._disposed:
-            raise RuntimeError("session manager is disposed")
+            raise ManagerDisposedError(self._session_id)
 
     def _switch_to(self, session_id: str | None, *, inherited: int, has_label: bool) -> None:
         """Make ``session_id`` current (``None``: none); its next write rewrites it (the history

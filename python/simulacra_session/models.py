@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ._backend import dumps
+from .errors import InvalidMetadataError
 from .messages import Message
 from .timestamps import Stamper, next_timestamp, parse_timestamp
 
@@ -107,7 +108,9 @@ def merge_metadata(
     if given:
         reserved = sorted(RESERVED_METADATA_KEYS.intersection(given))
         if reserved:
-            raise ValueError(f"metadata keys are managed by the store: {', '.join(reserved)}")
+            raise InvalidMetadataError(
+                f"metadata keys are managed by the store: {', '.join(reserved)} (session {session_id})"
+            )
         # strict JSON, as for messages: pydantic would quietly write NaN as null, a set as a list
         dumps({key: value for key, value in given.items() if not isinstance(value, BaseModel)})
     merged: dict[str, Any] = existing.to_json_dict() if existing is not None else {}
@@ -125,7 +128,11 @@ def merge_metadata(
         else:
             merged[key] = value
     merged["id"] = session_id
-    return SessionMetadata.model_validate(merged)
+    try:
+        return SessionMetadata.model_validate(merged)
+    except ValidationError as error:
+        wrong = ", ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}" for e in error.errors())
+        raise InvalidMetadataError(f"invalid metadata for session {session_id}: {wrong}: {error}") from None
 
 
 def auto_saved_metadata(

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -48,7 +49,9 @@ import pytest
 from .conversation import SimpleConversation
 from .errors import (
     CorruptSessionError,
+    InvalidMetadataError,
     InvalidSessionIdError,
+    ManagerDisposedError,
     NoActiveSessionError,
     SerializationError,
     SessionNotFoundError,
@@ -169,13 +172,27 @@ class SessionStoreContract(_StoreTests):
 
     @pytest.mark.parametrize("key", ["id", "created_at", "updated_at", "message_count"])
     def test_reserved_keys_raise_and_write_nothing(self, store: ForkIndexedStore, key: str) -> None:
-        with pytest.raises(ValueError, match=key):
+        with pytest.raises(InvalidMetadataError, match=f"{key}.*session a"):
             run(store.save("a", [msg("x")], {key: "2026-01-01T00:00:00Z"}))
         assert run(store.load("a")) is None
         run(store.save("a", [msg("x")]))
         before = run(store.load("a"))
-        with pytest.raises(ValueError, match=key):
+        with pytest.raises(InvalidMetadataError, match=key):
             run(store.save("a", [], {key: 1}))
+        assert run(store.load("a")) == before
+
+    @pytest.mark.parametrize("given", [{"label": 5}, {"provider": ["x"]}, {"detached": "maybe"}])
+    def test_metadata_of_the_wrong_type_raises_and_writes_nothing(
+        self, store: ForkIndexedStore, given: dict[str, Any]
+    ) -> None:
+        [(key, value)] = given.items()
+        with pytest.raises(InvalidMetadataError, match=re.escape(f"session a: {key}={value!r}")):
+            run(store.save("a", [msg("x")], given))
+        assert run(store.load("a")) is None
+        run(store.save("a", [msg("x")]))
+        before = run(store.load("a"))
+        with pytest.raises(InvalidMetadataError, match=key):
+            run(store.save("a", [msg("y")], given))
         assert run(store.load("a")) == before
 
     def test_checkpoint_state_model(self, store: ForkIndexedStore) -> None:
@@ -460,8 +477,10 @@ class SessionManagerConformance(_StoreTests):
             assert stored.metadata.model_extra == {"team": {"name": "ops"}}
             for key in ("updated_at", "parent_id", "message_count", "detached"):
                 reserved: dict[str, Any] = {key: "x"}
-                with pytest.raises(ValueError, match=key):
+                with pytest.raises(InvalidMetadataError, match=f"{key}.*session {session_id}"):
                     await manager.save(**reserved)
+            with pytest.raises(InvalidMetadataError, match="label=5"):
+                await manager.save(label=5)  # type: ignore[arg-type]
 
         run(scenario())
 
@@ -802,7 +821,7 @@ class SessionManagerConformance(_StoreTests):
             stored = await store.load(session_id)
             assert stored is not None
             assert stored.messages == []
-            with pytest.raises(RuntimeError, match="disposed"):
+            with pytest.raises(ManagerDisposedError, match=f"disposed .*{session_id}"):
                 manager.start_new()
 
         run(scenario())
