@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 __all__ = ["Emitter", "Listener"]
@@ -50,11 +51,9 @@ class Emitter:
             return
         for entry in list(entries):
             listener, once = entry
-            if once:  # this registration, not an equal listener's ``on`` before it
-                for index, registered in enumerate(entries):
-                    if registered is entry:
-                        del entries[index]
-                        break
+            if once:  # this registration (equal to it: the same listener, once), never an ``on``
+                with suppress(ValueError):  # an earlier listener may have taken it off
+                    entries.remove(entry)
             try:
                 listener(*args)
             except Exception:

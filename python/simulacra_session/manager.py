@@ -156,7 +156,7 @@ class SessionManager:
         self._switch_to(id, inherited=resolved.inherited, has_label=bool(metadata.label))
         self._conversation.clear()
         self._conversation.load(resolved.messages)
-        self._inherited_view = self._live_history() if self._live_history is not None else None
+        self._note_inherited_view()
         self._conversation.checkpoint_state = metadata.checkpoint_state
         self._events.emit("load", LoadEvent(id=id, messages=tuple(resolved.messages)))
         return id
@@ -237,7 +237,7 @@ class SessionManager:
         if not detached:
             self._conversation.clear()
             self._conversation.load(history)
-            self._inherited_view = self._live_history() if self._live_history is not None else None
+            self._note_inherited_view()
         if checkpoint_state is not None:
             self._conversation.checkpoint_state = checkpoint_state
         self._events.emit("save", SaveEvent(id=fork_id, messages=tuple(self._conversation.messages)))
@@ -420,6 +420,10 @@ class SessionManager:
             background=background,
             full=full,
         )
+
+    def _note_inherited_view(self) -> None:
+        """The conversation now holds the inherited messages: remember the list they are in."""
+        self._inherited_view = self._live_history() if self._live_history is not None else None
 
     def _still_inherits(self, history: Sequence[Message]) -> bool:
         """Whether ``history`` still begins with the messages the attached fork inherits.

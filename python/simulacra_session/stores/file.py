@@ -190,6 +190,15 @@ class _JournalState:
     superseded: int  # bytes of metadata records that later ones replaced
     tail: bytes  # the newest metadata record, newline included: the file must end with it
 
+    def advance(self, payload: bytes, meta: dict[str, Any], added: int, commit: int) -> None:
+        """``payload`` (``added`` messages, then a commit record of ``commit`` bytes, holding
+        ``meta``) was appended: what is known of the file follows."""
+        self.end += len(payload)
+        self.meta = meta
+        self.count += added
+        self.superseded += len(self.tail)
+        self.tail = payload[-commit:]
+
 
 def _is_known(fd: int, stat: os.stat_result, state: _JournalState) -> bool:
     """Whether the open journal is the one ``state`` describes: its inode, its size, and the
@@ -213,7 +222,6 @@ class _Pending:
     store: FileSessionStore
     session_id: str
     state: _JournalState
-    path: str
     payload: bytes
     meta: dict[str, Any]
     messages: list[Message]
@@ -222,6 +230,11 @@ class _Pending:
     lock: threading.Lock  # the id lock, held until the bytes are in the file (or not)
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[None] | None = None
+
+    @property
+    def path(self) -> str:
+        """The journal it goes to."""
+        return self.state.path
 
     def landed(self, errno: int, written: bool) -> None:
         self.store._landed(self, errno, written)
@@ -688,11 +701,7 @@ class FileSessionStore:
                 if self._fsync:
                     _fdatasync(fd)
             old_parent = existing.parent_id
-            state.end += len(payload)
-            state.meta = merged.to_json_dict()
-            state.count += len(messages)
-            state.superseded += len(state.tail)
-            state.tail = commit + b"\n"
+            state.advance(payload, merged.to_json_dict(), len(messages), len(commit) + 1)
         if merged.parent_id != old_parent:
             self._index(session_id, merged.parent_id, old_parent)
         if _compaction_due(state):
@@ -758,16 +767,11 @@ class FileSessionStore:
             raise
         payload, loop = b"\n".join(lines), asyncio.get_running_loop()
         size = len(commit) + 1
-        return _Pending(self, session_id, state, state.path, payload, meta, messages, given, size, lock, loop)
+        return _Pending(self, session_id, state, payload, meta, messages, given, size, lock, loop)
 
     def _commit(self, pending: _Pending) -> None:
         """The pending append's bytes are in the file: advance what is known of it."""
-        state = pending.state
-        state.end += len(pending.payload)
-        state.meta = pending.meta
-        state.count += len(pending.messages)
-        state.superseded += len(state.tail)
-        state.tail = pending.payload[-pending.commit :]
+        pending.state.advance(pending.payload, pending.meta, len(pending.messages), pending.commit)
 
     def _settle_pending(self, pending: _Pending, written: bool) -> None:
         if written:
