@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import platform
+import re
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -371,6 +374,66 @@ def test_append_journal_parity(tmp_path: Path) -> None:
         assert path.read_bytes() == b"head\none\nthree\n"
     stale = (0, False)
     assert results[0] == results[1] == [(0, True), stale, stale, stale, stale, (0, True)]
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    if sys.platform != "linux":
+        return False
+    found = re.match(r"(\d+)\.(\d+)", platform.release())
+    return found is not None and (int(found[1]), int(found[2])) >= (major, minor)
+
+
+#: openat2's RESOLVE_CACHED (5.12) and preadv2's RWF_NOWAIT: what reading from memory needs
+READS_FROM_MEMORY = _kernel_at_least(5, 12) and sys.maxsize > 2**32
+
+
+def _read_outcome(twin: ModuleType, path: Any) -> tuple[str, Any]:
+    try:
+        return ("ok", twin.read_cached(path))
+    except OSError as error:
+        return (type(error).__name__, (error.errno, error.filename))
+
+
+def test_read_cached_parity(tmp_path: Path) -> None:
+    """A warm file whole, a path known absent, and what only a blocking read can tell."""
+    warm = tmp_path / "warm.jsonl"
+    warm.write_bytes(b"x" * 100_000 + b"\n")
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    absent = tmp_path / "absent"
+    assert not absent.exists()  # the lookup leaves a negative dentry: known absent from memory
+    cases = [warm, str(warm), empty, absent, tmp_path, str(tmp_path) + "/nul\0byte"]
+    native, pure = ([_read_outcome(twin, case) for case in cases] for twin in TWINS)
+    assert native == pure
+    if READS_FROM_MEMORY:
+        info = [os.stat(path) for path in (warm, empty)]
+        assert native == [
+            ("ok", (warm.read_bytes(), info[0].st_ino, info[0].st_mtime_ns)),
+            ("ok", (warm.read_bytes(), info[0].st_ino, info[0].st_mtime_ns)),
+            ("ok", (b"", info[1].st_ino, info[1].st_mtime_ns)),
+            ("FileNotFoundError", (errno.ENOENT, str(absent))),
+            ("ok", None),  # a directory
+            ("ok", None),  # a NUL in the path
+        ]
+    else:
+        assert all(outcome == ("ok", None) for outcome in native)
+
+
+@pytest.mark.skipif(not READS_FROM_MEMORY, reason="reads from memory need Linux 5.12+")
+def test_read_cached_leaves_a_file_off_the_page_cache_to_a_blocking_read(
+    tmp_path: Path, evict: Callable[[Path], bool]
+) -> None:
+    path = tmp_path / "cold.jsonl"
+    path.write_bytes(os.urandom(200_000))
+    outcomes = []
+    for twin in TWINS:
+        evicted = evict(path)
+        outcomes.append((evicted, _read_outcome(twin, path)))
+    for evicted, outcome in outcomes:
+        if evicted:
+            assert outcome == ("ok", None)
+        else:  # the file system kept the pages (tmpfs): read from memory
+            assert outcome[1][0] == path.read_bytes()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="flock")

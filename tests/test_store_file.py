@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -444,3 +446,35 @@ def test_concurrent_saves_leave_one_parsable_file(store: FileSessionStore, root:
     assert os.stat(root / "p-forks" / "a.json").st_ino == os.stat(root / "a.json").st_ino
     assert names(root) == {"a.json", "p-forks"}
     assert names(root / "p-forks") == {"a.json"}
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+def test_load_reads_a_warm_file_on_the_loop_and_a_cold_one_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evict: Callable[[Path], bool], file_format: FileFormat
+) -> None:
+    """A thread hop costs more than copying a warm file; a cold one must not stall the loop."""
+    big = "x" * 50_000  # a file of several pages: see evict
+    run(FileSessionStore(tmp_path, format=file_format).save("s", [msg("a"), msg(big)]))
+    path = tmp_path / f"s.{file_format}"
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(func: Callable[..., Any], /, *args: Any) -> Any:
+        hops.append(func.__name__)
+        return await to_thread(func, *args)
+
+    monkeypatch.setattr(file_module.asyncio, "to_thread", counted)
+    warm = run(FileSessionStore(tmp_path, format=file_format).load("s"))
+    in_memory = file_module.read_cached(path) is not None
+    cold_hops = ["_find"] if file_module._DECODE_ON_LOOP else ["_load_sync"]
+    if in_memory:
+        assert hops == ([] if file_module._DECODE_ON_LOOP else ["_decode"])
+    else:  # no openat2 RESOLVE_CACHED here: every load reads as a cold one
+        assert hops == cold_hops
+    hops.clear()
+    evicted = evict(path)
+    cold = run(FileSessionStore(tmp_path, format=file_format).load("s"))
+    assert cold == warm
+    assert texts(cold.messages) == ["a", big]
+    if evicted:
+        assert hops == cold_hops

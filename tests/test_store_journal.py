@@ -17,6 +17,16 @@ import pytest
 
 from simulacra_session import CorruptSessionError, FileSessionStore
 from simulacra_session.stores import _journal
+from simulacra_session.stores import file as file_store
+
+
+@pytest.fixture(params=["memory", "disk"])
+def reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Loads read a warm file from memory on the loop; ``disk`` makes every file read as a
+    cold one is, in a thread."""
+    if request.param == "disk":
+        monkeypatch.setattr(file_store, "read_cached", lambda path: None)
+    return str(request.param)
 
 
 def run(coroutine: Any) -> Any:
@@ -84,7 +94,7 @@ def test_messages_that_are_not_objects_round_trip(tmp_path: Path) -> None:
     assert run(fresh.load("s")).messages == [*odd, ["metadata", {"x": 1}]]
 
 
-def test_torn_tail_at_every_byte_offset(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_torn_tail_at_every_byte_offset(tmp_path: Path, caplog: pytest.LogCaptureFixture, reads: str) -> None:
     store = FileSessionStore(tmp_path, fsync=False)
     run(store.save("s", [msg("one"), msg("two")], {"label": "before"}))
     path = tmp_path / "s.jsonl"
@@ -105,7 +115,7 @@ def test_torn_tail_at_every_byte_offset(tmp_path: Path, caplog: pytest.LogCaptur
     assert "incomplete save" in caplog.text
 
 
-def test_damage_before_the_last_commit_is_corruption(tmp_path: Path) -> None:
+def test_damage_before_the_last_commit_is_corruption(tmp_path: Path, reads: str) -> None:
     store = FileSessionStore(tmp_path)
     run(store.save("s", [msg("one"), msg("two")]))
     run(store.append("s", [msg("three")]))
@@ -141,7 +151,7 @@ def test_compaction_drops_superseded_metadata_and_keeps_the_fork_index(tmp_path:
     assert [m.id for m in run(store.forks("p"))] == ["s"]
 
 
-def test_conversion_from_the_original_layout_and_back(tmp_path: Path) -> None:
+def test_conversion_from_the_original_layout_and_back(tmp_path: Path, reads: str) -> None:
     original = {
         "metadata": {
             "created_at": "2025-01-02T03:04:05.678Z",
@@ -437,7 +447,7 @@ def test_a_failed_append_names_the_journal(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("reader_format", ["jsonl", "json"])
 def test_a_session_in_both_formats_is_read_from_the_newer_file(
-    tmp_path: Path, reader_format: Any, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, reader_format: Any, caplog: pytest.LogCaptureFixture, reads: str
 ) -> None:
     """As after a crash between a conversion's write and its removal of the old file: every
     store reads the newer, and its next save keeps what that holds."""

@@ -17,6 +17,7 @@ import secrets
 import sys
 from typing import Any
 
+from ._fallback_cached import read_cached
 from ._fallback_sync import FileSyncer, Mailbox, append_journal
 from .errors import InvalidSessionIdError, SerializationError
 
@@ -31,6 +32,7 @@ __all__ = [
     "link_fork",
     "loads",
     "loads_lines",
+    "read_cached",
 ]
 
 MAX_DEPTH = 128

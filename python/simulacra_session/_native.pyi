@@ -21,6 +21,7 @@ __all__ = [
     "link_fork",
     "loads",
     "loads_lines",
+    "read_cached",
 ]
 
 def dumps(obj: object) -> bytes:
@@ -106,6 +107,15 @@ def append_journal(
     """Append ``payload`` to the journal now, in this thread, as ``FileSyncer.append`` does
     but without making it durable: ``(errno, written)`` as it reports them, the descriptor
     closed (its ``flock`` released) on return. Releases the GIL.
+    """
+
+def read_cached(path: str | os.PathLike[str]) -> tuple[bytes, int, int] | None:
+    """The regular file's bytes, inode and mtime (ns) when all of it is in memory: the path
+    resolved from the dentry cache alone (``openat2`` ``RESOLVE_CACHED``, Linux 5.12+) and
+    the bytes read from the page cache alone (``preadv2`` ``RWF_NOWAIT``); it never waits on
+    the disk, so an event loop may call it. ``None`` when a blocking read must tell (not in
+    memory, not a regular file, any error, not Linux); ``FileNotFoundError`` when the dentry
+    cache knows the path is absent. Holds the GIL (a copy from memory).
     """
 
 @final

@@ -1,10 +1,11 @@
 //! Hot path of simulacra-session: JSON with serde_json, copies of JSON values, atomic
-//! writes, the hard-link fork index, label derivation, the group-commit sync thread and
+//! writes, reads served from memory alone, the hard-link fork index, label derivation, the group-commit sync thread and
 //! the mailboxes it hands results to event loops through.
 //! Core modules are plain Rust (tested by `cargo test`); the Python bindings live in `py`,
 //! `ser`, `de` and `copy`.
 
 pub mod bigint;
+pub mod cached;
 mod copy;
 mod de;
 pub mod errors;
@@ -26,6 +27,6 @@ mod _native {
     #[pymodule_export]
     use crate::py::{
         append_journal, atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines,
-        FileSyncer, PyMailbox,
+        read_cached, FileSyncer, PyMailbox,
     };
 }

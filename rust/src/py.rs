@@ -9,8 +9,9 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyList, PyString};
 
+use crate::errors::CoreError;
 use crate::errors::{InvalidSessionIdError, SerializationError};
-use crate::{copy, de, fsio, index, mailbox, ser, slug, syncer};
+use crate::{cached, copy, de, fsio, index, mailbox, ser, slug, syncer};
 
 thread_local! {
     /// The output buffer of `dumps`, kept between calls so large documents do not regrow it.
@@ -196,6 +197,50 @@ pub fn append_journal(
     let (last, payload) = (last.as_bytes(), payload.as_bytes());
     let outcome = py.detach(|| syncer::append_now(&path, inode, end, last, payload));
     (outcome.errno, outcome.written)
+}
+
+#[pyfunction]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "pyo3 extracts owned arguments"
+)]
+pub fn read_cached(
+    py: Python<'_>,
+    path: PathBuf,
+) -> PyResult<Option<(Bound<'_, PyBytes>, u64, i64)>> {
+    let file = match cached::open(&path) {
+        cached::Opened::File(file) => file,
+        cached::Opened::Absent => {
+            let error = std::io::Error::from_raw_os_error(libc::ENOENT);
+            return Err(CoreError::io(error, path).into());
+        }
+        cached::Opened::NotInMemory => return Ok(None),
+    };
+    let data =
+        uninit_bytes(py, file.size).map(|(data, buffer)| (cached::read(file.fd, buffer), data));
+    cached::close(file.fd);
+    match data? {
+        (true, data) => Ok(Some((data, file.inode, file.mtime_ns))),
+        (false, _) => Ok(None),
+    }
+}
+
+/// A new bytes object of `size` bytes, and its contents to fill (uninitialised: spared
+/// the zeroing `PyBytes::new_with` does, as the read overwrites every byte or the object
+/// is dropped unseen).
+fn uninit_bytes(py: Python<'_>, size: usize) -> PyResult<(Bound<'_, PyBytes>, &mut [u8])> {
+    let length = pyo3::ffi::Py_ssize_t::try_from(size)?;
+    // SAFETY: a NULL source asks CPython for an uninitialised object of `length` bytes;
+    // the object is new, so nothing else sees its buffer while we fill it.
+    unsafe {
+        let object = Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), length),
+        )?
+        .cast_into_unchecked::<PyBytes>();
+        let start = pyo3::ffi::PyBytes_AsString(object.as_ptr()).cast::<u8>();
+        Ok((object, std::slice::from_raw_parts_mut(start, size)))
+    }
 }
 
 /// A finished job as the event loop receives it: its token, errno and whether it was written.

@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .._backend import BACKEND, append_journal, atomic_write, dumps, link_fork
+from .._backend import BACKEND, append_journal, atomic_write, dumps, link_fork, read_cached
 from .._lru import LRU
 from ..errors import CorruptSessionError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
@@ -74,8 +74,9 @@ _fdatasync = getattr(os, "fdatasync", os.fsync)
 _FALLBACK = -1  # _write_now: nothing written, take the worker-thread path
 _OPEN_RW = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
 #: The compiled decoder holds the GIL from start to end, so decoding in a thread would not
-#: free the loop meanwhile (and runs ~10% slower there): loads read in a thread and decode on
-#: the loop. The pure twin's journal decoding is Python that lets the GIL go between lines.
+#: free the loop meanwhile (and runs ~10% slower there): loads decode on the loop, and read
+#: there too when the file is in memory (else in a thread). The pure twin's journal decoding
+#: is Python that lets the GIL go between lines: it decodes in a thread.
 _DECODE_ON_LOOP = BACKEND == "native"
 _WRITES_OFF_LOOP = os.name == "posix"  # where the sync thread can check inodes (FileSyncer.append)
 _SYNCER = Syncer()  # one group-commit thread for every store in the process
@@ -119,6 +120,31 @@ def _read_fd(fd: int) -> bytes:
     while chunks[-1] and (chunk := os.read(fd, 1 << 20)):
         chunks.append(chunk)
     return b"".join(chunks)  # a single chunk is returned as it is
+
+
+_Reader = Callable[[str], tuple[bytes, int, int]]  # a file's bytes, inode and mtime (ns)
+
+
+def _read_path(path: str) -> tuple[bytes, int, int]:
+    """A file's bytes, inode and mtime (ns), read the blocking way."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        data, stat = _read_fd(fd), os.fstat(fd)
+        return data, stat.st_ino, stat.st_mtime_ns
+    finally:
+        os.close(fd)
+
+
+class _NotInMemory(Exception):
+    """Reading the file would wait on the disk: the event loop leaves it to a thread."""
+
+
+def _read_in_memory(path: str) -> tuple[bytes, int, int]:
+    """A file's bytes, inode and mtime (ns) from memory alone, or ``_NotInMemory``."""
+    found = read_cached(path)
+    if found is None:
+        raise _NotInMemory(path)
+    return found
 
 
 @contextmanager
@@ -384,26 +410,25 @@ class FileSessionStore:
         )
         return StoredSession(metadata, journal.messages), state
 
-    def _read_bytes(self, session_id: str, file_format: FileFormat) -> tuple[bytes, int, int] | None:
+    def _read_bytes(
+        self, session_id: str, file_format: FileFormat, read: _Reader
+    ) -> tuple[bytes, int, int] | None:
         """A session file's bytes, inode and mtime (ns), in one format; ``None`` when absent."""
         try:
-            fd = os.open(self._path(session_id, file_format), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            return read(self._path(session_id, file_format))
         except FileNotFoundError:
             return None
-        try:
-            data, stat = _read_fd(fd), os.fstat(fd)
-            return data, stat.st_ino, stat.st_mtime_ns
-        finally:
-            os.close(fd)
 
-    def _find(self, session_id: str) -> tuple[FileFormat, bytes, int] | None:
+    def _find(self, session_id: str, read: _Reader = _read_path) -> tuple[FileFormat, bytes, int] | None:
         """The session file's format, bytes and inode: the store's format, or the other one.
 
         Both exist after a crash between a conversion's write and its removal of the old
         file, or in a directory shared with the original library: the newer one (by mtime,
-        the store's format on a tie) holds the session then.
+        the store's format on a tie) holds the session then. ``read`` reads one file
+        (``_read_in_memory`` raises ``_NotInMemory`` rather than wait on the disk).
         """
-        own, other = self._read_bytes(session_id, self._format), self._read_bytes(session_id, self._other())
+        own = self._read_bytes(session_id, self._format, read)
+        other = self._read_bytes(session_id, self._other(), read)
         if own is None and other is None:
             return None
         if own is not None and other is not None:
@@ -420,7 +445,7 @@ class FileSessionStore:
         return decode_session(session_id, data, f"file {path}")
 
     def _read(self, session_id: str, file_format: FileFormat) -> StoredSession | None:
-        found = self._read_bytes(session_id, file_format)
+        found = self._read_bytes(session_id, file_format, _read_path)
         return None if found is None else self._decode(session_id, file_format, *found[:2])
 
     def _load_sync(self, session_id: str) -> StoredSession | None:
@@ -878,10 +903,17 @@ class FileSessionStore:
         A journal's torn last append (a crash mid-write) is dropped with a warning.
         """
         validate_session_id(id)
-        if not _DECODE_ON_LOOP:
-            return await asyncio.to_thread(self._load_sync, id)
-        found = await asyncio.to_thread(self._find, id)
-        return None if found is None else self._decode(id, *found)
+        try:  # a warm file is read here: a thread hop costs more than copying it from memory
+            found = self._find(id, _read_in_memory)
+        except _NotInMemory:
+            if not _DECODE_ON_LOOP:
+                return await asyncio.to_thread(self._load_sync, id)
+            found = await asyncio.to_thread(self._find, id)
+        if found is None:
+            return None
+        if _DECODE_ON_LOOP:
+            return self._decode(id, *found)
+        return await asyncio.to_thread(self._decode, id, *found)
 
     async def save(
         self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
