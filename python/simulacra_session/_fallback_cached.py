@@ -8,53 +8,63 @@ served from memory: every read is left to the blocking path.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
+import platform
 import stat
 import sys
+from collections.abc import Callable
 
 __all__ = ["read_cached"]
 
-_SYS_OPENAT2 = 437  # the same number on every 64-bit Linux architecture this targets
+_SYS_OPENAT2 = 437  # on these machines; mips, alpha and ia64 number their syscalls apart
+_MACHINES = frozenset({"x86_64", "aarch64", "arm64", "riscv64", "ppc64", "ppc64le", "s390x", "loongarch64"})
 _RESOLVE_CACHED = 0x20
 _AT_FDCWD = -100
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_SUPPORTED = sys.platform == "linux" and sys.maxsize > 2**32 and hasattr(os, "RWF_NOWAIT")
-_syscall = ctypes.CDLL(None, use_errno=True).syscall if _SUPPORTED else None
-
-
-def _open_cached(path: str) -> int | None:
-    """A read-only descriptor of ``path`` if the dentry cache resolves it; ``None`` if not."""
-    if _syscall is None:
+def _openat2() -> Callable[[str], int | None] | None:
+    """``openat2(AT_FDCWD, path, {O_RDONLY | O_CLOEXEC, RESOLVE_CACHED})`` through ctypes:
+    a descriptor, ``None`` when the dentry cache cannot resolve the path (or the kernel has
+    no ``openat2``), ``FileNotFoundError`` when it knows the path is absent. ``None`` where
+    there is no such call (not 64-bit Linux on a machine above, or no ctypes)."""
+    linux = sys.platform == "linux" and sys.maxsize > 2**32 and hasattr(os, "RWF_NOWAIT")
+    if not linux or platform.machine() not in _MACHINES:
         return None
-    how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
-    name = os.fsencode(path)
-    if b"\0" in name:
-        return None  # the blocking read refuses it
-    fd = _syscall(
-        ctypes.c_long(_SYS_OPENAT2),
-        ctypes.c_long(_AT_FDCWD),
-        ctypes.c_char_p(name),
-        ctypes.byref(how),
-        ctypes.c_size_t(ctypes.sizeof(how)),
-    )
-    if fd >= 0:
-        return int(fd)
-    if ctypes.get_errno() == errno.ENOENT:
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-    return None  # EAGAIN, or a kernel without openat2 or RESOLVE_CACHED
+    try:
+        import ctypes
+    except ImportError:
+        return None
+
+    class OpenHow(ctypes.Structure):
+        _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+    syscall = ctypes.CDLL(None, use_errno=True).syscall
+    how = OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
+    args = (ctypes.c_long(_SYS_OPENAT2), ctypes.c_long(_AT_FDCWD))
+    size = ctypes.c_size_t(ctypes.sizeof(how))
+
+    def open_cached(path: str) -> int | None:
+        name = os.fsencode(path)
+        if b"\0" in name:
+            return None  # the blocking read refuses it
+        fd = int(syscall(*args, ctypes.c_char_p(name), ctypes.byref(how), size))
+        if fd >= 0:
+            return fd
+        if ctypes.get_errno() == errno.ENOENT:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        return None  # EAGAIN, or a kernel without openat2 or RESOLVE_CACHED
+
+    return open_cached
+
+
+_open_cached = _openat2()
 
 
 def read_cached(path: str | os.PathLike[str]) -> tuple[bytes, int, int] | None:
     """The file's bytes, inode and mtime (ns) if all of it is in memory; ``None`` if not."""
     name = os.fspath(path)
-    fd = _open_cached(name)
+    fd = None if _open_cached is None else _open_cached(name)
     if fd is None:
         return None
     try:

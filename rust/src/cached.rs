@@ -2,7 +2,8 @@
 //! (`openat2(RESOLVE_CACHED)`, Linux 5.12+) and its bytes from the page cache
 //! (`preadv2(RWF_NOWAIT)`). An event loop can then read a warm file itself, without a
 //! thread hop, and never wait on the disk: whatever is not in memory is left to a
-//! blocking read on another thread.
+//! blocking read on another thread. The 64-bit Linux machines it serves are those its pure
+//! twin can call `openat2` on by number.
 
 /// An open regular file, found from memory alone.
 pub struct Cached {
@@ -21,8 +22,18 @@ pub enum Opened {
     NotInMemory,
 }
 
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-mod linux {
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "loongarch64"
+    )
+))]
+mod imp {
     use super::{Cached, Opened};
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
@@ -117,21 +128,32 @@ mod linux {
     }
 }
 
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-pub use linux::{close, open, read};
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "loongarch64"
+    )
+)))]
+mod imp {
+    use super::Opened;
 
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-pub fn open(_path: &std::path::Path) -> Opened {
-    Opened::NotInMemory
+    pub fn open(_path: &std::path::Path) -> Opened {
+        Opened::NotInMemory
+    }
+
+    pub fn read(_fd: i32, _buffer: &mut [u8]) -> bool {
+        false
+    }
+
+    pub fn close(_fd: i32) {}
 }
 
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-pub fn read(_fd: i32, _buffer: &mut [u8]) -> bool {
-    false
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-pub fn close(_fd: i32) {}
+pub use imp::{close, open, read};
 
 #[cfg(test)]
 mod tests {
