@@ -21,8 +21,8 @@ __all__ = ["BASELINES", "tables"]
 BASELINES = {
     "dumps": "[native",
     "loads": "[native",
-    "auto-save (durable)": "floor",
-    "auto-save (no fsync)": "floor",
+    "auto-save (durable)": "floor_append_line",
+    "auto-save (no fsync)": "floor_append_line",
     "auto-save by store": "[file",
     "list": "floor",
     "load": "orjson",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,41 @@ def test_autosave_tail(benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path
     stored = loop.run_until_complete(store.load(session_id))
     assert stored is not None
     assert len(stored.messages) == TAIL_LENGTH + TAIL_ROUNDS + 1
+
+
+PAUSE_SECONDS, PAUSE_ROUNDS = 0.002, 200
+
+
+def _pause() -> None:
+    """Between rounds, untimed: long enough for the sync thread to stop watching and park, as
+    it has between an agent's model responses."""
+    time.sleep(PAUSE_SECONDS)
+
+
+@pytest.mark.benchmark(timer=IN_LOOP)
+def test_autosave_after_a_pause(benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    """A durable auto-save at 1000 messages after 2 ms of quiet: the sync thread must be woken."""
+    messages = conversation(TAIL_LENGTH + PAUSE_ROUNDS + 1)
+    store = FileSessionStore(tmp_path)
+    session_id, one_message = autosave_round(loop, store, messages, TAIL_LENGTH)
+
+    benchmark.group = "auto-save (durable)"
+    benchmark.extra_info.update({"messages": TAIL_LENGTH, "pause ms": PAUSE_SECONDS * 1e3})
+    benchmark.pedantic(IN_LOOP.run, (loop, one_message), setup=_pause, rounds=PAUSE_ROUNDS, warmup_rounds=1)
+    stored = loop.run_until_complete(store.load(session_id))
+    assert stored is not None
+    assert len(stored.messages) == TAIL_LENGTH + PAUSE_ROUNDS + 1
+
+
+def test_floor_after_a_pause(benchmark: Any, tmp_path: Path) -> None:
+    """The floor, one append+fdatasync after each 2 ms of quiet: the disk after a pause."""
+    fd = os.open(tmp_path / "floor.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    line = b'{"role":"user","content":"' + b"x" * 1500 + b'"}\n'
+    benchmark.group = "auto-save (durable)"
+    benchmark.extra_info["pause ms"] = PAUSE_SECONDS * 1e3
+    benchmark.pedantic(lambda: (os.write(fd, line), os.fdatasync(fd)), setup=_pause, rounds=PAUSE_ROUNDS)
+    os.close(fd)
+    assert (tmp_path / "floor.jsonl").stat().st_size == len(line) * PAUSE_ROUNDS
 
 
 async def _nothing() -> None:
