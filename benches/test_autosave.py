@@ -34,6 +34,7 @@ from harness import IN_LOOP, autosave_round
 from peers import LangGraphThread, OriginalFileStore, sqlite_durability
 
 ROUNDS = 50
+FLOOR_LINE = b'{"role":"user","content":"' + b"x" * 1500 + b'"}\n'  # ~1.5 KB, as a message
 
 
 @pytest.mark.benchmark(timer=IN_LOOP)
@@ -105,7 +106,7 @@ def test_autosave_after_a_pause(benchmark: Any, loop: asyncio.AbstractEventLoop,
 def test_floor_after_a_pause(benchmark: Any, tmp_path: Path) -> None:
     """The floor, one append+fdatasync after each 2 ms of quiet: the disk after a pause."""
     fd = os.open(tmp_path / "floor.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    line = b'{"role":"user","content":"' + b"x" * 1500 + b'"}\n'
+    line = FLOOR_LINE
     benchmark.group = "auto-save (durable)"
     benchmark.extra_info["pause ms"] = PAUSE_SECONDS * 1e3
     benchmark.pedantic(lambda: (os.write(fd, line), os.fdatasync(fd)), setup=_pause, rounds=PAUSE_ROUNDS)
@@ -135,7 +136,7 @@ def test_harness_empty_round_in_loop(benchmark: Any, loop: asyncio.AbstractEvent
 @pytest.mark.parametrize("fsync", [True, False], ids=["durable", "no-fsync"])
 def test_floor_append_line(benchmark: Any, tmp_path: Path, fsync: bool) -> None:
     """The floor for a durable auto-save: one ~1.5 KB line appended and fdatasynced."""
-    line = b'{"role":"user","content":"' + b"x" * 1500 + b'"}\n'
+    line = FLOOR_LINE
     fd = os.open(tmp_path / "floor.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def append() -> None:
