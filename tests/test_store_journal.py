@@ -189,7 +189,7 @@ def test_conversion_from_the_original_layout_and_back(tmp_path: Path, reads: str
     assert [m.id for m in run(legacy.forks("p"))] == ["s"]
 
 
-def test_list_pages_and_prefers_the_store_format(tmp_path: Path) -> None:
+def test_list_pages_and_shows_the_newer_of_two_formats(tmp_path: Path) -> None:
     store = FileSessionStore(tmp_path)
     for index in range(5):
         run(store.save(f"s{index}", [msg(str(index))]))
@@ -211,8 +211,16 @@ def test_list_pages_and_prefers_the_store_format(tmp_path: Path) -> None:
             }
         )
     )
-    assert len(run(store.list())) == 5  # one session, two files: the journal wins
+    assert len(run(store.list())) == 5  # one session, two files: the newer, as a load reads it
+    assert run(store.list())[-1].message_count == 0
+    assert run(store.load("s0")).metadata.message_count == 0
+    journal = (tmp_path / "s0.jsonl").stat().st_mtime_ns
+    os.utime(tmp_path / "s0.json", ns=(journal - 10**9, journal - 10**9))  # as a crash leaves it
     assert run(store.list())[-1].message_count == 1
+    assert run(store.load("s0")).metadata.message_count == 1
+    os.utime(tmp_path / "s0.json", ns=(journal, journal))  # a tie: the store's format
+    assert run(store.list())[-1].message_count == 1
+    assert run(FileSessionStore(tmp_path, format="json").list())[-1].message_count == 0
 
 
 def test_list_cache_follows_other_writers(tmp_path: Path) -> None:
@@ -488,3 +496,20 @@ async def test_a_file_that_reused_the_known_inode_at_the_known_size_is_read_firs
     stored = await FileSessionStore(tmp_path).load("s")
     assert texts(stored.messages) == ["HELLO", "hi"]
     assert stored.metadata.label == "final"
+
+
+def test_forks_show_the_newer_of_two_formats(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    run(store.save("p", [msg("root")]))
+    run(FileSessionStore(tmp_path, format="json").save("f", [msg("a")], {"parent_id": "p"}))
+    stale = (tmp_path / "f.json").read_bytes()
+    run(store.save("f", [msg("a"), msg("b")], {"parent_id": "p"}))  # converted: .json removed
+    (tmp_path / "f.json").write_bytes(stale)  # back, older, as a crash between the two leaves it
+    journal = (tmp_path / "f.jsonl").stat().st_mtime_ns
+    os.utime(tmp_path / "f.json", ns=(journal - 10**9, journal - 10**9))
+    for reader in (store, FileSessionStore(tmp_path, format="json")):
+        assert [m.message_count for m in run(reader.forks("p"))] == [2]
+        assert [m.message_count for m in run(reader.list()) if m.id == "f"] == [2]
+    os.utime(tmp_path / "f.json", ns=(journal + 10**9, journal + 10**9))  # the json file newer
+    assert [m.message_count for m in run(store.forks("p"))] == [1]
+    assert texts(run(store.load("f")).messages) == ["a"]

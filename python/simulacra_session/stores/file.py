@@ -519,19 +519,42 @@ class FileSessionStore:
         ranked.sort(key=itemgetter(0))
         return [metadata for _, metadata in ranked]
 
+    def _newer_file(self, session_id: str) -> tuple[str, FileFormat] | None:
+        """The name and format of the session's newer file, as ``_find`` chooses when both
+        formats exist (by mtime, the store's format on a tie); ``None`` when neither does."""
+        newest: tuple[int, str, FileFormat] | None = None
+        for file_format in (self._format, self._other()):
+            name = session_id + _SUFFIXES[file_format]
+            try:
+                mtime = os.stat(os.path.join(self._root, name)).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if newest is None or mtime > newest[0]:
+                newest = (mtime, name, file_format)
+        return None if newest is None else newest[1:]
+
     def _current(self) -> dict[str, tuple[str, FileFormat]]:
-        """Each session's file under the root (in the store's format when it has both)."""
+        """Each session's file under the root (the newer, as loads read it, when it has both)."""
         try:
             names = os.listdir(self._root)
         except FileNotFoundError:
             names = []
         listing = self._listing
         found: dict[str, tuple[str, FileFormat]] = {}
+        both = []
         for name in names:
             listed = listing.get(name)
             parsed = listed.parsed if listed is not None else _session_name(name)
-            if parsed is not None and (parsed[0] not in found or parsed[1] == self._format):
+            if parsed is not None:
+                if parsed[0] in found:
+                    both.append(parsed[0])
                 found[parsed[0]] = (name, parsed[1])
+        for session_id in both:
+            newer = self._newer_file(session_id)
+            if newer is None:
+                del found[session_id]  # both removed meanwhile
+            else:
+                found[session_id] = newer
         for stale in listing.keys() - {name for name, _ in found.values()}:
             listing.pop(stale, None)  # another thread listing at once may have dropped it
         return found
@@ -552,11 +575,8 @@ class FileSessionStore:
         for _, session_id, _ in _session_files(self._index_dir(parent_id)):
             # The canonical file is the truth: an entry outlives its fork's deletion, a change
             # of parent, or a crash between the write and the relink.
-            for file_format in (self._format, self._other()):
-                canonical = session_id + _SUFFIXES[file_format]
-                if os.path.exists(os.path.join(self._root, canonical)):
-                    found[session_id] = (canonical, file_format)
-                    break
+            if (canonical := self._newer_file(session_id)) is not None:
+                found[session_id] = canonical
         return [copy_metadata(m) for m in self._ranked(found) if m.parent_id == parent_id]
 
     # -- writing -----------------------------------------------------------------------
