@@ -19,6 +19,7 @@ import asyncio
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -43,16 +44,37 @@ FLOOR_LINE = b'{"role":"user","content":"' + b"x" * 1500 + b'"}\n'  # ~1.5 KB, a
 def test_autosave(
     benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path, length: int, fsync: bool
 ) -> None:
-    messages = conversation(length + ROUNDS + 1)
+    _timed_autosaves(benchmark, loop, tmp_path, length, ROUNDS, fsync)
+
+
+def _timed_autosaves(
+    benchmark: Any,
+    loop: asyncio.AbstractEventLoop,
+    tmp_path: Path,
+    length: int,
+    rounds: int,
+    fsync: bool,
+    pause: Callable[[], None] | None = None,
+) -> None:
+    """``rounds`` auto-saves to a file store of a conversation ``length`` messages long at the
+    start, timed in the loop (``pause``: run untimed before each), then checked on disk."""
+    messages = conversation(length + rounds + 1)
     store = FileSessionStore(tmp_path, fsync=fsync)
     session_id, one_message = autosave_round(loop, store, messages, length)
 
     benchmark.group = "auto-save (durable)" if fsync else "auto-save (no fsync)"
     benchmark.extra_info["messages"] = length
-    benchmark.pedantic(IN_LOOP.run, (loop, one_message), rounds=ROUNDS, warmup_rounds=1)
+    benchmark.pedantic(IN_LOOP.run, (loop, one_message), setup=pause, rounds=rounds, warmup_rounds=1)
     stored = loop.run_until_complete(store.load(session_id))
     assert stored is not None
-    assert len(stored.messages) == length + ROUNDS + 1
+    assert len(stored.messages) == length + rounds + 1
+
+
+def _append_line(fd: int, fsync: bool) -> None:
+    """The floor's one append: the ~1.5 KB line, fdatasynced when ``fsync``."""
+    os.write(fd, FLOOR_LINE)
+    if fsync:
+        os.fdatasync(fd)
 
 
 TAIL_LENGTH, TAIL_ROUNDS = 1000, 2000
@@ -64,19 +86,10 @@ def test_autosave_tail(benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path
     """p99 against p50 of an auto-save at 1000 messages, over enough rounds (2,000) that the
     99th percentile is the 20th slowest, not the slowest of 50. The collector runs as in an
     application (only what the set-up made is frozen)."""
-    messages = conversation(TAIL_LENGTH + TAIL_ROUNDS + 1)
-    store = FileSessionStore(tmp_path, fsync=fsync)
-    session_id, one_message = autosave_round(loop, store, messages, TAIL_LENGTH)
-
-    benchmark.group = "auto-save (durable)" if fsync else "auto-save (no fsync)"
-    benchmark.extra_info["messages"] = TAIL_LENGTH
-    benchmark.pedantic(IN_LOOP.run, (loop, one_message), rounds=TAIL_ROUNDS, warmup_rounds=1)
+    _timed_autosaves(benchmark, loop, tmp_path, TAIL_LENGTH, TAIL_ROUNDS, fsync)
     rounds = sorted(benchmark.stats.stats.data)
     p50, p99 = rounds[len(rounds) // 2], rounds[len(rounds) * 99 // 100]
     benchmark.extra_info.update({"rounds": len(rounds), "p99 µs": p99 * 1e6, "p99/p50": p99 / p50})
-    stored = loop.run_until_complete(store.load(session_id))
-    assert stored is not None
-    assert len(stored.messages) == TAIL_LENGTH + TAIL_ROUNDS + 1
 
 
 PAUSE_SECONDS, PAUSE_ROUNDS = 0.002, 200
@@ -91,27 +104,18 @@ def _pause() -> None:
 @pytest.mark.benchmark(timer=IN_LOOP)
 def test_autosave_after_a_pause(benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
     """A durable auto-save at 1000 messages after 2 ms of quiet: the sync thread must be woken."""
-    messages = conversation(TAIL_LENGTH + PAUSE_ROUNDS + 1)
-    store = FileSessionStore(tmp_path)
-    session_id, one_message = autosave_round(loop, store, messages, TAIL_LENGTH)
-
-    benchmark.group = "auto-save (durable)"
-    benchmark.extra_info.update({"messages": TAIL_LENGTH, "pause ms": PAUSE_SECONDS * 1e3})
-    benchmark.pedantic(IN_LOOP.run, (loop, one_message), setup=_pause, rounds=PAUSE_ROUNDS, warmup_rounds=1)
-    stored = loop.run_until_complete(store.load(session_id))
-    assert stored is not None
-    assert len(stored.messages) == TAIL_LENGTH + PAUSE_ROUNDS + 1
+    benchmark.extra_info["pause ms"] = PAUSE_SECONDS * 1e3
+    _timed_autosaves(benchmark, loop, tmp_path, TAIL_LENGTH, PAUSE_ROUNDS, True, pause=_pause)
 
 
 def test_floor_after_a_pause(benchmark: Any, tmp_path: Path) -> None:
     """The floor, one append+fdatasync after each 2 ms of quiet: the disk after a pause."""
     fd = os.open(tmp_path / "floor.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    line = FLOOR_LINE
     benchmark.group = "auto-save (durable)"
     benchmark.extra_info["pause ms"] = PAUSE_SECONDS * 1e3
-    benchmark.pedantic(lambda: (os.write(fd, line), os.fdatasync(fd)), setup=_pause, rounds=PAUSE_ROUNDS)
+    benchmark.pedantic(_append_line, (fd, True), setup=_pause, rounds=PAUSE_ROUNDS)
     os.close(fd)
-    assert (tmp_path / "floor.jsonl").stat().st_size == len(line) * PAUSE_ROUNDS
+    assert (tmp_path / "floor.jsonl").stat().st_size == len(FLOOR_LINE) * PAUSE_ROUNDS
 
 
 async def _nothing() -> None:
@@ -136,18 +140,11 @@ def test_harness_empty_round_in_loop(benchmark: Any, loop: asyncio.AbstractEvent
 @pytest.mark.parametrize("fsync", [True, False], ids=["durable", "no-fsync"])
 def test_floor_append_line(benchmark: Any, tmp_path: Path, fsync: bool) -> None:
     """The floor for a durable auto-save: one ~1.5 KB line appended and fdatasynced."""
-    line = FLOOR_LINE
     fd = os.open(tmp_path / "floor.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-    def append() -> None:
-        os.write(fd, line)
-        if fsync:
-            os.fdatasync(fd)
-
     benchmark.group = "auto-save (durable)" if fsync else "auto-save (no fsync)"
-    benchmark.pedantic(append, rounds=ROUNDS * 4, warmup_rounds=1)
+    benchmark.pedantic(_append_line, (fd, fsync), rounds=ROUNDS * 4, warmup_rounds=1)
     os.close(fd)
-    assert (tmp_path / "floor.jsonl").stat().st_size == len(line) * (ROUNDS * 4 + 1)
+    assert (tmp_path / "floor.jsonl").stat().st_size == len(FLOOR_LINE) * (ROUNDS * 4 + 1)
 
 
 @pytest.mark.parametrize("length", LENGTHS)

@@ -9,8 +9,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyList, PyString};
 
-use crate::errors::CoreError;
-use crate::errors::{InvalidSessionIdError, SerializationError};
+use crate::errors::{CoreError, InvalidSessionIdError, SerializationError};
 use crate::{cached, copy, de, fsio, index, mailbox, ser, slug, syncer};
 
 thread_local! {
