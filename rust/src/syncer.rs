@@ -162,10 +162,13 @@ fn run<T>(shared: &Shared<T>) {
 }
 
 /// Watch for a new job for up to [`SPIN`], then let `run` sleep on the condition variable.
+/// Each look first yields the CPU: the thread is often woken onto the CPU of the event
+/// loop that submitted the job, and a plain spin there would keep that loop from seeing
+/// the outcome just posted for the whole [`SPIN`].
 fn spin_for_work<T>(shared: &Shared<T>) {
     let start = Instant::now();
     while !shared.queued.load(Ordering::Acquire) && start.elapsed() < SPIN {
-        std::hint::spin_loop();
+        thread::yield_now();
     }
 }
 
