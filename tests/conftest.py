@@ -3,7 +3,10 @@ make a file cold (its pages out of the page cache)."""
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,21 +19,41 @@ settings.register_profile(
 settings.load_profile("default")
 
 
-def _evict(path: Path) -> bool:
-    """Drop the file's pages from the page cache; whether they are gone (tmpfs keeps them).
+def _resident_pages(fd: int, size: int) -> list[bool]:
+    """Which pages of the file are in the page cache (``mincore``: reading nothing, so
+    starting no readahead)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = mmap.PAGESIZE
+    pages = (size + page - 1) // page
+    vector = (ctypes.c_ubyte * pages)()
+    with mmap.mmap(fd, size, access=mmap.ACCESS_COPY) as mapped:  # private: the file is untouched
+        start = ctypes.c_char.from_buffer(mapped)
+        try:
+            if libc.mincore(ctypes.byref(start), ctypes.c_size_t(size), vector) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+        finally:
+            del start  # the buffer export must end before the map closes
+    return [bool(flag & 1) for flag in vector]
 
-    The check reads the last byte without waiting: a miss there starts readahead from that
-    page on (to the end of the file), so a file of a few pages keeps its start uncached.
+
+def _evict(path: Path, attempts: int = 50) -> bool:
+    """Drop the file's pages from the page cache; whether any is gone (tmpfs keeps them).
+
+    A page still under I/O (readahead an earlier read started) outlives a drop, so the drop
+    is repeated until no page is left, or none went at all, or ``attempts`` ran out.
     """
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)  # dirty pages stay
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        try:
-            os.preadv(fd, [bytearray(1)], max(0, os.fstat(fd).st_size - 1), os.RWF_NOWAIT)
-        except BlockingIOError:
-            return True
-        return False
+        size = os.fstat(fd).st_size
+        resident = [True]
+        for _ in range(attempts):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            resident = _resident_pages(fd, size) if size else [True]
+            if all(resident) or not any(resident):
+                break
+            time.sleep(0.001)
+        return not all(resident)
     finally:
         os.close(fd)
 

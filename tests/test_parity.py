@@ -423,17 +423,23 @@ def test_read_cached_parity(tmp_path: Path) -> None:
 def test_read_cached_leaves_a_file_off_the_page_cache_to_a_blocking_read(
     tmp_path: Path, evict: Callable[[Path], bool]
 ) -> None:
+    """Off the page cache, a file is left to a blocking read (``None``). The kernel may serve
+    a no-wait read anyway when the device answers during the call, so a twin gets a few
+    tries; whatever comes back is the whole file, as it is."""
     path = tmp_path / "cold.jsonl"
     path.write_bytes(os.urandom(200_000))
-    outcomes = []
     for twin in TWINS:
-        evicted = evict(path)
-        outcomes.append((evicted, _read_outcome(twin, path)))
-    for evicted, outcome in outcomes:
-        if evicted:
-            assert outcome == ("ok", None)
-        else:  # the file system kept the pages (tmpfs): read from memory
-            assert outcome[1][0] == path.read_bytes()
+        left, evicted_once = False, False
+        for _ in range(10):
+            evicted = evict(path)
+            evicted_once = evicted_once or evicted
+            outcome = _read_outcome(twin, path)
+            assert outcome[0] == "ok"
+            if evicted and outcome[1] is None:
+                left = True
+                break
+            assert outcome[1][0] == path.read_bytes()  # kept (tmpfs), or read as it came
+        assert left or not evicted_once, twin.__name__
 
 
 @pytest.mark.skipif(os.name != "posix", reason="flock")

@@ -513,3 +513,49 @@ def test_forks_show_the_newer_of_two_formats(tmp_path: Path) -> None:
     os.utime(tmp_path / "f.json", ns=(journal + 10**9, journal + 10**9))  # the json file newer
     assert [m.message_count for m in run(store.forks("p"))] == [1]
     assert texts(run(store.load("f")).messages) == ["a"]
+
+
+def test_a_durable_append_calls_its_landed_hook_before_the_futures_callbacks(tmp_path: Path) -> None:
+    """The session writer learns an append landed in the same callback that resolves it,
+    an event-loop iteration before the future's own callbacks run."""
+    store = FileSessionStore(tmp_path)
+    run(store.save("s", [msg("a" * 1000)]))  # long messages: no compaction follows the append
+
+    async def main() -> list[tuple[str, bool]]:
+        calls: list[tuple[str, bool]] = []
+        begun = store._append_nowait(
+            "s", [msg("b" * 1000)], None, lambda done: calls.append(("hook", done.done()))
+        )
+        assert begun is not None
+        begun.add_done_callback(lambda done: calls.append(("callback", done.done())))
+        await begun
+        await asyncio.sleep(0)
+        return calls
+
+    assert run(main()) == [("hook", True), ("callback", True)]
+    assert texts(run(store.load("s")).messages) == ["a" * 1000, "b" * 1000]
+
+
+def test_a_landed_hook_that_raises_is_reported_and_the_other_appends_land(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    for name in ("s1", "s2"):
+        run(store.save(name, [msg("a" * 1000)]))
+
+    def broken(done: asyncio.Future[None]) -> None:
+        raise RuntimeError("hook")
+
+    async def main() -> list[dict[str, Any]]:
+        reported: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        first = store._append_nowait("s1", [msg("b" * 1000)], None, broken)
+        second = store._append_nowait("s2", [msg("b" * 1000)], None, lambda done: None)
+        assert first is not None
+        assert second is not None
+        await asyncio.wait_for(asyncio.gather(first, second), 10)
+        return reported
+
+    reported = run(main())
+    assert [str(context["exception"]) for context in reported] == ["hook"]
+    assert "s1.jsonl" in reported[0]["message"]
+    for name in ("s1", "s2"):
+        assert texts(run(store.load(name)).messages) == ["a" * 1000, "b" * 1000]

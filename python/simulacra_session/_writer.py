@@ -22,8 +22,13 @@ from .protocols import AppendableSessionStore, SessionStore
 __all__ = ["SaveRequest", "SessionWriter"]
 
 #: A store's ``_append_nowait``: begin an append at once; the future says when it is
-#: durable, ``None`` that nothing was written and ``append`` must do it.
-_BeginAppend = Callable[[str, list[Message], Mapping[str, Any]], "asyncio.Future[None] | None"]
+#: durable, ``None`` that nothing was written and ``append`` must do it. The store may call
+#: the last argument with the future as soon as it resolves it (the future's own callbacks
+#: run an event-loop iteration later).
+_BeginAppend = Callable[
+    [str, list[Message], Mapping[str, Any], Callable[["asyncio.Future[None]"], None]],
+    "asyncio.Future[None] | None",
+]
 #: What a write stored: ``source[start:end]``, the session's own messages.
 _Written = tuple[Sequence[Message], int, int]
 
@@ -227,9 +232,10 @@ class SessionWriter:
                 written, self._written = self._written, None
                 delta = self._delta(request, written)
                 started: asyncio.Future[None] | None = None
+                landed = partial(self._landed, request)
                 if delta is not None and self._begin is not None:
                     try:
-                        started = self._begin(request.session_id, delta, request.metadata)
+                        started = self._begin(request.session_id, delta, request.metadata, landed)
                     except Exception as error:
                         self._failed(request, error)
                         continue
@@ -241,7 +247,7 @@ class SessionWriter:
                     self._settle(request, started)
                 else:
                     self._inflight = started
-                    started.add_done_callback(partial(self._landed, request))
+                    started.add_done_callback(landed)  # a no-op if the store called it first
                     if request.waiters or self._drained:
                         self._awaited()
         finally:
@@ -254,6 +260,8 @@ class SessionWriter:
             self._on_idle(self.session_id)
 
     def _landed(self, request: SaveRequest, done: asyncio.Future[None]) -> None:
+        if done is not self._inflight:  # settled already, when the store resolved it
+            return
         self._inflight = None
         self._settle(request, done)
         self._dispatch()

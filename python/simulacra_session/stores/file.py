@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from .._backend import BACKEND, append_journal, atomic_write, dumps, link_fork, read_cached
 from .._lru import LRU
-from ..errors import CorruptSessionError
+from ..errors import CorruptSessionError, SerializationError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
 from ..messages import Message
 from ..models import (
@@ -187,11 +187,11 @@ def _follow(future: asyncio.Future[None], step: asyncio.Future[None]) -> None:
 
 def _journal_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
     """Message lines: objects as they are, other JSON values wrapped as ``["message", v]``."""
-    lines = encode_messages(messages, offset)
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            lines[index] = b'["message",' + lines[index] + b"]"
-    return lines
+    try:
+        return [dumps(m) if isinstance(m, dict) else b'["message",%b]' % dumps(m) for m in messages]
+    except SerializationError:
+        encode_messages(messages, offset)  # raises again, naming the message's path in the session
+        raise
 
 
 @dataclass(frozen=True)
@@ -256,6 +256,7 @@ class _Pending:
     lock: threading.Lock  # the id lock, held until the bytes are in the file (or not)
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[None] | None = None
+    on_landed: Callable[[asyncio.Future[None]], None] | None = None  # called once ``future`` is done
 
     @property
     def path(self) -> str:
@@ -267,6 +268,17 @@ class _Pending:
 
     def orphaned(self, errno: int, written: bool) -> None:
         self.store._settle_pending(self, written)
+
+    def resolved(self, future: asyncio.Future[None]) -> None:
+        """``future`` is done: tell ``on_landed`` now. Its error is reported as asyncio reports
+        a callback's, so the appends landing after it in the same batch still land."""
+        if self.on_landed is None:
+            return
+        try:
+            self.on_landed(future)
+        except Exception as error:
+            context = {"message": f"landing an append to {self.path}", "exception": error}
+            self.loop.call_exception_handler(context)
 
 
 class FileSessionStore:
@@ -785,9 +797,13 @@ class FileSessionStore:
         do it: an unknown journal, the lock held elsewhere, another format, metadata that
         moves the session to another parent (the fork index must change too).
         """
-        state = self._journals.get(session_id)
+        # Only validated ids have a state, and it holds their path: an id that is not an exact
+        # str known here takes ``append``, which checks it.
+        state = self._journals.get(session_id) if type(session_id) is str else None
         if state is None or self._format != "jsonl":
             return None
+        if given and given.get("parent_id") is not None:
+            validate_session_id(given["parent_id"])  # as check_save_args, before the lock
         lock = self._hold_now(session_id)
         if lock is None:
             return None
@@ -962,11 +978,16 @@ class FileSessionStore:
             self._expedite()
             await begun
             return
+        check_save_args(id, metadata)  # the task-free path checks only what it takes
         given = dict(metadata) if metadata is not None else None
         await asyncio.to_thread(self._append_sync, id, batch, given)
 
     def _append_nowait(
-        self, id: str, messages: builtins.list[Message], metadata: Mapping[str, Any] | None
+        self,
+        id: str,
+        messages: builtins.list[Message],
+        metadata: Mapping[str, Any] | None,
+        landed: Callable[[asyncio.Future[None]], None] | None = None,
     ) -> asyncio.Future[None] | None:
         """Begin ``append`` at once, when it goes to a journal this store knows; the session
         writer calls this to skip a task.
@@ -974,14 +995,16 @@ class FileSessionStore:
         The bytes are prepared on the event loop; without ``fsync`` they are written there
         too, else the sync thread writes them and makes them durable with the others.
         Returns a future done when the append is complete, or ``None`` when nothing was
-        written and ``append`` must do it.
+        written and ``append`` must do it. When the sync thread's outcome resolves the
+        future, ``landed`` is called with it there and then, an event-loop iteration before
+        the future's own callbacks run.
         """
-        check_save_args(id, metadata)
-        pending = self._prepare_append(id, messages, metadata)
+        pending = self._prepare_append(id, messages, metadata)  # checks what it takes
         if pending is None:
             return None
         if _WRITES_OFF_LOOP and self._fsync:
             pending.future = future = pending.loop.create_future()
+            pending.on_landed = landed
             try:
                 state = pending.state
                 _SYNCER.append(pending.path, state.inode, state.end, state.tail, pending.payload, pending)
@@ -1011,6 +1034,7 @@ class FileSessionStore:
             return
         if errno:
             future.set_exception(OSError(errno, os.strerror(errno), pending.path))
+            pending.resolved(future)
         elif not written:  # the file was not the one known: nothing written, the thread path does it
             given = dict(pending.given) if pending.given is not None else None
             fallback = asyncio.to_thread(self._append_sync, pending.session_id, pending.messages, given)
@@ -1019,6 +1043,7 @@ class FileSessionStore:
             _follow(future, asyncio.ensure_future(self._compact_after(pending.session_id, None)))
         else:
             future.set_result(None)
+            pending.resolved(future)
 
     def _finished(self, pending: _Pending, durable: asyncio.Future[None] | None) -> asyncio.Future[None]:
         """``durable`` (or a done future), then a compaction when superseded records outweigh the rest."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,9 +85,14 @@ class InMemorySessionStore:
         self._append_now(id, messages, metadata)
 
     def _append_nowait(
-        self, id: str, messages: builtins.list[Message], metadata: Mapping[str, Any] | None
+        self,
+        id: str,
+        messages: builtins.list[Message],
+        metadata: Mapping[str, Any] | None,
+        landed: Callable[[asyncio.Future[None]], None] | None = None,
     ) -> asyncio.Future[None]:
-        """``append``, done at once (nothing here waits); the session writer calls this to skip a task."""
+        """``append``, done at once (nothing here waits); the session writer calls this to skip
+        a task. The future is done on return, so ``landed`` is not called."""
         self._append_now(id, messages, metadata)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
