@@ -59,7 +59,10 @@ def tables(report: dict[str, Any]) -> str:
     groups: dict[str, list[dict[str, Any]]] = {}
     for bench in report["benchmarks"]:
         groups.setdefault(bench["group"] or "", []).append(bench)
-    out = [f"machine: {report['machine_info'].get('cpu', {}).get('brand_raw', '?')}, {report['datetime']}"]
+    machine = report["machine_info"]
+    out = [f"machine: {machine.get('cpu', {}).get('brand_raw', '?')}, {report['datetime']}"]
+    if "cpu_steal_percent" in machine:
+        out[0] += f", CPU time stolen by the hypervisor during the run: {machine['cpu_steal_percent']}%"
     for group, rows in groups.items():
         base = _baseline(group, rows)
         out += ["", f"### {group}", "", "| benchmark | median | ratio | extra |", "| --- | --- | --- | --- |"]
