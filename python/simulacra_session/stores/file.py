@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from .._backend import BACKEND, append_journal, atomic_write, dumps, link_fork, read_cached
 from .._lru import LRU
-from ..errors import CorruptSessionError, SerializationError
+from ..errors import CorruptSessionError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
 from ..messages import Message
 from ..models import (
@@ -187,11 +187,11 @@ def _follow(future: asyncio.Future[None], step: asyncio.Future[None]) -> None:
 
 def _journal_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
     """Message lines: objects as they are, other JSON values wrapped as ``["message", v]``."""
-    try:
-        return [dumps(m) if isinstance(m, dict) else b'["message",%b]' % dumps(m) for m in messages]
-    except SerializationError:
-        encode_messages(messages, offset)  # raises again, naming the message's path in the session
-        raise
+    lines = encode_messages(messages, offset)
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            lines[index] = b'["message",' + lines[index] + b"]"
+    return lines
 
 
 @dataclass(frozen=True)
@@ -802,8 +802,8 @@ class FileSessionStore:
         state = self._journals.get(session_id) if type(session_id) is str else None
         if state is None or self._format != "jsonl":
             return None
-        if given and given.get("parent_id") is not None:
-            validate_session_id(given["parent_id"])  # as check_save_args, before the lock
+        if given:  # its parent id must be an id too (the auto-save gives none)
+            check_save_args(session_id, given)
         lock = self._hold_now(session_id)
         if lock is None:
             return None
