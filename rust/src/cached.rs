@@ -3,7 +3,7 @@
 //! (`preadv2(RWF_NOWAIT)`). An event loop can then read a warm file itself, without a
 //! thread hop, and never wait on the disk: whatever is not in memory is left to a
 //! blocking read on another thread. The 64-bit Linux machines it serves are those its pure
-//! twin can call `openat2` on by number.
+//! twin can call `openat2` on by number, named once in `build.rs` (`cfg(read_cached)`).
 
 /// An open regular file, found from memory alone.
 pub struct Cached {
@@ -22,17 +22,7 @@ pub enum Opened {
     NotInMemory,
 }
 
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    )
-))]
+#[cfg(read_cached)]
 mod imp {
     use super::{Cached, Opened};
     use std::ffi::CString;
@@ -128,17 +118,7 @@ mod imp {
     }
 }
 
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-        target_arch = "loongarch64"
-    )
-)))]
+#[cfg(not(read_cached))]
 mod imp {
     use super::Opened;
 
