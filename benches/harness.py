@@ -9,7 +9,7 @@ from typing import Any
 
 from simulacra_session import SessionManager, SessionStore, SimpleConversation
 
-__all__ = ["IN_LOOP", "InLoopTimer", "autosave_round"]
+__all__ = ["IN_LOOP", "InLoopTimer", "autosave_round", "rounds_run"]
 
 
 class InLoopTimer:
@@ -68,3 +68,10 @@ def autosave_round(
         await manager.flush()
 
     return session_id, one_message
+
+
+def rounds_run(benchmark: Any, rounds: int, warmup_rounds: int = 0) -> int:
+    """How many times ``benchmark.pedantic(..., rounds=rounds, warmup_rounds=warmup_rounds)``
+    ran its target: once with ``--benchmark-disable`` (a smoke run), else every round. What a
+    benchmark checks on disk afterwards depends on it."""
+    return 1 if benchmark.disabled else rounds + warmup_rounds

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, on a fresh clone: Rust (fmt, clippy, cargo test), the built wheel, lint and
 # types (ruff, mypy --strict, stubtest), then the whole Python suite twice, once on the
-# compiled extension and once on the pure-Python twin (SIMULACRA_SESSION_PURE=1).
+# compiled extension and once on the pure-Python twin (SIMULACRA_SESSION_PURE=1), and
+# last the benchmarks once each, untimed, so they cannot rot between measured runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,8 @@ step "Python tools"
 "$PY" -m pip install -q --disable-pip-version-check \
     "maturin>=1.7,<2" "pytest>=8.4" "pytest-asyncio>=1.0" "pytest-timeout>=2" "hypothesis>=6" \
     "ruff>=0.6" "mypy>=1.11" "pydantic>=2.6,<3" \
-    "sqlalchemy[asyncio]>=2.0" "psycopg[binary]>=3.1" "pymysql>=1.1" "aiosqlite>=0.20" "asyncpg>=0.29"
+    "sqlalchemy[asyncio]>=2.0" "psycopg[binary]>=3.1" "pymysql>=1.1" "aiosqlite>=0.20" "asyncpg>=0.29" \
+    "pytest-benchmark>=4" "orjson>=3" "openai-agents>=0.2" "langgraph-checkpoint-sqlite>=2"
 
 step "Rust: fmt, clippy, cargo test"
 cargo fmt --all -- --check
@@ -36,3 +38,6 @@ step "pytest: native backend"
 
 step "pytest: pure-Python backend"
 SIMULACRA_SESSION_PURE=1 "$PY" -m pytest -p no:cacheprovider "$@"
+
+step "Benchmarks, each run once untimed (their checks on what was stored still run)"
+"$PY" -m pytest -p no:cacheprovider benches --benchmark-disable -q
