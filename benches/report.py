@@ -25,6 +25,7 @@ BASELINES = {
     "auto-save (no fsync)": "floor_append_line",
     "auto-save by store": "[file",
     "list": "floor",
+    "load a": "[file",
     "load": "orjson",
     "fleet": "test_fleet[",
 }

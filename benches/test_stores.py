@@ -3,20 +3,24 @@
 The auto-save is the one an agent pays: ``message_complete`` to stored (durable where the
 store is), the conversation growing by one message per round; stores that append (memory,
 file, SQL) write only the new message, the adapter store rewrites its row. The list reads
-the metadata of 10,000 sessions of 10 messages each, warm. Stores are opened by
+the metadata of 10,000 sessions of 10 messages each, warm. The fork chain resolves an
+attached fork 300 deep (each level one message) into its history, as ``SessionManager.load``
+does; the SQL stores fetch every ancestor in one statement (``load_chain``), and beside them
+the same stores seen without it, one ``load`` per ancestor. Stores are opened by
 ``store_kinds.open_store`` (PostgreSQL and MySQL only when their servers are named).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from simulacra_session import SessionStore
+from simulacra_session import Message, SessionMetadata, SessionStore, StoredSession
+from simulacra_session.history import resolve_history
 
 from corpus import LENGTHS, conversation, session_ids
 from harness import IN_LOOP, autosave_round, rounds_run
@@ -67,3 +71,58 @@ def test_list_by_store(benchmark: Any, loop: asyncio.AbstractEventLoop, filled: 
     assert sorted(meta.id for meta in listed) == session_ids(LISTED)
     updated = [meta.updated for meta in listed]
     assert updated == sorted(updated, reverse=True)
+
+
+CHAIN = 300
+SQL_KINDS = ("sqlite", "postgresql", "mysql")
+
+
+class _OneAncestorAtATime:
+    """A store seen without ``load_chain``: a fork resolves one ``load`` per ancestor."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+
+    async def list(self) -> list[SessionMetadata]:
+        return await self._store.list()
+
+    async def load(self, id: str) -> StoredSession | None:
+        return await self._store.load(id)
+
+    async def save(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._store.save(id, messages, metadata)
+
+    async def delete(self, id: str) -> bool:
+        return await self._store.delete(id)
+
+
+@pytest.mark.parametrize(
+    ("kind", "chained"),
+    [(kind, True) for kind in STORES] + [(kind, False) for kind in SQL_KINDS],
+    ids=[*STORES, *(f"{kind}-one-at-a-time" for kind in SQL_KINDS)],
+)
+def test_fork_chain_by_store(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path, kind: str, chained: bool
+) -> None:
+    messages = conversation(CHAIN + 1)
+    with open_store(kind, tmp_path) as store:
+
+        async def build() -> None:
+            await store.save("c0", messages[:1])
+            for level in range(1, CHAIN + 1):
+                metadata = {"parent_id": f"c{level - 1}", "fork_message_count": level}
+                await store.save(f"c{level}", messages[level : level + 1], metadata)
+
+        loop.run_until_complete(build())
+        resolving = store if chained else _OneAncestorAtATime(store)
+        benchmark.group = f"load a {CHAIN}-deep fork chain by store"
+        benchmark.extra_info.update(store=kind, depth=CHAIN)
+        resolved = benchmark.pedantic(
+            lambda: loop.run_until_complete(resolve_history(resolving, f"c{CHAIN}")),
+            rounds=10,
+            warmup_rounds=1,
+        )
+        assert resolved is not None
+        assert resolved.messages == messages

@@ -33,6 +33,8 @@ from simulacra_session import (
     StoreError,
 )
 from simulacra_session._backend import dumps
+from simulacra_session.history import resolve_history
+from simulacra_session.stores import _sql_schema as sql_schema
 from simulacra_session.stores._sql_schema import Schema
 from simulacra_session.stores.sql import SqlSessionStore
 from simulacra_session.testing import SessionStoreConformance, msg, run, texts
@@ -159,6 +161,84 @@ class TestSqlSessionStore(SessionStoreConformance):
         assert "'bad'" in caplog.text
         with pytest.raises(CorruptSessionError, match=rf"'bad' in table '{store.table}': invalid metadata"):
             run(store.load("bad"))
+
+
+@contextmanager
+def statements_counted(store: SqlSessionStore) -> Iterator[list[str]]:
+    """The SQL statements the store's engine executes meanwhile."""
+    engine = store.engine
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    executed: list[str] = []
+
+    def count(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        executed.append(statement)
+
+    sa.event.listen(sync_engine, "before_cursor_execute", count)
+    try:
+        yield executed
+    finally:
+        sa.event.remove(sync_engine, "before_cursor_execute", count)
+
+
+def fork_chain(store: SqlSessionStore, depth: int) -> str:
+    """Sessions ``c0`` (a root) to ``c{depth}``, each an attached fork of the one before that
+    inherits its whole history and adds one message; the id of the deepest."""
+
+    async def build() -> None:
+        await store.save("c0", [msg("m0")])
+        for level in range(1, depth + 1):
+            metadata = {"parent_id": f"c{level - 1}", "fork_message_count": level}
+            await store.save(f"c{level}", [msg(f"m{level}")], metadata)
+
+    run(build())
+    return f"c{depth}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_fork_chain_resolves_in_two_statements(backend: str, tmp_path: Path) -> None:
+    """The fork itself, then its every ancestor at once (a recursive CTE), whatever the depth."""
+    with open_store(backend, tmp_path) as store:
+        deepest = fork_chain(store, 120)
+        with statements_counted(store) as executed:
+            resolved = run(resolve_history(store, deepest))
+        assert resolved is not None
+        assert texts(resolved.messages) == [f"m{level}" for level in range(121)]
+        assert len(executed) == 2, executed
+
+
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+def test_a_chain_deeper_than_one_fetch_resolves_in_several(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_schema, "CHAIN_DEPTH", 3)  # ancestors one statement follows
+    with open_store(backend, tmp_path) as store:
+        deepest = fork_chain(store, 10)
+        assert [s.metadata.id for s in run(store.load_chain(deepest))] == ["c10", "c9", "c8", "c7"]
+        with statements_counted(store) as executed:
+            resolved = run(resolve_history(store, deepest))
+        assert resolved is not None
+        assert texts(resolved.messages) == [f"m{level}" for level in range(11)]
+        assert len(executed) == 1 + 3  # c10 alone, then c9-c6, c5-c2, c1-c0
+
+
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+def test_load_chain_stops_at_a_detached_fork_and_reads_nothing_above_it(backend: str, tmp_path: Path) -> None:
+    with open_store(backend, tmp_path) as store:
+        fork_chain(store, 5)
+        run(store.save("detached", [msg("own")], {"parent_id": "c5", "detached": True}))
+        run(store.save("child", [msg("child")], {"parent_id": "detached"}))
+        with statements_counted(store) as executed:
+            loaded = run(store.load_chain("child"))
+        assert [s.metadata.id for s in loaded] == ["child", "detached"]
+        assert len(executed) == 1
+        chain = Schema.named(store.table).statements(store.engine.dialect.name).chain
+        engine = store.engine
+        sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+        with sync_engine.connect() as connection:  # the database's own bound, not the store's
+            assert {row[0] for row in connection.execute(chain, {"sid": "child"})} == {"child", "detached"}
+        resolved = run(resolve_history(store, "child"))
+        assert resolved is not None
+        assert texts(resolved.messages) == ["own", "child"]
 
 
 @pytest.fixture(params=SERVER_BACKENDS)

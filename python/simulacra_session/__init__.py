@@ -36,7 +36,7 @@ from .messages import (
     UserMessage,
 )
 from .models import CheckpointState, SessionMetadata, StoredSession
-from .protocols import Conversation, ForkIndexedStore, SessionStore
+from .protocols import AppendableSessionStore, ChainLoadingStore, Conversation, ForkIndexedStore, SessionStore
 from .stores import AdapterSessionStore, FileSessionStore, InMemorySessionStore, SessionAdapter, SessionRow
 
 if TYPE_CHECKING:
@@ -46,7 +46,9 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKEND",
     "AdapterSessionStore",
+    "AppendableSessionStore",
     "AssistantMessage",
+    "ChainLoadingStore",
     "CheckpointState",
     "Content",
     "Conversation",

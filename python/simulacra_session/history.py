@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .errors import CorruptSessionError
 from .messages import Message
 from .models import SessionMetadata, StoredSession
-from .protocols import SessionStore
+from .protocols import ChainLoadingStore, SessionStore
 
 __all__ = ["ResolvedSession", "inherited_count", "resolve_history"]
 
@@ -53,16 +53,25 @@ def inherited_count(metadata: SessionMetadata, parent_history: Sequence[Message]
 async def resolve_history(store: SessionStore, session_id: str) -> ResolvedSession | None:
     """Load ``session_id`` and every ancestor it inherits from; ``None`` when it is absent.
 
-    Raises ``CorruptSessionError`` on a cycle or a missing ancestor.
+    The session itself is one ``load``; a ``ChainLoadingStore`` then fetches its ancestors
+    as many at a time as it can, others one ``load`` each. Raises ``CorruptSessionError`` on
+    a cycle or a missing ancestor.
     """
     chain: list[StoredSession] = []
     seen: set[str] = set()
+    fetched: dict[str, StoredSession] = {}
     current = session_id
     while True:
         if current in seen:
             raise CorruptSessionError(f"fork cycle: session {chain[-1].metadata.id} leads back to {current}")
         seen.add(current)
-        stored = await store.load(current)
+        stored = fetched.pop(current, None)
+        if stored is None:
+            if chain and isinstance(store, ChainLoadingStore):
+                fetched = {ancestor.metadata.id: ancestor for ancestor in await store.load_chain(current)}
+                stored = fetched.pop(current, None)
+            else:
+                stored = await store.load(current)
         if stored is None:
             if not chain:
                 return None

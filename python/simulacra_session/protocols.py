@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 from .messages import Message
 from .models import CheckpointState, SessionMetadata, StoredSession
 
-__all__ = ["AppendableSessionStore", "Conversation", "ForkIndexedStore", "SessionStore"]
+__all__ = ["AppendableSessionStore", "ChainLoadingStore", "Conversation", "ForkIndexedStore", "SessionStore"]
 
 
 @runtime_checkable
@@ -62,6 +62,23 @@ class AppendableSessionStore(SessionStore, Protocol):
 
         ``message_count`` becomes the stored count plus ``len(messages)``; a session that
         does not exist yet is created. All or nothing: a crash never leaves part of it.
+        """
+        ...
+
+
+@runtime_checkable
+class ChainLoadingStore(SessionStore, Protocol):
+    """A store that loads a fork and the ancestors it inherits from in one round trip.
+
+    Resolving an attached fork otherwise loads one ancestor at a time, a round trip each:
+    a database store answers a chain hundreds deep at once instead.
+    """
+
+    async def load_chain(self, id: str) -> list[StoredSession]:
+        """``id``'s session, then as many of the ancestors it inherits from as one fetch
+        reaches, nearest first: each next one the ``parent_id`` of an attached fork before
+        it. Ends after a session that inherits nothing, or before a parent that is missing
+        or already listed (a cycle: the caller reports both). ``[]`` when ``id`` is absent.
         """
         ...
 

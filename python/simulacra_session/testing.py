@@ -24,7 +24,8 @@ halves, which can also be subclassed alone the same way:
 - ``SessionStoreContract``: the store's own contract. The merge rules of ``save``, strictly
   later ``updated_at``, ordering, isolation from callers' objects, unknown keys kept, invalid
   ids rejected before any I/O, ``SerializationError`` leaving the old state intact,
-  ``forks``, ``delete``, paging and, when the store implements it, ``append``.
+  ``forks``, ``delete``, paging and, when the store implements them, ``append`` and
+  ``load_chain``.
 - ``SessionManagerConformance``: a ``SessionManager`` working on the store. Auto-save, slugs,
   load, attached and detached forks (deep chains, cycles), checkpoint state, delete keeping
   the forks' history, rename, child sessions, dispose and ``async with``.
@@ -60,7 +61,7 @@ from .events import LoadEvent, SaveEvent
 from .manager import SessionManager
 from .messages import Message
 from .models import CheckpointState
-from .protocols import AppendableSessionStore, ForkIndexedStore, SessionStore
+from .protocols import AppendableSessionStore, ChainLoadingStore, ForkIndexedStore, SessionStore
 from .timestamps import parse_timestamp
 
 __all__ = [
@@ -114,8 +115,8 @@ class SessionStoreContract(_StoreTests):
 
     Subclass it (or ``SessionStoreConformance``, which includes it) in a test module and
     override the ``store`` fixture to return a fresh, empty store; every test then runs
-    against it. Stores that implement ``append`` (``AppendableSessionStore``) are checked
-    for it too.
+    against it. Stores that implement ``append`` (``AppendableSessionStore``) or
+    ``load_chain`` (``ChainLoadingStore``) are checked for them too.
     """
 
     def test_implements_the_protocols(self, store: ForkIndexedStore) -> None:
@@ -370,6 +371,34 @@ class SessionStoreContract(_StoreTests):
         assert texts(run(store.load("new")).messages) == ["a", "b", "c"]  # type: ignore[union-attr]
         with pytest.raises(InvalidSessionIdError):
             run(store.append("../x", [msg("x")]))
+
+    def test_load_chain_follows_what_each_fork_inherits(self, store: ForkIndexedStore) -> None:
+        if not isinstance(store, ChainLoadingStore):
+            pytest.skip("the store does not implement load_chain")
+        parents: dict[str, dict[str, Any]] = {
+            "r": {},
+            "a": {"parent_id": "r"},
+            "b": {"parent_id": "a", "fork_message_count": 1},
+            "d": {"parent_id": "b", "detached": True},
+            "e": {"parent_id": "d"},
+            "m": {"parent_id": "ghost"},
+            "x": {"parent_id": "y"},
+            "y": {"parent_id": "x"},
+            "n": {"parent_id": "r", "note": {"detached": True}},  # not detached: a nested key
+        }
+        for session_id, metadata in parents.items():
+            run(store.save(session_id, [msg(session_id), assistant(session_id)], metadata))
+        chains = {"r": "r", "a": "ar", "b": "bar", "d": "d", "e": "ed", "m": "m", "x": "xy", "n": "nr"}
+        for session_id, expected in chains.items():
+            loaded = run(store.load_chain(session_id))
+            ids = [stored.metadata.id for stored in loaded]
+            assert ids, session_id
+            assert ids == list(expected[: len(ids)]), session_id  # as far as one fetch reached
+            for stored in loaded:
+                assert stored == run(store.load(stored.metadata.id))
+        assert run(store.load_chain("absent")) == []
+        with pytest.raises(InvalidSessionIdError):
+            run(store.load_chain("../x"))
 
     def test_list_pages(self, store: ForkIndexedStore) -> None:
         for index in range(4):

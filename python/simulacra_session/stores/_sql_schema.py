@@ -28,12 +28,23 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.compiler import TypeCompiler
 
-__all__ = ["DIALECTS", "SCHEMA_NAME", "SCHEMA_VERSION", "Schema", "Statements", "check_table_name"]
+__all__ = [
+    "CHAIN_DEPTH",
+    "DIALECTS",
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "Schema",
+    "Statements",
+    "check_table_name",
+]
 
 SCHEMA_NAME = "simulacra-session"
 SCHEMA_VERSION = 1
 #: Dialect names the store knows how to lock rows on (MariaDB reports "mariadb" or "mysql").
 DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
+#: Ancestors one ``chain`` statement follows at most: below MySQL's default
+#: ``cte_max_recursion_depth`` (1000), and a bound on what a corrupt cycle makes it read.
+CHAIN_DEPTH = 500
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")  # + "_messages" stays within MySQL's 64
 
 
@@ -144,6 +155,56 @@ class Schema:
         """``column`` as the JSON text stored (PostgreSQL drivers would otherwise parse it)."""
         return sa.cast(column, sa.Text) if dialect == "postgresql" else column
 
+    def _inherits(self, dialect: str, sessions: sa.FromClause) -> sa.ColumnElement[int]:
+        """1 where the row is an attached fork (a parent, not ``detached``), else 0.
+
+        Only a bound on how far ``chain`` reads: the store decides from the parsed metadata.
+        On SQLite, whose column is the ``dumps`` text, a ``"detached":true`` nested in some
+        other value also stops the walk there, which costs one more statement, nothing else.
+        """
+        column = sessions.c.metadata
+        detached: sa.ColumnElement[bool]
+        if dialect == "postgresql":
+            detached = column.op("->>", return_type=sa.Text)(sa.literal_column("'detached'")) == "true"
+        elif dialect == "sqlite":
+            detached = sa.type_coerce(column, sa.Text).contains('"detached":true')
+        else:
+            path: sa.ColumnElement[str] = sa.literal_column("'$.detached'")
+            detached = sa.func.json_unquote(sa.func.json_extract(column, path)) == "true"
+        parent = sessions.c.parent_id
+        attached = sa.and_(parent.is_not(None), parent != "", sa.not_(sa.func.coalesce(detached, False)))
+        return sa.case((attached, sa.literal_column("1")), else_=sa.literal_column("0"))
+
+    def _chain(self, dialect: str, sid: sa.BindParameter[str]) -> sa.CompoundSelect[str, int, str]:
+        """The session, and the ancestors it inherits from up to ``CHAIN_DEPTH``: (id, seq, doc)
+        rows, ``seq`` -1 for a session's metadata, then its messages, ordered by id and seq."""
+        sessions, messages = self.sessions, self.messages
+        start = sa.select(
+            sessions.c.id,
+            sessions.c.parent_id,
+            self._inherits(dialect, sessions).label("inherits"),
+            sa.literal_column("0").label("depth"),
+        ).where(sessions.c.id == sid)
+        walk = start.cte("chain", recursive=True)
+        ancestor = sessions.alias("ancestor")
+        walk = walk.union_all(
+            sa.select(
+                ancestor.c.id,
+                ancestor.c.parent_id,
+                self._inherits(dialect, ancestor),
+                walk.c.depth + sa.literal_column("1"),
+            ).where(ancestor.c.id == walk.c.parent_id, walk.c.inherits == 1, walk.c.depth < CHAIN_DEPTH)
+        )
+        members = sa.select(walk.c.id)
+        return sa.union_all(
+            sa.select(
+                sessions.c.id, sa.literal(-1).label("seq"), self.as_text(dialect, sessions.c.metadata)
+            ).where(sessions.c.id.in_(members)),
+            sa.select(messages.c.session_id, messages.c.seq, self.as_text(dialect, messages.c.message)).where(
+                messages.c.session_id.in_(members)
+            ),
+        ).order_by(sa.literal_column("1"), sa.literal_column("2"))
+
     def statements(self, dialect: str) -> Statements:
         """The store's statements for ``dialect``, built once: executing them skips SQLAlchemy's
         statement construction, and their compiled form is cached."""
@@ -171,6 +232,7 @@ class Schema:
                     messages.c.session_id == sid
                 ),
             ).order_by(sa.literal_column("seq")),
+            chain=self._chain(dialect, sid),
             listing=sa.select(sessions.c.id, metadata).order_by(sessions.c.updated_at.desc(), sessions.c.id),
         )
 
@@ -193,6 +255,7 @@ class Statements:
     clear_messages: sa.Delete
     delete_session: sa.Delete
     load: sa.CompoundSelect[int, str]
+    chain: sa.CompoundSelect[str, int, str]
     listing: sa.Select[str, str]
 
 

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from .._backend import loads
 from ..errors import CorruptSessionError, StoreError
+from ..history import inherits
 from ..ids import validate_session_id
 from ..messages import Message
 from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
@@ -274,6 +275,18 @@ class SqlSessionStore:
                 f"corrupt session {session_id!r} in table {self._table!r}: invalid metadata: {error}"
             ) from None
 
+    def _stored(self, session_id: str, docs: Sequence[str]) -> StoredSession:
+        """The session from its rows' JSON: its metadata, then its messages in order."""
+        metadata = self._metadata(session_id, docs[0])
+        try:
+            history = loads("[" + ",".join(docs[1:]) + "]")
+        except ValueError as error:
+            raise CorruptSessionError(
+                f"corrupt session {session_id!r} in table {self._table!r}: {error}"
+            ) from None
+        assert isinstance(history, list)
+        return StoredSession(metadata, history)
+
     def _claim(self, connection: sa.Connection, session_id: str) -> SessionMetadata | None:
         """Lock the session's row for this transaction; its metadata, ``None`` when it is new."""
         connection.execute(self._sql.claim, {"sid": session_id})
@@ -349,15 +362,29 @@ class SqlSessionStore:
             return [row[1] for row in connection.execute(self._sql.load, {"sid": id})]
 
         rows = await self._run("load", id, work)
-        if not rows:
-            return None
-        metadata = self._metadata(id, rows[0])
-        try:
-            history = loads("[" + ",".join(rows[1:]) + "]")
-        except ValueError as error:
-            raise CorruptSessionError(f"corrupt session {id!r} in table {self._table!r}: {error}") from None
-        assert isinstance(history, list)
-        return StoredSession(metadata, history)
+        return self._stored(id, rows) if rows else None
+
+    async def load_chain(self, id: str) -> builtins.list[StoredSession]:
+        """The session and the ancestors it inherits from, nearest first, in one statement
+        (a recursive CTE over ``parent_id``, up to 500 ancestors): see ``ChainLoadingStore``."""
+        validate_session_id(id)
+
+        def work(connection: sa.Connection) -> builtins.list[tuple[str, int, str]]:
+            return [(row[0], row[1], row[2]) for row in connection.execute(self._sql.chain, {"sid": id})]
+
+        rows: dict[str, builtins.list[str]] = {}
+        for session_id, seq, doc in await self._run("load_chain", id, work):
+            if seq == -1:
+                rows[session_id] = [doc]
+            else:
+                rows[session_id].append(doc)
+        chain: builtins.list[StoredSession] = []
+        current: str | None = id
+        while current is not None and current in rows:
+            stored = self._stored(current, rows.pop(current))
+            chain.append(stored)
+            current = stored.metadata.parent_id if inherits(stored.metadata) else None
+        return chain
 
     async def save(
         self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
