@@ -163,11 +163,16 @@ class TestSqlSessionStore(SessionStoreConformance):
             run(store.load("bad"))
 
 
+def sync_engine_of(store: SqlSessionStore) -> sa.Engine:
+    """The store's engine, or the sync engine under its async one (where events are heard)."""
+    engine = store.engine
+    return engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+
 @contextmanager
 def statements_counted(store: SqlSessionStore) -> Iterator[list[str]]:
     """The SQL statements the store's engine executes meanwhile."""
-    engine = store.engine
-    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    sync_engine = sync_engine_of(store)
     executed: list[str] = []
 
     def count(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -232,9 +237,7 @@ def test_load_chain_stops_at_a_detached_fork_and_reads_nothing_above_it(backend:
         assert [s.metadata.id for s in loaded] == ["child", "detached"]
         assert len(executed) == 1
         chain = Schema.named(store.table).statements(store.engine.dialect.name).chain
-        engine = store.engine
-        sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-        with sync_engine.connect() as connection:  # the database's own bound, not the store's
+        with sync_engine_of(store).connect() as connection:  # the database's own bound, not the store's
             assert {row[0] for row in connection.execute(chain, {"sid": "child"})} == {"child", "detached"}
         resolved = run(resolve_history(store, "child"))
         assert resolved is not None

@@ -366,7 +366,8 @@ class SqlSessionStore:
 
     async def load_chain(self, id: str) -> builtins.list[StoredSession]:
         """The session and the ancestors it inherits from, nearest first, in one statement
-        (a recursive CTE over ``parent_id``, up to 500 ancestors): see ``ChainLoadingStore``."""
+        (a recursive CTE over ``parent_id``, up to ``CHAIN_DEPTH`` ancestors): see
+        ``ChainLoadingStore``."""
         validate_session_id(id)
 
         def work(connection: sa.Connection) -> builtins.list[tuple[str, int, str]]:
