@@ -354,26 +354,31 @@ def test_file_syncer_appends_only_to_the_file_expected(tmp_path: Path, stop_firs
 
 
 @pytest.mark.skipif(os.name != "posix", reason="appends are checked by inode")
-def test_append_journal_parity(tmp_path: Path) -> None:
-    """Appending in the caller's thread checks the file as the sync thread does."""
+def test_append_now_parity(tmp_path: Path) -> None:
+    """Appending in the caller's thread checks the file as the sync thread does, then goes
+    through the journal's lease: only the state the lease's last append left is written."""
     results = []
     for twin in TWINS:
         path = tmp_path / f"{twin.__name__}.jsonl"
         path.write_bytes(b"head\n")
         inode = path.stat().st_ino
+        syncer = twin.FileSyncer(lambda outcomes: None)
         results.append(
             [
-                twin.append_journal(path, inode, 5, b"head\n", b"one\n"),  # fits: written
-                twin.append_journal(path, inode, 5, b"head\n", b"two\n"),  # another size now
-                twin.append_journal(path, inode + 1, 9, b"one\n", b"two\n"),  # another inode
-                twin.append_journal(tmp_path / "missing", inode, 9, b"one\n", b"two\n"),
-                twin.append_journal(path, inode, 9, b"ONE\n", b"two\n"),  # ends otherwise
-                twin.append_journal(str(path), inode, 9, b"one\n", b"three\n"),  # a str path: written
+                syncer.append_now(path, inode, 5, b"head\n", b"one\n"),  # fits: written, leased
+                syncer.append_now(path, inode, 5, b"head\n", b"two\n"),  # another size now
+                syncer.append_now(path, inode + 1, 9, b"one\n", b"two\n"),  # another inode
+                syncer.append_now(tmp_path / "missing", inode, 9, b"one\n", b"two\n"),
+                syncer.append_now(path, inode, 9, b"ONE\n", b"two\n"),  # ends otherwise
+                syncer.append_now(str(path), inode, 9, b"one\n", b"three\n"),  # a str path: written
             ]
         )
-        assert path.read_bytes() == b"head\none\nthree\n"
+        syncer.release(path)  # as a blocking writer of this process does first
+        results[-1].append(syncer.append_now(path, inode, 15, b"three\n", b"[4]\n"))  # opened anew
+        syncer.stop()
+        assert path.read_bytes() == b"head\none\nthree\n[4]\n"
     stale = (0, False)
-    assert results[0] == results[1] == [(0, True), stale, stale, stale, stale, (0, True)]
+    assert results[0] == results[1] == [(0, True), stale, stale, stale, stale, (0, True), (0, True)]
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:

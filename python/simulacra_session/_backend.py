@@ -15,7 +15,6 @@ __all__ = [
     "BACKEND",
     "FileSyncer",
     "Mailbox",
-    "append_journal",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -34,7 +33,6 @@ if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked 
     from ._fallback import (
         FileSyncer,
         Mailbox,
-        append_journal,
         atomic_write,
         copy_json,
         derive_slug,

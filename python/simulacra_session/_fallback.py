@@ -18,13 +18,12 @@ import sys
 from typing import Any
 
 from ._fallback_cached import read_cached
-from ._fallback_sync import FileSyncer, Mailbox, append_journal
+from ._fallback_sync import FileSyncer, Mailbox
 from .errors import InvalidSessionIdError, SerializationError
 
 __all__ = [
     "FileSyncer",
     "Mailbox",
-    "append_journal",
     "atomic_write",
     "copy_json",
     "derive_slug",

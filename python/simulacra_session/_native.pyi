@@ -13,7 +13,6 @@ from typing_extensions import Self
 __all__ = [
     "FileSyncer",
     "Mailbox",
-    "append_journal",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -101,14 +100,6 @@ def link_fork(
     lowercase letters; ``OSError`` (errno, filename) otherwise.
     """
 
-def append_journal(
-    path: str | os.PathLike[str], inode: int, end: int, last: bytes, payload: bytes
-) -> tuple[int, bool]:
-    """Append ``payload`` to the journal now, in this thread, as ``FileSyncer.append`` does
-    but without making it durable: ``(errno, written)`` as it reports them, the descriptor
-    closed (its ``flock`` released) on return. Releases the GIL.
-    """
-
 def read_cached(path: str | os.PathLike[str]) -> tuple[bytes, int, int] | None:
     """The regular file's bytes, inode and mtime (ns) when all of it is in memory: the path
     resolved from the dentry cache alone (``openat2`` ``RESOLVE_CACHED``, Linux 5.12+) and
@@ -142,14 +133,22 @@ class FileSyncer:
 
     The thread takes every job submitted while it was busy: it writes each append (when
     the file is still the one expected), makes every descriptor durable together (one
-    ``syncfs`` for a batch of 4 or more on Linux 5.8+, else an ``fdatasync`` each), closes them,
-    then posts each outcome ``(token, errno, written)`` to the job's mailbox, or calls
-    ``deliver([(token, errno, written), ...])`` once for those without an open one:
+    ``syncfs`` for a batch of 4 or more on Linux 5.8+, else an ``fdatasync`` each), closes those
+    submitted, then posts each outcome ``(token, errno, written)`` to the job's mailbox, or
+    calls ``deliver([(token, errno, written), ...])`` once for those without an open one:
     ``written`` when the bytes are in the file, ``errno`` 0 when nothing failed (not written
     with errno 0: the file was not the one expected, nothing was written). An exception
-    from ``deliver`` is logged to the ``simulacra_session`` logger. The thread leaves after
-    5 idle seconds; the next job starts one. Waiting, writing, syncing, closing and posting
-    run detached from the interpreter; only ``deliver`` holds the GIL.
+    from ``deliver`` is logged to the ``simulacra_session`` logger. Waiting, writing, syncing,
+    closing and posting run detached from the interpreter; only ``deliver`` holds the GIL.
+
+    A journal appended to stays *leased*: open and ``flock``ed, so the next append that
+    expects the state the last one left (inode, end, last record) is a ``pwrite`` alone. A
+    lease is let go (its descriptor closed, never unlocked: a forked child may share it)
+    after 1 idle second, when 256 newer ones (at most a quarter of the descriptor limit)
+    are held, when a write through it fails, or by :meth:`release`; every writer of a
+    journal, in any process, takes its ``flock`` before changing or replacing it, so a
+    writer elsewhere waits for a lease at most that second. The thread leaves after 5 idle
+    seconds with no lease held; the next job or lease starts one.
     """
 
     def __new__(cls, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> Self: ...
@@ -175,10 +174,26 @@ class FileSyncer:
         Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long and
         ending with ``last`` (the journal's last record: a file that reused the inode number
         at the same size differs there), not locked by another process and still named
-        ``path`` once locked; then at ``end``.
-        Otherwise nothing is written (not written, errno 0). Everywhere but POSIX, never
-        written. After :meth:`stop` this is done at once, in the caller's thread.
+        ``path`` once locked; then at ``end``. Through the journal's lease instead, when the
+        lease's last append left exactly that state (another state: not written). Otherwise
+        nothing is written (not written, errno 0). Everywhere but POSIX, never written.
+        After :meth:`stop` this is done at once, in the caller's thread.
         """
 
+    def append_now(
+        self, path: str | os.PathLike[str], inode: int, end: int, last: bytes, payload: bytes
+    ) -> tuple[int, bool]:
+        """Append ``payload`` to the journal now, in this thread, as :meth:`append` does but
+        without making it durable: ``(errno, written)`` as it reports them. Releases the GIL."""
+
+    def release(self, path: str | os.PathLike[str]) -> None:
+        """Let go of the lease on ``path``, if any: its lock goes once no write under way
+        holds it. A blocking writer of this process calls this before it locks the journal."""
+
+    def abandon_leases(self) -> None:
+        """In a forked child: close every leased descriptor (they are the parent's, and would
+        keep its journals locked), without the locks a vanished thread may hold."""
+
     def stop(self) -> None:
-        """Let the thread finish what is queued and wait for it; later work is done inline."""
+        """Let the thread finish what is queued and wait for it, and let go of every lease;
+        later work is done inline."""

@@ -13,6 +13,7 @@ pub mod escape;
 pub mod floatfmt;
 pub mod fsio;
 pub mod index;
+pub mod lease;
 pub mod mailbox;
 mod py;
 mod ser;
@@ -26,7 +27,7 @@ use pyo3::prelude::*;
 mod _native {
     #[pymodule_export]
     use crate::py::{
-        append_journal, atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines,
-        read_cached, FileSyncer, PyMailbox,
+        atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines, read_cached,
+        FileSyncer, PyMailbox,
     };
 }

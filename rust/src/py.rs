@@ -185,24 +185,6 @@ pub fn link_fork(
     clippy::needless_pass_by_value,
     reason = "pyo3 extracts owned arguments"
 )]
-pub fn append_journal(
-    py: Python<'_>,
-    path: PathBuf,
-    inode: u64,
-    end: u64,
-    last: &Bound<'_, PyBytes>,
-    payload: &Bound<'_, PyBytes>,
-) -> (i32, bool) {
-    let (last, payload) = (last.as_bytes(), payload.as_bytes());
-    let outcome = py.detach(|| syncer::append_now(&path, inode, end, last, payload));
-    (outcome.errno, outcome.written)
-}
-
-#[pyfunction]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "pyo3 extracts owned arguments"
-)]
 pub fn read_cached(
     py: Python<'_>,
     path: PathBuf,
@@ -389,6 +371,36 @@ impl FileSyncer {
         self.core
             .submit(syncer::Job::Append(job), token)
             .map_err(no_thread)
+    }
+
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts owned arguments"
+    )]
+    fn append_now(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        inode: u64,
+        end: u64,
+        last: &Bound<'_, PyBytes>,
+        payload: &Bound<'_, PyBytes>,
+    ) -> (i32, bool) {
+        let (last, payload) = (last.as_bytes(), payload.as_bytes());
+        let outcome = py.detach(|| self.core.append_now(&path, inode, end, last, payload));
+        (outcome.errno, outcome.written)
+    }
+
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts owned arguments"
+    )]
+    fn release(&self, py: Python<'_>, path: PathBuf) {
+        py.detach(|| self.core.release(&path));
+    }
+
+    fn abandon_leases(&self) {
+        self.core.abandon_leases();
     }
 
     fn stop(&self, py: Python<'_>) {

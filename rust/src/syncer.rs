@@ -1,14 +1,18 @@
 //! Group commit: one background thread writes and makes files durable, many at a time.
 //!
 //! Jobs queue up while the thread is busy; it takes them all at once: it writes each
-//! append (after checking that the file is still the one the caller knows), makes every
-//! descriptor durable together (one `syncfs` for a batch on Linux 5.8+, else an `fdatasync`
-//! each), closes them and hands every outcome to a delivery function in one call.
+//! append (after checking that the file is still the one the caller knows, through the
+//! journal's lease when it has one: see [`crate::lease`]), makes every descriptor durable
+//! together (one `syncfs` for a batch on Linux 5.8+, else an `fdatasync` each), closes
+//! those it does not lease and hands every outcome to a delivery function in one call.
 //! Nothing here needs the caller's runtime (the Python wrapper takes the GIL only to
-//! deliver). The thread leaves after a few idle seconds; the next submission starts one.
+//! deliver). The thread also lets go of idle leases; it leaves after a few idle seconds
+//! with none held, and the next submission (or lease) starts one.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::lease::{Leased, Leases};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -65,6 +69,7 @@ struct Shared<T> {
     queued: AtomicBool,
     ready: Condvar,
     deliver: Box<Deliver<T>>,
+    leases: Leases,
 }
 
 /// The queue and its thread; `T` is whatever the caller needs back with each outcome.
@@ -89,6 +94,7 @@ impl<T: Send + 'static> Syncer<T> {
                 queued: AtomicBool::new(false),
                 ready: Condvar::new(),
                 deliver: Box::new(deliver),
+                leases: Leases::new(),
             }),
         }
     }
@@ -101,16 +107,10 @@ impl<T: Send + 'static> Syncer<T> {
         let mut queue = lock(&self.shared.queue);
         if queue.stopped {
             drop(queue);
-            (self.shared.deliver)(finish(vec![(job, token)]));
+            (self.shared.deliver)(finish(&self.shared.leases, vec![(job, token)]));
             return Ok(());
         }
-        if queue.worker.as_ref().is_none_or(JoinHandle::is_finished) {
-            let shared = Arc::clone(&self.shared);
-            let worker = thread::Builder::new()
-                .name("simulacra-session-sync".to_owned())
-                .spawn(move || run(&shared))?;
-            queue.worker = Some(worker);
-        }
+        self.start_worker(&mut queue)?;
         queue.items.push((job, token));
         self.shared.queued.store(true, Ordering::Release);
         drop(queue);
@@ -118,7 +118,43 @@ impl<T: Send + 'static> Syncer<T> {
         Ok(())
     }
 
-    /// Let the thread finish what is queued, wait for it, and do any later work inline.
+    /// Append `payload` to the journal at `path` now, in the calling thread, as the thread
+    /// does for an [`Append`] but without making it durable; the journal stays leased.
+    pub fn append_now(
+        &self,
+        path: &Path,
+        inode: u64,
+        end: u64,
+        last: &[u8],
+        payload: &[u8],
+    ) -> Outcome {
+        let (_, outcome, leased) = self.shared.leases.write(path, inode, end, last, payload);
+        if leased {
+            // the thread lets the lease go once idle (after `stop`, nobody does: exit is near)
+            let mut queue = lock(&self.shared.queue);
+            if !queue.stopped && self.start_worker(&mut queue).is_err() {
+                drop(queue);
+                self.shared.leases.release(path);
+                return outcome;
+            }
+            drop(queue);
+            self.shared.ready.notify_one(); // it may be waiting with no lease to let go
+        }
+        outcome
+    }
+
+    /// Let go of the lease on `path` at once (see [`Leases::release`]).
+    pub fn release(&self, path: &Path) {
+        self.shared.leases.release(path);
+    }
+
+    /// In a forked child: close the leased descriptors (see [`Leases::abandon`]).
+    pub fn abandon_leases(&self) {
+        self.shared.leases.abandon();
+    }
+
+    /// Let the thread finish what is queued, wait for it, and do any later work inline;
+    /// every lease is let go.
     pub fn stop(&self) {
         let worker = {
             let mut queue = lock(&self.shared.queue);
@@ -129,6 +165,19 @@ impl<T: Send + 'static> Syncer<T> {
         if let Some(worker) = worker {
             let _ = worker.join();
         }
+        self.shared.leases.clear();
+    }
+
+    /// Start the thread unless it runs.
+    fn start_worker(&self, queue: &mut Queue<T>) -> std::io::Result<()> {
+        if queue.worker.as_ref().is_none_or(JoinHandle::is_finished) {
+            let shared = Arc::clone(&self.shared);
+            let worker = thread::Builder::new()
+                .name("simulacra-session-sync".to_owned())
+                .spawn(move || run(&shared))?;
+            queue.worker = Some(worker);
+        }
+        Ok(())
     }
 }
 
@@ -136,6 +185,7 @@ fn run<T>(shared: &Shared<T>) {
     loop {
         let batch = {
             let mut queue = lock(&shared.queue);
+            let idle_since = Instant::now();
             loop {
                 if !queue.items.is_empty() {
                     shared.queued.store(false, Ordering::Relaxed);
@@ -144,19 +194,23 @@ fn run<T>(shared: &Shared<T>) {
                 if queue.stopped {
                     return;
                 }
-                let (guard, wait) = shared
-                    .ready
-                    .wait_timeout(queue, IDLE)
-                    .unwrap_or_else(PoisonError::into_inner);
-                queue = guard;
-                if wait.timed_out() && queue.items.is_empty() {
+                let now = Instant::now();
+                let leave_at = idle_since + IDLE;
+                let next_expiry = shared.leases.expire(now);
+                if next_expiry.is_none() && now >= leave_at {
                     // Leaving: the next submit sees a finished handle and starts a thread.
                     queue.worker = None;
                     return;
                 }
+                let until = next_expiry.map_or(leave_at, |at| at.min(leave_at));
+                let (guard, _) = shared
+                    .ready
+                    .wait_timeout(queue, until.saturating_duration_since(now))
+                    .unwrap_or_else(PoisonError::into_inner);
+                queue = guard;
             }
         };
-        (shared.deliver)(finish(batch));
+        (shared.deliver)(finish(&shared.leases, batch));
         spin_for_work(shared);
     }
 }
@@ -172,26 +226,45 @@ fn spin_for_work<T>(shared: &Shared<T>) {
     }
 }
 
-/// Write the appends, make every written descriptor durable together, close them all.
-fn finish<T>(batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
+/// A descriptor of a batch: handed over to be synced and closed, or a lease held until synced.
+enum Written {
+    Handed(i32),
+    Leased(Arc<Leased>),
+}
+
+impl Written {
+    fn fd(&self) -> i32 {
+        match self {
+            Written::Handed(fd) => *fd,
+            Written::Leased(file) => file.fd(),
+        }
+    }
+}
+
+/// Write the appends, make every written descriptor durable together, close those handed
+/// over (the leased ones stay open).
+fn finish<T>(leases: &Leases, batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut open = Vec::with_capacity(batch.len()); // (descriptor, index in outcomes)
     for (job, token) in batch {
         let (fd, outcome) = match job {
             Job::Sync(fd) => (
-                Some(fd),
+                Some(Written::Handed(fd)),
                 Outcome {
                     errno: 0,
                     written: true,
                 },
             ),
-            Job::Append(append) => write_append(
-                &append.path,
-                append.inode,
-                append.end,
-                &append.last,
-                &append.payload,
-            ),
+            Job::Append(append) => {
+                let (held, outcome, _) = leases.write(
+                    &append.path,
+                    append.inode,
+                    append.end,
+                    &append.last,
+                    &append.payload,
+                );
+                (held.map(Written::Leased), outcome)
+            }
         };
         if let Some(fd) = fd {
             open.push((fd, outcomes.len()));
@@ -200,7 +273,7 @@ fn finish<T>(batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
     }
     let durable: Vec<(i32, usize)> = open
         .iter()
-        .copied()
+        .map(|(fd, index)| (fd.fd(), *index))
         .filter(|(_, index)| outcomes[*index].1.written && outcomes[*index].1.errno == 0)
         .collect();
     let fds: Vec<i32> = durable.iter().map(|(fd, _)| *fd).collect();
@@ -208,7 +281,9 @@ fn finish<T>(batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
         outcomes[*index].1.errno = errno;
     }
     for (fd, _) in open {
-        close(fd);
+        if let Written::Handed(fd) = fd {
+            close(fd);
+        }
     }
     outcomes
 }
@@ -217,167 +292,6 @@ fn last_errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
-}
-
-const STALE: Outcome = Outcome {
-    errno: 0,
-    written: false,
-};
-
-fn failed(errno: i32) -> Outcome {
-    Outcome {
-        errno,
-        written: false,
-    }
-}
-
-/// Append `payload` to the journal at `path` now, in the calling thread, as the thread
-/// does for an [`Append`] but without making it durable; the descriptor is closed (its
-/// `flock` released) before returning.
-pub fn append_now(path: &Path, inode: u64, end: u64, last: &[u8], payload: &[u8]) -> Outcome {
-    let (fd, outcome) = write_append(path, inode, end, last, payload);
-    if let Some(fd) = fd {
-        close(fd);
-    }
-    outcome
-}
-
-/// Open, lock and check the journal, then write the payload at `end`. Returns the
-/// descriptor to sync and close (when one was opened) and the outcome so far.
-#[cfg(unix)]
-fn write_append(
-    path: &Path,
-    inode: u64,
-    end: u64,
-    last: &[u8],
-    payload: &[u8],
-) -> (Option<i32>, Outcome) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return (None, STALE); // a NUL in the path: os.open would refuse it too
-    };
-    // SAFETY: a NUL-terminated path; the descriptor is ours until closed.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return (None, STALE);
-    }
-    (
-        Some(fd),
-        checked_write(fd, &path, inode, end, last, payload),
-    )
-}
-
-#[cfg(unix)]
-fn checked_write(
-    fd: i32,
-    path: &std::ffi::CStr,
-    inode: u64,
-    end: u64,
-    last: &[u8],
-    payload: &[u8],
-) -> Outcome {
-    // SAFETY: plain syscalls on a descriptor we own and a NUL-terminated path.
-    unsafe {
-        if libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) != 0 {
-            let errno = last_errno();
-            return if errno == libc::EWOULDBLOCK {
-                STALE
-            } else {
-                failed(errno)
-            };
-        }
-        let mut opened: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &raw mut opened) != 0 {
-            return failed(last_errno());
-        }
-        #[allow(
-            clippy::useless_conversion,
-            reason = "st_ino is narrower on some targets"
-        )]
-        let opened_inode = u64::from(opened.st_ino);
-        if opened_inode != inode || u64::try_from(opened.st_size).ok() != Some(end) {
-            return STALE;
-        }
-        let mut named: libc::stat = std::mem::zeroed();
-        if libc::stat(path.as_ptr(), &raw mut named) != 0 {
-            return failed(last_errno());
-        }
-        if named.st_ino != opened.st_ino {
-            return STALE; // replaced by a rewrite in another process
-        }
-    }
-    match ends_with(fd, end, last) {
-        Ok(true) => {}
-        Ok(false) => return STALE, // another file, with a reused inode number, the same size
-        Err(errno) => return failed(errno),
-    }
-    match pwrite_all(fd, payload, end) {
-        Ok(()) => Outcome {
-            errno: 0,
-            written: true,
-        },
-        Err(errno) => failed(errno),
-    }
-}
-
-/// Whether the `end` bytes of the file at `fd` end with `last`.
-#[cfg(unix)]
-fn ends_with(fd: i32, end: u64, last: &[u8]) -> Result<bool, i32> {
-    let Some(start) = end.checked_sub(last.len() as u64) else {
-        return Ok(false);
-    };
-    let mut found = vec![0u8; last.len()];
-    let mut read = 0;
-    while read < found.len() {
-        let at = libc::off_t::try_from(start + read as u64).map_err(|_| libc::EFBIG)?;
-        // SAFETY: `found[read..]` is valid for writing `found.len() - read` bytes.
-        let got = unsafe {
-            libc::pread(
-                fd,
-                found[read..].as_mut_ptr().cast(),
-                found.len() - read,
-                at,
-            )
-        };
-        match usize::try_from(got) {
-            Ok(0) => return Ok(false),
-            Ok(got) => read += got,
-            Err(_) if last_errno() == libc::EINTR => {}
-            Err(_) => return Err(last_errno()),
-        }
-    }
-    Ok(found == last)
-}
-
-#[cfg(unix)]
-fn pwrite_all(fd: i32, mut data: &[u8], mut offset: u64) -> Result<(), i32> {
-    while !data.is_empty() {
-        let at = libc::off_t::try_from(offset).map_err(|_| libc::EFBIG)?;
-        // SAFETY: `data` is valid for `data.len()` bytes.
-        let written = unsafe { libc::pwrite(fd, data.as_ptr().cast(), data.len(), at) };
-        let Ok(written) = usize::try_from(written) else {
-            let errno = last_errno();
-            if errno == libc::EINTR {
-                continue;
-            }
-            return Err(errno);
-        };
-        data = &data[written..];
-        offset += written as u64;
-    }
-    Ok(())
-}
-
-/// Where inodes cannot be checked (Windows), appends are left to the caller.
-#[cfg(not(unix))]
-fn write_append(
-    _path: &Path,
-    _inode: u64,
-    _end: u64,
-    _last: &[u8],
-    _payload: &[u8],
-) -> (Option<i32>, Outcome) {
-    (None, STALE)
 }
 
 /// Make every descriptor's written data durable; the errno of each (0: durable).
@@ -607,6 +521,7 @@ mod tests {
             ("last longer than the file", STALE)
         );
         assert_eq!(std::fs::read(&path).unwrap(), b"head\none\n");
+        syncer.release(&path); // as every writer in this process does before it deletes
         std::fs::remove_file(&path).unwrap();
         syncer
             .submit(job(9, inode, b"one\n", b"two\n"), "missing")

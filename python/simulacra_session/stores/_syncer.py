@@ -2,7 +2,9 @@
 
 A durable append is prepared on the event loop (the bytes, the state they lead to) and
 handed here; ``FileSyncer``'s thread takes every job queued while it was busy, writes
-each append (checking first that the file is still the one the store knows), makes them
+each append (checking first that the file is still the one the store knows, or through
+the journal's lease: kept open and locked since this process last appended to it, so
+an append is one ``pwrite``; the thread lets a lease go after an idle second), makes them
 all durable together, with one ``syncfs`` for a batch on Linux (one journal commit and
 cache flush for the lot) or an ``fdatasync`` each elsewhere, and posts the outcomes to
 each event loop's ``Mailbox``, waking the loop through an eventfd it watches. The compiled
@@ -217,6 +219,15 @@ class Syncer:
         if post is not None:
             post.sent()
 
+    def append_now(self, path: str, inode: int, end: int, last: bytes, payload: bytes) -> tuple[int, bool]:
+        """``append`` without making it durable, done in this thread: ``(errno, written)``."""
+        return self._core.append_now(path, inode, end, last, payload)
+
+    def release(self, path: str) -> None:
+        """Let go of this process's lease on the journal at ``path`` (if any), so that a lock
+        taken next does not wait for it: every blocking writer calls this before it locks."""
+        self._core.release(path)
+
     def sync_and_close(self, fd: int, path: str) -> asyncio.Future[None]:
         """A future done when ``fd``'s written data (of the file at ``path``, which an error
         names) is durable; ``fd`` is closed either way."""
@@ -270,7 +281,8 @@ class Syncer:
 
     def _renew(self) -> None:
         """In a forked child: the parent's thread does not exist here, and its mailboxes
-        (and their locks) are the parent's."""
+        (and their locks) and leased descriptors are the parent's."""
+        self._core.abandon_leases()
         self._core = FileSyncer(_deliver)
         for post in self._posts.values():
             if post is not None:

@@ -24,7 +24,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from operator import itemgetter
@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .._backend import BACKEND, append_journal, atomic_write, dumps, link_fork, read_cached
+from .._backend import BACKEND, atomic_write, dumps, link_fork, read_cached
 from .._lru import LRU
 from ..errors import CorruptSessionError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
@@ -365,9 +365,11 @@ class FileSessionStore:
         """Open ``path`` and hold ``flock`` on the inode it names; ``None`` when it is absent.
 
         Re-opens when a writer in another process replaced the file while we waited, so the
-        lock always covers the current file. With ``creating`` (the caller creates an absent
-        file), the root directory is locked instead while the file is absent: writers in two
-        processes creating one session take turns, and the second finds the first's file.
+        lock always covers the current file. This process's lease on it goes first (see
+        ``_syncer``); another process's is waited for, a second at most. With ``creating``
+        (the caller creates an absent file), the root directory is locked instead while the
+        file is absent: writers in two processes creating one session take turns, and the
+        second finds the first's file.
         """
         while True:
             try:
@@ -388,6 +390,7 @@ class FileSessionStore:
                     os.close(root)  # closing releases the flock
             try:
                 if fcntl is not None:
+                    _SYNCER.release(path)  # this process's lease would keep the lock from us
                     fcntl.flock(fd, fcntl.LOCK_EX)
                     try:
                         current = os.stat(path).st_ino
@@ -844,7 +847,7 @@ class FileSessionStore:
         ``False`` when nothing was written because the file is not the one known (POSIX)."""
         code, written = 0, False
         try:
-            code, written = append_journal(
+            code, written = _SYNCER.append_now(
                 pending.path, pending.state.inode, pending.state.end, pending.state.tail, pending.payload
             )
         finally:
@@ -900,17 +903,19 @@ class FileSessionStore:
             existed = False
             for file_format in ("jsonl", "json"):
                 path = self._path(session_id, file_format)
-                try:
-                    stored = self._read(session_id, file_format)
-                except CorruptSessionError:
-                    stored = None
-                if stored is not None and stored.metadata.parent_id is not None:
-                    parents.add(stored.metadata.parent_id)
-                try:
-                    os.unlink(path)
-                    existed = True
-                except FileNotFoundError:
-                    pass
+                # under the file's lock, as every writer: an append elsewhere lands first
+                with self._file_locked(path) if fcntl is not None else nullcontext():
+                    try:
+                        stored = self._read(session_id, file_format)
+                    except CorruptSessionError:
+                        stored = None
+                    if stored is not None and stored.metadata.parent_id is not None:
+                        parents.add(stored.metadata.parent_id)
+                    try:
+                        os.unlink(path)
+                        existed = True
+                    except FileNotFoundError:
+                        pass
             self._journals.pop(session_id)
             self._stamps.forget(session_id)
             if existed and self._fsync:
