@@ -113,12 +113,14 @@ class OriginalFileStore:
 
 
 class LangGraphThread:
-    """One LangGraph thread whose state is a message list (``MessagesState``), on ``SqliteSaver``.
+    """One LangGraph thread whose state is a list of message dicts, on ``SqliteSaver``.
 
-    Each ``append`` is one Pregel step: the ``messages`` channel gets a new value (the
-    ``add_messages`` reducer returns a new list) and a new version, and the step's
-    checkpoint, holding the whole list in ``channel_values``, is ``put`` with that version
-    in ``new_versions``, its parent being the previous checkpoint.
+    Each ``append`` is one Pregel step: the ``messages`` channel gets a new value (an
+    appending reducer returns a new list) and a new version, and the step's checkpoint,
+    holding the whole list in ``channel_values``, is ``put`` with that version in
+    ``new_versions``, its parent being the previous checkpoint. This is LangGraph's cheaper
+    case: ``MessagesState``'s ``add_messages`` would turn the dicts into LangChain message
+    objects, which ``put`` serializes more slowly.
     """
 
     def __init__(self, saver: SqliteSaver, thread_id: str) -> None:
