@@ -152,12 +152,17 @@ def test_a_forked_child_does_not_keep_its_parents_journals_locked(tmp_path: Path
 
     path = asyncio.run(lease())
     assert not lockable(path)
+    ready, started = os.pipe()
     child = os.fork()
-    if child == 0:  # the child: outlive the parent's look, then leave without cleaning up
+    if child == 0:  # the child (its fork handlers have run): outlive the parent's look
+        os.write(started, b"x")
         time.sleep(1.5)
         os._exit(0)
     try:
+        assert os.read(ready, 1) == b"x"
         _SYNCER.release(str(path))  # the parent lets go: only a child's copy could hold it now
         assert lockable(path)
     finally:
         os.waitpid(child, 0)
+        os.close(ready)
+        os.close(started)
