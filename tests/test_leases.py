@@ -166,3 +166,58 @@ def test_a_forked_child_does_not_keep_its_parents_journals_locked(tmp_path: Path
         os.waitpid(child, 0)
         os.close(ready)
         os.close(started)
+
+
+def test_two_stores_of_one_process_never_write_over_each_other(tmp_path: Path) -> None:
+    """Both know the journal's state; one appends through the lease: the other's append,
+    expecting the state before, is refused by the lease and lands through the blocking path."""
+
+    async def scenario() -> None:
+        first, second = FileSessionStore(tmp_path, fsync=False), FileSessionStore(tmp_path, fsync=False)
+        await first.save("s", [message(n=0)])
+        assert await second.load("s") is not None  # the second store knows the journal too
+        await first.append("s", [message(n=1)])  # leased, the end moved on
+        await second.append("s", [message(n=2)])  # expects the end before: not through the lease
+        await first.append("s", [message(n=3)])
+        stored = await FileSessionStore(tmp_path).load("s")
+        assert stored is not None
+        assert stored.messages == [message(n=n) for n in range(4)]
+
+    asyncio.run(scenario())
+
+
+BOUNDED = textwrap.dedent(
+    """
+    import asyncio, os, resource, sys
+    resource.setrlimit(resource.RLIMIT_NOFILE, (40, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    from simulacra_session import FileSessionStore
+
+    async def main():
+        store = FileSessionStore(sys.argv[1], fsync=sys.argv[2] == "durable")
+        for n in range(30):
+            await store.save(f"s{n}", [{"n": 0, "text": "x" * 2000}])
+        await store.append("s0", [{"n": 1, "text": "x" * 2000}])  # the loop's mailbox opens
+        before = len(os.listdir("/proc/self/fd"))  # one lease held
+        for round in range(1, 3):
+            for n in range(1 if round == 1 else 0, 30):
+                await store.append(f"s{n}", [{"n": round, "text": "x" * 2000}])
+        print(len(os.listdir("/proc/self/fd")) - before)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+@pytest.mark.parametrize("fsync", ["durable", "no-fsync"])
+def test_leases_stay_within_a_quarter_of_the_descriptor_limit(tmp_path: Path, fsync: str) -> None:
+    """With a limit of 40 descriptors, 30 sessions appended to in turn hold at most 10 leases."""
+    child = subprocess.run(
+        [sys.executable, "-c", BOUNDED, str(tmp_path), fsync], capture_output=True, timeout=120
+    )
+    assert child.returncode == 0, child.stderr.decode()
+    assert int(child.stdout) <= 10
+    for n in range(30):
+        stored = asyncio.run(FileSessionStore(tmp_path).load(f"s{n}"))
+        assert stored is not None
+        assert [m["n"] for m in stored.messages] == [0, 1, 2]
