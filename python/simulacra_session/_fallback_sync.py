@@ -23,7 +23,7 @@ __all__ = ["FileSyncer", "Mailbox"]
 
 _BATCH_FOR_SYNCFS = 4  # below this, per-file syncs stay cheaper than syncing the whole fs
 _IDLE_SECONDS = 5.0
-_IDLE_LEASE_SECONDS = 1.0  # how long a lease outlives its last append
+_IDLE_LEASE_SECONDS = 0.25  # how long a lease outlives its last append
 _MOST_LEASES = 256  # and at most a quarter of the descriptor limit
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 _log = logging.getLogger("simulacra_session")
@@ -293,7 +293,7 @@ class _Leases:
                 self._let_go(lease)
 
     def expire(self, now: float) -> float | None:
-        """Let go of the leases idle for a second by ``now``; when the next one expires."""
+        """Let go of the leases idle for ``_IDLE_LEASE_SECONDS`` by ``now``; when the next one expires."""
         with self._guard:
             for path in [
                 path for path, lease in self._table.items() if now >= lease.used + _IDLE_LEASE_SECONDS

@@ -144,11 +144,11 @@ class FileSyncer:
     A journal appended to stays *leased*: open and ``flock``ed, so the next append that
     expects the state the last one left (inode, end, last record) is a ``pwrite`` alone. A
     lease is let go (its descriptor closed, never unlocked: a forked child may share it)
-    after 1 idle second, when 256 newer ones (at most a quarter of the descriptor limit)
-    are held, when a write through it fails, or by :meth:`release`; every writer of a
-    journal, in any process, takes its ``flock`` before changing or replacing it, so a
-    writer elsewhere waits for a lease at most that second. The thread leaves after 5 idle
-    seconds with no lease held; the next job or lease starts one.
+    after 250 idle milliseconds, when 256 newer ones (at most a quarter of the descriptor
+    limit) are held, when a write through it fails, or by :meth:`release`; every writer of
+    a journal, in any process, takes its ``flock`` before changing or replacing it, so a
+    writer elsewhere waits for a lease until its holder has been idle that long. The thread
+    leaves after 5 idle seconds with no lease held; the next job or lease starts one.
     """
 
     def __new__(cls, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> Self: ...

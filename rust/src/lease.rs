@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use crate::syncer::Outcome;
 
-/// How long a lease outlives its last append. Another process's writer of that journal
-/// waits at most this long for it.
-pub const IDLE_LEASE: Duration = Duration::from_secs(1);
+/// How long a lease outlives its last append: long enough for a burst of appends (a tool
+/// call's result after the model's message), short enough that a writer of that journal in
+/// another process waits little: this long once the holder's appends stop.
+pub const IDLE_LEASE: Duration = Duration::from_millis(250);
 /// The most leases held at once, at most a quarter of the process's descriptor limit.
 const MOST_LEASES: usize = 256;
 

@@ -4,7 +4,7 @@ A durable append is prepared on the event loop (the bytes, the state they lead t
 handed here; ``FileSyncer``'s thread takes every job queued while it was busy, writes
 each append (checking first that the file is still the one the store knows, or through
 the journal's lease: kept open and locked since this process last appended to it, so
-an append is one ``pwrite``; the thread lets a lease go after an idle second), makes them
+an append is one ``pwrite``; the thread lets a lease go after 250 idle ms), makes them
 all durable together, with one ``syncfs`` for a batch on Linux (one journal commit and
 cache flush for the lot) or an ``fdatasync`` each elsewhere, and posts the outcomes to
 each event loop's ``Mailbox``, waking the loop through an eventfd it watches. The compiled

@@ -366,7 +366,7 @@ class FileSessionStore:
 
         Re-opens when a writer in another process replaced the file while we waited, so the
         lock always covers the current file. This process's lease on it goes first (see
-        ``_syncer``); another process's is waited for, a second at most. With ``creating``
+        ``_syncer``); another process's is waited for (250 ms once it idles). With ``creating``
         (the caller creates an absent file), the root directory is locked instead while the
         file is absent: writers in two processes creating one session take turns, and the
         second finds the first's file.
