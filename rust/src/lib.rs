@@ -1,6 +1,7 @@
 //! Hot path of simulacra-session: JSON with serde_json, copies of JSON values, atomic
 //! writes, reads served from memory alone, the hard-link fork index, label derivation, the
-//! group-commit sync thread and the mailboxes it hands results to event loops through.
+//! group-commit sync thread, the journal leases it keeps and the mailboxes it hands results
+//! to event loops through.
 //! Core modules are plain Rust (tested by `cargo test`); the Python bindings live in `py`,
 //! `ser`, `de` and `copy`.
 
