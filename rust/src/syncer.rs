@@ -61,6 +61,9 @@ struct Queue<T> {
     items: Vec<(Job, T)>,
     worker: Option<JoinHandle<()>>,
     stopped: bool,
+    /// The thread waits on the condition variable (set and read under the lock): only then
+    /// does a submission pay for a wake-up, a system call even with nobody waiting.
+    sleeping: bool,
 }
 
 struct Shared<T> {
@@ -87,6 +90,7 @@ impl<T: Send + 'static> Syncer<T> {
             items: Vec::new(),
             worker: None,
             stopped: false,
+            sleeping: false,
         };
         Syncer {
             shared: Arc::new(Shared {
@@ -113,8 +117,11 @@ impl<T: Send + 'static> Syncer<T> {
         self.start_worker(&mut queue)?;
         queue.items.push((job, token));
         self.shared.queued.store(true, Ordering::Release);
+        let sleeping = queue.sleeping;
         drop(queue);
-        self.shared.ready.notify_one();
+        if sleeping {
+            self.shared.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -137,8 +144,11 @@ impl<T: Send + 'static> Syncer<T> {
                 self.shared.leases.release(path);
                 return outcome;
             }
+            let sleeping = queue.sleeping;
             drop(queue);
-            self.shared.ready.notify_one(); // it may be waiting with no lease to let go
+            if sleeping {
+                self.shared.ready.notify_one(); // it may wait with no lease to let go
+            }
         }
         outcome
     }
@@ -203,11 +213,13 @@ fn run<T>(shared: &Shared<T>) {
                     return;
                 }
                 let until = next_expiry.map_or(leave_at, |at| at.min(leave_at));
+                queue.sleeping = true;
                 let (guard, _) = shared
                     .ready
                     .wait_timeout(queue, until.saturating_duration_since(now))
                     .unwrap_or_else(PoisonError::into_inner);
                 queue = guard;
+                queue.sleeping = false;
             }
         };
         (shared.deliver)(finish(&shared.leases, batch));
