@@ -1055,7 +1055,7 @@ class FileSessionStore:
         if _compaction_due(pending.state):
             return asyncio.ensure_future(self._compact_after(pending.session_id, durable))
         if durable is None:
-            durable = asyncio.get_running_loop().create_future()
+            durable = pending.loop.create_future()  # the running loop, known already
             durable.set_result(None)
         return durable
 
