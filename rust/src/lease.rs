@@ -12,12 +12,13 @@
 //! [`Leases::release`], which this process's blocking writers call before they lock.
 
 use std::collections::HashMap;
+use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::syncer::Outcome;
+use crate::syncer::{last_errno, Outcome};
 
 /// How long a lease outlives its last append: long enough for a burst of appends (a tool
 /// call's result after the model's message), short enough that a writer of that journal in
@@ -136,10 +137,10 @@ impl Leases {
             }
             return (Some(file), outcome, false);
         }
-        let Some(file) = self.open(path) else {
+        let Some((file, name)) = self.open(path) else {
             return (None, STALE, false);
         };
-        let outcome = checked_write(file.fd, path, inode, end, last, payload);
+        let outcome = checked_write(file.fd, &name, inode, end, last, payload);
         if !outcome.written {
             return (None, outcome, false);
         }
@@ -225,13 +226,14 @@ impl Leases {
         }
     }
 
-    /// Open `path` for an append, its descriptor recorded in a free slot; `None` when it
-    /// cannot be opened or every slot is taken (writes under way hold them all: the
-    /// caller's append is then left to the blocking path, as for a journal locked elsewhere).
+    /// Open `path` for an append, its descriptor recorded in a free slot (with the path as
+    /// the system calls take it); `None` when it cannot be opened or every slot is taken
+    /// (writes under way hold them all: the caller's append is then left to the blocking
+    /// path, as for a journal locked elsewhere).
     #[cfg(unix)]
-    fn open(&self, path: &Path) -> Option<Arc<Leased>> {
+    fn open(&self, path: &Path) -> Option<(Arc<Leased>, CString)> {
         use std::os::unix::ffi::OsStrExt;
-        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?; // a NUL: refused
+        let name = CString::new(path.as_os_str().as_bytes()).ok()?; // a NUL: refused
         let slot = self.slots.iter().position(|slot| {
             slot.compare_exchange(-1, -2, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
@@ -243,15 +245,16 @@ impl Leases {
             return None;
         }
         self.slots[slot].store(fd, Ordering::Release);
-        Some(Arc::new(Leased {
+        let file = Leased {
             fd,
             slot,
             slots: Arc::clone(&self.slots),
-        }))
+        };
+        Some((Arc::new(file), name))
     }
 
     #[cfg(not(unix))]
-    fn open(&self, _path: &Path) -> Option<Arc<Leased>> {
+    fn open(&self, _path: &Path) -> Option<(Arc<Leased>, CString)> {
         None
     }
 }
@@ -274,17 +277,11 @@ fn descriptor_limit() -> Option<usize> {
     None
 }
 
-const STALE: Outcome = Outcome {
-    errno: 0,
-    written: false,
-};
+const STALE: Outcome = Outcome::STALE;
 
 fn written(result: Result<(), i32>) -> Outcome {
     match result {
-        Ok(()) => Outcome {
-            errno: 0,
-            written: true,
-        },
+        Ok(()) => Outcome::DONE,
         Err(errno) => Outcome {
             errno,
             written: false,
@@ -292,26 +289,16 @@ fn written(result: Result<(), i32>) -> Outcome {
     }
 }
 
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
 /// Lock the open journal without waiting, check it is the file expected, write at `end`.
 #[cfg(unix)]
 fn checked_write(
     fd: i32,
-    path: &Path,
+    name: &CStr,
     inode: u64,
     end: u64,
     last: &[u8],
     payload: &[u8],
 ) -> Outcome {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return STALE;
-    };
     // SAFETY: plain syscalls on a descriptor we own and a NUL-terminated path.
     unsafe {
         if libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) != 0 {
@@ -350,7 +337,7 @@ fn checked_write(
 }
 
 #[cfg(not(unix))]
-fn checked_write(_: i32, _: &Path, _: u64, _: u64, _: &[u8], _: &[u8]) -> Outcome {
+fn checked_write(_: i32, _: &CStr, _: u64, _: u64, _: &[u8], _: &[u8]) -> Outcome {
     STALE
 }
 
@@ -415,14 +402,8 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
     use std::time::Instant;
 
-    const DONE: Outcome = Outcome {
-        errno: 0,
-        written: true,
-    };
-    const STALE: Outcome = Outcome {
-        errno: 0,
-        written: false,
-    };
+    const DONE: Outcome = Outcome::DONE;
+    const STALE: Outcome = Outcome::STALE;
 
     fn journal(name: &str) -> (std::path::PathBuf, u64) {
         let path = std::env::temp_dir().join(format!(

@@ -54,6 +54,19 @@ pub struct Outcome {
     pub written: bool,
 }
 
+impl Outcome {
+    /// Written, nothing failed.
+    pub const DONE: Outcome = Outcome {
+        errno: 0,
+        written: true,
+    };
+    /// Not the file expected: nothing written, nothing failed.
+    pub const STALE: Outcome = Outcome {
+        errno: 0,
+        written: false,
+    };
+}
+
 /// Receives `(token, outcome)` for each job of a batch.
 pub type Deliver<T> = dyn Fn(Vec<(T, Outcome)>) + Send + Sync;
 
@@ -117,11 +130,7 @@ impl<T: Send + 'static> Syncer<T> {
         self.start_worker(&mut queue)?;
         queue.items.push((job, token));
         self.shared.queued.store(true, Ordering::Release);
-        let sleeping = queue.sleeping;
-        drop(queue);
-        if sleeping {
-            self.shared.ready.notify_one();
-        }
+        self.wake(queue);
         Ok(())
     }
 
@@ -144,11 +153,7 @@ impl<T: Send + 'static> Syncer<T> {
                 self.shared.leases.release(path);
                 return outcome;
             }
-            let sleeping = queue.sleeping;
-            drop(queue);
-            if sleeping {
-                self.shared.ready.notify_one(); // it may wait with no lease to let go
-            }
+            self.wake(queue); // it may wait with no lease to let go
         }
         outcome
     }
@@ -176,6 +181,16 @@ impl<T: Send + 'static> Syncer<T> {
             let _ = worker.join();
         }
         self.shared.leases.clear();
+    }
+
+    /// Let go of the queue's lock, then wake the thread if it waits (only then: a notify is
+    /// a system call even with nobody waiting).
+    fn wake(&self, queue: MutexGuard<'_, Queue<T>>) {
+        let sleeping = queue.sleeping;
+        drop(queue);
+        if sleeping {
+            self.shared.ready.notify_one();
+        }
     }
 
     /// Start the thread unless it runs.
@@ -260,13 +275,7 @@ fn finish<T>(leases: &Leases, batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
     let mut open = Vec::with_capacity(batch.len()); // (descriptor, index in outcomes)
     for (job, token) in batch {
         let (fd, outcome) = match job {
-            Job::Sync(fd) => (
-                Some(Written::Handed(fd)),
-                Outcome {
-                    errno: 0,
-                    written: true,
-                },
-            ),
+            Job::Sync(fd) => (Some(Written::Handed(fd)), Outcome::DONE),
             Job::Append(append) => {
                 let (held, outcome, _) = leases.write(
                     &append.path,
@@ -300,7 +309,7 @@ fn finish<T>(leases: &Leases, batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
     outcomes
 }
 
-fn last_errno() -> i32 {
+pub(crate) fn last_errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
@@ -432,14 +441,8 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
     use std::sync::mpsc;
 
-    const DONE: Outcome = Outcome {
-        errno: 0,
-        written: true,
-    };
-    const STALE: Outcome = Outcome {
-        errno: 0,
-        written: false,
-    };
+    const DONE: Outcome = Outcome::DONE;
+    const STALE: Outcome = Outcome::STALE;
 
     fn scratch(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!(

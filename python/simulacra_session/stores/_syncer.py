@@ -23,6 +23,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from .._backend import BACKEND, FileSyncer, Mailbox
@@ -203,6 +204,9 @@ class Syncer:
 
     def __init__(self) -> None:
         self._core = FileSyncer(_deliver)
+        #: ``append`` without making it durable, done in this thread: ``(errno, written)``.
+        #: The core's own method (a store calls it on every non-durable append).
+        self.append_now: Callable[[str, int, int, bytes, bytes], tuple[int, bool]] = self._core.append_now
         self._posts: dict[asyncio.AbstractEventLoop, _Post | None] = {}  # None: no add_reader
         self._posts_guard = threading.Lock()
         atexit.register(self._stop)
@@ -218,10 +222,6 @@ class Syncer:
         self._core.append(path, inode, end, last, payload, landing, None if post is None else post.box)
         if post is not None:
             post.sent()
-
-    def append_now(self, path: str, inode: int, end: int, last: bytes, payload: bytes) -> tuple[int, bool]:
-        """``append`` without making it durable, done in this thread: ``(errno, written)``."""
-        return self._core.append_now(path, inode, end, last, payload)
 
     def release(self, path: str) -> None:
         """Let go of this process's lease on the journal at ``path`` (if any), so that a lock
@@ -284,6 +284,7 @@ class Syncer:
         (and their locks) and leased descriptors are the parent's."""
         self._core.abandon_leases()
         self._core = FileSyncer(_deliver)
+        self.append_now = self._core.append_now
         for post in self._posts.values():
             if post is not None:
                 post.closed = True
