@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from simulacra_session import SessionManager, SessionStore, SimpleConversation
 
-__all__ = ["IN_LOOP", "InLoopTimer", "autosave_round", "rounds_run"]
+__all__ = [
+    "FLOOR_LINE",
+    "IN_LOOP",
+    "InLoopTimer",
+    "append_floor_line",
+    "autosave_round",
+    "paired",
+    "rounds_run",
+    "run_in_loop",
+]
+
+FLOOR_LINE = b'{"role":"user","content":"' + b"x" * 1500 + b'"}\n'  # ~1.5 KB, as a message
+
+
+def append_floor_line(fd: int, fsync: bool) -> None:
+    """The floor of an auto-save: one ~1.5 KB line appended, fdatasynced when ``fsync``."""
+    os.write(fd, FLOOR_LINE)
+    if fsync:
+        os.fdatasync(fd)
 
 
 class InLoopTimer:
@@ -29,17 +49,23 @@ class InLoopTimer:
         return time.perf_counter() - self._left_out
 
     def run(self, loop: asyncio.AbstractEventLoop, round: Callable[[], Awaitable[None]]) -> None:
-        marks: list[float] = []
-
-        async def timed() -> None:
-            marks.append(time.perf_counter())
-            await round()
-            marks.append(time.perf_counter())
-
         entered = time.perf_counter()
-        loop.run_until_complete(timed())
-        left = time.perf_counter()
-        self._left_out += (marks[0] - entered) + (left - marks[1])
+        taken = run_in_loop(loop, round)
+        self._left_out += time.perf_counter() - entered - taken
+
+
+def run_in_loop(loop: asyncio.AbstractEventLoop, round: Callable[[], Awaitable[None]]) -> float:
+    """Run ``round`` with ``loop.run_until_complete``; the seconds it took inside the loop,
+    from its first statement to its last."""
+    marks: list[float] = []
+
+    async def timed() -> None:
+        marks.append(time.perf_counter())
+        await round()
+        marks.append(time.perf_counter())
+
+    loop.run_until_complete(timed())
+    return marks[1] - marks[0]
 
 
 IN_LOOP = InLoopTimer()
@@ -75,3 +101,41 @@ def rounds_run(benchmark: Any, rounds: int, warmup_rounds: int = 0) -> int:
     ran its target: once with ``--benchmark-disable`` (a smoke run), else every round. What a
     benchmark checks on disk afterwards depends on it."""
     return 1 if benchmark.disabled else rounds + warmup_rounds
+
+
+def paired(
+    benchmark: Any, rounds: int, baseline: Callable[[], float], ours: Callable[[], float], block: int = 1
+) -> None:
+    """Time ``ours`` against ``baseline`` in interleaved blocks of ``block`` runs each, each
+    run returning the seconds it took; every round is one block of each, in turn first.
+
+    A shared host drifts in speed over seconds, so two benchmarks run a minute apart
+    compare two hosts; blocks taken back to back see the same one. ``extra_info`` gets
+    both sides' medians and the median over rounds of the ratio of their blocks' medians
+    (the benchmark's own timing is the whole round). Blocks longer than one run keep each
+    side's runs back to back, as in its own benchmark: a save's sync thread still watches
+    for work when the next save comes.
+    """
+    times: tuple[list[list[float]], list[list[float]]] = ([], [])
+
+    def one_round() -> None:
+        first = len(times[0]) % 2
+        for side in (first, 1 - first):
+            run = (baseline, ours)[side]
+            times[side].append([run() for _ in range(block)])
+
+    benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=1)
+    if benchmark.disabled:
+        return
+    base, own = times[0][1:], times[1][1:]  # less the warm-up round
+    ratios = [
+        statistics.median(mine) / statistics.median(theirs) for mine, theirs in zip(own, base, strict=True)
+    ]
+    benchmark.extra_info.update(
+        {
+            "runs": len(own) * block,
+            "ours µs": statistics.median(t for runs in own for t in runs) * 1e6,
+            "baseline µs": statistics.median(t for runs in base for t in runs) * 1e6,
+            "paired ratio": statistics.median(ratios),
+        }
+    )

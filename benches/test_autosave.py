@@ -31,11 +31,10 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from simulacra_session import FileSessionStore
 
 from corpus import LENGTHS, conversation
-from harness import IN_LOOP, autosave_round, rounds_run
+from harness import FLOOR_LINE, IN_LOOP, append_floor_line, autosave_round, rounds_run
 from peers import LangGraphThread, OriginalFileStore, sqlite_durability
 
 ROUNDS = 50
-FLOOR_LINE = b'{"role":"user","content":"' + b"x" * 1500 + b'"}\n'  # ~1.5 KB, as a message
 
 
 @pytest.mark.benchmark(timer=IN_LOOP)
@@ -68,13 +67,6 @@ def _timed_autosaves(
     stored = loop.run_until_complete(store.load(session_id))
     assert stored is not None
     assert stored.messages == messages[: length + rounds_run(benchmark, rounds, 1)]
-
-
-def _append_line(fd: int, fsync: bool) -> None:
-    """The floor's one append: the ~1.5 KB line, fdatasynced when ``fsync``."""
-    os.write(fd, FLOOR_LINE)
-    if fsync:
-        os.fdatasync(fd)
 
 
 TAIL_LENGTH, TAIL_ROUNDS = 1000, 2000
@@ -120,7 +112,7 @@ def test_floor_after_a_pause(benchmark: Any, tmp_path: Path) -> None:
     fd = os.open(tmp_path / "floor.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     benchmark.group = "auto-save (durable)"
     benchmark.extra_info["pause ms"] = PAUSE_SECONDS * 1e3
-    benchmark.pedantic(_append_line, (fd, True), setup=_pause, rounds=PAUSE_ROUNDS)
+    benchmark.pedantic(append_floor_line, (fd, True), setup=_pause, rounds=PAUSE_ROUNDS)
     os.close(fd)
     assert (tmp_path / "floor.jsonl").stat().st_size == len(FLOOR_LINE) * rounds_run(benchmark, PAUSE_ROUNDS)
 
@@ -150,7 +142,7 @@ def test_floor_append_line(benchmark: Any, tmp_path: Path, fsync: bool) -> None:
     many rounds as ``test_autosave_tail``, so the disk's own p99 stands beside the saves'."""
     fd = os.open(tmp_path / "floor.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     benchmark.group = "auto-save (durable)" if fsync else "auto-save (no fsync)"
-    benchmark.pedantic(_append_line, (fd, fsync), rounds=TAIL_ROUNDS, warmup_rounds=1)
+    benchmark.pedantic(append_floor_line, (fd, fsync), rounds=TAIL_ROUNDS, warmup_rounds=1)
     _note_tail(benchmark)
     os.close(fd)
     assert (tmp_path / "floor.jsonl").stat().st_size == len(FLOOR_LINE) * rounds_run(
