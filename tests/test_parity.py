@@ -424,6 +424,47 @@ def test_read_cached_parity(tmp_path: Path) -> None:
         assert all(outcome == ("ok", None) for outcome in native)
 
 
+def _stamps_outcome(twin: ModuleType, directory: Any, names: list[str]) -> tuple[str, Any]:
+    try:
+        return ("ok", twin.stamps(directory, names))
+    except OSError as error:
+        return (type(error).__name__, (error.errno, error.filename))
+    except ValueError as error:
+        return ("ValueError", str(error))
+
+
+def test_stamps_parity(tmp_path: Path) -> None:
+    """Each name's ``os.stat`` stamp, ``None`` when absent; errors name the whole path."""
+    (tmp_path / "a.jsonl").write_bytes(b"x" * 1234)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.json").write_bytes(b"{}")
+    names = ["a.jsonl", "absent", "sub/b.json", "sub"]
+    if hasattr(os, "symlink"):
+        os.symlink("a.jsonl", tmp_path / "link")
+        os.symlink("nowhere", tmp_path / "dangling")
+        names += ["link", "dangling"]
+    cases: list[tuple[Any, list[str]]] = [
+        (tmp_path, names),
+        (str(tmp_path), []),
+        (tmp_path, ["a.jsonl/x"]),  # through a file: not a directory
+        (tmp_path / "absent", ["a.jsonl"]),
+        (tmp_path, ["nul\0byte"]),
+        (str(tmp_path) + "\0", ["a.jsonl"]),
+    ]
+    native, pure = ([_stamps_outcome(twin, *case) for case in cases] for twin in TWINS)
+    assert native == pure
+    info = {name: os.stat(tmp_path / name) for name in ("a.jsonl", "sub/b.json", "sub")}
+    stamp = {name: (st.st_ino, st.st_size, st.st_mtime_ns) for name, st in info.items()}
+    expected = [stamp["a.jsonl"], None, stamp["sub/b.json"], stamp["sub"]]
+    if hasattr(os, "symlink"):
+        expected += [stamp["a.jsonl"], None]  # a link is followed; a dangling one is absent
+    assert native[0] == ("ok", expected)
+    assert native[1] == ("ok", [])
+    assert native[2] == ("NotADirectoryError", (errno.ENOTDIR, str(tmp_path / "a.jsonl/x")))
+    assert native[3] == ("FileNotFoundError", (errno.ENOENT, str(tmp_path / "absent")))
+    assert native[4] == native[5] == ("ValueError", "embedded null byte")
+
+
 @pytest.mark.skipif(not READS_FROM_MEMORY, reason="reads from memory need Linux 5.12+")
 def test_read_cached_leaves_a_file_off_the_page_cache_to_a_blocking_read(
     tmp_path: Path, evict: Callable[[Path], bool]

@@ -489,3 +489,24 @@ def test_load_reads_a_warm_file_on_the_loop_and_a_cold_one_in_a_thread(
     # A read that finds the file off the page cache goes to a thread. (The kernel may serve
     # the no-wait read anyway, when the device answers during the call: then no hop.)
     assert (misses, hops) in (([True], cold_hops), ([False], warm_hops))
+
+
+@pytest.mark.parametrize("pread", [True, False], ids=["pread", "seek-and-read"])
+def test_read_from_reads_past_a_stale_size_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pread: bool
+) -> None:
+    """The listing reads from an offset to the end in one call when the size it stat'ed still
+    holds, and on to the real end when the file grew since (or reads at most ``size``)."""
+    if not pread:
+        monkeypatch.setattr(file_module, "_pread", None)  # as on Windows
+    path = tmp_path / "f"
+    data = bytes(range(256)) * 8_000  # 2 MB: more than one 1 MB read past the stale size
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for offset, size in [(0, len(data)), (1000, len(data)), (0, 10), (5, 0), (len(data), len(data))]:
+            assert file_module._read_from(fd, offset, size) == data[offset:]
+        assert file_module._read_from(fd, 0, 64, to_end=False) == data[:64]
+        assert file_module._read_from(fd, 100, 64, to_end=False) == data[100:164]
+    finally:
+        os.close(fd)

@@ -23,6 +23,7 @@ __all__ = [
     "loads",
     "loads_lines",
     "read_cached",
+    "stamps",
 ]
 
 _FORCE_PURE = os.environ.get("SIMULACRA_SESSION_PURE", "") not in ("", "0")
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked 
         loads,
         loads_lines,
         read_cached,
+        stamps,
     )
 else:
 

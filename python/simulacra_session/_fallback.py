@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from ._fallback_cached import read_cached
+from ._fallback_stamps import stamps
 from ._fallback_sync import FileSyncer, Mailbox
 from .errors import InvalidSessionIdError, SerializationError
 
@@ -32,6 +33,7 @@ __all__ = [
     "loads",
     "loads_lines",
     "read_cached",
+    "stamps",
 ]
 
 MAX_DEPTH = 128

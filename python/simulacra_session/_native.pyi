@@ -21,6 +21,7 @@ __all__ = [
     "loads",
     "loads_lines",
     "read_cached",
+    "stamps",
 ]
 
 def dumps(obj: object) -> bytes:
@@ -98,6 +99,13 @@ def link_fork(
     and ``fsync`` is true. Returns ``False`` where the file system has no hard links.
     ``InvalidSessionIdError`` for a bad id, ``ValueError`` for a suffix that is not a dot and
     lowercase letters; ``OSError`` (errno, filename) otherwise.
+    """
+
+def stamps(directory: str | os.PathLike[str], names: list[str]) -> list[tuple[int, int, int] | None]:
+    """``(st_ino, st_size, st_mtime_ns)`` of each of ``names`` in ``directory``, symlinks
+    followed as ``os.stat`` follows them; ``None`` for an absent name. Each is one ``fstatat``
+    on the directory's descriptor (no walk of the whole path), without the GIL. ``OSError``
+    (errno, the whole path) for any other failure, ``ValueError`` for a NUL byte.
     """
 
 def read_cached(path: str | os.PathLike[str]) -> tuple[bytes, int, int] | None:

@@ -19,6 +19,8 @@ pub mod mailbox;
 mod py;
 mod ser;
 pub mod slug;
+#[cfg(unix)]
+pub mod stamps;
 pub mod syncer;
 
 use pyo3::prelude::*;
@@ -29,6 +31,6 @@ mod _native {
     #[pymodule_export]
     use crate::py::{
         atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines, read_cached,
-        FileSyncer, PyMailbox,
+        stamps, FileSyncer, PyMailbox,
     };
 }

@@ -206,6 +206,30 @@ pub fn read_cached(
     }
 }
 
+/// `(st_ino, st_size, st_mtime_ns)` of each of `names` in `directory`, `None` where absent.
+#[pyfunction]
+pub fn stamps(
+    py: Python<'_>,
+    directory: PathBuf,
+    names: Vec<String>,
+) -> PyResult<Vec<Option<(u64, u64, i64)>>> {
+    #[cfg(unix)]
+    {
+        py.detach(move || crate::stamps::stamps(&directory, &names))
+            .map_err(|failure| match failure {
+                crate::stamps::Failure::Os(path, error) => CoreError::io(error, path).into(),
+                crate::stamps::Failure::Nul => PyValueError::new_err("embedded null byte"),
+            })
+    }
+    #[cfg(not(unix))]
+    {
+        py.import("simulacra_session._fallback_stamps")?
+            .getattr("stamps")?
+            .call1((directory, names))?
+            .extract()
+    }
+}
+
 /// A new bytes object of `size` bytes, and its contents to fill (uninitialised: spared
 /// the zeroing `PyBytes::new_with` does, as the read overwrites every byte or the object
 /// is dropped unseen).

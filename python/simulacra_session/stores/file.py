@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .._backend import BACKEND, atomic_write, dumps, link_fork, read_cached
+from .._backend import BACKEND, atomic_write, dumps, link_fork, read_cached, stamps
 from .._lru import LRU
 from ..errors import CorruptSessionError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
@@ -73,6 +73,8 @@ _log = logging.getLogger("simulacra_session")
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 _FALLBACK = -1  # _write_now: nothing written, take the worker-thread path
 _OPEN_RW = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
+_OPEN_RO = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_pread = getattr(os, "pread", None)
 #: The compiled decoder holds the GIL from start to end, so decoding in a thread would not
 #: free the loop meanwhile (and runs ~10% slower there): loads decode on the loop, and read
 #: there too when the file is in memory (else in a thread). The pure twin's journal decoding
@@ -112,6 +114,21 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _read_from(fd: int, offset: int, size: int, *, to_end: bool = True) -> bytes:
+    """``fd``'s bytes from ``offset``: to its end (``size``, its length when last stat'ed, is
+    read in one call unless the file grew since), or at most ``size`` of them."""
+    want = max(size - offset, 0) + 1 if to_end else size
+    if _pread is not None:
+        chunks = [_pread(fd, want, offset)]
+    else:  # no pread here (Windows): seek, then read
+        os.lseek(fd, offset, os.SEEK_SET)
+        chunks = [os.read(fd, want)]
+    while to_end and len(chunks[-1]) == want:  # it grew: read on to its end
+        offset, want = offset + want, 1 << 20
+        chunks.append(_pread(fd, want, offset) if _pread is not None else os.read(fd, want))
+    return b"".join(chunks)  # a single chunk is returned as it is
 
 
 def _read_fd(fd: int) -> bytes:
@@ -470,28 +487,29 @@ class FileSessionStore:
 
     def _metadata_of(self, session_id: str, file_format: FileFormat, path: str) -> SessionMetadata:
         """A session's metadata for listing, read from the journal's tail when it can be."""
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
+        fd = os.open(path, _OPEN_RO)
+        try:
+            stat = os.fstat(fd)
             if file_format == "jsonl":
                 found = None
                 for tail in _TAILS:
-                    start = max(0, size - tail)
-                    file.seek(start)
-                    found = _journal.tail_metadata(file.read(), starts_file=start == 0)
+                    start = max(0, stat.st_size - tail)
+                    end = _read_from(fd, start, stat.st_size)
+                    found = _journal.tail_metadata(end, starts_file=start == 0)
                     if found is not None or start == 0:
                         break
                 if found is not None:
                     if start > 0:  # the header is not in the tail: its version, read apart
-                        file.seek(0)
-                        _journal.check_version(file.read(64), path)
+                        _journal.check_version(_read_from(fd, 0, 64, to_end=False), path)
                     try:
                         return metadata_from_stored(session_id, found)
                     except ValidationError as error:
                         raise CorruptSessionError(f"corrupt session file {path}: {error}") from None
-                file.seek(0)
-                inode = os.fstat(file.fileno()).st_ino
-                return self._decode_journal(session_id, file.read(), path, inode)[0].metadata
-            return decode_session(session_id, file.read(), f"file {path}").metadata
+                data = _read_from(fd, 0, stat.st_size)
+                return self._decode_journal(session_id, data, path, stat.st_ino)[0].metadata
+            return decode_session(session_id, _read_from(fd, 0, stat.st_size), f"file {path}").metadata
+        finally:
+            os.close(fd)
 
     def _read_listed(
         self, session_id: str, file_format: FileFormat, path: str, stamp: tuple[int, int, int]
@@ -511,21 +529,22 @@ class FileSessionStore:
         """The readable sessions' cached metadata, most recently updated first (hand out copies).
 
         A file is read only when its inode, size or mtime changed since it was last cached,
-        so a warm listing costs a ``stat`` per session.
+        so a warm listing costs a ``stat`` per session (all taken in one ``stamps`` call).
         """
         prefix = os.path.join(self._root, "")
         listing = self._listing
         ranked = []
-        for session_id, (name, file_format) in found.items():
-            path = prefix + name
-            try:
-                stat = os.stat(path)
-            except FileNotFoundError:
+        files = builtins.list(found.items())
+        try:
+            stamped = stamps(self._root, [name for _, (name, _) in files]) if files else []
+        except FileNotFoundError:  # the root itself, removed since it was listed
+            stamped = [None] * len(files)
+        for (session_id, (name, file_format)), stamp in zip(files, stamped, strict=True):
+            if stamp is None:  # removed since it was listed
                 continue
-            stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
             listed = listing.get(name)
             if listed is None or listed.stamp != stamp:
-                listed = self._read_listed(session_id, file_format, path, stamp)
+                listed = self._read_listed(session_id, file_format, prefix + name, stamp)
                 if listed is None:
                     continue
                 listing[name] = listed
