@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from simulacra_session import CorruptSessionError, FileSessionStore
+from simulacra_session import CorruptSessionError, FileSessionStore, SessionManager, SimpleConversation
+from simulacra_session._writer import COMPLETE
 from simulacra_session.stores import _journal
 from simulacra_session.stores import file as file_store
 
@@ -513,6 +514,28 @@ def test_forks_show_the_newer_of_two_formats(tmp_path: Path) -> None:
     os.utime(tmp_path / "f.json", ns=(journal + 10**9, journal + 10**9))  # the json file newer
     assert [m.message_count for m in run(store.forks("p"))] == [1]
     assert texts(run(store.load("f")).messages) == ["a"]
+
+
+async def test_an_append_without_fsync_is_complete_on_return(tmp_path: Path) -> None:
+    """Written on the event loop at once, it hands the session writer no future to wait on:
+    every auto-save is stored and reported before ``append`` returns."""
+    store = FileSessionStore(tmp_path, fsync=False)
+    long = ["x" * 1000 + text for text in "abcdef"]  # long messages: no compaction follows
+    await store.save("s", [msg(long[0])])
+    assert store._append_nowait("s", [msg(long[1])], None) is COMPLETE
+    await store.append("s", [msg(long[2])])
+    conversation = SimpleConversation()
+    saves: list[int] = []
+    async with SessionManager(store, conversation) as manager:
+        await manager.load("s")
+        conversation.append(msg(long[3]))
+        await manager.flush()  # the first save after a load rewrites the session
+        manager.on("save", lambda *_: saves.append(len(conversation.messages)))
+        for text in long[4:]:
+            conversation.append(msg(text))
+            assert saves[-1] == len(conversation.messages)  # stored and reported already
+    assert saves == [5, 6]
+    assert texts((await FileSessionStore(tmp_path).load("s")).messages) == long
 
 
 def test_a_durable_append_calls_its_landed_hook_before_the_futures_callbacks(tmp_path: Path) -> None:

@@ -19,15 +19,26 @@ from typing import Any
 from .messages import Message
 from .protocols import AppendableSessionStore, SessionStore
 
-__all__ = ["SaveRequest", "SessionWriter"]
+__all__ = ["COMPLETE", "Complete", "SaveRequest", "SessionWriter"]
+
+
+class Complete:
+    """What ``_append_nowait`` returns for an append complete already (written, and as
+    durable as the store makes it): no future to make, resolve and inspect."""
+
+    __slots__ = ()
+
+
+#: The one ``Complete``.
+COMPLETE = Complete()
 
 #: A store's ``_append_nowait``: begin an append at once; the future says when it is
-#: durable, ``None`` that nothing was written and ``append`` must do it. The store may call
-#: the last argument with the future as soon as it resolves it (the future's own callbacks
-#: run an event-loop iteration later).
+#: durable, ``COMPLETE`` that it is already, ``None`` that nothing was written and ``append``
+#: must do it. The store may call the last argument with the future as soon as it resolves
+#: it (the future's own callbacks run an event-loop iteration later).
 _BeginAppend = Callable[
     [str, list[Message], Mapping[str, Any], Callable[["asyncio.Future[None]"], None]],
-    "asyncio.Future[None] | None",
+    "asyncio.Future[None] | Complete | None",
 ]
 #: What a write stored: ``source[start:end]``, the session's own messages.
 _Written = tuple[Sequence[Message], int, int]
@@ -231,7 +242,7 @@ class SessionWriter:
                 request, self._pending = self._pending, None
                 written, self._written = self._written, None
                 delta = self._delta(request, written)
-                started: asyncio.Future[None] | None = None
+                started: asyncio.Future[None] | Complete | None = None
                 landed = partial(self._landed, request)
                 if delta is not None and self._begin is not None:
                     try:
@@ -239,6 +250,9 @@ class SessionWriter:
                     except Exception as error:
                         self._failed(request, error)
                         continue
+                if isinstance(started, Complete):
+                    self._succeeded(request)
+                    continue
                 if started is None:
                     write = self._store_call(request, delta)
                     name = f"simulacra-session save {self.session_id}"

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from .._backend import BACKEND, atomic_write, dumps, link_fork, read_cached, stamps
 from .._lru import LRU
+from .._writer import COMPLETE, Complete
 from ..errors import CorruptSessionError
 from ..ids import SESSION_ID_PATTERN, validate_session_id
 from ..messages import Message
@@ -998,6 +999,8 @@ class FileSessionStore:
         """
         batch = builtins.list(messages)
         begun = self._append_nowait(id, batch, metadata)
+        if isinstance(begun, Complete):
+            return
         if begun is not None:
             self._expedite()
             await begun
@@ -1012,16 +1015,16 @@ class FileSessionStore:
         messages: builtins.list[Message],
         metadata: Mapping[str, Any] | None,
         landed: Callable[[asyncio.Future[None]], None] | None = None,
-    ) -> asyncio.Future[None] | None:
+    ) -> asyncio.Future[None] | Complete | None:
         """Begin ``append`` at once, when it goes to a journal this store knows; the session
         writer calls this to skip a task.
 
         The bytes are prepared on the event loop; without ``fsync`` they are written there
         too, else the sync thread writes them and makes them durable with the others.
-        Returns a future done when the append is complete, or ``None`` when nothing was
-        written and ``append`` must do it. When the sync thread's outcome resolves the
-        future, ``landed`` is called with it there and then, an event-loop iteration before
-        the future's own callbacks run.
+        Returns a future done when the append is complete, ``COMPLETE`` when it is already,
+        or ``None`` when nothing was written and ``append`` must do it. When the sync
+        thread's outcome resolves the future, ``landed`` is called with it there and then,
+        an event-loop iteration before the future's own callbacks run.
         """
         pending = self._prepare_append(id, messages, metadata)  # checks what it takes
         if pending is None:
@@ -1069,14 +1072,14 @@ class FileSessionStore:
             future.set_result(None)
             pending.resolved(future)
 
-    def _finished(self, pending: _Pending, durable: asyncio.Future[None] | None) -> asyncio.Future[None]:
-        """``durable`` (or a done future), then a compaction when superseded records outweigh the rest."""
+    def _finished(
+        self, pending: _Pending, durable: asyncio.Future[None] | None
+    ) -> asyncio.Future[None] | Complete:
+        """``durable`` (``None``: complete already), then a compaction when superseded records
+        outweigh the rest."""
         if _compaction_due(pending.state):
             return asyncio.ensure_future(self._compact_after(pending.session_id, durable))
-        if durable is None:
-            durable = pending.loop.create_future()  # the running loop, known already
-            durable.set_result(None)
-        return durable
+        return COMPLETE if durable is None else durable
 
     async def _compact_after(self, session_id: str, durable: asyncio.Future[None] | None) -> None:
         if durable is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._backend import dumps
+from .._writer import COMPLETE, Complete
 from ..ids import validate_session_id
 from ..messages import Message
 from ..models import (
@@ -90,13 +91,11 @@ class InMemorySessionStore:
         messages: builtins.list[Message],
         metadata: Mapping[str, Any] | None,
         landed: Callable[[asyncio.Future[None]], None] | None = None,
-    ) -> asyncio.Future[None]:
+    ) -> Complete:
         """``append``, done at once (nothing here waits); the session writer calls this to skip
-        a task. The future is done on return, so ``landed`` is not called."""
+        a task. It is complete on return, so ``landed`` is not called."""
         self._append_now(id, messages, metadata)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+        return COMPLETE
 
     def _save_now(self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None) -> None:
         check_save_args(id, metadata)
