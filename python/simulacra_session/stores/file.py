@@ -853,27 +853,25 @@ class FileSessionStore:
         size = len(commit) + 1
         return _Pending(self, session_id, state, payload, meta, messages, given, size, lock, loop)
 
-    def _commit(self, pending: _Pending) -> None:
-        """The pending append's bytes are in the file: advance what is known of it."""
-        pending.state.advance(pending.payload, pending.meta, len(pending.messages), pending.commit)
-
     def _settle_pending(self, pending: _Pending, written: bool) -> None:
+        """The pending append's bytes are in the file (``written``: advance what is known of
+        it) or not; either way its lock goes."""
         if written:
-            self._commit(pending)
+            pending.state.advance(pending.payload, pending.meta, len(pending.messages), pending.commit)
         self._release(pending.session_id, pending.lock)
 
     def _append_here(self, pending: _Pending) -> bool:
         """Write a prepared append from the event loop (a page-cache write), releasing the lock;
         ``False`` when nothing was written because the file is not the one known (POSIX)."""
-        code, written = 0, False
+        code, written, state = 0, False, pending.state
         try:
             code, written = _SYNCER.append_now(
-                pending.path, pending.state.inode, pending.state.end, pending.state.tail, pending.payload
+                state.path, state.inode, state.end, state.tail, pending.payload
             )
         finally:
             self._settle_pending(pending, written)
         if code:
-            raise OSError(code, os.strerror(code), pending.path)
+            raise OSError(code, os.strerror(code), state.path)
         return written
 
     def _write_now(self, session_id: str, pending: _Pending, keep: bool) -> int | None:
