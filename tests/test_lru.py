@@ -1,11 +1,10 @@
-"""``LRU``: the bound on per-session caches, and the caches that use it."""
+"""``LRU``: the bound on per-session caches."""
 
 from __future__ import annotations
 
 import threading
 
 from simulacra_session._lru import LRU
-from simulacra_session.timestamps import Stamper, to_micros
 
 
 def test_keeps_the_most_recently_used() -> None:
@@ -49,17 +48,3 @@ def test_threads_sharing_it_keep_it_bounded_and_consistent() -> None:
         thread.join()
     assert errors == []
     assert len(cache) <= 50
-
-
-def test_a_bounded_stamper_still_stamps_forgotten_sessions_in_order() -> None:
-    stamper = Stamper(2)
-    start = "2020-01-01T00:00:00.000000Z"
-    first = {session_id: stamper.next(session_id, start) for session_id in ("a", "b", "c")}
-    assert "a" not in stamper._last
-    assert len(stamper._last) == 2
-    assert stamper.next("a", first["a"]) > first["a"]  # forgotten: parsed again
-    # a stamp ahead of the clock: the next one follows it, remembered or not
-    ahead = "2999-01-01T00:00:00.000000Z"
-    for session_id in ("a", "b", "c", "d"):
-        assert to_micros(stamper.next(session_id, ahead)) == to_micros(ahead) + 1
-    assert len(stamper._last) == 2

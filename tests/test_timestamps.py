@@ -46,3 +46,25 @@ def test_to_micros_reads_offsets_and_milliseconds() -> None:
     assert to_micros("1970-01-01T01:00:00+01:00") == 0
     with pytest.raises(ValueError, match="not an ISO 8601"):
         to_micros("yesterday")
+
+
+def test_stamp_after_parses_only_what_it_does_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's last stamp (text and instant) spares the next one a parse while the stored
+    ``updated_at`` is still that text; any other text is parsed; a stamp ahead of the clock
+    is followed by the next microsecond; a value that is no string takes the general path."""
+    ahead = "2999-01-01T00:00:00.000000Z"
+    assert timestamps.stamp_after(ahead, None) == (at(to_micros(ahead) + 1), to_micros(ahead) + 1)
+    past = "2020-01-01T00:00:00.000000Z"
+    parsed: list[str] = []
+    real = timestamps.to_micros
+    monkeypatch.setattr(timestamps, "to_micros", lambda value: parsed.append(value) or real(value))
+    known = (past, real(past))
+    text, micros = timestamps.stamp_after(past, known)
+    assert parsed == []  # known, and the clock is past it: nothing parsed
+    assert micros == real(text) > known[1]
+    text, micros = timestamps.stamp_after(past, ("2019-01-01T00:00:00.000000Z", 1))
+    assert parsed == [past]  # another text known: the stored one is parsed
+    assert micros == real(text) > known[1]
+    text, micros = timestamps.stamp_after(None, known)  # no stored stamp: now
+    assert micros == real(text)
+    assert abs(micros - real(next_timestamp(None))) < 60_000_000

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from ._backend import dumps
 from .errors import InvalidMetadataError
 from .messages import Message
-from .timestamps import Stamper, next_timestamp, parse_timestamp
+from .timestamps import next_timestamp, parse_timestamp, stamp_after
 
 __all__ = [
     "RESERVED_METADATA_KEYS",
@@ -136,14 +136,17 @@ def merge_metadata(
 
 
 def auto_saved_metadata(
-    session_id: str, stored: Mapping[str, Any], message_count: int, stamps: Stamper
-) -> dict[str, Any]:
+    stored: Mapping[str, Any], message_count: int, known: tuple[str, int] | None
+) -> tuple[dict[str, Any], tuple[str, int]]:
     """``merge_metadata`` of a save given no metadata, on the stored JSON dict (without the id)
-    instead of a model: what a store's auto-save writes, at a fraction of the cost."""
+    instead of a model: what a store's auto-save writes, at a fraction of the cost. Returns it
+    and its ``updated_at`` stamp, for the store to keep as the next save's ``known`` (see
+    ``stamp_after``)."""
     merged = dict(stored)
-    merged["updated_at"] = stamps.next(session_id, merged.get("updated_at"))
+    stamp = stamp_after(merged.get("updated_at"), known)
+    merged["updated_at"] = stamp[0]
     merged["message_count"] = message_count
-    return merged
+    return merged, stamp
 
 
 def metadata_from_stored(session_id: str, stored: Mapping[str, Any]) -> SessionMetadata:

@@ -10,14 +10,12 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ._lru import LRU
-
 __all__ = [
-    "Stamper",
     "format_timestamp",
     "next_timestamp",
     "next_timestamp_after",
     "parse_timestamp",
+    "stamp_after",
     "to_micros",
 ]
 
@@ -84,25 +82,13 @@ def next_timestamp_after(previous: str, previous_micros: int) -> tuple[str, int]
     return f"{prefix}.{micros:06d}Z", now
 
 
-class Stamper:
-    """``next_timestamp`` for a store stamping every auto-save of many sessions: the instant
-    of the last stamp of each of the ``size`` most recently stamped sessions is remembered,
-    so their next one parses nothing."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._last: LRU[str, tuple[str, int]] = LRU(size)  # (text, microseconds) by session id
-
-    def next(self, session_id: str, previous: Any) -> str:
-        """``next_timestamp(previous)``: now, or just after ``previous`` (a stored value, so
-        maybe not a string: then the general path's error or ``None`` handling applies)."""
-        if not isinstance(previous, str):
-            return next_timestamp(previous)
-        known = self._last.get(session_id)
-        micros = known[1] if known is not None and known[0] == previous else to_micros(previous)
-        text, micros = next_timestamp_after(previous, micros)
-        self._last[session_id] = (text, micros)
-        return text
-
-    def forget(self, session_id: str) -> None:
-        """Drop what is remembered of a deleted session."""
-        self._last.pop(session_id)
+def stamp_after(previous: Any, known: tuple[str, int] | None) -> tuple[str, int]:
+    """``next_timestamp(previous)`` and its instant in microseconds, for a store stamping every
+    auto-save: ``known`` is what the store kept of its last stamp (text and instant), so the
+    next one parses nothing while ``previous`` is still that text. ``previous`` is a stored
+    value, so maybe not a string: then the general path's error or ``None`` handling applies."""
+    if not isinstance(previous, str):
+        text = next_timestamp(previous)
+        return text, to_micros(text)
+    micros = known[1] if known is not None and known[0] == previous else to_micros(previous)
+    return next_timestamp_after(previous, micros)

@@ -46,7 +46,6 @@ from ..models import (
     merge_metadata,
     metadata_from_stored,
 )
-from ..timestamps import Stamper
 from . import _journal
 from ._codec import (
     check_save_args,
@@ -233,12 +232,21 @@ class _JournalState:
     count: int
     superseded: int  # bytes of metadata records that later ones replaced
     tail: bytes  # the newest metadata record, newline included: the file must end with it
+    stamp: tuple[str, int] | None = None  # ``updated_at`` and its instant, when an auto-save made it
 
-    def advance(self, payload: bytes, meta: dict[str, Any], added: int, commit: int) -> None:
+    def advance(
+        self,
+        payload: bytes,
+        meta: dict[str, Any],
+        added: int,
+        commit: int,
+        stamp: tuple[str, int] | None = None,
+    ) -> None:
         """``payload`` (``added`` messages, then a commit record of ``commit`` bytes, holding
-        ``meta``) was appended: what is known of the file follows."""
+        ``meta``, stamped ``stamp`` when known) was appended: what is known of the file follows."""
         self.end += len(payload)
         self.meta = meta
+        self.stamp = stamp
         self.count += added
         self.superseded += len(self.tail)
         self.tail = payload[-commit:]
@@ -273,6 +281,7 @@ class _Pending:
     commit: int  # size of its commit record
     lock: threading.Lock  # the id lock, held until the bytes are in the file (or not)
     loop: asyncio.AbstractEventLoop
+    stamp: tuple[str, int] | None  # its ``updated_at`` and that instant, for an auto-save
     future: asyncio.Future[None] | None = None
     on_landed: Callable[[asyncio.Future[None]], None] | None = None  # called once ``future`` is done
 
@@ -332,7 +341,6 @@ class FileSessionStore:
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._locks_guard = threading.Lock()
         self._journals: LRU[str, _JournalState] = LRU(cached_sessions)
-        self._stamps = Stamper(cached_sessions)
         self._listing: dict[str, _Listed] = {}  # by file name, under the root
 
     @property
@@ -751,10 +759,15 @@ class FileSessionStore:
         Best effort: the appends that called for it are written either way, so a failure is
         logged (naming the file) and a later append tries again.
         """
+        before = self._journals.get(session_id)
         try:
             self._rewrite(session_id, [], None, mode="compact")
         except (OSError, CorruptSessionError) as error:
             _log.warning("could not compact %s: %s", self._path(session_id), error)
+            return
+        after = self._journals.get(session_id)
+        if before is not None and after is not None:  # the same metadata: its stamp still holds
+            after.stamp = before.stamp
 
     def _append_journal(
         self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
@@ -831,6 +844,7 @@ class FileSessionStore:
         if lock is None:
             return None
         try:
+            stamp = None
             if given:  # merged as _append_journal merges
                 existing = metadata_from_stored(session_id, state.meta)
                 merged = merge_metadata(session_id, existing, state.count + len(messages), given)
@@ -840,7 +854,7 @@ class FileSessionStore:
                 meta_json = encode_metadata(merged)
                 meta = merged.to_json_dict()
             else:  # an auto-save: the same merge, without the model
-                meta = auto_saved_metadata(session_id, state.meta, state.count + len(messages), self._stamps)
+                meta, stamp = auto_saved_metadata(state.meta, state.count + len(messages), state.stamp)
                 meta_json = dumps(meta)
             lines = _journal_lines(messages, state.count)
             commit = b'["metadata",%b]' % meta_json
@@ -851,13 +865,15 @@ class FileSessionStore:
             raise
         payload, loop = b"\n".join(lines), asyncio.get_running_loop()
         size = len(commit) + 1
-        return _Pending(self, session_id, state, payload, meta, messages, given, size, lock, loop)
+        return _Pending(self, session_id, state, payload, meta, messages, given, size, lock, loop, stamp)
 
     def _settle_pending(self, pending: _Pending, written: bool) -> None:
         """The pending append's bytes are in the file (``written``: advance what is known of
         it) or not; either way its lock goes."""
         if written:
-            pending.state.advance(pending.payload, pending.meta, len(pending.messages), pending.commit)
+            pending.state.advance(
+                pending.payload, pending.meta, len(pending.messages), pending.commit, pending.stamp
+            )
         self._release(pending.session_id, pending.lock)
 
     def _append_here(self, pending: _Pending) -> bool:
@@ -935,7 +951,6 @@ class FileSessionStore:
                     except FileNotFoundError:
                         pass
             self._journals.pop(session_id)
-            self._stamps.forget(session_id)
             if existed and self._fsync:
                 _fsync_dir(self._root)
             for parent_id in parents:

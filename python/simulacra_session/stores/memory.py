@@ -19,7 +19,6 @@ from ..models import (
     merge_metadata,
     most_recent_first,
 )
-from ..timestamps import Stamper
 from ._codec import check_save_args, decode_session, encode_messages, page, stored_metadata
 
 __all__ = ["InMemorySessionStore"]
@@ -33,6 +32,7 @@ class _Entry:
     metadata: bytes
     messages: list[bytes]
     meta: dict[str, Any]
+    stamp: tuple[str, int] | None = None  # ``updated_at`` and its instant, when an auto-save made it
 
     @classmethod
     def of(cls, metadata: SessionMetadata, messages: list[bytes]) -> _Entry:
@@ -60,7 +60,6 @@ class InMemorySessionStore:
 
     def __init__(self) -> None:
         self._sessions: dict[str, _Entry] = {}
-        self._stamps = Stamper()
 
     async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
         """Metadata of the sessions, most recently updated first (``limit``/``offset`` page it)."""
@@ -116,15 +115,14 @@ class InMemorySessionStore:
             merged = merge_metadata(id, previous.decoded_metadata(id), count, metadata)
             entry = _Entry.of(merged, previous.messages)
         else:  # an auto-save: merge_metadata's rule, without the model
-            meta = auto_saved_metadata(id, previous.meta, count, self._stamps)
-            entry = _Entry(dumps(meta), previous.messages, meta)
+            meta, stamp = auto_saved_metadata(previous.meta, count, previous.stamp)
+            entry = _Entry(dumps(meta), previous.messages, meta, stamp)
         entry.messages.extend(encoded)  # nothing can fail now: the list is only ever extended
         self._sessions[id] = entry
 
     async def delete(self, id: str) -> bool:
         """Remove the session; ``True`` when it existed."""
         validate_session_id(id)
-        self._stamps.forget(id)
         return self._sessions.pop(id, None) is not None
 
     async def forks(self, id: str) -> builtins.list[SessionMetadata]:
