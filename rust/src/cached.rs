@@ -142,8 +142,7 @@ mod tests {
 
     #[test]
     fn a_warm_file_reads_whole_and_an_absent_one_is_known_absent() {
-        let dir = std::env::temp_dir().join(format!("cached-{}", crate::fsio::random_hex()));
-        std::fs::create_dir(&dir).unwrap();
+        let dir = crate::fsio::scratch_dir("cached");
         let path = dir.join("warm");
         std::fs::File::create(&path)
             .unwrap()

@@ -9,6 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::errors::CoreError;
 
+/// A new empty directory under the temp directory, for a test: `simulacra-{name}-{random}`.
+#[cfg(test)]
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("simulacra-{name}-{}", random_hex()));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// 16 random hex characters for temp file names (no `rand` dependency needed).
 pub fn random_hex() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -80,16 +88,9 @@ mod tests {
     use super::atomic_write;
     use std::fs;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("simulacra-fsio-{name}-{}", super::random_hex()));
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn writes_and_replaces_without_leftovers() {
-        let dir = scratch("replace");
+        let dir = super::scratch_dir("replace");
         let target = dir.join("s.json");
         atomic_write(&target, b"one", true).unwrap();
         atomic_write(&target, b"two", false).unwrap();
@@ -100,7 +101,7 @@ mod tests {
 
     #[test]
     fn missing_directory_names_the_target() {
-        let dir = scratch("missing");
+        let dir = super::scratch_dir("missing");
         let target = dir.join("nope").join("s.json");
         let error = atomic_write(&target, b"x", true).unwrap_err();
         match error {

@@ -123,9 +123,7 @@ mod tests {
 
     #[test]
     fn links_relinks_and_rejects_bad_ids() {
-        let root =
-            std::env::temp_dir().join(format!("simulacra-index-{}", crate::fsio::random_hex()));
-        fs::create_dir_all(&root).unwrap();
+        let root = crate::fsio::scratch_dir("index");
         let child = root.join("c.json");
         crate::fsio::atomic_write(&child, b"v1", false).unwrap();
         assert!(link_fork(&root, "p", "c", true, ".json").unwrap());

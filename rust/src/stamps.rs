@@ -6,6 +6,7 @@
 //! (nineteen fields, the float times among them) built for three numbers.
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -20,21 +21,11 @@ pub enum Failure {
     Nul,
 }
 
-/// Closes the directory's descriptor however the loop ends.
-struct Directory(i32);
-
-impl Drop for Directory {
-    fn drop(&mut self) {
-        // SAFETY: a descriptor this struct owns, closed once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
 /// The stamp of each of `names` in `directory` (following symlinks, as `os.stat` does);
 /// `None` for a name that is absent.
 pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, Failure> {
     let c_directory = CString::new(directory.as_os_str().as_bytes()).map_err(|_| Failure::Nul)?;
-    // SAFETY: a NUL-terminated path; the descriptor is owned by `Directory` from here.
+    // SAFETY: a NUL-terminated path.
     let fd = unsafe {
         libc::open(
             c_directory.as_ptr(),
@@ -47,13 +38,16 @@ pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, 
             std::io::Error::last_os_error(),
         ));
     }
-    let directory_fd = Directory(fd);
+    // SAFETY: a descriptor just opened and owned nowhere else: closed when this drops.
+    let directory_fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut found = Vec::with_capacity(names.len());
     for name in names {
         let c_name = CString::new(name.as_bytes()).map_err(|_| Failure::Nul)?;
         // SAFETY: stat is plain integers, filled by fstatat for a live descriptor.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatat(directory_fd.0, c_name.as_ptr(), &raw mut stat, 0) } != 0 {
+        if unsafe { libc::fstatat(directory_fd.as_raw_fd(), c_name.as_ptr(), &raw mut stat, 0) }
+            != 0
+        {
             let error = std::io::Error::last_os_error();
             if error.raw_os_error() == Some(libc::ENOENT) {
                 found.push(None);
@@ -80,8 +74,7 @@ mod tests {
 
     #[test]
     fn stamps_of_present_files_and_none_for_absent_ones() {
-        let dir = std::env::temp_dir().join(format!("stamps-{}", crate::fsio::random_hex()));
-        std::fs::create_dir(&dir).unwrap();
+        let dir = crate::fsio::scratch_dir("stamps");
         std::fs::write(dir.join("a"), b"12345").unwrap();
         let names = vec!["a".to_owned(), "absent".to_owned()];
         let found = stamps(&dir, &names).unwrap();
