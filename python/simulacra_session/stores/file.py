@@ -131,23 +131,15 @@ def _read_from(fd: int, offset: int, size: int, *, to_end: bool = True) -> bytes
     return b"".join(chunks)  # a single chunk is returned as it is
 
 
-def _read_fd(fd: int) -> bytes:
-    """The rest of ``fd``: one read of the file's size, then one to see its end (no join)."""
-    chunks = [os.read(fd, os.fstat(fd).st_size + 1)]
-    while chunks[-1] and (chunk := os.read(fd, 1 << 20)):
-        chunks.append(chunk)
-    return b"".join(chunks)  # a single chunk is returned as it is
-
-
 _Reader = Callable[[str], tuple[bytes, int, int]]  # a file's bytes, inode and mtime (ns)
 
 
 def _read_path(path: str) -> tuple[bytes, int, int]:
     """A file's bytes, inode and mtime (ns), read the blocking way."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, _OPEN_RO)
     try:
-        data, stat = _read_fd(fd), os.fstat(fd)
-        return data, stat.st_ino, stat.st_mtime_ns
+        stat = os.fstat(fd)
+        return _read_from(fd, 0, stat.st_size), stat.st_ino, stat.st_mtime_ns
     finally:
         os.close(fd)
 
@@ -780,8 +772,8 @@ class FileSessionStore:
             state = self._journals.get(session_id)
             stat = os.fstat(fd)
             if state is None or not _is_known(fd, stat, state):
-                os.lseek(fd, 0, os.SEEK_SET)
-                state = self._decode_journal(session_id, _read_fd(fd), path, stat.st_ino)[1]
+                data = _read_from(fd, 0, stat.st_size)
+                state = self._decode_journal(session_id, data, path, stat.st_ino)[1]
                 if state.end != stat.st_size:  # a torn append from a crash: cut it off first
                     os.ftruncate(fd, state.end)
             existing = metadata_from_stored(session_id, state.meta)
