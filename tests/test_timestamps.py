@@ -1,4 +1,4 @@
-"""``next_timestamp_after``: the store's cheap stamp is ``next_timestamp``, text for text."""
+"""``stamp_after``: the store's cheap stamp is ``next_timestamp``, text for text."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from simulacra_session import timestamps
-from simulacra_session.timestamps import format_timestamp, next_timestamp, next_timestamp_after, to_micros
+from simulacra_session.timestamps import format_timestamp, next_timestamp, stamp_after, to_micros
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -35,7 +35,7 @@ def test_matches_next_timestamp_on_a_frozen_clock(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(timestamps.time, "time_ns", lambda now_ns=now_ns: now_ns)
         monkeypatch.setattr(timestamps, "datetime", Frozen)
         expected = next_timestamp(previous)
-        text, micros = next_timestamp_after(previous, previous_micros)
+        text, micros = stamp_after(previous, (previous, previous_micros))
         monkeypatch.undo()
         assert text == expected
         assert micros == to_micros(text) > previous_micros

@@ -133,17 +133,13 @@ class SimpleConversation:
         self.dispose()
 
 
-def _copy(message: Message) -> Message:
-    """A deep copy; through the JSON hot path when the message is JSON (several times faster)."""
-    try:
-        copied = copy_json(message)  # loads(dumps(message)), without the round trip
-    except SerializationError:
-        return copy.deepcopy(message)
-    return copied  # type: ignore[return-value]
-
-
 def _stamped(message: Message) -> Message:
-    stored = _copy(message)
+    """A deep copy, with an ``id`` and a ``timestamp`` filled in where missing. The copy takes
+    the JSON hot path when the message is JSON (several times faster than ``deepcopy``)."""
+    try:  # loads(dumps(message)), without the round trip
+        stored: Message = copy_json(message)  # type: ignore[assignment]
+    except SerializationError:
+        stored = copy.deepcopy(message)
     if "id" not in stored:
         stored["id"] = new_uuid4()
     if "timestamp" not in stored:

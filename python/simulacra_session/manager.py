@@ -479,10 +479,14 @@ class SessionManager:
 
     def _busy_writers(self) -> builtins.list[SessionWriter]:
         """The writers of this manager and its children with a write in flight or queued."""
-        writers = [writer for writer in self._writers.values() if writer.busy]
-        for child in self._children:
-            writers.extend(child._busy_writers())
-        self._prune_children()
+        writers = []
+        for writer in self._writers.values():  # a loop, not a comprehension: on every flush
+            if writer.busy:
+                writers.append(writer)
+        if self._children:
+            for child in self._children:
+                writers.extend(child._busy_writers())
+            self._prune_children()
         return writers
 
     def _prune_children(self) -> None:

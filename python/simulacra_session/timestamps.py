@@ -13,7 +13,6 @@ from typing import Any
 __all__ = [
     "format_timestamp",
     "next_timestamp",
-    "next_timestamp_after",
     "parse_timestamp",
     "stamp_after",
     "to_micros",
@@ -63,32 +62,25 @@ def to_micros(value: str) -> int:
     return (parse_timestamp(value) - _EPOCH) // _ONE_MICROSECOND
 
 
-def next_timestamp_after(previous: str, previous_micros: int) -> tuple[str, int]:
-    """``next_timestamp(previous)`` and its instant in microseconds, given ``previous``'s.
+def stamp_after(previous: Any, known: tuple[str, int] | None) -> tuple[str, int]:
+    """``next_timestamp(previous)`` and its instant in microseconds, at a fraction of the cost,
+    for a store stamping every auto-save.
 
-    The same text at a fraction of the cost, for a store stamping every auto-save: the
-    clock is read as ``datetime.now`` reads it and the second's text is formatted once.
+    ``known`` is what the store kept of its last stamp (text and instant), so nothing is
+    parsed while ``previous`` is still that text; the clock is read as ``datetime.now``
+    reads it, and each second's text is formatted once. ``previous`` is a stored value, so
+    maybe not a string: then the general path's error or ``None`` handling applies.
     """
     global _second
-    now = time.time_ns() // 1000  # datetime.now floors the same clock to microseconds
-    if now <= previous_micros:  # the clock has not moved past it: the general path
-        text = next_timestamp(previous)
-        return text, to_micros(text)
-    seconds, micros = divmod(now, 1_000_000)
-    cached, prefix = _second
-    if cached != seconds:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        _second = (seconds, prefix)
-    return f"{prefix}.{micros:06d}Z", now
-
-
-def stamp_after(previous: Any, known: tuple[str, int] | None) -> tuple[str, int]:
-    """``next_timestamp(previous)`` and its instant in microseconds, for a store stamping every
-    auto-save: ``known`` is what the store kept of its last stamp (text and instant), so the
-    next one parses nothing while ``previous`` is still that text. ``previous`` is a stored
-    value, so maybe not a string: then the general path's error or ``None`` handling applies."""
-    if not isinstance(previous, str):
-        text = next_timestamp(previous)
-        return text, to_micros(text)
-    micros = known[1] if known is not None and known[0] == previous else to_micros(previous)
-    return next_timestamp_after(previous, micros)
+    if type(previous) is str:
+        last = known[1] if known is not None and known[0] == previous else to_micros(previous)
+        now = time.time_ns() // 1000  # datetime.now floors the same clock to microseconds
+        if now > last:
+            seconds, micros = divmod(now, 1_000_000)
+            cached, prefix = _second
+            if cached != seconds:
+                prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+                _second = (seconds, prefix)
+            return f"{prefix}.{micros:06d}Z", now
+    text = next_timestamp(previous)  # the clock has not moved past it, or no text: the general path
+    return text, to_micros(text)

@@ -203,6 +203,15 @@ def _journal_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
     return lines
 
 
+def _journal_append(messages: Sequence[Message], offset: int, meta_json: bytes) -> tuple[bytes, int]:
+    """The bytes appending ``messages`` (after ``offset`` stored ones) and a commit record of
+    ``meta_json`` to a journal, and the commit record's size (newline included)."""
+    lines = _journal_lines(messages, offset)
+    commit = b'["metadata",%b]\n' % meta_json
+    lines.append(commit)
+    return b"\n".join(lines), len(commit)
+
+
 @dataclass(frozen=True)
 class _Listed:
     """What ``list()`` keeps of one session file while its inode, size and mtime stay the same."""
@@ -256,6 +265,11 @@ def _is_known(fd: int, stat: os.stat_result, state: _JournalState) -> bool:
 def _compaction_due(state: _JournalState) -> bool:
     """Whether superseded metadata records outweigh the rest of the journal."""
     return state.superseded > state.end - state.superseded
+
+
+#: An append built on the event loop (``_build_append``): its bytes, the size of its commit
+#: record, the metadata that record holds and its stamp (an auto-save's).
+_Built = tuple[bytes, int, dict[str, Any], tuple[str, int] | None]
 
 
 @dataclass(slots=True)
@@ -778,15 +792,13 @@ class FileSessionStore:
                     os.ftruncate(fd, state.end)
             existing = metadata_from_stored(session_id, state.meta)
             merged = merge_metadata(session_id, existing, state.count + len(messages), given)
-            lines = _journal_lines(messages, state.count)
-            commit = b'["metadata",%b]' % encode_metadata(merged)
-            payload = b"\n".join([*lines, commit]) + b"\n"
+            payload, commit = _journal_append(messages, state.count, encode_metadata(merged))
             with _naming(path):
                 _pwrite_all(fd, payload, state.end)
                 if self._fsync:
                     _fdatasync(fd)
             old_parent = existing.parent_id
-            state.advance(payload, merged.to_json_dict(), len(messages), len(commit) + 1)
+            state.advance(payload, merged.to_json_dict(), len(messages), commit)
         if merged.parent_id != old_parent:
             self._index(session_id, merged.parent_id, old_parent)
         if _compaction_due(state):
@@ -817,47 +829,26 @@ class FileSessionStore:
             else:
                 del self._locks[session_id]
 
-    def _prepare_append(
-        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
-    ) -> _Pending | None:
-        """Take the id lock and build an append to a journal this store knows, as
-        ``_append_journal`` would; ``None`` (lock not taken) when the worker-thread path must
-        do it: an unknown journal, the lock held elsewhere, another format, metadata that
-        moves the session to another parent (the fork index must change too).
-        """
-        # Only validated ids have a state, and it holds their path: an id that is not an exact
-        # str known here takes ``append``, which checks it.
-        state = self._journals.get(session_id) if type(session_id) is str else None
-        if state is None or self._format != "jsonl":
+    def _build_append(
+        self,
+        session_id: str,
+        state: _JournalState,
+        messages: builtins.list[Message],
+        given: Mapping[str, Any] | None,
+    ) -> _Built | None:
+        """An append to the journal ``state`` knows, as ``_append_journal`` builds it (the
+        caller holds the id's lock, or the guard with nobody holding that): see ``_Built``.
+        ``None`` when ``given`` moves the session to another parent (the fork index must
+        change too: the worker-thread path does that)."""
+        count = state.count + len(messages)
+        if not given:  # an auto-save: merge_metadata's rule, without the model
+            meta, stamp = auto_saved_metadata(state.meta, count, state.stamp)
+            return (*_journal_append(messages, state.count, dumps(meta)), meta, stamp)
+        existing = metadata_from_stored(session_id, state.meta)
+        merged = merge_metadata(session_id, existing, count, given)
+        if merged.parent_id != existing.parent_id:
             return None
-        if given:  # its parent id must be an id too (the auto-save gives none)
-            check_save_args(session_id, given)
-        lock = self._hold_now(session_id)
-        if lock is None:
-            return None
-        try:
-            stamp = None
-            if given:  # merged as _append_journal merges
-                existing = metadata_from_stored(session_id, state.meta)
-                merged = merge_metadata(session_id, existing, state.count + len(messages), given)
-                if merged.parent_id != existing.parent_id:
-                    self._release(session_id, lock)
-                    return None
-                meta_json = encode_metadata(merged)
-                meta = merged.to_json_dict()
-            else:  # an auto-save: the same merge, without the model
-                meta, stamp = auto_saved_metadata(state.meta, state.count + len(messages), state.stamp)
-                meta_json = dumps(meta)
-            lines = _journal_lines(messages, state.count)
-            commit = b'["metadata",%b]' % meta_json
-            lines.append(commit)
-            lines.append(b"")
-        except BaseException:
-            self._release(session_id, lock)
-            raise
-        payload, loop = b"\n".join(lines), asyncio.get_running_loop()
-        size = len(commit) + 1
-        return _Pending(self, session_id, state, payload, meta, messages, given, size, lock, loop, stamp)
+        return (*_journal_append(messages, state.count, encode_metadata(merged)), merged.to_json_dict(), None)
 
     def _settle_pending(self, pending: _Pending, written: bool) -> None:
         """The pending append's bytes are in the file (``written``: advance what is known of
@@ -868,21 +859,7 @@ class FileSessionStore:
             )
         self._release(pending.session_id, pending.lock)
 
-    def _append_here(self, pending: _Pending) -> bool:
-        """Write a prepared append from the event loop (a page-cache write), releasing the lock;
-        ``False`` when nothing was written because the file is not the one known (POSIX)."""
-        code, written, state = 0, False, pending.state
-        try:
-            code, written = _SYNCER.append_now(
-                state.path, state.inode, state.end, state.tail, pending.payload
-            )
-        finally:
-            self._settle_pending(pending, written)
-        if code:
-            raise OSError(code, os.strerror(code), state.path)
-        return written
-
-    def _write_now(self, session_id: str, pending: _Pending, keep: bool) -> int | None:
+    def _write_now(self, pending: _Pending, keep: bool) -> int | None:
         """Write a prepared append from the event loop (a page-cache write), releasing the lock,
         where inodes cannot be checked by the sync thread (not POSIX).
 
@@ -1027,30 +1004,63 @@ class FileSessionStore:
         The bytes are prepared on the event loop; without ``fsync`` they are written there
         too, else the sync thread writes them and makes them durable with the others.
         Returns a future done when the append is complete, ``COMPLETE`` when it is already,
-        or ``None`` when nothing was written and ``append`` must do it. When the sync
-        thread's outcome resolves the future, ``landed`` is called with it there and then,
-        an event-loop iteration before the future's own callbacks run.
+        or ``None`` when nothing was written and ``append`` must do it: an unknown journal,
+        the id's lock held or awaited elsewhere, another format, metadata that moves the
+        session to another parent, a file that is not the one known. When the sync thread's
+        outcome resolves the future, ``landed`` is called with it there and then, an
+        event-loop iteration before the future's own callbacks run.
         """
-        pending = self._prepare_append(id, messages, metadata)  # checks what it takes
-        if pending is None:
+        # Only validated ids have a state, and it holds their path: an id that is not an exact
+        # str known here takes ``append``, which checks it.
+        state = self._journals.get(id) if type(id) is str else None
+        if state is None or self._format != "jsonl":
             return None
-        if _WRITES_OFF_LOOP and self._fsync:
-            pending.future = future = pending.loop.create_future()
-            pending.on_landed = landed
-            try:
-                state = pending.state
-                _SYNCER.append(pending.path, state.inode, state.end, state.tail, pending.payload, pending)
-            except BaseException:
-                self._settle_pending(pending, written=False)
-                raise
-            return future
-        if _WRITES_OFF_LOOP:  # not durable: one call writes it here, checked as the thread checks
-            return self._finished(pending, None) if self._append_here(pending) else None
-        fd = self._write_now(id, pending, keep=self._fsync)
-        if fd == _FALLBACK:
+        if metadata:  # its parent id must be an id too (the auto-save gives none)
+            check_save_args(id, metadata)
+        if _WRITES_OFF_LOOP and not self._fsync:
+            # Written here and now, so the id's lock is not taken, only checked free under
+            # the guard that every taker of it goes through, held until the state moved on.
+            with self._locks_guard:
+                if id in self._locks:
+                    return None
+                built = self._build_append(id, state, messages, metadata)
+                if built is None:
+                    return None
+                payload, commit, meta, stamp = built
+                code, written = _SYNCER.append_now(state.path, state.inode, state.end, state.tail, payload)
+                if written:
+                    state.advance(payload, meta, len(messages), commit, stamp)
+            if code:
+                raise OSError(code, os.strerror(code), state.path)
+            return self._finished(id, state, None) if written else None
+        lock = self._hold_now(id)
+        if lock is None:
             return None
-        durable = _SYNCER.sync_and_close(fd, pending.path) if fd is not None else None
-        return self._finished(pending, durable)
+        try:
+            built = self._build_append(id, state, messages, metadata)
+        except BaseException:
+            self._release(id, lock)
+            raise
+        if built is None:
+            self._release(id, lock)
+            return None
+        payload, commit, meta, stamp = built
+        loop = asyncio.get_running_loop()
+        pending = _Pending(self, id, state, payload, meta, messages, metadata, commit, lock, loop, stamp)
+        if not _WRITES_OFF_LOOP:
+            fd = self._write_now(pending, keep=self._fsync)
+            if fd == _FALLBACK:
+                return None
+            durable = _SYNCER.sync_and_close(fd, state.path) if fd is not None else None
+            return self._finished(id, state, durable)
+        pending.future = future = loop.create_future()
+        pending.on_landed = landed
+        try:
+            _SYNCER.append(state.path, state.inode, state.end, state.tail, payload, pending)
+        except BaseException:
+            self._settle_pending(pending, written=False)
+            raise
+        return future
 
     def _expedite(self) -> None:
         """Someone on the running loop awaits an append begun there: watch for it to land
@@ -1078,12 +1088,12 @@ class FileSessionStore:
             pending.resolved(future)
 
     def _finished(
-        self, pending: _Pending, durable: asyncio.Future[None] | None
+        self, session_id: str, state: _JournalState, durable: asyncio.Future[None] | None
     ) -> asyncio.Future[None] | Complete:
         """``durable`` (``None``: complete already), then a compaction when superseded records
         outweigh the rest."""
-        if _compaction_due(pending.state):
-            return asyncio.ensure_future(self._compact_after(pending.session_id, durable))
+        if _compaction_due(state):
+            return asyncio.ensure_future(self._compact_after(session_id, durable))
         return COMPLETE if durable is None else durable
 
     async def _compact_after(self, session_id: str, durable: asyncio.Future[None] | None) -> None:
