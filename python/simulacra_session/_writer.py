@@ -204,7 +204,8 @@ class SessionWriter:
             return None
         source, start, end = written
         if request.source is source and request.start == start and request.end >= end:
-            return list(source[end : request.end])  # the same append-only list, grown
+            grown = source[end : request.end]  # the same append-only list, grown
+            return grown if type(grown) is list else list(grown)
         done = list(source[start:end])
         messages = request.messages
         if len(messages) >= len(done) and messages[: len(done)] == done:
@@ -267,10 +268,11 @@ class SessionWriter:
         finally:
             self._dispatching = False
         if self._inflight is None and self._pending is None:
-            drained, self._drained = self._drained, []
-            for future in drained:
-                if not future.done():
-                    future.set_result(None)
+            if self._drained:
+                drained, self._drained = self._drained, []
+                for future in drained:
+                    if not future.done():
+                        future.set_result(None)
             self._on_idle(self.session_id)
 
     def _landed(self, request: SaveRequest, done: asyncio.Future[None]) -> None:
