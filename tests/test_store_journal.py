@@ -539,6 +539,38 @@ async def test_an_append_without_fsync_is_complete_on_return(tmp_path: Path) -> 
     assert texts((await FileSessionStore(tmp_path).load("s")).messages) == long
 
 
+@pytest.mark.parametrize("fsync", [False, True], ids=["no-fsync", "durable"])
+async def test_an_append_waits_for_a_writer_holding_the_sessions_lock(tmp_path: Path, fsync: bool) -> None:
+    """While a worker thread holds a session's id lock (a rewrite, a compaction), an append
+    on the event loop writes nothing there: it waits for the lock on the worker-thread path,
+    and lands after the holder, on what the holder left."""
+    store = FileSessionStore(tmp_path, fsync=fsync)
+    await store.save("s", [msg("a")])
+    assert store._append_nowait("s", [msg("b")], None) is not None  # known: the loop writes it
+    await store.append("s", [])  # what the durable one wrote is synced
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._locked("s"):
+            held.set()
+            release.wait()
+            store._rewrite("s", [msg("x"), msg("y"), msg("z")], None, mode="save")  # meanwhile
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    assert store._append_nowait("s", [msg("c")], None) is None  # nothing written on the loop
+    appended = asyncio.ensure_future(store.append("s", [msg("c")]))
+    await asyncio.sleep(0.05)
+    assert not appended.done()  # waits for the lock
+    release.set()
+    await appended
+    holder.join()
+    stored = await FileSessionStore(tmp_path).load("s")
+    assert texts(stored.messages) == ["x", "y", "z", "c"]
+    assert stored.metadata.message_count == 4
+
+
 def test_a_durable_append_calls_its_landed_hook_before_the_futures_callbacks(tmp_path: Path) -> None:
     """The session writer learns an append landed in the same callback that resolves it,
     an event-loop iteration before the future's own callbacks run."""
