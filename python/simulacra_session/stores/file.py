@@ -222,7 +222,7 @@ class _Listed:
     rank: tuple[float, str]  # sort key: most recently updated first, then by id
 
 
-@dataclass
+@dataclass(slots=True)
 class _JournalState:
     """What this process knows of a journal file, so an append needs no read."""
 
