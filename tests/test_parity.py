@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import platform
@@ -76,6 +77,23 @@ def test_loads_parity_on_valid_documents(value: Any) -> None:
     native, pure = (outcome(lambda twin=twin: twin.loads(data)) for twin in TWINS)
     assert native[0] == pure[0] == "ok"
     assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1]) == data
+
+
+wide_parts = ["a", " ", "agent ", "\x7f", "é", "ÿ", "Ā", "—", "東京", "\ud7ff", "\uffff", "🙂", "\U0010ffff"]
+wide_text = st.lists(st.sampled_from(wide_parts), max_size=40).map("".join)
+
+
+@given(wide_text, st.booleans())
+def test_loads_makes_strs_of_every_width_as_python_does(text: str, ensure_ascii: bool) -> None:
+    """The compiled twin builds a non-ASCII str at the width its widest character needs
+    (not through CPython's decoder): equal to Python's own, of the same type and hash, raw
+    or escaped, in a document or in lines."""
+    data = json.dumps([text, {"k": text}], ensure_ascii=ensure_ascii).encode()
+    for twin in TWINS:
+        for loaded in (twin.loads(data), twin.loads_lines(data + b"\n" + data)[0][1]):
+            assert loaded == [text, {"k": text}]
+            assert type(loaded[0]) is str
+            assert hash(loaded[0]) == hash(text)
 
 
 json_ish = st.text(alphabet='{}[]",:0123456789.eE-+ \\tnulruefasNIy\u00e9\ud800', max_size=30)

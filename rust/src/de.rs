@@ -9,6 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use crate::text;
+
 const MAX_DEPTH: usize = 128;
 /// With `arbitrary_precision`, serde_json hands numbers over as a one-entry map under this key.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
@@ -253,7 +255,9 @@ impl<'de, 'py> Visitor<'de> for Seed<'_, 'py> {
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-        Ok(PyString::new(self.py, value).into_any())
+        Ok(text::new_str(self.py, value)
+            .map_err(|e| custom(&e))?
+            .into_any())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {

@@ -22,6 +22,7 @@ pub mod slug;
 #[cfg(unix)]
 pub mod stamps;
 pub mod syncer;
+mod text;
 
 use pyo3::prelude::*;
 
