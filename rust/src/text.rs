@@ -2,13 +2,14 @@
 //!
 //! `PyUnicode_FromStringAndSize` decodes a non-ASCII string one character at a time, and
 //! widens what it has built each time a wider character turns up (Latin-1, then UCS-2,
-//! then UCS-4): a third of a load's instructions for text with an accent and an emoji in
-//! it. Here the lead bytes (counted and maxed in one vectorised pass) tell the length and
-//! the width at once, the characters are decoded into a buffer of that width, and
-//! `PyUnicode_FromKindAndData` copies it into the new string. That function is public C
-//! API, but outside the stable ABI an abi3 module links against, so it is looked up in the
-//! running interpreter instead; without it, or for ASCII (which CPython copies with
-//! `memcpy` already), strings are made as before.
+//! then UCS-4), reallocating and copying it: for text with an accent and an emoji in it, a
+//! third of a load's instructions and more of its memory traffic. Here the widest byte
+//! tells the width at once, the characters are decoded into this thread's scratch buffer of
+//! that width (still in the cache from the last string), and `PyUnicode_FromKindAndData`
+//! copies it into the new string. That function is public C API, but outside the stable
+//! ABI an abi3 module links against, so it is looked up in the running interpreter
+//! instead; without it, or for ASCII (which CPython copies with `memcpy` already), strings
+//! are made as before.
 
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
