@@ -568,17 +568,23 @@ def pipe_bytes(fd: int) -> int:
         return 0
 
 
-def mailed_outcomes(twin: ModuleType, tmp_path: Path, polling: bool | None, close: bool) -> dict[str, Any]:
-    """Three jobs with a mailbox, one without; what the mailbox, the pipe and ``deliver`` got."""
+def mailed_outcomes(
+    twin: ModuleType, tmp_path: Path, polling: bool | str | None, close: bool
+) -> dict[str, Any]:
+    """Three jobs with a mailbox, one without; what the mailbox, the pipe and ``deliver`` got.
+    ``polling``: the mailbox was taken so before (``None``: never; ``"expedited"``: the
+    syncer was told that its owner waits)."""
     delivered: list[tuple[Any, int, bool]] = []
     tmp_path.mkdir()
     read, write = wake_pipe()
     try:
         box = twin.Mailbox(write)
-        if polling is not None:
+        syncer = twin.FileSyncer(delivered.extend)
+        if polling == "expedited":
+            syncer.expedite(box)
+        elif polling is not None:
             assert box.take(polling) == []
         left = box.close() if close else None
-        syncer = twin.FileSyncer(delivered.extend)
         fds = open_files(tmp_path, 4)
         for token, fd in enumerate(fds[:3]):
             syncer.submit(fd, token, box)
@@ -598,6 +604,7 @@ def mailed_outcomes(twin: ModuleType, tmp_path: Path, polling: bool | None, clos
 
 
 MAILED = [(0, 0, True), (1, 0, True), (2, 0, True)]
+DIRECT = [("direct", 0, True)]
 
 
 @pytest.mark.parametrize(
@@ -606,13 +613,17 @@ MAILED = [(0, 0, True), (1, 0, True), (2, 0, True)]
         (None, False, {"mailbox": MAILED, "woken": 8, "delivered": [("direct", 0, True)], "left": None}),
         (False, False, {"mailbox": MAILED, "woken": 8, "delivered": [("direct", 0, True)], "left": None}),
         (True, False, {"mailbox": MAILED, "woken": 0, "delivered": [("direct", 0, True)], "left": None}),
+        ("expedited", False, {"mailbox": MAILED, "woken": 0, "delivered": DIRECT, "left": None}),
         (None, True, {"mailbox": [], "woken": 0, "delivered": [("direct", 0, True), *MAILED], "left": []}),
     ],
-    ids=["fresh", "taken", "polling", "closed"],
+    ids=["fresh", "taken", "polling", "expedited", "closed"],
 )
-def test_mailbox_parity(tmp_path: Path, polling: bool | None, close: bool, expected: dict[str, Any]) -> None:
+def test_mailbox_parity(
+    tmp_path: Path, polling: bool | str | None, close: bool, expected: dict[str, Any]
+) -> None:
     """Outcomes go to the job's mailbox, which wakes its owner once (8 bytes, as an eventfd
-    takes) until taken, and not at all while it polls; a closed one sends them to ``deliver``."""
+    takes) until taken, and not at all while it polls or once the syncer was told its owner
+    waits; a closed one sends them to ``deliver``."""
     results = [mailed_outcomes(twin, tmp_path / twin.__name__, polling, close) for twin in TWINS]
     for result in results:
         assert result.pop("again") == 0

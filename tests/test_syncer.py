@@ -58,8 +58,8 @@ async def test_a_direct_append_is_watched_for(tmp_path: Path, monkeypatch: Any) 
     seen: list[bool] = []
     expedite = _syncer._Post.expedite
 
-    def spy(self: Any) -> None:
-        expedite(self)
+    def spy(self: Any, core: Any) -> None:
+        expedite(self, core)
         seen.append(self.polling)
 
     monkeypatch.setattr(_syncer._Post, "expedite", spy)

@@ -194,6 +194,13 @@ class FileSyncer:
         """Append ``payload`` to the journal now, in this thread, as :meth:`append` does but
         without making it durable: ``(errno, written)`` as it reports them. Releases the GIL."""
 
+    def expedite(self, mailbox: Mailbox) -> None:
+        """The owner of ``mailbox`` waits for its jobs: it will take by itself, as after
+        ``take(True)``, and while the thread syncs one of them it keeps its CPU from halting:
+        a thread of idle priority spins there, so the disk's completions wake it without a
+        halted virtual CPU's exit (Linux; see ``rust/src/awake.rs``). Jobs of a mailbox taken
+        with ``polling`` true are kept so too."""
+
     def release(self, path: str | os.PathLike[str]) -> None:
         """Let go of the lease on ``path``, if any: its lock goes once no write under way
         holds it. A blocking writer of this process calls this before it locks the journal."""

@@ -1,10 +1,12 @@
 //! Hot path of simulacra-session: JSON with serde_json, copies of JSON values, atomic
 //! writes, reads served from memory alone, the hard-link fork index, label derivation, the
-//! group-commit sync thread, the journal leases it keeps and the mailboxes it hands results
-//! to event loops through.
+//! group-commit sync thread, the journal leases it keeps, the idle-priority spinner that keeps
+//! its CPU awake through an awaited sync, and the mailboxes it hands results to event loops
+//! through.
 //! Core modules are plain Rust (tested by `cargo test`); the Python bindings live in `py`,
 //! `ser`, `de` and `copy`.
 
+pub mod awake;
 pub mod bigint;
 pub mod cached;
 mod copy;

@@ -69,6 +69,16 @@ impl<T> Mailbox<T> {
         std::mem::take(&mut mail.items)
     }
 
+    /// The owner will take again by itself (as after `take(true)`), without taking now.
+    pub fn watch(&self) {
+        self.lock().polling = true;
+    }
+
+    /// Whether the owner takes again by itself: someone on its side waits for what comes.
+    pub fn watched(&self) -> bool {
+        self.lock().polling
+    }
+
     /// Refuse later posts; returns what was left unread.
     pub fn close(&self) -> Vec<T> {
         let mut mail = self.lock();
@@ -148,6 +158,22 @@ mod tests {
         assert_eq!(mailbox.take(false), vec!["a"]);
         mailbox.post(vec!["b"]).unwrap();
         assert_eq!(drain(fds.0), 8, "no longer polling: woken");
+        close(fds);
+    }
+
+    #[test]
+    fn a_watched_owner_is_not_woken_until_it_takes_without_polling() {
+        let fds = pipe();
+        let mailbox = Mailbox::new(fds.1);
+        assert!(!mailbox.watched());
+        mailbox.watch();
+        assert!(mailbox.watched());
+        mailbox.post(vec![1]).unwrap();
+        assert_eq!(drain(fds.0), 0);
+        assert_eq!(mailbox.take(false), vec![1]);
+        assert!(!mailbox.watched());
+        mailbox.post(vec![2]).unwrap();
+        assert_eq!(drain(fds.0), 8);
         close(fds);
     }
 

@@ -342,18 +342,22 @@ fn no_thread(_: std::io::Error) -> PyErr {
 impl FileSyncer {
     #[new]
     fn new(deliver: Py<PyAny>) -> Self {
-        let core = syncer::Syncer::new(move |done: Vec<(Token, syncer::Outcome)>| {
-            let direct = post_all(done);
-            if direct.is_empty() {
-                return;
-            }
-            Python::attach(|py| {
-                let delivered = landed_list(py, direct).and_then(|list| deliver.call1(py, (list,)));
-                if let Err(error) = delivered {
-                    log_delivery_error(py, &deliver, &error);
+        let core = syncer::Syncer::new(
+            move |done: Vec<(Token, syncer::Outcome)>| {
+                let direct = post_all(done);
+                if direct.is_empty() {
+                    return;
                 }
-            });
-        });
+                Python::attach(|py| {
+                    let delivered =
+                        landed_list(py, direct).and_then(|list| deliver.call1(py, (list,)));
+                    if let Err(error) = delivered {
+                        log_delivery_error(py, &deliver, &error);
+                    }
+                });
+            },
+            |(_, mailbox): &Token| mailbox.as_ref().is_some_and(|to| to.watched()),
+        );
         FileSyncer { core }
     }
 
@@ -413,6 +417,11 @@ impl FileSyncer {
         let (last, payload) = (last.as_bytes(), payload.as_bytes());
         let outcome = py.detach(|| self.core.append_now(&path, inode, end, last, payload));
         (outcome.errno, outcome.written)
+    }
+
+    fn expedite(&self, mailbox: &PyMailbox) {
+        mailbox.core.watch();
+        self.core.hurry();
     }
 
     #[allow(

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::awake::KeepAwake;
 use crate::lease::{Leased, Leases};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -69,6 +70,8 @@ impl Outcome {
 
 /// Receives `(token, outcome)` for each job of a batch.
 pub type Deliver<T> = dyn Fn(Vec<(T, Outcome)>) + Send + Sync;
+/// Whether someone waits for the job of this token now (see [`crate::awake`]).
+pub type Awaited<T> = dyn Fn(&T) -> bool + Send + Sync;
 
 struct Queue<T> {
     items: Vec<(Job, T)>,
@@ -85,7 +88,10 @@ struct Shared<T> {
     queued: AtomicBool,
     ready: Condvar,
     deliver: Box<Deliver<T>>,
+    awaited: Box<Awaited<T>>,
     leases: Leases,
+    /// Keeps the thread's CPU awake while it syncs for a job someone waits for.
+    awake: KeepAwake,
 }
 
 /// The queue and its thread; `T` is whatever the caller needs back with each outcome.
@@ -98,7 +104,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<T: Send + 'static> Syncer<T> {
-    pub fn new(deliver: impl Fn(Vec<(T, Outcome)>) + Send + Sync + 'static) -> Self {
+    /// `deliver` receives each batch's outcomes; `awaited` tells the jobs someone waits for,
+    /// whose syncs keep the thread's CPU awake (see [`crate::awake`]).
+    pub fn new(
+        deliver: impl Fn(Vec<(T, Outcome)>) + Send + Sync + 'static,
+        awaited: impl Fn(&T) -> bool + Send + Sync + 'static,
+    ) -> Self {
         let queue = Queue {
             items: Vec::new(),
             worker: None,
@@ -111,7 +122,9 @@ impl<T: Send + 'static> Syncer<T> {
                 queued: AtomicBool::new(false),
                 ready: Condvar::new(),
                 deliver: Box::new(deliver),
+                awaited: Box::new(awaited),
                 leases: Leases::new(),
+                awake: KeepAwake::new(),
             }),
         }
     }
@@ -124,7 +137,7 @@ impl<T: Send + 'static> Syncer<T> {
         let mut queue = lock(&self.shared.queue);
         if queue.stopped {
             drop(queue);
-            (self.shared.deliver)(finish(&self.shared.leases, vec![(job, token)]));
+            (self.shared.deliver)(finish(&self.shared, vec![(job, token)], false));
             return Ok(());
         }
         self.start_worker(&mut queue)?;
@@ -158,6 +171,12 @@ impl<T: Send + 'static> Syncer<T> {
         outcome
     }
 
+    /// Someone waits for a job already submitted: the thread's CPU is kept awake for the rest
+    /// of a sync in flight (see [`crate::awake`]); later ones ask `awaited` themselves.
+    pub fn hurry(&self) {
+        self.shared.awake.hurry();
+    }
+
     /// Let go of the lease on `path` at once (see [`Leases::release`]).
     pub fn release(&self, path: &Path) {
         self.shared.leases.release(path);
@@ -181,6 +200,7 @@ impl<T: Send + 'static> Syncer<T> {
             let _ = worker.join();
         }
         self.shared.leases.clear();
+        self.shared.awake.stop();
     }
 
     /// Let go of the queue's lock, then wake the thread if it waits (only then: a notify is
@@ -237,7 +257,7 @@ fn run<T>(shared: &Shared<T>) {
                 queue.sleeping = false;
             }
         };
-        (shared.deliver)(finish(&shared.leases, batch));
+        (shared.deliver)(finish(shared, batch, true));
         spin_for_work(shared);
     }
 }
@@ -268,9 +288,11 @@ impl Written {
     }
 }
 
-/// Write the appends, make every written descriptor durable together, close those handed
-/// over (the leased ones stay open).
-fn finish<T>(leases: &Leases, batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
+/// Write the appends, make every written descriptor durable together (on the thread, with
+/// its CPU kept awake when someone waits for one of them), close those handed over (the
+/// leased ones stay open).
+fn finish<T>(shared: &Shared<T>, batch: Vec<(Job, T)>, on_thread: bool) -> Vec<(T, Outcome)> {
+    let leases = &shared.leases;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut open = Vec::with_capacity(batch.len()); // (descriptor, index in outcomes)
     for (job, token) in batch {
@@ -298,7 +320,15 @@ fn finish<T>(leases: &Leases, batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
         .filter(|(_, index)| outcomes[*index].1.written && outcomes[*index].1.errno == 0)
         .collect();
     let fds: Vec<i32> = durable.iter().map(|(fd, _)| *fd).collect();
-    for ((_, index), errno) in durable.iter().zip(sync_all(&fds)) {
+    let syncing = (on_thread && !fds.is_empty()).then(|| {
+        let awaited = durable
+            .iter()
+            .any(|(_, index)| (shared.awaited)(&outcomes[*index].0));
+        shared.awake.syncing(awaited)
+    });
+    let errnos = sync_all(&fds);
+    drop(syncing);
+    for ((_, index), errno) in durable.iter().zip(errnos) {
         outcomes[*index].1.errno = errno;
     }
     for (fd, _) in open {
@@ -461,11 +491,14 @@ mod tests {
 
     fn collect<T: Send + 'static>() -> (Syncer<T>, mpsc::Receiver<(T, Outcome)>) {
         let (sender, received) = mpsc::channel();
-        let syncer = Syncer::new(move |done: Vec<(T, Outcome)>| {
-            for item in done {
-                sender.send(item).unwrap();
-            }
-        });
+        let syncer = Syncer::new(
+            move |done: Vec<(T, Outcome)>| {
+                for item in done {
+                    sender.send(item).unwrap();
+                }
+            },
+            |_: &T| false, // awake.rs tests the spinner; it would spin in every test here
+        );
         (syncer, received)
     }
 

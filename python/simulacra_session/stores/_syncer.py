@@ -12,7 +12,9 @@ twin does all of that without the GIL: the event loop neither waits on the disk 
 a system call for it, a fleet of sessions saving at once shares the cost, and a loop woken
 for an outcome does not find the GIL held by the thread that woke it. The compiled thread
 also watches for new work briefly after each batch, and a loop with outcomes to come
-watches its mailbox (see ``_Post``): each spares a durable save a wake-up.
+watches its mailbox (see ``_Post``): each spares a durable save a wake-up. While a coroutine
+awaits, the compiled thread's CPU is also kept from halting through the sync (an idle-priority
+spinner, ``rust/src/awake.rs``), so the disk's completions wake it without a hypervisor exit.
 """
 
 from __future__ import annotations
@@ -125,11 +127,14 @@ class _Post:
         """On the loop, after a job was submitted with ``box``."""
         self.waiting += 1
 
-    def expedite(self) -> None:
-        """On the loop: a coroutine waits for what is due, so watch for it (compiled only)."""
+    def expedite(self, core: FileSyncer) -> None:
+        """On the loop: a coroutine waits for what is due, so watch for it, and let ``core``
+        know (its thread keeps its CPU awake while it syncs for a watched mailbox); compiled
+        only."""
         if _POLL and self.waiting > 0 and not self.polling:
             self.polling = True
             self.deadline = time.monotonic_ns() + _POLL_NS
+            core.expedite(self.box)
             self.loop.call_soon(self._poll)
 
     def close(self) -> list[tuple[Landing, int, bool]]:
@@ -249,7 +254,7 @@ class Syncer:
         mailbox until the jobs have landed (compiled backend), sparing them a wake-up."""
         post = self._posts.get(asyncio.get_running_loop())
         if post is not None:
-            post.expedite()
+            post.expedite(self._core)
 
     def sweep(self) -> None:
         """Close the mailboxes of closed loops, orphaning what they hold: a store waiting for
