@@ -610,11 +610,11 @@ DIRECT = [("direct", 0, True)]
 @pytest.mark.parametrize(
     ("polling", "close", "expected"),
     [
-        (None, False, {"mailbox": MAILED, "woken": 8, "delivered": [("direct", 0, True)], "left": None}),
-        (False, False, {"mailbox": MAILED, "woken": 8, "delivered": [("direct", 0, True)], "left": None}),
-        (True, False, {"mailbox": MAILED, "woken": 0, "delivered": [("direct", 0, True)], "left": None}),
+        (None, False, {"mailbox": MAILED, "woken": 8, "delivered": DIRECT, "left": None}),
+        (False, False, {"mailbox": MAILED, "woken": 8, "delivered": DIRECT, "left": None}),
+        (True, False, {"mailbox": MAILED, "woken": 0, "delivered": DIRECT, "left": None}),
         ("expedited", False, {"mailbox": MAILED, "woken": 0, "delivered": DIRECT, "left": None}),
-        (None, True, {"mailbox": [], "woken": 0, "delivered": [("direct", 0, True), *MAILED], "left": []}),
+        (None, True, {"mailbox": [], "woken": 0, "delivered": [*DIRECT, *MAILED], "left": []}),
     ],
     ids=["fresh", "taken", "polling", "expedited", "closed"],
 )

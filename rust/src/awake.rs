@@ -11,12 +11,12 @@
 //! is woken on the CPU it last ran on when that one is idle.
 //!
 //! So while such a sync is in flight and someone waits for it, a thread of idle priority
-//! (`SCHED_IDLE`) spins on the sync thread's CPU. The CPU never halts, the completion's wake-up reaches a running vCPU,
-//! and the sync thread preempts the spinner at once. Any other runnable thread preempts it
-//! too: it takes only time that would go idle. It parks when the sync ends (the sync thread then
-//! keeps its CPU busy itself, watching for work). Background saves nobody waits for, as a
-//! fleet's, never start it. Linux only, and only where the idle priority can be set (else it never
-//! spins).
+//! (`SCHED_IDLE`) spins on the sync thread's CPU. The CPU never halts, the completion's
+//! wake-up reaches a running vCPU, and the sync thread preempts the spinner at once. Any
+//! other runnable thread preempts it too: it takes only time that would go idle. It parks
+//! when the sync ends (the sync thread then keeps its CPU busy itself, watching for work).
+//! Background saves nobody waits for, as a fleet's, never start it. Linux only, and only
+//! where the idle priority can be set (else it never spins).
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};

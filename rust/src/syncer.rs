@@ -137,7 +137,7 @@ impl<T: Send + 'static> Syncer<T> {
         let mut queue = lock(&self.shared.queue);
         if queue.stopped {
             drop(queue);
-            (self.shared.deliver)(finish(&self.shared, vec![(job, token)], false));
+            (self.shared.deliver)(finish(&self.shared, vec![(job, token)]));
             return Ok(());
         }
         self.start_worker(&mut queue)?;
@@ -257,7 +257,7 @@ fn run<T>(shared: &Shared<T>) {
                 queue.sleeping = false;
             }
         };
-        (shared.deliver)(finish(shared, batch, true));
+        (shared.deliver)(finish(shared, batch));
         spin_for_work(shared);
     }
 }
@@ -288,10 +288,10 @@ impl Written {
     }
 }
 
-/// Write the appends, make every written descriptor durable together (on the thread, with
-/// its CPU kept awake when someone waits for one of them), close those handed over (the
-/// leased ones stay open).
-fn finish<T>(shared: &Shared<T>, batch: Vec<(Job, T)>, on_thread: bool) -> Vec<(T, Outcome)> {
+/// Write the appends, make every written descriptor durable together (with the CPU kept
+/// awake when someone waits for one of them: never after `stop`, which stops the spinner),
+/// close those handed over (the leased ones stay open).
+fn finish<T>(shared: &Shared<T>, batch: Vec<(Job, T)>) -> Vec<(T, Outcome)> {
     let leases = &shared.leases;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut open = Vec::with_capacity(batch.len()); // (descriptor, index in outcomes)
@@ -320,7 +320,7 @@ fn finish<T>(shared: &Shared<T>, batch: Vec<(Job, T)>, on_thread: bool) -> Vec<(
         .filter(|(_, index)| outcomes[*index].1.written && outcomes[*index].1.errno == 0)
         .collect();
     let fds: Vec<i32> = durable.iter().map(|(fd, _)| *fd).collect();
-    let syncing = (on_thread && !fds.is_empty()).then(|| {
+    let syncing = (!fds.is_empty()).then(|| {
         let awaited = durable
             .iter()
             .any(|(_, index)| (shared.awaited)(&outcomes[*index].0));
