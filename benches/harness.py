@@ -113,8 +113,8 @@ def paired(
     compare two hosts; blocks taken back to back see the same one. ``extra_info`` gets
     both sides' medians and the median over rounds of the ratio of their blocks' medians
     (the benchmark's own timing is the whole round). Blocks longer than one run keep each
-    side's runs back to back, as in its own benchmark: a save's sync thread still watches
-    for work when the next save comes.
+    side's runs back to back, as in its own benchmark: a conversation's saves follow one
+    another, each awaited.
     """
     times: tuple[list[list[float]], list[list[float]]] = ([], [])
 

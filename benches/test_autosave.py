@@ -105,14 +105,14 @@ PAUSE_SECONDS, PAUSE_ROUNDS = 0.002, 200
 
 
 def _pause() -> None:
-    """Between rounds, untimed: long enough for the sync thread to stop watching and park, as
-    it has between an agent's model responses."""
+    """Between rounds, untimed: quiet, as between an agent's model responses, so the disk and
+    the CPUs settle and the group-commit thread has long been asleep."""
     time.sleep(PAUSE_SECONDS)
 
 
 @pytest.mark.benchmark(timer=IN_LOOP)
 def test_autosave_after_a_pause(benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
-    """A durable auto-save at 1000 messages after 2 ms of quiet: the sync thread must be woken."""
+    """A durable auto-save at 1000 messages after 2 ms of quiet: the group-commit thread is woken."""
     benchmark.extra_info["pause ms"] = PAUSE_SECONDS * 1e3
     _timed_autosaves(benchmark, loop, tmp_path, TAIL_LENGTH, PAUSE_ROUNDS, True, pause=_pause)
 
