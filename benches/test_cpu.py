@@ -102,25 +102,27 @@ def test_cpu_per_durable_autosave(benchmark: Any, loop: asyncio.AbstractEventLoo
     check_long(runs)
     check_short(runs)
     assert (tmp_path / "floor.jsonl").stat().st_size == len(FLOOR_LINE) * runs
-    if benchmark.disabled:
-        return
-    floor_s, short_s, long_s = (samples[name][1:] for name in sides)  # less the warm-up round
-    long_cpu, floor_cpu = (sum(cpu for cpu, _ in side) for side in (long_s, floor_s))
-    benchmark.extra_info.update(
-        {
-            "saves": len(long_s) * BLOCK,
-            "cpu µs (1000)": _per_save(long_s, 0),
-            "cpu µs (10)": _per_save(short_s, 0),
-            "cpu µs (floor)": _per_save(floor_s, 0),
-            "cpu ratio to floor (target <= 2)": long_cpu / floor_cpu,
-            "wall µs (1000)": _per_save(long_s, 1),
-            "wall µs (10)": _per_save(short_s, 1),
-            "wall µs (floor)": _per_save(floor_s, 1),
-            "wall ratio to floor (target <= 1.5)": _paired_ratio(long_s, floor_s, 1),
-            "wall ratio to 10 (target <= 1.2)": _paired_ratio(long_s, short_s, 1),
-            "cores busy (1000)": long_cpu / sum(wall for _, wall in long_s),
-        }
-    )
+    if not benchmark.disabled:
+        benchmark.extra_info.update(_figures({name: runs[1:] for name, runs in samples.items()}))
+
+
+def _figures(samples: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
+    """The targets' figures from each side's blocks (the warm-up round left out)."""
+    floor, short, long = samples["floor"], samples["short"], samples["long"]
+    long_cpu, floor_cpu = (sum(cpu for cpu, _ in side) for side in (long, floor))
+    return {
+        "saves": len(long) * BLOCK,
+        "cpu µs (1000)": _per_save(long, 0),
+        "cpu µs (10)": _per_save(short, 0),
+        "cpu µs (floor)": _per_save(floor, 0),
+        "cpu ratio to floor (target <= 2)": long_cpu / floor_cpu,
+        "wall µs (1000)": _per_save(long, 1),
+        "wall µs (10)": _per_save(short, 1),
+        "wall µs (floor)": _per_save(floor, 1),
+        "wall ratio to floor (target <= 1.5)": _paired_ratio(long, floor, 1),
+        "wall ratio to 10 (target <= 1.2)": _paired_ratio(long, short, 1),
+        "cores busy (1000)": long_cpu / sum(wall for _, wall in long),
+    }
 
 
 def _threads_cpu_ns() -> dict[str, int]:
