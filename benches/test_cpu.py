@@ -103,7 +103,7 @@ def test_cpu_per_durable_autosave(benchmark: Any, loop: asyncio.AbstractEventLoo
     check_short(runs)
     assert (tmp_path / "floor.jsonl").stat().st_size == len(FLOOR_LINE) * runs
     if not benchmark.disabled:
-        benchmark.extra_info.update(_figures({name: runs[1:] for name, runs in samples.items()}))
+        benchmark.extra_info.update(_figures({name: blocks[1:] for name, blocks in samples.items()}))
 
 
 def _figures(samples: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
