@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from simulacra_session import CorruptSessionError, FileSessionStore
 from simulacra_session._backend import loads
-from simulacra_session.stores import _journal
+from simulacra_session.stores.file import journal as _journal
 
 HEADER = b'["simulacra-session",'
 COMMIT = b'["metadata",'

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,9 @@ import pytest
 from simulacra_session._backend import loads
 from simulacra_session.errors import CorruptSessionError, InvalidSessionIdError, SerializationError
 from simulacra_session.models import SessionMetadata
-from simulacra_session.stores import file as file_module
 from simulacra_session.stores.file import FileFormat, FileSessionStore
+from simulacra_session.stores.file import files as file_files
+from simulacra_session.stores.file import index as file_index
 from simulacra_session.testing import BAD_IDS, SessionStoreConformance, msg, run, texts
 from simulacra_session.timestamps import parse_timestamp
 
@@ -412,7 +412,7 @@ def test_no_hard_links_fallback(
         calls.append((parent_id, child_id))
         return False
 
-    monkeypatch.setattr(file_module, "link_fork", no_links)
+    monkeypatch.setattr(file_index, "link_fork", no_links)
     caplog.set_level(logging.WARNING, logger="simulacra_session")
     store = FileSessionStore(root, format="json")
     run(store.save("p", []))
@@ -431,7 +431,6 @@ def test_no_hard_links_fallback(
 
 def test_concurrent_saves_leave_one_parsable_file(store: FileSessionStore, root: Path) -> None:
     async def burst() -> None:
-        import asyncio
 
         await asyncio.gather(
             *(store.save("a", [msg(str(i))] * (i + 1), {"parent_id": "p", f"k{i}": i}) for i in range(32))
@@ -448,49 +447,6 @@ def test_concurrent_saves_leave_one_parsable_file(store: FileSessionStore, root:
     assert names(root / "p-forks") == {"a.json"}
 
 
-@pytest.mark.parametrize("file_format", ["jsonl", "json"])
-def test_load_reads_a_warm_file_on_the_loop_and_a_cold_one_in_a_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evict: Callable[[Path], bool], file_format: FileFormat
-) -> None:
-    """A thread hop costs more than copying a warm file; a cold one must not stall the loop."""
-    big = "x" * 50_000  # a file of several pages: see evict
-    run(FileSessionStore(tmp_path, format=file_format).save("s", [msg("a"), msg(big)]))
-    path = tmp_path / f"s.{file_format}"
-    hops: list[str] = []
-    to_thread = asyncio.to_thread
-
-    async def counted(func: Callable[..., Any], /, *args: Any) -> Any:
-        hops.append(func.__name__)
-        return await to_thread(func, *args)
-
-    monkeypatch.setattr(file_module.asyncio, "to_thread", counted)
-    warm = run(FileSessionStore(tmp_path, format=file_format).load("s"))
-    in_memory = file_module.read_cached(path) is not None
-    cold_hops = ["_find"] if file_module._DECODE_ON_LOOP else ["_load_sync"]
-    warm_hops = [] if file_module._DECODE_ON_LOOP else ["_decode"]
-    if in_memory:
-        assert hops == warm_hops
-    else:  # no openat2 RESOLVE_CACHED here: every load reads as a cold one
-        assert hops == cold_hops
-    hops.clear()
-    assert evict(path) or not in_memory  # the pages go, except on a file system keeping them
-    misses: list[bool] = []
-    read_cached = file_module.read_cached
-
-    def observed(name: str) -> Any:
-        found = read_cached(name)
-        misses.append(found is None)
-        return found
-
-    monkeypatch.setattr(file_module, "read_cached", observed)
-    cold = run(FileSessionStore(tmp_path, format=file_format).load("s"))
-    assert cold == warm
-    assert texts(cold.messages) == ["a", big]
-    # A read that finds the file off the page cache goes to a thread. (The kernel may serve
-    # the no-wait read anyway, when the device answers during the call: then no hop.)
-    assert (misses, hops) in (([True], cold_hops), ([False], warm_hops))
-
-
 @pytest.mark.parametrize("pread", [True, False], ids=["pread", "seek-and-read"])
 def test_read_from_reads_past_a_stale_size_to_the_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pread: bool
@@ -498,15 +454,15 @@ def test_read_from_reads_past_a_stale_size_to_the_end(
     """The listing reads from an offset to the end in one call when the size it stat'ed still
     holds, and on to the real end when the file grew since (or reads at most ``size``)."""
     if not pread:
-        monkeypatch.setattr(file_module, "_pread", None)  # as on Windows
+        monkeypatch.setattr(file_files, "_pread", None)  # as on Windows
     path = tmp_path / "f"
     data = bytes(range(256)) * 8_000  # 2 MB: more than one 1 MB read past the stale size
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     try:
         for offset, size in [(0, len(data)), (1000, len(data)), (0, 10), (5, 0), (len(data), len(data))]:
-            assert file_module._read_from(fd, offset, size) == data[offset:]
-        assert file_module._read_from(fd, 0, 64, to_end=False) == data[:64]
-        assert file_module._read_from(fd, 100, 64, to_end=False) == data[100:164]
+            assert file_files.read_from(fd, offset, size) == data[offset:]
+        assert file_files.read_from(fd, 0, 64, to_end=False) == data[:64]
+        assert file_files.read_from(fd, 100, 64, to_end=False) == data[100:164]
     finally:
         os.close(fd)

@@ -15,19 +15,9 @@ from typing import Any
 
 import pytest
 
-from simulacra_session import CorruptSessionError, FileSessionStore, SessionManager, SimpleConversation
-from simulacra_session._writer import COMPLETE
-from simulacra_session.stores import _journal
+from simulacra_session import CorruptSessionError, FileSessionStore
 from simulacra_session.stores import file as file_store
-
-
-@pytest.fixture(params=["memory", "disk"])
-def reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Loads read a warm file from memory on the loop; ``disk`` makes every file read as a
-    cold one is, in a thread."""
-    if request.param == "disk":
-        monkeypatch.setattr(file_store, "read_cached", lambda path: None)
-    return str(request.param)
+from simulacra_session.stores.file import journal as _journal
 
 
 def run(coroutine: Any) -> Any:
@@ -95,7 +85,7 @@ def test_messages_that_are_not_objects_round_trip(tmp_path: Path) -> None:
     assert run(fresh.load("s")).messages == [*odd, ["metadata", {"x": 1}]]
 
 
-def test_torn_tail_at_every_byte_offset(tmp_path: Path, caplog: pytest.LogCaptureFixture, reads: str) -> None:
+def test_torn_tail_at_every_byte_offset(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = FileSessionStore(tmp_path, fsync=False)
     run(store.save("s", [msg("one"), msg("two")], {"label": "before"}))
     path = tmp_path / "s.jsonl"
@@ -116,7 +106,7 @@ def test_torn_tail_at_every_byte_offset(tmp_path: Path, caplog: pytest.LogCaptur
     assert "incomplete save" in caplog.text
 
 
-def test_damage_before_the_last_commit_is_corruption(tmp_path: Path, reads: str) -> None:
+def test_damage_before_the_last_commit_is_corruption(tmp_path: Path) -> None:
     store = FileSessionStore(tmp_path)
     run(store.save("s", [msg("one"), msg("two")]))
     run(store.append("s", [msg("three")]))
@@ -152,7 +142,7 @@ def test_compaction_drops_superseded_metadata_and_keeps_the_fork_index(tmp_path:
     assert [m.id for m in run(store.forks("p"))] == ["s"]
 
 
-def test_conversion_from_the_original_layout_and_back(tmp_path: Path, reads: str) -> None:
+def test_conversion_from_the_original_layout_and_back(tmp_path: Path) -> None:
     original = {
         "metadata": {
             "created_at": "2025-01-02T03:04:05.678Z",
@@ -289,14 +279,12 @@ def test_an_append_left_by_a_closed_loop_does_not_block_the_session(tmp_path: Pa
     store = FileSessionStore(tmp_path)
     run(store.save("s", [msg("a")]))
 
-    async def start_append() -> None:
-        begun = store._append_nowait("s", [msg("b")], None)
-        assert begun is not None  # the task-free path: the sync thread has the append
-        begun.add_done_callback(lambda future: future.exception())  # never awaited
-
     loop = asyncio.new_event_loop()
-    loop.run_until_complete(start_append())
-    loop.close()  # the outcome lands, or will, in a closed loop's mailbox
+    task = loop.create_task(store.append("s", [msg("b")]))  # never awaited
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # one iteration: the append is written and handed to the sync thread
+    loop.close()  # its outcome has nowhere to land
+    assert not task.done()
     # the next save waits for the session's lock (in a daemon thread, so a regression fails
     # here instead of hanging the run), then rewrites
     saver = threading.Thread(target=store._save_sync, args=("s", [msg("a"), msg("b"), msg("c")], None))
@@ -310,13 +298,10 @@ def test_an_append_left_by_a_closed_loop_does_not_block_the_session(tmp_path: Pa
 
 
 @pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
-async def test_appends_where_the_sync_thread_cannot_check_inodes(
-    tmp_path: Path, fsync: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Off POSIX the loop writes appends itself (and hands the descriptor over to be synced)."""
-    from simulacra_session.stores import file
-
-    monkeypatch.setattr(file, "_WRITES_OFF_LOOP", False)
+async def test_appends_without_flock(tmp_path: Path, fsync: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``flock`` (Windows) the loop syncs a durable append itself: nothing would keep
+    other writers out while the sync thread held the file."""
+    monkeypatch.setattr(file_store, "HAS_FLOCK", False)
     store, other = FileSessionStore(tmp_path, fsync=fsync), FileSessionStore(tmp_path, fsync=fsync)
     await store.save("s", [msg("a")])
     await store.append("s", [msg("b")])
@@ -457,7 +442,7 @@ def test_a_failed_append_names_the_journal(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("reader_format", ["jsonl", "json"])
 def test_a_session_in_both_formats_is_read_from_the_newer_file(
-    tmp_path: Path, reader_format: Any, caplog: pytest.LogCaptureFixture, reads: str
+    tmp_path: Path, reader_format: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """As after a crash between a conversion's write and its removal of the old file: every
     store reads the newer, and its next save keeps what that holds."""
@@ -517,28 +502,6 @@ def test_forks_show_the_newer_of_two_formats(tmp_path: Path) -> None:
     assert texts(run(store.load("f")).messages) == ["a"]
 
 
-async def test_an_append_without_fsync_is_complete_on_return(tmp_path: Path) -> None:
-    """Written on the event loop at once, it hands the session writer no future to wait on:
-    every auto-save is stored and reported before ``append`` returns."""
-    store = FileSessionStore(tmp_path, fsync=False)
-    long = ["x" * 1000 + text for text in "abcdef"]  # long messages: no compaction follows
-    await store.save("s", [msg(long[0])])
-    assert store._append_nowait("s", [msg(long[1])], None) is COMPLETE
-    await store.append("s", [msg(long[2])])
-    conversation = SimpleConversation()
-    saves: list[int] = []
-    async with SessionManager(store, conversation) as manager:
-        await manager.load("s")
-        conversation.append(msg(long[3]))
-        await manager.flush()  # the first save after a load rewrites the session
-        manager.on("save", lambda *_: saves.append(len(conversation.messages)))
-        for text in long[4:]:
-            conversation.append(msg(text))
-            assert saves[-1] == len(conversation.messages)  # stored and reported already
-    assert saves == [5, 6]
-    assert texts((await FileSessionStore(tmp_path).load("s")).messages) == long
-
-
 @pytest.mark.parametrize("fsync", [False, True], ids=["no-fsync", "durable"])
 async def test_an_append_waits_for_a_writer_holding_the_sessions_lock(tmp_path: Path, fsync: bool) -> None:
     """While a worker thread holds a session's id lock (a rewrite, a compaction), an append
@@ -546,12 +509,11 @@ async def test_an_append_waits_for_a_writer_holding_the_sessions_lock(tmp_path: 
     and lands after the holder, on what the holder left."""
     store = FileSessionStore(tmp_path, fsync=fsync)
     await store.save("s", [msg("a")])
-    assert store._append_nowait("s", [msg("b")], None) is not None  # known: the loop writes it
-    await store.append("s", [])  # what the durable one wrote is synced
+    await store.append("s", [msg("b")])  # known: the loop writes it
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with store._locked("s"):
+        with store._locks.held("s"):
             held.set()
             release.wait()
             store._rewrite("s", [msg("x"), msg("y"), msg("z")], None, mode="save")  # meanwhile
@@ -559,7 +521,6 @@ async def test_an_append_waits_for_a_writer_holding_the_sessions_lock(tmp_path: 
     holder = threading.Thread(target=hold)
     holder.start()
     held.wait()
-    assert store._append_nowait("s", [msg("c")], None) is None  # nothing written on the loop
     appended = asyncio.ensure_future(store.append("s", [msg("c")]))
     await asyncio.sleep(0.05)
     assert not appended.done()  # waits for the lock
@@ -567,51 +528,5 @@ async def test_an_append_waits_for_a_writer_holding_the_sessions_lock(tmp_path: 
     await appended
     holder.join()
     stored = await FileSessionStore(tmp_path).load("s")
-    assert texts(stored.messages) == ["x", "y", "z", "c"]
+    assert texts(stored.messages) == ["x", "y", "z", "c"]  # nothing written on the loop
     assert stored.metadata.message_count == 4
-
-
-def test_a_durable_append_calls_its_landed_hook_before_the_futures_callbacks(tmp_path: Path) -> None:
-    """The session writer learns an append landed in the same callback that resolves it,
-    an event-loop iteration before the future's own callbacks run."""
-    store = FileSessionStore(tmp_path)
-    run(store.save("s", [msg("a" * 1000)]))  # long messages: no compaction follows the append
-
-    async def main() -> list[tuple[str, bool]]:
-        calls: list[tuple[str, bool]] = []
-        begun = store._append_nowait(
-            "s", [msg("b" * 1000)], None, lambda done: calls.append(("hook", done.done()))
-        )
-        assert begun is not None
-        begun.add_done_callback(lambda done: calls.append(("callback", done.done())))
-        await begun
-        await asyncio.sleep(0)
-        return calls
-
-    assert run(main()) == [("hook", True), ("callback", True)]
-    assert texts(run(store.load("s")).messages) == ["a" * 1000, "b" * 1000]
-
-
-def test_a_landed_hook_that_raises_is_reported_and_the_other_appends_land(tmp_path: Path) -> None:
-    store = FileSessionStore(tmp_path)
-    for name in ("s1", "s2"):
-        run(store.save(name, [msg("a" * 1000)]))
-
-    def broken(done: asyncio.Future[None]) -> None:
-        raise RuntimeError("hook")
-
-    async def main() -> list[dict[str, Any]]:
-        reported: list[dict[str, Any]] = []
-        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
-        first = store._append_nowait("s1", [msg("b" * 1000)], None, broken)
-        second = store._append_nowait("s2", [msg("b" * 1000)], None, lambda done: None)
-        assert first is not None
-        assert second is not None
-        await asyncio.wait_for(asyncio.gather(first, second), 10)
-        return reported
-
-    reported = run(main())
-    assert [str(context["exception"]) for context in reported] == ["hook"]
-    assert "s1.jsonl" in reported[0]["message"]
-    for name in ("s1", "s2"):
-        assert texts(run(store.load(name)).messages) == ["a" * 1000, "b" * 1000]

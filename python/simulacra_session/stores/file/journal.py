@@ -19,20 +19,30 @@ crash: it is dropped when read, and truncated before the next append.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._backend import loads, loads_lines
-from ..errors import CorruptSessionError
+from ..._backend import loads, loads_lines
+from ...errors import CorruptSessionError
+from ...messages import Message
+from .._codec import encode_messages
+from .files import naming, pwrite_all
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "Journal",
+    "JournalState",
     "check_version",
+    "compaction_due",
+    "encode_append",
     "encode_full",
+    "message_lines",
     "parse_journal",
     "tail_metadata",
+    "write_known",
 ]
 
 FORMAT_NAME = "simulacra-session"
@@ -172,3 +182,73 @@ def tail_metadata(tail: bytes, starts_file: bool) -> dict[str, Any] | None:
             return metadata
         end = start - 1
     return None
+
+
+def message_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
+    """Message lines: objects as they are, other JSON values wrapped as ``["message", v]``."""
+    lines = encode_messages(messages, offset)
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            lines[index] = _MESSAGE_PREFIX + lines[index] + b"]"
+    return lines
+
+
+def encode_append(messages: Sequence[Message], offset: int, meta_json: bytes) -> tuple[bytes, int]:
+    """The bytes appending ``messages`` (after ``offset`` stored ones) and a commit record of
+    ``meta_json`` to a journal, and the commit record's size (newline included)."""
+    lines = message_lines(messages, offset)
+    commit = _COMMIT_PREFIX + meta_json + b"]\n"
+    lines.append(commit)
+    return b"\n".join(lines), len(commit)
+
+
+@dataclass(slots=True)
+class JournalState:
+    """What this process knows of a journal file, so an append needs no read."""
+
+    path: str
+    inode: int
+    end: int  # committed size: an append writes here
+    meta: dict[str, Any]  # the committed metadata, as stored (no id)
+    count: int
+    superseded: int  # bytes of metadata records that later ones replaced
+    tail: bytes  # the newest metadata record, newline included: the file must end with it
+    stamp: tuple[str, int] | None = None  # ``updated_at`` and its instant, when an auto-save made it
+
+    def advance(
+        self,
+        payload: bytes,
+        meta: dict[str, Any],
+        added: int,
+        commit: int,
+        stamp: tuple[str, int] | None = None,
+    ) -> None:
+        """``payload`` (``added`` messages, then a commit record of ``commit`` bytes, holding
+        ``meta``, stamped ``stamp`` when known) was appended: what is known of the file follows."""
+        self.end += len(payload)
+        self.meta = meta
+        self.stamp = stamp
+        self.count += added
+        self.superseded += len(self.tail)
+        self.tail = payload[-commit:]
+
+
+def compaction_due(state: JournalState) -> bool:
+    """Whether superseded metadata records outweigh the rest of the journal."""
+    return state.superseded > state.end - state.superseded
+
+
+def write_known(fd: int, state: JournalState, payload: bytes) -> bool:
+    """Append ``payload`` to the open, locked journal if it is the one ``state`` describes:
+    its inode, its size, and the record it ends with (a file that reused the inode number at
+    the same size differs there). ``False``: nothing written. The one check-and-write of
+    every journal append, on the event loop or in a worker thread."""
+    stat = os.fstat(fd)
+    if stat.st_ino != state.inode or stat.st_size != state.end:
+        return False
+    tail = state.tail
+    if hasattr(os, "pread") and os.pread(fd, len(tail), state.end - len(tail)) != tail:
+        return False
+    with naming(state.path):
+        pwrite_all(fd, payload, state.end)
+    return True

@@ -1,0 +1,492 @@
+"""FileSessionStore: one file per session on disk, as a journal or in the original layout.
+
+Journal saves append the new messages and a commit record with one write and one
+``fdatasync``, so an auto-save costs what its new messages cost; full rewrites are atomic
+renames. A session found in the other format is read, and converted on its next save.
+
+An append to a journal this process knows is written on the event loop (a page-cache
+write) and made durable by the process's group-commit thread (``commit``); everything else
+runs in a worker thread. A lock per id serializes writes within the process (``locks``),
+``flock`` on the session file serializes them across processes. ``OSError`` propagates.
+A cancelled call never leaves work running behind the caller's back: a write that began
+completes before ``CancelledError`` reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..._backend import atomic_write, dumps
+from ..._lru import LRU
+from ...errors import CorruptSessionError
+from ...ids import validate_session_id
+from ...messages import Message
+from ...models import (
+    SessionMetadata,
+    StoredSession,
+    auto_saved_metadata,
+    copy_metadata,
+    merge_metadata,
+    metadata_from_stored,
+)
+from .._cancellation import finish
+from .._codec import check_save_args, decode_session, encode_metadata, encode_session, page
+from . import journal
+from .commit import GroupCommit
+from .files import fdatasync, fsync_dir, naming, read_from, read_path, set_aside
+from .index import ForkIndex
+from .layout import FORMATS, FileFormat, Layout
+from .listing import Listing
+from .locks import HAS_FLOCK, IdLocks, file_locked, open_locked
+
+__all__ = ["FileFormat", "FileSessionStore"]
+
+_log = logging.getLogger("simulacra_session")
+_COMMIT = GroupCommit()  # one group-commit thread for every store in the process
+#: An append built from a journal's state: its bytes, the size of its commit record, the
+#: metadata that record holds and its stamp (an auto-save's).
+_Built = tuple[bytes, int, dict[str, Any], tuple[str, int] | None]
+
+
+class FileSessionStore:
+    """A ``SessionStore`` (with ``forks`` and ``append``) keeping each session in one file.
+
+    ``format="jsonl"`` (default) keeps journals that auto-saves append to; ``"json"`` keeps
+    the original library's ``{id}.json`` documents, for directories shared with it.
+    ``fsync=False`` keeps every write atomic but skips the fsyncs, trading durability across
+    power loss for speed. The root directory is created on the first save.
+
+    The store remembers where each journal it appended to ends, and its metadata, so an
+    append needs no read; ``cached_sessions`` bounds how many it remembers (the most
+    recently used). An append to a session it forgot reads the file once: keep the bound
+    above the number of sessions a process appends to at once.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        format: FileFormat = "jsonl",
+        cached_sessions: int = 10_000,
+    ) -> None:
+        if format not in FORMATS:
+            raise ValueError(f"format must be 'jsonl' or 'json', got {format!r}")
+        if isinstance(cached_sessions, bool) or not isinstance(cached_sessions, int) or cached_sessions < 1:
+            raise ValueError(f"cached_sessions must be a positive integer, got {cached_sessions!r}")
+        self._layout = Layout(os.fspath(root), format)
+        self._fsync = fsync
+        self._locks = IdLocks()
+        self._journals: LRU[str, journal.JournalState] = LRU(cached_sessions)
+        self._index = ForkIndex(self._layout, fsync)
+        self._listing = Listing(self._layout)
+
+    @property
+    def root(self) -> str:
+        """The directory holding the sessions."""
+        return self._layout.root
+
+    @property
+    def format(self) -> FileFormat:
+        """The format new saves are written in."""
+        return self._layout.format
+
+    def __repr__(self) -> str:
+        return f"FileSessionStore({self.root!r}, fsync={self._fsync}, format={self.format!r})"
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _decode_journal(
+        self, session_id: str, data: bytes, path: str, inode: int
+    ) -> tuple[StoredSession, journal.JournalState]:
+        """The session a journal holds, and what an append to it needs (now remembered)."""
+        parsed = journal.parse_journal(data, path)
+        try:
+            metadata = metadata_from_stored(session_id, parsed.metadata)
+        except ValidationError as error:
+            raise CorruptSessionError(f"corrupt session file {path}: invalid metadata: {error}") from None
+        end = parsed.committed_end
+        self._journals[session_id] = state = journal.JournalState(
+            path,
+            inode,
+            end,
+            parsed.metadata,
+            len(parsed.messages),
+            parsed.superseded,
+            data[end - parsed.last_commit : end],
+        )
+        return StoredSession(metadata, parsed.messages), state
+
+    def _find(self, session_id: str) -> tuple[FileFormat, bytes, int] | None:
+        """The session file's format, bytes and inode: the store's format, or the other one.
+
+        Both exist after a crash between a conversion's write and its removal of the old
+        file, or in a directory shared with the original library: the newer one (by mtime,
+        the store's format on a tie) holds the session then.
+        """
+        found = []
+        for file_format in (self.format, self._layout.other):
+            with suppress(FileNotFoundError):
+                found.append((file_format, *read_path(self._layout.path(session_id, file_format))))
+        if not found:
+            return None
+        if len(found) == 2:
+            _log.warning("session %s is stored in both formats: reading the newer file", session_id)
+        file_format, data, inode, _ = max(found, key=lambda item: (item[3], item[0] == self.format))
+        return file_format, data, inode
+
+    def _decode(self, session_id: str, file_format: FileFormat, data: bytes, inode: int) -> StoredSession:
+        path = self._layout.path(session_id, file_format)
+        if file_format == "jsonl":
+            return self._decode_journal(session_id, data, path, inode)[0]
+        return decode_session(session_id, data, f"file {path}")
+
+    def _load_sync(self, session_id: str) -> StoredSession | None:
+        found = self._find(session_id)
+        return None if found is None else self._decode(session_id, *found)
+
+    def _read(self, session_id: str, file_format: FileFormat) -> StoredSession | None:
+        try:
+            data, inode, _ = read_path(self._layout.path(session_id, file_format))
+        except FileNotFoundError:
+            return None
+        return self._decode(session_id, file_format, data, inode)
+
+    def _list_sync(self, limit: int | None, offset: int) -> builtins.list[SessionMetadata]:
+        ranked = self._listing.ranked(self._listing.current())
+        return [copy_metadata(metadata) for metadata in page(ranked, limit, offset)]
+
+    def _forks_sync(self, parent_id: str) -> builtins.list[SessionMetadata]:
+        if self._index.usable():
+            found = self._listing.files_of(self._index.entries(parent_id))
+        else:
+            found = self._listing.current()
+        return [copy_metadata(m) for m in self._listing.ranked(found) if m.parent_id == parent_id]
+
+    # -- writing, in a worker thread -----------------------------------------------------
+
+    def _make_root(self) -> str:
+        return self._layout.make_root(self._fsync)
+
+    def _rewrite(
+        self, session_id: str, messages: Sequence[Message], given: Mapping[str, Any] | None, *, mode: str
+    ) -> None:
+        """Write the whole session atomically in the store's format (caller holds the id lock).
+
+        It holds ``messages`` (``"save"``: an unreadable file is set aside), the stored ones
+        then ``messages`` (``"append"``), or what is stored (``"compact"``; nothing is written
+        when the session is gone). The stored session is read under the file's ``flock``, so
+        no writer in another process can come between the read and the write.
+        """
+        layout = self._layout
+        path = layout.path(session_id)
+        with file_locked(path, create_in=None if mode == "compact" else self._make_root):
+            existing: StoredSession | None = None
+            corrupt_path = None
+            found = self._find(session_id)
+            if found is not None:
+                try:
+                    existing = self._decode(session_id, *found)
+                except CorruptSessionError:
+                    if mode != "save":
+                        raise
+                    corrupt_path = layout.path(session_id, found[0])
+            old = existing.metadata if existing is not None else None
+            if mode == "compact":
+                if existing is None:
+                    return
+                messages, merged = existing.messages, existing.metadata
+            else:
+                if mode == "append" and existing is not None:
+                    messages = [*existing.messages, *messages]
+                merged = merge_metadata(session_id, old, len(messages), given)
+            superseded = last_commit = 0
+            if self.format == "json":
+                encoded = encode_session(merged, messages)
+            else:
+                lines = journal.message_lines(messages, 0)
+                encoded, superseded, last_commit = journal.encode_full(encode_metadata(merged), lines)
+            self._make_root()
+            if corrupt_path is not None:
+                set_aside(corrupt_path)
+            self._journals.pop(session_id)
+            atomic_write(path, encoded, self._fsync)
+            if self.format == "jsonl":
+                self._journals[session_id] = journal.JournalState(
+                    path,
+                    os.stat(path).st_ino,
+                    len(encoded),
+                    merged.to_json_dict(),
+                    len(messages),
+                    superseded,
+                    encoded[len(encoded) - last_commit :],
+                )
+        other = layout.path(session_id, layout.other)
+        converted = os.path.lexists(other)
+        if converted:
+            os.unlink(other)
+            if self._fsync:
+                fsync_dir(layout.root)
+        if converted and merged.parent_id is not None:
+            self._index.unindex(merged.parent_id, session_id, (layout.other,))
+        self._index.index(session_id, merged.parent_id, old.parent_id if old is not None else None)
+
+    def _save_sync(
+        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
+    ) -> None:
+        with self._locks.held(session_id):
+            self._rewrite(session_id, messages, given, mode="save")
+
+    def _append_sync(
+        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
+    ) -> None:
+        with self._locks.held(session_id):
+            if self.format == "json" or not self._append_locked(session_id, messages, given):
+                self._rewrite(session_id, messages, given, mode="append")
+            state = self._journals.get(session_id)
+            if state is not None and journal.compaction_due(state):
+                self._compact(session_id)
+
+    def _append_locked(
+        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
+    ) -> bool:
+        """Append to the session's journal under its ``flock``; ``False`` when it has none."""
+        path = self._layout.path(session_id)
+        with file_locked(path) as fd:
+            if fd is None:
+                return False
+            state = self._journals.get(session_id)
+            if (
+                state is None
+                or state.path != path
+                or not self._append_to(fd, session_id, state, messages, given)
+            ):
+                size = os.fstat(fd).st_size
+                state = self._decode_journal(session_id, read_from(fd, 0, size), path, os.fstat(fd).st_ino)[1]
+                if state.end != size:  # a torn append from a crash: cut it off first
+                    os.ftruncate(fd, state.end)
+                if not self._append_to(fd, session_id, state, messages, given):
+                    raise CorruptSessionError(f"journal {path} changed while it was locked")
+            if self._fsync:
+                with naming(path):
+                    fdatasync(fd)
+        return True
+
+    def _append_to(
+        self,
+        fd: int,
+        session_id: str,
+        state: journal.JournalState,
+        messages: builtins.list[Message],
+        given: Mapping[str, Any] | None,
+    ) -> bool:
+        """Write an append to the locked journal ``fd`` if ``state`` still describes it,
+        re-pointing the fork index when ``given`` moves the session to another parent."""
+        existing = metadata_from_stored(session_id, state.meta)
+        merged = merge_metadata(session_id, existing, state.count + len(messages), given)
+        payload, commit = journal.encode_append(messages, state.count, encode_metadata(merged))
+        if not journal.write_known(fd, state, payload):
+            return False
+        state.advance(payload, merged.to_json_dict(), len(messages), commit)
+        if merged.parent_id != existing.parent_id:
+            self._index.index(session_id, merged.parent_id, existing.parent_id)
+        return True
+
+    def _compact(self, session_id: str) -> None:
+        """Rewrite a journal without its superseded metadata records (caller holds the id lock).
+
+        Best effort: the appends that called for it are written either way, so a failure is
+        logged (naming the file) and a later append tries again.
+        """
+        before = self._journals.get(session_id)
+        try:
+            self._rewrite(session_id, [], None, mode="compact")
+        except (OSError, CorruptSessionError) as error:
+            _log.warning("could not compact %s: %s", self._layout.path(session_id), error)
+            return
+        after = self._journals.get(session_id)
+        if before is not None and after is not None:  # the same metadata: its stamp still holds
+            after.stamp = before.stamp
+
+    def _compact_if_due(self, session_id: str) -> None:
+        with self._locks.held(session_id):
+            state = self._journals.get(session_id)
+            if state is not None and journal.compaction_due(state):
+                self._compact(session_id)
+
+    def _delete_sync(self, session_id: str) -> bool:
+        layout = self._layout
+        with self._locks.held(session_id):
+            parents = set()
+            existed = False
+            for file_format in FORMATS:
+                path = layout.path(session_id, file_format)
+                with file_locked(path):  # as every writer: an append elsewhere lands first
+                    try:
+                        stored = self._read(session_id, file_format)
+                    except CorruptSessionError:
+                        stored = None
+                    if stored is not None and stored.metadata.parent_id is not None:
+                        parents.add(stored.metadata.parent_id)
+                    try:
+                        os.unlink(path)
+                        existed = True
+                    except FileNotFoundError:
+                        pass
+            self._journals.pop(session_id)
+            if existed and self._fsync:
+                fsync_dir(layout.root)
+            for parent_id in parents:
+                self._index.unindex(parent_id, session_id, FORMATS)
+            self._index.remove(session_id)
+            return existed
+
+    # -- writing on the event loop ---------------------------------------------------------
+
+    def _build(
+        self,
+        session_id: str,
+        state: journal.JournalState,
+        messages: builtins.list[Message],
+        given: Mapping[str, Any] | None,
+    ) -> _Built | None:
+        """An append to the journal ``state`` knows; ``None`` when ``given`` moves the session
+        to another parent (the fork index must change too: the worker thread does that)."""
+        count = state.count + len(messages)
+        if not given:  # an auto-save: merge_metadata's rule, without the model
+            meta, stamp = auto_saved_metadata(state.meta, count, state.stamp)
+            return (*journal.encode_append(messages, state.count, dumps(meta)), meta, stamp)
+        existing = metadata_from_stored(session_id, state.meta)
+        merged = merge_metadata(session_id, existing, count, given)
+        if merged.parent_id != existing.parent_id:
+            return None
+        return (
+            *journal.encode_append(messages, state.count, encode_metadata(merged)),
+            merged.to_json_dict(),
+            None,
+        )
+
+    def _append_now(
+        self,
+        session_id: str,
+        state: journal.JournalState,
+        messages: builtins.list[Message],
+        given: Mapping[str, Any] | None,
+    ) -> int | None:
+        """Append on the event loop to a journal this store knows, without waiting for anyone.
+
+        Returns the journal's descriptor (still locked) to make durable, ``-1`` when the
+        append is complete (no ``fsync``), or ``None`` when nothing was written: the id's
+        lock or the file's is held elsewhere, the file is not the one known, or the parent
+        changes. The id's lock is held only while the bytes are written: the file's
+        ``flock`` keeps other writers out until the descriptor is closed, once durable.
+        """
+        lock = self._locks.try_hold(session_id)
+        if lock is None:
+            return None
+        try:
+            built = self._build(session_id, state, messages, given)
+            if built is None:
+                return None
+            payload, commit, meta, stamp = built
+            fd = open_locked(state.path, wait=False)
+            if fd is None:
+                return None
+            try:
+                written = journal.write_known(fd, state, payload)
+            except BaseException:
+                os.close(fd)
+                raise
+            if not written:
+                os.close(fd)
+                return None
+            state.advance(payload, meta, len(messages), commit, stamp)
+        finally:
+            self._locks.release(session_id, lock)
+        if self._fsync and HAS_FLOCK:
+            return fd
+        if self._fsync:  # no flock to keep others out while a thread syncs: sync here
+            with naming(state.path):
+                fdatasync(fd)
+        os.close(fd)
+        return -1
+
+    # -- the SessionStore protocol -----------------------------------------------------
+
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
+        """Metadata of the readable sessions, most recently updated first.
+
+        Journals are listed from their last bytes, never their messages, and every file's
+        metadata is cached while its inode, size and mtime are unchanged. Unreadable files
+        are skipped with a warning; temp files, dotfiles, set-aside ``*.corrupt-*`` files and
+        names that are not valid ids are ignored. ``limit``/``offset`` page the result.
+        """
+        return await asyncio.to_thread(self._list_sync, limit, offset)
+
+    async def load(self, id: str) -> StoredSession | None:
+        """The session, or ``None`` when absent; ``CorruptSessionError`` naming the path.
+
+        A journal's torn last append (a crash mid-write) is dropped with a warning.
+        """
+        validate_session_id(id)
+        return await asyncio.to_thread(self._load_sync, id)
+
+    async def save(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Replace the messages and merge the metadata, atomically; then index a fork.
+
+        An existing file that cannot be parsed is renamed aside (never destroyed) and the
+        session starts anew. Errors raised before the write leave the old file intact.
+        """
+        check_save_args(id, metadata)
+        given = dict(metadata) if metadata is not None else None
+        await finish(asyncio.to_thread(self._save_sync, id, builtins.list(messages), given))
+
+    async def append(
+        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Add messages after the stored ones and merge the metadata, all or nothing.
+
+        In a journal that is one write and one fdatasync, whatever the session's length. To
+        a journal this store knows, the write happens on the event loop (a page-cache
+        write) and the fdatasync on the group-commit thread, which makes every session
+        appended meanwhile durable together.
+        """
+        batch = builtins.list(messages)
+        state = self._journals.get(id) if type(id) is str else None  # only valid ids have one
+        if state is not None and self.format == "jsonl":
+            if metadata:
+                check_save_args(id, metadata)
+            fd = self._append_now(id, state, batch, metadata)
+            if fd is not None:
+                if fd >= 0:
+                    await finish(_COMMIT.sync(fd, state.path))
+                if journal.compaction_due(state):
+                    await finish(asyncio.to_thread(self._compact_if_due, id))
+                return
+        check_save_args(id, metadata)
+        given = dict(metadata) if metadata is not None else None
+        await finish(asyncio.to_thread(self._append_sync, id, batch, given))
+
+    async def delete(self, id: str) -> bool:
+        """Remove the session, its fork index entry and its own fork index; ``True`` when it existed."""
+        validate_session_id(id)
+        return await finish(asyncio.to_thread(self._delete_sync, id))
+
+    async def forks(self, id: str) -> builtins.list[SessionMetadata]:
+        """Metadata of the sessions whose ``parent_id`` is ``id``, most recent first.
+
+        Reads the ``{id}-forks`` index, checked against each fork's current file; scans
+        every session instead where the file system has no hard links.
+        """
+        validate_session_id(id)
+        return await asyncio.to_thread(self._forks_sync, id)

@@ -1,0 +1,107 @@
+"""Plain file operations the file store builds on: reading to the end, writing in full,
+naming the file in an error, making a directory's entries durable, setting a file aside."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+__all__ = [
+    "OPEN_RO",
+    "OPEN_RW",
+    "fdatasync",
+    "fsync_dir",
+    "naming",
+    "pwrite_all",
+    "read_from",
+    "read_path",
+    "set_aside",
+]
+
+OPEN_RW = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+OPEN_RO = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+#: Data only, where the platform has it: a journal append needs its size made durable, not its mtime.
+fdatasync = getattr(os, "fdatasync", os.fsync)
+_pread = getattr(os, "pread", None)
+_log = logging.getLogger("simulacra_session")
+
+
+def fsync_dir(path: str) -> None:
+    """Make a directory's entries (creations, renames, unlinks) durable.
+
+    Windows cannot open a directory to flush it; NTFS journals its metadata itself.
+    """
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    if _pread is not None:
+        return bytes(_pread(fd, size, offset))
+    os.lseek(fd, offset, os.SEEK_SET)  # no pread here (Windows): seek, then read
+    return os.read(fd, size)
+
+
+def read_from(fd: int, offset: int, size: int, *, to_end: bool = True) -> bytes:
+    """``fd``'s bytes from ``offset``: to its end (``size``, its length when last stat'ed, is
+    read in one call unless the file grew since), or at most ``size`` of them."""
+    want = max(size - offset, 0) + 1 if to_end else size
+    chunks = [_read_at(fd, want, offset)]
+    while to_end and len(chunks[-1]) == want:  # it grew: read on to its end
+        offset, want = offset + want, 1 << 20
+        chunks.append(_read_at(fd, want, offset))
+    return b"".join(chunks)  # a single chunk is returned as it is
+
+
+def read_path(path: str) -> tuple[bytes, int, int]:
+    """A file's bytes, inode and mtime (ns)."""
+    fd = os.open(path, OPEN_RO)
+    try:
+        stat = os.fstat(fd)
+        return read_from(fd, 0, stat.st_size), stat.st_ino, stat.st_mtime_ns
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def naming(path: str) -> Iterator[None]:
+    """Re-raise the ``OSError`` of a call that names no file (``pwrite``, ``fdatasync``) naming ``path``."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, path) from error
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (a short write is continued)."""
+    view = memoryview(data)
+    while view:
+        if hasattr(os, "pwrite"):
+            written = os.pwrite(fd, view, offset)
+        else:
+            os.lseek(fd, offset, os.SEEK_SET)
+            written = os.write(fd, view)
+        view, offset = view[written:], offset + written
+
+
+def set_aside(path: str) -> str:
+    """Rename an unreadable session file out of the way, keeping it for inspection; its new path."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    aside = f"{path}.corrupt-{stamp}"
+    counter = 0
+    while os.path.lexists(aside):
+        counter += 1
+        aside = f"{path}.corrupt-{stamp}-{counter}"
+    os.rename(path, aside)
+    _log.warning("unreadable session file %s moved to %s; saving a new session", path, aside)
+    return aside

@@ -1,0 +1,152 @@
+"""What ``list()`` and ``forks()`` read: each session file's metadata, cached by its stamp.
+
+A journal's metadata is read from its last bytes (its last commit record), never from its
+messages. Every file's metadata is kept while its inode, size and mtime stay the same, so
+a warm listing costs a ``stat`` per session, all taken in one ``stamps`` call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from operator import itemgetter
+
+from pydantic import ValidationError
+
+from ..._backend import stamps
+from ...errors import CorruptSessionError
+from ...models import SessionMetadata, metadata_from_stored
+from .._codec import decode_session
+from . import journal
+from .files import OPEN_RO, read_from
+from .layout import FileFormat, Layout, session_name
+
+__all__ = ["Listing"]
+
+_TAILS = (4096, 64 * 1024)  # a journal's end read for its metadata: this much, then this
+_log = logging.getLogger("simulacra_session")
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """What is kept of one session file while its inode, size and mtime stay the same."""
+
+    parsed: tuple[str, FileFormat]  # the id and format its name stores
+    stamp: tuple[int, int, int]  # inode, size, mtime_ns
+    metadata: SessionMetadata | None  # handed out as copies only; None: unreadable
+    rank: tuple[float, str]  # sort key: most recently updated first, then by id
+
+
+def _journal_metadata(session_id: str, fd: int, size: int, path: str) -> SessionMetadata:
+    """A journal's committed metadata, from its tail when a commit record lies there."""
+    found = None
+    start = 0
+    for tail in _TAILS:
+        start = max(0, size - tail)
+        found = journal.tail_metadata(read_from(fd, start, size), starts_file=start == 0)
+        if found is not None or start == 0:
+            break
+    if found is None:  # a last message longer than the tail: read the whole journal
+        found = journal.parse_journal(read_from(fd, 0, size), path).metadata
+    elif start > 0:  # the header is not in the tail: its version, read apart
+        journal.check_version(read_from(fd, 0, 64, to_end=False), path)
+    try:
+        return metadata_from_stored(session_id, found)
+    except ValidationError as error:
+        raise CorruptSessionError(f"corrupt session file {path}: {error}") from None
+
+
+def _metadata_of(session_id: str, file_format: FileFormat, path: str) -> SessionMetadata:
+    fd = os.open(path, OPEN_RO)
+    try:
+        size = os.fstat(fd).st_size
+        if file_format == "jsonl":
+            return _journal_metadata(session_id, fd, size, path)
+        return decode_session(session_id, read_from(fd, 0, size), f"file {path}").metadata
+    finally:
+        os.close(fd)
+
+
+class Listing:
+    """The listing cache of one store (by file name under the root)."""
+
+    __slots__ = ("_cache", "_layout")
+
+    def __init__(self, layout: Layout) -> None:
+        self._layout = layout
+        self._cache: dict[str, _Listed] = {}
+
+    def _read(
+        self, session_id: str, file_format: FileFormat, path: str, stamp: tuple[int, int, int]
+    ) -> _Listed | None:
+        """Read one file's metadata; ``None`` when the file is gone."""
+        parsed = (session_id, file_format)
+        try:
+            metadata = _metadata_of(session_id, file_format, path)
+        except FileNotFoundError:
+            return None
+        except (CorruptSessionError, OSError) as error:
+            _log.warning("skipping session file %s: %s", path, error)
+            return _Listed(parsed, stamp, None, (0.0, session_id))
+        return _Listed(parsed, stamp, metadata, (-metadata.updated.timestamp(), session_id))
+
+    def ranked(self, found: dict[str, tuple[str, FileFormat]]) -> list[SessionMetadata]:
+        """The readable sessions' cached metadata, most recently updated first (hand out copies).
+
+        ``found`` maps ids to their file's name and format. A file is read only when its
+        inode, size or mtime changed since it was last cached.
+        """
+        root = self._layout.root
+        prefix = os.path.join(root, "")
+        cache = self._cache
+        ranked = []
+        files = list(found.items())
+        try:
+            stamped = stamps(root, [name for _, (name, _) in files]) if files else []
+        except FileNotFoundError:  # the root itself, removed since it was listed
+            stamped = [None] * len(files)
+        for (session_id, (name, file_format)), stamp in zip(files, stamped, strict=True):
+            if stamp is None:  # removed since it was listed
+                continue
+            listed = cache.get(name)
+            if listed is None or listed.stamp != stamp:
+                listed = self._read(session_id, file_format, prefix + name, stamp)
+                if listed is None:
+                    continue
+                cache[name] = listed
+            if listed.metadata is not None:
+                ranked.append((listed.rank, listed.metadata))
+        ranked.sort(key=itemgetter(0))
+        return [metadata for _, metadata in ranked]
+
+    def current(self) -> dict[str, tuple[str, FileFormat]]:
+        """Each session's file under the root (the newer, as loads read it, when it has both)."""
+        try:
+            names = os.listdir(self._layout.root)
+        except FileNotFoundError:
+            names = []
+        cache = self._cache
+        found: dict[str, tuple[str, FileFormat]] = {}
+        both = []
+        for name in names:
+            listed = cache.get(name)
+            parsed = listed.parsed if listed is not None else session_name(name)
+            if parsed is not None:
+                if parsed[0] in found:
+                    both.append(parsed[0])
+                found[parsed[0]] = (name, parsed[1])
+        for session_id in both:
+            newer = self._layout.newer_file(session_id)
+            if newer is None:
+                del found[session_id]  # both removed meanwhile
+            else:
+                found[session_id] = newer
+        for stale in cache.keys() - {name for name, _ in found.values()}:
+            cache.pop(stale, None)  # another thread listing at once may have dropped it
+        return found
+
+    def files_of(self, session_ids: Iterable[str]) -> dict[str, tuple[str, FileFormat]]:
+        """The current file of each of ``session_ids`` that has one."""
+        return {sid: newer for sid in session_ids if (newer := self._layout.newer_file(sid)) is not None}
