@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._backend import dumps
-from .._writer import COMPLETE, Complete
+from ..manager.writer import COMPLETE, Complete
 from ..ids import validate_session_id
 from ..messages import Message
 from ..models import (

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from .messages import Message
-from .protocols import AppendableSessionStore, SessionStore
+from ..messages import Message
+from ..protocols import AppendableSessionStore, SessionStore
 
 __all__ = ["COMPLETE", "Complete", "SaveRequest", "SessionWriter"]
 

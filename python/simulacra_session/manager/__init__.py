@@ -11,23 +11,23 @@ from itertools import islice
 from types import TracebackType
 from typing import Any, get_args
 
-from ._backend import derive_slug
-from ._emitter import Emitter, Listener
-from ._writer import SaveRequest, SessionWriter
-from .errors import (
+from .._backend import derive_slug
+from .._emitter import Emitter, Listener
+from ..errors import (
     InvalidMetadataError,
     ManagerDisposedError,
     NoActiveSessionError,
     SessionError,
     SessionNotFoundError,
 )
-from .events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
-from .history import inherited_count, inherits, resolve_history
-from .ids import new_session_id, validate_session_id
-from .messages import Message
-from .models import RESERVED_METADATA_KEYS, SessionMetadata
-from .protocols import Conversation, ForkIndexedStore, SessionStore
-from .stores._codec import page
+from ..events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
+from ..history import inherited_count, inherits, resolve_history
+from ..ids import new_session_id, validate_session_id
+from ..messages import Message
+from ..models import RESERVED_METADATA_KEYS, SessionMetadata
+from ..protocols import Conversation, ForkIndexedStore, SessionStore
+from ..stores._codec import page
+from .writer import SaveRequest, SessionWriter
 
 __all__ = ["SessionManager"]
 
