@@ -3,15 +3,14 @@
 One write is in flight per session and at most one request waits behind it; a newer
 request is folded into the waiting one (newest messages, metadata merged, every waiter
 kept), so a burst of auto-saves costs at most two writes and the last holds the latest
-messages; the metadata of a failed auto-save goes with the next write. A write the store
-can begin at once (an append to a journal it knows) starts inline, with no task: only its
-wait for durability, if any, is left to the event loop.
+messages; the metadata of a failed auto-save goes with the next write. A write is one call
+of the store's public ``append`` or ``save``, run in a task.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -19,39 +18,10 @@ from typing import Any
 from ..messages import Message
 from ..protocols import AppendableSessionStore, SessionStore
 
-__all__ = ["COMPLETE", "Complete", "SaveRequest", "SessionWriter"]
+__all__ = ["SaveRequest", "SessionWriter"]
 
-
-class Complete:
-    """What ``_append_nowait`` returns for an append complete already (written, and as
-    durable as the store makes it): no future to make, resolve and inspect."""
-
-    __slots__ = ()
-
-
-#: The one ``Complete``.
-COMPLETE = Complete()
-
-#: A store's ``_append_nowait``: begin an append at once; the future says when it is
-#: durable, ``COMPLETE`` that it is already, ``None`` that nothing was written and ``append``
-#: must do it. The store may call the last argument with the future as soon as it resolves
-#: it (the future's own callbacks run an event-loop iteration later).
-_BeginAppend = Callable[
-    [str, list[Message], Mapping[str, Any], Callable[["asyncio.Future[None]"], None]],
-    "asyncio.Future[None] | Complete | None",
-]
 #: What a write stored: ``source[start:end]``, the session's own messages.
 _Written = tuple[Sequence[Message], int, int]
-
-
-def _begin_append(store: AppendableSessionStore | None) -> _BeginAppend | None:
-    """The store's ``_append_nowait``, when the class defining its ``append`` defines that too:
-    a subclass that overrides ``append`` has it called."""
-    for cls in type(store).__mro__:
-        if "append" in vars(cls):
-            begin: _BeginAppend | None = getattr(store, "_append_nowait", None)
-            return begin if "_append_nowait" in vars(cls) else None
-    return None
 
 
 @dataclass(slots=True)
@@ -116,17 +86,11 @@ class SessionWriter:
         self._store = store
         # checked once: a runtime protocol check costs tens of microseconds
         self._appender = store if isinstance(store, AppendableSessionStore) else None
-        self._begin = _begin_append(self._appender)
-        # what tells the store that someone awaits the append it began (it may watch for it)
-        self._expedite: Callable[[], None] | None = (
-            getattr(store, "_expedite", None) if self._begin is not None else None
-        )
         self._pending: SaveRequest | None = None
         self._carried: dict[str, Any] = {}  # metadata of failed background saves, not yet written
         self._written: _Written | None = None
-        self._inflight: asyncio.Future[None] | None = None  # a task, or the wait for durability
+        self._inflight: asyncio.Task[None] | None = None
         self._drained: list[asyncio.Future[None]] = []
-        self._dispatching = False
         self._on_saved = on_saved
         self._on_failed = on_failed
         self._on_idle = on_idle
@@ -154,7 +118,6 @@ class SessionWriter:
             return None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._drained.append(future)
-        self._awaited()
         return future
 
     def cancel(self) -> None:
@@ -187,16 +150,9 @@ class SessionWriter:
             self._pending.absorb(request)
         if self._inflight is None:
             self._dispatch()
-        if future is not None:
-            self._awaited()
         return future
 
     # -- internals ---------------------------------------------------------------------
-
-    def _awaited(self) -> None:
-        """Someone waits for this writer: tell the store, if the write in flight is its own."""
-        if self._expedite is not None and self._inflight is not None:
-            self._expedite()
 
     def _delta(self, request: SaveRequest, written: _Written | None) -> list[Message] | None:
         """The messages to append after what was written; ``None``: rewrite the session."""
@@ -230,59 +186,33 @@ class SessionWriter:
             self._succeeded(request)
 
     def _dispatch(self) -> None:
-        """Start queued writes until one is in flight or none is left, then report idleness.
+        """Start the queued write when none is in flight; report idleness when none is left.
 
-        Re-entrant submissions (a listener saving from a ``save`` event) only queue; this
-        loop picks them up.
+        A listener of the outcome may submit again (a ``save`` event saving once more): its
+        request starts from there, and this call then finds a write in flight.
         """
-        if self._dispatching:
+        if self._inflight is not None:
             return
-        self._dispatching = True
-        try:
-            while self._inflight is None and self._pending is not None:
-                request, self._pending = self._pending, None
-                written, self._written = self._written, None
-                delta = self._delta(request, written)
-                started: asyncio.Future[None] | Complete | None = None
-                landed = partial(self._landed, request)
-                if delta is not None and self._begin is not None:
-                    try:
-                        started = self._begin(request.session_id, delta, request.metadata, landed)
-                    except Exception as error:
-                        self._failed(request, error)
-                        continue
-                if isinstance(started, Complete):
-                    self._succeeded(request)
-                    continue
-                if started is None:
-                    write = self._store_call(request, delta)
-                    name = f"simulacra-session save {self.session_id}"
-                    started = asyncio.get_running_loop().create_task(write, name=name)
-                if started.done():
-                    self._settle(request, started)
-                else:
-                    self._inflight = started
-                    started.add_done_callback(landed)  # a no-op if the store called it first
-                    if request.waiters or self._drained:
-                        self._awaited()
-        finally:
-            self._dispatching = False
-        if self._inflight is None and self._pending is None:
-            if self._drained:
-                drained, self._drained = self._drained, []
-                for future in drained:
-                    if not future.done():
-                        future.set_result(None)
-            self._on_idle(self.session_id)
+        if self._pending is not None:
+            request, self._pending = self._pending, None
+            written, self._written = self._written, None
+            write = self._store_call(request, self._delta(request, written))
+            name = f"simulacra-session save {self.session_id}"
+            self._inflight = asyncio.get_running_loop().create_task(write, name=name)
+            self._inflight.add_done_callback(partial(self._landed, request))
+            return
+        drained, self._drained = self._drained, []
+        for future in drained:
+            if not future.done():
+                future.set_result(None)
+        self._on_idle(self.session_id)
 
-    def _landed(self, request: SaveRequest, done: asyncio.Future[None]) -> None:
-        if done is not self._inflight:  # settled already, when the store resolved it
-            return
+    def _landed(self, request: SaveRequest, done: asyncio.Task[None]) -> None:
         self._inflight = None
         self._settle(request, done)
         self._dispatch()
 
-    def _settle(self, request: SaveRequest, done: asyncio.Future[None]) -> None:
+    def _settle(self, request: SaveRequest, done: asyncio.Task[None]) -> None:
         """Report the outcome of a finished write."""
         error = None if done.cancelled() else done.exception()
         if error is None and not done.cancelled():

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._backend import dumps
-from ..manager.writer import COMPLETE, Complete
 from ..ids import validate_session_id
 from ..messages import Message
 from ..models import (
@@ -83,18 +81,6 @@ class InMemorySessionStore:
     ) -> None:
         """Add messages after the stored ones and merge the metadata; all or nothing."""
         self._append_now(id, messages, metadata)
-
-    def _append_nowait(
-        self,
-        id: str,
-        messages: builtins.list[Message],
-        metadata: Mapping[str, Any] | None,
-        landed: Callable[[asyncio.Future[None]], None] | None = None,
-    ) -> Complete:
-        """``append``, done at once (nothing here waits); the session writer calls this to skip
-        a task. It is complete on return, so ``landed`` is not called."""
-        self._append_now(id, messages, metadata)
-        return COMPLETE
 
     def _save_now(self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None) -> None:
         check_save_args(id, metadata)
