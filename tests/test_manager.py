@@ -346,11 +346,12 @@ class RemoteStore(InMemorySessionStore):
         return await super().delete(id)
 
 
-class ListsEverything:
-    """A store meeting only the protocol: ``list()`` takes no ``limit`` or ``offset``."""
+class ProtocolOnlyStore:
+    """A store written against ``SessionStore`` alone (no bundled base), recording its pages."""
 
     def __init__(self) -> None:
         self.inner = InMemorySessionStore()
+        self.pages: list[tuple[int | None, int]] = []
 
     async def save(
         self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
@@ -360,16 +361,17 @@ class ListsEverything:
     async def load(self, id: str) -> StoredSession | None:
         return await self.inner.load(id)
 
-    async def list(self) -> list[Any]:
-        return await self.inner.list()
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> list[Any]:
+        self.pages.append((limit, offset))
+        return await self.inner.list(limit=limit, offset=offset)
 
     async def delete(self, id: str) -> bool:
         return await self.inner.delete(id)
 
 
-@pytest.mark.parametrize("store_kind", [InMemorySessionStore, ListsEverything])
-async def test_list_pages_in_the_store_or_else_itself(store_kind: Any) -> None:
-    manager = SessionManager(store_kind(), SimpleConversation())
+async def test_list_pages_in_the_store_through_the_protocol() -> None:
+    store = ProtocolOnlyStore()
+    manager = SessionManager(store, SimpleConversation())
     ids = [manager.start_new(f"s{index}") for index in range(4)]
     await manager.flush()
     assert [m.id for m in await manager.list()] == ids[::-1]
@@ -378,6 +380,7 @@ async def test_list_pages_in_the_store_or_else_itself(store_kind: Any) -> None:
     with pytest.raises(ValueError, match="negative"):
         await manager.list(limit=-1)
     assert await manager.load() == ids[-1]  # the most recent, listed with limit=1
+    assert store.pages == [(None, 0), (2, 1), (None, 9), (-1, 0), (1, 0)]  # each page the store's own
 
 
 async def test_sessions_left_and_children_disposed_keep_nothing() -> None:

@@ -15,8 +15,15 @@ __all__ = ["AppendableSessionStore", "ChainLoadingStore", "Conversation", "ForkI
 class SessionStore(Protocol):
     """Where sessions live. Every method rejects an invalid id with ``InvalidSessionIdError``."""
 
-    async def list(self) -> list[SessionMetadata]:
-        """Metadata of every session, most recently updated first."""
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> list[SessionMetadata]:
+        """Metadata of the sessions, most recently updated first, one page of them.
+
+        The page is the ``limit`` sessions after the first ``offset`` (all after them when
+        ``limit`` is ``None``), in an order that breaks ties the same way each time (the
+        bundled stores: by id), so that pages read in turn neither repeat nor skip a session
+        nobody saved meanwhile. A store pages where it is cheap (a SQL ``LIMIT``/``OFFSET``);
+        a negative ``limit`` or ``offset`` raises ``ValueError`` naming both.
+        """
         ...
 
     async def load(self, id: str) -> StoredSession | None:

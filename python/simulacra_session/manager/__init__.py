@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import inspect
 import logging
 from collections.abc import Callable, Sequence
 from itertools import islice
@@ -26,7 +25,6 @@ from ..ids import new_session_id, validate_session_id
 from ..messages import Message
 from ..models import RESERVED_METADATA_KEYS, SessionMetadata
 from ..protocols import Conversation, ForkIndexedStore, SessionStore
-from ..stores._codec import page
 from .writer import SaveRequest, SessionWriter
 
 __all__ = ["SessionManager"]
@@ -66,7 +64,6 @@ class SessionManager:
         if not isinstance(store, SessionStore):
             raise TypeError(f"store must implement SessionStore, got {type(store).__name__}")
         self._store = store
-        self._store_pages = _pages_itself(store)
         self._conversation = conversation
         self._auto_save = auto_save
         self._auto_slug = auto_slug
@@ -244,13 +241,9 @@ class SessionManager:
         return fork_id
 
     async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
-        """The sessions in the store, most recent first; ``limit``/``offset`` page them (in the
-        store where it takes them, as every bundled store does)."""
-        if self._store_pages:
-            listing: Any = self._store.list
-            sessions: builtins.list[SessionMetadata] = await listing(limit=limit, offset=offset)
-            return sessions
-        return page(await self._store.list(), limit, offset)
+        """The sessions in the store, most recent first; ``limit``/``offset`` page them (see
+        ``SessionStore.list``)."""
+        return await self._store.list(limit=limit, offset=offset)
 
     async def forks(self, id: str) -> builtins.list[SessionMetadata]:
         """Sessions whose ``parent_id`` is ``id``, most recent first."""
@@ -550,15 +543,6 @@ class SessionManager:
 
     def _on_conversation_dispose(self, *_: Any) -> None:
         self.dispose()
-
-
-def _pages_itself(store: SessionStore) -> bool:
-    """Whether the store's ``list`` takes ``limit`` and ``offset`` (the protocol's need not)."""
-    try:
-        parameters = inspect.signature(store.list).parameters
-    except (TypeError, ValueError):
-        return False
-    return "limit" in parameters and "offset" in parameters
 
 
 def _event_name(event: str) -> str:
