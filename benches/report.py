@@ -1,4 +1,4 @@
-"""Markdown tables from one benchmark run, for the README: medians and ratios within each group.
+"""Markdown tables from one benchmark run, for docs/performance.md: medians and ratios within each group.
 
     python -m pytest benches --benchmark-json=bench.json
     python benches/report.py bench.json

@@ -3,7 +3,7 @@
 ``memory`` (nothing durable), ``file`` (journal, fsync), ``sqlite`` (WAL, synchronous=FULL),
 ``postgresql`` and ``mysql`` (the servers named by ``SIMULACRA_TEST_POSTGRES_URL`` and
 ``SIMULACRA_TEST_MYSQL_URL``, default durability: every commit flushed to the log) and
-``adapter`` (``AdapterSessionStore`` over the README's plain-sqlite3 adapter).
+``adapter`` (``AdapterSessionStore`` over the plain-sqlite3 adapter of ``examples/adapter_sqlite3.py``).
 """
 
 from __future__ import annotations
