@@ -469,7 +469,7 @@ class FileSessionStore:
             fd = self._append_now(id, state, batch, metadata)
             if fd is not None:
                 if fd >= 0:
-                    await finish(_COMMIT.sync(fd, state.path))
+                    await _COMMIT.sync(fd, state.path)  # uncancellable: complete before a cancellation lands
                 if journal.compaction_due(state):
                     await finish(asyncio.to_thread(self._compact_if_due, id))
                 return
