@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from simulacra_session import FileSessionStore
-from simulacra_session.stores import file as file_store
+from simulacra_session.stores.file import locks as file_locks
 
 
 def run(coroutine: Any) -> Any:
@@ -95,9 +95,9 @@ def test_an_append_left_by_a_closed_loop_does_not_block_the_session(tmp_path: Pa
 
 @pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
 async def test_appends_without_flock(tmp_path: Path, fsync: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without ``flock`` (Windows) the loop syncs a durable append itself: nothing would keep
-    other writers out while the sync thread held the file."""
-    monkeypatch.setattr(file_store, "HAS_FLOCK", False)
+    """Without ``flock`` (Windows) appends still take the loop's path and the worker thread's,
+    and a file grown behind a store's back is re-read, never written over."""
+    monkeypatch.setattr(file_locks, "fcntl", None)
     store, other = FileSessionStore(tmp_path, fsync=fsync), FileSessionStore(tmp_path, fsync=fsync)
     await store.save("s", [msg("a")])
     await store.append("s", [msg("b")])

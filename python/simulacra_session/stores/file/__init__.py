@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..._backend import atomic_write, dumps
+from ..._backend import atomic_write
 from ..._lru import LRU
 from ...errors import CorruptSessionError
 from ...ids import validate_session_id
@@ -32,7 +32,6 @@ from ...messages import Message
 from ...models import (
     SessionMetadata,
     StoredSession,
-    auto_saved_metadata,
     copy_metadata,
     merge_metadata,
     metadata_from_stored,
@@ -45,15 +44,12 @@ from .files import fdatasync, fsync_dir, naming, read_from, read_path, set_aside
 from .index import ForkIndex
 from .layout import FORMATS, FileFormat, Layout
 from .listing import Listing
-from .locks import HAS_FLOCK, IdLocks, file_locked, open_locked
+from .locks import IdLocks, file_locked, open_locked
 
 __all__ = ["FileFormat", "FileSessionStore"]
 
 _log = logging.getLogger("simulacra_session")
 _COMMIT = GroupCommit()  # one group-commit thread for every store in the process
-#: An append built from a journal's state: its bytes, the size of its commit record, the
-#: metadata that record holds and its stamp (an auto-save's).
-_Built = tuple[bytes, int, dict[str, Any], tuple[str, int] | None]
 
 
 class FileSessionStore:
@@ -351,29 +347,6 @@ class FileSessionStore:
 
     # -- writing on the event loop ---------------------------------------------------------
 
-    def _build(
-        self,
-        session_id: str,
-        state: journal.JournalState,
-        messages: builtins.list[Message],
-        given: Mapping[str, Any] | None,
-    ) -> _Built | None:
-        """An append to the journal ``state`` knows; ``None`` when ``given`` moves the session
-        to another parent (the fork index must change too: the worker thread does that)."""
-        count = state.count + len(messages)
-        if not given:  # an auto-save: merge_metadata's rule, without the model
-            meta, stamp = auto_saved_metadata(state.meta, count, state.stamp)
-            return (*journal.encode_append(messages, state.count, dumps(meta)), meta, stamp)
-        existing = metadata_from_stored(session_id, state.meta)
-        merged = merge_metadata(session_id, existing, count, given)
-        if merged.parent_id != existing.parent_id:
-            return None
-        return (
-            *journal.encode_append(messages, state.count, encode_metadata(merged)),
-            merged.to_json_dict(),
-            None,
-        )
-
     def _append_now(
         self,
         session_id: str,
@@ -393,7 +366,7 @@ class FileSessionStore:
         if lock is None:
             return None
         try:
-            built = self._build(session_id, state, messages, given)
+            built = journal.build_append(session_id, state, messages, given)
             if built is None:
                 return None
             payload, commit, meta, stamp = built
@@ -411,11 +384,8 @@ class FileSessionStore:
             state.advance(payload, meta, len(messages), commit, stamp)
         finally:
             self._locks.release(session_id, lock)
-        if self._fsync and HAS_FLOCK:
+        if self._fsync:
             return fd
-        if self._fsync:  # no flock to keep others out while a thread syncs: sync here
-            with naming(state.path):
-                fdatasync(fd)
         os.close(fd)
         return -1
 

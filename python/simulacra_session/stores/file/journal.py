@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..._backend import loads, loads_lines
+from ..._backend import dumps, loads, loads_lines
 from ...errors import CorruptSessionError
 from ...messages import Message
-from .._codec import encode_messages
+from ...models import auto_saved_metadata, merge_metadata, metadata_from_stored
+from .._codec import encode_messages, encode_metadata
 from .files import naming, pwrite_all
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Journal",
     "JournalState",
+    "build_append",
     "check_version",
     "compaction_due",
     "encode_append",
@@ -236,6 +238,28 @@ class JournalState:
 def compaction_due(state: JournalState) -> bool:
     """Whether superseded metadata records outweigh the rest of the journal."""
     return state.superseded > state.end - state.superseded
+
+
+#: An append built from a journal's state: its bytes, the size of its commit record, the
+#: metadata that record holds and its stamp (an auto-save's).
+Built = tuple[bytes, int, dict[str, Any], tuple[str, int] | None]
+
+
+def build_append(
+    session_id: str, state: JournalState, messages: Sequence[Message], given: Mapping[str, Any] | None
+) -> Built | None:
+    """An append to the journal ``state`` knows, for the event loop; ``None`` when ``given``
+    moves the session to another parent (the fork index must change too: a worker thread
+    does that)."""
+    count = state.count + len(messages)
+    if not given:  # an auto-save: merge_metadata's rule, without the model
+        meta, stamp = auto_saved_metadata(state.meta, count, state.stamp)
+        return (*encode_append(messages, state.count, dumps(meta)), meta, stamp)
+    existing = metadata_from_stored(session_id, state.meta)
+    merged = merge_metadata(session_id, existing, count, given)
+    if merged.parent_id != existing.parent_id:
+        return None
+    return (*encode_append(messages, state.count, encode_metadata(merged)), merged.to_json_dict(), None)
 
 
 def write_known(fd: int, state: JournalState, payload: bytes) -> bool:

@@ -20,10 +20,7 @@ try:
 except ImportError:  # Windows: no advisory locks
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["HAS_FLOCK", "IdLocks", "file_locked", "open_locked"]
-
-#: Whether writers in other processes are kept out by ``flock``.
-HAS_FLOCK = fcntl is not None
+__all__ = ["IdLocks", "file_locked", "open_locked"]
 
 
 class IdLocks:
