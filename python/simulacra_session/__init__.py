@@ -36,7 +36,14 @@ from .messages import (
     UserMessage,
 )
 from .models import CheckpointState, SessionMetadata, StoredSession
-from .protocols import AppendableSessionStore, ChainLoadingStore, Conversation, ForkIndexedStore, SessionStore
+from .protocols import (
+    AppendableSessionStore,
+    AppendOnlyConversation,
+    ChainLoadingStore,
+    Conversation,
+    ForkIndexedStore,
+    SessionStore,
+)
 from .stores import AdapterSessionStore, FileSessionStore, InMemorySessionStore, SessionAdapter, SessionRow
 
 if TYPE_CHECKING:
@@ -46,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKEND",
     "AdapterSessionStore",
+    "AppendOnlyConversation",
     "AppendableSessionStore",
     "AssistantMessage",
     "ChainLoadingStore",

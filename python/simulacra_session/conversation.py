@@ -19,7 +19,8 @@ __all__ = ["SimpleConversation"]
 
 
 class SimpleConversation:
-    """An in-memory message history that emits the events a SessionManager listens to.
+    """An in-memory message history that emits the events a SessionManager listens to
+    (an ``AppendOnlyConversation``).
 
     ``append``/``extend`` store deep copies (saved messages are treated as immutable), fill a
     missing ``id`` (uuid4) and ``timestamp`` (ms), then emit ``message_complete`` once.
@@ -37,11 +38,13 @@ class SimpleConversation:
         """The history, oldest first, as an immutable snapshot."""
         return tuple(self._messages)
 
-    def _append_only_history(self) -> list[Message]:
-        """The history list itself, for the session manager.
+    @property
+    def history(self) -> Sequence[Message]:
+        """The history itself, not a copy (``AppendOnlyConversation``): read it, never change it.
 
-        It is only ever appended to (``load`` and ``clear`` replace it), so the list and a
-        length are a snapshot that costs nothing to take, however long the history.
+        It is only ever appended to (``load`` and ``clear`` put the history in a new list), so
+        the sequence and its length are a snapshot that costs nothing to take, however long
+        the history: what a SessionManager's auto-save takes.
         """
         return self._messages
 

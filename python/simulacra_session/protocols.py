@@ -8,7 +8,14 @@ from typing import Any, Protocol, runtime_checkable
 from .messages import Message
 from .models import CheckpointState, SessionMetadata, StoredSession
 
-__all__ = ["AppendableSessionStore", "ChainLoadingStore", "Conversation", "ForkIndexedStore", "SessionStore"]
+__all__ = [
+    "AppendOnlyConversation",
+    "AppendableSessionStore",
+    "ChainLoadingStore",
+    "Conversation",
+    "ForkIndexedStore",
+    "SessionStore",
+]
 
 
 @runtime_checkable
@@ -94,13 +101,17 @@ class ChainLoadingStore(SessionStore, Protocol):
 class Conversation(Protocol):
     """The part of a conversation engine a SessionManager needs.
 
-    Events the manager listens to: ``message_complete`` (a message was added),
-    ``create_child`` (first argument: the child conversation) and ``dispose``.
+    Events the manager listens to: ``message_complete`` (messages were added to the
+    history; its argument is the message added, the last one when several were), then
+    ``create_child`` (first argument: the child conversation) and ``dispose``. On
+    ``message_complete`` an auto-saving manager reads the history (``messages``, or the
+    history view of an ``AppendOnlyConversation``) and saves what its last save lacks.
     """
 
     @property
     def messages(self) -> Sequence[Message]:
-        """The conversation's history, oldest first."""
+        """The conversation's history, oldest first. The manager only reads it, and treats
+        the messages in it as immutable once saved."""
         ...
 
     @property
@@ -134,4 +145,25 @@ class Conversation(Protocol):
 
     def once(self, event: str, listener: Any) -> Any:
         """Register ``listener`` for the next ``event`` only."""
+        ...
+
+
+@runtime_checkable
+class AppendOnlyConversation(Conversation, Protocol):
+    """A conversation that keeps its history in one sequence it only ever appends to.
+
+    A SessionManager then snapshots the history as that sequence and its length, at no cost
+    however long the conversation is, and an auto-save appends the messages after the
+    length it last saved without comparing the ones before. Without it the manager copies
+    ``messages`` on every auto-save and compares the copy with what it saved.
+    """
+
+    @property
+    def history(self) -> Sequence[Message]:
+        """The sequence holding the history, oldest first: the conversation's own, not a copy.
+
+        While the conversation keeps returning the same sequence it only ever appends to it:
+        no message in it is removed, replaced or reordered. ``load``, ``clear`` or any other
+        change to what came before puts the history in a new sequence. Callers only read it.
+        """
         ...

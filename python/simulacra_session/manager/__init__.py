@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import islice
 from types import TracebackType
 from typing import Any, get_args
@@ -24,7 +24,7 @@ from ..history import inherited_count, inherits, resolve_history
 from ..ids import new_session_id, validate_session_id
 from ..messages import Message
 from ..models import RESERVED_METADATA_KEYS, SessionMetadata
-from ..protocols import Conversation, ForkIndexedStore, SessionStore
+from ..protocols import AppendOnlyConversation, Conversation, ForkIndexedStore, SessionStore
 from .writer import SaveRequest, SessionWriter
 
 __all__ = ["SessionManager"]
@@ -75,12 +75,10 @@ class SessionManager:
         self._children: list[SessionManager] = []
         self._parent: SessionManager | None = None  # a child's: its errors are reported there too
         self._writers: dict[str, SessionWriter] = {}
-        # A SimpleConversation hands over its append-only history list: an O(1) snapshot.
-        self._live_history: Callable[[], list[Message]] | None = getattr(
-            conversation, "_append_only_history", None
-        )
-        # That list as it was when an attached fork's inherited messages were put in it.
-        self._inherited_view: list[Message] | None = None
+        # Its history view, and a length, are an O(1) snapshot (checked once: ~10 us).
+        self._appends_only = conversation if isinstance(conversation, AppendOnlyConversation) else None
+        # The history view an attached fork's inherited messages were put in.
+        self._inherited_view: Sequence[Message] | None = None
         if auto_save:
             conversation.on("message_complete", self._on_message_complete)
         conversation.on("create_child", self._on_create_child)
@@ -383,8 +381,8 @@ class SessionManager:
         """Snapshot the conversation for the current session, with the metadata to merge
         (``given``, a fresh dict each caller builds, becomes the request's own)."""
         assert self._session_id is not None
-        live = self._live_history
-        history = live() if live is not None else tuple(self._conversation.messages)
+        appends_only = self._appends_only
+        history = appends_only.history if appends_only is not None else tuple(self._conversation.messages)
         metadata = given
         full = False
         if self._inherited and not self._still_inherits(history):
@@ -415,16 +413,16 @@ class SessionManager:
         )
 
     def _note_inherited_view(self) -> None:
-        """The conversation now holds the inherited messages: remember the list they are in."""
-        self._inherited_view = self._live_history() if self._live_history is not None else None
+        """The conversation now holds the inherited messages: remember the view they are in."""
+        self._inherited_view = self._appends_only.history if self._appends_only is not None else None
 
     def _still_inherits(self, history: Sequence[Message]) -> bool:
         """Whether ``history`` still begins with the messages the attached fork inherits.
 
         Not after a ``clear()``, or a ``load()`` of other messages, made on the conversation
-        directly. A SimpleConversation's list is replaced by those, so a new list is compared
-        (once) with the one the inherited messages were in; other conversations are checked
-        by length only.
+        directly. Those put an ``AppendOnlyConversation``'s history in a new view, so a new
+        view is compared (once) with the one the inherited messages were in; other
+        conversations are checked by length only.
         """
         count = self._inherited
         if len(history) < count:
@@ -433,7 +431,7 @@ class SessionManager:
         if view is None or view is history:
             return True
         kept = all(a is b or a == b for a, b in zip(islice(view, count), islice(history, count), strict=True))
-        self._inherited_view = history if kept and isinstance(history, list) else None
+        self._inherited_view = history if kept else None
         return kept
 
     def _submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
