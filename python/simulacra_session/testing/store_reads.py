@@ -1,0 +1,127 @@
+"""The documented ``SessionStore`` protocol, part two: ``list`` (with paging), ``load`` and
+``delete``, isolation from callers' objects, and invalid ids.
+
+Each failure names the contract it checks: the method, then the rule of its docstring.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ..errors import InvalidSessionIdError
+from ..protocols import SessionStore
+from .helpers import BAD_IDS, StoreFixture, msg, raises, run
+
+__all__ = ["StoreReadContract"]
+
+ORDER = "SessionStore.list returns the sessions most recently updated first"
+PAGES = "SessionStore.list(limit=, offset=) returns the limit sessions after the first offset"
+NEGATIVE = "SessionStore.list raises ValueError naming limit and offset when either is negative"
+ISOLATION = "SessionStore keeps no reference to objects given to save or returned by load and list"
+IDS = "SessionStore: every method rejects an invalid id with InvalidSessionIdError"
+DELETE = "SessionStore.delete removes the session and returns True only when it existed"
+
+
+class StoreReadContract(StoreFixture):
+    """``list`` and its pages, ``load``, ``delete``, isolation and invalid ids."""
+
+    def test_empty_store(self, store: SessionStore) -> None:
+        assert run(store.list()) == [], f"{ORDER}: a new store lists nothing"
+        assert run(store.load("a")) is None, "SessionStore.load returns None for an absent session"
+        assert run(store.delete("a")) is False, f"{DELETE}: delete of an absent session"
+
+    def test_list_most_recent_first(self, store: SessionStore) -> None:
+        for session_id in ["b", "a", "c"]:
+            run(store.save(session_id, []))
+        assert [m.id for m in run(store.list())] == ["c", "a", "b"], f"{ORDER}: after saving b, a, c"
+        run(store.save("b", [msg("again")]))
+        assert [m.id for m in run(store.list())] == ["b", "c", "a"], f"{ORDER}: after saving b again"
+
+    def test_list_pages(self, store: SessionStore) -> None:
+        for index in range(4):
+            run(store.save(f"s{index}", []))
+        pages: dict[tuple[int | None, int], list[str]] = {
+            (2, 0): ["s3", "s2"],
+            (2, 3): ["s0"],
+            (None, 1): ["s2", "s1", "s0"],
+            (0, 0): [],
+            (2, 4): [],
+            (5, 9): [],
+        }
+        for (limit, offset), expected in pages.items():
+            found = [m.id for m in run(store.list(limit=limit, offset=offset))]
+            assert found == expected, f"{PAGES}: limit={limit} offset={offset}"
+
+    def test_list_pages_in_turn_neither_repeat_nor_skip(self, store: SessionStore) -> None:
+        for index in range(7):
+            run(store.save(f"s{index}", [msg(str(index))]))
+        whole = [m.id for m in run(store.list())]
+        turned: list[str] = []
+        for offset in range(0, 8, 3):
+            turned += [m.id for m in run(store.list(limit=3, offset=offset))]
+        assert turned == whole, f"{PAGES}: pages of 3 read in turn make the whole list"
+
+    @pytest.mark.parametrize(("limit", "offset"), [(-1, 0), (2, -1), (None, -3)])
+    def test_list_refuses_negative_pages(self, store: SessionStore, limit: int | None, offset: int) -> None:
+        run(store.save("a", []))
+        with raises(ValueError, NEGATIVE, match=r"(?s)(limit.*offset|offset.*limit)"):
+            run(store.list(limit=limit, offset=offset))
+
+    def test_isolation(self, store: SessionStore) -> None:
+        messages = [msg("one")]
+        metadata: dict[str, Any] = {"label": "l", "extra": {"list": [1]}}
+        run(store.save("a", messages, metadata))
+        pristine = run(store.load("a"))
+        assert pristine is not None, "SessionStore.load returns what save stored: load('a') returned None"
+        messages.append(msg("two"))
+        messages[0]["content"][0]["text"] = "changed"  # type: ignore[typeddict-unknown-key]
+        metadata["extra"]["list"].append(2)
+        metadata["label"] = "other"
+        loaded = run(store.load("a"))
+        assert loaded == pristine, f"{ISOLATION}: changing what was given to save changed the session"
+        assert loaded is not None, f"{ISOLATION}: the session is gone"
+        loaded.messages.append(msg("three"))
+        loaded.messages[0]["content"].clear()
+        assert loaded.metadata.model_extra is not None, "SessionStore.load keeps unknown metadata keys"
+        loaded.metadata.model_extra["extra"]["list"].append(3)
+        listed = run(store.list())
+        listed[0].model_extra["extra"]["list"].append(4)  # type: ignore[index]
+        assert run(store.load("a")) == pristine, f"{ISOLATION}: changing what load or list returned"
+        assert run(store.list())[0] == pristine.metadata, f"{ISOLATION}: list after changes"
+
+    @pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
+    def test_invalid_ids_rejected(self, store: SessionStore, bad: Any) -> None:
+        with raises(InvalidSessionIdError, f"{IDS}: save({bad!r})"):
+            run(store.save(bad, [msg("x")]))
+        if bad is not None:  # a None parent_id removes the key
+            with raises(InvalidSessionIdError, f"{IDS}: save with parent_id={bad!r}"):
+                run(store.save("a", [msg("x")], {"parent_id": bad}))
+        for call in (store.load, store.delete):
+            with raises(InvalidSessionIdError, f"{IDS}: {call.__name__}({bad!r})"):
+                run(call(bad))
+        assert run(store.list()) == [], f"{IDS}: a refused save stored something"
+
+    def test_delete(self, store: SessionStore) -> None:
+        run(store.save("a", [msg("x")]))
+        run(store.save("b", []))
+        assert run(store.delete("a")) is True, f"{DELETE}: delete of a saved session"
+        assert run(store.delete("a")) is False, f"{DELETE}: delete of a deleted session"
+        assert run(store.load("a")) is None, f"{DELETE}: load of a deleted session"
+        assert [m.id for m in run(store.list())] == ["b"], f"{DELETE}: list after a delete"
+        run(store.save("a", []))
+        stored = run(store.load("a"))
+        assert stored is not None, f"{DELETE}: a deleted id can be saved again"
+        assert stored.metadata.message_count == 0, f"{DELETE}: a session saved again starts afresh"
+
+    def test_delete_fork_and_parent(self, store: SessionStore) -> None:
+        run(store.save("p", []))
+        run(store.save("c", [], {"parent_id": "p"}))
+        run(store.save("g", [], {"parent_id": "c"}))
+        assert run(store.delete("c")) is True, f"{DELETE}: delete of a fork"
+        assert run(store.delete("p")) is True, f"{DELETE}: delete of a parent"
+        assert [m.id for m in run(store.list())] == ["g"], f"{DELETE}: only the deleted sessions go"
+        stored = run(store.load("g"))
+        assert stored is not None, f"{DELETE}: deleting a parent deleted its fork"
+        assert stored.metadata.parent_id == "c", f"{DELETE}: a fork keeps its parent_id"
