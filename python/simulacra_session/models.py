@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -154,45 +154,35 @@ def metadata_from_stored(session_id: str, stored: Mapping[str, Any]) -> SessionM
     return SessionMetadata.model_validate({**stored, "id": session_id})
 
 
-_new = object.__new__
-_set_dict = object.__setattr__
-_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
-_M = TypeVar("_M", bound=BaseModel)
-
-
 def _fresh(value: Any) -> Any:
     """A deep copy of a JSON value, or of a model holding them (what metadata is made of)."""
     if type(value) is dict:
         return {key: _fresh(item) for key, item in value.items()}
     if type(value) is list:
         return [_fresh(item) for item in value]
-    if isinstance(value, BaseModel):
-        return _copy_model(value)
+    if isinstance(value, CheckpointState):
+        return _copy_state(value)
     return value  # str, int, float, bool, None: immutable
 
 
-def _copy_model(model: _M) -> _M:
-    """``model`` copied slot by slot, without validation, sharing nothing mutable with it."""
-    extra = model.__pydantic_extra__
-    private = model.__pydantic_private__
-    copied = _new(type(model))
-    if extra or model.__dict__.get("checkpoint_state") is not None:
-        _set_dict(copied, "__dict__", _fresh(model.__dict__))
-        _set_extra(copied, _fresh(extra))
-    else:  # the common case: the fields are immutable, there are no unknown keys
-        _set_dict(copied, "__dict__", model.__dict__.copy())
-        _set_extra(copied, None if extra is None else {})
-    _set_fields_set(copied, set(model.__pydantic_fields_set__))
-    _set_private(copied, None if private is None else _fresh(private))
-    return copied
+def _copy_state(state: CheckpointState) -> CheckpointState:
+    """``state`` copied without validation, its unknown keys deep-copied (its fields are strings)."""
+    extra = state.model_extra
+    return state.model_copy(update=_fresh(extra) if extra else None)
 
 
 def copy_metadata(metadata: SessionMetadata) -> SessionMetadata:
-    """An independent copy of ``metadata``, equal to it in every slot, at a fraction of the cost
-    of building one (``model_construct`` fills defaults slowly): for caches handing out metadata."""
-    return _copy_model(metadata)
+    """An independent copy of ``metadata``, sharing nothing mutable with it, at a fraction of the
+    cost of validating one (``model_copy``, then fresh copies of the unknown keys and the
+    checkpoint state, the only values not immutable): for caches handing out metadata."""
+    extra = metadata.model_extra
+    state = metadata.checkpoint_state
+    if state is None and not extra:
+        return metadata.model_copy()
+    fresh: dict[str, Any] = _fresh(extra) if extra else {}
+    if state is not None:
+        fresh["checkpoint_state"] = _copy_state(state)
+    return metadata.model_copy(update=fresh)
 
 
 def most_recent_first(sessions: Sequence[SessionMetadata]) -> list[SessionMetadata]:
