@@ -24,6 +24,7 @@ __all__ = [
     "loads_lines",
     "read_cached",
     "stamps",
+    "sync_files",
 ]
 
 _FORCE_PURE = os.environ.get("SIMULACRA_SESSION_PURE", "") not in ("", "0")
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked 
         loads_lines,
         read_cached,
         stamps,
+        sync_files,
     )
 else:
 

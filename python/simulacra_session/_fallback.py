@@ -20,6 +20,7 @@ from typing import Any
 from ._fallback_cached import read_cached
 from ._fallback_stamps import stamps
 from ._fallback_sync import FileSyncer, Mailbox
+from ._pure.sync import sync_files
 from .errors import InvalidSessionIdError, SerializationError
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "loads_lines",
     "read_cached",
     "stamps",
+    "sync_files",
 ]
 
 MAX_DEPTH = 128

@@ -23,6 +23,7 @@ mod ser;
 pub mod slug;
 #[cfg(unix)]
 pub mod stamps;
+pub mod sync;
 pub mod syncer;
 mod text;
 
@@ -34,6 +35,6 @@ mod _native {
     #[pymodule_export]
     use crate::py::{
         atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines, read_cached,
-        stamps, FileSyncer, PyMailbox,
+        stamps, sync_files, FileSyncer, PyMailbox,
     };
 }

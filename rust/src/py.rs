@@ -230,6 +230,16 @@ pub fn stamps(
     }
 }
 
+/// Make each descriptor's written data durable; the errno of each (0: durable).
+#[pyfunction]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "pyo3 extracts owned arguments"
+)]
+pub fn sync_files(py: Python<'_>, fds: Vec<i32>) -> Vec<i32> {
+    py.detach(|| crate::sync::sync_files(&fds))
+}
+
 /// A new bytes object of `size` bytes, and its contents to fill (uninitialised: spared
 /// the zeroing `PyBytes::new_with` does, as the read overwrites every byte or the object
 /// is dropped unseen).

@@ -18,8 +18,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// Below this many descriptors, syncing each stays cheaper than syncing the whole file system.
-pub const BATCH_FOR_SYNCFS: usize = 4;
 /// How long the thread waits for work before it leaves.
 const IDLE: Duration = Duration::from_secs(5);
 /// How long the thread watches for new work after a batch before it sleeps. Waking a
@@ -345,114 +343,7 @@ pub(crate) fn last_errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
-/// Make every descriptor's written data durable; the errno of each (0: durable).
-pub fn sync_all(fds: &[i32]) -> Vec<i32> {
-    #[cfg(target_os = "linux")]
-    if fds.len() >= BATCH_FOR_SYNCFS && syncfs_reports_errors() {
-        return sync_by_file_system(fds);
-    }
-    fds.iter().map(|&fd| sync_errno(fd)).collect()
-}
-
-/// One `syncfs` for the descriptors of each file system that holds `BATCH_FOR_SYNCFS` or
-/// more of them (the stores of one process may live on several disks), an `fdatasync` for
-/// each of the rest.
-#[cfg(target_os = "linux")]
-fn sync_by_file_system(fds: &[i32]) -> Vec<i32> {
-    let devices: Vec<Option<u64>> = fds.iter().map(|&fd| device_of(fd)).collect();
-    // SAFETY: syncfs only reads the descriptor number.
-    sync_grouped(
-        fds,
-        &devices,
-        |fd| unsafe { libc::syncfs(fd) } == 0,
-        sync_errno,
-    )
-}
-
-/// `sync_by_file_system` given each descriptor's device (`None`: unknown, synced alone)
-/// and the two ways to sync: `syncfs(fd)` (whether it succeeded) and `sync(fd)` (the errno).
-pub fn sync_grouped(
-    fds: &[i32],
-    devices: &[Option<u64>],
-    mut syncfs: impl FnMut(i32) -> bool,
-    mut sync: impl FnMut(i32) -> i32,
-) -> Vec<i32> {
-    let mut order: Vec<usize> = (0..fds.len()).collect();
-    order.sort_by_key(|&index| devices[index]);
-    let mut errnos = vec![0; fds.len()];
-    for group in order.chunk_by(|&a, &b| devices[a] == devices[b]) {
-        let synced =
-            devices[group[0]].is_some() && group.len() >= BATCH_FOR_SYNCFS && syncfs(fds[group[0]]);
-        if !synced {
-            for &index in group {
-                errnos[index] = sync(fds[index]);
-            }
-        }
-    }
-    errnos
-}
-
-/// The device (file system) a descriptor's file is on; `None` when `fstat` fails.
-#[cfg(target_os = "linux")]
-fn device_of(fd: i32) -> Option<u64> {
-    // SAFETY: fstat fills the struct it is given; a bad descriptor fails with EBADF.
-    unsafe {
-        let mut stat: libc::stat = std::mem::zeroed();
-        (libc::fstat(fd, &raw mut stat) == 0).then_some(stat.st_dev)
-    }
-}
-
-/// 0 once `fd` is durable, else the errno.
-fn sync_errno(fd: i32) -> i32 {
-    if sync_one(fd) == 0 {
-        0
-    } else {
-        last_errno()
-    }
-}
-
-/// Whether this kernel's `syncfs` reports writeback errors. Before Linux 5.8 it returned 0
-/// even when writing a file back had failed, so batches are then synced one file at a time.
-#[cfg(target_os = "linux")]
-fn syncfs_reports_errors() -> bool {
-    static REPORTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *REPORTS.get_or_init(|| {
-        // SAFETY: uname fills the struct it is given; `release` is a NUL-terminated string.
-        unsafe {
-            let mut name: libc::utsname = std::mem::zeroed();
-            libc::uname(&raw mut name) == 0
-                && release_reports_syncfs_errors(
-                    &std::ffi::CStr::from_ptr(name.release.as_ptr()).to_string_lossy(),
-                )
-        }
-    })
-}
-
-/// Whether a Linux release string (`6.1.0-13-amd64`) is 5.8 or later.
-pub fn release_reports_syncfs_errors(release: &str) -> bool {
-    let mut numbers = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(str::parse::<u32>);
-    matches!(
-        (numbers.next(), numbers.next()),
-        (Some(Ok(major)), Some(Ok(minor))) if (major, minor) >= (5, 8)
-    )
-}
-
-/// `os.fdatasync` where Python has it, else `os.fsync` (which is `_commit` on Windows).
-fn sync_one(fd: i32) -> i32 {
-    // SAFETY: these only read the descriptor number; a bad one fails with EBADF.
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    let result = unsafe { libc::fdatasync(fd) };
-    #[cfg(all(
-        unix,
-        not(any(target_os = "linux", target_os = "android", target_os = "freebsd"))
-    ))]
-    let result = unsafe { libc::fsync(fd) };
-    #[cfg(windows)]
-    let result = unsafe { libc::commit(fd) };
-    result
-}
+use crate::sync::sync_files as sync_all;
 
 fn close(fd: i32) {
     // SAFETY: the descriptor was handed over to be closed here, exactly once.
@@ -463,9 +354,7 @@ fn close(fd: i32) {
 
 #[cfg(all(test, unix))]
 mod tests {
-    use super::{
-        release_reports_syncfs_errors, sync_all, sync_grouped, Append, Job, Outcome, Syncer,
-    };
+    use super::{Append, Job, Outcome, Syncer};
     use std::io::Write;
     use std::os::fd::IntoRawFd;
     use std::os::unix::fs::MetadataExt;
@@ -586,76 +475,5 @@ mod tests {
             .submit(Job::Sync(scratch_fd("inline")), "inline")
             .unwrap();
         assert_eq!(received.try_recv().unwrap(), ("inline", DONE));
-    }
-
-    #[test]
-    fn bad_descriptors_report_ebadf() {
-        assert_eq!(sync_all(&[-1]), vec![libc::EBADF]);
-        assert_eq!(sync_all(&[-1; 4]), vec![libc::EBADF; 4]);
-        assert_eq!(sync_all(&[-1, -1]), vec![libc::EBADF, libc::EBADF]);
-    }
-
-    #[test]
-    fn syncfs_is_trusted_from_linux_5_8() {
-        for (release, trusted) in [
-            ("6.18.44-fc-v1045", true),
-            ("5.8.0", true),
-            ("5.15.0-91-generic", true),
-            ("10.0", true),
-            ("5.7.19", false),
-            ("5.4.0-150-generic", false),
-            ("4.19.0-26-amd64", false),
-            ("5", false),
-            ("", false),
-            ("garbage", false),
-        ] {
-            assert_eq!(release_reports_syncfs_errors(release), trusted, "{release}");
-        }
-    }
-
-    #[test]
-    fn each_file_system_gets_its_own_syncfs_and_small_groups_a_sync_each() {
-        let fds = [10, 11, 20, 12, 13, 21, 30, 31, 32, 33];
-        let devices = [
-            Some(1),
-            Some(1),
-            Some(2),
-            Some(1),
-            Some(1),
-            Some(2),
-            None,
-            Some(3),
-            Some(3),
-            Some(3),
-        ];
-        let (mut whole, mut single) = (Vec::new(), Vec::new());
-        let errnos = sync_grouped(
-            &fds,
-            &devices,
-            |fd| {
-                whole.push(fd);
-                true
-            },
-            |fd| {
-                single.push(fd);
-                i32::from(fd == 21) * libc::EIO
-            },
-        );
-        assert_eq!(whole, vec![10]); // device 1 has four; 2 and 3 too few; None alone
-        single.sort_unstable();
-        assert_eq!(single, vec![20, 21, 30, 31, 32, 33]);
-        assert_eq!(errnos, vec![0, 0, 0, 0, 0, libc::EIO, 0, 0, 0, 0]);
-        // a failed syncfs falls back to a sync of each file of that file system
-        let mut single = Vec::new();
-        let errnos = sync_grouped(
-            &fds[..5],
-            &devices[..5],
-            |_| false,
-            |fd| {
-                single.push(fd);
-                0
-            },
-        );
-        assert_eq!((errnos, single.len()), (vec![0; 5], 5));
     }
 }

@@ -1,0 +1,111 @@
+use super::{sync_files, sync_grouped};
+
+#[cfg(unix)]
+const EBADF: i32 = libc::EBADF;
+#[cfg(windows)]
+const EBADF: i32 = 9;
+
+#[test]
+fn bad_descriptors_report_ebadf() {
+    assert_eq!(sync_files(&[]), Vec::<i32>::new());
+    assert_eq!(sync_files(&[-1]), vec![EBADF]);
+    assert_eq!(sync_files(&[-1, -1]), vec![EBADF; 2]);
+    assert_eq!(sync_files(&[-1; 5]), vec![EBADF; 5]);
+}
+
+#[cfg(unix)]
+#[test]
+fn open_descriptors_are_synced_and_left_open() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let dir = std::env::temp_dir();
+    let mut files = Vec::new();
+    for index in 0..6 {
+        let path = dir.join(format!("simulacra-sync-{index}-{}", std::process::id()));
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"data\n").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        files.push(file);
+    }
+    let fds: Vec<i32> = files.iter().map(AsRawFd::as_raw_fd).collect();
+    for count in [1, 2, 6] {
+        assert_eq!(sync_files(&fds[..count]), vec![0; count]);
+    }
+    let mixed = [fds[0], -1, fds[1], fds[2], fds[3]];
+    assert_eq!(sync_files(&mixed), vec![0, EBADF, 0, 0, 0]);
+    for fd in fds {
+        // SAFETY: probing a descriptor number: F_GETFD fails on a closed one.
+        assert_ne!(
+            unsafe { libc::fcntl(fd, libc::F_GETFD) },
+            -1,
+            "fd {fd} closed"
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn syncfs_is_trusted_from_linux_5_8() {
+    use super::linux::release_reports_syncfs_errors;
+    for (release, trusted) in [
+        ("6.18.44-fc-v1045", true),
+        ("5.8.0", true),
+        ("5.15.0-91-generic", true),
+        ("10.0", true),
+        ("5.7.19", false),
+        ("5.4.0-150-generic", false),
+        ("4.19.0-26-amd64", false),
+        ("5", false),
+        ("", false),
+        ("garbage", false),
+    ] {
+        assert_eq!(release_reports_syncfs_errors(release), trusted, "{release}");
+    }
+}
+
+#[test]
+fn each_file_system_gets_its_own_syncfs_and_small_groups_a_sync_each() {
+    const EIO: i32 = 5;
+    let fds = [10, 11, 20, 12, 13, 21, 30, 31, 32, 33];
+    let devices = [
+        Some(1),
+        Some(1),
+        Some(2),
+        Some(1),
+        Some(1),
+        Some(2),
+        None,
+        Some(3),
+        Some(3),
+        Some(3),
+    ];
+    let (mut whole, mut single) = (Vec::new(), Vec::new());
+    let errnos = sync_grouped(
+        &fds,
+        &devices,
+        |fd| {
+            whole.push(fd);
+            true
+        },
+        |fd| {
+            single.push(fd);
+            i32::from(fd == 21) * EIO
+        },
+    );
+    assert_eq!(whole, vec![10]); // device 1 has four; 2 and 3 too few; None alone
+    single.sort_unstable();
+    assert_eq!(single, vec![20, 21, 30, 31, 32, 33]);
+    assert_eq!(errnos, vec![0, 0, 0, 0, 0, EIO, 0, 0, 0, 0]);
+    // a failed syncfs falls back to a sync of each file of that file system
+    let mut single = Vec::new();
+    let errnos = sync_grouped(
+        &fds[..5],
+        &devices[..5],
+        |_| false,
+        |fd| {
+            single.push(fd);
+            0
+        },
+    );
+    assert_eq!((errnos, single.len()), (vec![0; 5], 5));
+}
