@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Literal
 
 __all__ = [
     "BACKEND",
-    "FileSyncer",
-    "Mailbox",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -22,7 +20,6 @@ __all__ = [
     "link_fork",
     "loads",
     "loads_lines",
-    "read_cached",
     "stamps",
     "sync_files",
 ]
@@ -33,8 +30,6 @@ BACKEND: Literal["native", "pure"]
 
 if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked by stubtest)
     from ._fallback import (
-        FileSyncer,
-        Mailbox,
         atomic_write,
         copy_json,
         derive_slug,
@@ -42,7 +37,6 @@ if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked 
         link_fork,
         loads,
         loads_lines,
-        read_cached,
         stamps,
         sync_files,
     )

@@ -17,15 +17,11 @@ import secrets
 import sys
 from typing import Any
 
-from ._fallback_cached import read_cached
 from ._fallback_stamps import stamps
-from ._fallback_sync import FileSyncer, Mailbox
 from ._pure.sync import sync_files
 from .errors import InvalidSessionIdError, SerializationError
 
 __all__ = [
-    "FileSyncer",
-    "Mailbox",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -33,7 +29,6 @@ __all__ = [
     "link_fork",
     "loads",
     "loads_lines",
-    "read_cached",
     "stamps",
     "sync_files",
 ]

@@ -1,18 +1,11 @@
 """Type stub of the compiled hot path; ``simulacra_session._fallback`` is its pure-Python twin.
 
-Both twins expose the same eight functions and the ``FileSyncer`` and ``Mailbox``
-classes, with the same bytes, results and errors.
+Both twins expose the same nine functions, with the same bytes, results and errors.
 """
 
 import os
-from collections.abc import Callable
-from typing import Any, final
-
-from typing_extensions import Self
 
 __all__ = [
-    "FileSyncer",
-    "Mailbox",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -20,7 +13,6 @@ __all__ = [
     "link_fork",
     "loads",
     "loads_lines",
-    "read_cached",
     "stamps",
     "sync_files",
 ]
@@ -120,108 +112,3 @@ def sync_files(fds: list[int]) -> list[int]:
     Windows: ``FlushFileBuffers`` through the C runtime's ``_commit``, as ``os.fsync``.
     A descriptor that is not open gives ``EBADF``; ``OverflowError`` beyond a C ``int``.
     """
-
-def read_cached(path: str | os.PathLike[str]) -> tuple[bytes, int, int] | None:
-    """The regular file's bytes, inode and mtime (ns) when all of it is in memory: the path
-    resolved from the dentry cache alone (``openat2`` ``RESOLVE_CACHED``, Linux 5.12+) and
-    the bytes read from the page cache alone (``preadv2`` ``RWF_NOWAIT``); it never waits on
-    the disk, so an event loop may call it. ``None`` when a blocking read must tell (not in
-    memory, not a regular file, any error, not Linux); ``FileNotFoundError`` when the dentry
-    cache knows the path is absent. Holds the GIL (a copy from memory).
-    """
-
-@final
-class Mailbox:
-    """Where the sync thread leaves outcomes for one event loop, waking it through ``wake_fd``.
-
-    ``wake_fd`` (an eventfd or a pipe's write end, non-blocking; never closed here, nor
-    written once ``close`` has returned) gets 8 bytes when outcomes arrive while the owner is
-    neither polling nor signalled since it last took them. Posting needs no GIL: the loop is
-    woken once, not again by a GIL handoff.
-    """
-
-    def __new__(cls, wake_fd: int) -> Self: ...
-    def take(self, polling: bool) -> list[tuple[Any, int, bool]]:
-        """Every outcome posted so far, oldest first. ``polling``: the owner will call again
-        by itself, so posts need not wake it until a later ``take(False)``."""
-
-    def close(self) -> list[tuple[Any, int, bool]]:
-        """Refuse later outcomes (they go to the syncer's ``deliver``); returns those unread."""
-
-@final
-class FileSyncer:
-    """Writes journal appends and makes files durable on a background thread, many at a time.
-
-    The thread takes every job submitted while it was busy: it writes each append (when
-    the file is still the one expected), makes every descriptor durable together (one
-    ``syncfs`` for a batch of 4 or more on Linux 5.8+, else an ``fdatasync`` each), closes those
-    submitted, then posts each outcome ``(token, errno, written)`` to the job's mailbox, or
-    calls ``deliver([(token, errno, written), ...])`` once for those without an open one:
-    ``written`` when the bytes are in the file, ``errno`` 0 when nothing failed (not written
-    with errno 0: the file was not the one expected, nothing was written). An exception
-    from ``deliver`` is logged to the ``simulacra_session`` logger. Waiting, writing, syncing,
-    closing and posting run detached from the interpreter; only ``deliver`` holds the GIL.
-
-    A journal appended to stays *leased*: open and ``flock``ed, so the next append that
-    expects the state the last one left (inode, end, last record) is a ``pwrite`` alone. A
-    lease is let go (its descriptor closed, never unlocked: a forked child may share it)
-    after 250 idle milliseconds, when 256 newer ones (at most a quarter of the descriptor
-    limit) are held, when a write through it fails, or by :meth:`release`; every writer of
-    a journal, in any process, takes its ``flock`` before changing or replacing it, so a
-    writer elsewhere waits for a lease until its holder has been idle that long. The thread
-    leaves after 5 idle seconds with no lease held; the next job or lease starts one.
-    """
-
-    def __new__(cls, deliver: Callable[[list[tuple[Any, int, bool]]], object]) -> Self: ...
-    def submit(self, fd: int, token: Any, mailbox: Mailbox | None = None) -> None:
-        """Make the data written to ``fd`` durable, then close it; the outcome comes with ``token``.
-
-        After :meth:`stop` this is done at once, in the caller's thread. ``RuntimeError``
-        when no thread can be started (nothing is queued then).
-        """
-
-    def append(
-        self,
-        path: str | os.PathLike[str],
-        inode: int,
-        end: int,
-        last: bytes,
-        payload: bytes,
-        token: Any,
-        mailbox: Mailbox | None = None,
-    ) -> None:
-        """Append ``payload`` to the journal at ``path`` and make it durable, holding its ``flock``.
-
-        Written only when ``path`` opens to the inode ``inode``, ``end`` bytes long and
-        ending with ``last`` (the journal's last record: a file that reused the inode number
-        at the same size differs there), not locked by another process and still named
-        ``path`` once locked; then at ``end``. Through the journal's lease instead, when the
-        lease's last append left exactly that state (another state: not written). Otherwise
-        nothing is written (not written, errno 0). Everywhere but POSIX, never written.
-        After :meth:`stop` this is done at once, in the caller's thread.
-        """
-
-    def append_now(
-        self, path: str | os.PathLike[str], inode: int, end: int, last: bytes, payload: bytes
-    ) -> tuple[int, bool]:
-        """Append ``payload`` to the journal now, in this thread, as :meth:`append` does but
-        without making it durable: ``(errno, written)`` as it reports them. Releases the GIL."""
-
-    def expedite(self, mailbox: Mailbox) -> None:
-        """The owner of ``mailbox`` waits for its jobs: it will take by itself, as after
-        ``take(True)``, and while the thread syncs one of them it keeps its CPU from halting:
-        a thread of idle priority spins there, so the disk's completions wake it without a
-        halted virtual CPU's exit (Linux; see ``rust/src/awake.rs``). Jobs of a mailbox taken
-        with ``polling`` true are kept so too."""
-
-    def release(self, path: str | os.PathLike[str]) -> None:
-        """Let go of the lease on ``path``, if any: its lock goes once no write under way
-        holds it. A blocking writer of this process calls this before it locks the journal."""
-
-    def abandon_leases(self) -> None:
-        """In a forked child: close every leased descriptor (they are the parent's, and would
-        keep its journals locked), without the locks a vanished thread may hold."""
-
-    def stop(self) -> None:
-        """Let the thread finish what is queued and wait for it, and let go of every lease;
-        later work is done inline."""

@@ -1,14 +1,9 @@
 //! Hot path of simulacra-session: JSON with serde_json, copies of JSON values, atomic
-//! writes, reads served from memory alone, the hard-link fork index, label derivation, the
-//! group-commit sync thread, the journal leases it keeps, the idle-priority spinner that keeps
-//! its CPU awake through an awaited sync, and the mailboxes it hands results to event loops
-//! through.
+//! writes, the hard-link fork index, file stamps, label derivation and making files durable.
 //! Core modules are plain Rust (tested by `cargo test`); the Python bindings live in `py`,
 //! `ser`, `de` and `copy`.
 
-pub mod awake;
 pub mod bigint;
-pub mod cached;
 mod copy;
 mod de;
 pub mod errors;
@@ -16,15 +11,12 @@ pub mod escape;
 pub mod floatfmt;
 pub mod fsio;
 pub mod index;
-pub mod lease;
-pub mod mailbox;
 mod py;
 mod ser;
 pub mod slug;
 #[cfg(unix)]
 pub mod stamps;
 pub mod sync;
-pub mod syncer;
 mod text;
 
 use pyo3::prelude::*;
@@ -34,7 +26,7 @@ use pyo3::prelude::*;
 mod _native {
     #[pymodule_export]
     use crate::py::{
-        atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines, read_cached,
-        stamps, sync_files, FileSyncer, PyMailbox,
+        atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines, stamps,
+        sync_files,
     };
 }
