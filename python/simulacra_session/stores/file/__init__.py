@@ -40,7 +40,7 @@ from .._cancellation import finish
 from .._codec import check_save_args, decode_session, encode_metadata, encode_session, page
 from . import journal
 from .commit import GroupCommit
-from .files import fdatasync, fsync_dir, naming, read_from, read_path, set_aside
+from .files import fsync_dir, read_from, read_path, set_aside, sync_file
 from .index import ForkIndex
 from .layout import FORMATS, FileFormat, Layout
 from .listing import Listing
@@ -272,8 +272,7 @@ class FileSessionStore:
                 if not self._append_to(fd, session_id, state, messages, given):
                     raise CorruptSessionError(f"journal {path} changed while it was locked")
             if self._fsync:
-                with naming(path):
-                    fdatasync(fd)
+                sync_file(fd, path)
         return True
 
     def _append_to(

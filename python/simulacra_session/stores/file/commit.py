@@ -21,20 +21,7 @@ import os
 import sys
 import threading
 
-try:
-    from ..._backend import sync_files
-except ImportError:  # TEMPORARY until the twins export sync_files
-
-    def sync_files(fds: list[int]) -> list[int]:
-        out = []
-        for fd in fds:
-            try:
-                os.fdatasync(fd)
-                out.append(0)
-            except OSError as error:
-                out.append(error.errno or 5)
-        return out
-
+from ..._backend import sync_files
 
 __all__ = ["Durable", "GroupCommit"]
 

@@ -9,24 +9,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from ..._backend import sync_files
+
 __all__ = [
     "OPEN_RO",
     "OPEN_RW",
-    "fdatasync",
     "fsync_dir",
     "naming",
     "pwrite_all",
     "read_from",
     "read_path",
     "set_aside",
+    "sync_file",
 ]
 
 OPEN_RW = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 OPEN_RO = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-#: Data only, where the platform has it: a journal append needs its size made durable, not its mtime.
-fdatasync = getattr(os, "fdatasync", os.fsync)
 _pread = getattr(os, "pread", None)
 _log = logging.getLogger("simulacra_session")
+
+
+def sync_file(fd: int, path: str) -> None:
+    """Make ``fd``'s written data durable as the group commit does (``sync_files``: data
+    only where the platform can, ``F_FULLFSYNC`` on macOS); an ``OSError`` names ``path``."""
+    errno = sync_files([fd])[0]
+    if errno:
+        raise OSError(errno, os.strerror(errno), path)
 
 
 def fsync_dir(path: str) -> None:
@@ -38,7 +46,7 @@ def fsync_dir(path: str) -> None:
         return
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        sync_file(fd, path)
     finally:
         os.close(fd)
 
