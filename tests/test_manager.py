@@ -33,8 +33,8 @@ from simulacra_session.testing import msg as user
 
 def test_conformance_halves_share_no_test_name() -> None:
     """A name in both would silently shadow one half's test in SessionStoreConformance."""
-    manager = {name for name in vars(SessionManagerConformance) if name.startswith("test")}
-    contract = {name for name in vars(SessionStoreContract) if name.startswith("test")}
+    manager = {name for name in dir(SessionManagerConformance) if name.startswith("test")}
+    contract = {name for name in dir(SessionStoreContract) if name.startswith("test")}
     assert manager
     assert contract
     assert not manager & contract

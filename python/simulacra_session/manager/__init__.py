@@ -1,31 +1,35 @@
-"""SessionManager: binds one conversation to a store and keeps it saved."""
+"""SessionManager: binds one conversation to a store and keeps it saved.
+
+The package, by job: this module is the manager's API, its events and its child managers;
+``snapshot`` what a save holds of the conversation; ``writer`` the save queue of each
+session, which calls the store's public ``append`` or ``save``; ``forks`` the forks it makes
+and the history it writes into attached forks before their parent goes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import builtins
 import logging
-from collections.abc import Sequence
-from itertools import islice
 from types import TracebackType
 from typing import Any, get_args
 
-from .._backend import derive_slug
 from .._emitter import Emitter, Listener
 from ..errors import (
     InvalidMetadataError,
     ManagerDisposedError,
     NoActiveSessionError,
-    SessionError,
     SessionNotFoundError,
 )
 from ..events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
-from ..history import inherited_count, inherits, resolve_history
+from ..history import resolve_history
 from ..ids import new_session_id, validate_session_id
 from ..messages import Message
 from ..models import RESERVED_METADATA_KEYS, SessionMetadata
-from ..protocols import AppendOnlyConversation, Conversation, ForkIndexedStore, SessionStore
-from .writer import SaveRequest, SessionWriter
+from ..protocols import Conversation, SessionStore
+from .forks import list_forks, materialize_forks, plan_fork
+from .snapshot import Inheritance, Snapshots
+from .writer import SaveRequest, SessionWriter, SessionWriters
 
 __all__ = ["SessionManager"]
 
@@ -67,18 +71,13 @@ class SessionManager:
         self._conversation = conversation
         self._auto_save = auto_save
         self._auto_slug = auto_slug
+        self._snapshots = Snapshots(conversation, auto_slug=auto_slug)
         self._events = Emitter()
         self._session_id: str | None = None
-        self._inherited = 0
-        self._has_label = False
         self._disposed = False
         self._children: list[SessionManager] = []
         self._parent: SessionManager | None = None  # a child's: its errors are reported there too
-        self._writers: dict[str, SessionWriter] = {}
-        # Its history view, and a length, are an O(1) snapshot (checked once: ~10 us).
-        self._appends_only = conversation if isinstance(conversation, AppendOnlyConversation) else None
-        # The history view an attached fork's inherited messages were put in.
-        self._inherited_view: Sequence[Message] | None = None
+        self._writers = SessionWriters(store, self._on_saved, self._on_save_failed)
         if auto_save:
             conversation.on("message_complete", self._on_message_complete)
         conversation.on("create_child", self._on_create_child)
@@ -125,7 +124,7 @@ class SessionManager:
             self._conversation.clear()
         if label or self._auto_save:
             request = self._request({"label": label} if label else {}, background=True)
-            self._submit(request, raise_now=True)
+            self._writers.submit(request, raise_now=True)
         assert self._session_id is not None
         return self._session_id
 
@@ -151,7 +150,7 @@ class SessionManager:
         self._switch_to(id, inherited=resolved.inherited, has_label=bool(metadata.label))
         self._conversation.clear()
         self._conversation.load(resolved.messages)
-        self._note_inherited_view()
+        self._snapshots.inherited_loaded()
         self._conversation.checkpoint_state = metadata.checkpoint_state
         self._events.emit("load", LoadEvent(id=id, messages=tuple(resolved.messages)))
         return id
@@ -185,10 +184,10 @@ class SessionManager:
         given: dict[str, Any] = {"label": label, "provider": provider, "model": model, **extra}
         given = {key: value for key, value in given.items() if value is not None}
         if label:
-            self._has_label = True
+            self._snapshots.labelled = True
         request = self._request(given, background=False)
         request.full = request.full or full
-        done = self._submit(request)
+        done = self._writers.submit(request)
         if done is not None:
             await done
 
@@ -203,36 +202,22 @@ class SessionManager:
         self._check_open()
         validate_session_id(parent_id)
         await self.flush()
-        metadata: dict[str, Any] = {"parent_id": parent_id, "detached": detached}
-        if detached:
-            parent = await self._store.load(parent_id)
-            history: list[Message] = []
-            owned = list(self._conversation.messages)
-        else:
-            saved = self._saved_history(parent_id)
-            if saved is not None:  # the parent's history is at hand: read only its metadata
-                parent = await self._store.load(parent_id)
-                history = saved
-            else:
-                resolved = await resolve_history(self._store, parent_id)
-                parent = resolved.stored if resolved is not None else None
-                history = resolved.messages if resolved is not None else []
-            if parent is None:
-                raise SessionNotFoundError(parent_id)
-            owned = []
-            metadata["fork_message_count"] = len(history)
-            last_id = history[-1].get("id") if history else None
-            metadata["fork_message_id"] = last_id if isinstance(last_id, str) else None
-        checkpoint_state = parent.metadata.checkpoint_state if parent is not None else None
-        if checkpoint_state is not None:
-            metadata["checkpoint_state"] = checkpoint_state
+        saved = None if detached else self._saved_history(parent_id)
+        fork = await plan_fork(
+            self._store,
+            parent_id,
+            detached=detached,
+            messages=self._conversation.messages,
+            saved_history=saved,
+        )
         fork_id = new_session_id()
-        await self._store.save(fork_id, owned, metadata)
-        self._switch_to(fork_id, inherited=len(history), has_label=False)
+        await self._store.save(fork_id, fork.owned, fork.metadata)
+        self._switch_to(fork_id, inherited=len(fork.inherited), has_label=False)
         if not detached:
             self._conversation.clear()
-            self._conversation.load(history)
-            self._note_inherited_view()
+            self._conversation.load(fork.inherited)
+            self._snapshots.inherited_loaded()
+        checkpoint_state = fork.metadata.get("checkpoint_state")
         if checkpoint_state is not None:
             self._conversation.checkpoint_state = checkpoint_state
         self._events.emit("save", SaveEvent(id=fork_id, messages=tuple(self._conversation.messages)))
@@ -246,9 +231,7 @@ class SessionManager:
     async def forks(self, id: str) -> builtins.list[SessionMetadata]:
         """Sessions whose ``parent_id`` is ``id``, most recent first."""
         validate_session_id(id)
-        if isinstance(self._store, ForkIndexedStore):
-            return await self._store.forks(id)
-        return [meta for meta in await self._store.list() if meta.parent_id == id]
+        return await list_forks(self._store, id)
 
     async def delete(self, id: str) -> bool:
         """Remove a session; ``True`` when it existed.
@@ -263,7 +246,8 @@ class SessionManager:
             self._switch_to(None, inherited=0, has_label=False)
             self._conversation.clear()
         await self.flush()
-        await self._materialize_forks(id)
+        if self._session_id in await materialize_forks(self._store, id):
+            self._snapshots.inherited = Inheritance()  # it holds its history itself now
         return await self._store.delete(id)
 
     async def rename(self, id: str, label: str) -> None:
@@ -315,8 +299,7 @@ class SessionManager:
         if self._disposed:
             return
         self._disposed = True
-        for session_id in [key for key, writer in self._writers.items() if not writer.busy]:
-            del self._writers[session_id]  # the busy ones go when they are idle
+        self._writers.close()
         for child in self._children:
             child.dispose()
         self._conversation.off("message_complete", self._on_message_complete)
@@ -353,16 +336,10 @@ class SessionManager:
     def _switch_to(self, session_id: str | None, *, inherited: int, has_label: bool) -> None:
         """Make ``session_id`` current (``None``: none); its next write rewrites it (the history
         was replaced). The previous session's writer goes, once it is idle."""
-        previous, self._session_id = self._session_id, session_id
-        self._inherited = inherited
-        self._inherited_view = None
-        self._has_label = has_label
-        left = self._writers.get(previous) if previous is not None and previous != session_id else None
-        if left is not None and not left.busy:
-            del self._writers[left.session_id]
-        writer = self._writers.get(session_id) if session_id is not None else None
-        if writer is not None:
-            writer.reset()
+        self._session_id = session_id
+        self._snapshots.inherited = Inheritance(inherited)
+        self._snapshots.labelled = has_label
+        self._writers.switch(session_id)
 
     def _saved_history(self, session_id: str) -> builtins.list[Message] | None:
         """The resolved history of ``session_id`` without reading the fork chain back.
@@ -371,77 +348,15 @@ class SessionManager:
         own messages: its history is then the conversation. Forking a deep chain thus costs
         one load, not one per ancestor.
         """
-        writer = self._writers.get(session_id)
-        if session_id != self._session_id or writer is None:
+        if session_id != self._session_id:
             return None
-        history = list(self._conversation.messages)
-        return history if writer.holds(history[self._inherited :]) else None
+        history = list(self._snapshots.history())
+        return history if self._writers.holds(session_id, self._snapshots.own(history)) else None
 
     def _request(self, given: dict[str, Any], *, background: bool) -> SaveRequest:
-        """Snapshot the conversation for the current session, with the metadata to merge
-        (``given``, a fresh dict each caller builds, becomes the request's own)."""
+        """A snapshot of the conversation for the current session (see ``Snapshots.request``)."""
         assert self._session_id is not None
-        appends_only = self._appends_only
-        history = appends_only.history if appends_only is not None else tuple(self._conversation.messages)
-        metadata = given
-        full = False
-        if self._inherited and not self._still_inherits(history):
-            # cleared, or loaded over, on the conversation itself: the session keeps what it
-            # holds now, on its own (a detached fork), rewritten
-            self._inherited = 0
-            self._inherited_view = None
-            metadata["detached"] = True
-            full = True
-        if self._auto_slug and not self._has_label and "label" not in metadata:
-            slug = _slug_of(history)
-            if slug is not None:
-                metadata["label"] = slug
-                self._has_label = True
-        if self._conversation.is_checkpoint:
-            metadata["is_checkpoint"] = True
-        checkpoint_state = self._conversation.checkpoint_state
-        if checkpoint_state is not None:
-            metadata["checkpoint_state"] = checkpoint_state
-        return SaveRequest(
-            session_id=self._session_id,
-            source=history,
-            start=self._inherited,
-            end=len(history),
-            metadata=metadata,
-            background=background,
-            full=full,
-        )
-
-    def _note_inherited_view(self) -> None:
-        """The conversation now holds the inherited messages: remember the view they are in."""
-        self._inherited_view = self._appends_only.history if self._appends_only is not None else None
-
-    def _still_inherits(self, history: Sequence[Message]) -> bool:
-        """Whether ``history`` still begins with the messages the attached fork inherits.
-
-        Not after a ``clear()``, or a ``load()`` of other messages, made on the conversation
-        directly. Those put an ``AppendOnlyConversation``'s history in a new view, so a new
-        view is compared (once) with the one the inherited messages were in; other
-        conversations are checked by length only.
-        """
-        count = self._inherited
-        if len(history) < count:
-            return False
-        view = self._inherited_view
-        if view is None or view is history:
-            return True
-        kept = all(a is b or a == b for a, b in zip(islice(view, count), islice(history, count), strict=True))
-        self._inherited_view = history if kept else None
-        return kept
-
-    def _submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
-        """Queue ``request`` on its session's writer; without a running loop, write at once."""
-        writer = self._writers.get(request.session_id)
-        if writer is None:
-            writer = self._writers[request.session_id] = SessionWriter(
-                self._store, request.session_id, self._on_saved, self._on_save_failed, self._writer_idle
-            )
-        return writer.submit(request, raise_now=raise_now)
+        return self._snapshots.request(self._session_id, given, background=background)
 
     def _on_saved(self, request: SaveRequest) -> None:
         if self._events.has("save"):  # the history snapshot costs O(n): only for listeners
@@ -450,11 +365,6 @@ class SessionManager:
     def _on_save_failed(self, request: SaveRequest, error: BaseException) -> None:
         # what it meant to store (a label among it) goes with the session's next save
         self._emit_error(error, "save", session_id=request.session_id)
-
-    def _writer_idle(self, session_id: str) -> None:
-        # The current session's writer stays: it knows what was written, so it can append.
-        if session_id != self._session_id or self._disposed:
-            self._writers.pop(session_id, None)
 
     def _emit_error(self, error: BaseException, operation: str, **context: Any) -> None:
         event = LifecycleErrorEvent(error, operation, context)
@@ -470,10 +380,7 @@ class SessionManager:
 
     def _busy_writers(self) -> builtins.list[SessionWriter]:
         """The writers of this manager and its children with a write in flight or queued."""
-        writers = []
-        for writer in self._writers.values():  # a loop, not a comprehension: on every flush
-            if writer.busy:
-                writers.append(writer)
+        writers = self._writers.busy()
         if self._children:
             for child in self._children:
                 writers.extend(child._busy_writers())
@@ -489,30 +396,13 @@ class SessionManager:
                 if not (child._disposed and not child._writers and not child._children)
             ]
 
-    async def _materialize_forks(self, parent_id: str) -> None:
-        """Write into each attached fork of ``parent_id`` the messages it inherits from it."""
-        attached = [meta for meta in await self.forks(parent_id) if inherits(meta)]
-        if not attached:
-            return
-        resolved = await resolve_history(self._store, parent_id)
-        if resolved is None:
-            return
-        for meta in attached:
-            fork = await self._store.load(meta.id)
-            if fork is None or not inherits(fork.metadata):
-                continue
-            count = inherited_count(fork.metadata, resolved.messages)
-            await self._store.save(meta.id, resolved.messages[:count] + fork.messages, {"detached": True})
-            if meta.id == self._session_id:
-                self._inherited = 0
-
     def _on_message_complete(self, *_: Any) -> None:
         if self._disposed:
             return
         if self._session_id is None:
             # Never drop messages: a conversation that talks before start_new gets a session.
             self._switch_to(new_session_id(), inherited=0, has_label=False)
-        self._submit(self._request({}, background=True))
+        self._writers.submit(self._request({}, background=True))
 
     def _on_create_child(self, child: Conversation, *_: Any) -> None:
         if self._disposed or self._session_id is None:
@@ -535,7 +425,7 @@ class SessionManager:
         if checkpoint_state is not None and self._conversation.checkpoint_state is None:
             self._conversation.checkpoint_state = checkpoint_state
         try:
-            self._submit(self._request(given, background=True))
+            self._writers.submit(self._request(given, background=True))
         except Exception as error:  # a sync write with no loop: report, never raise into the engine
             self._emit_error(error, "fork", parent_id=parent_id)
 
@@ -547,27 +437,3 @@ def _event_name(event: str) -> str:
     if event not in _EVENTS:
         raise ValueError(f"unknown event {event!r}: expected one of {', '.join(sorted(_EVENTS))}")
     return event
-
-
-def _slug_of(history: Sequence[Message]) -> str | None:
-    """Label from the first text block of the first user message, if there is one yet."""
-    try:
-        return _first_user_text_slug(history)
-    except SessionError:  # e.g. a lone surrogate: no label rather than a failed save
-        return None
-
-
-def _first_user_text_slug(history: Sequence[Message]) -> str | None:
-    for message in history:
-        if message.get("role") != "user":
-            continue
-        content: Any = message.get("content")
-        if isinstance(content, str):
-            return derive_slug(content)
-        if isinstance(content, list):
-            for block in content:
-                if isinstance(block, dict) and block.get("type") == "text":
-                    text = block.get("text")
-                    return derive_slug(text) if isinstance(text, str) else None
-        return None
-    return None

@@ -10,7 +10,7 @@ of the store's public ``append`` or ``save``, run in a task.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from ..messages import Message
 from ..protocols import AppendableSessionStore, SessionStore
 
-__all__ = ["SaveRequest", "SessionWriter"]
+__all__ = ["SaveRequest", "SessionWriter", "SessionWriters"]
 
 #: What a write stored: ``source[start:end]``, the session's own messages.
 _Written = tuple[Sequence[Message], int, int]
@@ -245,3 +245,76 @@ class SessionWriter:
             else:
                 self._carried = {**self._carried, **request.metadata}
             self._on_failed(request, error)
+
+
+class SessionWriters:
+    """The writers of one manager's sessions, by session id.
+
+    A session's writer is made for its first write. It stays while the session is current
+    (it knows what was written, so the next write can append) and goes once it is idle
+    otherwise, or once the manager is closed.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        on_saved: Callable[[SaveRequest], None],
+        on_failed: Callable[[SaveRequest, BaseException], None],
+    ) -> None:
+        self._store = store
+        self._on_saved = on_saved
+        self._on_failed = on_failed
+        self._by_id: dict[str, SessionWriter] = {}
+        self._current: str | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        """The ids of the sessions that have a writer."""
+        return iter(list(self._by_id))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_id)
+
+    def switch(self, session_id: str | None) -> None:
+        """Make ``session_id`` current (``None``: none): its next write rewrites the session (the
+        history was replaced), and the previous session's writer goes once it is idle."""
+        previous, self._current = self._current, session_id
+        left = self._by_id.get(previous) if previous is not None and previous != session_id else None
+        if left is not None and not left.busy:
+            del self._by_id[left.session_id]
+        writer = self._by_id.get(session_id) if session_id is not None else None
+        if writer is not None:
+            writer.reset()
+
+    def holds(self, session_id: str, messages: Sequence[Message]) -> bool:
+        """Whether the store holds exactly ``messages`` for ``session_id`` from its writer's last
+        write, with nothing pending (see ``SessionWriter.holds``)."""
+        writer = self._by_id.get(session_id)
+        return writer is not None and writer.holds(messages)
+
+    def submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
+        """Queue ``request`` on its session's writer (see ``SessionWriter.submit``)."""
+        writer = self._by_id.get(request.session_id)
+        if writer is None:
+            writer = self._by_id[request.session_id] = SessionWriter(
+                self._store, request.session_id, self._on_saved, self._on_failed, self._idle
+            )
+        return writer.submit(request, raise_now=raise_now)
+
+    def busy(self) -> list[SessionWriter]:
+        """The writers with a write in flight or queued."""
+        writers = []
+        for writer in self._by_id.values():  # a loop, not a comprehension: on every flush
+            if writer.busy:
+                writers.append(writer)
+        return writers
+
+    def close(self) -> None:
+        """Drop the idle writers; the busy ones go when they are idle."""
+        self._closed = True
+        for session_id in [key for key, writer in self._by_id.items() if not writer.busy]:
+            del self._by_id[session_id]
+
+    def _idle(self, session_id: str) -> None:
+        if session_id != self._current or self._closed:
+            self._by_id.pop(session_id, None)
