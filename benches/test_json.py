@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from simulacra_session import _fallback, _native
+from simulacra_session import _native, _pure
 
 from corpus import LENGTHS, document
 
@@ -20,13 +20,13 @@ def _stdlib_dumps(obj: Any) -> bytes:
 
 DUMPS: dict[str, Callable[[Any], bytes]] = {
     "native": _native.dumps,
-    "pure": _fallback.dumps,
+    "pure": _pure.dumps,
     "orjson": orjson.dumps,
     "json": _stdlib_dumps,
 }
 LOADS: dict[str, Callable[[bytes], Any]] = {
     "native": _native.loads,
-    "pure": _fallback.loads,
+    "pure": _pure.loads,
     "orjson": orjson.loads,
     "json": json.loads,
 }

@@ -16,7 +16,7 @@ settings.register_profile(
 settings.load_profile("default")
 
 
-@pytest.fixture(params=["_native", "_fallback"], ids=["native", "pure"])
+@pytest.fixture(params=["_native", "_pure"], ids=["native", "pure"])
 def hotpath(request: pytest.FixtureRequest) -> ModuleType:
     """Each backend's hot-path module in turn: the compiled extension (skipped when it is
     not built, except on CI) and its pure-Python twin."""

@@ -1,12 +1,12 @@
-"""The two twins, side by side in one process: identical bytes, results and errors."""
+"""The two twins side by side in one process, on generated and tricky values: identical
+bytes, results and errors from ``dumps``, ``loads``, ``loads_lines``, ``copy_json`` and
+``derive_slug``."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulacra_session import _fallback
+from simulacra_session import _pure
 from simulacra_session.errors import SerializationError
 
 try:
@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - only without a build
         raise
     pytest.skip("the compiled extension is not built", allow_module_level=True)
 
-TWINS: tuple[ModuleType, ModuleType] = (_native, _fallback)
+TWINS: tuple[ModuleType, ModuleType] = (_native, _pure)
 
 keys = st.one_of(st.text(max_size=8), st.sampled_from(["role", "content", "a b", "é", "_x1", "1x", ""]))
 leaves = st.one_of(
@@ -66,12 +66,12 @@ def test_dumps_parity(value: Any) -> None:
 @given(trees)
 def test_loads_parity_on_valid_documents(value: Any) -> None:
     try:
-        data = _fallback.dumps(value)
+        data = _pure.dumps(value)
     except Exception:
         return
     native, pure = (outcome(lambda twin=twin: twin.loads(data)) for twin in TWINS)
     assert native[0] == pure[0] == "ok"
-    assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1]) == data
+    assert _pure.dumps(native[1]) == _pure.dumps(pure[1]) == data
 
 
 wide_parts = ["a", " ", "agent ", "\x7f", "é", "ÿ", "Ā", "—", "東京", "\ud7ff", "\uffff", "🙂", "\U0010ffff"]
@@ -99,7 +99,7 @@ def test_loads_parity_on_garbage(data: str | bytes) -> None:
     native, pure = (outcome(lambda twin=twin: twin.loads(data)) for twin in TWINS)
     assert native[0] == pure[0]  # both ValueError (messages differ), or both the same value
     if native[0] == "ok":
-        assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+        assert _pure.dumps(native[1]) == _pure.dumps(pure[1])
 
 
 SKIP = b'["metadata",'
@@ -114,15 +114,15 @@ def test_loads_lines_parity_on_valid_lines(
     values: list[Any], newline: bool, skip: bytes | None, start: int, end: int | None
 ) -> None:
     try:
-        lines = [_fallback.dumps(value) for value in values]
+        lines = [_pure.dumps(value) for value in values]
     except Exception:
         return
     data = b"\n".join(lines) + (b"\n" if newline and lines else b"")
     native, pure = (outcome(lambda twin=twin: twin.loads_lines(data, skip=skip)) for twin in TWINS)
     assert native[0] == pure[0] == "ok"
-    assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+    assert _pure.dumps(native[1]) == _pure.dumps(pure[1])
     kept = [line for line in lines if not (skip and line.startswith(skip))]
-    assert _fallback.dumps(native[1][0]) == b"[" + b",".join(kept) + b"]"
+    assert _pure.dumps(native[1][0]) == b"[" + b",".join(kept) + b"]"
     left_out = sum(len(line) + 1 for line in lines if skip and line.startswith(skip))
     assert native[1][1] == left_out - (
         1 if lines and not newline and skip and lines[-1].startswith(skip) else 0
@@ -130,7 +130,7 @@ def test_loads_lines_parity_on_valid_lines(
     native, pure = (outcome(lambda twin=twin: twin.loads_lines(b"x\n" + data, start, end)) for twin in TWINS)
     assert native[0] == pure[0]
     if native[0] == "ok":
-        assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+        assert _pure.dumps(native[1]) == _pure.dumps(pure[1])
 
 
 @given(
@@ -143,18 +143,18 @@ def test_loads_lines_parity_on_garbage(text: str | bytes) -> None:
     native, pure = (outcome(lambda twin=twin: twin.loads_lines(data, skip=b"[")) for twin in TWINS)
     assert native[0] == pure[0]  # both ValueError (messages differ), or both the same values
     if native[0] == "ok":
-        assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+        assert _pure.dumps(native[1]) == _pure.dumps(pure[1])
     native, pure = (outcome(lambda twin=twin: twin.loads_lines(data)) for twin in TWINS)
     assert native[0] == pure[0]
     if native[0] == "ok":
-        assert _fallback.dumps(native[1]) == _fallback.dumps(pure[1])
+        assert _pure.dumps(native[1]) == _pure.dumps(pure[1])
 
 
 @pytest.mark.parametrize("data", [b"[" * 127 + b"]" * 127, b"[" * 128 + b"]" * 128, b"1\n{}\n" * 3])
 def test_loads_lines_parity_at_the_limits(data: bytes) -> None:
     native, pure = (outcome(lambda twin=twin: twin.loads_lines(data)) for twin in TWINS)
     assert native == pure or (native[0] == pure[0] == "ValueError")
-    assert outcome(lambda: _fallback.loads_lines(bytearray(data))) == pure
+    assert outcome(lambda: _pure.loads_lines(bytearray(data))) == pure
 
 
 @pytest.mark.parametrize("data", ["1\n", 1, memoryview(b"1"), None])
@@ -172,7 +172,7 @@ def test_derive_slug_parity(text: str, limit: int) -> None:
 
 @given(st.text(alphabet=" \t\n\x1c\x85\u3000ab", max_size=70), st.integers(min_value=1, max_value=60))
 def test_derive_slug_parity_whitespace(text: str, limit: int) -> None:
-    assert _native.derive_slug(text, limit) == _fallback.derive_slug(text, limit)
+    assert _native.derive_slug(text, limit) == _pure.derive_slug(text, limit)
 
 
 VECTORS: list[Any] = [
@@ -194,8 +194,8 @@ VECTORS: list[Any] = [
 
 @pytest.mark.parametrize("value", VECTORS, ids=[f"v{i}" for i in range(len(VECTORS))])
 def test_tricky_vectors_byte_identical(value: Any) -> None:
-    assert _native.dumps(value) == _fallback.dumps(value)
-    assert _native.loads(_native.dumps(value)) == _fallback.loads(_fallback.dumps(value))
+    assert _native.dumps(value) == _pure.dumps(value)
+    assert _native.loads(_native.dumps(value)) == _pure.loads(_pure.dumps(value))
 
 
 def typed(value: Any) -> Any:
@@ -217,7 +217,7 @@ def copy_outcome(copy: Callable[[Any], Any], value: Any) -> tuple[str, Any]:
 @given(trees)
 def test_copy_json_parity(value: Any) -> None:
     native = copy_outcome(_native.copy_json, value)
-    assert native == copy_outcome(_fallback.copy_json, value)
+    assert native == copy_outcome(_pure.copy_json, value)
     assert native == copy_outcome(lambda v: _native.loads(_native.dumps(v)), value)
 
 
@@ -256,14 +256,13 @@ COPY_VECTORS: list[Any] = [
 
 @pytest.mark.parametrize("value", COPY_VECTORS, ids=[f"v{i}" for i in range(len(COPY_VECTORS))])
 def test_copy_json_vectors(value: Any) -> None:
-    expected = copy_outcome(lambda v: _fallback.loads(_fallback.dumps(v)), value)
-    assert copy_outcome(_native.copy_json, value) == copy_outcome(_fallback.copy_json, value) == expected
+    expected = copy_outcome(lambda v: _pure.loads(_pure.dumps(v)), value)
+    assert copy_outcome(_native.copy_json, value) == copy_outcome(_pure.copy_json, value) == expected
 
 
-@pytest.mark.parametrize("twin", TWINS, ids=["native", "pure"])
-def test_copy_json_shares_nothing_mutable(twin: ModuleType) -> None:
+def test_copy_json_shares_nothing_mutable(hotpath: ModuleType) -> None:
     original: dict[str, Any] = {"content": [{"type": "text", "text": "hi"}], "n": 1}
-    copied = twin.copy_json(original)
+    copied = hotpath.copy_json(original)
     assert copied == original
     copied["content"][0]["text"] = "changed"
     copied["content"].append(None)
@@ -271,45 +270,4 @@ def test_copy_json_shares_nothing_mutable(twin: ModuleType) -> None:
     cycle: list[Any] = []
     cycle.append(cycle)
     with pytest.raises(SerializationError, match="nesting deeper than 128"):
-        twin.copy_json(cycle)
-
-
-def _stamps_outcome(twin: ModuleType, directory: Any, names: list[str]) -> tuple[str, Any]:
-    try:
-        return ("ok", twin.stamps(directory, names))
-    except OSError as error:
-        return (type(error).__name__, (error.errno, error.filename))
-    except ValueError as error:
-        return ("ValueError", str(error))
-
-
-def test_stamps_parity(tmp_path: Path) -> None:
-    """Each name's ``os.stat`` stamp, ``None`` when absent; errors name the whole path."""
-    (tmp_path / "a.jsonl").write_bytes(b"x" * 1234)
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b.json").write_bytes(b"{}")
-    names = ["a.jsonl", "absent", "sub/b.json", "sub"]
-    if hasattr(os, "symlink"):
-        os.symlink("a.jsonl", tmp_path / "link")
-        os.symlink("nowhere", tmp_path / "dangling")
-        names += ["link", "dangling"]
-    cases: list[tuple[Any, list[str]]] = [
-        (tmp_path, names),
-        (str(tmp_path), []),
-        (tmp_path, ["a.jsonl/x"]),  # through a file: not a directory
-        (tmp_path / "absent", ["a.jsonl"]),
-        (tmp_path, ["nul\0byte"]),
-        (str(tmp_path) + "\0", ["a.jsonl"]),
-    ]
-    native, pure = ([_stamps_outcome(twin, *case) for case in cases] for twin in TWINS)
-    assert native == pure
-    info = {name: os.stat(tmp_path / name) for name in ("a.jsonl", "sub/b.json", "sub")}
-    stamp = {name: (st.st_ino, st.st_size, st.st_mtime_ns) for name, st in info.items()}
-    expected = [stamp["a.jsonl"], None, stamp["sub/b.json"], stamp["sub"]]
-    if hasattr(os, "symlink"):
-        expected += [stamp["a.jsonl"], None]  # a link is followed; a dangling one is absent
-    assert native[0] == ("ok", expected)
-    assert native[1] == ("ok", [])
-    assert native[2] == ("NotADirectoryError", (errno.ENOTDIR, str(tmp_path / "a.jsonl/x")))
-    assert native[3] == ("FileNotFoundError", (errno.ENOENT, str(tmp_path / "absent")))
-    assert native[4] == native[5] == ("ValueError", "embedded null byte")
+        hotpath.copy_json(cycle)

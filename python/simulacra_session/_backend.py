@@ -29,7 +29,7 @@ _FORCE_PURE = os.environ.get("SIMULACRA_SESSION_PURE", "") not in ("", "0")
 BACKEND: Literal["native", "pure"]
 
 if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked by stubtest)
-    from ._fallback import (
+    from ._pure import (
         atomic_write,
         copy_json,
         derive_slug,
@@ -49,7 +49,7 @@ else:
                 return import_module("._native", __package__), "native"
             except ImportError:
                 pass
-        return import_module("._fallback", __package__), "pure"
+        return import_module("._pure", __package__), "pure"
 
     _module, BACKEND = _twin()
     globals().update({name: getattr(_module, name) for name in __all__ if name != "BACKEND"})

@@ -1,4 +1,4 @@
-"""Type stub of the compiled hot path; ``simulacra_session._fallback`` is its pure-Python twin.
+"""Type stub of the compiled hot path; ``simulacra_session._pure`` is its pure-Python twin.
 
 Both twins expose the same nine functions, with the same bytes, results and errors.
 """

@@ -1,32 +1,37 @@
-//! Hot path of simulacra-session: JSON with serde_json, copies of JSON values, atomic
-//! writes, the hard-link fork index, file stamps, label derivation and making files durable.
-//! Core modules are plain Rust (tested by `cargo test`); the Python bindings live in `py`,
-//! `ser`, `de` and `copy`.
+//! Hot path of simulacra-session, by job:
+//! - `json`: the JSON format written and read, without Python (strings, floats, big
+//!   integers, fault paths, journal lines);
+//! - `fs`: atomic file replacement, the hard-link fork index, file stamps;
+//! - `sync`: making written files durable, many at a time;
+//! - `slug`: session labels;
+//! - `errors`: what those can fail with;
+//! - `python`: the binding, the only module that uses pyo3.
+//!
+//! The cores are plain Rust, tested by `cargo test`; none imports `python`, and `python`
+//! imports no Python module of the package but `simulacra_session.errors` (for its
+//! exception classes). Only the stable ABI (abi3) is used.
 
-pub mod bigint;
-mod copy;
-mod de;
+#[cfg(not(any(unix, windows)))]
+compile_error!("simulacra-session's native module supports Unix and Windows");
+
 pub mod errors;
-pub mod escape;
-pub mod floatfmt;
-pub mod fsio;
-pub mod index;
-mod py;
-mod ser;
+pub mod fs;
+pub mod json;
+mod python;
 pub mod slug;
-#[cfg(unix)]
-pub mod stamps;
 pub mod sync;
-mod text;
 
 use pyo3::prelude::*;
 
-/// The compiled twin of `simulacra_session._fallback`.
+/// The compiled twin of `simulacra_session._pure`.
 #[pymodule(gil_used = false)]
 mod _native {
     #[pymodule_export]
-    use crate::py::{
-        atomic_write, copy_json, derive_slug, dumps, link_fork, loads, loads_lines, stamps,
-        sync_files,
-    };
+    use crate::python::fs::{atomic_write, link_fork, stamps};
+    #[pymodule_export]
+    use crate::python::json::{copy_json, dumps, loads, loads_lines};
+    #[pymodule_export]
+    use crate::python::slug::derive_slug;
+    #[pymodule_export]
+    use crate::python::sync::sync_files;
 }

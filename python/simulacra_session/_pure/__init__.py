@@ -1,1 +1,23 @@
-"""Pure-Python twin of ``simulacra_session._native``, one module per native job module."""
+"""Pure-Python twin of ``simulacra_session._native``: the same functions, bytes, results
+and errors, one module per native job module (``json``, ``fs``, ``sync``, ``slug``).
+
+Used when the compiled extension is unavailable or ``SIMULACRA_SESSION_PURE=1``; the stub
+``_native.pyi`` documents the contract, and this package is its executable reference.
+"""
+
+from .fs import atomic_write, link_fork, stamps
+from .json import copy_json, dumps, loads, loads_lines
+from .slug import derive_slug
+from .sync import sync_files
+
+__all__ = [
+    "atomic_write",
+    "copy_json",
+    "derive_slug",
+    "dumps",
+    "link_fork",
+    "loads",
+    "loads_lines",
+    "stamps",
+    "sync_files",
+]

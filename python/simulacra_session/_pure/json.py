@@ -1,61 +1,30 @@
-"""Pure-Python twin of ``simulacra_session._native``: same functions, same bytes, same errors.
+"""Twin of ``rust/src/json`` and ``rust/src/python/{json,ser,de,copy}.rs``: ``dumps``,
+``loads``, ``loads_lines`` and ``copy_json``, with the same bytes, values and errors.
 
-Used when the compiled extension is unavailable or ``SIMULACRA_SESSION_PURE=1``. The stub
-``_native.pyi`` documents the contract; this module is its executable reference.
+The standard library's ``json`` does the work; what it does differently is checked or
+redone here: lone surrogates, the nesting limit, non-finite floats, ints beyond CPython's
+4300 digits, and the JSONPath of a fault.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import math
 import operator
-import os
 import re
-import secrets
 import sys
 from typing import Any
 
-from ._fallback_stamps import stamps
-from ._pure.sync import sync_files
-from .errors import InvalidSessionIdError, SerializationError
+from ..errors import SerializationError
 
-__all__ = [
-    "atomic_write",
-    "copy_json",
-    "derive_slug",
-    "dumps",
-    "link_fork",
-    "loads",
-    "loads_lines",
-    "stamps",
-    "sync_files",
-]
+__all__ = ["copy_json", "dumps", "loads", "loads_lines"]
 
 MAX_DEPTH = 128
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
-_SUFFIX = re.compile(r"\.[a-z]+")
-_WHITESPACE = re.compile(
-    "[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+"
-)
 _INT_DIGITS = 4000  # below CPython's int<->str digit limit (4300)
 _INT_LIMIT = 10**_INT_DIGITS
-_NO_HARD_LINKS = frozenset(
-    code
-    for code in (
-        errno.EPERM,
-        getattr(errno, "EOPNOTSUPP", None),
-        getattr(errno, "ENOTSUP", None),
-        errno.ENOSYS,
-        errno.EXDEV,
-        errno.EMLINK,
-    )
-    if code is not None
-)
 _encode_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
 
@@ -295,110 +264,3 @@ def loads_lines(
 def copy_json(obj: object) -> object:
     """A deep copy of a JSON value: exactly ``loads(dumps(obj))``, result and errors."""
     return loads(dumps(obj))
-
-
-def derive_slug(text: str, limit: int = 50) -> str | None:
-    """A label from a first user message: whitespace collapsed, cut at a word boundary."""
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-    if _has_surrogate(text):
-        raise SerializationError("cannot derive a slug from str with a lone surrogate")
-    collapsed = _WHITESPACE.sub(" ", text).strip(" ")
-    if not collapsed:
-        return None
-    if len(collapsed) <= limit:
-        return collapsed
-    if collapsed[limit] == " ":
-        return collapsed[:limit]
-    cut = collapsed.rfind(" ", 0, limit)
-    return collapsed[:cut] if cut > 0 else collapsed[:limit]
-
-
-def _fsync_dir(path: str) -> None:
-    if os.name == "nt":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync dir)."""
-    target = os.fspath(path)
-    if not isinstance(data, bytes):
-        raise TypeError(f"data must be bytes, not {type(data).__name__}")
-    directory, name = os.path.split(target)
-    temp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(temp, flags, 0o666)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror, target) from None
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-    except BaseException:
-        _unlink_quietly(temp)
-        raise
-    if fsync:
-        _fsync_dir(directory or ".")
-
-
-def link_fork(
-    root: str | os.PathLike[str], parent_id: str, child_id: str, fsync: bool = True, suffix: str = ".json"
-) -> bool:
-    """Hard-link ``{root}/{child_id}{suffix}`` as ``{root}/{parent_id}-forks/{child_id}{suffix}``."""
-    for session_id in (parent_id, child_id):
-        if not isinstance(session_id, str) or _SESSION_ID.fullmatch(session_id) is None:
-            raise InvalidSessionIdError(session_id)
-    if _SUFFIX.fullmatch(suffix) is None:
-        raise ValueError(f"invalid file suffix {suffix!r}: expected a dot and lowercase letters")
-    base = os.fspath(root)
-    source = os.path.join(base, child_id + suffix)
-    source_stat = os.stat(source)
-    index = os.path.join(base, parent_id + "-forks")
-    try:
-        os.mkdir(index)
-        created = True
-    except FileExistsError:
-        created = False
-    entry = os.path.join(index, child_id + suffix)
-    try:
-        entry_stat = os.stat(entry)
-    except FileNotFoundError:
-        pass
-    else:
-        if (entry_stat.st_dev, entry_stat.st_ino) == (source_stat.st_dev, source_stat.st_ino):
-            return True
-    temp = os.path.join(index, f".{child_id}{suffix}.{secrets.token_hex(8)}.tmp")
-    try:
-        os.link(source, temp)
-    except OSError as error:
-        if error.errno in _NO_HARD_LINKS:
-            if created:
-                os.rmdir(index)
-            return False
-        raise
-    try:
-        os.replace(temp, entry)
-    finally:
-        _unlink_quietly(temp)
-    if fsync:
-        _fsync_dir(index)
-        if created:
-            _fsync_dir(base)
-    return True

@@ -1,9 +1,10 @@
 """Twin of ``rust/src/sync``: make the data written through open descriptors durable.
 
-One call per descriptor, in order: ``fcntl(F_FULLFSYNC)`` on macOS (``fsync`` where the
-file system refuses it, as SQLite's ``fullfsync``), ``os.fdatasync`` where Python has it,
-else ``os.fsync`` (``_commit`` on Windows). The compiled twin also syncs a large batch with
-one ``syncfs`` per file system on Linux; the outcome per descriptor is the same.
+One call per descriptor, in order (``make_durable``): ``fcntl(F_FULLFSYNC)`` on macOS
+(``fsync`` where the file system refuses it, as SQLite's ``fullfsync``), else
+``os.fdatasync`` where Python has it, else ``os.fsync`` (``_commit`` on Windows). The
+compiled twin also syncs a large batch with one ``syncfs`` per file system on Linux; the
+outcome per descriptor is the same.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import operator
 import os
 import sys
 
-__all__ = ["sync_files"]
+__all__ = ["make_durable", "sync_files"]
 
-_fdatasync = getattr(os, "fdatasync", os.fsync)
 _REFUSED = frozenset((errno.ENOTSUP, errno.EINVAL, errno.ENOTTY))  # F_FULLFSYNC not supported
 
 
-def _sync_one(fd: int) -> None:
-    """Make ``fd`` durable, or raise ``OSError``."""
+def make_durable(fd: int, *, data_only: bool = False) -> None:
+    """Make what was written through ``fd`` durable, or raise ``OSError``. ``data_only``:
+    the file's data and size, not its other metadata (``fdatasync``), where that differs."""
     if sys.platform == "darwin":
         import fcntl
 
@@ -30,8 +31,10 @@ def _sync_one(fd: int) -> None:
             if error.errno not in _REFUSED:
                 raise
             os.fsync(fd)
+    elif data_only and hasattr(os, "fdatasync"):
+        os.fdatasync(fd)
     else:
-        _fdatasync(fd)
+        os.fsync(fd)
 
 
 def sync_files(fds: list[int]) -> list[int]:
@@ -40,7 +43,7 @@ def sync_files(fds: list[int]) -> list[int]:
     errnos = []
     for fd in fds:
         try:
-            _sync_one(operator.index(fd))
+            make_durable(operator.index(fd), data_only=True)
         except OSError as error:
             errnos.append(error.errno or errno.EIO)
         except ValueError:  # a negative number: what the system call would say of it

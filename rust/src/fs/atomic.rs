@@ -1,4 +1,10 @@
 //! Atomic file replacement: readers see the old bytes or the new ones, never a mix.
+//!
+//! A temp file beside the target is written, made durable (`File::sync_all`: `fsync`;
+//! `F_FULLFSYNC` on macOS; `FlushFileBuffers` on Windows) and renamed over the target
+//! (`rename`; `MoveFileExW` with `MOVEFILE_REPLACE_EXISTING` on Windows), then the
+//! directory is made durable so the new name survives a crash (Unix only: see
+//! [`fsync_dir`]).
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
@@ -35,6 +41,9 @@ pub fn parent_dir(path: &Path) -> PathBuf {
 }
 
 /// fsync a directory so the names created, renamed or removed in it are durable.
+///
+/// Windows cannot: a directory opens only for its metadata and `FlushFileBuffers` refuses
+/// it (NTFS journals its own metadata), so this does nothing there, as Python cannot either.
 pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -85,7 +94,7 @@ pub fn atomic_write(path: &Path, data: &[u8], fsync: bool) -> Result<(), CoreErr
 
 #[cfg(test)]
 mod tests {
-    use super::atomic_write;
+    use super::{atomic_write, CoreError};
     use std::fs;
 
     #[test]
@@ -105,7 +114,7 @@ mod tests {
         let target = dir.join("nope").join("s.json");
         let error = atomic_write(&target, b"x", true).unwrap_err();
         match error {
-            crate::errors::CoreError::Io { source, path } => {
+            CoreError::Io { source, path } => {
                 assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
                 assert_eq!(path, target);
             }

@@ -3,8 +3,8 @@
 use std::fs;
 use std::path::Path;
 
+use super::atomic::{fsync_dir, random_hex};
 use crate::errors::CoreError;
-use crate::fsio::{fsync_dir, random_hex};
 
 /// Whether `id` matches `^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`.
 pub fn is_valid_id(id: &str) -> bool {
@@ -13,7 +13,12 @@ pub fn is_valid_id(id: &str) -> bool {
     !bytes.is_empty() && bytes.len() <= 128 && bytes[0] != b'.' && bytes.iter().all(allowed)
 }
 
-/// errnos meaning "this file system has no hard links" rather than a real failure.
+/// Whether `error` means "this file system has no hard links" rather than a real failure.
+///
+/// Unix: `EPERM` (links refused, as by `fs.protected_hardlinks` or some FUSE mounts),
+/// `EOPNOTSUPP`/`ENOTSUP`/`ENOSYS` (none at all), `EXDEV` (another device), `EMLINK`
+/// (the file's link count is full).
+#[cfg(unix)]
 fn no_hard_links(error: &std::io::Error) -> bool {
     matches!(
         error.raw_os_error(),
@@ -21,17 +26,30 @@ fn no_hard_links(error: &std::io::Error) -> bool {
     ) || error.raw_os_error() == Some(libc::ENOTSUP)
 }
 
-fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        a.dev() == b.dev() && a.ino() == b.ino()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (a, b);
-        false
-    }
+/// Whether `error` means "this file system has no hard links" rather than a real failure.
+///
+/// Windows: NTFS and ReFS have hard links; FAT and exFAT refuse them with
+/// `ERROR_INVALID_FUNCTION` (1) or `ERROR_NOT_SUPPORTED` (50), another volume gives
+/// `ERROR_NOT_SAME_DEVICE` (17), a full link count `ERROR_TOO_MANY_LINKS` (1142).
+#[cfg(windows)]
+fn no_hard_links(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(1 | 17 | 50 | 1142))
+}
+
+/// Whether two paths name one file: `(st_dev, st_ino)` as `os.stat` reports them.
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (fs::metadata(a)?, fs::metadata(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+/// Whether two paths name one file: the volume serial and file index, as `os.stat`
+/// reports them in `st_dev` and `st_ino`.
+#[cfg(windows)]
+fn same_file(a: &Path, b: &Path) -> std::io::Result<bool> {
+    let (a, b) = (super::windows::info(a)?, super::windows::info(b)?);
+    Ok(a.volume == b.volume && a.index == b.index)
 }
 
 /// Whether `suffix` is a file extension like `.json` (a dot, then lowercase letters).
@@ -60,7 +78,7 @@ pub fn link_fork(
         return Err(CoreError::InvalidSuffix(suffix.to_owned()));
     }
     let source = root.join(format!("{child_id}{suffix}"));
-    let source_meta = fs::metadata(&source).map_err(|e| CoreError::io(e, &source))?;
+    fs::metadata(&source).map_err(|e| CoreError::io(e, &source))?;
     let index = root.join(format!("{parent_id}-forks"));
     let created = match fs::create_dir(&index) {
         Ok(()) => true,
@@ -68,10 +86,8 @@ pub fn link_fork(
         Err(e) => return Err(CoreError::io(e, &index)),
     };
     let entry = index.join(format!("{child_id}{suffix}"));
-    if let Ok(entry_meta) = fs::metadata(&entry) {
-        if same_file(&entry_meta, &source_meta) {
-            return Ok(true);
-        }
+    if same_file(&entry, &source).unwrap_or(false) {
+        return Ok(true);
     }
     let temp = index.join(format!(".{child_id}{suffix}.{}.tmp", random_hex()));
     if let Err(e) = fs::hard_link(&source, &temp) {
@@ -95,7 +111,7 @@ pub fn link_fork(
     Ok(true)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::{is_valid_id, link_fork};
     use std::fs;
@@ -123,9 +139,9 @@ mod tests {
 
     #[test]
     fn links_relinks_and_rejects_bad_ids() {
-        let root = crate::fsio::scratch_dir("index");
+        let root = crate::fs::atomic::scratch_dir("index");
         let child = root.join("c.json");
-        crate::fsio::atomic_write(&child, b"v1", false).unwrap();
+        crate::fs::atomic::atomic_write(&child, b"v1", false).unwrap();
         assert!(link_fork(&root, "p", "c", true, ".json").unwrap());
         let entry = root.join("p-forks").join("c.json");
         assert_eq!(
@@ -133,7 +149,7 @@ mod tests {
             fs::metadata(&child).unwrap().ino()
         );
         assert!(link_fork(&root, "p", "c", true, ".json").unwrap()); // no-op
-        crate::fsio::atomic_write(&child, b"v2", false).unwrap();
+        crate::fs::atomic::atomic_write(&child, b"v2", false).unwrap();
         assert!(link_fork(&root, "p", "c", false, ".json").unwrap());
         assert_eq!(
             fs::metadata(&entry).unwrap().ino(),

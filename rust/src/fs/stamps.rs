@@ -1,30 +1,28 @@
 //! The stamps (inode, size, mtime) of many files in one directory, for a listing cache that
 //! rereads a file only when its stamp changed.
 //!
-//! A warm `list()` is a `stat` per session. Done here, each is one `fstatat` on the
-//! directory's descriptor: no walk of the whole path per file, and no Python `stat_result`
-//! (nineteen fields, the float times among them) built for three numbers.
+//! A warm `list()` is a `stat` per session. On Unix each is one `fstatat` on the directory's
+//! descriptor: no walk of the whole path per file, and no Python `stat_result` (nineteen
+//! fields, the float times among them) built for three numbers. Windows has no `*at`
+//! calls: each name is joined to the directory and opened for its metadata, as `os.stat`
+//! does there (an absent directory then gives `None` for each name, as in the pure twin).
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use crate::errors::CoreError;
 
 /// A file's inode, size and modification time in nanoseconds (`st_mtime_ns`).
 pub type Stamp = (u64, u64, i64);
 
-/// Why the stamps could not be taken: the path at fault and the OS error, or a path that
-/// holds a NUL byte.
-#[derive(Debug)]
-pub enum Failure {
-    Os(std::path::PathBuf, std::io::Error),
-    Nul,
-}
-
 /// The stamp of each of `names` in `directory` (following symlinks, as `os.stat` does);
-/// `None` for a name that is absent.
-pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, Failure> {
-    let c_directory = CString::new(directory.as_os_str().as_bytes()).map_err(|_| Failure::Nul)?;
+/// `None` for a name that is absent. Errors name the whole path at fault.
+#[cfg(unix)]
+pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, CoreError> {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+
+    let c_directory = CString::new(directory.as_os_str().as_bytes()).map_err(|_| CoreError::Nul)?;
     // SAFETY: a NUL-terminated path.
     let fd = unsafe {
         libc::open(
@@ -33,16 +31,13 @@ pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, 
         )
     };
     if fd < 0 {
-        return Err(Failure::Os(
-            directory.to_path_buf(),
-            std::io::Error::last_os_error(),
-        ));
+        return Err(CoreError::io(std::io::Error::last_os_error(), directory));
     }
     // SAFETY: a descriptor just opened and owned nowhere else: closed when this drops.
     let directory_fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut found = Vec::with_capacity(names.len());
     for name in names {
-        let c_name = CString::new(name.as_bytes()).map_err(|_| Failure::Nul)?;
+        let c_name = CString::new(name.as_bytes()).map_err(|_| CoreError::Nul)?;
         // SAFETY: stat is plain integers, filled by fstatat for a live descriptor.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
         if unsafe { libc::fstatat(directory_fd.as_raw_fd(), c_name.as_ptr(), &raw mut stat, 0) }
@@ -53,7 +48,7 @@ pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, 
                 found.push(None);
                 continue;
             }
-            return Err(Failure::Os(directory.join(name), error));
+            return Err(CoreError::io(error, directory.join(name)));
         }
         #[allow(clippy::cast_sign_loss)] // a file's size is not negative
         let size = stat.st_size as u64;
@@ -67,14 +62,36 @@ pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, 
     Ok(found)
 }
 
-#[cfg(test)]
+/// The stamp of each of `names` in `directory` (following symlinks, as `os.stat` does);
+/// `None` for a name that is absent. Errors name the whole path at fault.
+#[cfg(windows)]
+pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, CoreError> {
+    let nul = |path: &Path| path.as_os_str().to_string_lossy().contains('\0');
+    if nul(directory) || names.iter().any(|name| name.contains('\0')) {
+        return Err(CoreError::Nul);
+    }
+    names
+        .iter()
+        .map(|name| {
+            let path = directory.join(name);
+            match super::windows::info(&path) {
+                Ok(info) => Ok(Some((info.index, info.size, info.mtime_ns))),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(CoreError::io(error, path)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(all(test, unix))]
 mod tests {
-    use super::{stamps, Failure};
+    use super::stamps;
+    use crate::errors::CoreError;
     use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn stamps_of_present_files_and_none_for_absent_ones() {
-        let dir = crate::fsio::scratch_dir("stamps");
+        let dir = crate::fs::atomic::scratch_dir("stamps");
         std::fs::write(dir.join("a"), b"12345").unwrap();
         let names = vec!["a".to_owned(), "absent".to_owned()];
         let found = stamps(&dir, &names).unwrap();
@@ -83,11 +100,17 @@ mod tests {
         assert_eq!(found, vec![Some((meta.ino(), 5, mtime_ns)), None]);
         assert!(matches!(
             stamps(&dir, &["a\0b".to_owned()]),
-            Err(Failure::Nul)
+            Err(CoreError::Nul)
         ));
-        assert!(
-            matches!(stamps(&dir.join("absent"), &names), Err(Failure::Os(path, _)) if path == dir.join("absent"))
-        );
+        assert!(matches!(
+            stamps(&dir.join("absent"), &names),
+            Err(CoreError::Io { path, .. }) if path == dir.join("absent")
+        ));
+        assert!(matches!(
+            stamps(&dir, &["a/x".to_owned()]),
+            Err(CoreError::Io { path, source }) if path == dir.join("a/x")
+                && source.raw_os_error() == Some(libc::ENOTDIR)
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,7 +10,7 @@ use std::ptr::{addr_of_mut, null_mut};
 
 use pyo3::ffi;
 
-use crate::ser::MAX_DEPTH;
+use crate::json::MAX_DEPTH;
 
 /// Whether `ptr`, an exact `str`, is UTF-8 encodable (no surrogate code points), as `dumps`
 /// requires. Caches the UTF-8 on the str, as `dumps` does.

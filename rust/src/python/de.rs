@@ -9,9 +9,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use crate::text;
+use super::text;
+use crate::json::lines::Lines;
+use crate::json::MAX_DEPTH;
 
-const MAX_DEPTH: usize = 128;
 /// With `arbitrary_precision`, serde_json hands numbers over as a one-entry map under this key.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 /// Longest integer literal converted in one `int()` call (CPython stops at 4300 digits).
@@ -34,23 +35,14 @@ pub fn loads_lines<'py>(
     skip: &[u8],
 ) -> PyResult<(Bound<'py, PyList>, usize)> {
     let cache = RefCell::new(KeyCache::new());
+    let mut lines = Lines::new(data, skip);
     let mut values = Vec::new();
-    let mut skipped = 0;
-    let body = data.strip_suffix(b"\n").unwrap_or(data);
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', body).chain((!data.is_empty()).then_some(body.len()));
-    for (number, end) in (1..).zip(ends) {
-        let line = &body[start..end];
-        if !skip.is_empty() && line.starts_with(skip) {
-            skipped += (end + 1).min(data.len()) - start;
-        } else {
-            let value = parse(py, line, 2, &cache);
-            values.push(
-                value.map_err(|error| PyValueError::new_err(format!("line {number}: {error}")))?,
-            );
-        }
-        start = end + 1;
+    for (number, line) in lines.by_ref() {
+        let value = parse(py, line, 2, &cache);
+        values
+            .push(value.map_err(|error| PyValueError::new_err(format!("line {number}: {error}")))?);
     }
+    let skipped = lines.skipped();
     Ok((PyList::new(py, values)?, skipped))
 }
 

@@ -1,15 +1,15 @@
-//! `#[pyfunction]` wrappers: extract arguments, run the core (detached for file I/O),
-//! convert errors. The behaviour is documented on `simulacra_session._native` (`.pyi`).
+//! `dumps`, `loads`, `loads_lines` and `copy_json`: arguments taken apart, the converters
+//! of `ser`, `de` and `copy` run, errors raised. The behaviour is documented on
+//! `simulacra_session._native` (`.pyi`); the pure twin is `_pure/json.py`.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
-use crate::errors::{CoreError, InvalidSessionIdError, SerializationError};
-use crate::{copy, de, fsio, index, ser, slug};
+use super::errors::SerializationError;
+use super::{copy, de, ser};
 
 thread_local! {
     /// The output buffer of `dumps`, kept between calls so large documents do not regrow it.
@@ -120,95 +120,4 @@ pub fn copy_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Boun
     }
     let data = dumps(py, obj)?;
     loads(py, data.as_any())
-}
-
-#[pyfunction]
-#[pyo3(signature = (text, limit = 50))]
-pub fn derive_slug(text: &Bound<'_, PyString>, limit: i64) -> PyResult<Option<String>> {
-    if limit < 1 {
-        return Err(PyValueError::new_err(format!(
-            "limit must be at least 1, got {limit}"
-        )));
-    }
-    let text = text.to_str().map_err(|_| {
-        SerializationError::new_err("cannot derive a slug from str with a lone surrogate")
-    })?;
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    Ok(slug::derive_slug(text, limit))
-}
-
-#[pyfunction]
-#[pyo3(signature = (path, data, fsync = true))]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "pyo3 extracts owned arguments"
-)]
-pub fn atomic_write(
-    py: Python<'_>,
-    path: PathBuf,
-    data: &Bound<'_, PyBytes>,
-    fsync: bool,
-) -> PyResult<()> {
-    let bytes = data.as_bytes();
-    py.detach(|| fsio::atomic_write(&path, bytes, fsync))?;
-    Ok(())
-}
-
-fn session_id(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    value
-        .extract::<String>()
-        .map_err(|_| InvalidSessionIdError::new_err((value.clone().unbind(),)))
-}
-
-#[pyfunction]
-#[pyo3(signature = (root, parent_id, child_id, fsync = true, suffix = ".json"))]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "pyo3 extracts owned arguments"
-)]
-pub fn link_fork(
-    py: Python<'_>,
-    root: PathBuf,
-    parent_id: &Bound<'_, PyAny>,
-    child_id: &Bound<'_, PyAny>,
-    fsync: bool,
-    suffix: &str,
-) -> PyResult<bool> {
-    let parent_id = session_id(parent_id)?;
-    let child_id = session_id(child_id)?;
-    Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync, suffix))?)
-}
-
-/// `(st_ino, st_size, st_mtime_ns)` of each of `names` in `directory`, `None` where absent.
-#[pyfunction]
-pub fn stamps(
-    py: Python<'_>,
-    directory: PathBuf,
-    names: Vec<String>,
-) -> PyResult<Vec<Option<(u64, u64, i64)>>> {
-    #[cfg(unix)]
-    {
-        py.detach(move || crate::stamps::stamps(&directory, &names))
-            .map_err(|failure| match failure {
-                crate::stamps::Failure::Os(path, error) => CoreError::io(error, path).into(),
-                crate::stamps::Failure::Nul => PyValueError::new_err("embedded null byte"),
-            })
-    }
-    #[cfg(not(unix))]
-    {
-        py.import("simulacra_session._fallback_stamps")?
-            .getattr("stamps")?
-            .call1((directory, names))?
-            .extract()
-    }
-}
-
-/// Make each descriptor's written data durable; the errno of each (0: durable).
-#[pyfunction]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "pyo3 extracts owned arguments"
-)]
-pub fn sync_files(py: Python<'_>, fds: Vec<i32>) -> Vec<i32> {
-    py.detach(|| crate::sync::sync_files(&fds))
 }

@@ -6,39 +6,11 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use crate::bigint::decimal_from_le_bytes;
-use crate::floatfmt::write_py_float;
-
-/// How deep containers may nest (`loads` has the same limit).
-pub(crate) const MAX_DEPTH: usize = 128;
-
-/// Why a value cannot be written, and where: path segments gathered while unwinding.
-pub struct Fault {
-    reason: String,
-    segments: Vec<String>,
-}
-
-impl Fault {
-    #[allow(
-        clippy::unnecessary_box_returns,
-        reason = "faults travel boxed to keep Result small"
-    )]
-    fn new(reason: String) -> Box<Fault> {
-        Box::new(Fault {
-            reason,
-            segments: Vec::new(),
-        })
-    }
-
-    /// `"{reason} at $.path[0].to.it"`
-    pub fn message(&self) -> String {
-        let mut text = format!("{} at $", self.reason);
-        for segment in self.segments.iter().rev() {
-            text.push_str(segment);
-        }
-        text
-    }
-}
+use crate::json::bigint::decimal_from_le_bytes;
+use crate::json::escape::write_str as write_json_str;
+use crate::json::fault::Fault;
+use crate::json::floatfmt::write_py_float;
+use crate::json::MAX_DEPTH;
 
 type Written = Result<(), Box<Fault>>;
 
@@ -114,7 +86,7 @@ unsafe fn write_fast(
             write_json_str(out, name);
             out.push(b':');
             if let Err(mut fault) = unsafe { write_fast(out, py, value, depth + 1) } {
-                fault.segments.push(key_segment(name));
+                fault.in_key(name);
                 return Err(fault);
             }
         }
@@ -131,7 +103,7 @@ unsafe fn write_fast(
             }
             let item = unsafe { ffi::PyList_GetItem(ptr, index) };
             if let Err(mut fault) = unsafe { write_fast(out, py, item, depth + 1) } {
-                fault.segments.push(format!("[{index}]"));
+                fault.in_item(index);
                 return Err(fault);
             }
         }
@@ -170,27 +142,6 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map_or_else(|_| "object".to_owned(), |name| name.to_string())
-}
-
-use crate::escape::write_str as write_json_str;
-
-fn key_segment(key: &str) -> String {
-    let bytes = key.as_bytes();
-    let identifier = !bytes.is_empty()
-        && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
-    if identifier {
-        format!(".{key}")
-    } else {
-        let mut quoted = Vec::with_capacity(key.len() + 4);
-        write_json_str(&mut quoted, key);
-        format!(
-            "[{}]",
-            String::from_utf8(quoted).expect("JSON output is UTF-8")
-        )
-    }
 }
 
 fn write_value(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Written {
@@ -284,7 +235,7 @@ fn write_dict_items(
         write_json_str(out, key);
         out.push(b':');
         if let Err(mut fault) = write_value(out, &value, depth + 1) {
-            fault.segments.push(key_segment(key));
+            fault.in_key(key);
             return Err(fault);
         }
     }
@@ -304,7 +255,7 @@ fn write_items<'py>(
             out.push(b',');
         }
         if let Err(mut fault) = write_value(out, &item, depth + 1) {
-            fault.segments.push(format!("[{index}]"));
+            fault.in_item(index);
             return Err(fault);
         }
     }

@@ -1,0 +1,62 @@
+"""The backend choice: only ``_backend`` reads it, both twins export the same names, and a
+source tree without the extension runs on the pure twin."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import simulacra_session
+from simulacra_session import _backend, _pure
+from simulacra_session._backend import BACKEND
+
+
+def test_backend_is_the_requested_one() -> None:
+    assert simulacra_session.BACKEND == BACKEND
+    forced = os.environ.get("SIMULACRA_SESSION_PURE", "") not in ("", "0")
+    if forced:
+        assert BACKEND == "pure"
+    elif os.environ.get("CI") == "true":
+        assert BACKEND == "native", "CI must test the compiled extension"
+
+
+def test_source_tree_imports_without_the_extension(tmp_path: Path) -> None:
+    package = Path(simulacra_session.__file__).parent
+    copy = tmp_path / "simulacra_session"
+    copy.mkdir()
+    for source in package.rglob("*"):
+        if source.suffix in {".py", ".pyi", ".typed"}:
+            target = copy / source.relative_to(package)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "SIMULACRA_SESSION_PURE"}
+    out = subprocess.run(
+        [sys.executable, "-c", "import simulacra_session as s; print(s.BACKEND)"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "pure"
+
+
+def test_both_twins_export_the_same_names(hotpath: ModuleType) -> None:
+    names = sorted(name for name in _backend.__all__ if name != "BACKEND")
+    assert sorted(hotpath.__all__) == names
+    assert all(callable(getattr(hotpath, name)) for name in names)
+    assert sorted(_pure.__all__) == names
+
+
+def test_only_the_backend_module_reads_the_choice() -> None:
+    package = Path(simulacra_session.__file__).parent
+    readers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if re.search(r"(environ|getenv)\b.*SIMULACRA_SESSION_PURE", path.read_text(encoding="utf-8"))
+    )
+    assert readers == ["_backend.py"]
