@@ -1,4 +1,5 @@
-"""``stamp_after``: the store's cheap stamp is ``next_timestamp``, text for text."""
+"""Timestamps: one parser for every form written (the same on every Python), and ``stamp_after``,
+the store's cheap stamp, which is ``next_timestamp`` text for text."""
 
 from __future__ import annotations
 
@@ -8,13 +9,72 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from simulacra_session import timestamps
-from simulacra_session.timestamps import format_timestamp, next_timestamp, stamp_after, to_micros
+from simulacra_session.timestamps import (
+    format_timestamp,
+    next_timestamp,
+    parse_timestamp,
+    stamp_after,
+    to_micros,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def at(micros: int) -> str:
     return format_timestamp(EPOCH + timedelta(microseconds=micros))
+
+
+MOMENT = datetime(2025, 1, 2, 3, 4, 5, 122900, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-01-02T03:04:05.122900Z", MOMENT),  # ours: microseconds
+        ("2025-01-02T03:04:05.123Z", MOMENT.replace(microsecond=123000)),  # the original's milliseconds
+        ("2025-01-02T03:04:05.1229Z", MOMENT),  # any fraction length (3.10's fromisoformat refuses it)
+        ("2025-01-02T03:04:05.1Z", MOMENT.replace(microsecond=100000)),
+        ("2025-01-02T03:04:05.12290099Z", MOMENT),  # beyond microseconds: dropped, not rounded
+        ("2025-01-02T03:04:05Z", MOMENT.replace(microsecond=0)),
+        ("2025-01-02t03:04:05,1229z", MOMENT),  # RFC 3339's lower case, ISO 8601's decimal comma
+        ("2025-01-02 03:04:05.1229", MOMENT),  # no zone: UTC
+        ("2025-01-02T05:04:05.1229+02:00", MOMENT),
+        ("2025-01-01T23:04:05.1229-04:00", MOMENT),
+    ],
+)
+def test_parse_reads_every_written_form_as_utc(text: str, expected: datetime) -> None:
+    parsed = parse_timestamp(text)
+    assert parsed == expected
+    assert parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "",
+        "2025-01-02",  # a date alone
+        "2025-01-02T03:04Z",  # no seconds
+        "2025-01-02T03:04:05.Z",  # a point and no fraction
+        "2025-01-02T03:04:05.1229ZZ",
+        "2025-01-02T03:04:05+0200",  # the basic offset beside the extended date
+        "2025-W01-4T03:04:05Z",  # a week date (3.11+'s fromisoformat reads it; we keep one grammar)
+        "2025-02-30T03:04:05Z",  # no such day
+        "2025-01-02T24:04:05Z",
+        "2025-01-02T03:04:05+24:00",
+        "\u0662025-01-02T03:04:05Z",  # a digit, but not an ASCII one
+    ],
+)
+def test_parse_refuses_anything_else_naming_the_value(text: str) -> None:
+    with pytest.raises(ValueError, match="not an ISO 8601 timestamp") as caught:
+        parse_timestamp(text)
+    assert repr(text) in str(caught.value)
+
+
+def test_instants_order_across_precisions() -> None:
+    """The original library's milliseconds and our microseconds compare as instants."""
+    texts = ["2025-01-02T03:04:05.123Z", "2025-01-02T03:04:05.1229Z", "2025-01-02T03:04:05.122950Z"]
+    assert sorted(texts, key=to_micros) == [texts[1], texts[2], texts[0]]
 
 
 def test_matches_next_timestamp_on_a_frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:

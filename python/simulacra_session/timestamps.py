@@ -1,11 +1,14 @@
 """ISO 8601 UTC timestamps as stored in session metadata.
 
 We write microseconds (``2026-01-02T03:04:05.123456Z``); files from the original library
-carry milliseconds, so ordering always compares parsed instants, never strings.
+carry milliseconds, so ordering always compares parsed instants, never strings. Every
+timestamp is read by ``parse_timestamp``, which accepts the same texts on every Python
+(3.10's ``datetime.fromisoformat`` alone takes only 3 or 6 fraction digits and no ``Z``).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,21 +24,31 @@ __all__ = [
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+# date, time, fraction, offset: what the original library (milliseconds), this one (microseconds)
+# and other ISO 8601 writers put in a session's metadata
+_TIMESTAMP = re.compile(
+    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(?:[Zz]|([+-]\d\d:\d\d))?", re.ASCII
+)
 
 
 def parse_timestamp(value: str) -> datetime:
-    """Parse an ISO 8601 timestamp (``Z`` or an offset) into an aware UTC datetime.
+    """Parse an ISO 8601 date and time into an aware UTC datetime.
 
-    Raises ``ValueError`` naming the value when it is not a timestamp.
+    Takes a ``T`` (or space) between date and time, a fraction of any length (read to the
+    microsecond, the rest dropped), and ``Z``, an offset ``+HH:MM`` or nothing (UTC).
+    Raises ``ValueError`` naming the value when it is not such a timestamp.
     """
-    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    match = _TIMESTAMP.fullmatch(value)
+    if match is not None:
+        date, clock, fraction, offset = match.groups()
+        micros = (fraction or "")[:6].ljust(6, "0")
+        try:  # the text normalized to the one form fromisoformat reads on every Python
+            parsed = datetime.fromisoformat(f"{date}T{clock}.{micros}{offset or '+00:00'}")
+        except ValueError:  # a day, hour or offset out of range
+            pass
+        else:
+            return parsed.astimezone(timezone.utc)
+    raise ValueError(f"not an ISO 8601 timestamp: {value!r}")
 
 
 def format_timestamp(moment: datetime) -> str:
