@@ -10,7 +10,8 @@ of the store's public ``append`` or ``save``, run in a task.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,6 +23,21 @@ __all__ = ["SaveRequest", "SessionWriter", "SessionWriters"]
 
 #: What a write stored: ``source[start:end]``, the session's own messages.
 _Written = tuple[Sequence[Message], int, int]
+
+
+if sys.version_info >= (3, 12):
+
+    def _start(write: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``write`` as a task that starts at once (eagerly), up to its first wait: an
+        append's bytes are written, and a durable one handed to the sync thread, within the
+        call that submitted it, a loop iteration sooner."""
+        return asyncio.Task(write, loop=asyncio.get_running_loop(), name=name, eager_start=True)
+
+else:
+
+    def _start(write: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``write`` as a task (eager start needs Python 3.12)."""
+        return asyncio.get_running_loop().create_task(write, name=name)
 
 
 @dataclass(slots=True)
@@ -198,7 +214,7 @@ class SessionWriter:
             written, self._written = self._written, None
             write = self._store_call(request, self._delta(request, written))
             name = f"simulacra-session save {self.session_id}"
-            self._inflight = asyncio.get_running_loop().create_task(write, name=name)
+            self._inflight = _start(write, name)
             self._inflight.add_done_callback(partial(self._landed, request))
             return
         drained, self._drained = self._drained, []
