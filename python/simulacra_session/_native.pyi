@@ -72,9 +72,10 @@ def derive_slug(text: str, limit: int = 50) -> str | None:
 def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new bytes, never a mix.
 
-    Writes a temp file ``.{name}.{random}.tmp`` in the same directory, fsyncs it, renames it
-    over ``path`` and fsyncs the directory (``fsync=False`` skips both fsyncs, keeping the
-    atomic rename). No temp file survives an error; ``OSError`` carries errno and filename.
+    Writes a temp file ``.{name}.{random}.tmp`` in the same directory, fsyncs it
+    (``F_FULLFSYNC`` on macOS), renames it over ``path`` and fsyncs the directory (not on
+    Windows, where a directory cannot be synced); ``fsync=False`` skips both fsyncs, keeping
+    the atomic rename. No temp file survives an error; ``OSError`` carries errno and filename.
     The GIL is released during the I/O.
     """
 
@@ -89,16 +90,19 @@ def link_fork(
 
     Creates the ``-forks`` directory when missing and atomically (re)places the hard link, so
     that it shares the inode of the current session file; fsyncs the directory when it changed
-    and ``fsync`` is true. Returns ``False`` where the file system has no hard links.
+    and ``fsync`` is true (not on Windows). Returns ``False`` where the file system has no
+    hard links (FAT, exFAT, some network and FUSE mounts; Unix file systems and NTFS have them).
     ``InvalidSessionIdError`` for a bad id, ``ValueError`` for a suffix that is not a dot and
     lowercase letters; ``OSError`` (errno, filename) otherwise.
     """
 
 def stamps(directory: str | os.PathLike[str], names: list[str]) -> list[tuple[int, int, int] | None]:
     """``(st_ino, st_size, st_mtime_ns)`` of each of ``names`` in ``directory``, symlinks
-    followed as ``os.stat`` follows them; ``None`` for an absent name. Each is one ``fstatat``
-    on the directory's descriptor (no walk of the whole path), without the GIL. ``OSError``
-    (errno, the whole path) for any other failure, ``ValueError`` for a NUL byte.
+    followed as ``os.stat`` follows them; ``None`` for an absent name. On Unix each is one
+    ``fstatat`` on the directory's descriptor (no walk of the whole path); on Windows each
+    joined path is stat'ed as ``os.stat`` does (so a missing directory gives ``None`` for
+    every name). Without the GIL. ``OSError`` (errno, the whole path) for any other
+    failure, ``ValueError`` for a NUL byte.
     """
 
 def sync_files(fds: list[int]) -> list[int]:
