@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._backend import BACKEND
+from ._version import __version__
 from .conversation import SimpleConversation
 from .errors import (
     CorruptSessionError,
@@ -91,6 +92,7 @@ __all__ = [
     "ToolContent",
     "ToolResultContent",
     "UserMessage",
+    "__version__",
 ]
 
 
