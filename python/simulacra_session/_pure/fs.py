@@ -137,11 +137,15 @@ def stamps(directory: str | os.PathLike[str], names: list[str]) -> list[tuple[in
     followed, as ``os.stat`` does), ``None`` for an absent one; ``OSError`` naming the path."""
     root = os.fspath(directory)
     if not _DIR_FD:
+        for path in (root, *names):
+            _no_nul(path)
         return [_stamp(os.path.join(root, name), None) for name in names]
+    _no_nul(root)
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         found = []
         for name in names:
+            _no_nul(name)
             try:
                 found.append(_stamp(name, fd))
             except OSError as error:  # named as the whole path, as a plain os.stat names it
@@ -149,6 +153,12 @@ def stamps(directory: str | os.PathLike[str], names: list[str]) -> list[tuple[in
         return found
     finally:
         os.close(fd)
+
+
+def _no_nul(path: str) -> None:
+    """The extension's ``ValueError`` for a NUL in a path (Python 3.13's ``os`` words it otherwise)."""
+    if "\0" in path:
+        raise ValueError("embedded null byte")
 
 
 def _stamp(path: str, dir_fd: int | None) -> tuple[int, int, int] | None:
