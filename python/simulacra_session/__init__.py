@@ -22,6 +22,7 @@ from .errors import (
     SessionError,
     SessionNotFoundError,
     StoreError,
+    UnsafePathError,
 )
 from .events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent, SessionEvent
 from .manager import SessionManager
@@ -91,6 +92,7 @@ __all__ = [
     "ThinkingContent",
     "ToolContent",
     "ToolResultContent",
+    "UnsafePathError",
     "UserMessage",
     "__version__",
 ]

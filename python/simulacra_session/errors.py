@@ -11,6 +11,7 @@ where a caller would naturally catch a builtin, the class subclasses it too::
     ├── ManagerDisposedError       (also RuntimeError)
     ├── SerializationError         (also TypeError)
     ├── CorruptSessionError
+    ├── UnsafePathError            (a symlink where a store keeps its own file or directory)
     └── StoreError                 (a store's backend failed: disk, database)
 
 Messages name the id, path or value at fault. ``OSError`` from the file system is
@@ -29,6 +30,7 @@ __all__ = [
     "SessionError",
     "SessionNotFoundError",
     "StoreError",
+    "UnsafePathError",
 ]
 
 
@@ -81,6 +83,17 @@ class SerializationError(SessionError, TypeError):
 
 class CorruptSessionError(SessionError):
     """Stored session data cannot be read back (bad JSON, wrong shape, broken fork chain)."""
+
+
+class UnsafePathError(SessionError):
+    """A symlink (or another entry the store never makes) sits where a file store keeps a
+    session file, a temp file or a fork index directory. The store refuses to go through
+    it and leaves it as it is, so nothing outside its root is ever read, written or
+    removed. ``path`` names the entry."""
+
+    def __init__(self, path: str, what: str = "a symlink") -> None:
+        super().__init__(f"refusing {path}: {what} where the store keeps its own files")
+        self.path = path
 
 
 class StoreError(SessionError):
