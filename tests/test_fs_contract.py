@@ -7,13 +7,19 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from simulacra_session import InvalidSessionIdError, _pure
+from simulacra_session import InvalidSessionIdError, UnsafePathError, _pure
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 try:
     from simulacra_session import _native
@@ -29,10 +35,92 @@ def test_atomic_write(hotpath: ModuleType, tmp_path: Path) -> None:
     hotpath.atomic_write(target, b"two", False)
     assert target.read_bytes() == b"two"
     assert os.listdir(tmp_path) == ["s.json"]
-    mode = stat.S_IMODE(target.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    assert mode == 0o666 & ~umask
+    if os.name == "posix":
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.name != "posix", reason="permission bits and umask are POSIX")
+@pytest.mark.parametrize("mask", [0o000, 0o077])
+def test_atomic_write_mode_is_exact_whatever_the_umask(
+    hotpath: ModuleType, tmp_path: Path, mask: int
+) -> None:
+    umask = os.umask(mask)
+    try:
+        for mode in (0o600, 0o640, 0o666):
+            hotpath.atomic_write(tmp_path / "s.json", b"x", False, mode)
+            assert stat.S_IMODE((tmp_path / "s.json").stat().st_mode) == mode
+            assert hotpath.link_fork(tmp_path, f"p{mode}", "s", False, ".json", mode | 0o100)
+            assert stat.S_IMODE((tmp_path / f"p{mode}-forks").stat().st_mode) == mode | 0o100
+    finally:
+        os.umask(umask)
+    for bad in (0o1000, 0o4700):
+        with pytest.raises(ValueError, match="invalid mode"):
+            hotpath.atomic_write(tmp_path / "s.json", b"x", False, bad)
+        with pytest.raises(ValueError, match="invalid mode"):
+            hotpath.link_fork(tmp_path, "p", "s", False, ".json", bad)
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "flock"), reason="needs flock")
+def test_atomic_write_removes_residue_and_waits_for_a_live_writer(
+    hotpath: ModuleType, tmp_path: Path
+) -> None:
+    """A temp file nobody holds locked is residue of a killed writer: the next writer of the
+    same name removes it. One a live writer holds is its own: the next writer waits."""
+    target = tmp_path / "s.json"
+    (tmp_path / ".s.json.tmp").write_bytes(b"residue")
+    hotpath.atomic_write(target, b"one")
+    assert sorted(os.listdir(tmp_path)) == ["s.json"]
+    live = os.open(tmp_path / ".s.json.tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(live, fcntl.LOCK_EX)
+    done = threading.Event()
+    writer = threading.Thread(target=lambda: (hotpath.atomic_write(target, b"two"), done.set()))
+    writer.start()
+    assert not done.wait(0.2), "a live writer's temp file was taken"
+    assert (tmp_path / ".s.json.tmp").exists()
+    os.unlink(tmp_path / ".s.json.tmp")  # the live writer renames it away, then lets go
+    os.close(live)
+    writer.join()
+    assert target.read_bytes() == b"two"
+    assert sorted(os.listdir(tmp_path)) == ["s.json"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_symlinks_are_refused_and_left_alone(hotpath: ModuleType, tmp_path: Path) -> None:
+    """Nothing outside the directory is reached through a symlink at the target, the temp
+    name, the child's file, the index directory or an index entry."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "victim.json").write_bytes(b"theirs")
+    os.symlink(outside / "victim.json", root / "target.json")
+    os.symlink(outside / "victim.json", root / ".temp.json.tmp")
+    hotpath.atomic_write(root / "child.json", b"ours")
+    os.symlink(outside, root / "p-forks")
+    os.symlink(outside / "victim.json", root / "linked.json")
+    (root / "q-forks").mkdir()
+    os.symlink(outside / "victim.json", root / "q-forks" / "child.json")
+    attempts = [
+        (lambda: hotpath.atomic_write(root / "target.json", b"x"), root / "target.json"),
+        (lambda: hotpath.atomic_write(root / "temp.json", b"x"), root / ".temp.json.tmp"),
+        (lambda: hotpath.link_fork(root, "p", "child"), root / "p-forks"),
+        (lambda: hotpath.link_fork(root, "r", "linked"), root / "linked.json"),
+        (lambda: hotpath.link_fork(root, "q", "child"), root / "q-forks" / "child.json"),
+    ]
+    for attempt, refused in attempts:
+        with pytest.raises(UnsafePathError) as caught:
+            attempt()
+        assert caught.value.path == str(refused)
+        assert os.path.islink(refused)
+    assert sorted(os.listdir(outside)) == ["victim.json"]
+    assert (outside / "victim.json").read_bytes() == b"theirs"
+    assert sorted(os.listdir(root)) == [
+        ".temp.json.tmp",
+        "child.json",
+        "linked.json",
+        "p-forks",
+        "q-forks",
+        "target.json",
+    ]
 
 
 def test_atomic_write_failures_leave_nothing(hotpath: ModuleType, tmp_path: Path) -> None:
@@ -91,7 +179,7 @@ def _stamps_outcome(twin: ModuleType, directory: Any, names: list[str]) -> tuple
 @needs_native
 @pytest.mark.skipif(os.name != "posix", reason="Windows stats each joined path: no directory errors")
 def test_stamps_parity(tmp_path: Path) -> None:
-    """Each name's ``os.stat`` stamp, ``None`` when absent; errors name the whole path."""
+    """Each name's ``os.lstat`` stamp, ``None`` when absent; errors name the whole path."""
     (tmp_path / "a.jsonl").write_bytes(b"x" * 1234)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.json").write_bytes(b"{}")
@@ -110,11 +198,11 @@ def test_stamps_parity(tmp_path: Path) -> None:
     ]
     native, pure = ([_stamps_outcome(twin, *case) for case in cases] for twin in (_native, _pure))
     assert native == pure
-    info = {name: os.stat(tmp_path / name) for name in ("a.jsonl", "sub/b.json", "sub")}
+    info = {name: os.lstat(tmp_path / name) for name in ("a.jsonl", "sub/b.json", "sub", "link", "dangling")}
     stamp = {name: (st.st_ino, st.st_size, st.st_mtime_ns) for name, st in info.items()}
     expected = [stamp["a.jsonl"], None, stamp["sub/b.json"], stamp["sub"]]
     if hasattr(os, "symlink"):
-        expected += [stamp["a.jsonl"], None]  # a link is followed; a dangling one is absent
+        expected += [stamp["link"], stamp["dangling"]]  # the links themselves, never followed
     assert native[0] == ("ok", expected)
     assert native[1] == ("ok", [])
     assert native[2] == ("NotADirectoryError", (errno.ENOTDIR, str(tmp_path / "a.jsonl/x")))

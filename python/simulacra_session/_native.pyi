@@ -69,14 +69,21 @@ def derive_slug(text: str, limit: int = 50) -> str | None:
     Returns ``None`` for blank text. ``ValueError`` when ``limit < 1``.
     """
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new bytes, never a mix.
 
-    Writes a temp file ``.{name}.{random}.tmp`` in the same directory, fsyncs it
+    Writes the temp file ``.{name}.tmp`` in the same directory with exactly the permission
+    bits ``mode`` (whatever the umask; Windows: the directory's ACL), fsyncs it
     (``F_FULLFSYNC`` on macOS), renames it over ``path`` and fsyncs the directory (not on
     Windows, where a directory cannot be synced); ``fsync=False`` skips both fsyncs, keeping
-    the atomic rename. No temp file survives an error; ``OSError`` carries errno and filename.
-    The GIL is released during the I/O.
+    the atomic rename. The writer holds ``flock`` on its temp file from its creation until
+    the rename: a temp file nobody holds is residue of a killed writer, removed by the next
+    writer of the same name (a live one's is waited for). Windows has no ``flock``: there a
+    temp file found is taken for residue (one process writes a root). Names are reached from
+    the directory's descriptor without following a symlink: a symlink at ``path`` or at the
+    temp name raises ``UnsafePathError`` naming it and is left alone. No temp file survives
+    an error; ``OSError`` carries errno and ``path``; ``ValueError`` for a mode beyond
+    ``0o777``. The GIL is released during the I/O.
     """
 
 def link_fork(
@@ -85,24 +92,31 @@ def link_fork(
     child_id: str,
     fsync: bool = True,
     suffix: str = ".json",
+    dir_mode: int = 0o700,
 ) -> bool:
     """Point the index entry ``{root}/{parent_id}-forks/{child_id}{suffix}`` at ``{root}/{child_id}{suffix}``.
 
-    Creates the ``-forks`` directory when missing and atomically (re)places the hard link, so
-    that it shares the inode of the current session file; fsyncs the directory when it changed
-    and ``fsync`` is true (not on Windows). Returns ``False`` where the file system has no
-    hard links (FAT, exFAT, some network and FUSE mounts; Unix file systems and NTFS have them).
-    ``InvalidSessionIdError`` for a bad id, ``ValueError`` for a suffix that is not a dot and
-    lowercase letters; ``OSError`` (errno, filename) otherwise.
+    Creates the ``-forks`` directory when missing (with exactly ``dir_mode``, whatever the
+    umask; not on Windows) and atomically (re)places the hard link through a temp link
+    ``.{child_id}{suffix}.{random}.tmp``, so that it shares the inode of the current session
+    file; fsyncs the directory when it changed and ``fsync`` is true (not on Windows). The
+    linker holds a shared ``flock`` on the index directory while its temp link exists (a
+    sweep takes it exclusively). Every name is reached from ``root``'s descriptor without
+    following a symlink: a symlink at the child's file, the index directory or its entry
+    raises ``UnsafePathError`` naming it and is left alone. Returns ``False`` where the file
+    system has no hard links (FAT, exFAT, some network and FUSE mounts; Unix file systems
+    and NTFS have them). ``InvalidSessionIdError`` for a bad id, ``ValueError`` for a suffix
+    that is not a dot and lowercase letters or a mode beyond ``0o777``; ``OSError`` (errno,
+    filename) otherwise.
     """
 
 def stamps(directory: str | os.PathLike[str], names: list[str]) -> list[tuple[int, int, int] | None]:
-    """``(st_ino, st_size, st_mtime_ns)`` of each of ``names`` in ``directory``, symlinks
-    followed as ``os.stat`` follows them; ``None`` for an absent name. On Unix each is one
-    ``fstatat`` on the directory's descriptor (no walk of the whole path); on Windows each
-    joined path is stat'ed as ``os.stat`` does (so a missing directory gives ``None`` for
-    every name). Without the GIL. ``OSError`` (errno, the whole path) for any other
-    failure, ``ValueError`` for a NUL byte.
+    """``(st_ino, st_size, st_mtime_ns)`` of each of ``names`` in ``directory``, of a symlink
+    itself (never what it points to, as ``os.lstat``); ``None`` for an absent name. On Unix
+    each is one ``fstatat`` on the directory's descriptor (no walk of the whole path); on
+    Windows each joined path is stat'ed as ``os.lstat`` does (so a missing directory gives
+    ``None`` for every name). Without the GIL. ``OSError`` (errno, the whole path) for any
+    other failure, ``ValueError`` for a NUL byte.
     """
 
 def sync_files(fds: list[int]) -> list[int]:

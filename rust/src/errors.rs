@@ -12,6 +12,10 @@ pub enum CoreError {
     InvalidSuffix(String),
     /// A path or name holding a NUL byte, which no system call takes.
     Nul,
+    /// Permission bits beyond `0o777`.
+    InvalidMode(u32),
+    /// A symlink where the store keeps its own file or directory: refused, left as it is.
+    Symlink(PathBuf),
     /// An I/O failure on `path`.
     Io { source: io::Error, path: PathBuf },
 }

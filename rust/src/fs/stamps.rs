@@ -2,9 +2,10 @@
 //! rereads a file only when its stamp changed.
 //!
 //! A warm `list()` is a `stat` per session. On Unix each is one `fstatat` on the directory's
-//! descriptor: no walk of the whole path per file, and no Python `stat_result` (nineteen
+//! descriptor, of the name itself (a symlink is not followed: the store never reads through
+//! one): no walk of the whole path per file, and no Python `stat_result` (nineteen
 //! fields, the float times among them) built for three numbers. Windows has no `*at`
-//! calls: each name is joined to the directory and opened for its metadata, as `os.stat`
+//! calls: each name is joined to the directory and opened for its metadata, as `os.lstat`
 //! does there (an absent directory then gives `None` for each name, as in the pure twin).
 
 use std::path::Path;
@@ -14,8 +15,8 @@ use crate::errors::CoreError;
 /// A file's inode, size and modification time in nanoseconds (`st_mtime_ns`).
 pub type Stamp = (u64, u64, i64);
 
-/// The stamp of each of `names` in `directory` (following symlinks, as `os.stat` does);
-/// `None` for a name that is absent. Errors name the whole path at fault.
+/// The stamp of each of `names` in `directory` (of a symlink itself, never what it points
+/// to, as `os.lstat`); `None` for a name that is absent. Errors name the whole path at fault.
 #[cfg(unix)]
 pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, CoreError> {
     use std::ffi::CString;
@@ -40,8 +41,14 @@ pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, 
         let c_name = CString::new(name.as_bytes()).map_err(|_| CoreError::Nul)?;
         // SAFETY: stat is plain integers, filled by fstatat for a live descriptor.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatat(directory_fd.as_raw_fd(), c_name.as_ptr(), &raw mut stat, 0) }
-            != 0
+        if unsafe {
+            libc::fstatat(
+                directory_fd.as_raw_fd(),
+                c_name.as_ptr(),
+                &raw mut stat,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        } != 0
         {
             let error = std::io::Error::last_os_error();
             if error.raw_os_error() == Some(libc::ENOENT) {
@@ -62,7 +69,7 @@ pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, 
     Ok(found)
 }
 
-/// The stamp of each of `names` in `directory` (following symlinks, as `os.stat` does);
+/// The stamp of each of `names` in `directory` (of a symlink itself, as `os.lstat`);
 /// `None` for a name that is absent. Errors name the whole path at fault.
 #[cfg(windows)]
 pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, CoreError> {

@@ -1,4 +1,4 @@
-//! Windows: what `os.stat` reports of a file, from `GetFileInformationByHandle` as CPython
+//! Windows: what `os.lstat` reports of a file, from `GetFileInformationByHandle` as CPython
 //! and the standard library's `metadata` call it: the volume serial (`st_dev`), the file
 //! index (`st_ino`), the size and the last write time. Stable Rust exposes no file index.
 
@@ -11,6 +11,8 @@ use std::path::Path;
 
 /// Opens directories too (a handle for metadata only, with no access asked).
 const FILE_FLAG_BACKUP_SEMANTICS: u32 = 0x0200_0000;
+/// Opens a symlink (a reparse point) itself rather than what it points to.
+const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
 /// 100-nanosecond ticks from 1601-01-01 (a `FILETIME`'s epoch) to 1970-01-01.
 const UNIX_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
 
@@ -39,7 +41,7 @@ extern "system" {
     fn GetFileInformationByHandle(file: *mut c_void, info: *mut ByHandleFileInformation) -> i32;
 }
 
-/// A file's identity, size and modification time, symlinks followed as `os.stat` does.
+/// A file's identity, size and modification time, a symlink not followed (`os.lstat`).
 pub struct Info {
     pub volume: u64,
     pub index: u64,
@@ -51,11 +53,11 @@ fn join(high: u32, low: u32) -> u64 {
     u64::from(high) << 32 | u64::from(low)
 }
 
-/// What `os.stat(path)` reports of `path`'s identity, size and mtime.
+/// What `os.lstat(path)` reports of `path`'s identity, size and mtime.
 pub fn info(path: &Path) -> io::Result<Info> {
     let file: File = OpenOptions::new()
         .access_mode(0)
-        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT)
         .open(path)?;
     // SAFETY: all-zero integers are a valid value of the struct the call fills.
     let mut info: ByHandleFileInformation = unsafe { std::mem::zeroed() };

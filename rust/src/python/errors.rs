@@ -16,6 +16,7 @@ use crate::errors::CoreError;
 
 pyo3::import_exception!(simulacra_session.errors, SerializationError);
 pyo3::import_exception!(simulacra_session.errors, InvalidSessionIdError);
+pyo3::import_exception!(simulacra_session.errors, UnsafePathError);
 
 /// The system's message for an error, without Rust's " (os error N)" suffix.
 fn strerror(error: &io::Error) -> String {
@@ -34,6 +35,10 @@ impl From<CoreError> for PyErr {
                 "invalid file suffix {suffix:?}: expected a dot and lowercase letters"
             )),
             CoreError::Nul => PyValueError::new_err("embedded null byte"),
+            CoreError::InvalidMode(mode) => PyValueError::new_err(format!(
+                "invalid mode 0o{mode:o}: expected permission bits, 0o0 to 0o777"
+            )),
+            CoreError::Symlink(path) => UnsafePathError::new_err((path.into_os_string(),)),
             CoreError::Io { source, path } => match source.raw_os_error() {
                 #[cfg(not(windows))]
                 Some(errno) => {

@@ -10,7 +10,7 @@ use super::errors::InvalidSessionIdError;
 use crate::fs::{atomic, index};
 
 #[pyfunction]
-#[pyo3(signature = (path, data, fsync = true))]
+#[pyo3(signature = (path, data, fsync = true, mode = 0o600))]
 #[allow(
     clippy::needless_pass_by_value,
     reason = "pyo3 extracts owned arguments"
@@ -20,9 +20,10 @@ pub fn atomic_write(
     path: PathBuf,
     data: &Bound<'_, PyBytes>,
     fsync: bool,
+    mode: u32,
 ) -> PyResult<()> {
     let bytes = data.as_bytes();
-    py.detach(|| atomic::atomic_write(&path, bytes, fsync))?;
+    py.detach(|| atomic::atomic_write(&path, bytes, fsync, mode))?;
     Ok(())
 }
 
@@ -33,7 +34,7 @@ fn session_id(value: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (root, parent_id, child_id, fsync = true, suffix = ".json"))]
+#[pyo3(signature = (root, parent_id, child_id, fsync = true, suffix = ".json", dir_mode = 0o700))]
 #[allow(
     clippy::needless_pass_by_value,
     reason = "pyo3 extracts owned arguments"
@@ -45,10 +46,11 @@ pub fn link_fork(
     child_id: &Bound<'_, PyAny>,
     fsync: bool,
     suffix: &str,
+    dir_mode: u32,
 ) -> PyResult<bool> {
     let parent_id = session_id(parent_id)?;
     let child_id = session_id(child_id)?;
-    Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync, suffix))?)
+    Ok(py.detach(|| index::link_fork(&root, &parent_id, &child_id, fsync, suffix, dir_mode))?)
 }
 
 /// `(st_ino, st_size, st_mtime_ns)` of each of `names` in `directory`, `None` where absent.
