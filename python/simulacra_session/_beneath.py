@@ -28,13 +28,14 @@ try:
 except ImportError:  # Windows: no flock (one process writes a root there)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["AT", "FLOCK", "Dir", "lock", "open_nofollow", "refused_or"]
+__all__ = ["AT", "FLOCK", "Dir", "lock", "open_nofollow", "refused_or", "remove_residue"]
 
 AT = os.open in os.supports_dir_fd  # the *at calls (not on Windows)
 FLOCK = fcntl is not None  # advisory locks (not on Windows)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_EXISTING = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)  # never blocks on a FIFO
 #: What an open fails with when a symlink is in the way (``ELOOP``; ``ENOTDIR`` with
 #: ``O_DIRECTORY``; ``EMLINK`` on FreeBSD; ``EEXIST`` from ``mkdir``).
 _MAYBE_SYMLINK = frozenset((errno.ELOOP, errno.ENOTDIR, errno.EMLINK, errno.EEXIST))
@@ -134,6 +135,11 @@ class Dir:
         _refused(found, self.join(name))
         return found
 
+    def names_open(self, name: str, fd: int) -> bool:
+        """Whether ``name`` (not followed) still leads to the open file ``fd``."""
+        found, held = self.entry(name), os.fstat(fd)
+        return found is not None and (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)
+
     def open_file(self, name: str, flags: int, mode: int = 0) -> int:
         """``name`` opened without following a symlink (on Windows: checked first)."""
         if self.fd is None:
@@ -176,3 +182,38 @@ class Dir:
         (nothing on Windows, where a directory cannot be synced: NTFS journals its metadata)."""
         if self.fd is not None:
             make_durable(self.fd)
+
+
+def remove_residue(directory: Dir, temp: str, *, wait: bool) -> bool:
+    """Remove the temp file ``temp`` in ``directory`` if it is residue of a killed writer;
+    whether it was removed.
+
+    Its writer holds ``flock`` on it from its creation until after its rename, and checks
+    after locking that the name still leads to it: one nobody holds (``wait``: once its
+    holder lets go) is residue. ``UnsafePathError`` for a symlink, ``FileExistsError`` for
+    another entry that is not a regular file: both left alone. Windows has no ``flock``: a
+    temp file there is residue (one process writes a root, and its writers of a name take
+    turns under the id lock).
+    """
+    if not FLOCK:
+        directory.no_symlink(temp)
+        try:
+            directory.remove(temp)
+        except FileNotFoundError:
+            return False
+        return True
+    try:
+        fd = directory.open_file(temp, _EXISTING)
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise directory.refused_or(temp, error) from None
+    try:
+        if not lock(fd, wait=wait) or not directory.names_open(temp, fd):
+            return False  # a live writer's, or renamed or removed meanwhile
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileExistsError(errno.EEXIST, "not a temp file of this library", directory.join(temp))
+        directory.remove(temp)  # under its lock: a writer that opens it next finds the name gone
+        return True
+    finally:
+        os.close(fd)

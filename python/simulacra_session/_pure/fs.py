@@ -18,9 +18,8 @@ import errno
 import os
 import re
 import secrets
-import stat
 
-from .._beneath import AT, FLOCK, Dir, lock
+from .._beneath import AT, Dir, lock, remove_residue
 from ..errors import InvalidSessionIdError
 from .sync import make_durable
 
@@ -45,7 +44,6 @@ _NO_HARD_LINKS = frozenset(
 #: ERROR_NOT_SAME_DEVICE, ERROR_TOO_MANY_LINKS (Python maps them to other errnos).
 _NO_HARD_LINKS_WINDOWS = frozenset((1, 17, 50, 1142))
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-_EXISTING = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
 
 
 def _check_mode(mode: int) -> None:
@@ -58,34 +56,21 @@ def _check_mode(mode: int) -> None:
 
 
 def _create_temp(directory: Dir, temp: str, mode: int) -> int:
-    """Create ``temp`` and hold ``flock`` on it; residue there (nobody holds it) is removed,
-    a live writer's waited for (see ``rust/src/fs/atomic.rs``)."""
+    """Create ``temp`` and hold ``flock`` on it: residue there is removed first, a live
+    writer's waited for (see ``rust/src/fs/atomic.rs``). A sweep that took the lock between
+    the creation and the lock removed it: the writer starts over."""
     while True:
         try:
-            fd, created = directory.open_file(temp, _NEW, mode), True
+            fd = directory.open_file(temp, _NEW, mode)
         except FileExistsError:
-            if not FLOCK:  # Windows: residue (one process writes a root there)
-                directory.no_symlink(temp)
-                directory.remove(temp)
-                continue
-            try:
-                fd, created = directory.open_file(temp, _EXISTING), False
-            except FileNotFoundError:
-                continue
-            except OSError as error:
-                raise directory.refused_or(temp, error) from None
+            remove_residue(directory, temp, wait=True)
+            continue
         except OSError as error:
             raise directory.refused_or(temp, error) from None
         try:
             lock(fd)
-            named = directory.entry(temp)
-            held = os.fstat(fd)
-            if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
-                if created:
-                    return fd
-                if not stat.S_ISREG(named.st_mode):
-                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), directory.join(temp))
-                directory.remove(temp)  # residue: nobody holds it
+            if directory.names_open(temp, fd):
+                return fd
         except BaseException:
             os.close(fd)
             raise
