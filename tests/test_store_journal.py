@@ -158,22 +158,29 @@ def test_conversion_from_the_original_layout_and_back(tmp_path: Path) -> None:
 
     journal = FileSessionStore(tmp_path)
     assert texts(run(journal.load("s")).messages) == ["from typescript"]
-    run(journal.append("s", [msg("continued")]))
+    run(journal.append("s", [msg("continued")]))  # kept where the original reads it
+    assert not (tmp_path / "s.jsonl").exists()
+    assert sorted(os.listdir(tmp_path / "p-forks")) == ["s.json"]
+    assert run(journal.convert("s")) is True  # only when asked
     assert not (tmp_path / "s.json").exists()
     assert (tmp_path / "s.jsonl").exists()
     assert sorted(os.listdir(tmp_path / "p-forks")) == ["s.jsonl"]
     assert (tmp_path / "p-forks" / "s.jsonl").stat().st_ino == (tmp_path / "s.jsonl").stat().st_ino
+    assert run(journal.convert("s")) is False
     stored = run(journal.load("s"))
     assert texts(stored.messages) == ["from typescript", "continued"]
     assert stored.metadata.model_extra == {"custom": True}
     assert stored.metadata.created_at == "2025-01-02T03:04:05.678Z"
 
     legacy = FileSessionStore(tmp_path, format="json")
+    run(legacy.append("s", [msg("journal")]))
+    assert not (tmp_path / "s.json").exists()
+    assert run(legacy.convert("s")) is True
     run(legacy.append("s", [msg("back")]))
     assert not (tmp_path / "s.jsonl").exists()
     document = json.loads((tmp_path / "s.json").read_bytes())
     assert list(document) == ["metadata", "messages"]
-    assert texts(document["messages"]) == ["from typescript", "continued", "back"]
+    assert texts(document["messages"]) == ["from typescript", "continued", "journal", "back"]
     assert sorted(os.listdir(tmp_path / "p-forks")) == ["s.json"]
     assert [m.id for m in run(legacy.forks("p"))] == ["s"]
 
@@ -308,7 +315,8 @@ def test_a_session_in_both_formats_is_read_from_the_newer_file(
     store reads the newer, and its next save keeps what that holds."""
     run(FileSessionStore(tmp_path, format="json").save("s", [msg("a")]))
     stale = (tmp_path / "s.json").read_bytes()
-    run(FileSessionStore(tmp_path).save("s", [msg("a"), msg("b")]))  # converted: .json removed
+    run(FileSessionStore(tmp_path).convert("s"))  # .json removed
+    run(FileSessionStore(tmp_path).save("s", [msg("a"), msg("b")]))
     run(FileSessionStore(tmp_path).append("s", [msg("c")]))
     (tmp_path / "s.json").write_bytes(stale)  # the old file, back as a crash would leave it
     now = (tmp_path / "s.jsonl").stat().st_mtime_ns
@@ -327,7 +335,8 @@ def test_forks_show_the_newer_of_two_formats(tmp_path: Path) -> None:
     run(store.save("p", [msg("root")]))
     run(FileSessionStore(tmp_path, format="json").save("f", [msg("a")], {"parent_id": "p"}))
     stale = (tmp_path / "f.json").read_bytes()
-    run(store.save("f", [msg("a"), msg("b")], {"parent_id": "p"}))  # converted: .json removed
+    run(store.convert("f"))  # .json removed
+    run(store.save("f", [msg("a"), msg("b")], {"parent_id": "p"}))
     (tmp_path / "f.json").write_bytes(stale)  # back, older, as a crash between the two leaves it
     journal = (tmp_path / "f.jsonl").stat().st_mtime_ns
     os.utime(tmp_path / "f.json", ns=(journal - 10**9, journal - 10**9))

@@ -3,12 +3,20 @@
 An attached fork stores only its own messages; it inherits the first
 ``fork_message_count`` messages of its parent's resolved history. Files written by the
 original library carry only ``fork_message_id`` (cut after that message), or neither
-(the parent's whole history).
+(the parent's whole history), and are resolved as the original resolves them.
+
+A fork whose parent is gone loads, as in the original library, with the history it has
+without it (its own messages, or what it inherits from the ancestors still there) and a
+warning; ``strict=True`` raises ``CorruptSessionError`` instead. The walk is written once
+(``_walk``, which asks for each session it needs) and driven by an async loader
+(``resolve_history``, for stores) or a plain one (``resolve_history_sync``, for a store
+resolving a parent inside its own worker thread).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from .errors import CorruptSessionError
@@ -16,7 +24,9 @@ from .messages import Message
 from .models import SessionMetadata, StoredSession
 from .protocols import ChainLoadingStore, SessionStore
 
-__all__ = ["ResolvedSession", "inherited_count", "resolve_history"]
+__all__ = ["ResolvedSession", "inherited_count", "inherits", "resolve_history", "resolve_history_sync"]
+
+_log = logging.getLogger("simulacra_session")
 
 
 @dataclass(frozen=True)
@@ -33,16 +43,8 @@ def inherits(metadata: SessionMetadata) -> bool:
     return bool(metadata.parent_id) and not metadata.detached
 
 
-def inherited_count(metadata: SessionMetadata, parent_history: Sequence[Message]) -> int:
-    """How many of the parent's messages an attached fork inherits."""
-    if metadata.fork_message_count is not None:
-        count = metadata.fork_message_count
-        if not 0 <= count <= len(parent_history):
-            raise CorruptSessionError(
-                f"session {metadata.id} inherits {count} messages but parent "
-                f"{metadata.parent_id} has {len(parent_history)}"
-            )
-        return count
+def _original_count(metadata: SessionMetadata, parent_history: Sequence[Message]) -> int:
+    """The original library's rule: up to the message ``fork_message_id`` names, else all."""
     if metadata.fork_message_id is not None:
         for index, message in enumerate(parent_history):
             if message.get("id") == metadata.fork_message_id:
@@ -50,44 +52,106 @@ def inherited_count(metadata: SessionMetadata, parent_history: Sequence[Message]
     return len(parent_history)
 
 
-async def resolve_history(store: SessionStore, session_id: str) -> ResolvedSession | None:
-    """Load ``session_id`` and every ancestor it inherits from; ``None`` when it is absent.
+def inherited_count(
+    metadata: SessionMetadata, parent_history: Sequence[Message], *, strict: bool = True
+) -> int:
+    """How many of the parent's messages an attached fork inherits.
 
-    The session itself is one ``load``; a ``ChainLoadingStore`` then fetches its ancestors
-    as many at a time as it can, others one ``load`` each. Raises ``CorruptSessionError`` on
-    a cycle or a missing ancestor.
+    A ``fork_message_count`` beyond the parent's history raises ``CorruptSessionError``;
+    with ``strict=False`` it is read by the original library's rule instead, with a warning.
     """
-    chain: list[StoredSession] = []
+    count = metadata.fork_message_count
+    if count is None:
+        return _original_count(metadata, parent_history)
+    if 0 <= count <= len(parent_history):
+        return count
+    problem = (
+        f"session {metadata.id} inherits {count} messages but parent "
+        f"{metadata.parent_id} has {len(parent_history)}"
+    )
+    if strict:
+        raise CorruptSessionError(problem)
+    _log.warning("%s: resolving it as the original library does", problem)
+    return _original_count(metadata, parent_history)
+
+
+#: The walk: yields each session id it needs, is sent that session (``None``: absent), and
+#: returns the resolved session (``None`` when the session itself is absent).
+_Walk = Generator[str, "StoredSession | None", "ResolvedSession | None"]
+
+
+def _walk(session_id: str, strict: bool) -> _Walk:
+    chain: list[StoredSession] = []  # the session, then each ancestor it inherits from
     seen: set[str] = set()
-    fetched: dict[str, StoredSession] = {}
-    chained: ChainLoadingStore | None = None  # the store, when it loads chains: known at the first ancestor
     current = session_id
     while True:
         if current in seen:
             raise CorruptSessionError(f"fork cycle: session {chain[-1].metadata.id} leads back to {current}")
         seen.add(current)
-        stored = fetched.pop(current, None)
-        if stored is None:
-            if chained is not None:
-                fetched = {ancestor.metadata.id: ancestor for ancestor in await chained.load_chain(current)}
-                stored = fetched.pop(current, None)
-            else:
-                stored = await store.load(current)
+        stored = yield current
         if stored is None:
             if not chain:
                 return None
-            raise CorruptSessionError(
-                f"session {chain[-1].metadata.id} inherits from missing session {current}"
-            )
+            problem = f"session {chain[-1].metadata.id} inherits from missing session {current}"
+            if strict:
+                raise CorruptSessionError(problem)
+            _log.warning("%s: loading it without what it inherits", problem)
+            break
         chain.append(stored)
         if not inherits(stored.metadata):
             break
-        if len(chain) == 1:  # once, for forks only: a runtime protocol check costs ~13 us
-            chained = store if isinstance(store, ChainLoadingStore) else None
         current = stored.metadata.parent_id  # type: ignore[assignment]
+    # the last is where the history starts: a session inheriting nothing, or whose parent is gone
     history = list(chain[-1].messages)
     inherited = 0
-    for stored in reversed(chain[:-1]):
-        inherited = inherited_count(stored.metadata, history)
-        history = history[:inherited] + stored.messages
+    for fork in reversed(chain[:-1]):
+        inherited = inherited_count(fork.metadata, history, strict=strict)
+        history = history[:inherited] + fork.messages
     return ResolvedSession(stored=chain[0], messages=history, inherited=inherited)
+
+
+async def resolve_history(
+    store: SessionStore, session_id: str, *, strict: bool = False
+) -> ResolvedSession | None:
+    """Load ``session_id`` and every ancestor it inherits from; ``None`` when it is absent.
+
+    The session itself is one ``load``; a ``ChainLoadingStore`` then fetches its ancestors
+    as many at a time as it can, others one ``load`` each. Raises ``CorruptSessionError`` on
+    a cycle. A missing ancestor is resolved as the original library does (see the module),
+    or raises ``CorruptSessionError`` with ``strict``.
+    """
+    walk = _walk(session_id, strict)
+    fetched: dict[str, StoredSession] = {}
+    chained: ChainLoadingStore | None = None  # the store, when it loads chains: known at the first ancestor
+    wanted = next(walk)
+    first = True
+    try:
+        while True:
+            stored = fetched.pop(wanted, None)
+            if stored is None:
+                if chained is not None:
+                    fetched = {
+                        ancestor.metadata.id: ancestor for ancestor in await chained.load_chain(wanted)
+                    }
+                    stored = fetched.pop(wanted, None)
+                else:
+                    stored = await store.load(wanted)
+            wanted = walk.send(stored)
+            if first:  # once, for forks only: a runtime protocol check costs ~13 us
+                first = False
+                chained = store if isinstance(store, ChainLoadingStore) else None
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def resolve_history_sync(
+    load: Callable[[str], StoredSession | None], session_id: str, *, strict: bool = False
+) -> ResolvedSession | None:
+    """``resolve_history`` with a plain ``load`` function, one session at a time."""
+    walk = _walk(session_id, strict)
+    try:
+        wanted = next(walk)
+        while True:
+            wanted = walk.send(load(wanted))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]

@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
+_ONE_MILLISECOND = timedelta(milliseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 # date, time, fraction, offset: what the original library (milliseconds), this one (microseconds)
@@ -56,18 +57,28 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def next_timestamp(previous: str | None = None) -> str:
+def next_timestamp(previous: str | None = None, *, millis: bool = False) -> str:
     """Now, or one microsecond after ``previous`` when the clock has not moved past it.
 
     Stores stamp each save with this so a session's ``updated_at`` strictly increases even
-    when two saves land in the same clock tick or the wall clock steps back.
+    when two saves land in the same clock tick or the wall clock steps back. ``millis``
+    stamps as the original library does (``2026-01-02T03:04:05.123Z``), in whole
+    milliseconds: texts of one length, which sort as strings in the order of their instants.
     """
-    now = datetime.now(timezone.utc)
+    step = _ONE_MILLISECOND if millis else _ONE_MICROSECOND
+    now = _floor(datetime.now(timezone.utc), step)
     if previous is not None:
-        last = parse_timestamp(previous)
+        last = _floor(parse_timestamp(previous), step)
         if now <= last:
-            now = last + _ONE_MICROSECOND
+            now = last + step
+    if millis:
+        return f"{now.strftime('%Y-%m-%dT%H:%M:%S')}.{now.microsecond // 1000:03d}Z"
     return format_timestamp(now)
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    """``moment`` cut down to a whole ``step`` (a millisecond or a microsecond)."""
+    return moment - (moment - _EPOCH) % step
 
 
 def to_micros(value: str) -> int:

@@ -2,7 +2,8 @@
 
 Journal saves append the new messages and a commit record with one write and one
 ``fdatasync``, so an auto-save costs what its new messages cost; full rewrites are atomic
-renames. A session found in the other format is read, and converted on its next save.
+renames. A session keeps the format it is found in (``convert`` changes it), so a
+``{id}.json`` of the original library stays where the original reads it (see ``document``).
 
 An append to a journal this process knows is written on the event loop (a page-cache
 write) and made durable by the process's group-commit thread (``commit``); everything else
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 
 from ..._backend import atomic_write
 from ..._lru import LRU
-from ...errors import CorruptSessionError
+from ...errors import CorruptSessionError, SessionNotFoundError
 from ...ids import validate_session_id
 from ...messages import Message
 from ...models import (
@@ -37,14 +38,16 @@ from ...models import (
     metadata_from_stored,
 )
 from .._cancellation import finish
-from .._codec import check_save_args, decode_session, encode_metadata, encode_session, page
+from .._codec import check_save_args, encode_metadata, page
 from . import journal
 from .commit import GroupCommit
+from .document import Document, decode_document
 from .files import fsync_dir, read_from, read_path, set_aside, sync_file
 from .index import ForkIndex
-from .layout import FORMATS, FileFormat, Layout
+from .layout import FORMATS, OTHER, FileFormat, Layout
 from .listing import Listing
 from .locks import IdLocks, file_locked, open_locked
+from .whole import encode_whole, journal_state, remove_other
 
 __all__ = ["FileFormat", "FileSessionStore"]
 
@@ -139,22 +142,22 @@ class FileSessionStore:
         file_format, data, inode, _ = max(found, key=lambda item: (item[3], item[0] == self.format))
         return file_format, data, inode
 
-    def _decode(self, session_id: str, file_format: FileFormat, data: bytes, inode: int) -> StoredSession:
+    def _decode(self, session_id: str, file_format: FileFormat, data: bytes, inode: int) -> Document:
         path = self._layout.path(session_id, file_format)
         if file_format == "jsonl":
-            return self._decode_journal(session_id, data, path, inode)[0]
-        return decode_session(session_id, data, f"file {path}")
+            return Document(self._decode_journal(session_id, data, path, inode)[0])
+        return decode_document(session_id, data, f"file {path}")
 
     def _load_sync(self, session_id: str) -> StoredSession | None:
         found = self._find(session_id)
-        return None if found is None else self._decode(session_id, *found)
+        return None if found is None else self._decode(session_id, *found).session
 
     def _read(self, session_id: str, file_format: FileFormat) -> StoredSession | None:
         try:
             data, inode, _ = read_path(self._layout.path(session_id, file_format))
         except FileNotFoundError:
             return None
-        return self._decode(session_id, file_format, data, inode)
+        return self._decode(session_id, file_format, data, inode).session
 
     def _list_sync(self, limit: int | None, offset: int) -> builtins.list[SessionMetadata]:
         ranked = self._listing.ranked(self._listing.current())
@@ -173,67 +176,69 @@ class FileSessionStore:
         return self._layout.make_root(self._fsync)
 
     def _rewrite(
-        self, session_id: str, messages: Sequence[Message], given: Mapping[str, Any] | None, *, mode: str
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        given: Mapping[str, Any] | None,
+        *,
+        mode: str,
+        target: FileFormat | None = None,
     ) -> None:
-        """Write the whole session atomically in the store's format (caller holds the id lock).
+        """Write the whole session atomically, in the format it is stored in (caller holds the id lock).
 
         It holds ``messages`` (``"save"``: an unreadable file is set aside), the stored ones
-        then ``messages`` (``"append"``), or what is stored (``"compact"``; nothing is written
-        when the session is gone). The stored session is read under the file's ``flock``, so
-        no writer in another process can come between the read and the write.
+        then ``messages`` (``"append"``), or what is stored (``"compact"``, ``"convert"``:
+        nothing is written when the session is gone). A new session takes the store's format,
+        ``target`` converts. The session file is read under its ``flock`` (the root's while it
+        does not exist), so no writer in another process comes between the read and the write;
+        a file in the other format, the older of two, is removed after the write.
         """
         layout = self._layout
-        path = layout.path(session_id)
-        with file_locked(path, create_in=None if mode == "compact" else self._make_root):
-            existing: StoredSession | None = None
-            corrupt_path = None
-            found = self._find(session_id)
-            if found is not None:
-                try:
-                    existing = self._decode(session_id, *found)
-                except CorruptSessionError:
-                    if mode != "save":
-                        raise
-                    corrupt_path = layout.path(session_id, found[0])
-            old = existing.metadata if existing is not None else None
-            if mode == "compact":
-                if existing is None:
-                    return
-                messages, merged = existing.messages, existing.metadata
-            else:
-                if mode == "append" and existing is not None:
-                    messages = [*existing.messages, *messages]
-                merged = merge_metadata(session_id, old, len(messages), given)
-            superseded = last_commit = 0
-            if self.format == "json":
-                encoded = encode_session(merged, messages)
-            else:
-                lines = journal.message_lines(messages, 0)
-                encoded, superseded, last_commit = journal.encode_full(encode_metadata(merged), lines)
-            self._make_root()
-            if corrupt_path is not None:
-                set_aside(corrupt_path)
-            self._journals.pop(session_id)
-            atomic_write(path, encoded, self._fsync)
-            if self.format == "jsonl":
-                self._journals[session_id] = journal.JournalState(
-                    path,
-                    os.stat(path).st_ino,
-                    len(encoded),
-                    merged.to_json_dict(),
-                    len(messages),
-                    superseded,
-                    encoded[len(encoded) - last_commit :],
+        keep = mode in ("compact", "convert")
+        while True:
+            newer = layout.newer_file(session_id)
+            locked = newer[1] if newer is not None else self.format
+            with file_locked(layout.path(session_id, locked), create_in=None if keep else self._make_root):
+                found = self._find(session_id)
+                if (found[0] if found is not None else self.format) != locked:
+                    continue  # converted or created in the other format meanwhile: lock that file
+                existing: Document | None = None
+                corrupt_path = None
+                if found is not None:
+                    try:
+                        existing = self._decode(session_id, *found)
+                    except CorruptSessionError:
+                        if mode != "save":
+                            raise
+                        corrupt_path = layout.path(session_id, found[0])
+                old = existing.session.metadata if existing is not None else None
+                if keep:
+                    if existing is None:
+                        return
+                    messages, merged = existing.session.messages, existing.session.metadata
+                else:
+                    if mode == "append" and existing is not None:
+                        messages = [*existing.session.messages, *messages]
+                    merged = merge_metadata(session_id, old, len(messages), given)
+                file_format = target or locked
+                path = layout.path(session_id, file_format)
+                encoded, merged, superseded, last_commit = encode_whole(
+                    file_format, merged, messages, existing, self._load_sync, stamp=not keep
                 )
-        other = layout.path(session_id, layout.other)
-        converted = os.path.lexists(other)
-        if converted:
-            os.unlink(other)
-            if self._fsync:
-                fsync_dir(layout.root)
-        if converted and merged.parent_id is not None:
-            self._index.unindex(merged.parent_id, session_id, (layout.other,))
-        self._index.index(session_id, merged.parent_id, old.parent_id if old is not None else None)
+                self._make_root()
+                if corrupt_path is not None:
+                    set_aside(corrupt_path)
+                self._journals.pop(session_id)
+                atomic_write(path, encoded, self._fsync)
+                if file_format == "jsonl":
+                    state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
+                    self._journals[session_id] = state
+                break
+        if remove_other(layout, session_id, file_format, self._fsync) and merged.parent_id is not None:
+            self._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
+        self._index.index(
+            session_id, merged.parent_id, old.parent_id if old is not None else None, file_format
+        )
 
     def _save_sync(
         self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
@@ -245,7 +250,7 @@ class FileSessionStore:
         self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
     ) -> None:
         with self._locks.held(session_id):
-            if self.format == "json" or not self._append_locked(session_id, messages, given):
+            if not self._append_locked(session_id, messages, given):
                 self._rewrite(session_id, messages, given, mode="append")
             state = self._journals.get(session_id)
             if state is not None and journal.compaction_due(state):
@@ -254,10 +259,11 @@ class FileSessionStore:
     def _append_locked(
         self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
     ) -> bool:
-        """Append to the session's journal under its ``flock``; ``False`` when it has none."""
-        path = self._layout.path(session_id)
+        """Append to the session's journal under its ``flock``; ``False`` when it has none, or
+        a ``.json`` file too (then a rewrite continues the newer of the two, as loads read it)."""
+        path = self._layout.path(session_id, "jsonl")
         with file_locked(path) as fd:
-            if fd is None:
+            if fd is None or os.path.lexists(self._layout.path(session_id, "json")):
                 return False
             state = self._journals.get(session_id)
             if (
@@ -292,7 +298,7 @@ class FileSessionStore:
             return False
         state.advance(payload, merged.to_json_dict(), len(messages), commit)
         if merged.parent_id != existing.parent_id:
-            self._index.index(session_id, merged.parent_id, existing.parent_id)
+            self._index.index(session_id, merged.parent_id, existing.parent_id, "jsonl")
         return True
 
     def _compact(self, session_id: str) -> None:
@@ -310,6 +316,20 @@ class FileSessionStore:
         after = self._journals.get(session_id)
         if before is not None and after is not None:  # the same metadata: its stamp still holds
             after.stamp = before.stamp
+
+    def _convert_sync(self, session_id: str, file_format: FileFormat) -> bool:
+        with self._locks.held(session_id):
+            paths = (
+                self._layout.path(session_id, file_format),
+                self._layout.path(session_id, OTHER[file_format]),
+            )
+            target, other = map(os.path.lexists, paths)
+            if not other:
+                if target:
+                    return False
+                raise SessionNotFoundError(session_id)
+            self._rewrite(session_id, [], None, mode="convert", target=file_format)
+            return True
 
     def _compact_if_due(self, session_id: str) -> None:
         with self._locks.held(session_id):
@@ -432,7 +452,7 @@ class FileSessionStore:
         """
         batch = builtins.list(messages)
         state = self._journals.get(id) if type(id) is str else None  # only valid ids have one
-        if state is not None and self.format == "jsonl":
+        if state is not None:
             if metadata:
                 check_save_args(id, metadata)
             fd = self._append_now(id, state, batch, metadata)
@@ -445,6 +465,20 @@ class FileSessionStore:
         check_save_args(id, metadata)
         given = dict(metadata) if metadata is not None else None
         await finish(asyncio.to_thread(self._append_sync, id, batch, given))
+
+    async def convert(self, id: str, format: FileFormat | None = None) -> bool:
+        """Rewrite session ``id`` in ``format`` (the store's by default) and remove its other file.
+
+        Saves and appends keep the format a session is found in; only this changes it (a
+        ``.jsonl`` journal is not visible to the original library). The messages, metadata
+        and ``updated_at`` are kept. ``True`` when it was converted, ``False`` when it was
+        stored in that format alone; ``SessionNotFoundError`` when it does not exist.
+        """
+        validate_session_id(id)
+        target = self.format if format is None else format
+        if target not in FORMATS:
+            raise ValueError(f"format must be 'jsonl' or 'json', got {format!r}")
+        return await finish(asyncio.to_thread(self._convert_sync, id, target))
 
     async def delete(self, id: str) -> bool:
         """Remove the session, its fork index entry and its own fork index; ``True`` when it existed."""

@@ -1,4 +1,4 @@
-"""The fork index: ``{root}/{parent_id}-forks/{id}.jsonl``, a hard link to each fork's file.
+"""The fork index: ``{root}/{parent_id}-forks/{id}.jsonl`` (or ``.json``), a hard link to each fork's file.
 
 ``forks(parent_id)`` reads one directory instead of every session. A link shares its
 session file's inode, so it is re-made after every rewrite (a new inode); an append keeps
@@ -44,9 +44,9 @@ class ForkIndex:
         """The ids indexed under ``parent_id`` (to be checked against their files)."""
         return [session_id for _, session_id, _ in session_files(self._layout.index_dir(parent_id))]
 
-    def _link(self, parent_id: str, session_id: str) -> bool:
+    def _link(self, parent_id: str, session_id: str, file_format: FileFormat) -> bool:
         """``link_fork``, retried when a concurrent ``delete(parent_id)`` removes the index dir."""
-        suffix = SUFFIXES[self._layout.format]
+        suffix = SUFFIXES[file_format]
         for _ in range(2):
             try:
                 return link_fork(self._layout.root, parent_id, session_id, self._fsync, suffix)
@@ -62,13 +62,15 @@ class ForkIndex:
             with suppress(FileNotFoundError):
                 os.unlink(os.path.join(self._layout.index_dir(parent_id), session_id + SUFFIXES[file_format]))
 
-    def index(self, session_id: str, parent_id: str | None, old_parent_id: str | None) -> None:
-        """Point the index at the file just written (and away from a former parent)."""
+    def index(
+        self, session_id: str, parent_id: str | None, old_parent_id: str | None, file_format: FileFormat
+    ) -> None:
+        """Point the index at the file just written, in ``file_format`` (and away from a former parent)."""
         if old_parent_id is not None and old_parent_id != parent_id:
             self.unindex(old_parent_id, session_id, SUFFIXES)
         if parent_id is None or not SESSION_ID_PATTERN.fullmatch(parent_id) or not self.usable():
             return
-        if not self._link(parent_id, session_id):
+        if not self._link(parent_id, session_id, file_format):
             marker = os.path.join(self._layout.root, NO_HARD_LINKS)
             atomic_write(marker, b"no hard links: forks() scans every session\n")
             self._no_hard_links = True

@@ -17,11 +17,21 @@ from typing import Literal
 from ...ids import SESSION_ID_PATTERN
 from .files import fsync_dir
 
-__all__ = ["FORMATS", "NO_HARD_LINKS", "SUFFIXES", "FileFormat", "Layout", "session_files", "session_name"]
+__all__ = [
+    "FORMATS",
+    "NO_HARD_LINKS",
+    "OTHER",
+    "SUFFIXES",
+    "FileFormat",
+    "Layout",
+    "session_files",
+    "session_name",
+]
 
 FileFormat = Literal["jsonl", "json"]
 FORMATS: tuple[FileFormat, ...] = ("jsonl", "json")
 SUFFIXES: dict[FileFormat, str] = {"jsonl": ".jsonl", "json": ".json"}
+OTHER: dict[FileFormat, FileFormat] = {"jsonl": "json", "json": "jsonl"}
 NO_HARD_LINKS = ".no-hard-links"
 
 
@@ -53,7 +63,7 @@ class Layout:
     def __init__(self, root: str, file_format: FileFormat) -> None:
         self.root = root
         self.format: FileFormat = file_format
-        self.other: FileFormat = "json" if file_format == "jsonl" else "jsonl"
+        self.other: FileFormat = OTHER[file_format]
 
     def path(self, session_id: str, file_format: FileFormat | None = None) -> str:
         """The session's file in ``file_format`` (the store's, by default)."""

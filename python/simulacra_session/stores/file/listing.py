@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from ..._backend import stamps
 from ...errors import CorruptSessionError
 from ...models import SessionMetadata, metadata_from_stored
-from .._codec import decode_session
 from . import journal
+from .document import decode_document
 from .files import OPEN_RO, read_from
 from .layout import FileFormat, Layout, session_name
 
@@ -64,7 +64,7 @@ def _metadata_of(session_id: str, file_format: FileFormat, path: str) -> Session
         size = os.fstat(fd).st_size
         if file_format == "jsonl":
             return _journal_metadata(session_id, fd, size, path)
-        return decode_session(session_id, read_from(fd, 0, size), f"file {path}").metadata
+        return decode_document(session_id, read_from(fd, 0, size), f"file {path}").session.metadata
     finally:
         os.close(fd)
 

@@ -1,0 +1,115 @@
+"""The ``{id}.json`` document, written so that the original library reads what we read.
+
+The document is ``{"metadata": {...}, "messages": [...]}`` (``stores._codec``). Two
+things the original reads differently from us are written its way here:
+
+- **Timestamps** are whole milliseconds (``2026-01-02T03:04:05.123Z``): the original
+  orders sessions by comparing ``updated_at`` as strings, and texts of one length compare
+  as their instants do.
+- **Forks it would resolve differently.** The original ignores ``fork_message_count``: a
+  fork with no ``fork_message_id`` (its fork point has no id, or its parent was empty) is
+  to it a fork of the parent's whole current history, which grows with the parent. Such a
+  fork is written as the original's *detached* fork holding a copy of what it inherits,
+  followed by its own messages, with ``"copied_from_parent": N`` saying how many of them
+  are copies. We read it back as what it is to us, an attached fork storing its own
+  messages (the copies are reused when it is rewritten), so both libraries resolve it to
+  the same history. A document whose copy count does not fit its messages (the original
+  rewrote it) is read as the original reads it: a detached fork.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..._backend import dumps
+from ...history import inherits, resolve_history_sync
+from ...messages import Message
+from ...models import SessionMetadata, StoredSession, metadata_from_stored
+from ...timestamps import next_timestamp
+from .._codec import decode_session, stored_metadata
+
+__all__ = ["COPIED_KEY", "Document", "decode_document", "encode_document", "stamp_document"]
+
+#: The metadata key counting the parent's messages copied at the start of a fork's document.
+COPIED_KEY = "copied_from_parent"
+
+
+@dataclass(frozen=True)
+class Document:
+    """A session document as we read it, and the parent's messages it holds a copy of
+    (``None`` unless it is a fork written with copies)."""
+
+    session: StoredSession
+    copied: list[Message] | None = None
+
+
+def decode_document(session_id: str, data: bytes, where: str) -> Document:
+    """Parse a ``.json`` document (``CorruptSessionError`` naming ``where``), copies set apart."""
+    stored = decode_session(session_id, data, where)
+    metadata = stored.metadata
+    count = (metadata.model_extra or {}).get(COPIED_KEY)
+    if count is None or metadata.detached is not True:
+        return Document(stored)
+    if type(count) is not int or not 0 <= count <= min(len(stored.messages), metadata.message_count):
+        return Document(stored)  # not copies we wrote: the fork the original library sees
+    own = metadata.to_json_dict()
+    del own[COPIED_KEY]
+    own.update(detached=False, message_count=metadata.message_count - count)
+    return Document(
+        StoredSession(metadata_from_stored(session_id, own), stored.messages[count:]),
+        stored.messages[:count],
+    )
+
+
+def _copies(
+    metadata: SessionMetadata, existing: Document | None, load: Callable[[str], StoredSession | None]
+) -> list[Message] | None:
+    """The parent's messages to copy into the fork's document, ``None`` for none.
+
+    Only a fork the original library would resolve to more than it inherits gets copies:
+    those ``existing`` holds when it is the same fork, else the first ``fork_message_count``
+    messages of its parent's history, resolved through ``load``. None when the parent is
+    gone: the original, like us, then sees the fork's own messages.
+    """
+    count = metadata.fork_message_count
+    parent_id = metadata.parent_id
+    if not inherits(metadata) or count is None or parent_id is None:
+        return None
+    if metadata.fork_message_id is not None and count > 0:  # the original cuts there too
+        return None
+    if count == 0:
+        return []
+    kept = (
+        existing.copied if existing is not None and existing.session.metadata.parent_id == parent_id else None
+    )
+    if kept is not None and len(kept) == count:
+        return kept
+    resolved = resolve_history_sync(load, parent_id)
+    if resolved is None or len(resolved.messages) < count:
+        return None
+    return resolved.messages[:count]
+
+
+def encode_document(
+    metadata: SessionMetadata,
+    messages: Sequence[Message],
+    existing: Document | None,
+    load: Callable[[str], StoredSession | None],
+) -> bytes:
+    """The document of a session (``existing``: as stored before), with copies of what it
+    inherits when the original library needs them. ``SerializationError`` when a value is
+    not JSON."""
+    meta = stored_metadata(metadata)
+    copied = _copies(metadata, existing, load)
+    if copied is not None:
+        meta.update({"detached": True, "message_count": len(copied) + len(messages), COPIED_KEY: len(copied)})
+        messages = [*copied, *messages]
+    return dumps({"metadata": meta, "messages": list(messages)})
+
+
+def stamp_document(metadata: SessionMetadata, previous: SessionMetadata | None) -> SessionMetadata:
+    """``metadata`` of a save stamped in whole milliseconds, after ``previous``'s stamp."""
+    updated = next_timestamp(previous.updated_at if previous is not None else None, millis=True)
+    created = previous.created_at if previous is not None else updated
+    return metadata.model_copy(update={"updated_at": updated, "created_at": created})

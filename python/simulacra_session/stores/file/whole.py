@@ -1,0 +1,63 @@
+"""A whole session file in either format: what a full rewrite writes, and the other file it removes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from ...messages import Message
+from ...models import SessionMetadata, StoredSession
+from .._codec import encode_metadata
+from . import journal
+from .document import Document, encode_document, stamp_document
+from .files import fsync_dir
+from .layout import OTHER, FileFormat, Layout
+
+__all__ = ["encode_whole", "journal_state", "remove_other"]
+
+
+def encode_whole(
+    file_format: FileFormat,
+    metadata: SessionMetadata,
+    messages: Sequence[Message],
+    existing: Document | None,
+    load: Callable[[str], StoredSession | None],
+    *,
+    stamp: bool,
+) -> tuple[bytes, SessionMetadata, int, int]:
+    """The file of a session: its bytes, the metadata they hold, and for a journal the sizes of
+    the metadata it already supersedes and of its last record (see ``journal.encode_full``).
+
+    A ``.json`` document is written for the original library (see ``document``; ``load``
+    reads a session, for a fork's parent); with ``stamp`` (a save, not a conversion) its
+    stamps are whole milliseconds after ``existing``'s.
+    """
+    if file_format == "jsonl":
+        lines = journal.message_lines(messages, 0)
+        encoded, superseded, last_commit = journal.encode_full(encode_metadata(metadata), lines)
+        return encoded, metadata, superseded, last_commit
+    if stamp:
+        metadata = stamp_document(metadata, existing.session.metadata if existing is not None else None)
+    return encode_document(metadata, messages, existing, load), metadata, 0, 0
+
+
+def remove_other(layout: Layout, session_id: str, written: FileFormat, fsync: bool) -> bool:
+    """Remove the session's file in the format other than the one just ``written`` (the older
+    of two, or the one converted from); whether there was one."""
+    other = layout.path(session_id, OTHER[written])
+    if not os.path.lexists(other):
+        return False
+    os.unlink(other)
+    if fsync:
+        fsync_dir(layout.root)
+    return True
+
+
+def journal_state(
+    path: str, encoded: bytes, metadata: SessionMetadata, count: int, superseded: int, last_commit: int
+) -> journal.JournalState:
+    """What is known of the journal ``path`` just written whole (``encoded``, as ``encode_whole``
+    made it, holding ``count`` messages), so the next append needs no read."""
+    tail = encoded[len(encoded) - last_commit :]
+    meta = metadata.to_json_dict()
+    return journal.JournalState(path, os.stat(path).st_ino, len(encoded), meta, count, superseded, tail)
