@@ -141,7 +141,7 @@ async def test_a_compaction_that_fails_fails_no_append(
     await store.save("s", [msg("0")])
     real = file_module.atomic_write
 
-    def full_disk(path: str, data: bytes, fsync: bool = True) -> None:
+    def full_disk(path: str, data: bytes, fsync: bool = True, mode: int = 0o600) -> None:
         raise OSError(28, "No space left on device", path)
 
     monkeypatch.setattr(file_module, "atomic_write", full_disk)

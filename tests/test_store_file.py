@@ -407,7 +407,12 @@ def test_no_hard_links_fallback(
     calls: list[tuple[str, str]] = []
 
     def no_links(
-        root: object, parent_id: str, child_id: str, fsync: bool = True, suffix: str = ".json"
+        root: object,
+        parent_id: str,
+        child_id: str,
+        fsync: bool = True,
+        suffix: str = ".json",
+        dir_mode: int = 0o700,
     ) -> bool:
         calls.append((parent_id, child_id))
         return False

@@ -47,6 +47,7 @@ from .index import ForkIndex
 from .layout import FORMATS, OTHER, FileFormat, Layout
 from .listing import Listing
 from .locks import IdLocks, file_locked, open_locked
+from .residue import Residue
 from .whole import encode_whole, journal_state, remove_other
 
 __all__ = ["FileFormat", "FileSessionStore"]
@@ -61,7 +62,8 @@ class FileSessionStore:
     ``format="jsonl"`` (default) keeps journals that auto-saves append to; ``"json"`` keeps
     the original library's ``{id}.json`` documents, for directories shared with it.
     ``fsync=False`` keeps every write atomic but skips the fsyncs, trading durability across
-    power loss for speed. The root directory is created on the first save.
+    power loss for speed. The root directory is created on the first save. Files are created
+    with exactly ``file_mode`` (0600) and directories ``dir_mode`` (0700), whatever the umask.
 
     The store remembers where each journal it appended to ends, and its metadata, so an
     append needs no read; ``cached_sessions`` bounds how many it remembers (the most
@@ -76,16 +78,17 @@ class FileSessionStore:
         fsync: bool = True,
         format: FileFormat = "jsonl",
         cached_sessions: int = 10_000,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
     ) -> None:
-        if format not in FORMATS:
-            raise ValueError(f"format must be 'jsonl' or 'json', got {format!r}")
         if isinstance(cached_sessions, bool) or not isinstance(cached_sessions, int) or cached_sessions < 1:
             raise ValueError(f"cached_sessions must be a positive integer, got {cached_sessions!r}")
-        self._layout = Layout(os.fspath(root), format)
+        self._layout = Layout(os.fspath(root), format, file_mode, dir_mode)
         self._fsync = fsync
         self._locks = IdLocks()
         self._journals: LRU[str, journal.JournalState] = LRU(cached_sessions)
         self._index = ForkIndex(self._layout, fsync)
+        self._residue = Residue(self._layout, self._locks, self._index, cached_sessions)
         self._listing = Listing(self._layout)
 
     @property
@@ -149,6 +152,7 @@ class FileSessionStore:
         return decode_document(session_id, data, f"file {path}")
 
     def _load_sync(self, session_id: str) -> StoredSession | None:
+        self._residue.first_use(session_id, lock=True)
         found = self._find(session_id)
         return None if found is None else self._decode(session_id, *found).session
 
@@ -225,11 +229,12 @@ class FileSessionStore:
                 encoded, merged, superseded, last_commit = encode_whole(
                     file_format, merged, messages, existing, self._load_sync, stamp=not keep
                 )
+                self._index.check(session_id, merged.parent_id)
                 self._make_root()
                 if corrupt_path is not None:
                     set_aside(corrupt_path)
                 self._journals.pop(session_id)
-                atomic_write(path, encoded, self._fsync)
+                atomic_write(path, encoded, self._fsync, layout.file_mode)
                 if file_format == "jsonl":
                     state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
                     self._journals[session_id] = state

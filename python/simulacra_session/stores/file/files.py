@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from ..._backend import sync_files
+from ..._beneath import open_nofollow
 
 __all__ = [
     "OPEN_RO",
@@ -70,8 +71,8 @@ def read_from(fd: int, offset: int, size: int, *, to_end: bool = True) -> bytes:
 
 
 def read_path(path: str) -> tuple[bytes, int, int]:
-    """A file's bytes, inode and mtime (ns)."""
-    fd = os.open(path, OPEN_RO)
+    """A file's bytes, inode and mtime (ns); ``UnsafePathError`` for a symlink, left alone."""
+    fd = open_nofollow(path, OPEN_RO)
     try:
         stat = os.fstat(fd)
         return read_from(fd, 0, stat.st_size), stat.st_ino, stat.st_mtime_ns

@@ -5,19 +5,25 @@ session file's inode, so it is re-made after every rewrite (a new inode); an app
 the inode and the link. The canonical file is the truth: an entry that outlived its fork's
 deletion, a change of parent, or a crash between a write and its relink is checked against
 it. Where the file system has no hard links, a marker file says so and ``forks()`` scans.
+
+Index directories and their entries are reached from the root's descriptor, never through
+a symlink: one where an index directory or entry belongs raises ``UnsafePathError`` and
+is left alone (writes check first, so a refused index leaves the session unwritten).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
+import stat
 from collections.abc import Iterable
 from contextlib import suppress
 
 from ..._backend import atomic_write, link_fork
+from ..._beneath import Dir
+from ...errors import UnsafePathError
 from ...ids import SESSION_ID_PATTERN
-from .layout import NO_HARD_LINKS, SUFFIXES, FileFormat, Layout, session_files
+from .layout import NO_HARD_LINKS, SUFFIXES, TEMP_FILE, FileFormat, Layout, session_name
 
 __all__ = ["ForkIndex"]
 
@@ -40,27 +46,61 @@ class ForkIndex:
             self._no_hard_links = os.path.lexists(os.path.join(self._layout.root, NO_HARD_LINKS))
         return not self._no_hard_links
 
+    def _open(self, parent_id: str) -> Dir | None:
+        """``parent_id``'s index directory, opened without following a symlink; ``None``
+        when it (or the root) does not exist."""
+        try:
+            with Dir(self._layout.root) as root:
+                return root.open_dir(parent_id + "-forks")
+        except FileNotFoundError:
+            return None
+
     def entries(self, parent_id: str) -> list[str]:
         """The ids indexed under ``parent_id`` (to be checked against their files)."""
-        return [session_id for _, session_id, _ in session_files(self._layout.index_dir(parent_id))]
+        index = self._open(parent_id)
+        if index is None:
+            return []
+        with index:
+            return [parsed[0] for name in index.names() if (parsed := session_name(name)) is not None]
+
+    def check(self, session_id: str, parent_id: str | None) -> None:
+        """``UnsafePathError`` when a symlink sits where indexing ``session_id`` under
+        ``parent_id`` (or removing it) writes: the index directory or an entry."""
+        if parent_id is None or not SESSION_ID_PATTERN.fullmatch(parent_id) or not self.usable():
+            return
+        index = self._open(parent_id)
+        if index is not None:
+            with index:
+                for suffix in SUFFIXES.values():
+                    index.no_symlink(session_id + suffix)
 
     def _link(self, parent_id: str, session_id: str, file_format: FileFormat) -> bool:
         """``link_fork``, retried when a concurrent ``delete(parent_id)`` removes the index dir."""
         suffix = SUFFIXES[file_format]
+        root, mode = self._layout.root, self._layout.dir_mode
         for _ in range(2):
             try:
-                return link_fork(self._layout.root, parent_id, session_id, self._fsync, suffix)
+                return link_fork(root, parent_id, session_id, self._fsync, suffix, mode)
             except FileNotFoundError:
                 pass  # a save after the parent's deletion recreates its index, as this will
-        return link_fork(self._layout.root, parent_id, session_id, self._fsync, suffix)
+        return link_fork(root, parent_id, session_id, self._fsync, suffix, mode)
 
     def unindex(self, parent_id: str, session_id: str, formats: Iterable[FileFormat]) -> None:
-        """Remove ``session_id``'s entries in ``parent_id``'s index."""
-        if not SESSION_ID_PATTERN.fullmatch(parent_id):
-            return
-        for file_format in formats:
-            with suppress(FileNotFoundError):
-                os.unlink(os.path.join(self._layout.index_dir(parent_id), session_id + SUFFIXES[file_format]))
+        """Remove ``session_id``'s entries in ``parent_id``'s index. A symlink in the way is
+        left alone with a warning: this follows a write (a delete, a conversion, a change of
+        parent) that a refusal now could not undo, and an entry left over is harmless."""
+        try:
+            index = self._open(parent_id) if SESSION_ID_PATTERN.fullmatch(parent_id) else None
+            if index is None:
+                return
+            with index:
+                for file_format in formats:
+                    name = session_id + SUFFIXES[file_format]
+                    if index.no_symlink(name) is not None:
+                        with suppress(FileNotFoundError):  # removed meanwhile
+                            index.remove(name)
+        except UnsafePathError as error:
+            _log.warning("left %s: %s", error.path, error)
 
     def index(
         self, session_id: str, parent_id: str | None, old_parent_id: str | None, file_format: FileFormat
@@ -72,11 +112,46 @@ class ForkIndex:
             return
         if not self._link(parent_id, session_id, file_format):
             marker = os.path.join(self._layout.root, NO_HARD_LINKS)
-            atomic_write(marker, b"no hard links: forks() scans every session\n")
+            atomic_write(
+                marker, b"no hard links: forks() scans every session\n", True, self._layout.file_mode
+            )
             self._no_hard_links = True
             _log.warning("no hard links under %s: forks() will scan every session", self._layout.root)
 
     def remove(self, session_id: str) -> None:
-        """Remove ``session_id``'s own index (of its forks)."""
-        with suppress(FileNotFoundError):
-            shutil.rmtree(self._layout.index_dir(session_id))
+        """Remove ``session_id``'s own index (of its forks), after its file: a symlink there,
+        or a subdirectory in it (the store makes neither), is left with a warning."""
+        try:
+            index = self._open(session_id)
+        except UnsafePathError as error:
+            _log.warning("left %s: %s", error.path, error)
+            return
+        if index is None:
+            return
+        with index:
+            for name in index.names():
+                with suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                    index.remove(name)  # a symlink itself, never what it points to
+        try:
+            os.rmdir(index.path)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            _log.warning("could not remove the fork index %s: %s", index.path, error)
+
+    def sweep(self, parent_id: str) -> list[str]:
+        """Remove the temp links that killed linkers left in ``parent_id``'s index, under its
+        ``flock`` taken exclusively (live linkers hold it shared); the paths removed."""
+        index = self._open(parent_id)
+        if index is None:
+            return []
+        removed = []
+        with index:
+            index.lock(exclusive=True)
+            for name in index.names():
+                found, entry = TEMP_FILE.fullmatch(name), index.entry(name)
+                if found and found["random"] and entry is not None and not stat.S_ISLNK(entry.st_mode):
+                    with suppress(FileNotFoundError):
+                        index.remove(name)
+                        removed.append(index.join(name))
+        return removed

@@ -7,11 +7,19 @@ Layout under ``root``::
     {parent_id}-forks/{id}.jsonl hard link to a fork's current file: the fork index (or ``.json``)
     .no-hard-links               marker: the file system has no hard links, forks() scans
     {id}.json.corrupt-<time>     an unreadable file set aside by a save, never deleted
+    .{name}.tmp                  a full write's temp file, flocked by its writer (see ``residue``)
+    {parent_id}-forks/.{id}.jsonl.{16 hex}.tmp   a temp link of the fork index (see ``residue``)
+
+Every name beneath the root is reached without following a symlink (``_beneath``): one
+where the store keeps a file or an index directory raises ``UnsafePathError``, left alone.
+Files are created with exactly ``file_mode`` and directories ``dir_mode``, 0600 and 0700
+unless the store is told otherwise, whatever the umask.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
 from ...ids import SESSION_ID_PATTERN
@@ -22,9 +30,10 @@ __all__ = [
     "NO_HARD_LINKS",
     "OTHER",
     "SUFFIXES",
+    "TEMP_FILE",
     "FileFormat",
     "Layout",
-    "session_files",
+    "check_mode",
     "session_name",
 ]
 
@@ -33,6 +42,9 @@ FORMATS: tuple[FileFormat, ...] = ("jsonl", "json")
 SUFFIXES: dict[FileFormat, str] = {"jsonl": ".jsonl", "json": ".json"}
 OTHER: dict[FileFormat, FileFormat] = {"jsonl": "json", "json": "jsonl"}
 NO_HARD_LINKS = ".no-hard-links"
+#: A temp file's name: ``.{name}.tmp`` (``atomic_write``), or with 16 random hex digits
+#: before ``.tmp`` (a temp link, or a full write of a version before temp files were locked).
+TEMP_FILE = re.compile(r"\.(?P<name>.+?)(?P<random>\.[0-9a-f]{16})?\.tmp")
 
 
 def session_name(name: str) -> tuple[str, FileFormat] | None:
@@ -46,21 +58,30 @@ def session_name(name: str) -> tuple[str, FileFormat] | None:
     return None
 
 
-def session_files(directory: str) -> list[tuple[str, str, FileFormat]]:
-    """``(name, id, format)`` of each session file in ``directory`` (none when it is missing)."""
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return [(name, *parsed) for name in names if (parsed := session_name(name)) is not None]
+def check_mode(option: str, mode: object, owner: int) -> int:
+    """``mode`` when it is permission bits (``0o000`` to ``0o777``) giving the owner at least
+    ``owner`` (the store reads and writes its own files); ``ValueError`` naming ``option``."""
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777 or mode & owner != owner:
+        shown = f"{mode:#o}" if isinstance(mode, int) and not isinstance(mode, bool) else repr(mode)
+        raise ValueError(
+            f"{option} must be permission bits from 0o000 to 0o777 with {owner:#o} set, got {shown}"
+        )
+    return mode
 
 
 class Layout:
-    """The paths of one store: its root and the format it writes."""
+    """The paths of one store: its root, the format it writes, and the permission bits of the
+    files and directories it creates (exactly those, whatever the umask; not on Windows)."""
 
-    __slots__ = ("format", "other", "root")
+    __slots__ = ("dir_mode", "file_mode", "format", "other", "root")
 
-    def __init__(self, root: str, file_format: FileFormat) -> None:
+    def __init__(
+        self, root: str, file_format: FileFormat, file_mode: int = 0o600, dir_mode: int = 0o700
+    ) -> None:
+        if file_format not in FORMATS:
+            raise ValueError(f"format must be 'jsonl' or 'json', got {file_format!r}")
+        self.file_mode = check_mode("file_mode", file_mode, 0o600)
+        self.dir_mode = check_mode("dir_mode", dir_mode, 0o700)
         self.root = root
         self.format: FileFormat = file_format
         self.other: FileFormat = OTHER[file_format]
@@ -84,7 +105,7 @@ class Layout:
         for file_format in (self.format, self.other):
             name = self.name(session_id, file_format)
             try:
-                mtime = os.stat(os.path.join(self.root, name)).st_mtime_ns
+                mtime = os.lstat(os.path.join(self.root, name)).st_mtime_ns  # a symlink: refused when read
             except FileNotFoundError:
                 continue
             if newest is None or mtime > newest[0]:
@@ -92,7 +113,8 @@ class Layout:
         return None if newest is None else newest[1:]
 
     def make_root(self, fsync: bool) -> str:
-        """Create the root and missing parents (durably with ``fsync``); returns the root."""
+        """Create the root (with exactly ``dir_mode``) and missing parents (as the umask says),
+        durably with ``fsync``; returns the root."""
         if os.path.isdir(self.root):
             return self.root
         missing = []
@@ -100,7 +122,9 @@ class Layout:
         while not os.path.isdir(path):
             missing.append(path)
             path = os.path.dirname(path)
-        os.makedirs(self.root, exist_ok=True)
+        os.makedirs(self.root, self.dir_mode, exist_ok=True)  # the mode is the root's alone
+        if os.name != "nt":
+            os.chmod(self.root, self.dir_mode)
         if fsync:
             for created in reversed(missing):
                 fsync_dir(os.path.dirname(created))

@@ -16,7 +16,8 @@ from operator import itemgetter
 from pydantic import ValidationError
 
 from ..._backend import stamps
-from ...errors import CorruptSessionError
+from ..._beneath import open_nofollow
+from ...errors import CorruptSessionError, UnsafePathError
 from ...models import SessionMetadata, metadata_from_stored
 from . import journal
 from .document import decode_document
@@ -59,7 +60,7 @@ def _journal_metadata(session_id: str, fd: int, size: int, path: str) -> Session
 
 
 def _metadata_of(session_id: str, file_format: FileFormat, path: str) -> SessionMetadata:
-    fd = os.open(path, OPEN_RO)
+    fd = open_nofollow(path, OPEN_RO)
     try:
         size = os.fstat(fd).st_size
         if file_format == "jsonl":
@@ -87,7 +88,7 @@ class Listing:
             metadata = _metadata_of(session_id, file_format, path)
         except FileNotFoundError:
             return None
-        except (CorruptSessionError, OSError) as error:
+        except (CorruptSessionError, UnsafePathError, OSError) as error:
             _log.warning("skipping session file %s: %s", path, error)
             return _Listed(parsed, stamp, None, (0.0, session_id))
         return _Listed(parsed, stamp, metadata, (-metadata.updated.timestamp(), session_id))

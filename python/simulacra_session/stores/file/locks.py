@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ..._beneath import open_nofollow
 from .files import OPEN_RO, OPEN_RW
 
 try:
@@ -24,13 +25,18 @@ __all__ = ["IdLocks", "file_locked", "open_locked"]
 
 
 class IdLocks:
-    """One lock per session id, made on first use and dropped when nobody holds or awaits it."""
+    """One lock per session id, made on first use and dropped when nobody holds or awaits it.
 
-    __slots__ = ("_guard", "_locks")
+    ``on_hold``, when set, is called with the id each time :meth:`held` has taken its lock,
+    under it (the file store sweeps a session's residue there on first use: ``residue``).
+    """
+
+    __slots__ = ("_guard", "_locks", "on_hold")
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._guard = threading.Lock()
+        self.on_hold: Callable[[str], object] | None = None
 
     @contextmanager
     def held(self, session_id: str) -> Iterator[None]:
@@ -40,6 +46,8 @@ class IdLocks:
             self._locks[session_id] = (lock, users + 1)
         lock.acquire()
         try:
+            if self.on_hold is not None:
+                self.on_hold(session_id)
             yield
         finally:
             self.release(session_id, lock)
@@ -70,11 +78,12 @@ def open_locked(path: str, *, wait: bool = True) -> int | None:
 
     ``None`` when the file is absent, or (``wait=False``) when another writer holds its lock
     or replaced it meanwhile. Waiting, a file replaced while we waited is opened again, so
-    the lock always covers the current file. Closing the descriptor releases the lock.
+    the lock always covers the current file. Closing the descriptor releases the lock. A
+    symlink at ``path`` raises ``UnsafePathError`` and is left alone.
     """
     while True:
         try:
-            fd = os.open(path, OPEN_RW)
+            fd = open_nofollow(path, OPEN_RW)
         except FileNotFoundError:
             return None
         try:
@@ -86,7 +95,7 @@ def open_locked(path: str, *, wait: bool = True) -> int | None:
                 os.close(fd)
                 return None
             try:
-                current = os.stat(path).st_ino
+                current = os.lstat(path).st_ino
             except FileNotFoundError:
                 current = -1
             if current == os.fstat(fd).st_ino:

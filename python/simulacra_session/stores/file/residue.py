@@ -1,0 +1,139 @@
+"""Residue of interrupted writes: which temp files under a root are the store's, and sweeping them.
+
+A writer killed mid-write leaves (see ``layout``):
+
+- ``.{name}.tmp``: a full write's temp file (``atomic_write``; ``{name}`` is a session file or
+  the ``.no-hard-links`` marker), a whole copy of the session. Its writer holds ``flock`` on
+  it from its creation until after its rename, and after taking the lock checks that the
+  name still leads to it; so one that a sweep locks without waiting is residue, whichever
+  process made it, and a writer the sweep overtook between creation and lock starts over.
+- ``.{name}.{16 hex}.tmp``: the same from a version of this library before temp files were
+  locked. Those writers held the session file's ``flock`` (the root's while it did not
+  exist): these are swept under it, by :meth:`Residue.sweep_root` (finding them takes a
+  listing of the root).
+- ``{parent_id}-forks/.{name}.{16 hex}.tmp``: a temp hard link (``link_fork``), which keeps a
+  former version of the fork's file alive. Linkers hold a shared ``flock`` on the index
+  directory while theirs exists; a sweep takes it exclusively.
+
+A store sweeps a session's temp files and its own fork index on its first use of that
+session, under the session's id lock and file lock; ``FileSessionStore.sweep`` sweeps the
+whole root. Symlinks are left alone. Windows has no ``flock``: there one process writes a
+root, so a temp file is swept under its session's id lock, and temp links only by
+``sweep``, which should run while no other store writes the root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import AbstractContextManager, nullcontext
+
+from ..._beneath import FLOCK, Dir, remove_residue
+from ..._lru import LRU
+from ...errors import UnsafePathError
+from ...ids import SESSION_ID_PATTERN
+from .index import ForkIndex
+from .layout import FORMATS, NO_HARD_LINKS, TEMP_FILE, FileFormat, Layout, session_name
+from .locks import IdLocks, file_locked
+
+__all__ = ["Residue"]
+
+_log = logging.getLogger("simulacra_session")
+
+
+class Residue:
+    """The sweeps of one store, and the sessions it has swept (the most recent ``remembered``)."""
+
+    __slots__ = ("_index", "_layout", "_locks", "_swept")
+
+    def __init__(self, layout: Layout, locks: IdLocks, index: ForkIndex, remembered: int) -> None:
+        self._layout = layout
+        self._locks = locks
+        self._index = index
+        self._swept: LRU[str, bool] = LRU(remembered)
+        locks.on_hold = self.first_use  # every writer of a session holds its id lock first
+
+    def first_use(self, session_id: str, *, lock: bool = False) -> None:
+        """Sweep ``session_id``'s temp files unless this store did already. The caller holds
+        its id lock, or ``lock`` tries it (a reader: when someone holds it, that writer
+        sweeps, and a reader never waits for it)."""
+        if session_id in self._swept:
+            return
+        held = self._locks.try_hold(session_id) if lock else None
+        if lock and held is None:
+            return
+        try:
+            self._sweep_session(session_id)
+        finally:
+            if held is not None:
+                self._locks.release(session_id, held)
+        self._swept[session_id] = True
+
+    def _locked(
+        self, session_id: str, file_format: FileFormat | None = None
+    ) -> AbstractContextManager[object]:
+        """The lock of the session's file in ``file_format`` (the store's by default), or the
+        root's while that file does not exist: what its writers hold."""
+        return file_locked(self._layout.path(session_id, file_format), create_in=lambda: self._layout.root)
+
+    def _sweep_session(self, session_id: str) -> list[str]:
+        layout = self._layout
+        if not os.path.isdir(layout.root):
+            return []
+        with self._locked(session_id), Dir(layout.root) as root:
+            removed = [_swept(root, f".{layout.name(session_id, fmt)}.tmp") for fmt in FORMATS]
+        if FLOCK:
+            removed += self._index.sweep(session_id)
+        return [path for path in removed if path]
+
+    def sweep_root(self) -> list[str]:
+        """Remove every temp file and temp link that killed writers left under the root; the
+        paths removed. Each is swept under its session's id lock and file lock (old-style
+        ones: the lock their writers held); live writers' files and symlinks are left alone,
+        and so are names the store never makes."""
+        try:
+            names = os.listdir(self._layout.root)
+        except FileNotFoundError:
+            return []
+        removed: list[str | None] = []
+        for name in names:
+            temp = TEMP_FILE.fullmatch(name)
+            parsed = session_name(temp["name"]) if temp else None
+            try:
+                if parsed is not None:
+                    removed.append(self._sweep_temp(*parsed, name, old=bool(temp and temp["random"])))
+                elif temp and not temp["random"] and temp["name"] == NO_HARD_LINKS:
+                    with Dir(self._layout.root) as root:
+                        removed.append(_swept(root, name))
+                elif name.endswith("-forks") and SESSION_ID_PATTERN.fullmatch(
+                    parent := name[: -len("-forks")]
+                ):
+                    with self._locks.held(parent) if not FLOCK else nullcontext():  # see the module's notes
+                        removed += self._index.sweep(parent)
+            except UnsafePathError as error:  # a symlinked session file or index: left alone
+                _log.warning("left %s: %s", error.path, error)
+        return [path for path in removed if path]
+
+    def _sweep_temp(self, session_id: str, file_format: FileFormat, name: str, *, old: bool) -> str | None:
+        root_path = self._layout.root
+        with self._locks.held(session_id), self._locked(session_id, file_format), Dir(root_path) as root:
+            return _swept(root, name, locked=old)
+
+
+def _swept(root: Dir, temp: str, *, locked: bool = False) -> str | None:
+    """The path of ``temp`` once removed as residue; ``None`` when it is not residue, is gone,
+    or is not a file of the store (a symlink or another entry, left with a warning).
+    ``locked``: the caller holds the lock its writer held, so it is residue when it exists."""
+    try:
+        if locked:
+            if root.no_symlink(temp) is None:
+                return None
+            root.remove(temp)
+        elif not remove_residue(root, temp, wait=False):
+            return None
+    except (UnsafePathError, FileExistsError, IsADirectoryError, PermissionError) as error:
+        _log.warning("left %s under %s: %s", temp, root.path, error)
+        return None
+    except FileNotFoundError:
+        return None
+    return root.join(temp)
