@@ -27,7 +27,7 @@ class SimpleConversation:
     """
 
     def __init__(self, messages: Iterable[Message] = (), *, is_checkpoint: bool = False) -> None:
-        self._messages: list[Message] = [copy.deepcopy(m) for m in messages]
+        self._messages: list[Message] = [_copied(m) for m in messages]
         self._is_checkpoint = is_checkpoint
         self._checkpoint_state: CheckpointState | None = None
         self._events = Emitter()
@@ -84,7 +84,7 @@ class SimpleConversation:
 
     def load(self, messages: Sequence[Message]) -> None:
         """Replace the history with copies of ``messages``; emits nothing."""
-        self._messages = [copy.deepcopy(m) for m in messages]
+        self._messages = [_copied(m) for m in messages]
 
     def clear(self) -> None:
         """Drop the history."""
@@ -136,13 +136,22 @@ class SimpleConversation:
         self.dispose()
 
 
-def _stamped(message: Message) -> Message:
-    """A deep copy, with an ``id`` and a ``timestamp`` filled in where missing. The copy takes
-    the JSON hot path when the message is JSON (several times faster than ``deepcopy``)."""
+def _copied(message: Message) -> Message:
+    """A deep copy: through the JSON hot path when the message is JSON (several times faster
+    than ``deepcopy``), else ``deepcopy``. A value nested too deep for ``deepcopy`` raises
+    the hot path's ``SerializationError`` naming its path, as saving it would."""
     try:  # loads(dumps(message)), without the round trip
-        stored: Message = copy_json(message)  # type: ignore[assignment]
-    except SerializationError:
-        stored = copy.deepcopy(message)
+        return copy_json(message)  # type: ignore[return-value]
+    except SerializationError as error:
+        try:
+            return copy.deepcopy(message)
+        except RecursionError:
+            raise error from None
+
+
+def _stamped(message: Message) -> Message:
+    """A deep copy, with an ``id`` and a ``timestamp`` filled in where missing."""
+    stored = _copied(message)
     if "id" not in stored:
         stored["id"] = new_uuid4()
     if "timestamp" not in stored:
