@@ -16,10 +16,10 @@ A writer killed mid-write leaves (see ``layout``):
   directory while theirs exists; a sweep takes it exclusively.
 
 A store sweeps a session's temp files and its own fork index on its first use of that
-session, under the session's id lock and file lock; ``FileSessionStore.sweep`` sweeps the
-whole root. Symlinks are left alone. Windows has no ``flock``: there one process writes a
-root, so a temp file is swept under its session's id lock, and temp links only by
-``sweep``, which should run while no other store writes the root.
+session, under the session's id lock and file lock; :func:`sweep` sweeps a whole root (a
+store check: the CLI's ``doctor``). Symlinks are left alone. Windows has no ``flock``:
+there one process writes a root, so a temp file is swept under its session's id lock, and
+temp links only by :func:`sweep`, which should run there while no store writes the root.
 """
 
 from __future__ import annotations
@@ -36,9 +36,21 @@ from .index import ForkIndex
 from .layout import FORMATS, NO_HARD_LINKS, TEMP_FILE, FileFormat, Layout, session_name
 from .locks import IdLocks, file_locked
 
-__all__ = ["Residue"]
+__all__ = ["Residue", "sweep"]
 
 _log = logging.getLogger("simulacra_session")
+
+
+def sweep(root: str | os.PathLike[str]) -> list[str]:
+    """Remove what killed writers left under the file store's ``root``: temp files of full
+    writes (old-style ones included) and temp links of the fork index; the paths removed.
+
+    A store check (the CLI's ``doctor``), safe while stores in other processes write the
+    root: a live writer's temp file or link is never taken (on Windows, run it while none
+    does). Symlinks and names the store never makes are left alone.
+    """
+    layout = Layout(os.fspath(root), "jsonl")
+    return Residue(layout, IdLocks(), ForkIndex(layout, fsync=True), 1).sweep_root()
 
 
 class Residue:
@@ -116,6 +128,7 @@ class Residue:
 
     def _sweep_temp(self, session_id: str, file_format: FileFormat, name: str, *, old: bool) -> str | None:
         root_path = self._layout.root
+        self._swept[session_id] = True  # so that taking its id lock does not sweep it first, uncounted
         with self._locks.held(session_id), self._locked(session_id, file_format), Dir(root_path) as root:
             return _swept(root, name, locked=old)
 

@@ -1,0 +1,158 @@
+"""No residue: what a writer killed mid-save leaves under a file store's root is swept by the
+next use of the session, and by ``residue.sweep``; a live writer's temp file never is."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import simulacra_session.stores.file as file_module
+from simulacra_session.stores.file import FileSessionStore
+from simulacra_session.stores.file.residue import sweep
+from simulacra_session.testing import msg
+
+fcntl = pytest.importorskip("fcntl", reason="needs flock (Windows: one process writes a root)")
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL and flock")
+
+#: Saves whole sessions as fast as it can: most of its time is spent with a temp file open.
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from simulacra_session.stores.file import FileSessionStore
+
+    async def main(root, file_format):
+        store = FileSessionStore(root, format=file_format)
+        text = "x" * 2000
+        messages = [{"role": "user", "content": [{"type": "text", "text": f"{i}{text}"}]} for i in range(600)]
+        print("ready", flush=True)
+        n = 0
+        while True:
+            n += 1
+            await store.save("s", messages[: 300 + n % 300])
+            await store.save("f", messages[: 50 + n % 50], {"parent_id": "s"})
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+def residue(root: Path) -> list[str]:
+    """The temp files under ``root`` and in its fork index directories."""
+    found = [p.name for p in root.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    for index in root.glob("*-forks"):
+        found += [f"{index.name}/{p.name}" for p in index.iterdir() if p.name.endswith(".tmp")]
+    return found
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+def test_kill_loop_leaves_no_residue_after_the_next_use(tmp_path: Path, file_format: str) -> None:
+    """SIGKILL a process saving at random moments: the temp files it leaves (at most one per
+    session file) are gone once the next process has used each session."""
+    root = tmp_path / "sessions"
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    env = dict(os.environ)
+    package_parent = str(Path(os.path.abspath(file_module.__file__)).parents[3])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    left_behind = 0
+    for _ in range(12):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(root), file_format],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert child.stdout is not None
+        if child.stdout.readline() != b"ready\n":
+            child.kill()
+            pytest.fail(f"child failed to start (seed {seed}): {child.communicate()[1].decode()}")
+        time.sleep(rng.uniform(0.05, 0.4))  # when to kill, not a timing assertion
+        os.kill(child.pid, signal.SIGKILL)
+        child.communicate()
+        found = residue(root)
+        assert len(found) <= 3, f"more than one temp file per file (seed {seed}): {found}"
+        left_behind += bool(found)
+        store = FileSessionStore(root, format=file_format)  # the next process's first use
+        for session_id in ("s", "f"):
+            assert asyncio.run(store.load(session_id)) is not None
+        assert residue(root) == [], f"residue after the next use (seed {seed})"
+    assert left_behind, f"no kill landed in a save (seed {seed}): the test proved nothing"
+
+
+def test_first_use_sweeps_each_kind_of_residue(tmp_path: Path) -> None:
+    """A save, an append, a delete and a load are each a first use of their session."""
+    store = FileSessionStore(tmp_path)
+    for session_id in ("a", "b", "c", "d", "p"):
+        asyncio.run(store.save(session_id, [msg(session_id)]))
+    asyncio.run(store.save("child", [msg("x")], {"parent_id": "p"}))
+    for name in (
+        ".a.jsonl.tmp",
+        ".b.json.tmp",
+        ".c.jsonl.tmp",
+        ".d.jsonl.tmp",
+        "p-forks/.child.jsonl.0123456789abcdef.tmp",
+    ):
+        (tmp_path / name).write_bytes(b"a killed writer's")
+    fresh = FileSessionStore(tmp_path)
+    asyncio.run(fresh.load("a"))
+    asyncio.run(fresh.save("b", [msg("b2")]))
+    asyncio.run(fresh.append("c", [msg("c2")]))
+    asyncio.run(fresh.delete("d"))
+    asyncio.run(fresh.forks("p"))  # a read that is no use of p: its index keeps the temp link
+    assert residue(tmp_path) == ["p-forks/.child.jsonl.0123456789abcdef.tmp"]
+    asyncio.run(fresh.load("p"))
+    assert residue(tmp_path) == []
+
+
+def test_a_live_writers_temp_file_is_never_swept(tmp_path: Path) -> None:
+    """A temp file its writer holds ``flock`` on (here: this test, as a writer in another
+    process would) survives first uses and ``sweep``, and goes once it is let go."""
+    asyncio.run(FileSessionStore(tmp_path).save("s", [msg("one")]))
+    temp = tmp_path / ".s.jsonl.tmp"
+    temp.write_bytes(b"being written")
+    fd = os.open(temp, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert asyncio.run(FileSessionStore(tmp_path).load("s")) is not None
+        assert sweep(tmp_path) == []
+        assert temp.read_bytes() == b"being written"
+    finally:
+        os.close(fd)
+    assert sweep(tmp_path) == [str(temp)]
+
+
+def test_sweep_takes_ours_and_leaves_the_rest(tmp_path: Path) -> None:
+    """``sweep`` (the store check) removes every temp file and temp link killed writers
+    leave, old-style random names included, and nothing else."""
+    store = FileSessionStore(tmp_path)
+    asyncio.run(store.save("p", [msg("p")]))
+    asyncio.run(store.save("c", [msg("c")], {"parent_id": "p"}))
+    ours = [
+        ".p.jsonl.tmp",
+        ".p.json.tmp",
+        ".gone.jsonl.tmp",  # a session never completed
+        ".c.jsonl.0123456789abcdef.tmp",  # a version before temp files were locked
+        "..no-hard-links.tmp",
+        "p-forks/.c.jsonl.fedcba9876543210.tmp",
+    ]
+    theirs = [".other.tmp", "notes.tmp", ".p.jsonl.tmp.bak", ".c.jsonl.12345.tmp"]
+    for name in ours + theirs:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".x.jsonl.tmp").mkdir()
+    os.symlink(tmp_path / "p.jsonl", tmp_path / ".y.jsonl.tmp")
+    assert sorted(sweep(tmp_path)) == sorted(str(tmp_path / name) for name in ours)
+    assert sorted(residue(tmp_path)) == sorted(
+        [".other.tmp", ".c.jsonl.12345.tmp", ".x.jsonl.tmp", ".y.jsonl.tmp"]
+    )
+    assert all((tmp_path / name).exists() for name in theirs)
+    assert sweep(tmp_path / "missing") == []
+    assert [m.id for m in asyncio.run(store.forks("p"))] == ["c"]
