@@ -22,8 +22,9 @@ def dumps(obj: object) -> bytes:
 
     Accepts dict (str keys), list, tuple, str, bool, int of any size, finite float and None,
     subclasses included (written as their base value). Strings escape ``"`` ``\\`` and
-    U+0000-U+001F only (``\\b \\f \\n \\r \\t`` short, others ``\\u00xx``); floats are written
-    as Python's ``repr``. Containers nest at most 128 deep.
+    U+0000-U+001F only (``\\b \\f \\n \\r \\t`` short, others ``\\u00xx``), and a lone surrogate
+    (a JavaScript string may hold one) as a lowercase ``\\udxxx``, as ``JSON.stringify`` writes
+    it; floats are written as Python's ``repr``. Containers nest at most 128 deep.
 
     Raises ``SerializationError`` naming the JSONPath of the fault, e.g.
     ``cannot serialize set at $.messages[3].content[0].result.deep[1]``.
@@ -32,10 +33,11 @@ def dumps(obj: object) -> bytes:
 def loads(data: bytes | bytearray | str) -> object:
     """Parse one strict RFC 8259 JSON document.
 
-    Integers (no ``.``/``e``) become ``int`` of any size, other numbers ``float``. Rejected with
-    ``ValueError``: invalid UTF-8, NaN/Infinity, trailing data, raw control characters in
-    strings, lone surrogate escapes, numbers that overflow a float, nesting deeper than 128.
-    Duplicate keys keep the last value, like ``dict``.
+    Integers (no ``.``/``e``) become ``int`` of any size, other numbers ``float``; a lone
+    surrogate escape becomes that surrogate in the ``str``, as ``dumps`` writes it. Rejected
+    with ``ValueError``: invalid UTF-8, a ``str`` holding a lone surrogate, NaN/Infinity,
+    trailing data, raw control characters in strings, numbers that overflow a float, nesting
+    deeper than 128. Duplicate keys keep the last value, like ``dict``.
     """
 
 def loads_lines(

@@ -9,6 +9,7 @@ timestamp is read by ``parse_timestamp``, which accepts the same texts on every 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -22,9 +23,10 @@ __all__ = [
 ]
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
-_ONE_MILLISECOND = timedelta(milliseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+_last_millis = -1  # the last millisecond since the epoch that next_timestamp(millis=True) gave
+_millis_lock = threading.Lock()  # worker threads of several stores stamp at once
 # date, time, fraction, offset: what the original library (milliseconds), this one (microseconds)
 # and other ISO 8601 writers put in a session's metadata
 _TIMESTAMP = re.compile(
@@ -62,23 +64,28 @@ def next_timestamp(previous: str | None = None, *, millis: bool = False) -> str:
 
     Stores stamp each save with this so a session's ``updated_at`` strictly increases even
     when two saves land in the same clock tick or the wall clock steps back. ``millis``
-    stamps as the original library does (``2026-01-02T03:04:05.123Z``), in whole
-    milliseconds: texts of one length, which sort as strings in the order of their instants.
+    stamps as the original library does (``2026-01-02T03:04:05.123Z``): texts of one length,
+    which sort as strings in the order of their instants, in whole milliseconds after
+    ``previous`` and after every earlier such stamp of this process (so saves of different
+    sessions in one process do not tie either).
     """
-    step = _ONE_MILLISECOND if millis else _ONE_MICROSECOND
-    now = _floor(datetime.now(timezone.utc), step)
-    if previous is not None:
-        last = _floor(parse_timestamp(previous), step)
-        if now <= last:
-            now = last + step
     if millis:
-        return f"{now.strftime('%Y-%m-%dT%H:%M:%S')}.{now.microsecond // 1000:03d}Z"
+        return _next_millis(previous)
+    now = datetime.now(timezone.utc)
+    if previous is not None:
+        last = parse_timestamp(previous)
+        if now <= last:
+            now = last + _ONE_MICROSECOND
     return format_timestamp(now)
 
 
-def _floor(moment: datetime, step: timedelta) -> datetime:
-    """``moment`` cut down to a whole ``step`` (a millisecond or a microsecond)."""
-    return moment - (moment - _EPOCH) % step
+def _next_millis(previous: str | None) -> str:
+    global _last_millis
+    after = to_micros(previous) // 1000 + 1 if previous is not None else 0
+    with _millis_lock:  # the process's sequence follows the clock, whatever a session's stamp says
+        _last_millis = max(time.time_ns() // 1_000_000, _last_millis + 1)
+        moment = _EPOCH + timedelta(milliseconds=max(_last_millis, after))
+    return f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}.{moment.microsecond // 1000:03d}Z"
 
 
 def to_micros(value: str) -> int:

@@ -2,8 +2,9 @@
 ``loads``, ``loads_lines`` and ``copy_json``, with the same bytes, values and errors.
 
 The standard library's ``json`` does the work; what it does differently is checked or
-redone here: lone surrogates, the nesting limit, non-finite floats, ints beyond CPython's
-4300 digits, and the JSONPath of a fault.
+redone here: lone surrogates (written as ``\\udxxx`` escapes, as JavaScript writes them),
+the nesting limit, non-finite floats, ints beyond CPython's 4300 digits, and the JSONPath
+of a fault.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["copy_json", "dumps", "loads", "loads_lines"]
 MAX_DEPTH = 128
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SURROGATE_UTF8 = re.compile(b"\xed[\xa0-\xbf][\x80-\xbf]")  # as "surrogatepass" encodes one
 _INT_DIGITS = 4000  # below CPython's int<->str digit limit (4300)
 _INT_LIMIT = 10**_INT_DIGITS
 _encode_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
@@ -42,18 +43,32 @@ class _Fault(Exception):
 
 
 def _key_segment(key: str) -> str:
-    return "." + key if _IDENTIFIER.fullmatch(key) else "[" + _encode_str(key) + "]"
+    if _IDENTIFIER.fullmatch(key):
+        return "." + key
+    return "[" + _utf8(_encode_str(key)).decode() + "]"
 
 
 def _has_surrogate(text: str) -> bool:
     return not text.isascii() and _SURROGATE.search(text) is not None
 
 
+def _surrogate_escape(found: re.Match[bytes]) -> bytes:
+    middle, last = found[0][1], found[0][2]
+    return b"\\u%04x" % (0xD000 | (middle & 0x3F) << 6 | last & 0x3F)
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8, each lone surrogate written as a lowercase ``\\udxxx`` escape (as
+    JavaScript's ``JSON.stringify`` writes one): ``text`` is JSON, so they are in strings."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE_UTF8.sub(_surrogate_escape, text.encode("utf-8", "surrogatepass"))
+
+
 def _check(obj: Any, depth: int) -> bool:
     """Validate ``obj`` in document order; returns whether it holds an int too big for ``repr``."""
     if isinstance(obj, str):
-        if _has_surrogate(obj):
-            raise _Fault("cannot serialize str with a lone surrogate")
         return False
     if isinstance(obj, dict):
         if depth > MAX_DEPTH:
@@ -62,8 +77,6 @@ def _check(obj: Any, depth: int) -> bool:
         for key, value in obj.items():
             if not isinstance(key, str):
                 raise _Fault(f"cannot serialize dict key of type {type(key).__name__}")
-            if _has_surrogate(key):
-                raise _Fault("cannot serialize dict key with a lone surrogate")
             try:
                 huge = _check(value, depth + 1) or huge
             except _Fault as fault:
@@ -141,8 +154,8 @@ def dumps(obj: object) -> bytes:
     if huge:
         out: list[str] = []
         _write(obj, out)
-        return "".join(out).encode("utf-8")
-    return _compact.encode(obj).encode("utf-8")
+        return _utf8("".join(out))
+    return _utf8(_compact.encode(obj))
 
 
 def _reject_constant(name: str) -> Any:
@@ -168,27 +181,24 @@ def _parse_int(text: str) -> int:
     return -value if negative else value
 
 
-def _check_parsed(value: Any, surrogates: bool) -> None:
-    """Enforce the depth limit (and, when escapes hint at them, no lone surrogates)."""
+def _check_depth(value: Any) -> None:
+    """Enforce the depth limit."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
             if depth > MAX_DEPTH:
                 raise ValueError(f"nesting deeper than {MAX_DEPTH}")
-            if surrogates and any(_SURROGATE.search(key) for key in item):
-                raise ValueError("lone surrogate escape in a key")
             stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
             if depth > MAX_DEPTH:
                 raise ValueError(f"nesting deeper than {MAX_DEPTH}")
             stack.extend((child, depth + 1) for child in item)
-        elif surrogates and isinstance(item, str) and _SURROGATE.search(item):
-            raise ValueError("lone surrogate escape in a string")
 
 
 def loads(data: bytes | bytearray | str) -> object:
-    """Parse one strict RFC 8259 JSON document; ``ValueError`` on anything else."""
+    """Parse one strict RFC 8259 JSON document (a lone surrogate escape gives a lone surrogate);
+    ``ValueError`` on anything else."""
     if isinstance(data, (bytes, bytearray)):
         try:
             text = bytes(data).decode("utf-8")
@@ -208,9 +218,8 @@ def loads(data: bytes | bytearray | str) -> object:
         raise ValueError(str(error)) from None
     except RecursionError:
         raise ValueError(f"nesting deeper than {MAX_DEPTH}") from None
-    surrogates = _SURROGATE_ESCAPE.search(text) is not None
-    if surrogates or text.count("[") + text.count("{") > MAX_DEPTH:
-        _check_parsed(value, surrogates)
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        _check_depth(value)
     return value
 
 

@@ -35,9 +35,36 @@ fn escape_of(byte: u8) -> Option<CharEscape> {
 
 /// Append `text` as a JSON string: `"`, `\` and U+0000..U+001F escaped, all else raw UTF-8.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    write_body(out, text.as_bytes());
+    out.push(b'"');
+}
+
+/// Append `bytes`, UTF-8 that may also hold surrogates encoded as UTF-8 encodes other code
+/// points (WTF-8: what Python's `"surrogatepass"` error handler writes), as a JSON string:
+/// as `write_str`, each surrogate as a lowercase `\udxxx` escape, as JavaScript's
+/// `JSON.stringify` writes a lone surrogate.
+pub fn write_wtf8(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    let mut rest = bytes;
+    // a surrogate is 0xed, then 0xa0..=0xbf, then a continuation byte; never in valid UTF-8
+    while let Some(at) = rest
+        .windows(2)
+        .position(|pair| pair[0] == 0xed && pair[1] >= 0xa0)
+    {
+        write_body(out, &rest[..at]);
+        let unit = 0xd000 | u16::from(rest[at + 1] & 0x3f) << 6 | u16::from(rest[at + 2] & 0x3f);
+        out.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
+        rest = &rest[at + 3..];
+    }
+    write_body(out, rest);
+    out.push(b'"');
+}
+
+/// Append `bytes` escaped as inside a JSON string, without the quotes.
+fn write_body(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     let mut index = 0;
     while index < bytes.len() {
@@ -69,12 +96,11 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
         }
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
-    use super::write_str;
+    use super::{write_str, write_wtf8};
 
     fn json(text: &str) -> String {
         let mut out = Vec::new();
@@ -98,6 +124,37 @@ mod tests {
         for byte in 0u8..=0x7f {
             let text = format!("abcdefg{}hijklmnop", char::from(byte));
             assert_eq!(json(&text), serde_json::to_string(&text).unwrap());
+        }
+    }
+
+    #[test]
+    fn surrogates_are_escaped_as_javascript_writes_them() {
+        let wtf8 = |units: &[u16]| -> Vec<u8> {
+            let mut bytes = Vec::new();
+            for unit in char::decode_utf16(units.iter().copied()) {
+                match unit {
+                    Ok(ch) => bytes.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes()),
+                    Err(lone) => {
+                        let code = lone.unpaired_surrogate();
+                        bytes.extend([
+                            0xed,
+                            0x80 | ((code >> 6) & 0x3f) as u8,
+                            0x80 | (code & 0x3f) as u8,
+                        ]);
+                    }
+                }
+            }
+            bytes
+        };
+        for (units, expected) in [
+            (vec![0x78, 0xd83d], r#""x\ud83d""#),
+            (vec![0xdfff, 0x0a, 0x22, 0xe9], r#""\udfff\n\"é""#),
+            (vec![0xd800, 0xdc00u16 - 1, 0x61], r#""\ud800\udbffa""#),
+            (vec![0x61, 0xd83d, 0xde00], "\"a😀\""),
+        ] {
+            let mut out = Vec::new();
+            write_wtf8(&mut out, &wtf8(&units));
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{units:x?}");
         }
     }
 }

@@ -26,6 +26,12 @@ impl Fault {
         self.segments.push(key_segment(key));
     }
 
+    /// Record that the fault lies under the dict key written as the JSON string `quoted`
+    /// (a key that `key_segment` cannot take as `&str`: one holding a lone surrogate).
+    pub fn in_quoted_key(&mut self, quoted: &str) {
+        self.segments.push(format!("[{quoted}]"));
+    }
+
     /// Record that the fault lies under item `index` of a list or tuple.
     pub fn in_item(&mut self, index: impl std::fmt::Display) {
         self.segments.push(format!("[{index}]"));

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use super::text;
+use super::{surrogates, text};
 use crate::json::lines::Lines;
 use crate::json::MAX_DEPTH;
 
@@ -61,11 +61,30 @@ fn parse<'py>(
     let mut deserializer = serde_json::Deserializer::from_str(text);
     deserializer.disable_recursion_limit(); // our own limit below, checked before recursing
     let seed = Seed { py, depth, cache };
-    let value = seed
+    let parsed = seed
         .deserialize(&mut deserializer)
-        .map_err(|error| error.to_string())?;
-    deserializer.end().map_err(|error| error.to_string())?;
-    Ok(value)
+        .and_then(|value| deserializer.end().map(|()| value));
+    match parsed {
+        Ok(value) => Ok(value),
+        // serde_json refuses a lone surrogate in a str: read such a document apart
+        Err(_) if surrogates::may_hold(data) => surrogates::parse(py, data, depth, cache),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// `data`, one value that is neither a container nor a string: for `surrogates`, which
+/// reads all else itself.
+pub(super) fn scalar<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    depth: usize,
+    cache: &RefCell<KeyCache<'py>>,
+) -> Result<Bound<'py, PyAny>, String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(data);
+    Seed { py, depth, cache }
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|error| error.to_string())
 }
 
 fn custom<E: de::Error>(error: &PyErr) -> E {
@@ -74,7 +93,7 @@ fn custom<E: de::Error>(error: &PyErr) -> E {
 
 /// Recently seen dict keys, so repeated keys share one Python string. Keys of up to 16
 /// bytes (nearly all) are held packed in two words, found and compared without a call.
-struct KeyCache<'py> {
+pub(super) struct KeyCache<'py> {
     short: Vec<Option<(Packed, Bound<'py, PyString>)>>,
     long: Vec<Option<(Box<str>, Bound<'py, PyString>)>>,
 }

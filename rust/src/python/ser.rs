@@ -4,10 +4,10 @@ use std::ptr::addr_of_mut;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::json::bigint::decimal_from_le_bytes;
-use crate::json::escape::write_str as write_json_str;
+use crate::json::escape::{write_str as write_json_str, write_wtf8};
 use crate::json::fault::Fault;
 use crate::json::floatfmt::write_py_float;
 use crate::json::MAX_DEPTH;
@@ -21,6 +21,7 @@ pub fn dumps_into(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> Written {
 }
 
 /// The UTF-8 of an exact `str`, or `None` (error cleared) when it holds a lone surrogate.
+/// Such a `str` is written by `write_surrogates`.
 ///
 /// # Safety
 /// `ptr` must be a live `str` that outlives the returned slice, with the thread attached.
@@ -52,9 +53,15 @@ unsafe fn write_fast(
 ) -> Written {
     let kind = unsafe { ffi::Py_TYPE(ptr) };
     if kind == addr_of_mut!(ffi::PyUnicode_Type) {
-        let text = unsafe { utf8_of(ptr) }
-            .ok_or_else(|| Fault::new("cannot serialize str with a lone surrogate".to_owned()))?;
-        write_json_str(out, text);
+        match unsafe { utf8_of(ptr) } {
+            Some(text) => write_json_str(out, text),
+            None => write_surrogates(
+                out,
+                unsafe { Bound::from_borrowed_ptr(py, ptr) }
+                    .cast::<PyString>()
+                    .expect("exact str"),
+            )?,
+        }
         return Ok(());
     }
     if kind == addr_of_mut!(ffi::PyDict_Type) {
@@ -66,8 +73,10 @@ unsafe fn write_fast(
         let mut written = 0;
         while unsafe { ffi::PyDict_Next(ptr, &raw mut position, &raw mut key, &raw mut value) } != 0
         {
-            if unsafe { ffi::Py_TYPE(key) } != addr_of_mut!(ffi::PyUnicode_Type) {
-                // a str subclass, or a fault: the general path decides, from this item on
+            let exact = unsafe { ffi::Py_TYPE(key) } == addr_of_mut!(ffi::PyUnicode_Type);
+            let Some(name) = (if exact { unsafe { utf8_of(key) } } else { None }) else {
+                // a str subclass, a lone surrogate, or a fault: the general path decides, from
+                // this item on
                 let dict = unsafe { Bound::from_borrowed_ptr(py, ptr) };
                 return write_dict_items(
                     out,
@@ -75,14 +84,11 @@ unsafe fn write_fast(
                     depth,
                     written,
                 );
-            }
+            };
             if written > 0 {
                 out.push(b',');
             }
             written += 1;
-            let name = unsafe { utf8_of(key) }.ok_or_else(|| {
-                Fault::new("cannot serialize dict key with a lone surrogate".to_owned())
-            })?;
             write_json_str(out, name);
             out.push(b':');
             if let Err(mut fault) = unsafe { write_fast(out, py, value, depth + 1) } {
@@ -150,10 +156,10 @@ fn write_value(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Writt
         return unsafe { write_fast(out, obj.py(), obj.as_ptr(), depth) };
     }
     if let Ok(text) = obj.cast::<PyString>() {
-        let text = text
-            .to_str()
-            .map_err(|_| Fault::new("cannot serialize str with a lone surrogate".to_owned()))?;
-        write_json_str(out, text);
+        match text.to_str() {
+            Ok(text) => write_json_str(out, text),
+            Err(_) => write_surrogates(out, text)?,
+        }
         return Ok(());
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
@@ -196,6 +202,17 @@ fn write_value(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Writt
     Err(Fault::new(format!("cannot serialize {}", type_name(obj))))
 }
 
+/// A `str` holding lone surrogates (a JavaScript string may): each written as a `\udxxx`
+/// escape, as `JSON.stringify` writes it (see `write_wtf8`).
+fn write_surrogates(out: &mut Vec<u8>, text: &Bound<'_, PyString>) -> Written {
+    let encoded = text
+        .call_method1("encode", ("utf-8", "surrogatepass"))
+        .and_then(|bytes| Ok(bytes.cast_into::<PyBytes>()?))
+        .map_err(|error| Fault::new(format!("cannot serialize str ({error})")))?;
+    write_wtf8(out, encoded.as_bytes());
+    Ok(())
+}
+
 fn too_deep(depth: usize) -> Written {
     if depth > MAX_DEPTH {
         return Err(Fault::new(format!(
@@ -226,16 +243,24 @@ fn write_dict_items(
                 type_name(&key)
             )));
         };
-        let key = key.to_str().map_err(|_| {
-            Fault::new("cannot serialize dict key with a lone surrogate".to_owned())
-        })?;
         if index > 0 {
             out.push(b',');
         }
-        write_json_str(out, key);
+        let name = key.to_str().ok(); // `None`: it holds a lone surrogate
+        let start = out.len();
+        if let Some(name) = name {
+            write_json_str(out, name);
+        } else {
+            write_surrogates(out, key)?;
+        }
+        let end = out.len();
         out.push(b':');
         if let Err(mut fault) = write_value(out, &value, depth + 1) {
-            fault.in_key(key);
+            if let Some(name) = name {
+                fault.in_key(name);
+            } else {
+                fault.in_quoted_key(&String::from_utf8_lossy(&out[start..end]));
+            }
             return Err(fault);
         }
     }
