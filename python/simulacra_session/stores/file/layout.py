@@ -94,10 +94,6 @@ class Layout:
         """The session file's name under the root."""
         return session_id + SUFFIXES[file_format or self.format]
 
-    def index_dir(self, parent_id: str) -> str:
-        """The directory indexing ``parent_id``'s forks."""
-        return os.path.join(self.root, parent_id + "-forks")
-
     def newer_file(self, session_id: str) -> tuple[str, FileFormat] | None:
         """The name and format of the session's file that loads read when both formats exist
         (the newer by mtime, the store's format on a tie); ``None`` when neither does."""
