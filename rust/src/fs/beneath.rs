@@ -28,6 +28,24 @@ pub enum Open {
     Existing,
 }
 
+/// An open directory: names beneath it are reached from its descriptor (on Windows, from
+/// its path: see the module's notes).
+pub struct Dir {
+    #[cfg(unix)]
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl Dir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: &OsStr) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
 /// What kind of entry a name is, and its identity (device, inode) when it is not a symlink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -53,9 +71,9 @@ mod imp {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
-    use super::{Entry, Open};
+    use super::{Dir, Entry, Open};
     use crate::errors::CoreError;
 
     fn c_string(bytes: &[u8]) -> Result<CString, CoreError> {
@@ -76,12 +94,6 @@ mod imp {
         }
     }
 
-    /// An open directory: names beneath it are reached from its descriptor.
-    pub struct Dir {
-        fd: OwnedFd,
-        path: PathBuf,
-    }
-
     impl Dir {
         /// Open the directory at `path` (its own path resolved as given).
         pub fn open(path: &Path) -> Result<Dir, CoreError> {
@@ -96,14 +108,6 @@ mod imp {
                 fd,
                 path: path.to_path_buf(),
             })
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.path
-        }
-
-        pub fn join(&self, name: &OsStr) -> PathBuf {
-            self.path.join(name)
         }
 
         /// `name`'s kind and identity, not following a symlink; `None` when it is absent.
@@ -250,18 +254,13 @@ mod imp {
     use std::ffi::OsStr;
     use std::fs::{self, File, OpenOptions};
     use std::io;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
-    use super::{Entry, Open};
+    use super::{Dir, Entry, Open};
     use crate::errors::CoreError;
 
     /// `ERROR_CANT_RESOLVE_FILENAME`: what this fallback reports for a symlink in the way.
     pub const CANT_RESOLVE: i32 = 1921;
-
-    /// A directory by its path: Windows has no `*at` calls (see the module's notes).
-    pub struct Dir {
-        path: PathBuf,
-    }
 
     impl Dir {
         pub fn open(path: &Path) -> Result<Dir, CoreError> {
@@ -273,14 +272,6 @@ mod imp {
             Ok(Dir {
                 path: path.to_path_buf(),
             })
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.path
-        }
-
-        pub fn join(&self, name: &OsStr) -> PathBuf {
-            self.path.join(name)
         }
 
         pub fn entry(&self, name: &OsStr) -> Result<Option<Entry>, CoreError> {
@@ -370,7 +361,6 @@ mod imp {
     }
 }
 
-pub use imp::Dir;
 #[cfg(unix)]
 pub use imp::{file_id, lock_fd};
 
