@@ -54,7 +54,9 @@ class SessionManager:
     the background: saves of a session never interleave, a burst coalesces (one in flight,
     at most one queued, the last holding the newest messages) and a failure is emitted as a
     ``lifecycle_error`` event instead of reaching the conversation. ``await flush()`` waits
-    for all of it, child sessions included.
+    for all of it, child sessions included. A fork whose parent is gone loads, as in the
+    original library, without what it inherits (with a warning); ``strict_forks=True``
+    raises ``CorruptSessionError`` instead.
     """
 
     def __init__(
@@ -64,12 +66,14 @@ class SessionManager:
         *,
         auto_save: bool = True,
         auto_slug: bool = True,
+        strict_forks: bool = False,
     ) -> None:
         if not isinstance(store, SessionStore):
             raise TypeError(f"store must implement SessionStore, got {type(store).__name__}")
         self._store = store
         self._conversation = conversation
         self._auto_save = auto_save
+        self._strict_forks = strict_forks
         self._auto_slug = auto_slug
         self._snapshots = Snapshots(conversation, auto_slug=auto_slug)
         self._events = Emitter()
@@ -143,7 +147,7 @@ class SessionManager:
             id = sessions[0].id
         validate_session_id(id)
         await self.flush()
-        resolved = await resolve_history(self._store, id)
+        resolved = await resolve_history(self._store, id, strict=self._strict_forks)
         if resolved is None:
             raise SessionNotFoundError(id)
         metadata = resolved.stored.metadata
@@ -412,6 +416,7 @@ class SessionManager:
             child,
             auto_save=self._auto_save,
             auto_slug=self._auto_slug and not child.is_checkpoint,
+            strict_forks=self._strict_forks,
         )
         manager._parent = self
         self._prune_children()
