@@ -143,12 +143,15 @@ pub fn atomic_write(path: &Path, data: &[u8], fsync: bool, mode: u32) -> Result<
     let mut file = create_temp(&dir, &temp, mode).map_err(naming)?;
     let written = set_mode(&file, mode)
         .and_then(|()| file.write_all(data))
-        .and_then(|()| if fsync { file.sync_all() } else { Ok(()) })
-        .and_then(|()| dir.rename(&temp, name));
-    if let Err(source) = written {
+        .and_then(|()| if fsync { file.sync_all() } else { Ok(()) });
+    #[cfg(windows)]
+    drop(file); // no lock to hold there, and a file is renamed more surely once closed
+    let renamed = written.and_then(|()| dir.rename(&temp, name));
+    if let Err(source) = renamed {
         let _ = dir.remove(&temp, false); // still locked by this writer: nobody else's
         return Err(CoreError::io(source, path));
     }
+    #[cfg(unix)]
     drop(file); // releases the lock, once the temp name is gone
     if fsync {
         dir.sync()
