@@ -86,13 +86,12 @@ class CorruptSessionError(SessionError):
 
 
 class UnsafePathError(SessionError):
-    """A symlink (or another entry the store never makes) sits where a file store keeps a
-    session file, a temp file or a fork index directory. The store refuses to go through
-    it and leaves it as it is, so nothing outside its root is ever read, written or
-    removed. ``path`` names the entry."""
+    """A symlink sits where a file store keeps a session file, a temp file, a fork index
+    directory or one of its entries. The store refuses to go through it and leaves it as it
+    is, so nothing outside its root is ever read, written or removed. ``path`` names it."""
 
-    def __init__(self, path: str, what: str = "a symlink") -> None:
-        super().__init__(f"refusing {path}: {what} where the store keeps its own files")
+    def __init__(self, path: str) -> None:
+        super().__init__(f"refusing {path}: a symlink where the store keeps its own files")
         self.path = path
 
 
