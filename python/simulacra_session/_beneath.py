@@ -100,8 +100,9 @@ class Dir:
         self.path = path
         if fd is None and AT:
             fd = os.open(path, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
-        elif fd is None and not os.path.isdir(path):
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        elif fd is None and not os.path.isdir(path):  # Windows: no descriptor to open
+            code = errno.ENOTDIR if os.path.lexists(path) else errno.ENOENT
+            raise OSError(code, os.strerror(code), path)
         self.fd = fd
 
     def __enter__(self) -> Dir:
