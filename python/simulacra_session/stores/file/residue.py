@@ -120,7 +120,7 @@ class Residue:
                 elif name.endswith("-forks") and SESSION_ID_PATTERN.fullmatch(
                     parent := name[: -len("-forks")]
                 ):
-                    with self._locks.held(parent) if not FLOCK else nullcontext():  # see the module's notes
+                    with self._held(parent) if not FLOCK else nullcontext():  # see the module's notes
                         removed += self._index.sweep(parent)
             except UnsafePathError as error:  # a symlinked session file or index: left alone
                 _log.warning("left %s: %s", error.path, error)
@@ -128,9 +128,14 @@ class Residue:
 
     def _sweep_temp(self, session_id: str, file_format: FileFormat, name: str, *, old: bool) -> str | None:
         root_path = self._layout.root
-        self._swept[session_id] = True  # so that taking its id lock does not sweep it first, uncounted
-        with self._locks.held(session_id), self._locked(session_id, file_format), Dir(root_path) as root:
+        with self._held(session_id), self._locked(session_id, file_format), Dir(root_path) as root:
             return _swept(root, name, locked=old)
+
+    def _held(self, session_id: str) -> AbstractContextManager[None]:
+        """The session's id lock, for a sweep of the root: taking it does not sweep the session
+        first (on first use), where what is removed would go uncounted."""
+        self._swept[session_id] = True
+        return self._locks.held(session_id)
 
 
 def _swept(root: Dir, temp: str, *, locked: bool = False) -> str | None:
