@@ -197,6 +197,8 @@ def test_the_original_reads_and_continues_what_we_write(
     )
     for fork_id, expected in zip(forks, (["q1", "q2", "own"], ["own"]), strict=True):
         assert node.history(fork_id) == run(history(store, fork_id)) == expected
+    node({"op": "delete", "id": "q"})  # its forks keep what they inherit, on both sides
+    assert node.history(forks[0]) == run(history(store, forks[0])) == ["q1", "q2", "own"]
 
 
 @pytest.mark.parametrize("file_format", FORMATS)

@@ -177,6 +177,13 @@ def test_a_fork_at_a_message_without_id_carries_copies_for_the_original(tmp_path
     expected = ["a", "b", "fork's own", "more"]
     assert texts(run(our_history(store, fork_id))) == texts(original_history(tmp_path, fork_id)) == expected
     assert texts(run(store.load(fork_id)).messages) == ["fork's own", "more"]
+    (tmp_path / "p.json").unlink()  # as the original deletes a parent: its forks keep their copies
+    assert texts(run(our_history(store, fork_id))) == texts(original_history(tmp_path, fork_id)) == expected
+    manager = SessionManager(store, SimpleConversation())
+    run(manager.load(fork_id))
+    manager.conversation.append(msg("after"))
+    run(manager.save(full=True))  # its own messages, after the copies
+    assert texts(document(tmp_path, fork_id)["messages"]) == [*expected, "after"]
 
 
 def test_a_fork_of_an_empty_parent_stays_empty_on_both_sides(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ original library carry only ``fork_message_id`` (cut after that message), or nei
 (the parent's whole history), and are resolved as the original resolves them.
 
 A fork whose parent is gone loads, as in the original library, with the history it has
-without it (its own messages, or what it inherits from the ancestors still there) and a
-warning; ``strict=True`` raises ``CorruptSessionError`` instead. The walk is written once
+without it (its own messages, or what it inherits from the ancestors still there; the copy
+of what it inherits, when its store kept one: ``StoredSession.parent_copy``) and a warning;
+``strict=True`` raises ``CorruptSessionError`` instead. The walk is written once
 (``_walk``, which asks for each session it needs) and driven by an async loader
 (``resolve_history``, for stores) or a plain one (``resolve_history_sync``, for a store
 resolving a parent inside its own worker thread).
@@ -84,6 +85,7 @@ def _walk(session_id: str, strict: bool) -> _Walk:
     chain: list[StoredSession] = []  # the session, then each ancestor it inherits from
     seen: set[str] = set()
     current = session_id
+    copied = None  # the copy of what the last inherits, standing in for its missing parent
     while True:
         if current in seen:
             raise CorruptSessionError(f"fork cycle: session {chain[-1].metadata.id} leads back to {current}")
@@ -95,16 +97,18 @@ def _walk(session_id: str, strict: bool) -> _Walk:
             problem = f"session {chain[-1].metadata.id} inherits from missing session {current}"
             if strict:
                 raise CorruptSessionError(problem)
-            _log.warning("%s: loading it without what it inherits", problem)
+            copied = chain[-1].parent_copy
+            how = "without what it inherits" if copied is None else "with its copy of what it inherits"
+            _log.warning("%s: loading it %s", problem, how)
             break
         chain.append(stored)
         if not inherits(stored.metadata):
             break
         current = stored.metadata.parent_id  # type: ignore[assignment]
-    # the last is where the history starts: a session inheriting nothing, or whose parent is gone
-    history = list(chain[-1].messages)
+    # the history starts with the last: a session inheriting nothing, or whose parent is gone
+    history, forks = (list(chain[-1].messages), chain[:-1]) if copied is None else (list(copied), chain)
     inherited = 0
-    for fork in reversed(chain[:-1]):
+    for fork in reversed(forks):
         inherited = inherited_count(fork.metadata, history, strict=strict)
         history = history[:inherited] + fork.messages
     return ResolvedSession(stored=chain[0], messages=history, inherited=inherited)

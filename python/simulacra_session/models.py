@@ -86,10 +86,16 @@ class SessionMetadata(BaseModel):
 
 @dataclass(frozen=True)
 class StoredSession:
-    """A session as a store holds it: its metadata and the messages it stores itself."""
+    """A session as a store holds it: its metadata and the messages it stores itself.
+
+    ``parent_copy`` is, for an attached fork, a copy of the messages it inherits, when the store
+    keeps one (the file store's ``.json`` forks hold it for the original library): its history
+    is resolved from it should the parent be gone.
+    """
 
     metadata: SessionMetadata
     messages: list[Message]
+    parent_copy: list[Message] | None = None
 
 
 def merge_metadata(

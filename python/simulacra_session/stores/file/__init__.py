@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from ..._backend import atomic_write
 from ..._lru import LRU
-from ...errors import CorruptSessionError, SessionNotFoundError
+from ...errors import CorruptSessionError
 from ...ids import validate_session_id
 from ...messages import Message
 from ...models import (
@@ -41,14 +41,14 @@ from .._cancellation import finish
 from .._codec import check_save_args, encode_metadata, page
 from . import journal
 from .commit import GroupCommit
-from .document import Document, decode_document
+from .document import decode_document
 from .files import fsync_dir, read_from, read_path, set_aside, sync_file
 from .index import ForkIndex
 from .layout import FORMATS, OTHER, FileFormat, Layout
 from .listing import Listing
 from .locks import IdLocks, file_locked, open_locked
 from .residue import Residue
-from .whole import encode_whole, journal_state, remove_other
+from .whole import encode_whole, journal_state, needs_conversion, remove_other
 
 __all__ = ["FileFormat", "FileSessionStore"]
 
@@ -145,23 +145,23 @@ class FileSessionStore:
         file_format, data, inode, _ = max(found, key=lambda item: (item[3], item[0] == self.format))
         return file_format, data, inode
 
-    def _decode(self, session_id: str, file_format: FileFormat, data: bytes, inode: int) -> Document:
+    def _decode(self, session_id: str, file_format: FileFormat, data: bytes, inode: int) -> StoredSession:
         path = self._layout.path(session_id, file_format)
         if file_format == "jsonl":
-            return Document(self._decode_journal(session_id, data, path, inode)[0])
+            return self._decode_journal(session_id, data, path, inode)[0]
         return decode_document(session_id, data, f"file {path}")
 
     def _load_sync(self, session_id: str) -> StoredSession | None:
         self._residue.first_use(session_id, lock=True)
         found = self._find(session_id)
-        return None if found is None else self._decode(session_id, *found).session
+        return None if found is None else self._decode(session_id, *found)
 
     def _read(self, session_id: str, file_format: FileFormat) -> StoredSession | None:
         try:
             data, inode, _ = read_path(self._layout.path(session_id, file_format))
         except FileNotFoundError:
             return None
-        return self._decode(session_id, file_format, data, inode).session
+        return self._decode(session_id, file_format, data, inode)
 
     def _list_sync(self, limit: int | None, offset: int) -> builtins.list[SessionMetadata]:
         ranked = self._listing.ranked(self._listing.current())
@@ -206,7 +206,7 @@ class FileSessionStore:
                 found = self._find(session_id)
                 if (found[0] if found is not None else self.format) != locked:
                     continue  # converted or created in the other format meanwhile: lock that file
-                existing: Document | None = None
+                existing: StoredSession | None = None
                 corrupt_path = None
                 if found is not None:
                     try:
@@ -215,14 +215,14 @@ class FileSessionStore:
                         if mode != "save":
                             raise
                         corrupt_path = layout.path(session_id, found[0])
-                old = existing.session.metadata if existing is not None else None
+                old = existing.metadata if existing is not None else None
                 if keep:
                     if existing is None:
                         return
-                    messages, merged = existing.session.messages, existing.session.metadata
+                    messages, merged = existing.messages, existing.metadata
                 else:
                     if mode == "append" and existing is not None:
-                        messages = [*existing.session.messages, *messages]
+                        messages = [*existing.messages, *messages]
                     merged = merge_metadata(session_id, old, len(messages), given)
                 file_format = target or locked
                 path = layout.path(session_id, file_format)
@@ -324,17 +324,10 @@ class FileSessionStore:
 
     def _convert_sync(self, session_id: str, file_format: FileFormat) -> bool:
         with self._locks.held(session_id):
-            paths = (
-                self._layout.path(session_id, file_format),
-                self._layout.path(session_id, OTHER[file_format]),
-            )
-            target, other = map(os.path.lexists, paths)
-            if not other:
-                if target:
-                    return False
-                raise SessionNotFoundError(session_id)
-            self._rewrite(session_id, [], None, mode="convert", target=file_format)
-            return True
+            converts = needs_conversion(self._layout, session_id, file_format)
+            if converts:
+                self._rewrite(session_id, [], None, mode="convert", target=file_format)
+            return converts
 
     def _compact_if_due(self, session_id: str) -> None:
         with self._locks.held(session_id):

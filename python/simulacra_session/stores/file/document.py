@@ -12,7 +12,8 @@ things the original reads differently from us are written its way here:
   fork is written as the original's *detached* fork holding a copy of what it inherits,
   followed by its own messages, with ``"copied_from_parent": N`` saying how many of them
   are copies. We read it back as what it is to us, an attached fork storing its own
-  messages (the copies are reused when it is rewritten), so both libraries resolve it to
+  messages (the copies are reused when it is rewritten, and stand in for its parent should
+  the parent be deleted: ``StoredSession.parent_copy``), so both libraries resolve it to
   the same history. A document whose copy count does not fit its messages (the original
   rewrote it) is read as the original reads it: a detached fork.
 """
@@ -20,7 +21,6 @@ things the original reads differently from us are written its way here:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from ..._backend import dumps
 from ...history import inherits, resolve_history_sync
@@ -29,41 +29,30 @@ from ...models import SessionMetadata, StoredSession, metadata_from_stored
 from ...timestamps import next_timestamp
 from .._codec import decode_session, stored_metadata
 
-__all__ = ["COPIED_KEY", "Document", "decode_document", "encode_document", "stamp_document"]
+__all__ = ["COPIED_KEY", "decode_document", "encode_document", "stamp_document"]
 
 #: The metadata key counting the parent's messages copied at the start of a fork's document.
 COPIED_KEY = "copied_from_parent"
 
 
-@dataclass(frozen=True)
-class Document:
-    """A session document as we read it, and the parent's messages it holds a copy of
-    (``None`` unless it is a fork written with copies)."""
-
-    session: StoredSession
-    copied: list[Message] | None = None
-
-
-def decode_document(session_id: str, data: bytes, where: str) -> Document:
+def decode_document(session_id: str, data: bytes, where: str) -> StoredSession:
     """Parse a ``.json`` document (``CorruptSessionError`` naming ``where``), copies set apart."""
     stored = decode_session(session_id, data, where)
     metadata = stored.metadata
     count = (metadata.model_extra or {}).get(COPIED_KEY)
     if count is None or metadata.detached is not True:
-        return Document(stored)
+        return stored
     if type(count) is not int or not 0 <= count <= min(len(stored.messages), metadata.message_count):
-        return Document(stored)  # not copies we wrote: the fork the original library sees
+        return stored  # not copies we wrote: the fork the original library sees
     own = metadata.to_json_dict()
     del own[COPIED_KEY]
     own.update(detached=False, message_count=metadata.message_count - count)
-    return Document(
-        StoredSession(metadata_from_stored(session_id, own), stored.messages[count:]),
-        stored.messages[:count],
-    )
+    own_metadata = metadata_from_stored(session_id, own)
+    return StoredSession(own_metadata, stored.messages[count:], stored.messages[:count])
 
 
 def _copies(
-    metadata: SessionMetadata, existing: Document | None, load: Callable[[str], StoredSession | None]
+    metadata: SessionMetadata, existing: StoredSession | None, load: Callable[[str], StoredSession | None]
 ) -> list[Message] | None:
     """The parent's messages to copy into the fork's document, ``None`` for none.
 
@@ -80,9 +69,7 @@ def _copies(
         return None
     if count == 0:
         return []
-    kept = (
-        existing.copied if existing is not None and existing.session.metadata.parent_id == parent_id else None
-    )
+    kept = existing.parent_copy if existing is not None and existing.metadata.parent_id == parent_id else None
     if kept is not None and len(kept) == count:
         return kept
     resolved = resolve_history_sync(load, parent_id)
@@ -94,7 +81,7 @@ def _copies(
 def encode_document(
     metadata: SessionMetadata,
     messages: Sequence[Message],
-    existing: Document | None,
+    existing: StoredSession | None,
     load: Callable[[str], StoredSession | None],
 ) -> bytes:
     """The document of a session (``existing``: as stored before), with copies of what it

@@ -65,7 +65,7 @@ def _metadata_of(session_id: str, file_format: FileFormat, path: str) -> Session
         size = os.fstat(fd).st_size
         if file_format == "jsonl":
             return _journal_metadata(session_id, fd, size, path)
-        return decode_document(session_id, read_from(fd, 0, size), f"file {path}").session.metadata
+        return decode_document(session_id, read_from(fd, 0, size), f"file {path}").metadata
     finally:
         os.close(fd)
 

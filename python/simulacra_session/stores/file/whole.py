@@ -1,26 +1,28 @@
-"""A whole session file in either format: what a full rewrite writes, and the other file it removes."""
+"""A whole session file in either format: what a full rewrite writes, whether a conversion
+has work to do, and the other file a rewrite removes."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
 
+from ...errors import SessionNotFoundError
 from ...messages import Message
 from ...models import SessionMetadata, StoredSession
 from .._codec import encode_metadata
 from . import journal
-from .document import Document, encode_document, stamp_document
+from .document import encode_document, stamp_document
 from .files import fsync_dir
 from .layout import OTHER, FileFormat, Layout
 
-__all__ = ["encode_whole", "journal_state", "remove_other"]
+__all__ = ["encode_whole", "journal_state", "needs_conversion", "remove_other"]
 
 
 def encode_whole(
     file_format: FileFormat,
     metadata: SessionMetadata,
     messages: Sequence[Message],
-    existing: Document | None,
+    existing: StoredSession | None,
     load: Callable[[str], StoredSession | None],
     *,
     stamp: bool,
@@ -37,8 +39,18 @@ def encode_whole(
         encoded, superseded, last_commit = journal.encode_full(encode_metadata(metadata), lines)
         return encoded, metadata, superseded, last_commit
     if stamp:
-        metadata = stamp_document(metadata, existing.session.metadata if existing is not None else None)
+        metadata = stamp_document(metadata, existing.metadata if existing is not None else None)
     return encode_document(metadata, messages, existing, load), metadata, 0, 0
+
+
+def needs_conversion(layout: Layout, session_id: str, file_format: FileFormat) -> bool:
+    """Whether the session has a file in the format other than ``file_format``, to convert;
+    ``SessionNotFoundError`` when it has no file at all."""
+    if os.path.lexists(layout.path(session_id, OTHER[file_format])):
+        return True
+    if os.path.lexists(layout.path(session_id, file_format)):
+        return False
+    raise SessionNotFoundError(session_id)
 
 
 def remove_other(layout: Layout, session_id: str, written: FileFormat, fsync: bool) -> bool:
