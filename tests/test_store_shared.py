@@ -133,6 +133,17 @@ def test_json_documents_are_stamped_in_milliseconds_after_the_last_stamp(tmp_pat
     assert document(tmp_path, "ahead")["metadata"]["created_at"] == "2025-01-02T03:04:05.678Z"
 
 
+def test_a_journal_converted_for_the_original_is_stamped_in_milliseconds(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    run(store.save("s", [msg("a")]))
+    before = run(store.load("s")).metadata
+    run(store.convert("s", "json"))
+    meta = document(tmp_path, "s")["metadata"]
+    assert MILLIS.fullmatch(meta["updated_at"])
+    assert MILLIS.fullmatch(meta["created_at"])
+    assert 0 <= (parse_timestamp(meta["updated_at"]) - before.updated).total_seconds() < 0.001
+
+
 def test_json_stamps_sort_as_strings_in_save_order(tmp_path: Path) -> None:
     store = FileSessionStore(tmp_path, format="json")
     for index in range(20):  # within a few milliseconds: distinct stamps all the same

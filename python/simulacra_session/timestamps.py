@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "format_timestamp",
+    "in_millis",
     "next_timestamp",
     "parse_timestamp",
     "stamp_after",
@@ -84,7 +85,19 @@ def _next_millis(previous: str | None) -> str:
     after = to_micros(previous) // 1000 + 1 if previous is not None else 0
     with _millis_lock:  # the process's sequence follows the clock, whatever a session's stamp says
         _last_millis = max(time.time_ns() // 1_000_000, _last_millis + 1)
-        moment = _EPOCH + timedelta(milliseconds=max(_last_millis, after))
+        millis = max(_last_millis, after)
+    return _millis_text(millis)
+
+
+def in_millis(value: str) -> str:
+    """``value`` as the original library writes stamps (``2026-01-02T03:04:05.123Z``), rounded up
+    to a whole millisecond: it sorts as a string among such stamps as its instant does
+    (``ValueError`` as for ``parse_timestamp``)."""
+    return _millis_text(-(-to_micros(value) // 1000))
+
+
+def _millis_text(millis: int) -> str:
+    moment = _EPOCH + timedelta(milliseconds=millis)
     return f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}.{moment.microsecond // 1000:03d}Z"
 
 

@@ -469,8 +469,9 @@ class FileSessionStore:
 
         Saves and appends keep the format a session is found in; only this changes it (a
         ``.jsonl`` journal is not visible to the original library). The messages, metadata
-        and ``updated_at`` are kept. ``True`` when it was converted, ``False`` when it was
-        stored in that format alone; ``SessionNotFoundError`` when it does not exist.
+        and stamps are kept (in a ``.json`` document to the millisecond, rounded up). ``True``
+        when it was converted, ``False`` when it was stored in that format alone;
+        ``SessionNotFoundError`` when it does not exist.
         """
         validate_session_id(id)
         target = self.format if format is None else format

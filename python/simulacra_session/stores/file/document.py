@@ -26,7 +26,7 @@ from ..._backend import dumps
 from ...history import inherits, resolve_history_sync
 from ...messages import Message
 from ...models import SessionMetadata, StoredSession, metadata_from_stored
-from ...timestamps import next_timestamp
+from ...timestamps import in_millis, next_timestamp
 from .._codec import decode_session, stored_metadata
 
 __all__ = ["COPIED_KEY", "decode_document", "encode_document", "stamp_document"]
@@ -95,8 +95,14 @@ def encode_document(
     return dumps({"metadata": meta, "messages": list(messages)})
 
 
-def stamp_document(metadata: SessionMetadata, previous: SessionMetadata | None) -> SessionMetadata:
-    """``metadata`` of a save stamped in whole milliseconds, after ``previous``'s stamp."""
+def stamp_document(
+    metadata: SessionMetadata, previous: SessionMetadata | None, *, fresh: bool
+) -> SessionMetadata:
+    """``metadata`` stamped in whole milliseconds: a save (``fresh``) after ``previous``'s stamp, a
+    conversion with the instants it has, rounded up."""
+    if not fresh:
+        stamps = {"updated_at": in_millis(metadata.updated_at), "created_at": in_millis(metadata.created_at)}
+        return metadata.model_copy(update=stamps)
     updated = next_timestamp(previous.updated_at if previous is not None else None, millis=True)
     created = previous.created_at if previous is not None else updated
     return metadata.model_copy(update={"updated_at": updated, "created_at": created})

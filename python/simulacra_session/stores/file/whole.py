@@ -31,15 +31,14 @@ def encode_whole(
     the metadata it already supersedes and of its last record (see ``journal.encode_full``).
 
     A ``.json`` document is written for the original library (see ``document``; ``load``
-    reads a session, for a fork's parent); with ``stamp`` (a save, not a conversion) its
-    stamps are whole milliseconds after ``existing``'s.
+    reads a session, for a fork's parent), stamped in whole milliseconds: after ``existing``'s
+    with ``stamp`` (a save), else (a conversion) at its instants, rounded up.
     """
     if file_format == "jsonl":
         lines = journal.message_lines(messages, 0)
         encoded, superseded, last_commit = journal.encode_full(encode_metadata(metadata), lines)
         return encoded, metadata, superseded, last_commit
-    if stamp:
-        metadata = stamp_document(metadata, existing.metadata if existing is not None else None)
+    metadata = stamp_document(metadata, existing.metadata if existing is not None else None, fresh=stamp)
     return encode_document(metadata, messages, existing, load), metadata, 0, 0
 
 
