@@ -216,6 +216,15 @@ def test_a_fork_at_a_message_with_an_id_needs_no_copies(tmp_path: Path) -> None:
     assert texts(run(our_history(store, fork_id))) == texts(original_history(tmp_path, fork_id)) == expected
 
 
+def test_a_fork_of_a_journal_carries_copies_for_the_original(tmp_path: Path) -> None:
+    run(FileSessionStore(tmp_path).save("p", [msg("a", id="m1"), msg("b", id="m2")]))  # unseen by it
+    store, fork_id = run(fork_of(tmp_path, "p"))
+    meta = document(tmp_path, fork_id)["metadata"]
+    assert (meta["fork_message_id"], meta["copied_from_parent"]) == ("m2", 2)
+    expected = ["a", "b", "fork's own"]
+    assert texts(run(our_history(store, fork_id))) == texts(original_history(tmp_path, fork_id)) == expected
+
+
 def test_copies_follow_conversions_and_a_materialized_fork_drops_them(tmp_path: Path) -> None:
     original_file(tmp_path, "p", [msg("a")])
     store, fork_id = run(fork_of(tmp_path, "p", "jsonl"))  # a journal: the original cannot see it

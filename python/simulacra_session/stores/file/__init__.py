@@ -227,7 +227,7 @@ class FileSessionStore:
                 file_format = target or locked
                 path = layout.path(session_id, file_format)
                 encoded, merged, superseded, last_commit = encode_whole(
-                    file_format, merged, messages, existing, self._load_sync, stamp=not keep
+                    file_format, merged, messages, existing, self._load_sync, layout, stamp=not keep
                 )
                 self._index.check(session_id, merged.parent_id)
                 self._make_root()

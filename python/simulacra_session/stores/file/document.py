@@ -8,14 +8,15 @@ things the original reads differently from us are written its way here:
   as their instants do.
 - **Forks it would resolve differently.** The original ignores ``fork_message_count``: a
   fork with no ``fork_message_id`` (its fork point has no id, or its parent was empty) is
-  to it a fork of the parent's whole current history, which grows with the parent. Such a
-  fork is written as the original's *detached* fork holding a copy of what it inherits,
-  followed by its own messages, with ``"copied_from_parent": N`` saying how many of them
-  are copies. We read it back as what it is to us, an attached fork storing its own
-  messages (the copies are reused when it is rewritten, and stand in for its parent should
-  the parent be deleted: ``StoredSession.parent_copy``), so both libraries resolve it to
-  the same history. A document whose copy count does not fit its messages (the original
-  rewrote it) is read as the original reads it: a detached fork.
+  to it a fork of the parent's whole current history, which grows with the parent; and a
+  parent kept as a journal it does not see at all. Such a fork is written as the
+  original's *detached* fork holding a copy of what it inherits, followed by its own
+  messages, with ``"copied_from_parent": N`` saying how many of them are copies. We read
+  it back as what it is to us, an attached fork storing its own messages (the copies are
+  reused when it is rewritten, and stand in for its parent should the parent be deleted:
+  ``StoredSession.parent_copy``), so both libraries resolve it to the same history. A
+  document whose copy count does not fit its messages (the original rewrote it) is read as
+  the original reads it: a detached fork.
 """
 
 from __future__ import annotations
@@ -52,20 +53,24 @@ def decode_document(session_id: str, data: bytes, where: str) -> StoredSession:
 
 
 def _copies(
-    metadata: SessionMetadata, existing: StoredSession | None, load: Callable[[str], StoredSession | None]
+    metadata: SessionMetadata,
+    existing: StoredSession | None,
+    load: Callable[[str], StoredSession | None],
+    shared: Callable[[str], bool],
 ) -> list[Message] | None:
     """The parent's messages to copy into the fork's document, ``None`` for none.
 
     Only a fork the original library would resolve to more than it inherits gets copies:
     those ``existing`` holds when it is the same fork, else the first ``fork_message_count``
     messages of its parent's history, resolved through ``load``. None when the parent is
-    gone: the original, like us, then sees the fork's own messages.
+    gone: the original, like us, then sees the fork's own messages. ``shared(id)`` tells
+    whether a session is a ``.json`` document, which the original reads.
     """
     count = metadata.fork_message_count
     parent_id = metadata.parent_id
     if not inherits(metadata) or count is None or parent_id is None:
         return None
-    if metadata.fork_message_id is not None and count > 0:  # the original cuts there too
+    if metadata.fork_message_id is not None and count > 0 and shared(parent_id):  # it cuts there too
         return None
     if count == 0:
         return []
@@ -83,12 +88,13 @@ def encode_document(
     messages: Sequence[Message],
     existing: StoredSession | None,
     load: Callable[[str], StoredSession | None],
+    shared: Callable[[str], bool],
 ) -> bytes:
     """The document of a session (``existing``: as stored before), with copies of what it
-    inherits when the original library needs them. ``SerializationError`` when a value is
-    not JSON."""
+    inherits when the original library needs them (see ``_copies``). ``SerializationError``
+    when a value is not JSON."""
     meta = stored_metadata(metadata)
-    copied = _copies(metadata, existing, load)
+    copied = _copies(metadata, existing, load, shared)
     if copied is not None:
         meta.update({"detached": True, "message_count": len(copied) + len(messages), COPIED_KEY: len(copied)})
         messages = [*copied, *messages]

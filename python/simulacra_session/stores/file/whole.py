@@ -24,6 +24,7 @@ def encode_whole(
     messages: Sequence[Message],
     existing: StoredSession | None,
     load: Callable[[str], StoredSession | None],
+    layout: Layout,
     *,
     stamp: bool,
 ) -> tuple[bytes, SessionMetadata, int, int]:
@@ -31,7 +32,7 @@ def encode_whole(
     the metadata it already supersedes and of its last record (see ``journal.encode_full``).
 
     A ``.json`` document is written for the original library (see ``document``; ``load``
-    reads a session, for a fork's parent), stamped in whole milliseconds: after ``existing``'s
+    reads a session, for a fork's parent, in ``layout``), stamped in whole milliseconds: after ``existing``'s
     with ``stamp`` (a save), else (a conversion) at its instants, rounded up.
     """
     if file_format == "jsonl":
@@ -39,7 +40,11 @@ def encode_whole(
         encoded, superseded, last_commit = journal.encode_full(encode_metadata(metadata), lines)
         return encoded, metadata, superseded, last_commit
     metadata = stamp_document(metadata, existing.metadata if existing is not None else None, fresh=stamp)
-    return encode_document(metadata, messages, existing, load), metadata, 0, 0
+
+    def shared(session_id: str) -> bool:
+        return os.path.lexists(layout.path(session_id, "json"))
+
+    return encode_document(metadata, messages, existing, load, shared), metadata, 0, 0
 
 
 def needs_conversion(layout: Layout, session_id: str, file_format: FileFormat) -> bool:
