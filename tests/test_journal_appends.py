@@ -7,24 +7,12 @@ import asyncio
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from simulacra_session import FileSessionStore
 from simulacra_session.stores.file import locks as file_locks
-
-
-def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
-
-
-def msg(text: str) -> dict[str, Any]:
-    return {"role": "user", "content": [{"type": "text", "text": text}]}
-
-
-def texts(messages: list[Any]) -> list[str]:
-    return [m["content"][0]["text"] for m in messages]
+from simulacra_session.testing.helpers import msg, run, texts
 
 
 async def test_concurrent_durable_appends_share_the_syncer(tmp_path: Path) -> None:
