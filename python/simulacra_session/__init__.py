@@ -44,6 +44,7 @@ from .protocols import (
     ChainLoadingStore,
     Conversation,
     ForkIndexedStore,
+    RestorableSessionStore,
     SessionStore,
 )
 from .stores import AdapterSessionStore, FileSessionStore, InMemorySessionStore, SessionAdapter, SessionRow
@@ -75,6 +76,7 @@ __all__ = [
     "Message",
     "NoActiveSessionError",
     "RawContent",
+    "RestorableSessionStore",
     "SaveEvent",
     "SerializationError",
     "SessionAdapter",

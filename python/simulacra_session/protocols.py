@@ -14,6 +14,7 @@ __all__ = [
     "ChainLoadingStore",
     "Conversation",
     "ForkIndexedStore",
+    "RestorableSessionStore",
     "SessionStore",
 ]
 
@@ -93,6 +94,27 @@ class ChainLoadingStore(SessionStore, Protocol):
         reaches, nearest first: each next one the ``parent_id`` of an attached fork before
         it. Ends after a session that inherits nothing, or before a parent that is missing
         or already listed (a cycle: the caller reports both). ``[]`` when ``id`` is absent.
+        """
+        ...
+
+
+@runtime_checkable
+class RestorableSessionStore(SessionStore, Protocol):
+    """A store that writes a session exactly as given, its timestamps included.
+
+    ``save`` stamps every write (``updated_at`` later than the last, ``created_at`` kept) and
+    refuses the store-owned keys. Moving sessions between stores (``transfer``: export,
+    import, copy) needs them kept, so that "most recent first" in the target is the source's
+    order; ``restore`` writes them as they are. Every bundled store implements it.
+    """
+
+    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+        """Replace session ``id`` (created when absent) with ``messages`` and ``metadata``, as given.
+
+        ``metadata.id`` must be ``id`` and its ``message_count`` ``len(messages)``; every key,
+        ``created_at`` and ``updated_at`` included, is stored as it is (a store may round the
+        stamps to its precision: the file store's ``.json`` documents keep milliseconds).
+        All or nothing, as ``save``; a fork is indexed as ``save`` indexes it.
         """
         ...
 

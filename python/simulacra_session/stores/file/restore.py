@@ -1,0 +1,45 @@
+"""``FileSessionStore.restore`` and compaction on demand: whole rewrites of a session through
+the store's one atomic rewrite path, which keeps the format the session is found in, sets an
+unreadable file aside and re-makes the fork index link."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...ids import validate_session_id
+from ...messages import Message
+from ...models import SessionMetadata
+from .._cancellation import finish
+from .._restore import check_restore
+
+if TYPE_CHECKING:
+    from . import FileSessionStore
+
+__all__ = ["compact", "restore_sync"]
+
+
+def restore_sync(
+    store: FileSessionStore, session_id: str, messages: Sequence[Message], metadata: SessionMetadata
+) -> None:
+    """Write the session exactly as given, its stamps included (in a worker thread).
+
+    A ``.json`` document keeps whole milliseconds (rounded up, as ``convert`` writes them).
+    """
+    checked = check_restore(session_id, messages, metadata)
+    given: Mapping[str, Any] = checked.to_json_dict()
+    with store._locks.held(session_id):
+        store._rewrite(session_id, list(messages), given, mode="restore")
+
+
+def _compact_sync(store: FileSessionStore, session_id: str) -> None:
+    with store._locks.held(session_id):
+        store._rewrite(session_id, [], None, mode="compact")
+
+
+async def compact(store: FileSessionStore, session_id: str) -> None:
+    """Rewrite session ``id``'s file with what it holds now, stamps kept: a journal without its
+    superseded metadata records and torn tail. Nothing happens when the session is gone."""
+    validate_session_id(session_id)
+    await finish(asyncio.to_thread(_compact_sync, store, session_id))
