@@ -18,6 +18,7 @@ from ..models import (
     most_recent_first,
 )
 from ._codec import check_save_args, decode_session, encode_messages, page, stored_metadata
+from ._restore import check_restore
 
 __all__ = ["InMemorySessionStore"]
 
@@ -115,3 +116,9 @@ class InMemorySessionStore:
         """Metadata of the sessions whose ``parent_id`` is ``id``, most recent first."""
         validate_session_id(id)
         return [meta for meta in await self.list() if meta.parent_id == id]
+
+    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+        """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
+        (see ``RestorableSessionStore``); the old bytes stay on any error."""
+        checked = check_restore(id, messages, metadata)
+        self._sessions[id] = _Entry.of(checked, encode_messages(messages))
