@@ -23,6 +23,7 @@ from ..ids import validate_session_id
 from ..messages import Message
 from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored, most_recent_first
 from ._codec import check_save_args, encode_messages, encode_metadata, page
+from ._restore import check_restore
 
 __all__ = ["AdapterSessionStore", "SessionAdapter", "SessionRow"]
 
@@ -180,18 +181,30 @@ class AdapterSessionStore:
             row = await self._adapter_call("load", id, id)
             existing = None if row is None else self._metadata(id, row.get("metadata"))
             merged = merge_metadata(id, existing, len(encoded), metadata)
-            stored = loads(encode_metadata(merged))
-            copies = loads(b"[" + b",".join(encoded) + b"]")
-            new_row = SessionRow(
-                id=id,
-                metadata=cast(dict[str, Any], stored),
-                messages=cast(list[Any], copies),
-                updated_at=merged.updated_at,
-            )
-            await self._adapter_call("upsert", id, new_row)
+            await self._upsert(merged, encoded)
+
+    async def _upsert(self, metadata: SessionMetadata, encoded: builtins.list[bytes]) -> None:
+        """Hand the adapter the row of a session: fresh copies of its metadata and messages."""
+        stored = loads(encode_metadata(metadata))
+        copies = loads(b"[" + b",".join(encoded) + b"]")
+        new_row = SessionRow(
+            id=metadata.id,
+            metadata=cast(dict[str, Any], stored),
+            messages=cast(list[Any], copies),
+            updated_at=metadata.updated_at,
+        )
+        await self._adapter_call("upsert", metadata.id, new_row)
 
     async def delete(self, id: str) -> bool:
         """Remove the session; ``True`` when the adapter had it."""
         validate_session_id(id)
         async with self._locked(id):
             return bool(await self._adapter_call("delete", id, id))
+
+    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+        """Upsert the session with ``messages`` and ``metadata`` as given, timestamps included
+        (see ``RestorableSessionStore``). Nothing reaches the adapter when a value is not JSON."""
+        checked = check_restore(id, messages, metadata)
+        encoded = encode_messages(messages)
+        async with self._locked(id):
+            await self._upsert(checked, encoded)
