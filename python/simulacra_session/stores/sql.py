@@ -36,6 +36,7 @@ from ..ids import validate_session_id
 from ..messages import Message
 from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
 from ._codec import check_page, check_save_args, encode_messages, encode_metadata
+from ._restore import check_restore
 from ._sql_schema import DIALECTS, SCHEMA_NAME, SCHEMA_VERSION, Schema, check_table_name
 
 __all__ = ["SqlSessionStore"]
@@ -422,6 +423,19 @@ class SqlSessionStore:
             self._write(connection, merged, encoded, start)
 
         await self._run("append", id, work)
+
+    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+        """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
+        (see ``RestorableSessionStore``), in one transaction."""
+        checked = check_restore(id, messages, metadata)
+        encoded = encode_messages(messages)
+
+        def work(connection: sa.Connection) -> None:
+            self._claim(connection, id)
+            connection.execute(self._sql.clear_messages, {"sid": id})
+            self._write(connection, checked, encoded, 0)
+
+        await self._run("restore", id, work)
 
     async def drop_tables(self) -> None:
         """Drop the store's tables, and every session in them (for tests and benchmarks).
