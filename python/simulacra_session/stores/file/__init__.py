@@ -30,16 +30,10 @@ from ..._lru import LRU
 from ...errors import CorruptSessionError
 from ...ids import validate_session_id
 from ...messages import Message
-from ...models import (
-    SessionMetadata,
-    StoredSession,
-    copy_metadata,
-    merge_metadata,
-    metadata_from_stored,
-)
+from ...models import SessionMetadata, StoredSession, copy_metadata, merge_metadata, metadata_from_stored
 from .._cancellation import finish
 from .._codec import check_save_args, encode_metadata, page
-from . import journal
+from . import journal, restore
 from .commit import GroupCommit
 from .document import decode_document
 from .files import fsync_dir, read_from, read_path, set_aside, sync_file
@@ -190,7 +184,7 @@ class FileSessionStore:
     ) -> None:
         """Write the whole session atomically, in the format it is stored in (caller holds the id lock).
 
-        It holds ``messages`` (``"save"``: an unreadable file is set aside), the stored ones
+        It holds ``messages`` (``"save"``, ``"restore"``: an unreadable file is set aside), the stored ones
         then ``messages`` (``"append"``), or what is stored (``"compact"``, ``"convert"``:
         nothing is written when the session is gone). A new session takes the store's format,
         ``target`` converts. The session file is read under its ``flock`` (the root's while it
@@ -199,6 +193,7 @@ class FileSessionStore:
         """
         layout = self._layout
         keep = mode in ("compact", "convert")
+        fresh = mode in ("save", "append")  # stamped anew, else the stamps are kept
         while True:
             newer = layout.newer_file(session_id)
             locked = newer[1] if newer is not None else self.format
@@ -212,7 +207,7 @@ class FileSessionStore:
                     try:
                         existing = self._decode(session_id, *found)
                     except CorruptSessionError:
-                        if mode != "save":
+                        if mode not in ("save", "restore"):
                             raise
                         corrupt_path = layout.path(session_id, found[0])
                 old = existing.metadata if existing is not None else None
@@ -220,6 +215,8 @@ class FileSessionStore:
                     if existing is None:
                         return
                     messages, merged = existing.messages, existing.metadata
+                elif mode == "restore":  # ``given`` is the whole metadata, stamps included
+                    merged = metadata_from_stored(session_id, given or {})
                 else:
                     if mode == "append" and existing is not None:
                         messages = [*existing.messages, *messages]
@@ -227,7 +224,7 @@ class FileSessionStore:
                 file_format = target or locked
                 path = layout.path(session_id, file_format)
                 encoded, merged, superseded, last_commit = encode_whole(
-                    file_format, merged, messages, existing, self._load_sync, layout, stamp=not keep
+                    file_format, merged, messages, existing, self._load_sync, layout, stamp=fresh
                 )
                 self._index.check(session_id, merged.parent_id)
                 self._make_root()
@@ -463,6 +460,10 @@ class FileSessionStore:
         check_save_args(id, metadata)
         given = dict(metadata) if metadata is not None else None
         await finish(asyncio.to_thread(self._append_sync, id, batch, given))
+
+    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+        """Write the session as given, stamps included (``RestorableSessionStore``), as saves write."""
+        await finish(asyncio.to_thread(restore.restore_sync, self, id, builtins.list(messages), metadata))
 
     async def convert(self, id: str, format: FileFormat | None = None) -> bool:
         """Rewrite session ``id`` in ``format`` (the store's by default) and remove its other file.
