@@ -1,0 +1,389 @@
+"""Moving sessions between stores with everything they hold: export, import and copy.
+
+Ids, ``created_at``, ``updated_at``, labels, every metadata key, fork links and checkpoint
+state are kept (written with ``RestorableSessionStore.restore``), so the target lists the
+sessions in the source's "most recent first" order. Sessions stream one at a time: memory
+holds one session and the ids of all of them, whatever their number.
+
+The export is JSON Lines, UTF-8, one JSON value a line::
+
+    {"format": "simulacra-session-export", "version": 1, "sessions": N, "exported_at": "..."}
+    {"id": "...", "metadata": {...}, "messages": [...]}      one line per session
+
+``metadata`` is the session's metadata as stores keep it (without ``id``); ``messages`` its
+own messages (an attached fork's inherited ones stay with its parent). Parents come before
+their forks. A fork whose parent is gone but whose store kept a copy of what it inherits
+(``StoredSession.parent_copy``) is written with that copy, detached, so no history is lost.
+
+``on_conflict`` says what happens to a session the target holds already: ``"error"`` (the
+default) writes nothing at all and raises ``SessionExistsError``; ``"skip"`` keeps the
+target's, which also finishes what an interrupted run left; ``"replace"`` overwrites it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import IO, Literal
+
+from ._backend import dumps, loads
+from .errors import CorruptSessionError, SessionError, SessionNotFoundError
+from .history import inherits
+from .ids import validate_session_id
+from .models import StoredSession, metadata_from_stored
+from .protocols import RestorableSessionStore, SessionStore
+from .stores._codec import stored_metadata
+from .stores._restore import check_restore
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
+    "OnConflict",
+    "Progress",
+    "SessionExistsError",
+    "TransferResult",
+    "copy_sessions",
+    "export_records",
+    "export_sessions",
+    "import_sessions",
+]
+
+EXPORT_FORMAT = "simulacra-session-export"
+EXPORT_VERSION = 1
+OnConflict = Literal["error", "skip", "replace"]
+#: Called after each session with how many are done and how many there are (``None``: unknown).
+Progress = Callable[[int, int | None], None]
+_PAGE = 1000  # sessions listed per list() call
+
+
+class SessionExistsError(SessionError):
+    """Sessions to import or copy exist in the target already (``on_conflict="error"``), so
+    nothing was written. ``session_ids`` names them all; the message, the first few."""
+
+    def __init__(self, session_ids: Sequence[str], target: str) -> None:
+        shown = ", ".join(session_ids[:5]) + (
+            f" and {len(session_ids) - 5} more" if len(session_ids) > 5 else ""
+        )
+        super().__init__(
+            f"{len(session_ids)} session(s) already in {target}: {shown} "
+            "(nothing written; on_conflict 'skip' keeps them, 'replace' overwrites them)"
+        )
+        self.session_ids = list(session_ids)
+
+
+@dataclass
+class TransferResult:
+    """What an import or copy did: sessions ``written`` new, ``replaced`` and ``skipped``."""
+
+    written: int = 0
+    replaced: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The sessions to move, parents before their forks, and every id the source lists."""
+
+    order: list[str]
+    present: set[str]
+
+
+async def _listed(store: SessionStore) -> list[tuple[str, str | None, bool]]:
+    """``(id, parent_id, attached)`` of every session, most recent first, a page at a time."""
+    found: list[tuple[str, str | None, bool]] = []
+    seen: set[str] = set()
+    offset = 0
+    while True:
+        page = await store.list(limit=_PAGE, offset=offset)
+        for meta in page:
+            if meta.id not in seen:  # a save meanwhile moves a session to the first page
+                seen.add(meta.id)
+                found.append((meta.id, meta.parent_id, inherits(meta)))
+        if len(page) < _PAGE:
+            return found
+        offset += len(page)
+
+
+def _parents_first(listed: list[tuple[str, str | None, bool]], ids: Sequence[str] | None) -> list[str]:
+    """The ids to move, each after its parent when that moves too.
+
+    ``ids`` (all when ``None``) are joined by the ancestors they inherit from, so a fork
+    keeps its history in the target. Ids the source does not list are kept: loading them
+    tells whether they are missing or unreadable.
+    """
+    parent_of = {sid: parent for sid, parent, _ in listed}
+    attached = {sid for sid, _, inherit in listed if inherit}
+    if ids is None:
+        chosen = [sid for sid, _, _ in listed]
+    else:
+        chosen = []
+        for sid in ids:
+            current: str | None = validate_session_id(sid)
+            while current is not None and current not in chosen:
+                chosen.append(current)
+                current = parent_of.get(current) if current in attached else None
+    members = set(chosen)
+    children: dict[str, list[str]] = {}
+    roots = []
+    for sid in chosen:
+        parent = parent_of.get(sid)
+        if parent is not None and parent in members and parent != sid:
+            children.setdefault(parent, []).append(sid)
+        else:
+            roots.append(sid)
+    order: list[str] = []
+    done: set[str] = set()
+    stack = roots[::-1]
+    while stack:
+        sid = stack.pop()
+        if sid not in done:
+            done.add(sid)
+            order.append(sid)
+            stack.extend(children.get(sid, [])[::-1])
+    order.extend(sid for sid in chosen if sid not in done)  # a cycle (corrupt): written as it is
+    return order
+
+
+async def _plan(store: SessionStore, ids: Sequence[str] | None) -> _Plan:
+    listed = await _listed(store)
+    return _Plan(_parents_first(listed, ids), {sid for sid, _, _ in listed})
+
+
+async def _prepared(store: SessionStore, session_id: str, present: set[str]) -> StoredSession:
+    """The session as it moves: a fork whose parent is gone and whose store kept a copy of what
+    it inherits carries that copy, detached (as deleting a parent through a manager does)."""
+    stored = await store.load(session_id)
+    if stored is None:
+        raise SessionNotFoundError(session_id)
+    metadata = stored.metadata
+    if stored.parent_copy is None or metadata.parent_id in present:
+        return StoredSession(metadata, stored.messages)
+    messages = [*stored.parent_copy, *stored.messages]
+    return StoredSession(
+        metadata.model_copy(update={"detached": True, "message_count": len(messages)}), messages
+    )
+
+
+def _header(total: int) -> bytes:
+    stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    header = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "sessions": total, "exported_at": stamp}
+    return dumps(header) + b"\n"
+
+
+def _record(stored: StoredSession) -> bytes:
+    metadata = stored.metadata
+    return (
+        dumps({"id": metadata.id, "metadata": stored_metadata(metadata), "messages": stored.messages}) + b"\n"
+    )
+
+
+async def export_records(store: SessionStore, ids: Sequence[str] | None = None) -> AsyncIterator[bytes]:
+    """The export of ``ids`` (every session when ``None``) and the ancestors they inherit from,
+    line by line: the header, then one line per session, each loaded when it is asked for.
+
+    ``SessionNotFoundError`` names an id that is not there, ``CorruptSessionError`` a session
+    that cannot be read.
+    """
+    plan = await _plan(store, ids)
+    yield _header(len(plan.order))
+    for session_id in plan.order:
+        yield _record(await _prepared(store, session_id, plan.present))
+
+
+async def export_sessions(
+    store: SessionStore,
+    out: IO[bytes],
+    ids: Sequence[str] | None = None,
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Write the export of ``ids`` (every session when ``None``; see ``export_records``) to the
+    binary file ``out``, one session at a time; returns how many sessions it holds."""
+    plan = await _plan(store, ids)
+    total = len(plan.order)
+    out.write(_header(total))
+    for done, session_id in enumerate(plan.order, start=1):
+        out.write(_record(await _prepared(store, session_id, plan.present)))
+        if progress is not None:
+            progress(done, total)
+    return total
+
+
+def _restorable(store: SessionStore) -> RestorableSessionStore:
+    if not isinstance(store, RestorableSessionStore):
+        raise TypeError(
+            f"{type(store).__name__} cannot write sessions with their timestamps: "
+            "it is no RestorableSessionStore (it has no restore method)"
+        )
+    return store
+
+
+def _check_on_conflict(on_conflict: str) -> None:
+    if on_conflict not in ("error", "skip", "replace"):
+        raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
+
+
+def _parse_record(line: bytes, at: str) -> StoredSession:
+    """One session line of an export; ``CorruptSessionError`` naming ``at`` (file and line)."""
+    try:
+        record = loads(line)
+    except ValueError as error:
+        raise CorruptSessionError(f"{at}: {error}") from None
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("metadata"), dict)
+        or not isinstance(record.get("messages"), list)
+    ):
+        raise CorruptSessionError(f"{at}: expected an object with 'id', 'metadata' and 'messages'")
+    messages = record["messages"]
+    try:
+        session_id = validate_session_id(record.get("id"))
+        metadata = check_restore(session_id, messages, metadata_from_stored(session_id, record["metadata"]))
+    except (ValueError, SessionError) as error:
+        raise CorruptSessionError(f"{at}: {error}") from None
+    return StoredSession(metadata, messages)
+
+
+def _records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSession]]:
+    """The session count an export's header announces, and its sessions, read a line at a time."""
+    first = file.readline()
+    try:
+        header = loads(first)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
+        raise CorruptSessionError(f"{where}: not a simulacra-session export (its first line is no header)")
+    if header.get("version") != EXPORT_VERSION:
+        raise CorruptSessionError(
+            f"{where}: export version {header.get('version')!r}; this release reads version {EXPORT_VERSION}"
+        )
+    total = header.get("sessions")
+
+    def sessions() -> Iterator[StoredSession]:
+        count = 0
+        for number, line in enumerate(file, start=2):
+            if line.strip():
+                count += 1
+                yield _parse_record(line, f"{where}:{number}")
+        if isinstance(total, int) and count != total:
+            raise CorruptSessionError(
+                f"{where}: {count} sessions where its header announces {total}: cut short?"
+            )
+
+    return (total if isinstance(total, int) else None), sessions()
+
+
+@contextmanager
+def _opened(source: str | os.PathLike[str] | IO[bytes], rereads: bool) -> Iterator[tuple[IO[bytes], str]]:
+    """``source`` as a binary file and its name; a stream read twice (``rereads``) that cannot
+    seek is spooled to a temporary file first."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as file:
+            yield file, os.fspath(source)
+        return
+    where = str(getattr(source, "name", "<stream>"))
+    if not rereads or source.seekable():
+        yield source, where
+        return
+    with tempfile.TemporaryFile() as spooled:
+        shutil.copyfileobj(source, spooled)
+        spooled.seek(0)
+        yield spooled, where
+
+
+async def _put(
+    target: RestorableSessionStore,
+    stored: StoredSession,
+    existing: set[str],
+    on_conflict: OnConflict,
+    result: TransferResult,
+) -> None:
+    session_id = stored.metadata.id
+    if session_id in existing and on_conflict == "skip":
+        result.skipped += 1
+        return
+    await target.restore(session_id, stored.messages, stored.metadata)
+    if session_id in existing:
+        result.replaced += 1
+    else:
+        result.written += 1
+        existing.add(session_id)
+
+
+async def import_sessions(
+    store: SessionStore,
+    source: str | os.PathLike[str] | IO[bytes],
+    *,
+    on_conflict: OnConflict = "error",
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Write the sessions of an export (a path or a binary file) into ``store``, as they were.
+
+    With ``on_conflict="error"`` the whole export is read and checked first, and nothing is
+    written when a line is damaged or a session exists already (``SessionExistsError``).
+    Otherwise sessions are written as they are read; a damaged line stops the import there
+    (``CorruptSessionError`` naming the file and line), and a rerun with ``"skip"`` finishes
+    it. ``TypeError`` when ``store`` is no ``RestorableSessionStore``.
+    """
+    target = _restorable(store)
+    _check_on_conflict(on_conflict)
+    existing = {sid for sid, _, _ in await _listed(store)}
+    with _opened(source, rereads=on_conflict == "error") as (file, where):
+        if on_conflict == "error":
+            seen: set[str] = set()
+            conflicts = []
+            for stored in _records(file, where)[1]:
+                session_id = stored.metadata.id
+                if session_id in seen:
+                    raise CorruptSessionError(f"{where}: session {session_id} is in it twice")
+                seen.add(session_id)
+                if session_id in existing:
+                    conflicts.append(session_id)
+            if conflicts:
+                raise SessionExistsError(conflicts, repr(store))
+            file.seek(0)
+        total, sessions = _records(file, where)
+        result = TransferResult()
+        for done, stored in enumerate(sessions, start=1):
+            await _put(target, stored, existing, on_conflict, result)
+            if progress is not None:
+                progress(done, total)
+    return result
+
+
+async def copy_sessions(
+    source: SessionStore,
+    target: SessionStore,
+    ids: Sequence[str] | None = None,
+    *,
+    on_conflict: OnConflict = "error",
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Copy ``ids`` (every session when ``None``) and the ancestors they inherit from from
+    ``source`` to ``target``, as they are, one session at a time. ``on_conflict`` as for
+    ``import_sessions``: with ``"error"`` nothing is written when one exists in ``target``."""
+    restorable = _restorable(target)
+    _check_on_conflict(on_conflict)
+    plan = await _plan(source, ids)
+    existing = {sid for sid, _, _ in await _listed(target)}
+    if on_conflict == "error":
+        conflicts = [sid for sid in plan.order if sid in existing]
+        if conflicts:
+            raise SessionExistsError(conflicts, repr(target))
+    result = TransferResult()
+    total = len(plan.order)
+    for done, session_id in enumerate(plan.order, start=1):
+        if session_id in existing and on_conflict == "skip":
+            result.skipped += 1
+        else:
+            await _put(
+                restorable, await _prepared(source, session_id, plan.present), existing, on_conflict, result
+            )
+        if progress is not None:
+            progress(done, total)
+    return result
