@@ -17,7 +17,7 @@ from .._restore import check_restore
 if TYPE_CHECKING:
     from . import FileSessionStore
 
-__all__ = ["compact", "restore_sync"]
+__all__ = ["compact", "compact_sync", "restore_sync"]
 
 
 def restore_sync(
@@ -33,7 +33,8 @@ def restore_sync(
         store._rewrite(session_id, list(messages), given, mode="restore")
 
 
-def _compact_sync(store: FileSessionStore, session_id: str) -> None:
+def compact_sync(store: FileSessionStore, session_id: str) -> None:
+    """``compact`` in a worker thread."""
     with store._locks.held(session_id):
         store._rewrite(session_id, [], None, mode="compact")
 
@@ -42,4 +43,4 @@ async def compact(store: FileSessionStore, session_id: str) -> None:
     """Rewrite session ``id``'s file with what it holds now, stamps kept: a journal without its
     superseded metadata records and torn tail. Nothing happens when the session is gone."""
     validate_session_id(session_id)
-    await finish(asyncio.to_thread(_compact_sync, store, session_id))
+    await finish(asyncio.to_thread(compact_sync, store, session_id))

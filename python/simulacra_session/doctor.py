@@ -1,0 +1,159 @@
+"""A store check: what a crash, a killed writer or a hand edit left wrong in a store, and the
+repair of what can be repaired without losing data (``check_store``; the CLI's ``doctor``).
+
+Kinds of problem (``Problem.kind``), the stores they concern, and what ``repair`` does:
+
+- ``torn_tail`` (file): bytes of an append cut short after a journal's last commit record
+  (loads ignore them): cut off.
+- ``unreadable`` (file): a session file that cannot be read: a damaged one is moved aside
+  as ``{name}.corrupt-{time}``; a symlink, a file of a newer format version or one the
+  process may not read is left as it is.
+- ``set_aside`` (file): a ``*.corrupt-*`` file a save or a repair moved aside: never
+  touched (look at it, then remove it).
+- ``temp_file`` (file): a temp file or fork index temp link that a killed writer left:
+  removed (never one a live writer holds).
+- ``fork_link`` (file): a fork index entry that is missing, stale or not the session
+  file's inode: re-linked, or the stale entry removed. A link whose session file is gone
+  is the last copy of that session: it is left, and named.
+- ``compactable`` (file): a journal whose superseded metadata records outweigh the rest:
+  rewritten without them.
+- ``missing_parent`` (every store): an attached fork whose parent is gone: detached, with
+  the copy of what it inherits when its store kept one, so its history stays as it loads.
+- ``message_count`` (SQL): message rows that disagree with the session's
+  ``message_count``: the count set to the rows there are (renumbered in order); rows of
+  no session are named, not removed.
+
+Nothing is deleted: what cannot be used is moved aside and named. Checks are functions of
+a store and ``repair`` (``Check``), chosen by the store's type; each is safe while the
+store is in use by other processes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import CorruptSessionError
+from .history import inherits
+from .protocols import RestorableSessionStore, SessionStore
+
+__all__ = ["Check", "Problem", "Report", "check_store", "missing_parents"]
+
+_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing found wrong: its ``kind`` (see the module), the session and file concerned
+    (``None`` where none is), what is wrong in words, and whether the check repaired it."""
+
+    kind: str
+    session_id: str | None
+    path: str | None
+    detail: str
+    repaired: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"kind", "session_id", "path", "detail", "repaired"}``."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a check found. ``ok``: nothing is left to repair (every problem was repaired)."""
+
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return all(problem.repaired for problem in self.problems)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"ok": bool, "problems": [Problem.to_json(), ...]}``."""
+        return {"ok": self.ok, "problems": [problem.to_json() for problem in self.problems]}
+
+
+#: A check of one kind of store: the problems it finds, repairing them with ``repair``.
+Check = Callable[[Any, bool], Awaitable[list[Problem]]]
+
+
+async def missing_parents(store: SessionStore, repair: bool) -> list[Problem]:
+    """Attached forks whose parent is gone (an unreadable parent is not: its own check names
+    it). Repaired by detaching the fork, with the copy of what it inherits when its store
+    kept one, its stamps kept (``RestorableSessionStore.restore``)."""
+    forks: list[tuple[str, str]] = []
+    present: set[str] = set()
+    offset = 0
+    while True:
+        page = await store.list(limit=_PAGE, offset=offset)
+        for meta in page:
+            present.add(meta.id)
+            if inherits(meta) and meta.parent_id is not None:
+                forks.append((meta.id, meta.parent_id))
+        if len(page) < _PAGE:
+            break
+        offset += len(page)
+    problems = []
+    for fork_id, parent_id in forks:
+        if parent_id in present:
+            continue
+        try:
+            if await store.load(parent_id) is not None:
+                continue
+        except CorruptSessionError:
+            continue
+        repaired = repair and await _detach(store, fork_id)
+        problems.append(
+            Problem(
+                "missing_parent",
+                fork_id,
+                None,
+                f"session {fork_id} inherits from session {parent_id}, which is gone"
+                + (": detached, with the history it loads with" if repaired else ""),
+                repaired,
+            )
+        )
+    return problems
+
+
+async def _detach(store: SessionStore, fork_id: str) -> bool:
+    """Write the fork as the detached session it loads as; ``False`` when it cannot be."""
+    if not isinstance(store, RestorableSessionStore):
+        return False
+    stored = await store.load(fork_id)
+    if stored is None or not inherits(stored.metadata):
+        return False
+    messages = [*(stored.parent_copy or []), *stored.messages]
+    metadata = stored.metadata.model_copy(update={"detached": True, "message_count": len(messages)})
+    await store.restore(fork_id, messages, metadata)
+    return True
+
+
+def _checks_for(store: SessionStore) -> list[Check]:
+    """The checks of ``store``'s kind, then those every store gets."""
+    from .stores.file import FileSessionStore
+
+    checks: list[Check] = []
+    if isinstance(store, FileSessionStore):
+        from .stores.file.check import check_files
+
+        checks.append(check_files)
+    sql = sys.modules.get("simulacra_session.stores.sql")  # imported when a store was made
+    if sql is not None and isinstance(store, sql.SqlSessionStore):
+        from .stores._sql_check import check_rows
+
+        checks.append(check_rows)
+    checks.append(missing_parents)
+    return checks
+
+
+async def check_store(store: SessionStore, *, repair: bool = False) -> Report:
+    """Check ``store`` (see the module for what is looked for) and, with ``repair``, repair
+    what can be repaired without losing data. A store of another kind gets the checks every
+    store gets."""
+    problems: list[Problem] = []
+    for check in _checks_for(store):
+        problems += await check(store, repair)
+    return Report(problems)

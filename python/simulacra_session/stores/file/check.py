@@ -1,0 +1,305 @@
+"""The file store's part of the store check (``doctor``): its session files, the files set
+aside, temp files and the fork index (the kinds are listed in ``simulacra_session.doctor``).
+
+Every repair holds what the store's writers hold (the id lock, the file's ``flock``) and
+reads the file again under it, so a writer in this or another process is never overtaken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import stat
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from ..._beneath import Dir, lock, open_nofollow
+from ...doctor import Problem
+from ...errors import CorruptSessionError, UnsafePathError
+from ...ids import SESSION_ID_PATTERN
+from ...models import SessionMetadata, metadata_from_stored
+from . import journal
+from .document import decode_document
+from .files import OPEN_RO, read_from, read_path, set_aside, sync_file
+from .layout import NO_HARD_LINKS, TEMP_FILE, FileFormat, session_name
+from .locks import file_locked
+from .residue import sweep
+from .restore import compact_sync
+
+if TYPE_CHECKING:
+    from . import FileSessionStore
+
+__all__ = ["check_files"]
+
+_WORTH = 4096  # superseded bytes fewer than this are not worth a rewrite
+_ASIDE = re.compile(r"(?P<name>.+)\.corrupt-.+")
+_NEWER = "unsupported journal version"
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What the fork index check needs of a session's current file."""
+
+    file_format: FileFormat
+    inode: int
+    parent_id: str | None
+
+
+async def check_files(store: FileSessionStore, repair: bool) -> list[Problem]:
+    """The problems of ``store``'s files, repaired with ``repair`` (in a worker thread)."""
+    return await asyncio.to_thread(_Checker(store, repair).run)
+
+
+class _Checker:
+    def __init__(self, store: FileSessionStore, repair: bool) -> None:
+        self.store = store
+        self.layout = store._layout
+        self.repair = repair
+        self.problems: list[Problem] = []
+        self.sessions: dict[str, _Session] = {}
+        self.unreadable: set[str] = set()
+        self.aside: dict[str, set[int]] = {}  # inodes of each id's set-aside files
+
+    def add(
+        self, kind: str, session_id: str | None, path: str | None, detail: str, repaired: str | None = None
+    ) -> None:
+        """Name a problem; ``repaired`` says how it was repaired (``None``: it was not)."""
+        detail = detail if repaired is None else f"{detail}: {repaired}"
+        self.problems.append(Problem(kind, session_id, path, detail, repaired is not None))
+
+    def run(self) -> list[Problem]:
+        try:
+            names = sorted(os.listdir(self.layout.root))
+        except FileNotFoundError:
+            return []
+        self.temp_files(names)
+        for name in names:
+            parsed = session_name(name)
+            aside = _ASIDE.fullmatch(name)
+            if parsed is not None:
+                self.session_file(name, *parsed)
+            elif aside is not None and (owner := session_name(aside["name"])) is not None:
+                self.set_aside(name, owner[0])
+        self.fork_index(names)
+        return self.problems
+
+    # -- residue -----------------------------------------------------------------------
+
+    def temp_files(self, names: list[str]) -> None:
+        root = self.layout.root
+        found: list[tuple[str | None, str, bool]] = []  # id, path, locked by its writer
+        for name in names:
+            temp = TEMP_FILE.fullmatch(name)
+            if temp is not None:
+                owner = session_name(temp["name"])
+                if owner is not None or temp["name"] == NO_HARD_LINKS:
+                    found.append((owner[0] if owner else None, os.path.join(root, name), not temp["random"]))
+            elif name.endswith("-forks") and SESSION_ID_PATTERN.fullmatch(name[: -len("-forks")]):
+                index = os.path.join(root, name)
+                for entry in _names(index):
+                    link = TEMP_FILE.fullmatch(entry)
+                    owner = session_name(link["name"]) if link is not None and link["random"] else None
+                    if owner is not None:
+                        found.append((owner[0], os.path.join(index, entry), False))
+        if not found:
+            return
+        removed = set(sweep(root)) if self.repair else set()
+        for session_id, path, locked in found:
+            if path in removed:
+                self.add("temp_file", session_id, path, "left by an interrupted write", "removed")
+            elif os.path.lexists(path) and not (locked and _in_use(path)):
+                what = (
+                    "left by an interrupted write"
+                    if not self.repair
+                    else "not removed: not a file of the store"
+                )
+                self.add("temp_file", session_id, path, what)
+
+    def set_aside(self, name: str, session_id: str) -> None:
+        path = os.path.join(self.layout.root, name)
+        try:
+            self.aside.setdefault(session_id, set()).add(os.lstat(path).st_ino)
+        except FileNotFoundError:
+            return
+        self.add("set_aside", session_id, path, "an unreadable file set aside: look at it, then remove it")
+
+    # -- session files -----------------------------------------------------------------
+
+    def session_file(self, name: str, session_id: str, file_format: FileFormat) -> None:
+        path = os.path.join(self.layout.root, name)
+        try:
+            data, inode, _ = read_path(path)
+            metadata, parsed = _decode(session_id, file_format, data, path)
+        except FileNotFoundError:
+            return
+        except UnsafePathError as error:
+            self.unreadable.add(session_id)
+            self.add("unreadable", session_id, path, f"{error}: left as it is")
+            return
+        except OSError as error:
+            self.unreadable.add(session_id)
+            self.add("unreadable", session_id, path, f"cannot be read ({error.strerror}): left as it is")
+            return
+        except CorruptSessionError as error:
+            self.unreadable.add(session_id)
+            self.damaged(session_id, file_format, path, str(error))
+            return
+        if parsed is not None:
+            self.journal(session_id, path, data, parsed)
+        current = self.layout.newer_file(session_id)
+        if current is None or current[0] == name:
+            self.sessions[session_id] = _Session(file_format, inode, metadata.parent_id)
+
+    def journal(self, session_id: str, path: str, data: bytes, parsed: journal.Journal) -> None:
+        if parsed.torn:
+            self.torn(session_id, path)
+        header = data.find(b"\n") + 1  # superseded once a commit record follows, whatever is done
+        excess = parsed.superseded - header
+        if excess >= _WORTH and excess > parsed.committed_end - parsed.superseded:
+            if self.repair:
+                compact_sync(self.store, session_id)
+            detail = f"{excess} of its {parsed.committed_end} bytes are superseded metadata records"
+            self.add("compactable", session_id, path, detail, "compacted" if self.repair else None)
+
+    def torn(self, session_id: str, path: str) -> None:
+        """Confirmed under the file's lock (an append may be under way), cut off with ``repair``."""
+        with self.store._locks.held(session_id) if self.repair else nullcontext(), file_locked(path) as fd:
+            if fd is None:
+                return
+            size = os.fstat(fd).st_size
+            try:
+                parsed = journal.parse_journal(read_from(fd, 0, size), path)
+            except CorruptSessionError:
+                return  # rewritten meanwhile, and damaged: its own check names it next time
+            if not parsed.torn:
+                return
+            detail = f"{parsed.torn} bytes of an append cut short after its last commit record"
+            if self.repair:
+                os.ftruncate(fd, parsed.committed_end)
+                sync_file(fd, path)
+                self.store._journals.pop(session_id)
+            self.add("torn_tail", session_id, path, detail, "cut off" if self.repair else None)
+
+    def damaged(self, session_id: str, file_format: FileFormat, path: str, detail: str) -> None:
+        if _NEWER in detail:
+            self.add("unreadable", session_id, path, f"{detail}: a later release's, left as it is")
+            return
+        if not self.repair:
+            self.add("unreadable", session_id, path, detail)
+            return
+        with self.store._locks.held(session_id), file_locked(path) as fd:
+            if fd is None:
+                return
+            try:  # as it is now, under the lock
+                _decode(session_id, file_format, read_from(fd, 0, os.fstat(fd).st_size), path)
+                return  # rewritten meanwhile: readable now
+            except CorruptSessionError:
+                pass
+            aside = set_aside(path)
+            self.store._journals.pop(session_id)
+            self.aside.setdefault(session_id, set()).add(os.fstat(fd).st_ino)
+        self.add("unreadable", session_id, path, detail, f"moved to {aside}")
+
+    # -- the fork index ------------------------------------------------------------------
+
+    def fork_index(self, names: list[str]) -> None:
+        root = self.layout.root
+        if os.path.lexists(os.path.join(root, NO_HARD_LINKS)):
+            return  # no hard links here: forks() scans, and no index is kept
+        linked: set[tuple[str, str]] = set()
+        former: set[tuple[str, str]] = set()
+        for name in names:
+            parent_id = name[: -len("-forks")]
+            if not name.endswith("-forks") or not SESSION_ID_PATTERN.fullmatch(parent_id):
+                continue
+            for entry, found in _entries(root, name):
+                parsed = session_name(entry)
+                if parsed is None or found is None:
+                    continue
+                path = os.path.join(root, name, entry)
+                session = self.sessions.get(parsed[0])
+                if stat.S_ISLNK(found.st_mode):
+                    self.add("fork_link", parsed[0], path, "a symlink in the fork index: left as it is")
+                elif (
+                    session is not None
+                    and session.parent_id == parent_id
+                    and session.file_format == parsed[1]
+                ):
+                    key = (parent_id, parsed[0])
+                    (linked if session.inode == found.st_ino else former).add(key)
+                elif session is None and parsed[0] in self.unreadable:
+                    continue  # named as unreadable: its link goes with it
+                else:
+                    self.stale(parent_id, parsed, path, found.st_ino, session is None)
+        for session_id, session in self.sessions.items():
+            key = (session.parent_id or "", session_id)
+            if session.parent_id is None or key in linked or not SESSION_ID_PATTERN.fullmatch(key[0]):
+                continue
+            where = os.path.join(root, f"{key[0]}-forks", self.layout.name(session_id, session.file_format))
+            what = "links a former version of" if key in former else "is missing from the fork index for"
+            if self.repair:
+                with self.store._locks.held(session_id):
+                    self.store._index.index(session_id, key[0], None, session.file_format)
+            detail = f"the entry {what} fork {session_id} of {key[0]}"
+            self.add("fork_link", session_id, where, detail, "re-linked" if self.repair else None)
+
+    def stale(
+        self, parent_id: str, parsed: tuple[str, FileFormat], path: str, inode: int, gone: bool
+    ) -> None:
+        """An entry for a session that is not (in that format) a fork of ``parent_id``."""
+        session_id, file_format = parsed
+        if gone and inode not in self.aside.get(session_id, set()):
+            detail = "links a session whose file is gone: the last copy of it, left (restore it or remove it)"
+            self.add("fork_link", session_id, path, detail)
+            return
+        if self.repair:
+            with self.store._locks.held(session_id):
+                self.store._index.unindex(parent_id, session_id, (file_format,))
+        detail = f"a stale entry: session {session_id} is not stored as this fork of {parent_id}"
+        self.add("fork_link", session_id, path, detail, "removed" if self.repair else None)
+
+
+def _decode(
+    session_id: str, file_format: FileFormat, data: bytes, path: str
+) -> tuple[SessionMetadata, journal.Journal | None]:
+    """A session file's metadata and, for a journal, what it holds; ``CorruptSessionError``."""
+    if file_format == "json":
+        return decode_document(session_id, data, f"file {path}").metadata, None
+    parsed = journal.parse_journal(data, path)
+    try:
+        return metadata_from_stored(session_id, parsed.metadata), parsed
+    except ValidationError as error:
+        raise CorruptSessionError(f"corrupt session file {path}: invalid metadata: {error}") from None
+
+
+def _names(path: str) -> list[str]:
+    try:
+        with Dir(path) as directory:
+            return directory.names()
+    except (OSError, UnsafePathError):
+        return []
+
+
+def _entries(root: str, name: str) -> list[tuple[str, os.stat_result | None]]:
+    """The entries of the index directory ``name`` and their status (symlinks not followed)."""
+    try:
+        with Dir(root) as top, top.open_dir(name) as index:
+            return [(entry, index.entry(entry)) for entry in index.names()]
+    except (OSError, UnsafePathError):
+        return []
+
+
+def _in_use(path: str) -> bool:
+    """Whether a writer holds the temp file ``path`` (its ``flock``): a write under way."""
+    try:
+        fd = open_nofollow(path, OPEN_RO)
+    except (OSError, UnsafePathError):
+        return False
+    try:
+        return not lock(fd, wait=False)
+    finally:
+        os.close(fd)
