@@ -33,14 +33,17 @@ def restore_sync(
         store._rewrite(session_id, list(messages), given, mode="restore")
 
 
-def compact_sync(store: FileSessionStore, session_id: str) -> None:
+def compact_sync(store: FileSessionStore, session_id: str) -> bool:
     """``compact`` in a worker thread."""
     with store._locks.held(session_id):
+        if store._layout.newer_file(session_id) is None:
+            return False
         store._rewrite(session_id, [], None, mode="compact")
+    return True
 
 
-async def compact(store: FileSessionStore, session_id: str) -> None:
+async def compact(store: FileSessionStore, session_id: str) -> bool:
     """Rewrite session ``id``'s file with what it holds now, stamps kept: a journal without its
-    superseded metadata records and torn tail. Nothing happens when the session is gone."""
+    superseded metadata records and torn tail. ``False`` when there is no such session."""
     validate_session_id(session_id)
-    await finish(asyncio.to_thread(compact_sync, store, session_id))
+    return await finish(asyncio.to_thread(compact_sync, store, session_id))

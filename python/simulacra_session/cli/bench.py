@@ -1,6 +1,6 @@
-"""The ``simulacra-session`` command: measure auto-save latency on your own disk.
+"""``simulacra-session bench``: measure auto-save latency on your own disk.
 
-``simulacra-session bench`` drives a SimpleConversation through a SessionManager on the chosen
+It drives a SimpleConversation through a SessionManager on the chosen
 store and times each auto-save (``message_complete`` to durable on disk), at each conversation
 length, beside the floor measured on the same disk: appending one line and fdatasyncing it.
 ``--store sql --url URL`` measures a database instead (tables of its own, dropped after).
@@ -13,19 +13,18 @@ import asyncio
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
-from ._backend import BACKEND
-from .conversation import SimpleConversation
-from .manager import SessionManager
-from .messages import Message
-from .protocols import SessionStore
-from .stores import FileSessionStore, InMemorySessionStore
+from .._backend import BACKEND
+from ..conversation import SimpleConversation
+from ..manager import SessionManager
+from ..messages import Message
+from ..protocols import SessionStore
+from ..stores import FileSessionStore, InMemorySessionStore
 
-__all__ = ["main"]
+__all__ = ["add_parser"]
 
 _LINE = b'{"role":"user","content":[{"type":"text","text":"' + b"x" * 1450 + b'"}]}\n'
 
@@ -75,7 +74,7 @@ def _store(
     if args.store == "memory":
         return InMemorySessionStore(), _nothing
     if args.store == "sql":
-        from .stores.sql import SqlSessionStore  # needs the sql extra
+        from ..stores.sql import SqlSessionStore  # needs the sql extra
 
         store = SqlSessionStore(args.url, table=f"simulacra_bench_{os.getpid()}_{length}")
 
@@ -146,10 +145,11 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="simulacra-session", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    bench = commands.add_parser("bench", help="measure auto-save latency against the disk's floor")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``bench`` to the command's subcommands."""
+    bench = commands.add_parser(
+        "bench", help="measure auto-save latency against the disk's floor", description=__doc__
+    )
     bench.add_argument("--store", choices=["file", "memory", "sql"], default="file")
     bench.add_argument("--url", help="database URL for --store sql, e.g. postgresql+psycopg://u:pw@host/db")
     bench.add_argument("--format", choices=["jsonl", "json"], default="jsonl", help="file store format")
@@ -158,15 +158,3 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--lengths", default="10,100,1000", help="conversation lengths, comma-separated")
     bench.add_argument("--rounds", type=int, default=100, help="auto-saves timed per length")
     bench.set_defaults(run=_bench)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
-    status: int = args.run(args)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The ``simulacra-session`` command (also ``python -m simulacra_session``).
+
+    simulacra-session [--store URL] COMMAND ...
+
+Look at sessions (``list``, ``show``, ``tree``), tidy them (``rename``, ``delete``), move
+them between stores (``export``, ``import``, ``copy``), check and repair a store
+(``doctor``, ``compact``), and measure auto-save latency (``bench``). ``--store`` names a
+directory or a URL (see ``urls``); it defaults to ``$SIMULACRA_SESSION_STORE``, else
+``./sessions``. Exit status: 0 done, 1 ``doctor`` left a problem (or a delete was not
+confirmed), 2 an error, reported in one line naming the id, path or URL at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from ..errors import SessionError
+from . import bench, browse, care, moves
+from .output import clean, report_warnings
+from .urls import STORE_ENV, CommandError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simulacra-session",
+        description="Durable AI-agent conversations from the terminal: look at sessions, move them "
+        "between stores, check a store.",
+        epilog=f"--store URL: a directory, file:PATH[?format=json], sqlite:///PATH, "
+        f"postgresql+psycopg://..., mysql+pymysql://... (default: ${STORE_ENV}, else ./sessions)",
+    )
+    parser.add_argument("--version", action="version", version=f"simulacra-session {__version__}")
+    parser.add_argument("--store", dest="store_url", metavar="URL", help="the store to work on")
+    common = argparse.ArgumentParser(add_help=False)  # --store after the command works too
+    common.add_argument(
+        "--store", dest="store_url", metavar="URL", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    browse.add_parsers(commands, common)
+    moves.add_parsers(commands, common)
+    care.add_parsers(commands, common)
+    bench.add_parser(commands)
+    return parser
+
+
+def _message(error: BaseException) -> str:
+    """One line for an error: what went wrong, naming the id, path or URL."""
+    if isinstance(error, OSError) and error.filename is not None:
+        text = f"{error.filename}: {error.strerror or error}"
+    elif isinstance(error, (CommandError, SessionError, OSError, ValueError, TypeError)):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+    lines = clean(text).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        with report_warnings():
+            status: int = args.run(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("simulacra-session: interrupted\n")
+        return 130
+    except (SystemExit, MemoryError):
+        raise
+    except Exception as error:  # never a traceback: one line naming what is at fault
+        sys.stderr.write(f"simulacra-session: {_message(error)}\n")
+        return 2
+    return status

@@ -1,0 +1,110 @@
+"""``export``, ``import`` and ``copy``: sessions moved between stores as they are (``transfer``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from typing import IO
+
+from rich.text import Text
+
+from ..protocols import SessionStore
+from ..transfer import TransferResult, copy_sessions, export_sessions, import_sessions
+from .output import console, print_json, progress_bar
+from .urls import CommandError, on_store, open_store, printable
+
+__all__ = ["add_parsers"]
+
+
+def _output(path: str | None) -> AbstractContextManager[IO[bytes]]:
+    """Where an export goes: the file ``path``, or stdout (``None`` or ``-``)."""
+    if path is None or path == "-":
+        return nullcontext(sys.stdout.buffer)
+    return open(path, "wb")
+
+
+async def _export(store: SessionStore, args: argparse.Namespace) -> int:
+    with progress_bar("exporting") as progress, _output(args.output) as out:
+        count = await export_sessions(store, out, args.ids or None, progress=progress)
+        out.flush()
+    to_file = args.output not in (None, "-")
+    where = console(stderr=True)
+    if where.is_terminal or to_file:
+        where.print(Text(f"exported {count} session(s)" + (f" to {args.output}" if to_file else "")))
+    return 0
+
+
+def _done(result: TransferResult, verb: str, as_json: bool) -> int:
+    if as_json:
+        print_json({"written": result.written, "replaced": result.replaced, "skipped": result.skipped})
+    else:
+        parts = [f"{verb} {result.written} session(s)"]
+        parts += [f"replaced {result.replaced}"] if result.replaced else []
+        parts += [f"skipped {result.skipped} already there"] if result.skipped else []
+        console().print(Text(", ".join(parts)))
+    return 0
+
+
+async def _import(store: SessionStore, args: argparse.Namespace) -> int:
+    source: str | IO[bytes] = sys.stdin.buffer if args.file == "-" else args.file
+    with progress_bar("importing") as progress:
+        result = await import_sessions(store, source, on_conflict=args.on_conflict, progress=progress)
+    return _done(result, "imported", args.json)
+
+
+def _copy(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        source = open_store(args.source, create=False)
+        try:
+            target = open_store(args.target, create=True)
+            try:
+                with progress_bar("copying") as progress:
+                    result = await copy_sessions(
+                        source.store,
+                        target.store,
+                        args.ids or None,
+                        on_conflict=args.on_conflict,
+                        progress=progress,
+                    )
+            finally:
+                await target.close()
+        finally:
+            await source.close()
+        return _done(result, "copied", args.json)
+
+    if printable(args.source) == printable(args.target):
+        raise CommandError(f"{printable(args.source)}: copying a store onto itself")
+    return asyncio.run(run())
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Add ``export``, ``import`` and ``copy``."""
+    conflict = argparse.ArgumentParser(add_help=False)
+    conflict.add_argument(
+        "--on-conflict",
+        choices=["error", "skip", "replace"],
+        default="error",
+        help="a session the target has already: error (default: nothing is written), skip it "
+        "(resumes an interrupted run), or replace it",
+    )
+    conflict.add_argument("--json", action="store_true", help='{"written", "replaced", "skipped"}')
+    export = commands.add_parser(
+        "export", parents=[common], help="a versioned JSONL export of all or the given sessions"
+    )
+    export.add_argument("ids", nargs="*", metavar="ID", help="these sessions (and what they inherit from)")
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    export.set_defaults(run=on_store(_export, create=False))
+    imports = commands.add_parser(
+        "import", parents=[common, conflict], help="write an export's sessions into the store, as they were"
+    )
+    imports.add_argument("file", help="the export (- for stdin)")
+    imports.set_defaults(run=on_store(_import, create=True))
+    copy = commands.add_parser("copy", parents=[conflict], help="copy sessions from one store to another")
+    copy.add_argument("source", metavar="SRC", help="the store to copy from (a directory or a URL)")
+    copy.add_argument("target", metavar="DST", help="the store to copy to (made when missing)")
+    copy.add_argument("ids", nargs="*", metavar="ID", help="these sessions (and what they inherit from)")
+    copy.set_defaults(run=_copy)
