@@ -1,0 +1,122 @@
+"""Sessions to move and check: forks (attached, detached, a fork of a fork), labels, extra
+metadata, checkpoint state, tool calls and text the original library writes; and what a
+store holds of them, to compare two stores (the CLI's and transfer's tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from simulacra_session import SessionStore
+from simulacra_session.history import resolve_history
+from simulacra_session.timestamps import in_millis
+
+__all__ = ["IDS", "Snapshot", "message", "populate", "server_url", "snapshot", "sql_table"]
+
+IDS = ["root", "fork", "grandchild", "detached", "plain"]
+#: One session as a store shows it: id, created_at, updated_at, metadata (no stamps), history.
+Snapshot = tuple[str, str, str, dict[str, Any], list[Any]]
+
+
+def message(role: str, text: str, message_id: str | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {"role": role, "content": [{"type": "text", "text": text}]}
+    if message_id is not None:
+        found["id"] = message_id
+    return found
+
+
+async def _later() -> None:
+    """Stamps a millisecond apart, so json documents (whole milliseconds) keep the order."""
+    await asyncio.sleep(0.002)
+
+
+async def populate(store: SessionStore) -> None:
+    """Five sessions saved in the order of ``IDS``: ``root`` (three messages, a checkpoint, a
+    provider, an extra key), ``fork`` (attached, at root's second message), ``grandchild``
+    (attached to fork), ``detached`` (a detached fork of root) and ``plain`` (tool calls,
+    thinking, non-ASCII text)."""
+    root = [
+        message("user", "hello", "r1"),
+        message("assistant", "hi there", "r2"),
+        message("user", "bye", "r3"),
+    ]
+    checkpoint = {"message_id": "r2", "summary": "greetings"}
+    meta = {"label": "Root", "provider": "anthropic", "team": {"name": "a", "n": [1, 2]}}
+    await store.save("root", root, {**meta, "checkpoint_state": checkpoint})
+    await _later()
+    fork = {"parent_id": "root", "fork_message_id": "r2", "fork_message_count": 2, "label": "Fork"}
+    await store.save("fork", [message("user", "forked", "f1")], fork)
+    await _later()
+    grandchild = {"parent_id": "fork", "fork_message_id": "f1", "fork_message_count": 3}
+    await store.save("grandchild", [message("assistant", "deeper", "g1")], grandchild)
+    await _later()
+    detached = {"parent_id": "root", "detached": True, "label": "Detached"}
+    await store.save("detached", [*root[:1], message("user", "own copy", "d1")], detached)
+    await _later()
+    plain = [
+        message("user", "naïve café ☕ — 日本語", "p1"),
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thought": "let me look"},
+                {"type": "tool", "tool_request_id": "t1", "tool": "search", "params": {"q": "x"}},
+            ],
+            "id": "p2",
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool": "search", "tool_request_id": "t1", "result": [1]}],
+            "id": "p3",
+        },
+    ]
+    await store.save("plain", plain, {"label": "Plain", "is_checkpoint": False})
+
+
+async def snapshot(store: SessionStore, *, millis: bool = False) -> list[Snapshot]:
+    """Every session, most recent first, with its resolved history. ``millis``: stamps as a
+    ``.json`` document keeps them (whole milliseconds, rounded up)."""
+    found = []
+    for meta in await store.list():
+        resolved = await resolve_history(store, meta.id)
+        assert resolved is not None, meta.id
+        rest = meta.to_json_dict()
+        created, updated = rest.pop("created_at"), rest.pop("updated_at")
+        if millis:
+            created, updated = in_millis(created), in_millis(updated)
+        found.append((meta.id, created, updated, rest, resolved.messages))
+    return found
+
+
+def server_url(name: str) -> str:
+    """The test server's URL from the environment; skip (or fail under CI) without it."""
+    variable = f"SIMULACRA_TEST_{name.upper()}_URL"
+    url = os.environ.get(variable)
+    if not url:
+        reason = f'{variable} is not set: run `eval "$(bash scripts/db-servers.sh)"` to start the servers'
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+@contextmanager
+def sql_table(url: str) -> Iterator[str]:
+    """``url`` with a table of this test's own (``?table=``), dropped afterwards."""
+    from simulacra_session.stores.sql import SqlSessionStore
+
+    table = f"cli_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}table={table}"
+    finally:
+
+        async def drop() -> None:
+            async with SqlSessionStore(url, table=table) as store:
+                await store.drop_tables()
+
+        asyncio.run(drop())
