@@ -108,15 +108,16 @@ def server_url(name: str) -> str:
 @contextmanager
 def sql_table(url: str) -> Iterator[str]:
     """``url`` with a table of this test's own (``?table=``), dropped afterwards."""
-    from simulacra_session.stores.sql import SqlSessionStore
+    import sqlalchemy as sa
+
+    from simulacra_session.stores._sql_schema import Schema
 
     table = f"cli_{uuid.uuid4().hex[:12]}"
     try:
         yield f"{url}{'&' if '?' in url else '?'}table={table}"
     finally:
-
-        async def drop() -> None:
-            async with SqlSessionStore(url, table=table) as store:
-                await store.drop_tables()
-
-        asyncio.run(drop())
+        engine = sa.create_engine(url)
+        try:
+            Schema.named(table).meta.drop_all(engine, checkfirst=True)
+        finally:
+            engine.dispose()

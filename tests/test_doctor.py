@@ -1,0 +1,218 @@
+"""doctor.check_store on planted faults of every kind, before and after repair, with what the
+sessions hold checked unchanged: the file store in both formats, SQL stores, any store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from session_samples import message, populate, server_url, snapshot, sql_table
+from simulacra_session import FileSessionStore, InMemorySessionStore, SessionStore
+from simulacra_session.doctor import Report, check_store
+from simulacra_session.stores.sql import SqlSessionStore
+
+
+def kinds(report: Report, *, repaired: bool | None = None) -> set[tuple[str, str | None]]:
+    return {(p.kind, p.session_id) for p in report.problems if repaired is None or p.repaired == repaired}
+
+
+async def test_a_clean_store_is_ok(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path / "s")
+    await populate(store)
+    report = await check_store(store, repair=True)
+    assert report.problems == []
+    assert report.ok
+    assert report.to_json() == {"ok": True, "problems": []}
+
+
+def _plant(root: Path, ext: str) -> bytes:
+    """Every fault the file check knows, in a store of ``populate``'s sessions; the bytes of
+    the unreadable file."""
+
+    def path(*parts: str) -> Path:
+        return root.joinpath(*parts)
+
+    stale = path("root-forks", f"fork{ext}")  # a copy where the hard link was: another inode
+    data = stale.read_bytes()
+    stale.unlink()
+    stale.write_bytes(data)
+    path("fork-forks", f"grandchild{ext}").unlink()  # missing from the index
+    os.link(path(f"plain{ext}"), path("root-forks", f"plain{ext}"))  # plain is no fork of root
+    path("root-forks", f"ghost{ext}").write_bytes(data)  # a session whose file is gone: its last copy
+    path("root-forks", f".fork{ext}.0123456789abcdef.tmp").write_bytes(data)  # a killed linker's
+    path(f".plain{ext}.tmp").write_bytes(b"half a save")  # a killed writer's, nobody holds it
+    path(f"old{ext}.corrupt-20200101T000000000000Z").write_bytes(b"set aside long ago")
+    bad = b'{"metadata": {"created_at": "2020' if ext == ".json" else b"not a journal\n"
+    path(f"bad{ext}").write_bytes(bad)
+    if ext == ".jsonl":
+        with open(path("root.jsonl"), "ab") as journal:
+            journal.write(b'{"role":"user","content":[{"type":"te')  # an append cut short
+        lines = path("detached.jsonl").read_bytes().splitlines()
+        with open(path("detached.jsonl"), "ab") as journal:  # metadata records outweighing the rest
+            journal.write(b"\n".join([lines[-1]] * 40) + b"\n")
+    return bad
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+async def test_file_store_faults_found_and_repaired_without_changing_data(
+    tmp_path: Path, file_format: str
+) -> None:
+    root = tmp_path / "store"
+    store = FileSessionStore(root, format="json" if file_format == "json" else "jsonl")
+    await populate(store)
+    await store.save(
+        "orphan", [message("user", "left behind")], {"parent_id": "gone", "fork_message_count": 0}
+    )
+    ext = "." + file_format
+    bad = _plant(root, ext)
+    before = await snapshot(store)
+
+    found = await check_store(store)
+    expected = {
+        ("fork_link", "fork"),
+        ("fork_link", "grandchild"),
+        ("fork_link", "plain"),
+        ("fork_link", "ghost"),
+        ("temp_file", "fork"),
+        ("temp_file", "plain"),
+        ("set_aside", "old"),
+        ("unreadable", "bad"),
+        ("missing_parent", "orphan"),
+    }
+    if file_format == "jsonl":
+        expected |= {("torn_tail", "root"), ("compactable", "detached")}
+    assert kinds(found) == expected
+    assert not found.ok
+    assert not any(p.repaired for p in found.problems)
+    assert await snapshot(store) == before  # a check changes nothing
+
+    repaired = await check_store(store, repair=True)
+    assert kinds(repaired) == expected
+    assert kinds(repaired, repaired=False) == {("set_aside", "old"), ("fork_link", "ghost")}
+    unreadable = next(p for p in repaired.problems if p.kind == "unreadable")
+    _check_files(root, ext, unreadable.detail.rsplit("moved to ", 1)[1], bad)
+
+    after = await check_store(store)
+    assert kinds(after) == {("set_aside", "old"), ("set_aside", "bad"), ("fork_link", "ghost")}
+    assert await _unchanged_but_orphan(store, before)
+    assert [m.id for m in await store.forks("root")] == ["detached", "fork"]
+    assert [m.id for m in await store.forks("fork")] == ["grandchild"]
+
+
+def _check_files(root: Path, ext: str, aside: str, bad: bytes) -> None:
+    """What the repair did on disk: the unreadable file moved aside, never destroyed; the last
+    copy of ghost kept; links re-made; temp files gone; a torn tail cut; a journal compacted."""
+    assert Path(aside).read_bytes() == bad
+    assert (root / "root-forks" / f"ghost{ext}").exists()
+    assert os.stat(root / "root-forks" / f"fork{ext}").st_ino == os.stat(root / f"fork{ext}").st_ino
+    assert not (root / f".plain{ext}.tmp").exists()
+    assert not (root / "root-forks" / f".fork{ext}.0123456789abcdef.tmp").exists()
+    if ext == ".jsonl":
+        assert (root / "root.jsonl").read_bytes().endswith(b"}]\n")  # its last commit record
+        assert len((root / "detached.jsonl").read_bytes().splitlines()) == 4  # header, 2 messages, commit
+
+
+async def _unchanged_but_orphan(store: SessionStore, before: list[tuple[str, str, str, dict, list]]) -> bool:  # type: ignore[type-arg]
+    """Every session as before, stamps and history included; the orphan now says it is detached."""
+    now = await snapshot(store)
+    assert [s[0] for s in now] == [s[0] for s in before]
+    for old, new in zip(before, now, strict=True):
+        if old[0] == "orphan":
+            assert new[3] == {**old[3], "detached": True}
+            assert (new[1], new[2], new[4]) == (old[1], old[2], old[4])
+        else:
+            assert new == old
+    return True
+
+
+async def test_missing_parent_of_any_store(tmp_path: Path) -> None:
+    store = InMemorySessionStore()
+    await store.save("parent", [message("user", "a")])
+    await store.save("fork", [message("user", "b")], {"parent_id": "parent", "fork_message_count": 1})
+    await store.save("detached", [message("user", "c")], {"parent_id": "parent", "detached": True})
+    await store.delete("parent")
+    found = await check_store(store)
+    assert kinds(found) == {("missing_parent", "fork")}  # a detached fork lacks nothing
+    assert "inherits from session parent, which is gone" in found.problems[0].detail
+    assert kinds(await check_store(store, repair=True), repaired=True) == {("missing_parent", "fork")}
+    assert (await check_store(store)).ok
+
+
+def _sql_url(backend: str, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'doctor.db'}" if backend == "sqlite" else server_url(backend)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mysql"])
+async def test_sql_rows_that_disagree_with_message_count(tmp_path: Path, backend: str) -> None:
+    url = _sql_url(backend, tmp_path)
+    with sql_table(url) as tabled:
+        table = tabled.rsplit("table=", 1)[1]
+        async with SqlSessionStore(
+            sa.make_url(tabled).difference_update_query(["table"]), table=table
+        ) as store:
+            await populate(store)
+            messages = f"{table}_messages"
+
+            def plant(connection: sa.Connection) -> None:
+                connection.execute(
+                    sa.text(f"UPDATE {messages} SET seq = 7 WHERE session_id = 'root' AND seq = 1")
+                )
+                row = json.dumps(message("user", "a row past the count"))
+                connection.execute(
+                    sa.text(f"INSERT INTO {messages} (session_id, seq, message) VALUES ('plain', 3, :m)"),
+                    {"m": row},
+                )
+
+            await store._run("plant", None, plant)
+            before = {sid: await store.load(sid) for sid in ("root", "plain", "fork")}
+            found = await check_store(store)
+            assert kinds(found) == {("message_count", "root"), ("message_count", "plain")}
+            details = {p.session_id: p.detail for p in found.problems}
+            assert details["root"] == "message_count is 3, its 3 message rows are numbered up to 7"
+            assert details["plain"] == "message_count is 3, its 4 message rows are numbered up to 3"
+            repaired = await check_store(store, repair=True)
+            assert repaired.ok
+            assert (await check_store(store)).problems == []
+            for sid, old in before.items():
+                new = await store.load(sid)
+                assert new is not None
+                assert old is not None
+                assert new.messages == old.messages  # nothing lost, nothing reordered
+                assert new.metadata.updated_at == old.metadata.updated_at
+            plain = await store.load("plain")
+            assert plain is not None
+            assert plain.metadata.message_count == 4
+            await store.append("root", [message("user", "appends go on")])  # seq 3 is free again
+            assert len((await store.load("root") or before["root"]).messages) == 4  # type: ignore[union-attr]
+
+
+async def test_sqlite_rows_of_no_session_are_named_not_removed(tmp_path: Path) -> None:
+    database = tmp_path / "orphans.db"
+    async with SqlSessionStore(f"sqlite:///{database}") as store:
+        await store.save("kept", [message("user", "a")])
+        with closing(sqlite3.connect(database)) as raw:  # foreign keys off, as a hand edit might be
+            raw.execute("INSERT INTO simulacra_sessions_messages VALUES ('nobody', 0, '{}')")
+            raw.commit()
+        report = await check_store(store, repair=True)
+        assert kinds(report, repaired=False) == {("message_count", "nobody")}
+        with closing(sqlite3.connect(database)) as raw:
+            assert raw.execute("SELECT count(*) FROM simulacra_sessions_messages").fetchone() == (2,)
+
+
+async def test_a_live_writers_temp_file_is_left_alone(tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    store = FileSessionStore(tmp_path / "s")
+    await store.save("a", [message("user", "a")])
+    temp = tmp_path / "s" / ".a.jsonl.tmp"
+    with temp.open("wb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as atomic_write holds it while it writes
+        assert (await check_store(store, repair=True)).problems == []
+        assert temp.exists()
+    shutil.rmtree(tmp_path / "s")
