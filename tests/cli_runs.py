@@ -1,0 +1,99 @@
+"""Running the installed ``simulacra-session`` command in a subprocess, on stores of every kind
+filled with ``session_samples.populate``'s sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from session_samples import Snapshot, populate, server_url, snapshot, sql_table
+from simulacra_session.cli.urls import open_store
+
+__all__ = ["KINDS", "Run", "run_cli", "script", "store_of", "store_snapshot"]
+
+KINDS = ["jsonl", "json", "sqlite", "postgres", "mysql"]
+
+
+def script() -> str:
+    """The ``simulacra-session`` script installed beside this Python."""
+    found = Path(sys.executable).parent / ("simulacra-session" + (".exe" if os.name == "nt" else ""))
+    if not found.exists():
+        pytest.skip(f"no simulacra-session script beside {sys.executable}")
+    return str(found)
+
+
+class Run:
+    """A finished run of the command: its exit status, stdout and stderr."""
+
+    def __init__(self, done: subprocess.CompletedProcess[str]) -> None:
+        self.status = done.returncode
+        self.out = done.stdout
+        self.err = done.stderr
+
+    def json(self) -> Any:
+        assert self.status in (0, 1), self.err
+        return json.loads(self.out)
+
+    def error_line(self) -> str:
+        """The one line an error prints (and that it is one line, with no traceback)."""
+        assert self.status == 2, (self.status, self.out, self.err)
+        lines = self.err.splitlines()
+        assert len(lines) == 1, self.err
+        assert lines[0].startswith("simulacra-session: ")
+        return lines[0]
+
+
+def run_cli(*args: str, runner: str = "module", stdin: str | None = None) -> Run:
+    """``python -m simulacra_session ARGS`` (or the script), in a pipe, without the store variable."""
+    command = [sys.executable, "-m", "simulacra_session"] if runner == "module" else [script()]
+    env = {key: value for key, value in os.environ.items() if key != "SIMULACRA_SESSION_STORE"}
+    done = subprocess.run(
+        [*command, *args], capture_output=True, text=True, env=env, input=stdin, timeout=300, check=False
+    )
+    return Run(done)
+
+
+@contextmanager
+def store_of(kind: str, tmp_path: Path, name: str = "store", *, filled: bool = True) -> Iterator[str]:
+    """The URL of a store of ``kind`` (server tables dropped afterwards), filled by ``populate``."""
+    if kind in ("postgres", "mysql"):
+        tabled = sql_table(server_url(kind))
+    elif kind == "sqlite":
+        tabled = nullcontext(f"sqlite:///{tmp_path / name}.db")
+    else:
+        where = tmp_path / name
+        tabled = nullcontext(str(where) if kind == "jsonl" else f"file:{where}?format=json")
+    with tabled as url:
+        if filled:
+            asyncio.run(_fill(url))
+        yield url
+
+
+async def _fill(url: str) -> None:
+    opened = open_store(url, create=True)
+    try:
+        await populate(opened.store)
+    finally:
+        await opened.close()
+
+
+def store_snapshot(url: str, *, millis: bool = False) -> list[Snapshot]:
+    """``snapshot`` of the store ``url`` names, read in this process."""
+
+    async def read() -> list[Snapshot]:
+        opened = open_store(url, create=False)
+        try:
+            return await snapshot(opened.store, millis=millis)
+        finally:
+            await opened.close()
+
+    return asyncio.run(read())

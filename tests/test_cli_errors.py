@@ -1,0 +1,180 @@
+"""The installed command's errors (one line naming the id, path or URL at fault, exit 2, never a
+traceback), ``--version``, ``python -m``, ``doctor``'s exit status and output, and the
+progress bar that only a terminal gets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_runs import KINDS, run_cli, store_of
+from session_samples import message
+from simulacra_session import __version__
+from simulacra_session.cli.urls import open_store
+
+
+@pytest.mark.parametrize("runner", ["module", "script"])
+def test_version_and_help(runner: str) -> None:
+    shown = run_cli("--version", runner=runner)
+    assert (shown.status, shown.out.strip()) == (0, f"simulacra-session {__version__}")
+    helped = run_cli("--help", runner=runner)
+    assert helped.status == 0
+    for command in (
+        "list",
+        "show",
+        "tree",
+        "export",
+        "import",
+        "copy",
+        "rename",
+        "delete",
+        "doctor",
+        "bench",
+    ):
+        assert command in helped.out
+
+
+def test_errors_name_what_is_at_fault(tmp_path: Path) -> None:
+    with store_of("jsonl", tmp_path) as url:
+        assert "invalid session id 'no way'" in run_cli("--store", url, "show", "no way").error_line()
+        assert run_cli("--store", url, "show", "nobody").error_line().endswith("session not found: nobody")
+        assert "session not found: nobody" in run_cli("--store", url, "rename", "nobody", "x").error_line()
+        assert "session not found: nobody" in run_cli("--store", url, "export", "nobody").error_line()
+        assert "session not found: nobody" in run_cli("--store", url, "tree", "nobody").error_line()
+    missing = tmp_path / "nowhere"
+    assert f"{missing}: no such directory" in run_cli("--store", str(missing), "list").error_line()
+    assert "redis://h/0: not a store URL" in run_cli("--store", "redis://h/0", "list").error_line()
+    assert (
+        "format must be jsonl or json"
+        in run_cli("--store", f"file:{tmp_path}?format=xml", "list").error_line()
+    )
+    unknown = run_cli("--store", f"file:{tmp_path}?colour=red", "list").error_line()
+    assert "unknown option(s) colour" in unknown
+    no_driver = run_cli("--store", "postgresql+pg8000://u:secret@localhost/db", "list").error_line()
+    assert (
+        "postgresql+pg8000://u:***@localhost/db: the database driver 'pg8000' is not installed" in no_driver
+    )
+    assert "secret" not in no_driver
+    refused = run_cli("--store", "postgresql+psycopg://u:secret@127.0.0.1:1/db", "list").error_line()
+    assert refused.startswith("simulacra-session: postgresql+psycopg://u:***@127.0.0.1:1/db: ")
+    assert "secret" not in refused
+    assert "Traceback" not in refused
+    export = tmp_path / "not-an-export.jsonl"
+    export.write_text('{"hello": 1}\n')
+    into = str(tmp_path / "into")
+    damaged = run_cli("--store", into, "import", str(export)).error_line()
+    assert f"{export}: not a simulacra-session export" in damaged
+    assert (
+        f"{tmp_path / 'absent.jsonl'}: No such file"
+        in run_cli("--store", into, "import", str(tmp_path / "absent.jsonl")).error_line()
+    )
+
+
+def test_the_store_comes_from_the_environment_else_sessions(tmp_path: Path) -> None:
+    with store_of("jsonl", tmp_path, "env-store") as url:
+        env = {**os.environ, "SIMULACRA_SESSION_STORE": url}
+        command = [sys.executable, "-m", "simulacra_session", "list", "--json"]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
+        assert done.returncode == 0
+        assert '"id":"plain"' in done.stdout
+        env.pop("SIMULACRA_SESSION_STORE")
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, check=False, timeout=300, cwd=tmp_path
+        )
+        assert done.stderr.startswith("simulacra-session: ./sessions: no such directory")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_doctor_exit_status_and_json(kind: str, tmp_path: Path) -> None:
+    with store_of(kind, tmp_path) as url:
+        clean = run_cli("--store", url, "doctor")
+        assert (clean.status, clean.out.strip()) == (0, "no problems found")
+        assert run_cli("--store", url, "doctor", "--json").json() == {"ok": True, "problems": []}
+        _orphan(url)
+        found = run_cli("--store", url, "doctor", "--json")
+        assert found.status == 1
+        problem = found.json()["problems"][0]
+        assert problem == {
+            "kind": "missing_parent",
+            "session_id": "orphan",
+            "path": None,
+            "detail": "session orphan inherits from session gone, which is gone",
+            "repaired": False,
+        }
+        human = run_cli("--store", url, "doctor")
+        assert human.status == 1
+        assert "missing_parent" in human.out
+        assert "1 problem(s), 1 left" in human.out
+        repaired = run_cli("--store", url, "doctor", "--repair", "--json")
+        assert repaired.status == 0
+        assert repaired.json()["problems"][0]["repaired"] is True
+        assert run_cli("--store", url, "doctor").status == 0
+
+
+def _orphan(url: str) -> None:
+    """A fork whose parent is gone, written by the library (as another process might)."""
+
+    async def write() -> None:
+        opened = open_store(url, create=True)
+        try:
+            given = {"parent_id": "gone", "fork_message_count": 0}
+            await opened.store.save("orphan", [message("user", "alone")], given)
+        finally:
+            await opened.close()
+
+    asyncio.run(write())
+
+
+def test_doctor_repairs_a_torn_journal_from_the_command(tmp_path: Path) -> None:
+    with store_of("jsonl", tmp_path) as url:
+        journal = Path(url) / "plain.jsonl"
+        with journal.open("ab") as out:
+            out.write(b'{"role":"user","con')
+        found = run_cli("--store", url, "doctor", "--json")
+        assert found.status == 1
+        assert [p["kind"] for p in found.json()["problems"]] == ["torn_tail"]
+        assert found.json()["problems"][0]["path"] == str(journal)
+        assert found.err == ""  # the report says it: no warnings besides
+        assert run_cli("--store", url, "doctor", "--repair").status == 0
+        assert journal.read_bytes().endswith(b"}]\n")
+
+
+@pytest.mark.skipif(not hasattr(pty, "openpty") or os.name == "nt", reason="needs a pseudo-terminal")
+def test_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    with store_of("jsonl", tmp_path) as url:
+        primary, secondary = pty.openpty()
+        command = [
+            sys.executable,
+            "-m",
+            "simulacra_session",
+            "--store",
+            url,
+            "export",
+            "-o",
+            str(tmp_path / "e.jsonl"),
+        ]
+        env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+        with subprocess.Popen(command, stdout=secondary, stderr=secondary, env=env) as process:
+            os.close(secondary)
+            seen = b""
+            while True:
+                try:
+                    chunk = os.read(primary, 4096)
+                except OSError:  # the terminal closed with the process
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            assert process.wait(timeout=300) == 0
+        os.close(primary)
+        assert b"exporting" in seen  # the bar, drawn on the terminal
+        assert b"exported 5 session(s)" in seen
+        piped = run_cli("--store", url, "export", "-o", str(tmp_path / "p.jsonl"))
+        assert "exporting" not in piped.err
+        assert piped.err == f"exported 5 session(s) to {tmp_path / 'p.jsonl'}\n"
