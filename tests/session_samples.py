@@ -5,13 +5,10 @@ store holds of them, to compare two stores (the CLI's and transfer's tests)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-
-import pytest
 
 from simulacra_session import SessionStore
 from simulacra_session.history import resolve_history
@@ -94,15 +91,11 @@ async def snapshot(store: SessionStore, *, millis: bool = False) -> list[Snapsho
 
 
 def server_url(name: str) -> str:
-    """The test server's URL from the environment; skip (or fail under CI) without it."""
-    variable = f"SIMULACRA_TEST_{name.upper()}_URL"
-    url = os.environ.get(variable)
-    if not url:
-        reason = f'{variable} is not set: run `eval "$(bash scripts/db-servers.sh)"` to start the servers'
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return url
+    """The URL of the test server ``name`` (``postgres``, ``mysql``), password included; the
+    test skips without one (fails under CI), as the SQL store's tests do."""
+    from test_store_sql import server_url as found
+
+    return found(name).render_as_string(hide_password=False)
 
 
 @contextmanager
