@@ -286,3 +286,25 @@ async def test_a_fork_whose_parent_is_gone_moves_with_the_copy_its_store_kept(tm
     after = await resolve_history(target, "orphan")
     assert after is not None
     assert after.messages == before.messages
+
+
+async def test_copy_moves_one_session_at_a_time(tmp_path: Path) -> None:
+    source, target = make("jsonl", tmp_path / "source"), make("memory", tmp_path / "target")
+    await populate(source)
+    events: list[str] = []
+    load, restore = source.load, target.restore  # type: ignore[attr-defined]
+
+    async def loading(session_id: str) -> StoredSession | None:
+        events.append(f"load {session_id}")
+        return await load(session_id)
+
+    async def restoring(session_id: str, messages: Any, metadata: SessionMetadata) -> None:
+        events.append(f"restore {session_id}")
+        await restore(session_id, messages, metadata)
+
+    source.load = loading  # type: ignore[method-assign]
+    target.restore = restoring  # type: ignore[attr-defined]
+    await copy_sessions(source, target)
+    moved = [event.split()[1] for event in events[::2]]
+    assert events == [event for sid in moved for event in (f"load {sid}", f"restore {sid}")]
+    assert sorted(moved) == sorted(IDS)
