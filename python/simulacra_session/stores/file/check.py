@@ -150,6 +150,8 @@ class _Checker:
             return
         if parsed is not None:
             self.journal(session_id, path, data, parsed)
+            if self.repair:  # compacted: a new inode
+                inode = os.lstat(path).st_ino
         current = self.layout.newer_file(session_id)
         if current is None or current[0] == name:
             self.sessions[session_id] = _Session(file_format, inode, metadata.parent_id)
