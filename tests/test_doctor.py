@@ -14,7 +14,13 @@ import pytest
 import sqlalchemy as sa
 
 from session_samples import message, populate, server_url, snapshot, sql_table
-from simulacra_session import FileSessionStore, InMemorySessionStore, SessionStore
+from simulacra_session import (
+    FileSessionStore,
+    InMemorySessionStore,
+    SessionManager,
+    SessionStore,
+    SimpleConversation,
+)
 from simulacra_session.doctor import Report, check_store
 from simulacra_session.stores.sql import SqlSessionStore
 
@@ -216,3 +222,16 @@ async def test_a_live_writers_temp_file_is_left_alone(tmp_path: Path) -> None:
         assert (await check_store(store, repair=True)).problems == []
         assert temp.exists()
     shutil.rmtree(tmp_path / "s")
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+async def test_no_problem_after_a_parent_is_deleted_as_the_manager_does(
+    tmp_path: Path, file_format: str
+) -> None:
+    store = FileSessionStore(tmp_path / "s", format="json" if file_format == "json" else "jsonl")
+    await populate(store)
+    async with SessionManager(store, SimpleConversation()) as manager:
+        assert await manager.delete("root")  # its forks detached, its fork index gone
+    assert (await check_store(store)).problems == []
+    await store.save("fork", [message("user", "saved again")])  # relinked under the deleted parent
+    assert (await check_store(store)).problems == []

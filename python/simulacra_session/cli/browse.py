@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from typing import Any
 
 from rich.table import Table
@@ -44,8 +45,8 @@ async def all_sessions(store: SessionStore) -> list[SessionMetadata]:
             return found
 
 
-def _when(stamp: str, meta: SessionMetadata) -> str:
-    instant = meta.updated if stamp == meta.updated_at else meta.created
+def _when(instant: datetime) -> str:
+    """An instant to the second, in UTC."""
     return instant.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
@@ -72,7 +73,7 @@ async def _list(store: SessionStore, args: argparse.Namespace) -> int:
         if parent and meta.detached:
             parent += " (detached)"
         label = clean(meta.label or "")
-        table.add_row(meta.id, label, _count(meta), _when(meta.updated_at, meta), parent)
+        table.add_row(meta.id, Text(label), _count(meta), _when(meta.updated), parent)  # text, not markup
     out = console()
     out.print(table if sessions else Text("no sessions"))
     return 0
@@ -121,7 +122,7 @@ async def _show(store: SessionStore, args: argparse.Namespace) -> int:
         return 0
     out = console()
     out.print(Text(f"session {meta.id}", style="bold"), Text(clean(meta.label or ""), style="italic"))
-    out.print(f"created {_when(meta.created_at, meta)}, updated {_when(meta.updated_at, meta)}")
+    out.print(f"created {_when(meta.created)}, updated {_when(meta.updated)}")
     if meta.parent_id:
         how = f"inherits {resolved.inherited} messages" if inherits(meta) else "detached"
         out.print(f"fork of {meta.parent_id} ({how})")
@@ -172,7 +173,7 @@ async def _tree(store: SessionStore, args: argparse.Namespace) -> int:
         meta = by_id[session_id]
         label = Text(meta.id, style="bold")
         label.append(f"  {clean(meta.label or '')}")
-        label.append(f"  {_count(meta)} messages, {_when(meta.updated_at, meta)}", style="dim")
+        label.append(f"  {_count(meta)} messages, {_when(meta.updated)}", style="dim")
         if meta.parent_id and meta.detached:
             label.append("  detached", style="yellow")
         node = parent_node.add(label)

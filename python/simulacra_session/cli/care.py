@@ -32,7 +32,11 @@ async def _doctor(store: SessionStore, args: argparse.Namespace) -> int:
             for problem in report.problems:
                 mark = Text("yes", style="green") if problem.repaired else Text("no", style="red")
                 table.add_row(
-                    problem.kind, problem.session_id or "", mark, clean(problem.detail), problem.path or ""
+                    problem.kind,
+                    problem.session_id or "",
+                    mark,
+                    Text(clean(problem.detail)),  # text, not markup: details quote what they found
+                    Text(clean(problem.path or "")),
                 )
             out.print(table)
         left = sum(not problem.repaired for problem in report.problems)

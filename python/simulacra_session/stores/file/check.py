@@ -239,8 +239,8 @@ class _Checker:
                     self.stale(parent_id, parsed, path, found.st_ino, session is None)
         for session_id, session in self.sessions.items():
             key = (session.parent_id or "", session_id)
-            if session.parent_id is None or key in linked or not SESSION_ID_PATTERN.fullmatch(key[0]):
-                continue
+            if session.parent_id is None or key in linked or key[0] not in self.sessions:
+                continue  # a parent deleted (or unreadable) needs no index
             where = os.path.join(root, f"{key[0]}-forks", self.layout.name(session_id, session.file_format))
             what = "links a former version of" if key in former else "is missing from the fork index for"
             if self.repair:
