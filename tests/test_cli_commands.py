@@ -103,9 +103,10 @@ def test_export_import_and_copy_keep_everything(kind: str, tmp_path: Path) -> No
 def test_rename_and_delete_as_the_manager_does(kind: str, tmp_path: Path) -> None:
     with store_of(kind, tmp_path) as url:
         history = run_cli("--store", url, "show", "grandchild", "--json").json()["messages"]
-        assert run_cli("--store", url, "rename", "fork", "Renamed").status == 0
+        assert run_cli("--store", url, "rename", "fork", "[b]Renamed[/b]").status == 0
         labels = {item["id"]: item["label"] for item in run_cli("--store", url, "list", "--json").json()}
-        assert labels["fork"] == "Renamed"
+        assert labels["fork"] == "[b]Renamed[/b]"
+        assert "[b]Renamed[/b]" in run_cli("--store", url, "list").out  # text, not rich markup
         refused = run_cli("--store", url, "delete", "root")
         assert "not deleting root: confirm with --yes" in refused.error_line()
         assert run_cli("--store", url, "delete", "root", "--yes").status == 0
