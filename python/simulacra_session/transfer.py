@@ -18,6 +18,9 @@ their forks. A fork whose parent is gone but whose store kept a copy of what it 
 ``on_conflict`` says what happens to a session the target holds already: ``"error"`` (the
 default) writes nothing at all and raises ``SessionExistsError``; ``"skip"`` keeps the
 target's, which also finishes what an interrupted run left; ``"replace"`` overwrites it.
+
+Sessions are listed a page at a time: moving a store in use, a session saved meanwhile can
+be missed (run again with ``"skip"`` to pick it up) or move in its newer state.
 """
 
 from __future__ import annotations
