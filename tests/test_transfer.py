@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from session_samples import IDS, message, populate, snapshot
+from session_samples import IDS, message, populate, server_url, snapshot, sql_table
 from simulacra_session import (
     CorruptSessionError,
     FileSessionStore,
@@ -308,3 +308,26 @@ async def test_copy_moves_one_session_at_a_time(tmp_path: Path) -> None:
     moved = [event.split()[1] for event in events[::2]]
     assert events == [event for sid in moved for event in (f"load {sid}", f"restore {sid}")]
     assert sorted(moved) == sorted(IDS)
+
+
+@pytest.mark.parametrize("server", ["postgres", "mysql"])
+async def test_copy_into_a_database_server_keeps_everything(tmp_path: Path, server: str) -> None:
+    import sqlalchemy as sa
+
+    source = make("jsonl", tmp_path / "source")
+    await populate(source)
+    with sql_table(server_url(server)) as tabled:
+        url = sa.make_url(tabled)
+        async with SqlSessionStore(
+            url.difference_update_query(["table"]), table=url.query["table"]
+        ) as target:
+            await copy_sessions(source, target)
+            assert await snapshot(target) == await snapshot(source)
+            meta = stamped("root", 1, label="restored over")
+            await target.restore("root", [message("user", "one")], meta)  # replaces, as given
+            restored = await target.load("root")
+            assert restored is not None
+            assert (restored.metadata.updated_at, restored.messages) == (
+                meta.updated_at,
+                [message("user", "one")],
+            )
