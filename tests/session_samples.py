@@ -8,13 +8,26 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from simulacra_session import SessionStore
+from simulacra_session._backend import dumps
 from simulacra_session.history import resolve_history
+from simulacra_session.stores.file import journal
+from simulacra_session.stores.file.records import checksum
 from simulacra_session.timestamps import in_millis
 
-__all__ = ["IDS", "Snapshot", "message", "populate", "server_url", "snapshot", "sql_table"]
+__all__ = [
+    "IDS",
+    "Snapshot",
+    "message",
+    "populate",
+    "server_url",
+    "snapshot",
+    "sql_table",
+    "superseded_records",
+]
 
 IDS = ["root", "fork", "grandchild", "detached", "plain"]
 #: One session as a store shows it: id, created_at, updated_at, metadata (no stamps), history.
@@ -26,6 +39,20 @@ def message(role: str, text: str, message_id: str | None = None) -> dict[str, An
     if message_id is not None:
         found["id"] = message_id
     return found
+
+
+def superseded_records(path: Path, count: int) -> None:
+    """Append ``count`` commit records to the journal ``path`` that commit no message and
+    repeat its metadata: records that verify (each chains on the one before), all but the
+    last superseded, as a store that never compacts would leave them."""
+    last = path.read_bytes().splitlines()[-1]
+    metadata, seed = dumps(journal._commit_record(last, journal.FORMAT_VERSION)), checksum(last)
+    with path.open("ab") as out:
+        for _ in range(count):
+            assert seed is not None
+            record = journal._commit(metadata, b"", seed)
+            out.write(record)
+            seed = checksum(record[:-1])
 
 
 async def _later() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_runs import KINDS, run_cli, store_of, store_snapshot
-from session_samples import IDS
+from session_samples import IDS, superseded_records
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -119,9 +119,7 @@ def test_rename_and_delete_as_the_manager_does(kind: str, tmp_path: Path) -> Non
 def test_compact_rewrites_journals(tmp_path: Path) -> None:
     with store_of("jsonl", tmp_path) as url:
         journal = Path(url) / "plain.jsonl"
-        last = journal.read_bytes().splitlines()[-1]
-        with journal.open("ab") as out:
-            out.write(b"\n".join([last] * 50) + b"\n")
+        superseded_records(journal, 50)
         before = store_snapshot(url)
         assert run_cli("--store", url, "doctor", "--json").json()["problems"][0]["kind"] == "compactable"
         assert "compacted 1 session(s)" in run_cli("--store", url, "compact", "plain").out

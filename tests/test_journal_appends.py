@@ -71,7 +71,7 @@ def test_an_append_left_by_a_closed_loop_does_not_block_the_session(tmp_path: Pa
     assert not task.done()
     # the next save waits for the session's lock (in a daemon thread, so a regression fails
     # here instead of hanging the run), then rewrites
-    saver = threading.Thread(target=store._save_sync, args=("s", [msg("a"), msg("b"), msg("c")], None))
+    saver = threading.Thread(target=store._save_sync, args=("s", [msg("a"), msg("b"), msg("c")], None, None))
     saver.daemon = True
     saver.start()
     saver.join(30)

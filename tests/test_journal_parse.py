@@ -1,9 +1,10 @@
-"""``parse_journal`` and ``tail_metadata`` against the readings they replaced (split into
-lines; then join and one ``loads``).
+"""``parse_journal`` and ``tail_metadata`` of version 1 journals (no checksums, still read)
+against the readings they replaced (split into lines; then join and one ``loads``).
 
 The offsets-and-``loads_lines`` reading must give the same journal, or the same error, for
-every input: journals the store writes, each of their torn tails, and damaged ones; and
-``tail_metadata`` the same metadata from any end of any of them.
+every input: journals as version 1 wrote them, each of their torn tails, and damaged ones;
+and ``tail_metadata`` the same metadata from any end of any of them. Version 2 (checksums)
+is tested in ``test_journal_checksums``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ HEADER = b'["simulacra-session",'
 COMMIT = b'["metadata",'
 
 
+def to_v1(data: bytes) -> bytes:
+    """A version 2 journal as version 1 wrote it: the same lines, without their checksums."""
+    lines = []
+    for line in data.split(b"\n"):
+        if line.startswith(b'["simulacra-session",2,'):
+            line = b'["simulacra-session",1,' + line[len(HEADER) + 2 : -12] + b"]"
+        elif line.startswith(COMMIT):
+            line = line[:-23] + b"]"
+        lines.append(line)
+    return b"\n".join(lines)
+
+
 def reference(data: bytes, path: str) -> _journal.Journal:
     """The former ``parse_journal``, line for line (less its warning), the header's version
     now checked first whatever follows it."""
@@ -35,7 +48,7 @@ def reference(data: bytes, path: str) -> _journal.Journal:
     while index >= 0:
         line = lines[index]
         end -= len(line) + 1
-        metadata = _journal._commit_record(line)
+        metadata = _journal._commit_record(line, 1)
         if metadata is not None:
             end += len(line) + 1
             break
@@ -60,7 +73,7 @@ def reference(data: bytes, path: str) -> _journal.Journal:
         raise CorruptSessionError(
             f"corrupt session file {path}: {len(messages)} messages, metadata says {count!r}"
         )
-    return _journal.Journal(metadata, messages, end, torn, superseded, last_commit)
+    return _journal.Journal(metadata, messages, end, torn, superseded, last_commit, 1)
 
 
 def outcome(parse: Any, data: bytes) -> Any:
@@ -91,10 +104,10 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         await store.append("s", [["metadata", {"x": 1}], None])
 
     asyncio.run(write())
-    return (root / "s.jsonl").read_bytes()
+    return to_v1((root / "s.jsonl").read_bytes())
 
 
-def test_the_store_writes_what_both_read(journal: bytes) -> None:
+def test_version_1_as_it_was_written(journal: bytes) -> None:
     same(journal)
     parsed = _journal.parse_journal(journal, "p")
     assert parsed.messages == [
@@ -125,8 +138,8 @@ def test_every_torn_tail(journal: bytes) -> None:
         lambda lines: [*lines[:3], b'["metadata",{', *lines[3:]],  # a damaged superseded commit
         lambda lines: [*lines[:3], b'["metadata",\xff]', *lines[3:]],  # invalid UTF-8 in one
         lambda lines: [lines[0], b"\xff", *lines[2:]],  # invalid UTF-8 in a message
-        lambda lines: [b'["simulacra-session",2,{}]', *lines[1:]],  # another version, commits after
-        lambda lines: [b'["simulacra-session",2', *lines[1:]],  # a header cut before its version ends
+        lambda lines: [b'["simulacra-session",3,{}]', *lines[1:]],  # a later version, commits after
+        lambda lines: [b'["simulacra-session",3', *lines[1:]],  # a header cut before its version ends
         lambda lines: [b"{}", *lines[1:]],  # no header
         lambda lines: lines[-2:],  # a commit record and nothing before it
         lambda lines: [lines[0]],  # the header alone, without its newline
@@ -155,7 +168,7 @@ def test_a_long_journal_of_auto_saves(tmp_path: Path) -> None:
             await store.append("s", [msg(str(index))])
 
     asyncio.run(write())
-    data = (tmp_path / "s.jsonl").read_bytes()
+    data = to_v1((tmp_path / "s.jsonl").read_bytes())
     same(data)
     assert len(_journal.parse_journal(data, "p").messages) == 60
 
@@ -165,7 +178,7 @@ def reference_tail(tail: bytes, starts_file: bool) -> dict[str, Any] | None:
     lines = tail.split(b"\n")
     first = 0 if starts_file else 1
     for index in range(len(lines) - 2, first - 1, -1):
-        metadata = _journal._commit_record(lines[index])
+        metadata = _journal._commit_record(lines[index], 1)
         if metadata is not None:
             return metadata
     return None
@@ -174,7 +187,7 @@ def reference_tail(tail: bytes, starts_file: bool) -> dict[str, Any] | None:
 def same_tails(data: bytes) -> None:
     for start in range(len(data) + 1):
         tail = data[start:]
-        assert _journal.tail_metadata(tail, start == 0) == reference_tail(tail, start == 0), (data, start)
+        assert _journal.tail_metadata(tail, start == 0, 1) == reference_tail(tail, start == 0), (data, start)
 
 
 def test_tail_metadata_from_every_end(journal: bytes) -> None:
@@ -190,4 +203,4 @@ def test_tail_metadata_of_random_damage(journal: bytes, data: st.DataObject) -> 
     damaged = journal[:at] + insert + journal[at + data.draw(st.integers(0, 3)) :]
     start = data.draw(st.integers(0, len(damaged)))
     tail = damaged[start:]
-    assert _journal.tail_metadata(tail, start == 0) == reference_tail(tail, start == 0)
+    assert _journal.tail_metadata(tail, start == 0, 1) == reference_tail(tail, start == 0)

@@ -58,7 +58,7 @@ def test_header_records_format_and_version(tmp_path: Path) -> None:
     store = FileSessionStore(tmp_path)
     run(store.save("s", [msg("a")]))
     header = json.loads((tmp_path / "s.jsonl").read_bytes().split(b"\n")[0])
-    assert header[:2] == ["simulacra-session", 1]
+    assert header[:2] == ["simulacra-session", 2]
     assert header[2]["message_count"] == 1
     stamp = "2026-01-01T00:00:00Z"
     meta = {"created_at": stamp, "updated_at": stamp, "message_count": 0}
@@ -231,9 +231,9 @@ def test_list_cache_follows_other_writers(tmp_path: Path) -> None:
 
 def test_tail_metadata_needs_a_complete_commit() -> None:
     data, _, _ = _journal.encode_full(b'{"message_count":1}', [b'{"a":1}'])
-    assert _journal.tail_metadata(data, starts_file=True) == {"message_count": 1}
-    assert _journal.tail_metadata(data[:-1], starts_file=True) == {"message_count": 1}  # header
-    assert _journal.tail_metadata(data[-5:], starts_file=False) is None
+    assert _journal.tail_metadata(data, True, 2) == {"message_count": 1}
+    assert _journal.tail_metadata(data[:-1], True, 2) == {"message_count": 1}  # header
+    assert _journal.tail_metadata(data[-5:], False, 2) is None
 
 
 @pytest.mark.parametrize("size", [0, -1, True, 2.5, "3", None])
@@ -259,9 +259,9 @@ def test_list_skips_a_journal_of_another_version(tmp_path: Path, caplog: pytest.
     run(store.save("future", [msg("x" * 70_000)]))  # its header is not in the tail read
     run(store.append("future", [msg("b")]))
     path = tmp_path / "future.jsonl"
-    path.write_bytes(path.read_bytes().replace(b'["simulacra-session",1,', b'["simulacra-session",2,', 1))
+    path.write_bytes(path.read_bytes().replace(b'["simulacra-session",2,', b'["simulacra-session",3,', 1))
     assert [m.id for m in run(FileSessionStore(tmp_path).list())] == ["ok"]
-    assert f"unsupported journal version 2 in {path}" in caplog.text
+    assert f"unsupported journal version 3 in {path}" in caplog.text
 
 
 ERRORS_NAME_THE_JOURNAL = """

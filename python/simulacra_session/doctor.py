@@ -3,8 +3,9 @@ repair of what can be repaired without losing data (``check_store``; the CLI's `
 
 Kinds of problem (``Problem.kind``), the stores they concern, and what ``repair`` does:
 
-- ``torn_tail`` (file): bytes of an append cut short after a journal's last commit record
-  (loads ignore them): cut off.
+- ``torn_tail`` (file): bytes after a journal's last record that verifies, an append cut
+  short or damage (loads leave them out): cut off, a copy of the file kept first as
+  ``{name}.corrupt-{time}``.
 - ``unreadable`` (file): a session file that cannot be read: a damaged one is moved aside
   as ``{name}.corrupt-{time}``; a symlink, a file of a newer format version or one the
   process may not read is left as it is.

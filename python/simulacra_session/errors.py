@@ -11,6 +11,7 @@ where a caller would naturally catch a builtin, the class subclasses it too::
     ├── ManagerDisposedError       (also RuntimeError)
     ├── SerializationError         (also TypeError)
     ├── CorruptSessionError
+    ├── ConflictError              (a write from a stale view of the session, refused)
     ├── UnsafePathError            (a symlink where a store keeps its own file or directory)
     └── StoreError                 (a store's backend failed: disk, database)
 
@@ -20,7 +21,13 @@ re-raised unchanged (it already carries errno and filename).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import Revision
+
 __all__ = [
+    "ConflictError",
     "CorruptSessionError",
     "InvalidMetadataError",
     "InvalidSessionIdError",
@@ -82,7 +89,37 @@ class SerializationError(SessionError, TypeError):
 
 
 class CorruptSessionError(SessionError):
-    """Stored session data cannot be read back (bad JSON, wrong shape, broken fork chain)."""
+    """Stored session data cannot be read back (bad JSON, wrong shape, broken fork chain,
+    a checksum that does not match). ``path`` and ``offset`` name the file and the byte
+    where it stops verifying, when a file store knows them (else ``None``)."""
+
+    def __init__(self, message: str, *, path: str | None = None, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.offset = offset
+
+
+class ConflictError(SessionError):
+    """A save or append made from a stale view of a session, refused with nothing written.
+
+    The writer expected the session at revision ``expected`` (what it last loaded or wrote),
+    but another writer changed it since: the store holds ``actual`` (``None``: no session).
+    Nothing of either writer is lost. Reload the session and add the messages again
+    (``SessionManager.recover``), or save them as a fork.
+    """
+
+    def __init__(self, session_id: str, expected: Revision, actual: Revision | None) -> None:
+        found = f"revision {actual}" if actual is not None else "no session"
+        super().__init__(
+            f"session {session_id} changed since it was read: expected revision {expected}, "
+            f"the store holds {found}"
+        )
+        self.session_id = session_id
+        self.expected = expected
+        self.actual = actual
+
+    def __reduce__(self) -> tuple[type[ConflictError], tuple[str, Revision, Revision | None]]:
+        return type(self), (self.session_id, self.expected, self.actual)  # pickled with its parts
 
 
 class UnsafePathError(SessionError):

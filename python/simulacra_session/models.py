@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ._backend import dumps
-from .errors import InvalidMetadataError
+from .errors import ConflictError, CorruptSessionError, InvalidMetadataError
 from .messages import Message
 from .timestamps import next_timestamp, parse_timestamp, stamp_after
 
 __all__ = [
     "RESERVED_METADATA_KEYS",
     "CheckpointState",
+    "Revision",
     "SessionMetadata",
     "StoredSession",
     "auto_saved_metadata",
+    "check_revision",
     "copy_metadata",
     "merge_metadata",
     "metadata_from_stored",
@@ -84,18 +86,55 @@ class SessionMetadata(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, exclude=None if include_id else {"id"})
 
 
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """Which committed state of a session a writer saw: its ``message_count`` and ``updated_at``.
+
+    Every save gives a session an ``updated_at`` strictly later than its last, so two states
+    of a session never share a revision, and every store already keeps both (no migration;
+    the original library's documents carry them too). Exceptions: ``restore`` writes stamps
+    as given, and a session deleted and saved again starts afresh. Compared for equality.
+    """
+
+    message_count: int
+    updated_at: str
+
+    @classmethod
+    def of(cls, metadata: SessionMetadata) -> Revision:
+        """The revision of a session whose (loaded or listed) metadata is ``metadata``."""
+        return cls(metadata.message_count, metadata.updated_at)
+
+    def __str__(self) -> str:
+        return f"{self.message_count}@{self.updated_at}"
+
+
+def check_revision(session_id: str, expected: Revision | None, actual: Revision | None) -> None:
+    """``ConflictError`` unless the session is at the revision a writer ``expected`` (``None``:
+    it expects nothing, the write is unconditional); ``actual`` is ``None`` for no session."""
+    if expected is not None and expected != actual:
+        raise ConflictError(session_id, expected, actual)
+
+
 @dataclass(frozen=True)
 class StoredSession:
     """A session as a store holds it: its metadata and the messages it stores itself.
 
     ``parent_copy`` is, for an attached fork, a copy of the messages it inherits, when the store
     keeps one (the file store's ``.json`` forks hold it for the original library): its history
-    is resolved from it should the parent be gone.
+    is resolved from it should the parent be gone. ``damage`` is set when the store found
+    part of the session's file damaged and left it out: what it returns is the last state
+    that verified, and the error names the file and offset (see ``FileSessionStore.load``).
     """
 
     metadata: SessionMetadata
     messages: list[Message]
     parent_copy: list[Message] | None = None
+    damage: CorruptSessionError | None = field(default=None, compare=False)
+
+    @property
+    def revision(self) -> Revision:
+        """The session's revision (see ``Revision``)."""
+        return Revision(self.metadata.message_count, self.metadata.updated_at)
 
 
 def merge_metadata(

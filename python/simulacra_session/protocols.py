@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .messages import Message
-from .models import CheckpointState, SessionMetadata, StoredSession
+from .models import CheckpointState, Revision, SessionMetadata, StoredSession
 
 __all__ = [
     "AppendOnlyConversation",
@@ -15,7 +16,9 @@ __all__ = [
     "Conversation",
     "ForkIndexedStore",
     "RestorableSessionStore",
+    "RevisionedSessionStore",
     "SessionStore",
+    "checks_revisions",
 ]
 
 
@@ -40,11 +43,12 @@ class SessionStore(Protocol):
 
     async def save(
         self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
+    ) -> Revision | None:
         """Replace the session's messages and merge its metadata (see ``merge_metadata``).
 
         Gives the session an ``updated_at`` strictly later than its previous save. A value
         that cannot be serialized raises ``SerializationError`` and leaves the old state intact.
+        Returns the session's new ``Revision`` (a ``RevisionedSessionStore``), or ``None``.
         """
         ...
 
@@ -72,13 +76,55 @@ class AppendableSessionStore(SessionStore, Protocol):
 
     async def append(
         self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
+    ) -> Revision | None:
         """Add ``messages`` after the stored ones and merge ``metadata`` as ``save`` does.
 
         ``message_count`` becomes the stored count plus ``len(messages)``; a session that
         does not exist yet is created. All or nothing: a crash never leaves part of it.
+        Returns the session's new ``Revision`` (a ``RevisionedSessionStore``), or ``None``.
         """
         ...
+
+
+@runtime_checkable
+class RevisionedSessionStore(SessionStore, Protocol):
+    """A store that refuses a write made from a stale view of a session.
+
+    Its ``save``, and its ``append`` when it has one, take ``expected``: the ``Revision`` the
+    writer last saw (``StoredSession.revision`` of its load, or what its last write
+    returned). When the session is at another revision, or gone, the write raises
+    ``ConflictError`` naming both and writes nothing, so a writer never overwrites or drops
+    messages it has not seen; checked and written atomically, under the store's lock of the
+    session. ``expected=None`` writes unconditionally, as a plain ``SessionStore`` does.
+    Each write returns the revision it committed. Every bundled store is one: a
+    ``SessionManager`` passes ``expected`` to a store whose methods take it (see
+    ``checks_revisions``).
+    """
+
+    async def save(
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        """``SessionStore.save``, refused with ``ConflictError`` unless the session is at ``expected``."""
+        ...
+
+
+def checks_revisions(store: SessionStore) -> bool:
+    """Whether ``store`` is a ``RevisionedSessionStore``: its ``save``, and its ``append`` when
+    it has one, take ``expected``. Read from their signatures (a runtime protocol check sees
+    method names only): a subclass overriding ``save`` without ``expected`` is not one."""
+    methods = [getattr(store, name, None) for name in ("save", "append")]
+    try:
+        return (
+            all(method is None or "expected" in inspect.signature(method).parameters for method in methods)
+            and methods[0] is not None
+        )
+    except (TypeError, ValueError):  # no signature to read
+        return False
 
 
 @runtime_checkable

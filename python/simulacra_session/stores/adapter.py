@@ -21,7 +21,16 @@ from .._backend import dumps, loads
 from ..errors import CorruptSessionError, SessionError, StoreError
 from ..ids import validate_session_id
 from ..messages import Message
-from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored, most_recent_first
+from ..models import (
+    Revision,
+    SessionMetadata,
+    StoredSession,
+    check_revision,
+    merge_metadata,
+    metadata_from_stored,
+    most_recent_first,
+)
+from ._cancellation import finish
 from ._codec import check_save_args, encode_messages, encode_metadata, page
 from ._restore import check_restore
 
@@ -78,12 +87,16 @@ def _json(value: Any, what: str) -> Any:
 
 
 class AdapterSessionStore:
-    """A ``SessionStore`` (with ``forks``) over an application's adapter (see ``SessionAdapter``).
+    """A ``RevisionedSessionStore`` (with ``forks``) over an application's adapter (see
+    ``SessionAdapter``).
 
     Saves of one id within the process never interleave; across processes a save is a read
     and an upsert, so the adapter's database decides between concurrent writers (use
-    ``SqlSessionStore`` where that must be exact). An adapter's own failure is raised as a
-    ``StoreError`` naming the operation and session (the original exception as its cause).
+    ``SqlSessionStore`` where that must be exact): a save's ``expected`` revision is checked
+    against the row read, so it refuses a stale writer of this process, but not one racing
+    it from another. An adapter's own failure is raised as a ``StoreError`` naming the
+    operation and session (the original exception as its cause). A cancelled write either
+    never reached the adapter or completed before ``CancelledError`` reaches the caller.
     """
 
     def __init__(self, adapter: SessionAdapter) -> None:
@@ -169,19 +182,36 @@ class AdapterSessionStore:
         return StoredSession(self._metadata(id, row.get("metadata")), messages)
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        """Merge the metadata into the stored row's and upsert the new row.
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        """Merge the metadata into the stored row's and upsert the new row; the new revision.
 
-        Nothing reaches the adapter when a value is not JSON (``SerializationError``).
+        Nothing reaches the adapter when a value is not JSON (``SerializationError``), or when
+        the row read is not at revision ``expected`` (``ConflictError``; see the class).
         """
         check_save_args(id, metadata)
         encoded = encode_messages(messages)
-        async with self._locked(id):
-            row = await self._adapter_call("load", id, id)
-            existing = None if row is None else self._metadata(id, row.get("metadata"))
-            merged = merge_metadata(id, existing, len(encoded), metadata)
+        return await finish(self._save(id, encoded, metadata, expected))
+
+    async def _save(
+        self,
+        session_id: str,
+        encoded: builtins.list[bytes],
+        metadata: Mapping[str, Any] | None,
+        expected: Revision | None,
+    ) -> Revision:
+        async with self._locked(session_id):
+            row = await self._adapter_call("load", session_id, session_id)
+            existing = None if row is None else self._metadata(session_id, row.get("metadata"))
+            check_revision(session_id, expected, None if existing is None else Revision.of(existing))
+            merged = merge_metadata(session_id, existing, len(encoded), metadata)
             await self._upsert(merged, encoded)
+            return Revision.of(merged)
 
     async def _upsert(self, metadata: SessionMetadata, encoded: builtins.list[bytes]) -> None:
         """Hand the adapter the row of a session: fresh copies of its metadata and messages."""
@@ -198,13 +228,19 @@ class AdapterSessionStore:
     async def delete(self, id: str) -> bool:
         """Remove the session; ``True`` when the adapter had it."""
         validate_session_id(id)
-        async with self._locked(id):
-            return bool(await self._adapter_call("delete", id, id))
+        return await finish(self._delete(id))
+
+    async def _delete(self, session_id: str) -> bool:
+        async with self._locked(session_id):
+            return bool(await self._adapter_call("delete", session_id, session_id))
 
     async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
         """Upsert the session with ``messages`` and ``metadata`` as given, timestamps included
         (see ``RestorableSessionStore``). Nothing reaches the adapter when a value is not JSON."""
         checked = check_restore(id, messages, metadata)
         encoded = encode_messages(messages)
-        async with self._locked(id):
-            await self._upsert(checked, encoded)
+        await finish(self._restore(checked, encoded))
+
+    async def _restore(self, metadata: SessionMetadata, encoded: builtins.list[bytes]) -> None:
+        async with self._locked(metadata.id):
+            await self._upsert(metadata, encoded)

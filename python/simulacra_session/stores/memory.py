@@ -11,9 +11,11 @@ from .._backend import dumps
 from ..ids import validate_session_id
 from ..messages import Message
 from ..models import (
+    Revision,
     SessionMetadata,
     StoredSession,
     auto_saved_metadata,
+    check_revision,
     merge_metadata,
     most_recent_first,
 )
@@ -47,14 +49,20 @@ class _Entry:
     def document_head(self) -> bytes:
         return b'{"metadata":%b,"messages":[]}' % self.metadata
 
+    @property
+    def revision(self) -> Revision:
+        return Revision(len(self.messages), self.meta["updated_at"])
+
 
 class InMemorySessionStore:
-    """A non-persistent ``SessionStore`` (with ``forks`` and ``append``) holding serialized bytes.
+    """A non-persistent ``RevisionedSessionStore`` (with ``forks`` and ``append``) holding
+    serialized bytes.
 
     Keeping bytes rather than objects means nothing a caller mutates after ``save`` or
     ``load`` leaks in or out, and it rejects exactly what the file store rejects. Messages
     are serialized one by one, so ``append`` costs only the new ones. Each method runs
-    without yielding to the event loop, so a save's read-merge-write never interleaves.
+    without yielding to the event loop, so a save's read-merge-write never interleaves, and
+    a cancelled call either never started or completed.
     """
 
     def __init__(self) -> None:
@@ -72,30 +80,56 @@ class InMemorySessionStore:
         return None if entry is None else decode_session(id, entry.document(), f"id {id!r}")
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        """Replace the messages and merge the metadata; the old bytes stay on any error."""
-        self._save_now(id, messages, metadata)
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        """Replace the messages and merge the metadata; the old bytes stay on any error.
+        ``ConflictError`` unless the session is at revision ``expected`` (when given)."""
+        return self._save_now(id, messages, metadata, expected)
 
     async def append(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        """Add messages after the stored ones and merge the metadata; all or nothing."""
-        self._append_now(id, messages, metadata)
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        """Add messages after the stored ones and merge the metadata; all or nothing.
+        ``ConflictError`` unless the session is at revision ``expected`` (when given)."""
+        return self._append_now(id, messages, metadata, expected)
 
-    def _save_now(self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None) -> None:
+    def _save_now(
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None,
+        expected: Revision | None,
+    ) -> Revision:
         check_save_args(id, metadata)
         encoded = encode_messages(messages)
         previous = self._sessions.get(id)
+        check_revision(id, expected, previous.revision if previous else None)
         existing = previous.decoded_metadata(id) if previous else None
-        self._sessions[id] = _Entry.of(merge_metadata(id, existing, len(encoded), metadata), encoded)
+        entry = self._sessions[id] = _Entry.of(merge_metadata(id, existing, len(encoded), metadata), encoded)
+        return entry.revision
 
-    def _append_now(self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None) -> None:
+    def _append_now(
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None,
+        expected: Revision | None,
+    ) -> Revision:
         check_save_args(id, metadata)
         previous = self._sessions.get(id)
         if previous is None:
-            self._save_now(id, messages, metadata)
-            return
+            return self._save_now(id, messages, metadata, expected)
+        check_revision(id, expected, previous.revision)
         encoded = encode_messages(messages, len(previous.messages))
         count = len(previous.messages) + len(encoded)
         if metadata:
@@ -106,6 +140,7 @@ class InMemorySessionStore:
             entry = _Entry(dumps(meta), previous.messages, meta, stamp)
         entry.messages.extend(encoded)  # nothing can fail now: the list is only ever extended
         self._sessions[id] = entry
+        return entry.revision
 
     async def delete(self, id: str) -> bool:
         """Remove the session; ``True`` when it existed."""

@@ -4,8 +4,10 @@ Needs the ``sql`` extra (``pip install simulacra-session[sql]``; ``[postgres]`` 
 ``[mysql]`` add a driver). The schema is described in ``_sql_schema``. Every write is one
 transaction that first claims the session's row (see ``Schema.claim``), so concurrent saves
 of one id, from any number of connections or processes, queue instead of mixing: the last
-complete save wins and every metadata merge is kept. A load reads metadata and messages in
-one statement, so it always sees one committed save.
+complete save wins and every metadata merge is kept, and a write given the ``expected``
+revision compares it under that lock (``ConflictError``). A load reads metadata and messages
+in one statement, so it always sees one committed save. The revision is the row's
+``message_count`` and ``updated_at``, columns every version of the schema has.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from typing import Any, TypeVar
 
 try:
     import sqlalchemy as sa
-    from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-    from sqlalchemy.pool import StaticPool
+    from sqlalchemy.ext.asyncio import AsyncEngine
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError("SqlSessionStore needs SQLAlchemy: pip install 'simulacra-session[sql]'") from error
 
@@ -34,9 +35,18 @@ from ..errors import CorruptSessionError, StoreError
 from ..history import inherits
 from ..ids import validate_session_id
 from ..messages import Message
-from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
+from ..models import (
+    Revision,
+    SessionMetadata,
+    StoredSession,
+    check_revision,
+    merge_metadata,
+    metadata_from_stored,
+)
+from ._cancellation import finish
 from ._codec import check_page, check_save_args, encode_messages, encode_metadata
 from ._restore import check_restore
+from ._sql_engine import engine_for, failure, transient
 from ._sql_schema import DIALECTS, SCHEMA_NAME, SCHEMA_VERSION, Schema, check_table_name
 
 __all__ = ["SqlSessionStore"]
@@ -45,69 +55,10 @@ T = TypeVar("T")
 _log = logging.getLogger("simulacra_session")
 _SCHEMA_ATTEMPTS = 10  # CREATE TABLE races between processes; each attempt sees more of the schema
 _ATTEMPTS = 8  # a transaction the database chose as a deadlock victim is run again, this often
-#: SQLSTATEs of a transaction the database rolled back to let another one through
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
-_MYSQL_DEADLOCK = 1213
-
-
-def _transient(error: sa.exc.DBAPIError) -> bool:
-    """Whether the database rolled the transaction back as a deadlock victim or serialization
-    failure: running it again is the documented remedy (MySQL, PostgreSQL)."""
-    cause = error.orig
-    state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-    if state in _TRANSIENT_SQLSTATES:
-        return True
-    args: tuple[Any, ...] = getattr(cause, "args", ())
-    return bool(args) and args[0] == _MYSQL_DEADLOCK
-
-
-def _engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
-    """An engine for ``url``: async when its driver is; SQLite tuned for concurrent writers.
-
-    A SQLite file gets WAL (readers never block the writer), enforced foreign keys and a 30 s
-    busy timeout; an in-memory SQLite database is one shared connection, so every thread
-    sees the same database. MySQL runs at READ COMMITTED: the store's row locks are what
-    orders writers, and InnoDB's gap locks at REPEATABLE READ would make concurrent first
-    saves of different sessions deadlock.
-    """
-    parsed = sa.make_url(url)
-    options: dict[str, Any] = {}
-    is_sqlite = parsed.get_backend_name() == "sqlite"
-    in_memory = is_sqlite and parsed.database in (None, "", ":memory:")
-    if in_memory:
-        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-    elif is_sqlite:
-        options = {"connect_args": {"timeout": 30}}
-    elif parsed.get_backend_name() in ("mysql", "mariadb"):
-        options = {"isolation_level": "READ COMMITTED"}
-    make = create_async_engine if parsed.get_dialect().is_async else sa.create_engine
-    engine: sa.Engine | AsyncEngine = make(parsed, **options)
-    if is_sqlite:
-        pragmas = ["PRAGMA foreign_keys=ON"] + ([] if in_memory else ["PRAGMA journal_mode=WAL"])
-        sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-
-        @sa.event.listens_for(sync_engine, "connect")
-        def _sqlite_pragmas(connection: Any, record: Any) -> None:
-            cursor = connection.cursor()
-            for pragma in pragmas:
-                cursor.execute(pragma)
-            cursor.close()
-
-    return engine
-
-
-def _failure(operation: str, session_id: str | None, table: str, error: sa.exc.SQLAlchemyError) -> StoreError:
-    """A ``StoreError`` naming the operation, the session and the table: the driver's own
-    words, first line only (never the statement's parameters or the connection URL)."""
-    cause: BaseException = getattr(error, "orig", None) or error
-    lines = str(cause).strip().splitlines()
-    detail = lines[0] if lines else ""
-    subject = f"session {session_id!r}" if session_id is not None else "sessions"
-    return StoreError(f"{operation} of {subject} in table {table!r} failed: {type(cause).__name__}: {detail}")
 
 
 class SqlSessionStore:
-    """A ``SessionStore`` (with ``forks`` and ``append``) in a relational database.
+    """A ``RevisionedSessionStore`` (with ``forks`` and ``append``) in a relational database.
 
     ``target`` is an SQLAlchemy ``Engine``, an ``AsyncEngine`` or a URL (``sqlite:///path.db``,
     ``postgresql+psycopg://...``, ``mysql+pymysql://...``; an async driver's URL makes an
@@ -119,6 +70,8 @@ class SqlSessionStore:
     ``async with``).
 
     Database and connection failures raise ``StoreError`` naming the operation and session.
+    A cancelled write either never started or was committed (or rolled back) before
+    ``CancelledError`` reaches the caller.
     """
 
     def __init__(
@@ -130,7 +83,7 @@ class SqlSessionStore:
     ) -> None:
         self._table = check_table_name(table)
         self._owned = isinstance(target, (str, sa.URL))
-        engine = _engine_for(target) if isinstance(target, (str, sa.URL)) else target
+        engine = engine_for(target) if isinstance(target, (str, sa.URL)) else target
         if not isinstance(engine, (sa.Engine, AsyncEngine)):
             raise TypeError(f"target must be an Engine, an AsyncEngine or a URL, got {type(target).__name__}")
         self._dialect = engine.dialect.name
@@ -198,10 +151,10 @@ class SqlSessionStore:
                     return await self._run_async(self._engine, work, prepare)
                 return await asyncio.to_thread(self._run_sync, self._engine, work, prepare)
             except sa.exc.DBAPIError as error:
-                if attempt == _ATTEMPTS or not _transient(error):
-                    raise _failure(operation, session_id, self._table, error) from error
+                if attempt == _ATTEMPTS or not transient(error):
+                    raise failure(operation, session_id, self._table, error) from error
             except sa.exc.SQLAlchemyError as error:
-                raise _failure(operation, session_id, self._table, error) from error
+                raise failure(operation, session_id, self._table, error) from error
             await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -288,11 +241,16 @@ class SqlSessionStore:
         assert isinstance(history, list)
         return StoredSession(metadata, history)
 
-    def _claim(self, connection: sa.Connection, session_id: str) -> SessionMetadata | None:
-        """Lock the session's row for this transaction; its metadata, ``None`` when it is new."""
+    def _claim(
+        self, connection: sa.Connection, session_id: str, expected: Revision | None = None
+    ) -> SessionMetadata | None:
+        """Lock the session's row for this transaction; its metadata, ``None`` when it is new.
+        ``ConflictError`` (the transaction rolls back) unless it is at revision ``expected``."""
         connection.execute(self._sql.claim, {"sid": session_id})
         updated_at, text = connection.execute(self._sql.lock, {"sid": session_id}).one()
-        return None if updated_at == "" else self._metadata(session_id, text)
+        existing = None if updated_at == "" else self._metadata(session_id, text)
+        check_revision(session_id, expected, None if existing is None else Revision.of(existing))
+        return existing
 
     def _write(
         self, connection: sa.Connection, merged: SessionMetadata, encoded: Sequence[bytes], start: int
@@ -389,40 +347,56 @@ class SqlSessionStore:
         return chain
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
         """Replace the messages and merge the metadata, in one transaction.
 
-        A value that is not JSON raises ``SerializationError`` before anything is written.
+        A value that is not JSON raises ``SerializationError`` before anything is written;
+        ``ConflictError`` unless the session is at revision ``expected`` (when given),
+        compared under the row's lock. Returns the new revision.
         """
         check_save_args(id, metadata)
         encoded = encode_messages(messages)
 
-        def work(connection: sa.Connection) -> None:
-            merged = merge_metadata(id, self._claim(connection, id), len(encoded), metadata)
+        def work(connection: sa.Connection) -> Revision:
+            existing = self._claim(connection, id, expected)
+            merged = merge_metadata(id, existing, len(encoded), metadata)
             connection.execute(self._sql.clear_messages, {"sid": id})
             self._write(connection, merged, encoded, 0)
+            return Revision.of(merged)
 
-        await self._run("save", id, work)
+        return await finish(self._run("save", id, work))
 
     async def append(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
         """Insert only the new messages and update the metadata, in one transaction.
 
         Costs what the new messages cost, whatever the session's length; a session that does
-        not exist yet is created.
+        not exist yet is created. ``ConflictError`` unless the session is at revision
+        ``expected`` (when given). Returns the new revision.
         """
         check_save_args(id, metadata)
 
-        def work(connection: sa.Connection) -> None:
-            existing = self._claim(connection, id)
+        def work(connection: sa.Connection) -> Revision:
+            existing = self._claim(connection, id, expected)
             start = existing.message_count if existing is not None else 0
             encoded = encode_messages(messages, start)
             merged = merge_metadata(id, existing, start + len(encoded), metadata)
             self._write(connection, merged, encoded, start)
+            return Revision.of(merged)
 
-        await self._run("append", id, work)
+        return await finish(self._run("append", id, work))
 
     async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
         """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
@@ -435,7 +409,7 @@ class SqlSessionStore:
             connection.execute(self._sql.clear_messages, {"sid": id})
             self._write(connection, checked, encoded, 0)
 
-        await self._run("restore", id, work)
+        await finish(self._run("restore", id, work))
 
     async def drop_tables(self) -> None:
         """Drop the store's tables, and every session in them (for tests and benchmarks).
@@ -460,4 +434,4 @@ class SqlSessionStore:
             connection.execute(self._sql.clear_messages, {"sid": id})
             return removed
 
-        return await self._run("delete", id, work)
+        return await finish(self._run("delete", id, work))

@@ -30,17 +30,26 @@ from ..._lru import LRU
 from ...errors import CorruptSessionError
 from ...ids import validate_session_id
 from ...messages import Message
-from ...models import SessionMetadata, StoredSession, copy_metadata, merge_metadata, metadata_from_stored
+from ...models import (
+    Revision,
+    SessionMetadata,
+    StoredSession,
+    check_revision,
+    copy_metadata,
+    merge_metadata,
+    metadata_from_stored,
+)
 from .._cancellation import finish
-from .._codec import check_save_args, encode_metadata, page
+from .._codec import check_save_args, page
 from . import journal, restore
+from .appends import append_locked, append_now, revision_of
 from .commit import GroupCommit
 from .document import decode_document
-from .files import fsync_dir, read_from, read_path, set_aside, sync_file
+from .files import fsync_dir, keep_copy, read_path, set_aside
 from .index import ForkIndex
 from .layout import FORMATS, OTHER, FileFormat, Layout
 from .listing import Listing
-from .locks import IdLocks, file_locked, open_locked
+from .locks import IdLocks, file_locked
 from .residue import Residue
 from .whole import encode_whole, journal_state, needs_conversion, remove_other
 
@@ -110,7 +119,7 @@ class FileSessionStore:
         except ValidationError as error:
             raise CorruptSessionError(f"corrupt session file {path}: invalid metadata: {error}") from None
         end = parsed.committed_end
-        self._journals[session_id] = state = journal.JournalState(
+        state = journal.JournalState(
             path,
             inode,
             end,
@@ -118,8 +127,13 @@ class FileSessionStore:
             len(parsed.messages),
             parsed.superseded,
             data[end - parsed.last_commit : end],
+            version=parsed.version,
         )
-        return StoredSession(metadata, parsed.messages), state
+        if parsed.version == journal.FORMAT_VERSION:  # only this version is appended to
+            self._journals[session_id] = state
+        else:
+            self._journals.pop(session_id)
+        return StoredSession(metadata, parsed.messages, damage=parsed.damage), state
 
     def _find(self, session_id: str) -> tuple[FileFormat, bytes, int] | None:
         """The session file's format, bytes and inode: the store's format, or the other one.
@@ -181,15 +195,18 @@ class FileSessionStore:
         *,
         mode: str,
         target: FileFormat | None = None,
-    ) -> None:
+        expected: Revision | None = None,
+    ) -> Revision | None:
         """Write the whole session atomically, in the format it is stored in (caller holds the id lock).
 
         It holds ``messages`` (``"save"``, ``"restore"``: an unreadable file is set aside), the stored ones
         then ``messages`` (``"append"``), or what is stored (``"compact"``, ``"convert"``:
-        nothing is written when the session is gone). A new session takes the store's format,
+        nothing is written when the session is gone: ``None``). A new session takes the store's format,
         ``target`` converts. The session file is read under its ``flock`` (the root's while it
-        does not exist), so no writer in another process comes between the read and the write;
-        a file in the other format, the older of two, is removed after the write.
+        does not exist), so no writer in another process comes between the read and the write
+        (nor between the check of the ``expected`` revision and the write); a file in the other
+        format, the older of two, is removed after the write. A journal's bytes that did not
+        verify are kept in a copy first. Returns the revision written.
         """
         layout = self._layout
         keep = mode in ("compact", "convert")
@@ -211,9 +228,11 @@ class FileSessionStore:
                             raise
                         corrupt_path = layout.path(session_id, found[0])
                 old = existing.metadata if existing is not None else None
+                if fresh and corrupt_path is None:
+                    check_revision(session_id, expected, existing.revision if existing is not None else None)
                 if keep:
                     if existing is None:
-                        return
+                        return None
                     messages, merged = existing.messages, existing.metadata
                 elif mode == "restore":  # ``given`` is the whole metadata, stamps included
                     merged = metadata_from_stored(session_id, given or {})
@@ -230,6 +249,8 @@ class FileSessionStore:
                 self._make_root()
                 if corrupt_path is not None:
                     set_aside(corrupt_path)
+                elif found is not None and existing is not None and existing.damage is not None:
+                    keep_copy(layout.path(session_id, found[0]), found[1], layout.file_mode, self._fsync)
                 self._journals.pop(session_id)
                 atomic_write(path, encoded, self._fsync, layout.file_mode)
                 if file_format == "jsonl":
@@ -241,67 +262,36 @@ class FileSessionStore:
         self._index.index(
             session_id, merged.parent_id, old.parent_id if old is not None else None, file_format
         )
+        return Revision.of(merged)
 
     def _save_sync(
-        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
-    ) -> None:
+        self,
+        session_id: str,
+        messages: builtins.list[Message],
+        given: Mapping[str, Any] | None,
+        expected: Revision | None,
+    ) -> Revision:
         with self._locks.held(session_id):
-            self._rewrite(session_id, messages, given, mode="save")
+            revision = self._rewrite(session_id, messages, given, mode="save", expected=expected)
+        assert revision is not None  # a save always writes
+        return revision
 
     def _append_sync(
-        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
-    ) -> None:
+        self,
+        session_id: str,
+        messages: builtins.list[Message],
+        given: Mapping[str, Any] | None,
+        expected: Revision | None,
+    ) -> Revision:
         with self._locks.held(session_id):
-            if not self._append_locked(session_id, messages, given):
-                self._rewrite(session_id, messages, given, mode="append")
+            revision = append_locked(self, session_id, messages, given, expected)
+            if revision is None:
+                revision = self._rewrite(session_id, messages, given, mode="append", expected=expected)
             state = self._journals.get(session_id)
             if state is not None and journal.compaction_due(state):
                 self._compact(session_id)
-
-    def _append_locked(
-        self, session_id: str, messages: builtins.list[Message], given: Mapping[str, Any] | None
-    ) -> bool:
-        """Append to the session's journal under its ``flock``; ``False`` when it has none, or
-        a ``.json`` file too (then a rewrite continues the newer of the two, as loads read it)."""
-        path = self._layout.path(session_id, "jsonl")
-        with file_locked(path) as fd:
-            if fd is None or os.path.lexists(self._layout.path(session_id, "json")):
-                return False
-            state = self._journals.get(session_id)
-            if (
-                state is None
-                or state.path != path
-                or not self._append_to(fd, session_id, state, messages, given)
-            ):
-                size = os.fstat(fd).st_size
-                state = self._decode_journal(session_id, read_from(fd, 0, size), path, os.fstat(fd).st_ino)[1]
-                if state.end != size:  # a torn append from a crash: cut it off first
-                    os.ftruncate(fd, state.end)
-                if not self._append_to(fd, session_id, state, messages, given):
-                    raise CorruptSessionError(f"journal {path} changed while it was locked")
-            if self._fsync:
-                sync_file(fd, path)
-        return True
-
-    def _append_to(
-        self,
-        fd: int,
-        session_id: str,
-        state: journal.JournalState,
-        messages: builtins.list[Message],
-        given: Mapping[str, Any] | None,
-    ) -> bool:
-        """Write an append to the locked journal ``fd`` if ``state`` still describes it,
-        re-pointing the fork index when ``given`` moves the session to another parent."""
-        existing = metadata_from_stored(session_id, state.meta)
-        merged = merge_metadata(session_id, existing, state.count + len(messages), given)
-        payload, commit = journal.encode_append(messages, state.count, encode_metadata(merged))
-        if not journal.write_known(fd, state, payload):
-            return False
-        state.advance(payload, merged.to_json_dict(), len(messages), commit)
-        if merged.parent_id != existing.parent_id:
-            self._index.index(session_id, merged.parent_id, existing.parent_id, "jsonl")
-        return True
+        assert revision is not None  # an append always writes
+        return revision
 
     def _compact(self, session_id: str) -> None:
         """Rewrite a journal without its superseded metadata records (caller holds the id lock).
@@ -359,50 +349,6 @@ class FileSessionStore:
             self._index.remove(session_id)
             return existed
 
-    # -- writing on the event loop ---------------------------------------------------------
-
-    def _append_now(
-        self,
-        session_id: str,
-        state: journal.JournalState,
-        messages: builtins.list[Message],
-        given: Mapping[str, Any] | None,
-    ) -> int | None:
-        """Append on the event loop to a journal this store knows, without waiting for anyone.
-
-        Returns the journal's descriptor (still locked) to make durable, ``-1`` when the
-        append is complete (no ``fsync``), or ``None`` when nothing was written: the id's
-        lock or the file's is held elsewhere, the file is not the one known, or the parent
-        changes. The id's lock is held only while the bytes are written: the file's
-        ``flock`` keeps other writers out until the descriptor is closed, once durable.
-        """
-        lock = self._locks.try_hold(session_id)
-        if lock is None:
-            return None
-        try:
-            built = journal.build_append(session_id, state, messages, given)
-            if built is None:
-                return None
-            payload, commit, meta, stamp = built
-            fd = open_locked(state.path, wait=False)
-            if fd is None:
-                return None
-            try:
-                written = journal.write_known(fd, state, payload)
-            except BaseException:
-                os.close(fd)
-                raise
-            if not written:
-                os.close(fd)
-                return None
-            state.advance(payload, meta, len(messages), commit, stamp)
-        finally:
-            self._locks.release(session_id, lock)
-        if self._fsync:
-            return fd
-        os.close(fd)
-        return -1
-
     # -- the SessionStore protocol -----------------------------------------------------
 
     async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
@@ -424,42 +370,54 @@ class FileSessionStore:
         return await asyncio.to_thread(self._load_sync, id)
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
         """Replace the messages and merge the metadata, atomically; then index a fork.
 
         An existing file that cannot be parsed is renamed aside (never destroyed) and the
-        session starts anew. Errors raised before the write leave the old file intact.
+        session starts anew. Errors raised before the write leave the old file intact;
+        ``ConflictError`` when the session is not at revision ``expected`` (when given).
         """
         check_save_args(id, metadata)
         given = dict(metadata) if metadata is not None else None
-        await finish(asyncio.to_thread(self._save_sync, id, builtins.list(messages), given))
+        return await finish(asyncio.to_thread(self._save_sync, id, builtins.list(messages), given, expected))
 
     async def append(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
-    ) -> None:
+        self,
+        id: str,
+        messages: Sequence[Message],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
         """Add messages after the stored ones and merge the metadata, all or nothing.
 
         In a journal that is one write and one fdatasync, whatever the session's length. To
         a journal this store knows, the write happens on the event loop (a page-cache
         write) and the fdatasync on the group-commit thread, which makes every session
-        appended meanwhile durable together.
+        appended meanwhile durable together. ``ConflictError`` as ``save``.
         """
         batch = builtins.list(messages)
         state = self._journals.get(id) if type(id) is str else None  # only valid ids have one
         if state is not None:
             if metadata:
                 check_save_args(id, metadata)
-            fd = self._append_now(id, state, batch, metadata)
+            fd = append_now(self, id, state, batch, metadata, expected)
             if fd is not None:
+                revision = revision_of(state)
                 if fd >= 0:
                     await _COMMIT.sync(fd, state.path)  # uncancellable: complete before a cancellation lands
                 if journal.compaction_due(state):
                     await finish(asyncio.to_thread(self._compact_if_due, id))
-                return
+                return revision
         check_save_args(id, metadata)
         given = dict(metadata) if metadata is not None else None
-        await finish(asyncio.to_thread(self._append_sync, id, batch, given))
+        return await finish(asyncio.to_thread(self._append_sync, id, batch, given, expected))
 
     async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
         """Write the session as given, stamps included (``RestorableSessionStore``), as saves write."""

@@ -24,7 +24,7 @@ from ...ids import SESSION_ID_PATTERN
 from ...models import SessionMetadata, metadata_from_stored
 from . import journal
 from .document import decode_document
-from .files import OPEN_RO, read_from, read_path, set_aside, sync_file
+from .files import OPEN_RO, keep_copy, read_from, read_path, set_aside, sync_file
 from .layout import NO_HARD_LINKS, TEMP_FILE, FileFormat, session_name
 from .locks import file_locked
 from .residue import sweep
@@ -172,15 +172,16 @@ class _Checker:
         with self.store._locks.held(session_id) if self.repair else nullcontext(), file_locked(path) as fd:
             if fd is None:
                 return
-            size = os.fstat(fd).st_size
+            data = read_from(fd, 0, os.fstat(fd).st_size)
             try:
-                parsed = journal.parse_journal(read_from(fd, 0, size), path)
+                parsed = journal.parse_journal(data, path)
             except CorruptSessionError:
                 return  # rewritten meanwhile, and damaged: its own check names it next time
             if not parsed.torn:
                 return
-            detail = f"{parsed.torn} bytes of an append cut short after its last commit record"
-            if self.repair:
+            detail = f"{parsed.torn} bytes after its last record that verifies (an append cut short, damage)"
+            if self.repair:  # a copy kept, as the store keeps one before it cuts them off
+                keep_copy(path, data, self.layout.file_mode, self.store._fsync)
                 os.ftruncate(fd, parsed.committed_end)
                 sync_file(fd, path)
                 self.store._journals.pop(session_id)

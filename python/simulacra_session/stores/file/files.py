@@ -1,5 +1,6 @@
 """Plain file operations the file store builds on: reading to the end, writing in full,
-naming the file in an error, making a directory's entries durable, setting a file aside."""
+naming the file in an error, making a directory's entries durable, setting a file aside
+(or a copy of it)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from ..._backend import sync_files
+from ..._backend import atomic_write, sync_files
 from ..._beneath import open_nofollow
 
 __all__ = [
     "OPEN_RO",
     "OPEN_RW",
     "fsync_dir",
+    "keep_copy",
     "naming",
     "pwrite_all",
     "read_from",
@@ -103,14 +105,29 @@ def pwrite_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def set_aside(path: str) -> str:
-    """Rename an unreadable session file out of the way, keeping it for inspection; its new path."""
+def _aside_path(path: str) -> str:
+    """A free name for a set-aside copy of ``path``: ``{path}.corrupt-<time>``."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     aside = f"{path}.corrupt-{stamp}"
     counter = 0
     while os.path.lexists(aside):
         counter += 1
         aside = f"{path}.corrupt-{stamp}-{counter}"
+    return aside
+
+
+def keep_copy(path: str, data: bytes, file_mode: int, fsync: bool) -> str:
+    """Write ``data``, the bytes of session file ``path`` as read, beside it under a set-aside
+    name, before the store cuts off or rewrites what in them did not verify; the copy's path."""
+    aside = _aside_path(path)
+    atomic_write(aside, data, fsync, file_mode)
+    _log.warning("session file %s holds bytes that do not verify: a copy of it is kept as %s", path, aside)
+    return aside
+
+
+def set_aside(path: str) -> str:
+    """Rename an unreadable session file out of the way, keeping it for inspection; its new path."""
+    aside = _aside_path(path)
     os.rename(path, aside)
     _log.warning("unreadable session file %s moved to %s; saving a new session", path, aside)
     return aside

@@ -1,19 +1,24 @@
 """The journal file format: one session per ``{id}.jsonl``, one JSON value per line.
 
-Lines, in order::
+Lines, in order (format version 2)::
 
-    ["simulacra-session",1,{metadata}]     header: format name, version, metadata
-    {message}                              a message (a JSON object, written as is)
-    ["message",value]                      a message that is not a JSON object (rare)
-    ["metadata",{metadata}]                commit record: ends every append
+    ["simulacra-session",2,{metadata},"c"]      header: format name, version, metadata
+    {message}                                   a message (a JSON object, written as is)
+    ["message",value]                           a message that is not a JSON object (rare)
+    ["metadata",{metadata},"b","c"]             commit record: ends every append
 
-A full write is the header, the messages and (when there are messages) a commit record,
-written atomically to a new file. An append adds message lines and one commit record in
-one write, so the inode, and the fork index's hard link to it, never change.
+``c`` is each record's checksum and ``b`` the checksum of the message lines a commit
+record commits (8 hex digits each; see ``records``). A full write is the header, the
+messages and (when there are messages) a commit record, written atomically to a new file.
+An append adds message lines and one commit record in one write, so the inode, and the
+fork index's hard link to it, never change.
 
-The committed state is the last complete commit record (or the header) and the
-``message_count`` message lines before it. Anything after it is a torn append from a
-crash: it is dropped when read, and truncated before the next append.
+The committed state is the last commit record (or the header) that verifies, with every
+record and line before it, and the ``message_count`` message lines before it. What follows
+it is a torn append from a crash, or damage: it is left out when read (with a warning and
+``Journal.damage``), and a copy of the file is kept before the next write cuts or replaces
+it. Version 1 (the same lines without checksums) is still read, as it always was, and
+rewritten in version 2 by the first write.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..._backend import dumps, loads, loads_lines
@@ -30,6 +35,7 @@ from ...messages import Message
 from ...models import auto_saved_metadata, merge_metadata, metadata_from_stored
 from .._codec import encode_messages, encode_metadata
 from .files import naming, pwrite_all
+from .records import COMMIT_PREFIX, batch_seal, checksum, seal, verified
 
 __all__ = [
     "FORMAT_NAME",
@@ -39,6 +45,7 @@ __all__ = [
     "build_append",
     "check_version",
     "compaction_due",
+    "describes",
     "encode_append",
     "encode_full",
     "message_lines",
@@ -48,10 +55,11 @@ __all__ = [
 ]
 
 FORMAT_NAME = "simulacra-session"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_VERSIONS = (1, 2)  # read; the first write rewrites version 1 in this one
 
 _HEADER_PREFIX = b'["' + FORMAT_NAME.encode() + b'",'
-_COMMIT_PREFIX = b'["metadata",'
+_COMMIT_PREFIX = COMMIT_PREFIX
 _MESSAGE_PREFIX = b'["message",'
 _log = logging.getLogger("simulacra_session")
 
@@ -60,8 +68,9 @@ _log = logging.getLogger("simulacra_session")
 class Journal:
     """What a journal file holds once its torn tail (if any) is set aside.
 
-    ``committed_end`` is the byte offset just past the last commit record: an append
-    truncates the file there first when ``torn`` bytes follow it.
+    ``committed_end`` is the byte offset just past the last commit record that verifies: an
+    append truncates the file there first when ``torn`` bytes follow it (a copy of the file
+    kept first), which ``damage`` then describes.
     """
 
     metadata: dict[str, Any]
@@ -70,6 +79,8 @@ class Journal:
     torn: int
     superseded: int
     last_commit: int
+    version: int = FORMAT_VERSION
+    damage: CorruptSessionError | None = field(default=None, compare=False)
 
 
 def encode_full(metadata: bytes, lines: list[bytes]) -> tuple[bytes, int, int]:
@@ -78,70 +89,92 @@ def encode_full(metadata: bytes, lines: list[bytes]) -> tuple[bytes, int, int]:
     ``metadata`` is the metadata's JSON. Returns the bytes, the size of the metadata they
     already supersede (the header's, when a commit record follows) and the size of the last.
     """
-    header = b'["%b",%d,%b]' % (FORMAT_NAME.encode(), FORMAT_VERSION, metadata)
+    header = seal(b'["%b",%d,%b,' % (FORMAT_NAME.encode(), FORMAT_VERSION, metadata))
     if not lines:
-        return header + b"\n", 0, len(header) + 1
-    commit = b'["metadata",%b]' % metadata
-    return b"\n".join([header, *lines, commit]) + b"\n", len(header) + 1, len(commit) + 1
+        return header, 0, len(header)
+    batch = b"\n".join(lines) + b"\n"
+    commit = _commit(metadata, batch, checksum(header[:-1]) or 0)
+    return header + batch + commit, len(header), len(commit)
 
 
-def _commit_record(line: bytes) -> dict[str, Any] | None:
-    """The metadata of a commit record or header line, ``None`` when the line is neither.
+def _commit(metadata: bytes, batch: bytes, seed: int) -> bytes:
+    """The commit record of ``metadata`` after the message lines ``batch``, which follow a record
+    whose checksum is ``seed``."""
+    return seal(b'["metadata",%b,"%b",' % (metadata, batch_seal(batch, seed)))
 
-    A header must name this format version (see ``check_version``).
+
+def _commit_record(line: bytes, version: int) -> dict[str, Any] | None:
+    """The metadata of a commit record or header line of a journal of ``version``, ``None`` when
+    the line is neither (or, in version 2, does not verify).
+
+    A header must name ``version`` (see ``check_version``).
     """
     header = line.startswith(_HEADER_PREFIX)
     if not header and not line.startswith(_COMMIT_PREFIX):
+        return None
+    if version > 1 and checksum(line) is None:
         return None
     try:
         record = loads(line)
     except ValueError:
         return None
-    if not (
-        isinstance(record, list) and len(record) == (3 if header else 2) and isinstance(record[-1], dict)
-    ):
+    index = 2 if header else 1  # where the metadata is
+    size = 4 if version > 1 else index + 1
+    if not (isinstance(record, list) and len(record) == size and isinstance(record[index], dict)):
         return None
-    if header:
-        check_version(line, "")
-    return record[-1]
+    if header and check_version(line, "") != version:
+        return None
+    return record[index]  # type: ignore[no-any-return]
 
 
-def check_version(data: bytes, path: str) -> None:
-    """``CorruptSessionError`` (naming ``path``, when given) unless ``data``, from a journal's
-    start, has a header of this format version: a later version is not read as this one."""
+def check_version(data: bytes, path: str) -> int | None:
+    """The format version of the header ``data`` (a journal's first bytes) starts with;
+    ``None`` when they start with none (or one cut short). ``CorruptSessionError`` (naming
+    ``path``, when given) for a version this release does not read, such as a later one."""
     comma = data.find(b",", len(_HEADER_PREFIX))
     if not data.startswith(_HEADER_PREFIX) or comma < 0:  # none, or cut: not a version to judge
-        return
+        return None
     version = data[len(_HEADER_PREFIX) : comma].strip(b" \t\r\n")
-    if version != b"%d" % FORMAT_VERSION:
+    if version not in (b"%d" % known for known in _VERSIONS):
         where = f" in {path}" if path else ""
-        raise CorruptSessionError(f"unsupported journal version {version.decode(errors='replace')}{where}")
+        raise CorruptSessionError(
+            f"unsupported journal version {version.decode(errors='replace')}{where}", path=path or None
+        )
+    return int(version)
 
 
 def parse_journal(data: bytes, path: str) -> Journal:
-    """Read a journal, dropping a torn tail (with a warning naming ``path``).
+    """Read a journal: its last state that verifies, and what follows it left out, with a
+    warning naming ``path`` (``Journal.damage``).
 
-    Raises ``CorruptSessionError`` naming ``path`` when the committed part is damaged.
-    Works on offsets into ``data``: only the lines it looks at are copied out.
+    Raises ``CorruptSessionError`` naming ``path`` (and, in version 2, the offset) when no
+    state verifies, or (in version 1, which has no checksums) the committed part is
+    damaged. Works on offsets into ``data``: only the lines it looks at are copied out.
     """
-    check_version(data, path)
-    # The last complete commit record (or the header), looked for from the end backwards.
-    complete = data.rfind(b"\n") + 1  # what follows is empty, or a torn partial line
-    end = complete
-    metadata: dict[str, Any] | None = None
-    while end > 0:
-        start = data.rfind(b"\n", 0, end - 1) + 1
-        metadata = _commit_record(data[start : end - 1])
-        if metadata is not None:
-            break
-        end = start
-    if metadata is None or not (start == 0 or data.startswith(_HEADER_PREFIX)):
-        raise CorruptSessionError(f"corrupt session file {path}: no journal header")
-    torn = len(data) - end
-    if torn:
-        _log.warning("dropping %d bytes of an incomplete save at the end of %s", torn, path)
+    if check_version(data, path) == FORMAT_VERSION:
+        first = data.find(b"\n") + 1
+        seed = checksum(data[: first - 1]) if first else None
+        if seed is None:
+            problem = f"corrupt session file {path}: its header does not verify (offset 0)"
+            raise CorruptSessionError(problem, path=path, offset=0)
+        start, end = verified(data, first, seed)
+        metadata = _commit_record(data[start : end - 1], FORMAT_VERSION)
+        version = FORMAT_VERSION
+    else:  # version 1: the last complete commit record (or the header), looked for from the end
+        end = data.rfind(b"\n") + 1  # what follows is empty, or a torn partial line
+        metadata = None
+        while end > 0:
+            start = data.rfind(b"\n", 0, end - 1) + 1
+            metadata = _commit_record(data[start : end - 1], 1)
+            if metadata is not None:
+                break
+            end = start
+        if metadata is not None and not (start == 0 or data.startswith(_HEADER_PREFIX)):
+            metadata = None
+        version = 1
+    if metadata is None:
+        raise CorruptSessionError(f"corrupt session file {path}: no journal header", path=path)
     body = data.find(b"\n") + 1 if start > 0 else 0  # the message lines are data[body:start]
-    last_commit = end - start
     try:
         parsed, superseded = loads_lines(data, body, start, _COMMIT_PREFIX)
     except ValueError:  # also when a line holds several values: read it as before
@@ -149,11 +182,20 @@ def parse_journal(data: bytes, path: str) -> Journal:
     superseded += body  # the header's metadata, when a commit record followed it
     messages = [m[1] if isinstance(m, list) and len(m) == 2 and m[0] == "message" else m for m in parsed]
     count = metadata.get("message_count")
-    if count != len(messages):
-        raise CorruptSessionError(
-            f"corrupt session file {path}: {len(messages)} messages, metadata says {count!r}"
+    torn = len(data) - end
+    if count != len(messages):  # in version 2: the header of a file whose first commit does not verify
+        problem = f"corrupt session file {path}: {len(messages)} messages, metadata says {count!r}"
+        problem += f"; it does not verify from offset {end}" if torn and version > 1 else ""
+        raise CorruptSessionError(problem, path=path, offset=end if torn else start)
+    damage = None
+    if torn:
+        problem = (
+            f"{torn} bytes from offset {end} of {path} do not verify (an incomplete save cut short by"
+            " a crash, or damage): it loads as its last state that does"
         )
-    return Journal(metadata, messages, end, torn, superseded, last_commit)
+        _log.warning("%s", problem)
+        damage = CorruptSessionError(problem, path=path, offset=end)
+    return Journal(metadata, messages, end, torn, superseded, end - start, version, damage)
 
 
 def _joined_lines(lines: bytes, path: str) -> tuple[list[Any], int]:
@@ -169,19 +211,26 @@ def _joined_lines(lines: bytes, path: str) -> tuple[list[Any], int]:
     return parsed, superseded
 
 
-def tail_metadata(tail: bytes, starts_file: bool) -> dict[str, Any] | None:
-    """The committed metadata found in the last bytes of a journal, without reading messages.
+def tail_metadata(tail: bytes, starts_file: bool, version: int | None) -> dict[str, Any] | None:
+    """The committed metadata found in the last bytes of a journal of ``version``, without
+    reading messages.
 
     ``tail`` holds the file's last bytes (all of it when ``starts_file``). Returns ``None``
-    when no complete commit record lies within it; the caller then reads the whole file.
+    when no complete commit record lies within it, or (version 2) the last one does not
+    verify, or the version is unknown; the caller then reads the whole file.
     """
+    if version is None:
+        return None
     end = tail.rfind(b"\n")  # complete lines end with one: what follows is empty or torn
     first = 0 if starts_file else tail.find(b"\n") + 1  # the tail's first line may be cut
     while end >= first:  # from the last line backwards, copying out only the line looked at
         start = tail.rfind(b"\n", 0, end) + 1
-        metadata = _commit_record(tail[start:end])
+        line = tail[start:end]
+        metadata = _commit_record(line, version)
         if metadata is not None:
             return metadata
+        if version > 1 and line.startswith((_COMMIT_PREFIX, _HEADER_PREFIX)):
+            return None  # a record that does not verify: what load reads instead takes the whole file
         end = start - 1
     return None
 
@@ -195,13 +244,13 @@ def message_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
     return lines
 
 
-def encode_append(messages: Sequence[Message], offset: int, meta_json: bytes) -> tuple[bytes, int]:
-    """The bytes appending ``messages`` (after ``offset`` stored ones) and a commit record of
-    ``meta_json`` to a journal, and the commit record's size (newline included)."""
-    lines = message_lines(messages, offset)
-    commit = _COMMIT_PREFIX + meta_json + b"]\n"
-    lines.append(commit)
-    return b"\n".join(lines), len(commit)
+def encode_append(state: JournalState, messages: Sequence[Message], meta_json: bytes) -> tuple[bytes, int]:
+    """The bytes appending ``messages`` and a commit record of ``meta_json`` to the journal
+    ``state`` describes, and the commit record's size (newline included)."""
+    lines = message_lines(messages, state.count)
+    batch = b"\n".join(lines) + b"\n" if lines else b""
+    commit = _commit(meta_json, batch, state.checksum)
+    return batch + commit, len(commit)
 
 
 @dataclass(slots=True)
@@ -216,6 +265,12 @@ class JournalState:
     superseded: int  # bytes of metadata records that later ones replaced
     tail: bytes  # the newest metadata record, newline included: the file must end with it
     stamp: tuple[str, int] | None = None  # ``updated_at`` and its instant, when an auto-save made it
+    version: int = FORMAT_VERSION  # only this version is appended to
+
+    @property
+    def checksum(self) -> int:
+        """The checksum of the newest record, which an append's commit record chains on."""
+        return int(self.tail[-11:-3], 16)
 
     def advance(
         self,
@@ -254,24 +309,30 @@ def build_append(
     count = state.count + len(messages)
     if not given:  # an auto-save: merge_metadata's rule, without the model
         meta, stamp = auto_saved_metadata(state.meta, count, state.stamp)
-        return (*encode_append(messages, state.count, dumps(meta)), meta, stamp)
+        return (*encode_append(state, messages, dumps(meta)), meta, stamp)
     existing = metadata_from_stored(session_id, state.meta)
     merged = merge_metadata(session_id, existing, count, given)
     if merged.parent_id != existing.parent_id:
         return None
-    return (*encode_append(messages, state.count, encode_metadata(merged)), merged.to_json_dict(), None)
+    return (*encode_append(state, messages, encode_metadata(merged)), merged.to_json_dict(), None)
 
 
-def write_known(fd: int, state: JournalState, payload: bytes) -> bool:
-    """Append ``payload`` to the open, locked journal if it is the one ``state`` describes:
-    its inode, its size, and the record it ends with (a file that reused the inode number at
-    the same size differs there). ``False``: nothing written. The one check-and-write of
-    every journal append, on the event loop or in a worker thread."""
+def describes(fd: int, state: JournalState) -> bool:
+    """Whether the open, locked journal ``fd`` is the one ``state`` describes: its inode, its
+    size, and the record it ends with (a file that reused the inode number at the same size
+    differs there)."""
     stat = os.fstat(fd)
     if stat.st_ino != state.inode or stat.st_size != state.end:
         return False
     tail = state.tail
-    if hasattr(os, "pread") and os.pread(fd, len(tail), state.end - len(tail)) != tail:
+    return not hasattr(os, "pread") or os.pread(fd, len(tail), state.end - len(tail)) == tail
+
+
+def write_known(fd: int, state: JournalState, payload: bytes) -> bool:
+    """Append ``payload`` to the open, locked journal if it is the one ``state`` describes
+    (``describes``). ``False``: nothing written. The one check-and-write of every journal
+    append, on the event loop or in a worker thread."""
+    if not describes(fd, state):
         return False
     with naming(state.path):
         pwrite_all(fd, payload, state.end)

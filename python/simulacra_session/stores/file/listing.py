@@ -1,8 +1,9 @@
 """What ``list()`` and ``forks()`` read: each session file's metadata, cached by its stamp.
 
-A journal's metadata is read from its last bytes (its last commit record), never from its
-messages. Every file's metadata is kept while its inode, size and mtime stay the same, so
-a warm listing costs a ``stat`` per session, all taken in one ``stamps`` call.
+A journal's metadata is read from its last bytes (its last commit record, which carries its
+own checksum), never from its messages: damage among the messages shows when it is loaded.
+Every file's metadata is kept while its inode, size and mtime stay the same, so a warm
+listing costs a ``stat`` per session, all taken in one ``stamps`` call.
 """
 
 from __future__ import annotations
@@ -41,18 +42,16 @@ class _Listed:
 
 
 def _journal_metadata(session_id: str, fd: int, size: int, path: str) -> SessionMetadata:
-    """A journal's committed metadata, from its tail when a commit record lies there."""
+    """A journal's committed metadata, from its tail when a commit record that verifies lies there."""
+    version = journal.check_version(read_from(fd, 0, 64, to_end=False), path)
     found = None
-    start = 0
     for tail in _TAILS:
         start = max(0, size - tail)
-        found = journal.tail_metadata(read_from(fd, start, size), starts_file=start == 0)
+        found = journal.tail_metadata(read_from(fd, start, size), start == 0, version)
         if found is not None or start == 0:
             break
-    if found is None:  # a last message longer than the tail: read the whole journal
+    if found is None:  # a last message longer than the tail, or damage: read the whole journal
         found = journal.parse_journal(read_from(fd, 0, size), path).metadata
-    elif start > 0:  # the header is not in the tail: its version, read apart
-        journal.check_version(read_from(fd, 0, 64, to_end=False), path)
     try:
         return metadata_from_stored(session_id, found)
     except ValidationError as error:

@@ -1,0 +1,74 @@
+"""The SQL store's engine and errors: the engine a URL makes (SQLite tuned for concurrent
+writers, MySQL at READ COMMITTED), which failures are worth a retry, and how one is reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from ..errors import StoreError
+
+__all__ = ["engine_for", "failure", "transient"]
+
+#: SQLSTATEs of a transaction the database rolled back to let another one through
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+_MYSQL_DEADLOCK = 1213
+
+
+def transient(error: sa.exc.DBAPIError) -> bool:
+    """Whether the database rolled the transaction back as a deadlock victim or serialization
+    failure: running it again is the documented remedy (MySQL, PostgreSQL)."""
+    cause = error.orig
+    state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if state in _TRANSIENT_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(cause, "args", ())
+    return bool(args) and args[0] == _MYSQL_DEADLOCK
+
+
+def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
+    """An engine for ``url``: async when its driver is; SQLite tuned for concurrent writers.
+
+    A SQLite file gets WAL (readers never block the writer), enforced foreign keys and a 30 s
+    busy timeout; an in-memory SQLite database is one shared connection, so every thread
+    sees the same database. MySQL runs at READ COMMITTED: the store's row locks are what
+    orders writers, and InnoDB's gap locks at REPEATABLE READ would make concurrent first
+    saves of different sessions deadlock.
+    """
+    parsed = sa.make_url(url)
+    options: dict[str, Any] = {}
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    in_memory = is_sqlite and parsed.database in (None, "", ":memory:")
+    if in_memory:
+        options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    elif is_sqlite:
+        options = {"connect_args": {"timeout": 30}}
+    elif parsed.get_backend_name() in ("mysql", "mariadb"):
+        options = {"isolation_level": "READ COMMITTED"}
+    make = create_async_engine if parsed.get_dialect().is_async else sa.create_engine
+    engine: sa.Engine | AsyncEngine = make(parsed, **options)
+    if is_sqlite:
+        pragmas = ["PRAGMA foreign_keys=ON"] + ([] if in_memory else ["PRAGMA journal_mode=WAL"])
+        sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+        @sa.event.listens_for(sync_engine, "connect")
+        def _sqlite_pragmas(connection: Any, record: Any) -> None:
+            cursor = connection.cursor()
+            for pragma in pragmas:
+                cursor.execute(pragma)
+            cursor.close()
+
+    return engine
+
+
+def failure(operation: str, session_id: str | None, table: str, error: sa.exc.SQLAlchemyError) -> StoreError:
+    """A ``StoreError`` naming the operation, the session and the table: the driver's own
+    words, first line only (never the statement's parameters or the connection URL)."""
+    cause: BaseException = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    detail = lines[0] if lines else ""
+    subject = f"session {session_id!r}" if session_id is not None else "sessions"
+    return StoreError(f"{operation} of {subject} in table {table!r} failed: {type(cause).__name__}: {detail}")

@@ -1,0 +1,139 @@
+"""Appending to a journal: on the event loop to a file this process knows, else in a worker
+thread under the file's ``flock``.
+
+Both write only where the journal ends as the store last knew it (``journal.write_known``),
+and both refuse a writer's stale view: given the ``Revision`` the writer expects, an append
+to a journal at another revision raises ``ConflictError`` and writes nothing. The event
+loop path leaves that judgement to the thread (which reads the file under its lock) when
+the journal it knows is not at the expected revision: another process may have written.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ...errors import CorruptSessionError
+from ...messages import Message
+from ...models import Revision, check_revision, merge_metadata, metadata_from_stored
+from .._codec import encode_metadata
+from . import journal
+from .files import keep_copy, read_from, sync_file
+from .locks import file_locked, open_locked
+
+if TYPE_CHECKING:
+    from . import FileSessionStore
+
+__all__ = ["append_locked", "append_now", "revision_of"]
+
+
+def revision_of(state: journal.JournalState) -> Revision:
+    """The revision of the journal ``state`` describes."""
+    return Revision(state.count, state.meta["updated_at"])
+
+
+def append_now(
+    store: FileSessionStore,
+    session_id: str,
+    state: journal.JournalState,
+    messages: builtins.list[Message],
+    given: Mapping[str, Any] | None,
+    expected: Revision | None,
+) -> int | None:
+    """Append on the event loop to a journal the store knows, without waiting for anyone.
+
+    Returns the journal's descriptor (still locked) to make durable, ``-1`` when the
+    append is complete (no ``fsync``), or ``None`` when nothing was written: the id's
+    lock or the file's is held elsewhere, the file is not the one known, the journal known
+    is not at revision ``expected``, or the parent changes. The id's lock is held only while
+    the bytes are written: the file's ``flock`` keeps other writers out until the
+    descriptor is closed, once durable.
+    """
+    if expected is not None and expected != revision_of(state):
+        return None
+    locks = store._locks
+    lock = locks.try_hold(session_id)
+    if lock is None:
+        return None
+    try:
+        built = journal.build_append(session_id, state, messages, given)
+        if built is None:
+            return None
+        payload, commit, meta, stamp = built
+        fd = open_locked(state.path, wait=False)
+        if fd is None:
+            return None
+        try:
+            written = journal.write_known(fd, state, payload)
+        except BaseException:
+            os.close(fd)
+            raise
+        if not written:
+            os.close(fd)
+            return None
+        state.advance(payload, meta, len(messages), commit, stamp)
+    finally:
+        locks.release(session_id, lock)
+    if store._fsync:
+        return fd
+    os.close(fd)
+    return -1
+
+
+def append_locked(
+    store: FileSessionStore,
+    session_id: str,
+    messages: builtins.list[Message],
+    given: Mapping[str, Any] | None,
+    expected: Revision | None,
+) -> Revision | None:
+    """Append to the session's journal under its ``flock`` (the caller holds the id lock); the
+    new revision, or ``None`` when it has no journal to append to: none, one of an earlier
+    format version, or a ``.json`` file too (then a rewrite continues the newer of the two,
+    as loads read it)."""
+    layout = store._layout
+    path = layout.path(session_id, "jsonl")
+    with file_locked(path) as fd:
+        if fd is None or os.path.lexists(layout.path(session_id, "json")):
+            return None
+        state = store._journals.get(session_id)
+        if state is None or state.path != path or not journal.describes(fd, state):
+            found = os.fstat(fd)
+            data = read_from(fd, 0, found.st_size)
+            state = store._decode_journal(session_id, data, path, found.st_ino)[1]
+            if state.version != journal.FORMAT_VERSION:
+                return None  # rewritten in this version
+            check_revision(session_id, expected, revision_of(state))
+            if state.end != len(data):  # bytes past the last record that verifies: cut off, kept aside
+                keep_copy(path, data, layout.file_mode, store._fsync)
+                os.ftruncate(fd, state.end)
+        else:
+            check_revision(session_id, expected, revision_of(state))
+        if not _append_to(store, fd, session_id, state, messages, given):
+            raise CorruptSessionError(f"journal {path} changed while it was locked", path=path)
+        if store._fsync:
+            sync_file(fd, path)
+    return revision_of(state)
+
+
+def _append_to(
+    store: FileSessionStore,
+    fd: int,
+    session_id: str,
+    state: journal.JournalState,
+    messages: builtins.list[Message],
+    given: Mapping[str, Any] | None,
+) -> bool:
+    """Write an append to the locked journal ``fd`` if ``state`` still describes it,
+    re-pointing the fork index when ``given`` moves the session to another parent."""
+    existing = metadata_from_stored(session_id, state.meta)
+    merged = merge_metadata(session_id, existing, state.count + len(messages), given)
+    payload, commit = journal.encode_append(state, messages, encode_metadata(merged))
+    if not journal.write_known(fd, state, payload):
+        return False
+    state.advance(payload, merged.to_json_dict(), len(messages), commit)
+    if merged.parent_id != existing.parent_id:
+        store._index.index(session_id, merged.parent_id, existing.parent_id, "jsonl")
+    return True
