@@ -13,6 +13,7 @@ from ._backend import BACKEND
 from ._version import __version__
 from .conversation import SimpleConversation
 from .errors import (
+    ConflictError,
     CorruptSessionError,
     InvalidMetadataError,
     InvalidSessionIdError,
@@ -37,7 +38,7 @@ from .messages import (
     ToolResultContent,
     UserMessage,
 )
-from .models import CheckpointState, SessionMetadata, StoredSession
+from .models import CheckpointState, Revision, SessionMetadata, StoredSession
 from .protocols import (
     AppendableSessionStore,
     AppendOnlyConversation,
@@ -45,6 +46,7 @@ from .protocols import (
     Conversation,
     ForkIndexedStore,
     RestorableSessionStore,
+    RevisionedSessionStore,
     SessionStore,
 )
 from .stores import AdapterSessionStore, FileSessionStore, InMemorySessionStore, SessionAdapter, SessionRow
@@ -61,6 +63,7 @@ __all__ = [
     "AssistantMessage",
     "ChainLoadingStore",
     "CheckpointState",
+    "ConflictError",
     "Content",
     "Conversation",
     "CorruptSessionError",
@@ -77,6 +80,8 @@ __all__ = [
     "NoActiveSessionError",
     "RawContent",
     "RestorableSessionStore",
+    "Revision",
+    "RevisionedSessionStore",
     "SaveEvent",
     "SerializationError",
     "SessionAdapter",

@@ -32,11 +32,16 @@ _log = logging.getLogger("simulacra_session")
 
 @dataclass(frozen=True)
 class ResolvedSession:
-    """A stored session with its full history; ``inherited`` messages come from its parents."""
+    """A stored session with its full history; ``inherited`` messages come from its parents.
+
+    ``damage`` holds what the store found damaged and left out of the session or an ancestor
+    read for it (``StoredSession.damage``): each loaded as its last state that verified.
+    """
 
     stored: StoredSession
     messages: list[Message]
     inherited: int
+    damage: tuple[CorruptSessionError, ...] = ()
 
 
 def inherits(metadata: SessionMetadata) -> bool:
@@ -111,7 +116,8 @@ def _walk(session_id: str, strict: bool) -> _Walk:
     for fork in reversed(forks):
         inherited = inherited_count(fork.metadata, history, strict=strict)
         history = history[:inherited] + fork.messages
-    return ResolvedSession(stored=chain[0], messages=history, inherited=inherited)
+    damage = tuple(stored.damage for stored in chain if stored.damage is not None)
+    return ResolvedSession(stored=chain[0], messages=history, inherited=inherited, damage=damage)
 
 
 async def resolve_history(

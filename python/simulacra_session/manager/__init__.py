@@ -3,7 +3,8 @@
 The package, by job: this module is the manager's API, its events and its child managers;
 ``snapshot`` what a save holds of the conversation; ``writer`` the save queue of each
 session, which calls the store's public ``append`` or ``save``; ``forks`` the forks it makes
-and the history it writes into attached forks before their parent goes.
+and the history it writes into attached forks before their parent goes; ``recovery`` how it
+gets back in step with a session another writer saved (``recover``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from ..errors import (
     SessionNotFoundError,
 )
 from ..events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
-from ..history import resolve_history
+from ..history import ResolvedSession, resolve_history
 from ..ids import new_session_id, validate_session_id
 from ..messages import Message
-from ..models import RESERVED_METADATA_KEYS, SessionMetadata
+from ..models import RESERVED_METADATA_KEYS, Revision, SessionMetadata
 from ..protocols import Conversation, SessionStore
-from .forks import list_forks, materialize_forks, plan_fork
+from .forks import list_forks, materialize_forks, plan_fork, save_from
+from .recovery import recover
 from .snapshot import Inheritance, Snapshots
 from .writer import SaveRequest, SessionWriter, SessionWriters
 
@@ -56,7 +58,10 @@ class SessionManager:
     ``lifecycle_error`` event instead of reaching the conversation. ``await flush()`` waits
     for all of it, child sessions included. A fork whose parent is gone loads, as in the
     original library, without what it inherits (with a warning); ``strict_forks=True``
-    raises ``CorruptSessionError`` instead.
+    raises ``CorruptSessionError`` instead. To a store that checks revisions, a write made
+    from a stale view (another writer saved the session since this manager read it) fails
+    with ``ConflictError``, an auto-save's as a ``lifecycle_error``; :meth:`recover` then
+    brings the session back in step, losing neither writer's messages.
     """
 
     def __init__(
@@ -150,14 +155,25 @@ class SessionManager:
         resolved = await resolve_history(self._store, id, strict=self._strict_forks)
         if resolved is None:
             raise SessionNotFoundError(id)
-        metadata = resolved.stored.metadata
-        self._switch_to(id, inherited=resolved.inherited, has_label=bool(metadata.label))
-        self._conversation.clear()
-        self._conversation.load(resolved.messages)
-        self._snapshots.inherited_loaded()
-        self._conversation.checkpoint_state = metadata.checkpoint_state
-        self._events.emit("load", LoadEvent(id=id, messages=tuple(resolved.messages)))
+        self._take(resolved, resolved.messages, resolved.stored.metadata.checkpoint_state)
         return id
+
+    async def recover(self) -> int:
+        """Bring the current session back in step with the store after a ``ConflictError``
+        (another writer saved it since this manager read it); returns how many messages it
+        saved again.
+
+        Loads the session as stored (the other writers' messages included), puts this
+        manager's messages that the store lacks (those after what it last loaded or saved)
+        after them, and saves those: the conversation holds both writers' messages, none
+        lost. A session deleted meanwhile is saved anew whole. To keep this manager's
+        history apart instead, ``fork(id, detached=True)`` saves it as a new session.
+        """
+        self._check_open()
+        if self._session_id is None:
+            raise NoActiveSessionError()
+        await self.flush()
+        return await recover(self, self._session_id)
 
     async def save(
         self,
@@ -215,8 +231,8 @@ class SessionManager:
             saved_history=saved,
         )
         fork_id = new_session_id()
-        await self._store.save(fork_id, fork.owned, fork.metadata)
-        self._switch_to(fork_id, inherited=len(fork.inherited), has_label=False)
+        revision = await self._store.save(fork_id, fork.owned, fork.metadata)
+        self._switch_to(fork_id, inherited=len(fork.inherited), has_label=False, revision=revision)
         if not detached:
             self._conversation.clear()
             self._conversation.load(fork.inherited)
@@ -267,7 +283,7 @@ class SessionManager:
         stored = await self._store.load(id)
         if stored is None:
             raise SessionNotFoundError(id)
-        await self._store.save(id, stored.messages, {"label": label})
+        await save_from(self._store, stored, {"label": label})
 
     async def flush(self) -> None:
         """Wait until every pending save of this manager and its children has finished."""
@@ -337,13 +353,36 @@ class SessionManager:
         if self._disposed:
             raise ManagerDisposedError(self._session_id)
 
-    def _switch_to(self, session_id: str | None, *, inherited: int, has_label: bool) -> None:
+    def _switch_to(
+        self, session_id: str | None, *, inherited: int, has_label: bool, revision: Revision | None = None
+    ) -> None:
         """Make ``session_id`` current (``None``: none); its next write rewrites it (the history
-        was replaced). The previous session's writer goes, once it is idle."""
+        was replaced), made from ``revision``. The previous session's writer goes, once idle."""
         self._session_id = session_id
         self._snapshots.inherited = Inheritance(inherited)
         self._snapshots.labelled = has_label
-        self._writers.switch(session_id)
+        self._writers.switch(session_id, revision)
+
+    def _take(self, resolved: ResolvedSession, messages: builtins.list[Message], checkpoint: Any) -> None:
+        """Make the loaded session current, holding ``messages`` (its history, or more) and the
+        ``checkpoint`` state, and say so: a ``load`` event, and a ``lifecycle_error`` for each
+        damage the store left out."""
+        stored = resolved.stored
+        metadata = stored.metadata
+        self._switch_to(
+            metadata.id,
+            inherited=resolved.inherited,
+            has_label=bool(metadata.label),
+            revision=stored.revision,
+        )
+        self._conversation.clear()
+        self._conversation.load(messages)
+        self._snapshots.inherited_loaded()
+        self._conversation.checkpoint_state = checkpoint
+        for damage in resolved.damage:  # the store logged a warning too
+            context = {"session_id": metadata.id, "path": damage.path, "offset": damage.offset}
+            self._report(LifecycleErrorEvent(damage, "load", context))
+        self._events.emit("load", LoadEvent(id=metadata.id, messages=tuple(messages)))
 
     def _saved_history(self, session_id: str) -> builtins.list[Message] | None:
         """The resolved history of ``session_id`` without reading the fork chain back.

@@ -14,10 +14,10 @@ from typing import Any
 from ..errors import SessionNotFoundError
 from ..history import inherited_count, inherits, resolve_history
 from ..messages import Message
-from ..models import SessionMetadata
-from ..protocols import ForkIndexedStore, SessionStore
+from ..models import Revision, SessionMetadata, StoredSession
+from ..protocols import ForkIndexedStore, SessionStore, checks_revisions
 
-__all__ = ["Fork", "list_forks", "materialize_forks", "plan_fork"]
+__all__ = ["Fork", "list_forks", "materialize_forks", "plan_fork", "save_from"]
 
 
 @dataclass(slots=True)
@@ -92,6 +92,21 @@ async def materialize_forks(store: SessionStore, parent_id: str) -> list[str]:
         if fork is None or not inherits(fork.metadata):
             continue
         count = inherited_count(fork.metadata, resolved.messages)
-        await store.save(meta.id, resolved.messages[:count] + fork.messages, {"detached": True})
+        await save_from(store, fork, {"detached": True}, resolved.messages[:count] + fork.messages)
         detached.append(meta.id)
     return detached
+
+
+async def save_from(
+    store: SessionStore,
+    stored: StoredSession,
+    metadata: dict[str, Any],
+    messages: list[Message] | None = None,
+) -> Revision | None:
+    """Save the session ``stored`` was loaded as, with ``messages`` (its own, by default) and
+    ``metadata`` merged: refused with ``ConflictError`` when another writer saved it since,
+    by a store that checks revisions."""
+    options = {"expected": stored.revision} if checks_revisions(store) else {}
+    return await store.save(
+        stored.metadata.id, stored.messages if messages is None else messages, metadata, **options
+    )

@@ -4,7 +4,10 @@ One write is in flight per session and at most one request waits behind it; a ne
 request is folded into the waiting one (newest messages, metadata merged, every waiter
 kept), so a burst of auto-saves costs at most two writes and the last holds the latest
 messages; the metadata of a failed auto-save goes with the next write. A write is one call
-of the store's public ``append`` or ``save``, run in a task.
+of the store's public ``append`` or ``save``, run in a task. To a store that checks
+revisions (``checks_revisions``) each write says which revision of the session it was made
+from: the one the last write returned, or the one loaded; a write from a stale view then
+fails with ``ConflictError`` instead of overwriting another writer's messages.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from functools import partial
 from typing import Any
 
 from ..messages import Message
-from ..protocols import AppendableSessionStore, SessionStore
+from ..models import Revision
+from ..protocols import AppendableSessionStore, SessionStore, checks_revisions
 
 __all__ = ["SaveRequest", "SessionWriter", "SessionWriters"]
 
@@ -102,6 +106,9 @@ class SessionWriter:
         self._store = store
         # checked once: a runtime protocol check costs tens of microseconds
         self._appender = store if isinstance(store, AppendableSessionStore) else None
+        self._checks = checks_revisions(store)
+        self._revision: Revision | None = None  # the session's, as this writer last saw it
+        self._unsure: SaveRequest | None = None  # a write cancelled in flight: landed, or not
         self._pending: SaveRequest | None = None
         self._carried: dict[str, Any] = {}  # metadata of failed background saves, not yet written
         self._written: _Written | None = None
@@ -124,9 +131,17 @@ class SessionWriter:
         source, start, end = written
         return list(source[start:end]) == list(messages)
 
-    def reset(self) -> None:
-        """Forget what was written: the next write rewrites the whole session."""
+    @property
+    def revision(self) -> Revision | None:
+        """The session's revision as this writer last saw it (``None``: none known)."""
+        return self._revision
+
+    def reset(self, revision: Revision | None = None) -> None:
+        """Forget what was written: the next write rewrites the whole session, made from
+        ``revision`` (what a load found; ``None``: a new session, written unconditionally)."""
         self._written = None
+        self._revision = revision
+        self._unsure = None
 
     def drained(self) -> asyncio.Future[None] | None:
         """A future resolved once nothing is in flight or queued; ``None`` when that is now."""
@@ -185,10 +200,28 @@ class SessionWriter:
         return None
 
     async def _store_call(self, request: SaveRequest, delta: list[Message] | None) -> None:
+        options: dict[str, Any] = {}
+        if self._checks:
+            if self._unsure is not None:
+                await self._check_unsure(self._unsure)
+            options["expected"] = self._revision
         if delta is not None and self._appender is not None:
-            await self._appender.append(request.session_id, delta, request.metadata)
+            revision = await self._appender.append(request.session_id, delta, request.metadata, **options)
         else:
-            await self._store.save(request.session_id, request.messages, request.metadata)
+            revision = await self._store.save(
+                request.session_id, request.messages, request.metadata, **options
+            )
+        if revision is not None:
+            self._revision = revision
+
+    async def _check_unsure(self, request: SaveRequest) -> None:
+        """Whether a write cancelled in flight landed, from the session as stored: when it holds
+        exactly that write's messages, the revision found is this writer's; else the one before
+        stays (and should another writer have written meanwhile, the next write is refused)."""
+        stored = await self._store.load(self.session_id)
+        self._unsure = None
+        if stored is not None and stored.messages == request.messages:
+            self._revision = stored.revision
 
     def _write_without_loop(self, request: SaveRequest, raise_now: bool) -> None:
         written, self._written = self._written, None
@@ -236,6 +269,7 @@ class SessionWriter:
         elif isinstance(error, Exception):
             self._failed(request, error)
         else:  # cancelled: what it and the queued request waited for is off
+            self._unsure = request if self._checks else None
             for waiter in request.waiters:
                 waiter.cancel()
             if self._pending is not None:
@@ -291,16 +325,26 @@ class SessionWriters:
     def __bool__(self) -> bool:
         return bool(self._by_id)
 
-    def switch(self, session_id: str | None) -> None:
+    def switch(self, session_id: str | None, revision: Revision | None = None) -> None:
         """Make ``session_id`` current (``None``: none): its next write rewrites the session (the
-        history was replaced), and the previous session's writer goes once it is idle."""
+        history was replaced) made from ``revision`` (see ``SessionWriter.reset``), and the
+        previous session's writer goes once it is idle."""
         previous, self._current = self._current, session_id
         left = self._by_id.get(previous) if previous is not None and previous != session_id else None
         if left is not None and not left.busy:
             del self._by_id[left.session_id]
-        writer = self._by_id.get(session_id) if session_id is not None else None
+        if session_id is None:
+            return
+        writer = self._by_id.get(session_id)
+        if writer is None and revision is not None:
+            writer = self._writer(session_id)
         if writer is not None:
-            writer.reset()
+            writer.reset(revision)
+
+    def revision(self, session_id: str) -> Revision | None:
+        """The revision of ``session_id`` as its writer last saw it (``None``: none known)."""
+        writer = self._by_id.get(session_id)
+        return writer.revision if writer is not None else None
 
     def holds(self, session_id: str, messages: Sequence[Message]) -> bool:
         """Whether the store holds exactly ``messages`` for ``session_id`` from its writer's last
@@ -310,12 +354,16 @@ class SessionWriters:
 
     def submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
         """Queue ``request`` on its session's writer (see ``SessionWriter.submit``)."""
-        writer = self._by_id.get(request.session_id)
+        return self._writer(request.session_id).submit(request, raise_now=raise_now)
+
+    def _writer(self, session_id: str) -> SessionWriter:
+        """The writer of ``session_id``, made for its first use."""
+        writer = self._by_id.get(session_id)
         if writer is None:
-            writer = self._by_id[request.session_id] = SessionWriter(
-                self._store, request.session_id, self._on_saved, self._on_failed, self._idle
+            writer = self._by_id[session_id] = SessionWriter(
+                self._store, session_id, self._on_saved, self._on_failed, self._idle
             )
-        return writer.submit(request, raise_now=raise_now)
+        return writer
 
     def busy(self) -> list[SessionWriter]:
         """The writers with a write in flight or queued."""

@@ -1,0 +1,54 @@
+"""Recovering a SessionManager after a ``ConflictError``: the session as stored, then this
+manager's messages that the store lacks, saved after them (``SessionManager.recover``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..history import resolve_history
+from ..messages import Message
+
+if TYPE_CHECKING:
+    from . import SessionManager
+
+__all__ = ["recover"]
+
+
+async def recover(manager: SessionManager, session_id: str) -> int:
+    """Reload ``session_id``, the manager's current session, with the manager's messages the
+    store lacks put after what it holds, and save them; how many messages were saved again.
+
+    The messages the store lacks are the manager's own messages after the ``message_count``
+    of the revision it last loaded or wrote (without one, after those it has in common with
+    the store); those already stored where its last write would have put them (a write that
+    landed, its outcome unknown) are not added twice. A session deleted meanwhile is saved
+    anew with the whole history.
+    """
+    history = list(manager._snapshots.history())
+    resolved = await resolve_history(manager._store, session_id, strict=manager._strict_forks)
+    if resolved is None:
+        manager._switch_to(session_id, inherited=0, has_label=manager._snapshots.labelled)
+        await manager.save(full=True)
+        return len(history)
+    own = history[manager._snapshots.inherited.count :]
+    stored = resolved.stored.messages
+    known = manager._writers.revision(session_id)
+    count = known.message_count if known is not None else _common(own, stored)
+    unsaved = own[count:]
+    if stored[count : count + len(unsaved)] == unsaved:
+        unsaved = []  # there already: a write whose outcome this manager did not hear of
+    checkpoint = manager.conversation.checkpoint_state or resolved.stored.metadata.checkpoint_state
+    manager._take(resolved, resolved.messages + unsaved, checkpoint)
+    if unsaved:
+        await manager.save()
+    return len(unsaved)
+
+
+def _common(own: list[Message], stored: list[Message]) -> int:
+    """How many messages ``own`` and ``stored`` have in common at their start."""
+    count = 0
+    for mine, theirs in zip(own, stored, strict=False):
+        if mine != theirs:
+            break
+        count += 1
+    return count
