@@ -137,9 +137,8 @@ def check_version(data: bytes, path: str) -> int | None:
     version = data[len(_HEADER_PREFIX) : comma].strip(b" \t\r\n")
     if version not in (b"%d" % known for known in _VERSIONS):
         where = f" in {path}" if path else ""
-        raise CorruptSessionError(
-            f"unsupported journal version {version.decode(errors='replace')}{where}", path=path or None
-        )
+        problem = f"unsupported journal version {version.decode(errors='replace')}{where}"
+        raise CorruptSessionError(problem, path=path or None, offset=len(_HEADER_PREFIX))
     return int(version)
 
 
@@ -173,7 +172,7 @@ def parse_journal(data: bytes, path: str) -> Journal:
             metadata = None
         version = 1
     if metadata is None:
-        raise CorruptSessionError(f"corrupt session file {path}: no journal header", path=path)
+        raise CorruptSessionError(f"corrupt session file {path}: no journal header", path=path, offset=0)
     body = data.find(b"\n") + 1 if start > 0 else 0  # the message lines are data[body:start]
     try:
         parsed, superseded = loads_lines(data, body, start, _COMMIT_PREFIX)
