@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,13 @@ class TestFileStoreConformance(SessionStoreConformance):
     def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> FileSessionStore:
         fsync, file_format = request.param
         return FileSessionStore(tmp_path / "sessions", fsync=fsync, format=file_format)
+
+    @pytest.fixture
+    def session_file(self, store: FileSessionStore) -> Callable[[str], Path] | None:
+        """A journal's bytes carry checksums; a ``.json`` document's none (the original reads it)."""
+        if store.format == "json":
+            return None
+        return lambda session_id: Path(store.root) / f"{session_id}.jsonl"
 
 
 @pytest.fixture

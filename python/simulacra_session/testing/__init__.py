@@ -25,13 +25,18 @@ halves, which can also be subclassed alone the same way:
   documents, which every store must pass: the merge rules of ``save``, strictly later
   ``updated_at``, ordering and paging of ``list``, isolation from callers' objects, unknown
   keys kept, invalid ids rejected before any I/O, ``SerializationError`` leaving the old
-  state intact, ``delete``. Then the optional capabilities, each tested when the store has
-  it and skipped with the reason when not: ``forks`` (``ForkIndexedStore``), ``append``
-  (``AppendableSessionStore``) and ``load_chain`` (``ChainLoadingStore``). A store
-  implementing exactly the four methods of ``SessionStore`` passes.
+  state intact, ``delete``, and cancellation with one meaning (a cancelled write never
+  started, or completed before ``CancelledError`` reached the caller). Then the optional
+  capabilities, each tested when the store has it and skipped with the reason when not:
+  ``forks`` (``ForkIndexedStore``), ``append`` (``AppendableSessionStore``), ``load_chain``
+  (``ChainLoadingStore``), stale writers refused with ``ConflictError``
+  (``RevisionedSessionStore``), and the checksum rule (damaged bytes never load as data),
+  for a store keeping each session in a file: override the ``session_file`` fixture to
+  name it. A store implementing exactly the four methods of ``SessionStore`` passes.
 - ``SessionManagerConformance``: a ``SessionManager`` working on the store. Auto-save, slugs,
   load, attached and detached forks (deep chains, cycles), checkpoint state, delete keeping
-  the forks' history, rename, child sessions, dispose and ``async with``.
+  the forks' history, rename, child sessions, dispose and ``async with``; on a store that
+  checks revisions, a stale manager's ``ConflictError`` and ``recover``.
 
 Every failure is an ``AssertionError`` whose message starts with the contract it checks (the
 method and the rule of its documentation), then what differed.
@@ -48,14 +53,28 @@ import pytest
 
 # pytest rewrites the suites' asserts (showing both sides of a failed comparison after the
 # contract's message) when they are registered before their first import
-_SUITES = ("manager_forks", "manager_saves", "store_capabilities", "store_reads", "store_saves")
+_SUITES = (
+    "manager_conflicts",
+    "manager_forks",
+    "manager_saves",
+    "store_cancellation",
+    "store_capabilities",
+    "store_checksums",
+    "store_reads",
+    "store_revisions",
+    "store_saves",
+)
 pytest.register_assert_rewrite(*(f"{__name__}.{suite}" for suite in _SUITES))
 
 from .helpers import BAD_IDS, assistant, msg, raises, run, texts  # noqa: E402
+from .manager_conflicts import ManagerConflictConformance  # noqa: E402
 from .manager_forks import ManagerForkConformance  # noqa: E402
 from .manager_saves import ManagerSaveConformance  # noqa: E402
+from .store_cancellation import StoreCancellationContract  # noqa: E402
 from .store_capabilities import StoreCapabilityContract  # noqa: E402
+from .store_checksums import StoreChecksumContract  # noqa: E402
 from .store_reads import StoreReadContract  # noqa: E402
+from .store_revisions import StoreRevisionContract  # noqa: E402
 from .store_saves import StoreSaveContract  # noqa: E402
 
 __all__ = [
@@ -72,7 +91,7 @@ __all__ = [
 ]
 
 
-class SessionStoreProtocolContract(StoreSaveContract, StoreReadContract):
+class SessionStoreProtocolContract(StoreSaveContract, StoreReadContract, StoreCancellationContract):
     """What the ``SessionStore`` protocol documents, as pytest tests: every store passes it.
 
     Subclass it in a test module and override the ``store`` fixture to return a fresh,
@@ -80,16 +99,19 @@ class SessionStoreProtocolContract(StoreSaveContract, StoreReadContract):
     """
 
 
-class SessionStoreContract(SessionStoreProtocolContract, StoreCapabilityContract):
+class SessionStoreContract(
+    SessionStoreProtocolContract, StoreCapabilityContract, StoreRevisionContract, StoreChecksumContract
+):
     """The contract of a ``SessionStore``, as pytest tests: the protocol, then the optional
-    capabilities it implements (``forks``, ``append``, ``load_chain``), the others skipped.
+    capabilities it implements (``forks``, ``append``, ``load_chain``, revisions, checksums of
+    the bytes it keeps in files), the others skipped.
 
     Subclass it (or ``SessionStoreConformance``, which includes it) in a test module and
     override the ``store`` fixture to return a fresh, empty store.
     """
 
 
-class SessionManagerConformance(ManagerSaveConformance, ManagerForkConformance):
+class SessionManagerConformance(ManagerSaveConformance, ManagerForkConformance, ManagerConflictConformance):
     """A ``SessionManager`` working on the store, as pytest tests.
 
     Subclass it (or ``SessionStoreConformance``, which includes it) in a test module and
