@@ -17,6 +17,14 @@ things the original reads differently from us are written its way here:
   ``StoredSession.parent_copy``), so both libraries resolve it to the same history. A
   document whose copy count does not fit its messages (the original rewrote it) is read as
   the original reads it: a detached fork.
+
+Damage: a document carries no checksum, since the original library reads and rewrites it
+and would neither write one nor keep one true (its writes could not be told from damage).
+What it has instead: it is only ever replaced whole, by an atomic rename, so never torn;
+it must parse as JSON of the document's shape with valid metadata, else it is
+``CorruptSessionError`` naming the file (``list()`` skips it) and is moved aside before a
+save replaces it. A flipped bit inside a string is not detected: the journal format
+(``journal``, ``records``) is the one that detects every damaged byte.
 """
 
 from __future__ import annotations
