@@ -8,7 +8,8 @@ renames. A session keeps the format it is found in (``convert`` changes it), so 
 An append to a journal this process knows is written on the event loop (a page-cache
 write) and made durable by the process's group-commit thread (``commit``); everything else
 runs in a worker thread. A lock per id serializes writes within the process (``locks``),
-``flock`` on the session file serializes them across processes. ``OSError`` propagates.
+``flock`` on the session file serializes them across processes, and a write given the
+revision it expects compares it under both (``ConflictError``). ``OSError`` propagates.
 A cancelled call never leaves work running behind the caller's back: a write that began
 completes before ``CancelledError`` reaches the caller.
 """
@@ -60,7 +61,7 @@ _COMMIT = GroupCommit()  # one group-commit thread for every store in the proces
 
 
 class FileSessionStore:
-    """A ``SessionStore`` (with ``forks`` and ``append``) keeping each session in one file.
+    """A ``RevisionedSessionStore`` (with ``forks`` and ``append``) keeping each session in one file.
 
     ``format="jsonl"`` (default) keeps journals that auto-saves append to; ``"json"`` keeps
     the original library's ``{id}.json`` documents, for directories shared with it.
@@ -364,7 +365,11 @@ class FileSessionStore:
     async def load(self, id: str) -> StoredSession | None:
         """The session, or ``None`` when absent; ``CorruptSessionError`` naming the path.
 
-        A journal's torn last append (a crash mid-write) is dropped with a warning.
+        A journal loads as its last state whose records all verify (their checksums): what
+        follows, an append cut short by a crash or damage, is left out with a warning and
+        ``StoredSession.damage`` (naming the file and offset), and the file is copied aside
+        before a write cuts it off; ``CorruptSessionError`` names the offset when no state
+        verifies.
         """
         validate_session_id(id)
         return await asyncio.to_thread(self._load_sync, id)
