@@ -72,10 +72,12 @@ async def load_or_error(store: FileSessionStore) -> StoredSession | CorruptSessi
     return stored
 
 
-def test_no_single_damaged_byte_loads_a_state_never_committed(tmp_path: Path) -> None:
+def test_no_single_damaged_byte_loads_a_state_never_committed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Every offset of a small journal, four kinds of damage each: the load is a state that was
     committed, its damage reported, or ``CorruptSessionError`` naming the file and offset."""
-    logging.getLogger("simulacra_session").setLevel(logging.ERROR)  # thousands of warnings
+    caplog.set_level(logging.ERROR, logger="simulacra_session")  # thousands of warnings
 
     async def check() -> dict[str, int]:
         data, states = await committed_journal(tmp_path / "source")
