@@ -24,7 +24,11 @@ __all__ = [
 
 @runtime_checkable
 class SessionStore(Protocol):
-    """Where sessions live. Every method rejects an invalid id with ``InvalidSessionIdError``."""
+    """Where sessions live. Every method rejects an invalid id with ``InvalidSessionIdError``.
+
+    A cancelled write (``save``, ``append``, ``delete``, ``restore``) either never started or
+    completed before ``CancelledError`` reached the caller: it never lands afterwards.
+    """
 
     async def list(self, *, limit: int | None = None, offset: int = 0) -> list[SessionMetadata]:
         """Metadata of the sessions, most recently updated first, one page of them.
