@@ -9,7 +9,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from simulacra_session import SessionManager, SessionStore, SimpleConversation
+from simulacra_session import FileSessionStore, SessionManager, SessionStore, SimpleConversation
+
+from corpus import conversation
 
 __all__ = [
     "FLOOR_LINE",
@@ -94,6 +96,23 @@ def autosave_round(
         await manager.flush()
 
     return session_id, one_message
+
+
+def durable_autosaves(
+    loop: asyncio.AbstractEventLoop, root: os.PathLike[str], length: int, rounds: int
+) -> tuple[Callable[[], Awaitable[None]], Callable[[int], None]]:
+    """A durable file store's auto-save round at ``length`` messages (enough messages for
+    ``rounds`` of them), and a check that ``runs`` rounds were stored."""
+    messages = conversation(length + rounds + 1)
+    store = FileSessionStore(root)
+    session_id, one_message = autosave_round(loop, store, messages, length)
+
+    def check(runs: int) -> None:
+        stored = loop.run_until_complete(store.load(session_id))
+        assert stored is not None
+        assert stored.messages == messages[: length + runs]
+
+    return one_message, check
 
 
 def rounds_run(benchmark: Any, rounds: int, warmup_rounds: int = 0) -> int:

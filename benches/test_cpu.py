@@ -30,7 +30,7 @@ from typing import Any
 from simulacra_session import FileSessionStore
 
 from corpus import conversation
-from harness import FLOOR_LINE, append_floor_line, autosave_round, rounds_run
+from harness import FLOOR_LINE, append_floor_line, autosave_round, durable_autosaves, rounds_run
 
 BLOCK, ROUNDS = 10, 100  # 1,000 saves a side, as the issue measured
 LONG, SHORT = 1000, 10
@@ -53,16 +53,7 @@ def _store_side(
 ) -> tuple[Save, Callable[[int], None]]:
     """A durable file store's auto-save at ``length`` messages, and a check that ``runs`` of
     them were stored."""
-    messages = conversation(length + BLOCK * (ROUNDS + 1) + 1)
-    store = FileSessionStore(root)
-    session_id, one_message = autosave_round(loop, store, messages, length)
-
-    def check(runs: int) -> None:
-        stored = loop.run_until_complete(store.load(session_id))
-        assert stored is not None
-        assert stored.messages == messages[: length + runs]
-
-    return one_message, check
+    return durable_autosaves(loop, root, length, BLOCK * (ROUNDS + 1))
 
 
 def _per_save(samples: list[tuple[float, float]], which: int) -> float:

@@ -28,7 +28,7 @@ from simulacra_session import FileSessionStore
 from simulacra_session.stores.file import FileFormat
 
 from corpus import conversation
-from harness import FLOOR_LINE, append_floor_line, autosave_round, paired, rounds_run, run_in_loop
+from harness import FLOOR_LINE, append_floor_line, durable_autosaves, paired, rounds_run, run_in_loop
 
 GROUP = "paired ratios"
 AUTOSAVE_ROUNDS, AUTOSAVE_BLOCK, LOAD_ROUNDS = 100, 10, 100
@@ -52,15 +52,7 @@ def _autosaves(
 ) -> tuple[Callable[[], float], Callable[[], None]]:
     """A durable file store's auto-save at ``length`` messages as a paired side (timed in the
     loop), and a check that every round's message was stored."""
-    messages = conversation(length + AUTOSAVE_RUNS + 1)
-    store = FileSessionStore(root)
-    session_id, one_message = autosave_round(loop, store, messages, length)
-
-    def check(runs: int) -> None:
-        stored = loop.run_until_complete(store.load(session_id))
-        assert stored is not None
-        assert stored.messages == messages[: length + runs]
-
+    one_message, check = durable_autosaves(loop, root, length, AUTOSAVE_RUNS)
     return lambda: run_in_loop(loop, one_message), check
 
 
