@@ -97,5 +97,7 @@ def test_stores(tmp_path: Path, shape: str) -> None:
                 stored = await store.load("s")
                 assert stored is not None, name
                 assert len(stored.messages) == 1, name
+            if isinstance(store, SqlSessionStore):
+                await store.close()
 
     asyncio.run(main())

@@ -7,7 +7,7 @@ import inspect
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,22 @@ from simulacra_session.transfer import (
 )
 
 KINDS = ["memory", "jsonl", "json", "sqlite"]
+_opened: list[SqlSessionStore] = []  # what make() opened, closed after each test
+
+
+@pytest.fixture(autouse=True)
+async def _close_opened() -> AsyncIterator[None]:
+    yield
+    while _opened:
+        await _opened.pop().close()
 
 
 def make(kind: str, path: Path) -> SessionStore:
     if kind == "memory":
         return InMemorySessionStore()
     if kind == "sqlite":
-        return SqlSessionStore(f"sqlite:///{path}.db")
+        _opened.append(SqlSessionStore(f"sqlite:///{path}.db"))
+        return _opened[-1]
     return FileSessionStore(path, format="json" if kind == "json" else "jsonl")
 
 

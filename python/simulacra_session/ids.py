@@ -6,14 +6,17 @@ characters of ``A-Z a-z 0-9 . _ -``, not starting with ``.`` (no dotfiles, no ``
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
 from .errors import InvalidSessionIdError
 
-__all__ = ["SESSION_ID_PATTERN", "new_session_id", "new_uuid4", "validate_session_id"]
+__all__ = ["SESSION_ID_PATTERN", "new_session_id", "new_uuid4", "session_id_for_key", "validate_session_id"]
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+_HASHED = re.compile(r".*\.k[0-9a-f]{32}")  # the ending of an id made from a key
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def validate_session_id(session_id: object) -> str:
@@ -35,3 +38,21 @@ def new_uuid4() -> str:
 def new_session_id() -> str:
     """A fresh random session id (a uuid4 string, as the original library uses)."""
     return new_uuid4()
+
+
+def session_id_for_key(key: str) -> str:
+    """The session id a framework's key (any string: ``project/session/subpath``, a user's
+    name) is stored under: distinct keys get distinct ids.
+
+    A key that is a valid session id is its own id, unless it ends as the ids made here do.
+    Any other key becomes a readable part of it (at most 93 characters) and ``.k`` and 32 hex
+    digits of its SHA-256, an ending no key used as is has: two keys share an id only
+    if their hashes share 128 bits. Keep the key itself beside the session (the adapters of
+    ``simulacra_session.integrations`` store it in its metadata).
+    """
+    if type(key) is not str:
+        raise InvalidSessionIdError(key)
+    if SESSION_ID_PATTERN.fullmatch(key) is not None and _HASHED.fullmatch(key) is None:
+        return key
+    readable = _UNSAFE.sub("_", key).lstrip(".")[:93] or "_"
+    return f"{readable}.k{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"

@@ -6,11 +6,13 @@ them. Keys and block types not listed here are kept on every round trip.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
 __all__ = [
     "AssistantMessage",
     "Content",
+    "JsonObject",
     "Message",
     "RawContent",
     "TextContent",
@@ -90,3 +92,8 @@ class AssistantMessage(_MessageExtras):
 
 
 Message = UserMessage | AssistantMessage
+
+#: Any JSON object: what a store and a SessionManager accept as a message. ``Message`` is the
+#: engine's typed shape of one; a framework's own items (see ``simulacra_session.integrations``)
+#: are stored as they are, verbatim, and come back equal.
+JsonObject = Mapping[str, Any]

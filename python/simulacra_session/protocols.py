@@ -18,6 +18,8 @@ __all__ = [
     "RestorableSessionStore",
     "RevisionedSessionStore",
     "SessionStore",
+    "TailReadingStore",
+    "TruncatableStore",
     "checks_revisions",
 ]
 
@@ -129,6 +131,47 @@ def checks_revisions(store: SessionStore) -> bool:
         )
     except (TypeError, ValueError):  # no signature to read
         return False
+
+
+@runtime_checkable
+class TailReadingStore(SessionStore, Protocol):
+    """A store that reads the last messages of a session without reading all of them.
+
+    ``simulacra_session.history.read_tail`` uses it (and falls back to ``load`` for other
+    stores); its cost depends on ``count``, not on the session's length.
+    """
+
+    async def load_tail(self, id: str, count: int, *, end: int | None = None) -> StoredSession | None:
+        """The session's metadata and its own messages ``[max(0, end - count), end)``, oldest first.
+
+        ``end`` defaults to ``message_count`` (the last ``count`` messages) and is clamped to
+        it; ``end`` lets a fork's tail reach into the history it inherits (the parent's
+        messages before the fork point). Only the session's own messages: what an attached
+        fork inherits is not read (``read_tail`` resolves that). ``None`` when absent; a
+        negative ``count`` or ``end`` raises ``ValueError`` naming it.
+        """
+        ...
+
+
+@runtime_checkable
+class TruncatableStore(SessionStore, Protocol):
+    """A store that removes the last messages of a session at a cost independent of its length.
+
+    ``simulacra_session.history.truncate`` uses it (and falls back to ``save`` for other
+    stores), after keeping the history of the forks that inherit what is removed.
+    """
+
+    async def truncate(self, id: str, count: int, *, expected: Revision | None = None) -> Revision:
+        """Remove the session's last ``count`` own messages, durably; all or nothing.
+
+        ``updated_at`` advances as on ``save``; metadata is otherwise kept. ``count`` must be
+        between 0 and ``message_count`` (``ValueError`` naming both otherwise); an absent
+        session raises ``SessionNotFoundError``. ``expected`` is checked as on a
+        ``RevisionedSessionStore``'s ``save`` (``ConflictError``, nothing written). Forks that
+        inherit the removed messages are not touched here: ``history.truncate`` keeps them.
+        Returns the session's new ``Revision``.
+        """
+        ...
 
 
 @runtime_checkable
