@@ -12,16 +12,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulacra_session import BACKEND, FileSessionStore, SessionManager, SimpleConversation
+from simulacra_session import (
+    BACKEND,
+    AssistantMessage,
+    FileSessionStore,
+    SessionManager,
+    SimpleConversation,
+    UserMessage,
+)
 
 ROOT = Path("sessions")
 
 
-def user(text: str) -> dict[str, object]:
+def user(text: str) -> UserMessage:
     return {"role": "user", "content": [{"type": "text", "text": text}]}
 
 
-def assistant(text: str) -> dict[str, object]:
+def assistant(text: str) -> AssistantMessage:
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 

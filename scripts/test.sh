@@ -24,7 +24,8 @@ step "Python tools"
     "maturin>=1.9.4,<2" "pytest>=8.4" "pytest-asyncio>=1.0" "pytest-timeout>=2" "hypothesis>=6" \
     "ruff>=0.6" "mypy>=1.11" "pydantic>=2.6,<3" "rich>=13" \
     "sqlalchemy[asyncio]>=2.0" "psycopg[binary]>=3.1" "pymysql>=1.1" "aiosqlite>=0.20" "asyncpg>=0.29" \
-    "pytest-benchmark>=4" "orjson>=3" "openai-agents>=0.2" "langgraph-checkpoint-sqlite>=2"
+    "pytest-benchmark>=4" "orjson>=3" "openai-agents>=0.2" "langgraph-checkpoint-sqlite>=2" \
+    "claude-agent-sdk>=0.1" "langchain-core>=0.3" "pydantic-ai-slim>=1.0"
 
 step "Rust: fmt, clippy, cargo test"
 cargo fmt --all -- --check
@@ -66,6 +67,7 @@ step "Lint and types"
 "$PY" -m ruff check python tests benches examples build_backend
 "$PY" -m ruff format --check python tests benches examples build_backend
 "$PY" -m mypy --strict python/simulacra_session
+"$PY" -m mypy --strict examples
 "$PY" -m mypy --strict build_backend
 (cd /tmp && "$PY" -m mypy.stubtest simulacra_session._native)
 
