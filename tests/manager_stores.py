@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from simulacra_session import InMemorySessionStore, Message
+from simulacra_session import InMemorySessionStore, JsonObject
 
 __all__ = ["SlowStore"]
 
@@ -24,12 +24,12 @@ class SlowStore(InMemorySessionStore):
         self.appended: list[int] = []  # how many messages each append added
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> None:
         await self._write(super().save, id, messages, metadata)
 
     async def append(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> None:
         await self._write(super().append, id, messages, metadata)
         self.appended.append(len(messages))
@@ -41,9 +41,9 @@ class SlowStore(InMemorySessionStore):
 
     async def _write(
         self,
-        write: Callable[[str, Sequence[Message], Mapping[str, Any] | None], Awaitable[None]],
+        write: Callable[[str, Sequence[JsonObject], Mapping[str, Any] | None], Awaitable[None]],
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None,
     ) -> None:
         self.active[id] = self.active.get(id, 0) + 1

@@ -17,7 +17,7 @@ import pytest
 
 from simulacra_session import (
     InMemorySessionStore,
-    Message,
+    JsonObject,
     SessionManager,
     SimpleConversation,
     StoredSession,
@@ -59,7 +59,7 @@ class ProtocolOnlyStore:
         self.pages: list[tuple[int | None, int]] = []
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> None:
         await self.inner.save(id, messages, metadata)
 

@@ -16,6 +16,7 @@ from simulacra_session import (
     CheckpointState,
     FileSessionStore,
     InMemorySessionStore,
+    JsonObject,
     Message,
     SessionManager,
     SimpleConversation,
@@ -140,7 +141,7 @@ async def test_a_subclass_overriding_append_has_it_called(tmp_path: Path, base: 
 
     class Counting(base):  # type: ignore[misc,valid-type]
         async def append(
-            self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+            self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
         ) -> None:
             calls.append(len(messages))
             await super().append(id, messages, metadata)
@@ -229,13 +230,13 @@ class LoadCountingStore(InMemorySessionStore):
         return await super().load(id)
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> None:
         self._check_disk()
         await super().save(id, messages, metadata)
 
     async def append(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> None:
         self._check_disk()
         await super().append(id, messages, metadata)

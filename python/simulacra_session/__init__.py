@@ -30,6 +30,7 @@ from .manager import SessionManager
 from .messages import (
     AssistantMessage,
     Content,
+    JsonObject,
     Message,
     RawContent,
     TextContent,
@@ -73,6 +74,7 @@ __all__ = [
     "InMemorySessionStore",
     "InvalidMetadataError",
     "InvalidSessionIdError",
+    "JsonObject",
     "LifecycleErrorEvent",
     "LoadEvent",
     "ManagerDisposedError",

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .messages import Message
+from .messages import JsonObject, Message
 
 __all__ = [
     "EventName",
@@ -28,7 +28,7 @@ class LoadEvent:
     """A session was loaded from the store; ``messages`` is its resolved history."""
 
     id: str
-    messages: Sequence[Message]
+    messages: Sequence[JsonObject]
     type: Literal["load"] = "load"
 
 

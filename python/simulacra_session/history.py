@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import CorruptSessionError
-from .messages import Message
+from .messages import JsonObject
 from .models import SessionMetadata, StoredSession
 from .protocols import ChainLoadingStore, SessionStore
 
@@ -39,7 +40,7 @@ class ResolvedSession:
     """
 
     stored: StoredSession
-    messages: list[Message]
+    messages: list[dict[str, Any]]
     inherited: int
     damage: tuple[CorruptSessionError, ...] = ()
 
@@ -49,7 +50,7 @@ def inherits(metadata: SessionMetadata) -> bool:
     return bool(metadata.parent_id) and not metadata.detached
 
 
-def _original_count(metadata: SessionMetadata, parent_history: Sequence[Message]) -> int:
+def _original_count(metadata: SessionMetadata, parent_history: Sequence[JsonObject]) -> int:
     """The original library's rule: up to the message ``fork_message_id`` names, else all."""
     if metadata.fork_message_id is not None:
         for index, message in enumerate(parent_history):
@@ -59,7 +60,7 @@ def _original_count(metadata: SessionMetadata, parent_history: Sequence[Message]
 
 
 def inherited_count(
-    metadata: SessionMetadata, parent_history: Sequence[Message], *, strict: bool = True
+    metadata: SessionMetadata, parent_history: Sequence[JsonObject], *, strict: bool = True
 ) -> int:
     """How many of the parent's messages an attached fork inherits.
 

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ._backend import dumps
 from .errors import ConflictError, CorruptSessionError, InvalidMetadataError
-from .messages import Message
 from .timestamps import next_timestamp, parse_timestamp, stamp_after
 
 __all__ = [
@@ -119,6 +118,9 @@ def check_revision(session_id: str, expected: Revision | None, actual: Revision 
 class StoredSession:
     """A session as a store holds it: its metadata and the messages it stores itself.
 
+    Messages come back as fresh plain dicts, whatever shape they were saved as (the engine's
+    ``Message``, a framework's items): JSON objects, read without casts.
+
     ``parent_copy`` is, for an attached fork, a copy of the messages it inherits, when the store
     keeps one (the file store's ``.json`` forks hold it for the original library): its history
     is resolved from it should the parent be gone. ``damage`` is set when the store found
@@ -127,8 +129,8 @@ class StoredSession:
     """
 
     metadata: SessionMetadata
-    messages: list[Message]
-    parent_copy: list[Message] | None = None
+    messages: list[dict[str, Any]]
+    parent_copy: list[dict[str, Any]] | None = None
     damage: CorruptSessionError | None = field(default=None, compare=False)
 
     @property

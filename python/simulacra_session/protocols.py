@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .messages import Message
+from .messages import JsonObject, Message
 from .models import CheckpointState, Revision, SessionMetadata, StoredSession
 
 __all__ = [
@@ -28,6 +28,9 @@ __all__ = [
 class SessionStore(Protocol):
     """Where sessions live. Every method rejects an invalid id with ``InvalidSessionIdError``.
 
+    A message is any JSON object (``JsonObject``: the engine's ``Message``, a framework's own
+    items, a plain ``dict``), stored verbatim; it comes back as a fresh ``dict`` that equals it.
+
     A cancelled write (``save``, ``append``, ``delete``, ``restore``) either never started or
     completed before ``CancelledError`` reached the caller: it never lands afterwards.
     """
@@ -48,7 +51,7 @@ class SessionStore(Protocol):
         ...
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> Revision | None:
         """Replace the session's messages and merge its metadata (see ``merge_metadata``).
 
@@ -81,7 +84,7 @@ class AppendableSessionStore(SessionStore, Protocol):
     """
 
     async def append(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> Revision | None:
         """Add ``messages`` after the stored ones and merge ``metadata`` as ``save`` does.
 
@@ -110,7 +113,7 @@ class RevisionedSessionStore(SessionStore, Protocol):
     async def save(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None = None,
         *,
         expected: Revision | None = None,
@@ -201,7 +204,7 @@ class RestorableSessionStore(SessionStore, Protocol):
     order; ``restore`` writes them as they are. Every bundled store implements it.
     """
 
-    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
         """Replace session ``id`` (created when absent) with ``messages`` and ``metadata``, as given.
 
         ``metadata.id`` must be ``id`` and its ``message_count`` ``len(messages)``; every key,

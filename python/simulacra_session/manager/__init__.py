@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from .._emitter import Emitter, Listener
 from ..errors import (
@@ -25,7 +26,7 @@ from ..errors import (
 from ..events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
 from ..history import ResolvedSession, resolve_history
 from ..ids import new_session_id, validate_session_id
-from ..messages import Message
+from ..messages import JsonObject, Message
 from ..models import RESERVED_METADATA_KEYS, Revision, SessionMetadata
 from ..protocols import Conversation, SessionStore
 from .forks import list_forks, materialize_forks, plan_fork, save_from
@@ -235,7 +236,7 @@ class SessionManager:
         self._switch_to(fork_id, inherited=len(fork.inherited), has_label=False, revision=revision)
         if not detached:
             self._conversation.clear()
-            self._conversation.load(fork.inherited)
+            self._conversation.load(cast("builtins.list[Message]", fork.inherited))
             self._snapshots.inherited_loaded()
         checkpoint_state = fork.metadata.get("checkpoint_state")
         if checkpoint_state is not None:
@@ -363,12 +364,11 @@ class SessionManager:
         self._snapshots.labelled = has_label
         self._writers.switch(session_id, revision)
 
-    def _take(self, resolved: ResolvedSession, messages: builtins.list[Message], checkpoint: Any) -> None:
+    def _take(self, resolved: ResolvedSession, messages: Sequence[JsonObject], checkpoint: Any) -> None:
         """Make the loaded session current, holding ``messages`` (its history, or more) and the
         ``checkpoint`` state, and say so: a ``load`` event, and a ``lifecycle_error`` for each
         damage the store left out."""
-        stored = resolved.stored
-        metadata = stored.metadata
+        stored, metadata = resolved.stored, resolved.stored.metadata
         self._switch_to(
             metadata.id,
             inherited=resolved.inherited,
@@ -376,7 +376,7 @@ class SessionManager:
             revision=stored.revision,
         )
         self._conversation.clear()
-        self._conversation.load(messages)
+        self._conversation.load(cast("Sequence[Message]", messages))  # the engine's shape
         self._snapshots.inherited_loaded()
         self._conversation.checkpoint_state = checkpoint
         for damage in resolved.damage:  # the store logged a warning too

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import SessionNotFoundError
 from ..history import inherited_count, inherits, resolve_history
-from ..messages import Message
+from ..messages import JsonObject
 from ..models import Revision, SessionMetadata, StoredSession
 from ..protocols import ForkIndexedStore, SessionStore, checks_revisions
 
@@ -25,8 +25,8 @@ class Fork:
     """A fork to save: the messages it stores itself, the history it inherits (loaded into
     the conversation when it is attached) and its metadata."""
 
-    owned: list[Message]
-    inherited: list[Message]
+    owned: list[JsonObject]
+    inherited: list[JsonObject]
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -35,8 +35,8 @@ async def plan_fork(
     parent_id: str,
     *,
     detached: bool,
-    messages: Sequence[Message],
-    saved_history: list[Message] | None,
+    messages: Sequence[JsonObject],
+    saved_history: Sequence[JsonObject] | None,
 ) -> Fork:
     """The fork of ``parent_id`` to save, with the parent's checkpoint state.
 
@@ -63,7 +63,7 @@ async def plan_fork(
         metadata["fork_message_count"] = len(history)
         last_id = history[-1].get("id") if history else None
         metadata["fork_message_id"] = last_id if isinstance(last_id, str) else None
-        fork = Fork(owned=[], inherited=history, metadata=metadata)
+        fork = Fork(owned=[], inherited=list(history), metadata=metadata)
     if parent is not None and parent.metadata.checkpoint_state is not None:
         metadata["checkpoint_state"] = parent.metadata.checkpoint_state
     return fork
@@ -101,7 +101,7 @@ async def save_from(
     store: SessionStore,
     stored: StoredSession,
     metadata: dict[str, Any],
-    messages: list[Message] | None = None,
+    messages: Sequence[JsonObject] | None = None,
 ) -> Revision | None:
     """Save the session ``stored`` was loaded as, with ``messages`` (its own, by default) and
     ``metadata`` merged: refused with ``ConflictError`` when another writer saved it since,

@@ -3,10 +3,11 @@ manager's messages that the store lacks, saved after them (``SessionManager.reco
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..history import resolve_history
-from ..messages import Message
+from ..messages import JsonObject
 
 if TYPE_CHECKING:
     from . import SessionManager
@@ -38,13 +39,13 @@ async def recover(manager: SessionManager, session_id: str) -> int:
     if stored[count : count + len(unsaved)] == unsaved:
         unsaved = []  # there already: a write whose outcome this manager did not hear of
     checkpoint = manager.conversation.checkpoint_state or resolved.stored.metadata.checkpoint_state
-    manager._take(resolved, resolved.messages + unsaved, checkpoint)
+    manager._take(resolved, [*resolved.messages, *unsaved], checkpoint)
     if unsaved:
         await manager.save()
     return len(unsaved)
 
 
-def _common(own: list[Message], stored: list[Message]) -> int:
+def _common(own: Sequence[JsonObject], stored: Sequence[JsonObject]) -> int:
     """How many messages ``own`` and ``stored`` have in common at their start."""
     count = 0
     for mine, theirs in zip(own, stored, strict=False):

@@ -16,7 +16,7 @@ from pydantic_core import PydanticSerializationError
 from .._backend import dumps, loads
 from ..errors import CorruptSessionError, SerializationError
 from ..ids import validate_session_id
-from ..messages import Message
+from ..messages import JsonObject
 from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
 
 __all__ = [
@@ -52,7 +52,7 @@ def stored_metadata(metadata: SessionMetadata) -> dict[str, Any]:
         raise SerializationError(f"cannot serialize metadata of session {metadata.id}: {error}") from None
 
 
-def encode_session(metadata: SessionMetadata, messages: Sequence[Message]) -> bytes:
+def encode_session(metadata: SessionMetadata, messages: Sequence[JsonObject]) -> bytes:
     """The stored bytes of a session. ``SerializationError`` when a value is not JSON."""
     return dumps({"metadata": stored_metadata(metadata), "messages": list(messages)})
 
@@ -62,7 +62,7 @@ def encode_metadata(metadata: SessionMetadata) -> bytes:
     return dumps(stored_metadata(metadata))
 
 
-def encode_messages(messages: Sequence[Message], offset: int = 0) -> list[bytes]:
+def encode_messages(messages: Sequence[JsonObject], offset: int = 0) -> list[bytes]:
     """Each message serialized on its own; an error names its path in the whole session,
     e.g. ``$.messages[3].content[0]`` (``offset``: how many messages the session holds before)."""
     encoded = []
@@ -79,7 +79,7 @@ def encode_messages(messages: Sequence[Message], offset: int = 0) -> list[bytes]
 def encode_save(
     session_id: str,
     existing: SessionMetadata | None,
-    messages: Sequence[Message],
+    messages: Sequence[JsonObject],
     given: Mapping[str, Any] | None,
 ) -> tuple[SessionMetadata, bytes]:
     """Merge the metadata of a save (see ``merge_metadata``) and serialize the new document.

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 from ..errors import InvalidMetadataError
 from ..ids import validate_session_id
-from ..messages import Message
+from ..messages import JsonObject
 from ..models import SessionMetadata
 
 __all__ = ["check_restore"]
 
 
-def check_restore(session_id: object, messages: Sequence[Message], metadata: object) -> SessionMetadata:
+def check_restore(session_id: object, messages: Sequence[JsonObject], metadata: object) -> SessionMetadata:
     """``metadata`` when ``restore(session_id, messages, metadata)`` may write it, before any I/O.
 
     The id must be valid and be ``metadata.id``, ``message_count`` must count ``messages``,

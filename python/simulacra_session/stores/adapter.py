@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from .._backend import dumps, loads
 from ..errors import CorruptSessionError, SessionError, StoreError
 from ..ids import validate_session_id
-from ..messages import Message
+from ..messages import JsonObject
 from ..models import (
     Revision,
     SessionMetadata,
@@ -184,7 +184,7 @@ class AdapterSessionStore:
     async def save(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None = None,
         *,
         expected: Revision | None = None,
@@ -234,7 +234,7 @@ class AdapterSessionStore:
         async with self._locked(session_id):
             return bool(await self._adapter_call("delete", session_id, session_id))
 
-    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
         """Upsert the session with ``messages`` and ``metadata`` as given, timestamps included
         (see ``RestorableSessionStore``). Nothing reaches the adapter when a value is not JSON."""
         checked = check_restore(id, messages, metadata)

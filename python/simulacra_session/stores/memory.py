@@ -9,7 +9,7 @@ from typing import Any
 
 from .._backend import dumps
 from ..ids import validate_session_id
-from ..messages import Message
+from ..messages import JsonObject
 from ..models import (
     Revision,
     SessionMetadata,
@@ -82,7 +82,7 @@ class InMemorySessionStore:
     async def save(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None = None,
         *,
         expected: Revision | None = None,
@@ -94,7 +94,7 @@ class InMemorySessionStore:
     async def append(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None = None,
         *,
         expected: Revision | None = None,
@@ -106,7 +106,7 @@ class InMemorySessionStore:
     def _save_now(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None,
         expected: Revision | None,
     ) -> Revision:
@@ -121,7 +121,7 @@ class InMemorySessionStore:
     def _append_now(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None,
         expected: Revision | None,
     ) -> Revision:
@@ -152,7 +152,7 @@ class InMemorySessionStore:
         validate_session_id(id)
         return [meta for meta in await self.list() if meta.parent_id == id]
 
-    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
         """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
         (see ``RestorableSessionStore``); the old bytes stay on any error."""
         checked = check_restore(id, messages, metadata)

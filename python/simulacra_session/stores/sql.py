@@ -34,7 +34,7 @@ from .._backend import loads
 from ..errors import CorruptSessionError, StoreError
 from ..history import inherits
 from ..ids import validate_session_id
-from ..messages import Message
+from ..messages import JsonObject
 from ..models import (
     Revision,
     SessionMetadata,
@@ -349,7 +349,7 @@ class SqlSessionStore:
     async def save(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None = None,
         *,
         expected: Revision | None = None,
@@ -375,7 +375,7 @@ class SqlSessionStore:
     async def append(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None = None,
         *,
         expected: Revision | None = None,
@@ -398,7 +398,7 @@ class SqlSessionStore:
 
         return await finish(self._run("append", id, work))
 
-    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
         """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
         (see ``RestorableSessionStore``), in one transaction."""
         checked = check_restore(id, messages, metadata)

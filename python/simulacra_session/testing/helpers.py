@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from ..messages import Message
+from ..messages import JsonObject, Message
 from ..protocols import SessionStore
 
 __all__ = ["BAD_IDS", "StoreFixture", "assistant", "msg", "raises", "run", "texts"]
@@ -40,9 +40,9 @@ def assistant(text: str, **extra: Any) -> Message:
     return msg(text, "assistant", **extra)
 
 
-def texts(messages: Sequence[Message]) -> list[str]:
+def texts(messages: Sequence[JsonObject]) -> list[str]:
     """The text of each message's first content block."""
-    return [m["content"][0]["text"] for m in messages]  # type: ignore[typeddict-item]
+    return [m["content"][0]["text"] for m in messages]
 
 
 @contextmanager

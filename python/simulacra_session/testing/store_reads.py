@@ -82,7 +82,7 @@ class StoreReadContract(StoreFixture):
         loaded = run(store.load("a"))
         assert loaded == pristine, f"{ISOLATION}: changing what was given to save changed the session"
         assert loaded is not None, f"{ISOLATION}: the session is gone"
-        loaded.messages.append(msg("three"))
+        loaded.messages.append({**msg("three")})
         loaded.messages[0]["content"].clear()
         assert loaded.metadata.model_extra is not None, "SessionStore.load keeps unknown metadata keys"
         loaded.metadata.model_extra["extra"]["list"].append(3)

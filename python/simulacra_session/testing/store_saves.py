@@ -128,7 +128,7 @@ class StoreSaveContract(StoreFixture):
                 {"type": "hologram", "payload": {"\u00e9": "\u2028"}},
             ],
         }
-        run(store.save("a", [odd], {"team": {"name": "t"}, "tags": ["a", "b"]}))  # type: ignore[list-item]
+        run(store.save("a", [odd], {"team": {"name": "t"}, "tags": ["a", "b"]}))
         stored = run(store.load("a"))
         assert stored is not None, f"{ROUND_TRIP}: load('a') returned None after save('a')"
         assert stored.messages == [odd], f"{UNKNOWN}: the message"

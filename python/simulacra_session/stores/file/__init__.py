@@ -30,7 +30,7 @@ from ..._backend import atomic_write
 from ..._lru import LRU
 from ...errors import CorruptSessionError
 from ...ids import validate_session_id
-from ...messages import Message
+from ...messages import JsonObject
 from ...models import (
     Revision,
     SessionMetadata,
@@ -191,7 +191,7 @@ class FileSessionStore:
     def _rewrite(
         self,
         session_id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         given: Mapping[str, Any] | None,
         *,
         mode: str,
@@ -268,7 +268,7 @@ class FileSessionStore:
     def _save_sync(
         self,
         session_id: str,
-        messages: builtins.list[Message],
+        messages: builtins.list[JsonObject],
         given: Mapping[str, Any] | None,
         expected: Revision | None,
     ) -> Revision:
@@ -280,7 +280,7 @@ class FileSessionStore:
     def _append_sync(
         self,
         session_id: str,
-        messages: builtins.list[Message],
+        messages: builtins.list[JsonObject],
         given: Mapping[str, Any] | None,
         expected: Revision | None,
     ) -> Revision:
@@ -377,7 +377,7 @@ class FileSessionStore:
     async def save(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None = None,
         *,
         expected: Revision | None = None,
@@ -395,7 +395,7 @@ class FileSessionStore:
     async def append(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None = None,
         *,
         expected: Revision | None = None,
@@ -424,7 +424,7 @@ class FileSessionStore:
         given = dict(metadata) if metadata is not None else None
         return await finish(asyncio.to_thread(self._append_sync, id, batch, given, expected))
 
-    async def restore(self, id: str, messages: Sequence[Message], metadata: SessionMetadata) -> None:
+    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
         """Write the session as given, stamps included (``RestorableSessionStore``), as saves write."""
         await finish(asyncio.to_thread(restore.restore_sync, self, id, builtins.list(messages), metadata))
 

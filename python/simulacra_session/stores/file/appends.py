@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...errors import CorruptSessionError
-from ...messages import Message
+from ...messages import JsonObject
 from ...models import Revision, check_revision, merge_metadata, metadata_from_stored
 from .._codec import encode_metadata
 from . import journal
@@ -38,7 +38,7 @@ def append_now(
     store: FileSessionStore,
     session_id: str,
     state: journal.JournalState,
-    messages: builtins.list[Message],
+    messages: builtins.list[JsonObject],
     given: Mapping[str, Any] | None,
     expected: Revision | None,
 ) -> int | None:
@@ -85,7 +85,7 @@ def append_now(
 def append_locked(
     store: FileSessionStore,
     session_id: str,
-    messages: builtins.list[Message],
+    messages: builtins.list[JsonObject],
     given: Mapping[str, Any] | None,
     expected: Revision | None,
 ) -> Revision | None:
@@ -123,7 +123,7 @@ def _append_to(
     fd: int,
     session_id: str,
     state: journal.JournalState,
-    messages: builtins.list[Message],
+    messages: builtins.list[JsonObject],
     given: Mapping[str, Any] | None,
 ) -> bool:
     """Write an append to the locked journal ``fd`` if ``state`` still describes it,

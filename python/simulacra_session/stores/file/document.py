@@ -30,10 +30,11 @@ save replaces it. A flipped bit inside a string is not detected: the journal for
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..._backend import dumps
 from ...history import inherits, resolve_history_sync
-from ...messages import Message
+from ...messages import JsonObject
 from ...models import SessionMetadata, StoredSession, metadata_from_stored
 from ...timestamps import in_millis, next_timestamp
 from .._codec import decode_session, stored_metadata
@@ -65,7 +66,7 @@ def _copies(
     existing: StoredSession | None,
     load: Callable[[str], StoredSession | None],
     shared: Callable[[str], bool],
-) -> list[Message] | None:
+) -> list[dict[str, Any]] | None:
     """The parent's messages to copy into the fork's document, ``None`` for none.
 
     Only a fork the original library would resolve to more than it inherits gets copies:
@@ -93,7 +94,7 @@ def _copies(
 
 def encode_document(
     metadata: SessionMetadata,
-    messages: Sequence[Message],
+    messages: Sequence[JsonObject],
     existing: StoredSession | None,
     load: Callable[[str], StoredSession | None],
     shared: Callable[[str], bool],

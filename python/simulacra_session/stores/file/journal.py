@@ -31,7 +31,7 @@ from typing import Any
 
 from ..._backend import dumps, loads, loads_lines
 from ...errors import CorruptSessionError
-from ...messages import Message
+from ...messages import JsonObject
 from ...models import auto_saved_metadata, merge_metadata, metadata_from_stored
 from .._codec import encode_messages, encode_metadata
 from .files import naming, pwrite_all
@@ -234,7 +234,7 @@ def tail_metadata(tail: bytes, starts_file: bool, version: int | None) -> dict[s
     return None
 
 
-def message_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
+def message_lines(messages: Sequence[JsonObject], offset: int) -> list[bytes]:
     """Message lines: objects as they are, other JSON values wrapped as ``["message", v]``."""
     lines = encode_messages(messages, offset)
     for index, message in enumerate(messages):
@@ -243,7 +243,7 @@ def message_lines(messages: Sequence[Message], offset: int) -> list[bytes]:
     return lines
 
 
-def encode_append(state: JournalState, messages: Sequence[Message], meta_json: bytes) -> tuple[bytes, int]:
+def encode_append(state: JournalState, messages: Sequence[JsonObject], meta_json: bytes) -> tuple[bytes, int]:
     """The bytes appending ``messages`` and a commit record of ``meta_json`` to the journal
     ``state`` describes, and the commit record's size (newline included)."""
     lines = message_lines(messages, state.count)
@@ -300,7 +300,7 @@ Built = tuple[bytes, int, dict[str, Any], tuple[str, int] | None]
 
 
 def build_append(
-    session_id: str, state: JournalState, messages: Sequence[Message], given: Mapping[str, Any] | None
+    session_id: str, state: JournalState, messages: Sequence[JsonObject], given: Mapping[str, Any] | None
 ) -> Built | None:
     """An append to the journal ``state`` knows, for the event loop; ``None`` when ``given``
     moves the session to another parent (the fork index must change too: a worker thread

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...ids import validate_session_id
-from ...messages import Message
+from ...messages import JsonObject
 from ...models import SessionMetadata
 from .._cancellation import finish
 from .._restore import check_restore
@@ -21,7 +21,7 @@ __all__ = ["compact", "compact_sync", "restore_sync"]
 
 
 def restore_sync(
-    store: FileSessionStore, session_id: str, messages: Sequence[Message], metadata: SessionMetadata
+    store: FileSessionStore, session_id: str, messages: Sequence[JsonObject], metadata: SessionMetadata
 ) -> None:
     """Write the session exactly as given, its stamps included (in a worker thread).
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from ...errors import SessionNotFoundError
-from ...messages import Message
+from ...messages import JsonObject
 from ...models import SessionMetadata, StoredSession
 from .._codec import encode_metadata
 from . import journal
@@ -21,7 +21,7 @@ __all__ = ["encode_whole", "journal_state", "needs_conversion", "remove_other"]
 def encode_whole(
     file_format: FileFormat,
     metadata: SessionMetadata,
-    messages: Sequence[Message],
+    messages: Sequence[JsonObject],
     existing: StoredSession | None,
     load: Callable[[str], StoredSession | None],
     layout: Layout,
