@@ -1,0 +1,211 @@
+"""PydanticAIHistory: pydantic-ai runs keep their history in every bundled store, exactly.
+
+Real pydantic-ai agents on its ``TestModel`` (no network), each turn over a store object
+opened afresh, as a restarted process would: the history loaded equals ``all_messages()``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic_ai import Agent
+from pydantic_ai.messages import (
+    BinaryContent,
+    BinaryImage,
+    ImageUrl,
+    ModelMessagesTypeAdapter,
+    ModelRequest,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.test import TestModel
+
+from session_samples import server_url, sql_table
+from simulacra_session import (
+    AdapterSessionStore,
+    CorruptSessionError,
+    FileSessionStore,
+    InMemorySessionStore,
+    Revision,
+    SessionStore,
+)
+from simulacra_session.ids import session_id_for_key
+from simulacra_session.integrations.pydantic_ai import PydanticAIHistory
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+
+from adapter_sqlite3 import Sqlite3Adapter  # the README's example adapter: a store without append
+
+KEY = "tenant-7/user 42/chat"  # not a valid session id: stored under session_id_for_key(KEY)
+PROMPTS = ["What is the weather in Paris?", "And tomorrow?", "Thanks!"]
+
+Opener = Callable[[], AbstractAsyncContextManager[SessionStore]]
+
+
+def weather_agent() -> Agent[None, str]:
+    """An agent on pydantic-ai's TestModel, which calls the tool on the first turn."""
+    agent = Agent(TestModel(), instructions="Answer briefly.")
+
+    @agent.tool_plain
+    def weather(city: str) -> str:
+        """The weather in ``city``."""
+        return f"sunny in {city}"
+
+    return agent
+
+
+@pytest.fixture(params=["jsonl", "json", "sqlite", "postgres", "mysql", "adapter"])
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a new store object over the same sessions each time it is called."""
+    kind: str = request.param
+    if kind in ("jsonl", "json"):
+
+        @asynccontextmanager
+        async def file_store() -> AsyncIterator[SessionStore]:
+            yield FileSessionStore(tmp_path, format=kind)  # type: ignore[arg-type]
+
+        yield file_store
+    elif kind == "adapter":
+
+        @asynccontextmanager
+        async def adapter_store() -> AsyncIterator[SessionStore]:
+            adapter = Sqlite3Adapter(str(tmp_path / "rows.db"))
+            try:
+                yield AdapterSessionStore(adapter)
+            finally:
+                adapter.db.close()
+
+        yield adapter_store
+    else:
+        import sqlalchemy as sa
+
+        from simulacra_session.stores.sql import SqlSessionStore
+
+        where = f"sqlite:///{tmp_path / 'sessions.db'}" if kind == "sqlite" else server_url(kind)
+        with sql_table(where) as tabled:
+            url = sa.make_url(tabled)
+
+            @asynccontextmanager
+            async def sql_store() -> AsyncIterator[SessionStore]:
+                table = url.query["table"]
+                assert isinstance(table, str)
+                async with SqlSessionStore(url.difference_update_query(["table"]), table=table) as store:
+                    yield store
+
+            yield sql_store
+
+
+async def test_three_turns_through_restarts_load_all_messages(reopen: Opener) -> None:
+    agent = weather_agent()
+    for prompt in PROMPTS:
+        async with reopen() as store:
+            history = PydanticAIHistory(KEY, store)
+            result = await agent.run(prompt, message_history=await history.load())
+            await history.extend(result.new_messages())
+        async with reopen() as store:
+            loaded = await PydanticAIHistory(KEY, store).load()
+            expected = result.all_messages()
+            assert loaded == expected
+            # the same JSON, byte for byte: timestamps keep their UTC offset
+            assert ModelMessagesTypeAdapter.dump_json(loaded) == ModelMessagesTypeAdapter.dump_json(expected)
+            stored = await store.load(session_id_for_key(KEY))
+    assert stored is not None
+    # one stored message per ModelMessage, the JSON object pydantic-ai dumps for it
+    assert stored.messages == ModelMessagesTypeAdapter.dump_python(expected, mode="json")
+    meta = stored.metadata.to_json_dict()
+    assert (meta["integration"], meta["key"]) == ("pydantic-ai", KEY)
+    parts = [part for message in loaded for part in message.parts]
+    calls = [part for part in parts if isinstance(part, ToolCallPart)]
+    returns = [part for part in parts if isinstance(part, ToolReturnPart)]
+    assert [call.tool_name for call in calls] == ["weather"]
+    assert [ret.content for ret in returns] == [f"sunny in {calls[0].args_as_dict()['city']}"]
+    assert [ret.tool_call_id for ret in returns] == [calls[0].tool_call_id]
+    assert len(loaded) == 8  # turn one: prompt, call, return, answer; then two messages a turn
+
+
+class CountingStore(InMemorySessionStore):
+    """A real in-memory store that records the size of each append."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appended: list[int] = []
+
+    async def append(self, *args: Any, **kwargs: Any) -> Revision:
+        revision = await super().append(*args, **kwargs)
+        self.appended.append(len(args[1]))
+        return revision
+
+
+async def test_extend_is_one_append_per_call() -> None:
+    store = CountingStore()
+    history = PydanticAIHistory("chat", store)
+    first = await weather_agent().run(PROMPTS[0])
+    await history.extend(first.new_messages())
+    await history.extend([])
+    assert store.appended == [len(first.new_messages())] == [4]
+    assert history.id == "chat"  # a valid id is its own id
+    assert await history.load() == first.all_messages()
+
+
+async def test_binary_content_and_urls_round_trip() -> None:
+    document = BinaryContent(data=b"%PDF-1.7\n\x00\xff", media_type="application/pdf")
+    image = BinaryImage(data=b"\x89PNG\r\n\x1a\n\x00\xff", media_type="image/png")
+    url = ImageUrl(url="https://example.com/a.png")
+    request = ModelRequest(parts=[UserPromptPart(content=["What are these?", document, image, url])])
+    history = PydanticAIHistory("pictures", InMemorySessionStore())
+    await history.extend([request])
+    assert await history.load() == [request]
+    # pydantic-ai's own adapter reads an image's BinaryContent back as its subclass BinaryImage
+    plain = BinaryContent(data=image.data, media_type="image/png")
+    await history.extend([ModelRequest(parts=[UserPromptPart(content=[plain])])])
+    part = (await history.load())[1].parts[0]
+    assert isinstance(part, UserPromptPart)
+    assert part.content == [image]
+
+
+async def test_fork_loads_what_it_inherits() -> None:
+    store = InMemorySessionStore()
+    history = PydanticAIHistory(KEY, store)
+    agent = weather_agent()
+    first = await agent.run(PROMPTS[0])
+    await history.extend(first.new_messages())
+    fork_of = {"parent_id": history.id, "fork_message_count": 4}
+    await store.save("branch", [], fork_of)
+    branch = PydanticAIHistory("branch", store)
+    assert await branch.load() == first.all_messages()
+    second = await agent.run(PROMPTS[1], message_history=await branch.load())
+    await branch.extend(second.new_messages())
+    assert await branch.load() == second.all_messages()
+    assert await history.load() == first.all_messages()  # the parent is untouched
+
+
+async def test_absent_session_is_empty_and_foreign_messages_are_corrupt() -> None:
+    store = InMemorySessionStore()
+    assert await PydanticAIHistory("nobody", store).load() == []
+    text = {"role": "user", "content": [{"type": "text", "text": "a Simulacra message"}]}
+    await store.save(
+        "mixed",
+        [*ModelMessagesTypeAdapter.dump_python([ModelRequest.user_text_prompt("hi")], mode="json"), text],
+    )
+    with pytest.raises(CorruptSessionError, match=r"session mixed .*message 1 is not a pydantic-ai"):
+        await PydanticAIHistory("mixed", store).load()
+
+
+def test_missing_pydantic_ai_names_the_extra() -> None:
+    blocked = (
+        "import sys; sys.modules['pydantic_ai'] = None\n"
+        "import simulacra_session.integrations\n"  # the package itself needs no framework
+        "from simulacra_session.integrations.pydantic_ai import PydanticAIHistory\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=False)
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines()[-1] == (
+        "ImportError: pydantic_ai is not installed: pip install 'simulacra-session[pydantic-ai]'"
+    )
