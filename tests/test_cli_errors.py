@@ -178,3 +178,24 @@ def test_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
         piped = run_cli("--store", url, "export", "-o", str(tmp_path / "p.jsonl"))
         assert "exporting" not in piped.err
         assert piped.err == f"exported 5 session(s) to {tmp_path / 'p.jsonl'}\n"
+
+
+def test_a_reader_leaving_the_pipe_stops_it_quietly(tmp_path: Path) -> None:
+    """``export | head``: exit 141 (as SIGPIPE would), nothing on stderr, the store untouched."""
+    with store_of("jsonl", tmp_path) as url:
+        big = [message("user", "x" * 100_000)]  # more than a pipe holds
+        opened = open_store(url, create=False)
+        asyncio.run(opened.store.save("big", big))
+        reader = subprocess.Popen(
+            [sys.executable, "-m", "simulacra_session", "--store", url, "export"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert reader.stdout is not None and reader.stderr is not None
+        assert reader.stdout.read(10) == b'{"format":'
+        reader.stdout.close()
+        assert reader.wait(timeout=120) == 141
+        assert reader.stderr.read() == b""
+        reader.stderr.close()
+        stored = asyncio.run(opened.store.load("big"))
+        assert stored is not None and stored.messages == big

@@ -7,12 +7,14 @@ them between stores (``export``, ``import``, ``copy``), check and repair a store
 (``doctor``, ``compact``), and measure auto-save latency (``bench``). ``--store`` names a
 directory or a URL (see ``urls``); it defaults to ``$SIMULACRA_SESSION_STORE``, else
 ``./sessions``. Exit status: 0 done, 1 ``doctor`` left a problem (or a delete was not
-confirmed), 2 an error, reported in one line naming the id, path or URL at fault.
+confirmed), 2 an error, reported in one line naming the id, path or URL at fault, 141 the
+reader of the output left (``| head``), quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -68,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("simulacra-session: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader left (``export | head``): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing to flush at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool the signal stopped
     except (SystemExit, MemoryError):
         raise
     except Exception as error:  # never a traceback: one line naming what is at fault

@@ -156,7 +156,7 @@ def run_on(url: str, work: Callable[[SessionStore], Awaitable[int]], *, create: 
         except StoreError as error:
             raise CommandError(f"{opened.label}: {error}") from None
         except OSError as error:  # a driver's socket error names no file: name the URL
-            if error.filename is not None:
+            if error.filename is not None or isinstance(error, BrokenPipeError):  # not the store's
                 raise
             raise CommandError(f"{opened.label}: {error.strerror or error}") from None
         finally:
