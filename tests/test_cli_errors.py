@@ -191,11 +191,13 @@ def test_a_reader_leaving_the_pipe_stops_it_quietly(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        assert reader.stdout is not None and reader.stderr is not None
+        assert reader.stdout is not None
+        assert reader.stderr is not None
         assert reader.stdout.read(10) == b'{"format":'
         reader.stdout.close()
         assert reader.wait(timeout=120) == 141
         assert reader.stderr.read() == b""
         reader.stderr.close()
         stored = asyncio.run(opened.store.load("big"))
-        assert stored is not None and stored.messages == big
+        assert stored is not None
+        assert stored.messages == big
