@@ -209,3 +209,13 @@ def test_missing_pydantic_ai_names_the_extra() -> None:
     assert ran.stderr.strip().splitlines()[-1] == (
         "ImportError: pydantic_ai is not installed: pip install 'simulacra-session[pydantic-ai]'"
     )
+
+
+def test_example_runs_and_continues_after_a_restart(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "pydantic_ai_example.py"
+    runs = [
+        subprocess.run([sys.executable, example], cwd=tmp_path, capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    assert runs[0].stdout.splitlines()[-1] == "Sunny in Paris (7 messages so far)"
+    assert runs[1].stdout.splitlines()[-1] == "Sunny in Paris (13 messages so far)"  # the history kept
