@@ -20,8 +20,10 @@ from ..messages import JsonObject
 from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
 
 __all__ = [
+    "check_count",
     "check_page",
     "check_save_args",
+    "check_truncation",
     "decode_session",
     "encode_messages",
     "encode_metadata",
@@ -115,6 +117,20 @@ def decode_session(session_id: str, data: bytes, where: str) -> StoredSession:
     except ValidationError as error:
         raise CorruptSessionError(f"corrupt session {where}: invalid metadata: {error}") from None
     return StoredSession(parsed, messages)
+
+
+def check_count(name: str, value: int | None) -> None:
+    """``ValueError`` naming ``name`` and its value when it is negative (``None`` passes)."""
+    if value is not None and value < 0:
+        raise ValueError(f"{name} must not be negative, got {name}={value}")
+
+
+def check_truncation(session_id: str, count: int, message_count: int) -> int:
+    """How many messages session ``session_id`` keeps when its last ``count`` of
+    ``message_count`` go; ``ValueError`` naming both unless ``0 <= count <= message_count``."""
+    if not 0 <= count <= message_count:
+        raise ValueError(f"cannot truncate {count} messages of session {session_id}: it has {message_count}")
+    return message_count - count
 
 
 def check_page(limit: int | None, offset: int) -> None:

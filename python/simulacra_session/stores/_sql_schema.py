@@ -205,6 +205,27 @@ class Schema:
             ),
         ).order_by(sa.literal_column("1"), sa.literal_column("2"))
 
+    def _tail(self, dialect: str, sid: sa.BindParameter[str]) -> sa.CompoundSelect[int, str]:
+        """The session's metadata (``seq`` -1) and its own messages ``[max(0, end - count),
+        end)``, ``end`` clamped to ``message_count``: (seq, doc) rows in order. One statement,
+        so one committed state, and a range of the messages' primary key: its cost is the
+        ``b_count`` rows it reads, whatever the session's length (``b_end``: the end, or a
+        bound above every count)."""
+        sessions, messages = self.sessions, self.messages
+        count = sa.select(sessions.c.message_count).where(sessions.c.id == sid).scalar_subquery()
+        end: sa.BindParameter[int] = sa.bindparam("b_end", type_=sa.Integer)
+        stop = sa.case((count < end, count), else_=end)
+        return sa.union_all(
+            sa.select(
+                sa.literal(-1).label("seq"), self.as_text(dialect, sessions.c.metadata).label("doc")
+            ).where(sessions.c.id == sid),
+            sa.select(messages.c.seq, self.as_text(dialect, messages.c.message)).where(
+                messages.c.session_id == sid,
+                messages.c.seq >= stop - sa.bindparam("b_count", type_=sa.Integer),
+                messages.c.seq < stop,
+            ),
+        ).order_by(sa.literal_column("seq"))
+
     def statements(self, dialect: str) -> Statements:
         """The store's statements for ``dialect``, built once: executing them skips SQLAlchemy's
         statement construction, and their compiled form is cached."""
@@ -232,6 +253,10 @@ class Schema:
                     messages.c.session_id == sid
                 ),
             ).order_by(sa.literal_column("seq")),
+            tail=self._tail(dialect, sid),
+            cut_messages=sa.delete(messages).where(
+                messages.c.session_id == sid, messages.c.seq >= sa.bindparam("b_kept", type_=sa.Integer)
+            ),
             chain=self._chain(dialect, sid),
             listing=sa.select(sessions.c.id, metadata).order_by(sessions.c.updated_at.desc(), sessions.c.id),
         )
@@ -246,6 +271,8 @@ class Statements:
     (its busy handler only retries then), and concurrent first saves of one id on
     PostgreSQL and MySQL queue on the row instead of failing or deadlocking. The placeholder
     (``updated_at`` empty) never outlives the transaction. ``lock`` then reads the row.
+    ``tail`` binds ``b_count`` and ``b_end`` (see ``Schema._tail``); ``cut_messages`` removes
+    the messages from position ``b_kept`` on.
     """
 
     claim: sa.Executable
@@ -255,6 +282,8 @@ class Statements:
     clear_messages: sa.Delete
     delete_session: sa.Delete
     load: sa.CompoundSelect[int, str]
+    tail: sa.CompoundSelect[int, str]
+    cut_messages: sa.Delete
     chain: sa.CompoundSelect[str, int, str]
     listing: sa.Select[str, str]
 

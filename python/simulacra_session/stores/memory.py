@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._backend import dumps
+from ..errors import SessionNotFoundError
 from ..ids import validate_session_id
 from ..messages import JsonObject
 from ..models import (
@@ -19,7 +20,15 @@ from ..models import (
     merge_metadata,
     most_recent_first,
 )
-from ._codec import check_save_args, decode_session, encode_messages, page, stored_metadata
+from ._codec import (
+    check_count,
+    check_save_args,
+    check_truncation,
+    decode_session,
+    encode_messages,
+    page,
+    stored_metadata,
+)
 from ._restore import check_restore
 
 __all__ = ["InMemorySessionStore"]
@@ -40,8 +49,9 @@ class _Entry:
         meta = stored_metadata(metadata)
         return cls(dumps(meta), messages, meta)
 
-    def document(self) -> bytes:
-        return b'{"metadata":%b,"messages":[%b]}' % (self.metadata, b",".join(self.messages))
+    def document(self, messages: list[bytes] | None = None) -> bytes:
+        chosen = self.messages if messages is None else messages
+        return b'{"metadata":%b,"messages":[%b]}' % (self.metadata, b",".join(chosen))
 
     def decoded_metadata(self, session_id: str) -> SessionMetadata:
         return decode_session(session_id, self.document_head(), f"id {session_id!r}").metadata
@@ -55,8 +65,8 @@ class _Entry:
 
 
 class InMemorySessionStore:
-    """A non-persistent ``RevisionedSessionStore`` (with ``forks`` and ``append``) holding
-    serialized bytes.
+    """A non-persistent ``RevisionedSessionStore`` (with ``forks``, ``append``, ``load_tail``
+    and ``truncate``) holding serialized bytes.
 
     Keeping bytes rather than objects means nothing a caller mutates after ``save`` or
     ``load`` leaks in or out, and it rejects exactly what the file store rejects. Messages
@@ -78,6 +88,18 @@ class InMemorySessionStore:
         validate_session_id(id)
         entry = self._sessions.get(id)
         return None if entry is None else decode_session(id, entry.document(), f"id {id!r}")
+
+    async def load_tail(self, id: str, count: int, *, end: int | None = None) -> StoredSession | None:
+        """The metadata and the own messages ``[max(0, end - count), end)`` (see
+        ``TailReadingStore``), decoding only those."""
+        validate_session_id(id)
+        check_count("count", count)
+        check_count("end", end)
+        entry = self._sessions.get(id)
+        if entry is None:
+            return None
+        stop = len(entry.messages) if end is None else min(end, len(entry.messages))
+        return decode_session(id, entry.document(entry.messages[max(0, stop - count) : stop]), f"id {id!r}")
 
     async def save(
         self,
@@ -140,6 +162,20 @@ class InMemorySessionStore:
             entry = _Entry(dumps(meta), previous.messages, meta, stamp)
         entry.messages.extend(encoded)  # nothing can fail now: the list is only ever extended
         self._sessions[id] = entry
+        return entry.revision
+
+    async def truncate(self, id: str, count: int, *, expected: Revision | None = None) -> Revision:
+        """Remove the last ``count`` own messages (see ``TruncatableStore``); all or nothing.
+        ``ConflictError`` unless the session is at revision ``expected`` (when given)."""
+        validate_session_id(id)
+        check_count("count", count)
+        previous = self._sessions.get(id)
+        if previous is None:
+            raise SessionNotFoundError(id)
+        check_revision(id, expected, previous.revision)
+        kept = check_truncation(id, count, len(previous.messages))
+        meta, stamp = auto_saved_metadata(previous.meta, kept, previous.stamp)
+        entry = self._sessions[id] = _Entry(dumps(meta), previous.messages[:kept], meta, stamp)
         return entry.revision
 
     async def delete(self, id: str) -> bool:

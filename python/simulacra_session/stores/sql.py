@@ -28,10 +28,8 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError("SqlSessionStore needs SQLAlchemy: pip install 'simulacra-session[sql]'") from error
 
-from pydantic import ValidationError
 
-from .._backend import loads
-from ..errors import CorruptSessionError, StoreError
+from ..errors import SessionNotFoundError, StoreError
 from ..history import inherits
 from ..ids import validate_session_id
 from ..messages import JsonObject
@@ -41,12 +39,19 @@ from ..models import (
     StoredSession,
     check_revision,
     merge_metadata,
-    metadata_from_stored,
 )
 from ._cancellation import finish
-from ._codec import check_page, check_save_args, encode_messages, encode_metadata
+from ._codec import (
+    check_count,
+    check_page,
+    check_save_args,
+    check_truncation,
+    encode_messages,
+    encode_metadata,
+)
 from ._restore import check_restore
 from ._sql_engine import engine_for, failure, transient
+from ._sql_rows import parse_listing, parse_metadata, parse_session
 from ._sql_schema import DIALECTS, SCHEMA_NAME, SCHEMA_VERSION, Schema, check_table_name
 
 __all__ = ["SqlSessionStore"]
@@ -54,11 +59,13 @@ __all__ = ["SqlSessionStore"]
 T = TypeVar("T")
 _log = logging.getLogger("simulacra_session")
 _SCHEMA_ATTEMPTS = 10  # CREATE TABLE races between processes; each attempt sees more of the schema
+_NO_END = 2**31 - 1  # load_tail's end when none is given: above any message_count (an INTEGER)
 _ATTEMPTS = 8  # a transaction the database chose as a deadlock victim is run again, this often
 
 
 class SqlSessionStore:
-    """A ``RevisionedSessionStore`` (with ``forks`` and ``append``) in a relational database.
+    """A ``RevisionedSessionStore`` (with ``forks``, ``append``, ``load_chain``, ``load_tail``
+    and ``truncate``) in a relational database.
 
     ``target`` is an SQLAlchemy ``Engine``, an ``AsyncEngine`` or a URL (``sqlite:///path.db``,
     ``postgresql+psycopg://...``, ``mysql+pymysql://...``; an async driver's URL makes an
@@ -218,29 +225,6 @@ class SqlSessionStore:
 
     # -- rows ----------------------------------------------------------------------------
 
-    def _metadata(self, session_id: str, text: str) -> SessionMetadata:
-        try:
-            stored = loads(text)
-            if not isinstance(stored, dict):
-                raise ValueError("expected a JSON object")
-            return metadata_from_stored(session_id, stored)
-        except (ValueError, ValidationError) as error:
-            raise CorruptSessionError(
-                f"corrupt session {session_id!r} in table {self._table!r}: invalid metadata: {error}"
-            ) from None
-
-    def _stored(self, session_id: str, docs: Sequence[str]) -> StoredSession:
-        """The session from its rows' JSON: its metadata, then its messages in order."""
-        metadata = self._metadata(session_id, docs[0])
-        try:
-            history = loads("[" + ",".join(docs[1:]) + "]")
-        except ValueError as error:
-            raise CorruptSessionError(
-                f"corrupt session {session_id!r} in table {self._table!r}: {error}"
-            ) from None
-        assert isinstance(history, list)
-        return StoredSession(metadata, history)
-
     def _claim(
         self, connection: sa.Connection, session_id: str, expected: Revision | None = None
     ) -> SessionMetadata | None:
@@ -248,7 +232,7 @@ class SqlSessionStore:
         ``ConflictError`` (the transaction rolls back) unless it is at revision ``expected``."""
         connection.execute(self._sql.claim, {"sid": session_id})
         updated_at, text = connection.execute(self._sql.lock, {"sid": session_id}).one()
-        existing = None if updated_at == "" else self._metadata(session_id, text)
+        existing = None if updated_at == "" else parse_metadata(self._table, session_id, text)
         check_revision(session_id, expected, None if existing is None else Revision.of(existing))
         return existing
 
@@ -271,16 +255,6 @@ class SqlSessionStore:
         }
         connection.execute(self._sql.update_session, values)
 
-    def _parse_listing(self, rows: Sequence[tuple[str, str]]) -> builtins.list[SessionMetadata]:
-        """Metadata of listed rows; a row that cannot be read is skipped with a warning."""
-        found = []
-        for session_id, text in rows:
-            try:
-                found.append(self._metadata(session_id, text))
-            except CorruptSessionError as error:
-                _log.warning("skipping session row: %s", error)
-        return found
-
     async def _listing(
         self, operation: str, session_id: str | None, statement: sa.Select[str, str]
     ) -> builtins.list[SessionMetadata]:
@@ -289,7 +263,7 @@ class SqlSessionStore:
         def work(connection: sa.Connection) -> builtins.list[tuple[str, str]]:
             return [(row[0], row[1]) for row in connection.execute(statement)]
 
-        return self._parse_listing(await self._run(operation, session_id, work))
+        return parse_listing(self._table, await self._run(operation, session_id, work))
 
     # -- the store -----------------------------------------------------------------------
 
@@ -321,7 +295,21 @@ class SqlSessionStore:
             return [row[1] for row in connection.execute(self._sql.load, {"sid": id})]
 
         rows = await self._run("load", id, work)
-        return self._stored(id, rows) if rows else None
+        return parse_session(self._table, id, rows) if rows else None
+
+    async def load_tail(self, id: str, count: int, *, end: int | None = None) -> StoredSession | None:
+        """The metadata and the own messages ``[max(0, end - count), end)`` (see
+        ``TailReadingStore``), in one statement reading only those rows (a range of ``seq``)."""
+        validate_session_id(id)
+        check_count("count", count)
+        check_count("end", end)
+        bounds = {"sid": id, "b_count": count, "b_end": _NO_END if end is None else min(end, _NO_END)}
+
+        def work(connection: sa.Connection) -> builtins.list[str]:
+            return [row[1] for row in connection.execute(self._sql.tail, bounds)]
+
+        rows = await self._run("load_tail", id, work)
+        return parse_session(self._table, id, rows) if rows else None
 
     async def load_chain(self, id: str) -> builtins.list[StoredSession]:
         """The session and the ancestors it inherits from, nearest first, in one statement
@@ -341,7 +329,7 @@ class SqlSessionStore:
         chain: builtins.list[StoredSession] = []
         current: str | None = id
         while current is not None and current in rows:
-            stored = self._stored(current, rows.pop(current))
+            stored = parse_session(self._table, current, rows.pop(current))
             chain.append(stored)
             current = stored.metadata.parent_id if inherits(stored.metadata) else None
         return chain
@@ -397,6 +385,25 @@ class SqlSessionStore:
             return Revision.of(merged)
 
         return await finish(self._run("append", id, work))
+
+    async def truncate(self, id: str, count: int, *, expected: Revision | None = None) -> Revision:
+        """Delete the last ``count`` message rows and update the metadata, in one transaction
+        under the row's lock (see ``TruncatableStore``); ``ConflictError`` unless the session
+        is at revision ``expected`` (when given). Returns the new revision."""
+        validate_session_id(id)
+        check_count("count", count)
+
+        def work(connection: sa.Connection) -> Revision:
+            existing = self._claim(connection, id, expected)
+            if existing is None:  # the placeholder row goes with the rollback
+                raise SessionNotFoundError(id)
+            kept = check_truncation(id, count, existing.message_count)
+            merged = merge_metadata(id, existing, kept, None)
+            connection.execute(self._sql.cut_messages, {"sid": id, "b_kept": kept})
+            self._write(connection, merged, [], kept)
+            return Revision.of(merged)
+
+        return await finish(self._run("truncate", id, work))
 
     async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
         """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
