@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from simulacra_session import Message, SessionMetadata, SessionStore, StoredSession
+from simulacra_session import JsonObject, SessionMetadata, SessionStore, StoredSession
 from simulacra_session.history import resolve_history
 
 from corpus import LENGTHS, conversation, session_ids
@@ -83,14 +83,14 @@ class _OneAncestorAtATime:
     def __init__(self, store: SessionStore) -> None:
         self._store = store
 
-    async def list(self) -> list[SessionMetadata]:
-        return await self._store.list()
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> list[SessionMetadata]:
+        return await self._store.list(limit=limit, offset=offset)
 
     async def load(self, id: str) -> StoredSession | None:
         return await self._store.load(id)
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> None:
         await self._store.save(id, messages, metadata)
 
