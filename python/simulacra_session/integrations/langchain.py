@@ -1,0 +1,211 @@
+"""LangChain chat message history in any simulacra-session store.
+
+``SimulacraChatMessageHistory(session_id, store)`` is a ``BaseChatMessageHistory``: give it to
+``RunnableWithMessageHistory`` (or read and extend it yourself). Each LangChain message is one
+store message, the JSON object ``message_to_dict`` makes (``{"type": ..., "data": ...}``), read
+back with ``messages_from_dict``: tool calls, tool messages, additional kwargs, response
+metadata, ids and names come back equal. ``session_id`` is any string, stored under
+``session_id_for_key(session_id)`` with ``{"integration": "langchain", "key": session_id}`` in
+the session's metadata.
+
+The async methods (``aget_messages``, ``aadd_messages``, ``aclear``) run on the caller's
+loop. The sync API (``messages``, ``add_messages``, ``clear``) is for plain scripts and
+worker threads; the rule it follows: **each sync call runs on one event loop and the calling
+thread waits for it**, the ``loop`` given or else a private loop this module runs in a daemon
+thread for every history of the process (closed at exit). However many threads call, a store
+used only through the sync API meets that one loop, so stores bound to a loop (an
+``SqlSessionStore`` on an async engine, whose pooled connections belong to one loop) work and
+one store's operations never run in two threads at once. A store the application also uses on
+its own loop is given that loop (``loop=``): call the sync API from other threads then. Called
+from a thread whose event loop is running, the sync API raises ``SyncCallError`` instead of
+blocking that loop: await the ``a*`` methods there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from ..errors import ConflictError, CorruptSessionError, SessionError
+from ..history import resolve_history, save_from, truncate
+from ..ids import session_id_for_key
+from ..protocols import AppendableSessionStore, SessionStore
+from ._imports import require
+
+require("langchain_core", "langchain")  # before the imports below: a missing framework names its extra
+
+from langchain_core.chat_history import BaseChatMessageHistory  # noqa: E402
+from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict  # noqa: E402
+
+__all__ = ["INTEGRATION", "SimulacraChatMessageHistory", "SyncCallError"]
+
+T = TypeVar("T")
+#: The ``integration`` metadata key of the sessions this module writes.
+INTEGRATION = "langchain"
+
+
+class SyncCallError(SessionError, RuntimeError):
+    """The sync API of a ``SimulacraChatMessageHistory`` cannot run where it was called: in a
+    thread whose event loop is running (it would block that loop: await the ``a*`` method), or
+    with a ``loop`` that is not running."""
+
+
+class SimulacraChatMessageHistory(BaseChatMessageHistory):
+    """The LangChain messages of ``session_id`` (any string) in ``store``, oldest first.
+
+    ``key`` is ``session_id``, ``id`` the session it is stored as (``session_id_for_key``).
+    ``aadd_messages`` is one durable ``append`` per batch on a store that has it (every bundled
+    store but ``AdapterSessionStore``), whatever the history's length; on another store, a load
+    and a save from the revision read (a concurrent writer's change raises ``ConflictError``).
+    Reading resolves forks (a session forked with a ``SessionManager`` reads what it inherits
+    too); ``aclear`` removes the whole history with ``history.truncate``, which keeps the
+    history of forks inheriting it. ``loop``: where the sync API runs (see the module). Holds
+    no messages itself: a new object over the same store, in another process, continues the
+    same history.
+    """
+
+    def __init__(
+        self, session_id: str, store: SessionStore, *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        super().__init__()
+        self.key = session_id
+        self.id = session_id_for_key(session_id)
+        self.store = store
+        self._metadata = {"integration": INTEGRATION, "key": session_id}
+        self._loop = loop
+
+    def __repr__(self) -> str:
+        return f"SimulacraChatMessageHistory({self.key!r}, {self.store!r})"
+
+    # -- async: the store's own operations ------------------------------------------------
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        """The history, oldest first (inherited messages of a fork included); ``[]`` when absent."""
+        resolved = await resolve_history(self.store, self.id)
+        if resolved is None:
+            return []
+        found: list[BaseMessage] = []
+        for index, item in enumerate(resolved.messages):
+            try:
+                found.extend(messages_from_dict([item]))
+            except (KeyError, ValueError, TypeError) as error:
+                raise CorruptSessionError(
+                    f"message {index} of session {self.id!r} is not a LangChain message "
+                    f"(message_to_dict's {{'type', 'data'}}): {type(error).__name__}: {error}"
+                ) from error
+        return found
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Append ``messages`` after the history: one durable append for the batch."""
+        if not messages:
+            return
+        items = [message_to_dict(message) for message in messages]
+        if isinstance(self.store, AppendableSessionStore):
+            await self.store.append(self.id, items, self._metadata)
+            return
+        stored = await self.store.load(self.id)  # a store without append: save from what was read
+        if stored is None:
+            await self.store.save(self.id, items, self._metadata)
+        else:
+            await save_from(self.store, stored, self._metadata, [*stored.messages, *items])
+
+    async def aclear(self) -> None:
+        """Remove every message; the session stays, empty, with its metadata."""
+
+        while True:
+            resolved = await resolve_history(self.store, self.id)
+            if resolved is None or not resolved.messages:
+                return
+            try:
+                await truncate(self.store, self.id, len(resolved.messages), expected=resolved.stored.revision)
+                return
+            except ConflictError:
+                continue  # another writer came first: clear what it left
+
+    # -- sync: the async methods, run on one loop ----------------------------------------
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """The history (``aget_messages``), for code without a running loop."""
+        return self._run_sync("messages", "aget_messages", self.aget_messages)
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """``aadd_messages``, for code without a running loop."""
+        batch = list(messages)
+        self._run_sync("add_messages", "aadd_messages", lambda: self.aadd_messages(batch))
+
+    def clear(self) -> None:
+        """``aclear``, for code without a running loop."""
+        self._run_sync("clear", "aclear", self.aclear)
+
+    def _run_sync(self, name: str, async_name: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise SyncCallError(
+                f"{name} of the LangChain history {self.key!r} was called in a thread whose "
+                f"event loop is running and would block it: await {async_name}() there instead"
+            )
+        loop = self._loop if self._loop is not None else _private_loop()
+        if not loop.is_running():
+            raise SyncCallError(
+                f"{name} of the LangChain history {self.key!r} needs its loop running: {loop!r} is not"
+            )
+        return asyncio.run_coroutine_threadsafe(work(), loop).result()
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread of its own, until ``stop``."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="simulacra-session langchain", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+
+
+_private: _LoopThread | None = None
+_private_guard = threading.Lock()
+
+
+def _private_loop() -> asyncio.AbstractEventLoop:
+    """The loop the sync API runs on when given none, started on first use."""
+    global _private
+    with _private_guard:
+        if _private is None:
+            _private = _LoopThread()
+        return _private.loop
+
+
+@atexit.register
+def _stop_private_loop() -> None:
+    with _private_guard:
+        if _private is not None:
+            _private.stop()
+
+
+def _forget_private_loop() -> None:
+    """In a forked child: the parent's loop thread is not there, the next call starts one."""
+    global _private, _private_guard
+    _private, _private_guard = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_private_loop)
