@@ -26,6 +26,7 @@ from .errors import (
     UnsafePathError,
 )
 from .events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent, SessionEvent
+from .history import ResolvedSession, read_tail, resolve_history, truncate
 from .manager import SessionManager
 from .messages import (
     AssistantMessage,
@@ -49,6 +50,8 @@ from .protocols import (
     RestorableSessionStore,
     RevisionedSessionStore,
     SessionStore,
+    TailReadingStore,
+    TruncatableStore,
 )
 from .stores import AdapterSessionStore, FileSessionStore, InMemorySessionStore, SessionAdapter, SessionRow
 
@@ -81,6 +84,7 @@ __all__ = [
     "Message",
     "NoActiveSessionError",
     "RawContent",
+    "ResolvedSession",
     "RestorableSessionStore",
     "Revision",
     "RevisionedSessionStore",
@@ -97,13 +101,18 @@ __all__ = [
     "SimpleConversation",
     "StoreError",
     "StoredSession",
+    "TailReadingStore",
     "TextContent",
     "ThinkingContent",
     "ToolContent",
     "ToolResultContent",
+    "TruncatableStore",
     "UnsafePathError",
     "UserMessage",
     "__version__",
+    "read_tail",
+    "resolve_history",
+    "truncate",
 ]
 
 

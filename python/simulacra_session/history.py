@@ -1,4 +1,9 @@
-"""Resolving a fork chain into one message history, without recursion.
+"""Fork resolution, tail reads and truncation: a session's history as its forks see it.
+
+Public: ``resolve_history`` (a session's whole history), ``read_tail`` (its last messages)
+and ``truncate`` (remove its last messages), all over any ``SessionStore``, using the
+capabilities a store has (``ChainLoadingStore``, ``TailReadingStore``, ``TruncatableStore``).
+
 
 An attached fork stores only its own messages; it inherits the first
 ``fork_message_count`` messages of its parent's resolved history. Files written by the
@@ -21,12 +26,30 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CorruptSessionError
+from .errors import ConflictError, CorruptSessionError, SessionNotFoundError
 from .messages import JsonObject
-from .models import SessionMetadata, StoredSession
-from .protocols import ChainLoadingStore, SessionStore
+from .models import Revision, SessionMetadata, StoredSession, check_revision
+from .protocols import (
+    ChainLoadingStore,
+    ForkIndexedStore,
+    SessionStore,
+    TailReadingStore,
+    TruncatableStore,
+    checks_revisions,
+)
 
-__all__ = ["ResolvedSession", "inherited_count", "inherits", "resolve_history", "resolve_history_sync"]
+__all__ = [
+    "ResolvedSession",
+    "inherited_count",
+    "inherits",
+    "list_forks",
+    "materialize_forks",
+    "read_tail",
+    "resolve_history",
+    "resolve_history_sync",
+    "save_from",
+    "truncate",
+]
 
 _log = logging.getLogger("simulacra_session")
 
@@ -126,10 +149,11 @@ async def resolve_history(
 ) -> ResolvedSession | None:
     """Load ``session_id`` and every ancestor it inherits from; ``None`` when it is absent.
 
-    The session itself is one ``load``; a ``ChainLoadingStore`` then fetches its ancestors
-    as many at a time as it can, others one ``load`` each. Raises ``CorruptSessionError`` on
-    a cycle. A missing ancestor is resolved as the original library does (see the module),
-    or raises ``CorruptSessionError`` with ``strict``.
+    ``ResolvedSession.messages`` is the session's whole history: the ``inherited`` messages
+    of its ancestors, then its own. The session itself is one ``load``; a ``ChainLoadingStore``
+    then fetches its ancestors as many at a time as it can, others one ``load`` each. Raises
+    ``CorruptSessionError`` on a cycle. A missing ancestor is resolved as the original
+    library does (see the module), or raises ``CorruptSessionError`` with ``strict``.
     """
     walk = _walk(session_id, strict)
     fetched: dict[str, StoredSession] = {}
@@ -166,3 +190,219 @@ def resolve_history_sync(
             wanted = walk.send(load(wanted))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+
+
+# -- forks that keep their history --------------------------------------------------------
+
+
+async def list_forks(store: SessionStore, id: str) -> list[SessionMetadata]:
+    """Sessions whose ``parent_id`` is ``id``, most recent first: from the store's fork index
+    (a ``ForkIndexedStore``), else by listing every session."""
+    if isinstance(store, ForkIndexedStore):
+        return await store.forks(id)
+    return [meta for meta in await store.list() if meta.parent_id == id]
+
+
+async def materialize_forks(store: SessionStore, parent_id: str, *, kept: int | None = None) -> list[str]:
+    """Write into each attached fork of ``parent_id`` the messages it inherits from it, so it
+    keeps its history once the parent is gone (``kept=None``) or keeps only its first ``kept``
+    messages (only the forks inheriting more are written); returns the ids of the forks now
+    detached."""
+    attached = [meta for meta in await list_forks(store, parent_id) if _inherits_beyond(meta, kept)]
+    if not attached:
+        return []
+    resolved = await resolve_history(store, parent_id)
+    if resolved is None:
+        return []
+    detached = []
+    for meta in attached:
+        fork = await store.load(meta.id)
+        if fork is None or not inherits(fork.metadata):
+            continue
+        count = inherited_count(fork.metadata, resolved.messages)
+        if kept is not None and count <= kept:
+            continue
+        await save_from(store, fork, {"detached": True}, resolved.messages[:count] + fork.messages)
+        detached.append(meta.id)
+    return detached
+
+
+def _inherits_beyond(metadata: SessionMetadata, kept: int | None) -> bool:
+    """Whether an attached fork may inherit more than ``kept`` messages (``None``: any)."""
+    count = metadata.fork_message_count
+    return inherits(metadata) and (kept is None or count is None or count > kept)
+
+
+async def save_from(
+    store: SessionStore,
+    stored: StoredSession,
+    metadata: dict[str, Any],
+    messages: Sequence[JsonObject] | None = None,
+) -> Revision | None:
+    """Save the session ``stored`` was loaded as, with ``messages`` (its own, by default) and
+    ``metadata`` merged: refused with ``ConflictError`` when another writer saved it since,
+    by a store that checks revisions."""
+    options = {"expected": stored.revision} if checks_revisions(store) else {}
+    return await store.save(
+        stored.metadata.id, stored.messages if messages is None else messages, metadata, **options
+    )
+
+
+# -- tails ------------------------------------------------------------------------------------
+
+
+def _check_count(count: int) -> None:
+    if count < 0:
+        raise ValueError(f"count must not be negative, got count={count}")
+
+
+def _tail_of(resolved: ResolvedSession | None, count: int) -> StoredSession | None:
+    """The session's metadata and the last ``count`` messages of its resolved history."""
+    if resolved is None:
+        return None
+    messages = resolved.messages[max(0, len(resolved.messages) - count) :]
+    return StoredSession(resolved.stored.metadata, messages, damage=resolved.stored.damage)
+
+
+async def read_tail(
+    store: SessionStore, session_id: str, count: int, *, strict: bool = False
+) -> StoredSession | None:
+    """The metadata of ``session_id`` and the last ``count`` messages of its resolved history,
+    oldest first (fewer when it has fewer); ``None`` when the session is absent.
+
+    The messages include what an attached fork inherits when the tail reaches into it. A
+    ``TailReadingStore`` reads only those messages: the session's last ones, then as many of
+    its parent's before the fork point (``fork_message_count``), and so on up the chain, at a
+    cost that depends on ``count``, not on the history's length. Other stores, and forks the
+    original library wrote (no ``fork_message_count``), a missing parent or a cycle, are read
+    as ``resolve_history`` reads them (``strict`` as there). The result's ``revision`` is the
+    session's: pass it to ``truncate(..., expected=...)`` to remove what was read, unless
+    another writer changed it. A negative ``count`` raises ``ValueError`` naming it.
+    """
+    _check_count(count)
+    if not isinstance(store, TailReadingStore):
+        return _tail_of(await resolve_history(store, session_id, strict=strict), count)
+    head: StoredSession | None = None
+    pieces: list[list[dict[str, Any]]] = []
+    current, stop, need, seen = session_id, None, count, {session_id}
+    while True:  # ``stop``: where the messages still needed end in ``current``'s resolved history
+        stored = await store.load_tail(current, need, end=stop)
+        if stored is None and head is None:
+            return None
+        meta = stored.metadata if stored is not None else None
+        start = meta.fork_message_count if meta is not None and inherits(meta) else 0
+        if stored is None or meta is None or start is None or (stop or 0) > start + meta.message_count:
+            # a missing parent, the original library's fork point, or one beyond the parent
+            return _tail_of(await resolve_history(store, session_id, strict=strict), count)
+        head = head or stored
+        messages = stored.messages
+        if stop is None:
+            stop = start + meta.message_count
+        elif start:  # read as if it inherited nothing: its own messages end at stop - start
+            messages = await _own_tail(store, current, need, stop - start) if stop > start else []
+        pieces.append(messages)
+        need -= len(messages)
+        if need <= 0 or not start or meta.parent_id is None:
+            break
+        current, stop = meta.parent_id, min(stop, start)
+        if current in seen:  # a cycle: resolve_history reports it
+            return _tail_of(await resolve_history(store, session_id, strict=strict), count)
+        seen.add(current)
+    tail = [message for piece in reversed(pieces) for message in piece]
+    return StoredSession(head.metadata, tail, damage=head.damage)
+
+
+async def _own_tail(store: TailReadingStore, session_id: str, count: int, end: int) -> list[dict[str, Any]]:
+    """The own messages ``[end - count, end)`` of a session read a moment ago."""
+    stored = await store.load_tail(session_id, count, end=end)
+    if stored is None:  # deleted between the two reads
+        raise SessionNotFoundError(session_id)
+    return stored.messages
+
+
+# -- truncation -------------------------------------------------------------------------------
+
+_ATTEMPTS = 8  # a rewrite made from a read another writer overtook is made again, this often
+
+
+async def truncate(
+    store: SessionStore, session_id: str, count: int, *, expected: Revision | None = None
+) -> Revision:
+    """Remove the last ``count`` messages of ``session_id``'s resolved history, durably; its
+    new ``Revision``.
+
+    Forks that inherit a removed message are first written with the history they inherit
+    (detached, as ``SessionManager.delete`` keeps them), so they keep theirs; forks that
+    inherit only kept messages stay attached. Within the session's own messages a
+    ``TruncatableStore`` removes them at a cost independent of the history's length; other
+    stores save the remaining own messages. Reaching into what an attached fork inherits
+    rewrites it as detached, holding the rest of its resolved history. ``count`` 0 writes
+    nothing and returns the current revision.
+
+    ``expected`` (the revision the caller read, e.g. ``read_tail(...).revision``) makes it
+    conditional: ``ConflictError`` when the session moved on, nothing removed. Without it the
+    last ``count`` messages at the time of the write go. ``SessionNotFoundError`` when the
+    session is absent; ``ValueError`` naming both when ``count`` is negative or beyond the
+    history.
+    """
+    _check_count(count)
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return await _truncate_once(store, session_id, count, expected)
+        except ConflictError:
+            if expected is not None or attempt == _ATTEMPTS:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def _truncate_once(
+    store: SessionStore, session_id: str, count: int, expected: Revision | None
+) -> Revision:
+    """One attempt of ``truncate``: ``ConflictError`` when a write made from what it read
+    was refused (retried by the caller when it expects no revision)."""
+    head = await _head(store, session_id)
+    check_revision(session_id, expected, head.revision)
+    meta = head.metadata
+    inherited = meta.fork_message_count if inherits(meta) else 0
+    resolved = None
+    if inherited is None or count > meta.message_count:  # the whole history is needed
+        resolved = await resolve_history(store, session_id)
+        if resolved is None:
+            raise SessionNotFoundError(session_id)
+        head, inherited = resolved.stored, resolved.inherited
+        check_revision(session_id, expected, head.revision)
+    total = inherited + head.metadata.message_count
+    if count > total:
+        raise ValueError(f"cannot truncate {count} messages of session {session_id}: its history has {total}")
+    if count == 0:
+        return head.revision
+    await materialize_forks(store, session_id, kept=total - count)
+    if resolved is not None and count > head.metadata.message_count:  # into the inherited part
+        return await _rewrite(store, head, {"detached": True}, resolved.messages[: total - count])
+    if isinstance(store, TruncatableStore):
+        return await store.truncate(session_id, count, expected=expected)
+    full = await store.load(session_id) if isinstance(store, TailReadingStore) else head
+    if full is None:
+        raise SessionNotFoundError(session_id)
+    return await _rewrite(store, full, {}, full.messages[: full.metadata.message_count - count])
+
+
+async def _rewrite(
+    store: SessionStore, stored: StoredSession, metadata: dict[str, Any], messages: list[dict[str, Any]]
+) -> Revision:
+    """``save_from``, and the revision it wrote (read back from a store whose save returns none)."""
+    revision = await save_from(store, stored, metadata, messages)
+    if revision is None:
+        revision = (await _head(store, stored.metadata.id)).revision
+    return revision
+
+
+async def _head(store: SessionStore, session_id: str) -> StoredSession:
+    """The session's metadata, with as few of its messages as the store can read."""
+    if isinstance(store, TailReadingStore):
+        stored = await store.load_tail(session_id, 0)
+    else:
+        stored = await store.load(session_id)
+    if stored is None:
+        raise SessionNotFoundError(session_id)
+    return stored

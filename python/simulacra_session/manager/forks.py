@@ -1,5 +1,7 @@
-"""Forks for the SessionManager: the fork a ``fork()`` makes, a session's forks, and the
-history written into attached forks before their parent is deleted.
+"""Forks for the SessionManager: the fork a ``fork()`` makes; a session's forks and the
+history written into attached forks before their parent is deleted (``list_forks``,
+``materialize_forks``, ``save_from``: in ``simulacra_session.history``, which ``truncate``
+shares them with).
 
 An attached fork stores only the messages after the ones it inherits from its parent's
 resolved history (see ``simulacra_session.history``); a detached one stores all of its own.
@@ -12,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SessionNotFoundError
-from ..history import inherited_count, inherits, resolve_history
+from ..history import list_forks, materialize_forks, resolve_history, save_from
 from ..messages import JsonObject
-from ..models import Revision, SessionMetadata, StoredSession
-from ..protocols import ForkIndexedStore, SessionStore, checks_revisions
+from ..protocols import SessionStore
 
 __all__ = ["Fork", "list_forks", "materialize_forks", "plan_fork", "save_from"]
 
@@ -67,46 +68,3 @@ async def plan_fork(
     if parent is not None and parent.metadata.checkpoint_state is not None:
         metadata["checkpoint_state"] = parent.metadata.checkpoint_state
     return fork
-
-
-async def list_forks(store: SessionStore, id: str) -> list[SessionMetadata]:
-    """Sessions whose ``parent_id`` is ``id``, most recent first: from the store's fork index
-    (a ``ForkIndexedStore``), else by listing every session."""
-    if isinstance(store, ForkIndexedStore):
-        return await store.forks(id)
-    return [meta for meta in await store.list() if meta.parent_id == id]
-
-
-async def materialize_forks(store: SessionStore, parent_id: str) -> list[str]:
-    """Write into each attached fork of ``parent_id`` the messages it inherits from it, so it
-    keeps its history once the parent is gone; returns the ids of the forks now detached."""
-    attached = [meta for meta in await list_forks(store, parent_id) if inherits(meta)]
-    if not attached:
-        return []
-    resolved = await resolve_history(store, parent_id)
-    if resolved is None:
-        return []
-    detached = []
-    for meta in attached:
-        fork = await store.load(meta.id)
-        if fork is None or not inherits(fork.metadata):
-            continue
-        count = inherited_count(fork.metadata, resolved.messages)
-        await save_from(store, fork, {"detached": True}, resolved.messages[:count] + fork.messages)
-        detached.append(meta.id)
-    return detached
-
-
-async def save_from(
-    store: SessionStore,
-    stored: StoredSession,
-    metadata: dict[str, Any],
-    messages: Sequence[JsonObject] | None = None,
-) -> Revision | None:
-    """Save the session ``stored`` was loaded as, with ``messages`` (its own, by default) and
-    ``metadata`` merged: refused with ``ConflictError`` when another writer saved it since,
-    by a store that checks revisions."""
-    options = {"expected": stored.revision} if checks_revisions(store) else {}
-    return await store.save(
-        stored.metadata.id, stored.messages if messages is None else messages, metadata, **options
-    )
