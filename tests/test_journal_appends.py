@@ -123,7 +123,7 @@ async def test_a_compaction_that_fails_fails_no_append(
 ) -> None:
     """The appends are written when their compaction runs: a full disk then is logged, and
     the append succeeds (a caller retrying it would store its messages twice)."""
-    import simulacra_session.stores.file as file_module
+    import simulacra_session.stores.file.rewrite as file_module
 
     store = FileSessionStore(tmp_path)
     await store.save("s", [msg("0")])

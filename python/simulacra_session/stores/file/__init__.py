@@ -26,7 +26,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..._backend import atomic_write
 from ..._lru import LRU
 from ...errors import CorruptSessionError
 from ...ids import validate_session_id
@@ -35,9 +34,7 @@ from ...models import (
     Revision,
     SessionMetadata,
     StoredSession,
-    check_revision,
     copy_metadata,
-    merge_metadata,
     metadata_from_stored,
 )
 from .._cancellation import finish
@@ -46,13 +43,14 @@ from . import journal, restore
 from .appends import append_locked, append_now, revision_of
 from .commit import GroupCommit
 from .document import decode_document
-from .files import fsync_dir, keep_copy, read_path, set_aside
+from .files import fsync_dir, read_path
 from .index import ForkIndex
-from .layout import FORMATS, OTHER, FileFormat, Layout
+from .layout import FORMATS, FileFormat, Layout
 from .listing import Listing
 from .locks import IdLocks, file_locked
 from .residue import Residue
-from .whole import encode_whole, journal_state, needs_conversion, remove_other
+from .rewrite import Mode, rewrite_session
+from .whole import needs_conversion
 
 __all__ = ["FileFormat", "FileSessionStore"]
 
@@ -194,76 +192,15 @@ class FileSessionStore:
         messages: Sequence[JsonObject],
         given: Mapping[str, Any] | None,
         *,
-        mode: str,
+        mode: Mode,
         target: FileFormat | None = None,
         expected: Revision | None = None,
+        cut: int = 0,
     ) -> Revision | None:
-        """Write the whole session atomically, in the format it is stored in (caller holds the id lock).
-
-        It holds ``messages`` (``"save"``, ``"restore"``: an unreadable file is set aside), the stored ones
-        then ``messages`` (``"append"``), or what is stored (``"compact"``, ``"convert"``:
-        nothing is written when the session is gone: ``None``). A new session takes the store's format,
-        ``target`` converts. The session file is read under its ``flock`` (the root's while it
-        does not exist), so no writer in another process comes between the read and the write
-        (nor between the check of the ``expected`` revision and the write); a file in the other
-        format, the older of two, is removed after the write. A journal's bytes that did not
-        verify are kept in a copy first. Returns the revision written.
-        """
-        layout = self._layout
-        keep = mode in ("compact", "convert")
-        fresh = mode in ("save", "append")  # stamped anew, else the stamps are kept
-        while True:
-            newer = layout.newer_file(session_id)
-            locked = newer[1] if newer is not None else self.format
-            with file_locked(layout.path(session_id, locked), create_in=None if keep else self._make_root):
-                found = self._find(session_id)
-                if (found[0] if found is not None else self.format) != locked:
-                    continue  # converted or created in the other format meanwhile: lock that file
-                existing: StoredSession | None = None
-                corrupt_path = None
-                if found is not None:
-                    try:
-                        existing = self._decode(session_id, *found)
-                    except CorruptSessionError:
-                        if mode not in ("save", "restore"):
-                            raise
-                        corrupt_path = layout.path(session_id, found[0])
-                old = existing.metadata if existing is not None else None
-                if fresh and corrupt_path is None:
-                    check_revision(session_id, expected, existing.revision if existing is not None else None)
-                if keep:
-                    if existing is None:
-                        return None
-                    messages, merged = existing.messages, existing.metadata
-                elif mode == "restore":  # ``given`` is the whole metadata, stamps included
-                    merged = metadata_from_stored(session_id, given or {})
-                else:
-                    if mode == "append" and existing is not None:
-                        messages = [*existing.messages, *messages]
-                    merged = merge_metadata(session_id, old, len(messages), given)
-                file_format = target or locked
-                path = layout.path(session_id, file_format)
-                encoded, merged, superseded, last_commit = encode_whole(
-                    file_format, merged, messages, existing, self._load_sync, layout, stamp=fresh
-                )
-                self._index.check(session_id, merged.parent_id)
-                self._make_root()
-                if corrupt_path is not None:
-                    set_aside(corrupt_path)
-                elif found is not None and existing is not None and existing.damage is not None:
-                    keep_copy(layout.path(session_id, found[0]), found[1], layout.file_mode, self._fsync)
-                self._journals.pop(session_id)
-                atomic_write(path, encoded, self._fsync, layout.file_mode)
-                if file_format == "jsonl":
-                    state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
-                    self._journals[session_id] = state
-                break
-        if remove_other(layout, session_id, file_format, self._fsync) and merged.parent_id is not None:
-            self._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
-        self._index.index(
-            session_id, merged.parent_id, old.parent_id if old is not None else None, file_format
+        """Write the whole session atomically (caller holds the id lock); see ``rewrite.rewrite_session``."""
+        return rewrite_session(
+            self, session_id, messages, given, mode=mode, target=target, expected=expected, cut=cut
         )
-        return Revision.of(merged)
 
     def _save_sync(
         self,

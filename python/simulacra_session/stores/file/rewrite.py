@@ -1,0 +1,119 @@
+"""The file store's one whole rewrite of a session: saves, restores, appends and truncations
+that cannot append to a journal, compactions and conversions all go through it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..._backend import atomic_write
+from ...errors import CorruptSessionError
+from ...messages import JsonObject
+from ...models import Revision, StoredSession, check_revision, merge_metadata, metadata_from_stored
+from .files import keep_copy, set_aside
+from .layout import OTHER, FileFormat
+from .locks import file_locked
+from .whole import encode_whole, journal_state, remove_other
+
+if TYPE_CHECKING:
+    from . import FileSessionStore
+
+__all__ = ["Mode", "check_cut", "rewrite_session"]
+
+#: What a rewrite writes (see ``rewrite``).
+Mode = Literal["save", "restore", "append", "truncate", "compact", "convert"]
+
+
+def check_cut(session_id: str, cut: int, message_count: int) -> None:
+    """``ValueError`` naming both unless ``cut`` messages can be removed from ``message_count``."""
+    if not 0 <= cut <= message_count:
+        raise ValueError(
+            f"count must be between 0 and the message_count {message_count} of session {session_id},"
+            f" got {cut}"
+        )
+
+
+def rewrite_session(
+    store: FileSessionStore,
+    session_id: str,
+    messages: Sequence[JsonObject],
+    given: Mapping[str, Any] | None,
+    *,
+    mode: Mode,
+    target: FileFormat | None = None,
+    expected: Revision | None = None,
+    cut: int = 0,
+) -> Revision | None:
+    """Write the whole session atomically, in the format it is stored in (caller holds the id lock).
+
+    It holds ``messages`` (``"save"``, ``"restore"``: an unreadable file is set aside), the stored ones
+    then ``messages`` (``"append"``), the stored ones but the last ``cut`` (``"truncate"``), or what
+    is stored (``"compact"``, ``"convert"``). ``"truncate"``, ``"compact"`` and ``"convert"`` write
+    nothing when the session is gone: ``None``. A new session takes the store's format,
+    ``target`` converts. The session file is read under its ``flock`` (the root's while it
+    does not exist), so no writer in another process comes between the read and the write
+    (nor between the check of the ``expected`` revision and the write); a file in the other
+    format, the older of two, is removed after the write. A journal's bytes that did not
+    verify are kept in a copy first. Returns the revision written.
+    """
+    layout = store._layout
+    keep = mode in ("compact", "convert")
+    existing_only = keep or mode == "truncate"  # never creates the session
+    fresh = mode in ("save", "append", "truncate")  # stamped anew, else the stamps are kept
+    while True:
+        newer = layout.newer_file(session_id)
+        locked = newer[1] if newer is not None else store.format
+        with file_locked(
+            layout.path(session_id, locked), create_in=None if existing_only else store._make_root
+        ):
+            found = store._find(session_id)
+            if (found[0] if found is not None else store.format) != locked:
+                continue  # converted or created in the other format meanwhile: lock that file
+            existing: StoredSession | None = None
+            corrupt_path = None
+            if found is not None:
+                try:
+                    existing = store._decode(session_id, *found)
+                except CorruptSessionError:
+                    if mode not in ("save", "restore"):
+                        raise
+                    corrupt_path = layout.path(session_id, found[0])
+            old = existing.metadata if existing is not None else None
+            if existing_only and existing is None:
+                return None
+            if fresh and corrupt_path is None:
+                check_revision(session_id, expected, existing.revision if existing is not None else None)
+            if keep:
+                assert existing is not None
+                messages, merged = existing.messages, existing.metadata
+            elif mode == "restore":  # ``given`` is the whole metadata, stamps included
+                merged = metadata_from_stored(session_id, given or {})
+            else:
+                if mode == "append" and existing is not None:
+                    messages = [*existing.messages, *messages]
+                elif mode == "truncate":
+                    assert existing is not None
+                    check_cut(session_id, cut, len(existing.messages))
+                    messages = existing.messages[: len(existing.messages) - cut]
+                merged = merge_metadata(session_id, old, len(messages), given)
+            file_format = target or locked
+            path = layout.path(session_id, file_format)
+            encoded, merged, superseded, last_commit = encode_whole(
+                file_format, merged, messages, existing, store._load_sync, layout, stamp=fresh
+            )
+            store._index.check(session_id, merged.parent_id)
+            store._make_root()
+            if corrupt_path is not None:
+                set_aside(corrupt_path)
+            elif found is not None and existing is not None and existing.damage is not None:
+                keep_copy(layout.path(session_id, found[0]), found[1], layout.file_mode, store._fsync)
+            store._journals.pop(session_id)
+            atomic_write(path, encoded, store._fsync, layout.file_mode)
+            if file_format == "jsonl":
+                state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
+                store._journals[session_id] = state
+            break
+    if remove_other(layout, session_id, file_format, store._fsync) and merged.parent_id is not None:
+        store._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
+    store._index.index(session_id, merged.parent_id, old.parent_id if old is not None else None, file_format)
+    return Revision.of(merged)
