@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +26,13 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.test import TestModel
 
-from session_samples import server_url, sql_table
-from simulacra_session import (
-    AdapterSessionStore,
-    CorruptSessionError,
-    FileSessionStore,
-    InMemorySessionStore,
-    Revision,
-    SessionStore,
-)
+from integration_stores import DURABLE, Opener, reopener
+from simulacra_session import CorruptSessionError, InMemorySessionStore, Revision
 from simulacra_session.ids import session_id_for_key
 from simulacra_session.integrations.pydantic_ai import PydanticAIHistory
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
-
-from adapter_sqlite3 import Sqlite3Adapter  # the README's example adapter: a store without append
-
 KEY = "tenant-7/user 42/chat"  # not a valid session id: stored under session_id_for_key(KEY)
 PROMPTS = ["What is the weather in Paris?", "And tomorrow?", "Thanks!"]
-
-Opener = Callable[[], AbstractAsyncContextManager[SessionStore]]
 
 
 def weather_agent() -> Agent[None, str]:
@@ -61,45 +47,11 @@ def weather_agent() -> Agent[None, str]:
     return agent
 
 
-@pytest.fixture(params=["jsonl", "json", "sqlite", "postgres", "mysql", "adapter"])
+@pytest.fixture(params=DURABLE)
 def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens a new store object over the same sessions each time it is called."""
-    kind: str = request.param
-    if kind in ("jsonl", "json"):
-
-        @asynccontextmanager
-        async def file_store() -> AsyncIterator[SessionStore]:
-            yield FileSessionStore(tmp_path, format=kind)  # type: ignore[arg-type]
-
-        yield file_store
-    elif kind == "adapter":
-
-        @asynccontextmanager
-        async def adapter_store() -> AsyncIterator[SessionStore]:
-            adapter = Sqlite3Adapter(str(tmp_path / "rows.db"))
-            try:
-                yield AdapterSessionStore(adapter)
-            finally:
-                adapter.db.close()
-
-        yield adapter_store
-    else:
-        import sqlalchemy as sa
-
-        from simulacra_session.stores.sql import SqlSessionStore
-
-        where = f"sqlite:///{tmp_path / 'sessions.db'}" if kind == "sqlite" else server_url(kind)
-        with sql_table(where) as tabled:
-            url = sa.make_url(tabled)
-
-            @asynccontextmanager
-            async def sql_store() -> AsyncIterator[SessionStore]:
-                table = url.query["table"]
-                assert isinstance(table, str)
-                async with SqlSessionStore(url.difference_update_query(["table"]), table=table) as store:
-                    yield store
-
-            yield sql_store
+    with reopener(request.param, tmp_path) as opener:
+        yield opener
 
 
 async def test_three_turns_through_restarts_load_all_messages(reopen: Opener) -> None:
@@ -116,6 +68,7 @@ async def test_three_turns_through_restarts_load_all_messages(reopen: Opener) ->
             # the same JSON, byte for byte: timestamps keep their UTC offset
             assert ModelMessagesTypeAdapter.dump_json(loaded) == ModelMessagesTypeAdapter.dump_json(expected)
             stored = await store.load(session_id_for_key(KEY))
+            assert await PydanticAIHistory(KEY, store).load(limit=3) == expected[-3:]
     assert stored is not None
     # one stored message per ModelMessage, the JSON object pydantic-ai dumps for it
     assert stored.messages == ModelMessagesTypeAdapter.dump_python(expected, mode="json")
@@ -187,6 +140,31 @@ async def test_fork_loads_what_it_inherits() -> None:
     await branch.extend(second.new_messages())
     assert await branch.load() == second.all_messages()
     assert await history.load() == first.all_messages()  # the parent is untouched
+    assert await branch.load(limit=3) == second.all_messages()[-3:]  # two own, one inherited
+    assert await branch.load(limit=0) == []
+    assert await branch.load(limit=100) == second.all_messages()
+
+
+async def test_clear_empties_the_history_and_forks_keep_theirs(reopen: Opener) -> None:
+    agent = weather_agent()
+    async with reopen() as store:
+        history = PydanticAIHistory(KEY, store)
+        await history.clear()  # nothing to clear
+        first = await agent.run(PROMPTS[0])
+        await history.extend(first.new_messages())
+        await store.save("branch", [], {"parent_id": history.id, "fork_message_count": 4})
+    async with reopen() as store:
+        history = PydanticAIHistory(KEY, store)
+        await history.clear()
+        assert await history.load() == []
+        assert await PydanticAIHistory("branch", store).load() == first.all_messages()
+        stored = await store.load(history.id)
+        assert stored is not None
+        assert stored.metadata.to_json_dict()["key"] == KEY
+        again = await agent.run(PROMPTS[1])
+        await history.extend(again.new_messages())
+    async with reopen() as store:
+        assert await PydanticAIHistory(KEY, store).load() == again.all_messages()
 
 
 async def test_absent_session_is_empty_and_foreign_messages_are_corrupt() -> None:
@@ -197,8 +175,10 @@ async def test_absent_session_is_empty_and_foreign_messages_are_corrupt() -> Non
         "mixed",
         [*ModelMessagesTypeAdapter.dump_python([ModelRequest.user_text_prompt("hi")], mode="json"), text],
     )
-    with pytest.raises(CorruptSessionError, match=r"session mixed .*message 1 is not a pydantic-ai"):
+    with pytest.raises(CorruptSessionError, match=r"session mixed .*message 1 of the 2 read is not"):
         await PydanticAIHistory("mixed", store).load()
+    with pytest.raises(CorruptSessionError, match=r"message 0 of the 1 read"):
+        await PydanticAIHistory("mixed", store).load(limit=1)
 
 
 def test_missing_pydantic_ai_names_the_extra() -> None:

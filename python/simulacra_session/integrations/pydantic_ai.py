@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from ..errors import CorruptSessionError
-from ..history import resolve_history
+from ..history import read_tail, resolve_history, save_from, truncate
 from ..ids import session_id_for_key
-from ..manager.forks import save_from
 from ..protocols import AppendableSessionStore, SessionStore
 from ._imports import require
 
@@ -43,9 +42,9 @@ class PydanticAIHistory:
     ``session_id`` is any string (a user's name, ``project/chat``): it is stored under
     ``session_id_for_key(session_id)`` (``id``), with the string itself in the session's
     metadata as ``key`` beside ``integration``. Each ``extend`` is one durable append;
-    ``load`` reads the whole history back, what a fork made with a ``SessionManager``
-    inherits included. Holds no state of its own: a new object over the same store, in
-    another process, continues the same history.
+    ``load`` reads the history back, what a fork made with a ``SessionManager`` inherits
+    included. Holds no state of its own: a new object over the same store, in another
+    process, continues the same history.
     """
 
     def __init__(self, session_id: str, store: SessionStore) -> None:
@@ -53,21 +52,41 @@ class PydanticAIHistory:
         self.id = session_id_for_key(session_id)
         self.store = store
 
-    async def load(self) -> list[ModelMessage]:
-        """The history, oldest first, as pydantic-ai ``message_history`` takes it (``[]``
-        for a session not written yet). A stored message that is not a ``ModelMessage``
-        raises ``CorruptSessionError`` naming the session and its position."""
-        resolved = await resolve_history(self.store, self.id)
-        if resolved is None:
+    async def load(self, limit: int | None = None) -> list[ModelMessage]:
+        """The history, oldest first, as pydantic-ai's ``message_history`` takes it (``[]``
+        for a session not written yet).
+
+        ``limit``: only the last ``limit`` messages, read without the ones before where the
+        store reads tails (``history.read_tail``). Like slicing the list, a tail may start
+        with a response or with the return of a tool call it left out: models want a
+        history that starts with a request and pairs each tool call with its return. A
+        stored message that is not a ``ModelMessage`` raises ``CorruptSessionError`` naming
+        the session and its position in what was read.
+        """
+        if limit is None:
+            resolved = await resolve_history(self.store, self.id)
+            messages = None if resolved is None else resolved.messages
+        else:
+            tail = await read_tail(self.store, self.id, limit)
+            messages = None if tail is None else tail.messages
+        if messages is None:
             return []
         try:
-            return ModelMessagesTypeAdapter.validate_python(resolved.messages)
+            return ModelMessagesTypeAdapter.validate_python(messages)
         except ValidationError as invalid:
             where = invalid.errors()[0]["loc"][:1]
             raise CorruptSessionError(
-                f"session {self.id} (key {self.key!r}): message {where[0] if where else '?'} "
-                f"is not a pydantic-ai ModelMessage: {invalid}"
+                f"session {self.id} (key {self.key!r}): message {where[0] if where else '?'} of the "
+                f"{len(messages)} read is not a pydantic-ai ModelMessage: {invalid}"
             ) from invalid
+
+    async def clear(self) -> None:
+        """Remove every message; the session stays, empty, with its metadata. Forks made of
+        it keep the history they inherit (``history.truncate``). A concurrent writer's change
+        since the read raises ``ConflictError`` with nothing removed."""
+        resolved = await resolve_history(self.store, self.id)
+        if resolved is not None and resolved.messages:
+            await truncate(self.store, self.id, len(resolved.messages), expected=resolved.stored.revision)
 
     async def extend(self, messages: Sequence[ModelMessage]) -> None:
         """Add ``messages`` (a run's ``new_messages()``) after the stored history, durably.
