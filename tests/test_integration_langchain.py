@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -200,21 +201,28 @@ def every_kind_of_message() -> list[BaseMessage]:
 
 @pytest.mark.parametrize("kind", ["memory", "jsonl", "adapter"])
 async def test_every_kind_of_message_comes_back_equal(kind: str, tmp_path: Path) -> None:
+    memory = InMemorySessionStore()
+
+    @contextmanager
+    def reopen() -> Iterator[SessionStore]:
+        if kind == "memory":
+            yield memory
+        elif kind == "jsonl":
+            yield FileSessionStore(tmp_path)
+        else:  # no append: a load and a save from the revision read
+            adapter = Sqlite3Adapter(str(tmp_path / "rows.db"))
+            try:
+                yield AdapterSessionStore(adapter)
+            finally:
+                adapter.db.close()
+
     messages = every_kind_of_message()
-    store: SessionStore = InMemorySessionStore()
-    if kind == "jsonl":
-        store = FileSessionStore(tmp_path)
-    elif kind == "adapter":  # no append: a load and a save from the revision read
-        store = AdapterSessionStore(Sqlite3Adapter(str(tmp_path / "rows.db")))
-    await SimulacraChatMessageHistory(KEY, store).aadd_messages(messages[:3])
-    await SimulacraChatMessageHistory(KEY, store).aadd_messages(messages[3:])
-    if kind == "jsonl":
-        store = FileSessionStore(tmp_path)
-    elif kind == "adapter":
-        store = AdapterSessionStore(Sqlite3Adapter(str(tmp_path / "rows.db")))
-    history = SimulacraChatMessageHistory(KEY, store)
-    assert await history.aget_messages() == messages
-    stored = await store.load(session_id_for_key(KEY))
+    for batch in (messages[:3], messages[3:]):
+        with reopen() as store:
+            await SimulacraChatMessageHistory(KEY, store).aadd_messages(batch)
+    with reopen() as store:
+        assert await SimulacraChatMessageHistory(KEY, store).aget_messages() == messages
+        stored = await store.load(session_id_for_key(KEY))
     assert stored is not None
     assert stored.messages == [message_to_dict(message) for message in messages]  # verbatim, one each
     assert stored.metadata.model_extra == {"integration": "langchain", "key": KEY}
@@ -357,3 +365,25 @@ def test_a_missing_langchain_names_the_extra() -> None:
         [sys.executable, "-c", blocked], capture_output=True, text=True, check=True, timeout=60
     )
     assert "pip install 'simulacra-session[langchain]'" in done.stdout
+
+
+def test_the_example_runs_and_its_history_continues(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "langchain_example.py"
+    for run in (1, 2):  # a second process continues the history the first left
+        done = subprocess.run(
+            [sys.executable, "-W", "error", str(example), str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        lines = done.stdout.splitlines()
+        assert len(lines) == 6 * run
+        assert lines[-6:] == [
+            "human: Weather in Paris?",
+            "   ai: ['calls weather']",
+            " tool: sunny, 24 °C",
+            "   ai: Sunny in Paris, 24 °C.",
+            "human: What should I pack?",
+            "   ai: Pack sunglasses.",
+        ]

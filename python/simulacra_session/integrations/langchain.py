@@ -115,7 +115,6 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
 
     async def aclear(self) -> None:
         """Remove every message; the session stays, empty, with its metadata."""
-
         while True:
             resolved = await resolve_history(self.store, self.id)
             if resolved is None or not resolved.messages:
@@ -161,12 +160,15 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
 
 
 class _LoopThread:
-    """An event loop running in a daemon thread of its own, until ``stop``."""
+    """An event loop running in a daemon thread of its own (once made), until ``stop``."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        running = threading.Event()
+        self.loop.call_soon(running.set)
         self._thread = threading.Thread(target=self._run, name="simulacra-session langchain", daemon=True)
         self._thread.start()
+        running.wait()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -196,6 +198,7 @@ def _private_loop() -> asyncio.AbstractEventLoop:
 
 @atexit.register
 def _stop_private_loop() -> None:
+    """At exit: the private loop finishes its executor's work and closes."""
     with _private_guard:
         if _private is not None:
             _private.stop()
