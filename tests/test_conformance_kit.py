@@ -104,6 +104,20 @@ class BlindForksStore(ProtocolOnlyStore):
         return []
 
 
+class EndlessTailStore(ProtocolOnlyStore):
+    """Claims ``load_tail`` but ignores ``end``, always reading the session's last messages."""
+
+    async def load_tail(self, id: str, count: int, *, end: int | None = None) -> StoredSession | None:
+        return await self._inner.load_tail(id, count)
+
+
+class SloppyTruncateStore(ProtocolOnlyStore):
+    """Claims ``truncate`` but removes messages whatever the revision a writer expects."""
+
+    async def truncate(self, id: str, count: int, *, expected: Revision | None = None) -> Revision:
+        return await self._inner.truncate(id, count)
+
+
 def _run_kit(pytester: pytest.Pytester, store: type[ProtocolOnlyStore], *args: str) -> pytest.HookRecorder:
     """Run ``SessionStoreConformance`` against ``store`` in a pytest run of its own."""
     pytester.makepyfile(
@@ -129,6 +143,9 @@ def _test_name(nodeid: str) -> str:
 
 OPTIONAL = (StoreCapabilityContract, StoreRevisionContract, StoreChecksumContract, ManagerConflictConformance)
 CAPABILITY_TESTS = {name for contract in OPTIONAL for name in vars(contract) if name.startswith("test")}
+#: StoreTailContract's tests of load_tail and truncate (those of history's functions run on any store)
+CAPABILITY_TESTS |= {"test_load_tail", "test_load_tail_follows_writes", "test_truncate"}
+CAPABILITY_TESTS |= {"test_truncate_refuses_and_writes_nothing", "test_truncate_then_write"}
 
 
 def test_the_protocol_only_store_is_a_session_store_and_nothing_more() -> None:
@@ -154,6 +171,8 @@ def test_a_store_of_exactly_the_protocol_passes_with_the_capabilities_skipped(
         "Skipped: optional capability: the store has no load_chain() (ChainLoadingStore)",
         "Skipped: optional capability: the store's save takes no expected (RevisionedSessionStore)",
         "Skipped: not applicable: the store keeps no bytes in a file (override session_file)",
+        "Skipped: optional capability: the store has no load_tail() (TailReadingStore)",
+        "Skipped: optional capability: the store has no truncate() (TruncatableStore)",
     }
 
 
@@ -188,6 +207,18 @@ def test_a_store_of_exactly_the_protocol_passes_with_the_capabilities_skipped(
             "test_a_cancelled_write_never_lands_afterwards",
             "SessionStore: a cancelled write never started, or completed before CancelledError reached "
             "the caller: save cancelled after",
+        ),
+        (
+            EndlessTailStore,
+            "test_load_tail",
+            "TailReadingStore.load_tail returns the metadata and the own messages "
+            "[max(0, end - count), end): count=2 end=4",
+        ),
+        (
+            SloppyTruncateStore,
+            "test_truncate_refuses_and_writes_nothing",
+            "TruncatableStore.truncate removes the last count own messages, all or nothing, updated_at "
+            "advancing: a stale expected revision raises ConflictError",
         ),
         (
             BlindForksStore,

@@ -29,10 +29,12 @@ halves, which can also be subclassed alone the same way:
   started, or completed before ``CancelledError`` reached the caller). Then the optional
   capabilities, each tested when the store has it and skipped with the reason when not:
   ``forks`` (``ForkIndexedStore``), ``append`` (``AppendableSessionStore``), ``load_chain``
-  (``ChainLoadingStore``), stale writers refused with ``ConflictError``
+  (``ChainLoadingStore``), ``load_tail`` (``TailReadingStore``), ``truncate``
+  (``TruncatableStore``), stale writers refused with ``ConflictError``
   (``RevisionedSessionStore``), and the checksum rule (damaged bytes never load as data),
   for a store keeping each session in a file: override the ``session_file`` fixture to
-  name it. A store implementing exactly the four methods of ``SessionStore`` passes.
+  name it. ``history.read_tail`` and ``history.truncate`` run on every store, forks
+  included. A store implementing exactly the four methods of ``SessionStore`` passes.
 - ``SessionManagerConformance``: a ``SessionManager`` working on the store. Auto-save, slugs,
   load, attached and detached forks (deep chains, cycles), checkpoint state, delete keeping
   the forks' history, rename, child sessions, dispose and ``async with``; on a store that
@@ -63,6 +65,7 @@ _SUITES = (
     "store_reads",
     "store_revisions",
     "store_saves",
+    "store_tails",
 )
 pytest.register_assert_rewrite(*(f"{__name__}.{suite}" for suite in _SUITES))
 
@@ -76,6 +79,7 @@ from .store_checksums import StoreChecksumContract  # noqa: E402
 from .store_reads import StoreReadContract  # noqa: E402
 from .store_revisions import StoreRevisionContract  # noqa: E402
 from .store_saves import StoreSaveContract  # noqa: E402
+from .store_tails import StoreTailContract  # noqa: E402
 
 __all__ = [
     "BAD_IDS",
@@ -100,11 +104,16 @@ class SessionStoreProtocolContract(StoreSaveContract, StoreReadContract, StoreCa
 
 
 class SessionStoreContract(
-    SessionStoreProtocolContract, StoreCapabilityContract, StoreRevisionContract, StoreChecksumContract
+    SessionStoreProtocolContract,
+    StoreCapabilityContract,
+    StoreRevisionContract,
+    StoreChecksumContract,
+    StoreTailContract,
 ):
     """The contract of a ``SessionStore``, as pytest tests: the protocol, then the optional
     capabilities it implements (``forks``, ``append``, ``load_chain``, revisions, checksums of
-    the bytes it keeps in files), the others skipped.
+    the bytes it keeps in files, ``load_tail``, ``truncate``), the others skipped; and
+    ``history.read_tail`` and ``history.truncate`` on it, forks included.
 
     Subclass it (or ``SessionStoreConformance``, which includes it) in a test module and
     override the ``store`` fixture to return a fresh, empty store.
