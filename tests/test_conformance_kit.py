@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import simulacra_session.testing as kit
-from simulacra_session import InMemorySessionStore, Message, Revision, SessionMetadata, StoredSession
+from simulacra_session import InMemorySessionStore, JsonObject, Revision, SessionMetadata, StoredSession
 from simulacra_session.protocols import AppendableSessionStore, ForkIndexedStore, SessionStore
 from simulacra_session.testing import SessionStoreConformance, raises
 from simulacra_session.testing.manager_conflicts import ManagerConflictConformance
@@ -40,7 +40,7 @@ class ProtocolOnlyStore:
         return await self._inner.load(id)
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> None:
         await self._inner.save(id, messages, metadata)
 
@@ -76,7 +76,7 @@ class StaleBlindStore(ProtocolOnlyStore):
     async def save(
         self,
         id: str,
-        messages: Sequence[Message],
+        messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None = None,
         *,
         expected: Revision | None = None,
@@ -88,7 +88,7 @@ class LateStore(ProtocolOnlyStore):
     """Saves in a thread it does not wait for once cancelled: the save lands afterwards."""
 
     async def save(
-        self, id: str, messages: Sequence[Message], metadata: Mapping[str, Any] | None = None
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
     ) -> None:
         def write() -> None:
             time.sleep(0.001)
