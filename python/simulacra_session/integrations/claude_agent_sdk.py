@@ -1,0 +1,333 @@
+"""The Claude Agent SDK's session transcripts kept in any simulacra-session store.
+
+``ClaudeAgentSessionStore(store)`` is a ``claude_agent_sdk.SessionStore``: pass it as
+``ClaudeAgentOptions(session_store=...)`` and the SDK mirrors every transcript entry into
+``store``, verbatim, one JSON object per entry, and resumes, lists, forks and deletes
+sessions from there. Every method of the protocol is implemented, the optional ones too.
+
+How keys become sessions. Each key is a session whose id is ``session_id_for_key`` of
+the JSON array ``["claude-agent-sdk", *parts]`` (distinct keys, distinct ids, whatever the
+strings hold), and whose metadata keeps ``{"integration": "claude-agent-sdk", "key": {...}}``
+with the key's parts as given. The sessions form a tree through ``parent_id``, each child
+``detached`` (it inherits no message):
+
+- a project (``project_key``) is an empty session, the root of its transcripts;
+- a main transcript (``project_key``, ``session_id``) is a child of its project, so
+  ``list_sessions`` is an index lookup (``ForkIndexedStore.forks``);
+- a subagent transcript (with a ``subpath``) is a child of its main transcript, so
+  ``list_subkeys`` is an index lookup and ``delete`` of the main one reaches them all.
+
+Stores without that index (``forks``) are listed instead. A main transcript's metadata also
+holds the SDK's running summary (``fold_session_summary``, under ``claude_summary``), so
+``list_session_summaries`` reads metadata only.
+
+Importing this module imports the SDK; without it, ``ImportError`` names the extra that
+installs it: ``pip install 'simulacra-session[claude-agent-sdk]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, cast
+
+from ._imports import require
+
+require("claude_agent_sdk", "claude-agent-sdk")  # before the imports below: a missing SDK names its extra
+
+from claude_agent_sdk import fold_session_summary  # noqa: E402
+from claude_agent_sdk.types import (  # noqa: E402
+    SessionKey,
+    SessionListSubkeysKey,
+    SessionStoreEntry,
+    SessionStoreListEntry,
+    SessionSummaryEntry,
+)
+
+from ..errors import ConflictError, InvalidSessionIdError  # noqa: E402
+from ..history import read_tail, resolve_history  # noqa: E402
+from ..ids import session_id_for_key  # noqa: E402
+from ..messages import JsonObject  # noqa: E402
+from ..models import SessionMetadata, StoredSession  # noqa: E402
+from ..protocols import AppendableSessionStore, ForkIndexedStore, SessionStore, checks_revisions  # noqa: E402
+from ..timestamps import parse_timestamp  # noqa: E402
+
+__all__ = ["INTEGRATION", "SUMMARY", "ClaudeAgentSessionStore"]
+
+#: The ``integration`` metadata key of the sessions this adapter writes.
+INTEGRATION = "claude-agent-sdk"
+#: The metadata key of a main transcript's summary: ``{"data": ..., "count": n}``, the SDK's
+#: opaque summary ``data`` as it stood when the transcript held ``n`` entries.
+SUMMARY = "claude_summary"
+
+_ATTEMPTS = 64  # conflicting writers in a row before an append gives up (each conflict is another's progress)
+_EPOCH = parse_timestamp("1970-01-01T00:00:00Z")
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def _millis(timestamp: str) -> int:
+    """A stored timestamp as Unix epoch milliseconds (the SDK's ``mtime``)."""
+    return (parse_timestamp(timestamp) - _EPOCH) // _MILLISECOND
+
+
+def _store_id(*parts: str) -> str:
+    for part in parts:
+        if type(part) is not str:
+            raise InvalidSessionIdError(part)
+    return session_id_for_key(json.dumps([INTEGRATION, *parts], ensure_ascii=False, separators=(",", ":")))
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where one key's entries live: the session's id, its parent's, and the key kept beside it."""
+
+    id: str
+    parent: str
+    key: dict[str, str]
+
+    @classmethod
+    def of(cls, key: SessionKey) -> _Place:
+        project, session = key["project_key"], key["session_id"]
+        subpath = key.get("subpath")
+        if subpath:  # the SDK's main transcripts have none (an empty one is read as none too)
+            parts = {"project_key": project, "session_id": session, "subpath": subpath}
+            return cls(_store_id(project, session, subpath), _store_id(project, session), parts)
+        return cls(
+            _store_id(project, session), _store_id(project), {"project_key": project, "session_id": session}
+        )
+
+    @property
+    def main(self) -> bool:
+        """Whether this is a main transcript (it keeps the session's summary)."""
+        return "subpath" not in self.key
+
+    def metadata(self) -> dict[str, Any]:
+        """What the session is created with: its key and its place in the tree."""
+        return {"integration": INTEGRATION, "key": self.key, "parent_id": self.parent, "detached": True}
+
+
+def _key_of(metadata: SessionMetadata) -> dict[str, Any] | None:
+    """The key a session of this adapter keeps in its metadata; ``None`` for other sessions."""
+    extra = metadata.model_extra or {}
+    key = extra.get("key")
+    return key if extra.get("integration") == INTEGRATION and isinstance(key, dict) else None
+
+
+def _summary_entry(metadata: SessionMetadata, session_id: str) -> SessionSummaryEntry | None:
+    """The summary a main transcript keeps, stamped with its ``updated_at``: one millisecond
+    before it when entries came after the summary (the SDK then reads the transcript)."""
+    kept = (metadata.model_extra or {}).get(SUMMARY)
+    if not isinstance(kept, dict) or not isinstance(kept.get("data"), dict):
+        return None
+    mtime = _millis(metadata.updated_at)
+    if kept.get("count") != metadata.message_count:
+        mtime -= 1
+    return {"session_id": session_id, "mtime": mtime, "data": kept["data"]}
+
+
+def _new_entries(
+    entries: Sequence[SessionStoreEntry], stored: Sequence[JsonObject]
+) -> builtins.list[SessionStoreEntry]:
+    """``entries`` without those whose ``uuid`` is among ``stored`` or earlier in the batch."""
+    seen = {message.get("uuid") for message in stored}
+    seen.discard(None)
+    new: builtins.list[SessionStoreEntry] = []
+    for entry in entries:
+        uuid = entry.get("uuid")
+        if isinstance(uuid, str):
+            if uuid in seen:
+                continue
+            seen.add(uuid)
+        new.append(entry)
+    return new
+
+
+class ClaudeAgentSessionStore:
+    """A Claude Agent SDK ``SessionStore`` whose transcripts live in ``store``.
+
+    ``append`` is one write per batch: an append to an ``AppendableSessionStore`` (a save of
+    the whole transcript to a store without one), made from the revision it read, and
+    retried from a fresh read when another writer came first, so concurrent appends, in
+    any number of processes, neither lose nor interleave a batch, and the summary they
+    fold stays whole. Entries with a ``uuid`` are written once: a batch retried after a
+    failure the write survived skips the entries already stored. The check reads the last
+    ``len(entries) + dedupe_window`` stored entries (all of them on a store without
+    ``append``), so a retried batch is recognized unless more than ``dedupe_window``
+    entries were appended by others in between. Entries without one are appended as given.
+
+    A key is present once it holds an entry: ``load`` gives ``None`` before, and only keys
+    holding entries are listed.
+    """
+
+    def __init__(self, store: SessionStore, *, dedupe_window: int = 100) -> None:
+        if dedupe_window < 0:
+            raise ValueError(f"dedupe_window must be 0 or more, got {dedupe_window}")
+        self._store = store
+        self._window = dedupe_window
+        self._appender = store if isinstance(store, AppendableSessionStore) else None
+        self._revisions = checks_revisions(store)
+        # a store that cannot append or check revisions: this object's appends, one at a time
+        self._serial = asyncio.Lock() if self._appender is None or not self._revisions else None
+
+    @property
+    def store(self) -> SessionStore:
+        """The simulacra-session store the transcripts live in."""
+        return self._store
+
+    @staticmethod
+    def store_id(key: SessionKey) -> str:
+        """The id of the session holding ``key``'s entries."""
+        return _Place.of(key).id
+
+    @staticmethod
+    def project_id(project_key: str) -> str:
+        """The id of the empty session whose children are ``project_key``'s main transcripts."""
+        return _store_id(project_key)
+
+    # -- the protocol ------------------------------------------------------------------
+
+    async def append(self, key: SessionKey, entries: builtins.list[SessionStoreEntry]) -> None:
+        """Add ``entries`` after the key's stored ones, skipping those whose ``uuid`` is stored."""
+        if not entries:
+            return
+        if self._serial is None:
+            await self._append(_Place.of(key), entries)
+        else:
+            async with self._serial:
+                await self._append(_Place.of(key), entries)
+
+    async def load(self, key: SessionKey) -> builtins.list[SessionStoreEntry] | None:
+        """The key's entries, deep-equal to those appended; ``None`` when it holds none."""
+        resolved = await resolve_history(self._store, _Place.of(key).id)
+        if resolved is None or not resolved.messages:
+            return None
+        return cast("list[SessionStoreEntry]", resolved.messages)
+
+    async def list_sessions(self, project_key: str) -> builtins.list[SessionStoreListEntry]:
+        """The project's main transcripts and their ``mtime`` (the session's ``updated_at``)."""
+        return [
+            {"session_id": key["session_id"], "mtime": _millis(meta.updated_at)}
+            for meta, key in await self._children(_store_id(project_key), {"project_key": project_key})
+        ]
+
+    async def list_session_summaries(self, project_key: str) -> builtins.list[SessionSummaryEntry]:
+        """The summaries the project's main transcripts keep, read from their metadata."""
+        found = []
+        for meta, key in await self._children(_store_id(project_key), {"project_key": project_key}):
+            summary = _summary_entry(meta, key["session_id"])
+            if summary is not None:
+                found.append(summary)
+        return found
+
+    async def delete(self, key: SessionKey) -> None:
+        """Remove the key's transcript; a main transcript's subagent transcripts go first."""
+        place = _Place.of(key)
+        if place.main:
+            for meta, _ in await self._children(place.id, place.key, empty=True):
+                await self._store.delete(meta.id)
+        await self._store.delete(place.id)
+
+    async def list_subkeys(self, key: SessionListSubkeysKey) -> builtins.list[str]:
+        """The subpaths holding entries under the main transcript ``key``, sorted."""
+        parts = {"project_key": key["project_key"], "session_id": key["session_id"]}
+        children = await self._children(_store_id(parts["project_key"], parts["session_id"]), parts)
+        return sorted(found["subpath"] for _, found in children)
+
+    # -- reading and writing -----------------------------------------------------------
+
+    async def _children(
+        self, parent: str, key: dict[str, str], *, empty: bool = False
+    ) -> builtins.list[tuple[SessionMetadata, dict[str, Any]]]:
+        """The sessions of this adapter one level below ``key`` (a project's main transcripts,
+        a main transcript's subagent transcripts) with their keys; those holding no entry only
+        when ``empty``. Found through the fork index, else among every session."""
+        found = await self._store.forks(parent) if isinstance(self._store, ForkIndexedStore) else None
+        if found is None:
+            found = [meta for meta in await self._store.list() if meta.parent_id == parent]
+        depth = len(key) + 1
+        children = []
+        for meta in found:
+            child = _key_of(meta)
+            if (
+                child is not None
+                and len(child) == depth
+                and all(child.get(name) == value for name, value in key.items())
+                and (empty or meta.message_count > 0)
+            ):
+                children.append((meta, child))
+        return children
+
+    async def _append(self, place: _Place, entries: Sequence[SessionStoreEntry]) -> None:
+        dedupe = any(isinstance(entry.get("uuid"), str) for entry in entries)
+        if self._appender is not None and not dedupe and not place.main:  # nothing to check or fold
+            await self._appender.append(place.id, entries, place.metadata())
+            return
+        for attempt in range(_ATTEMPTS):
+            stored = await self._read(place.id, len(entries) + self._window if dedupe else 0)
+            if stored is None:
+                if await self._create(place, entries):
+                    return
+                continue
+            new = _new_entries(entries, stored.messages)
+            if not new:
+                return
+            try:
+                await self._commit(stored, new, self._metadata(place, stored, new))
+                return
+            except ConflictError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+
+    async def _read(self, id: str, count: int) -> StoredSession | None:
+        """The session's metadata and the entries to check a batch against: its last ``count``
+        when the store appends, else all of them (the save rewrites them)."""
+        if self._appender is not None:
+            return await read_tail(self._store, id, count)
+        resolved = await resolve_history(self._store, id)
+        return None if resolved is None else replace(resolved.stored, messages=resolved.messages)
+
+    async def _create(self, place: _Place, entries: Sequence[SessionStoreEntry]) -> bool:
+        """Create the session under its project (created too when new). Empty, by an append
+        of nothing, which never removes what a racing writer stored: ``False``, the batch
+        is still to write. A store without ``append`` is given the batch by the save that
+        creates the session: ``True``, written."""
+        if place.main and await self._store.load(place.parent) is None:
+            key = {"project_key": place.key["project_key"]}
+            await self._store.save(place.parent, [], {"integration": INTEGRATION, "key": key})
+        if self._appender is not None:
+            await self._appender.append(place.id, [], place.metadata())
+            return False
+        new = _new_entries(entries, [])
+        await self._store.save(place.id, new, self._metadata(place, None, new))
+        return True
+
+    def _metadata(
+        self, place: _Place, stored: StoredSession | None, new: Sequence[SessionStoreEntry]
+    ) -> dict[str, Any]:
+        """The metadata an append of ``new`` writes: the key and place (for a session it
+        creates), and a main transcript's summary with ``new`` folded in."""
+        metadata = place.metadata() if stored is None else {}
+        if place.main:
+            kept = {} if stored is None else (stored.metadata.model_extra or {}).get(SUMMARY, {})
+            previous: SessionSummaryEntry | None = None
+            if isinstance(kept, dict) and isinstance(kept.get("data"), dict):
+                previous = {"session_id": place.key["session_id"], "mtime": 0, "data": kept["data"]}
+            folded = fold_session_summary(previous, cast(SessionKey, place.key), list(new))
+            count = (0 if stored is None else stored.metadata.message_count) + len(new)
+            metadata[SUMMARY] = {"data": folded["data"], "count": count}
+        return metadata
+
+    async def _commit(
+        self, stored: StoredSession, new: Sequence[JsonObject], metadata: dict[str, Any]
+    ) -> None:
+        """Append ``new`` to the session ``stored`` was read as (save it with them, on a store
+        without ``append``), refused with ``ConflictError`` when another writer came first."""
+        options = {"expected": stored.revision} if self._revisions else {}
+        if self._appender is not None:
+            await self._appender.append(stored.metadata.id, new, metadata, **options)
+        else:
+            await self._store.save(stored.metadata.id, [*stored.messages, *new], metadata, **options)

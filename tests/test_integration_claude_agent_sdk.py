@@ -1,0 +1,530 @@
+"""ClaudeAgentSessionStore: the Claude Agent SDK's SessionStore over every bundled store.
+
+The SDK's own conformance kit with every optional method, over memory, file (jsonl, json),
+SQLite, PostgreSQL, MariaDB, an adapter store (no append) and a store with the four
+required methods only; keys of any shape; retried batches (the SDK's own mirror retrying
+a failed append) written once; delete and subkeys through the fork index; the SDK's store
+helpers giving over it what they give over the SDK's InMemorySessionStore. Steps open the
+store afresh, as a restarted process would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import pytest
+from claude_agent_sdk import InMemorySessionStore as SdkMemoryStore
+from claude_agent_sdk import (
+    SessionKey,
+    delete_session_via_store,
+    fold_session_summary,
+    fork_session_via_store,
+    get_session_info_from_store,
+    get_session_messages_from_store,
+    get_subagent_messages_from_store,
+    list_sessions_from_store,
+    list_subagents_from_store,
+    project_key_for_directory,
+    rename_session_via_store,
+    tag_session_via_store,
+)
+from claude_agent_sdk import SessionStore as SdkSessionStore
+from claude_agent_sdk._internal.transcript_mirror_batcher import TranscriptMirrorBatcher
+from claude_agent_sdk.testing import run_session_store_conformance
+from claude_agent_sdk.types import SessionStoreEntry
+
+from session_samples import server_url, sql_table
+from simulacra_session import (
+    AdapterSessionStore,
+    FileSessionStore,
+    InMemorySessionStore,
+    InvalidSessionIdError,
+    JsonObject,
+    Revision,
+    SessionMetadata,
+    SessionStore,
+    StoredSession,
+)
+from simulacra_session.history import resolve_history
+from simulacra_session.ids import validate_session_id
+from simulacra_session.integrations.claude_agent_sdk import INTEGRATION, SUMMARY, ClaudeAgentSessionStore
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+
+from adapter_sqlite3 import Sqlite3Adapter  # the README's example adapter: a store without append
+
+STORES = ["memory", "jsonl", "json", "sqlite", "postgres", "mysql", "adapter", "plain"]
+KEY: SessionKey = {"project_key": "-home-me-project", "session_id": "3f0c1d2e-4b5a-6978-8a9b-0c1d2e3f4a5b"}
+
+
+def entry(text: str, **extra: Any) -> SessionStoreEntry:
+    """A transcript line with a ``uuid``, as most lines the CLI writes carry."""
+    return cast(SessionStoreEntry, {"type": "user", "uuid": str(uuid.uuid4()), "text": text, **extra})
+
+
+def marker(text: str) -> SessionStoreEntry:
+    """A transcript line without a ``uuid`` (a title, a tag, a mode marker)."""
+    return cast(SessionStoreEntry, {"type": "custom-title", "customTitle": text})
+
+
+class PlainStore:
+    """A store with the four methods ``SessionStore`` requires and nothing more (no append,
+    no fork index, no revisions), over a real in-memory store: how a user's own store looks."""
+
+    def __init__(self) -> None:
+        self._inner = InMemorySessionStore()
+
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> list[SessionMetadata]:
+        return await self._inner.list(limit=limit, offset=offset)
+
+    async def load(self, id: str) -> StoredSession | None:
+        return await self._inner.load(id)
+
+    async def save(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> Revision | None:
+        return await self._inner.save(id, messages, metadata)
+
+    async def delete(self, id: str) -> bool:
+        return await self._inner.delete(id)
+
+
+class Backing:
+    """Store objects of one kind: ``fresh()`` over new, empty storage; ``reopen()`` a new
+    object over the storage ``fresh()`` last made, as a restarted process opens it."""
+
+    def __init__(self, kind: str, tmp_path: Path, stack: ExitStack) -> None:
+        self.kind = kind
+        self._tmp = tmp_path
+        self._stack = stack
+        self._made = 0
+        self._memory: SessionStore | None = None  # memory and plain: one object is the storage
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._url = server_url(kind) if kind in ("postgres", "mysql") else ""
+
+    @property
+    def shares_one_object(self) -> bool:
+        """Whether writers share one store object: an in-memory store is its storage, and an
+        adapter store checks revisions within its object only."""
+        return self.kind in ("memory", "plain", "adapter")
+
+    async def fresh(self) -> SessionStore:
+        self._made += 1
+        self._memory = None
+        if self.kind in ("postgres", "mysql"):  # a table of its own, dropped at the end
+            self._table_url = self._stack.enter_context(sql_table(self._url))
+        return await self.reopen()
+
+    async def reopen(self) -> SessionStore:
+        name = f"s{self._made}"
+        if self.kind == "memory":
+            self._memory = self._memory or InMemorySessionStore()
+            return self._memory
+        if self.kind == "plain":
+            self._memory = self._memory or PlainStore()
+            return self._memory
+        if self.kind in ("jsonl", "json"):
+            return FileSessionStore(self._tmp / name, format=cast(Literal["jsonl", "json"], self.kind))
+        if self.kind == "adapter":
+            adapter = Sqlite3Adapter(str(self._tmp / f"{name}.rows.db"))
+
+            async def close_adapter() -> None:
+                adapter.db.close()
+
+            self._closers.append(close_adapter)
+            return AdapterSessionStore(adapter)
+        import sqlalchemy as sa
+
+        from simulacra_session.stores.sql import SqlSessionStore
+
+        if self.kind == "sqlite":
+            store = SqlSessionStore(f"sqlite:///{self._tmp / name}.db")
+        else:
+            url = sa.make_url(self._table_url)
+            table = url.query["table"]
+            assert isinstance(table, str)
+            store = SqlSessionStore(url.difference_update_query(["table"]), table=table)
+        self._closers.append(store.close)
+        return store
+
+    async def close(self) -> None:
+        for close in self._closers:
+            await close()
+
+
+@pytest.fixture(params=STORES)
+async def backing(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backing]:
+    with ExitStack() as stack:
+        found = Backing(request.param, tmp_path, stack)
+        try:
+            yield found
+        finally:
+            await found.close()
+
+
+async def claude(backing: Backing) -> ClaudeAgentSessionStore:
+    """The adapter over the storage's store, opened afresh."""
+    return ClaudeAgentSessionStore(await backing.reopen())
+
+
+async def test_the_sdk_conformance_kit_passes_with_every_optional_method(backing: Backing) -> None:
+    for method in ("list_sessions", "list_session_summaries", "delete", "list_subkeys"):
+        assert method in vars(ClaudeAgentSessionStore)  # the kit runs a method's contracts when defined
+
+    async def fresh() -> SdkSessionStore:
+        return ClaudeAgentSessionStore(await backing.fresh())
+
+    await run_session_store_conformance(fresh, skip_optional=frozenset())
+
+
+NASTY = [
+    ("proj", "sess", None),
+    ("a/b", "c", None),
+    ("a", "b/c", None),
+    ("a", "b", "c"),
+    ("a/b", "c", "d"),
+    ("a", "b/c", "d"),
+    ("a", "b", "c/d"),
+    ("p", "s", "subagents/agent-1"),
+    ("p", "s", "subagents/agent-1/../../x"),
+    ("", "", None),
+    ("", "s", "subagents/x"),
+    ("ünïcødé ✓", "日本語/セッション", "subagents/🤖 agent"),
+    ("x" * 3000, "y" * 300, "z" * 1000),
+    ("x" * 3000, "y" * 299 + "z", None),
+    ("proj", "valid-session-id", None),  # a valid id as it is: still a key of its own
+    ("proj", "looks.k0123456789abcdef0123456789abcdef", None),  # as the ids made from keys end
+    ('","', '"]', None),
+    ('["claude-agent-sdk"', "x", None),
+    ("proj", "..", "."),
+    ("proj", " spaces \t and\nnewlines ", "tab\there"),
+]
+
+
+def key_of(project: str, session: str, subpath: str | None) -> SessionKey:
+    key: SessionKey = {"project_key": project, "session_id": session}
+    if subpath is not None:
+        key["subpath"] = subpath
+    return key
+
+
+async def test_any_keys_are_sessions_of_their_own_and_come_back_as_given(backing: Backing) -> None:
+    keys = [key_of(*parts) for parts in NASTY]
+    ids = [ClaudeAgentSessionStore.store_id(key) for key in keys]
+    assert len(set(ids)) == len(keys)
+    assert all(validate_session_id(id) == id for id in ids)
+    projects = {key["project_key"] for key in keys}
+    assert not {ClaudeAgentSessionStore.project_id(project) for project in projects} & set(ids)
+    await backing.fresh()
+    for n, key in enumerate(keys):  # each in a store opened afresh
+        await (await claude(backing)).append(key, [entry(f"n{n}", n=n)])
+    store = await claude(backing)
+    for n, key in enumerate(keys):
+        loaded = await store.load(key)
+        assert loaded is not None
+        assert [line["n"] for line in loaded] == [n]  # type: ignore[typeddict-item]
+    for project in projects:
+        mains = sorted(
+            key["session_id"] for key in keys if key["project_key"] == project and "subpath" not in key
+        )
+        assert sorted(found["session_id"] for found in await store.list_sessions(project)) == mains
+        sessions = {key["session_id"] for key in keys if key["project_key"] == project}
+        for session in sessions:
+            subpaths = [
+                key["subpath"]
+                for key in keys
+                if (key["project_key"], key["session_id"]) == (project, session) and "subpath" in key
+            ]
+            parent = {"project_key": project, "session_id": session}
+            assert await store.list_subkeys(parent) == sorted(subpaths)  # type: ignore[arg-type]
+    stored = await store.store.load(ids[11])
+    assert stored is not None
+    meta = stored.metadata.to_json_dict()
+    assert (meta["integration"], meta["key"]) == (INTEGRATION, dict(keys[11]))
+
+
+async def test_sessions_form_a_tree_of_detached_children(backing: Backing) -> None:
+    store = ClaudeAgentSessionStore(await backing.fresh())
+    sub: SessionKey = {**KEY, "subpath": "subagents/agent-1"}
+    await store.append(KEY, [entry("main")])
+    await store.append(sub, [entry("sub")])
+    project, main, child = [
+        await store.store.load(id)
+        for id in (store.project_id(KEY["project_key"]), store.store_id(KEY), store.store_id(sub))
+    ]
+    assert project is not None
+    assert main is not None
+    assert child is not None
+    assert (project.messages, project.metadata.parent_id) == ([], None)
+    assert project.metadata.to_json_dict()["key"] == {"project_key": KEY["project_key"]}
+    assert (main.metadata.parent_id, main.metadata.detached) == (project.metadata.id, True)
+    assert (child.metadata.parent_id, child.metadata.detached) == (main.metadata.id, True)
+    resolved = await resolve_history(store.store, child.metadata.id)
+    assert resolved is not None
+    assert (resolved.inherited, resolved.messages) == (0, child.messages)
+
+
+async def test_a_retried_batch_is_stored_once_entries_without_uuid_as_given(backing: Backing) -> None:
+    await backing.fresh()
+    a, b, c, d = (entry(text) for text in "abcd")
+    batch = [a, marker("title"), b]
+    await (await claude(backing)).append(KEY, batch)
+    await (await claude(backing)).append(KEY, batch)  # retried after a restart
+    await (await claude(backing)).append(KEY, [b, c, c])  # overlapping a stored batch, repeating itself
+    await (await claude(backing)).append(KEY, [a, b])  # nothing new: nothing written
+    store = await claude(backing)
+    assert await store.load(KEY) == [a, marker("title"), b, marker("title"), c]
+    for _ in range(5):  # others append, fewer than dedupe_window entries: still recognized
+        await store.append(KEY, [entry("other")])
+    await store.append(KEY, [c, d])
+    loaded = await store.load(KEY)
+    assert loaded is not None
+    assert (loaded[-1], loaded.count(c)) == (d, 1)
+
+
+async def test_concurrent_writers_neither_lose_duplicate_nor_interleave_batches(backing: Backing) -> None:
+    first = await backing.fresh()
+    writers = [
+        ClaudeAgentSessionStore(first if backing.shares_one_object else await backing.reopen())
+        for _ in range(4)
+    ]
+    batches = [[entry(f"{w}.{n}") for n in range(3)] for w in range(4)]
+    # every batch twice at once, by its writer and another one: a retry racing the first try
+    await asyncio.gather(
+        *(writer.append(KEY, batch) for writer, batch in zip(writers, batches, strict=True)),
+        *(
+            writer.append(KEY, batch)
+            for writer, batch in zip(writers[1:] + writers[:1], batches, strict=True)
+        ),
+    )
+    loaded = await (await claude(backing)).load(KEY)
+    assert loaded is not None
+    assert len(loaded) == 12
+    runs = [loaded[start : start + 3] for start in range(0, 12, 3)]
+    assert sorted(runs, key=lambda run: str(run[0]["text"])) == batches  # type: ignore[typeddict-item]
+    summaries = await (await claude(backing)).list_session_summaries(KEY["project_key"])
+    assert [summary["session_id"] for summary in summaries] == [KEY["session_id"]]
+
+
+class ReplyLost(InMemorySessionStore):
+    """A real in-memory store whose first append of entries lands, then fails, as a
+    connection lost before the database's reply would."""
+
+    lost = 0
+
+    async def append(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Any = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        revision = await super().append(id, messages, metadata, expected=expected)
+        if messages and not self.lost:
+            self.lost += 1
+            raise ConnectionError("the reply was lost")
+        return revision
+
+
+async def test_the_sdk_mirror_retrying_a_landed_batch_stores_it_once(tmp_path: Path) -> None:
+    lossy = ReplyLost()
+    store = ClaudeAgentSessionStore(lossy)
+    errors: list[str] = []
+
+    async def on_error(key: SessionKey | None, error: str) -> None:
+        errors.append(error)
+
+    mirror = TranscriptMirrorBatcher(store=store, projects_dir=str(tmp_path), on_error=on_error)
+    lines = [entry("hello"), marker("a title"), entry("hi")]
+    mirror.enqueue(str(tmp_path / KEY["project_key"] / f"{KEY['session_id']}.jsonl"), lines)
+    await mirror.flush()
+    assert (errors, lossy.lost) == ([], 1)  # the SDK retried after the failure, and it worked
+    # the entries with a uuid once; the marker, which has none, as often as it came (the SDK's rule)
+    assert await store.load(KEY) == [*lines, marker("a title")]
+
+
+async def test_delete_cascades_and_listing_uses_the_fork_index(backing: Backing) -> None:
+    store = ClaudeAgentSessionStore(await backing.fresh())
+    sub1: SessionKey = {**KEY, "subpath": "subagents/agent-1"}
+    sub2: SessionKey = {**KEY, "subpath": "subagents/nested/agent-2"}
+    other: SessionKey = {**KEY, "session_id": "other"}
+    other_sub: SessionKey = {**other, "subpath": "subagents/agent-1"}
+    elsewhere: SessionKey = {**KEY, "project_key": "elsewhere"}
+    entry_x = entry("x")
+    for key in (KEY, sub1, sub2, other, other_sub, elsewhere):
+        await store.append(key, [entry_x])
+    before = {meta.id for meta in await store.store.list()}
+    store = await claude(backing)
+    assert await store.list_subkeys(KEY) == ["subagents/agent-1", "subagents/nested/agent-2"]
+    await store.delete(sub1)
+    assert await store.list_subkeys(KEY) == ["subagents/nested/agent-2"]
+    await store.delete(KEY)
+    gone = {store.store_id(key) for key in (KEY, sub1, sub2)}
+    assert {meta.id for meta in await store.store.list()} == before - gone
+    assert [found["session_id"] for found in await store.list_sessions(KEY["project_key"])] == ["other"]
+    assert await store.list_subkeys(other) == ["subagents/agent-1"]
+    assert await store.load(elsewhere) == [entry_x] == await store.load(other_sub)
+    await store.delete(KEY)  # deleting what is gone is no error
+
+
+class Unlisted(FileSessionStore):
+    """A real file store that fails if anyone lists all its sessions."""
+
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> list[SessionMetadata]:
+        raise AssertionError("listed every session instead of asking the fork index")
+
+
+async def test_lookups_ask_the_fork_index_not_the_whole_store(tmp_path: Path) -> None:
+    store = ClaudeAgentSessionStore(Unlisted(tmp_path))
+    sub: SessionKey = {**KEY, "subpath": "subagents/agent-1"}
+    for key in (KEY, sub):
+        await store.append(key, [entry("x")])
+    assert [found["session_id"] for found in await store.list_sessions(KEY["project_key"])] == [
+        KEY["session_id"]
+    ]
+    assert len(await store.list_session_summaries(KEY["project_key"])) == 1
+    assert await store.list_subkeys(KEY) == ["subagents/agent-1"]
+    await store.delete(KEY)
+    assert await store.load(sub) is None
+
+
+async def test_summaries_are_the_sdk_fold_and_go_stale_when_entries_bypass_it() -> None:
+    store = ClaudeAgentSessionStore(InMemorySessionStore())
+    batches = [
+        [entry("first", timestamp="2026-01-01T00:00:00.000Z", cwd="/w", message={"content": "Fix the bug"})],
+        [marker("A title"), entry("more", gitBranch="main")],
+    ]
+    expected = None
+    for batch in batches:
+        await store.append(KEY, batch)
+        expected = fold_session_summary(expected, KEY, batch)
+    assert expected is not None
+    (summary,) = await store.list_session_summaries(KEY["project_key"])
+    (listed,) = await store.list_sessions(KEY["project_key"])
+    assert (summary["data"], summary["mtime"]) == (expected["data"], listed["mtime"])
+    inner = store.store
+    assert isinstance(inner, InMemorySessionStore)
+    await inner.append(store.store_id(KEY), [{"type": "user", "uuid": "u", "customTitle": "bypass"}])
+    (summary,) = await store.list_session_summaries(KEY["project_key"])
+    (listed,) = await store.list_sessions(KEY["project_key"])
+    assert summary["mtime"] < listed["mtime"]  # stale: the SDK reads the transcript instead
+    stored = await store.store.load(store.store_id(KEY))
+    assert stored is not None
+    assert stored.metadata.to_json_dict()[SUMMARY]["count"] == 3
+
+
+def transcript(session: str, cwd: str) -> list[SessionStoreEntry]:
+    """One turn of a transcript as the CLI writes it: prompt and answer, chained by uuid."""
+    question = str(uuid.uuid4())
+    common = {"sessionId": session, "cwd": cwd, "isSidechain": False, "timestamp": "2026-01-01T00:00:00.000Z"}
+    lines: list[dict[str, Any]] = [
+        {
+            "type": "user",
+            "uuid": question,
+            "parentUuid": None,
+            "message": {"role": "user", "content": "2 + 2?"},
+        },
+        {
+            "type": "assistant",
+            "uuid": str(uuid.uuid4()),
+            "parentUuid": question,
+            "message": {"role": "assistant", "content": [{"type": "text", "text": "4"}]},
+        },
+    ]
+    return [cast(SessionStoreEntry, {**common, **line}) for line in lines]
+
+
+async def sdk_view(store: Callable[[], Awaitable[SdkSessionStore]], cwd: str) -> list[Any]:
+    """What the SDK's store helpers make of a session written, renamed, tagged, forked and
+    deleted through ``store`` (a fresh object each step); times and new ids left out."""
+    session = "0b5e6c7d-8e9f-4a0b-9c1d-2e3f4a5b6c7d"
+    key: SessionKey = {"project_key": project_key_for_directory(cwd), "session_id": session}
+    await (await store()).append(key, transcript(session, cwd))
+    sidechain = cast(
+        SessionStoreEntry, {**transcript(session, cwd)[0], "isSidechain": True, "agentId": "helper"}
+    )
+    await (await store()).append({**key, "subpath": "subagents/agent-helper"}, [sidechain])
+    await rename_session_via_store(await store(), session, "Sums", directory=cwd)
+    await tag_session_via_store(await store(), session, "math", directory=cwd)
+    fork = await fork_session_via_store(await store(), session, directory=cwd)
+    seen: list[Any] = []
+    for info in await list_sessions_from_store(await store(), directory=cwd):
+        seen.append(
+            (info.session_id == session, info.summary, info.custom_title, info.tag, info.first_prompt)
+        )
+    found = await get_session_info_from_store(await store(), session, directory=cwd)
+    seen.append(None if found is None else (found.summary, found.tag, found.cwd, found.created_at))
+    seen.append(
+        [m.message for m in await get_session_messages_from_store(await store(), session, directory=cwd)]
+    )
+    seen.append(await list_subagents_from_store(await store(), session, directory=cwd))
+    helper = await get_subagent_messages_from_store(await store(), session, "helper", directory=cwd)
+    seen.append([m.message for m in helper])
+    await delete_session_via_store(await store(), session, directory=cwd)
+    seen.append(
+        [
+            info.session_id == fork.session_id
+            for info in await list_sessions_from_store(await store(), directory=cwd)
+        ]
+    )
+    seen.append(await list_subagents_from_store(await store(), session, directory=cwd))
+    return seen
+
+
+async def test_the_sdk_store_helpers_see_what_they_see_over_the_sdk_memory_store(backing: Backing) -> None:
+    reference = SdkMemoryStore()
+
+    async def sdk_store() -> SdkSessionStore:
+        return reference
+
+    async def ours() -> SdkSessionStore:
+        return await claude(backing)
+
+    expected = await sdk_view(sdk_store, "/work/project")
+    await backing.fresh()
+    assert await sdk_view(ours, "/work/project") == expected
+    assert expected[-2:] == [[True], []]  # the fork is left; the subagent went with its session
+
+
+async def test_bad_arguments_name_the_value_at_fault() -> None:
+    with pytest.raises(ValueError, match="dedupe_window must be 0 or more, got -1"):
+        ClaudeAgentSessionStore(InMemorySessionStore(), dedupe_window=-1)
+    bad = cast(SessionKey, {"project_key": 7, "session_id": "s"})
+    with pytest.raises(InvalidSessionIdError, match="invalid session id 7"):
+        await ClaudeAgentSessionStore(InMemorySessionStore()).load(bad)
+
+
+def test_a_missing_sdk_names_the_extra_to_install() -> None:
+    blocked = (
+        "import sys; sys.modules['claude_agent_sdk'] = None\n"
+        "import simulacra_session.integrations\n"  # the package itself needs no framework
+        "from simulacra_session.integrations.claude_agent_sdk import ClaudeAgentSessionStore\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=False)
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines()[-1] == (
+        "ImportError: claude_agent_sdk is not installed: pip install 'simulacra-session[claude-agent-sdk]'"
+    )
+
+
+def test_example_runs_and_continues_after_a_restart(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "claude_agent_sdk_example.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runs = [
+        subprocess.run(
+            [sys.executable, example], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].stdout.splitlines()[0] == "2 messages; last: '4'"
+    assert runs[1].stdout.splitlines()[0] == "4 messages; last: '4'"  # the turn stored before, and this one
+    assert runs[1].stdout.splitlines()[-1] == "1 session(s) after deleting the fork"
