@@ -38,8 +38,8 @@ from ...models import (
     metadata_from_stored,
 )
 from .._cancellation import finish
-from .._codec import check_save_args, page
-from . import journal, restore
+from .._codec import check_count, check_save_args, page
+from . import journal, restore, tail
 from .appends import append_locked, append_now, revision_of
 from .commit import GroupCommit
 from .document import decode_document
@@ -310,6 +310,20 @@ class FileSessionStore:
         """
         validate_session_id(id)
         return await asyncio.to_thread(self._load_sync, id)
+
+    async def load_tail(self, id: str, count: int, *, end: int | None = None) -> StoredSession | None:
+        """The metadata and own messages ``[max(0, end - count), end)`` (``TailReadingStore``).
+
+        A journal is read from its end, and every byte from the first message returned to the
+        last record checked as ``load`` checks it: the cost depends on ``count`` and on what
+        follows ``end``, not on the session's length (``stores/file/tail.py``; what does not
+        verify there, or a version 1 journal, is loaded whole instead). A ``.json`` document
+        is read once and parsed whole: the original library's format has no records.
+        """
+        validate_session_id(id)
+        check_count("count", count)
+        check_count("end", end)
+        return await asyncio.to_thread(tail.load_tail_sync, self, id, count, end)
 
     async def save(
         self,

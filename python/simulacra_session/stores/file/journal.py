@@ -35,7 +35,7 @@ from ...messages import JsonObject
 from ...models import auto_saved_metadata, merge_metadata, metadata_from_stored
 from .._codec import encode_messages, encode_metadata
 from .files import naming, pwrite_all
-from .records import COMMIT_PREFIX, batch_seal, checksum, seal, verified
+from .records import COMMIT_PREFIX, SEAL_PREFIX, batch_seal, checksum, seal, sealed, verified
 
 __all__ = [
     "FORMAT_NAME",
@@ -92,15 +92,22 @@ def encode_full(metadata: bytes, lines: list[bytes]) -> tuple[bytes, int, int]:
     header = seal(b'["%b",%d,%b,' % (FORMAT_NAME.encode(), FORMAT_VERSION, metadata))
     if not lines:
         return header, 0, len(header)
-    batch = b"\n".join(lines) + b"\n"
-    commit = _commit(metadata, batch, checksum(header[:-1]) or 0)
-    return header + batch + commit, len(header), len(commit)
+    joined = b"\n".join(lines) + b"\n"
+    batch, commit = _committed(metadata, joined, checksum(header[:-1]) or 0)
+    return header + batch + commit, len(header) + len(batch) - len(joined), len(commit)
 
 
-def _commit(metadata: bytes, batch: bytes, seed: int) -> bytes:
+def _commit(metadata: bytes, batch: bytes | memoryview, seed: int) -> bytes:
     """The commit record of ``metadata`` after the message lines ``batch``, which follow a record
     whose checksum is ``seed``."""
     return seal(b'["metadata",%b,"%b",' % (metadata, batch_seal(batch, seed)))
+
+
+def _committed(metadata: bytes, batch: bytes, seed: int) -> tuple[bytes, bytes]:
+    """The message lines ``batch`` (sealed, when long: ``records.sealed``) after a record whose
+    checksum is ``seed``, and the commit record of ``metadata`` that follows them."""
+    written, last, seed = sealed(batch, seed)
+    return written, _commit(metadata, memoryview(written)[last:], seed)
 
 
 def _commit_record(line: bytes, version: int) -> dict[str, Any] | None:
@@ -181,6 +188,9 @@ def parse_journal(data: bytes, path: str) -> Journal:
     superseded += body  # the header's metadata, when a commit record followed it
     messages = [m[1] if isinstance(m, list) and len(m) == 2 and m[0] == "message" else m for m in parsed]
     count = metadata.get("message_count")
+    if version > 1 and type(count) is int and count < len(messages):  # truncation records
+        messages, removed = _replay(data, body, end, messages, path)
+        superseded += removed
     torn = len(data) - end
     if count != len(messages):  # in version 2: the header of a file whose first commit does not verify
         problem = f"corrupt session file {path}: {len(messages)} messages, metadata says {count!r}"
@@ -195,6 +205,36 @@ def parse_journal(data: bytes, path: str) -> Journal:
         _log.warning("%s", problem)
         damage = CorruptSessionError(problem, path=path, offset=end)
     return Journal(metadata, messages, end, torn, superseded, end - start, version, damage)
+
+
+def _replay(data: bytes, body: int, end: int, lines: list[Any], path: str) -> tuple[list[Any], int]:
+    """The messages of the journal ``data`` whose records up to ``end`` removed some of its
+    message ``lines`` (those from ``body`` on, parsed), and the bytes of the lines removed.
+
+    A commit record that commits no line, directly after another state record (the header or
+    a commit record), keeps the first ``message_count`` of the messages before it: a
+    truncation record (an append of metadata alone keeps them all).
+    """
+    live: list[tuple[int, int]] = []  # index into ``lines`` and size of each message kept
+    line = removed = committed = 0  # lines so far, bytes removed, lines since the last state record
+    position = body
+    while position < end:
+        record = data.find(b"\n" + _COMMIT_PREFIX, position - 1) + 1
+        sizes = [len(text) + 1 for text in data[position:record].split(b"\n")[:-1]]
+        live += zip(range(line, line + len(sizes)), sizes, strict=True)
+        line, committed = line + len(sizes), committed + len(sizes)
+        position = data.find(b"\n", record) + 1
+        if data.startswith(SEAL_PREFIX, record):
+            continue
+        if not committed:
+            kept = (_commit_record(data[record : position - 1], FORMAT_VERSION) or {}).get("message_count")
+            if type(kept) is not int or not 0 <= kept <= len(live):
+                problem = f"corrupt session file {path}: a record keeps {kept!r} of {len(live)} messages"
+                raise CorruptSessionError(problem, path=path, offset=record)
+            removed += sum(size for _, size in live[kept:])
+            del live[kept:]
+        committed = 0
+    return [lines[index] for index, _ in live], removed
 
 
 def _joined_lines(lines: bytes, path: str) -> tuple[list[Any], int]:
@@ -247,8 +287,7 @@ def encode_append(state: JournalState, messages: Sequence[JsonObject], meta_json
     """The bytes appending ``messages`` and a commit record of ``meta_json`` to the journal
     ``state`` describes, and the commit record's size (newline included)."""
     lines = message_lines(messages, state.count)
-    batch = b"\n".join(lines) + b"\n" if lines else b""
-    commit = _commit(meta_json, batch, state.checksum)
+    batch, commit = _committed(meta_json, b"\n".join(lines) + b"\n" if lines else b"", state.checksum)
     return batch + commit, len(commit)
 
 

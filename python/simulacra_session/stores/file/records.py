@@ -8,6 +8,11 @@ that record's checksum: ``["metadata",{...},"bbbbbbbb","cccccccc"]``. So a commi
 vouches for itself alone (``list()`` checks the one it reads from a journal's end), and
 through the chain of seeds for every byte before it (``load`` checks them all, in order).
 
+A seal record, ``["metadata",null,"bbbbbbbb","cccccccc"]``, checksums and chains the lines before
+it like a commit record but commits nothing: a write puts one after each ``SEAL_EVERY`` bytes
+of message lines, so a tail read (``tail``) checks the lines it returns against the chain
+without reading the rest of a long batch.
+
 CRC-32 (zlib's, the IEEE polynomial) rather than CRC-32C: it is in the standard library, so
 both backends compute it alike with no dependency, at gigabytes per second over bytes the
 event loop has already built; and it detects what matters as CRC-32C does: every error
@@ -19,9 +24,21 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["COMMIT_PREFIX", "batch_seal", "checksum", "seal", "verified"]
+__all__ = [
+    "COMMIT_PREFIX",
+    "SEAL_EVERY",
+    "SEAL_PREFIX",
+    "batch_seal",
+    "checksum",
+    "seal",
+    "sealed",
+    "verified",
+]
 
 COMMIT_PREFIX = b'["metadata",'
+SEAL_PREFIX = COMMIT_PREFIX + b"null,"
+#: The bytes of message lines a write puts between two records at most (a longer line aside).
+SEAL_EVERY = 64 * 1024
 _SEALED = 11  # the bytes of a record's line after what its checksum covers: "cccccccc"]
 _QUOTE = 0x22
 
@@ -35,6 +52,26 @@ def batch_seal(batch: bytes | memoryview, seed: int) -> bytes:
     """The checksum of the message lines ``batch`` as a commit record holds it, after a record
     whose checksum is ``seed``."""
     return b"%08x" % zlib.crc32(batch, seed)
+
+
+def sealed(batch: bytes, seed: int) -> tuple[bytes, int, int]:
+    """The message lines ``batch``, after a record whose checksum is ``seed``, with a seal record
+    after the line that crosses each ``SEAL_EVERY`` bytes (never after the last line): the
+    bytes, where the lines the next record commits start in them, and the seed it chains on."""
+    if len(batch) <= SEAL_EVERY:
+        return batch, 0, seed
+    view = memoryview(batch)
+    parts: list[bytes | memoryview] = []
+    position = 0
+    while len(batch) - position > SEAL_EVERY:
+        cut = batch.find(b"\n", position + SEAL_EVERY - 1) + 1
+        if cut in (0, len(batch)):
+            break
+        record = seal(SEAL_PREFIX + b'"%b",' % batch_seal(view[position:cut], seed))
+        parts += [view[position:cut], record]
+        seed, position = zlib.crc32(record[: -_SEALED - 1]), cut
+    written = b"".join(parts)
+    return written + batch[position:], len(written), seed
 
 
 def checksum(line: bytes) -> int | None:
@@ -57,11 +94,12 @@ def _commit_checksum(line: bytes, batch: memoryview, seed: int) -> int | None:
 
 
 def verified(data: bytes, first: int, seed: int) -> tuple[int, int]:
-    """The start and end of the last record of ``data`` that verifies, with every record and
-    message line before it: ``(0, first)`` when that is the header (which ends at ``first``
-    with checksum ``seed``). Records are looked at in order from the header; the first that
-    does not verify (a commit record, or the lines before it, damaged; or a line where one
-    was expected that is no commit record) ends the search, whatever follows."""
+    """The start and end of the last state record (the header or a commit record, not a seal)
+    of ``data`` that verifies, with every record and message line before it: ``(0, first)``
+    when that is the header (which ends at ``first`` with checksum ``seed``). Records are
+    looked at in order from the header; the first that does not verify (a record, or the
+    lines before it, damaged; or a line where one was expected that is no record) ends the
+    search, whatever follows."""
     view = memoryview(data)
     last = (0, first)
     position = first
@@ -76,4 +114,6 @@ def verified(data: bytes, first: int, seed: int) -> tuple[int, int]:
         checked = _commit_checksum(data[start : end - 1], view[position:start], seed)
         if checked is None:
             return last
-        seed, last, position = checked, (start, end), end
+        if not data.startswith(SEAL_PREFIX, start):
+            last = (start, end)
+        seed, position = checked, end

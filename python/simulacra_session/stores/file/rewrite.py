@@ -10,6 +10,7 @@ from ..._backend import atomic_write
 from ...errors import CorruptSessionError
 from ...messages import JsonObject
 from ...models import Revision, StoredSession, check_revision, merge_metadata, metadata_from_stored
+from .._codec import check_truncation
 from .files import keep_copy, set_aside
 from .layout import OTHER, FileFormat
 from .locks import file_locked
@@ -18,19 +19,10 @@ from .whole import encode_whole, journal_state, remove_other
 if TYPE_CHECKING:
     from . import FileSessionStore
 
-__all__ = ["Mode", "check_cut", "rewrite_session"]
+__all__ = ["Mode", "rewrite_session"]
 
 #: What a rewrite writes (see ``rewrite``).
 Mode = Literal["save", "restore", "append", "truncate", "compact", "convert"]
-
-
-def check_cut(session_id: str, cut: int, message_count: int) -> None:
-    """``ValueError`` naming both unless ``cut`` messages can be removed from ``message_count``."""
-    if not 0 <= cut <= message_count:
-        raise ValueError(
-            f"count must be between 0 and the message_count {message_count} of session {session_id},"
-            f" got {cut}"
-        )
 
 
 def rewrite_session(
@@ -93,8 +85,7 @@ def rewrite_session(
                     messages = [*existing.messages, *messages]
                 elif mode == "truncate":
                     assert existing is not None
-                    check_cut(session_id, cut, len(existing.messages))
-                    messages = existing.messages[: len(existing.messages) - cut]
+                    messages = existing.messages[: check_truncation(session_id, cut, len(existing.messages))]
                 merged = merge_metadata(session_id, old, len(messages), given)
             file_format = target or locked
             path = layout.path(session_id, file_format)
