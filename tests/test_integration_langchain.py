@@ -295,29 +295,32 @@ async def test_a_foreign_message_is_corrupt() -> None:
         await SimulacraChatMessageHistory("other", store).aget_messages()
 
 
-def test_the_sync_api_from_worker_threads_at_once(tmp_path: Path) -> None:
-    store = FileSessionStore(tmp_path)
+def test_the_sync_api_from_worker_threads_at_once(url: str) -> None:
+    opened = open_store(url, create=True)
     threads, rounds = 8, 5
     start = threading.Barrier(threads)
 
     def chat(n: int) -> None:
-        history = SimulacraChatMessageHistory(f"user {n % 2}", store)  # two threads per history
+        history = SimulacraChatMessageHistory(f"user {n % 2}", opened.store)  # two threads per history
         start.wait()
         for turn in range(rounds):
             history.add_messages([HumanMessage(content=f"{n}:{turn}"), AIMessage(content=f"re {n}:{turn}")])
             assert f"re {n}:{turn}" in [m.content for m in history.messages]
 
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(chat, range(threads)))
-    for key in ("user 0", "user 1"):
-        contents = [str(m.content) for m in SimulacraChatMessageHistory(key, store).messages]
-        assert len(contents) == threads // 2 * rounds * 2
-        for n in range(int(key[-1]), threads, 2):  # each thread's messages in its order, in pairs
-            mine = [c for c in contents if c.removeprefix("re ").startswith(f"{n}:")]
-            assert mine == [c for turn in range(rounds) for c in (f"{n}:{turn}", f"re {n}:{turn}")]
-    history = SimulacraChatMessageHistory("user 0", store)
-    history.clear()
-    assert history.messages == []
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(chat, range(threads)))
+        for key in ("user 0", "user 1"):
+            contents = [str(m.content) for m in SimulacraChatMessageHistory(key, opened.store).messages]
+            assert len(contents) == threads // 2 * rounds * 2
+            for n in range(int(key[-1]), threads, 2):  # each thread's messages in its order, in pairs
+                mine = [c for c in contents if c.removeprefix("re ").startswith(f"{n}:")]
+                assert mine == [c for turn in range(rounds) for c in (f"{n}:{turn}", f"re {n}:{turn}")]
+        history = SimulacraChatMessageHistory("user 0", opened.store)
+        history.clear()
+        assert history.messages == []
+    finally:
+        asyncio.run(opened.close())
 
 
 async def test_the_sync_api_inside_a_running_loop_raises() -> None:
