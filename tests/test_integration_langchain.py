@@ -239,6 +239,20 @@ async def test_keys_map_to_session_ids() -> None:
     assert len(await store.list()) == 4
 
 
+def test_the_base_class_conveniences_go_through_add_messages(tmp_path: Path) -> None:
+    history = SimulacraChatMessageHistory(KEY, FileSessionStore(tmp_path))
+    history.add_user_message("hi")
+    history.add_ai_message(AIMessage(content="hello", id="ai-1"))
+    history.add_message(SystemMessage(content="be brief"))
+    again = SimulacraChatMessageHistory(KEY, FileSessionStore(tmp_path))
+    assert again.messages == [
+        HumanMessage(content="hi"),
+        AIMessage(content="hello", id="ai-1"),
+        SystemMessage(content="be brief"),
+    ]
+    assert str(again) == "Human: hi\nAI: hello\nSystem: be brief"
+
+
 class CountingStore(InMemorySessionStore):
     """A memory store that records the size of each append."""
 
