@@ -13,12 +13,15 @@ loop. The sync API (``messages``, ``add_messages``, ``clear``) is for plain scri
 worker threads; the rule it follows: **each sync call runs on one event loop and the calling
 thread waits for it**, the ``loop`` given or else a private loop this module runs in a daemon
 thread for every history of the process (closed at exit). However many threads call, a store
-used only through the sync API meets that one loop, so stores bound to a loop (an
-``SqlSessionStore`` on an async engine, whose pooled connections belong to one loop) work and
-one store's operations never run in two threads at once. A store the application also uses on
-its own loop is given that loop (``loop=``): call the sync API from other threads then. Called
-from a thread whose event loop is running, the sync API raises ``SyncCallError`` instead of
-blocking that loop: await the ``a*`` methods there.
+meets one loop, so one store's operations never run in two threads at once. A store that is
+not bound to a loop (files, memory, an ``SqlSessionStore`` on a sync engine: what
+``sqlite:///``, ``postgresql+psycopg://`` and ``mysql+pymysql://`` URLs make) works either
+way. A store bound to one (an ``SqlSessionStore`` on an async engine: its pooled connections
+belong to the loop that opened them), or one the application also uses from async code, is
+given the application's loop (``loop=``), where it is used and closed; call the sync API from
+other threads then. Called from a thread whose event loop is running (a Jupyter notebook's
+too), the sync API raises ``SyncCallError`` instead of blocking that loop: await the ``a*``
+methods there.
 """
 
 from __future__ import annotations
