@@ -50,6 +50,7 @@ from .listing import Listing
 from .locks import IdLocks, file_locked
 from .residue import Residue
 from .rewrite import Mode, rewrite_session
+from .truncation import truncate_sync
 from .whole import needs_conversion
 
 __all__ = ["FileFormat", "FileSessionStore"]
@@ -225,9 +226,7 @@ class FileSessionStore:
             revision = append_locked(self, session_id, messages, given, expected)
             if revision is None:
                 revision = self._rewrite(session_id, messages, given, mode="append", expected=expected)
-            state = self._journals.get(session_id)
-            if state is not None and journal.compaction_due(state):
-                self._compact(session_id)
+            self._compact_if_due_locked(session_id)
         assert revision is not None  # an append always writes
         return revision
 
@@ -254,11 +253,15 @@ class FileSessionStore:
                 self._rewrite(session_id, [], None, mode="convert", target=file_format)
             return converts
 
+    def _compact_if_due_locked(self, session_id: str) -> None:
+        """Compact the journal when its superseded bytes call for it (caller holds the id lock)."""
+        state = self._journals.get(session_id)
+        if state is not None and journal.compaction_due(state):
+            self._compact(session_id)
+
     def _compact_if_due(self, session_id: str) -> None:
         with self._locks.held(session_id):
-            state = self._journals.get(session_id)
-            if state is not None and journal.compaction_due(state):
-                self._compact(session_id)
+            self._compact_if_due_locked(session_id)
 
     def _delete_sync(self, session_id: str) -> bool:
         layout = self._layout
@@ -374,6 +377,18 @@ class FileSessionStore:
         check_save_args(id, metadata)
         given = dict(metadata) if metadata is not None else None
         return await finish(asyncio.to_thread(self._append_sync, id, batch, given, expected))
+
+    async def truncate(self, id: str, count: int, *, expected: Revision | None = None) -> Revision:
+        """Remove the last ``count`` own messages, durably, all or nothing (``TruncatableStore``).
+
+        A journal gets one truncation record, written as an append is, whatever the
+        session's length (``stores/file/truncation.py``); a ``.json`` document is rewritten
+        whole. ``ValueError`` unless ``0 <= count <= message_count``; ``SessionNotFoundError``;
+        ``ConflictError`` as ``save``, nothing written.
+        """
+        validate_session_id(id)
+        check_count("count", count)
+        return await finish(asyncio.to_thread(truncate_sync, self, id, count, expected))
 
     async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
         """Write the session as given, stamps included (``RestorableSessionStore``), as saves write."""
