@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ def run_cli(*args: str, runner: str = "module", stdin: str | None = None) -> Run
 @contextmanager
 def store_of(kind: str, tmp_path: Path, name: str = "store", *, filled: bool = True) -> Iterator[str]:
     """The URL of a store of ``kind`` (server tables dropped afterwards), filled by ``populate``."""
+    tabled: AbstractContextManager[str]
     if kind in ("postgres", "mysql"):
         tabled = sql_table(server_url(kind))
     elif kind == "sqlite":

@@ -264,12 +264,14 @@ def test_schema_is_created_once_with_its_version(database: tuple[str, Any], tmp_
         again = SqlSessionStore(url, table=table)
         assert texts(run(again.load("a")).messages) == ["x"]  # type: ignore[union-attr]
         run(again.close())
-        inspector = sa.inspect(store.engine)
+        engine = store.engine
+        assert isinstance(engine, sa.Engine), engine  # open_store makes a sync engine
+        inspector = sa.inspect(engine)
         assert {table, f"{table}_messages", f"{table}_schema"} <= set(inspector.get_table_names())
         indexed = {column for index in inspector.get_indexes(table) for column in index["column_names"]}
         assert {"parent_id", "updated_at"} <= indexed
         version = Schema.named(table).version
-        with store.engine.begin() as connection:
+        with engine.begin() as connection:
             assert connection.execute(sa.select(version.c.name, version.c.version)).all() == [
                 ("simulacra-session", 1)
             ]
