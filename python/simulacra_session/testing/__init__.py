@@ -33,7 +33,9 @@ halves, which can also be subclassed alone the same way:
   (``TruncatableStore``), stale writers refused with ``ConflictError``
   (``RevisionedSessionStore``), and the checksum rule (damaged bytes never load as data),
   for a store keeping each session in a file: override the ``session_file`` fixture to
-  name it. ``history.read_tail`` and ``history.truncate`` run on every store, forks
+  name it; no residue after a writer is killed, for a store keeping its files in a
+  directory: override the ``residue_factory`` fixture to name a factory and the directory.
+  ``history.read_tail`` and ``history.truncate`` run on every store, forks
   included. A store implementing exactly the four methods of ``SessionStore`` passes.
 - ``SessionManagerConformance``: a ``SessionManager`` working on the store. Auto-save, slugs,
   load, attached and detached forks (deep chains, cycles), checkpoint state, delete keeping
@@ -63,6 +65,7 @@ _SUITES = (
     "store_capabilities",
     "store_checksums",
     "store_reads",
+    "store_residue",
     "store_revisions",
     "store_saves",
     "store_tails",
@@ -77,6 +80,7 @@ from .store_cancellation import StoreCancellationContract  # noqa: E402
 from .store_capabilities import StoreCapabilityContract  # noqa: E402
 from .store_checksums import StoreChecksumContract  # noqa: E402
 from .store_reads import StoreReadContract  # noqa: E402
+from .store_residue import StoreResidueContract  # noqa: E402
 from .store_revisions import StoreRevisionContract  # noqa: E402
 from .store_saves import StoreSaveContract  # noqa: E402
 from .store_tails import StoreTailContract  # noqa: E402
@@ -109,6 +113,7 @@ class SessionStoreContract(
     StoreRevisionContract,
     StoreChecksumContract,
     StoreTailContract,
+    StoreResidueContract,
 ):
     """The contract of a ``SessionStore``, as pytest tests: the protocol, then the optional
     capabilities it implements (``forks``, ``append``, ``load_chain``, revisions, checksums of
