@@ -175,7 +175,9 @@ class InMemorySessionStore:
         check_revision(id, expected, previous.revision)
         kept = check_truncation(id, count, len(previous.messages))
         meta, stamp = auto_saved_metadata(previous.meta, kept, previous.stamp)
-        entry = self._sessions[id] = _Entry(dumps(meta), previous.messages[:kept], meta, stamp)
+        entry = _Entry(dumps(meta), previous.messages, meta, stamp)
+        del entry.messages[kept:]  # nothing can fail now; no other entry holds the list
+        self._sessions[id] = entry
         return entry.revision
 
     async def delete(self, id: str) -> bool:
