@@ -98,10 +98,10 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     store = FileSessionStore(root, fsync=False)
 
     async def write() -> None:
-        await store.save("s", [msg("one"), ["message", 1], "two"], {"label": "a"})
+        await store.save("s", [msg("one"), ["message", 1], "two"], {"label": "a"})  # type: ignore[list-item]
         await store.append("s", [msg("three é🙂")], {"label": "b"})
         await store.append("s", [], {"label": "c"})
-        await store.append("s", [["metadata", {"x": 1}], None])
+        await store.append("s", [["metadata", {"x": 1}], None])  # type: ignore[list-item]
 
     asyncio.run(write())
     return to_v1((root / "s.jsonl").read_bytes())
