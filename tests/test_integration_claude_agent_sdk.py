@@ -16,9 +16,9 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import pytest
 from claude_agent_sdk import InMemorySessionStore as SdkMemoryStore
@@ -41,9 +41,8 @@ from claude_agent_sdk._internal.transcript_mirror_batcher import TranscriptMirro
 from claude_agent_sdk.testing import run_session_store_conformance
 from claude_agent_sdk.types import SessionStoreEntry
 
-from session_samples import server_url, sql_table
+from integration_stores import KINDS, Opener, missing_framework, reopener
 from simulacra_session import (
-    AdapterSessionStore,
     FileSessionStore,
     InMemorySessionStore,
     InvalidSessionIdError,
@@ -57,11 +56,6 @@ from simulacra_session.history import resolve_history
 from simulacra_session.ids import validate_session_id
 from simulacra_session.integrations.claude_agent_sdk import INTEGRATION, SUMMARY, ClaudeAgentSessionStore
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
-
-from adapter_sqlite3 import Sqlite3Adapter  # the README's example adapter: a store without append
-
-STORES = ["memory", "jsonl", "json", "sqlite", "postgres", "mysql", "adapter", "plain"]
 KEY: SessionKey = {"project_key": "-home-me-project", "session_id": "3f0c1d2e-4b5a-6978-8a9b-0c1d2e3f4a5b"}
 
 
@@ -101,14 +95,14 @@ class Backing:
     """Store objects of one kind: ``fresh()`` over new, empty storage; ``reopen()`` a new
     object over the storage ``fresh()`` last made, as a restarted process opens it."""
 
-    def __init__(self, kind: str, tmp_path: Path, stack: ExitStack) -> None:
+    def __init__(self, kind: str, tmp_path: Path, tables: ExitStack, stores: AsyncExitStack) -> None:
         self.kind = kind
         self._tmp = tmp_path
-        self._stack = stack
+        self._tables = tables  # SQL tables, dropped once the stores are closed
+        self._stores = stores
         self._made = 0
-        self._memory: SessionStore | None = None  # memory and plain: one object is the storage
-        self._closers: list[Callable[[], Awaitable[None]]] = []
-        self._url = server_url(kind) if kind in ("postgres", "mysql") else ""
+        self._opener: Opener | None = None
+        self._plain = PlainStore()
 
     @property
     def shares_one_object(self) -> bool:
@@ -118,56 +112,25 @@ class Backing:
 
     async def fresh(self) -> SessionStore:
         self._made += 1
-        self._memory = None
-        if self.kind in ("postgres", "mysql"):  # a table of its own, dropped at the end
-            self._table_url = self._stack.enter_context(sql_table(self._url))
+        if self.kind == "plain":
+            self._plain = PlainStore()
+        else:
+            root = self._tmp / f"s{self._made}"
+            root.mkdir()
+            self._opener = self._tables.enter_context(reopener(self.kind, root))
         return await self.reopen()
 
     async def reopen(self) -> SessionStore:
-        name = f"s{self._made}"
-        if self.kind == "memory":
-            self._memory = self._memory or InMemorySessionStore()
-            return self._memory
-        if self.kind == "plain":
-            self._memory = self._memory or PlainStore()
-            return self._memory
-        if self.kind in ("jsonl", "json"):
-            return FileSessionStore(self._tmp / name, format=cast(Literal["jsonl", "json"], self.kind))
-        if self.kind == "adapter":
-            adapter = Sqlite3Adapter(str(self._tmp / f"{name}.rows.db"))
-
-            async def close_adapter() -> None:
-                adapter.db.close()
-
-            self._closers.append(close_adapter)
-            return AdapterSessionStore(adapter)
-        import sqlalchemy as sa
-
-        from simulacra_session.stores.sql import SqlSessionStore
-
-        if self.kind == "sqlite":
-            store = SqlSessionStore(f"sqlite:///{self._tmp / name}.db")
-        else:
-            url = sa.make_url(self._table_url)
-            table = url.query["table"]
-            assert isinstance(table, str)
-            store = SqlSessionStore(url.difference_update_query(["table"]), table=table)
-        self._closers.append(store.close)
-        return store
-
-    async def close(self) -> None:
-        for close in self._closers:
-            await close()
+        if self._opener is None:
+            return self._plain
+        return await self._stores.enter_async_context(self._opener())
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(params=[*KINDS, "plain"])
 async def backing(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backing]:
-    with ExitStack() as stack:
-        found = Backing(request.param, tmp_path, stack)
-        try:
-            yield found
-        finally:
-            await found.close()
+    with ExitStack() as tables:
+        async with AsyncExitStack() as stores:
+            yield Backing(request.param, tmp_path, tables, stores)
 
 
 async def claude(backing: Backing) -> ClaudeAgentSessionStore:
@@ -504,16 +467,8 @@ async def test_bad_arguments_name_the_value_at_fault() -> None:
 
 
 def test_a_missing_sdk_names_the_extra_to_install() -> None:
-    blocked = (
-        "import sys; sys.modules['claude_agent_sdk'] = None\n"
-        "import simulacra_session.integrations\n"  # the package itself needs no framework
-        "from simulacra_session.integrations.claude_agent_sdk import ClaudeAgentSessionStore\n"
-    )
-    ran = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=False)
-    assert ran.returncode == 1
-    assert ran.stderr.strip().splitlines()[-1] == (
-        "ImportError: claude_agent_sdk is not installed: pip install 'simulacra-session[claude-agent-sdk]'"
-    )
+    said = missing_framework("claude_agent_sdk", "simulacra_session.integrations.claude_agent_sdk")
+    assert said == "claude_agent_sdk is not installed: pip install 'simulacra-session[claude-agent-sdk]'"
 
 
 def test_example_runs_and_continues_after_a_restart(tmp_path: Path) -> None:

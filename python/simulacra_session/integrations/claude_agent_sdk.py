@@ -158,6 +158,8 @@ class ClaudeAgentSessionStore:
     ``len(entries) + dedupe_window`` stored entries (all of them on a store without
     ``append``), so a retried batch is recognized unless more than ``dedupe_window``
     entries were appended by others in between. Entries without one are appended as given.
+    A store that cannot append or check revisions gets this object's appends one at a
+    time; other objects writing the same key through it may then overtake one another.
 
     A key is present once it holds an entry: ``load`` gives ``None`` before, and only keys
     holding entries are listed.
