@@ -22,6 +22,7 @@ from simulacra_session.testing import SessionStoreConformance, raises
 from simulacra_session.testing.manager_conflicts import ManagerConflictConformance
 from simulacra_session.testing.store_capabilities import StoreCapabilityContract
 from simulacra_session.testing.store_checksums import StoreChecksumContract
+from simulacra_session.testing.store_residue import RESIDUE, StoreResidueContract
 from simulacra_session.testing.store_revisions import StoreRevisionContract
 
 pytest_plugins = ["pytester"]
@@ -141,7 +142,13 @@ def _test_name(nodeid: str) -> str:
     return nodeid.rpartition("::")[2].partition("[")[0]
 
 
-OPTIONAL = (StoreCapabilityContract, StoreRevisionContract, StoreChecksumContract, ManagerConflictConformance)
+OPTIONAL = (
+    StoreCapabilityContract,
+    StoreRevisionContract,
+    StoreChecksumContract,
+    StoreResidueContract,
+    ManagerConflictConformance,
+)
 CAPABILITY_TESTS = {name for contract in OPTIONAL for name in vars(contract) if name.startswith("test")}
 #: StoreTailContract's tests of load_tail and truncate (those of history's functions run on any store)
 CAPABILITY_TESTS |= {"test_load_tail", "test_load_tail_follows_writes", "test_truncate"}
@@ -171,6 +178,7 @@ def test_a_store_of_exactly_the_protocol_passes_with_the_capabilities_skipped(
         "Skipped: optional capability: the store has no load_chain() (ChainLoadingStore)",
         "Skipped: optional capability: the store's save takes no expected (RevisionedSessionStore)",
         "Skipped: not applicable: the store keeps no bytes in a file (override session_file)",
+        "Skipped: not applicable: the store keeps no files in a directory (override residue_factory)",
         "Skipped: optional capability: the store has no load_tail() (TailReadingStore)",
         "Skipped: optional capability: the store has no truncate() (TruncatableStore)",
     }
@@ -235,6 +243,29 @@ def test_a_broken_store_fails_naming_the_contract(
     assert failed
     for report in failed:
         assert f"AssertionError: {contract}" in str(report.longrepr)
+
+
+class TestFileStoreResidue(StoreResidueContract):
+    """No residue after a kill, on the file store in both formats (``residue_stores``)."""
+
+    @pytest.fixture(
+        params=["simulacra_session.stores.file:FileSessionStore", "residue_stores:json_file_store"],
+        ids=["jsonl", "json"],
+    )
+    def residue_factory(self, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path]:
+        return request.param, tmp_path / "sessions"
+
+
+def test_a_store_leaving_files_behind_fails_naming_the_contract(tmp_path: Path) -> None:
+    directory = tmp_path / "sessions"
+    with pytest.raises(AssertionError) as failure:
+        StoreResidueContract().test_a_killed_writer_leaves_no_residue(
+            ("residue_stores:LeakyStore", directory)
+        )
+    leaks = sorted(path.name for path in directory.glob(".*.leak"))
+    assert leaks
+    assert str(failure.value).startswith(f"{RESIDUE}: seed ")
+    assert f"left in {directory}: {leaks}" in str(failure.value)
 
 
 def test_raises_names_the_contract_whatever_went_wrong() -> None:
