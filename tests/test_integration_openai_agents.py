@@ -245,6 +245,10 @@ async def test_a_store_without_append_or_revisions_works() -> None:
     assert await session.pop_item() == items[3]
     await session.clear_session()
     assert await session.get_items() == []
+    # creating the session cannot be conditional there: this process's appends take turns
+    await asyncio.gather(*(OpenAIAgentsSession("new", store).add_items([item]) for item in items))
+    added = await OpenAIAgentsSession("new", store).get_items()
+    assert sorted(str(item.get("content")) for item in added) == ["m0", "m1", "m2", "m3"]
 
 
 async def test_an_item_that_is_not_json_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
