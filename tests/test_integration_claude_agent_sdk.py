@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import Any, cast
@@ -41,89 +41,25 @@ from claude_agent_sdk._internal.transcript_mirror_batcher import TranscriptMirro
 from claude_agent_sdk.testing import run_session_store_conformance
 from claude_agent_sdk.types import SessionStoreEntry
 
-from integration_stores import KINDS, Opener, missing_framework, reopener
+from claude_agent_samples import (
+    KEY,
+    Backing,
+    Reads,
+    ReplyLost,
+    Unlisted,
+    claude,
+    entry,
+    marker,
+    transcript,
+)
+from integration_stores import KINDS, missing_framework
 from simulacra_session import (
-    FileSessionStore,
     InMemorySessionStore,
     InvalidSessionIdError,
-    JsonObject,
-    Revision,
-    SessionMetadata,
-    SessionStore,
-    StoredSession,
 )
 from simulacra_session.history import resolve_history
 from simulacra_session.ids import validate_session_id
 from simulacra_session.integrations.claude_agent_sdk import INTEGRATION, SUMMARY, ClaudeAgentSessionStore
-
-KEY: SessionKey = {"project_key": "-home-me-project", "session_id": "3f0c1d2e-4b5a-6978-8a9b-0c1d2e3f4a5b"}
-
-
-def entry(text: str, **extra: Any) -> SessionStoreEntry:
-    """A transcript line with a ``uuid``, as most lines the CLI writes carry."""
-    return cast(SessionStoreEntry, {"type": "user", "uuid": str(uuid.uuid4()), "text": text, **extra})
-
-
-def marker(text: str) -> SessionStoreEntry:
-    """A transcript line without a ``uuid`` (a title, a tag, a mode marker)."""
-    return cast(SessionStoreEntry, {"type": "custom-title", "customTitle": text})
-
-
-class PlainStore:
-    """A store with the four methods ``SessionStore`` requires and nothing more (no append,
-    no fork index, no revisions), over a real in-memory store: how a user's own store looks."""
-
-    def __init__(self) -> None:
-        self._inner = InMemorySessionStore()
-
-    async def list(self, *, limit: int | None = None, offset: int = 0) -> list[SessionMetadata]:
-        return await self._inner.list(limit=limit, offset=offset)
-
-    async def load(self, id: str) -> StoredSession | None:
-        return await self._inner.load(id)
-
-    async def save(
-        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
-    ) -> Revision | None:
-        return await self._inner.save(id, messages, metadata)
-
-    async def delete(self, id: str) -> bool:
-        return await self._inner.delete(id)
-
-
-class Backing:
-    """Store objects of one kind: ``fresh()`` over new, empty storage; ``reopen()`` a new
-    object over the storage ``fresh()`` last made, as a restarted process opens it."""
-
-    def __init__(self, kind: str, tmp_path: Path, tables: ExitStack, stores: AsyncExitStack) -> None:
-        self.kind = kind
-        self._tmp = tmp_path
-        self._tables = tables  # SQL tables, dropped once the stores are closed
-        self._stores = stores
-        self._made = 0
-        self._opener: Opener | None = None
-        self._plain = PlainStore()
-
-    @property
-    def shares_one_object(self) -> bool:
-        """Whether writers share one store object: an in-memory store is its storage, and an
-        adapter store checks revisions within its object only."""
-        return self.kind in ("memory", "plain", "adapter")
-
-    async def fresh(self) -> SessionStore:
-        self._made += 1
-        if self.kind == "plain":
-            self._plain = PlainStore()
-        else:
-            root = self._tmp / f"s{self._made}"
-            root.mkdir()
-            self._opener = self._tables.enter_context(reopener(self.kind, root))
-        return await self.reopen()
-
-    async def reopen(self) -> SessionStore:
-        if self._opener is None:
-            return self._plain
-        return await self._stores.enter_async_context(self._opener())
 
 
 @pytest.fixture(params=[*KINDS, "plain"])
@@ -131,11 +67,6 @@ async def backing(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     with ExitStack() as tables:
         async with AsyncExitStack() as stores:
             yield Backing(request.param, tmp_path, tables, stores)
-
-
-async def claude(backing: Backing) -> ClaudeAgentSessionStore:
-    """The adapter over the storage's store, opened afresh."""
-    return ClaudeAgentSessionStore(await backing.reopen())
 
 
 async def test_the_sdk_conformance_kit_passes_with_every_optional_method(backing: Backing) -> None:
@@ -277,25 +208,31 @@ async def test_concurrent_writers_neither_lose_duplicate_nor_interleave_batches(
     assert [summary["session_id"] for summary in summaries] == [KEY["session_id"]]
 
 
-class ReplyLost(InMemorySessionStore):
-    """A real in-memory store whose first append of entries lands, then fails, as a
-    connection lost before the database's reply would."""
+async def test_appends_read_a_tail_of_the_batch_and_window_never_the_transcript() -> None:
+    reads = Reads()
+    store = ClaudeAgentSessionStore(reads, dedupe_window=10)
+    for n in range(60):  # a transcript grown to 240 entries, each batch read against a tail
+        await store.append(KEY, [entry(f"{n}.{i}") for i in range(3)] + [marker(str(n))])
+    assert store.store_id(KEY) not in reads.loaded
+    assert set(reads.tails) == {14}  # the batch and the window, however long the transcript
+    assert len(reads.tails) == 61  # one a batch, and one before the first created the session
+    await store.append({**KEY, "subpath": "subagents/a"}, [marker("no uuid")])
+    assert len(reads.tails) == 61  # nothing to check or fold: appended without a read
 
-    lost = 0
 
-    async def append(
-        self,
-        id: str,
-        messages: Sequence[JsonObject],
-        metadata: Any = None,
-        *,
-        expected: Revision | None = None,
-    ) -> Revision:
-        revision = await super().append(id, messages, metadata, expected=expected)
-        if messages and not self.lost:
-            self.lost += 1
-            raise ConnectionError("the reply was lost")
-        return revision
+async def test_the_sdk_lists_sessions_from_summaries_without_reading_transcripts() -> None:
+    reads = Reads()
+    store = ClaudeAgentSessionStore(reads)
+    cwd = "/work/listed"
+    for n in range(3):
+        session = str(uuid.UUID(int=n))
+        key: SessionKey = {"project_key": project_key_for_directory(cwd), "session_id": session}
+        await store.append(key, transcript(session, cwd))
+    reads.loaded.clear()
+    listed = await list_sessions_from_store(store, directory=cwd)
+    assert sorted(info.session_id for info in listed) == [str(uuid.UUID(int=n)) for n in range(3)]
+    assert {info.first_prompt for info in listed} == {"2 + 2?"}
+    assert reads.loaded == []
 
 
 async def test_the_sdk_mirror_retrying_a_landed_batch_stores_it_once(tmp_path: Path) -> None:
@@ -339,13 +276,6 @@ async def test_delete_cascades_and_listing_uses_the_fork_index(backing: Backing)
     await store.delete(KEY)  # deleting what is gone is no error
 
 
-class Unlisted(FileSessionStore):
-    """A real file store that fails if anyone lists all its sessions."""
-
-    async def list(self, *, limit: int | None = None, offset: int = 0) -> list[SessionMetadata]:
-        raise AssertionError("listed every session instead of asking the fork index")
-
-
 async def test_lookups_ask_the_fork_index_not_the_whole_store(tmp_path: Path) -> None:
     store = ClaudeAgentSessionStore(Unlisted(tmp_path))
     sub: SessionKey = {**KEY, "subpath": "subagents/agent-1"}
@@ -383,27 +313,6 @@ async def test_summaries_are_the_sdk_fold_and_go_stale_when_entries_bypass_it() 
     stored = await store.store.load(store.store_id(KEY))
     assert stored is not None
     assert stored.metadata.to_json_dict()[SUMMARY]["count"] == 3
-
-
-def transcript(session: str, cwd: str) -> list[SessionStoreEntry]:
-    """One turn of a transcript as the CLI writes it: prompt and answer, chained by uuid."""
-    question = str(uuid.uuid4())
-    common = {"sessionId": session, "cwd": cwd, "isSidechain": False, "timestamp": "2026-01-01T00:00:00.000Z"}
-    lines: list[dict[str, Any]] = [
-        {
-            "type": "user",
-            "uuid": question,
-            "parentUuid": None,
-            "message": {"role": "user", "content": "2 + 2?"},
-        },
-        {
-            "type": "assistant",
-            "uuid": str(uuid.uuid4()),
-            "parentUuid": question,
-            "message": {"role": "assistant", "content": [{"type": "text", "text": "4"}]},
-        },
-    ]
-    return [cast(SessionStoreEntry, {**common, **line}) for line in lines]
 
 
 async def sdk_view(store: Callable[[], Awaitable[SdkSessionStore]], cwd: str) -> list[Any]:
