@@ -5,20 +5,23 @@ Lines, in order (format version 2)::
     ["simulacra-session",2,{metadata},"c"]      header: format name, version, metadata
     {message}                                   a message (a JSON object, written as is)
     ["message",value]                           a message that is not a JSON object (rare)
+    ["metadata",null,"b","c"]                   seal record: after each 64 KiB of message lines
     ["metadata",{metadata},"b","c"]             commit record: ends every append
 
-``c`` is each record's checksum and ``b`` the checksum of the message lines a commit
-record commits (8 hex digits each; see ``records``). A full write is the header, the
+``c`` is each record's checksum and ``b`` the checksum of the message lines a commit or
+seal record follows (8 hex digits each; see ``records``). A full write is the header, the
 messages and (when there are messages) a commit record, written atomically to a new file.
 An append adds message lines and one commit record in one write, so the inode, and the
-fork index's hard link to it, never change.
+fork index's hard link to it, never change. A commit record keeps the first
+``message_count`` of the messages before it: an append's keeps them all, and a truncation
+record (``truncation``) commits no line and keeps fewer.
 
 The committed state is the last commit record (or the header) that verifies, with every
-record and line before it, and the ``message_count`` message lines before it. What follows
-it is a torn append from a crash, or damage: it is left out when read (with a warning and
+record and line before it, and its ``message_count`` messages. What follows it is a torn
+append from a crash, or damage: it is left out when read (with a warning and
 ``Journal.damage``), and a copy of the file is kept before the next write cuts or replaces
 it. Version 1 (the same lines without checksums) is still read, as it always was, and
-rewritten in version 2 by the first write.
+rewritten in version 2 by the first write. ``tail`` reads a journal from its end.
 """
 
 from __future__ import annotations
