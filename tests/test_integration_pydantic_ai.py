@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.test import TestModel
 
-from integration_stores import DURABLE, Opener, reopener
+from integration_stores import DURABLE, Opener, missing_framework, reopen_each
 from simulacra_session import CorruptSessionError, InMemorySessionStore, Revision
 from simulacra_session.ids import session_id_for_key
 from simulacra_session.integrations.pydantic_ai import PydanticAIHistory
@@ -47,11 +46,7 @@ def weather_agent() -> Agent[None, str]:
     return agent
 
 
-@pytest.fixture(params=DURABLE)
-def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens a new store object over the same sessions each time it is called."""
-    with reopener(request.param, tmp_path) as opener:
-        yield opener
+reopen = pytest.fixture(params=DURABLE)(reopen_each)  # a new store object over the same sessions
 
 
 async def test_three_turns_through_restarts_load_all_messages(reopen: Opener) -> None:
@@ -182,16 +177,8 @@ async def test_absent_session_is_empty_and_foreign_messages_are_corrupt() -> Non
 
 
 def test_missing_pydantic_ai_names_the_extra() -> None:
-    blocked = (
-        "import sys; sys.modules['pydantic_ai'] = None\n"
-        "import simulacra_session.integrations\n"  # the package itself needs no framework
-        "from simulacra_session.integrations.pydantic_ai import PydanticAIHistory\n"
-    )
-    ran = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=False)
-    assert ran.returncode == 1
-    assert ran.stderr.strip().splitlines()[-1] == (
-        "ImportError: pydantic_ai is not installed: pip install 'simulacra-session[pydantic-ai]'"
-    )
+    said = missing_framework("pydantic_ai", "simulacra_session.integrations.pydantic_ai")
+    assert said == "pydantic_ai is not installed: pip install 'simulacra-session[pydantic-ai]'"
 
 
 def test_example_runs_and_continues_after_a_restart(tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 pydantic-ai hands a run its history as ``message_history`` and gives back what the run added
 (``result.new_messages()``); ``PydanticAIHistory`` keeps that history in a store, one stored
 message per ``ModelMessage``: the JSON object ``ModelMessagesTypeAdapter`` dumps for it, so
-``load()`` gives back messages equal to the ones extended (timestamps, tool calls and
-returns, usage, binary content included)::
+``load()`` gives back what pydantic-ai's own adapter reads from that JSON: messages equal to
+the ones extended (timestamps with their time zone, tool calls and returns, usage)::
 
     history = PydanticAIHistory("user-42/chat", store)
     result = await agent.run(prompt, message_history=await history.load())
@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from ..errors import CorruptSessionError
-from ..history import read_tail, resolve_history, save_from, truncate
+from ..history import read_tail, resolve_history
 from ..ids import session_id_for_key
-from ..protocols import AppendableSessionStore, SessionStore
+from ..protocols import SessionStore
+from . import _writes
 from ._imports import require
 
 require("pydantic_ai", "pydantic-ai")  # before the imports below: a missing framework names its extra
@@ -74,36 +75,23 @@ class PydanticAIHistory:
         try:
             return ModelMessagesTypeAdapter.validate_python(messages)
         except ValidationError as invalid:
-            where = invalid.errors()[0]["loc"][:1]
+            first = invalid.errors()[0]
+            where, inside = (first["loc"][0], first["loc"][1:]) if first["loc"] else ("?", ())
             raise CorruptSessionError(
-                f"session {self.id} (key {self.key!r}): message {where[0] if where else '?'} of the "
-                f"{len(messages)} read is not a pydantic-ai ModelMessage: {invalid}"
+                f"session {self.id} (key {self.key!r}): message {where} of the {len(messages)} read "
+                f"is not a pydantic-ai ModelMessage: {first['msg']} (at {list(inside)})"
             ) from invalid
 
     async def clear(self) -> None:
         """Remove every message; the session stays, empty, with its metadata. Forks made of
-        it keep the history they inherit (``history.truncate``). A concurrent writer's change
-        since the read raises ``ConflictError`` with nothing removed."""
-        resolved = await resolve_history(self.store, self.id)
-        if resolved is not None and resolved.messages:
-            await truncate(self.store, self.id, len(resolved.messages), expected=resolved.stored.revision)
+        it keep the history they inherit (``history.truncate``)."""
+        await _writes.clear(self.store, self.id)
 
     async def extend(self, messages: Sequence[ModelMessage]) -> None:
-        """Add ``messages`` (a run's ``new_messages()``) after the stored history, durably.
-
-        One ``append`` on a store that has it (all or nothing, whatever the history's
-        length); on another store, a load and a save of the session from the revision it
-        read, so a concurrent writer's change raises ``ConflictError`` with nothing written.
-        """
-        if not messages:
-            return
-        dumped = ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
-        metadata = {"integration": INTEGRATION, "key": self.key}
-        if isinstance(self.store, AppendableSessionStore):
-            await self.store.append(self.id, dumped, metadata)
-            return
-        stored = await self.store.load(self.id)
-        if stored is None:
-            await self.store.save(self.id, dumped, metadata)
-        else:
-            await save_from(self.store, stored, metadata, [*stored.messages, *dumped])
+        """Add ``messages`` (a run's ``new_messages()``) after the stored history, durably:
+        one ``append`` on a store that has it (all or nothing, whatever the history's
+        length); on another store, a save from the revision it read, which never drops
+        another writer's messages."""
+        if messages:
+            dumped = ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
+            await _writes.append(self.store, self.id, dumped, {"integration": INTEGRATION, "key": self.key})
