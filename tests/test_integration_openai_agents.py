@@ -8,6 +8,8 @@ would. openai-agents' own tests of its sessions run against the adapter too: ``t
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +265,19 @@ async def test_an_item_that_is_not_json_is_refused_and_nothing_is_stored(tmp_pat
 def test_importing_without_openai_agents_names_the_extra() -> None:
     said = missing_framework("agents", "simulacra_session.integrations.openai_agents")
     assert said == "agents is not installed: pip install 'simulacra-session[openai-agents]'"
+
+
+def test_example_runs_and_continues_after_a_restart(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "openai_agents_example.py"
+    runs = [
+        subprocess.run([sys.executable, example], cwd=tmp_path, capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    first, second = (run.stdout.splitlines() for run in runs)
+    assert first[1] == "Items so far: 1, the first: 'Plan a day in Lisbon.'."
+    assert first[5:7] == [
+        "Items so far: 5, the first: 'Plan a day in Lisbon.'.",
+        "last two: ['user', 'assistant']",
+    ]
+    assert first[-1] == "undone: assistant - items left: 5"
+    assert second[1] == "Items so far: 6, the first: 'Plan a day in Lisbon.'."  # 5 kept, then the prompt
