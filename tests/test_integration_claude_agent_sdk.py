@@ -57,9 +57,9 @@ from simulacra_session import (
     InMemorySessionStore,
     InvalidSessionIdError,
 )
-from simulacra_session.history import resolve_history
+from simulacra_session.history import resolve_history, save_from
 from simulacra_session.ids import validate_session_id
-from simulacra_session.integrations.claude_agent_sdk import INTEGRATION, SUMMARY, ClaudeAgentSessionStore
+from simulacra_session.integrations.claude_agent_sdk import INTEGRATION, ClaudeAgentSessionStore
 
 
 @pytest.fixture(params=[*KINDS, "plain"])
@@ -290,29 +290,33 @@ async def test_lookups_ask_the_fork_index_not_the_whole_store(tmp_path: Path) ->
     assert await store.load(sub) is None
 
 
-async def test_summaries_are_the_sdk_fold_and_go_stale_when_entries_bypass_it() -> None:
-    store = ClaudeAgentSessionStore(InMemorySessionStore())
-    batches = [
-        [entry("first", timestamp="2026-01-01T00:00:00.000Z", cwd="/w", message={"content": "Fix the bug"})],
-        [marker("A title"), entry("more", gitBranch="main")],
+async def test_summaries_are_the_sdk_fold_stale_after_entries_around_it_until_the_next_append(
+    backing: Backing,
+) -> None:
+    store = ClaudeAgentSessionStore(await backing.fresh())
+    lines = [
+        entry("first", timestamp="2026-01-01T00:00:00.000Z", cwd="/w", message={"content": "Fix the bug"}),
+        marker("A title"),
+        entry("more", gitBranch="main"),
+        entry("around", customTitle="written around the adapter"),
+        entry("last", gitBranch="fix"),
     ]
-    expected = None
-    for batch in batches:
-        await store.append(KEY, batch)
-        expected = fold_session_summary(expected, KEY, batch)
-    assert expected is not None
-    (summary,) = await store.list_session_summaries(KEY["project_key"])
-    (listed,) = await store.list_sessions(KEY["project_key"])
-    assert (summary["data"], summary["mtime"]) == (expected["data"], listed["mtime"])
-    inner = store.store
-    assert isinstance(inner, InMemorySessionStore)
-    await inner.append(store.store_id(KEY), [{"type": "user", "uuid": "u", "customTitle": "bypass"}])
-    (summary,) = await store.list_session_summaries(KEY["project_key"])
-    (listed,) = await store.list_sessions(KEY["project_key"])
-    assert summary["mtime"] < listed["mtime"]  # stale: the SDK reads the transcript instead
+
+    async def summary_and_mtime() -> tuple[dict[str, Any], int]:
+        (summary,) = await store.list_session_summaries(KEY["project_key"])
+        (listed,) = await store.list_sessions(KEY["project_key"])
+        return summary["data"], summary["mtime"] - listed["mtime"]
+
+    await store.append(KEY, lines[:1])
+    await store.append(KEY, lines[1:3])
+    folded = fold_session_summary(fold_session_summary(None, KEY, lines[:1]), KEY, lines[1:3])
+    assert await summary_and_mtime() == (folded["data"], 0)
     stored = await store.store.load(store.store_id(KEY))
     assert stored is not None
-    assert stored.metadata.to_json_dict()[SUMMARY]["count"] == 3
+    await save_from(store.store, stored, {}, [*stored.messages, lines[3]])  # not through the adapter
+    assert (await summary_and_mtime())[1] < 0  # stale: the SDK reads the transcript instead
+    await store.append(KEY, lines[4:])  # folded again from every entry
+    assert await summary_and_mtime() == (fold_session_summary(None, KEY, lines)["data"], 0)
 
 
 async def sdk_view(store: Callable[[], Awaitable[SdkSessionStore]], cwd: str) -> list[Any]:

@@ -19,7 +19,9 @@ with the key's parts as given. The sessions form a tree through ``parent_id``, e
 
 Stores without that index (``forks``) are listed instead. A main transcript's metadata also
 holds the SDK's running summary (``fold_session_summary``, under ``claude_summary``), so
-``list_session_summaries`` reads metadata only.
+``list_session_summaries`` reads metadata only. Entries written around this adapter leave
+the summary stale (its ``mtime`` then lags, and the SDK reads that transcript) until the
+next append folds it again from every entry.
 
 Importing this module imports the SDK; without it, ``ImportError`` names the extra that
 installs it: ``pip install 'simulacra-session[claude-agent-sdk]'``.
@@ -117,16 +119,26 @@ def _key_of(metadata: SessionMetadata) -> dict[str, Any] | None:
     return key if extra.get("integration") == INTEGRATION and isinstance(key, dict) else None
 
 
-def _summary_entry(metadata: SessionMetadata, session_id: str) -> SessionSummaryEntry | None:
-    """The summary a main transcript keeps, stamped with its ``updated_at``: one millisecond
-    before it when entries came after the summary (the SDK then reads the transcript)."""
+def _kept_summary(metadata: SessionMetadata) -> tuple[dict[str, Any] | None, bool]:
+    """The summary ``data`` a main transcript keeps (``None``: none), and whether it covers
+    every entry stored (entries written around this adapter are not folded in it)."""
     kept = (metadata.model_extra or {}).get(SUMMARY)
     if not isinstance(kept, dict) or not isinstance(kept.get("data"), dict):
+        return None, metadata.message_count == 0
+    return kept["data"], kept.get("count") == metadata.message_count
+
+
+def _summary_entry(metadata: SessionMetadata, session_id: str) -> SessionSummaryEntry | None:
+    """The summary a main transcript keeps, stamped with its ``updated_at``: one millisecond
+    before it when it lacks entries (the SDK then reads the transcript)."""
+    data, whole = _kept_summary(metadata)
+    if data is None:
         return None
-    mtime = _millis(metadata.updated_at)
-    if kept.get("count") != metadata.message_count:
-        mtime -= 1
-    return {"session_id": session_id, "mtime": mtime, "data": kept["data"]}
+    return {
+        "session_id": session_id,
+        "mtime": _millis(metadata.updated_at) - (0 if whole else 1),
+        "data": data,
+    }
 
 
 def _new_entries(
@@ -270,6 +282,8 @@ class ClaudeAgentSessionStore:
             return
         for attempt in range(_ATTEMPTS):
             stored = await self._read(place.id, len(entries) + self._window if dedupe else 0)
+            if self._appender and stored and place.main and not _kept_summary(stored.metadata)[1]:
+                stored = await self._read(place.id, None)  # to fold the summary again from every entry
             if stored is None:
                 if await self._create(place, entries):
                     return
@@ -284,10 +298,10 @@ class ClaudeAgentSessionStore:
                 if attempt == _ATTEMPTS - 1:
                     raise
 
-    async def _read(self, id: str, count: int) -> StoredSession | None:
+    async def _read(self, id: str, count: int | None) -> StoredSession | None:
         """The session's metadata and the entries to check a batch against: its last ``count``
-        when the store appends, else all of them (the save rewrites them)."""
-        if self._appender is not None:
+        when the store appends, else (or when ``None``) all of them (a save rewrites them)."""
+        if self._appender is not None and count is not None:
             return await read_tail(self._store, id, count)
         resolved = await resolve_history(self._store, id)
         return None if resolved is None else replace(resolved.stored, messages=resolved.messages)
@@ -311,14 +325,18 @@ class ClaudeAgentSessionStore:
         self, place: _Place, stored: StoredSession | None, new: Sequence[SessionStoreEntry]
     ) -> dict[str, Any]:
         """The metadata an append of ``new`` writes: the key and place (for a session it
-        creates), and a main transcript's summary with ``new`` folded in."""
+        creates), and a main transcript's summary with ``new`` folded in (folded again from
+        every entry when it lacked some: ``stored`` then holds them all)."""
         metadata = place.metadata() if stored is None else {}
         if place.main:
-            kept = {} if stored is None else (stored.metadata.model_extra or {}).get(SUMMARY, {})
+            data, whole = (None, True) if stored is None else _kept_summary(stored.metadata)
             previous: SessionSummaryEntry | None = None
-            if isinstance(kept, dict) and isinstance(kept.get("data"), dict):
-                previous = {"session_id": place.key["session_id"], "mtime": 0, "data": kept["data"]}
-            folded = fold_session_summary(previous, cast(SessionKey, place.key), list(new))
+            if data is not None and whole:
+                previous = {"session_id": place.key["session_id"], "mtime": 0, "data": data}
+            entries = list(new)
+            if not whole and stored is not None:
+                entries[:0] = cast("list[SessionStoreEntry]", stored.messages)
+            folded = fold_session_summary(previous, cast(SessionKey, place.key), entries)
             count = (0 if stored is None else stored.metadata.message_count) + len(new)
             metadata[SUMMARY] = {"data": folded["data"], "count": count}
         return metadata
