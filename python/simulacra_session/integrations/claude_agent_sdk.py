@@ -77,6 +77,8 @@ def _millis(timestamp: str) -> int:
 
 
 def _store_id(*parts: str) -> str:
+    """The id of the session holding the key of these parts (one for a project, two for a
+    main transcript, three for a subagent's): the JSON array of them is the key string."""
     for part in parts:
         if type(part) is not str:
             raise InvalidSessionIdError(part)
@@ -183,6 +185,7 @@ class ClaudeAgentSessionStore:
         self._store = store
         self._window = dedupe_window
         self._appender = store if isinstance(store, AppendableSessionStore) else None
+        self._indexed = store if isinstance(store, ForkIndexedStore) else None
         self._revisions = checks_revisions(store)
         # a store that cannot append or check revisions: this object's appends, one at a time
         self._serial = asyncio.Lock() if self._appender is None or not self._revisions else None
@@ -259,8 +262,9 @@ class ClaudeAgentSessionStore:
         """The sessions of this adapter one level below ``key`` (a project's main transcripts,
         a main transcript's subagent transcripts) with their keys; those holding no entry only
         when ``empty``. Found through the fork index, else among every session."""
-        found = await self._store.forks(parent) if isinstance(self._store, ForkIndexedStore) else None
-        if found is None:
+        if self._indexed is not None:
+            found = await self._indexed.forks(parent)
+        else:
             found = [meta for meta in await self._store.list() if meta.parent_id == parent]
         depth = len(key) + 1
         children = []
@@ -276,13 +280,15 @@ class ClaudeAgentSessionStore:
         return children
 
     async def _append(self, place: _Place, entries: Sequence[SessionStoreEntry]) -> None:
+        """``append``: read, check and fold, then write from the revision read, until no other
+        writer comes between."""
         dedupe = any(isinstance(entry.get("uuid"), str) for entry in entries)
         if self._appender is not None and not dedupe and not place.main:  # nothing to check or fold
             await self._appender.append(place.id, entries, place.metadata())
             return
         for attempt in range(_ATTEMPTS):
             stored = await self._read(place.id, len(entries) + self._window if dedupe else 0)
-            if self._appender and stored and place.main and not _kept_summary(stored.metadata)[1]:
+            if stored is not None and place.main and not _kept_summary(stored.metadata)[1]:
                 stored = await self._read(place.id, None)  # to fold the summary again from every entry
             if stored is None:
                 if await self._create(place, entries):
