@@ -14,7 +14,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,23 +34,19 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import RunnableLambda
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
-from cli_runs import KINDS, store_of
+from cli_runs import KINDS as URL_KINDS  # the kinds a store URL names: file (jsonl, json), SQL
+from cli_runs import store_of
+from integration_stores import KINDS, missing_framework, reopener
 from simulacra_session import (
-    AdapterSessionStore,
     CorruptSessionError,
     FileSessionStore,
     InMemorySessionStore,
     SessionError,
-    SessionStore,
 )
 from simulacra_session.cli.urls import OpenStore, open_store
 from simulacra_session.ids import session_id_for_key
 from simulacra_session.integrations.langchain import SimulacraChatMessageHistory, SyncCallError
 from simulacra_session.stores.sql import SqlSessionStore
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
-
-from adapter_sqlite3 import Sqlite3Adapter  # the README's example adapter: a store without append
 
 # RunnableWithMessageHistory is deprecated in langchain-core 1.x (for LangGraph's persistence),
 # still shipped and still what runs a BaseChatMessageHistory
@@ -120,7 +115,7 @@ class Chat:
             asyncio.run(opened.close())
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=URL_KINDS)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty store of every kind: file (jsonl, json), SQLite, PostgreSQL, MariaDB."""
     with store_of(request.param, tmp_path, filled=False) as found:
@@ -199,30 +194,16 @@ def every_kind_of_message() -> list[BaseMessage]:
     ]
 
 
-@pytest.mark.parametrize("kind", ["memory", "jsonl", "adapter"])
+@pytest.mark.parametrize("kind", KINDS)
 async def test_every_kind_of_message_comes_back_equal(kind: str, tmp_path: Path) -> None:
-    memory = InMemorySessionStore()
-
-    @contextmanager
-    def reopen() -> Iterator[SessionStore]:
-        if kind == "memory":
-            yield memory
-        elif kind == "jsonl":
-            yield FileSessionStore(tmp_path)
-        else:  # no append: a load and a save from the revision read
-            adapter = Sqlite3Adapter(str(tmp_path / "rows.db"))
-            try:
-                yield AdapterSessionStore(adapter)
-            finally:
-                adapter.db.close()
-
     messages = every_kind_of_message()
-    for batch in (messages[:3], messages[3:]):
-        with reopen() as store:
-            await SimulacraChatMessageHistory(KEY, store).aadd_messages(batch)
-    with reopen() as store:
-        assert await SimulacraChatMessageHistory(KEY, store).aget_messages() == messages
-        stored = await store.load(session_id_for_key(KEY))
+    with reopener(kind, tmp_path) as reopen:
+        for batch in (messages[:3], messages[3:]):
+            async with reopen() as store:
+                await SimulacraChatMessageHistory(KEY, store).aadd_messages(batch)
+        async with reopen() as store:
+            assert await SimulacraChatMessageHistory(KEY, store).aget_messages() == messages
+            stored = await store.load(session_id_for_key(KEY))
     assert stored is not None
     assert stored.messages == [message_to_dict(message) for message in messages]  # verbatim, one each
     assert stored.metadata.model_extra == {"integration": "langchain", "key": KEY}
@@ -373,15 +354,8 @@ def test_the_sync_api_needs_its_loop_running() -> None:
 
 
 def test_a_missing_langchain_names_the_extra() -> None:
-    blocked = (
-        "import sys; sys.modules['langchain_core'] = None\n"
-        "try:\n    import simulacra_session.integrations.langchain\n"
-        "except ImportError as error:\n    print(error)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", blocked], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert "pip install 'simulacra-session[langchain]'" in done.stdout
+    said = missing_framework("langchain_core", "simulacra_session.integrations.langchain")
+    assert said == "langchain_core is not installed: pip install 'simulacra-session[langchain]'"
 
 
 def test_the_example_runs_and_its_history_continues(tmp_path: Path) -> None:

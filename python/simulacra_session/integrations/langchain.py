@@ -33,10 +33,11 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from ..errors import ConflictError, CorruptSessionError, SessionError
-from ..history import resolve_history, save_from, truncate
+from ..errors import CorruptSessionError, SessionError
+from ..history import resolve_history
 from ..ids import session_id_for_key
-from ..protocols import AppendableSessionStore, SessionStore
+from ..protocols import SessionStore
+from . import _writes
 from ._imports import require
 
 require("langchain_core", "langchain")  # before the imports below: a missing framework names its extra
@@ -63,7 +64,7 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
     ``key`` is ``session_id``, ``id`` the session it is stored as (``session_id_for_key``).
     ``aadd_messages`` is one durable ``append`` per batch on a store that has it (every bundled
     store but ``AdapterSessionStore``), whatever the history's length; on another store, a load
-    and a save from the revision read (a concurrent writer's change raises ``ConflictError``).
+    and a save from the revision read (again when another writer saved meanwhile).
     Reading resolves forks (a session forked with a ``SessionManager`` reads what it inherits
     too); ``aclear`` removes the whole history with ``history.truncate``, which keeps the
     history of forks inheriting it. ``loop``: where the sync API runs (see the module). Holds
@@ -104,29 +105,13 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append ``messages`` after the history: one durable append for the batch."""
-        if not messages:
-            return
-        items = [message_to_dict(message) for message in messages]
-        if isinstance(self.store, AppendableSessionStore):
-            await self.store.append(self.id, items, self._metadata)
-            return
-        stored = await self.store.load(self.id)  # a store without append: save from what was read
-        if stored is None:
-            await self.store.save(self.id, items, self._metadata)
-        else:
-            await save_from(self.store, stored, self._metadata, [*stored.messages, *items])
+        if messages:
+            items = [message_to_dict(message) for message in messages]
+            await _writes.append(self.store, self.id, items, self._metadata)
 
     async def aclear(self) -> None:
         """Remove every message; the session stays, empty, with its metadata."""
-        while True:
-            resolved = await resolve_history(self.store, self.id)
-            if resolved is None or not resolved.messages:
-                return
-            try:
-                await truncate(self.store, self.id, len(resolved.messages), expected=resolved.stored.revision)
-                return
-            except ConflictError:
-                continue  # another writer came first: clear what it left
+        await _writes.clear(self.store, self.id)
 
     # -- sync: the async methods, run on one loop ----------------------------------------
 
