@@ -11,6 +11,7 @@ store afresh, as a restarted process would.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -21,8 +22,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from claude_agent_sdk import InMemorySessionStore as SdkMemoryStore
 from claude_agent_sdk import (
+    ClaudeAgentOptions,
     SessionKey,
     delete_session_via_store,
     fold_session_summary,
@@ -36,7 +37,9 @@ from claude_agent_sdk import (
     rename_session_via_store,
     tag_session_via_store,
 )
+from claude_agent_sdk import InMemorySessionStore as SdkMemoryStore
 from claude_agent_sdk import SessionStore as SdkSessionStore
+from claude_agent_sdk._internal.session_resume import materialize_resume_session
 from claude_agent_sdk._internal.transcript_mirror_batcher import TranscriptMirrorBatcher
 from claude_agent_sdk.testing import run_session_store_conformance
 from claude_agent_sdk.types import SessionStoreEntry
@@ -369,6 +372,37 @@ async def test_the_sdk_store_helpers_see_what_they_see_over_the_sdk_memory_store
     await backing.fresh()
     assert await sdk_view(ours, "/work/project") == expected
     assert expected[-2:] == [[True], []]  # the fork is left; the subagent went with its session
+
+
+async def test_the_sdk_resumes_from_the_store_the_newest_session_and_its_subagents(
+    backing: Backing, tmp_path: Path
+) -> None:
+    cwd = str(tmp_path / "project")
+    sessions = [str(uuid.UUID(int=n)) for n in (2, 1)]  # the newest first among equal mtimes too
+    key: SessionKey = {"project_key": project_key_for_directory(cwd), "session_id": sessions[1]}
+    helper = [entry("sidechain", isSidechain=True)]
+    await backing.fresh()
+    lines = {session: transcript(session, cwd) for session in sessions}
+    for session in sessions:  # the second is the newest
+        await (await claude(backing)).append({**key, "session_id": session}, lines[session])
+    await (await claude(backing)).append({**key, "subpath": "subagents/agent-h"}, helper)
+    options = ClaudeAgentOptions(
+        session_store=await claude(backing),
+        cwd=cwd,
+        continue_conversation=True,
+        env={"CLAUDE_CONFIG_DIR": str(tmp_path / "config")},
+    )
+    resumed = await materialize_resume_session(options)  # what the SDK does before starting the CLI
+    assert resumed is not None
+    try:
+        assert resumed.resume_session_id == sessions[1]
+        files = resumed.config_dir / "projects" / key["project_key"]
+        main = files / f"{sessions[1]}.jsonl"
+        assert [json.loads(line) for line in main.read_text().splitlines()] == lines[sessions[1]]
+        sub = files / sessions[1] / "subagents" / "agent-h.jsonl"
+        assert [json.loads(line) for line in sub.read_text().splitlines()] == helper
+    finally:
+        await resumed.cleanup()
 
 
 async def test_bad_arguments_name_the_value_at_fault() -> None:
