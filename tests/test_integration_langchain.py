@@ -12,9 +12,10 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -41,6 +42,8 @@ from simulacra_session import (
     CorruptSessionError,
     FileSessionStore,
     InMemorySessionStore,
+    JsonObject,
+    Revision,
     SessionError,
 )
 from simulacra_session.cli.urls import OpenStore, open_store
@@ -241,7 +244,14 @@ class CountingStore(InMemorySessionStore):
         super().__init__()
         self.appends: list[int] = []
 
-    async def append(self, id, messages, metadata=None, *, expected=None):  # type: ignore[no-untyped-def]
+    async def append(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
         self.appends.append(len(messages))
         return await super().append(id, messages, metadata, expected=expected)
 
