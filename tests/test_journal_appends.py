@@ -12,6 +12,7 @@ import pytest
 
 from simulacra_session import FileSessionStore
 from simulacra_session.stores.file import locks as file_locks
+from simulacra_session.stores.file.rewrite import rewrite_session
 from simulacra_session.testing.helpers import msg, run, texts
 
 
@@ -190,7 +191,7 @@ async def test_an_append_waits_for_a_writer_holding_the_sessions_lock(tmp_path: 
         with store._locks.held("s"):
             held.set()
             release.wait()
-            store._rewrite("s", [msg("x"), msg("y"), msg("z")], None, mode="save")  # meanwhile
+            rewrite_session(store, "s", [msg("x"), msg("y"), msg("z")], None, mode="save")  # meanwhile
 
     holder = threading.Thread(target=hold)
     holder.start()

@@ -49,7 +49,7 @@ from .layout import FORMATS, FileFormat, Layout
 from .listing import Listing
 from .locks import IdLocks, file_locked
 from .residue import Residue
-from .rewrite import Mode, rewrite_session
+from .rewrite import rewrite_session
 from .truncation import truncate_sync
 from .whole import needs_conversion
 
@@ -187,22 +187,6 @@ class FileSessionStore:
     def _make_root(self) -> str:
         return self._layout.make_root(self._fsync)
 
-    def _rewrite(
-        self,
-        session_id: str,
-        messages: Sequence[JsonObject],
-        given: Mapping[str, Any] | None,
-        *,
-        mode: Mode,
-        target: FileFormat | None = None,
-        expected: Revision | None = None,
-        cut: int = 0,
-    ) -> Revision | None:
-        """Write the whole session atomically (caller holds the id lock); see ``rewrite.rewrite_session``."""
-        return rewrite_session(
-            self, session_id, messages, given, mode=mode, target=target, expected=expected, cut=cut
-        )
-
     def _save_sync(
         self,
         session_id: str,
@@ -211,7 +195,7 @@ class FileSessionStore:
         expected: Revision | None,
     ) -> Revision:
         with self._locks.held(session_id):
-            revision = self._rewrite(session_id, messages, given, mode="save", expected=expected)
+            revision = rewrite_session(self, session_id, messages, given, mode="save", expected=expected)
         assert revision is not None  # a save always writes
         return revision
 
@@ -225,7 +209,9 @@ class FileSessionStore:
         with self._locks.held(session_id):
             revision = append_locked(self, session_id, messages, given, expected)
             if revision is None:
-                revision = self._rewrite(session_id, messages, given, mode="append", expected=expected)
+                revision = rewrite_session(
+                    self, session_id, messages, given, mode="append", expected=expected
+                )
             self._compact_if_due_locked(session_id)
         assert revision is not None  # an append always writes
         return revision
@@ -238,7 +224,7 @@ class FileSessionStore:
         """
         before = self._journals.get(session_id)
         try:
-            self._rewrite(session_id, [], None, mode="compact")
+            rewrite_session(self, session_id, [], None, mode="compact")
         except (OSError, CorruptSessionError) as error:
             _log.warning("could not compact %s: %s", self._layout.path(session_id), error)
             return
@@ -250,7 +236,7 @@ class FileSessionStore:
         with self._locks.held(session_id):
             converts = needs_conversion(self._layout, session_id, file_format)
             if converts:
-                self._rewrite(session_id, [], None, mode="convert", target=file_format)
+                rewrite_session(self, session_id, [], None, mode="convert", target=file_format)
             return converts
 
     def _compact_if_due_locked(self, session_id: str) -> None:

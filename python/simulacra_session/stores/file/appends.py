@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ...errors import CorruptSessionError
@@ -27,7 +27,7 @@ from .locks import file_locked, open_locked
 if TYPE_CHECKING:
     from . import FileSessionStore
 
-__all__ = ["append_locked", "append_now", "locked_journal", "revision_of"]
+__all__ = ["Writer", "append_locked", "append_now", "revision_of", "write_locked"]
 
 
 def revision_of(state: journal.JournalState) -> Revision:
@@ -83,36 +83,46 @@ def append_now(
     return -1
 
 
-@contextmanager
-def locked_journal(
-    store: FileSessionStore, session_id: str, expected: Revision | None
-) -> Iterator[tuple[int, journal.JournalState] | None]:
-    """The session's journal locked (its ``flock``; the caller holds the id lock) and its state,
-    its revision checked against ``expected``: read when the store's state does not describe
-    it, bytes after its last record that verifies cut off (a copy kept). ``None`` when there
-    is no journal to write to: none, one of an earlier format version, or a ``.json`` file too
-    (then a rewrite continues the newer of the two, as loads read it)."""
+#: What ``write_locked`` has written to a locked journal: given its descriptor and state, it
+#: writes (``journal.write_known``) and advances the state, ``False`` when nothing was written.
+Writer = Callable[[int, journal.JournalState], bool]
+
+
+def write_locked(
+    store: FileSessionStore, session_id: str, expected: Revision | None, write: Writer
+) -> Revision | None:
+    """Have ``write`` write to the session's journal under its ``flock`` (the caller holds the
+    id lock), durably; the new revision.
+
+    The journal's state is read first when the store's does not describe it, and bytes after
+    its last record that verifies are cut off (a copy kept); its revision is checked against
+    ``expected``. ``None``, nothing written, when there is no journal to write to: none, one
+    of an earlier format version, or a ``.json`` file too (then a rewrite continues the newer
+    of the two, as loads read it).
+    """
     layout = store._layout
     path = layout.path(session_id, "jsonl")
     with file_locked(path) as fd:
         if fd is None or os.path.lexists(layout.path(session_id, "json")):
-            yield None
-            return
+            return None
         state = store._journals.get(session_id)
         if state is None or state.path != path or not journal.describes(fd, state):
             found = os.fstat(fd)
             data = read_from(fd, 0, found.st_size)
             state = store._decode_journal(session_id, data, path, found.st_ino)[1]
             if state.version != journal.FORMAT_VERSION:
-                yield None  # rewritten in this version
-                return
+                return None  # rewritten in this version
             check_revision(session_id, expected, revision_of(state))
             if state.end != len(data):  # bytes past the last record that verifies: cut off, kept aside
                 keep_copy(path, data, layout.file_mode, store._fsync)
                 os.ftruncate(fd, state.end)
         else:
             check_revision(session_id, expected, revision_of(state))
-        yield fd, state
+        if not write(fd, state):
+            raise CorruptSessionError(f"journal {path} changed while it was locked", path=path)
+        if store._fsync:
+            sync_file(fd, path)
+    return revision_of(state)
 
 
 def append_locked(
@@ -122,24 +132,18 @@ def append_locked(
     given: Mapping[str, Any] | None,
     expected: Revision | None,
 ) -> Revision | None:
-    """Append to the session's journal under its ``flock`` (the caller holds the id lock); the
-    new revision, or ``None`` when it has no journal to append to (see ``locked_journal``)."""
-    with locked_journal(store, session_id, expected) as locked:
-        if locked is None:
-            return None
-        fd, state = locked
-        if not _append_to(store, fd, session_id, state, messages, given):
-            raise CorruptSessionError(f"journal {state.path} changed while it was locked", path=state.path)
-        if store._fsync:
-            sync_file(fd, state.path)
-    return revision_of(state)
+    """Append to the session's journal under its ``flock`` (see ``write_locked``)."""
+    return write_locked(
+        store, session_id, expected, partial(_append_to, store, session_id, messages=messages, given=given)
+    )
 
 
 def _append_to(
     store: FileSessionStore,
-    fd: int,
     session_id: str,
+    fd: int,
     state: journal.JournalState,
+    *,
     messages: builtins.list[JsonObject],
     given: Mapping[str, Any] | None,
 ) -> bool:

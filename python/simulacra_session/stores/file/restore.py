@@ -13,6 +13,7 @@ from ...messages import JsonObject
 from ...models import SessionMetadata
 from .._cancellation import finish
 from .._restore import check_restore
+from .rewrite import rewrite_session
 
 if TYPE_CHECKING:
     from . import FileSessionStore
@@ -30,7 +31,7 @@ def restore_sync(
     checked = check_restore(session_id, messages, metadata)
     given: Mapping[str, Any] = checked.to_json_dict()
     with store._locks.held(session_id):
-        store._rewrite(session_id, list(messages), given, mode="restore")
+        rewrite_session(store, session_id, list(messages), given, mode="restore")
 
 
 def compact_sync(store: FileSessionStore, session_id: str) -> bool:
@@ -38,7 +39,7 @@ def compact_sync(store: FileSessionStore, session_id: str) -> bool:
     with store._locks.held(session_id):
         if store._layout.newer_file(session_id) is None:
             return False
-        store._rewrite(session_id, [], None, mode="compact")
+        rewrite_session(store, session_id, [], None, mode="compact")
     return True
 
 

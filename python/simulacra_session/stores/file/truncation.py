@@ -13,14 +13,15 @@ no records), a version 1 journal, or a session in both formats is rewritten whol
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
-from ...errors import CorruptSessionError, SessionNotFoundError
+from ...errors import SessionNotFoundError
 from ...models import Revision, merge_metadata, metadata_from_stored
 from .._codec import check_truncation, encode_metadata
 from . import journal
-from .appends import locked_journal, revision_of
-from .files import sync_file
+from .appends import write_locked
+from .rewrite import rewrite_session
 from .tail import read_tail
 
 if TYPE_CHECKING:
@@ -29,26 +30,20 @@ if TYPE_CHECKING:
 __all__ = ["truncate_sync"]
 
 
-def _truncate_journal(
-    store: FileSessionStore, session_id: str, count: int, expected: Revision | None
-) -> Revision | None:
-    """Append a truncation record to the session's journal (the caller holds the id lock); the
-    new revision, or ``None`` when there is no journal to append to (see ``locked_journal``)."""
-    with locked_journal(store, session_id, expected) as locked:
-        if locked is None:
-            return None
-        fd, state = locked
-        kept = check_truncation(session_id, count, state.count)
-        removed = read_tail(fd, state.end, count, None) if count else None  # for compaction's reckoning
-        merged = merge_metadata(session_id, metadata_from_stored(session_id, state.meta), kept, None)
-        payload, commit = journal.encode_append(state, [], encode_metadata(merged))
-        if not journal.write_known(fd, state, payload):
-            raise CorruptSessionError(f"journal {state.path} changed while it was locked", path=state.path)
-        state.advance(payload, merged.to_json_dict(), -count, commit)
-        state.superseded += removed.size if removed is not None else 0
-        if store._fsync:
-            sync_file(fd, state.path)
-    return revision_of(state)
+def _write_truncation(
+    store: FileSessionStore, session_id: str, count: int, fd: int, state: journal.JournalState
+) -> bool:
+    """Write a truncation record to the locked journal ``fd`` if ``state`` still describes it
+    (see ``appends.write_locked``)."""
+    kept = check_truncation(session_id, count, state.count)
+    removed = read_tail(fd, state.end, count, None) if count else None  # for compaction's reckoning
+    merged = merge_metadata(session_id, metadata_from_stored(session_id, state.meta), kept, None)
+    payload, commit = journal.encode_append(state, [], encode_metadata(merged))
+    if not journal.write_known(fd, state, payload):
+        return False
+    state.advance(payload, merged.to_json_dict(), -count, commit)
+    state.superseded += removed.size if removed is not None else 0
+    return True
 
 
 def truncate_sync(
@@ -56,9 +51,12 @@ def truncate_sync(
 ) -> Revision:
     """``FileSessionStore.truncate`` in a worker thread."""
     with store._locks.held(session_id):
-        revision = _truncate_journal(store, session_id, count, expected)
+        write = partial(_write_truncation, store, session_id, count)
+        revision = write_locked(store, session_id, expected, write)
         if revision is None:
-            revision = store._rewrite(session_id, [], None, mode="truncate", expected=expected, cut=count)
+            revision = rewrite_session(
+                store, session_id, [], None, mode="truncate", expected=expected, cut=count
+            )
         if revision is None:
             raise SessionNotFoundError(session_id)
         store._compact_if_due_locked(session_id)
