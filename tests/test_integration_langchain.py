@@ -141,7 +141,8 @@ def check_turns(chat: Chat, answers: list[BaseMessage]) -> None:
         expected.append(HumanMessage(content=question))
         assert seen == expected
         expected.append(answer)
-    assert answers[0].tool_calls == replies()[0].tool_calls  # type: ignore[attr-defined]
+    assert isinstance(answers[0], AIMessage)
+    assert answers[0].tool_calls == replies()[0].tool_calls
     assert read(chat.url) == expected
 
 
@@ -218,8 +219,11 @@ async def test_keys_map_to_session_ids() -> None:
         history = SimulacraChatMessageHistory(key, store)
         assert history.id == session_id_for_key(key)
         await history.aadd_messages([HumanMessage(content=key)])
-    assert (await SimulacraChatMessageHistory("plain-id", store).aget_messages())[0].content == "plain-id"
-    assert SimulacraChatMessageHistory("plain-id", store).id == "plain-id"
+        stored = await store.load(history.id)
+        assert stored is not None
+        assert stored.metadata.model_extra == {"integration": "langchain", "key": key}
+    assert SimulacraChatMessageHistory("plain-id", store).id == "plain-id"  # a valid id is its own
+    assert [m.content for m in await SimulacraChatMessageHistory("", store).aget_messages()] == [""]
     assert len(await store.list()) == 4
 
 
