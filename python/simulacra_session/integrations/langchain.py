@@ -115,7 +115,7 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
 
     # -- sync: the async methods, run on one loop ----------------------------------------
 
-    @property
+    @property  # the base class declares an attribute that its implementations make a property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """The history (``aget_messages``), for code without a running loop."""
         return self._run_sync("messages", "aget_messages", self.aget_messages)
