@@ -217,7 +217,7 @@ class FileSessionStore:
         return revision
 
     def _compact(self, session_id: str) -> None:
-        """Rewrite a journal without its superseded metadata records (caller holds the id lock).
+        """Rewrite a journal without its superseded records and removed messages (caller holds the id lock).
 
         Best effort: the appends that called for it are written either way, so a failure is
         logged (naming the file) and a later append tries again.

@@ -164,7 +164,7 @@ class _Checker:
         if excess >= _WORTH and excess > parsed.committed_end - parsed.superseded:
             if self.repair:
                 compact_sync(self.store, session_id)
-            detail = f"{excess} of its {parsed.committed_end} bytes are superseded metadata records"
+            detail = f"{excess} of its {parsed.committed_end} bytes are superseded records, removed messages"
             self.add("compactable", session_id, path, detail, "compacted" if self.repair else None)
 
     def torn(self, session_id: str, path: str) -> None:

@@ -303,7 +303,7 @@ class JournalState:
     end: int  # committed size: an append writes here
     meta: dict[str, Any]  # the committed metadata, as stored (no id)
     count: int
-    superseded: int  # bytes of metadata records that later ones replaced
+    superseded: int  # bytes of records that later ones replaced, and of messages truncations removed
     tail: bytes  # the newest metadata record, newline included: the file must end with it
     stamp: tuple[str, int] | None = None  # ``updated_at`` and its instant, when an auto-save made it
     version: int = FORMAT_VERSION  # only this version is appended to
@@ -332,7 +332,7 @@ class JournalState:
 
 
 def compaction_due(state: JournalState) -> bool:
-    """Whether superseded metadata records outweigh the rest of the journal."""
+    """Whether superseded records and removed messages outweigh the rest of the journal."""
     return state.superseded > state.end - state.superseded
 
 

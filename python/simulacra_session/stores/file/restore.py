@@ -45,6 +45,7 @@ def compact_sync(store: FileSessionStore, session_id: str) -> bool:
 
 async def compact(store: FileSessionStore, session_id: str) -> bool:
     """Rewrite session ``id``'s file with what it holds now, stamps kept: a journal without its
-    superseded metadata records and torn tail. ``False`` when there is no such session."""
+    superseded records, the messages truncation records removed and its torn tail. ``False`` when
+    there is no such session."""
     validate_session_id(session_id)
     return await finish(asyncio.to_thread(compact_sync, store, session_id))
