@@ -110,6 +110,14 @@ def test_a_journal_tail_is_read_from_its_end_only(tmp_path: Path, monkeypatch: p
     assert found.messages[3:] == [msg("x"), ["not an object", 1]]
     assert found.metadata.message_count == 4000
     assert sum(read) < 4 * SEAL_EVERY < path.stat().st_size // 5
+    stored = run(FileSessionStore(tmp_path).load("s"))  # every seal verifies and chains in order
+    assert stored is not None
+    assert (stored.messages[-5:], stored.damage) == (found.messages, None)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # within a sealed batch: no state verifies before the next commit
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptSessionError, match="does not verify"):
+        run(FileSessionStore(tmp_path).load("s"))
 
 
 def test_a_tail_within_a_batch_of_several_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
