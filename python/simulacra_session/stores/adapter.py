@@ -97,6 +97,8 @@ class AdapterSessionStore:
     it from another. An adapter's own failure is raised as a ``StoreError`` naming the
     operation and session (the original exception as its cause). A cancelled write either
     never reached the adapter or completed before ``CancelledError`` reaches the caller.
+    It has no ``load_tail`` nor ``truncate``: the adapter moves whole rows, so
+    ``history.read_tail`` and ``history.truncate`` load and save the whole session here.
     """
 
     def __init__(self, adapter: SessionAdapter) -> None:
