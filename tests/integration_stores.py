@@ -6,7 +6,8 @@ store each time, nothing outlives it). SQL stores get a table of the test's own,
 afterwards; PostgreSQL and MariaDB skip without their servers (fail under CI).
 ``reopen_each`` is the body of a test module's ``reopen`` fixture, over the kinds it names:
 ``reopen = pytest.fixture(params=DURABLE)(reopen_each)``. ``missing_framework`` imports an
-adapter with its framework hidden and gives the ``ImportError`` it raised.
+adapter with its framework hidden and gives the ``ImportError`` it raised; ``run_example``
+runs an example program in turn in one directory, as restarts would.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
 
 from adapter_sqlite3 import Sqlite3Adapter  # the README's example adapter: a store without append
 
-__all__ = ["DURABLE", "KINDS", "Opener", "missing_framework", "reopen_each", "reopener"]
+__all__ = ["DURABLE", "KINDS", "Opener", "missing_framework", "reopen_each", "reopener", "run_example"]
 
 #: Stores that keep sessions beyond their object: files in both formats, SQL, an adapter's rows.
 DURABLE = ["jsonl", "json", "sqlite", "postgres", "mysql", "adapter"]
@@ -94,6 +95,18 @@ def missing_framework(framework: str, adapter: str) -> str:
     code = _HIDDEN.format(framework=framework, adapter=adapter)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return run.stdout.strip()
+
+
+def run_example(name: str, cwd: Path, runs: int = 2) -> list[list[str]]:
+    """The lines each of ``runs`` runs of ``examples/<name>`` printed, run one after the other
+    in ``cwd`` (where the example keeps its sessions); a failing run fails the test."""
+    example = Path(__file__).parent.parent / "examples" / name
+    return [
+        subprocess.run(
+            [sys.executable, example], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        for _ in range(runs)
+    ]
 
 
 def _sql(where: str) -> Iterator[Opener]:

@@ -8,8 +8,6 @@ would. openai-agents' own tests of its sessions run against the adapter too: ``t
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from agents import Agent, Runner, TResponseInputItem, function_tool, set_tracing
 from agents.memory import Session, SessionSettings
 from agents.testing import ScriptedModel, assistant_message, function_call
 
-from integration_stores import DURABLE, KINDS, Opener, missing_framework, reopen_each
+from integration_stores import DURABLE, KINDS, Opener, missing_framework, reopen_each, run_example
 from simulacra_session import (
     FileSessionStore,
     InMemorySessionStore,
@@ -268,12 +266,7 @@ def test_importing_without_openai_agents_names_the_extra() -> None:
 
 
 def test_example_runs_and_continues_after_a_restart(tmp_path: Path) -> None:
-    example = Path(__file__).parent.parent / "examples" / "openai_agents_example.py"
-    runs = [
-        subprocess.run([sys.executable, example], cwd=tmp_path, capture_output=True, text=True, check=True)
-        for _ in range(2)
-    ]
-    first, second = (run.stdout.splitlines() for run in runs)
+    first, second = run_example("openai_agents_example.py", tmp_path)
     assert first[1] == "Items so far: 1, the first: 'Plan a day in Lisbon.'."
     assert first[5:7] == [
         "Items so far: 5, the first: 'Plan a day in Lisbon.'.",
