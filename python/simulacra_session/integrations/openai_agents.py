@@ -52,7 +52,9 @@ class OpenAIAgentsSession:
     keeps ``{"integration": "openai-agents", "key": session_id}``. ``session_settings``
     (a ``SessionSettings`` or a dict of one) gives ``get_items`` its default ``limit``, as
     openai-agents' own sessions do. Any number of these objects, in any number of
-    processes, may share one session: writes never drop another writer's items.
+    processes, may share one session: concurrent pops each return another item, and appends
+    never drop another writer's (on a store without ``append``, such as an
+    ``AdapterSessionStore``, but for two processes creating the session at the same moment).
     """
 
     session_settings: SessionSettings | None
