@@ -4,12 +4,25 @@ opened afresh (``Backing``), and real stores that record or fail what they are a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from contextlib import AsyncExitStack, ExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from claude_agent_sdk import SessionKey
+from claude_agent_sdk import (
+    SessionKey,
+    delete_session_via_store,
+    fork_session_via_store,
+    get_session_info_from_store,
+    get_session_messages_from_store,
+    get_subagent_messages_from_store,
+    list_sessions_from_store,
+    list_subagents_from_store,
+    project_key_for_directory,
+    rename_session_via_store,
+    tag_session_via_store,
+)
+from claude_agent_sdk import SessionStore as SdkSessionStore
 from claude_agent_sdk.types import SessionStoreEntry
 
 from integration_stores import Opener, reopener
@@ -34,6 +47,8 @@ __all__ = [
     "claude",
     "entry",
     "marker",
+    "opened",
+    "sdk_view",
     "transcript",
 ]
 
@@ -176,3 +191,53 @@ def transcript(session: str, cwd: str) -> list[SessionStoreEntry]:
         },
     ]
     return [cast(SessionStoreEntry, {**common, **line}) for line in lines]
+
+
+@asynccontextmanager
+async def opened(where: Mapping[str, str]) -> AsyncIterator[SessionStore]:
+    """A store over what ``where`` names: ``{"kind": "jsonl"|"json", "root": path}`` or
+    ``{"kind": ..., "url": SQLAlchemy URL, "table": name}``, in a test or a process it starts."""
+    if where["kind"] in ("jsonl", "json"):
+        yield FileSessionStore(where["root"], format="jsonl" if where["kind"] == "jsonl" else "json")
+        return
+    from simulacra_session.stores.sql import SqlSessionStore
+
+    async with SqlSessionStore(where["url"], table=where["table"]) as store:
+        yield store
+
+
+async def sdk_view(store: Callable[[], Awaitable[SdkSessionStore]], cwd: str) -> list[Any]:
+    """What the SDK's store helpers make of a session written, renamed, tagged, forked and
+    deleted through ``store`` (a fresh object each step); times and new ids left out."""
+    session = "0b5e6c7d-8e9f-4a0b-9c1d-2e3f4a5b6c7d"
+    key: SessionKey = {"project_key": project_key_for_directory(cwd), "session_id": session}
+    await (await store()).append(key, transcript(session, cwd))
+    sidechain = cast(
+        SessionStoreEntry, {**transcript(session, cwd)[0], "isSidechain": True, "agentId": "helper"}
+    )
+    await (await store()).append({**key, "subpath": "subagents/agent-helper"}, [sidechain])
+    await rename_session_via_store(await store(), session, "Sums", directory=cwd)
+    await tag_session_via_store(await store(), session, "math", directory=cwd)
+    fork = await fork_session_via_store(await store(), session, directory=cwd)
+    seen: list[Any] = []
+    for info in await list_sessions_from_store(await store(), directory=cwd):
+        seen.append(
+            (info.session_id == session, info.summary, info.custom_title, info.tag, info.first_prompt)
+        )
+    found = await get_session_info_from_store(await store(), session, directory=cwd)
+    seen.append(None if found is None else (found.summary, found.tag, found.cwd, found.created_at))
+    seen.append(
+        [m.message for m in await get_session_messages_from_store(await store(), session, directory=cwd)]
+    )
+    seen.append(await list_subagents_from_store(await store(), session, directory=cwd))
+    helper = await get_subagent_messages_from_store(await store(), session, "helper", directory=cwd)
+    seen.append([m.message for m in helper])
+    await delete_session_via_store(await store(), session, directory=cwd)
+    seen.append(
+        [
+            info.session_id == fork.session_id
+            for info in await list_sessions_from_store(await store(), directory=cwd)
+        ]
+    )
+    seen.append(await list_subagents_from_store(await store(), session, directory=cwd))
+    return seen

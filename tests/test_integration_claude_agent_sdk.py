@@ -16,26 +16,20 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
+from subprocess import PIPE, Popen
 from typing import Any, cast
 
 import pytest
+import sqlalchemy as sa
 from claude_agent_sdk import (
     ClaudeAgentOptions,
     SessionKey,
-    delete_session_via_store,
     fold_session_summary,
-    fork_session_via_store,
-    get_session_info_from_store,
-    get_session_messages_from_store,
-    get_subagent_messages_from_store,
     list_sessions_from_store,
-    list_subagents_from_store,
     project_key_for_directory,
-    rename_session_via_store,
-    tag_session_via_store,
 )
 from claude_agent_sdk import InMemorySessionStore as SdkMemoryStore
 from claude_agent_sdk import SessionStore as SdkSessionStore
@@ -53,9 +47,12 @@ from claude_agent_samples import (
     claude,
     entry,
     marker,
+    opened,
+    sdk_view,
     transcript,
 )
 from integration_stores import KINDS, missing_framework
+from session_samples import server_url, sql_table
 from simulacra_session import (
     InMemorySessionStore,
     InvalidSessionIdError,
@@ -322,43 +319,6 @@ async def test_summaries_are_the_sdk_fold_stale_after_entries_around_it_until_th
     assert await summary_and_mtime() == (fold_session_summary(None, KEY, lines)["data"], 0)
 
 
-async def sdk_view(store: Callable[[], Awaitable[SdkSessionStore]], cwd: str) -> list[Any]:
-    """What the SDK's store helpers make of a session written, renamed, tagged, forked and
-    deleted through ``store`` (a fresh object each step); times and new ids left out."""
-    session = "0b5e6c7d-8e9f-4a0b-9c1d-2e3f4a5b6c7d"
-    key: SessionKey = {"project_key": project_key_for_directory(cwd), "session_id": session}
-    await (await store()).append(key, transcript(session, cwd))
-    sidechain = cast(
-        SessionStoreEntry, {**transcript(session, cwd)[0], "isSidechain": True, "agentId": "helper"}
-    )
-    await (await store()).append({**key, "subpath": "subagents/agent-helper"}, [sidechain])
-    await rename_session_via_store(await store(), session, "Sums", directory=cwd)
-    await tag_session_via_store(await store(), session, "math", directory=cwd)
-    fork = await fork_session_via_store(await store(), session, directory=cwd)
-    seen: list[Any] = []
-    for info in await list_sessions_from_store(await store(), directory=cwd):
-        seen.append(
-            (info.session_id == session, info.summary, info.custom_title, info.tag, info.first_prompt)
-        )
-    found = await get_session_info_from_store(await store(), session, directory=cwd)
-    seen.append(None if found is None else (found.summary, found.tag, found.cwd, found.created_at))
-    seen.append(
-        [m.message for m in await get_session_messages_from_store(await store(), session, directory=cwd)]
-    )
-    seen.append(await list_subagents_from_store(await store(), session, directory=cwd))
-    helper = await get_subagent_messages_from_store(await store(), session, "helper", directory=cwd)
-    seen.append([m.message for m in helper])
-    await delete_session_via_store(await store(), session, directory=cwd)
-    seen.append(
-        [
-            info.session_id == fork.session_id
-            for info in await list_sessions_from_store(await store(), directory=cwd)
-        ]
-    )
-    seen.append(await list_subagents_from_store(await store(), session, directory=cwd))
-    return seen
-
-
 async def test_the_sdk_store_helpers_see_what_they_see_over_the_sdk_memory_store(backing: Backing) -> None:
     reference = SdkMemoryStore()
 
@@ -403,6 +363,59 @@ async def test_the_sdk_resumes_from_the_store_the_newest_session_and_its_subagen
         assert [json.loads(line) for line in sub.read_text().splitlines()] == helper
     finally:
         await resumed.cleanup()
+
+
+WRITER = """
+import asyncio, json, sys
+from claude_agent_samples import opened
+from simulacra_session.integrations.claude_agent_sdk import ClaudeAgentSessionStore
+
+async def main(where, key, batches):
+    async with opened(where) as store:
+        print("ready", flush=True)
+        sys.stdin.readline()  # the writers start at once
+        for batch in batches:
+            await ClaudeAgentSessionStore(store).append(key, batch)
+
+asyncio.run(main(*json.loads(sys.argv[1])))
+"""
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json", "sqlite", "postgres", "mysql"])
+def test_writer_processes_retrying_each_others_batches_store_each_entry_once(
+    kind: str, tmp_path: Path
+) -> None:
+    with ExitStack() as tables:
+        where = {"kind": kind, "root": str(tmp_path)}
+        if kind not in ("jsonl", "json"):
+            server = f"sqlite:///{tmp_path / 'sessions.db'}" if kind == "sqlite" else server_url(kind)
+            url = sa.make_url(tables.enter_context(sql_table(server)))
+            where["table"] = str(url.query["table"])
+            where["url"] = url.difference_update_query(["table"]).render_as_string(hide_password=False)
+        batches = [[[entry(f"{w}.{n}.{i}") for i in range(3)] for n in range(3)] for w in range(2)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        writers = []
+        for mine, theirs in zip(batches, batches[::-1], strict=True):  # its own twice, the other's once
+            command = [sys.executable, "-c", WRITER, json.dumps([where, KEY, [*mine, *theirs, *mine]])]
+            writers.append(tables.enter_context(Popen(command, stdin=PIPE, stdout=PIPE, env=env, text=True)))
+        for writer in writers:
+            assert writer.stdout is not None
+            assert writer.stdout.readline() == "ready\n"
+        for writer in writers:
+            assert writer.stdin is not None
+            writer.stdin.write("go\n")
+            writer.stdin.close()
+        assert [writer.wait() for writer in writers] == [0, 0]
+
+        async def stored() -> list[SessionStoreEntry] | None:
+            async with opened(where) as store:
+                return await ClaudeAgentSessionStore(store).load(KEY)
+
+        loaded = asyncio.run(stored())
+    assert loaded is not None
+    assert len(loaded) == 18  # every entry once, each batch whole
+    runs = [loaded[start : start + 3] for start in range(0, 18, 3)]
+    assert sorted(runs, key=lambda run: str(run[0]["text"])) == [run for runs in batches for run in runs]  # type: ignore[typeddict-item]
 
 
 async def test_bad_arguments_name_the_value_at_fault() -> None:
