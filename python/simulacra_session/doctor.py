@@ -16,8 +16,8 @@ Kinds of problem (``Problem.kind``), the stores they concern, and what ``repair`
 - ``fork_link`` (file): a fork index entry that is missing, stale or not the session
   file's inode: re-linked, or the stale entry removed. A link whose session file is gone
   is the last copy of that session: it is left, and named.
-- ``compactable`` (file): a journal whose superseded metadata records outweigh the rest:
-  rewritten without them.
+- ``compactable`` (file): a journal whose superseded records and truncated messages
+  outweigh the rest: rewritten without them.
 - ``missing_parent`` (every store): an attached fork whose parent is gone: detached, with
   the copy of what it inherits when its store kept one, so its history stays as it loads.
 - ``message_count`` (SQL): message rows that disagree with the session's
