@@ -6,8 +6,6 @@ opened afresh, as a restarted process would: the history loaded equals ``all_mes
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.test import TestModel
 
-from integration_stores import DURABLE, Opener, missing_framework, reopen_each
+from integration_stores import DURABLE, Opener, missing_framework, reopen_each, run_example
 from simulacra_session import CorruptSessionError, InMemorySessionStore, Revision
 from simulacra_session.ids import session_id_for_key
 from simulacra_session.integrations.pydantic_ai import PydanticAIHistory
@@ -182,10 +180,6 @@ def test_missing_pydantic_ai_names_the_extra() -> None:
 
 
 def test_example_runs_and_continues_after_a_restart(tmp_path: Path) -> None:
-    example = Path(__file__).parent.parent / "examples" / "pydantic_ai_example.py"
-    runs = [
-        subprocess.run([sys.executable, example], cwd=tmp_path, capture_output=True, text=True, check=True)
-        for _ in range(2)
-    ]
-    assert runs[0].stdout.splitlines()[-1] == "Sunny in Paris (7 messages so far)"
-    assert runs[1].stdout.splitlines()[-1] == "Sunny in Paris (13 messages so far)"  # the history kept
+    first, second = run_example("pydantic_ai_example.py", tmp_path)
+    assert first[-1] == "Sunny in Paris (7 messages so far)"
+    assert second[-1] == "Sunny in Paris (13 messages so far)"  # the history kept
