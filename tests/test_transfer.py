@@ -340,3 +340,32 @@ async def test_copy_into_a_database_server_keeps_everything(tmp_path: Path, serv
                 meta.updated_at,
                 [message("user", "one")],
             )
+
+
+async def test_memory_holds_one_session_at_a_time(tmp_path: Path) -> None:
+    """Export and import of 300 sessions of 200 KB each (60 MB) peak at a few sessions' worth
+    of allocations, plus what the stores and the transfer keep per session (metadata, ids):
+    sessions stream, whatever their number and size."""
+    import tracemalloc
+
+    source = FileSessionStore(tmp_path / "source", fsync=False)
+    big = "x" * 200_000
+    count = 300
+    for index in range(count):
+        await source.save(f"s{index:03}", [message("user", f"{index} {big}")])
+    export = tmp_path / "export.jsonl"
+    target = FileSessionStore(tmp_path / "target", fsync=False)
+    tracemalloc.start()
+    try:
+        with export.open("wb") as out:
+            assert await export_sessions(source, out) == count
+        exported_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        await import_sessions(target, export, on_conflict="skip")
+        imported_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    bound = 10 * len(big) + count * 8_000  # a session in its forms (text, bytes, parsed); metadata
+    assert exported_peak < bound, f"export peaked at {exported_peak} bytes, over {bound}"
+    assert imported_peak < bound, f"import peaked at {imported_peak} bytes, over {bound}"
+    assert await snapshot(target) == await snapshot(source)
