@@ -24,12 +24,12 @@ from ..errors import (
     SessionNotFoundError,
 )
 from ..events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
-from ..history import ResolvedSession, resolve_history
+from ..history import ResolvedSession, list_forks, materialize_forks, resolve_history, save_from
 from ..ids import new_session_id, validate_session_id
 from ..messages import JsonObject, Message
 from ..models import RESERVED_METADATA_KEYS, Revision, SessionMetadata
 from ..protocols import Conversation, SessionStore
-from .forks import list_forks, materialize_forks, plan_fork, save_from
+from .forks import plan_fork
 from .recovery import recover
 from .snapshot import Inheritance, Snapshots
 from .writer import SaveRequest, SessionWriter, SessionWriters

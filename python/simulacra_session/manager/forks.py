@@ -1,7 +1,7 @@
-"""Forks for the SessionManager: the fork a ``fork()`` makes; a session's forks and the
-history written into attached forks before their parent is deleted (``list_forks``,
-``materialize_forks``, ``save_from``: in ``simulacra_session.history``, which ``truncate``
-shares them with).
+"""Forks for the SessionManager: the fork a ``fork()`` makes. A session's forks and the
+history written into attached forks before their parent is deleted are in
+``simulacra_session.history`` (``list_forks``, ``materialize_forks``, ``save_from``), which
+``truncate`` shares.
 
 An attached fork stores only the messages after the ones it inherits from its parent's
 resolved history (see ``simulacra_session.history``); a detached one stores all of its own.
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SessionNotFoundError
-from ..history import list_forks, materialize_forks, resolve_history, save_from
+from ..history import resolve_history
 from ..messages import JsonObject
 from ..protocols import SessionStore
 
-__all__ = ["Fork", "list_forks", "materialize_forks", "plan_fork", "save_from"]
+__all__ = ["Fork", "plan_fork"]
 
 
 @dataclass(slots=True)
