@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Literal
 
 __all__ = [
     "BACKEND",
+    "CommitChannel",
+    "Committer",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -30,6 +32,8 @@ BACKEND: Literal["native", "pure"]
 
 if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked by stubtest)
     from ._pure import (
+        CommitChannel,
+        Committer,
         atomic_write,
         copy_json,
         derive_slug,

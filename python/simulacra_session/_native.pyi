@@ -1,11 +1,14 @@
 """Type stub of the compiled hot path; ``simulacra_session._pure`` is its pure-Python twin.
 
-Both twins expose the same nine functions, with the same bytes, results and errors.
+Both twins expose the same nine functions and two classes, with the same bytes, results and errors.
 """
 
 import os
+from typing import final
 
 __all__ = [
+    "CommitChannel",
+    "Committer",
     "atomic_write",
     "copy_json",
     "derive_slug",
@@ -132,3 +135,39 @@ def sync_files(fds: list[int]) -> list[int]:
     Windows: ``FlushFileBuffers`` through the C runtime's ``_commit``, as ``os.fsync``.
     A descriptor that is not open gives ``EBADF``; ``OverflowError`` beyond a C ``int``.
     """
+
+@final
+class CommitChannel:
+    """Where one event loop receives the outcomes of the descriptors it handed to a
+    ``Committer``: ``fileno()`` (an eventfd on Linux, a pipe's read end on other Unix) turns
+    readable when outcomes arrive, and ``drain()`` takes them. ``OSError`` on Windows, which
+    has no descriptor an event loop can watch for this."""
+
+    def __init__(self) -> None: ...
+    def fileno(self) -> int:
+        """The descriptor that turns readable when outcomes arrive."""
+
+    def drain(self) -> list[tuple[int, int]]:
+        """The ``(fd, errno)`` outcomes delivered since the last drain, in order (errno 0:
+        durable); the descriptor's readiness is cleared. The caller now owns each ``fd``."""
+
+    def close(self) -> None:
+        """Nobody will drain any more: descriptors delivered and not drained, and any
+        delivered later, are closed (by the thread, for those not yet done)."""
+
+@final
+class Committer:
+    """The group-commit thread, started on the first ``submit``: it sleeps until
+    descriptors are handed over, makes every one handed over meanwhile durable together
+    (``sync_files``), and delivers each outcome to the ``CommitChannel`` named with it,
+    waking the channel's reader once per batch. It never closes a descriptor it was handed
+    while the channel is open: whoever drains the outcome does."""
+
+    def __init__(self) -> None: ...
+    def submit(self, fd: int, channel: CommitChannel) -> bool:
+        """Hand ``fd`` over to be made durable; its outcome arrives in ``channel``. ``False``
+        (``fd`` not taken) once ``stop`` was called; ``OSError`` if the thread cannot start."""
+
+    def stop(self) -> None:
+        """Refuse further work, make durable what was handed over, and wait for the thread
+        to end. Without the GIL."""

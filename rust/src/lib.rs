@@ -33,5 +33,5 @@ mod _native {
     #[pymodule_export]
     use crate::python::slug::derive_slug;
     #[pymodule_export]
-    use crate::python::sync::sync_files;
+    use crate::python::sync::{sync_files, CommitChannel, Committer};
 }

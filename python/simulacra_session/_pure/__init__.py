@@ -1,4 +1,4 @@
-"""Pure-Python twin of ``simulacra_session._native``: the same functions, bytes, results
+"""Pure-Python twin of ``simulacra_session._native``: the same functions and classes, bytes, results
 and errors, one module per native job module (``json``, ``fs``, ``sync``, ``slug``).
 
 Used when the compiled extension is unavailable or ``SIMULACRA_SESSION_PURE=1``; the stub
@@ -8,9 +8,11 @@ Used when the compiled extension is unavailable or ``SIMULACRA_SESSION_PURE=1``;
 from .fs import atomic_write, link_fork, stamps
 from .json import copy_json, dumps, loads, loads_lines
 from .slug import derive_slug
-from .sync import sync_files
+from .sync import CommitChannel, Committer, sync_files
 
 __all__ = [
+    "CommitChannel",
+    "Committer",
     "atomic_write",
     "copy_json",
     "derive_slug",

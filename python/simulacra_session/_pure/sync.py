@@ -1,4 +1,6 @@
-"""Twin of ``rust/src/sync``: make the data written through open descriptors durable.
+"""Twin of ``rust/src/sync``: make the data written through open descriptors durable, and
+the group-commit thread that does so for every writer of the process (``Committer``,
+``CommitChannel``; see ``rust/src/sync/commit.rs``).
 
 One call per descriptor, in order (``make_durable``): ``fcntl(F_FULLFSYNC)`` on macOS
 (``fsync`` where the file system refuses it, as SQLite's ``fullfsync``), else
@@ -9,12 +11,21 @@ outcome per descriptor is the same.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import operator
 import os
 import sys
+import threading
+from collections.abc import Iterable
+from typing import final
 
-__all__ = ["make_durable", "sync_files"]
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["CommitChannel", "Committer", "make_durable", "sync_files"]
 
 _REFUSED = frozenset((errno.ENOTSUP, errno.EINVAL, errno.ENOTTY))  # F_FULLFSYNC not supported
 
@@ -51,3 +62,129 @@ def sync_files(fds: list[int]) -> list[int]:
         else:
             errnos.append(0)
     return errnos
+
+
+def _unlock(fds: Iterable[int]) -> None:
+    """Release the ``flock`` each descriptor may hold: once durable, its file is free for the
+    next writer, whenever the reader drains the outcome."""
+    if fcntl is not None:
+        for fd in fds:
+            with contextlib.suppress(OSError, ValueError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@final
+class CommitChannel:
+    """Where one event loop receives the ``(fd, errno)`` outcomes of the descriptors it
+    handed over: ``fileno()`` turns readable when some arrive, ``drain()`` takes them."""
+
+    def __init__(self) -> None:
+        if os.name != "posix":
+            raise OSError(errno.ENOSYS, "no descriptor an event loop can watch on this platform")
+        if hasattr(os, "eventfd"):
+            self._read = self._write = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        else:
+            self._read, self._write = os.pipe()
+            os.set_blocking(self._read, False)
+            os.set_blocking(self._write, False)
+        self._guard = threading.Lock()
+        self._outcomes: list[tuple[int, int]] = []
+        self._closed = False
+
+    def fileno(self) -> int:
+        """The descriptor that turns readable when outcomes arrive."""
+        return self._read
+
+    def drain(self) -> list[tuple[int, int]]:
+        """The outcomes delivered since the last drain, in order; the signal is cleared."""
+        with contextlib.suppress(BlockingIOError):
+            while len(os.read(self._read, 512)) == 512:
+                pass
+        with self._guard:
+            outcomes, self._outcomes = self._outcomes, []
+        return outcomes
+
+    def close(self) -> None:
+        """Nobody will drain any more: undrained descriptors are closed, now or when done."""
+        with self._guard:
+            self._closed = True
+            outcomes, self._outcomes = self._outcomes, []
+        for fd, _ in outcomes:
+            os.close(fd)
+
+    def _deliver(self, outcome: tuple[int, int]) -> bool:
+        """The thread's side: add an outcome; whether the reader must be woken."""
+        with self._guard:
+            if self._closed:
+                os.close(outcome[0])
+                return False
+            self._outcomes.append(outcome)
+            return len(self._outcomes) == 1
+
+    def _set(self) -> None:
+        """Wake the reader (a set eventfd or a full pipe already holds a wake-up)."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._write, (1).to_bytes(8 if self._read == self._write else 1, sys.byteorder))
+
+    def __del__(self) -> None:
+        for fd in {self._read, self._write} if hasattr(self, "_write") else ():
+            os.close(fd)
+
+
+@final
+class Committer:
+    """The group-commit thread: sleeps until descriptors are handed over, makes all of them
+    durable together (``sync_files``), and delivers each outcome to its channel. It never
+    closes a descriptor: whoever drains the outcome does."""
+
+    def __init__(self) -> None:
+        self._work = threading.Condition()
+        self._jobs: list[tuple[int, CommitChannel]] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def submit(self, fd: int, channel: CommitChannel) -> bool:
+        """Hand ``fd`` over; its outcome arrives in ``channel``. False once stopped."""
+        with self._work:
+            if self._stopping:
+                return False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="simulacra-session sync", daemon=True)
+                self._thread.start()
+            self._jobs.append((fd, channel))
+            self._work.notify()
+        return True
+
+    def stop(self) -> None:
+        """Make durable what was handed over, then end the thread."""
+        with self._work:
+            self._stopping = True
+            self._work.notify()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while jobs := self._take():
+            _commit(jobs)
+            del jobs  # holds no channel while asleep: a closed one's descriptors can go
+
+    def _take(self) -> list[tuple[int, CommitChannel]]:
+        """Sleep until there is work; all of it (none: stopped)."""
+        with self._work:
+            while not self._jobs and not self._stopping:
+                self._work.wait()
+            jobs, self._jobs = self._jobs, []
+            return jobs
+
+
+def _commit(jobs: list[tuple[int, CommitChannel]]) -> None:
+    """Make the jobs' descriptors durable together and deliver each outcome to its channel."""
+    errnos = sync_files([fd for fd, _ in jobs])
+    _unlock(fd for fd, _ in jobs)
+    woken: list[CommitChannel] = []
+    for (fd, channel), code in zip(jobs, errnos, strict=True):
+        if channel._deliver((fd, code)) and channel not in woken:
+            woken.append(channel)
+    for channel in woken:
+        channel._set()

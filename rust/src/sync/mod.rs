@@ -16,7 +16,11 @@
 //!   Python's `os.fsync` does; the runtime reports any failure as `EBADF`.
 //!
 //! An interrupted call (`EINTR`) is retried, as Python's `os.fsync` retries it.
+//!
+//! [`commit`] runs `sync_files` on one thread for every writer of the process (group
+//! commit), handing each outcome back through a descriptor an event loop can watch.
 
+pub mod commit;
 #[cfg(target_os = "linux")]
 mod linux;
 
