@@ -109,3 +109,36 @@ fn each_file_system_gets_its_own_syncfs_and_small_groups_a_sync_each() {
     );
     assert_eq!((errnos, single.len()), (vec![0; 5], 5));
 }
+
+#[cfg(unix)]
+#[test]
+fn the_committer_delivers_each_outcome_to_its_channel() {
+    use super::commit::{Channel, Committer};
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+    let path = std::env::temp_dir().join(format!("simulacra-commit-{}", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let committer = Committer::new();
+    let (one, other) = (
+        Arc::new(Channel::new().unwrap()),
+        Arc::new(Channel::new().unwrap()),
+    );
+    assert!(committer.submit(file.as_raw_fd(), &one).unwrap());
+    assert!(committer.submit(-1, &other).unwrap());
+    let mut got = (Vec::new(), Vec::new());
+    while got.0.is_empty() || got.1.is_empty() {
+        let mut polled = [one.fileno(), other.fileno()].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: poll reads and fills the live array it is given.
+        assert!(unsafe { libc::poll(polled.as_mut_ptr(), 2, 30_000) } > 0);
+        got.0.extend(one.drain());
+        got.1.extend(other.drain());
+    }
+    assert_eq!(got, (vec![(file.as_raw_fd(), 0)], vec![(-1, EBADF)]));
+    committer.stop();
+    assert!(!committer.submit(file.as_raw_fd(), &one).unwrap());
+}
