@@ -76,8 +76,9 @@ impl Committer {
             queue.started = true;
         }
         queue.jobs.push((fd, Arc::clone(channel)));
-        if queue.waiting {
-            queue.waiting = false;
+        let wake = std::mem::take(&mut queue.waiting);
+        drop(queue); // so the thread, woken, does not wait for the lock
+        if wake {
             self.shared.work.notify_one();
         }
         Ok(true)
