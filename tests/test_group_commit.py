@@ -10,6 +10,8 @@ import fcntl
 import gc
 import os
 import select
+import threading
+import time
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -194,3 +196,29 @@ def test_a_forked_child_closes_its_copies_of_the_parents_jobs(tmp_path: Path) ->
         assert not any(_is_open(fd) for fd in waiting)
     finally:
         loop.close()
+
+
+def _sync_threads() -> int:
+    """Group-commit threads alive: Python ones by name, native ones by the kernel's name."""
+    named = sum(thread.name == "simulacra-session sync" for thread in threading.enumerate())
+    comms = [Path(f"/proc/self/task/{tid}/comm") for tid in os.listdir("/proc/self/task")]
+    return named + sum(comm.read_text().startswith("simulacra-sessi") for comm in comms if comm.exists())
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="threads are counted through /proc")
+def test_a_dropped_committer_ends_its_thread(hotpath: ModuleType, tmp_path: Path) -> None:
+    before = _sync_threads()
+    committer, channel = hotpath.Committer(), hotpath.CommitChannel()
+    fd = _written(tmp_path / "f")
+    try:
+        committer.submit(fd, channel)
+        assert _outcomes(channel, 1) == [(fd, 0)]
+        assert _sync_threads() == before + 1
+        del committer
+        gc.collect()
+        deadline = time.monotonic() + 30
+        while _sync_threads() > before and time.monotonic() < deadline:
+            time.sleep(0.01)  # the test waits for the thread to end; the library never polls
+        assert _sync_threads() == before
+    finally:
+        os.close(fd)

@@ -138,43 +138,58 @@ class Committer:
     closes a descriptor: whoever drains the outcome does."""
 
     def __init__(self) -> None:
-        self._work = threading.Condition()
-        self._jobs: list[tuple[int, CommitChannel]] = []
+        self._queue = _Queue()
         self._thread: threading.Thread | None = None
-        self._stopping = False
 
     def submit(self, fd: int, channel: CommitChannel) -> bool:
         """Hand ``fd`` over; its outcome arrives in ``channel``. False once stopped."""
-        with self._work:
-            if self._stopping:
+        queue = self._queue
+        with queue.work:
+            if queue.stopping:
                 return False
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="simulacra-session sync", daemon=True)
+            if self._thread is None:  # the thread holds the queue, not this: dropping this ends it
+                self._thread = threading.Thread(target=queue.run, name="simulacra-session sync", daemon=True)
                 self._thread.start()
-            self._jobs.append((fd, channel))
-            self._work.notify()
+            queue.jobs.append((fd, channel))
+            queue.work.notify()
         return True
 
     def stop(self) -> None:
         """Make durable what was handed over, then end the thread."""
-        with self._work:
-            self._stopping = True
-            self._work.notify()
-            thread, self._thread = self._thread, None
+        self._queue.stop()
+        thread, self._thread = self._thread, None
         if thread is not None:
             thread.join()
 
-    def _run(self) -> None:
+    def __del__(self) -> None:
+        self._queue.stop()
+
+
+class _Queue:
+    """What the thread is handed, and its loop."""
+
+    def __init__(self) -> None:
+        self.work = threading.Condition()
+        self.jobs: list[tuple[int, CommitChannel]] = []
+        self.stopping = False
+
+    def stop(self) -> None:
+        """Refuse further work; the thread ends once what it holds is done."""
+        with self.work:
+            self.stopping = True
+            self.work.notify()
+
+    def run(self) -> None:
         while jobs := self._take():
             _commit(jobs)
             del jobs  # holds no channel while asleep: a closed one's descriptors can go
 
     def _take(self) -> list[tuple[int, CommitChannel]]:
         """Sleep until there is work; all of it (none: stopped)."""
-        with self._work:
-            while not self._jobs and not self._stopping:
-                self._work.wait()
-            jobs, self._jobs = self._jobs, []
+        with self.work:
+            while not self.jobs and not self.stopping:
+                self.work.wait()
+            jobs, self.jobs = self.jobs, []
             return jobs
 
 

@@ -97,6 +97,14 @@ impl Committer {
     }
 }
 
+impl Drop for Committer {
+    /// A committer nobody holds any more: its thread ends once its work is done.
+    fn drop(&mut self) {
+        lock(&self.shared.queue).stopping = true;
+        self.shared.work.notify_one();
+    }
+}
+
 /// The thread: sleep until there is work, make it durable, deliver the outcomes.
 fn run(shared: &Shared) {
     loop {
