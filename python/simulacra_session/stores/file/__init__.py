@@ -293,9 +293,9 @@ class FileSessionStore:
 
         A journal loads as its last state whose records all verify (their checksums): what
         follows, an append cut short by a crash or damage, is left out with a warning and
-        ``StoredSession.damage`` (naming the file and offset), and the file is copied aside
-        before a write cuts it off; ``CorruptSessionError`` names the offset when no state
-        verifies.
+        ``StoredSession.damage`` (naming the file and offset), and a write cuts it off, the
+        file copied aside first unless it is only an append cut short (``torn``);
+        ``CorruptSessionError`` names the offset when no state verifies.
         """
         validate_session_id(id)
         return await asyncio.to_thread(self._load_sync, id)

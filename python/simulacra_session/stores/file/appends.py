@@ -21,8 +21,9 @@ from ...messages import JsonObject
 from ...models import Revision, check_revision, merge_metadata, metadata_from_stored
 from .._codec import encode_metadata
 from . import journal
-from .files import keep_copy, read_from, sync_file
+from .files import read_from, sync_file
 from .locks import file_locked, open_locked
+from .torn import keep_damage
 
 if TYPE_CHECKING:
     from . import FileSessionStore
@@ -95,7 +96,8 @@ def write_locked(
     id lock), durably; the new revision.
 
     The journal's state is read first when the store's does not describe it, and bytes after
-    its last record that verifies are cut off (a copy kept); its revision is checked against
+    its last record that verifies are cut off (a copy kept, unless they are only an append
+    cut short: ``torn.keep_damage``); its revision is checked against
     ``expected``. ``None``, nothing written, when there is no journal to write to: none, one
     of an earlier format version, or a ``.json`` file too (then a rewrite continues the newer
     of the two, as loads read it).
@@ -113,8 +115,8 @@ def write_locked(
             if state.version != journal.FORMAT_VERSION:
                 return None  # rewritten in this version
             check_revision(session_id, expected, revision_of(state))
-            if state.end != len(data):  # bytes past the last record that verifies: cut off, kept aside
-                keep_copy(path, data, layout.file_mode, store._fsync)
+            if state.end != len(data):  # bytes past the last record that verifies: cut off
+                keep_damage(path, data, state.end, layout.file_mode, store._fsync)
                 os.ftruncate(fd, state.end)
         else:
             check_revision(session_id, expected, revision_of(state))

@@ -29,6 +29,7 @@ from .layout import NO_HARD_LINKS, TEMP_FILE, FileFormat, session_name
 from .locks import file_locked
 from .residue import sweep
 from .restore import compact_sync
+from .torn import cut_short
 
 if TYPE_CHECKING:
     from . import FileSessionStore
@@ -179,9 +180,12 @@ class _Checker:
                 return  # rewritten meanwhile, and damaged: its own check names it next time
             if not parsed.torn:
                 return
-            detail = f"{parsed.torn} bytes after its last record that verifies (an append cut short, damage)"
-            if self.repair:  # a copy kept, as the store keeps one before it cuts them off
-                keep_copy(path, data, self.layout.file_mode, self.store._fsync)
+            unfinished = cut_short(data, parsed.committed_end)
+            what = "an append cut short" if unfinished else "damage"
+            detail = f"{parsed.torn} bytes after its last record that verifies ({what})"
+            if self.repair:  # a copy of damage kept, as the store keeps one before it cuts it off
+                if not unfinished:
+                    keep_copy(path, data, self.layout.file_mode, self.store._fsync)
                 os.ftruncate(fd, parsed.committed_end)
                 sync_file(fd, path)
                 self.store._journals.pop(session_id)

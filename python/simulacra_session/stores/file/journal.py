@@ -17,11 +17,12 @@ fork index's hard link to it, never change. A commit record keeps the first
 record (``truncation``) commits no line and keeps fewer.
 
 The committed state is the last commit record (or the header) that verifies, with every
-record and line before it, and its ``message_count`` messages. What follows it is a torn
-append from a crash, or damage: it is left out when read (with a warning and
-``Journal.damage``), and a copy of the file is kept before the next write cuts or replaces
-it. Version 1 (the same lines without checksums) is still read, as it always was, and
-rewritten in version 2 by the first write. ``tail`` reads a journal from its end.
+record and line before it, and its ``message_count`` messages. What follows it is an append
+a crash cut short, or damage (``torn.cut_short`` tells which): it is left out when read
+(with a warning and ``Journal.damage``), and, when damage, a copy of the file is kept
+before the next write cuts or replaces it. Version 1 (the same lines without checksums) is
+still read, as it always was, and rewritten in version 2 by the first write. ``tail``
+reads a journal from its end.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from ...messages import JsonObject
 from ...models import auto_saved_metadata, merge_metadata, metadata_from_stored
 from .._codec import encode_messages, encode_metadata
 from .files import naming, pwrite_all
-from .records import COMMIT_PREFIX, SEAL_PREFIX, batch_seal, checksum, seal, sealed, verified
+from .records import COMMIT_PREFIX, MESSAGE_PREFIX, SEAL_PREFIX, batch_seal, checksum, seal, sealed, verified
+from .torn import cut_short
 
 __all__ = [
     "FORMAT_NAME",
@@ -63,7 +65,6 @@ _VERSIONS = (1, 2)  # read; the first write rewrites version 1 in this one
 
 _HEADER_PREFIX = b'["' + FORMAT_NAME.encode() + b'",'
 _COMMIT_PREFIX = COMMIT_PREFIX
-_MESSAGE_PREFIX = b'["message",'
 _log = logging.getLogger("simulacra_session")
 
 
@@ -73,7 +74,8 @@ class Journal:
 
     ``committed_end`` is the byte offset just past the last commit record that verifies: an
     append truncates the file there first when ``torn`` bytes follow it (a copy of the file
-    kept first), which ``damage`` then describes.
+    kept first unless they are an append cut short: ``torn.keep_damage``), which ``damage``
+    then describes.
     """
 
     metadata: dict[str, Any]
@@ -201,9 +203,12 @@ def parse_journal(data: bytes, path: str) -> Journal:
         raise CorruptSessionError(problem, path=path, offset=end if torn else start)
     damage = None
     if torn:
-        problem = (
-            f"{torn} bytes from offset {end} of {path} do not verify (an incomplete save cut short by"
-            " a crash, or damage): it loads as its last state that does"
+        problem = f"{torn} bytes from offset {end} of {path} " + (
+            "are an incomplete save cut short by a crash: it loads as its last state, and the next"
+            " write cuts them off"
+            if version > 1 and cut_short(data, end)
+            else "do not verify (damage): it loads as its last state that does, and the next write"
+            " keeps a copy of the file"
         )
         _log.warning("%s", problem)
         damage = CorruptSessionError(problem, path=path, offset=end)
@@ -282,7 +287,7 @@ def message_lines(messages: Sequence[JsonObject], offset: int) -> list[bytes]:
     lines = encode_messages(messages, offset)
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
-            lines[index] = _MESSAGE_PREFIX + lines[index] + b"]"
+            lines[index] = MESSAGE_PREFIX + lines[index] + b"]"
     return lines
 
 

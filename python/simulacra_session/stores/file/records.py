@@ -26,10 +26,12 @@ import zlib
 
 __all__ = [
     "COMMIT_PREFIX",
+    "MESSAGE_PREFIX",
     "SEAL_EVERY",
     "SEAL_PREFIX",
     "batch_seal",
     "checksum",
+    "commit_checksum",
     "seal",
     "sealed",
     "verified",
@@ -37,6 +39,8 @@ __all__ = [
 
 COMMIT_PREFIX = b'["metadata",'
 SEAL_PREFIX = COMMIT_PREFIX + b"null,"
+#: How a message line that is not a JSON object starts: ``["message",value]``.
+MESSAGE_PREFIX = b'["message",'
 #: The bytes of message lines a write puts between two records at most (a longer line aside).
 SEAL_EVERY = 64 * 1024
 _SEALED = 11  # the bytes of a record's line after what its checksum covers: "cccccccc"]
@@ -84,7 +88,7 @@ def checksum(line: bytes) -> int | None:
     return int(sealed, 16)
 
 
-def _commit_checksum(line: bytes, batch: memoryview, seed: int) -> int | None:
+def commit_checksum(line: bytes, batch: memoryview, seed: int) -> int | None:
     """The checksum of commit record ``line`` when it and the message lines ``batch`` it
     commits verify, else ``None``."""
     found = checksum(line)
@@ -111,7 +115,7 @@ def verified(data: bytes, first: int, seed: int) -> tuple[int, int]:
         end = data.find(b"\n", start) + 1
         if end == 0:
             return last
-        checked = _commit_checksum(data[start : end - 1], view[position:start], seed)
+        checked = commit_checksum(data[start : end - 1], view[position:start], seed)
         if checked is None:
             return last
         if not data.startswith(SEAL_PREFIX, start):

@@ -11,9 +11,10 @@ from ...errors import CorruptSessionError
 from ...messages import JsonObject
 from ...models import Revision, StoredSession, check_revision, merge_metadata, metadata_from_stored
 from .._codec import check_truncation
-from .files import keep_copy, set_aside
+from .files import set_aside
 from .layout import OTHER, FileFormat
 from .locks import file_locked
+from .torn import keep_damage
 from .whole import encode_whole, journal_state, remove_other
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def rewrite_session(
     does not exist), so no writer in another process comes between the read and the write
     (nor between the check of the ``expected`` revision and the write); a file in the other
     format, the older of two, is removed after the write. A journal's bytes that did not
-    verify are kept in a copy first. Returns the revision written.
+    verify are kept in a copy first, unless they are only an append cut short. Returns the revision written.
     """
     layout = store._layout
     keep = mode in ("compact", "convert")
@@ -97,7 +98,8 @@ def rewrite_session(
             if corrupt_path is not None:
                 set_aside(corrupt_path)
             elif found is not None and existing is not None and existing.damage is not None:
-                keep_copy(layout.path(session_id, found[0]), found[1], layout.file_mode, store._fsync)
+                where = layout.path(session_id, found[0])  # the damage's offset: where its state ends
+                keep_damage(where, found[1], existing.damage.offset, layout.file_mode, store._fsync)
             store._journals.pop(session_id)
             atomic_write(path, encoded, store._fsync, layout.file_mode)
             if file_format == "jsonl":
