@@ -5,7 +5,7 @@ Kinds of problem (``Problem.kind``), the stores they concern, and what ``repair`
 
 - ``torn_tail`` (file): bytes after a journal's last record that verifies, an append cut
   short or damage (loads leave them out): cut off, a copy of the file kept first as
-  ``{name}.corrupt-{time}``.
+  ``{name}.corrupt-{time}`` when the bytes are damage (none for an append cut short).
 - ``unreadable`` (file): a session file that cannot be read: a damaged one is moved aside
   as ``{name}.corrupt-{time}``; a symlink, a file of a newer format version or one the
   process may not read is left as it is.
