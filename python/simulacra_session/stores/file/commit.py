@@ -103,10 +103,10 @@ class GroupCommit:
         jobs = self._loops.get(id(loop)) or self._watch(loop)
         if jobs is None:
             try:
-                outcome = loop.run_in_executor(None, sync_files, [fd])
+                outcome = loop.run_in_executor(None, _sync_and_close, fd)
             except RuntimeError:  # the executor was shut down
                 raise _exiting(fd, path) from None
-            outcome.add_done_callback(partial(_executed, fd, path, future))
+            outcome.add_done_callback(partial(_executed, path, future))
             return future
         jobs.waiting[fd] = (path, future)
         if not self._committer.submit(fd, jobs.channel):
@@ -140,12 +140,19 @@ class GroupCommit:
         self._setup()
 
 
-def _executed(fd: int, path: str, future: Durable, outcome: asyncio.Future[list[int]]) -> None:
-    """On the loop, ``sync_files`` done in the executor: close ``fd``, resolve ``future``."""
-    os.close(fd)
+def _sync_and_close(fd: int) -> int:
+    """In a worker thread: make ``fd`` durable and close it (whatever becomes of the loop);
+    the errno (0: durable)."""
+    try:
+        return sync_files([fd])[0]
+    finally:
+        os.close(fd)
+
+
+def _executed(path: str, future: Durable, outcome: asyncio.Future[int]) -> None:
+    """On the loop, the worker done: resolve ``future`` with its outcome."""
     error = outcome.exception()
-    if error is not None:
-        if not future.done():
-            future.set_exception(error)
-    else:
-        _settle(future, path, outcome.result()[0])
+    if error is None:
+        _settle(future, path, outcome.result())
+    elif not future.done():
+        future.set_exception(error)
