@@ -6,21 +6,25 @@ Three tables, named after the ``table`` argument (default ``simulacra_sessions``
                       metadata: the session's metadata without its id, a JSON object
     {table}_messages  session_id -> {table}.id (on delete cascade), seq, message;
                       primary key (session_id, seq): the session's own messages in order
-    {table}_schema    name, version: ("simulacra-session", 1), so later releases can migrate
+    {table}_schema    name, version: ("simulacra-session", 2), so later releases can migrate
 
-JSON is bound and read as text, exactly the bytes the hot-path ``dumps`` writes: ``message``
-is ``json`` on PostgreSQL (kept verbatim), ``LONGTEXT`` on MySQL/MariaDB (MySQL's ``JSON``
-would reorder keys) and ``TEXT`` on SQLite; ``metadata`` is ``JSONB`` on PostgreSQL and
-``JSON`` on MySQL/MariaDB, so it can be queried there. ``updated_at`` is the metadata's
-fixed-width ISO 8601 UTC text, which sorts chronologically. Ids compare case-sensitively
-everywhere (a binary collation on MySQL/MariaDB, whose default one ignores case).
+JSON is bound and read as text, exactly the bytes the hot-path ``dumps`` writes, in ``json``
+on PostgreSQL (kept verbatim), ``LONGTEXT`` on MySQL/MariaDB (MySQL's ``JSON`` would reorder
+keys) and ``TEXT`` on SQLite, metadata and messages alike: so every JSON value round-trips,
+``"\\u0000"`` and lone surrogate escapes included. Version 1 kept metadata as ``JSONB`` on
+PostgreSQL, which refuses both, and ``JSON`` on MySQL/MariaDB, which reorders keys (MySQL)
+or refuses a lone surrogate (MariaDB): ``_sql_migrate`` changes the column in place.
+Nothing parses the JSON in the database (see ``Schema._inherits``). ``updated_at`` is the
+metadata's fixed-width ISO 8601 UTC text, which sorts chronologically. Ids compare
+case-sensitively everywhere (a binary collation on MySQL/MariaDB, whose default one ignores
+case).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -39,7 +43,7 @@ __all__ = [
 ]
 
 SCHEMA_NAME = "simulacra-session"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Dialect names the store knows how to lock rows on (MariaDB reports "mariadb" or "mysql").
 DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
 #: Ancestors one ``chain`` statement follows at most: below MySQL's default
@@ -58,7 +62,7 @@ def check_table_name(name: object) -> str:
 
 
 class JsonText(sa.types.UserDefinedType[str]):
-    """JSON kept as text in Python; the column is a JSON type where the database has a fitting one.
+    """JSON kept as text in Python and in the database, in a column that keeps it verbatim.
 
     A user-defined type, so no driver-side JSON encoding or bind cast gets in the way: the
     store binds the ``dumps`` bytes as a string and reads the column back cast to text.
@@ -66,22 +70,19 @@ class JsonText(sa.types.UserDefinedType[str]):
 
     cache_ok = True
 
-    def __init__(self, role: Literal["metadata", "message"]) -> None:
-        self.role = role
-
     def get_col_spec(self, **kw: Any) -> str:
         return "TEXT"
 
 
 @compiles(JsonText, "postgresql")
 def _postgresql_json(element: JsonText, compiler: TypeCompiler, **kw: Any) -> str:
-    return "JSONB" if element.role == "metadata" else "JSON"
+    return "JSON"
 
 
 @compiles(JsonText, "mysql")
 @compiles(JsonText, "mariadb")
 def _mysql_json(element: JsonText, compiler: TypeCompiler, **kw: Any) -> str:
-    return "JSON" if element.role == "metadata" else "LONGTEXT"
+    return "LONGTEXT"
 
 
 def _id_type() -> sa.types.TypeEngine[str]:
@@ -109,7 +110,7 @@ class Schema:
             sa.Column("parent_id", _id_type(), nullable=True, index=True),
             sa.Column("updated_at", sa.String(32), nullable=False, index=True),
             sa.Column("message_count", sa.Integer, nullable=False),
-            sa.Column("metadata", JsonText("metadata"), nullable=False),
+            sa.Column("metadata", JsonText(), nullable=False),
             **options,
         )
         messages = sa.Table(
@@ -119,7 +120,7 @@ class Schema:
                 "session_id", _id_type(), sa.ForeignKey(sessions.c.id, ondelete="CASCADE"), primary_key=True
             ),
             sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("message", JsonText("message"), nullable=False),
+            sa.Column("message", JsonText(), nullable=False),
             **options,
         )
         version = sa.Table(
@@ -159,20 +160,16 @@ class Schema:
         """1 where the row is an attached fork (a parent, not ``detached``), else 0.
 
         Only a bound on how far ``chain`` reads: the store decides from the parsed metadata.
-        On SQLite, whose column is the ``dumps`` text, a ``"detached":true`` nested in some
+        A match on the JSON text, never a parse in the database (PostgreSQL's ``->>`` fails on
+        a document holding ``\\u0000`` or a lone surrogate, MariaDB's ``JSON_EXTRACT`` gives
+        NULL): ``"detached":true`` as ``dumps`` writes it, or ``"detached": true`` as a
+        version 1 table's ``JSONB`` or ``JSON`` column left it. The same pair nested in some
         other value also stops the walk there, which costs one more statement, nothing else.
         """
-        column = sessions.c.metadata
-        detached: sa.ColumnElement[bool]
-        if dialect == "postgresql":
-            detached = column.op("->>", return_type=sa.Text)(sa.literal_column("'detached'")) == "true"
-        elif dialect == "sqlite":
-            detached = sa.type_coerce(column, sa.Text).contains('"detached":true')
-        else:
-            path: sa.ColumnElement[str] = sa.literal_column("'$.detached'")
-            detached = sa.func.json_unquote(sa.func.json_extract(column, path)) == "true"
+        text = sa.type_coerce(self.as_text(dialect, sessions.c.metadata), sa.Text)
+        detached = sa.or_(text.contains('"detached":true'), text.contains('"detached": true'))
         parent = sessions.c.parent_id
-        attached = sa.and_(parent.is_not(None), parent != "", sa.not_(sa.func.coalesce(detached, False)))
+        attached = sa.and_(parent.is_not(None), parent != "", sa.not_(detached))
         return sa.case((attached, sa.literal_column("1")), else_=sa.literal_column("0"))
 
     def _chain(self, dialect: str, sid: sa.BindParameter[str]) -> sa.CompoundSelect[str, int, str]:
@@ -243,7 +240,7 @@ class Schema:
                 parent_id=sa.bindparam("b_parent_id"),
                 updated_at=sa.bindparam("b_updated_at"),
                 message_count=sa.bindparam("b_message_count"),
-                metadata=sa.bindparam("b_metadata", type_=JsonText("metadata")),
+                metadata=sa.bindparam("b_metadata", type_=JsonText()),
             ),
             clear_messages=sa.delete(messages).where(messages.c.session_id == sid),
             delete_session=sa.delete(sessions).where(sessions.c.id == sid),

@@ -29,7 +29,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError("SqlSessionStore needs SQLAlchemy: pip install 'simulacra-session[sql]'") from error
 
 
-from ..errors import SessionNotFoundError, StoreError
+from ..errors import SessionNotFoundError
 from ..history import inherits
 from ..ids import validate_session_id
 from ..messages import JsonObject
@@ -51,8 +51,9 @@ from ._codec import (
 )
 from ._restore import check_restore
 from ._sql_engine import engine_for, failure, transient
+from ._sql_migrate import check_schema
 from ._sql_rows import parse_listing, parse_metadata, parse_session
-from ._sql_schema import DIALECTS, SCHEMA_NAME, SCHEMA_VERSION, Schema, check_table_name
+from ._sql_schema import DIALECTS, Schema, check_table_name
 
 __all__ = ["SqlSessionStore"]
 
@@ -72,9 +73,9 @@ class SqlSessionStore:
     async engine). With a sync engine the blocking calls run in a worker thread; with an async
     one they run on the event loop (its pooled connections belong to that loop: use the store
     from one loop, or give the engine ``poolclass=NullPool``). ``create`` makes the tables when
-    they are missing; either way their schema version is checked on first use. An engine
-    passed in stays the caller's; one made from a URL is disposed by :meth:`close` (or leaving
-    ``async with``).
+    they are missing and migrates an earlier release's in place (``_sql_migrate``); either
+    way their schema version is checked on first use. An engine passed in stays the caller's;
+    one made from a URL is disposed by :meth:`close` (or leaving ``async with``).
 
     Database and connection failures raise ``StoreError`` naming the operation and session.
     A cancelled write either never started or was committed (or rolled back) before
@@ -168,7 +169,7 @@ class SqlSessionStore:
     def _run_sync(self, engine: sa.Engine, work: Callable[[sa.Connection], T], prepare: bool) -> T:
         with self._serial:
             if prepare and not self._ready:
-                self._prepare(engine.begin)
+                self._prepare(engine.connect)
             with engine.begin() as connection:
                 return work(connection)
 
@@ -188,7 +189,7 @@ class SqlSessionStore:
                 if self._ready:
                     return
                 try:
-                    async with engine.begin() as connection:
+                    async with engine.connect() as connection:
                         await connection.run_sync(self._check_schema)
                 except sa.exc.SQLAlchemyError:
                     if attempt == _SCHEMA_ATTEMPTS:
@@ -197,11 +198,12 @@ class SqlSessionStore:
                 else:
                     self._ready = True
 
-    def _prepare(self, begin: Callable[[], contextlib.AbstractContextManager[sa.Connection]]) -> None:
-        """Create (when allowed) and check the schema; again when another process raced us to it."""
+    def _prepare(self, connect: Callable[[], contextlib.AbstractContextManager[sa.Connection]]) -> None:
+        """Create and migrate (when allowed) and check the schema; again when another process
+        raced us to it."""
         for attempt in range(1, _SCHEMA_ATTEMPTS + 1):
             try:
-                with begin() as connection:
+                with connect() as connection:
                     self._check_schema(connection)
             except sa.exc.SQLAlchemyError:
                 if attempt == _SCHEMA_ATTEMPTS:
@@ -212,16 +214,7 @@ class SqlSessionStore:
                 return
 
     def _check_schema(self, connection: sa.Connection) -> None:
-        version = self._schema.version
-        if self._create:
-            self._schema.create(connection, self._dialect)
-            connection.execute(self._schema.record_version(self._dialect))
-        found = connection.execute(sa.select(version.c.version).where(version.c.name == SCHEMA_NAME)).scalar()
-        if found != SCHEMA_VERSION:
-            raise StoreError(
-                f"table {version.name!r} records schema version {found}; this release reads version "
-                f"{SCHEMA_VERSION}" + (" (create=False: create the tables first)" if found is None else "")
-            )
+        check_schema(connection, self._schema, self._dialect, self._create)
 
     # -- rows ----------------------------------------------------------------------------
 
