@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from ._backend import dumps
+from ._backend import dumps, loads
 from .errors import ConflictError, CorruptSessionError, InvalidMetadataError
 from .timestamps import next_timestamp, parse_timestamp, stamp_after
 
@@ -82,7 +82,12 @@ class SessionMetadata(BaseModel):
 
     def to_json_dict(self, *, include_id: bool = False) -> dict[str, Any]:
         """Plain JSON-ready dict of the set fields and unknown keys (``None`` fields left out)."""
-        return self.model_dump(mode="json", exclude_none=True, exclude=None if include_id else {"id"})
+        exclude = None if include_id else {"id"}
+        try:
+            return self.model_dump(mode="json", exclude_none=True, exclude=exclude)
+        except UnicodeEncodeError:  # a nested key holding a lone surrogate, which JSON allows and
+            # pydantic-core cannot turn into a key of its own; the hot path writes it escaped
+            return cast(dict[str, Any], loads(dumps(self.model_dump(exclude_none=True, exclude=exclude))))
 
 
 @dataclass(frozen=True, slots=True)
