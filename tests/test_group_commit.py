@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import gc
 import os
 import select
@@ -22,7 +21,7 @@ import pytest
 from simulacra_session import FileSessionStore
 from simulacra_session.stores.file import commit
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="a channel needs a descriptor a loop can watch")
+posix = pytest.mark.skipif(os.name != "posix", reason="a channel needs a descriptor a loop can watch")
 
 
 def _written(path: Path) -> int:
@@ -51,6 +50,7 @@ def _is_open(fd: int) -> bool:
     return True
 
 
+@posix
 def test_outcomes_arrive_per_descriptor_and_leave_it_open(hotpath: ModuleType, tmp_path: Path) -> None:
     committer, channel = hotpath.Committer(), hotpath.CommitChannel()
     fds = [_written(tmp_path / f"f{index}") for index in range(6)]
@@ -70,7 +70,9 @@ def test_outcomes_arrive_per_descriptor_and_leave_it_open(hotpath: ModuleType, t
             os.close(fd)
 
 
+@posix
 def test_a_durable_descriptor_has_its_flock_released(hotpath: ModuleType, tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl")
     committer, channel = hotpath.Committer(), hotpath.CommitChannel()
     fd = _written(tmp_path / "f")
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -87,6 +89,7 @@ def test_a_durable_descriptor_has_its_flock_released(hotpath: ModuleType, tmp_pa
         os.close(fd)
 
 
+@posix
 def test_a_closed_channel_has_its_descriptors_closed(hotpath: ModuleType, tmp_path: Path) -> None:
     committer = hotpath.Committer()
     early, late = hotpath.CommitChannel(), hotpath.CommitChannel()
@@ -102,6 +105,7 @@ def test_a_closed_channel_has_its_descriptors_closed(hotpath: ModuleType, tmp_pa
     assert early.drain() == late.drain() == []
 
 
+@posix
 def test_a_stopped_committer_takes_nothing(hotpath: ModuleType, tmp_path: Path) -> None:
     committer, channel = hotpath.Committer(), hotpath.CommitChannel()
     committer.stop()  # never started
@@ -114,6 +118,46 @@ def test_a_stopped_committer_takes_nothing(hotpath: ModuleType, tmp_path: Path) 
         os.close(fd)
 
 
+@posix
+def test_a_closed_channel_keeps_the_thread_serving_others(hotpath: ModuleType, tmp_path: Path) -> None:
+    committer, closed, live = hotpath.Committer(), hotpath.CommitChannel(), hotpath.CommitChannel()
+    closed.close()
+    fd = _written(tmp_path / "f")
+    try:
+        committer.submit(-1, closed)  # closing it fails (EBADF): the thread carries on
+        committer.submit(fd, live)
+        assert _outcomes(live, 1) == [(fd, 0)]
+    finally:
+        committer.stop()
+        os.close(fd)
+
+
+@posix
+def test_an_append_whose_hand_over_fails_leaves_nothing_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulacra_session.stores.file import _COMMIT
+
+    class Refusing:
+        def submit(self, fd: int, channel: object) -> bool:
+            raise OSError(errno.EAGAIN, "the group-commit thread cannot start")
+
+    store = FileSessionStore(tmp_path)
+    asyncio.run(store.save("s", [{"text": "a"}]))
+    asyncio.run(store.append("s", [{"text": "b"}]))  # the journal known: the loop's path
+    monkeypatch.setattr(_COMMIT, "_committer", Refusing())
+    with pytest.raises(OSError, match="cannot start"):
+        asyncio.run(store.append("s", [{"text": "c"}]))
+    fcntl = pytest.importorskip("fcntl")
+    other = os.open(tmp_path / "s.jsonl", os.O_RDONLY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the failed append's lock is gone
+    finally:
+        os.close(other)
+    monkeypatch.undo()
+    asyncio.run(FileSessionStore(tmp_path).append("s", [{"text": "d"}]))
+
+
 class _LoopWithoutReaders(asyncio.SelectorEventLoop):
     """A loop that cannot watch a descriptor, as Windows' proactor loop."""
 
@@ -122,7 +166,11 @@ class _LoopWithoutReaders(asyncio.SelectorEventLoop):
 
 
 def _open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+    """This process's open descriptors (none where the system lists none)."""
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        if os.path.isdir(listing):
+            return set(os.listdir(listing))
+    return set()
 
 
 def test_a_loop_that_cannot_watch_syncs_in_its_executor(tmp_path: Path) -> None:
@@ -159,6 +207,7 @@ def _channel_of(loop: asyncio.AbstractEventLoop) -> commit._LoopJobs:
     return _COMMIT._loops[id(loop)]
 
 
+@posix
 def test_an_append_whose_loop_is_gone_leaves_nothing_open(tmp_path: Path) -> None:
     store = FileSessionStore(tmp_path)
     asyncio.run(store.save("s", [{"text": "a"}]))
@@ -177,6 +226,7 @@ def test_an_append_whose_loop_is_gone_leaves_nothing_open(tmp_path: Path) -> Non
     assert [message["text"] for message in stored.messages] == list("abc")
 
 
+@posix
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
 def test_a_forked_child_closes_its_copies_of_the_parents_jobs(tmp_path: Path) -> None:
     store = FileSessionStore(tmp_path)
@@ -205,6 +255,7 @@ def _sync_threads() -> int:
     return named + sum(comm.read_text().startswith("simulacra-sessi") for comm in comms if comm.exists())
 
 
+@posix
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="threads are counted through /proc")
 def test_a_dropped_committer_ends_its_thread(hotpath: ModuleType, tmp_path: Path) -> None:
     before = _sync_threads()

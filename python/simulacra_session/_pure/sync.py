@@ -110,13 +110,15 @@ class CommitChannel:
             self._closed = True
             outcomes, self._outcomes = self._outcomes, []
         for fd, _ in outcomes:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _deliver(self, outcome: tuple[int, int]) -> bool:
         """The thread's side: add an outcome; whether the reader must be woken."""
         with self._guard:
             if self._closed:
-                os.close(outcome[0])
+                with contextlib.suppress(OSError):
+                    os.close(outcome[0])
                 return False
             self._outcomes.append(outcome)
             return len(self._outcomes) == 1
@@ -143,13 +145,22 @@ class Committer:
 
     def submit(self, fd: int, channel: CommitChannel) -> bool:
         """Hand ``fd`` over; its outcome arrives in ``channel``. False once stopped."""
+        fd = operator.index(fd)
+        if not -(2**31) <= fd < 2**31:
+            raise OverflowError(f"descriptor {fd} does not fit a C int")
+        if not isinstance(channel, CommitChannel):
+            raise TypeError(f"a CommitChannel is needed, not {type(channel).__name__}")
         queue = self._queue
         with queue.work:
             if queue.stopping:
                 return False
             if self._thread is None:  # the thread holds the queue, not this: dropping this ends it
-                self._thread = threading.Thread(target=queue.run, name="simulacra-session sync", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=queue.run, name="simulacra-session sync", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError as error:  # "can't start new thread": as the native twin says it
+                    raise OSError(errno.EAGAIN, f"the group-commit thread cannot start: {error}") from error
+                self._thread = thread
             queue.jobs.append((fd, channel))
             queue.work.notify()
         return True

@@ -6,9 +6,10 @@ holding no interpreter lock) that sleeps until there is work, makes every descri
 over meanwhile durable together (``sync_files``: on Linux one ``syncfs`` per file system
 for a batch of several files) and puts each outcome in the ``CommitChannel`` of the loop
 that handed it over. The loop watches that channel's descriptor as it watches a socket: the
-way back is one wake-up of the loop, its callback closes the descriptors (releasing their
-locks) and resolves the futures. Nothing spins or polls: the thread sleeps in the kernel,
-and so does the loop.
+way back is one wake-up of the loop, whose callback closes the descriptors and resolves the
+futures (the thread released the files' locks once they were durable). Nothing spins or
+polls: the thread sleeps in the kernel, and so does the loop. An event loop does not survive
+a fork (asyncio's rule): a forked child drops its parent's jobs and starts afresh.
 
 Where a loop cannot watch a descriptor (Windows: the proactor has no readers, the selector
 takes sockets only), the ``fdatasync`` runs in the loop's default executor instead.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import weakref
 from functools import partial
@@ -54,9 +56,10 @@ class _LoopJobs:
     this, and its channel is closed, so the thread closes the descriptors nobody will drain.
     """
 
-    __slots__ = ("__weakref__", "channel", "finalizer", "waiting")
+    __slots__ = ("__weakref__", "channel", "finalizer", "loop", "waiting")
 
-    def __init__(self, channel: CommitChannel) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, channel: CommitChannel) -> None:
+        self.loop = weakref.ref(loop)  # which loop this is: an id can be reused once it is gone
         self.channel = channel
         self.waiting: dict[int, tuple[str, Durable]] = {}
         self.finalizer = weakref.finalize(self, channel.close)
@@ -64,9 +67,16 @@ class _LoopJobs:
     def settle(self) -> None:
         """On the loop, its channel readable: close each descriptor done, resolve its future."""
         for fd, errno in self.channel.drain():
-            path, future = self.waiting.pop(fd)
-            os.close(fd)
-            _settle(future, path, errno)
+            job = self.waiting.pop(fd, None)
+            if job is None:  # a forked child's copy of its parent's job: not its own to close
+                continue
+            with contextlib.suppress(OSError):  # durable or not, the outcome says; the fd is gone
+                os.close(fd)
+            _settle(job[1], job[0], errno)
+
+
+#: A forked child's copies of its parents' committers and channels, never freed (see ``_after_fork``).
+_FORKED_AWAY: list[object] = []
 
 
 def _exiting(fd: int, path: str) -> RuntimeError:
@@ -100,16 +110,24 @@ class GroupCommit:
         durable, or failed with the ``OSError`` naming ``path``. ``fd`` is closed either way."""
         loop = asyncio.get_running_loop()
         future = Durable(loop=loop)
-        jobs = self._loops.get(id(loop)) or self._watch(loop)
+        jobs = self._loops.get(id(loop))
+        if jobs is None or jobs.loop() is not loop:
+            jobs = self._watch(loop)
         if jobs is None:
             try:
                 outcome = loop.run_in_executor(None, _sync_and_close, fd)
             except RuntimeError:  # the executor was shut down
                 raise _exiting(fd, path) from None
-            outcome.add_done_callback(partial(_executed, path, future))
+            outcome.add_done_callback(partial(_executed, fd, path, future))
             return future
         jobs.waiting[fd] = (path, future)
-        if not self._committer.submit(fd, jobs.channel):
+        try:
+            taken = self._committer.submit(fd, jobs.channel)
+        except BaseException:  # the thread cannot start: the file must not stay locked
+            del jobs.waiting[fd]
+            os.close(fd)
+            raise
+        if not taken:
             del jobs.waiting[fd]
             raise _exiting(fd, path)
         return future
@@ -119,7 +137,7 @@ class GroupCommit:
         if loop in self._unwatchable:
             return None
         try:
-            jobs = _LoopJobs(CommitChannel())
+            jobs = _LoopJobs(loop, CommitChannel())
             loop.add_reader(jobs.channel.fileno(), jobs.settle)
         except (OSError, NotImplementedError):
             self._unwatchable.add(loop)
@@ -132,11 +150,17 @@ class GroupCommit:
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's thread does not exist here, and the descriptors
-        its jobs hold are copies that would keep the parent's journals locked."""
+        its jobs hold are copies that would keep the parent's journals locked.
+
+        The parent's committer and channels are kept, never freed: a lock the parent's
+        threads held at the fork stays held here, and freeing them would take it."""
         for jobs in self._loops.values():
             jobs.finalizer.detach()  # closing the channel would close these a second time
             for fd in jobs.waiting:
-                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            jobs.waiting.clear()
+        _FORKED_AWAY.append((self._committer, self._loops))
         self._setup()
 
 
@@ -149,8 +173,13 @@ def _sync_and_close(fd: int) -> int:
         os.close(fd)
 
 
-def _executed(path: str, future: Durable, outcome: asyncio.Future[int]) -> None:
+def _executed(fd: int, path: str, future: Durable, outcome: asyncio.Future[int]) -> None:
     """On the loop, the worker done: resolve ``future`` with its outcome."""
+    if outcome.cancelled():  # the executor was shut down under it: the worker never ran
+        os.close(fd)
+        if not future.done():
+            future.set_exception(RuntimeError(f"{path} was not made durable: its worker was cancelled"))
+        return
     error = outcome.exception()
     if error is None:
         _settle(future, path, outcome.result())
