@@ -46,6 +46,7 @@ from harness import FLOOR_LINE, append_floor_line, autosave_round, durable_autos
 BLOCK, ROUNDS = 10, 100  # 1,000 saves a side, as the issue measured
 LONG, SHORT = 1000, 10
 IDLE_SECONDS, BURST = 2.0, 200
+NAP = 50e-6  # seconds asleep before each save of the nap side
 
 #: One awaited save (or floor append); a side of the interleaved rounds.
 Save = Callable[[], Awaitable[None]]
@@ -195,6 +196,52 @@ def _threads_cpu_ns() -> dict[str, int]:
             continue  # the thread ended meanwhile, or no schedstat here
         spent[f"{name} ({tid})"] = ns
     return spent
+
+
+def test_cpu_after_a_nap(benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    """The event loop thread's CPU time per auto-save without fsync (no thread, no disk wait:
+    the library's own work), back to back and after sleeping 50 us before each save.
+
+    A save that leaves the loop while the disk works resumes on a thread that slept; the
+    floor's thread sleeps too, but has almost nothing to do once it wakes. Where a sleeping
+    CPU loses its caches (a VM whose idle CPU exits to the host), the same Python code costs
+    more after a sleep, and the ratio here says how much: it is the part of ``cpu ratio to
+    the hand-over`` no change to the save path can remove, short of doing less after a
+    wake-up. The nap itself is not counted (``time.thread_time`` around each save only)."""
+    messages = conversation(LONG + BLOCK * (ROUNDS + 1) * 2 + 1)
+    _, save = autosave_round(loop, FileSessionStore(tmp_path, fsync=False), messages, LONG)
+    samples: dict[str, list[float]] = {"back to back": [], "after a nap": []}
+
+    async def block(nap: float) -> float:
+        spent = 0.0
+        for _ in range(BLOCK):
+            if nap:
+                time.sleep(nap)  # noqa: ASYNC251 - the loop's thread asleep, as while a disk works
+            started = time.thread_time()
+            await save()
+            spent += time.thread_time() - started
+        return spent
+
+    def one_round() -> None:
+        sides = [("back to back", 0.0), ("after a nap", NAP)]
+        if len(samples["after a nap"]) % 2:
+            sides.reverse()
+        for name, nap in sides:
+            samples[name].append(loop.run_until_complete(block(nap)))
+
+    benchmark.group = "cpu after a nap"
+    benchmark.pedantic(one_round, rounds=ROUNDS, warmup_rounds=1)
+    if not benchmark.disabled:
+        warm, cold = (sum(samples[name][1:]) for name in ("back to back", "after a nap"))
+        saves = (len(samples["after a nap"]) - 1) * BLOCK
+        benchmark.extra_info.update(
+            {
+                "saves": saves,
+                "loop cpu µs (back to back)": warm / saves * 1e6,
+                "loop cpu µs (after a 50 µs nap)": cold / saves * 1e6,
+                "cpu ratio after a nap": cold / warm,
+            }
+        )
 
 
 def test_idle_cpu_after_a_burst(benchmark: Any, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
