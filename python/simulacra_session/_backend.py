@@ -16,14 +16,17 @@ __all__ = [
     "CommitChannel",
     "Committer",
     "atomic_write",
+    "commit_checksum",
     "copy_json",
     "derive_slug",
     "dumps",
     "link_fork",
     "loads",
     "loads_lines",
+    "record_checksum",
     "stamps",
     "sync_files",
+    "verify_records",
 ]
 
 _FORCE_PURE = os.environ.get("SIMULACRA_SESSION_PURE", "") not in ("", "0")
@@ -35,14 +38,17 @@ if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked 
         CommitChannel,
         Committer,
         atomic_write,
+        commit_checksum,
         copy_json,
         derive_slug,
         dumps,
         link_fork,
         loads,
         loads_lines,
+        record_checksum,
         stamps,
         sync_files,
+        verify_records,
     )
 else:
 

@@ -29,7 +29,9 @@ mod _native {
     #[pymodule_export]
     use crate::python::fs::{atomic_write, link_fork, stamps};
     #[pymodule_export]
-    use crate::python::json::{copy_json, dumps, loads, loads_lines};
+    use crate::python::json::{
+        commit_checksum, copy_json, dumps, loads, loads_lines, record_checksum, verify_records,
+    };
     #[pymodule_export]
     use crate::python::slug::derive_slug;
     #[pymodule_export]

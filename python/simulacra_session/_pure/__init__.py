@@ -6,7 +6,7 @@ Used when the compiled extension is unavailable or ``SIMULACRA_SESSION_PURE=1``;
 """
 
 from .fs import atomic_write, link_fork, stamps
-from .json import copy_json, dumps, loads, loads_lines
+from .json import commit_checksum, copy_json, dumps, loads, loads_lines, record_checksum, verify_records
 from .slug import derive_slug
 from .sync import CommitChannel, Committer, sync_files
 
@@ -14,12 +14,15 @@ __all__ = [
     "CommitChannel",
     "Committer",
     "atomic_write",
+    "commit_checksum",
     "copy_json",
     "derive_slug",
     "dumps",
     "link_fork",
     "loads",
     "loads_lines",
+    "record_checksum",
     "stamps",
     "sync_files",
+    "verify_records",
 ]

@@ -1,5 +1,6 @@
 """Twin of ``rust/src/json`` and ``rust/src/python/{json,ser,de,copy}.rs``: ``dumps``,
-``loads``, ``loads_lines`` and ``copy_json``, with the same bytes, values and errors.
+``loads``, ``loads_lines`` and ``copy_json``, with the same bytes, values and errors; and a
+journal's record checksums (``record_checksum``, ``commit_checksum``, ``verify_records``).
 
 The standard library's ``json`` does the work; what it does differently is checked or
 redone here: lone surrogates (written as ``\\udxxx`` escapes, as JavaScript writes them),
@@ -14,11 +15,20 @@ import math
 import operator
 import re
 import sys
+import zlib
 from typing import Any
 
 from ..errors import SerializationError
 
-__all__ = ["copy_json", "dumps", "loads", "loads_lines"]
+__all__ = [
+    "commit_checksum",
+    "copy_json",
+    "dumps",
+    "loads",
+    "loads_lines",
+    "record_checksum",
+    "verify_records",
+]
 
 MAX_DEPTH = 128
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -273,3 +283,73 @@ def loads_lines(
 def copy_json(obj: object) -> object:
     """A deep copy of a JSON value: exactly ``loads(dumps(obj))``, result and errors."""
     return loads(dumps(obj))
+
+
+_RECORD_START = b'\n["metadata",'  # a commit or seal record, after the line before it
+_SEAL_PREFIX = b'["metadata",null,'
+_SEALED = 11  # the bytes of a record's line after what its checksum covers: "cccccccc"]
+_QUOTE = 0x22
+
+
+def _bytes(value: object) -> bytes:
+    """``value`` when it is bytes, as the compiled twin takes a byte string; else ``TypeError``."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"'{type(value).__name__}' object is not an instance of 'bytes'")
+    return value
+
+
+def _unsigned(value: object, bits: int) -> int:
+    """An index taken as the compiled twin takes an unsigned one, with its ``OverflowError``."""
+    index = operator.index(value)  # type: ignore[arg-type]
+    if not 0 <= index < 1 << bits:
+        raise OverflowError(f"{index} does not fit an unsigned {bits}-bit integer")
+    return index
+
+
+def record_checksum(line: bytes) -> int | None:
+    """The checksum of the record ``line`` (without its newline) when the line verifies."""
+    line = _bytes(line)
+    if len(line) <= _SEALED or line[-2:] != b'"]' or line[-_SEALED] != _QUOTE:
+        return None
+    sealed = line[-10:-2]
+    if b"%08x" % zlib.crc32(line[:-_SEALED]) != sealed:
+        return None
+    return int(sealed, 16)
+
+
+def commit_checksum(line: bytes, batch: bytes, seed: int) -> int | None:
+    """The checksum of the commit or seal record ``line`` when it and the message lines
+    ``batch`` it commits, after a record whose checksum is ``seed``, verify."""
+    return _commit_checksum(_bytes(line), _bytes(batch), _unsigned(seed, 32))
+
+
+def _commit_checksum(line: bytes, batch: bytes | memoryview, seed: int) -> int | None:
+    found = record_checksum(line)
+    if found is None or len(line) < 22 or line[-22] != _QUOTE:
+        return None
+    return found if line[-21:-13] == b"%08x" % zlib.crc32(batch, seed) else None
+
+
+def verify_records(data: bytes, first: int, seed: int) -> tuple[int, int]:
+    """The start and end of the last state record of the journal ``data`` that verifies, with
+    everything before it: ``(0, first)`` when that is the header (ending at ``first``,
+    checksum ``seed``). The first record that does not verify ends the search."""
+    data, seed = _bytes(data), _unsigned(seed, 32)
+    first = _unsigned(first, sys.maxsize.bit_length() + 1)
+    view = memoryview(data)
+    last = (0, first)
+    position = first
+    while True:
+        found = data.find(_RECORD_START, max(position - 1, 0))
+        if found < 0:
+            return last
+        start = found + 1
+        end = data.find(b"\n", start) + 1
+        if end == 0:
+            return last
+        checked = _commit_checksum(data[start : end - 1], view[position:start], seed)
+        if checked is None:
+            return last
+        if not data.startswith(_SEAL_PREFIX, start):
+            last = (start, end)
+        seed, position = checked, end

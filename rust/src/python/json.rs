@@ -1,5 +1,6 @@
 //! `dumps`, `loads`, `loads_lines` and `copy_json`: arguments taken apart, the converters
-//! of `ser`, `de` and `copy` run, errors raised. The behaviour is documented on
+//! of `ser`, `de` and `copy` run, errors raised. `record_checksum`, `commit_checksum` and
+//! `verify_records`: a journal's checksums, checked by `json::records`. The behaviour is documented on
 //! `simulacra_session._native` (`.pyi`); the pure twin is `_pure/json.py`.
 
 use std::cell::RefCell;
@@ -10,11 +11,15 @@ use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use super::errors::SerializationError;
 use super::{copy, de, ser};
+use crate::json::records;
 
 thread_local! {
     /// The output buffer of `dumps`, kept between calls so large documents do not regrow it.
     static DUMPS_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Journals above this many bytes are checked with the interpreter released.
+const CHECK_DETACHED: usize = 64 * 1024;
 
 /// Buffers above this are released after use rather than kept per thread.
 const KEEP_BUFFER: usize = 8 << 20;
@@ -120,4 +125,23 @@ pub fn copy_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Boun
     }
     let data = dumps(py, obj)?;
     loads(py, data.as_any())
+}
+
+#[pyfunction]
+pub fn record_checksum(line: &[u8]) -> Option<u32> {
+    records::checksum(line)
+}
+
+#[pyfunction]
+pub fn commit_checksum(line: &[u8], batch: &[u8], seed: u32) -> Option<u32> {
+    records::commit_checksum(line, batch, seed)
+}
+
+#[pyfunction]
+pub fn verify_records(py: Python<'_>, data: &[u8], first: usize, seed: u32) -> (usize, usize) {
+    if data.len() > CHECK_DETACHED {
+        py.detach(|| records::verified(data, first, seed))
+    } else {
+        records::verified(data, first, seed)
+    }
 }

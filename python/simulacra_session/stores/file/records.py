@@ -1,6 +1,10 @@
 """Checksums of journal records (format version 2): sealing a record, checking one, and how
 far a journal's records verify.
 
+The checks are the backend's (``checksum`` is ``record_checksum``, ``verified`` is
+``verify_records``, and ``commit_checksum``; see ``_native.pyi``), so a load checks a
+journal's records at the compiled twin's speed; the sealing a write does is here.
+
 Every record line ends with the CRC-32 of its bytes before it, as 8 hex digits
 (``...,"cccccccc"]``). A commit record carries before that the CRC-32 of the message lines it
 commits (the bytes from the end of the record before it to its own start), seeded with
@@ -24,6 +28,10 @@ from __future__ import annotations
 
 import zlib
 
+from ..._backend import commit_checksum
+from ..._backend import record_checksum as checksum
+from ..._backend import verify_records as verified
+
 __all__ = [
     "COMMIT_PREFIX",
     "MESSAGE_PREFIX",
@@ -44,7 +52,6 @@ MESSAGE_PREFIX = b'["message",'
 #: The bytes of message lines a write puts between two records at most (a longer line aside).
 SEAL_EVERY = 64 * 1024
 _SEALED = 11  # the bytes of a record's line after what its checksum covers: "cccccccc"]
-_QUOTE = 0x22
 
 
 def seal(prefix: bytes) -> bytes:
@@ -76,48 +83,3 @@ def sealed(batch: bytes, seed: int) -> tuple[bytes, int, int]:
         seed, position = zlib.crc32(record[: -_SEALED - 1]), cut
     written = b"".join(parts)
     return written + batch[position:], len(written), seed
-
-
-def checksum(line: bytes) -> int | None:
-    """The checksum of the record ``line`` (without its newline) when the line verifies, else ``None``."""
-    if len(line) <= _SEALED or line[-2:] != b'"]' or line[-_SEALED] != _QUOTE:
-        return None
-    sealed = line[-10:-2]
-    if b"%08x" % zlib.crc32(line[:-_SEALED]) != sealed:
-        return None
-    return int(sealed, 16)
-
-
-def commit_checksum(line: bytes, batch: memoryview, seed: int) -> int | None:
-    """The checksum of commit record ``line`` when it and the message lines ``batch`` it
-    commits verify, else ``None``."""
-    found = checksum(line)
-    if found is None or line[-21:-13] != batch_seal(batch, seed) or line[-22:-21] != b'"':
-        return None
-    return found
-
-
-def verified(data: bytes, first: int, seed: int) -> tuple[int, int]:
-    """The start and end of the last state record (the header or a commit record, not a seal)
-    of ``data`` that verifies, with every record and message line before it: ``(0, first)``
-    when that is the header (which ends at ``first`` with checksum ``seed``). Records are
-    looked at in order from the header; the first that does not verify (a record, or the
-    lines before it, damaged; or a line where one was expected that is no record) ends the
-    search, whatever follows."""
-    view = memoryview(data)
-    last = (0, first)
-    position = first
-    while True:
-        found = data.find(b"\n" + COMMIT_PREFIX, position - 1)
-        if found < 0:
-            return last
-        start = found + 1
-        end = data.find(b"\n", start) + 1
-        if end == 0:
-            return last
-        checked = commit_checksum(data[start : end - 1], view[position:start], seed)
-        if checked is None:
-            return last
-        if not data.startswith(SEAL_PREFIX, start):
-            last = (start, end)
-        seed, position = checked, end

@@ -54,12 +54,11 @@ def cut_short(data: bytes, end: int) -> bool:
     seed = checksum(data[data.rfind(b"\n", 0, end - 1) + 1 : end - 1]) if end > 0 else None
     if seed is None:  # version 1: no chain to check the tail against
         return False
-    view = memoryview(data)
     position = batch = end  # the line looked at; where the lines the next record covers start
     while (newline := data.find(b"\n", position)) >= 0:
         line = data[position:newline]
         if line.startswith(SEAL_PREFIX):
-            sealed = commit_checksum(line, view[batch:position], seed)
+            sealed = commit_checksum(line, data[batch:position], seed)
             if sealed is None:
                 return False
             seed, batch = sealed, newline + 1
