@@ -176,4 +176,44 @@ mod tests {
         assert_eq!(verified(&data, data.len() + 5, seed), (0, data.len() + 5));
         assert!(!data.starts_with(&RECORD_START[1..]));
     }
+
+    /// The golden journal of `tests/fixtures/records.json`, which pytest checks both
+    /// backends against: how far it verifies whole, cut short and damaged.
+    #[test]
+    fn the_golden_journal_verifies_as_the_fixture_says() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/records.json")).unwrap();
+        let data = fixture["journal"].as_str().unwrap().as_bytes();
+        let number = |value: &serde_json::Value| usize::try_from(value.as_u64().unwrap()).unwrap();
+        let first = number(&fixture["first"]);
+        let seed = u32::try_from(fixture["seed"].as_u64().unwrap()).unwrap();
+        assert_eq!(checksum(&data[..first - 1]), Some(seed));
+        let pair = |items: &[serde_json::Value]| (number(&items[0]), number(&items[1]));
+        let whole = fixture["verified"].as_array().unwrap();
+        assert_eq!(verified(data, first, seed), pair(whole));
+        let cuts = fixture["cuts"].as_array().unwrap();
+        for (at, case) in cuts.iter().enumerate() {
+            let case = case.as_array().unwrap();
+            let next = cuts
+                .get(at + 1)
+                .map_or(data.len() + 1, |next| number(&next[0]));
+            for cut in number(&case[0])..next {
+                assert_eq!(
+                    verified(&data[..cut], first, seed),
+                    pair(&case[1..]),
+                    "cut {cut}"
+                );
+            }
+        }
+        for case in fixture["damaged"].as_array().unwrap() {
+            let case = case.as_array().unwrap();
+            let mut damaged = data.to_vec();
+            damaged[number(&case[0])] ^= u8::try_from(number(&case[1])).unwrap();
+            assert_eq!(
+                verified(&damaged, first, seed),
+                pair(&case[2..]),
+                "{case:?}"
+            );
+        }
+    }
 }
