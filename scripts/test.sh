@@ -4,8 +4,9 @@
 # stubtest), the whole Python suite twice on the installed native wheel, once on the compiled
 # extension and once on the pure-Python twin (SIMULACRA_SESSION_PURE=1), then the wheels in
 # fresh virtual environments on the lowest and highest other CPython here (3.10 and 3.13: the
-# suite on the native wheel; backend, version and demo of both wheels), the sdist without Rust,
-# and last the benchmarks once each, untimed, so they cannot rot between measured runs.
+# suite on the native wheel and on the pure twin; backend, version and demo of both wheels),
+# the sdist without Rust, and last the benchmarks once each, untimed, so they cannot rot
+# between measured runs.
 #
 # $PYTHON (default python3, 3.11 here) gets the tools and the native wheel; 3.10 and 3.13 are
 # named by $PYTHON310 and $PYTHON313, or found as python3.10/python3.13 or under pyenv.
@@ -98,11 +99,13 @@ fresh_venv() {
 }
 
 for minor in 3.10 3.13; do
-    step "CPython $minor: the native wheel in a fresh venv, and the suite on it"
+    step "CPython $minor: the native wheel in a fresh venv, and the suite on its compiled extension"
     venv_py="$(fresh_venv "$minor" "py$minor-native")"
     "$venv_py" -m pip install -q --disable-pip-version-check "$native[dev]"
     check_install "$venv_py" native
     "$venv_py" -m pytest -p no:cacheprovider "$@"
+    step "CPython $minor: the suite on the pure-Python twin"
+    SIMULACRA_SESSION_PURE=1 "$venv_py" -m pytest -p no:cacheprovider "$@"
 
     step "CPython $minor: the pure wheel in a fresh venv"
     venv_py="$(fresh_venv "$minor" "py$minor-pure")"
