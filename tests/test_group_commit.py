@@ -71,6 +71,34 @@ def test_outcomes_arrive_per_descriptor_and_leave_it_open(hotpath: ModuleType, t
 
 
 @posix
+def test_a_fault_of_the_pure_thread_fails_its_batch_and_it_serves_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled thread's twin of this is ``cargo test``'s (a panicking sync)."""
+    from simulacra_session._pure import sync
+
+    real, calls = sync.sync_files, []
+
+    def faulty_once(fds: list[int]) -> list[int]:
+        calls.append(fds)
+        if len(calls) == 1:
+            raise RuntimeError("the sync's own fault")
+        return real(fds)
+
+    monkeypatch.setattr(sync, "sync_files", faulty_once)
+    committer, channel = sync.Committer(), sync.CommitChannel()
+    fd = _written(tmp_path / "f")
+    try:
+        assert committer.submit(fd, channel)
+        assert _outcomes(channel, 1) == [(fd, errno.EIO)]
+        assert committer.submit(fd, channel)
+        assert _outcomes(channel, 1) == [(fd, 0)]
+    finally:
+        committer.stop()
+        os.close(fd)
+
+
+@posix
 def test_a_durable_descriptor_has_its_flock_released(hotpath: ModuleType, tmp_path: Path) -> None:
     fcntl = pytest.importorskip("fcntl")
     committer, channel = hotpath.Committer(), hotpath.CommitChannel()

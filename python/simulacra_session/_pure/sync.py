@@ -205,8 +205,14 @@ class _Queue:
 
 
 def _commit(jobs: list[tuple[int, CommitChannel]]) -> None:
-    """Make the jobs' descriptors durable together and deliver each outcome to its channel."""
-    errnos = sync_files([fd for fd, _ in jobs])
+    """Make the jobs' descriptors durable together and deliver each outcome to its channel.
+
+    A fault of the thread's own (a bug, not the disk's error) fails the batch, not the
+    thread: its waiters hear ``EIO`` (durable or not, nobody knows), later batches are served."""
+    try:
+        errnos = sync_files([fd for fd, _ in jobs])
+    except Exception:
+        errnos = [errno.EIO] * len(jobs)
     _unlock(fd for fd, _ in jobs)
     woken: list[CommitChannel] = []
     for (fd, channel), code in zip(jobs, errnos, strict=True):

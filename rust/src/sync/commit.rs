@@ -27,11 +27,20 @@ pub type Outcome = (i32, i32);
 #[cfg(unix)]
 use std::os::fd::{AsRawFd, OwnedFd};
 
+/// How a batch of descriptors is made durable: [`sync_files`], or a stand-in in tests.
+type Sync = fn(&[i32]) -> Vec<i32>;
+
 /// The thread and what is handed to it.
-#[derive(Default)]
 pub struct Committer {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    sync: Sync,
+}
+
+impl Default for Committer {
+    fn default() -> Self {
+        Self::with_sync(sync_files)
+    }
 }
 
 #[derive(Default)]
@@ -59,6 +68,15 @@ impl Committer {
         Self::default()
     }
 
+    /// A committer whose thread makes batches durable with `sync`.
+    pub(crate) fn with_sync(sync: Sync) -> Self {
+        Self {
+            shared: Arc::default(),
+            thread: Mutex::default(),
+            sync,
+        }
+    }
+
     /// Hand `fd` over to be made durable; its outcome goes to `channel`. `Ok(false)` once
     /// [`Committer::stop`] was called (`fd` not taken); an error when the thread cannot be
     /// started.
@@ -68,10 +86,10 @@ impl Committer {
             return Ok(false);
         }
         if !queue.started {
-            let shared = Arc::clone(&self.shared);
+            let (shared, sync) = (Arc::clone(&self.shared), self.sync);
             let thread = std::thread::Builder::new()
                 .name("simulacra-session sync".into())
-                .spawn(move || run(&shared))?;
+                .spawn(move || run(&shared, sync))?;
             *lock(&self.thread) = Some(thread);
             queue.started = true;
         }
@@ -106,7 +124,7 @@ impl Drop for Committer {
 }
 
 /// The thread: sleep until there is work, make it durable, deliver the outcomes.
-fn run(shared: &Shared) {
+fn run(shared: &Shared, sync: Sync) {
     loop {
         let jobs = {
             let mut queue = lock(&shared.queue);
@@ -124,7 +142,10 @@ fn run(shared: &Shared) {
             std::mem::take(&mut queue.jobs)
         };
         let fds: Vec<i32> = jobs.iter().map(|(fd, _)| *fd).collect();
-        let errnos = sync_files(&fds);
+        // A panic of our own (a bug, not the disk) fails the batch, not the thread: its
+        // waiters hear EIO (durable or not, nobody knows), and later batches are served.
+        let errnos =
+            std::panic::catch_unwind(|| sync(&fds)).unwrap_or_else(|_| vec![libc::EIO; fds.len()]);
         unlock(&fds);
         let mut signal: Vec<&Arc<Channel>> = Vec::new();
         for ((fd, channel), errno) in jobs.iter().zip(errnos) {

@@ -142,3 +142,37 @@ fn the_committer_delivers_each_outcome_to_its_channel() {
     committer.stop();
     assert!(!committer.submit(file.as_raw_fd(), &one).unwrap());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_panicking_sync_fails_its_batch_and_the_thread_serves_the_next() {
+    use super::commit::{Channel, Committer};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    static PANICKED: AtomicBool = AtomicBool::new(false);
+    fn panics_once(fds: &[i32]) -> Vec<i32> {
+        assert!(
+            PANICKED.swap(true, Ordering::SeqCst),
+            "the sync's own fault"
+        );
+        fds.iter().map(|_| 0).collect()
+    }
+    let committer = Committer::with_sync(panics_once);
+    let channel = Arc::new(Channel::new().unwrap());
+    let mut outcomes = Vec::new();
+    for fd in [-7, -8] {
+        assert!(committer.submit(fd, &channel).unwrap());
+        while !outcomes.iter().any(|&(done, _)| done == fd) {
+            let mut polled = libc::pollfd {
+                fd: channel.fileno(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll reads and fills the live struct it is given.
+            assert!(unsafe { libc::poll(&raw mut polled, 1, 30_000) } > 0);
+            outcomes.extend(channel.drain());
+        }
+    }
+    assert_eq!(outcomes, vec![(-7, libc::EIO), (-8, 0)]);
+    committer.stop();
+}
