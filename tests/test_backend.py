@@ -1,5 +1,6 @@
-"""The backend choice: only ``_backend`` reads it, both twins export the same names, and a
-source tree without the extension runs on the pure twin."""
+"""The backend choice: only ``_backend`` reads it, both twins export the same names and raise
+the package's exception classes (handed to the extension, which imports no module of the
+package), and a source tree without the extension runs on the pure twin."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 import simulacra_session
 from simulacra_session import _backend, _pure
@@ -47,7 +50,7 @@ def test_source_tree_imports_without_the_extension(tmp_path: Path) -> None:
 
 def test_both_twins_export_the_same_names(hotpath: ModuleType) -> None:
     names = sorted(name for name in _backend.__all__ if name != "BACKEND")
-    assert sorted(hotpath.__all__) == names
+    assert sorted(name for name in hotpath.__all__ if not name.startswith("_")) == names
     assert all(callable(getattr(hotpath, name)) for name in names)
     assert sorted(_pure.__all__) == names
 
@@ -60,3 +63,29 @@ def test_only_the_backend_module_reads_the_choice() -> None:
         if re.search(r"(environ|getenv)\b.*SIMULACRA_SESSION_PURE", path.read_text(encoding="utf-8"))
     )
     assert readers == ["_backend.py"]
+
+
+def test_the_extension_imports_no_module_of_the_package() -> None:
+    """The binding is handed the exception classes it raises (``_bind_errors``, by
+    ``_backend``); nothing in the crate imports a Python module."""
+    crate = Path(__file__).parent.parent / "rust" / "src"
+    importing = re.compile(r"import_exception!|PyModule::import|\bimport\(|\.import\(")
+    sources = list(crate.rglob("*.rs"))
+    assert len(sources) > 10
+    assert [path.name for path in sources if importing.search(path.read_text(encoding="utf-8"))] == []
+
+
+def test_both_twins_raise_the_packages_classes(hotpath: ModuleType) -> None:
+    with pytest.raises(simulacra_session.SerializationError):
+        hotpath.dumps({1})
+    with pytest.raises(simulacra_session.InvalidSessionIdError):
+        hotpath.link_fork(".", 3, "x")
+
+
+def test_the_extension_takes_exception_classes_once() -> None:
+    native = pytest.importorskip("simulacra_session._native")
+    with pytest.raises(TypeError, match="int is not an exception class"):
+        native._bind_errors(int, ValueError, OSError)
+    native._bind_errors(ValueError, ValueError, OSError)  # the first binding holds
+    with pytest.raises(simulacra_session.SerializationError):
+        native.dumps({1})

@@ -11,6 +11,8 @@ from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
+from .errors import InvalidSessionIdError, SerializationError, UnsafePathError
+
 __all__ = [
     "BACKEND",
     "CommitChannel",
@@ -52,13 +54,22 @@ if TYPE_CHECKING:  # the twins keep one contract (the extension's stub, checked 
     )
 else:
 
+    def _native() -> ModuleType | None:
+        """The compiled extension, handed the exception classes it raises (it imports no
+        module of the package); ``None`` where it is not built. Bound even when the twin
+        is forced, for code that imports ``_native`` itself (the tests compare the two)."""
+        try:
+            native = import_module("._native", __package__)
+        except ImportError:
+            return None
+        native._bind_errors(SerializationError, InvalidSessionIdError, UnsafePathError)
+        return native
+
     def _twin() -> tuple[ModuleType, str]:
         """The module to take the hot path from, and its name for ``BACKEND``."""
-        if not _FORCE_PURE:
-            try:
-                return import_module("._native", __package__), "native"
-            except ImportError:
-                pass
+        native = _native()
+        if native is not None and not _FORCE_PURE:
+            return native, "native"
         return import_module("._pure", __package__), "pure"
 
     _module, BACKEND = _twin()

@@ -1,6 +1,7 @@
 """Type stub of the compiled hot path; ``simulacra_session._pure`` is its pure-Python twin.
 
-Both twins expose the same twelve functions and two classes, with the same bytes, results and errors.
+Both twins expose the same twelve functions and two classes, with the same bytes, results and
+errors; ``_bind_errors`` is the compiled one's alone (see there).
 """
 
 import os
@@ -9,6 +10,7 @@ from typing import final
 __all__ = [
     "CommitChannel",
     "Committer",
+    "_bind_errors",
     "atomic_write",
     "commit_checksum",
     "copy_json",
@@ -22,6 +24,14 @@ __all__ = [
     "sync_files",
     "verify_records",
 ]
+
+def _bind_errors(
+    serialization: type[Exception], invalid_session_id: type[Exception], unsafe_path: type[Exception]
+) -> None:
+    """Take the classes of ``simulacra_session.errors`` to raise: ``SerializationError``,
+    ``InvalidSessionIdError``, ``UnsafePathError`` (the first binding holds; ``TypeError``
+    for a class that is no exception). ``simulacra_session._backend`` calls it on import, so
+    the extension imports no module of the package; the pure twin imports them itself."""
 
 def dumps(obj: object) -> bytes:
     """Serialize ``obj`` to compact UTF-8 JSON (no spaces, no ASCII escaping, dict order kept).

@@ -8,8 +8,8 @@
 //! - `python`: the binding, the only module that uses pyo3.
 //!
 //! The cores are plain Rust, tested by `cargo test`; none imports `python`, and `python`
-//! imports no Python module of the package but `simulacra_session.errors` (for its
-//! exception classes). Only the stable ABI (abi3) is used.
+//! imports no Python module of the package (`simulacra_session._backend` hands it the
+//! exception classes it raises). Only the stable ABI (abi3) is used.
 
 #[cfg(not(any(unix, windows)))]
 compile_error!("simulacra-session's native module supports Unix and Windows");
@@ -26,6 +26,8 @@ use pyo3::prelude::*;
 /// The compiled twin of `simulacra_session._pure`.
 #[pymodule(gil_used = false)]
 mod _native {
+    #[pymodule_export]
+    use crate::python::errors::bind_errors;
     #[pymodule_export]
     use crate::python::fs::{atomic_write, link_fork, stamps};
     #[pymodule_export]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::errors::InvalidSessionIdError;
+use super::errors::invalid_session_id;
 use crate::fs::{atomic, index};
 
 #[pyfunction]
@@ -30,7 +30,7 @@ pub fn atomic_write(
 fn session_id(value: &Bound<'_, PyAny>) -> PyResult<String> {
     value
         .extract::<String>()
-        .map_err(|_| InvalidSessionIdError::new_err((value.clone().unbind(),)))
+        .map_err(|_| invalid_session_id(value.clone().unbind()))
 }
 
 #[pyfunction]

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
-use super::errors::SerializationError;
+use super::errors::serialization_error;
 use super::{copy, de, ser};
 use crate::json::records;
 
@@ -33,7 +33,7 @@ pub fn dumps<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'p
         let out = borrowed.as_deref_mut().unwrap_or(&mut fresh);
         let result = match ser::dumps_into(out, obj) {
             Ok(()) => Ok(PyBytes::new(py, out)),
-            Err(fault) => Err(SerializationError::new_err(fault.message())),
+            Err(fault) => Err(serialization_error(fault.message())),
         };
         if out.capacity() > KEEP_BUFFER {
             *out = Vec::new();

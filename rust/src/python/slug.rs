@@ -5,7 +5,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use super::errors::SerializationError;
+use super::errors::serialization_error;
 
 #[pyfunction]
 #[pyo3(signature = (text, limit = 50))]
@@ -16,7 +16,7 @@ pub fn derive_slug(text: &Bound<'_, PyString>, limit: i64) -> PyResult<Option<St
         )));
     }
     let text = text.to_str().map_err(|_| {
-        SerializationError::new_err("cannot derive a slug from str with a lone surrogate")
+        serialization_error("cannot derive a slug from str with a lone surrogate".into())
     })?;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     Ok(crate::slug::derive_slug(text, limit))
