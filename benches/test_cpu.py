@@ -12,9 +12,8 @@ Beside them runs the hand-over, the least any save that leaves the event loop do
 loop appends the floor's line, hands the descriptor to a plain thread that fdatasyncs it,
 and sleeps until one wake-up (a pipe watched with ``add_reader``) says it is done. It is
 the mechanism the issue prescribes without any of this library, so its ratio to the floor
-is what this machine charges for leaving the loop at all (scheduler wake-ups both ways, the
-disk's interrupts landing on a running thread), and the auto-save's ratio to it is what the
-library adds.
+is what this machine charges for leaving the loop at all (a wake-up of a sleeping thread
+each way), and the auto-save's ratio to it is what the library adds.
 
 The four sides (the floor, the hand-over, an auto-save at 10 messages, one at 1000) run in interleaved
 blocks of ten awaited saves, each side first in turn, so a shared host's drift moves them

@@ -58,18 +58,19 @@ pub fn bind_errors(
     Ok(())
 }
 
+/// What a raise says when `_bind_errors` was never called (the package imports the
+/// extension only through `_backend`, which calls it).
+const UNBOUND: &str =
+    "simulacra_session._native raised before simulacra_session._backend bound its error classes";
+
 /// An exception of the class `pick` finds, raised with `args`.
 fn raise<A: PyErrArguments + Send + Sync + 'static>(
     pick: fn(&Classes) -> &Py<PyType>,
     args: A,
 ) -> PyErr {
-    Python::attach(|py| {
-        match CLASSES.get(py) {
+    Python::attach(|py| match CLASSES.get(py) {
         Some(classes) => PyErr::from_type(pick(classes).bind(py).clone(), args),
-        None => PyRuntimeError::new_err(
-            "simulacra_session._native raised before simulacra_session._backend bound its error classes",
-        ),
-    }
+        None => PyRuntimeError::new_err(UNBOUND),
     })
 }
 
@@ -79,7 +80,10 @@ pub fn serialization_error(message: String) -> PyErr {
 }
 
 /// `InvalidSessionIdError(session_id)`.
-pub fn invalid_session_id(session_id: Py<PyAny>) -> PyErr {
+pub fn invalid_session_id<T>(session_id: T) -> PyErr
+where
+    (T,): PyErrArguments + Send + Sync + 'static,
+{
     raise(|classes| &classes.invalid_session_id, (session_id,))
 }
 
@@ -100,7 +104,7 @@ fn strerror(error: &io::Error) -> String {
 impl From<CoreError> for PyErr {
     fn from(error: CoreError) -> PyErr {
         match error {
-            CoreError::InvalidId(id) => raise(|classes| &classes.invalid_session_id, (id,)),
+            CoreError::InvalidId(id) => invalid_session_id(id),
             CoreError::InvalidSuffix(suffix) => PyValueError::new_err(format!(
                 "invalid file suffix {suffix:?}: expected a dot and lowercase letters"
             )),
