@@ -145,6 +145,44 @@ def test_doctor_repairs_a_torn_journal_from_the_command(tmp_path: Path) -> None:
         assert journal.read_bytes().endswith(b'"]\n')  # its last commit record
 
 
+def test_doctor_repair_reports_what_it_set_aside_as_left(tmp_path: Path) -> None:
+    """A damaged journal moved aside by ``--repair``: the repair's report and a check run right
+    after it agree that the file set aside is left (exit 1 both), and the damaged bytes are kept."""
+    with store_of("jsonl", tmp_path) as url:
+        journal = Path(url) / "plain.jsonl"
+        damaged = bytearray(journal.read_bytes())
+        damaged[len(damaged) // 2] ^= 1
+        journal.write_bytes(bytes(damaged))
+        repaired = run_cli("--store", url, "doctor", "--repair", "--json")
+        assert repaired.status == 1
+        problems = {(p["kind"], p["repaired"]) for p in repaired.json()["problems"]}
+        assert problems == {("unreadable", True), ("set_aside", False)}
+        checked = run_cli("--store", url, "doctor", "--json")
+        assert checked.status == 1
+        left = [p for p in repaired.json()["problems"] if not p["repaired"]]
+        assert checked.json()["problems"] == left
+        assert Path(left[0]["path"]).read_bytes() == bytes(damaged)
+
+
+def test_a_failed_export_leaves_the_file_there_as_it_was(tmp_path: Path) -> None:
+    """An export that fails (an id mistyped) neither truncates nor replaces the output file it
+    names, and leaves no temp file beside it; one that succeeds replaces it, keeping its mode."""
+    with store_of("jsonl", tmp_path) as url:
+        backup = tmp_path / "backup.jsonl"
+        assert run_cli("--store", url, "export", "-o", str(backup)).status == 0
+        good = backup.read_bytes()
+        assert backup.stat().st_mode & 0o777 == 0o600  # private, as the sessions are
+        failed = run_cli("--store", url, "export", "plain", "typo", "-o", str(backup))
+        assert failed.status == 2
+        assert "session not found: typo" in failed.error_line()
+        assert backup.read_bytes() == good
+        assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+        backup.chmod(0o640)
+        assert run_cli("--store", url, "export", "plain", "-o", str(backup)).status == 0
+        assert backup.read_bytes() != good
+        assert backup.stat().st_mode & 0o777 == 0o640
+
+
 @pytest.mark.skipif(not hasattr(pty, "openpty") or os.name == "nt", reason="needs a pseudo-terminal")
 def test_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     with store_of("jsonl", tmp_path) as url:

@@ -152,9 +152,14 @@ def _checks_for(store: SessionStore) -> list[Check]:
 
 async def check_store(store: SessionStore, *, repair: bool = False) -> Report:
     """Check ``store`` (see the module for what is looked for) and, with ``repair``, repair
-    what can be repaired without losing data. A store of another kind gets the checks every
-    store gets."""
-    problems: list[Problem] = []
-    for check in _checks_for(store):
-        problems += await check(store, repair)
+    what can be repaired without losing data, then check again: the report names what was
+    repaired and what is left (a file the repair set aside among it). A store of another
+    kind gets the checks every store gets."""
+    checks = _checks_for(store)
+    problems = [problem for check in checks for problem in await check(store, repair)]
+    if repair and any(problem.repaired for problem in problems):
+        # What a repair leaves (the files it set aside, say) is found by checking again, so
+        # the report of a repair and a check run right after it agree on what is left.
+        left = [problem for check in checks for problem in await check(store, False)]
+        problems = [problem for problem in problems if problem.repaired] + left
     return Report(problems)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import stat
 import sys
-from contextlib import AbstractContextManager, nullcontext
+import tempfile
+from collections.abc import Iterator
 from typing import IO
 
 from rich.text import Text
 
 from ..protocols import SessionStore
+from ..stores.file.files import fsync_dir
 from ..transfer import TransferResult, copy_sessions, export_sessions, import_sessions
 from .output import console, print_json, progress_bar
 from .urls import CommandError, on_store, open_store, printable
@@ -18,11 +23,31 @@ from .urls import CommandError, on_store, open_store, printable
 __all__ = ["add_parsers"]
 
 
-def _output(path: str | None) -> AbstractContextManager[IO[bytes]]:
-    """Where an export goes: the file ``path``, or stdout (``None`` or ``-``)."""
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[bytes]]:
+    """Where an export goes: stdout (``None`` or ``-``), or the file ``path``, written whole or
+    not at all. The file is written beside ``path`` under a temp name, made durable and then
+    renamed over it, so an export that fails (an id mistyped, a session unreadable, a full
+    disk) leaves a file already there, yesterday's backup say, as it was. It keeps that
+    file's permission bits; a new one is private to its owner (``0o600``), as sessions are."""
     if path is None or path == "-":
-        return nullcontext(sys.stdout.buffer)
-    return open(path, "wb")
+        yield sys.stdout.buffer
+        return
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temp, stat.S_IMODE(os.stat(path).st_mode))
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    fsync_dir(directory)
 
 
 async def _export(store: SessionStore, args: argparse.Namespace) -> int:
@@ -96,7 +121,11 @@ def add_parsers(
         "export", parents=[common], help="a versioned JSONL export of all or the given sessions"
     )
     export.add_argument("ids", nargs="*", metavar="ID", help="these sessions (and what they inherit from)")
-    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    export.add_argument(
+        "-o",
+        "--output",
+        help="file to write, whole or not at all: a failed export leaves it as it was (default: stdout)",
+    )
     export.set_defaults(run=on_store(_export, create=False))
     imports = commands.add_parser(
         "import", parents=[common, conflict], help="write an export's sessions into the store, as they were"
