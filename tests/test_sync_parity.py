@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -46,19 +47,57 @@ def test_sync_files_reports_errno_per_descriptor(hotpath: ModuleType, tmp_path: 
             os.close(fd)
 
 
+def _sync_one(fd: int) -> int:
+    """What one ``fdatasync`` (``fsync`` where there is none) says of ``fd``: its errno, 0."""
+    try:
+        os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
+    except OSError as error:
+        return error.errno or errno.EIO
+    return 0
+
+
 @pytest.mark.skipif(os.name != "posix", reason="a pipe's descriptor is a socket-like handle elsewhere")
-def test_sync_files_reports_what_cannot_be_synced(hotpath: ModuleType) -> None:
+@pytest.mark.parametrize("count", [1, 4])
+def test_sync_files_reports_what_cannot_be_synced(hotpath: ModuleType, count: int) -> None:
+    """A batch large enough for one ``syncfs`` reports a pipe as one ``fdatasync`` does
+    (``EINVAL`` on Linux), however many are handed over with it."""
     read_end, write_end = os.pipe()
     try:
-        try:
-            os.fdatasync(write_end) if hasattr(os, "fdatasync") else os.fsync(write_end)
-            expected = 0
-        except OSError as error:
-            expected = error.errno
-        assert hotpath.sync_files([write_end]) == [expected]
+        expected = _sync_one(write_end)
+        assert hotpath.sync_files([write_end] * count) == [expected] * count
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux pseudo files and O_PATH")
+@pytest.mark.parametrize("kind", ["pipes", "/dev/null", "/proc", "O_PATH"])
+def test_a_syncfs_batch_reports_no_pseudo_file_as_durable(
+    hotpath: ModuleType, tmp_path: Path, kind: str
+) -> None:
+    """Descriptors a ``syncfs`` would pass but ``fdatasync`` refuses (pipes, character
+    devices, /proc files, ``O_PATH``) get ``fdatasync``'s errno in a batch of regular files
+    of one file system too, and the regular files stay durable."""
+    regular = _open_written(tmp_path, 4)
+    if kind == "pipes":
+        pipes = [os.pipe() for _ in range(4)]
+        odd = [write_end for _, write_end in pipes]
+        opened = [fd for pipe in pipes for fd in pipe]
+    else:
+        path, flags = {
+            "/dev/null": ("/dev/null", os.O_WRONLY),
+            "/proc": ("/proc/self/status", os.O_RDONLY),
+            "O_PATH": (str(tmp_path / "f0"), os.O_PATH),
+        }[kind]
+        odd = opened = [os.open(path, flags) for _ in range(4)]
+    try:
+        expected = [_sync_one(fd) for fd in odd]
+        assert expected != [0] * 4  # what the batch must not hide
+        assert hotpath.sync_files(odd) == expected
+        assert hotpath.sync_files(regular + odd) == [0] * 4 + expected
+    finally:
+        for fd in regular + opened:
+            os.close(fd)
 
 
 @pytest.mark.parametrize("bad", [2**31, 2**64])

@@ -165,10 +165,12 @@ def sync_files(fds: list[int]) -> list[int]:
     """Make the data written through each open descriptor durable; the errno of each, in
     order (0: durable). The descriptors stay open. Without the GIL.
 
-    Linux: ``fdatasync`` each; a batch holding 4 or more descriptors of one file system gets
-    one ``syncfs`` for them instead, on kernels from 5.8 (older ones did not report writeback
-    errors through it); a failed ``syncfs`` falls back to ``fdatasync`` each, so each reports
-    its own error. macOS: ``fcntl(F_FULLFSYNC)`` (``fsync`` where the file system refuses it).
+    Linux: ``fdatasync`` each; a batch holding 4 or more regular files of one disk file
+    system (ext4, XFS, Btrfs, F2FS, ZFS, bcachefs, tmpfs, overlayfs) gets one ``syncfs`` for
+    them instead, on kernels from 5.8 (older ones did not report writeback errors through
+    it); a failed ``syncfs`` falls back to ``fdatasync`` each, so each reports its own error.
+    Pipes, sockets, devices, /proc files and ``O_PATH`` descriptors are synced alone: each
+    descriptor's outcome is the one ``fdatasync`` gives it, whatever the batch. macOS: ``fcntl(F_FULLFSYNC)`` (``fsync`` where the file system refuses it).
     Windows: ``FlushFileBuffers`` through the C runtime's ``_commit``, as ``os.fsync``.
     A descriptor that is not open gives ``EBADF``; ``OverflowError`` beyond a C ``int``.
     """

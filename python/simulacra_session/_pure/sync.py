@@ -5,8 +5,9 @@ the group-commit thread that does so for every writer of the process (``Committe
 One call per descriptor, in order (``make_durable``): ``fcntl(F_FULLFSYNC)`` on macOS
 (``fsync`` where the file system refuses it, as SQLite's ``fullfsync``), else
 ``os.fdatasync`` where Python has it, else ``os.fsync`` (``_commit`` on Windows). The
-compiled twin also syncs a large batch with one ``syncfs`` per file system on Linux; the
-outcome per descriptor is the same.
+compiled twin also syncs a large batch of regular files with one ``syncfs`` per disk file
+system on Linux (never a pipe, device or /proc file, which ``syncfs`` would pass and
+``fdatasync`` refuses); the outcome per descriptor is the same.
 """
 
 from __future__ import annotations

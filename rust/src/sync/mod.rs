@@ -6,8 +6,11 @@
 //!
 //! Per platform:
 //! - Linux: `fdatasync` each descriptor; a batch holding [`BATCH_FOR_SYNCFS`] or more
-//!   descriptors of one file system gets one `syncfs` for them all instead, on kernels
-//!   from 5.8 (before, `syncfs` returned 0 even when writing a file back had failed).
+//!   regular files of one disk file system gets one `syncfs` for them all instead, on
+//!   kernels from 5.8 (before, `syncfs` returned 0 even when writing a file back had
+//!   failed). Pipes, sockets, devices, /proc files and `O_PATH` descriptors, which `syncfs`
+//!   would pass and `fdatasync` refuses, are synced alone: the outcome per descriptor does
+//!   not depend on the batch.
 //! - macOS and iOS: `fcntl(F_FULLFSYNC)`, which asks the drive to flush its own cache as
 //!   SQLite's `fullfsync` does (`fsync` there stops at the drive); when the file system
 //!   refuses it (`ENOTSUP`, `EINVAL`, `ENOTTY`: network and FUSE mounts), `fsync`.
@@ -40,7 +43,8 @@ pub fn sync_files(fds: &[i32]) -> Vec<i32> {
 
 /// One `syncfs` for the descriptors of each file system holding [`BATCH_FOR_SYNCFS`] or
 /// more of them (the stores of one process may live on several disks), `sync` for each of
-/// the rest; `devices[i]` is the file system of `fds[i]` (`None`: unknown, synced alone).
+/// the rest; `devices[i]` is the file system of `fds[i]` (`None`: unknown or not to be
+/// synced by `syncfs`, synced alone).
 /// `syncfs(fd)` says whether it succeeded (a failure falls back to `sync` for each file
 /// of that file system, so each reports its own error); `sync(fd)` returns the errno.
 pub fn sync_grouped(

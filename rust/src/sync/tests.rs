@@ -63,6 +63,26 @@ fn syncfs_is_trusted_from_linux_5_8() {
     }
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_batch_reports_what_fdatasync_refuses_as_fdatasync_does() {
+    use super::sync_one;
+    use std::os::fd::AsRawFd;
+    let mut pipe = [0; 2];
+    // SAFETY: pipe fills the two-element array it is given.
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    let proc_file = std::fs::File::open("/proc/self/status").unwrap();
+    for fd in [pipe[1], proc_file.as_raw_fd()] {
+        let alone = sync_one(fd);
+        assert_ne!(alone, 0, "fd {fd}");
+        assert_eq!(sync_files(&[fd; 4]), vec![alone; 4], "fd {fd}");
+    }
+    for fd in pipe {
+        // SAFETY: closing the pipe this test opened.
+        unsafe { libc::close(fd) };
+    }
+}
+
 #[test]
 fn each_file_system_gets_its_own_syncfs_and_small_groups_a_sync_each() {
     const EIO: i32 = 5;
