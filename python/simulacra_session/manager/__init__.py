@@ -32,7 +32,7 @@ from ..protocols import Conversation, SessionStore
 from .forks import plan_fork
 from .recovery import recover
 from .snapshot import Inheritance, Snapshots
-from .writer import SaveRequest, SessionWriter, SessionWriters
+from .writer import SaveRequest, SessionWriter, SessionWriters, check_metadata
 
 __all__ = ["SessionManager"]
 
@@ -188,10 +188,12 @@ class SessionManager:
         """Persist the current session now, with optional metadata on top.
 
         ``extra`` keys are kept as JSON metadata; the keys the store and manager own raise
-        ``ValueError``. Saved messages are treated as immutable: a store that can append
-        gets only the new ones; ``full=True`` rewrites the whole session, for callers that
-        edited history in place. Raises ``NoActiveSessionError`` without a session, and
-        whatever the store raised when the write fails.
+        ``ValueError``, and metadata a store would refuse raises what the store would, at
+        once (it fails this call alone, never a later save). Saved messages are treated as
+        immutable: a store that can append gets only the new ones; ``full=True`` rewrites
+        the whole session, for callers that edited history in place. Raises
+        ``NoActiveSessionError`` without a session, and whatever the store raised when the
+        write fails. Cancelling the call ends the wait, not the write.
         """
         self._check_open()
         reserved = sorted(_MANAGED_KEYS.intersection(extra))
@@ -204,6 +206,8 @@ class SessionManager:
             raise NoActiveSessionError()
         given: dict[str, Any] = {"label": label, "provider": provider, "model": model, **extra}
         given = {key: value for key, value in given.items() if value is not None}
+        if given:
+            check_metadata(self._session_id, given)
         if label:
             self._snapshots.labelled = True
         request = self._request(given, background=False)
@@ -287,18 +291,17 @@ class SessionManager:
         await save_from(self._store, stored, {"label": label})
 
     async def flush(self) -> None:
-        """Wait until every pending save of this manager and its children has finished."""
+        """Wait until every pending save of this manager and its children has finished.
+
+        Cancelling it (a timeout, say) ends the wait, not the saves: they go on in the
+        background, shared with every other waiter, and the next ``flush`` waits for them.
+        """
         while True:
             writers = self._busy_writers()
             if not writers:
                 return
             waits = [wait for writer in writers if (wait := writer.drained()) is not None]
-            try:
-                await (waits[0] if len(waits) == 1 else asyncio.gather(*waits))
-            except asyncio.CancelledError:  # as for any task awaited: cancel what it waits for
-                for writer in writers:
-                    writer.cancel()
-                raise
+            await (waits[0] if len(waits) == 1 else asyncio.gather(*waits))
 
     # -- events ------------------------------------------------------------------------
 

@@ -108,6 +108,7 @@ class Snapshots:
             metadata=metadata,
             background=background,
             full=full,
+            carry=metadata if background else {},
         )
 
 

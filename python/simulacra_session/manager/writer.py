@@ -3,11 +3,14 @@
 One write is in flight per session and at most one request waits behind it; a newer
 request is folded into the waiting one (newest messages, metadata merged, every waiter
 kept), so a burst of auto-saves costs at most two writes and the last holds the latest
-messages; the metadata of a failed auto-save goes with the next write. A write is one call
-of the store's public ``append`` or ``save``, run in a task. To a store that checks
-revisions (``checks_revisions``) each write says which revision of the session it was made
-from: the one the last write returned, or the one loaded; a write from a stale view then
-fails with ``ConflictError`` instead of overwriting another writer's messages.
+messages. The metadata of a failed auto-save goes with the next write, save what the store
+refuses (never an explicit save's: that call raises); an auto-save whose write someone else
+cancelled (the loop closing, say) is written again. A write is one call of the store's
+public ``append`` or ``save``, run in a task; waiting for it (``flush``) never cancels it.
+To a store that checks revisions (``checks_revisions``) each write says which revision of
+the session it was made from: the one the last write returned, or the one loaded; a write
+from a stale view then fails with ``ConflictError`` instead of overwriting another writer's
+messages.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from ..errors import SessionError
 from ..messages import Message
-from ..models import Revision
+from ..models import Revision, merge_metadata
 from ..protocols import AppendableSessionStore, SessionStore, checks_revisions
 
-__all__ = ["SaveRequest", "SessionWriter", "SessionWriters"]
+__all__ = ["SaveRequest", "SessionWriter", "SessionWriters", "check_metadata"]
 
 #: What a write stored: ``source[start:end]``, the session's own messages.
 _Written = tuple[Sequence[Message], int, int]
@@ -51,7 +55,9 @@ class SaveRequest:
     The history is ``source[:end]``, its own messages ``source[start:end]``; ``source`` is
     a snapshot, or a list that is only ever appended to (so taking it costs nothing).
     ``background`` requests (auto-saves) report failures as events; explicit ones have
-    ``waiters`` that receive the outcome.
+    ``waiters`` that receive the outcome. ``carry`` is the metadata of its background parts
+    (``metadata`` without what explicit saves folded in gave): what goes with the next write
+    should this one fail. Neither dict is changed in place (they may be one).
     """
 
     session_id: str
@@ -62,6 +68,7 @@ class SaveRequest:
     background: bool
     full: bool = False
     waiters: tuple[asyncio.Future[None], ...] = ()
+    carry: dict[str, Any] = field(default_factory=dict)
 
     @property
     def messages(self) -> list[Message]:
@@ -78,6 +85,8 @@ class SaveRequest:
         """Fold a newer request for the same session into this one."""
         self.source, self.start, self.end = newer.source, newer.start, newer.end
         self.metadata = {**self.metadata, **newer.metadata}
+        if newer.carry:
+            self.carry = {**self.carry, **newer.carry}
         self.background = self.background or newer.background
         self.full = self.full or newer.full
         self.waiters += newer.waiters
@@ -151,11 +160,6 @@ class SessionWriter:
         self._drained.append(future)
         return future
 
-    def cancel(self) -> None:
-        """Cancel the write in flight: its waiters and those of the queued request are cancelled."""
-        if self._inflight is not None:
-            self._inflight.cancel()
-
     def submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
         """Queue ``request``; returns a future of its outcome for explicit requests.
 
@@ -174,6 +178,7 @@ class SessionWriter:
             request.waiters += (future,)
         if self._carried:
             request.metadata = {**self._carried, **request.metadata}
+            request.carry = {**self._carried, **request.carry}
             self._carried = {}
         if self._pending is None:
             self._pending = request
@@ -268,14 +273,17 @@ class SessionWriter:
             self._succeeded(request)
         elif isinstance(error, Exception):
             self._failed(request, error)
-        else:  # cancelled: what it and the queued request waited for is off
+        else:  # cancelled by someone else (the loop closing, say): landed, or not
             self._unsure = request if self._checks else None
             for waiter in request.waiters:
                 waiter.cancel()
-            if self._pending is not None:
-                for waiter in self._pending.waiters:
-                    waiter.cancel()
-                self._pending = None
+            if request.background:  # an auto-save is written again, with what queued behind it
+                again = replace(request, metadata=request.carry, waiters=())
+                if self._pending is not None:
+                    again.absorb(self._pending)
+                self._pending = again
+            else:
+                self._carry_on(request)
 
     def _succeeded(self, request: SaveRequest) -> None:
         self._written = (request.source, request.start, request.end)
@@ -288,13 +296,41 @@ class SessionWriter:
         for waiter in request.waiters:
             if not waiter.done():
                 waiter.set_exception(error)
+        self._carry_on(request)
         if request.background:
-            # What it meant to store (a label, say) goes with the next write; newer values win.
-            if self._pending is not None:
-                self._pending.metadata = {**request.metadata, **self._pending.metadata}
-            else:
-                self._carried = {**self._carried, **request.metadata}
             self._on_failed(request, error)
+
+    def _carry_on(self, request: SaveRequest) -> None:
+        """What the auto-saves in ``request``, which may not have landed, meant to store (a label,
+        say) goes with the next write, newer values winning; not what the store refuses, which
+        would fail every write after it."""
+        carry = _acceptable(request.session_id, request.carry) if request.carry else None
+        if not carry:
+            return
+        pending = self._pending
+        if pending is not None:
+            pending.metadata = {**carry, **pending.metadata}
+            pending.carry = {**carry, **pending.carry}
+        else:
+            self._carried = {**self._carried, **carry}
+
+
+def check_metadata(session_id: str, metadata: dict[str, Any]) -> None:
+    """Raise what a store's save of ``metadata`` would (the rule of ``merge_metadata``):
+    ``InvalidMetadataError`` or ``SerializationError`` naming the key or value at fault."""
+    merge_metadata(session_id, None, 0, metadata)
+
+
+def _acceptable(session_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``metadata`` a store accepts (see ``check_metadata``), each on its own."""
+    kept = {}
+    for key, value in metadata.items():
+        try:
+            check_metadata(session_id, {key: value})
+        except SessionError:
+            continue
+        kept[key] = value
+    return kept
 
 
 class SessionWriters:
