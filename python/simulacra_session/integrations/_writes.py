@@ -1,25 +1,28 @@
 """The writes every framework adapter makes: append a batch, empty a session.
 
-Both are safe beside other writers of the same session: an append never drops what another
-writer added, a clear never empties more than it read. One exception, on a store without
-``append``: two processes creating the same session at once (a save that creates a session
-cannot be made conditional: no revision means "absent"); within a process, such appends to
-one session run one at a time.
+Both are safe beside other writers of the same session in the process (any number of
+adapter objects, stores and event loops): an append never drops what another writer added,
+a clear never empties more than it read. On a store without ``append`` (an
+``AdapterSessionStore``) an append is a load and a save: within a process, appends to one
+session take turns (``one_at_a_time``), since the save that creates a session cannot be
+conditional (no ``Revision`` means "absent"); across processes they are as safe as the
+store's revision check: an ``AdapterSessionStore``'s is not atomic across processes, so
+there two processes writing one session at once may lose one's batch.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from .._shared_locks import SharedLocks
 from ..errors import ConflictError, SessionNotFoundError
 from ..history import resolve_history, save_from, truncate
 from ..messages import JsonObject
 from ..protocols import AppendableSessionStore, SessionStore
 
-__all__ = ["append", "clear"]
+__all__ = ["append", "clear", "one_at_a_time"]
 
 
 async def append(
@@ -31,7 +34,7 @@ async def append(
     if isinstance(store, AppendableSessionStore):
         await store.append(session_id, messages, metadata)
         return
-    async with _one_at_a_time(store, session_id):
+    async with one_at_a_time(session_id):
         while True:
             stored = await store.load(session_id)
             try:
@@ -44,26 +47,14 @@ async def append(
             return
 
 
-#: The lock of each session being appended to by load and save, and how many wait on it,
-#: per event loop and store; dropped when nobody does.
-_serials: dict[tuple[asyncio.AbstractEventLoop, int, str], tuple[asyncio.Lock, int]] = {}
+#: The lock of each session appended to by a load and a save, shared by every loop and store.
+_APPENDS = SharedLocks()
 
 
-@asynccontextmanager
-async def _one_at_a_time(store: SessionStore, session_id: str) -> AsyncIterator[None]:
-    """Hold the lock of ``session_id`` in ``store`` for this event loop."""
-    key = (asyncio.get_running_loop(), id(store), session_id)
-    lock, users = _serials.get(key, (asyncio.Lock(), 0))
-    _serials[key] = (lock, users + 1)
-    try:
-        async with lock:
-            yield
-    finally:
-        users = _serials[key][1] - 1
-        if users:
-            _serials[key] = (lock, users)
-        else:
-            del _serials[key]
+def one_at_a_time(session_id: str) -> AbstractAsyncContextManager[None]:
+    """Hold the process's lock of appends to ``session_id``: one writer at a time, whatever
+    its store object or event loop (the same id in two stores only waits a little longer)."""
+    return _APPENDS.held(session_id)
 
 
 async def clear(store: SessionStore, session_id: str) -> None:

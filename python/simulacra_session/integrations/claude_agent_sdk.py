@@ -29,7 +29,6 @@ installs it: ``pip install 'simulacra-session[claude-agent-sdk]'``.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 from collections.abc import Sequence
@@ -57,6 +56,7 @@ from ..messages import JsonObject  # noqa: E402
 from ..models import SessionMetadata, StoredSession  # noqa: E402
 from ..protocols import AppendableSessionStore, ForkIndexedStore, SessionStore, checks_revisions  # noqa: E402
 from ..timestamps import parse_timestamp  # noqa: E402
+from . import _writes  # noqa: E402
 
 __all__ = ["INTEGRATION", "SUMMARY", "ClaudeAgentSessionStore"]
 
@@ -167,13 +167,16 @@ class ClaudeAgentSessionStore:
     the whole transcript to a store without one), made from the revision it read, and
     retried from a fresh read when another writer came first, so concurrent appends, in
     any number of processes, neither lose nor interleave a batch, and the summary they
-    fold stays whole. Entries with a ``uuid`` are written once: a batch retried after a
+    fold stays whole; but on an ``AdapterSessionStore``, whose revision check holds within
+    its process only, two processes appending to one key at once may lose one's batch.
+    Entries with a ``uuid`` are written once: a batch retried after a
     failure the write survived skips the entries already stored. The check reads the last
     ``len(entries) + dedupe_window`` stored entries (all of them on a store without
     ``append``), so a retried batch is recognized unless more than ``dedupe_window``
     entries were appended by others in between. Entries without one are appended as given.
-    A store that cannot append or check revisions gets this object's appends one at a
-    time; other objects writing the same key through it may then overtake one another.
+    On a store that cannot append or check revisions (a save creating a session cannot be
+    conditional), the process's appends of one key take turns, whatever the number of
+    these objects, stores and event loops.
 
     A key is present once it holds an entry: ``load`` gives ``None`` before, and only keys
     holding entries are listed.
@@ -187,8 +190,8 @@ class ClaudeAgentSessionStore:
         self._appender = store if isinstance(store, AppendableSessionStore) else None
         self._indexed = store if isinstance(store, ForkIndexedStore) else None
         self._revisions = checks_revisions(store)
-        # a store that cannot append or check revisions: this object's appends, one at a time
-        self._serial = asyncio.Lock() if self._appender is None or not self._revisions else None
+        # a store that cannot append or check revisions: the process's appends of a key take turns
+        self._serial = self._appender is None or not self._revisions
 
     @property
     def store(self) -> SessionStore:
@@ -211,11 +214,12 @@ class ClaudeAgentSessionStore:
         """Add ``entries`` after the key's stored ones, skipping those whose ``uuid`` is stored."""
         if not entries:
             return
-        if self._serial is None:
-            await self._append(_Place.of(key), entries)
+        place = _Place.of(key)
+        if not self._serial:
+            await self._append(place, entries)
         else:
-            async with self._serial:
-                await self._append(_Place.of(key), entries)
+            async with _writes.one_at_a_time(place.id):
+                await self._append(place, entries)
 
     async def load(self, key: SessionKey) -> builtins.list[SessionStoreEntry] | None:
         """The key's entries, deep-equal to those appended; ``None`` when it holds none."""

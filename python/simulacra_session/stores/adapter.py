@@ -7,17 +7,16 @@ rows. Any data layer fits: an ORM, a DB-API connection, a key-value client.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypedDict, cast, runtime_checkable
 
 from pydantic import ValidationError
 
 from .._backend import dumps, loads
+from .._shared_locks import SharedLocks
 from ..errors import CorruptSessionError, SessionError, StoreError
 from ..ids import validate_session_id
 from ..messages import JsonObject
@@ -37,6 +36,11 @@ from ._restore import check_restore
 __all__ = ["AdapterSessionStore", "SessionAdapter", "SessionRow"]
 
 _log = logging.getLogger("simulacra_session")
+
+#: The lock of each session id that every ``AdapterSessionStore`` of the process holds to
+#: write it, whatever its adapter and event loop: nothing tells whether two adapters reach
+#: the same rows, so every store of the process takes the id's turn.
+_WRITES = SharedLocks()
 
 
 class SessionRow(TypedDict):
@@ -90,13 +94,18 @@ class AdapterSessionStore:
     """A ``RevisionedSessionStore`` (with ``forks``) over an application's adapter (see
     ``SessionAdapter``).
 
-    Saves of one id within the process never interleave; across processes a save is a read
-    and an upsert, so the adapter's database decides between concurrent writers (use
-    ``SqlSessionStore`` where that must be exact): a save's ``expected`` revision is checked
-    against the row read, so it refuses a stale writer of this process, but not one racing
-    it from another. An adapter's own failure is raised as a ``StoreError`` naming the
-    operation and session (the original exception as its cause). A cancelled write either
-    never reached the adapter or completed before ``CancelledError`` reaches the caller.
+    A save is a read of the row, the check of ``expected`` against it, and an upsert. Within
+    the process, the writes of one id (``save``, ``delete``, ``restore``) never interleave,
+    whatever the number of these stores, of their adapters and of the event loops they run
+    on (one lock per id serves them all: an adapter must not itself write through another
+    of these stores), so a stale writer of this process is refused. The adapter has no
+    conditional write, so across processes the check and the upsert are not atomic: two
+    processes saving one session at once may both pass the check, and the later upsert
+    replaces the other's row, acknowledged messages included (where several processes
+    write one session, use ``SqlSessionStore`` or ``FileSessionStore``). An adapter's own
+    failure is raised as a ``StoreError`` naming the operation and session (the original
+    exception as its cause). A cancelled write either never reached the adapter or
+    completed before ``CancelledError`` reaches the caller.
     It has no ``load_tail`` nor ``truncate``: the adapter moves whole rows, so
     ``history.read_tail`` and ``history.truncate`` load and save the whole session here.
     """
@@ -110,7 +119,6 @@ class AdapterSessionStore:
         if missing:
             raise TypeError(f"adapter {type(adapter).__name__} lacks {', '.join(missing)}")
         self._adapter = adapter
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @property
     def adapter(self) -> SessionAdapter:
@@ -129,21 +137,6 @@ class AdapterSessionStore:
             raise StoreError(
                 f"adapter {operation} of {subject} failed: {type(error).__name__}: {error}"
             ) from error
-
-    @asynccontextmanager
-    async def _locked(self, session_id: str) -> AsyncIterator[None]:
-        """Serialize the saves of one id in this process; locks go when nobody holds or awaits them."""
-        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
-        self._locks[session_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            users = self._locks[session_id][1] - 1
-            if users:
-                self._locks[session_id] = (lock, users)
-            else:
-                del self._locks[session_id]
 
     def _metadata(self, session_id: str, stored: Any) -> SessionMetadata:
         metadata = _json(stored, f"metadata of session {session_id!r}")
@@ -207,7 +200,7 @@ class AdapterSessionStore:
         metadata: Mapping[str, Any] | None,
         expected: Revision | None,
     ) -> Revision:
-        async with self._locked(session_id):
+        async with _WRITES.held(session_id):
             row = await self._adapter_call("load", session_id, session_id)
             existing = None if row is None else self._metadata(session_id, row.get("metadata"))
             check_revision(session_id, expected, None if existing is None else Revision.of(existing))
@@ -233,7 +226,7 @@ class AdapterSessionStore:
         return await finish(self._delete(id))
 
     async def _delete(self, session_id: str) -> bool:
-        async with self._locked(session_id):
+        async with _WRITES.held(session_id):
             return bool(await self._adapter_call("delete", session_id, session_id))
 
     async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
@@ -244,5 +237,5 @@ class AdapterSessionStore:
         await finish(self._restore(checked, encoded))
 
     async def _restore(self, metadata: SessionMetadata, encoded: builtins.list[bytes]) -> None:
-        async with self._locked(metadata.id):
+        async with _WRITES.held(metadata.id):
             await self._upsert(metadata, encoded)
