@@ -271,3 +271,57 @@ def test_copy_json_shares_nothing_mutable(hotpath: ModuleType) -> None:
     cycle.append(cycle)
     with pytest.raises(SerializationError, match="nesting deeper than 128"):
         hotpath.copy_json(cycle)
+
+
+class RedactingDict(dict[Any, Any]):
+    """Overrides what the stdlib encoder calls (``items``) and what iteration calls."""
+
+    def items(self) -> Any:
+        return [(key, "***") for key in self]
+
+    def keys(self) -> Any:
+        return ["forged"]
+
+    def __iter__(self) -> Any:
+        return iter(["forged"])
+
+
+class LazyList(list[Any]):
+    def __iter__(self) -> Any:
+        return iter([1, 2])
+
+
+class Pair(tuple[Any, ...]):
+    def __iter__(self) -> Any:
+        return iter(["x"])
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (RedactingDict(token="secret"), b'{"token":"secret"}'),
+        (LazyList([7, 8, 9]), b"[7,8,9]"),
+        (Pair((1, 2)), b"[1,2]"),
+        ({"a": [LazyList([Pair(("p",))]), 2**70 * 10**4000]}, None),
+        (RedactingDict(a={1}), "cannot serialize set at $.a"),
+        (LazyList([1, object()]), "cannot serialize object at $[1]"),
+        (Pair((1, float("nan"))), "cannot serialize non-finite float nan at $[1]"),
+        (RedactingDict({1: "x"}), "cannot serialize dict key of type int at $"),
+    ],
+    ids=["dict", "list", "tuple", "nested-huge", "dict-bad", "list-bad", "tuple-bad", "dict-key"],
+)
+def test_subclasses_are_written_as_their_stored_items(
+    hotpath: ModuleType, value: Any, written: bytes | str | None
+) -> None:
+    """A dict, list or tuple subclass is written as its base value: the items it stores,
+    whatever ``items()``, ``keys()`` or ``__iter__`` it overrides; those are the items checked."""
+    if isinstance(written, str):
+        with pytest.raises(SerializationError) as raised:
+            hotpath.dumps(value)
+        assert str(raised.value) == written
+        with pytest.raises(SerializationError):
+            hotpath.copy_json(value)
+        return
+    data = hotpath.dumps(value)
+    assert data == (written or _native.dumps(value))
+    assert _pure.dumps(hotpath.copy_json(value)) == data

@@ -16,6 +16,7 @@ import operator
 import re
 import sys
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import SerializationError
@@ -37,19 +38,21 @@ _SURROGATE_UTF8 = re.compile(b"\xed[\xa0-\xbf][\x80-\xbf]")  # as "surrogatepass
 _INT_DIGITS = 4000  # below CPython's int<->str digit limit (4300)
 _INT_LIMIT = 10**_INT_DIGITS
 _encode_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+_CONTAINERS = (dict, list, tuple)
+_END = object()
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
 
 
 class _Fault(Exception):
-    """A serialization fault; ``segments`` gathers the path while unwinding."""
+    """A serialization fault in the container at ``at`` (its keys and indexes from the top)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, at: list[str | int]) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.segments: list[str] = []
+        self.path = "".join(_key_segment(key) if isinstance(key, str) else f"[{key}]" for key in at)
 
     def error(self) -> SerializationError:
-        return SerializationError(f"{self.reason} at $" + "".join(reversed(self.segments)))
+        return SerializationError(f"{self.reason} at ${self.path}")
 
 
 def _key_segment(key: str) -> str:
@@ -76,43 +79,60 @@ def _utf8(text: str) -> bytes:
         return _SURROGATE_UTF8.sub(_surrogate_escape, text.encode("utf-8", "surrogatepass"))
 
 
-def _check(obj: Any, depth: int) -> bool:
-    """Validate ``obj`` in document order; returns whether it holds an int too big for ``repr``."""
-    if isinstance(obj, str):
-        return False
-    if isinstance(obj, dict):
-        if depth > MAX_DEPTH:
-            raise _Fault(f"cannot serialize: nesting deeper than {MAX_DEPTH}")
-        huge = False
-        for key, value in obj.items():
-            if not isinstance(key, str):
-                raise _Fault(f"cannot serialize dict key of type {type(key).__name__}")
-            try:
-                huge = _check(value, depth + 1) or huge
-            except _Fault as fault:
-                fault.segments.append(_key_segment(key))
-                raise
-        return huge
-    if isinstance(obj, (list, tuple)):
-        if depth > MAX_DEPTH:
-            raise _Fault(f"cannot serialize: nesting deeper than {MAX_DEPTH}")
-        huge = False
-        for index, value in enumerate(obj):
-            try:
-                huge = _check(value, depth + 1) or huge
-            except _Fault as fault:
-                fault.segments.append(f"[{index}]")
-                raise
-        return huge
-    if obj is None or isinstance(obj, bool):
-        return False
-    if isinstance(obj, int):
-        return not -_INT_LIMIT < obj < _INT_LIMIT
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            raise _Fault(f"cannot serialize non-finite float {float.__repr__(obj)}")
-        return False
-    raise _Fault(f"cannot serialize {type(obj).__name__}")
+def _stored(container: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> Iterator[Any]:
+    """The items a dict (its ``(key, value)`` pairs), list or tuple stores, read as its base
+    type's, whatever a subclass overrides (``items``, ``keys``, ``__iter__``): the compiled
+    twin reads the stored items, and so must the twin."""
+    if isinstance(container, dict):
+        return iter(dict.items(container))
+    return list.__iter__(container) if isinstance(container, list) else tuple.__iter__(container)
+
+
+def _check(obj: object) -> tuple[bool, bool]:
+    """Validate ``obj`` in document order, as the compiled twin writes it: whether it holds an
+    int too big for ``repr``, and a dict, list or tuple subclass (both written by ``_write``).
+
+    The containers open are counted on a list, not on the Python stack: a document within the
+    nesting limit validates wherever it is called from, as in the compiled twin."""
+    huge = subclassed = False
+    levels: list[tuple[Iterator[Any], bool]] = []  # each open container's items left, is a dict
+    at: list[str | int] = []  # the key or index of the item being checked in each
+    value: Any = obj
+    while True:
+        kind = type(value)
+        if kind is str or kind is bool or value is None:  # the most common, first
+            pass
+        elif isinstance(value, (dict, list, tuple)):
+            if len(levels) == MAX_DEPTH:
+                raise _Fault(f"cannot serialize: nesting deeper than {MAX_DEPTH}", at)
+            subclassed = subclassed or kind not in _CONTAINERS
+            keyed = isinstance(value, dict)
+            levels.append((_stored(value) if keyed else enumerate(_stored(value)), keyed))
+            at.append(0)
+        elif isinstance(value, str):
+            pass
+        elif isinstance(value, int):
+            huge = huge or not -_INT_LIMIT < value < _INT_LIMIT
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise _Fault(f"cannot serialize non-finite float {float.__repr__(value)}", at)
+        else:
+            raise _Fault(f"cannot serialize {type(value).__name__}", at)
+        while levels:  # the next item, in the innermost container that has one left
+            items, keyed = levels[-1]
+            step = next(items, None)
+            if step is None:
+                levels.pop()
+                at.pop()
+                continue
+            key, value = step
+            if keyed and not isinstance(key, str):
+                at.pop()
+                raise _Fault(f"cannot serialize dict key of type {type(key).__name__}", at)
+            at[-1] = key
+            break
+        else:
+            return huge, subclassed
 
 
 def _int_text(value: int) -> str:
@@ -128,44 +148,59 @@ def _int_text(value: int) -> str:
     return sign + "".join(reversed(chunks))
 
 
-def _write(obj: Any, out: list[str]) -> None:
-    """Reference writer, used only for documents holding huge ints (already validated)."""
-    if isinstance(obj, str):
-        out.append(_encode_str(obj))
-    elif isinstance(obj, dict):
-        out.append("{")
-        for index, (key, value) in enumerate(obj.items()):
-            out.append("," + _encode_str(key) + ":" if index else _encode_str(key) + ":")
-            _write(value, out)
-        out.append("}")
-    elif isinstance(obj, (list, tuple)):
-        out.append("[")
-        for index, value in enumerate(obj):
-            if index:
+def _write(obj: object) -> str:
+    """The JSON text of ``obj`` (validated), as the compiled twin writes it: ints of any size,
+    subclasses as the items they store; on a list of open containers, not the Python stack.
+    The stdlib's encoder does the usual documents faster."""
+    out: list[str] = []
+    levels: list[tuple[Iterator[Any], bool, str]] = []  # items left, is a dict, closing bracket
+    value: Any = obj
+    while True:
+        if isinstance(value, str):
+            out.append(_encode_str(value))
+        elif isinstance(value, (dict, list, tuple)):
+            keyed = isinstance(value, dict)
+            out.append("{" if keyed else "[")
+            levels.append((_stored(value), keyed, "}" if keyed else "]"))
+        elif value is None:
+            out.append("null")
+        elif isinstance(value, bool):
+            out.append("true" if value else "false")
+        elif isinstance(value, int):
+            out.append(_int_text(value))
+        else:
+            out.append(float.__repr__(value))
+        while levels:
+            items, keyed, closing = levels[-1]
+            step: Any = next(items, _END)
+            if step is _END:
+                out.append(closing)
+                levels.pop()
+                continue
+            if out[-1] not in ("{", "["):  # pieces are whole tokens: only an opening bracket is one
                 out.append(",")
-            _write(value, out)
-        out.append("]")
-    elif obj is None:
-        out.append("null")
-    elif isinstance(obj, bool):
-        out.append("true" if obj else "false")
-    elif isinstance(obj, int):
-        out.append(_int_text(obj))
-    else:
-        out.append(float.__repr__(obj))
+            if keyed:
+                key, value = step
+                out.append(_encode_str(key) + ":")
+            else:
+                value = step
+            break
+        else:
+            return "".join(out)
 
 
 def dumps(obj: object) -> bytes:
     """Serialize ``obj`` to compact UTF-8 JSON; see ``_native.pyi`` for the exact rules."""
     try:
-        huge = _check(obj, 1)
+        huge, subclassed = _check(obj)
     except _Fault as fault:
         raise fault.error() from None
-    if huge:
-        out: list[str] = []
-        _write(obj, out)
-        return _utf8("".join(out))
-    return _utf8(_compact.encode(obj))
+    if not (huge or subclassed):
+        try:
+            return _utf8(_compact.encode(obj))
+        except RecursionError:  # its C encoder recurses on the Python stack (3.11): _write does not
+            pass
+    return _utf8(_write(obj))
 
 
 def _reject_constant(name: str) -> Any:
