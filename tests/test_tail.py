@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from simulacra_session import (
     CorruptSessionError,
+    FileSessionStore,
     InMemorySessionStore,
     StoredSession,
     read_tail,
@@ -196,3 +197,29 @@ def test_sql_read_tail_through_forks(sql_store: SqlSessionStore) -> None:
         tail = run(read_tail(sql_store, ids[-1], count))
         assert tail is not None
         assert texts(tail.messages) == history[-count:]
+
+
+def test_counts_beyond_any_engine_and_counts_that_are_not_ints(
+    sql_store: SqlSessionStore, tmp_path: Path
+) -> None:
+    """A count or page beyond what the engine's integers hold reads everything, as the file and
+    memory stores do; a count that is not an int is refused with ``TypeError`` naming it, by
+    every store alike (one engine would round it, another truncate it)."""
+    messages = [msg(f"m{index}") for index in range(4)]
+    others = [InMemorySessionStore(), FileSessionStore(tmp_path / "files")]
+    for store in [sql_store, *others]:
+        run(store.save("s", messages))
+        for count in (2**31, 2**63, 2**70):
+            tail = run(store.load_tail("s", count))
+            assert tail is not None
+            assert texts(tail.messages) == ["m0", "m1", "m2", "m3"]
+            assert [meta.id for meta in run(store.list(limit=count))] == ["s"]
+            assert run(store.list(offset=count)) == []
+        for name, call in (
+            ("count", lambda store: store.load_tail("s", 1.5)),
+            ("end", lambda store: store.load_tail("s", 1, end=2.0)),
+            ("limit", lambda store: store.list(limit=1.5)),
+            ("offset", lambda store: store.list(offset=None)),
+        ):
+            with pytest.raises(TypeError, match=f"^{name} must be an int, got {name}="):
+                run(call(store))

@@ -119,9 +119,21 @@ def decode_session(session_id: str, data: bytes, where: str) -> StoredSession:
     return StoredSession(parsed, messages)
 
 
+def _check_int(name: str, value: object) -> None:
+    """``TypeError`` naming ``name`` unless ``value`` is an ``int``. Every store checks its
+    counts so, before any engine sees them: one database would round a float, another
+    refuse it."""
+    if not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {name}={value!r}")
+
+
 def check_count(name: str, value: int | None) -> None:
-    """``ValueError`` naming ``name`` and its value when it is negative (``None`` passes)."""
-    if value is not None and value < 0:
+    """``TypeError`` naming ``name`` unless ``value`` is an ``int`` (``None`` passes), and
+    ``ValueError`` naming it and its value when it is negative."""
+    if value is None:
+        return
+    _check_int(name, value)
+    if value < 0:
         raise ValueError(f"{name} must not be negative, got {name}={value}")
 
 
@@ -134,7 +146,11 @@ def check_truncation(session_id: str, count: int, message_count: int) -> int:
 
 
 def check_page(limit: int | None, offset: int) -> None:
-    """``ValueError`` naming both when ``limit`` or ``offset`` is negative."""
+    """``TypeError`` naming the one that is not an ``int`` (a ``limit`` may be ``None``), and
+    ``ValueError`` naming both when ``limit`` or ``offset`` is negative."""
+    if limit is not None:
+        _check_int("limit", limit)
+    _check_int("offset", offset)
     if offset < 0 or (limit is not None and limit < 0):
         raise ValueError(f"limit and offset must not be negative, got limit={limit} offset={offset}")
 

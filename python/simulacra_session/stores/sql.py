@@ -61,6 +61,7 @@ T = TypeVar("T")
 _log = logging.getLogger("simulacra_session")
 _SCHEMA_ATTEMPTS = 10  # CREATE TABLE races between processes; each attempt sees more of the schema
 _NO_END = 2**31 - 1  # load_tail's end when none is given: above any message_count (an INTEGER)
+_NO_LIMIT = 2**63 - 1  # the most rows a LIMIT or OFFSET names on every engine (a BIGINT)
 _ATTEMPTS = 8  # a transaction the database chose as a deadlock victim is run again, this often
 
 
@@ -268,9 +269,9 @@ class SqlSessionStore:
         check_page(limit, offset)
         statement = self._sql.listing
         if offset:
-            statement = statement.offset(offset)
+            statement = statement.offset(min(offset, _NO_LIMIT))
         if limit is not None:
-            statement = statement.limit(limit)
+            statement = statement.limit(min(limit, _NO_LIMIT))
         return await self._listing("list", None, statement)
 
     async def forks(self, id: str) -> builtins.list[SessionMetadata]:
@@ -296,7 +297,8 @@ class SqlSessionStore:
         validate_session_id(id)
         check_count("count", count)
         check_count("end", end)
-        bounds = {"sid": id, "b_count": count, "b_end": _NO_END if end is None else min(end, _NO_END)}
+        last = _NO_END if end is None else min(end, _NO_END)
+        bounds = {"sid": id, "b_count": min(count, _NO_END), "b_end": last}
 
         def work(connection: sa.Connection) -> builtins.list[str]:
             return [row[1] for row in connection.execute(self._sql.tail, bounds)]
