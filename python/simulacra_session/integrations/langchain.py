@@ -64,7 +64,9 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
     ``key`` is ``session_id``, ``id`` the session it is stored as (``session_id_for_key``).
     ``aadd_messages`` is one durable ``append`` per batch on a store that has it (every bundled
     store but ``AdapterSessionStore``), whatever the history's length; on another store, a load
-    and a save from the revision read (again when another writer saved meanwhile).
+    and a save from the revision read (again when another writer saved meanwhile), which
+    never drops another writer's batch within the process, but on an ``AdapterSessionStore``
+    may across processes (its revision check is not atomic there).
     Reading resolves forks (a session forked with a ``SessionManager`` reads what it inherits
     too); ``aclear`` removes the whole history with ``history.truncate``, which keeps the
     history of forks inheriting it. ``loop``: where the sync API runs (see the module). Holds

@@ -53,8 +53,11 @@ class OpenAIAgentsSession:
     (a ``SessionSettings`` or a dict of one) gives ``get_items`` its default ``limit``, as
     openai-agents' own sessions do. Any number of these objects, in any number of
     processes, may share one session: concurrent pops each return another item, and appends
-    never drop another writer's (on a store without ``append``, such as an
-    ``AdapterSessionStore``, but for two processes creating the session at the same moment).
+    never drop another writer's. On an ``AdapterSessionStore`` that holds within one process
+    only (whatever its number of objects, stores and event loops): its adapter has no
+    conditional write, so two processes writing one session at once may lose what one of
+    them wrote, or both pop the same item. On another store without ``append``, two
+    processes creating the session at the same moment may lose one's batch.
     """
 
     session_settings: SessionSettings | None

@@ -91,7 +91,8 @@ class PydanticAIHistory:
         """Add ``messages`` (a run's ``new_messages()``) after the stored history, durably:
         one ``append`` on a store that has it (all or nothing, whatever the history's
         length); on another store, a save from the revision it read, which never drops
-        another writer's messages."""
+        another writer's messages within the process, but on an ``AdapterSessionStore`` may
+        across processes (its revision check is not atomic there)."""
         if messages:
             dumped = ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
             await _writes.append(self.store, self.id, dumped, {"integration": INTEGRATION, "key": self.key})
