@@ -124,8 +124,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True, 
     temp file found is taken for residue (one process writes a root). Names are reached from
     the directory's descriptor without following a symlink: a symlink at ``path`` or at the
     temp name raises ``UnsafePathError`` naming it and is left alone. No temp file survives
-    an error; ``OSError`` carries errno and ``path``; ``ValueError`` for a mode beyond
-    ``0o777``. The GIL is released during the I/O.
+    an error; ``OSError`` carries errno and ``path``, also for a path that names no file
+    (``ENOENT`` when empty, ``EISDIR`` when it ends in a separator, ``.`` or ``..``);
+    ``ValueError`` for a mode beyond ``0o777``. The GIL is released during the I/O.
     """
 
 def link_fork(

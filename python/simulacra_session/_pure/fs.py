@@ -83,6 +83,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True, 
     if not isinstance(data, bytes):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
     _check_mode(mode)
+    _names_a_file(target)
     parent, name = os.path.split(target)
     try:
         directory = Dir(parent or ".")
@@ -90,6 +91,22 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True, 
         raise OSError(error.errno, error.strerror, target) from None
     with directory:
         _write_in(directory, name, target, data, fsync, mode)
+
+
+#: The errors ``open`` gives most paths that name no file: an empty one, one that names a
+#: directory (``ERROR_PATH_NOT_FOUND``, ``ERROR_ACCESS_DENIED`` on Windows).
+_NO_FILE = (3, 5) if os.name == "nt" else (errno.ENOENT, errno.EISDIR)
+
+
+def _names_a_file(target: str) -> None:
+    """Refuse a ``target`` that names no file (empty, or ending in a separator, ``.`` or
+    ``..``) with the compiled twin's ``OSError``, before ``os.path.split`` reads it as another."""
+    if target and os.path.basename(target) not in ("", ".", ".."):
+        return
+    code = _NO_FILE[0] if not target else _NO_FILE[1]
+    if os.name == "nt":  # Python derives errno from the Windows code, as for the compiled twin's
+        raise OSError(0, os.strerror(errno.ENOENT if not target else errno.EACCES), target, code)
+    raise OSError(code, os.strerror(code), target)
 
 
 def _write_in(directory: Dir, name: str, target: str, data: bytes, fsync: bool, mode: int) -> None:

@@ -132,6 +132,7 @@ fn create_temp(dir: &Dir, temp: &OsStr, mode: u32) -> Result<File, CoreError> {
 /// name `path`; the temp file never survives.
 pub fn atomic_write(path: &Path, data: &[u8], fsync: bool, mode: u32) -> Result<(), CoreError> {
     check_mode(mode)?;
+    names_a_file(path)?;
     let naming = |error| match error {
         CoreError::Io { source, .. } => CoreError::io(source, path),
         other => other,
@@ -158,6 +159,32 @@ pub fn atomic_write(path: &Path, data: &[u8], fsync: bool, mode: u32) -> Result<
             .map_err(|source| CoreError::io(source, &dir_path))?;
     }
     Ok(())
+}
+
+/// The errors `open` gives most paths that name no file: an empty one, one that names a
+/// directory (ending in a separator, `.` or `..`). `ERROR_PATH_NOT_FOUND` and
+/// `ERROR_ACCESS_DENIED` on Windows.
+#[cfg(unix)]
+const NO_FILE: (i32, i32) = (libc::ENOENT, libc::EISDIR);
+#[cfg(windows)]
+const NO_FILE: (i32, i32) = (3, 5);
+
+/// Refuse a `path` that names no file, with the path: `Path::file_name` and `parent` would
+/// take it apart as another name (`d/f/` as `f`, `d/f/.` as `f`) or not at all (`..`, ``).
+fn names_a_file(path: &Path) -> Result<(), CoreError> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let last = bytes
+        .rsplit(|&byte| std::path::is_separator(char::from(byte)))
+        .next()
+        .unwrap_or_default();
+    let code = if bytes.is_empty() {
+        NO_FILE.0
+    } else if matches!(last, b"" | b"." | b"..") {
+        NO_FILE.1
+    } else {
+        return Ok(());
+    };
+    Err(CoreError::io(std::io::Error::from_raw_os_error(code), path))
 }
 
 /// Give `file` exactly the permission bits `mode`, whatever the umask (Unix only).
@@ -210,6 +237,32 @@ mod tests {
             atomic_write(&dir.join("s.json"), b"x", true, 0o1000),
             Err(CoreError::InvalidMode(0o1000))
         ));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_path_naming_no_file_is_refused() {
+        let dir = super::scratch_dir("no-file");
+        let (not_found, directory) = super::NO_FILE;
+        let named = |name: &str| dir.join(name).into_os_string().into_string().unwrap();
+        for (path, code) in [
+            (String::new(), not_found),
+            (named("f/"), directory),
+            (named("f/."), directory),
+            (named("."), directory),
+            (named(".."), directory),
+        ] {
+            match atomic_write(path.as_ref(), b"x", false, 0o600) {
+                Err(CoreError::Io { source, path: at }) => {
+                    assert_eq!(
+                        (source.raw_os_error(), at.as_os_str()),
+                        (Some(code), path.as_ref())
+                    );
+                }
+                other => panic!("{path:?}: {other:?}"),
+            }
+        }
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         fs::remove_dir_all(dir).unwrap();
     }
 
