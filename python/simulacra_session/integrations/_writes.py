@@ -1,13 +1,14 @@
 """The writes every framework adapter makes: append a batch, empty a session.
 
-Both are safe beside other writers of the same session in the process (any number of
-adapter objects, stores and event loops): an append never drops what another writer added,
-a clear never empties more than it read. On a store without ``append`` (an
-``AdapterSessionStore``) an append is a load and a save: within a process, appends to one
-session take turns (``one_at_a_time``), since the save that creates a session cannot be
-conditional (no ``Revision`` means "absent"); across processes they are as safe as the
-store's revision check: an ``AdapterSessionStore``'s is not atomic across processes, so
-there two processes writing one session at once may lose one's batch.
+Both are safe beside other writers of the same session: an append never drops what another
+writer added, a clear never empties more than it read. On a store without ``append`` (an
+``AdapterSessionStore``) an append is a load and a save from the revision read. Within a
+process these appends to one session take turns (``one_at_a_time``), whatever the number
+of adapter objects, stores and event loops, since the save that creates a session cannot be
+conditional (no ``Revision`` means "absent"). Across processes they are as safe as the
+store's revision check, and two processes creating one session at once may lose one's
+batch; an ``AdapterSessionStore``'s check is not atomic across processes, so there two
+processes writing one session at once may lose what one of them wrote.
 """
 
 from __future__ import annotations
