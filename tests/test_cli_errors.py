@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -181,6 +183,30 @@ def test_a_failed_export_leaves_the_file_there_as_it_was(tmp_path: Path) -> None
         assert run_cli("--store", url, "export", "plain", "-o", str(backup)).status == 0
         assert backup.read_bytes() != good
         assert backup.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs symlinks and FIFOs")
+def test_an_export_through_a_symlink_or_into_a_fifo_writes_where_they_lead(tmp_path: Path) -> None:
+    """``-o`` naming a symlink replaces its target, the link kept; a FIFO is written into, as the
+    shell's ``>`` would (a reader gets the export), never replaced by a file."""
+    with store_of("jsonl", tmp_path) as url:
+        real = tmp_path / "backup-1.jsonl"
+        real.write_bytes(b"yesterday")
+        latest = tmp_path / "latest.jsonl"
+        latest.symlink_to(real)
+        assert run_cli("--store", url, "export", "plain", "-o", str(latest)).status == 0
+        assert latest.is_symlink()
+        assert real.read_bytes().startswith(b'{"format":"simulacra-session-export"')
+        fifo = tmp_path / "pipe"
+        os.mkfifo(fifo)
+        read: list[bytes] = []
+        reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()))
+        reader.start()
+        exported = run_cli("--store", url, "export", "plain", "-o", str(fifo))
+        reader.join()
+        assert exported.status == 0
+        assert stat.S_ISFIFO(fifo.stat().st_mode)
+        assert [data.split(b"\n", 1)[1] for data in read] == [real.read_bytes().split(b"\n", 1)[1]]
 
 
 @pytest.mark.skipif(not hasattr(pty, "openpty") or os.name == "nt", reason="needs a pseudo-terminal")

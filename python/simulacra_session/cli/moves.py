@@ -25,24 +25,43 @@ __all__ = ["add_parsers"]
 
 @contextlib.contextmanager
 def _output(path: str | None) -> Iterator[IO[bytes]]:
-    """Where an export goes: stdout (``None`` or ``-``), or the file ``path``, written whole or
-    not at all. The file is written beside ``path`` under a temp name, made durable and then
-    renamed over it, so an export that fails (an id mistyped, a session unreadable, a full
-    disk) leaves a file already there, yesterday's backup say, as it was. It keeps that
-    file's permission bits; a new one is private to its owner (``0o600``), as sessions are."""
+    """Where an export goes: stdout (``None`` or ``-``), or the file ``path``.
+
+    A regular file (or a new one) is written whole or not at all: under a temp name beside
+    it (beside a symlink's target, for a symlink), made durable, then renamed over it, so an
+    export that fails (an id mistyped, a session unreadable, a full disk) leaves a file
+    already there, yesterday's backup say, as it was. The file keeps its mode and owner; a
+    new one is private to its owner (``0o600``), as sessions are. Anything else (a FIFO, a
+    device such as ``/dev/stdout``), or a file whose directory takes no new file, is written
+    in place, as the shell's ``>`` would."""
     if path is None or path == "-":
         yield sys.stdout.buffer
         return
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        found: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        found = None
+    temp = target = None
+    if found is None or stat.S_ISREG(found.st_mode):
+        target = os.path.realpath(path)
+        directory, name = os.path.split(target)
+        with contextlib.suppress(PermissionError):
+            fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    if temp is None or target is None:
+        with open(path, "wb") as out:
+            yield out
+        return
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(temp, stat.S_IMODE(os.stat(path).st_mode))
-        os.replace(temp, path)
+        if found is not None:
+            os.chmod(temp, stat.S_IMODE(found.st_mode))
+            if hasattr(os, "chown"):
+                with contextlib.suppress(PermissionError):
+                    os.chown(temp, found.st_uid, found.st_gid)
+        os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
@@ -124,7 +143,8 @@ def add_parsers(
     export.add_argument(
         "-o",
         "--output",
-        help="file to write, whole or not at all: a failed export leaves it as it was (default: stdout)",
+        help="file to write (default: stdout); a regular file is replaced whole or not at all: "
+        "a failed export leaves it as it was",
     )
     export.set_defaults(run=on_store(_export, create=False))
     imports = commands.add_parser(
