@@ -4,8 +4,11 @@ bytes, results and errors from ``dumps``, ``loads``, ``loads_lines``, ``copy_jso
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -325,3 +328,84 @@ def test_subclasses_are_written_as_their_stored_items(
     data = hotpath.dumps(value)
     assert data == (written or _native.dumps(value))
     assert _pure.dumps(hotpath.copy_json(value)) == data
+
+
+NESTING_DOCS = [
+    "[" * 129,
+    "[" * 129 + "]",
+    "[ " * 129,
+    "[" * 128 + "{",
+    "[" * 128 + "{}",
+    "[" * 128 + '{"a"',
+    "[" * 128 + "{ 1",
+    "[\n" * 129,
+    "[" * 127 + '{"a" [',
+    "[" * 5000,
+    "[" * 100 + "x" + "[" * 100,
+    "[" * 128 + '"["' + "]" * 128,
+    "[" * 127 + "[]" + "]" * 127,
+    '{"k":' * 129,
+    "[1] " + "[" * 200,
+]
+
+
+def fault_kind(call: Callable[[], Any]) -> str:
+    try:
+        call()
+    except ValueError as error:
+        return "nesting" if "nesting deeper than 128" in str(error) else "syntax"
+    return "ok"
+
+
+@pytest.mark.parametrize("doc", NESTING_DOCS, ids=[f"d{i}" for i in range(len(NESTING_DOCS))])
+def test_nesting_fault_where_the_compiled_parser_finds_it(doc: str) -> None:
+    """The nesting limit is counted, not taken from a ``RecursionError``: each twin reports
+    it exactly when the other does (a syntax fault before it wins; a ``{`` counts once its
+    first key is read), in ``loads`` and in ``loads_lines``, whose lines nest one deeper."""
+    for name, data in (("loads", doc), ("loads_lines", doc.encode())):
+        native, pure = (fault_kind(lambda twin=twin: getattr(twin, name)(data)) for twin in TWINS)  # noqa: B023
+        assert native == pure
+
+
+def below_the_recursion_limit(call: Callable[[], Any], frames_left: int = 60) -> Any:
+    """``call()`` from a stack ``frames_left`` frames short of the recursion limit."""
+
+    def descend(depth: int) -> Any:
+        return call() if depth <= 0 else descend(depth - 1)
+
+    return descend(sys.getrecursionlimit() - len(inspect.stack()) - frames_left)
+
+
+def test_documents_within_the_limit_work_near_the_recursion_limit(hotpath: ModuleType) -> None:
+    """A document 100 deep is written, read and copied from a deep call stack: the compiled
+    twin needs no Python stack, and the twin neither (it used to raise ``RecursionError`` or
+    claim the document nested deeper than 128)."""
+    doc: Any = 1
+    for _ in range(100):
+        doc = [doc]
+    data = _native.dumps(doc)
+    assert below_the_recursion_limit(lambda: hotpath.dumps(doc)) == data
+    assert below_the_recursion_limit(lambda: hotpath.copy_json(doc)) == doc
+    assert below_the_recursion_limit(lambda: hotpath.loads(data)) == doc
+    assert below_the_recursion_limit(lambda: hotpath.loads_lines(data + b"\n")) == ([doc], 0)
+
+
+def outcome_message(call: Callable[[], Any]) -> str:
+    with pytest.raises(ValueError) as raised:  # noqa: PT011 - the message is compared next
+        call()
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "position"),
+    [(b"1\n[1] x\n", "line 2: "), (b"1,2\n", "line 1: "), (b"]\n", "line 1: ")],
+)
+def test_loads_lines_positions_are_the_lines_own(data: bytes, position: str) -> None:
+    """A fault's position is counted in its journal line, as ``loads`` counts it in a
+    document: the twin no longer reads the line as ``[line]``, one column off."""
+    native, pure = (outcome_message(lambda twin=twin: twin.loads_lines(data)) for twin in TWINS)
+    column = re.search(r"line 1 column (\d+)", native)
+    assert column is not None
+    assert native.startswith(position)
+    assert pure.startswith(position)
+    assert f"line 1 column {column[1]}" in pure

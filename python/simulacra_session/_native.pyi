@@ -1,7 +1,13 @@
 """Type stub of the compiled hot path; ``simulacra_session._pure`` is its pure-Python twin.
 
 Both twins expose the same twelve functions and two classes, with the same bytes, results and
-errors; ``_bind_errors`` is the compiled one's alone (see there).
+exception types; ``_bind_errors`` is the compiled one's alone (see there). Messages are the
+same where this library words them (``SerializationError``'s JSONPath, invalid UTF-8, lone
+surrogates, ``OSError``'s errno and path); a JSON syntax error is worded by each twin's parser
+(serde_json here, the stdlib's ``json`` in the twin), naming the same fault, at the same line
+and column for most (at the end of the input serde_json counts one column short; the stdlib
+points an unterminated string at its start); an argument of the wrong type or range gets
+pyo3's wording here, the twin's own there.
 """
 
 import os

@@ -1,5 +1,7 @@
 """Pure-Python twin of ``simulacra_session._native``: the same functions and classes, bytes, results
-and errors, one module per native job module (``json``, ``fs``, ``sync``, ``slug``).
+and exception types, one module per native job module (``json``, ``fs``, ``sync``, ``slug``).
+Messages name the same fault and position where they can: JSON syntax errors and argument
+conversions keep each twin's own wording (see ``_native.pyi``).
 
 Used when the compiled extension is unavailable or ``SIMULACRA_SESSION_PURE=1``; the stub
 ``_native.pyi`` documents the contract, and this package is its executable reference.

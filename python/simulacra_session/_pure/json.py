@@ -1,11 +1,16 @@
 """Twin of ``rust/src/json`` and ``rust/src/python/{json,ser,de,copy}.rs``: ``dumps``,
-``loads``, ``loads_lines`` and ``copy_json``, with the same bytes, values and errors; and a
-journal's record checksums (``record_checksum``, ``commit_checksum``, ``verify_records``).
+``loads``, ``loads_lines`` and ``copy_json``, with the same bytes, values and exception
+types; and a journal's record checksums (``record_checksum``, ``commit_checksum``,
+``verify_records``).
 
 The standard library's ``json`` does the work; what it does differently is checked or
 redone here: lone surrogates (written as ``\\udxxx`` escapes, as JavaScript writes them),
-the nesting limit, non-finite floats, ints beyond CPython's 4300 digits, and the JSONPath
-of a fault.
+the nesting limit (counted, where the compiled twin's parser finds it), non-finite floats,
+ints beyond CPython's 4300 digits, subclasses (read as their stored items), and the
+JSONPath of a fault. A JSON syntax error keeps the stdlib's wording (``Expecting value:
+line 1 column 5 (char 4)``) where the compiled twin has serde_json's (``expected value at
+line 1 column 5``): the same fault, at the same position for most (see ``_native.pyi``). Nothing recurses on the Python stack that the compiled twin would
+not: called near the recursion limit, the stdlib's parser runs on a fresh thread.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import math
 import operator
 import re
 import sys
+import threading
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -226,19 +232,68 @@ def _parse_int(text: str) -> int:
     return -value if negative else value
 
 
-def _check_depth(value: Any) -> None:
-    """Enforce the depth limit."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            if depth > MAX_DEPTH:
-                raise ValueError(f"nesting deeper than {MAX_DEPTH}")
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            if depth > MAX_DEPTH:
-                raise ValueError(f"nesting deeper than {MAX_DEPTH}")
-            stack.extend((child, depth + 1) for child in item)
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)  # a string, or a bracket
+_STRING = re.compile(r'[ \t\n\r]*(?:}|"(?:[^"\\]|\\.)*")', re.DOTALL)  # ws, then a key or }
+
+
+def _nesting_fault(text: str, depth: int) -> tuple[int, int] | None:
+    """Where the compiled twin's parser finds ``text``, inside ``depth`` open containers,
+    nesting deeper than the limit: the position of the opening bracket, and how much of the
+    text it reads before saying so (up to that ``[``; for a ``{``, its first key or ``}``
+    too). ``None`` when it never does. Counted on the text: the stdlib's parser recurses."""
+    for token in _TOKEN.finditer(text):
+        bracket = token[0]
+        if bracket in "[{":
+            if depth == MAX_DEPTH:
+                if bracket == "[":
+                    return token.start(), token.end()
+                key = _STRING.match(text, token.end())
+                return None if key is None else (token.start(), key.end())
+            depth += 1
+        elif bracket in "]}":
+            depth -= 1
+    return None
+
+
+def _stdlib_loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int)
+
+
+def _parse(text: str) -> Any:
+    """``text`` parsed by the stdlib's parser, which recurses on the Python stack (counted
+    against the recursion limit up to Python 3.11): called near the limit, it runs again on
+    a new thread's empty stack, as the compiled twin needs none."""
+    try:
+        return _stdlib_loads(text)
+    except RecursionError:
+        outcome: list[tuple[bool, Any]] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, _stdlib_loads(text)))
+            except Exception as error:  # handed to the caller's thread
+                outcome.append((False, error))
+
+        thread = threading.Thread(target=run, name="simulacra-session loads")
+        thread.start()
+        thread.join()
+        parsed, value = outcome[0]
+        if parsed:
+            return value
+        raise value from None
+
+
+def _loads_text(text: str, depth: int = 0) -> object:
+    """One document inside ``depth`` open containers, with the compiled twin's faults: the
+    first in the text, the nesting limit's where its parser would find it."""
+    fault = _nesting_fault(text, depth) if text.count("[") + text.count("{") > MAX_DEPTH - depth else None
+    try:
+        return _parse(text if fault is None else text[: fault[1]])
+    except json.JSONDecodeError as error:  # a plain ValueError, as the native twin raises
+        if fault is None or error.pos < fault[1]:
+            raise ValueError(str(error)) from None
+    # the text read so far holds no other fault, and the containers open cannot close
+    raise ValueError(str(json.JSONDecodeError(f"nesting deeper than {MAX_DEPTH}", text, fault[0])))
 
 
 def loads(data: bytes | bytearray | str) -> object:
@@ -255,17 +310,7 @@ def loads(data: bytes | bytearray | str) -> object:
             raise ValueError("lone surrogate in input text")
     else:
         raise TypeError(f"loads() takes bytes, bytearray or str, not {type(data).__name__}")
-    try:
-        value = json.loads(
-            text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
-        )
-    except json.JSONDecodeError as error:  # a plain ValueError, as the native twin raises
-        raise ValueError(str(error)) from None
-    except RecursionError:
-        raise ValueError(f"nesting deeper than {MAX_DEPTH}") from None
-    if text.count("[") + text.count("{") > MAX_DEPTH:
-        _check_depth(value)
-    return value
+    return _loads_text(text)
 
 
 def _c_long(value: object) -> int:
@@ -305,13 +350,9 @@ def loads_lines(
         except UnicodeDecodeError as error:
             raise ValueError(f"line {number}: invalid UTF-8 at byte {error.start}") from None
         try:
-            items = loads("[" + text + "]")  # the line as a list's item, for the nesting limit
+            values.append(_loads_text(text, 1))  # as a list's item, for the nesting limit
         except ValueError as error:
             raise ValueError(f"line {number}: {error}") from None
-        assert isinstance(items, list)
-        if len(items) != 1:
-            raise ValueError(f"line {number}: expected one JSON value, found {len(items)}")
-        values.append(items[0])
     return values, skipped
 
 
