@@ -138,6 +138,25 @@ async def _unchanged_but_orphan(store: SessionStore, before: list[tuple[str, str
     return True
 
 
+async def test_a_fork_of_a_parent_set_aside_keeps_what_it_inherits(tmp_path: Path) -> None:
+    """A repair that sets an unreadable parent aside does not detach its attached fork in the same
+    run (dropping what it inherits, left only in the copy set aside): the fork stays attached,
+    and the report names its parent as missing, a problem left."""
+    store = FileSessionStore(tmp_path)
+    await store.save("parent", [message("user", "one", "m1"), message("assistant", "two", "m2")])
+    given = {"parent_id": "parent", "fork_message_count": 2, "fork_message_id": "m2", "detached": False}
+    await store.save("child", [message("user", "own")], given)
+    journal = tmp_path / "parent.jsonl"
+    journal.write_bytes(journal.read_bytes()[:-5])  # its only write's commit record cut
+    repaired = await check_store(store, repair=True)
+    assert kinds(repaired, repaired=True) == {("unreadable", "parent")}
+    assert kinds(repaired, repaired=False) == {("missing_parent", "child"), ("set_aside", "parent")}
+    child = await store.load("child")
+    assert child is not None
+    assert child.metadata.parent_id == "parent"
+    assert not child.metadata.detached
+
+
 async def test_missing_parent_of_any_store(tmp_path: Path) -> None:
     store = InMemorySessionStore()
     await store.save("parent", [message("user", "a")])

@@ -133,10 +133,13 @@ async def _detach(store: SessionStore, fork_id: str) -> bool:
 
 
 def _checks_for(store: SessionStore) -> list[Check]:
-    """The checks of ``store``'s kind, then those every store gets."""
+    """The checks every store gets, then those of ``store``'s kind. ``missing_parents`` comes
+    first: a parent that a file check is about to set aside (unreadable) is damaged, not
+    gone, and its forks must not be detached from what they inherit in the same run; the
+    check after a repair names them, their parent now missing, as left."""
     from .stores.file import FileSessionStore
 
-    checks: list[Check] = []
+    checks: list[Check] = [missing_parents]
     if isinstance(store, FileSessionStore):
         from .stores.file.check import check_files
 
@@ -146,7 +149,6 @@ def _checks_for(store: SessionStore) -> list[Check]:
         from .stores._sql_check import check_rows
 
         checks.append(check_rows)
-    checks.append(missing_parents)
     return checks
 
 
