@@ -1,0 +1,169 @@
+"""``convert()`` in one process while others write the session: nothing acknowledged is lost.
+
+A conversion writes the session in the other format and removes the file it converted
+from. One process converts a session back and forth between ``.jsonl`` and ``.json`` as
+fast as it can while others write it: appenders of both formats (a journal's appends,
+a document's rewrites), and a writer that loads the session and saves it whole with the
+revision it read (as ``SessionManager`` does). The session must never be missing, for
+readers or writers, and every write that returned must be in it at the end. Before the
+converter held the old file's lock until it had removed it, it removed files others had
+just written (the session vanished, taking every earlier append with it), and a delete
+racing a conversion could leave the converted file behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulacra_session import FileSessionStore
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX: one process writes a root")
+
+CONVERTER = textwrap.dedent(
+    """
+    import asyncio, collections, json, os, sys
+    from simulacra_session import FileSessionStore
+
+    root, stop = sys.argv[1], sys.argv[2]
+
+    async def main():
+        store = FileSessionStore(root, fsync=False)
+        errors, converted, turn = collections.Counter(), 0, 0
+        print("ready", flush=True)
+        while not os.path.exists(stop):
+            turn += 1
+            try:
+                converted += await store.convert("s", "json" if turn % 2 else "jsonl")
+            except Exception as error:
+                errors[type(error).__name__] += 1
+        print(json.dumps({"converted": converted, "errors": dict(errors)}))
+
+    asyncio.run(main())
+    """
+)
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, collections, json, sys
+    from simulacra_session import ConflictError, FileSessionStore
+
+    root, file_format, kind, tag, count = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+
+    async def main():
+        store = FileSessionStore(root, fsync=False, format=file_format)
+        acknowledged, errors, missing = [], collections.Counter(), 0
+        sys.stdin.readline()  # start together
+        for index in range(count):
+            message = {"role": "user", "from": tag, "index": index}
+            try:
+                if kind == "append":
+                    await store.append("s", [message])
+                else:  # a whole save from the revision read, again on a conflict
+                    while True:
+                        stored = await store.load("s")
+                        if stored is None:
+                            missing += 1
+                            break
+                        try:
+                            await store.save("s", [*stored.messages, message], expected=stored.revision)
+                            break
+                        except ConflictError:
+                            pass
+                    if stored is None:
+                        continue
+                acknowledged.append(index)
+            except Exception as error:
+                errors[repr(error)[:100]] += 1
+        print(json.dumps({"acknowledged": acknowledged, "errors": dict(errors), "missing": missing}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def _start(script: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _report(child: subprocess.Popen[bytes]) -> dict[str, Any]:
+    out, errors = child.communicate(timeout=120)
+    assert child.returncode == 0, errors.decode()
+    report: dict[str, Any] = json.loads(out.splitlines()[-1])
+    return report
+
+
+def test_writes_racing_conversions_in_another_process_are_all_kept(tmp_path: Path) -> None:
+    root, stop = tmp_path / "root", tmp_path / "stop"
+    store = FileSessionStore(root, fsync=False)
+    asyncio.run(store.save("s", [{"role": "system", "content": "seed"}]))
+    converter = _start(CONVERTER, str(root), str(stop))
+    assert converter.stdout is not None and converter.stdout.readline() == b"ready\n"
+    writers = {
+        tag: _start(WRITER, str(root), file_format, kind, tag, str(count))
+        for tag, file_format, kind, count in (
+            ("a", "jsonl", "append", 300),
+            ("b", "json", "append", 200),
+            ("c", "jsonl", "save", 100),
+        )
+    }
+    for child in writers.values():
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+    try:
+        reports = {tag: _report(child) for tag, child in writers.items()}
+    finally:
+        stop.touch()
+        conversions = _report(converter)
+    stored = asyncio.run(store.load("s"))
+    assert stored is not None, "the session vanished"
+    assert stored.messages[0] == {"role": "system", "content": "seed"}
+    for tag, report in reports.items():
+        assert report["errors"] == {}, f"writer {tag}"
+        assert report["missing"] == 0, f"writer {tag} found no session {report['missing']} times"
+        kept = [m["index"] for m in stored.messages if m.get("from") == tag]
+        lost = sorted(set(report["acknowledged"]) - set(kept))
+        assert not lost, f"writer {tag}: {len(lost)} acknowledged writes lost, from {lost[:5]}"
+        assert kept == report["acknowledged"], f"writer {tag}: its writes once each, in order"
+    assert conversions["errors"] == {}, "the session was always there to convert"
+    assert conversions["converted"] > 0
+
+
+def test_a_delete_racing_conversions_removes_the_session(tmp_path: Path) -> None:
+    root, stop = tmp_path / "root", tmp_path / "stop"
+    store = FileSessionStore(root, fsync=False)
+
+    async def rounds() -> list[int]:
+        survived = []
+        for turn in range(150):
+            await store.save("s", [{"role": "user", "turn": turn}])
+            await asyncio.sleep(0.002)  # a conversion or two
+            assert await store.delete("s"), "the session existed"
+            if await store.load("s") is not None:  # only conversions run elsewhere: it stays gone
+                survived.append(turn)
+                await store.delete("s")
+        return survived
+
+    converter = _start(CONVERTER, str(root), str(stop))
+    assert converter.stdout is not None and converter.stdout.readline() == b"ready\n"
+    try:
+        survived = asyncio.run(rounds())
+    finally:
+        stop.touch()
+        conversions = _report(converter)
+    assert survived == [], f"deleted sessions still there after rounds {survived[:5]}"
+    assert set(conversions["errors"]) <= {"SessionNotFoundError"}
+    assert conversions["converted"] > 0
