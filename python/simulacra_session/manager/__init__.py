@@ -3,8 +3,10 @@
 The package, by job: this module is the manager's API, its events and its child managers;
 ``snapshot`` what a save holds of the conversation; ``writer`` the save queue of each
 session, which calls the store's public ``append`` or ``save``; ``forks`` the forks it makes
-and the history it writes into attached forks before their parent goes; ``recovery`` how it
-gets back in step with a session another writer saved (``recover``).
+and the history it writes into attached forks before their parent goes; ``owned`` the
+sessions it (or a child manager) writes, which ``rename`` and ``delete`` change through that
+manager; ``recovery`` how it gets back in step with a session another writer saved
+(``recover``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from ..ids import new_session_id, validate_session_id
 from ..messages import JsonObject, Message
 from ..models import RESERVED_METADATA_KEYS, Revision, SessionMetadata
 from ..protocols import Conversation, SessionStore
-from .forks import plan_fork
+from .forks import plan_fork, saved_history
+from .owned import check_label, detach_forks, owner_of
 from .recovery import recover
 from .snapshot import Inheritance, Snapshots
 from .writer import SaveRequest, SessionWriter, SessionWriters, check_metadata
@@ -188,7 +191,8 @@ class SessionManager:
         """Persist the current session now, with optional metadata on top.
 
         ``extra`` keys are kept as JSON metadata; the keys the store and manager own raise
-        ``ValueError``, and metadata a store would refuse raises what the store would, at
+        ``ValueError``, as does a ``label`` that is not a non-empty string (both
+        ``InvalidMetadataError``), and metadata a store would refuse raises what it would, at
         once (it fails this call alone, never a later save). Saved messages are treated as
         immutable: a store that can append gets only the new ones; ``full=True`` rewrites
         the whole session, for callers that edited history in place. Raises
@@ -204,17 +208,15 @@ class SessionManager:
             )
         if self._session_id is None:
             raise NoActiveSessionError()
+        if label is not None:
+            check_label(self._session_id, label)
         given: dict[str, Any] = {"label": label, "provider": provider, "model": model, **extra}
         given = {key: value for key, value in given.items() if value is not None}
         if given:
             check_metadata(self._session_id, given)
         if label:
             self._snapshots.labelled = True
-        request = self._request(given, background=False)
-        request.full = request.full or full
-        done = self._writers.submit(request)
-        if done is not None:
-            await done
+        await self._write(given, full=full)
 
     async def fork(self, parent_id: str, *, detached: bool = False) -> str:
         """Branch a new session off ``parent_id`` and make it current; returns its id.
@@ -227,7 +229,7 @@ class SessionManager:
         self._check_open()
         validate_session_id(parent_id)
         await self.flush()
-        saved = None if detached else self._saved_history(parent_id)
+        saved = None if detached else saved_history(self, parent_id)
         fork = await plan_fork(
             self._store,
             parent_id,
@@ -262,27 +264,34 @@ class SessionManager:
         """Remove a session; ``True`` when it existed.
 
         Attached forks keep their history: what they inherited is written into them (they
-        become detached) before the parent goes. Deleting the current session clears the
-        conversation and leaves no session active.
+        become detached) before the parent goes; a fork this manager or a child manager
+        writes, through that manager (so its next save follows on). Deleting the current
+        session (a child's: the child's) clears the conversation and leaves no session active.
         """
         self._check_open()
         validate_session_id(id)
-        if id == self._session_id:  # at once: a message completed meanwhile must not save to it
-            self._switch_to(None, inherited=0, has_label=False)
-            self._conversation.clear()
+        owner = owner_of(self, id)  # this manager's session, or a child's
+        if owner is not None:  # at once: a message completed meanwhile must not save to it
+            owner._switch_to(None, inherited=0, has_label=False)
+            owner._conversation.clear()
         await self.flush()
-        if self._session_id in await materialize_forks(self._store, id):
-            self._snapshots.inherited = Inheritance()  # it holds its history itself now
+        await detach_forks(self, id)  # the forks this manager writes, through their writers
+        await materialize_forks(self._store, id)  # the others
         return await self._store.delete(id)
 
     async def rename(self, id: str, label: str) -> None:
-        """Set a session's label (an explicit label always wins over the derived one)."""
+        """Set a session's label (an explicit label always wins over the derived one).
+
+        A label is a non-empty string (``InvalidMetadataError`` naming the session otherwise).
+        The session of this manager or of a child manager is saved through that manager, as
+        ``save(label=...)`` does, with what it holds.
+        """
         self._check_open()
         validate_session_id(id)
-        if not isinstance(label, str) or not label:
-            raise ValueError(f"label must be a non-empty string, got {label!r}")
-        if id == self._session_id:
-            await self.save(label=label)
+        check_label(id, label)
+        owner = owner_of(self, id)  # this manager's session, or a child's: through its writer
+        if owner is not None:
+            await owner.save(label=label)
             return
         await self.flush()  # a save of ours to that session may still be under way
         stored = await self._store.load(id)
@@ -387,17 +396,14 @@ class SessionManager:
             self._report(LifecycleErrorEvent(damage, "load", context))
         self._events.emit("load", LoadEvent(id=metadata.id, messages=tuple(messages)))
 
-    def _saved_history(self, session_id: str) -> builtins.list[Message] | None:
-        """The resolved history of ``session_id`` without reading the fork chain back.
-
-        Known for the current session when its last write stored exactly the conversation's
-        own messages: its history is then the conversation. Forking a deep chain thus costs
-        one load, not one per ancestor.
-        """
-        if session_id != self._session_id:
-            return None
-        history = list(self._snapshots.history())
-        return history if self._writers.holds(session_id, self._snapshots.own(history)) else None
+    async def _write(self, given: dict[str, Any], *, full: bool = False) -> None:
+        """Save the current session now with the metadata ``given`` (checked), rewriting it whole
+        when ``full``; raises what the write raised."""
+        request = self._request(given, background=False)
+        request.full = request.full or full
+        done = self._writers.submit(request)
+        if done is not None:
+            await done
 
     def _request(self, given: dict[str, Any], *, background: bool) -> SaveRequest:
         """A snapshot of the conversation for the current session (see ``Snapshots.request``)."""

@@ -1,7 +1,7 @@
-"""Forks for the SessionManager: the fork a ``fork()`` makes. A session's forks and the
-history written into attached forks before their parent is deleted are in
-``simulacra_session.history`` (``list_forks``, ``materialize_forks``, ``save_from``), which
-``truncate`` shares.
+"""Forks for the SessionManager: the fork a ``fork()`` makes, from the history the manager
+holds when it can (``saved_history``). A session's forks and the history written into
+attached forks before their parent is deleted are in ``simulacra_session.history``
+(``list_forks``, ``materialize_forks``, ``save_from``), which ``truncate`` shares.
 
 An attached fork stores only the messages after the ones it inherits from its parent's
 resolved history (see ``simulacra_session.history``); a detached one stores all of its own.
@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionNotFoundError
 from ..history import resolve_history
-from ..messages import JsonObject
+from ..messages import JsonObject, Message
 from ..protocols import SessionStore
 
-__all__ = ["Fork", "plan_fork"]
+if TYPE_CHECKING:
+    from . import SessionManager
+
+__all__ = ["Fork", "plan_fork", "saved_history"]
 
 
 @dataclass(slots=True)
@@ -29,6 +32,20 @@ class Fork:
     owned: list[JsonObject]
     inherited: list[JsonObject]
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def saved_history(manager: SessionManager, session_id: str) -> list[Message] | None:
+    """The resolved history of ``session_id`` without reading the fork chain back.
+
+    Known for the manager's current session when its last write stored exactly the
+    conversation's own messages: its history is then the conversation. Forking a deep chain
+    thus costs one load, not one per ancestor.
+    """
+    if session_id != manager._session_id:
+        return None
+    snapshots = manager._snapshots
+    history = list(snapshots.history())
+    return history if manager._writers.holds(session_id, snapshots.own(history)) else None
 
 
 async def plan_fork(
