@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -236,3 +237,12 @@ def test_stamps_parity(tmp_path: Path) -> None:
     assert native[2] == ("NotADirectoryError", (errno.ENOTDIR, str(tmp_path / "a.jsonl/x")))
     assert native[3] == ("FileNotFoundError", (errno.ENOENT, str(tmp_path / "absent")))
     assert native[4] == native[5] == ("ValueError", "embedded null byte")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file name that is not UTF-8 (Linux takes any bytes)")
+def test_stamps_of_a_name_that_is_not_utf8(hotpath: ModuleType, tmp_path: Path) -> None:
+    """A name as ``os.listdir`` gives it (undecodable bytes as lone surrogates) is stat'ed."""
+    name = os.fsdecode(b"caf\xe9.json")
+    hotpath.atomic_write(str(tmp_path / name), b"{}")
+    found = os.lstat(tmp_path / name)
+    assert hotpath.stamps(tmp_path, [name]) == [(found.st_ino, found.st_size, found.st_mtime_ns)]

@@ -8,6 +8,7 @@
 //! calls: each name is joined to the directory and opened for its metadata, as `os.lstat`
 //! does there (an absent directory then gives `None` for each name, as in the pure twin).
 
+use std::ffi::OsStr;
 use std::path::Path;
 
 use crate::errors::CoreError;
@@ -18,7 +19,10 @@ pub type Stamp = (u64, u64, i64);
 /// The stamp of each of `names` in `directory` (of a symlink itself, never what it points
 /// to, as `os.lstat`); `None` for a name that is absent. Errors name the whole path at fault.
 #[cfg(unix)]
-pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, CoreError> {
+pub fn stamps(
+    directory: &Path,
+    names: &[impl AsRef<OsStr>],
+) -> Result<Vec<Option<Stamp>>, CoreError> {
     use std::ffi::CString;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
@@ -37,7 +41,7 @@ pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, 
     // SAFETY: a descriptor just opened and owned nowhere else: closed when this drops.
     let directory_fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut found = Vec::with_capacity(names.len());
-    for name in names {
+    for name in names.iter().map(AsRef::as_ref) {
         let c_name = CString::new(name.as_bytes()).map_err(|_| CoreError::Nul)?;
         // SAFETY: stat is plain integers, filled by fstatat for a live descriptor.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
@@ -72,15 +76,18 @@ pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, 
 /// The stamp of each of `names` in `directory` (of a symlink itself, as `os.lstat`);
 /// `None` for a name that is absent. Errors name the whole path at fault.
 #[cfg(windows)]
-pub fn stamps(directory: &Path, names: &[String]) -> Result<Vec<Option<Stamp>>, CoreError> {
-    let nul = |path: &Path| path.as_os_str().to_string_lossy().contains('\0');
-    if nul(directory) || names.iter().any(|name| name.contains('\0')) {
+pub fn stamps(
+    directory: &Path,
+    names: &[impl AsRef<OsStr>],
+) -> Result<Vec<Option<Stamp>>, CoreError> {
+    let nul = |path: &OsStr| path.to_string_lossy().contains('\0');
+    if nul(directory.as_os_str()) || names.iter().any(|name| nul(name.as_ref())) {
         return Err(CoreError::Nul);
     }
     names
         .iter()
         .map(|name| {
-            let path = directory.join(name);
+            let path = directory.join(name.as_ref());
             match super::windows::info(&path) {
                 Ok(info) => Ok(Some((info.index, info.size, info.mtime_ns))),
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),

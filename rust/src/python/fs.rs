@@ -1,6 +1,7 @@
 //! `atomic_write`, `link_fork` and `stamps`: the file-system cores of `crate::fs`, run
 //! detached from the interpreter; the pure twin is `_pure/fs.py`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
@@ -54,11 +55,13 @@ pub fn link_fork(
 }
 
 /// `(st_ino, st_size, st_mtime_ns)` of each of `names` in `directory`, `None` where absent.
+/// Names are OS strings, as `directory` is: a name `os.listdir` gives (undecodable bytes as
+/// lone surrogates) is stat'ed as the pure twin stats it.
 #[pyfunction]
 pub fn stamps(
     py: Python<'_>,
     directory: PathBuf,
-    names: Vec<String>,
+    names: Vec<OsString>,
 ) -> PyResult<Vec<Option<(u64, u64, i64)>>> {
     Ok(py.detach(move || crate::fs::stamps::stamps(&directory, &names))?)
 }
