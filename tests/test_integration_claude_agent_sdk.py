@@ -217,7 +217,7 @@ async def test_appends_read_a_tail_of_the_batch_and_window_never_the_transcript(
     assert set(reads.tails) == {14}  # the batch and the window, however long the transcript
     assert len(reads.tails) == 61  # one a batch, and one before the first created the session
     await store.append({**KEY, "subpath": "subagents/a"}, [marker("no uuid")])
-    assert len(reads.tails) == 61  # nothing to check or fold: appended without a read
+    assert reads.tails[61:] == [0]  # nothing to check or fold: only whose session it is read
 
 
 async def test_the_sdk_lists_sessions_from_summaries_without_reading_transcripts() -> None:
@@ -422,7 +422,9 @@ async def test_bad_arguments_name_the_value_at_fault() -> None:
     with pytest.raises(ValueError, match="dedupe_window must be 0 or more, got -1"):
         ClaudeAgentSessionStore(InMemorySessionStore(), dedupe_window=-1)
     bad = cast(SessionKey, {"project_key": 7, "session_id": "s"})
-    with pytest.raises(InvalidSessionIdError, match="invalid session id 7"):
+    with pytest.raises(
+        InvalidSessionIdError, match="invalid Claude Agent SDK key's project_key 7: expected a str"
+    ):
         await ClaudeAgentSessionStore(InMemorySessionStore()).load(bad)
 
 

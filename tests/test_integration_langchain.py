@@ -288,7 +288,11 @@ async def test_clear_empties_the_history_and_keeps_forks() -> None:
 
 async def test_a_foreign_message_is_corrupt() -> None:
     store = InMemorySessionStore()
-    await store.save("other", [message_to_dict(HumanMessage(content="ok")), {"role": "user", "content": []}])
+    await store.save(
+        "other",
+        [message_to_dict(HumanMessage(content="ok")), {"role": "user", "content": []}],
+        {"integration": "langchain", "key": "other"},
+    )
     with pytest.raises(CorruptSessionError, match=r"message 1 of session 'other' is not a LangChain message"):
         await SimulacraChatMessageHistory("other", store).aget_messages()
 

@@ -6,6 +6,8 @@ opened afresh, as a restarted process would: the history loaded equals ``all_mes
 
 from __future__ import annotations
 
+import textwrap
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +19,17 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelMessagesTypeAdapter,
     ModelRequest,
+    ModelResponse,
+    TextPart,
     ToolCallPart,
     ToolReturnPart,
     UserPromptPart,
 )
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
 from integration_stores import DURABLE, Opener, missing_framework, reopen_each, run_example
-from simulacra_session import CorruptSessionError, InMemorySessionStore, Revision
+from simulacra_session import CorruptSessionError, FileSessionStore, InMemorySessionStore, Revision
 from simulacra_session.ids import session_id_for_key
 from simulacra_session.integrations.pydantic_ai import PydanticAIHistory
 
@@ -167,6 +172,7 @@ async def test_absent_session_is_empty_and_foreign_messages_are_corrupt() -> Non
     await store.save(
         "mixed",
         [*ModelMessagesTypeAdapter.dump_python([ModelRequest.user_text_prompt("hi")], mode="json"), text],
+        {"integration": "pydantic-ai", "key": "mixed"},
     )
     with pytest.raises(CorruptSessionError, match=r"session mixed .*message 1 of the 2 read is not"):
         await PydanticAIHistory("mixed", store).load()
@@ -183,3 +189,47 @@ def test_example_runs_and_continues_after_a_restart(tmp_path: Path) -> None:
     first, second = run_example("pydantic_ai_example.py", tmp_path)
     assert first[-1] == "Sunny in Paris (7 messages so far)"
     assert second[-1] == "Sunny in Paris (13 messages so far)"  # the history kept
+
+
+def docs_example() -> str:
+    """The pydantic-ai example of docs/integrations.md: the first python block after its heading."""
+    docs = (Path(__file__).parent.parent / "docs" / "integrations.md").read_text()
+    section = docs.split("\n## pydantic-ai\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_docs_example_holds_for_binary_and_non_json_tool_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returned = {
+            part.tool_name
+            for message in messages
+            for part in message.parts
+            if isinstance(part, ToolReturnPart)
+        }
+        due = [tool.name for tool in info.function_tools if tool.name not in returned]
+        return ModelResponse(
+            parts=[ToolCallPart(due[0], {}, tool_call_id=due[0])] if due else [TextPart("Sunny.")]
+        )
+
+    agent = Agent(FunctionModel(model))
+
+    @agent.tool_plain
+    def chart() -> BinaryContent:  # pydantic-ai reads it back as a BinaryImage
+        return BinaryContent(data=b"\x89PNG\r\n\x1a\n", media_type="image/png")
+
+    @agent.tool_plain
+    def raw() -> bytes:  # reads back as its base64 string
+        return b"\x00\x01"
+
+    @agent.tool_plain
+    def measured_at() -> datetime:  # reads back as its ISO 8601 string
+        return datetime(2024, 1, 2, tzinfo=timezone.utc)
+
+    monkeypatch.chdir(tmp_path)  # the example keeps its sessions in ./sessions
+    namespace: dict[str, Any] = {"agent": agent}
+    exec("async def example():\n" + textwrap.indent(docs_example(), "    "), namespace)
+    await namespace["example"]()  # its assertions hold
+    loaded = await PydanticAIHistory("user-42/chat", FileSessionStore(tmp_path / "sessions")).load()
+    assert loaded == []  # the example ends with clear()

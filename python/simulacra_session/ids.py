@@ -12,11 +12,35 @@ import re
 
 from .errors import InvalidSessionIdError
 
-__all__ = ["SESSION_ID_PATTERN", "new_session_id", "new_uuid4", "session_id_for_key", "validate_session_id"]
+__all__ = [
+    "SESSION_ID_PATTERN",
+    "InvalidKeyError",
+    "new_session_id",
+    "new_uuid4",
+    "session_id_for_key",
+    "validate_session_id",
+]
 
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _HASHED = re.compile(r".*\.k[0-9a-f]{32}")  # the ending of an id made from a key
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class InvalidKeyError(InvalidSessionIdError):
+    """A framework's key that is not a ``str``: keys are any string, so the fault is the type
+    (an ``InvalidSessionIdError``, as before, and a ``ValueError``). ``key`` is the value;
+    ``what`` names it in the message (a Claude Agent SDK key's part, say)."""
+
+    def __init__(self, key: object, what: str = "key") -> None:
+        # not the session-id pattern's message: the key's characters are not at fault
+        super(InvalidSessionIdError, self).__init__(
+            f"invalid {what} {key!r}: expected a str (any string), got {type(key).__name__}"
+        )
+        self.session_id = self.key = key
+        self.what = what
+
+    def __reduce__(self) -> tuple[type[InvalidKeyError], tuple[object, str]]:
+        return type(self), (self.key, self.what)  # pickled with its parts
 
 
 def validate_session_id(session_id: object) -> str:
@@ -48,10 +72,11 @@ def session_id_for_key(key: str) -> str:
     Any other key becomes a readable part of it (at most 93 characters) and ``.k`` and 32 hex
     digits of its SHA-256, an ending no key used as is has: two keys share an id only
     if their hashes share 128 bits. Keep the key itself beside the session (the adapters of
-    ``simulacra_session.integrations`` store it in its metadata).
+    ``simulacra_session.integrations`` store it in its metadata). A key that is not a
+    ``str`` raises ``InvalidKeyError`` naming its type and value.
     """
     if type(key) is not str:
-        raise InvalidSessionIdError(key)
+        raise InvalidKeyError(key)
     if SESSION_ID_PATTERN.fullmatch(key) is not None and _HASHED.fullmatch(key) is None:
         return key
     readable = _UNSAFE.sub("_", key).lstrip(".")[:93] or "_"

@@ -10,9 +10,13 @@ raises ``ImportError`` naming the extra that installs it:
   (``[langchain]``);
 - ``pydantic_ai.PydanticAIHistory``: pydantic-ai message history (``[pydantic-ai]``).
 
-Items and entries are stored verbatim as JSON objects and come back equal.
+Items and entries are stored verbatim as JSON objects and come back equal (pydantic-ai's
+messages as its own JSON round trip gives them). Each adapter keeps to its own sessions:
+one of another integration, given the same key, raises ``ForeignSessionError``.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._owner import ForeignSessionError
+
+__all__ = ["ForeignSessionError"]

@@ -1,5 +1,8 @@
 """The writes every framework adapter makes: append a batch, empty a session.
 
+Both first check that the session is the adapter's (``_owner.check_owner``): another
+integration's is refused with ``ForeignSessionError``, nothing written.
+
 Both are safe beside other writers of the same session: an append never drops what another
 writer added, a clear never empties more than it read. On a store without ``append`` (an
 ``AdapterSessionStore``) an append is a load and a save from the revision read. Within a
@@ -19,9 +22,10 @@ from typing import Any
 
 from .._shared_locks import SharedLocks
 from ..errors import ConflictError, SessionNotFoundError
-from ..history import resolve_history, save_from, truncate
+from ..history import read_tail, resolve_history, save_from, truncate
 from ..messages import JsonObject
 from ..protocols import AppendableSessionStore, SessionStore
+from ._owner import check_owner
 
 __all__ = ["append", "clear", "one_at_a_time"]
 
@@ -29,15 +33,21 @@ __all__ = ["append", "clear", "one_at_a_time"]
 async def append(
     store: SessionStore, session_id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any]
 ) -> None:
-    """Add ``messages`` after the session's own, merging ``metadata``: one durable append of
-    the whole batch. A store without ``append`` loads the session and saves it from the
-    revision it read (again when another writer saved meanwhile)."""
+    """Add ``messages`` after the session's own, merging ``metadata`` (the adapter's
+    ``integration`` and ``key``, checked first): one durable append of the whole batch. A
+    store without ``append`` loads the session and saves it from the revision it read
+    (again when another writer saved meanwhile)."""
     if isinstance(store, AppendableSessionStore):
+        head = await read_tail(store, session_id, 0)  # the metadata, no message where tails are read
+        if head is not None:
+            check_owner(head.metadata, metadata)
         await store.append(session_id, messages, metadata)
         return
     async with one_at_a_time(session_id):
         while True:
             stored = await store.load(session_id)
+            if stored is not None:
+                check_owner(stored.metadata, metadata)
             try:
                 if stored is None:
                     await store.save(session_id, messages, metadata)
@@ -58,12 +68,16 @@ def one_at_a_time(session_id: str) -> AbstractAsyncContextManager[None]:
     return _APPENDS.held(session_id)
 
 
-async def clear(store: SessionStore, session_id: str) -> None:
-    """Remove every message of the session's history; the session stays, empty, with its
-    metadata, and forks made of it keep the history they inherit (``history.truncate``)."""
+async def clear(store: SessionStore, session_id: str, mine: Mapping[str, Any]) -> None:
+    """Remove every message of the session's history, once checked to be the adapter's
+    (``mine``: its ``integration`` and ``key``); the session stays, empty, with its metadata,
+    and forks made of it keep the history they inherit (``history.truncate``)."""
     while True:
         resolved = await resolve_history(store, session_id)
-        if resolved is None or not resolved.messages:
+        if resolved is None:
+            return
+        check_owner(resolved.stored.metadata, mine)
+        if not resolved.messages:
             return
         try:
             revision = resolved.stored.revision

@@ -49,14 +49,15 @@ from claude_agent_sdk.types import (  # noqa: E402
     SessionSummaryEntry,
 )
 
-from ..errors import ConflictError, InvalidSessionIdError  # noqa: E402
+from ..errors import ConflictError  # noqa: E402
 from ..history import read_tail, resolve_history  # noqa: E402
-from ..ids import session_id_for_key  # noqa: E402
+from ..ids import InvalidKeyError, session_id_for_key  # noqa: E402
 from ..messages import JsonObject  # noqa: E402
 from ..models import SessionMetadata, StoredSession  # noqa: E402
 from ..protocols import AppendableSessionStore, ForkIndexedStore, SessionStore, checks_revisions  # noqa: E402
 from ..timestamps import parse_timestamp  # noqa: E402
 from . import _writes  # noqa: E402
+from ._owner import check_owner  # noqa: E402
 
 __all__ = ["INTEGRATION", "SUMMARY", "ClaudeAgentSessionStore"]
 
@@ -66,6 +67,7 @@ INTEGRATION = "claude-agent-sdk"
 #: opaque summary ``data`` as it stood when the transcript held ``n`` entries.
 SUMMARY = "claude_summary"
 
+_PARTS = ("project_key", "session_id", "subpath")  # a key's parts, in the order _store_id takes them
 _ATTEMPTS = 64  # conflicting writers in a row before an append gives up (each conflict is another's progress)
 _EPOCH = parse_timestamp("1970-01-01T00:00:00Z")
 _MILLISECOND = timedelta(milliseconds=1)
@@ -79,9 +81,9 @@ def _millis(timestamp: str) -> int:
 def _store_id(*parts: str) -> str:
     """The id of the session holding the key of these parts (one for a project, two for a
     main transcript, three for a subagent's): the JSON array of them is the key string."""
-    for part in parts:
+    for name, part in zip(_PARTS, parts, strict=False):
         if type(part) is not str:
-            raise InvalidSessionIdError(part)
+            raise InvalidKeyError(part, f"Claude Agent SDK key's {name}")
     return session_id_for_key(json.dumps([INTEGRATION, *parts], ensure_ascii=False, separators=(",", ":")))
 
 
@@ -179,7 +181,9 @@ class ClaudeAgentSessionStore:
     these objects, stores and event loops.
 
     A key is present once it holds an entry: ``load`` gives ``None`` before, and only keys
-    holding entries are listed.
+    holding entries are listed. A session of another integration at a key's id (another
+    framework's adapter given the JSON of ``["claude-agent-sdk", *parts]`` as its key) is
+    refused by ``load``, ``append`` and ``delete`` (``ForeignSessionError``).
     """
 
     def __init__(self, store: SessionStore, *, dedupe_window: int = 100) -> None:
@@ -223,8 +227,12 @@ class ClaudeAgentSessionStore:
 
     async def load(self, key: SessionKey) -> builtins.list[SessionStoreEntry] | None:
         """The key's entries, deep-equal to those appended; ``None`` when it holds none."""
-        resolved = await resolve_history(self._store, _Place.of(key).id)
-        if resolved is None or not resolved.messages:
+        place = _Place.of(key)
+        resolved = await resolve_history(self._store, place.id)
+        if resolved is None:
+            return None
+        check_owner(resolved.stored.metadata, place.metadata())
+        if not resolved.messages:
             return None
         return cast("list[SessionStoreEntry]", resolved.messages)
 
@@ -247,6 +255,9 @@ class ClaudeAgentSessionStore:
     async def delete(self, key: SessionKey) -> None:
         """Remove the key's transcript; a main transcript's subagent transcripts go first."""
         place = _Place.of(key)
+        head = await read_tail(self._store, place.id, 0)
+        if head is not None:
+            check_owner(head.metadata, place.metadata())
         if place.main:
             for meta, _ in await self._children(place.id, place.key, empty=True):
                 await self._store.delete(meta.id)
@@ -287,11 +298,13 @@ class ClaudeAgentSessionStore:
         """``append``: read, check and fold, then write from the revision read, until no other
         writer comes between."""
         dedupe = any(isinstance(entry.get("uuid"), str) for entry in entries)
-        if self._appender is not None and not dedupe and not place.main:  # nothing to check or fold
-            await self._appender.append(place.id, entries, place.metadata())
+        if self._appender is not None and not dedupe and not place.main:  # no entry to check, nothing to fold
+            await _writes.append(self._store, place.id, entries, place.metadata())  # checks the owner
             return
         for attempt in range(_ATTEMPTS):
             stored = await self._read(place.id, len(entries) + self._window if dedupe else 0)
+            if stored is not None:
+                check_owner(stored.metadata, place.metadata())
             if stored is not None and place.main and not _kept_summary(stored.metadata)[1]:
                 stored = await self._read(place.id, None)  # to fold the summary again from every entry
             if stored is None:

@@ -39,6 +39,7 @@ from ..ids import session_id_for_key
 from ..protocols import SessionStore
 from . import _writes
 from ._imports import require
+from ._owner import check_owner
 
 require("langchain_core", "langchain")  # before the imports below: a missing framework names its extra
 
@@ -61,7 +62,8 @@ class SyncCallError(SessionError, RuntimeError):
 class SimulacraChatMessageHistory(BaseChatMessageHistory):
     """The LangChain messages of ``session_id`` (any string) in ``store``, oldest first.
 
-    ``key`` is ``session_id``, ``id`` the session it is stored as (``session_id_for_key``).
+    ``key`` is ``session_id``, ``id`` the session it is stored as (``session_id_for_key``); a
+    session another integration wrote under that id is refused (``ForeignSessionError``).
     ``aadd_messages`` is one durable ``append`` per batch on a store that has it (every bundled
     store but ``AdapterSessionStore``), whatever the history's length; on another store, a load
     and a save from the revision read (again when another writer saved meanwhile), which
@@ -94,6 +96,7 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
         resolved = await resolve_history(self.store, self.id)
         if resolved is None:
             return []
+        check_owner(resolved.stored.metadata, self._metadata)
         found: list[BaseMessage] = []
         for index, item in enumerate(resolved.messages):
             try:
@@ -113,7 +116,7 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
 
     async def aclear(self) -> None:
         """Remove every message; the session stays, empty, with its metadata."""
-        await _writes.clear(self.store, self.id)
+        await _writes.clear(self.store, self.id, self._metadata)
 
     # -- sync: the async methods, run on one loop ----------------------------------------
 

@@ -32,6 +32,7 @@ from ..history import read_tail, resolve_history, truncate  # noqa: E402
 from ..ids import session_id_for_key  # noqa: E402
 from ..protocols import SessionStore  # noqa: E402
 from . import _writes  # noqa: E402
+from ._owner import check_owner  # noqa: E402
 
 __all__ = ["INTEGRATION", "OpenAIAgentsSession"]
 
@@ -49,7 +50,8 @@ class OpenAIAgentsSession:
 
     ``session_id`` is any string (``user/42``, a UUID, a project path): the session's id in
     the store is ``ids.session_id_for_key(session_id)`` (``store_id``), and its metadata
-    keeps ``{"integration": "openai-agents", "key": session_id}``. ``session_settings``
+    keeps ``{"integration": "openai-agents", "key": session_id}``; a session another
+    integration wrote under that id is refused (``ForeignSessionError``). ``session_settings``
     (a ``SessionSettings`` or a dict of one) gives ``get_items`` its default ``limit``, as
     openai-agents' own sessions do. Any number of these objects, in any number of
     processes, may share one session: concurrent pops each return another item, and appends
@@ -86,9 +88,15 @@ class OpenAIAgentsSession:
             return []
         if count is None or count < 0:
             resolved = await resolve_history(self.store, self.store_id)
-            return [] if resolved is None else _items(resolved.messages)
+            if resolved is None:
+                return []
+            check_owner(resolved.stored.metadata, self._metadata)
+            return _items(resolved.messages)
         tail = await read_tail(self.store, self.store_id, count)
-        return [] if tail is None else _items(tail.messages)
+        if tail is None:
+            return []
+        check_owner(tail.metadata, self._metadata)
+        return _items(tail.messages)
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Add ``items`` after the stored ones: one durable append of the whole batch (a
@@ -104,7 +112,10 @@ class OpenAIAgentsSession:
         store reads tails and truncates."""
         while True:
             tail = await read_tail(self.store, self.store_id, 1)
-            if tail is None or not tail.messages:
+            if tail is None:
+                return None
+            check_owner(tail.metadata, self._metadata)
+            if not tail.messages:
                 return None
             try:
                 await truncate(self.store, self.store_id, 1, expected=tail.revision)
@@ -115,4 +126,4 @@ class OpenAIAgentsSession:
     async def clear_session(self) -> None:
         """Remove every item; the session stays, empty, with its metadata. Forks made of it
         (``SessionManager.fork``) keep the history they inherit."""
-        await _writes.clear(self.store, self.store_id)
+        await _writes.clear(self.store, self.store_id, self._metadata)

@@ -3,8 +3,12 @@
 pydantic-ai hands a run its history as ``message_history`` and gives back what the run added
 (``result.new_messages()``); ``PydanticAIHistory`` keeps that history in a store, one stored
 message per ``ModelMessage``: the JSON object ``ModelMessagesTypeAdapter`` dumps for it, so
-``load()`` gives back what pydantic-ai's own adapter reads from that JSON: messages equal to
-the ones extended (timestamps with their time zone, tool calls and returns, usage)::
+``load()`` gives back what pydantic-ai's own adapter reads from that JSON, exactly what its
+JSON round trip gives (``validate_json(dump_json(messages))``). That is the messages extended
+for requests, responses, text, tool calls, timestamps with their time zone and usage, but
+not always: a ``BinaryContent`` comes back as the subclass read for its media type
+(``BinaryImage`` for an image), a tool's return of a type JSON lacks as its JSON form
+(``bytes`` as base64 text, a ``datetime`` as ISO 8601 text)::
 
     history = PydanticAIHistory("user-42/chat", store)
     result = await agent.run(prompt, message_history=await history.load())
@@ -26,6 +30,7 @@ from ..ids import session_id_for_key
 from ..protocols import SessionStore
 from . import _writes
 from ._imports import require
+from ._owner import check_owner
 
 require("pydantic_ai", "pydantic-ai")  # before the imports below: a missing framework names its extra
 
@@ -42,7 +47,8 @@ class PydanticAIHistory:
 
     ``session_id`` is any string (a user's name, ``project/chat``): it is stored under
     ``session_id_for_key(session_id)`` (``id``), with the string itself in the session's
-    metadata as ``key`` beside ``integration``. Each ``extend`` is one durable append;
+    metadata as ``key`` beside ``integration``; a session another integration wrote under that
+    id is refused (``ForeignSessionError``). Each ``extend`` is one durable append;
     ``load`` reads the history back, what a fork made with a ``SessionManager`` inherits
     included. Holds no state of its own: a new object over the same store, in another
     process, continues the same history.
@@ -52,6 +58,7 @@ class PydanticAIHistory:
         self.key = session_id
         self.id = session_id_for_key(session_id)
         self.store = store
+        self._metadata = {"integration": INTEGRATION, "key": session_id}
 
     async def load(self, limit: int | None = None) -> list[ModelMessage]:
         """The history, oldest first, as pydantic-ai's ``message_history`` takes it (``[]``
@@ -66,12 +73,15 @@ class PydanticAIHistory:
         """
         if limit is None:
             resolved = await resolve_history(self.store, self.id)
-            messages = None if resolved is None else resolved.messages
+            if resolved is None:
+                return []
+            metadata, messages = resolved.stored.metadata, resolved.messages
         else:
             tail = await read_tail(self.store, self.id, limit)
-            messages = None if tail is None else tail.messages
-        if messages is None:
-            return []
+            if tail is None:
+                return []
+            metadata, messages = tail.metadata, tail.messages
+        check_owner(metadata, self._metadata)
         try:
             return ModelMessagesTypeAdapter.validate_python(messages)
         except ValidationError as invalid:
@@ -85,7 +95,7 @@ class PydanticAIHistory:
     async def clear(self) -> None:
         """Remove every message; the session stays, empty, with its metadata. Forks made of
         it keep the history they inherit (``history.truncate``)."""
-        await _writes.clear(self.store, self.id)
+        await _writes.clear(self.store, self.id, self._metadata)
 
     async def extend(self, messages: Sequence[ModelMessage]) -> None:
         """Add ``messages`` (a run's ``new_messages()``) after the stored history, durably:
@@ -95,4 +105,4 @@ class PydanticAIHistory:
         across processes (its revision check is not atomic there)."""
         if messages:
             dumped = ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
-            await _writes.append(self.store, self.id, dumped, {"integration": INTEGRATION, "key": self.key})
+            await _writes.append(self.store, self.id, dumped, self._metadata)
