@@ -110,7 +110,8 @@ def test_writes_racing_conversions_in_another_process_are_all_kept(tmp_path: Pat
     store = FileSessionStore(root, fsync=False)
     asyncio.run(store.save("s", [{"role": "system", "content": "seed"}]))
     converter = _start(CONVERTER, str(root), str(stop))
-    assert converter.stdout is not None and converter.stdout.readline() == b"ready\n"
+    assert converter.stdout is not None
+    assert converter.stdout.readline() == b"ready\n"
     writers = {
         tag: _start(WRITER, str(root), file_format, kind, tag, str(count))
         for tag, file_format, kind, count in (
@@ -158,7 +159,8 @@ def test_a_delete_racing_conversions_removes_the_session(tmp_path: Path) -> None
         return survived
 
     converter = _start(CONVERTER, str(root), str(stop))
-    assert converter.stdout is not None and converter.stdout.readline() == b"ready\n"
+    assert converter.stdout is not None
+    assert converter.stdout.readline() == b"ready\n"
     try:
         survived = asyncio.run(rounds())
     finally:

@@ -45,9 +45,9 @@ from .commit import GroupCommit
 from .document import decode_document
 from .files import fsync_dir, read_path
 from .index import ForkIndex
-from .layout import FORMATS, FileFormat, Layout
+from .layout import FORMATS, FileFormat, Layout, recency
 from .listing import Listing
-from .locks import IdLocks, file_locked
+from .locks import IdLocks, remove_locked, session_locked, settled
 from .residue import Residue
 from .rewrite import rewrite_session
 from .truncation import truncate_sync
@@ -135,22 +135,29 @@ class FileSessionStore:
             self._journals.pop(session_id)
         return StoredSession(metadata, parsed.messages, damage=parsed.damage), state
 
-    def _find(self, session_id: str) -> tuple[FileFormat, bytes, int] | None:
+    def _find(self, session_id: str, *, locked: bool = False) -> tuple[FileFormat, bytes, int] | None:
         """The session file's format, bytes and inode: the store's format, or the other one.
 
-        Both exist after a crash between a conversion's write and its removal of the old
-        file, or in a directory shared with the original library: the newer one (by mtime,
-        the store's format on a tie) holds the session then.
+        Both exist while a conversion swaps them, after a crash between a conversion's write
+        and its removal of the old file, or in a directory shared with the original library:
+        the newer one (``layout.recency``) holds the session then. Found in neither, it is
+        looked for again under the root's lock (``settled``), unless the caller holds the
+        session's locks (``locked``: a writer, which no swap passes).
         """
-        found = []
-        for file_format in (self.format, self._layout.other):
-            with suppress(FileNotFoundError):
-                found.append((file_format, *read_path(self._layout.path(session_id, file_format))))
-        if not found:
+
+        def look() -> builtins.list[tuple[FileFormat, bytes, int, int]] | None:
+            found = []
+            for file_format in (self.format, self._layout.other):
+                with suppress(FileNotFoundError):
+                    found.append((file_format, *read_path(self._layout.path(session_id, file_format))))
+            return found or None
+
+        found = look() if locked else settled(self.root, look)
+        if found is None:
             return None
         if len(found) == 2:
             _log.warning("session %s is stored in both formats: reading the newer file", session_id)
-        file_format, data, inode, _ = max(found, key=lambda item: (item[3], item[0] == self.format))
+        file_format, data, inode, _ = max(found, key=lambda item: recency(item[0], item[3]))
         return file_format, data, inode
 
     def _decode(self, session_id: str, file_format: FileFormat, data: bytes, inode: int) -> StoredSession:
@@ -162,6 +169,12 @@ class FileSessionStore:
     def _load_sync(self, session_id: str) -> StoredSession | None:
         self._residue.first_use(session_id, lock=True)
         found = self._find(session_id)
+        return None if found is None else self._decode(session_id, *found)
+
+    def _peek(self, session_id: str) -> StoredSession | None:
+        """Another session, read by a writer holding its own session's locks (a fork's parent,
+        for its document): no sweep and no look under the root's lock, which would wait on them."""
+        found = self._find(session_id, locked=True)
         return None if found is None else self._decode(session_id, *found)
 
     def _read(self, session_id: str, file_format: FileFormat) -> StoredSession | None:
@@ -251,23 +264,22 @@ class FileSessionStore:
 
     def _delete_sync(self, session_id: str) -> bool:
         layout = self._layout
+        paths = [layout.path(session_id, file_format) for file_format in FORMATS]
         with self._locks.held(session_id):
             parents = set()
             existed = False
-            for file_format in FORMATS:
-                path = layout.path(session_id, file_format)
-                with file_locked(path):  # as every writer: an append elsewhere lands first
+            # every file locked at once, as every writer: an append elsewhere lands first, a conversion ends
+            with session_locked(paths, layout.root) as fds:
+                for file_format, path, fd in zip(FORMATS, paths, fds, strict=True):
+                    if fd is None:
+                        continue
                     try:
                         stored = self._read(session_id, file_format)
                     except CorruptSessionError:
                         stored = None
                     if stored is not None and stored.metadata.parent_id is not None:
                         parents.add(stored.metadata.parent_id)
-                    try:
-                        os.unlink(path)
-                        existed = True
-                    except FileNotFoundError:
-                        pass
+                    existed = remove_locked(path, fd) or existed
             self._journals.pop(session_id)
             if existed and self._fsync:
                 fsync_dir(layout.root)

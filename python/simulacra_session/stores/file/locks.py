@@ -2,16 +2,20 @@
 
 Within a process, every write of a session holds that id's lock (a ``threading.Lock``, so
 both worker threads and the event loop can take it; the loop only ever tries it). Across
-processes, every write holds ``flock`` on the session file, and on the root directory while
-the file is being created. Windows has no ``flock``: there one process writes a root.
+processes, every write holds ``flock`` on the session file: a whole rewrite or a delete on
+each file the session has (``session_locked``), and on the root directory while it has none
+or while a name appears or disappears (a conversion's swap), so a look for the session
+under the root's lock never falls between its two names (``settled``). Windows has no
+``flock``: there one process writes a root.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import TypeVar
 
 from ..._beneath import open_nofollow
 from .files import OPEN_RO, OPEN_RW
@@ -21,7 +25,17 @@ try:
 except ImportError:  # Windows: no advisory locks
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["IdLocks", "file_locked", "open_locked"]
+__all__ = [
+    "IdLocks",
+    "file_locked",
+    "open_locked",
+    "remove_locked",
+    "root_locked",
+    "session_locked",
+    "settled",
+]
+
+T = TypeVar("T")
 
 
 class IdLocks:
@@ -109,6 +123,22 @@ def open_locked(path: str, *, wait: bool = True) -> int | None:
 
 
 @contextmanager
+def root_locked(root: str, *, exclusive: bool = True) -> Iterator[None]:
+    """Hold ``flock`` on the root directory, exclusively (a writer creating a session, or
+    swapping its names) or shared (a look confirming that a session has no file). Windows
+    has no ``flock``: nothing is held there."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(root, OPEN_RO)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+@contextmanager
 def file_locked(path: str, *, create_in: Callable[[], str] | None = None) -> Iterator[int | None]:
     """Hold ``flock`` on ``path`` (yields its descriptor), or ``None`` when it is absent.
 
@@ -127,12 +157,73 @@ def file_locked(path: str, *, create_in: Callable[[], str] | None = None) -> Ite
         if create_in is None or fcntl is None:
             yield None
             return
-        root = os.open(create_in(), OPEN_RO)
-        try:
-            fcntl.flock(root, fcntl.LOCK_EX)
+        with root_locked(create_in()):
             if not os.path.lexists(path):
                 yield None
                 return
-        finally:
-            os.close(root)  # closing releases the flock
         # created meanwhile: lock the file instead
+
+
+@contextmanager
+def session_locked(
+    paths: Sequence[str], root: str, *, create_in: Callable[[], str] | None = None
+) -> Iterator[list[int | None]]:
+    """Hold ``flock`` on each of a session's files that exists; yields their descriptors,
+    ``None`` for the absent ones. ``paths`` are the session's names, always in the same
+    order, so writers never wait on each other in a circle.
+
+    Once all are held, no name of the session comes or goes but by their holder (checked:
+    else all are let go and taken again). When none exists, that is confirmed under the
+    root's ``flock``, which a conversion holds while it swaps names: held on, exclusively,
+    with ``create_in`` (the caller creates the session; it returns the root, made if
+    missing), else shared and only for the look.
+    """
+    while True:
+        with ExitStack() as held:
+            fds: list[int | None] = []
+            for path in paths:
+                fd = open_locked(path)
+                if fd is not None:
+                    held.callback(os.close, fd)
+                fds.append(fd)
+            absent = [path for path, fd in zip(paths, fds, strict=True) if fd is None]
+            if len(absent) < len(paths) or fcntl is None:
+                if not any(os.path.lexists(path) for path in absent):
+                    yield fds
+                    return
+                continue  # one appeared meanwhile
+            if create_in is not None:
+                held.enter_context(root_locked(create_in()))
+                none = not any(os.path.lexists(path) for path in paths)
+            elif os.path.isdir(root):
+                with root_locked(root, exclusive=False):
+                    none = not any(os.path.lexists(path) for path in paths)
+            else:
+                none = True  # no root, no session
+            if none:
+                yield fds
+                return
+        # created or converted meanwhile: lock its file
+
+
+def remove_locked(path: str, fd: int) -> bool:
+    """Remove ``path`` if it still names the file locked as ``fd`` (its holder's to remove:
+    never a file another writer put there); whether it was removed."""
+    try:
+        if os.lstat(path).st_ino != os.fstat(fd).st_ino:
+            return False
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def settled(root: str, find: Callable[[], T | None]) -> T | None:
+    """``find()``, a look at a session's files without a lock. When it finds none, it looks
+    again under a shared ``flock`` on the root: a conversion holds that while it swaps the
+    session's names, so a look cannot read one name before the swap and the other after."""
+    found = find()
+    if found is not None or fcntl is None or not os.path.isdir(root):
+        return found
+    with root_locked(root, exclusive=False):
+        return find()

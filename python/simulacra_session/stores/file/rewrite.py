@@ -4,6 +4,7 @@ that cannot append to a journal, compactions and conversions all go through it."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..._backend import atomic_write
@@ -12,8 +13,8 @@ from ...messages import JsonObject
 from ...models import Revision, StoredSession, check_revision, merge_metadata, metadata_from_stored
 from .._codec import check_truncation
 from .files import set_aside
-from .layout import OTHER, FileFormat
-from .locks import file_locked
+from .layout import FORMATS, OTHER, FileFormat
+from .locks import root_locked, session_locked
 from .torn import keep_damage
 from .whole import encode_whole, journal_state, remove_other
 
@@ -43,58 +44,60 @@ def rewrite_session(
     then ``messages`` (``"append"``), the stored ones but the last ``cut`` (``"truncate"``), or what
     is stored (``"compact"``, ``"convert"``). ``"truncate"``, ``"compact"`` and ``"convert"`` write
     nothing when the session is gone: ``None``. A new session takes the store's format,
-    ``target`` converts. The session file is read under its ``flock`` (the root's while it
-    does not exist), so no writer in another process comes between the read and the write
-    (nor between the check of the ``expected`` revision and the write); a file in the other
-    format, the older of two, is removed after the write. A journal's bytes that did not
-    verify are kept in a copy first, unless they are only an append cut short. Returns the revision written.
+    ``target`` converts. Every file of the session is read, written and removed under its
+    ``flock`` (the root's while it has none: ``session_locked``), so no writer in another
+    process comes between the read and the write (nor between the check of the ``expected``
+    revision and the write), nor between the write and the removal of the file in the other
+    format (the older of two, or the one converted from), which is removed only if its name
+    still names the file locked. Where a name comes or goes (a conversion, a file set aside)
+    the root is locked too, so nobody looks for the session between the two names. A
+    journal's bytes that did not verify are kept in a copy first, unless they are only an
+    append cut short. Returns the revision written.
     """
     layout = store._layout
     keep = mode in ("compact", "convert")
     existing_only = keep or mode == "truncate"  # never creates the session
     fresh = mode in ("save", "append", "truncate")  # stamped anew, else the stamps are kept
-    while True:
-        newer = layout.newer_file(session_id)
-        locked = newer[1] if newer is not None else store.format
-        with file_locked(
-            layout.path(session_id, locked), create_in=None if existing_only else store._make_root
-        ):
-            found = store._find(session_id)
-            if (found[0] if found is not None else store.format) != locked:
-                continue  # converted or created in the other format meanwhile: lock that file
-            existing: StoredSession | None = None
-            corrupt_path = None
-            if found is not None:
-                try:
-                    existing = store._decode(session_id, *found)
-                except CorruptSessionError:
-                    if mode not in ("save", "restore"):
-                        raise
-                    corrupt_path = layout.path(session_id, found[0])
-            old = existing.metadata if existing is not None else None
-            if existing_only and existing is None:
-                return None
-            if fresh and corrupt_path is None:
-                check_revision(session_id, expected, existing.revision if existing is not None else None)
-            if keep:
+    paths = [layout.path(session_id, file_format) for file_format in FORMATS]
+    create_in = None if existing_only else store._make_root
+    with session_locked(paths, layout.root, create_in=create_in) as fds:
+        held = {file_format: fd for file_format, fd in zip(FORMATS, fds, strict=True) if fd is not None}
+        found = store._find(session_id, locked=True)
+        existing: StoredSession | None = None
+        corrupt_path = None
+        if found is not None:
+            try:
+                existing = store._decode(session_id, *found)
+            except CorruptSessionError:
+                if mode not in ("save", "restore"):
+                    raise
+                corrupt_path = layout.path(session_id, found[0])
+        old = existing.metadata if existing is not None else None
+        if existing_only and existing is None:
+            return None
+        if fresh and corrupt_path is None:
+            check_revision(session_id, expected, existing.revision if existing is not None else None)
+        if keep:
+            assert existing is not None
+            messages, merged = existing.messages, existing.metadata
+        elif mode == "restore":  # ``given`` is the whole metadata, stamps included
+            merged = metadata_from_stored(session_id, given or {})
+        else:
+            if mode == "append" and existing is not None:
+                messages = [*existing.messages, *messages]
+            elif mode == "truncate":
                 assert existing is not None
-                messages, merged = existing.messages, existing.metadata
-            elif mode == "restore":  # ``given`` is the whole metadata, stamps included
-                merged = metadata_from_stored(session_id, given or {})
-            else:
-                if mode == "append" and existing is not None:
-                    messages = [*existing.messages, *messages]
-                elif mode == "truncate":
-                    assert existing is not None
-                    messages = existing.messages[: check_truncation(session_id, cut, len(existing.messages))]
-                merged = merge_metadata(session_id, old, len(messages), given)
-            file_format = target or locked
-            path = layout.path(session_id, file_format)
-            encoded, merged, superseded, last_commit = encode_whole(
-                file_format, merged, messages, existing, store._load_sync, layout, stamp=fresh
-            )
-            store._index.check(session_id, merged.parent_id)
-            store._make_root()
+                messages = existing.messages[: check_truncation(session_id, cut, len(existing.messages))]
+            merged = merge_metadata(session_id, old, len(messages), given)
+        file_format = target or (found[0] if found is not None else store.format)
+        path = layout.path(session_id, file_format)
+        encoded, merged, superseded, last_commit = encode_whole(
+            file_format, merged, messages, existing, store._peek, layout, stamp=fresh
+        )
+        store._index.check(session_id, merged.parent_id)
+        store._make_root()
+        swaps = bool(held) and (file_format not in held or corrupt_path is not None)  # else none or held
+        with root_locked(layout.root) if swaps else nullcontext():
             if corrupt_path is not None:
                 set_aside(corrupt_path)
             elif found is not None and existing is not None and existing.damage is not None:
@@ -102,11 +105,12 @@ def rewrite_session(
                 keep_damage(where, found[1], existing.damage.offset, layout.file_mode, store._fsync)
             store._journals.pop(session_id)
             atomic_write(path, encoded, store._fsync, layout.file_mode)
-            if file_format == "jsonl":
-                state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
+            removed = remove_other(layout, session_id, file_format, held, store._fsync)
+        if file_format == "jsonl":
+            state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
+            if state is not None:  # else rewritten or deleted since: the next append reads it
                 store._journals[session_id] = state
-            break
-    if remove_other(layout, session_id, file_format, store._fsync) and merged.parent_id is not None:
+    if removed and merged.parent_id is not None:
         store._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
     store._index.index(session_id, merged.parent_id, old.parent_id if old is not None else None, file_format)
     return Revision.of(merged)

@@ -4,16 +4,18 @@ has work to do, and the other file a rewrite removes."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from ..._beneath import open_nofollow
 from ...errors import SessionNotFoundError
 from ...messages import JsonObject
 from ...models import SessionMetadata, StoredSession
 from .._codec import encode_metadata
 from . import journal
 from .document import encode_document, stamp_document
-from .files import fsync_dir
+from .files import OPEN_RO, fsync_dir
 from .layout import OTHER, FileFormat, Layout
+from .locks import remove_locked
 
 __all__ = ["encode_whole", "journal_state", "needs_conversion", "remove_other"]
 
@@ -57,13 +59,15 @@ def needs_conversion(layout: Layout, session_id: str, file_format: FileFormat) -
     raise SessionNotFoundError(session_id)
 
 
-def remove_other(layout: Layout, session_id: str, written: FileFormat, fsync: bool) -> bool:
+def remove_other(
+    layout: Layout, session_id: str, written: FileFormat, held: Mapping[FileFormat, int], fsync: bool
+) -> bool:
     """Remove the session's file in the format other than the one just ``written`` (the older
-    of two, or the one converted from); whether there was one."""
-    other = layout.path(session_id, OTHER[written])
-    if not os.path.lexists(other):
+    of two, or the one converted from), which the caller holds locked (``held``, by format),
+    if its name still names that file; whether it was removed."""
+    other = OTHER[written]
+    if other not in held or not remove_locked(layout.path(session_id, other), held[other]):
         return False
-    os.unlink(other)
     if fsync:
         fsync_dir(layout.root)
     return True
@@ -71,9 +75,18 @@ def remove_other(layout: Layout, session_id: str, written: FileFormat, fsync: bo
 
 def journal_state(
     path: str, encoded: bytes, metadata: SessionMetadata, count: int, superseded: int, last_commit: int
-) -> journal.JournalState:
+) -> journal.JournalState | None:
     """What is known of the journal ``path`` just written whole (``encoded``, as ``encode_whole``
-    made it, holding ``count`` messages), so the next append needs no read."""
+    made it, holding ``count`` messages), so the next append needs no read; ``None`` when
+    ``path`` no longer ends as written (deleted or rewritten by another writer since)."""
     tail = encoded[len(encoded) - last_commit :]
     meta = metadata.to_json_dict()
-    return journal.JournalState(path, os.stat(path).st_ino, len(encoded), meta, count, superseded, tail)
+    try:
+        fd = open_nofollow(path, OPEN_RO)
+    except FileNotFoundError:
+        return None
+    try:
+        state = journal.JournalState(path, os.fstat(fd).st_ino, len(encoded), meta, count, superseded, tail)
+        return state if journal.describes(fd, state) else None
+    finally:
+        os.close(fd)
