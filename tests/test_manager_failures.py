@@ -1,6 +1,7 @@
 """SessionManager's saves when something goes wrong: bad metadata fails the call that gave it
-and no later save, and a flush cut short (or a write cancelled by someone else) loses no
-auto-save. On the memory and the file store; run on each backend."""
+and no later save, and a flush cut short (or a write cancelled by someone else, or left on
+an event loop closed under it) loses no auto-save. On the memory and the file store; run on
+each backend."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from manager_stores import SlowStore
 from simulacra_session import (
     FileSessionStore,
+    InMemorySessionStore,
     InvalidMetadataError,
     JsonObject,
     LifecycleErrorEvent,
@@ -277,3 +279,49 @@ async def test_a_write_cancelled_by_someone_else_loses_no_auto_save(store: Gated
     conversation.append(msg("m4"))
     await manager.flush()
     assert await stored_texts(store, session_id) == ["m0", "m1", "m2", "m3", "m4"]
+
+
+# -- a loop closed under a write ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("waits", [0, 1, 2, 3, 5])
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_a_write_left_on_a_closed_loop_is_taken_up_on_the_next(tmp_path: Path, kind: str, waits: int) -> None:
+    """A sync wrapper's requests, each on a new event loop closed without asyncio.run's clean-up:
+    a save the first one left in flight (or landed, unheard of) or queued is written on the
+    next loop, with what that one adds; flush() returns."""
+    store: SessionStore = InMemorySessionStore() if kind == "memory" else FileSessionStore(tmp_path)
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    errors: list[LifecycleErrorEvent] = []
+    manager.on("lifecycle_error", errors.append)
+    abandoned: list[asyncio.Future[None]] = []
+
+    async def first() -> str:
+        session_id = manager.start_new("sync wrapper")
+        await manager.flush()
+        conversation.append(msg("m0"))
+        conversation.append(msg("m1"))
+        abandoned.append(asyncio.ensure_future(manager.save(provider="anthropic")))  # dies with the loop
+        for _ in range(waits):
+            await asyncio.sleep(0)
+        return session_id  # with the saves in flight or queued
+
+    async def second(session_id: str) -> list[str]:
+        conversation.append(msg("m2"))
+        await asyncio.wait_for(manager.flush(), timeout=60)  # only a guard: it never hangs
+        await manager.save(model="claude")
+        return await stored_texts(store, session_id)
+
+    loop = asyncio.new_event_loop()
+    session_id = loop.run_until_complete(first())
+    loop.close()
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(second(session_id)) == ["m0", "m1", "m2"]
+        stored = loop.run_until_complete(store.load(session_id))
+    finally:
+        loop.close()
+    assert errors == []
+    assert stored is not None
+    assert (stored.metadata.label, stored.metadata.model) == ("sync wrapper", "claude")

@@ -5,8 +5,9 @@ request is folded into the waiting one (newest messages, metadata merged, every 
 kept), so a burst of auto-saves costs at most two writes and the last holds the latest
 messages. The metadata of a failed auto-save goes with the next write, save what the store
 refuses (never an explicit save's: that call raises); an auto-save whose write someone else
-cancelled (the loop closing, say) is written again. A write is one call of the store's
-public ``append`` or ``save``, run in a task; waiting for it (``flush``) never cancels it.
+cancelled (the loop closing, say) is written again, as is one whose event loop was closed
+under it (it can never report). A write is one call of the store's public ``append`` or
+``save``, run in a task; waiting for it (``flush``) never cancels it.
 To a store that checks revisions (``checks_revisions``) each write says which revision of
 the session it was made from: the one the last write returned, or the one loaded; a write
 from a stale view then fails with ``ConflictError`` instead of overwriting another writer's
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -122,6 +124,7 @@ class SessionWriter:
         self._carried: dict[str, Any] = {}  # metadata of failed background saves, not yet written
         self._written: _Written | None = None
         self._inflight: asyncio.Task[None] | None = None
+        self._writing: SaveRequest | None = None  # what the write in flight writes
         self._drained: list[asyncio.Future[None]] = []
         self._on_saved = on_saved
         self._on_failed = on_failed
@@ -154,6 +157,8 @@ class SessionWriter:
 
     def drained(self) -> asyncio.Future[None] | None:
         """A future resolved once nothing is in flight or queued; ``None`` when that is now."""
+        if self._revived():
+            self._dispatch()
         if not self.busy:
             return None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -172,6 +177,7 @@ class SessionWriter:
             self._write_without_loop(request, raise_now)
             self._on_idle(self.session_id)
             return None
+        self._revived()
         future: asyncio.Future[None] | None = None
         if not request.background:
             future = loop.create_future()
@@ -189,6 +195,25 @@ class SessionWriter:
         return future
 
     # -- internals ---------------------------------------------------------------------
+
+    def _revived(self) -> bool:
+        """Take back the write in flight when its event loop is closed (a sync wrapper's
+        ``run_until_complete`` returned, and closed the loop, with it pending); whether it did.
+
+        That write never reports: one that ended is settled as it ended, one cut short as a
+        cancelled one (landed, or not: its auto-saves are queued again), and the queue then
+        goes on, on the loop running now.
+        """
+        task = self._inflight
+        if task is None or not task.get_loop().is_closed():
+            return False
+        request, self._writing, self._inflight = self._writing, None, None
+        assert request is not None
+        if not task.done():  # it never resumes: let its finally blocks run (locks, files let go)
+            with suppress(Exception):  # one that needed its loop
+                task.get_coro().close()
+        self._settle(request, task)
+        return True
 
     def _delta(self, request: SaveRequest, written: _Written | None) -> list[Message] | None:
         """The messages to append after what was written; ``None``: rewrite the session."""
@@ -252,31 +277,34 @@ class SessionWriter:
             written, self._written = self._written, None
             write = self._store_call(request, self._delta(request, written))
             name = f"simulacra-session save {self.session_id}"
+            self._writing = request
             self._inflight = _start(write, name)
             self._inflight.add_done_callback(partial(self._landed, request))
             return
         drained, self._drained = self._drained, []
         for future in drained:
-            if not future.done():
+            if _open(future):
                 future.set_result(None)
         self._on_idle(self.session_id)
 
     def _landed(self, request: SaveRequest, done: asyncio.Task[None]) -> None:
-        self._inflight = None
+        self._inflight = self._writing = None
         self._settle(request, done)
         self._dispatch()
 
     def _settle(self, request: SaveRequest, done: asyncio.Task[None]) -> None:
-        """Report the outcome of a finished write."""
-        error = None if done.cancelled() else done.exception()
-        if error is None and not done.cancelled():
+        """Report the outcome of a write that finished, or will never finish (``_revived``)."""
+        ended = done.done() and not done.cancelled()
+        error = done.exception() if ended else None
+        if ended and error is None:
             self._succeeded(request)
         elif isinstance(error, Exception):
             self._failed(request, error)
-        else:  # cancelled by someone else (the loop closing, say): landed, or not
+        else:  # cancelled by someone else (the loop closing, say), or cut short: landed, or not
             self._unsure = request if self._checks else None
             for waiter in request.waiters:
-                waiter.cancel()
+                if _open(waiter):
+                    waiter.cancel()
             if request.background:  # an auto-save is written again, with what queued behind it
                 again = replace(request, metadata=request.carry, waiters=())
                 if self._pending is not None:
@@ -288,13 +316,13 @@ class SessionWriter:
     def _succeeded(self, request: SaveRequest) -> None:
         self._written = (request.source, request.start, request.end)
         for waiter in request.waiters:
-            if not waiter.done():
+            if _open(waiter):
                 waiter.set_result(None)
         self._on_saved(request)
 
     def _failed(self, request: SaveRequest, error: Exception) -> None:
         for waiter in request.waiters:
-            if not waiter.done():
+            if _open(waiter):
                 waiter.set_exception(error)
         self._carry_on(request)
         if request.background:
@@ -313,6 +341,12 @@ class SessionWriter:
             pending.carry = {**carry, **pending.carry}
         else:
             self._carried = {**self._carried, **carry}
+
+
+def _open(future: asyncio.Future[None]) -> bool:
+    """Whether ``future`` still waits for an outcome it can take: not one settled, nor one of a
+    closed loop (nobody awaits it any more, and its loop cannot run its callbacks)."""
+    return not future.done() and not future.get_loop().is_closed()
 
 
 def check_metadata(session_id: str, metadata: dict[str, Any]) -> None:
