@@ -20,6 +20,7 @@ from claude_agent_sdk import SessionKey
 from langchain_core.messages import HumanMessage
 from pydantic_ai.messages import ModelRequest
 
+from claude_agent_samples import Reads
 from integration_stores import KINDS, Opener, reopen_each
 from simulacra_session import (
     InMemorySessionStore,
@@ -219,6 +220,41 @@ async def test_a_subagent_transcript_append_without_uuids_checks_the_owner_too(a
         stored = await store.load(ClaudeAgentSessionStore.store_id(key))
         assert isinstance(stored, StoredSession)
         assert stored.metadata.message_count == 1
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_an_adapter_checks_again_once_its_session_changed_hands(
+    any_store: Opener, integration: str
+) -> None:
+    async with any_store() as store:
+        mine = operations(integration, store, KEY)
+        await mine[writes(integration)]()
+        await mine[writes(integration)]()  # made from the revision it wrote
+        await store.delete(session_id_for_key(KEY))  # deleted, then written by another framework
+        other = next(name for name in INTEGRATIONS if name != integration)
+        await operations(other, store, KEY)[writes(other)]()
+        before = await store.load(session_id_for_key(KEY))
+        with pytest.raises(ForeignSessionError, match=repr(other)):
+            await mine[writes(integration)]()
+        after = await store.load(session_id_for_key(KEY))
+        assert before is not None
+        assert after is not None
+        assert (after.messages, after.metadata) == (before.messages, before.metadata)
+
+
+async def test_appends_after_the_first_read_nothing_to_check_the_owner() -> None:
+    reads = Reads()
+    session = OpenAIAgentsSession(KEY, reads)
+    await session.add_items([{"role": "user", "content": "first"}])
+    assert reads.tails == [0]  # whose the session is, before the first append
+    for n in range(3):
+        await session.add_items([{"role": "user", "content": str(n)}])
+    assert await session.get_items(limit=2) == [
+        {"role": "user", "content": "1"},
+        {"role": "user", "content": "2"},
+    ]
+    await session.add_items([{"role": "user", "content": "after a read"}])
+    assert (reads.tails, reads.loaded) == ([0, 2], [])  # appends conditional on the revision seen
 
 
 def test_foreign_session_errors_pickle_with_their_parts() -> None:

@@ -12,8 +12,11 @@ adapter's pop or clear detached keeps none); one holding messages of its own oth
 ``SessionManager``'s conversation, a session saved by hand) is refused too: its messages
 are no framework's items.
 
-The check reads the session just before the write, which cannot be conditional on it: two
-integrations creating one session at the same moment are not told apart.
+An adapter object remembers the revision it last found its own (``Owner.seen``, on a store
+that checks revisions): its next append is conditional on it and reads nothing first, as
+the session cannot have changed hands if it did not change (``_writes.append``). Otherwise
+the check reads the session just before the write, which cannot be conditional on what it
+read: two integrations creating one session at the same moment are not told apart.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SessionError
-from ..models import SessionMetadata
+from ..models import Revision, SessionMetadata, StoredSession
+from ..protocols import SessionStore, checks_revisions
 
-__all__ = ["ForeignSessionError", "check_owner"]
+__all__ = ["ForeignSessionError", "Owner", "check_owner"]
 
 
 class ForeignSessionError(SessionError):
@@ -63,3 +67,24 @@ def check_owner(metadata: SessionMetadata, mine: Mapping[str, Any]) -> None:
     if owner is None and (metadata.message_count == 0 or metadata.parent_id):
         return
     raise ForeignSessionError(metadata.id, mine["key"], mine["integration"], owner)
+
+
+class Owner:
+    """One adapter object's claim on its session: the metadata it writes there (``metadata``:
+    its ``integration`` and ``key``), checked against what it reads, and the revision it last
+    found its own (``seen``; ``None`` on a store that does not check revisions)."""
+
+    def __init__(self, store: SessionStore, integration: str, key: object) -> None:
+        self.metadata: dict[str, Any] = {"integration": integration, "key": key}
+        self.seen: Revision | None = None
+        self._revisions = checks_revisions(store)
+
+    def check(self, stored: StoredSession) -> None:
+        """Refuse the session ``stored`` was read from unless it is the adapter's (``check_owner``)."""
+        check_owner(stored.metadata, self.metadata)
+        self.saw(stored.revision)
+
+    def saw(self, revision: Revision | None) -> None:
+        """``revision`` is of the adapter's session, as the adapter read or wrote it."""
+        if self._revisions:
+            self.seen = revision

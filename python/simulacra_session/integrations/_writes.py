@@ -1,7 +1,8 @@
 """The writes every framework adapter makes: append a batch, empty a session.
 
 Both first check that the session is the adapter's (``_owner.check_owner``): another
-integration's is refused with ``ForeignSessionError``, nothing written.
+integration's is refused with ``ForeignSessionError``, nothing written. An append made from
+a revision the adapter found its own needs no read for that: it is conditional on it.
 
 Both are safe beside other writers of the same session: an append never drops what another
 writer added, a clear never empties more than it read. On a store without ``append`` (an
@@ -24,6 +25,7 @@ from .._shared_locks import SharedLocks
 from ..errors import ConflictError, SessionNotFoundError
 from ..history import read_tail, resolve_history, save_from, truncate
 from ..messages import JsonObject
+from ..models import Revision
 from ..protocols import AppendableSessionStore, SessionStore
 from ._owner import check_owner
 
@@ -31,18 +33,30 @@ __all__ = ["append", "clear", "one_at_a_time"]
 
 
 async def append(
-    store: SessionStore, session_id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any]
-) -> None:
+    store: SessionStore,
+    session_id: str,
+    messages: Sequence[JsonObject],
+    metadata: Mapping[str, Any],
+    seen: Revision | None = None,
+) -> Revision | None:
     """Add ``messages`` after the session's own, merging ``metadata`` (the adapter's
-    ``integration`` and ``key``, checked first): one durable append of the whole batch. A
-    store without ``append`` loads the session and saves it from the revision it read
-    (again when another writer saved meanwhile)."""
+    ``integration`` and ``key``), once the session is checked to be the adapter's: one
+    durable append of the whole batch. ``seen`` (``Owner.seen``: a revision the adapter found
+    its own, on a store that checks revisions) makes the append conditional on it, with no
+    read; when the session moved on since, it is read and checked. A store without
+    ``append`` loads the session and saves it from the revision it read (again when another
+    writer saved meanwhile). Returns the revision written (``None`` from a store giving none)."""
     if isinstance(store, AppendableSessionStore):
+        if seen is not None:
+            options = {"expected": seen}
+            try:
+                return await store.append(session_id, messages, metadata, **options)
+            except ConflictError:
+                pass  # changed since the adapter saw it: whose it is now is read below
         head = await read_tail(store, session_id, 0)  # the metadata, no message where tails are read
         if head is not None:
             check_owner(head.metadata, metadata)
-        await store.append(session_id, messages, metadata)
-        return
+        return await store.append(session_id, messages, metadata)
     async with one_at_a_time(session_id):
         while True:
             stored = await store.load(session_id)
@@ -50,12 +64,10 @@ async def append(
                 check_owner(stored.metadata, metadata)
             try:
                 if stored is None:
-                    await store.save(session_id, messages, metadata)
-                else:
-                    await save_from(store, stored, dict(metadata), [*stored.messages, *messages])
+                    return await store.save(session_id, messages, metadata)
+                return await save_from(store, stored, dict(metadata), [*stored.messages, *messages])
             except ConflictError:
                 continue  # another writer saved since the load: add after its messages
-            return
 
 
 #: The lock of each session appended to by a load and a save, shared by every loop and store.

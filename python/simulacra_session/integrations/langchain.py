@@ -39,7 +39,7 @@ from ..ids import session_id_for_key
 from ..protocols import SessionStore
 from . import _writes
 from ._imports import require
-from ._owner import check_owner
+from ._owner import Owner
 
 require("langchain_core", "langchain")  # before the imports below: a missing framework names its extra
 
@@ -83,7 +83,7 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
         self.key = session_id
         self.id = session_id_for_key(session_id)
         self.store = store
-        self._metadata = {"integration": INTEGRATION, "key": session_id}
+        self._owner = Owner(store, INTEGRATION, session_id)
         self._loop = loop
 
     def __repr__(self) -> str:
@@ -96,7 +96,7 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
         resolved = await resolve_history(self.store, self.id)
         if resolved is None:
             return []
-        check_owner(resolved.stored.metadata, self._metadata)
+        self._owner.check(resolved.stored)
         found: list[BaseMessage] = []
         for index, item in enumerate(resolved.messages):
             try:
@@ -112,11 +112,12 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
         """Append ``messages`` after the history: one durable append for the batch."""
         if messages:
             items = [message_to_dict(message) for message in messages]
-            await _writes.append(self.store, self.id, items, self._metadata)
+            owner = self._owner
+            owner.saw(await _writes.append(self.store, self.id, items, owner.metadata, owner.seen))
 
     async def aclear(self) -> None:
         """Remove every message; the session stays, empty, with its metadata."""
-        await _writes.clear(self.store, self.id, self._metadata)
+        await _writes.clear(self.store, self.id, self._owner.metadata)
 
     # -- sync: the async methods, run on one loop ----------------------------------------
 

@@ -32,7 +32,7 @@ from ..history import read_tail, resolve_history, truncate  # noqa: E402
 from ..ids import session_id_for_key  # noqa: E402
 from ..protocols import SessionStore  # noqa: E402
 from . import _writes  # noqa: E402
-from ._owner import check_owner  # noqa: E402
+from ._owner import Owner  # noqa: E402
 
 __all__ = ["INTEGRATION", "OpenAIAgentsSession"]
 
@@ -77,7 +77,7 @@ class OpenAIAgentsSession:
             coerce_session_settings(session_settings) if session_settings is not None else SessionSettings()
         )
         self.store = store
-        self._metadata = {"integration": INTEGRATION, "key": session_id}
+        self._owner = Owner(store, INTEGRATION, session_id)
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The latest ``limit`` items, oldest first (``None``: ``session_settings.limit``, and
@@ -90,19 +90,20 @@ class OpenAIAgentsSession:
             resolved = await resolve_history(self.store, self.store_id)
             if resolved is None:
                 return []
-            check_owner(resolved.stored.metadata, self._metadata)
+            self._owner.check(resolved.stored)
             return _items(resolved.messages)
         tail = await read_tail(self.store, self.store_id, count)
         if tail is None:
             return []
-        check_owner(tail.metadata, self._metadata)
+        self._owner.check(tail)
         return _items(tail.messages)
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Add ``items`` after the stored ones: one durable append of the whole batch (a
         store without ``append`` saves the session instead, from the revision it read)."""
         if items:
-            await _writes.append(self.store, self.store_id, items, self._metadata)
+            owner = self._owner
+            owner.saw(await _writes.append(self.store, self.store_id, items, owner.metadata, owner.seen))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove the most recent item and return it; ``None`` when the session is empty.
@@ -114,11 +115,11 @@ class OpenAIAgentsSession:
             tail = await read_tail(self.store, self.store_id, 1)
             if tail is None:
                 return None
-            check_owner(tail.metadata, self._metadata)
+            self._owner.check(tail)
             if not tail.messages:
                 return None
             try:
-                await truncate(self.store, self.store_id, 1, expected=tail.revision)
+                self._owner.saw(await truncate(self.store, self.store_id, 1, expected=tail.revision))
             except (ConflictError, SessionNotFoundError):
                 continue  # the session moved on since the read: pop from where it is now
             return _items(tail.messages)[0]
@@ -126,4 +127,4 @@ class OpenAIAgentsSession:
     async def clear_session(self) -> None:
         """Remove every item; the session stays, empty, with its metadata. Forks made of it
         (``SessionManager.fork``) keep the history they inherit."""
-        await _writes.clear(self.store, self.store_id, self._metadata)
+        await _writes.clear(self.store, self.store_id, self._owner.metadata)

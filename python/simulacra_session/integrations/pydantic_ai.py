@@ -30,7 +30,7 @@ from ..ids import session_id_for_key
 from ..protocols import SessionStore
 from . import _writes
 from ._imports import require
-from ._owner import check_owner
+from ._owner import Owner
 
 require("pydantic_ai", "pydantic-ai")  # before the imports below: a missing framework names its extra
 
@@ -58,7 +58,7 @@ class PydanticAIHistory:
         self.key = session_id
         self.id = session_id_for_key(session_id)
         self.store = store
-        self._metadata = {"integration": INTEGRATION, "key": session_id}
+        self._owner = Owner(store, INTEGRATION, session_id)
 
     async def load(self, limit: int | None = None) -> list[ModelMessage]:
         """The history, oldest first, as pydantic-ai's ``message_history`` takes it (``[]``
@@ -75,13 +75,13 @@ class PydanticAIHistory:
             resolved = await resolve_history(self.store, self.id)
             if resolved is None:
                 return []
-            metadata, messages = resolved.stored.metadata, resolved.messages
+            stored, messages = resolved.stored, resolved.messages
         else:
             tail = await read_tail(self.store, self.id, limit)
             if tail is None:
                 return []
-            metadata, messages = tail.metadata, tail.messages
-        check_owner(metadata, self._metadata)
+            stored, messages = tail, tail.messages
+        self._owner.check(stored)
         try:
             return ModelMessagesTypeAdapter.validate_python(messages)
         except ValidationError as invalid:
@@ -95,7 +95,7 @@ class PydanticAIHistory:
     async def clear(self) -> None:
         """Remove every message; the session stays, empty, with its metadata. Forks made of
         it keep the history they inherit (``history.truncate``)."""
-        await _writes.clear(self.store, self.id, self._metadata)
+        await _writes.clear(self.store, self.id, self._owner.metadata)
 
     async def extend(self, messages: Sequence[ModelMessage]) -> None:
         """Add ``messages`` (a run's ``new_messages()``) after the stored history, durably:
@@ -105,4 +105,5 @@ class PydanticAIHistory:
         across processes (its revision check is not atomic there)."""
         if messages:
             dumped = ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
-            await _writes.append(self.store, self.id, dumped, self._metadata)
+            owner = self._owner
+            owner.saw(await _writes.append(self.store, self.id, dumped, owner.metadata, owner.seen))
