@@ -184,6 +184,22 @@ async def test_a_retried_batch_is_stored_once_entries_without_uuid_as_given(back
     assert (loaded[-1], loaded.count(c)) == (d, 1)
 
 
+async def test_a_reimport_from_the_start_is_stored_once_with_no_window(backing: Backing) -> None:
+    """The SDK's catch-up re-import replays a transcript from its start: its batches meet their
+    earlier copies beyond any window, and an adapter made with ``dedupe_window=None`` (every
+    batch checked against the whole transcript) stores none of them again."""
+    await backing.fresh()
+    transcript = [entry(f"line {n}") for n in range(60)]
+    batches = [transcript[start : start + 10] for start in range(0, 60, 10)]
+    windowed = ClaudeAgentSessionStore((await claude(backing)).store, dedupe_window=5)
+    for batch in batches:
+        await windowed.append(KEY, batch)
+    whole = ClaudeAgentSessionStore(windowed.store, dedupe_window=None)
+    for batch in batches:  # the re-import
+        await whole.append(KEY, batch)
+    assert await whole.load(KEY) == transcript
+
+
 async def test_concurrent_writers_neither_lose_duplicate_nor_interleave_batches(backing: Backing) -> None:
     first = await backing.fresh()
     writers = [

@@ -174,8 +174,12 @@ class ClaudeAgentSessionStore:
     Entries with a ``uuid`` are written once: a batch retried after a
     failure the write survived skips the entries already stored. The check reads the last
     ``len(entries) + dedupe_window`` stored entries (all of them on a store without
-    ``append``), so a retried batch is recognized unless more than ``dedupe_window``
-    entries were appended by others in between. Entries without one are appended as given.
+    ``append``, or with ``dedupe_window=None``), so a retried batch is recognized unless more
+    than ``dedupe_window`` entries were appended by others in between. A re-import from the
+    start (the SDK's ``import_session_to_store``, catching a store up after a
+    ``MirrorErrorMessage``) meets its earlier copies beyond any window: give the adapter that
+    re-imports ``dedupe_window=None``, which checks every batch against the whole
+    transcript (a read of all of it per batch). Entries without one are appended as given.
     On a store that cannot append or check revisions (a save creating a session cannot be
     conditional), the process's appends of one key take turns, whatever the number of
     these objects, stores and event loops.
@@ -186,8 +190,8 @@ class ClaudeAgentSessionStore:
     refused by ``load``, ``append`` and ``delete`` (``ForeignSessionError``).
     """
 
-    def __init__(self, store: SessionStore, *, dedupe_window: int = 100) -> None:
-        if dedupe_window < 0:
+    def __init__(self, store: SessionStore, *, dedupe_window: int | None = 100) -> None:
+        if dedupe_window is not None and dedupe_window < 0:
             raise ValueError(f"dedupe_window must be 0 or more, got {dedupe_window}")
         self._store = store
         self._window = dedupe_window
@@ -302,7 +306,8 @@ class ClaudeAgentSessionStore:
             await _writes.append(self._store, place.id, entries, place.metadata())  # checks the owner
             return
         for attempt in range(_ATTEMPTS):
-            stored = await self._read(place.id, len(entries) + self._window if dedupe else 0)
+            checked = None if self._window is None else len(entries) + self._window
+            stored = await self._read(place.id, checked if dedupe else 0)
             if stored is not None:
                 check_owner(stored.metadata, place.metadata())
             if stored is not None and place.main and not _kept_summary(stored.metadata)[1]:
