@@ -9,6 +9,9 @@ readers or writers, and every write that returned must be in it at the end. Befo
 converter held the old file's lock until it had removed it, it removed files others had
 just written (the session vanished, taking every earlier append with it), and a delete
 racing a conversion could leave the converted file behind.
+
+A rewrite that creates a session holds the root's lock while it reads what it needs, a
+``.json`` fork's parent among them: that read must not wait on the root's lock itself.
 """
 
 from __future__ import annotations
@@ -169,3 +172,27 @@ def test_a_delete_racing_conversions_removes_the_session(tmp_path: Path) -> None
     assert survived == [], f"deleted sessions still there after rounds {survived[:5]}"
     assert set(conversions["errors"]) <= {"SessionNotFoundError"}
     assert conversions["converted"] > 0
+
+
+def test_a_json_fork_of_a_parent_never_seen_is_created(tmp_path: Path) -> None:
+    """Creating it holds the root's lock; reading its (absent) parent for the copies its
+    document keeps swept the parent's residue under the root's lock too, and waited forever."""
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from simulacra_session import FileSessionStore
+
+        async def main():
+            store = FileSessionStore(sys.argv[1], fsync=False, format="json")
+            metadata = {"parent_id": "gone", "fork_message_count": 2}
+            await store.save("fork", [{"role": "user", "content": "own"}], metadata)
+            print((await store.load("fork")).metadata.parent_id)
+
+        asyncio.run(main())
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, timeout=60, check=False
+    )
+    assert child.returncode == 0, child.stderr.decode()
+    assert child.stdout == b"gone\n"

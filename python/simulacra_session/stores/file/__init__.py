@@ -45,7 +45,7 @@ from .commit import GroupCommit
 from .document import decode_document
 from .files import fsync_dir, read_path
 from .index import ForkIndex
-from .layout import FORMATS, FileFormat, Layout, recency
+from .layout import FORMATS, FileFormat, Layout
 from .listing import Listing
 from .locks import IdLocks, remove_locked, session_locked, settled
 from .residue import Residue
@@ -140,9 +140,9 @@ class FileSessionStore:
 
         Both exist while a conversion swaps them, after a crash between a conversion's write
         and its removal of the old file, or in a directory shared with the original library:
-        the newer one (``layout.recency``) holds the session then. Found in neither, it is
-        looked for again under the root's lock (``settled``), unless the caller holds the
-        session's locks (``locked``: a writer, which no swap passes).
+        the newer one (by mtime, the store's format on a tie) holds the session then. When
+        neither is found, they are looked for again under the root's lock (``settled``),
+        unless the caller holds the session's locks (``locked``: a writer, whom no swap passes).
         """
 
         def look() -> builtins.list[tuple[FileFormat, bytes, int, int]] | None:
@@ -157,7 +157,7 @@ class FileSessionStore:
             return None
         if len(found) == 2:
             _log.warning("session %s is stored in both formats: reading the newer file", session_id)
-        file_format, data, inode, _ = max(found, key=lambda item: recency(item[0], item[3]))
+        file_format, data, inode, _ = max(found, key=lambda item: (item[3], item[0] == self.format))
         return file_format, data, inode
 
     def _decode(self, session_id: str, file_format: FileFormat, data: bytes, inode: int) -> StoredSession:

@@ -48,8 +48,10 @@ def append_now(
 
     Returns the journal's descriptor (still locked) to make durable, ``-1`` when the
     append is complete (no ``fsync``), or ``None`` when nothing was written: the id's
-    lock or the file's is held elsewhere, the file is not the one known, the journal known
-    is not at revision ``expected``, or the parent changes. The id's lock is held only while
+    lock or the file's is held elsewhere, the file is not the one known, the session has a
+    ``.json`` file too (as ``write_locked``: a conversion to the journal is removing it, or
+    a rewrite decides which of the two continues), the journal known is not at revision
+    ``expected``, or the parent changes. The id's lock is held only while
     the bytes are written: the file's ``flock`` keeps other writers out until the
     descriptor is closed, once durable.
     """
@@ -68,7 +70,8 @@ def append_now(
         if fd is None:
             return None
         try:
-            written = journal.write_known(fd, state, payload)
+            alone = not os.path.lexists(store._layout.path(session_id, "json"))
+            written = alone and journal.write_known(fd, state, payload)
         except BaseException:
             os.close(fd)
             raise

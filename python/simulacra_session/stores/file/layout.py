@@ -35,7 +35,6 @@ __all__ = [
     "FileFormat",
     "Layout",
     "check_mode",
-    "recency",
     "session_name",
 ]
 
@@ -58,13 +57,6 @@ def session_name(name: str) -> tuple[str, FileFormat] | None:
             stem = name[: -len(suffix)]
             return (stem, file_format) if SESSION_ID_PATTERN.fullmatch(stem) else None
     return None
-
-
-def recency(file_format: FileFormat, mtime_ns: int) -> tuple[int, bool]:
-    """How recent a session's file in ``file_format`` is, when it has two: the newer by mtime
-    is the one read, and continued, and on a tie the journal. Every store orders them so,
-    whatever its own format, so all agree which file is the session's."""
-    return mtime_ns, file_format == "jsonl"
 
 
 def check_mode(option: str, mode: object, owner: int) -> int:
@@ -105,20 +97,20 @@ class Layout:
 
     def newer_file(self, session_id: str) -> tuple[str, FileFormat] | None:
         """The name and format of the session's file that loads read when both formats exist
-        (the newer: ``recency``); ``None`` when neither does (``settled``: not while a
-        conversion swaps them)."""
+        (the newer by mtime, the store's format on a tie); ``None`` when neither does (looked
+        for again under the root's lock: ``settled``)."""
         return settled(self.root, lambda: self._newer_file(session_id))
 
     def _newer_file(self, session_id: str) -> tuple[str, FileFormat] | None:
-        newest: tuple[tuple[int, bool], str, FileFormat] | None = None
-        for file_format in FORMATS:
+        newest: tuple[int, str, FileFormat] | None = None
+        for file_format in (self.format, self.other):
             name = self.name(session_id, file_format)
             try:
                 mtime = os.lstat(os.path.join(self.root, name)).st_mtime_ns  # a symlink: refused when read
             except FileNotFoundError:
                 continue
-            if newest is None or recency(file_format, mtime) > newest[0]:
-                newest = (recency(file_format, mtime), name, file_format)
+            if newest is None or mtime > newest[0]:
+                newest = (mtime, name, file_format)
         return None if newest is None else newest[1:]
 
     def make_root(self, fsync: bool) -> str:
