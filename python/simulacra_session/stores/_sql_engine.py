@@ -1,21 +1,31 @@
 """The SQL store's engine and errors: the engine a URL makes (SQLite tuned for concurrent
-writers, MySQL at READ COMMITTED), which failures are worth a retry, and how one is reported."""
+writers, MySQL at READ COMMITTED, server connections tested before use), the locks at which an
+engine's transactions take turns, which failures are worth a retry, and how one is reported."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from ..errors import StoreError
 
-__all__ = ["engine_for", "failure", "transient"]
+__all__ = ["engine_for", "failure", "loop_turns", "thread_turns", "transient"]
 
 #: SQLSTATEs of a transaction the database rolled back to let another one through
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 _MYSQL_DEADLOCK = 1213
+
+_turns_guard = threading.Lock()  # stores on one engine may start in several threads at once
+_thread_turns: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_loop_turns: weakref.WeakKeyDictionary[
+    sa.Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
 
 
 def transient(error: sa.exc.DBAPIError) -> bool:
@@ -34,12 +44,14 @@ def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
 
     A SQLite file gets WAL (readers never block the writer), enforced foreign keys and a 30 s
     busy timeout; an in-memory SQLite database is one shared connection, so every thread
-    sees the same database. MySQL runs at READ COMMITTED: the store's row locks are what
-    orders writers, and InnoDB's gap locks at REPEATABLE READ would make concurrent first
-    saves of different sessions deadlock.
+    sees the same database (its transactions take turns: ``thread_turns``, ``loop_turns``). MySQL runs at
+    READ COMMITTED: the store's row locks are what orders writers, and InnoDB's gap locks at
+    REPEATABLE READ would make concurrent first saves of different sessions deadlock. A
+    server's pooled connection is tested before use (``pool_pre_ping``), so the first call
+    after the server restarted or dropped an idle connection opens a new one, not fails.
     """
     parsed = sa.make_url(url)
-    options: dict[str, Any] = {}
+    options: dict[str, Any]
     is_sqlite = parsed.get_backend_name() == "sqlite"
     in_memory = is_sqlite and parsed.database in (None, "", ":memory:")
     if in_memory:
@@ -47,7 +59,9 @@ def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
     elif is_sqlite:
         options = {"connect_args": {"timeout": 30}}
     elif parsed.get_backend_name() in ("mysql", "mariadb"):
-        options = {"isolation_level": "READ COMMITTED"}
+        options = {"isolation_level": "READ COMMITTED", "pool_pre_ping": True}
+    else:
+        options = {"pool_pre_ping": True}
     make = create_async_engine if parsed.get_dialect().is_async else sa.create_engine
     engine: sa.Engine | AsyncEngine = make(parsed, **options)
     if is_sqlite:
@@ -62,6 +76,40 @@ def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
             cursor.close()
 
     return engine
+
+
+def thread_turns(engine: sa.Engine) -> threading.Lock | None:
+    """The lock at which a sync engine's transactions take turns, one per engine (so stores
+    sharing it share it): on SQLite, which has one writer at a time (this process's threads
+    queue here, not in its busy loop), and when the pool is one connection (``StaticPool``),
+    whose transactions would otherwise commit or roll back each other's work. ``None`` elsewhere.
+    """
+    if engine.dialect.name != "sqlite" and not isinstance(engine.pool, StaticPool):
+        return None
+    with _turns_guard:
+        lock = _thread_turns.get(engine)
+        if lock is None:
+            lock = _thread_turns[engine] = threading.Lock()
+        return lock
+
+
+def loop_turns(engine: AsyncEngine) -> asyncio.Lock | None:
+    """The lock at which an async engine's transactions take turns in the running loop when
+    its pool is one connection, as an in-memory SQLite database's is (``StaticPool``; or a
+    ``SingletonThreadPool``, whose one connection per thread the loop's coroutines share):
+    a coroutine's ``COMMIT`` or ``ROLLBACK`` there would end another's transaction half done.
+    One per engine and loop; ``None`` for a pool of several connections.
+    """
+    sync_engine = engine.sync_engine
+    if not isinstance(sync_engine.pool, (StaticPool, SingletonThreadPool)):
+        return None
+    loop = asyncio.get_running_loop()
+    with _turns_guard:
+        locks = _loop_turns.setdefault(sync_engine, weakref.WeakKeyDictionary())
+        lock = locks.get(loop)
+        if lock is None:
+            lock = locks[loop] = asyncio.Lock()
+        return lock
 
 
 def failure(operation: str, session_id: str | None, table: str, error: sa.exc.SQLAlchemyError) -> StoreError:

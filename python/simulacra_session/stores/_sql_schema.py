@@ -15,9 +15,10 @@ keys) and ``TEXT`` on SQLite, metadata and messages alike: so every JSON value r
 PostgreSQL, which refuses both, and ``JSON`` on MySQL/MariaDB, which reorders keys (MySQL)
 or refuses a lone surrogate (MariaDB): ``_sql_migrate`` changes the column in place.
 Nothing parses the JSON in the database (see ``Schema._inherits``). ``updated_at`` is the
-metadata's fixed-width ISO 8601 UTC text, which sorts chronologically. Ids compare
-case-sensitively everywhere (a binary collation on MySQL/MariaDB, whose default one ignores
-case).
+metadata's stamp in the fixed-width ISO 8601 UTC form this library writes (a restored stamp
+in any other form is rewritten in it; the metadata keeps the text), so it sorts
+chronologically. Ids compare case-sensitively everywhere (a binary collation on
+MySQL/MariaDB, whose default one ignores case).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
 #: Ancestors one ``chain`` statement follows at most: below MySQL's default
 #: ``cte_max_recursion_depth`` (1000), and a bound on what a corrupt cycle makes it read.
 CHAIN_DEPTH = 500
-_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")  # + "_messages" stays within MySQL's 64
+#: The longest name made from it, ``ix_{table}_updated_at``, stays within PostgreSQL's 63.
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 
 
 def check_table_name(name: object) -> str:
@@ -117,7 +119,11 @@ class Schema:
             f"{table}_messages",
             meta,
             sa.Column(
-                "session_id", _id_type(), sa.ForeignKey(sessions.c.id, ondelete="CASCADE"), primary_key=True
+                "session_id",
+                _id_type(),
+                # named: MariaDB refuses the name it would make (f"{table}_messages_ibfk_1") at 64
+                sa.ForeignKey(sessions.c.id, ondelete="CASCADE", name=f"{table}_messages_fk"),
+                primary_key=True,
             ),
             sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("message", JsonText(), nullable=False),
@@ -264,12 +270,13 @@ class Statements:
     """What a store executes; ``sid`` binds the session id, ``b_*`` the new row's values.
 
     ``claim`` inserts a placeholder row for the session unless it exists, taking its write
-    lock: a write transaction starts with it, so SQLite takes its write lock before reading
-    (its busy handler only retries then), and concurrent first saves of one id on
-    PostgreSQL and MySQL queue on the row instead of failing or deadlocking. The placeholder
-    (``updated_at`` empty) never outlives the transaction. ``lock`` then reads the row.
-    ``tail`` binds ``b_count`` and ``b_end`` (see ``Schema._tail``); ``cut_messages`` removes
-    the messages from position ``b_kept`` on.
+    lock either way (so no delete commits between it and ``lock``): a write transaction
+    starts with it, so SQLite takes its write lock before reading (its busy handler only
+    retries then), and concurrent first saves of one id on PostgreSQL and MySQL queue on the
+    row instead of failing or deadlocking. The placeholder (``updated_at`` empty) never
+    outlives the transaction. ``lock`` then reads the row. ``tail`` binds ``b_count`` and
+    ``b_end`` (see ``Schema._tail``); ``cut_messages`` removes the messages from position
+    ``b_kept`` on.
     """
 
     claim: sa.Executable
@@ -286,10 +293,17 @@ class Statements:
 
 
 def _insert_if_absent(dialect: str, table: sa.Table, values: dict[str, Any], key: str) -> sa.Executable:
-    if dialect == "postgresql":
-        return postgresql.insert(table).values(values).on_conflict_do_nothing()
+    """Insert the row unless one with its ``key`` exists, and hold that row's write lock
+    either way (SQLite: the database's, which the statement takes)."""
     if dialect == "sqlite":
         return sqlite.insert(table).values(values).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        # DO UPDATE ... WHERE false locks an existing row and writes nothing; DO NOTHING would
+        # leave it unlocked, so a delete could commit before the write's next statement
+        upsert = postgresql.insert(table).values(values)
+        return upsert.on_conflict_do_update(
+            index_elements=[key], set_={key: upsert.excluded[key]}, where=sa.false()
+        )
     statement = mysql.insert(table).values(values)
     # an update, not INSERT IGNORE: it takes the row's exclusive lock, never a shared one
     return statement.on_duplicate_key_update({key: statement.inserted[key]})

@@ -40,6 +40,7 @@ from ..models import (
     check_revision,
     merge_metadata,
 )
+from ..timestamps import format_timestamp
 from ._cancellation import finish
 from ._codec import (
     check_count,
@@ -50,7 +51,7 @@ from ._codec import (
     encode_metadata,
 )
 from ._restore import check_restore
-from ._sql_engine import engine_for, failure, transient
+from ._sql_engine import engine_for, failure, loop_turns, thread_turns, transient
 from ._sql_migrate import check_schema
 from ._sql_rows import parse_listing, parse_metadata, parse_session
 from ._sql_schema import DIALECTS, Schema, check_table_name
@@ -73,10 +74,13 @@ class SqlSessionStore:
     ``postgresql+psycopg://...``, ``mysql+pymysql://...``; an async driver's URL makes an
     async engine). With a sync engine the blocking calls run in a worker thread; with an async
     one they run on the event loop (its pooled connections belong to that loop: use the store
-    from one loop, or give the engine ``poolclass=NullPool``). ``create`` makes the tables when
-    they are missing and migrates an earlier release's in place (``_sql_migrate``); either
-    way their schema version is checked on first use. An engine passed in stays the caller's;
-    one made from a URL is disposed by :meth:`close` (or leaving ``async with``).
+    from one loop, or give the engine ``poolclass=NullPool``). On an engine whose pool is one
+    connection (``StaticPool``, as for an in-memory SQLite database) the stores using it run
+    one transaction at a time. ``create`` makes the tables when they are missing and migrates
+    an earlier release's in place (``_sql_migrate``); either way their schema version is
+    checked on first use. An engine passed in stays the caller's; one made from a URL is
+    disposed by :meth:`close` (or leaving ``async with``), and tests a pooled connection
+    before using it (``pool_pre_ping``: one the server dropped is replaced, not failed on).
 
     Database and connection failures raise ``StoreError`` naming the operation and session.
     A cancelled write either never started or was committed (or rolled back) before
@@ -107,8 +111,9 @@ class SqlSessionStore:
         self._ready = False
         # an async engine's loop, and a lock for its coroutines waiting on _prepare
         self._preparing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        # SQLite has one writer at a time: queue this process's threads here, not in its busy loop
-        self._serial = threading.Lock() if self._dialect == "sqlite" else contextlib.nullcontext()
+        # a sync engine's transactions that must take turns (SQLite's, a pool of one connection)
+        turns = thread_turns(engine) if isinstance(engine, sa.Engine) else None
+        self._serial: threading.Lock | contextlib.nullcontext[None] = turns or contextlib.nullcontext()
 
     @property
     def engine(self) -> sa.Engine | AsyncEngine:
@@ -175,10 +180,12 @@ class SqlSessionStore:
                 return work(connection)
 
     async def _run_async(self, engine: AsyncEngine, work: Callable[[sa.Connection], T], prepare: bool) -> T:
-        if prepare and not self._ready:
-            await self._prepare_async(engine)
-        async with engine.begin() as connection:
-            return await connection.run_sync(work)
+        turns = loop_turns(engine)  # a pool of one connection: one transaction on it at a time
+        async with turns or contextlib.nullcontext():
+            if prepare and not self._ready:
+                await self._prepare_async(engine)
+            async with engine.begin() as connection:
+                return await connection.run_sync(work)
 
     async def _prepare_async(self, engine: AsyncEngine) -> None:
         """``_prepare`` for an async engine: one coroutine of the loop prepares, the others wait."""
@@ -243,7 +250,7 @@ class SqlSessionStore:
         values = {
             "sid": merged.id,
             "b_parent_id": merged.parent_id,
-            "b_updated_at": merged.updated_at,
+            "b_updated_at": format_timestamp(merged.updated),  # what list() orders by: see _sql_schema
             "b_message_count": merged.message_count,
             "b_metadata": encode_metadata(merged).decode(),
         }
@@ -389,9 +396,10 @@ class SqlSessionStore:
         check_count("count", count)
 
         def work(connection: sa.Connection) -> Revision:
-            existing = self._claim(connection, id, expected)
+            existing = self._claim(connection, id)
             if existing is None:  # the placeholder row goes with the rollback
                 raise SessionNotFoundError(id)
+            check_revision(id, expected, Revision.of(existing))
             kept = check_truncation(id, count, existing.message_count)
             merged = merge_metadata(id, existing, kept, None)
             connection.execute(self._sql.cut_messages, {"sid": id, "b_kept": kept})
