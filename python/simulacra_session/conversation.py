@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -137,15 +137,19 @@ class SimpleConversation:
 
 
 def _copied(message: Message) -> Message:
-    """A deep copy: through the JSON hot path when the message is JSON (several times faster
-    than ``deepcopy``), else ``deepcopy``. A value nested too deep for ``deepcopy`` raises
-    the hot path's ``SerializationError`` naming its path, as saving it would."""
+    """A deep copy, as a dict (a read-only or other ``Mapping`` too, which ``JsonObject``
+    allows): through the JSON hot path when the message is JSON (several times faster than
+    ``deepcopy``), else ``deepcopy``. A value ``deepcopy`` cannot copy (one nested too deep,
+    a ``MappingProxyType``) raises the hot path's ``SerializationError`` naming its path, as
+    saving it would."""
+    if not isinstance(message, dict) and isinstance(message, Mapping):
+        message = dict(message)
     try:  # loads(dumps(message)), without the round trip
         return copy_json(message)  # type: ignore[return-value]
     except SerializationError as error:
         try:
             return copy.deepcopy(message)
-        except RecursionError:
+        except Exception:  # RecursionError, TypeError (cannot pickle), copy.Error...
             raise error from None
 
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ._backend import dumps, loads
-from .errors import ConflictError, CorruptSessionError, InvalidMetadataError
+from .errors import ConflictError, CorruptSessionError, InvalidMetadataError, SerializationError
 from .timestamps import next_timestamp, parse_timestamp, stamp_after
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "auto_saved_metadata",
     "check_revision",
     "copy_metadata",
+    "dump_metadata",
     "merge_metadata",
     "metadata_from_stored",
     "most_recent_first",
@@ -164,7 +165,7 @@ def merge_metadata(
                 f"metadata keys are managed by the store: {', '.join(reserved)} (session {session_id})"
             )
         # strict JSON, as for messages: pydantic would quietly write NaN as null, a set as a list
-        dumps({key: value for key, value in given.items() if not isinstance(value, BaseModel)})
+        dump_metadata({key: value for key, value in given.items() if not isinstance(value, BaseModel)})
     merged: dict[str, Any] = existing.to_json_dict() if existing is not None else {}
     previous = existing.updated_at if existing is not None else None
     merged["created_at"] = existing.created_at if existing is not None else None
@@ -185,6 +186,17 @@ def merge_metadata(
     except ValidationError as error:
         wrong = ", ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}" for e in error.errors())
         raise InvalidMetadataError(f"invalid metadata for session {session_id}: {wrong}: {error}") from None
+
+
+def dump_metadata(metadata: Mapping[str, Any]) -> bytes:
+    """``dumps`` of a session's metadata (its JSON dict as stored, or metadata given to a save),
+    checked as deep as a session document holds it, one level down (``{"metadata": {...}}``,
+    as a journal's records hold it too): what nests deeper would be saved, then not load.
+    ``SerializationError`` naming the path in the metadata otherwise (``$.extra[0]``)."""
+    try:
+        return dumps([metadata])[1:-1]
+    except SerializationError as error:  # its path is in the list: name it in the metadata
+        raise SerializationError(str(error).replace(" at $[0]", " at $", 1)) from None
 
 
 def auto_saved_metadata(

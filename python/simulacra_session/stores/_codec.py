@@ -3,6 +3,15 @@
 Metadata comes first and without its id (the file name or key is the id), written compact
 by ``dumps``. The same shape is what the original TypeScript library writes (pretty-printed)
 and reads, so files move freely between the two.
+
+Whatever a store keeps a session as (this document, a journal's lines, SQL rows, export
+lines), a message or the metadata is written only if it fits the document: at most 128
+levels deep counted from the document (a message nests at most 126 itself), the depth a
+load reads back, so no session is saved that cannot be loaded. Each is checked as deep as
+the document holds it, and an error names its path in the session (``$.messages[3].content``),
+or in the metadata (``$.checkpoint_state``: see ``models.dump_metadata``).
+A message may be any ``Mapping`` (``JsonObject``): one that is not a dict is written as a
+dict of its items.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from .._backend import dumps, loads
 from ..errors import CorruptSessionError, SerializationError
 from ..ids import validate_session_id
 from ..messages import JsonObject
-from ..models import SessionMetadata, StoredSession, merge_metadata, metadata_from_stored
+from ..models import SessionMetadata, StoredSession, dump_metadata, merge_metadata, metadata_from_stored
 
 __all__ = [
     "check_count",
@@ -25,11 +34,13 @@ __all__ = [
     "check_save_args",
     "check_truncation",
     "decode_session",
+    "dump_document",
     "encode_messages",
     "encode_metadata",
     "encode_save",
     "encode_session",
     "page",
+    "plain_messages",
     "stored_metadata",
 ]
 
@@ -54,26 +65,51 @@ def stored_metadata(metadata: SessionMetadata) -> dict[str, Any]:
         raise SerializationError(f"cannot serialize metadata of session {metadata.id}: {error}") from None
 
 
+def plain_messages(messages: Sequence[JsonObject]) -> list[JsonObject]:
+    """``messages`` as a list the serializers take: each that is a ``Mapping`` but not a dict
+    (a read-only ``MappingProxyType``, say) as a dict of its items."""
+    return [message if isinstance(message, dict) else _plain(message) for message in messages]
+
+
+def _plain(message: JsonObject) -> JsonObject:
+    """``message`` as a dict when it is a ``Mapping`` (not a dict: a dict, or a subclass, is
+    written as it stores its items); any other value as it is (written as JSON, or refused)."""
+    return dict(message) if isinstance(message, Mapping) and not isinstance(message, dict) else message
+
+
 def encode_session(metadata: SessionMetadata, messages: Sequence[JsonObject]) -> bytes:
     """The stored bytes of a session. ``SerializationError`` when a value is not JSON."""
-    return dumps({"metadata": stored_metadata(metadata), "messages": list(messages)})
+    return dump_document(stored_metadata(metadata), messages)
+
+
+def dump_document(stored: dict[str, Any], messages: Sequence[JsonObject]) -> bytes:
+    """The session document of the metadata as ``stored`` (see ``stored_metadata``) and
+    ``messages``; ``SerializationError`` naming the path of a fault in the metadata (as for
+    every store: ``models.dump_metadata``) or in the session (``$.messages[3]``)."""
+    try:
+        return dumps({"metadata": stored, "messages": plain_messages(messages)})
+    except SerializationError:
+        dump_metadata(stored)  # rare: a fault in the metadata named in the metadata
+        raise
 
 
 def encode_metadata(metadata: SessionMetadata) -> bytes:
     """The stored bytes of a session's metadata (without its id)."""
-    return dumps(stored_metadata(metadata))
+    return dump_metadata(stored_metadata(metadata))
 
 
 def encode_messages(messages: Sequence[JsonObject], offset: int = 0) -> list[bytes]:
-    """Each message serialized on its own; an error names its path in the whole session,
-    e.g. ``$.messages[3].content[0]`` (``offset``: how many messages the session holds before)."""
+    """Each message serialized on its own, checked as deep as the session document holds it; an
+    error names its path in the whole session, e.g. ``$.messages[3].content[0]`` (``offset``:
+    how many messages the session holds before)."""
     encoded = []
     for message in messages:
         try:
-            encoded.append(dumps(message))
+            # as deep as in {"messages": [...]}: what a store loads back
+            encoded.append(dumps([[message if isinstance(message, dict) else _plain(message)]])[2:-2])
         except SerializationError:
             # rare: redo it as part of the session document so the path names the message
-            dumps({"messages": [None] * offset + list(messages)})
+            dumps({"messages": [None] * offset + plain_messages(messages)})
             raise
     return encoded
 

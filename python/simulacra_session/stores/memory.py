@@ -17,6 +17,7 @@ from ..models import (
     StoredSession,
     auto_saved_metadata,
     check_revision,
+    dump_metadata,
     merge_metadata,
     most_recent_first,
 )
@@ -47,7 +48,7 @@ class _Entry:
     @classmethod
     def of(cls, metadata: SessionMetadata, messages: list[bytes]) -> _Entry:
         meta = stored_metadata(metadata)
-        return cls(dumps(meta), messages, meta)
+        return cls(dump_metadata(meta), messages, meta)  # checked as deep as ``document`` holds it
 
     def document(self, messages: list[bytes] | None = None) -> bytes:
         chosen = self.messages if messages is None else messages

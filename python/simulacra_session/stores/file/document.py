@@ -32,12 +32,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..._backend import dumps
 from ...history import inherits, resolve_history_sync
 from ...messages import JsonObject
 from ...models import SessionMetadata, StoredSession, metadata_from_stored
 from ...timestamps import in_millis, next_timestamp
-from .._codec import decode_session, stored_metadata
+from .._codec import decode_session, dump_document, stored_metadata
 
 __all__ = ["COPIED_KEY", "decode_document", "encode_document", "stamp_document"]
 
@@ -107,7 +106,7 @@ def encode_document(
     if copied is not None:
         meta.update({"detached": True, "message_count": len(copied) + len(messages), COPIED_KEY: len(copied)})
         messages = [*copied, *messages]
-    return dumps({"metadata": meta, "messages": list(messages)})
+    return dump_document(meta, messages)
 
 
 def stamp_document(

@@ -283,10 +283,11 @@ def tail_metadata(tail: bytes, starts_file: bool, version: int | None) -> dict[s
 
 
 def message_lines(messages: Sequence[JsonObject], offset: int) -> list[bytes]:
-    """Message lines: objects as they are, other JSON values wrapped as ``["message", v]``."""
+    """Message lines: objects (any ``Mapping``) as they are, other JSON values wrapped as
+    ``["message", v]``."""
     lines = encode_messages(messages, offset)
     for index, message in enumerate(messages):
-        if not isinstance(message, dict):
+        if not isinstance(message, dict) and not isinstance(message, Mapping):
             lines[index] = MESSAGE_PREFIX + lines[index] + b"]"
     return lines
 
