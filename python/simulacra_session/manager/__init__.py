@@ -264,9 +264,9 @@ class SessionManager:
         """Remove a session; ``True`` when it existed.
 
         Attached forks keep their history: what they inherited is written into them (they
-        become detached) before the parent goes; a fork this manager or a child manager
-        writes, through that manager (so its next save follows on). Deleting the current
-        session (a child's: the child's) clears the conversation and leaves no session active.
+        become detached) before the parent goes, through the manager writing one (this one or
+        a child manager), so its later saves go on. Deleting the current session (or a child
+        manager's) clears that conversation and leaves it no session active.
         """
         self._check_open()
         validate_session_id(id)

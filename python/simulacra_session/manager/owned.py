@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["check_label", "detach_forks", "owner_of"]
 
 
-def check_label(session_id: str | None, label: Any) -> None:
+def check_label(session_id: str, label: Any) -> None:
     """``InvalidMetadataError`` naming the session unless ``label`` is a non-empty string: what
     ``rename`` and ``save`` take (an empty label would leave the session unnamed, yet labelled)."""
     if not isinstance(label, str) or not label:
