@@ -11,6 +11,7 @@ import pytest
 from simulacra_session import timestamps
 from simulacra_session.timestamps import (
     format_timestamp,
+    in_millis,
     next_timestamp,
     parse_timestamp,
     stamp_after,
@@ -128,3 +129,14 @@ def test_stamp_after_parses_only_what_it_does_not_know(monkeypatch: pytest.Monke
     text, micros = timestamps.stamp_after(None, known)  # no stored stamp: now
     assert micros == real(text)
     assert abs(micros - real(next_timestamp(None))) < 60_000_000
+
+
+@pytest.mark.parametrize("year", [1, 999, 1000, 2026, 9999])
+def test_every_year_is_written_as_it_is_read(year: int) -> None:
+    """A year before 1000 is written with four digits (``strftime`` does not pad it on Linux),
+    so what is written parses back to the same instant and sorts as a string among others."""
+    moment = datetime(year, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+    text = format_timestamp(moment)
+    assert text == f"{year:04d}-01-02T03:04:05.123456Z"
+    assert parse_timestamp(text) == moment
+    assert in_millis(text) == f"{year:04d}-01-02T03:04:05.124Z"

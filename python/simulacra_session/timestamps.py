@@ -56,8 +56,10 @@ def parse_timestamp(value: str) -> datetime:
 
 
 def format_timestamp(moment: datetime) -> str:
-    """Format an aware datetime as UTC with microseconds and a ``Z`` suffix."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Format an aware datetime as UTC with microseconds and a ``Z`` suffix (a year of four
+    digits, zero-padded, as ``parse_timestamp`` reads it: ``strftime`` pads it on no platform
+    alike)."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def next_timestamp(previous: str | None = None, *, millis: bool = False) -> str:
@@ -98,7 +100,7 @@ def in_millis(value: str) -> str:
 
 def _millis_text(millis: int) -> str:
     moment = _EPOCH + timedelta(milliseconds=millis)
-    return f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}.{moment.microsecond // 1000:03d}Z"
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def to_micros(value: str) -> int:
