@@ -177,7 +177,8 @@ def sync_files(fds: list[int]) -> list[int]:
     them instead, on kernels from 5.8 (older ones did not report writeback errors through
     it); a failed ``syncfs`` falls back to ``fdatasync`` each, so each reports its own error.
     Pipes, sockets, devices, /proc files and ``O_PATH`` descriptors are synced alone: each
-    descriptor's outcome is the one ``fdatasync`` gives it, whatever the batch. macOS: ``fcntl(F_FULLFSYNC)`` (``fsync`` where the file system refuses it).
+    descriptor's outcome is the one ``fdatasync`` gives it, whatever the batch. macOS:
+    ``fcntl(F_FULLFSYNC)`` (``fsync`` where the file system refuses it).
     Windows: ``FlushFileBuffers`` through the C runtime's ``_commit``, as ``os.fsync``.
     A descriptor that is not open gives ``EBADF``; ``OverflowError`` beyond a C ``int``.
     """

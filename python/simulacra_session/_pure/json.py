@@ -9,8 +9,9 @@ the nesting limit (counted, where the compiled twin's parser finds it), non-fini
 ints beyond CPython's 4300 digits, subclasses (read as their stored items), and the
 JSONPath of a fault. A JSON syntax error keeps the stdlib's wording (``Expecting value:
 line 1 column 5 (char 4)``) where the compiled twin has serde_json's (``expected value at
-line 1 column 5``): the same fault, at the same position for most (see ``_native.pyi``). Nothing recurses on the Python stack that the compiled twin would
-not: called near the recursion limit, the stdlib's parser runs on a fresh thread.
+line 1 column 5``): the same fault, at the same position for most (see ``_native.pyi``).
+Nothing recurses on the Python stack that the compiled twin would not: called near the
+recursion limit, the stdlib's parser runs on a fresh thread.
 """
 
 from __future__ import annotations
