@@ -401,11 +401,13 @@ def test_delete_cleans_the_index(store: FileSessionStore, root: Path) -> None:
     run(store.save("g", [], {"parent_id": "c"}))
     assert run(store.delete("c")) is True
     assert names(root / "p-forks") == {"d.json"}
-    assert not (root / "c-forks").exists()
-    assert (root / "g.json").is_file()
+    assert names(root / "c-forks") == {"g.json"}  # g names c still: forks("c") lists it
+    assert run(store.delete("g")) is True
+    assert run(store.delete("c")) is False
+    assert not (root / "c-forks").exists()  # an index of no fork goes with its session
     assert run(store.delete("p")) is True
-    assert names(root) == {"d.json", "g.json"}
-    assert [m.id for m in run(store.list())] == ["g", "d"]
+    assert names(root) == {"d.json", "p-forks"}
+    assert [m.id for m in run(store.list())] == ["d"]
     assert run(store.delete("p")) is False
 
 

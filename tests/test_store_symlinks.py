@@ -85,6 +85,24 @@ def test_session_file(tmp_path: Path, outside: Path, file_format: str, target: s
 
 
 @pytest.mark.parametrize("file_format", ["jsonl", "json"])
+def test_delete_with_a_symlink_at_the_other_name(tmp_path: Path, outside: Path, file_format: str) -> None:
+    """A session kept in a real file, a symlink at its other format's name: ``delete`` refuses
+    before it removes anything (it locks every name first), whichever name comes first."""
+    root = tmp_path / "root"
+    store = FileSessionStore(root, format=file_format)  # type: ignore[arg-type]
+    run(store.save("s", [msg("keep me")]))
+    kept = root / f"s.{file_format}"
+    data = kept.read_bytes()
+    before = snapshot(outside)
+    other = "json" if file_format == "jsonl" else "jsonl"
+    link = root / f"s.{other}"
+    os.symlink(outside / f"s.{other}", link)
+    refused(link, lambda: store.delete("s"))
+    assert kept.read_bytes() == data, "the session's file was removed"
+    assert snapshot(outside) == before
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
 def test_fork_index_directory(tmp_path: Path, outside: Path, file_format: str) -> None:
     """The attack the issue found: ``{parent}-forks`` a symlink to another directory. A fork
     saved under it is refused before it is written; forks() refuses; deleting the fork or the

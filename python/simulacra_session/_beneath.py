@@ -35,7 +35,8 @@ FLOCK = fcntl is not None  # advisory locks (not on Windows)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_EXISTING = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)  # never blocks on a FIFO
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # an open that never waits (a FIFO's for its writer)
+_EXISTING = os.O_RDONLY | _NONBLOCK
 #: What an open fails with when a symlink is in the way (``ELOOP``; ``ENOTDIR`` with
 #: ``O_DIRECTORY``; ``EMLINK`` on FreeBSD; ``EEXIST`` from ``mkdir``).
 _MAYBE_SYMLINK = frozenset((errno.ELOOP, errno.ENOTDIR, errno.EMLINK, errno.EEXIST))
@@ -79,11 +80,12 @@ def lock(fd: int, exclusive: bool = True, *, wait: bool = True) -> bool:
 def open_nofollow(path: str, flags: int, mode: int = 0o600) -> int:
     """``os.open(path)`` without following a symlink at its last component (the directories
     before it are the root's own path): ``UnsafePathError`` for one, ``OSError`` naming
-    ``path`` for other failures."""
+    ``path`` for other failures. Never blocks (``O_NONBLOCK``): a FIFO or a device there
+    opens at once, for the caller to refuse once ``fstat`` says what it is."""
     if not AT:
         _refused(_lstat(path), path)
     try:
-        return os.open(path, flags | _NOFOLLOW | _CLOEXEC, mode)
+        return os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode)
     except OSError as error:
         raise refused_or(path, error) from None
 

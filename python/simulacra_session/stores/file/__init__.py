@@ -285,7 +285,7 @@ class FileSessionStore:
                 fsync_dir(layout.root)
             for parent_id in parents:
                 self._index.unindex(parent_id, session_id, FORMATS)
-            self._index.remove(session_id)
+            self._index.remove_empty(session_id)
             return existed
 
     # -- the SessionStore protocol -----------------------------------------------------
@@ -408,7 +408,8 @@ class FileSessionStore:
         return await finish(asyncio.to_thread(self._convert_sync, id, target))
 
     async def delete(self, id: str) -> bool:
-        """Remove the session, its fork index entry and its own fork index; ``True`` when it existed."""
+        """Remove the session and its fork index entry; ``True`` when it existed. Its own fork
+        index stays while forks name it: ``forks(id)`` lists them still."""
         validate_session_id(id)
         return await finish(asyncio.to_thread(self._delete_sync, id))
 

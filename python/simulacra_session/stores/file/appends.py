@@ -21,7 +21,7 @@ from ...messages import JsonObject
 from ...models import Revision, check_revision, merge_metadata, metadata_from_stored
 from .._codec import encode_metadata
 from . import journal
-from .files import read_from, sync_file
+from .files import read_from, regular, sync_file
 from .locks import file_locked, open_locked
 from .torn import keep_damage
 
@@ -112,7 +112,7 @@ def write_locked(
             return None
         state = store._journals.get(session_id)
         if state is None or state.path != path or not journal.describes(fd, state):
-            found = os.fstat(fd)
+            found = regular(fd, path)
             data = read_from(fd, 0, found.st_size)
             state = store._decode_journal(session_id, data, path, found.st_ino)[1]
             if state.version != journal.FORMAT_VERSION:

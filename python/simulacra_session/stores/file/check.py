@@ -24,7 +24,7 @@ from ...ids import SESSION_ID_PATTERN
 from ...models import SessionMetadata, metadata_from_stored
 from . import journal
 from .document import decode_document
-from .files import OPEN_RO, keep_copy, read_from, read_path, set_aside, sync_file
+from .files import OPEN_RO, keep_copy, read_from, read_path, regular, set_aside, sync_file
 from .layout import NO_HARD_LINKS, TEMP_FILE, FileFormat, session_name
 from .locks import file_locked
 from .residue import sweep
@@ -173,8 +173,8 @@ class _Checker:
         with self.store._locks.held(session_id) if self.repair else nullcontext(), file_locked(path) as fd:
             if fd is None:
                 return
-            data = read_from(fd, 0, os.fstat(fd).st_size)
             try:
+                data = read_from(fd, 0, regular(fd, path).st_size)
                 parsed = journal.parse_journal(data, path)
             except CorruptSessionError:
                 return  # rewritten meanwhile, and damaged: its own check names it next time
@@ -198,17 +198,21 @@ class _Checker:
         if not self.repair:
             self.add("unreadable", session_id, path, detail)
             return
-        with self.store._locks.held(session_id), file_locked(path) as fd:
-            if fd is None:
-                return
-            try:  # as it is now, under the lock
-                _decode(session_id, file_format, read_from(fd, 0, os.fstat(fd).st_size), path)
-                return  # rewritten meanwhile: readable now
-            except CorruptSessionError:
-                pass
-            aside = set_aside(path)
-            self.store._journals.pop(session_id)
-            self.aside.setdefault(session_id, set()).add(os.fstat(fd).st_ino)
+        try:
+            with self.store._locks.held(session_id), file_locked(path) as fd:
+                if fd is None:
+                    return
+                try:  # as it is now, under the lock
+                    _decode(session_id, file_format, read_from(fd, 0, regular(fd, path).st_size), path)
+                    return  # rewritten meanwhile: readable now
+                except CorruptSessionError:
+                    pass
+                aside = set_aside(path)
+                self.store._journals.pop(session_id)
+                self.aside.setdefault(session_id, set()).add(os.fstat(fd).st_ino)
+        except IsADirectoryError:  # what no writer can lock, nor write
+            self.add("unreadable", session_id, path, f"{detail}: a directory, left as it is")
+            return
         self.add("unreadable", session_id, path, detail, f"moved to {aside}")
 
     # -- the fork index ------------------------------------------------------------------
@@ -244,8 +248,8 @@ class _Checker:
                     self.stale(parent_id, parsed, path, found.st_ino, session is None)
         for session_id, session in self.sessions.items():
             key = (session.parent_id or "", session_id)
-            if session.parent_id is None or key in linked or key[0] not in self.sessions:
-                continue  # a parent deleted (or unreadable) needs no index
+            if session.parent_id is None or key in linked or not SESSION_ID_PATTERN.fullmatch(key[0]):
+                continue  # a parent deleted (or unreadable) is indexed too: forks() lists its forks
             where = os.path.join(root, f"{key[0]}-forks", self.layout.name(session_id, session.file_format))
             what = "links a former version of" if key in former else "is missing from the fork index for"
             if self.repair:

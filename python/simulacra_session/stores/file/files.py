@@ -1,17 +1,19 @@
 """Plain file operations the file store builds on: reading to the end, writing in full,
 naming the file in an error, making a directory's entries durable, setting a file aside
-(or a copy of it)."""
+(or a copy of it), refusing what is not a regular file."""
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from ..._backend import atomic_write, sync_files
 from ..._beneath import open_nofollow
+from ...errors import CorruptSessionError
 
 __all__ = [
     "OPEN_RO",
@@ -22,6 +24,7 @@ __all__ = [
     "pwrite_all",
     "read_from",
     "read_path",
+    "regular",
     "set_aside",
     "sync_file",
 ]
@@ -72,12 +75,23 @@ def read_from(fd: int, offset: int, size: int, *, to_end: bool = True) -> bytes:
     return b"".join(chunks)  # a single chunk is returned as it is
 
 
+def regular(fd: int, path: str) -> os.stat_result:
+    """The status of the session file ``path`` open as ``fd``; ``CorruptSessionError`` naming
+    it when it is not a regular file (a FIFO, a device, a directory), an unreadable file
+    never read (its open did not block: ``open_nofollow``)."""
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode):
+        raise CorruptSessionError(f"unreadable session file {path}: not a regular file", path=path)
+    return found
+
+
 def read_path(path: str) -> tuple[bytes, int, int]:
-    """A file's bytes, inode and mtime (ns); ``UnsafePathError`` for a symlink, left alone."""
+    """A file's bytes, inode and mtime (ns); ``UnsafePathError`` for a symlink, left alone,
+    ``CorruptSessionError`` for what is not a regular file (``regular``)."""
     fd = open_nofollow(path, OPEN_RO)
     try:
-        stat = os.fstat(fd)
-        return read_from(fd, 0, stat.st_size), stat.st_ino, stat.st_mtime_ns
+        found = regular(fd, path)
+        return read_from(fd, 0, found.st_size), found.st_ino, found.st_mtime_ns
     finally:
         os.close(fd)
 

@@ -1,6 +1,7 @@
 """The fork index: ``{root}/{parent_id}-forks/{id}.jsonl`` (or ``.json``), a hard link to each fork's file.
 
-``forks(parent_id)`` reads one directory instead of every session. A link shares its
+``forks(parent_id)`` reads one directory instead of every session, whether ``parent_id``
+exists or not: a deleted session's index stays while forks name it. A link shares its
 session file's inode, so it is re-made after every rewrite (a new inode); an append keeps
 the inode and the link. The canonical file is the truth: an entry that outlived its fork's
 deletion, a change of parent, or a crash between a write and its relink is checked against
@@ -13,6 +14,7 @@ is left alone (writes check first, so a refused index leaves the session unwritt
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -75,15 +77,18 @@ class ForkIndex:
                     index.no_symlink(session_id + suffix)
 
     def _link(self, parent_id: str, session_id: str, file_format: FileFormat) -> bool:
-        """``link_fork``, retried when a concurrent ``delete(parent_id)`` removes the index dir."""
+        """``link_fork`` of the file just written, which no lock holds any more: retried when
+        a ``delete(parent_id)`` removed the index directory, emptied, meanwhile (the retry
+        makes it again); nothing to link, and ``True``, once the file is gone (deleted or
+        converted by another process after the write: its own writes index what is left)."""
         suffix = SUFFIXES[file_format]
         root, mode = self._layout.root, self._layout.dir_mode
-        for _ in range(2):
+        while True:
             try:
                 return link_fork(root, parent_id, session_id, self._fsync, suffix, mode)
             except FileNotFoundError:
-                pass  # a save after the parent's deletion recreates its index, as this will
-        return link_fork(root, parent_id, session_id, self._fsync, suffix, mode)
+                if not os.path.lexists(self._layout.path(session_id, file_format)):
+                    return True
 
     def unindex(self, parent_id: str, session_id: str, formats: Iterable[FileFormat]) -> None:
         """Remove ``session_id``'s entries in ``parent_id``'s index. A symlink in the way is
@@ -118,26 +123,25 @@ class ForkIndex:
             self._no_hard_links = True
             _log.warning("no hard links under %s: forks() will scan every session", self._layout.root)
 
-    def remove(self, session_id: str) -> None:
-        """Remove ``session_id``'s own index (of its forks), after its file: a symlink there,
-        or a subdirectory in it (the store makes neither), is left with a warning."""
+    def remove_empty(self, session_id: str) -> None:
+        """Remove ``session_id``'s own index (of its forks), after its file, if it is empty.
+        The forks that still name a deleted session stay indexed: ``forks()`` lists the
+        sessions whose ``parent_id`` it is, existing or not, and they inherit from it again
+        once it is saved again. A symlink there is left with a warning."""
+        name = session_id + "-forks"
         try:
-            index = self._open(session_id)
+            with Dir(self._layout.root) as root:
+                if root.no_symlink(name) is None:
+                    return
+                os.rmdir(root.at(name), dir_fd=root.fd)
         except UnsafePathError as error:
             _log.warning("left %s: %s", error.path, error)
-            return
-        if index is None:
-            return
-        with index:
-            for name in index.names():
-                with suppress(FileNotFoundError, IsADirectoryError, PermissionError):
-                    index.remove(name)  # a symlink itself, never what it points to
-        try:
-            os.rmdir(index.path)
         except FileNotFoundError:
-            pass
+            pass  # no root, or removed meanwhile
         except OSError as error:
-            _log.warning("could not remove the fork index %s: %s", index.path, error)
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):  # else it indexes forks: kept
+                path = os.path.join(self._layout.root, name)
+                _log.warning("could not remove the fork index %s: %s", path, error)
 
     def sweep(self, parent_id: str) -> list[str]:
         """Remove the temp links that killed linkers left in ``parent_id``'s index, under its

@@ -22,7 +22,7 @@ from ...errors import CorruptSessionError, UnsafePathError
 from ...models import SessionMetadata, metadata_from_stored
 from . import journal
 from .document import decode_document
-from .files import OPEN_RO, read_from
+from .files import OPEN_RO, read_from, regular
 from .layout import FileFormat, Layout, session_name
 
 __all__ = ["Listing"]
@@ -61,7 +61,7 @@ def _journal_metadata(session_id: str, fd: int, size: int, path: str) -> Session
 def _metadata_of(session_id: str, file_format: FileFormat, path: str) -> SessionMetadata:
     fd = open_nofollow(path, OPEN_RO)
     try:
-        size = os.fstat(fd).st_size
+        size = regular(fd, path).st_size
         if file_format == "jsonl":
             return _journal_metadata(session_id, fd, size, path)
         return decode_document(session_id, read_from(fd, 0, size), f"file {path}").metadata

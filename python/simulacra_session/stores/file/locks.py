@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TypeVar
 
-from ..._beneath import open_nofollow
+from ..._beneath import lock, open_nofollow
 from .files import OPEN_RO, OPEN_RW
 
 try:
@@ -87,8 +87,9 @@ class IdLocks:
                 del self._locks[session_id]
 
 
-def open_locked(path: str, *, wait: bool = True) -> int | None:
-    """``path`` opened for writing with ``flock`` held on the inode it names now.
+def open_locked(path: str, *, wait: bool = True, shared: bool = False) -> int | None:
+    """``path`` opened for writing with ``flock`` held on the inode it names now; ``shared``:
+    opened read-only with a shared ``flock`` (a reader's, which needs no write access).
 
     ``None`` when the file is absent, or (``wait=False``) when another writer holds its lock
     or replaced it meanwhile. Waiting, a file replaced while we waited is opened again, so
@@ -97,15 +98,13 @@ def open_locked(path: str, *, wait: bool = True) -> int | None:
     """
     while True:
         try:
-            fd = open_nofollow(path, OPEN_RW)
+            fd = open_nofollow(path, OPEN_RO if shared else OPEN_RW)
         except FileNotFoundError:
             return None
         try:
             if fcntl is None:
                 return fd
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not lock(fd, not shared, wait=wait):
                 os.close(fd)
                 return None
             try:
@@ -139,15 +138,19 @@ def root_locked(root: str, *, exclusive: bool = True) -> Iterator[None]:
 
 
 @contextmanager
-def file_locked(path: str, *, create_in: Callable[[], str] | None = None) -> Iterator[int | None]:
-    """Hold ``flock`` on ``path`` (yields its descriptor), or ``None`` when it is absent.
+def file_locked(
+    path: str, *, create_in: Callable[[], str] | None = None, shared: bool = False
+) -> Iterator[int | None]:
+    """Hold ``flock`` on ``path`` (yields its descriptor), or ``None`` when it is absent;
+    ``shared``: a reader's lock, on a read-only descriptor (``open_locked``).
 
     With ``create_in`` (returning the root, made if missing: the caller creates an absent
-    file), the root directory is locked instead while the file is absent, so writers in two
-    processes creating one session take turns, and the second finds the first's file.
+    file), the root directory is locked instead while the file is absent (shared with
+    ``shared``), so writers in two processes creating one session take turns, and the
+    second finds the first's file.
     """
     while True:
-        fd = open_locked(path)
+        fd = open_locked(path, shared=shared)
         if fd is not None:
             try:
                 yield fd
@@ -157,7 +160,7 @@ def file_locked(path: str, *, create_in: Callable[[], str] | None = None) -> Ite
         if create_in is None or fcntl is None:
             yield None
             return
-        with root_locked(create_in()):
+        with root_locked(create_in(), exclusive=not shared):
             if not os.path.lexists(path):
                 yield None
                 return

@@ -16,8 +16,10 @@ A writer killed mid-write leaves (see ``layout``):
   directory while theirs exists; a sweep takes it exclusively.
 
 A store sweeps a session's temp files and its own fork index on its first use of that
-session, under the session's id lock and file lock; :func:`sweep` sweeps a whole root (a
-store check: the CLI's ``doctor``). Symlinks are left alone. Windows has no ``flock``:
+session, under the session's id lock and file lock (a reader's: shared, on a read-only
+descriptor; in a root it cannot write, a reader leaves the sweep to a later use, so a read
+needs no write access); :func:`sweep` sweeps a whole root (a store check: the CLI's
+``doctor``). Symlinks are left alone. Windows has no ``flock``:
 there one process writes a root, so a temp file is swept under its session's id lock, and
 temp links only by :func:`sweep`, which should run there while no store writes the root.
 """
@@ -68,31 +70,33 @@ class Residue:
     def first_use(self, session_id: str, *, lock: bool = False) -> None:
         """Sweep ``session_id``'s temp files unless this store did already. The caller holds
         its id lock, or ``lock`` tries it (a reader: when someone holds it, that writer
-        sweeps, and a reader never waits for it)."""
-        if session_id in self._swept:
+        sweeps, and a reader never waits for it). A reader takes the file's lock shared, and
+        sweeps nothing in a root it cannot write (a read-only mount: a backup, a snapshot)."""
+        if session_id in self._swept or (lock and not os.access(self._layout.root, os.W_OK)):
             return
         held = self._locks.try_hold(session_id) if lock else None
         if lock and held is None:
             return
         try:
-            self._sweep_session(session_id)
+            self._sweep_session(session_id, shared=lock)
         finally:
             if held is not None:
                 self._locks.release(session_id, held)
         self._swept[session_id] = True
 
     def _locked(
-        self, session_id: str, file_format: FileFormat | None = None
+        self, session_id: str, file_format: FileFormat | None = None, *, shared: bool = False
     ) -> AbstractContextManager[object]:
         """The lock of the session's file in ``file_format`` (the store's by default), or the
-        root's while that file does not exist: what its writers hold."""
-        return file_locked(self._layout.path(session_id, file_format), create_in=lambda: self._layout.root)
+        root's while that file does not exist: what its writers hold (``shared``: a reader's)."""
+        path = self._layout.path(session_id, file_format)
+        return file_locked(path, create_in=lambda: self._layout.root, shared=shared)
 
-    def _sweep_session(self, session_id: str) -> list[str]:
+    def _sweep_session(self, session_id: str, *, shared: bool) -> list[str]:
         layout = self._layout
         if not os.path.isdir(layout.root):
             return []
-        with self._locked(session_id), Dir(layout.root) as root:
+        with self._locked(session_id, shared=shared), Dir(layout.root) as root:
             removed = [_swept(root, f".{layout.name(session_id, fmt)}.tmp") for fmt in FORMATS]
         if FLOCK:
             removed += self._index.sweep(session_id)

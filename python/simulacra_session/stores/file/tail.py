@@ -31,7 +31,7 @@ from ..._backend import loads_lines
 from ..._beneath import open_nofollow
 from ...errors import CorruptSessionError
 from ...models import StoredSession, metadata_from_stored
-from .files import OPEN_RO, read_from
+from .files import OPEN_RO, read_from, regular
 from .journal import FORMAT_VERSION, _commit_record, check_version
 from .records import COMMIT_PREFIX, SEAL_PREFIX, checksum
 
@@ -182,13 +182,14 @@ def load_tail_sync(
     layout = store._layout
     newer = layout.newer_file(session_id)
     if newer is not None and newer[1] == "jsonl":
+        path = layout.path(session_id, "jsonl")
         try:
-            fd = open_nofollow(layout.path(session_id, "jsonl"), OPEN_RO)
+            fd = open_nofollow(path, OPEN_RO)
         except FileNotFoundError:  # converted or deleted meanwhile: loaded as it is now
             fd = -1
         if fd >= 0:
             try:
-                found = read_tail(fd, os.fstat(fd).st_size, count, end)
+                found = read_tail(fd, regular(fd, path).st_size, count, end)
             finally:
                 os.close(fd)
             if found is not None:

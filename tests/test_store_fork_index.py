@@ -1,0 +1,94 @@
+"""The file store's fork index after deletes: ``forks(p)`` lists the sessions whose ``parent_id``
+is ``p`` whether ``p`` exists or not (as the SQL store's query does), the store check agrees,
+and a write whose fork is deleted before it is indexed returns normally."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import suppress
+from pathlib import Path
+
+import pytest
+
+from simulacra_session.doctor import Report, check_store
+from simulacra_session.models import SessionMetadata
+from simulacra_session.stores.file import FileFormat, FileSessionStore
+from simulacra_session.stores.file import index as file_index
+from simulacra_session.testing import msg
+
+FORMATS = ["jsonl", "json"]
+
+
+def ids(found: list[SessionMetadata]) -> list[str]:
+    return [metadata.id for metadata in found]
+
+
+def kinds(report: Report) -> set[tuple[str, str | None]]:
+    return {(problem.kind, problem.session_id) for problem in report.problems}
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+async def test_forks_of_a_deleted_parent_stay_listed(tmp_path: Path, file_format: FileFormat) -> None:
+    """Deleting a parent keeps its forks' index: they still name it, and inherit from it again
+    once it is saved again."""
+    store = FileSessionStore(tmp_path, format=file_format)
+    await store.save("p", [msg("p0"), msg("p1")])
+    await store.save("f1", [msg("f1")], {"parent_id": "p", "fork_message_count": 1})
+    await store.save("f2", [msg("f2")], {"parent_id": "p", "detached": True})
+    await store.save("g", [msg("g")], {"parent_id": "f1", "fork_message_count": 1})
+    assert await store.delete("f1")
+    assert await store.delete("p")
+    assert ids(await store.forks("p")) == ["f2"]
+    assert ids(await store.forks("f1")) == ["g"]
+    assert kinds(await check_store(store)) == {("missing_parent", "g")}  # the index agrees
+    await store.save("p", [msg("new")])
+    await store.save("f3", [msg("f3")], {"parent_id": "p"})
+    assert ids(await store.forks("p")) == ["f3", "f2"]
+    assert ids(await FileSessionStore(tmp_path, format=file_format).forks("p")) == ["f3", "f2"]
+    assert await store.delete("f2")
+    assert await store.delete("f3")
+    assert await store.delete("p")
+    assert not (tmp_path / "p-forks").exists()  # a deleted session's index goes with its last fork
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+async def test_doctor_relinks_a_fork_of_a_deleted_parent(tmp_path: Path, file_format: FileFormat) -> None:
+    """A fork of a deleted parent missing from the index (as a version that removed a deleted
+    session's index left it) is named by the store check, and re-linked by its repair."""
+    store = FileSessionStore(tmp_path, format=file_format)
+    await store.save("p", [msg("p")])
+    await store.save("f", [msg("f")], {"parent_id": "p", "detached": True})
+    assert await store.delete("p")
+    shutil.rmtree(tmp_path / "p-forks", ignore_errors=True)
+    assert kinds(await check_store(store)) == {("fork_link", "f")}
+    repaired = await check_store(store, repair=True)
+    assert [(p.kind, p.repaired) for p in repaired.problems] == [("fork_link", True)]
+    assert ids(await store.forks("p")) == ["f"]
+    assert (await check_store(store)).problems == []
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+async def test_a_write_whose_fork_is_deleted_before_it_is_indexed_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_format: FileFormat
+) -> None:
+    """A delete in another process that lands between a fork's write and its indexing (the
+    write holds no lock then): the write landed, so it returns its revision; nothing is
+    indexed for a file that is gone."""
+    store = FileSessionStore(tmp_path, format=file_format)
+    await store.save("p", [msg("p")])
+    real = file_index.link_fork
+
+    def deleted_first(
+        root: str, parent_id: str, child_id: str, fsync: bool = True, suffix: str = ".json", mode: int = 0o700
+    ) -> bool:
+        with suppress(FileNotFoundError):
+            os.unlink(os.path.join(root, child_id + suffix))  # the other process's delete
+        return real(root, parent_id, child_id, fsync, suffix, mode)
+
+    monkeypatch.setattr(file_index, "link_fork", deleted_first)
+    revision = await store.save("f", [msg("f")], {"parent_id": "p"})
+    assert revision.message_count == 1
+    assert await store.load("f") is None
+    assert await store.forks("p") == []
+    assert list((tmp_path / "p-forks").glob("*")) == []  # nothing indexed
