@@ -21,10 +21,15 @@ target's, which also finishes what an interrupted run left; ``"replace"`` overwr
 
 Sessions are listed a page at a time: moving a store in use, a session saved meanwhile can
 be missed (run again with ``"skip"`` to pick it up) or move in its newer state.
+
+A copy's store failure is a ``CopyStoreError`` saying which store failed: the source or the
+target. Output is written whole: a pipe whose reader left mid-write raises
+``BrokenPipeError``, never cuts an export short unseen (``write_all``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -32,10 +37,10 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, Literal
+from typing import IO, Literal, Protocol
 
 from ._backend import dumps, loads
-from .errors import CorruptSessionError, SessionError, SessionNotFoundError
+from .errors import CorruptSessionError, SessionError, SessionNotFoundError, StoreError
 from .history import inherits
 from .ids import validate_session_id
 from .models import StoredSession, metadata_from_stored
@@ -46,14 +51,18 @@ from .stores._restore import check_restore
 __all__ = [
     "EXPORT_FORMAT",
     "EXPORT_VERSION",
+    "CopyStoreError",
     "OnConflict",
     "Progress",
     "SessionExistsError",
     "TransferResult",
+    "Unreadable",
+    "Writable",
     "copy_sessions",
     "export_records",
     "export_sessions",
     "import_sessions",
+    "write_all",
 ]
 
 EXPORT_FORMAT = "simulacra-session-export"
@@ -61,7 +70,27 @@ EXPORT_VERSION = 1
 OnConflict = Literal["error", "skip", "replace"]
 #: Called after each session with how many are done and how many there are (``None``: unknown).
 Progress = Callable[[int, int | None], None]
+#: Told of each session an export leaves out because it cannot be read: its id and the error.
+Unreadable = Callable[[str, CorruptSessionError], None]
 _PAGE = 1000  # sessions listed per list() call
+_CHUNK = 1 << 20  # bytes copied at a time from a spooled export
+
+
+class Writable(Protocol):
+    """Where an export goes: a binary file, or anything with its ``write``."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+
+def write_all(out: Writable, data: bytes) -> None:
+    """Write all of ``data`` to ``out``. A pipe whose reader leaves mid-write takes part of it
+    without an error (``BufferedWriter.write`` returns the short count); the rest is written
+    again, which raises ``BrokenPipeError`` (or the disk's error), so nothing is lost unseen."""
+    while data:
+        written = out.write(data)
+        if not written:  # a non-blocking stream that would block: not one this module writes to
+            raise BlockingIOError(errno.EAGAIN, "the output took none of the bytes written to it")
+        data = data[written:]
 
 
 class SessionExistsError(SessionError):
@@ -77,6 +106,27 @@ class SessionExistsError(SessionError):
             "(nothing written; on_conflict 'skip' keeps them, 'replace' overwrites them)"
         )
         self.session_ids = list(session_ids)
+
+
+class CopyStoreError(StoreError):
+    """A store failed during a copy; ``side`` says which: ``"source"`` or ``"target"``, and
+    ``reason`` what its ``StoreError`` said."""
+
+    def __init__(self, side: Literal["source", "target"], store: SessionStore, error: StoreError) -> None:
+        super().__init__(f"copy {side} {store!r}: {error}")
+        self.side = side
+        self.reason = str(error)
+
+
+@contextmanager
+def _failing_as(side: Literal["source", "target"], store: SessionStore) -> Iterator[None]:
+    """Meanwhile, a ``StoreError`` of ``store`` is raised as a ``CopyStoreError`` naming ``side``."""
+    try:
+        yield
+    except CopyStoreError:
+        raise
+    except StoreError as error:
+        raise CopyStoreError(side, store, error) from error
 
 
 @dataclass
@@ -200,21 +250,54 @@ async def export_records(store: SessionStore, ids: Sequence[str] | None = None) 
 
 async def export_sessions(
     store: SessionStore,
-    out: IO[bytes],
+    out: Writable,
     ids: Sequence[str] | None = None,
     *,
     progress: Progress | None = None,
+    on_unreadable: Unreadable | None = None,
 ) -> int:
     """Write the export of ``ids`` (every session when ``None``; see ``export_records``) to the
-    binary file ``out``, one session at a time; returns how many sessions it holds."""
+    binary file ``out``, one session at a time; returns how many sessions it holds.
+
+    With ``on_unreadable``, a session that cannot be read (``CorruptSessionError``) is passed to
+    it and left out, and the rest exported: the sessions go to a temporary file first, for the
+    header to count those written (the output then starts once every session is read)."""
     plan = await _plan(store, ids)
+    if on_unreadable is None:
+        write_all(out, _header(len(plan.order)))
+        return await _write_records(store, plan, out, progress, None)
+    with tempfile.TemporaryFile() as spool:
+        count = await _write_records(store, plan, spool, progress, on_unreadable)
+        write_all(out, _header(count))
+        spool.seek(0)
+        while chunk := spool.read(_CHUNK):
+            write_all(out, chunk)
+    return count
+
+
+async def _write_records(
+    store: SessionStore,
+    plan: _Plan,
+    out: Writable,
+    progress: Progress | None,
+    on_unreadable: Unreadable | None,
+) -> int:
+    """Write the sessions ``plan`` orders to ``out``: how many were written (see ``export_sessions``)."""
     total = len(plan.order)
-    out.write(_header(total))
+    count = 0
     for done, session_id in enumerate(plan.order, start=1):
-        out.write(_record(await _prepared(store, session_id, plan.present)))
+        try:
+            stored = await _prepared(store, session_id, plan.present)
+        except CorruptSessionError as error:
+            if on_unreadable is None:
+                raise
+            on_unreadable(session_id, error)
+        else:
+            write_all(out, _record(stored))
+            count += 1
         if progress is not None:
             progress(done, total)
-    return total
+    return count
 
 
 def _restorable(store: SessionStore) -> RestorableSessionStore:
@@ -369,11 +452,14 @@ async def copy_sessions(
 ) -> TransferResult:
     """Copy ``ids`` (every session when ``None``) and the ancestors they inherit from from
     ``source`` to ``target``, as they are, one session at a time. ``on_conflict`` as for
-    ``import_sessions``: with ``"error"`` nothing is written when one exists in ``target``."""
+    ``import_sessions``: with ``"error"`` nothing is written when one exists in ``target``.
+    A store's failure is a ``CopyStoreError`` naming the store and its side."""
     restorable = _restorable(target)
     _check_on_conflict(on_conflict)
-    plan = await _plan(source, ids)
-    existing = {sid for sid, _, _ in await _listed(target)}
+    with _failing_as("source", source):
+        plan = await _plan(source, ids)
+    with _failing_as("target", target):
+        existing = {sid for sid, _, _ in await _listed(target)}
     if on_conflict == "error":
         conflicts = [sid for sid in plan.order if sid in existing]
         if conflicts:
@@ -384,9 +470,10 @@ async def copy_sessions(
         if session_id in existing and on_conflict == "skip":
             result.skipped += 1
         else:
-            await _put(
-                restorable, await _prepared(source, session_id, plan.present), existing, on_conflict, result
-            )
+            with _failing_as("source", source):
+                stored = await _prepared(source, session_id, plan.present)
+            with _failing_as("target", target):
+                await _put(restorable, stored, existing, on_conflict, result)
         if progress is not None:
             progress(done, total)
     return result

@@ -6,8 +6,10 @@ Look at sessions (``list``, ``show``, ``tree``), tidy them (``rename``, ``delete
 them between stores (``export``, ``import``, ``copy``), check and repair a store
 (``doctor``, ``compact``), and measure auto-save latency (``bench``). ``--store`` names a
 directory or a URL (see ``urls``); it defaults to ``$SIMULACRA_SESSION_STORE``, else
-``./sessions``. Exit status: 0 done, 1 ``doctor`` left a problem (or a delete was not
-confirmed), 2 an error, reported in one line naming the id, path or URL at fault, 141 the
+``./sessions``. Exit status: 0 done, 1 a problem left: ``doctor`` left one, or an ``export``
+or ``compact`` of the whole store left out the sessions it could not read (each named on
+stderr; or a delete was not confirmed), 2 an error, reported in one line naming the id, path
+or URL at fault (``stdout`` or the ``-o`` file for an output that cannot be written), 141 the
 reader of the output left (``| head``), quietly.
 """
 
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 from .._version import __version__
 from ..errors import SessionError
 from . import bench, browse, care, moves
-from .output import clean, report_warnings
+from .output import one_line, report_warnings
 from .urls import STORE_ENV, CommandError
 
 __all__ = ["main"]
@@ -57,8 +59,7 @@ def _message(error: BaseException) -> str:
         text = str(error)
     else:
         text = f"{type(error).__name__}: {error}"
-    lines = clean(text).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    return one_line(text) or type(error).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

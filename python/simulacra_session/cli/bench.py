@@ -23,6 +23,7 @@ from ..manager import SessionManager
 from ..messages import Message
 from ..protocols import SessionStore
 from ..stores import FileSessionStore, InMemorySessionStore
+from .urls import CommandError
 
 __all__ = ["add_parser"]
 
@@ -119,12 +120,20 @@ def _printable(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _lengths(given: str) -> list[int]:
+    """``--lengths``: sizes >= 0, comma-separated; ``CommandError`` naming the value otherwise."""
+    parts = [part.strip() for part in given.split(",") if part.strip()]
+    if not parts or not all(part.isdecimal() for part in parts):
+        raise CommandError(f"--lengths must list sizes >= 0, comma-separated, not {given!r}")
+    return [int(part) for part in parts]
+
+
 def _bench(args: argparse.Namespace) -> int:
-    lengths = [int(part) for part in args.lengths.split(",") if part]
-    if not lengths or min(lengths) < 0 or args.rounds < 1:
-        raise SystemExit("simulacra-session bench: --lengths must list sizes >= 0, --rounds >= 1")
+    lengths = _lengths(args.lengths)
+    if args.rounds < 1:
+        raise CommandError(f"--rounds must be >= 1, not {args.rounds}")
     if (args.store == "sql") != (args.url is not None):
-        raise SystemExit("simulacra-session bench: --url goes with --store sql, and --store sql needs it")
+        raise CommandError("--url goes with --store sql, and --store sql needs it")
     root = args.root or tempfile.mkdtemp(prefix="simulacra-bench-")
     os.makedirs(root, exist_ok=True)
     fsync = not args.no_fsync

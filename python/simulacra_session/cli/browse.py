@@ -27,6 +27,10 @@ __all__ = ["add_parsers", "all_sessions", "summary"]
 _PAGE = 1000
 _ABBREVIATED = 240  # characters of a thought, tool call or tool result shown
 _ROLE_STYLES = {"user": "bold green", "assistant": "bold blue"}
+#: Blocks shown as text in full: this library's, openai-agents', pydantic-ai's prompts and answers.
+_TEXT_KINDS = frozenset({None, "text", "input_text", "output_text", "user-prompt", "system-prompt"})
+#: Where a tool call keeps its arguments: LangChain and pydantic-ai, openai-agents, Claude.
+_CALL_ARGUMENTS = ("args", "arguments", "input")
 
 
 def summary(meta: SessionMetadata) -> dict[str, Any]:
@@ -69,11 +73,11 @@ async def _list(store: SessionStore, args: argparse.Namespace) -> int:
     table.add_column("updated", no_wrap=True)
     table.add_column("parent", no_wrap=True, overflow="fold")
     for meta in sessions:
-        parent = meta.parent_id or ""
+        parent = clean(meta.parent_id or "")  # as read: a hand-made .json document may hold anything
         if parent and meta.detached:
             parent += " (detached)"
-        label = clean(meta.label or "")
-        table.add_row(meta.id, Text(label), _count(meta), _when(meta.updated), parent)  # text, not markup
+        cells = (meta.id, clean(meta.label or ""), _count(meta), _when(meta.updated), parent)
+        table.add_row(*(Text(cell) for cell in cells))  # text, not markup
     out = console()
     out.print(table if sessions else Text("no sessions"))
     return 0
@@ -86,22 +90,59 @@ def _short(value: Any) -> str:
     return text if len(text) <= _ABBREVIATED else text[: _ABBREVIATED - 1] + "…"
 
 
+def _full(text: str) -> Text:
+    """Text in full, indented."""
+    return Text("    " + clean(text).replace("\n", "\n    "))
+
+
 def _block(block: Any) -> Text:
-    """One content block, readable: text in full, the rest abbreviated."""
+    """One content block (or pydantic-ai part), readable: text in full, the rest abbreviated."""
+    if isinstance(block, str):
+        return _full(block)
     if not isinstance(block, dict):
         return Text(f"    {_short(block)}")
-    kind = block.get("type")
-    if kind == "text":
-        return Text("    " + clean(str(block.get("text", ""))).replace("\n", "\n    "))
+    kind = block.get("type", block.get("part_kind"))
+    text = next((block[key] for key in ("text", "content") if isinstance(block.get(key), str)), None)
+    if text is not None and kind in _TEXT_KINDS:
+        return _full(text)
     if kind == "thinking":
-        return Text(f"    thinking: {_short(block.get('thought', ''))}", style="dim italic")
+        thought = next((block[key] for key in ("thought", "thinking", "content") if key in block), "")
+        return Text(f"    thinking: {_short(thought)}", style="dim italic")
     if kind == "tool":
-        return Text(f"    → {block.get('tool')}({_short(block.get('params', {}))})", style="cyan")
+        return Text(f"    → {_short(block.get('tool'))}({_short(block.get('params', {}))})", style="cyan")
     if kind == "tool_result":
-        return Text(f"    ← {block.get('tool')}: {_short(block.get('result'))}", style="magenta")
+        return Text(f"    ← {_short(block.get('tool'))}: {_short(block.get('result'))}", style="magenta")
     if kind == "raw":
-        return Text(f"    [raw {block.get('model_kind')}]", style="dim")
-    return Text(f"    [{kind}] {_short(block)}", style="dim")
+        return Text(f"    [raw {_short(block.get('model_kind'))}]", style="dim")
+    name = block.get("name", block.get("tool_name"))
+    arguments = next((block[key] for key in _CALL_ARGUMENTS if key in block), None)
+    if isinstance(name, str) and arguments is not None:  # a tool call, whoever wrote it
+        return Text(f"    → {_short(name)}({_short(arguments)})", style="cyan")
+    if kind is None:
+        return Text(f"    {_short(block)}", style="dim")
+    rest = {key: value for key, value in block.items() if key not in ("type", "part_kind")}
+    return Text(f"    [{_short(kind)}] {_short(rest)}", style="dim")
+
+
+def _parts(message: Any) -> tuple[str, list[Any]]:
+    """A message's heading (its role, type or kind) and its blocks, for the shapes stores and
+    integrations keep: ``role`` and ``content`` (this library's, openai-agents' messages),
+    ``{"type", "data": {"content", "tool_calls"}}`` (LangChain), ``{"type", "message":
+    {"content"}}`` (Claude Agent SDK), ``{"kind", "parts"}`` (pydantic-ai); anything else (an
+    openai-agents function call, say) is one block, itself."""
+    if not isinstance(message, dict):
+        return "?", [message]
+    heading = next(
+        (message[key] for key in ("role", "type", "kind") if isinstance(message.get(key), str)), "?"
+    )
+    for holder in (message, message.get("data"), message.get("message")):
+        if isinstance(holder, dict) and "content" in holder:
+            content, calls = holder["content"], holder.get("tool_calls")
+            blocks = content if isinstance(content, list) else [content]
+            return heading, blocks + (calls if isinstance(calls, list) else [])
+    if isinstance(message.get("parts"), list):
+        return heading, message["parts"]
+    return heading, [message]
 
 
 async def _show(store: SessionStore, args: argparse.Namespace) -> int:
@@ -120,27 +161,32 @@ async def _show(store: SessionStore, args: argparse.Namespace) -> int:
             }
         )
         return 0
-    out = console()
+    out = console()  # every value as text, not markup: stored values may hold [brackets]
     out.print(Text(f"session {meta.id}", style="bold"), Text(clean(meta.label or ""), style="italic"))
-    out.print(f"created {_when(meta.created)}, updated {_when(meta.updated)}")
+    out.print(Text(f"created {_when(meta.created)}, updated {_when(meta.updated)}"))
     if meta.parent_id:
         how = f"inherits {resolved.inherited} messages" if inherits(meta) else "detached"
-        out.print(f"fork of {meta.parent_id} ({how})")
-    out.print(f"{len(resolved.messages)} messages")
+        out.print(Text(f"fork of {clean(meta.parent_id)} ({how})"))
+    out.print(Text(f"{len(resolved.messages)} messages"))
     for index, message in enumerate(resolved.messages):
         if index == resolved.inherited and index:
             out.print(Text("── its own messages ──", style="dim"))
-        role = message.get("role", "?") if isinstance(message, dict) else "?"
-        out.print(Text(f"[{index}] {role}", style=_ROLE_STYLES.get(str(role), "bold")))
-        content = message.get("content") if isinstance(message, dict) else message
-        for block in content if isinstance(content, list) else [content]:
+        role, blocks = _parts(message)
+        out.print(Text(f"[{index}] {clean(role)}", style=_ROLE_STYLES.get(role, "bold")))
+        for block in blocks:
             out.print(_block(block))
     return 0
 
 
-def _children(sessions: list[SessionMetadata]) -> tuple[list[str], dict[str, list[SessionMetadata]]]:
-    """The roots (no parent, or one not listed) and each session's forks, most recent first."""
-    listed = {meta.id for meta in sessions}
+def _children(
+    sessions: list[SessionMetadata],
+) -> tuple[list[str], dict[str, list[SessionMetadata]], set[str]]:
+    """The roots, each session's forks (most recent first), and the roots in a fork cycle.
+
+    A root has no parent, or one not listed. A fork cycle (its parents lead back to it: the
+    store is damaged) has no root, so one of its sessions is made one, for every session
+    listed to be in the tree."""
+    listed = {meta.id: meta.parent_id for meta in sessions}
     children: dict[str, list[SessionMetadata]] = {}
     roots = []
     for meta in sessions:
@@ -148,19 +194,42 @@ def _children(sessions: list[SessionMetadata]) -> tuple[list[str], dict[str, lis
             children.setdefault(meta.parent_id or "", []).append(meta)
         else:
             roots.append(meta.id)
-    return roots, children
+    reached = _reached(roots, children, set())
+    cycles = set()
+    for meta in sessions:
+        if meta.id not in reached:  # in a cycle, or under one: go up to a session in the cycle
+            current, path = meta.id, set()
+            while current not in path:
+                path.add(current)
+                current = listed[current] or ""
+            cycles.add(current)
+            roots.append(current)
+            reached = _reached([current], children, reached)
+    return roots, children, cycles
+
+
+def _reached(starts: list[str], children: dict[str, list[SessionMetadata]], reached: set[str]) -> set[str]:
+    """``reached`` and every session ``starts`` and their forks lead to."""
+    pending = list(starts)
+    reached.update(starts)
+    while pending:
+        for fork in children.get(pending.pop(), []):
+            if fork.id not in reached:
+                reached.add(fork.id)
+                pending.append(fork.id)
+    return reached
 
 
 async def _tree(store: SessionStore, args: argparse.Namespace) -> int:
     sessions = await all_sessions(store)
     by_id = {meta.id: meta for meta in sessions}
-    roots, children = _children(sessions)
+    roots, children, cycles = _children(sessions)
     if args.id is not None:
         if validate_session_id(args.id) not in by_id and await store.load(args.id) is None:
             raise SessionNotFoundError(args.id)
         roots = [args.id] if args.id in by_id else []
     if args.json:
-        print_json([_json_tree(root, by_id, children) for root in roots])
+        print_json([_json_tree(root, by_id, children, root in cycles) for root in roots])
         return 0
     top = Tree(Text("sessions", style="bold"), guide_style="dim")
     nodes = [(top, root) for root in reversed(roots)]
@@ -176,6 +245,10 @@ async def _tree(store: SessionStore, args: argparse.Namespace) -> int:
         label.append(f"  {_count(meta)} messages, {_when(meta.updated)}", style="dim")
         if meta.parent_id and meta.detached:
             label.append("  detached", style="yellow")
+        if session_id in cycles and parent_node is top:
+            label.append(
+                f"  fork cycle: its parent {clean(meta.parent_id or '')} leads back to it", style="red"
+            )
         node = parent_node.add(label)
         nodes += [(node, fork.id) for fork in reversed(children.get(session_id, []))]
     console().print(top if roots else Text("no sessions"))
@@ -183,10 +256,13 @@ async def _tree(store: SessionStore, args: argparse.Namespace) -> int:
 
 
 def _json_tree(
-    root: str, by_id: dict[str, SessionMetadata], children: dict[str, list[SessionMetadata]]
+    root: str, by_id: dict[str, SessionMetadata], children: dict[str, list[SessionMetadata]], cycle: bool
 ) -> dict[str, Any]:
-    """``{"id", "label", "children": [...]}`` of ``root``, built without recursion."""
+    """``{"id", "label", "children": [...]}`` of ``root`` (``"cycle": true`` too when it is in a
+    fork cycle), built without recursion."""
     top: dict[str, Any] = {"id": root, "label": by_id[root].label, "children": []}
+    if cycle:
+        top["cycle"] = True
     pending = [(top, root)]
     seen = {root}
     while pending:
@@ -213,10 +289,10 @@ async def _delete(store: SessionStore, args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             raise CommandError(f"not deleting {session_id}: confirm with --yes (stdin is not a terminal)")
         answer = console(stderr=True).input(
-            f"delete session {session_id}? (its forks keep their history) [y/N] "
+            Text(f"delete session {session_id}? (its forks keep their history) [y/N] ")
         )
         if answer.strip().lower() not in ("y", "yes"):
-            console(stderr=True).print("not deleted")
+            console(stderr=True).print(Text("not deleted"))
             return 1
     async with SessionManager(store, SimpleConversation()) as manager:
         if not await manager.delete(session_id):
@@ -243,7 +319,10 @@ def add_parsers(
     tree = commands.add_parser("tree", parents=[common], help="the fork tree (of one session, with ID)")
     tree.add_argument("id", nargs="?")
     tree.add_argument(
-        "--json", action="store_true", help='an array of roots, each {"id", "label", "children"}'
+        "--json",
+        action="store_true",
+        help='an array of roots, each {"id", "label", "children"} ("cycle": true for a session in a fork '
+        "cycle, shown as a root)",
     )
     tree.set_defaults(run=on_store(_tree, create=False))
     rename = commands.add_parser("rename", parents=[common], help="set a session's label")

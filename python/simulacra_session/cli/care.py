@@ -8,13 +8,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ..doctor import check_store
-from ..errors import SessionNotFoundError
+from ..errors import CorruptSessionError, SessionNotFoundError
 from ..ids import validate_session_id
 from ..protocols import SessionStore
 from ..stores import FileSessionStore
 from ..stores.file.restore import compact
 from .browse import all_sessions
-from .output import clean, console, print_json, progress_bar, quiet_warnings
+from .output import clean, console, print_json, progress_bar, quiet_warnings, warn
 from .urls import on_store
 
 __all__ = ["add_parsers"]
@@ -32,8 +32,8 @@ async def _doctor(store: SessionStore, args: argparse.Namespace) -> int:
             for problem in report.problems:
                 mark = Text("yes", style="green") if problem.repaired else Text("no", style="red")
                 table.add_row(
-                    problem.kind,
-                    problem.session_id or "",
+                    Text(problem.kind),
+                    Text(clean(problem.session_id or "")),
                     mark,
                     Text(clean(problem.detail)),  # text, not markup: details quote what they found
                     Text(clean(problem.path or "")),
@@ -54,14 +54,22 @@ async def _compact(store: SessionStore, args: argparse.Namespace) -> int:
     ids = [validate_session_id(session_id) for session_id in args.ids]
     if not ids:
         ids = [meta.id for meta in await all_sessions(store)]
+    skipped = 0
     with progress_bar("compacting") as progress:
         for done, session_id in enumerate(ids, start=1):
-            if not await compact(store, session_id) and args.ids:
-                raise SessionNotFoundError(session_id)
+            try:
+                if not await compact(store, session_id) and args.ids:
+                    raise SessionNotFoundError(session_id)
+            except CorruptSessionError as error:
+                if args.ids:  # named sessions are compacted all or the command fails
+                    raise
+                skipped += 1  # the whole store: all it can, naming each it cannot read
+                warn(f"session {session_id} not compacted: {error}")
             if progress is not None:
                 progress(done, len(ids))
-    console().print(Text(f"compacted {len(ids)} session(s)"))
-    return 0
+    left = f"; left out {skipped} unreadable (see the warnings, and doctor)" if skipped else ""
+    console().print(Text(f"compacted {len(ids) - skipped} session(s){left}"))
+    return 1 if skipped else 0
 
 
 def add_parsers(

@@ -14,17 +14,18 @@ from typing import IO
 
 from rich.text import Text
 
+from ..errors import CorruptSessionError
 from ..protocols import SessionStore
 from ..stores.file.files import fsync_dir
-from ..transfer import TransferResult, copy_sessions, export_sessions, import_sessions
-from .output import console, print_json, progress_bar
+from ..transfer import CopyStoreError, TransferResult, copy_sessions, export_sessions, import_sessions
+from .output import Output, console, named, print_json, progress_bar, warn
 from .urls import CommandError, on_store, open_store, printable
 
 __all__ = ["add_parsers"]
 
 
 @contextlib.contextmanager
-def _output(path: str | None) -> Iterator[IO[bytes]]:
+def _output(path: str | None) -> Iterator[Output]:
     """Where an export goes: stdout (``None`` or ``-``), or the file ``path``.
 
     A regular file (or a new one) is written whole or not at all: under a temp name beside
@@ -33,9 +34,11 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
     already there, yesterday's backup say, as it was. The file keeps its mode and owner; a
     new one is private to its owner (``0o600``), as sessions are. Anything else (a FIFO, a
     device such as ``/dev/stdout``), or a file whose directory takes no new file, is written
-    in place, as the shell's ``>`` would."""
+    in place, as the shell's ``>`` would. Its write errors name it (``Output``); a file is
+    written unbuffered, so none is left to fail again when it closes."""
     if path is None or path == "-":
-        yield sys.stdout.buffer
+        sys.stdout.flush()
+        yield Output(sys.stdout.buffer, "stdout")
         return
     try:
         found: os.stat_result | None = os.stat(path)
@@ -48,14 +51,16 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
         with contextlib.suppress(PermissionError):
             fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     if temp is None or target is None:
-        with open(path, "wb") as out:
-            yield out
+        with open(path, "wb", buffering=0) as out:
+            yield Output(out, path)
         return
     try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            yield Output(out, path)
+            try:
+                os.fsync(out.fileno())
+            except OSError as error:
+                raise named(error, path) from error
         if found is not None:
             os.chmod(temp, stat.S_IMODE(found.st_mode))
             if hasattr(os, "chown"):
@@ -70,14 +75,25 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
 
 
 async def _export(store: SessionStore, args: argparse.Namespace) -> int:
+    skipped: list[str] = []
+
+    def unreadable(session_id: str, error: CorruptSessionError) -> None:
+        skipped.append(session_id)
+        warn(f"session {session_id} not exported: {error}")
+
+    whole_store = not args.ids  # all it can; named sessions are exported all or not at all
     with progress_bar("exporting") as progress, _output(args.output) as out:
-        count = await export_sessions(store, out, args.ids or None, progress=progress)
+        count = await export_sessions(
+            store, out, args.ids or None, progress=progress, on_unreadable=unreadable if whole_store else None
+        )
         out.flush()
     to_file = args.output not in (None, "-")
     where = console(stderr=True)
-    if where.is_terminal or to_file:
-        where.print(Text(f"exported {count} session(s)" + (f" to {args.output}" if to_file else "")))
-    return 0
+    if where.is_terminal or to_file or skipped:
+        done = f"exported {count} session(s)" + (f" to {args.output}" if to_file else "")
+        left = f"; left out {len(skipped)} unreadable (see the warnings, and doctor)" if skipped else ""
+        where.print(Text(done + left))
+    return 1 if skipped else 0
 
 
 def _done(result: TransferResult, verb: str, as_json: bool) -> int:
@@ -112,12 +128,18 @@ def _copy(args: argparse.Namespace) -> int:
                         on_conflict=args.on_conflict,
                         progress=progress,
                     )
+            except CopyStoreError as error:  # name the store that failed, by its URL
+                failed = source if error.side == "source" else target
+                raise CommandError(f"{failed.label}: {error.reason}") from None
             finally:
                 await target.close()
         finally:
             await source.close()
         return _done(result, "copied", args.json)
 
+    for name, url in (("SRC", args.source), ("DST", args.target)):
+        if not url:
+            raise CommandError(f"copy: {name} is empty: name a directory or a store URL")
     if printable(args.source) == printable(args.target):
         raise CommandError(f"{printable(args.source)}: copying a store onto itself")
     return asyncio.run(run())

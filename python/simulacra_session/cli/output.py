@@ -1,39 +1,121 @@
 """What the command prints: JSON for machines, rich tables and trees for people, a progress
-bar on a terminal only, and the library's warnings as one line each on stderr."""
+bar on a terminal only, and the library's warnings as one line each on stderr.
+
+Every byte printed reaches the output or fails the command: a reader leaving mid-write is a
+``BrokenPipeError`` (exit 141), a full disk an ``OSError`` naming the output (``stdout`` or
+the ``-o`` file), never the store."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .._backend import dumps
 from ..transfer import Progress as OnProgress
+from ..transfer import write_all
 
-__all__ = ["clean", "console", "print_json", "progress_bar", "quiet_warnings", "report_warnings"]
+__all__ = [
+    "Output",
+    "clean",
+    "console",
+    "named",
+    "one_line",
+    "print_json",
+    "progress_bar",
+    "quiet_warnings",
+    "report_warnings",
+    "warn",
+]
 
 _LOG = logging.getLogger("simulacra_session")
 _PIPE_WIDTH = 1000
+_VALIDATION = re.compile(r"\d+ validation errors? for \S+$")  # pydantic's first line
+
+
+def named(error: OSError, name: str) -> OSError:
+    """``error`` naming ``name`` (the output it happened on) when it names no file itself."""
+    if error.filename is not None:
+        return error
+    return OSError(error.errno, error.strerror or str(error), name)
+
+
+class Output:
+    """A binary output written whole (``write_all``), its errors naming it: ``stdout`` or a path."""
+
+    def __init__(self, stream: IO[bytes], name: str) -> None:
+        self.stream = stream
+        self.name = name
+
+    def write(self, data: bytes) -> int:
+        try:
+            write_all(self.stream, data)
+        except OSError as error:
+            raise named(error, self.name) from error
+        return len(data)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as error:
+            raise named(error, self.name) from error
+
+
+class _TextOutput:
+    """The text file rich prints to: ``stream``'s bytes written whole, through ``Output``."""
+
+    def __init__(self, stream: TextIO, name: str) -> None:
+        self.stream = stream
+        self.output = Output(stream.buffer, name)
+        self.encoding = stream.encoding
+
+    def write(self, text: str) -> int:
+        self.stream.flush()  # what was printed before, through the stream itself
+        self.output.write(text.encode(self.encoding, self.stream.errors or "strict"))
+        return len(text)
+
+    def flush(self) -> None:
+        self.output.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+class _Console(Console):
+    """rich's console, but a reader leaving the pipe is a ``BrokenPipeError`` for the command to
+    report (exit 141), where rich itself would exit 1, the status of a problem left."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 def console(*, stderr: bool = False) -> Console:
     """A console for people: colours and boxes on a terminal, plain text in a pipe."""
-    where = Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    file = _TextOutput(stream, "stderr" if stderr else "stdout") if hasattr(stream, "buffer") else stream
+    where = _Console(file=file, highlight=False)  # type: ignore[arg-type]  # a text file in all but name
     if not where.is_terminal:  # a pipe: whole lines, never cut at 80 columns
-        where = Console(stderr=stderr, highlight=False, width=_PIPE_WIDTH)
+        where = _Console(file=file, highlight=False, width=_PIPE_WIDTH)  # type: ignore[arg-type]
     return where
 
 
 def print_json(value: Any) -> None:
     """``value`` as one line of JSON on stdout (UTF-8; lone surrogates as ``\\udxxx`` escapes)."""
     sys.stdout.flush()
-    sys.stdout.buffer.write(dumps(value) + b"\n")
-    sys.stdout.buffer.flush()
+    out = Output(sys.stdout.buffer, "stdout")
+    out.write(dumps(value) + b"\n")
+    out.flush()
 
 
 def clean(text: str) -> str:
@@ -63,12 +145,26 @@ def progress_bar(description: str) -> Iterator[OnProgress | None]:
         yield update
 
 
+def one_line(text: str) -> str:
+    """``text`` on one printable line: its first line, or for pydantic's validation error
+    ("1 validation error for X", then each field and what is wrong with its value) the fields
+    and values too, without the links to its documentation."""
+    lines = [line.strip() for line in clean(text).strip().splitlines()]
+    if not lines or not _VALIDATION.search(lines[0]):
+        return lines[0] if lines else ""
+    return ": ".join(line for line in lines if line and not line.startswith("For further information"))
+
+
+def warn(text: str) -> None:
+    """``text`` as one warning line on stderr."""
+    sys.stderr.write(f"simulacra-session: warning: {one_line(text)}\n")
+
+
 class _OneLine(logging.Handler):
     """The library's warnings, one line each on stderr (its logger has no handler of its own)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = clean(record.getMessage()).splitlines()
-        sys.stderr.write(f"simulacra-session: warning: {message[0] if message else ''}\n")
+        warn(record.getMessage())
 
 
 @contextmanager

@@ -123,6 +123,10 @@ def _sql_store(url: str, create: bool) -> OpenStore:
         table = parsed.query.get("table", "simulacra_sessions")
         parsed = parsed.difference_update_query(["table"])
         label = parsed.render_as_string(hide_password=True)
+        database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        missing = database not in (None, "", ":memory:") and not os.path.exists(str(database))
+        if missing and not create and "uri" not in parsed.query:  # SQLite would make it: a read must not
+            raise CommandError(f"{label}: no such database file: {database}")
         store: SqlSessionStore = SqlSessionStore(parsed, table=_one(table), create=create)
     except ModuleNotFoundError as error:
         module = (error.name or "").split(".")[0]
@@ -141,7 +145,12 @@ def _one(value: Any) -> str:
 
 
 def store_url(given: str | None) -> str:
-    """The store a command works on: ``--store``, else ``$SIMULACRA_SESSION_STORE``, else ``./sessions``."""
+    """The store a command works on: ``--store``, else ``$SIMULACRA_SESSION_STORE``, else
+    ``./sessions``. An empty ``--store`` (``--store "$UNSET"``) is an error, not the default."""
+    if given == "":
+        raise CommandError(
+            f"--store is empty: name a directory or a store URL, or leave it out for ${STORE_ENV}"
+        )
     return given or os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
