@@ -5,6 +5,7 @@ progress bar that only a terminal gets."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pty
 import stat
@@ -265,3 +266,80 @@ def test_a_reader_leaving_the_pipe_stops_it_quietly(tmp_path: Path) -> None:
         stored = asyncio.run(opened.store.load("big"))
         assert stored is not None
         assert stored.messages == big
+
+
+def test_an_empty_store_url_is_an_error_not_the_default(tmp_path: Path) -> None:
+    """``--store "$UNSET"``: exit 2 naming --store, not a write into ``$SIMULACRA_SESSION_STORE``
+    or a new ``./sessions``; copy's SRC and DST alike."""
+    with store_of("jsonl", tmp_path, "env-store") as url:
+        export = tmp_path / "e.jsonl"
+        assert run_cli("--store", url, "export", "-o", str(export)).status == 0
+        work = tmp_path / "work"
+        work.mkdir()
+        env = {**os.environ, "SIMULACRA_SESSION_STORE": url}
+        for command in (["import", str(export)], ["delete", "plain", "--yes"], ["list"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "simulacra_session", "--store", "", *command],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=work,
+                check=False,
+                timeout=300,
+            )
+            assert done.returncode == 2
+            assert done.stderr.startswith(
+                "simulacra-session: --store is empty: name a directory or a store URL"
+            )
+        assert os.listdir(work) == []
+        assert "plain" in run_cli("--store", url, "show", "plain").out
+        assert run_cli("copy", "", url).error_line() == (
+            "simulacra-session: copy: SRC is empty: name a directory or a store URL"
+        )
+        assert "DST is empty" in run_cli("copy", url, "").error_line()
+
+
+def test_copy_names_the_store_that_failed(tmp_path: Path) -> None:
+    """A database failing during a copy is named by its URL, whichever side it is."""
+    with store_of("jsonl", tmp_path) as url:
+        unreachable = f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
+        assert (
+            run_cli("copy", url, unreachable).error_line().startswith(f"simulacra-session: {unreachable}: ")
+        )
+        garbage = tmp_path / "garbage.db"
+        garbage.write_bytes(b"not a database, " * 512)
+        source = f"sqlite:///{garbage}"
+        failed = run_cli("copy", source, str(tmp_path / "into")).error_line()
+        assert failed.startswith(f"simulacra-session: {source}: ")
+        assert "not a database" in failed
+
+
+def test_reading_a_missing_sqlite_file_does_not_make_it(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    for command in (
+        ["--store", f"sqlite:///{typo}", "list"],
+        ["copy", f"sqlite:///{typo}", str(tmp_path / "d")],
+    ):
+        assert (
+            run_cli(*command).error_line()
+            == f"simulacra-session: sqlite:///{typo}: no such database file: {typo}"
+        )
+    assert not typo.exists()
+
+
+def test_a_validation_error_names_the_field_and_the_value(tmp_path: Path) -> None:
+    """pydantic's message is several lines; the one line printed keeps the field and value."""
+    export = tmp_path / "e.jsonl"
+    stamps = {"created_at": "yesterday", "updated_at": "2026-01-01T00:00:00Z", "message_count": 0}
+    record = {"id": "c", "metadata": stamps}
+    export.write_text(
+        '{"format":"simulacra-session-export","version":1,"sessions":1}\n'
+        + json.dumps({**record, "messages": []})
+        + "\n"
+    )
+    line = run_cli("--store", str(tmp_path / "s"), "import", str(export)).error_line()
+    assert line.startswith(
+        f"simulacra-session: {export}:2: 1 validation error for SessionMetadata: created_at: "
+    )
+    assert "not an ISO 8601 timestamp: 'yesterday'" in line
+    assert "errors.pydantic.dev" not in line

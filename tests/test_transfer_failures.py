@@ -1,0 +1,94 @@
+"""transfer when something fails: an output that takes part of a write (a pipe whose reader
+left), an export leaving out the sessions it cannot read, a copy naming the store that failed."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from session_samples import message, populate
+from simulacra_session import CorruptSessionError, FileSessionStore, InMemorySessionStore, StoreError
+from simulacra_session.transfer import (
+    CopyStoreError,
+    copy_sessions,
+    export_sessions,
+    import_sessions,
+    write_all,
+)
+
+
+class _Short(io.BytesIO):
+    """A pipe whose reader leaves: it takes ``room`` bytes, then raises ``BrokenPipeError``."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if not self.room:
+            raise BrokenPipeError(32, "Broken pipe")
+        taken = bytes(data[: self.room])
+        self.room -= len(taken)
+        return super().write(taken)
+
+
+def test_write_all_goes_on_after_a_short_write_until_the_error() -> None:
+    """``BufferedWriter.write`` returns a short count when the reader leaves mid-write: the
+    rest is written again, which raises, instead of being dropped."""
+    out = _Short(5)
+    with pytest.raises(BrokenPipeError):
+        write_all(out, b"0123456789")
+    assert out.getvalue() == b"01234"
+    roomy = _Short(100)
+    write_all(roomy, b"0123456789")
+    assert roomy.getvalue() == b"0123456789"
+
+
+async def test_an_export_into_a_pipe_cut_short_raises(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path / "s")
+    await populate(store)
+    with pytest.raises(BrokenPipeError):
+        await export_sessions(store, _Short(300))
+
+
+async def test_an_export_with_on_unreadable_leaves_out_what_it_cannot_read(tmp_path: Path) -> None:
+    """The sessions it cannot read are passed to ``on_unreadable``; the header counts the rest,
+    so the export imports whole. Without it, the first raises, as before."""
+    store = FileSessionStore(tmp_path / "s")
+    await store.save("ok", [message("user", "fine")])
+    await store.save("torn", [message("user", "a"), message("user", "b")])
+    journal = tmp_path / "s" / "torn.jsonl"
+    journal.write_bytes(journal.read_bytes()[:-5])
+    with pytest.raises(CorruptSessionError):
+        await export_sessions(store, io.BytesIO())
+    left_out: list[str] = []
+    out = io.BytesIO()
+    assert await export_sessions(store, out, on_unreadable=lambda sid, _: left_out.append(sid)) == 1
+    assert left_out == ["torn"]
+    out.seek(0)
+    target = InMemorySessionStore()
+    assert (await import_sessions(target, out)).written == 1
+    assert [meta.id for meta in await target.list()] == ["ok"]
+
+
+class _Failing(InMemorySessionStore):
+    """A store whose backend fails every listing."""
+
+    async def list(self, *, limit: int | None = None, offset: int = 0) -> list:  # type: ignore[override,type-arg]
+        raise StoreError("list of sessions in table 't' failed: OperationalError: gone")
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+async def test_a_copy_names_the_store_that_failed(side: str) -> None:
+    healthy = InMemorySessionStore()
+    await populate(healthy)
+    failing = _Failing()
+    source, target = (failing, healthy) if side == "source" else (healthy, failing)
+    with pytest.raises(CopyStoreError) as raised:
+        await copy_sessions(source, target)
+    assert raised.value.side == side
+    assert raised.value.reason == "list of sessions in table 't' failed: OperationalError: gone"
+    assert str(raised.value).startswith(f"copy {side} {failing!r}: list of sessions")
+    assert isinstance(raised.value, StoreError)
