@@ -157,6 +157,25 @@ async def test_a_fork_of_a_parent_set_aside_keeps_what_it_inherits(tmp_path: Pat
     assert not child.metadata.detached
 
 
+@pytest.mark.parametrize("kind", ["memory", "file"])
+async def test_a_fork_cycle_is_named_never_repaired(tmp_path: Path, kind: str) -> None:
+    """Attached forks whose parents lead back to them (a hand edit) load on no store: the check
+    names the cycle once, by its members, and a repair leaves it (whom to detach is the
+    owner's choice); a detached fork naming a parent in it is no part of it."""
+    store: SessionStore = InMemorySessionStore() if kind == "memory" else FileSessionStore(tmp_path)
+    attached = {"fork_message_count": 1, "detached": False}
+    for session_id, parent_id in (("a", "c"), ("b", "a"), ("c", "b"), ("d", "a")):
+        await store.save(session_id, [message("user", session_id)], {"parent_id": parent_id, **attached})
+    await store.save(
+        "e", [message("user", "e")], {"parent_id": "a", "fork_message_count": 1, "detached": True}
+    )
+    for repair in (False, True):
+        report = await check_store(store, repair=repair)
+        assert [(p.kind, p.session_id, p.repaired) for p in report.problems] == [("fork_cycle", "a", False)]
+        assert "sessions a, c, b form a fork cycle" in report.problems[0].detail
+        assert not report.ok
+
+
 async def test_missing_parent_of_any_store(tmp_path: Path) -> None:
     store = InMemorySessionStore()
     await store.save("parent", [message("user", "a")])

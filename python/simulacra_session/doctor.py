@@ -20,6 +20,9 @@ Kinds of problem (``Problem.kind``), the stores they concern, and what ``repair`
   outweigh the rest: rewritten without them.
 - ``missing_parent`` (every store): an attached fork whose parent is gone: detached, with
   the copy of what it inherits when its store kept one, so its history stays as it loads.
+- ``fork_cycle`` (every store): attached forks whose parents lead back to them (written by
+  hand, or by another tool): their histories cannot be resolved, so loads raise. Named,
+  never repaired: which one to detach is the owner's choice.
 - ``message_count`` (SQL): message rows that disagree with the session's
   ``message_count``: the count set to the rows there are (renumbered in order); rows of
   no session are named, not removed.
@@ -40,7 +43,7 @@ from .errors import CorruptSessionError
 from .history import inherits
 from .protocols import RestorableSessionStore, SessionStore
 
-__all__ = ["Check", "Problem", "Report", "check_store", "missing_parents"]
+__all__ = ["Check", "Problem", "Report", "check_store", "fork_cycles", "missing_parents"]
 
 _PAGE = 1000
 
@@ -80,11 +83,9 @@ class Report:
 Check = Callable[[Any, bool], Awaitable[list[Problem]]]
 
 
-async def missing_parents(store: SessionStore, repair: bool) -> list[Problem]:
-    """Attached forks whose parent is gone (an unreadable parent is not: its own check names
-    it). Repaired by detaching the fork, with the copy of what it inherits when its store
-    kept one, its stamps kept (``RestorableSessionStore.restore``)."""
-    forks: list[tuple[str, str]] = []
+async def _attached_forks(store: SessionStore) -> tuple[dict[str, str], set[str]]:
+    """Every attached fork's parent id, by fork id, and the ids of every session listed."""
+    forks: dict[str, str] = {}
     present: set[str] = set()
     offset = 0
     while True:
@@ -92,12 +93,41 @@ async def missing_parents(store: SessionStore, repair: bool) -> list[Problem]:
         for meta in page:
             present.add(meta.id)
             if inherits(meta) and meta.parent_id is not None:
-                forks.append((meta.id, meta.parent_id))
+                forks[meta.id] = meta.parent_id
         if len(page) < _PAGE:
             break
         offset += len(page)
+    return forks, present
+
+
+async def fork_cycles(store: SessionStore, repair: bool) -> list[Problem]:
+    """Attached forks whose chain of parents leads back to them: one problem per cycle, named
+    by its members (never repaired: see the module)."""
+    forks, _ = await _attached_forks(store)
     problems = []
-    for fork_id, parent_id in forks:
+    done: set[str] = set()
+    for start in sorted(forks):
+        chain: list[str] = []
+        at: str | None = start
+        while at is not None and at not in done and at not in chain:
+            chain.append(at)
+            at = forks.get(at)
+        done.update(chain)
+        if at is not None and at in chain:
+            cycle = chain[chain.index(at) :]
+            members = ", ".join(cycle)
+            detail = f"sessions {members} form a fork cycle (each inherits from the next): none of them loads"
+            problems.append(Problem("fork_cycle", min(cycle), None, detail))
+    return problems
+
+
+async def missing_parents(store: SessionStore, repair: bool) -> list[Problem]:
+    """Attached forks whose parent is gone (an unreadable parent is not: its own check names
+    it). Repaired by detaching the fork, with the copy of what it inherits when its store
+    kept one, its stamps kept (``RestorableSessionStore.restore``)."""
+    forks, present = await _attached_forks(store)
+    problems = []
+    for fork_id, parent_id in forks.items():
         if parent_id in present:
             continue
         try:
@@ -139,7 +169,7 @@ def _checks_for(store: SessionStore) -> list[Check]:
     check after a repair names them, their parent now missing, as left."""
     from .stores.file import FileSessionStore
 
-    checks: list[Check] = [missing_parents]
+    checks: list[Check] = [missing_parents, fork_cycles]
     if isinstance(store, FileSessionStore):
         from .stores.file.check import check_files
 
