@@ -269,7 +269,7 @@ async def test_no_problem_after_a_parent_is_deleted_as_the_manager_does(
     store = FileSessionStore(tmp_path / "s", format="json" if file_format == "json" else "jsonl")
     await populate(store)
     async with SessionManager(store, SimpleConversation()) as manager:
-        assert await manager.delete("root")  # its forks detached, its fork index gone
+        assert await manager.delete("root")  # its forks detached
     assert (await check_store(store)).problems == []
     await store.save("fork", [message("user", "saved again")])  # relinked under the deleted parent
     assert (await check_store(store)).problems == []
