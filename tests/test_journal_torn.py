@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from simulacra_session import FileSessionStore
+from simulacra_session import CorruptSessionError, FileSessionStore
 from simulacra_session.stores.file import journal, records
 from simulacra_session.stores.file.check import check_files
 from simulacra_session.stores.file.torn import cut_short
@@ -167,3 +167,26 @@ def test_a_version_1_journal_cut_short_is_kept_aside(tmp_path: Path) -> None:
     asyncio.run(FileSessionStore(tmp_path, fsync=False).append("s", [msg("two")]))
     assert [copy.read_bytes() for copy in tmp_path.glob("s.jsonl.corrupt-*")] == [torn]
     assert texts(asyncio.run(FileSessionStore(tmp_path).load("s")).messages) == ["one", "two"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("appended", [False, True])
+def test_list_shows_a_cut_journal_exactly_when_load_reads_it(tmp_path: Path, appended: bool) -> None:
+    """Every cut of a journal's last write: ``list()`` gives the metadata ``load()`` gives, and
+    skips (with a warning) the file ``load()`` finds corrupt: a full save whose commit record
+    is cut leaves a header whose messages no record commits, which no load reads."""
+    root = tmp_path / "s"
+    store = FileSessionStore(root)
+    asyncio.run(store.save("s", [msg("one"), msg("two")]))
+    if appended:
+        asyncio.run(store.append("s", [msg("three")]))
+    data = (root / "s.jsonl").read_bytes()
+    last = data.rfind(b"\n", 0, len(data) - 1) + 1  # the last record's line
+    for cut in range(last - 1, len(data)):
+        (root / "s.jsonl").write_bytes(data[:cut])
+        cut_store = FileSessionStore(root)
+        try:
+            loaded = asyncio.run(cut_store.load("s"))
+        except CorruptSessionError:
+            loaded = None
+        listed = asyncio.run(cut_store.list())
+        assert [meta.message_count for meta in listed] == ([loaded.metadata.message_count] if loaded else [])

@@ -14,7 +14,7 @@ from ..protocols import SessionStore
 from ..stores import FileSessionStore
 from ..stores.file.restore import compact
 from .browse import all_sessions
-from .output import clean, console, print_json, progress_bar, quiet_warnings, warn
+from .output import clean, console, print_json, progress_bar, quiet_warnings, unreadable_listed, warn
 from .urls import on_store
 
 __all__ = ["add_parsers"]
@@ -52,8 +52,10 @@ async def _compact(store: SessionStore, args: argparse.Namespace) -> int:
         console().print(Text("nothing to compact: only the file store keeps journals"))
         return 0
     ids = [validate_session_id(session_id) for session_id in args.ids]
+    unlisted: set[str] = set()  # files the listing skipped, each named by its warning
     if not ids:
-        ids = [meta.id for meta in await all_sessions(store)]
+        with unreadable_listed() as unlisted:
+            ids = [meta.id for meta in await all_sessions(store)]
     skipped = 0
     with progress_bar("compacting") as progress:
         for done, session_id in enumerate(ids, start=1):
@@ -67,9 +69,10 @@ async def _compact(store: SessionStore, args: argparse.Namespace) -> int:
                 warn(f"session {session_id} not compacted: {error}")
             if progress is not None:
                 progress(done, len(ids))
-    left = f"; left out {skipped} unreadable (see the warnings, and doctor)" if skipped else ""
+    left_out = skipped + len(unlisted)
+    left = f"; left out {left_out} unreadable (see the warnings, and doctor)" if left_out else ""
     console().print(Text(f"compacted {len(ids) - skipped} session(s){left}"))
-    return 1 if skipped else 0
+    return 1 if left_out else 0
 
 
 def add_parsers(

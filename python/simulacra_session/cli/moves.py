@@ -18,7 +18,7 @@ from ..errors import CorruptSessionError
 from ..protocols import SessionStore
 from ..stores.file.files import fsync_dir
 from ..transfer import CopyStoreError, TransferResult, copy_sessions, export_sessions, import_sessions
-from .output import Output, console, named, print_json, progress_bar, warn
+from .output import Output, console, named, print_json, progress_bar, unreadable_listed, warn
 from .urls import CommandError, on_store, open_store, printable
 
 __all__ = ["add_parsers"]
@@ -82,11 +82,12 @@ async def _export(store: SessionStore, args: argparse.Namespace) -> int:
         warn(f"session {session_id} not exported: {error}")
 
     whole_store = not args.ids  # all it can; named sessions are exported all or not at all
-    with progress_bar("exporting") as progress, _output(args.output) as out:
+    with unreadable_listed() as listed, progress_bar("exporting") as progress, _output(args.output) as out:
         count = await export_sessions(
             store, out, args.ids or None, progress=progress, on_unreadable=unreadable if whole_store else None
         )
         out.flush()
+    skipped += sorted(listed)  # files the listing skipped, each named by its warning
     to_file = args.output not in (None, "-")
     where = console(stderr=True)
     if where.is_terminal or to_file or skipped:

@@ -33,6 +33,7 @@ __all__ = [
     "progress_bar",
     "quiet_warnings",
     "report_warnings",
+    "unreadable_listed",
     "warn",
 ]
 
@@ -178,6 +179,31 @@ def report_warnings() -> Iterator[None]:
     finally:
         _LOG.removeHandler(handler)
         _LOG.propagate = propagate
+
+
+class _Unreadable(logging.Handler):
+    """Gathers the paths a store's listing skipped as unreadable (its warning's ``unreadable``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.paths: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        path = getattr(record, "unreadable", None)
+        if isinstance(path, str):
+            self.paths.add(path)
+
+
+@contextmanager
+def unreadable_listed() -> Iterator[set[str]]:
+    """Meanwhile, the paths of the session files a store's ``list()`` skipped as unreadable
+    (named on stderr by its warning): a whole-store command left them out too."""
+    handler = _Unreadable()
+    _LOG.addHandler(handler)
+    try:
+        yield handler.paths
+    finally:
+        _LOG.removeHandler(handler)
 
 
 @contextmanager

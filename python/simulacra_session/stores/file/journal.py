@@ -264,20 +264,25 @@ def tail_metadata(tail: bytes, starts_file: bool, version: int | None) -> dict[s
 
     ``tail`` holds the file's last bytes (all of it when ``starts_file``). Returns ``None``
     when no complete commit record lies within it, or (version 2) the last one does not
-    verify, or the version is unknown; the caller then reads the whole file.
+    verify, or the version is unknown, or the header is the last record and message lines
+    follow it (its first write's commit record is cut or damaged: a load finds the file
+    corrupt, as the caller will once it reads the whole file).
     """
     if version is None:
         return None
     end = tail.rfind(b"\n")  # complete lines end with one: what follows is empty or torn
     first = 0 if starts_file else tail.find(b"\n") + 1  # the tail's first line may be cut
+    lines_after = False  # message lines after the record looked at
     while end >= first:  # from the last line backwards, copying out only the line looked at
         start = tail.rfind(b"\n", 0, end) + 1
         line = tail[start:end]
         metadata = _commit_record(line, version)
         if metadata is not None:
-            return metadata
+            header = line.startswith(_HEADER_PREFIX)
+            return None if header and lines_after and metadata.get("message_count") != 0 else metadata
         if version > 1 and line.startswith((_COMMIT_PREFIX, _HEADER_PREFIX)):
             return None  # a record that does not verify: what load reads instead takes the whole file
+        lines_after = True
         end = start - 1
     return None
 

@@ -88,7 +88,7 @@ class Listing:
         except FileNotFoundError:
             return None
         except (CorruptSessionError, UnsafePathError, OSError) as error:
-            _log.warning("skipping session file %s: %s", path, error)
+            _log.warning("skipping session file %s: %s", path, error, extra={"unreadable": path})
             return _Listed(parsed, stamp, None, (0.0, session_id))
         return _Listed(parsed, stamp, metadata, (-metadata.updated.timestamp(), session_id))
 
