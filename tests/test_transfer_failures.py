@@ -59,8 +59,8 @@ async def test_an_export_with_on_unreadable_leaves_out_what_it_cannot_read(tmp_p
     store = FileSessionStore(tmp_path / "s")
     await store.save("ok", [message("user", "fine")])
     await store.save("torn", [message("user", "a"), message("user", "b")])
-    journal = tmp_path / "s" / "torn.jsonl"
-    journal.write_bytes(journal.read_bytes()[:-5])
+    journal = tmp_path / "s" / "torn.jsonl"  # a message damaged: listed (its commit record
+    journal.write_bytes(journal.read_bytes().replace(b'"text":"a"', b'"text":"c"'))  # verifies), not loadable
     with pytest.raises(CorruptSessionError):
         await export_sessions(store, io.BytesIO())
     left_out: list[str] = []
