@@ -214,7 +214,7 @@ async def test_a_flush_cut_short_loses_no_auto_save(store: Gated) -> None:
     store.opened.clear()
     for index in range(5):
         conversation.append(msg(f"m{index}"))  # one write in flight, the rest queued
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # not the builtin on Python 3.10
         await asyncio.wait_for(manager.flush(), timeout=0.01)  # the write waits
     store.opened.set()
     await manager.flush()
