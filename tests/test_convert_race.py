@@ -10,6 +10,11 @@ converter held the old file's lock until it had removed it, it removed files oth
 just written (the session vanished, taking every earlier append with it), and a delete
 racing a conversion could leave the converted file behind.
 
+``list()`` and ``forks()`` read names without a session's lock: a session whose listed file a
+conversion removed before it was read was left out (about half of the listings taken during
+conversions), until a file gone by then is looked for again under the root's lock, which a
+conversion holds while it swaps names; the names are read under it too.
+
 A rewrite that creates a session holds the root's lock while it reads what it needs, a
 ``.json`` fork's parent among them: that read must not wait on the root's lock itself.
 """
@@ -18,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +203,62 @@ def test_a_json_fork_of_a_parent_never_seen_is_created(tmp_path: Path) -> None:
     )
     assert child.returncode == 0, child.stderr.decode()
     assert child.stdout == b"gone\n"
+
+
+def test_listings_during_conversions_in_another_process_always_show_the_session(tmp_path: Path) -> None:
+    root, stop = tmp_path / "root", tmp_path / "stop"
+    store = FileSessionStore(root, fsync=False)
+
+    async def sessions() -> None:
+        await store.save("p", [{"role": "system", "content": "parent"}])
+        fork = {"parent_id": "p", "fork_message_count": 1}
+        await store.save("s", [{"role": "system", "content": "seed"}], fork)
+        for other in range(20):
+            await store.save(f"other-{other}", [{"role": "user", "content": "x"}])
+
+    async def listings() -> tuple[int, int]:
+        missing_listed = missing_forked = 0
+        for _ in range(300):
+            missing_listed += "s" not in {m.id for m in await store.list()}
+            missing_forked += [m.id for m in await store.forks("p")] != ["s"]
+        return missing_listed, missing_forked
+
+    asyncio.run(sessions())
+    converter = _start(CONVERTER, str(root), str(stop))
+    assert converter.stdout is not None
+    assert converter.stdout.readline() == b"ready\n"
+    try:
+        missing = asyncio.run(listings())
+    finally:
+        stop.touch()
+        conversions = _report(converter)
+    assert conversions["errors"] == {}
+    assert conversions["converted"] > 0
+    assert missing == (0, 0), "list(), forks(): listings that left the session out"
+
+
+def test_a_listing_reads_names_only_between_swaps(tmp_path: Path) -> None:
+    """A conversion between its two names (both files there, the root's lock held): the listing
+    waits for it, then shows the session once, in the file it was converted to."""
+    import fcntl  # POSIX only, as the module's tests
+
+    store = FileSessionStore(tmp_path, fsync=False, format="json")
+    asyncio.run(store.save("s", [{"role": "user", "content": "x"}]))
+    asyncio.run(store.convert("s", "jsonl"))
+    journal = (tmp_path / "s.jsonl").read_bytes()
+    asyncio.run(store.convert("s", "json"))
+    listed: list[list[str]] = []
+    root = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(root, fcntl.LOCK_EX)  # as a conversion to .jsonl holds it while it swaps names
+        (tmp_path / "s.jsonl").write_bytes(journal)
+        lister = threading.Thread(target=lambda: listed.append([m.id for m in asyncio.run(store.list())]))
+        lister.start()
+        lister.join(0.2)
+        waited = lister.is_alive()
+        (tmp_path / "s.json").unlink()
+    finally:
+        os.close(root)
+    lister.join(30)
+    assert waited, "the listing read the root while a conversion held it"
+    assert listed == [["s"]]

@@ -4,6 +4,11 @@ A journal's metadata is read from its last bytes (its last commit record, which 
 own checksum), never from its messages: damage among the messages shows when it is loaded.
 Every file's metadata is kept while its inode, size and mtime stay the same, so a warm
 listing costs a ``stat`` per session, all taken in one ``stamps`` call.
+
+A conversion swaps a session's two names (the new file written, then the old removed) under
+the root's exclusive ``flock``. The listing reads the root's names under its shared lock, and
+looks again, under it, for a session whose listed file is gone by the time it is read: the
+session is then in its other file, or deleted.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from . import journal
 from .document import decode_document
 from .files import OPEN_RO, read_from, regular
 from .layout import FileFormat, Layout, session_name
+from .locks import root_locked
 
 __all__ = ["Listing"]
 
@@ -99,8 +105,6 @@ class Listing:
         inode, size or mtime changed since it was last cached.
         """
         root = self._layout.root
-        prefix = os.path.join(root, "")
-        cache = self._cache
         ranked = []
         files = list(found.items())
         try:
@@ -108,23 +112,48 @@ class Listing:
         except FileNotFoundError:  # the root itself, removed since it was listed
             stamped = [None] * len(files)
         for (session_id, (name, file_format)), stamp in zip(files, stamped, strict=True):
-            if stamp is None:  # removed since it was listed
-                continue
-            listed = cache.get(name)
-            if listed is None or listed.stamp != stamp:
-                listed = self._read(session_id, file_format, prefix + name, stamp)
-                if listed is None:
-                    continue
-                cache[name] = listed
-            if listed.metadata is not None:
+            listed = None if stamp is None else self._cached(session_id, name, file_format, stamp)
+            if listed is None:  # removed since it was listed: converted, or deleted
+                listed = self._again(session_id)
+            if listed is not None and listed.metadata is not None:
                 ranked.append((listed.rank, listed.metadata))
         ranked.sort(key=itemgetter(0))
         return [metadata for _, metadata in ranked]
 
-    def current(self) -> dict[str, tuple[str, FileFormat]]:
-        """Each session's file under the root (the newer, as loads read it, when it has both)."""
+    def _cached(
+        self, session_id: str, name: str, file_format: FileFormat, stamp: tuple[int, int, int]
+    ) -> _Listed | None:
+        """The file's cached entry, read again when its stamp changed; ``None`` when it is gone."""
+        listed = self._cache.get(name)
+        if listed is None or listed.stamp != stamp:
+            listed = self._read(session_id, file_format, os.path.join(self._layout.root, name), stamp)
+            if listed is not None:
+                self._cache[name] = listed
+        return listed
+
+    def _again(self, session_id: str) -> _Listed | None:
+        """The session's entry, looked for again under the root's shared lock after its listed
+        file vanished: no conversion is between names then. ``None``: deleted."""
+        root = self._layout.root
         try:
-            names = os.listdir(self._layout.root)
+            with root_locked(root, exclusive=False):
+                newer = self._layout.newer_file(session_id)
+                if newer is None:
+                    return None
+                stamp = stamps(root, [newer[0]])[0]
+                return None if stamp is None else self._cached(session_id, *newer, stamp)
+        except FileNotFoundError:  # the root itself, removed
+            return None
+
+    def current(self) -> dict[str, tuple[str, FileFormat]]:
+        """Each session's file under the root (the newer, as loads read it, when it has both).
+
+        The names are read under the root's shared lock: a listing that takes several reads
+        of a large directory cannot fall between a conversion's two names.
+        """
+        try:
+            with root_locked(self._layout.root, exclusive=False):
+                names = os.listdir(self._layout.root)
         except FileNotFoundError:
             names = []
         cache = self._cache

@@ -110,7 +110,7 @@ def rewrite_session(
             state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
             if state is not None:  # else rewritten or deleted since: the next append reads it
                 store._journals[session_id] = state
-    if removed and merged.parent_id is not None:
-        store._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
     store._index.index(session_id, merged.parent_id, old.parent_id if old is not None else None, file_format)
+    if removed and merged.parent_id is not None:  # after the new entry: forks() never misses it
+        store._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
     return Revision.of(merged)
