@@ -57,12 +57,17 @@ def _torn(root: Path) -> FileSessionStore:
 
 def test_a_whole_store_export_leaves_out_what_it_cannot_read_and_says_so(tmp_path: Path) -> None:
     """One damaged session does not stop the backup of the others: they are exported (an
-    export import takes whole), the damaged one named with its path on stderr, exit 1. Asked
-    for by name, it fails the export (exit 2), as before."""
-    _torn(tmp_path / "s")
+    export import takes whole), the damaged one named with its path on stderr, exit 1. To a
+    file, that export goes to ``FILE.partial``: ``FILE`` keeps the last whole export, with the
+    damaged session as it was then. Asked for by name, it fails the export (exit 2)."""
+    store = _store(tmp_path / "s")
     url = str(tmp_path / "s")
+    asyncio.run(store.save("torn", [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]))
+    backup, partial = tmp_path / "backup.jsonl", tmp_path / "backup.jsonl.partial"
+    assert run_cli("--store", url, "export", "-o", str(backup)).status == 0
+    whole = backup.read_bytes()
+    _torn(tmp_path / "s")
     assert "corrupt session file" in run_cli("--store", url, "show", "torn").error_line()
-    backup = tmp_path / "backup.jsonl"
     for output in (["-o", str(backup)], []):
         exported = run_cli("--store", url, "export", *output)
         assert exported.status == 1
@@ -71,15 +76,19 @@ def test_a_whole_store_export_leaves_out_what_it_cannot_read_and_says_so(tmp_pat
         assert str(tmp_path / "s" / "torn.jsonl") in warning
         assert summary[-1].startswith("exported 3 session(s)")
         assert "left out 1 unreadable" in summary[-1]
-    assert backup.read_bytes().split(b"\n", 1)[1] == exported.out.encode().split(b"\n", 1)[1]
-    imported = run_cli("--store", str(tmp_path / "copy"), "import", str(backup), "--json")
+    assert f"to {partial}; left out 1 unreadable" in run_cli("--store", url, "export", "-o", str(backup)).err
+    assert backup.read_bytes() == whole, "the last whole export, kept"
+    assert partial.read_bytes().split(b"\n", 1)[1] == exported.out.encode().split(b"\n", 1)[1]
+    restored = run_cli("--store", str(tmp_path / "old"), "import", str(backup), "--json")
+    assert restored.json() == {"written": 1, "replaced": 0, "skipped": 0}
+    imported = run_cli("--store", str(tmp_path / "copy"), "import", str(partial), "--json")
     assert imported.json() == {"written": 3, "replaced": 0, "skipped": 0}
     listed = run_cli("--store", str(tmp_path / "copy"), "list", "--json").json()
     assert sorted(item["id"] for item in listed) == ["ok0", "ok1", "ok2"]
     named = run_cli("--store", url, "export", "ok0", "torn", "-o", str(backup))
     assert named.status == 2
     assert "simulacra-session: corrupt session file" in named.err.splitlines()[-1]
-    assert backup.read_bytes().split(b"\n", 1)[1] == exported.out.encode().split(b"\n", 1)[1]
+    assert backup.read_bytes() == whole
 
 
 def test_a_whole_store_compaction_does_the_rest_and_names_what_it_cannot_read(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from rich.text import Text
@@ -25,13 +25,16 @@ __all__ = ["add_parsers"]
 
 
 @contextlib.contextmanager
-def _output(path: str | None) -> Iterator[Output]:
+def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -> Iterator[Output]:
     """Where an export goes: stdout (``None`` or ``-``), or the file ``path``.
 
     A regular file (or a new one) is written whole or not at all: under a temp name beside
     it (beside a symlink's target, for a symlink), made durable, then renamed over it, so an
     export that fails (an id mistyped, a session unreadable, a full disk) leaves a file
-    already there, yesterday's backup say, as it was. The file keeps its mode and owner; a
+    already there, yesterday's backup say, as it was. An export that left sessions out
+    (``complete()`` false at the end) is renamed to ``{path}.partial`` instead: the file keeps
+    the last whole export, which may hold the sessions now unreadable. The file written is
+    appended to ``placed``. The file keeps its mode and owner; a
     new one is private to its owner (``0o600``), as sessions are. Anything else (a FIFO, a
     device such as ``/dev/stdout``), or a file whose directory takes no new file, is written
     in place, as the shell's ``>`` would. Its write errors name it (``Output``); a file is
@@ -53,6 +56,7 @@ def _output(path: str | None) -> Iterator[Output]:
     if temp is None or target is None:
         with open(path, "wb", buffering=0) as out:
             yield Output(out, path)
+        placed.append(path)
         return
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
@@ -66,12 +70,15 @@ def _output(path: str | None) -> Iterator[Output]:
             if hasattr(os, "chown"):
                 with contextlib.suppress(PermissionError):
                     os.chown(temp, found.st_uid, found.st_gid)
+        if not complete():
+            target += ".partial"
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
     fsync_dir(directory)
+    placed.append(target)
 
 
 async def _export(store: SessionStore, args: argparse.Namespace) -> int:
@@ -82,18 +89,23 @@ async def _export(store: SessionStore, args: argparse.Namespace) -> int:
         warn(f"session {session_id} not exported: {error}")
 
     whole_store = not args.ids  # all it can; named sessions are exported all or not at all
-    with unreadable_listed() as listed, progress_bar("exporting") as progress, _output(args.output) as out:
+    placed: list[str] = []
+    with (
+        unreadable_listed() as listed,
+        progress_bar("exporting") as progress,
+        _output(args.output, lambda: not (skipped or listed), placed) as out,
+    ):
         count = await export_sessions(
             store, out, args.ids or None, progress=progress, on_unreadable=unreadable if whole_store else None
         )
         out.flush()
     skipped += sorted(listed)  # files the listing skipped, each named by its warning
-    to_file = args.output not in (None, "-")
     where = console(stderr=True)
-    if where.is_terminal or to_file or skipped:
-        done = f"exported {count} session(s)" + (f" to {args.output}" if to_file else "")
+    if where.is_terminal or placed or skipped:
+        done = f"exported {count} session(s)" + (f" to {placed[0]}" if placed else "")
         left = f"; left out {len(skipped)} unreadable (see the warnings, and doctor)" if skipped else ""
-        where.print(Text(done + left))
+        kept = f"; {args.output} not replaced" if placed and placed[0].endswith(".partial") else ""
+        where.print(Text(done + left + kept))
     return 1 if skipped else 0
 
 
@@ -167,7 +179,8 @@ def add_parsers(
         "-o",
         "--output",
         help="file to write (default: stdout); a regular file is replaced whole or not at all: "
-        "a failed export leaves it as it was",
+        "a failed export leaves it as it was, and one that left unreadable sessions out goes to "
+        "FILE.partial",
     )
     export.set_defaults(run=on_store(_export, create=False))
     imports = commands.add_parser(
