@@ -28,6 +28,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -237,28 +238,64 @@ def test_listings_during_conversions_in_another_process_always_show_the_session(
     assert missing == (0, 0), "list(), forks(): listings that left the session out"
 
 
-def test_a_listing_reads_names_only_between_swaps(tmp_path: Path) -> None:
-    """A conversion between its two names (both files there, the root's lock held): the listing
-    waits for it, then shows the session once, in the file it was converted to."""
+def _while_swapping(
+    root: Path, read: Callable[[], object], begin: Callable[[], object], end: Callable[[], object]
+) -> tuple[bool, list[object]]:
+    """``read()`` in a thread while a conversion swaps a session's names under the root's
+    exclusive lock (``begin``, then ``end``, of the swap): whether it was still waiting 0.2 s
+    after ``begin``, and what it read."""
     import fcntl  # POSIX only, as the module's tests
 
-    store = FileSessionStore(tmp_path, fsync=False, format="json")
+    results: list[object] = []
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        begin()
+        reader = threading.Thread(target=lambda: results.append(read()))
+        reader.start()
+        reader.join(0.2)
+        waited = reader.is_alive()
+        end()
+    finally:
+        os.close(fd)
+    reader.join(30)
+    return waited, results
+
+
+def _both_formats(root: Path) -> tuple[FileSessionStore, bytes]:
+    """A ``.json`` session ``s``, and the journal a conversion to ``.jsonl`` writes of it."""
+    store = FileSessionStore(root, fsync=False, format="json")
     asyncio.run(store.save("s", [{"role": "user", "content": "x"}]))
     asyncio.run(store.convert("s", "jsonl"))
-    journal = (tmp_path / "s.jsonl").read_bytes()
+    journal = (root / "s.jsonl").read_bytes()
     asyncio.run(store.convert("s", "json"))
-    listed: list[list[str]] = []
-    root = os.open(tmp_path, os.O_RDONLY)
-    try:
-        fcntl.flock(root, fcntl.LOCK_EX)  # as a conversion to .jsonl holds it while it swaps names
-        (tmp_path / "s.jsonl").write_bytes(journal)
-        lister = threading.Thread(target=lambda: listed.append([m.id for m in asyncio.run(store.list())]))
-        lister.start()
-        lister.join(0.2)
-        waited = lister.is_alive()
-        (tmp_path / "s.json").unlink()
-    finally:
-        os.close(root)
-    lister.join(30)
+    return store, journal
+
+
+def test_a_listing_reads_names_only_between_swaps(tmp_path: Path) -> None:
+    """A conversion between its two names (both files there): the listing waits for it, then
+    shows the session once, in the file it was converted to."""
+    store, journal = _both_formats(tmp_path)
+    waited, listed = _while_swapping(
+        tmp_path,
+        lambda: [m.id for m in asyncio.run(store.list())],
+        lambda: (tmp_path / "s.jsonl").write_bytes(journal),
+        (tmp_path / "s.json").unlink,
+    )
     assert waited, "the listing read the root while a conversion held it"
     assert listed == [["s"]]
+
+
+def test_a_load_that_finds_neither_file_looks_again_after_the_swap(tmp_path: Path) -> None:
+    """A load looks for one name, then the other: a swap in between shows it neither (here,
+    neither is there while the lock is held). It looks again under the root's shared lock,
+    so it waits for the swap and finds the session."""
+    store, journal = _both_formats(tmp_path)
+    waited, loaded = _while_swapping(
+        tmp_path,
+        lambda: asyncio.run(store.load("s")),
+        (tmp_path / "s.json").unlink,
+        lambda: (tmp_path / "s.jsonl").write_bytes(journal),
+    )
+    assert waited, "the load gave up while a conversion held the root"
+    assert [getattr(found, "messages", None) for found in loaded] == [[{"role": "user", "content": "x"}]]
