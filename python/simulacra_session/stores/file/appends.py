@@ -70,8 +70,7 @@ def append_now(
         if fd is None:
             return None
         try:
-            alone = not os.path.lexists(store._layout.path(session_id, "json"))
-            written = alone and journal.write_known(fd, state, payload)
+            written = _alone(state.path) and journal.write_known(fd, state, payload)
         except BaseException:
             os.close(fd)
             raise
@@ -85,6 +84,19 @@ def append_now(
         return fd
     os.close(fd)
     return -1
+
+
+def _alone(journal_path: str) -> bool:
+    """Whether no ``.json`` name stands beside the journal ``{id}.jsonl`` (one ``lstat``:
+    this runs on every auto-save). Any error but its absence says no: the caller then
+    leaves the append to ``write_locked``, which reads the session under its locks."""
+    try:
+        os.lstat(journal_path[:-1])  # {id}.json
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 #: What ``write_locked`` has written to a locked journal: given its descriptor and state, it
