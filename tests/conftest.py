@@ -1,5 +1,7 @@
-"""Shared test set-up: a hypothesis profile sized for a 2-core CI machine and the
-``hotpath`` fixture that runs a test on both backends in one process."""
+"""Shared test set-up: a hypothesis profile sized for a 2-core CI machine, the
+``hotpath`` fixture that runs a test on both backends in one process, and, with
+``SIMULACRA_TEST_LOOP=uvloop``, every event loop (pytest-asyncio's and ``asyncio.run``'s) a
+uvloop one, as many agent servers run."""
 
 from __future__ import annotations
 
@@ -14,6 +16,13 @@ settings.register_profile(
     "default", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("default")
+
+if os.environ.get("SIMULACRA_TEST_LOOP") == "uvloop":
+    import asyncio
+
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 @pytest.fixture(params=["_native", "_pure"], ids=["native", "pure"])
