@@ -16,11 +16,13 @@ import json
 import os
 import shutil
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from simulacra_session import SessionManager, SimpleConversation, SqlSessionStore
 from simulacra_session.doctor import Report, check_store
@@ -286,3 +288,78 @@ async def test_sqlite_schema_1_is_migrated_on_create(tmp_path: Path) -> None:
     async with SqlSessionStore(url, create=False) as store:  # migrated: it opens without DDL
         await continue_all(store, "sqlite")
         await check_continued(store, "sqlite")
+
+
+def server_url(name: str) -> str:
+    """A test server's URL (see ``tests/test_store_sql.py``); skip, or fail under CI, without it."""
+    variable = f"SIMULACRA_TEST_{name.upper()}_URL"
+    url = os.environ.get(variable)
+    if not url:
+        reason = f'{variable} is not set: run `eval "$(bash scripts/db-servers.sh)"` to start the servers'
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+def released_tables(engine: sa.Engine, dialect: str, table: str) -> dict[str, str]:
+    """0.1.0's tables made on a server with its DDL and filled with the SQLite file's rows, as
+    0.1.0 would have written them there; the metadata text each session's row holds then."""
+    with sqlite3.connect(f"file:{FIXTURES / 'sessions.db'}?mode=ro", uri=True) as source:
+        sessions = source.execute(
+            "SELECT id, parent_id, updated_at, message_count, metadata FROM simulacra_sessions"
+        ).fetchall()
+        messages = source.execute(
+            "SELECT session_id, seq, message FROM simulacra_sessions_messages"
+        ).fetchall()
+        versions = source.execute("SELECT name, version FROM simulacra_sessions_schema").fetchall()
+    metadata_text = "metadata::text" if dialect == "postgresql" else "metadata"
+    with engine.begin() as connection:
+        for statement in EXPECTED["sqlite"]["ddl"][dialect]:
+            connection.exec_driver_sql(statement.replace("{TABLE}", table))
+        for rows, into in ((sessions, table), (messages, f"{table}_messages"), (versions, f"{table}_schema")):
+            marks = ", ".join(["%s"] * len(rows[0]))
+            connection.exec_driver_sql(f"INSERT INTO {into} VALUES ({marks})", rows)
+        held = connection.exec_driver_sql(f"SELECT id, {metadata_text} FROM {table}").fetchall()
+    return {session_id: text for session_id, text in held}
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+async def test_schema_1_tables_on_a_server_migrate(dialect: str) -> None:
+    """On PostgreSQL (metadata ``JSONB``) and MySQL/MariaDB (``JSON``): every session loads as
+    the version 1 row held it, in 0.1.0's order, and continues, after the migration to 2. (What
+    a row held is what 0.1.0 read there: ``JSONB`` had already made ``1.7976931348623157e308``
+    the integer of its digits and ``-0.0`` ``0.0``; the migration keeps what it holds.)"""
+    engine = sa.create_engine(server_url("postgres" if dialect == "postgresql" else "mysql"))
+    table = f"v010_{uuid.uuid4().hex[:12]}"
+    expected = EXPECTED["sqlite"]
+    store = SqlSessionStore(engine, table=table)
+    try:
+        held = released_tables(engine, dialect, table)
+        assert [meta.id for meta in await store.list()] == [meta["id"] for meta in expected["list"]]
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql(f"SELECT version FROM {table}_schema").fetchall() == [(2,)]
+        for session_id, session in expected["sessions"].items():
+            stored = await store.load(session_id)
+            assert stored is not None, session_id
+            as_held = {**json.loads(held[session_id]), "id": session_id}  # what 0.1.0 read there
+            assert sorted_json(stored.metadata.to_json_dict(include_id=True)) == sorted_json(as_held)
+            assert canonical(stored.messages) == canonical(session["messages"]), session_id
+            resolved = await resolve_history(store, session_id, strict=True)
+            assert resolved is not None
+            assert canonical(resolved.messages) == canonical(history(session)), session_id
+        await continue_all(store, "sqlite")
+        for session_id, session in expected["sessions"].items():
+            resolved = await resolve_history(store, session_id, strict=True)
+            assert resolved is not None
+            assert canonical(resolved.messages) == canonical([*history(session), new_message(session_id)])
+        assert problems(await check_store(store)) == []
+    finally:
+        await store.drop_tables()
+        await store.close()
+        engine.dispose()
+
+
+def sorted_json(value: Any) -> str:
+    """``canonical`` without key order, which a server's JSON column does not keep."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
