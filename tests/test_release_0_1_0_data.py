@@ -19,7 +19,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -28,13 +28,14 @@ from simulacra_session import SessionManager, SimpleConversation, SqlSessionStor
 from simulacra_session.doctor import Report, check_store
 from simulacra_session.errors import StoreError
 from simulacra_session.history import resolve_history
-from simulacra_session.protocols import SessionStore
+from simulacra_session.messages import Message
 from simulacra_session.stores.file import FileSessionStore
 from simulacra_session.transfer import export_sessions, import_sessions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v0.1.0"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "expected.json").read_text(encoding="ascii"))
 KINDS = ["file", "sqlite"]
+Store = FileSessionStore | SqlSessionStore
 
 
 def canonical(value: Any) -> str:
@@ -64,7 +65,7 @@ def copy_database(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(params=KINDS)
-async def released(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, SessionStore]]:
+async def released(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, Store]]:
     """The kind of store (a key of ``expected.json``) and a store of this tree over its copy."""
     kind: str = request.param
     if kind == "file":
@@ -82,21 +83,24 @@ def journal_version(path: Path) -> int:
     return version
 
 
-def test_fixtures_are_what_0_1_0_wrote() -> None:
+def test_fixtures_are_what_0_1_0_wrote(tmp_path: Path) -> None:
     """The committed files are version 1 journals, a JSON document and a schema 1 database."""
     files = FIXTURES / "files"
     journals = sorted(files.glob("*.jsonl"))
     assert len(journals) == 8
     assert {journal_version(path) for path in journals} == {1}
     assert (files / "document.json").is_file()
-    with sqlite3.connect(f"file:{FIXTURES / 'sessions.db'}?mode=ro", uri=True) as connection:
+    assert sorted(path.name for path in FIXTURES.glob("sessions.db*")) == [
+        "sessions.db"
+    ]  # nothing left beside it
+    with sqlite3.connect(copy_database(tmp_path)) as connection:  # opened, a WAL file makes -shm
         assert connection.execute("SELECT name, version FROM simulacra_sessions_schema").fetchall() == [
             ("simulacra-session", 1)
         ]
     assert "0.1.0" in EXPECTED["written_by"]
 
 
-async def test_every_session_loads_as_0_1_0_loaded_it(released: tuple[str, SessionStore]) -> None:
+async def test_every_session_loads_as_0_1_0_loaded_it(released: tuple[str, Store]) -> None:
     kind, store = released
     expected = EXPECTED[kind]
     assert expected["sessions"]
@@ -113,7 +117,7 @@ async def test_every_session_loads_as_0_1_0_loaded_it(released: tuple[str, Sessi
         assert await store.load(session_id) is None
 
 
-async def test_listing_and_forks_as_0_1_0(released: tuple[str, SessionStore]) -> None:
+async def test_listing_and_forks_as_0_1_0(released: tuple[str, Store]) -> None:
     kind, store = released
     expected = EXPECTED[kind]
     listed = await store.list()
@@ -129,7 +133,7 @@ async def test_listing_and_forks_as_0_1_0(released: tuple[str, SessionStore]) ->
     assert expected["sessions"][roles["fork"]]["forks"] == [roles["fork_of_fork"]]
 
 
-async def test_managers_load_the_histories(released: tuple[str, SessionStore]) -> None:
+async def test_managers_load_the_histories(released: tuple[str, Store]) -> None:
     kind, store = released
     for session_id, session in EXPECTED[kind]["sessions"].items():
         conversation = SimpleConversation()
@@ -148,17 +152,17 @@ def new_message(session_id: str) -> dict[str, Any]:
     }
 
 
-async def continue_all(store: SessionStore, kind: str) -> None:
+async def continue_all(store: Store, kind: str) -> None:
     """Append one message to every session through a ``SessionManager`` (an auto-save)."""
     conversation = SimpleConversation()
     async with SessionManager(store, conversation) as manager:
         for session_id in EXPECTED[kind]["sessions"]:
             await manager.load(session_id)
-            conversation.append(new_message(session_id))
+            conversation.append(cast(Message, new_message(session_id)))
             await manager.flush()
 
 
-async def check_continued(store: SessionStore, kind: str) -> None:
+async def check_continued(store: Store, kind: str) -> None:
     """Every session holds what 0.1.0 read, then the message appended, its metadata kept."""
     expected = EXPECTED[kind]
     for session_id, session in expected["sessions"].items():
@@ -181,7 +185,7 @@ async def check_continued(store: SessionStore, kind: str) -> None:
     assert sorted(listed) == sorted(expected["sessions"])
 
 
-async def test_appends_continue_every_session(released: tuple[str, SessionStore], tmp_path: Path) -> None:
+async def test_appends_continue_every_session(released: tuple[str, Store], tmp_path: Path) -> None:
     kind, store = released
     await continue_all(store, kind)
     await check_continued(store, kind)
@@ -213,7 +217,7 @@ def problems(report: Report) -> list[tuple[str, str | None, str, bool]]:
     ]
 
 
-async def test_doctor_finds_nothing_wrong(released: tuple[str, SessionStore]) -> None:
+async def test_doctor_finds_nothing_wrong(released: tuple[str, Store]) -> None:
     """Nothing, but on the file store the fork of the parent 0.1.0 deleted: 0.1.0 removed a
     deleted session's fork index, this tree keeps it (its ``forks`` lists the forks of a deleted
     parent, as SQL's does), so the entry is missing until the fork's next write links it again."""
@@ -246,13 +250,11 @@ async def test_doctor_repairs_the_fork_index_of_a_deleted_parent(tmp_path: Path)
 
 
 @pytest.mark.parametrize("into", ["file", "sqlite"])
-async def test_export_then_import_round_trips(
-    released: tuple[str, SessionStore], tmp_path: Path, into: str
-) -> None:
+async def test_export_then_import_round_trips(released: tuple[str, Store], tmp_path: Path, into: str) -> None:
     kind, store = released
     out = io.BytesIO()
     assert await export_sessions(store, out) == len(EXPECTED[kind]["sessions"])
-    fresh: SessionStore
+    fresh: Store
     if into == "file":
         fresh = FileSessionStore(tmp_path / "imported")
     else:
@@ -302,10 +304,10 @@ def server_url(name: str) -> str:
     return url
 
 
-def released_tables(engine: sa.Engine, dialect: str, table: str) -> dict[str, str]:
+def released_tables(engine: sa.Engine, dialect: str, table: str, tmp_path: Path) -> dict[str, str]:
     """0.1.0's tables made on a server with its DDL and filled with the SQLite file's rows, as
     0.1.0 would have written them there; the metadata text each session's row holds then."""
-    with sqlite3.connect(f"file:{FIXTURES / 'sessions.db'}?mode=ro", uri=True) as source:
+    with sqlite3.connect(copy_database(tmp_path)) as source:
         sessions = source.execute(
             "SELECT id, parent_id, updated_at, message_count, metadata FROM simulacra_sessions"
         ).fetchall()
@@ -325,7 +327,7 @@ def released_tables(engine: sa.Engine, dialect: str, table: str) -> dict[str, st
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
-async def test_schema_1_tables_on_a_server_migrate(dialect: str) -> None:
+async def test_schema_1_tables_on_a_server_migrate(dialect: str, tmp_path: Path) -> None:
     """On PostgreSQL (metadata ``JSONB``) and MySQL/MariaDB (``JSON``): every session loads as
     the version 1 row held it, in 0.1.0's order, and continues, after the migration to 2. (What
     a row held is what 0.1.0 read there: ``JSONB`` had already made ``1.7976931348623157e308``
@@ -335,7 +337,7 @@ async def test_schema_1_tables_on_a_server_migrate(dialect: str) -> None:
     expected = EXPECTED["sqlite"]
     store = SqlSessionStore(engine, table=table)
     try:
-        held = released_tables(engine, dialect, table)
+        held = released_tables(engine, dialect, table, tmp_path)
         assert [meta.id for meta in await store.list()] == [meta["id"] for meta in expected["list"]]
         with engine.connect() as connection:
             assert connection.exec_driver_sql(f"SELECT version FROM {table}_schema").fetchall() == [(2,)]
