@@ -1,6 +1,7 @@
 """The backend choice: only ``_backend`` reads it, both twins export the same names and raise
 the package's exception classes (handed to the extension, which imports no module of the
-package), and a source tree without the extension runs on the pure twin."""
+package), both refuse an argument of the wrong type or range alike, and a source tree
+without the extension runs on the pure twin."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -89,3 +92,31 @@ def test_the_extension_takes_exception_classes_once() -> None:
     native._bind_errors(ValueError, ValueError, OSError)  # the first binding holds
     with pytest.raises(simulacra_session.SerializationError):
         native.dumps({1})
+
+
+#: Calls each backend refuses alike: the compiled one by its argument conversions, the twin
+#: by its checks (it once took ``fsync=1``, a ``str`` as a list of names, and bytes as text).
+_REFUSED: list[tuple[str, Callable[[Any, Path], object], type[Exception]]] = [
+    ("slug of bytes", lambda m, _: m.derive_slug(b"x"), TypeError),
+    ("slug of an int", lambda m, _: m.derive_slug(1), TypeError),
+    ("slug limit a str", lambda m, _: m.derive_slug("x", "5"), TypeError),
+    ("slug limit past 64 bits", lambda m, _: m.derive_slug("x", 2**70), OverflowError),
+    ("slug limit below 64 bits", lambda m, _: m.derive_slug("x", -(2**70)), OverflowError),
+    ("fsync an int", lambda m, d: m.atomic_write(d / "s.json", b"x", 1), TypeError),
+    ("link fsync an int", lambda m, d: m.link_fork(d, "p", "s", 1), TypeError),
+    ("stamps of a str", lambda m, d: m.stamps(d, "name"), TypeError),
+    ("stamps of an int name", lambda m, d: m.stamps(d, [1]), TypeError),
+    ("seed below zero", lambda m, _: m.commit_checksum(b"x", b"y", -1), OverflowError),
+    ("offset below zero", lambda m, _: m.verify_records(b"x", -1, 0), OverflowError),
+    ("descriptor past an int", lambda m, _: m.sync_files([2**40]), OverflowError),
+]
+
+
+@pytest.mark.parametrize(("call", "error"), [(c, e) for _, c, e in _REFUSED], ids=[n for n, _, _ in _REFUSED])
+def test_both_backends_refuse_bad_arguments_alike(
+    hotpath: ModuleType, tmp_path: Path, call: Callable[[Any, Path], object], error: type[Exception]
+) -> None:
+    (tmp_path / "s.json").write_bytes(b"{}")
+    with pytest.raises(error):
+        call(hotpath, tmp_path)
+    assert not (tmp_path / "p-forks").exists()

@@ -46,6 +46,12 @@ _NO_HARD_LINKS_WINDOWS = frozenset((1, 17, 50, 1142))
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
+def _check_bool(value: object) -> None:
+    """``TypeError`` unless ``value`` is a ``bool``, as the compiled functions' ``fsync``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"'{type(value).__name__}' object is not an instance of 'bool'")
+
+
 def _check_mode(mode: int) -> None:
     if not isinstance(mode, int) or isinstance(mode, bool):
         raise TypeError(f"'{type(mode).__name__}' object cannot be interpreted as an integer")
@@ -82,6 +88,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, fsync: bool = True, 
     target = os.fspath(path)
     if not isinstance(data, bytes):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    _check_bool(fsync)
     _check_mode(mode)
     _names_a_file(target)
     parent, name = os.path.split(target)
@@ -155,6 +162,7 @@ def link_fork(
             raise InvalidSessionIdError(session_id)
     if _SUFFIX.fullmatch(suffix) is None:
         raise ValueError(f"invalid file suffix {suffix!r}: expected a dot and lowercase letters")
+    _check_bool(fsync)
     _check_mode(dir_mode)
     with Dir(os.fspath(root)) as root_dir:
         return _link_in(root_dir, parent_id, child_id + suffix, fsync, dir_mode)
@@ -220,6 +228,8 @@ def stamps(directory: str | os.PathLike[str], names: list[str]) -> list[tuple[in
     """``(st_ino, st_size, st_mtime_ns)`` of each of ``names`` in ``directory`` (of a symlink
     itself, as ``os.lstat``), ``None`` for an absent one; ``OSError`` naming the path."""
     root = os.fspath(directory)
+    if isinstance(names, str):  # a list of names, never one name's characters
+        raise TypeError("Can't extract `str` to `Vec`")
     if not _DIR_FD:
         for path in (root, *names):
             _no_nul(path)

@@ -16,6 +16,12 @@ _WHITESPACE = re.compile(
 
 def derive_slug(text: str, limit: int = 50) -> str | None:
     """A label from a first user message: whitespace collapsed, cut at a word boundary."""
+    if not isinstance(text, str):
+        raise TypeError(f"'{type(text).__name__}' object is not an instance of 'str'")
+    if not isinstance(limit, int):
+        raise TypeError(f"'{type(limit).__name__}' object cannot be interpreted as an integer")
+    if not -(2**63) <= limit < 2**63:  # the compiled one takes a 64-bit integer
+        raise OverflowError("Python int too large to convert to C long")
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     try:
