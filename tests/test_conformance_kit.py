@@ -125,7 +125,7 @@ def _run_kit(pytester: pytest.Pytester, store: type[ProtocolOnlyStore], *args: s
         test_kit=f"""
 import pytest
 from simulacra_session.testing import SessionStoreConformance
-from {__name__} import {store.__name__}
+from {store.__module__} import {store.__name__}
 
 class TestStore(SessionStoreConformance):
     @pytest.fixture

@@ -23,7 +23,8 @@ halves, which can also be subclassed alone the same way:
 
 - ``SessionStoreContract``: the store's own contract. What the ``SessionStore`` protocol
   documents, which every store must pass: the merge rules of ``save``, strictly later
-  ``updated_at``, ordering and paging of ``list``, isolation from callers' objects, unknown
+  ``updated_at``, ordering and paging of ``list`` (its metadata as ``load``'s), isolation
+  from callers' objects, messages verbatim (key order, number types, every character), unknown
   keys kept, invalid ids rejected before any I/O, ``SerializationError`` leaving the old
   state intact, ``delete``, and cancellation with one meaning (a cancelled write never
   started, or completed before ``CancelledError`` reached the caller). Then the optional

@@ -68,6 +68,23 @@ class StoreCapabilityContract(StoreFixture):
         assert run(forking.forks("p")) == [], f"{FORKS}: after a fork changed parent"
         assert [m.id for m in run(forking.forks("other"))] == ["c2", "d"], f"{FORKS}: of the new parent"
 
+    def test_forks_are_the_children_only(self, store: SessionStore) -> None:
+        forking = _forking(store)
+        run(forking.save("p", [msg("root")]))
+        run(forking.save("c", [msg("x")], {"parent_id": "p"}))
+        run(forking.save("g", [msg("y")], {"parent_id": "c", "detached": True}))
+        run(forking.save("h", [], {"parent_id": "g"}))
+        family = {"p": ["c"], "c": ["g"], "g": ["h"], "h": []}
+        for parent, children in family.items():
+            found = run(forking.forks(parent))
+            assert [meta.id for meta in found] == children, (
+                f"{FORKS}: forks({parent!r}), not its grandchildren"
+            )
+            loaded = [run(forking.load(child)) for child in children]
+            assert found == [stored.metadata for stored in loaded if stored is not None], (
+                f"{FORKS}: forks({parent!r}) gives each fork's metadata as load does"
+            )
+
     def test_forks_after_delete(self, store: SessionStore) -> None:
         forking = _forking(store)
         run(forking.save("p", []))

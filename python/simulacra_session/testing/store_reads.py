@@ -6,6 +6,7 @@ Each failure names the contract it checks: the method, then the rule of its docs
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ __all__ = ["StoreReadContract"]
 ORDER = "SessionStore.list returns the sessions most recently updated first"
 PAGES = "SessionStore.list(limit=, offset=) returns the limit sessions after the first offset"
 NEGATIVE = "SessionStore.list raises ValueError naming limit and offset when either is negative"
+LISTED = "SessionStore.list returns each session's current metadata, as load returns it"
 ISOLATION = "SessionStore keeps no reference to objects given to save or returned by load and list"
 IDS = "SessionStore: every method rejects an invalid id with InvalidSessionIdError"
 DELETE = "SessionStore.delete removes the session and returns True only when it existed"
@@ -63,6 +65,18 @@ class StoreReadContract(StoreFixture):
             turned += [m.id for m in run(store.list(limit=3, offset=offset))]
         assert turned == whole, f"{PAGES}: pages of 3 read in turn make the whole list"
 
+    def test_list_shows_what_load_shows(self, store: SessionStore) -> None:
+        run(store.save("a", [msg("1")], {"label": "first", "team": "t"}))
+        run(store.save("b", [], {"parent_id": "a"}))
+        run(store.save("a", [msg("1"), msg("2"), msg("3")], {"label": "second", "model": "m"}))
+        run(store.save("b", [msg("x")], {"parent_id": None}))
+        listed = run(store.list())
+        loaded = [run(store.load(meta.id)) for meta in listed]
+        assert [meta.id for meta in listed] == ["b", "a"], f"{ORDER}: after saving a, b, a, b"
+        assert listed == [stored.metadata for stored in loaded if stored is not None], (
+            f"{LISTED}: after saves changing message_count, label, model and parent_id"
+        )
+
     @pytest.mark.parametrize(("limit", "offset"), [(-1, 0), (2, -1), (None, -3)])
     def test_list_refuses_negative_pages(self, store: SessionStore, limit: int | None, offset: int) -> None:
         run(store.save("a", []))
@@ -73,7 +87,7 @@ class StoreReadContract(StoreFixture):
         messages = [msg("one")]
         metadata: dict[str, Any] = {"label": "l", "extra": {"list": [1]}}
         run(store.save("a", messages, metadata))
-        pristine = run(store.load("a"))
+        pristine = copy.deepcopy(run(store.load("a")))  # not what load returned: a store may alias that
         assert pristine is not None, "SessionStore.load returns what save stored: load('a') returned None"
         messages.append(msg("two"))
         messages[0]["content"][0]["text"] = "changed"  # type: ignore[typeddict-unknown-key]
@@ -104,7 +118,7 @@ class StoreReadContract(StoreFixture):
         assert run(store.list()) == [], f"{IDS}: a refused save stored something"
 
     def test_delete(self, store: SessionStore) -> None:
-        run(store.save("a", [msg("x")]))
+        run(store.save("a", [msg("x")], {"label": "old", "team": "t"}))
         run(store.save("b", []))
         assert run(store.delete("a")) is True, f"{DELETE}: delete of a saved session"
         assert run(store.delete("a")) is False, f"{DELETE}: delete of a deleted session"
@@ -114,6 +128,9 @@ class StoreReadContract(StoreFixture):
         stored = run(store.load("a"))
         assert stored is not None, f"{DELETE}: a deleted id can be saved again"
         assert stored.metadata.message_count == 0, f"{DELETE}: a session saved again starts afresh"
+        assert (stored.metadata.label, stored.metadata.model_extra) == (None, {}), (
+            f"{DELETE}: a session saved again starts afresh, without the deleted one's metadata"
+        )
 
     def test_delete_fork_and_parent(self, store: SessionStore) -> None:
         run(store.save("p", []))

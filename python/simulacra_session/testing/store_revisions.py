@@ -86,6 +86,18 @@ class StoreRevisionContract(StoreFixture):
             f"{STALE}: a save expecting nothing (expected=None) writes unconditionally"
         )
 
+    def test_a_save_stale_by_its_stamp_alone_is_refused(self, store: SessionStore) -> None:
+        revisioned = _revisioned(store)
+        mine = run(revisioned.save("a", [msg("x")]))
+        theirs = run(revisioned.save("a", [msg("theirs")]))  # as many messages: only updated_at differs
+        error = _conflict(
+            revisioned.save("a", [msg("mine")], expected=mine), f"{STALE}: the same message_count"
+        )
+        assert (error.expected, error.actual) == (mine, theirs), f"{STALE}: the error names both revisions"
+        stored = run(store.load("a"))
+        assert stored is not None, f"{STALE}: the session is gone"
+        assert texts(stored.messages) == ["theirs"], f"{STALE}: the refused save changed the session"
+
     def test_a_stale_append_is_refused(self, store: SessionStore) -> None:
         revisioned = _revisioned(store)
         if not isinstance(store, AppendableSessionStore):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 from typing import Any
 
@@ -27,6 +28,7 @@ LATER = "SessionStore.save gives the session an updated_at strictly later than i
 RESERVED = "SessionStore.save rejects reserved metadata keys with InvalidMetadataError, writing nothing"
 TYPED = "SessionStore.save rejects metadata of the wrong type with InvalidMetadataError, writing nothing"
 UNKNOWN = "SessionStore.save keeps unknown message and metadata keys as they were"
+VERBATIM = "SessionStore stores a message verbatim: the same JSON, keys in order, numbers and strings exact"
 SERIALIZE = "SessionStore.save raises SerializationError naming the path and leaves the old state intact"
 
 
@@ -134,6 +136,25 @@ class StoreSaveContract(StoreFixture):
         assert stored.messages == [odd], f"{UNKNOWN}: the message"
         assert stored.metadata.model_extra == {"team": {"name": "t"}, "tags": ["a", "b"]}, (
             f"{UNKNOWN}: the metadata"
+        )
+
+    def test_messages_come_back_verbatim(self, store: SessionStore) -> None:
+        numbers = [2**63 - 1, -(2**63), 2**53 + 1, 1, 1.0, -0.0, 0.1, 1e300, 5e-324, True, False, None]
+        text = '\U0001f600 \ud83d e\u0301 \u00e9 \u0000 \u2028 "\\ \u4e2d'
+        message: dict[str, Any] = {
+            "z": 1,
+            "role": "user",
+            "a": numbers,
+            "content": [{"type": "text", "text": text}],
+        }
+        message |= {"": "empty key", "nested": {"y": {}, "b": [], "x": {"k": [[-1.5]]}}}
+        run(store.save("a", [message], {"team": {"z": text, "a": numbers}}))
+        stored = run(store.load("a"))
+        assert stored is not None, f"{ROUND_TRIP}: load('a') returned None after save('a')"
+        # json.dumps tells apart what == does not: 1 and 1.0 or True, -0.0 and 0.0, key order
+        assert json.dumps(stored.messages) == json.dumps([message]), f"{VERBATIM}: the message"
+        assert json.dumps(stored.metadata.model_extra) == json.dumps({"team": {"z": text, "a": numbers}}), (
+            f"{VERBATIM}: unknown metadata keys, as the messages"
         )
 
     @pytest.mark.parametrize(

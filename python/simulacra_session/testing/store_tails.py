@@ -110,6 +110,9 @@ class StoreTailContract(StoreFixture):
         )
         assert revision == after.revision, f"{CUT}: returns the revision load gives"
         assert isinstance(run(cutting.truncate("a", 0)), Revision), f"{CUT}: count 0 is a write too"
+        kept = run(cutting.load("a"))
+        assert kept is not None, f"{CUT}: count 0 removes nothing"
+        assert texts(kept.messages) == _words(3), f"{CUT}: count 0 removes nothing"
         run(cutting.truncate("a", 3))
         emptied = run(cutting.load("a"))
         assert emptied is not None, f"{CUT}: every message may go"
