@@ -44,6 +44,20 @@ def _chaining(store: SessionStore) -> ChainLoadingStore:
     return store
 
 
+def _check_chains(chaining: ChainLoadingStore, chains: dict[str, str], when: str) -> None:
+    """``load_chain`` of each id gives a prefix (never empty) of the ids in ``chains``, each
+    session as ``load`` gives it."""
+    for session_id, expected in chains.items():
+        loaded = run(chaining.load_chain(session_id))
+        ids = [stored.metadata.id for stored in loaded]
+        assert ids, f"{CHAIN}{when}: load_chain({session_id!r}) returned nothing"
+        assert ids == list(expected[: len(ids)]), f"{CHAIN}{when}: load_chain({session_id!r})"
+        for stored in loaded:
+            assert stored == run(chaining.load(stored.metadata.id)), (
+                f"{CHAIN}{when}: each session as load returns it ({stored.metadata.id!r})"
+            )
+
+
 class StoreCapabilityContract(StoreFixture):
     """``forks``, ``append`` and ``load_chain``, each tested when the store implements it."""
 
@@ -150,15 +164,10 @@ class StoreCapabilityContract(StoreFixture):
         for session_id, metadata in parents.items():
             run(chaining.save(session_id, [msg(session_id), assistant(session_id)], metadata))
         chains = {"r": "r", "a": "ar", "b": "bar", "d": "d", "e": "ed", "m": "m", "x": "xy", "n": "nr"}
-        for session_id, expected in chains.items():
-            loaded = run(chaining.load_chain(session_id))
-            ids = [stored.metadata.id for stored in loaded]
-            assert ids, f"{CHAIN}: load_chain({session_id!r}) returned nothing"
-            assert ids == list(expected[: len(ids)]), f"{CHAIN}: load_chain({session_id!r})"
-            for stored in loaded:
-                assert stored == run(chaining.load(stored.metadata.id)), (
-                    f"{CHAIN}: each session as load returns it ({stored.metadata.id!r})"
-                )
+        _check_chains(chaining, chains, "")
+        run(chaining.save("a", [msg("a2")], {"detached": True}))  # a chain read before is stale now
+        run(chaining.save("r", [msg("r2")]))
+        _check_chains(chaining, {**chains, "a": "a", "b": "ba"}, " after saves")
         assert run(chaining.load_chain("absent")) == [], f"{CHAIN}: [] when the id is absent"
         with raises(InvalidSessionIdError, f"{CHAIN}; an invalid id raises InvalidSessionIdError"):
             run(chaining.load_chain("../x"))

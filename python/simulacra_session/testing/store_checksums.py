@@ -72,6 +72,11 @@ class StoreChecksumContract(StoreFixture):
                             stored = await store.load("c")
                         except CorruptSessionError:
                             continue
+                        except Exception as error:
+                            raise AssertionError(
+                                f"{CHECKSUM}: byte {offset} set to {damage} raises {type(error).__name__}, "
+                                f"not CorruptSessionError: {error}"
+                            ) from error
                         assert stored is not None, (
                             f"{CHECKSUM}: byte {offset} set to {damage}: the session is gone"
                         )

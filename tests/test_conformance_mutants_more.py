@@ -1,0 +1,366 @@
+"""Mutation testing of the conformance kit, continued (``test_conformance_mutants`` has the
+protocol's core): ``load_chain``, cancellation, the checksum rule and the manager suites.
+Each store below makes one small, plausible mistake breaking a documented contract, and the
+kit must fail it with a message naming that contract. The stores wrap
+``InMemorySessionStore`` through ``ProtocolOnlyStore`` (``test_conformance_kit``)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulacra_session import JsonObject, Revision, StoredSession
+from simulacra_session.errors import ConflictError, CorruptSessionError
+from simulacra_session.models import metadata_from_stored
+from simulacra_session.protocols import ChainLoadingStore
+from simulacra_session.testing.manager_conflicts import CONFLICT
+from simulacra_session.testing.manager_forks import ATTACHED, RESOLVE
+from simulacra_session.testing.manager_saves import START
+from simulacra_session.testing.store_cancellation import CANCEL
+from simulacra_session.testing.store_capabilities import CHAIN
+from simulacra_session.testing.store_checksums import CHECKSUM, StoreChecksumContract
+from simulacra_session.testing.store_revisions import STALE
+from test_conformance_kit import ProtocolOnlyStore, _run_kit
+from test_conformance_mutants import BlindAppendStore
+
+pytest_plugins = ["pytester"]
+
+
+# -- load_chain ------------------------------------------------------------------------------
+
+
+class ChainStore(ProtocolOnlyStore):
+    """A correct ``load_chain``, one ``load`` per ancestor: the mutants below change one step."""
+
+    async def load_chain(self, id: str) -> list[StoredSession]:
+        chain: list[StoredSession] = []
+        stored = await self.load(id)
+        while stored is not None:
+            chain.append(stored)
+            meta = stored.metadata
+            if meta.parent_id is None or meta.detached or meta.parent_id in {s.metadata.id for s in chain}:
+                break
+            stored = await self.load(meta.parent_id)
+        return chain
+
+
+class RootFirstChainStore(ChainStore):
+    """Returns the chain root first (a recursive query's rows in the order they were found)."""
+
+    async def load_chain(self, id: str) -> list[StoredSession]:
+        return (await super().load_chain(id))[::-1]
+
+
+class LateCycleCheckChainStore(ChainStore):
+    """Checks for a cycle after adding the parent, so a cycle's first session comes twice."""
+
+    async def load_chain(self, id: str) -> list[StoredSession]:
+        chain: list[StoredSession] = []
+        stored = await self.load(id)
+        while stored is not None:
+            chain.append(stored)
+            meta = stored.metadata
+            if (
+                meta.parent_id is None
+                or meta.detached
+                or stored.metadata.id in {s.metadata.id for s in chain[:-1]}
+            ):
+                break
+            stored = await self.load(meta.parent_id)
+        return chain
+
+
+class DetachedBlindChainStore(ChainStore):
+    """Follows ``parent_id`` through detached forks too, which inherit nothing."""
+
+    async def load_chain(self, id: str) -> list[StoredSession]:
+        chain: list[StoredSession] = []
+        stored = await self.load(id)
+        while stored is not None and stored.metadata.id not in {s.metadata.id for s in chain}:
+            chain.append(stored)
+            parent = stored.metadata.parent_id
+            stored = None if parent is None else await self.load(parent)
+        return chain
+
+
+class CutAncestorsChainStore(ChainStore):
+    """Gives each ancestor only the messages its child inherits (``[:fork_message_count]``)."""
+
+    async def load_chain(self, id: str) -> list[StoredSession]:
+        chain = await super().load_chain(id)
+        for child, parent in itertools.pairwise(chain):
+            count = child.metadata.fork_message_count
+            if count is not None:
+                parent.messages[count:] = []
+        return chain
+
+
+class MemoChainStore(ChainStore):
+    """Memoizes each chain it loads, and never forgets one: a later save is not seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chains: dict[str, list[StoredSession]] = {}
+
+    async def load_chain(self, id: str) -> list[StoredSession]:
+        if id not in self._chains:
+            self._chains[id] = await super().load_chain(id)
+        return list(self._chains[id])
+
+
+# -- cancellation ----------------------------------------------------------------------------
+
+
+class ClearThenWriteStore(ProtocolOnlyStore):
+    """Saves by deleting the session, then writing it anew (two statements, no transaction)."""
+
+    async def save(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._inner.delete(id)
+        await asyncio.sleep(0)
+        await self._inner.save(id, messages, metadata)
+
+
+class PiecemealSaveStore(ProtocolOnlyStore):
+    """Saves a message at a time, each write its own round trip: a cancelled save is half done."""
+
+    async def save(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._inner.save(id, [], metadata)
+        for message in messages:
+            await asyncio.sleep(0)
+            await self._inner.append(id, [message])
+
+
+class RetriedAppendStore(ProtocolOnlyStore):
+    """Its ``append``, once cancelled, retries in the background "so that nothing is lost"."""
+
+    async def append(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> Revision:
+        try:
+            await asyncio.sleep(0)
+            return await self._inner.append(id, messages, metadata)
+        except asyncio.CancelledError:
+            asyncio.get_running_loop().call_soon(asyncio.ensure_future, self._inner.append(id, messages))
+            raise
+
+
+class LazyDeleteStore(ProtocolOnlyStore):
+    """Deletes in a background task and returns at once (a write-behind cache)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: set[asyncio.Future[bool]] = set()
+
+    async def delete(self, id: str) -> bool:
+        found = await self._inner.load(id) is not None
+        self._pending.add(asyncio.ensure_future(self._inner.delete(id)))
+        return found
+
+
+# -- checksums -------------------------------------------------------------------------------
+
+
+class ChecksummedFileStore(ProtocolOnlyStore):
+    """Keeps each session in ``{id}.json`` under ``root`` with a CRC-32 of its messages and
+    metadata, checked on ``load``: right, the base of the mutants below."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def _covered(self, document: dict[str, Any]) -> Any:
+        """What the checksum covers."""
+        return [document["messages"], document["metadata"]]
+
+    def _crc(self, document: dict[str, Any]) -> int:
+        return zlib.crc32(json.dumps(self._covered(document), sort_keys=True).encode())
+
+    async def save(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await super().save(id, messages, metadata)
+        stored = await self._inner.load(id)
+        assert stored is not None
+        document = {"messages": stored.messages, "metadata": stored.metadata.to_json_dict()}
+        (self.root / f"{id}.json").write_text(json.dumps({**document, "crc": self._crc(document)}))
+
+    async def load(self, id: str) -> StoredSession | None:
+        await super().load(id)  # validates the id
+        path = self.root / f"{id}.json"
+        if not path.exists():
+            return None
+        document = self._parse(path)
+        self._verify(path, document)
+        return StoredSession(metadata_from_stored(id, document["metadata"]), document["messages"])
+
+    def _parse(self, path: Path) -> dict[str, Any]:
+        try:
+            document: dict[str, Any] = json.loads(path.read_bytes())
+            document["messages"], document["crc"]
+            metadata_from_stored(path.stem, document["metadata"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise CorruptSessionError(f"{path}: not a session document: {error}", path=str(path)) from error
+        return document
+
+    def _verify(self, path: Path, document: dict[str, Any]) -> None:
+        if document["crc"] != self._crc(document):
+            raise CorruptSessionError(f"{path}: checksum mismatch", path=str(path))
+
+
+class UncheckedFileStore(ChecksummedFileStore):
+    """Writes the checksum but never compares it on ``load``."""
+
+    def _verify(self, path: Path, document: dict[str, Any]) -> None:
+        pass
+
+
+class MessagesOnlyChecksumStore(ChecksummedFileStore):
+    """Its checksum covers the messages, not the metadata."""
+
+    def _covered(self, document: dict[str, Any]) -> Any:
+        return document["messages"]
+
+
+class RawParseErrorStore(ChecksummedFileStore):
+    """Checks the checksum, but lets a document that no longer parses raise ``JSONDecodeError``."""
+
+    def _parse(self, path: Path) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(path.read_bytes())
+        return document
+
+
+@pytest.mark.parametrize(
+    ("store", "contract"),
+    [
+        (UncheckedFileStore, "loads a state never committed"),
+        (MessagesOnlyChecksumStore, "loads a state never committed"),
+        (RawParseErrorStore, "raises JSONDecodeError, not CorruptSessionError"),
+    ],
+)
+def test_a_store_loading_damaged_bytes_fails_naming_the_contract(
+    tmp_path: Path, store: type[ChecksummedFileStore], contract: str
+) -> None:
+    mutant = store(tmp_path)
+    with pytest.raises(AssertionError) as failure:
+        StoreChecksumContract().test_damaged_bytes_never_load_as_data(
+            mutant, lambda id: tmp_path / f"{id}.json"
+        )
+    assert str(failure.value).startswith(f"{CHECKSUM}: byte ")
+    assert contract in str(failure.value)
+
+
+def test_the_checksummed_file_store_passes(tmp_path: Path) -> None:
+    """The checksum mutants' base is right: what fails in them is their mutation."""
+    store = ChecksummedFileStore(tmp_path)
+    StoreChecksumContract().test_damaged_bytes_never_load_as_data(store, lambda id: tmp_path / f"{id}.json")
+
+
+# -- the manager's sessions -----------------------------------------------------------------
+
+
+class ForkPointDroppingStore(ProtocolOnlyStore):
+    """Keeps ``parent_id`` but drops ``fork_message_count`` (taken for the manager's own bookkeeping)."""
+
+    async def save(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        kept = {key: value for key, value in (metadata or {}).items() if key != "fork_message_count"}
+        await super().save(id, messages, kept)
+
+
+class SkipEmptySaveStore(ProtocolOnlyStore):
+    """Skips a save of no messages to a session it does not hold ("nothing to write")."""
+
+    async def save(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        if messages or await self._inner.load(id) is not None:
+            await super().save(id, messages, metadata)
+
+
+# -- revisions, as the manager sees them -----------------------------------------------------
+
+
+class AbsentIsFreshStore(ProtocolOnlyStore):
+    """Checks ``expected`` only when the session exists: a stale writer recreates a deleted one."""
+
+    async def save(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        stored = await self._inner.load(id)
+        if stored is not None and expected is not None and stored.revision != expected:
+            raise ConflictError(id, expected, stored.revision)
+        return await self._inner.save(id, messages, metadata)
+
+
+@pytest.mark.parametrize(
+    ("store", "test", "contract"),
+    [
+        (RootFirstChainStore, "test_load_chain_follows_what_each_fork_inherits", f"{CHAIN}: load_chain('a')"),
+        (
+            LateCycleCheckChainStore,
+            "test_load_chain_follows_what_each_fork_inherits",
+            f"{CHAIN}: load_chain('x')",
+        ),
+        (
+            DetachedBlindChainStore,
+            "test_load_chain_follows_what_each_fork_inherits",
+            f"{CHAIN}: load_chain('d')",
+        ),
+        (
+            CutAncestorsChainStore,
+            "test_load_chain_follows_what_each_fork_inherits",
+            f"{CHAIN}: each session as load returns it ('a')",
+        ),
+        (MemoChainStore, "test_load_chain_follows_what_each_fork_inherits", f"{CHAIN} after saves: "),
+        (ClearThenWriteStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: save cancelled"),
+        (PiecemealSaveStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: save cancelled"),
+        (RetriedAppendStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: append cancelled"),
+        (LazyDeleteStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: delete cancelled"),
+        (
+            AbsentIsFreshStore,
+            "test_a_write_expecting_a_session_deleted_since_is_refused",
+            f"{STALE}: expected ConflictError, nothing was raised",
+        ),
+        (AbsentIsFreshStore, "test_recover_saves_a_session_deleted_meanwhile_anew", f"{CONFLICT}"),
+        (BlindAppendStore, "test_a_stale_auto_save_is_reported_and_recovered", f"{CONFLICT}"),
+        (ForkPointDroppingStore, "test_fork_resolves_to_parent_history_at_fork_time_without_ids", RESOLVE),
+        (
+            ForkPointDroppingStore,
+            "test_attached_fork_stores_only_its_own_messages",
+            f"{ATTACHED}: fork_message_count",
+        ),
+        (SkipEmptySaveStore, "test_start_new_without_loop_persists_at_once", f"{START}: not saved at once"),
+    ],
+)
+def test_a_mutant_store_fails_naming_the_contract(
+    pytester: pytest.Pytester, store: type[ProtocolOnlyStore], test: str, contract: str
+) -> None:
+    _, _, failed = _run_kit(pytester, store, f"test_kit.py::TestStore::{test}").listoutcomes()
+    assert failed
+    for report in failed:
+        assert f"AssertionError: {contract}" in str(report.longrepr)
+
+
+def test_the_correct_chain_store_passes(pytester: pytest.Pytester) -> None:
+    """The mutants' base is right: what fails in them is their mutation."""
+    assert isinstance(ChainStore(), ChainLoadingStore)
+    passed, _, failed = _run_kit(pytester, ChainStore, "-k", "chain or fork").listoutcomes()
+    assert [report.nodeid for report in failed] == []
+    assert passed
