@@ -26,6 +26,7 @@ from simulacra_session.testing.manager_saves import START
 from simulacra_session.testing.store_cancellation import CANCEL
 from simulacra_session.testing.store_capabilities import CHAIN
 from simulacra_session.testing.store_checksums import CHECKSUM, StoreChecksumContract
+from simulacra_session.testing.store_residue import RESIDUE, StoreResidueContract
 from simulacra_session.testing.store_revisions import STALE
 from test_conformance_kit import ProtocolOnlyStore, _run_kit
 from test_conformance_mutants import BlindAppendStore
@@ -264,6 +265,22 @@ def test_the_checksummed_file_store_passes(tmp_path: Path) -> None:
     """The checksum mutants' base is right: what fails in them is their mutation."""
     store = ChecksummedFileStore(tmp_path)
     StoreChecksumContract().test_damaged_bytes_never_load_as_data(store, lambda id: tmp_path / f"{id}.json")
+
+
+# -- residue ---------------------------------------------------------------------------------
+
+
+def test_a_store_sweeping_only_old_files_fails_naming_the_contract(tmp_path: Path) -> None:
+    """``residue_mutants.AgeSweepStore``: it sweeps what killed writers left, but only files an
+    hour old, so that a sweep never takes a live writer's file."""
+    directory = tmp_path / "sessions"
+    with pytest.raises(AssertionError) as failure:
+        StoreResidueContract().test_a_killed_writer_leaves_no_residue(
+            ("residue_mutants:AgeSweepStore", directory)
+        )
+    assert str(failure.value).startswith(f"{RESIDUE}: seed ")
+    assert f"left in {directory}: " in str(failure.value)
+    assert ".leak" in str(failure.value)
 
 
 # -- the manager's sessions -----------------------------------------------------------------
