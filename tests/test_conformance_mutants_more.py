@@ -156,6 +156,37 @@ class RetriedAppendStore(ProtocolOnlyStore):
             raise
 
 
+class OutboxAppendStore(ProtocolOnlyStore):
+    """Its ``append``, once cancelled, keeps the messages in an outbox that its next write, to
+    any session, sends first ("so that nothing is lost")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._outbox: list[tuple[str, list[JsonObject]]] = []
+
+    async def _send(self) -> None:
+        while self._outbox:
+            id, messages = self._outbox.pop(0)
+            await self._inner.append(id, messages)
+
+    async def save(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._send()
+        await super().save(id, messages, metadata)
+
+    async def append(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> Revision:
+        await self._send()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._outbox.append((id, list(messages)))
+            raise
+        return await self._inner.append(id, messages, metadata)
+
+
 class LazyDeleteStore(ProtocolOnlyStore):
     """Deletes in a background task and returns at once (a write-behind cache)."""
 
@@ -350,6 +381,7 @@ class AbsentIsFreshStore(ProtocolOnlyStore):
         (PiecemealSaveStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: save cancelled"),
         (RetriedAppendStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: append cancelled"),
         (LazyDeleteStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: delete cancelled"),
+        (OutboxAppendStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: append cancelled"),
         (
             AbsentIsFreshStore,
             "test_a_write_expecting_a_session_deleted_since_is_refused",

@@ -5,7 +5,9 @@ Each write is cancelled after a number of event loop iterations, and after short
 pauses (a write handed to a thread is cancelled mid-way). What the store holds when the
 caller hears of the cancellation must be the state before or after the write, and stay so:
 the loop's end (``asyncio.run``) waits for the work its threads still run, and the session
-is read again after it. Each failure names the contract and the point of cancellation.
+is read again after it, and again after a write to another session (a cancelled write kept
+to be sent with the next one lands then). Each failure names the contract and the point of
+cancellation.
 """
 
 from __future__ import annotations
@@ -79,3 +81,7 @@ class StoreCancellationContract(StoreFixture):
             stored = run(store.load("c"))  # the loop has ended: any work its threads ran is done
             now = None if stored is None else texts(stored.messages)
             assert now == seen, f"{CANCEL}: {where}: it landed after the caller was told ({seen} -> {now})"
+            run(store.save("other", [msg("x")]))  # nor with a later write, to another session
+            stored = run(store.load("c"))
+            later = None if stored is None else texts(stored.messages)
+            assert later == seen, f"{CANCEL}: {where}: it landed with a later write ({seen} -> {later})"
