@@ -7,6 +7,7 @@ kit must fail it with a message naming that contract. The stores wrap
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import json
 import zlib
@@ -42,14 +43,18 @@ class ChainStore(ProtocolOnlyStore):
 
     async def load_chain(self, id: str) -> list[StoredSession]:
         chain: list[StoredSession] = []
-        stored = await self.load(id)
+        stored = await self._fetch(id)
         while stored is not None:
             chain.append(stored)
             meta = stored.metadata
             if meta.parent_id is None or meta.detached or meta.parent_id in {s.metadata.id for s in chain}:
                 break
-            stored = await self.load(meta.parent_id)
+            stored = await self._fetch(meta.parent_id)
         return chain
+
+    async def _fetch(self, id: str) -> StoredSession | None:
+        """One session of the chain."""
+        return await self.load(id)
 
 
 class RootFirstChainStore(ChainStore):
@@ -104,7 +109,8 @@ class CutAncestorsChainStore(ChainStore):
 
 
 class MemoChainStore(ChainStore):
-    """Memoizes each chain it loads, and never forgets one: a later save is not seen."""
+    """Memoizes each chain it loads (handing out copies), and never forgets one: a later save
+    is not seen."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,7 +119,28 @@ class MemoChainStore(ChainStore):
     async def load_chain(self, id: str) -> list[StoredSession]:
         if id not in self._chains:
             self._chains[id] = await super().load_chain(id)
-        return list(self._chains[id])
+        return copy.deepcopy(self._chains[id])
+
+
+class CachedChainStore(ChainStore):
+    """Keeps a write-through cache of each session for ``load_chain``, handing out the cached
+    objects themselves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: dict[str, StoredSession] = {}
+
+    async def save(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await super().save(id, messages, metadata)
+        stored = await self._inner.load(id)
+        assert stored is not None
+        self._cache[id] = stored
+
+    async def _fetch(self, id: str) -> StoredSession | None:
+        await self.load(id)  # validates the id
+        return self._cache.get(id)
 
 
 # -- cancellation ----------------------------------------------------------------------------
@@ -377,6 +404,11 @@ class AbsentIsFreshStore(ProtocolOnlyStore):
             f"{CHAIN}: each session as load returns it ('a')",
         ),
         (MemoChainStore, "test_load_chain_follows_what_each_fork_inherits", f"{CHAIN} after saves: "),
+        (
+            CachedChainStore,
+            "test_load_chain_follows_what_each_fork_inherits",
+            f"{CHAIN} after the caller changed what it returned: each session as load returns it",
+        ),
         (ClearThenWriteStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: save cancelled"),
         (PiecemealSaveStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: save cancelled"),
         (RetriedAppendStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: append cancelled"),

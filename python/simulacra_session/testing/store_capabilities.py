@@ -165,6 +165,9 @@ class StoreCapabilityContract(StoreFixture):
             run(chaining.save(session_id, [msg(session_id), assistant(session_id)], metadata))
         chains = {"r": "r", "a": "ar", "b": "bar", "d": "d", "e": "ed", "m": "m", "x": "xy", "n": "nr"}
         _check_chains(chaining, chains, "")
+        for stored in run(chaining.load_chain("b")):  # the caller's to change: the store keeps none
+            stored.messages.clear()
+        _check_chains(chaining, {"b": "bar"}, " after the caller changed what it returned")
         run(chaining.save("a", [msg("a2")], {"detached": True}))  # a chain read before is stale now
         run(chaining.save("r", [msg("r2")]))
         _check_chains(chaining, {**chains, "a": "a", "b": "ba"}, " after saves")
