@@ -1,5 +1,6 @@
 """Mutation testing of the conformance kit, continued (``test_conformance_mutants`` has the
-protocol's core): ``load_chain``, cancellation, the checksum rule and the manager suites.
+protocol's core): ``load_chain``, cancellation, the checksum rule and residue (and
+``test_conformance_mutants_manager``, the manager's suites).
 Each store below makes one small, plausible mistake breaking a documented contract, and the
 kit must fail it with a message naming that contract. The stores wrap
 ``InMemorySessionStore`` through ``ProtocolOnlyStore`` (``test_conformance_kit``)."""
@@ -18,19 +19,14 @@ from typing import Any
 import pytest
 
 from simulacra_session import JsonObject, Revision, StoredSession
-from simulacra_session.errors import ConflictError, CorruptSessionError
+from simulacra_session.errors import CorruptSessionError
 from simulacra_session.models import metadata_from_stored
 from simulacra_session.protocols import ChainLoadingStore
-from simulacra_session.testing.manager_conflicts import CONFLICT
-from simulacra_session.testing.manager_forks import ATTACHED, RESOLVE
-from simulacra_session.testing.manager_saves import START
 from simulacra_session.testing.store_cancellation import CANCEL
 from simulacra_session.testing.store_capabilities import CHAIN
 from simulacra_session.testing.store_checksums import CHECKSUM, StoreChecksumContract
 from simulacra_session.testing.store_residue import RESIDUE, StoreResidueContract
-from simulacra_session.testing.store_revisions import STALE
 from test_conformance_kit import ProtocolOnlyStore, _run_kit
-from test_conformance_mutants import BlindAppendStore
 
 pytest_plugins = ["pytester"]
 
@@ -341,49 +337,6 @@ def test_a_store_sweeping_only_old_files_fails_naming_the_contract(tmp_path: Pat
     assert ".leak" in str(failure.value)
 
 
-# -- the manager's sessions -----------------------------------------------------------------
-
-
-class ForkPointDroppingStore(ProtocolOnlyStore):
-    """Keeps ``parent_id`` but drops ``fork_message_count`` (taken for the manager's own bookkeeping)."""
-
-    async def save(
-        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        kept = {key: value for key, value in (metadata or {}).items() if key != "fork_message_count"}
-        await super().save(id, messages, kept)
-
-
-class SkipEmptySaveStore(ProtocolOnlyStore):
-    """Skips a save of no messages to a session it does not hold ("nothing to write")."""
-
-    async def save(
-        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        if messages or await self._inner.load(id) is not None:
-            await super().save(id, messages, metadata)
-
-
-# -- revisions, as the manager sees them -----------------------------------------------------
-
-
-class AbsentIsFreshStore(ProtocolOnlyStore):
-    """Checks ``expected`` only when the session exists: a stale writer recreates a deleted one."""
-
-    async def save(
-        self,
-        id: str,
-        messages: Sequence[JsonObject],
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        expected: Revision | None = None,
-    ) -> Revision:
-        stored = await self._inner.load(id)
-        if stored is not None and expected is not None and stored.revision != expected:
-            raise ConflictError(id, expected, stored.revision)
-        return await self._inner.save(id, messages, metadata)
-
-
 @pytest.mark.parametrize(
     ("store", "test", "contract"),
     [
@@ -414,20 +367,6 @@ class AbsentIsFreshStore(ProtocolOnlyStore):
         (RetriedAppendStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: append cancelled"),
         (LazyDeleteStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: delete cancelled"),
         (OutboxAppendStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: append cancelled"),
-        (
-            AbsentIsFreshStore,
-            "test_a_write_expecting_a_session_deleted_since_is_refused",
-            f"{STALE}: expected ConflictError, nothing was raised",
-        ),
-        (AbsentIsFreshStore, "test_recover_saves_a_session_deleted_meanwhile_anew", f"{CONFLICT}"),
-        (BlindAppendStore, "test_a_stale_auto_save_is_reported_and_recovered", f"{CONFLICT}"),
-        (ForkPointDroppingStore, "test_fork_resolves_to_parent_history_at_fork_time_without_ids", RESOLVE),
-        (
-            ForkPointDroppingStore,
-            "test_attached_fork_stores_only_its_own_messages",
-            f"{ATTACHED}: fork_message_count",
-        ),
-        (SkipEmptySaveStore, "test_start_new_without_loop_persists_at_once", f"{START}: not saved at once"),
     ],
 )
 def test_a_mutant_store_fails_naming_the_contract(
