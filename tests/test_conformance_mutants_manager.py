@@ -15,8 +15,8 @@ from simulacra_session import JsonObject, Revision
 from simulacra_session.errors import ConflictError
 from simulacra_session.testing.manager_conflicts import CONFLICT
 from simulacra_session.testing.manager_forks import ATTACHED, RESOLVE
-from simulacra_session.testing.manager_saves import START
-from simulacra_session.testing.store_revisions import STALE
+from simulacra_session.testing.manager_saves import AUTO, START
+from simulacra_session.testing.store_revisions import RETURNS, STALE
 from test_conformance_kit import ProtocolOnlyStore, _run_kit
 from test_conformance_mutants import BlindAppendStore
 
@@ -83,6 +83,32 @@ class OwnConflictErrorStore(ProtocolOnlyStore):
             raise RuntimeError(f"stale write to {id}") from error
 
 
+class PriorRevisionAppendStore(ProtocolOnlyStore):
+    """Its ``append`` checks ``expected`` but returns the revision it found, not the one it wrote."""
+
+    async def save(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        return await self._inner.save(id, messages, metadata, expected=expected)
+
+    async def append(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        stored = await self._inner.load(id)
+        await self._inner.append(id, messages, metadata, expected=expected)
+        return Revision(0, "") if stored is None else stored.revision
+
+
 @pytest.mark.parametrize(
     ("store", "test", "contract"),
     [
@@ -99,6 +125,12 @@ class OwnConflictErrorStore(ProtocolOnlyStore):
             f"{STALE}: expected ConflictError, got RuntimeError",
         ),
         (OwnConflictErrorStore, "test_a_stale_auto_save_is_reported_and_recovered", f"{CONFLICT}: ["),
+        (
+            PriorRevisionAppendStore,
+            "test_writes_return_the_revision_load_gives",
+            f"{RETURNS}: after an append",
+        ),
+        (PriorRevisionAppendStore, "test_auto_save_after_each_message", f"{AUTO}: the messages after flush"),
         (ForkPointDroppingStore, "test_fork_resolves_to_parent_history_at_fork_time_without_ids", RESOLVE),
         (
             ForkPointDroppingStore,
