@@ -23,6 +23,7 @@ from simulacra_session.testing.manager_conflicts import ManagerConflictConforman
 from simulacra_session.testing.store_capabilities import StoreCapabilityContract
 from simulacra_session.testing.store_checksums import StoreChecksumContract
 from simulacra_session.testing.store_residue import RESIDUE, StoreResidueContract
+from simulacra_session.testing.store_restore import StoreRestoreContract
 from simulacra_session.testing.store_revisions import StoreRevisionContract
 
 pytest_plugins = ["pytester"]
@@ -147,6 +148,7 @@ OPTIONAL = (
     StoreRevisionContract,
     StoreChecksumContract,
     StoreResidueContract,
+    StoreRestoreContract,
     ManagerConflictConformance,
 )
 CAPABILITY_TESTS = {name for contract in OPTIONAL for name in vars(contract) if name.startswith("test")}
@@ -181,6 +183,7 @@ def test_a_store_of_exactly_the_protocol_passes_with_the_capabilities_skipped(
         "Skipped: not applicable: the store keeps no files in a directory (override residue_factory)",
         "Skipped: optional capability: the store has no load_tail() (TailReadingStore)",
         "Skipped: optional capability: the store has no truncate() (TruncatableStore)",
+        "Skipped: optional capability: the store has no restore() (RestorableSessionStore)",
     }
 
 

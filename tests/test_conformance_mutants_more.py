@@ -1,5 +1,5 @@
 """Mutation testing of the conformance kit, continued (``test_conformance_mutants`` has the
-protocol's core): ``load_chain``, cancellation, the checksum rule and residue (and
+protocol's core): ``load_chain``, ``restore``, cancellation, the checksum rule and residue (and
 ``test_conformance_mutants_manager``, the manager's suites).
 Each store below makes one small, plausible mistake breaking a documented contract, and the
 kit must fail it with a message naming that contract. The stores wrap
@@ -18,17 +18,56 @@ from typing import Any
 
 import pytest
 
-from simulacra_session import JsonObject, Revision, StoredSession
+from simulacra_session import JsonObject, Revision, SessionMetadata, StoredSession
 from simulacra_session.errors import CorruptSessionError
 from simulacra_session.models import metadata_from_stored
-from simulacra_session.protocols import ChainLoadingStore
+from simulacra_session.protocols import ChainLoadingStore, RestorableSessionStore
 from simulacra_session.testing.store_cancellation import CANCEL
 from simulacra_session.testing.store_capabilities import CHAIN
 from simulacra_session.testing.store_checksums import CHECKSUM, StoreChecksumContract
 from simulacra_session.testing.store_residue import RESIDUE, StoreResidueContract
+from simulacra_session.testing.store_restore import RESTORE
 from test_conformance_kit import ProtocolOnlyStore, _run_kit
 
 pytest_plugins = ["pytester"]
+
+
+# -- restore ---------------------------------------------------------------------------------
+
+
+class RestoreStore(ProtocolOnlyStore):
+    """A correct ``restore``, the memory store's: the mutants below change one step."""
+
+    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
+        await self._inner.restore(id, messages, metadata)
+
+
+class SavingRestoreStore(RestoreStore):
+    """Restores with ``save``: the stamps are the store's, the stored metadata merged in."""
+
+    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
+        given = metadata.to_json_dict()
+        for key in ("created_at", "updated_at", "message_count"):
+            given.pop(key, None)
+        await self._inner.save(id, messages, given)
+
+
+class UncheckedRestoreStore(RestoreStore):
+    """Takes metadata naming another session or another count, and writes it."""
+
+    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
+        fixed = metadata.model_copy(update={"id": id, "message_count": len(messages)})
+        await self._inner.restore(id, messages, fixed)
+
+
+class AppendingRestoreStore(RestoreStore):
+    """Restores onto what was stored: the messages given are appended to the old ones."""
+
+    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
+        stored = await self._inner.load(id)
+        old = list(stored.messages) if stored is not None else []
+        whole = metadata.model_copy(update={"message_count": len(old) + len(messages)})
+        await self._inner.restore(id, [*old, *messages], whole)
 
 
 # -- load_chain ------------------------------------------------------------------------------
@@ -362,6 +401,17 @@ def test_a_store_sweeping_only_old_files_fails_naming_the_contract(tmp_path: Pat
             "test_load_chain_follows_what_each_fork_inherits",
             f"{CHAIN} after the caller changed what it returned: each session as load returns it",
         ),
+        (SavingRestoreStore, "test_restore_writes_the_session_as_given", f"{RESTORE}: the stamps"),
+        (
+            UncheckedRestoreStore,
+            "test_restore_refuses_metadata_not_matching",
+            f"{RESTORE}; metadata with another id raises InvalidMetadataError",
+        ),
+        (
+            AppendingRestoreStore,
+            "test_restore_writes_the_session_as_given",
+            f"{RESTORE}: the messages, replaced",
+        ),
         (ClearThenWriteStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: save cancelled"),
         (PiecemealSaveStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: save cancelled"),
         (RetriedAppendStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: append cancelled"),
@@ -384,3 +434,11 @@ def test_the_correct_chain_store_passes(pytester: pytest.Pytester) -> None:
     passed, _, failed = _run_kit(pytester, ChainStore, "-k", "chain or fork").listoutcomes()
     assert [report.nodeid for report in failed] == []
     assert passed
+
+
+def test_the_correct_restore_store_passes(pytester: pytest.Pytester) -> None:
+    """The restore mutants' base is right: what fails in them is their mutation."""
+    assert isinstance(RestoreStore(), RestorableSessionStore)
+    passed, _, failed = _run_kit(pytester, RestoreStore, "-k", "restore").listoutcomes()
+    assert [report.nodeid for report in failed] == []
+    assert len(passed) >= 2

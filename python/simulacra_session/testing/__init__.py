@@ -31,7 +31,8 @@ halves, which can also be subclassed alone the same way:
   capabilities, each tested when the store has it and skipped with the reason when not:
   ``forks`` (``ForkIndexedStore``), ``append`` (``AppendableSessionStore``), ``load_chain``
   (``ChainLoadingStore``), ``load_tail`` (``TailReadingStore``), ``truncate``
-  (``TruncatableStore``), stale writers refused with ``ConflictError``
+  (``TruncatableStore``), ``restore`` writing a session as given, stamps included
+  (``RestorableSessionStore``), stale writers refused with ``ConflictError``
   (``RevisionedSessionStore``), and the checksum rule (damaged bytes never load as data),
   for a store keeping each session in a file: override the ``session_file`` fixture to
   name it; no residue after a writer is killed, for a store keeping its files in a
@@ -82,6 +83,7 @@ from .store_capabilities import StoreCapabilityContract  # noqa: E402
 from .store_checksums import StoreChecksumContract  # noqa: E402
 from .store_reads import StoreReadContract  # noqa: E402
 from .store_residue import StoreResidueContract  # noqa: E402
+from .store_restore import StoreRestoreContract  # noqa: E402
 from .store_revisions import StoreRevisionContract  # noqa: E402
 from .store_saves import StoreSaveContract  # noqa: E402
 from .store_tails import StoreTailContract  # noqa: E402
@@ -115,10 +117,11 @@ class SessionStoreContract(
     StoreChecksumContract,
     StoreTailContract,
     StoreResidueContract,
+    StoreRestoreContract,
 ):
     """The contract of a ``SessionStore``, as pytest tests: the protocol, then the optional
     capabilities it implements (``forks``, ``append``, ``load_chain``, revisions, checksums of
-    the bytes it keeps in files, ``load_tail``, ``truncate``), the others skipped; and
+    the bytes it keeps in files, ``load_tail``, ``truncate``, ``restore``), the others skipped; and
     ``history.read_tail`` and ``history.truncate`` on it, forks included.
 
     Subclass it (or ``SessionStoreConformance``, which includes it) in a test module and
