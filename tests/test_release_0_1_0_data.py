@@ -18,6 +18,7 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any, cast
 
@@ -93,7 +94,7 @@ def test_fixtures_are_what_0_1_0_wrote(tmp_path: Path) -> None:
     assert sorted(path.name for path in FIXTURES.glob("sessions.db*")) == [
         "sessions.db"
     ]  # nothing left beside it
-    with sqlite3.connect(copy_database(tmp_path)) as connection:  # opened, a WAL file makes -shm
+    with closing(sqlite3.connect(copy_database(tmp_path))) as connection:  # a WAL file makes -shm
         assert connection.execute("SELECT name, version FROM simulacra_sessions_schema").fetchall() == [
             ("simulacra-session", 1)
         ]
@@ -285,7 +286,7 @@ async def test_sqlite_schema_1_is_migrated_on_create(tmp_path: Path) -> None:
     await readonly.close()
     async with SqlSessionStore(url) as store:
         assert len(await store.list()) == len(EXPECTED["sqlite"]["sessions"])
-    with sqlite3.connect(database) as connection:
+    with closing(sqlite3.connect(database)) as connection:
         assert connection.execute("SELECT version FROM simulacra_sessions_schema").fetchall() == [(2,)]
     async with SqlSessionStore(url, create=False) as store:  # migrated: it opens without DDL
         await continue_all(store, "sqlite")
@@ -307,7 +308,7 @@ def server_url(name: str) -> str:
 def released_tables(engine: sa.Engine, dialect: str, table: str, tmp_path: Path) -> dict[str, str]:
     """0.1.0's tables made on a server with its DDL and filled with the SQLite file's rows, as
     0.1.0 would have written them there; the metadata text each session's row holds then."""
-    with sqlite3.connect(copy_database(tmp_path)) as source:
+    with closing(sqlite3.connect(copy_database(tmp_path))) as source:
         sessions = source.execute(
             "SELECT id, parent_id, updated_at, message_count, metadata FROM simulacra_sessions"
         ).fetchall()
