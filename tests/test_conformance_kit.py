@@ -138,6 +138,16 @@ class TestStore(SessionStoreConformance):
     return pytester.inline_run("-p", "no:cacheprovider", *args)
 
 
+def _fails_naming_the_contract(
+    pytester: pytest.Pytester, store: type[ProtocolOnlyStore], test: str, contract: str
+) -> None:
+    """The kit's ``test`` fails on ``store``, each failure an ``AssertionError`` naming ``contract``."""
+    _, _, failed = _run_kit(pytester, store, f"test_kit.py::TestStore::{test}").listoutcomes()
+    assert failed
+    for report in failed:
+        assert f"AssertionError: {contract}" in str(report.longrepr)
+
+
 def _test_name(nodeid: str) -> str:
     """``test_x`` of ``path::Class::test_x[param]``."""
     return nodeid.rpartition("::")[2].partition("[")[0]
@@ -242,10 +252,7 @@ def test_a_store_of_exactly_the_protocol_passes_with_the_capabilities_skipped(
 def test_a_broken_store_fails_naming_the_contract(
     pytester: pytest.Pytester, store: type[ProtocolOnlyStore], test: str, contract: str
 ) -> None:
-    _, _, failed = _run_kit(pytester, store, f"test_kit.py::TestStore::{test}").listoutcomes()
-    assert failed
-    for report in failed:
-        assert f"AssertionError: {contract}" in str(report.longrepr)
+    _fails_naming_the_contract(pytester, store, test, contract)
 
 
 class TestFileStoreResidue(StoreResidueContract):

@@ -17,8 +17,8 @@ from simulacra_session.testing.manager_conflicts import CONFLICT
 from simulacra_session.testing.manager_forks import ATTACHED, RESOLVE
 from simulacra_session.testing.manager_saves import AUTO, START
 from simulacra_session.testing.store_revisions import RETURNS, STALE
-from test_conformance_kit import ProtocolOnlyStore, _run_kit
-from test_conformance_mutants import BlindAppendStore
+from test_conformance_kit import ProtocolOnlyStore, _fails_naming_the_contract
+from test_conformance_mutants import BlindAppendStore, RevisionedStore
 
 pytest_plugins = ["pytester"]
 
@@ -83,18 +83,8 @@ class OwnConflictErrorStore(ProtocolOnlyStore):
             raise RuntimeError(f"stale write to {id}") from error
 
 
-class PriorRevisionAppendStore(ProtocolOnlyStore):
+class PriorRevisionAppendStore(RevisionedStore):
     """Its ``append`` checks ``expected`` but returns the revision it found, not the one it wrote."""
-
-    async def save(
-        self,
-        id: str,
-        messages: Sequence[JsonObject],
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        expected: Revision | None = None,
-    ) -> Revision:
-        return await self._inner.save(id, messages, metadata, expected=expected)
 
     async def append(
         self,
@@ -143,7 +133,4 @@ class PriorRevisionAppendStore(ProtocolOnlyStore):
 def test_a_mutant_store_fails_naming_the_contract(
     pytester: pytest.Pytester, store: type[ProtocolOnlyStore], test: str, contract: str
 ) -> None:
-    _, _, failed = _run_kit(pytester, store, f"test_kit.py::TestStore::{test}").listoutcomes()
-    assert failed
-    for report in failed:
-        assert f"AssertionError: {contract}" in str(report.longrepr)
+    _fails_naming_the_contract(pytester, store, test, contract)

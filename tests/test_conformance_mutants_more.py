@@ -27,7 +27,7 @@ from simulacra_session.testing.store_capabilities import CHAIN
 from simulacra_session.testing.store_checksums import CHECKSUM, StoreChecksumContract
 from simulacra_session.testing.store_residue import RESIDUE, StoreResidueContract
 from simulacra_session.testing.store_restore import RESTORE
-from test_conformance_kit import ProtocolOnlyStore, _run_kit
+from test_conformance_kit import ProtocolOnlyStore, _fails_naming_the_contract, _run_kit
 
 pytest_plugins = ["pytester"]
 
@@ -422,10 +422,7 @@ def test_a_store_sweeping_only_old_files_fails_naming_the_contract(tmp_path: Pat
 def test_a_mutant_store_fails_naming_the_contract(
     pytester: pytest.Pytester, store: type[ProtocolOnlyStore], test: str, contract: str
 ) -> None:
-    _, _, failed = _run_kit(pytester, store, f"test_kit.py::TestStore::{test}").listoutcomes()
-    assert failed
-    for report in failed:
-        assert f"AssertionError: {contract}" in str(report.longrepr)
+    _fails_naming_the_contract(pytester, store, test, contract)
 
 
 def test_the_correct_chain_store_passes(pytester: pytest.Pytester) -> None:
