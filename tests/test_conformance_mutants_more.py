@@ -1,5 +1,6 @@
 """Mutation testing of the conformance kit, continued (``test_conformance_mutants`` has the
-protocol's core): ``load_chain``, ``restore``, cancellation, the checksum rule and residue (and
+protocol's core): ``load_chain``, ``restore``, cancellation, ids' case, the checksum rule and
+residue (and
 ``test_conformance_mutants_manager``, the manager's suites).
 Each store below makes one small, plausible mistake breaking a documented contract, and the
 kit must fail it with a message naming that contract. The stores wrap
@@ -25,6 +26,7 @@ from simulacra_session.protocols import ChainLoadingStore, RestorableSessionStor
 from simulacra_session.testing.store_cancellation import CANCEL
 from simulacra_session.testing.store_capabilities import CHAIN
 from simulacra_session.testing.store_checksums import CHECKSUM, StoreChecksumContract
+from simulacra_session.testing.store_reads import CASE
 from simulacra_session.testing.store_residue import RESIDUE, StoreResidueContract
 from simulacra_session.testing.store_restore import RESTORE
 from test_conformance_kit import ProtocolOnlyStore, _fails_naming_the_contract, _run_kit
@@ -262,6 +264,35 @@ class LazyDeleteStore(ProtocolOnlyStore):
         return found
 
 
+# -- ids' case -------------------------------------------------------------------------------
+
+
+class CaseFoldingStore(ProtocolOnlyStore):
+    """Finds sessions by their id's lowercase, keeping the first id of each, as a MySQL table
+    with a case-insensitive collation (MariaDB's and MySQL's default) does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._first: dict[str, str] = {}
+
+    def _key(self, id: str) -> str:
+        return self._first.setdefault(id.lower(), id) if isinstance(id, str) else id
+
+    async def load(self, id: str) -> StoredSession | None:
+        return await super().load(self._key(id))
+
+    async def save(
+        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        await super().save(self._key(id), messages, metadata)
+
+    async def delete(self, id: str) -> bool:
+        deleted = await super().delete(self._key(id))
+        if deleted:
+            del self._first[id.lower()]
+        return deleted
+
+
 # -- checksums -------------------------------------------------------------------------------
 
 
@@ -417,6 +448,11 @@ def test_a_store_sweeping_only_old_files_fails_naming_the_contract(tmp_path: Pat
         (RetriedAppendStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: append cancelled"),
         (LazyDeleteStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: delete cancelled"),
         (OutboxAppendStore, "test_a_cancelled_write_never_lands_afterwards", f"{CANCEL}: append cancelled"),
+        (
+            CaseFoldingStore,
+            "test_ids_differing_only_in_case_are_two_sessions",
+            f"{CASE}: Alice's messages after a save of alice",
+        ),
     ],
 )
 def test_a_mutant_store_fails_naming_the_contract(

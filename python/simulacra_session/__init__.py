@@ -13,6 +13,7 @@ from ._backend import BACKEND
 from ._version import __version__
 from .conversation import SimpleConversation
 from .errors import (
+    CaseClashError,
     ConflictError,
     CorruptSessionError,
     InvalidMetadataError,
@@ -65,6 +66,7 @@ __all__ = [
     "AppendOnlyConversation",
     "AppendableSessionStore",
     "AssistantMessage",
+    "CaseClashError",
     "ChainLoadingStore",
     "CheckpointState",
     "ConflictError",

@@ -13,6 +13,7 @@ where a caller would naturally catch a builtin, the class subclasses it too::
     ├── CorruptSessionError
     ├── ConflictError              (a write from a stale view of the session, refused)
     ├── UnsafePathError            (a symlink where a store keeps its own file or directory)
+    ├── CaseClashError             (an id whose file another id holds: a case-insensitive disk)
     └── StoreError                 (a store's backend failed: disk, database)
 
 Messages name the id, path or value at fault. ``OSError`` from the file system is
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .models import Revision
 
 __all__ = [
+    "CaseClashError",
     "ConflictError",
     "CorruptSessionError",
     "InvalidMetadataError",
@@ -130,6 +132,24 @@ class UnsafePathError(SessionError):
     def __init__(self, path: str) -> None:
         super().__init__(f"refusing {path}: a symlink where the store keeps its own files")
         self.path = path
+
+
+class CaseClashError(SessionError):
+    """On a file system that compares names without case (macOS's and Windows' defaults,
+    exFAT), ``session_id``'s file name opens ``path``, the file of an id that differs from it
+    only in case. The file store refuses the id, reading, writing and removing nothing: it
+    cannot keep both sessions there. ``path`` names the other id's file."""
+
+    def __init__(self, session_id: str, path: str) -> None:
+        super().__init__(
+            f"session id {session_id!r} refused: this file system compares names without case, "
+            f"and its file name opens {path}, the file of an id that differs from it only in case"
+        )
+        self.session_id = session_id
+        self.path = path
+
+    def __reduce__(self) -> tuple[type[CaseClashError], tuple[str, str]]:
+        return type(self), (self.session_id, self.path)  # pickled with its parts
 
 
 class StoreError(SessionError):

@@ -25,7 +25,8 @@ halves, which can also be subclassed alone the same way:
   documents, which every store must pass: the merge rules of ``save``, strictly later
   ``updated_at``, ordering and paging of ``list`` (its metadata as ``load``'s), isolation
   from callers' objects, messages verbatim (key order, number types, every character), unknown
-  keys kept, invalid ids rejected before any I/O, ``SerializationError`` leaving the old
+  keys kept, invalid ids rejected before any I/O, ids differing only in case kept apart (or
+  the second refused with ``CaseClashError``), ``SerializationError`` leaving the old
   state intact, ``delete``, and cancellation with one meaning (a cancelled write never
   started, or completed before ``CancelledError`` reached the caller). Then the optional
   capabilities, each tested when the store has it and skipped with the reason when not:

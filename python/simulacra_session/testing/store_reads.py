@@ -1,5 +1,5 @@
 """The documented ``SessionStore`` protocol, part two: ``list`` (with paging), ``load`` and
-``delete``, isolation from callers' objects, and invalid ids.
+``delete``, isolation from callers' objects, invalid ids, and ids differing only in case.
 
 Each failure names the contract it checks: the method, then the rule of its docstring.
 """
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from ..errors import InvalidSessionIdError
+from ..errors import CaseClashError, InvalidSessionIdError
 from ..protocols import SessionStore
-from .helpers import BAD_IDS, StoreFixture, msg, raises, run
+from .helpers import BAD_IDS, StoreFixture, msg, raises, run, texts
 
 __all__ = ["StoreReadContract"]
 
@@ -24,10 +24,14 @@ LISTED = "SessionStore.list returns each session's current metadata, as load ret
 ISOLATION = "SessionStore keeps no reference to objects given to save or returned by load and list"
 IDS = "SessionStore: every method rejects an invalid id with InvalidSessionIdError"
 DELETE = "SessionStore.delete removes the session and returns True only when it existed"
+CASE = (
+    "SessionStore: ids that differ only in case are two sessions, never one (a file store "
+    "where names compare without case refuses the second with CaseClashError)"
+)
 
 
 class StoreReadContract(StoreFixture):
-    """``list`` and its pages, ``load``, ``delete``, isolation and invalid ids."""
+    """``list`` and its pages, ``load``, ``delete``, isolation, invalid ids and their case."""
 
     def test_empty_store(self, store: SessionStore) -> None:
         assert run(store.list()) == [], f"{ORDER}: a new store lists nothing"
@@ -142,3 +146,25 @@ class StoreReadContract(StoreFixture):
         stored = run(store.load("g"))
         assert stored is not None, f"{DELETE}: deleting a parent deleted its fork"
         assert stored.metadata.parent_id == "c", f"{DELETE}: a fork keeps its parent_id"
+
+    def test_ids_differing_only_in_case_are_two_sessions(self, store: SessionStore) -> None:
+        run(store.save("Alice", [msg("Alice's")]))
+        try:
+            run(store.save("alice", [msg("alice's")]))
+        except CaseClashError:
+            both = False
+        else:
+            both = True
+        first = run(store.load("Alice"))
+        assert first is not None, f"{CASE}: load of Alice after a save of alice"
+        assert texts(first.messages) == ["Alice's"], f"{CASE}: Alice's messages after a save of alice"
+        listed = sorted(m.id for m in run(store.list()))
+        assert listed == (["Alice", "alice"] if both else ["Alice"]), f"{CASE}: list"
+        if both:
+            second = run(store.load("alice"))
+            assert second is not None, f"{CASE}: load of alice"
+            assert (second.metadata.id, texts(second.messages)) == ("alice", ["alice's"]), (
+                f"{CASE}: alice's id and messages"
+            )
+            assert run(store.delete("alice")) is True, f"{CASE}: delete of alice"
+            assert run(store.load("Alice")) is not None, f"{CASE}: load of Alice after a delete of alice"

@@ -41,6 +41,7 @@ from .._cancellation import finish
 from .._codec import check_count, check_save_args, page
 from . import journal, restore, tail
 from .appends import append_locked, append_now, revision_of
+from .case import CaseGuard
 from .commit import GroupCommit
 from .document import decode_document
 from .files import fsync_dir, read_path
@@ -93,6 +94,7 @@ class FileSessionStore:
         self._index = ForkIndex(self._layout, fsync)
         self._residue = Residue(self._layout, self._locks, self._index, cached_sessions)
         self._listing = Listing(self._layout)
+        self._case = CaseGuard(self._layout.root, cached_sessions)
 
     @property
     def root(self) -> str:
@@ -167,6 +169,7 @@ class FileSessionStore:
         return decode_document(session_id, data, f"file {path}")
 
     def _load_sync(self, session_id: str) -> StoredSession | None:
+        self._case.check(session_id)
         self._residue.first_use(session_id, lock=True)
         found = self._find(session_id)
         return None if found is None else self._decode(session_id, *found)
@@ -174,6 +177,7 @@ class FileSessionStore:
     def _peek(self, session_id: str) -> StoredSession | None:
         """Another session, read by a writer holding its own session's locks (a fork's parent,
         for its document): no sweep and no look under the root's lock, which would wait on them."""
+        self._case.check(session_id)
         found = self._find(session_id, locked=True)
         return None if found is None else self._decode(session_id, *found)
 
@@ -247,6 +251,7 @@ class FileSessionStore:
 
     def _convert_sync(self, session_id: str, file_format: FileFormat) -> bool:
         with self._locks.held(session_id):
+            self._case.check(session_id)
             converts = needs_conversion(self._layout, session_id, file_format)
             if converts:
                 rewrite_session(self, session_id, [], None, mode="convert", target=file_format)
@@ -270,6 +275,7 @@ class FileSessionStore:
             existed = False
             # every file locked at once, as every writer: an append elsewhere lands first, a conversion ends
             with session_locked(paths, layout.root) as fds:
+                self._case.check(session_id)
                 for file_format, path, fd in zip(FORMATS, paths, fds, strict=True):
                     if fd is None:
                         continue

@@ -122,6 +122,7 @@ def write_locked(
     with file_locked(path) as fd:
         if fd is None or os.path.lexists(layout.path(session_id, "json")):
             return None
+        store._case.check(session_id)
         state = store._journals.get(session_id)
         if state is None or state.path != path or not journal.describes(fd, state):
             found = regular(fd, path)

@@ -62,6 +62,7 @@ def rewrite_session(
     create_in = None if existing_only else store._make_root
     with session_locked(paths, layout.root, create_in=create_in) as fds:
         held = {file_format: fd for file_format, fd in zip(FORMATS, fds, strict=True) if fd is not None}
+        store._case.check(session_id)  # under the locks: no other id's file comes meanwhile
         found = store._find(session_id, locked=True)
         existing: StoredSession | None = None
         corrupt_path = None
@@ -105,6 +106,7 @@ def rewrite_session(
                 keep_damage(where, found[1], existing.damage.offset, layout.file_mode, store._fsync)
             store._journals.pop(session_id)
             atomic_write(path, encoded, store._fsync, layout.file_mode)
+            store._case.wrote(layout.name(session_id, file_format))
             removed = remove_other(layout, session_id, file_format, held, store._fsync)
         if file_format == "jsonl":
             state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)

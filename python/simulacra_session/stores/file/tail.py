@@ -178,6 +178,7 @@ def load_tail_sync(
     """``FileSessionStore.load_tail`` in a worker thread: a journal read from its end
     (``read_tail``), else the session loaded whole (a ``.json`` document: one read, parsed
     whole) and cut."""
+    store._case.check(session_id)
     store._residue.first_use(session_id, lock=True)
     layout = store._layout
     newer = layout.newer_file(session_id)
