@@ -4,7 +4,9 @@ Windows' NTFS do by default), attached to a loop device and mounted through FUSE
 (``exfat-fuse``; ``scripts/exfat-tools.sh`` installs it and ``exfatprogs``).
 
 Mounting needs root, ``/dev/fuse`` and a free loop device: elsewhere the tests skip, naming
-what is missing, and fail under CI. Each test gets a directory of its own on the one mount.
+what is missing, and fail under CI. Each test gets a directory of its own on the one mount,
+which lies outside pytest's temporary directories: another pytest run removing its old ones
+must not descend into it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,28 +46,31 @@ def _run(*command: str | Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def exfat_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The mount point of a fresh exFAT file system, unmounted and detached afterwards."""
+def exfat_mount() -> Iterator[Path]:
+    """The mount point of a fresh exFAT file system, unmounted, detached and removed afterwards."""
     why = _cannot_mount()
     if why is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"cannot mount a case-insensitive file system under CI: {why}")
         pytest.skip(why)
-    base = tmp_path_factory.mktemp("exfat")
-    image, mount = base / "image", base / "mount"
-    mount.mkdir()
-    with image.open("wb") as file:
-        file.truncate(64 * 1024 * 1024)
-    _run("mkfs.exfat", image)
-    loop = _run("losetup", "--find", "--show", image).strip()
+    base = Path(tempfile.mkdtemp(prefix="simulacra-exfat-"))
     try:
-        _run("mount.exfat-fuse", loop, mount)
+        image, mount = base / "image", base / "mount"
+        mount.mkdir()
+        with image.open("wb") as file:
+            file.truncate(64 * 1024 * 1024)
+        _run("mkfs.exfat", image)
+        loop = _run("losetup", "--find", "--show", image).strip()
         try:
-            yield mount
+            _run("mount.exfat-fuse", loop, mount)
+            try:
+                yield mount
+            finally:
+                _run("umount", mount)
         finally:
-            _run("umount", mount)
+            _run("losetup", "--detach", loop)
     finally:
-        _run("losetup", "--detach", loop)
+        shutil.rmtree(base)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ from simulacra_session import (
     SessionManager,
     SimpleConversation,
 )
+from simulacra_session.doctor import check_store
+from simulacra_session.history import resolve_history
+from simulacra_session.stores.file import case as case_module
+from simulacra_session.stores.file.case import CaseGuard
 from simulacra_session.testing import SessionStoreConformance
 from simulacra_session.transfer import export_sessions, import_sessions
 
@@ -255,3 +260,107 @@ async def test_the_command_line_names_both_and_exits_2(case_insensitive_dir: Pat
         assert "session id 'alice' refused" in line
         assert str(case_insensitive_dir / "Alice.jsonl") in line
     assert _files(case_insensitive_dir) == before
+
+
+# -- races and forks (found by a review of the first version) ----------------------------------
+
+
+def test_a_swap_within_the_same_second_is_seen(case_insensitive_dir: Path) -> None:
+    """The root's names, read for one check, are not reused for the next while the root's
+    mtime could hide a change: exFAT through FUSE counts it in whole seconds, so ``alice``
+    deleted and ``Alice`` made in the second ``mine`` read them left it unchanged."""
+    root = case_insensitive_dir
+    mine, theirs = FileSessionStore(root), FileSessionStore(root)
+    asyncio.run(theirs.save("alice", [{"role": "user", "content": "alice's"}]))
+    assert asyncio.run(mine.load("alice")) is not None  # the names read, found right
+    asyncio.run(theirs.delete("alice"))
+    asyncio.run(theirs.save("Alice", [{"role": "user", "content": "Alice's"}]))
+    before = _files(root)
+    for operation in (lambda: mine.load("alice"), lambda: mine.save("alice", [{"by": "mine"}])):
+        with pytest.raises(CaseClashError):
+            asyncio.run(operation())
+    assert _files(root) == before
+
+
+def test_a_swap_between_a_check_and_its_read_never_points_an_append_elsewhere(
+    case_insensitive_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load checks ``alice``'s name, then reads without a lock: ``alice`` deleted and
+    ``Alice`` made in between, it read ``Alice``'s journal. It raises instead of returning
+    it, and remembers nothing an append could take the fast path with."""
+    root = case_insensitive_dir
+    mine, theirs = FileSessionStore(root), FileSessionStore(root)
+    asyncio.run(theirs.save("alice", [{"role": "user", "content": "alice's"}]))
+    check = CaseGuard.check
+    swapped = []
+
+    def check_then_swap(guard: CaseGuard, session_id: str) -> None:
+        check(guard, session_id)
+        if guard is mine._case and not swapped:
+            swapped.append(session_id)
+            asyncio.run(theirs.delete("alice"))
+            asyncio.run(theirs.save("Alice", [{"role": "user", "content": "Alice's"}]))
+
+    monkeypatch.setattr(CaseGuard, "check", check_then_swap)
+    with pytest.raises(CaseClashError):
+        asyncio.run(mine.load("alice"))
+    monkeypatch.undo()
+    assert swapped == ["alice"]
+    before = _files(root)
+    with pytest.raises(CaseClashError):
+        asyncio.run(mine.append("alice", [{"role": "user", "content": "alice's writer"}]))
+    assert _files(root) == before
+
+
+def test_a_file_removed_while_the_case_is_learnt_teaches_nothing(
+    case_insensitive_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first check finds ``alice.jsonl``; another writer deletes it before the name with
+    its case swapped is looked up, which is then not found: the store must not conclude that
+    names compare with case (it would check nothing from then on)."""
+    root = case_insensitive_dir
+    mine, theirs = FileSessionStore(root), FileSessionStore(root)
+    asyncio.run(theirs.save("alice", [{"role": "user", "content": "alice's"}]))
+    time.sleep(1.5)  # until the kernel forgets the names ``theirs`` looked up (FUSE: 1 s)
+    lexists = os.path.lexists
+    deleted: list[bool] = []
+
+    def delete_first(path: str) -> bool:
+        if not deleted:
+            deleted.append(False)  # the delete's own looks go through
+            deleted[0] = asyncio.run(theirs.delete("alice"))
+        return lexists(path)
+
+    monkeypatch.setattr(case_module.os.path, "lexists", delete_first)
+    assert asyncio.run(mine.load("alice")) is None
+    monkeypatch.undo()
+    assert deleted == [True]
+    asyncio.run(theirs.save("Alice", [{"role": "user", "content": "Alice's"}]))
+    before = _files(root)
+    with pytest.raises(CaseClashError):
+        asyncio.run(mine.save("ALICE", [{"role": "user", "content": "ALICE's"}]))
+    assert _files(root) == before
+
+
+async def _fork_of_a_gone_parent(root: Path) -> FileSessionStore:
+    """Fork ``F`` of ``p``; ``p`` deleted (its forks keep their history); then ``P`` saved."""
+    store = FileSessionStore(root)
+    await store.save("p", [{"role": "user", "content": "p's"}])
+    await store.save("F", [{"role": "user", "content": "F's"}], {"parent_id": "p", "fork_message_count": 1})
+    assert await store.delete("p")
+    await store.save("P", [{"role": "user", "content": "P's"}])
+    return store
+
+
+async def test_a_parent_whose_name_opens_another_ids_file_is_gone(
+    case_insensitive_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``F`` loads as a fork whose parent is gone (with a warning), not with ``P``'s history,
+    and not with an error; the doctor reports the missing parent."""
+    store = await _fork_of_a_gone_parent(case_insensitive_dir)
+    resolved = await resolve_history(store, "F")
+    assert resolved is not None
+    assert resolved.messages == [{"role": "user", "content": "F's"}]
+    assert "inherits from missing session p" in caplog.text
+    report = await check_store(store)
+    assert [(p.kind, p.session_id) for p in report.problems] == [("missing_parent", "F")]

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .errors import CorruptSessionError
+from .errors import CaseClashError, CorruptSessionError
 from .history import inherits
 from .protocols import RestorableSessionStore, SessionStore
 
@@ -135,6 +135,8 @@ async def missing_parents(store: SessionStore, repair: bool) -> list[Problem]:
                 continue
         except CorruptSessionError:
             continue
+        except CaseClashError:  # its name opens another id's file: the parent is gone
+            pass
         repaired = repair and await _detach(store, fork_id)
         problems.append(
             Problem(

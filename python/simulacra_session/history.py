@@ -10,10 +10,11 @@ An attached fork stores only its own messages; it inherits the first
 original library carry only ``fork_message_id`` (cut after that message), or neither
 (the parent's whole history), and are resolved as the original resolves them.
 
-A fork whose parent is gone loads, as in the original library, with the history it has
-without it (its own messages, or what it inherits from the ancestors still there; the copy
-of what it inherits, when its store kept one: ``StoredSession.parent_copy``) and a warning;
-``strict=True`` raises ``CorruptSessionError`` instead. The walk is written once
+A fork whose parent is gone (or whose parent's id names another id's file: ``CaseClashError``)
+loads, as in the original library, with the history it has without it (its own messages, or
+what it inherits from the ancestors still there; the copy of what it inherits, when its
+store kept one: ``StoredSession.parent_copy``) and a warning; ``strict=True`` raises
+``CorruptSessionError`` instead. The walk is written once
 (``_walk``, which asks for each session it needs) and driven by an async loader
 (``resolve_history``, for stores) or a plain one (``resolve_history_sync``, for a store
 resolving a parent inside its own worker thread).
@@ -26,7 +27,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConflictError, CorruptSessionError, SessionNotFoundError
+from .errors import CaseClashError, ConflictError, CorruptSessionError, SessionNotFoundError
 from .messages import JsonObject
 from .models import Revision, SessionMetadata, StoredSession, check_revision
 from .protocols import (
@@ -169,14 +170,24 @@ async def resolve_history(
                         ancestor.metadata.id: ancestor for ancestor in await chained.load_chain(wanted)
                     }
                     stored = fetched.pop(wanted, None)
-                else:
+                elif first:
                     stored = await store.load(wanted)
+                else:
+                    stored = await _ancestor(store, wanted)
             wanted = walk.send(stored)
             if first:  # once, for forks only: a runtime protocol check costs ~13 us
                 first = False
                 chained = store if isinstance(store, ChainLoadingStore) else None
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+
+
+async def _ancestor(store: SessionStore, session_id: str) -> StoredSession | None:
+    """An ancestor, ``None`` when gone: absent, or its id's file name opens another id's file."""
+    try:
+        return await store.load(session_id)
+    except CaseClashError:
+        return None
 
 
 def resolve_history_sync(

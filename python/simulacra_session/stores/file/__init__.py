@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..._lru import LRU
-from ...errors import CorruptSessionError
+from ...errors import CaseClashError, CorruptSessionError
 from ...ids import validate_session_id
 from ...messages import JsonObject
 from ...models import (
@@ -114,7 +114,8 @@ class FileSessionStore:
     def _decode_journal(
         self, session_id: str, data: bytes, path: str, inode: int
     ) -> tuple[StoredSession, journal.JournalState]:
-        """The session a journal holds, and what an append to it needs (now remembered)."""
+        """The session a journal holds, and what an append to it needs (now remembered, when
+        the file read is the session's own: ``CaseGuard.owns``)."""
         parsed = journal.parse_journal(data, path)
         try:
             metadata = metadata_from_stored(session_id, parsed.metadata)
@@ -131,8 +132,8 @@ class FileSessionStore:
             data[end - parsed.last_commit : end],
             version=parsed.version,
         )
-        if parsed.version == journal.FORMAT_VERSION:  # only this version is appended to
-            self._journals[session_id] = state
+        if parsed.version == journal.FORMAT_VERSION and self._case.owns(session_id, "jsonl", inode):
+            self._journals[session_id] = state  # only this version is appended to
         else:
             self._journals.pop(session_id)
         return StoredSession(metadata, parsed.messages, damage=parsed.damage), state
@@ -166,6 +167,7 @@ class FileSessionStore:
         path = self._layout.path(session_id, file_format)
         if file_format == "jsonl":
             return self._decode_journal(session_id, data, path, inode)[0]
+        self._case.owns(session_id, file_format, inode)
         return decode_document(session_id, data, f"file {path}")
 
     def _load_sync(self, session_id: str) -> StoredSession | None:
@@ -176,10 +178,14 @@ class FileSessionStore:
 
     def _peek(self, session_id: str) -> StoredSession | None:
         """Another session, read by a writer holding its own session's locks (a fork's parent,
-        for its document): no sweep and no look under the root's lock, which would wait on them."""
-        self._case.check(session_id)
-        found = self._find(session_id, locked=True)
-        return None if found is None else self._decode(session_id, *found)
+        for its document): no sweep and no look under the root's lock, which would wait on them.
+        A parent whose id's file name opens another id's file is missing (``None``)."""
+        try:
+            self._case.check(session_id)
+            found = self._find(session_id, locked=True)
+            return None if found is None else self._decode(session_id, *found)
+        except CaseClashError:
+            return None
 
     def _read(self, session_id: str, file_format: FileFormat) -> StoredSession | None:
         try:
@@ -242,7 +248,7 @@ class FileSessionStore:
         before = self._journals.get(session_id)
         try:
             rewrite_session(self, session_id, [], None, mode="compact")
-        except (OSError, CorruptSessionError) as error:
+        except (OSError, CorruptSessionError, CaseClashError) as error:
             _log.warning("could not compact %s: %s", self._layout.path(session_id), error)
             return
         after = self._journals.get(session_id)

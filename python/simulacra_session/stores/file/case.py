@@ -8,23 +8,49 @@ swapped, it is found though the directory holds no such name. There, before a se
 file is read, written or removed, the name the directory holds for it is checked: another
 id's raises ``CaseClashError``, nothing touched. Writers check under the file's ``flock``
 (or the root's, while it has none), so of two ids created at once, the second finds the
-first's file and is refused.
+first's file and is refused. A reader, which takes no lock, checks that the file it read
+(by its inode) is the one found right (``owns``), and only such a journal is remembered
+for appends: a swap between the check and the read never points an append at another
+id's file.
 
-A name found as it should be is trusted while its file keeps its inode (a rewrite's new
-file, written by this store, is trusted as written); the directory's names are read again
-when its mtime changed. Where names compare with case, none of this costs more than the
-first look.
+A name found right is trusted while its file keeps its inode (a rewrite's new file, written
+by this store, is trusted as written). Otherwise the root's names are read again, unless
+the last reading was taken 2 seconds or more after the root's mtime, which has not changed
+since: a change after it would have moved the mtime, even where it counts whole seconds
+(exFAT through FUSE) or two (FAT). Where names compare with case, none of this costs more
+than the first look.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from ..._lru import LRU
 from ...errors import CaseClashError
-from .layout import SUFFIXES
+from .layout import SUFFIXES, FileFormat
 
 __all__ = ["CaseGuard"]
+
+#: How long after the root's mtime a reading of its names must be taken to be reused while
+#: the mtime stays the same: FAT counts mtimes in steps of two seconds.
+_SETTLED_NS = 2_000_000_000
+
+
+class _Names:
+    """The root's names as read at ``taken`` (ns since the epoch), with its mtime then."""
+
+    __slots__ = ("exact", "folded", "mtime", "taken")
+
+    def __init__(self, mtime: int, taken: int, names: list[str]) -> None:
+        self.mtime = mtime
+        self.taken = taken
+        self.exact = frozenset(names)
+        self.folded = {name.lower(): name for name in names}  # ids are ASCII
+
+    def held(self, name: str) -> str | None:
+        """The name held for ``name``: itself when held as it is, else one differing in case."""
+        return name if name in self.exact else self.folded.get(name.lower())
 
 
 class CaseGuard:
@@ -36,17 +62,18 @@ class CaseGuard:
         self._root = root
         self._insensitive: bool | None = None  # None: no session file seen yet
         self._trusted: LRU[str, tuple[int, int]] = LRU(remembered)  # name -> (st_dev, st_ino)
-        self._names: tuple[int, dict[str, str]] | None = None  # root mtime, lowercase -> name
+        self._names: _Names | None = None
 
     def check(self, session_id: str) -> None:
         """``CaseClashError`` when one of ``session_id``'s file names opens another id's file."""
-        if self._insensitive is False:
+        if self._sensitive():
             return
         for suffix in SUFFIXES.values():
             name = session_id + suffix
             try:
                 found = os.lstat(os.path.join(self._root, name))
             except FileNotFoundError:
+                self._trusted.pop(name)  # a file made under the name later is checked anew
                 continue
             if not self._compares_without_case(name):
                 return
@@ -59,9 +86,22 @@ class CaseGuard:
             elif held is not None:  # None: removed since, as a look a moment later finds it
                 raise CaseClashError(session_id, os.path.join(self._root, held))
 
+    def owns(self, session_id: str, file_format: FileFormat, inode: int) -> bool:
+        """Whether the file read as ``session_id``'s, by its ``inode``, is the one its name was
+        found right for (checked again when not yet: ``CaseClashError`` when another id's
+        file is there now). ``False``: replaced since it was read, by a file found right."""
+        if self._sensitive():
+            return True
+        name = session_id + SUFFIXES[file_format]
+        trusted = self._trusted.get(name)
+        if trusted is None or trusted[1] != inode:
+            self.check(session_id)
+            trusted = self._trusted.get(name)
+        return self._sensitive() or (trusted is not None and trusted[1] == inode)
+
     def wrote(self, name: str) -> None:
         """Trust ``name``, a file this store has just written under its locks after ``check``."""
-        if self._insensitive is False:
+        if self._sensitive():
             return
         try:
             found = os.lstat(os.path.join(self._root, name))
@@ -70,31 +110,43 @@ class CaseGuard:
         if self._compares_without_case(name):
             self._trusted[name] = (found.st_dev, found.st_ino)
 
+    def _sensitive(self) -> bool:
+        """Whether the root is known to compare names with case: nothing to check."""
+        return self._insensitive is False
+
     def _compares_without_case(self, name: str) -> bool:
         """Whether the root compares names without case, learnt from ``name``, a file in it:
         its name with every letter's case swapped opens a file that the directory does not
         hold by that name (inode numbers cannot tell: exFAT has none, FUSE makes them up)."""
         if self._insensitive is None:
-            swapped = name.swapcase()
+            swapped = os.path.join(self._root, name.swapcase())
             try:
-                self._insensitive = os.path.lexists(os.path.join(self._root, swapped)) and (
-                    swapped not in os.listdir(self._root)
-                )
+                insensitive = os.path.lexists(swapped) and name.swapcase() not in os.listdir(self._root)
             except FileNotFoundError:  # the root, removed meanwhile: learnt from a later file
                 return False
+            # learnt only while the file is still there (removed meanwhile, the swapped name
+            # is not found either way), and the swapped name still found (another file of
+            # that name, removed meanwhile, is not listed either)
+            still = os.path.lexists(os.path.join(self._root, name))
+            if still and (not insensitive or os.path.lexists(swapped)):
+                self._insensitive = insensitive
+            return insensitive
         return self._insensitive
 
     def _held_name(self, name: str) -> str | None:
-        """The name the root's directory holds for ``name``, compared without case (ids are
-        ASCII); ``None`` when it holds none. Its names are read again when its mtime changed,
-        or when they do not hold ``name`` as it is."""
+        """The name the root's directory holds for ``name``, compared without case; ``None``
+        when it holds none. The last reading of its names is reused only while its mtime is
+        the same and that reading was taken well after it (``_SETTLED_NS``)."""
         try:
             mtime = os.stat(self._root).st_mtime_ns
             names = self._names
-            if names is not None and names[0] == mtime and names[1].get(name.lower()) == name:
-                return name
-            listed = {entry.lower(): entry for entry in os.listdir(self._root)}
+            if names is not None and names.mtime == mtime and names.taken - mtime >= _SETTLED_NS:
+                held = names.held(name)
+                if held == name:
+                    return held
+            taken = time.time_ns()
+            names = _Names(mtime, taken, os.listdir(self._root))
         except FileNotFoundError:  # the root, removed meanwhile
             return None
-        self._names = (mtime, listed)
-        return listed.get(name.lower())
+        self._names = names
+        return names.held(name)

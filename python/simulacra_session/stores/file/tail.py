@@ -190,10 +190,11 @@ def load_tail_sync(
             fd = -1
         if fd >= 0:
             try:
-                found = read_tail(fd, regular(fd, path).st_size, count, end)
+                read = regular(fd, path)
+                found = read_tail(fd, read.st_size, count, end)
             finally:
                 os.close(fd)
-            if found is not None:
+            if found is not None and store._case.owns(session_id, "jsonl", read.st_ino):
                 try:
                     return StoredSession(metadata_from_stored(session_id, found.metadata), found.messages)
                 except ValidationError:
