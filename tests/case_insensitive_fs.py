@@ -38,11 +38,18 @@ def _cannot_mount() -> str | None:
     return None
 
 
-def _run(*command: str | Path) -> str:
+def _run(*command: str | Path, check: bool = True) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, command))} failed ({done.returncode}): {done.stderr.strip()}")
     return done.stdout
+
+
+def _detach(loop: str, image: Path) -> None:
+    """Detach ``loop`` from ``image``; done too when someone else detached it already."""
+    detached = _run("losetup", "--detach", loop, check=False)
+    if _run("losetup", "--associated", image).strip():
+        raise RuntimeError(f"{image} is still attached to a loop device: {detached}")
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +75,7 @@ def exfat_mount() -> Iterator[Path]:
             finally:
                 _run("umount", mount)
         finally:
-            _run("losetup", "--detach", loop)
+            _detach(loop, image)
     finally:
         shutil.rmtree(base)
 
