@@ -18,6 +18,13 @@ def json_file_store(directory: Path) -> FileSessionStore:
     return FileSessionStore(directory, format="json")
 
 
+#: The file store's factory in each of its formats.
+FILE_STORES = {
+    "jsonl": "simulacra_session.stores.file:FileSessionStore",
+    "json": "residue_stores:json_file_store",
+}
+
+
 class LeakyStore(FileSessionStore):
     """A file store whose saves first write a file of their own, removed once the save is
     done: a writer killed meanwhile leaves it, and nothing ever sweeps it."""

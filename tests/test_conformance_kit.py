@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import simulacra_session.testing as kit
+from residue_stores import FILE_STORES
 from simulacra_session import InMemorySessionStore, JsonObject, Revision, SessionMetadata, StoredSession
 from simulacra_session.protocols import AppendableSessionStore, ForkIndexedStore, SessionStore
 from simulacra_session.testing import SessionStoreConformance, raises
@@ -259,8 +260,8 @@ class TestFileStoreResidue(StoreResidueContract):
     """No residue after a kill, on the file store in both formats (``residue_stores``)."""
 
     @pytest.fixture(
-        params=["simulacra_session.stores.file:FileSessionStore", "residue_stores:json_file_store"],
-        ids=["jsonl", "json"],
+        params=list(FILE_STORES.values()),
+        ids=list(FILE_STORES),
     )
     def residue_factory(self, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path]:
         return request.param, tmp_path / "sessions"

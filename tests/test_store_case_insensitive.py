@@ -23,6 +23,7 @@ import pytest
 
 from case_insensitive_fs import case_insensitive_dir, exfat_mount
 from cli_runs import run_cli
+from residue_stores import FILE_STORES
 from simulacra_session import (
     CaseClashError,
     FileSessionStore,
@@ -36,6 +37,7 @@ from simulacra_session.stores.file import case as case_module
 from simulacra_session.stores.file.case import CaseGuard
 from simulacra_session.testing import SessionStoreConformance
 from simulacra_session.transfer import export_sessions, import_sessions
+from test_store_file import FileStoreJournals
 
 __all__ = ["case_insensitive_dir", "exfat_mount"]  # the fixtures, used by name
 
@@ -43,24 +45,15 @@ FORMATS = ["jsonl", "json"]
 SUFFIX = {"jsonl": ".jsonl", "json": ".json"}
 
 
-class TestFileStoreConformanceOnExfat(SessionStoreConformance):
+class TestFileStoreConformanceOnExfat(FileStoreJournals, SessionStoreConformance):
     @pytest.fixture(params=FORMATS)
     def store(self, request: pytest.FixtureRequest, case_insensitive_dir: Path) -> FileSessionStore:
         return FileSessionStore(case_insensitive_dir / "sessions", format=request.param)
 
     @pytest.fixture
-    def session_file(self, store: FileSessionStore) -> Callable[[str], Path] | None:
-        """A journal's bytes carry checksums; a ``.json`` document's none (the original reads it)."""
-        if store.format == "json":
-            return None
-        return lambda session_id: Path(store.root) / f"{session_id}.jsonl"
-
-    @pytest.fixture
     def residue_factory(self, store: FileSessionStore) -> tuple[str, Path]:
         """Writers killed mid-save on the exFAT mount (``residue_stores``)."""
-        if store.format == "json":
-            return "residue_stores:json_file_store", Path(store.root)
-        return "simulacra_session.stores.file:FileSessionStore", Path(store.root)
+        return FILE_STORES[store.format], Path(store.root)
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -93,14 +93,8 @@ def names(directory: Path) -> set[str]:
     return {entry.name for entry in directory.iterdir()}
 
 
-class TestFileStoreConformance(SessionStoreConformance):
-    @pytest.fixture(
-        params=[(True, "jsonl"), (False, "jsonl"), (True, "json"), (False, "json")],
-        ids=["jsonl-fsync", "jsonl-no-fsync", "json-fsync", "json-no-fsync"],
-    )
-    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> FileSessionStore:
-        fsync, file_format = request.param
-        return FileSessionStore(tmp_path / "sessions", fsync=fsync, format=file_format)
+class FileStoreJournals:
+    """The kit's ``session_file`` fixture for a ``store`` that is a file store."""
 
     @pytest.fixture
     def session_file(self, store: FileSessionStore) -> Callable[[str], Path] | None:
@@ -108,6 +102,16 @@ class TestFileStoreConformance(SessionStoreConformance):
         if store.format == "json":
             return None
         return lambda session_id: Path(store.root) / f"{session_id}.jsonl"
+
+
+class TestFileStoreConformance(FileStoreJournals, SessionStoreConformance):
+    @pytest.fixture(
+        params=[(True, "jsonl"), (False, "jsonl"), (True, "json"), (False, "json")],
+        ids=["jsonl-fsync", "jsonl-no-fsync", "json-fsync", "json-no-fsync"],
+    )
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> FileSessionStore:
+        fsync, file_format = request.param
+        return FileSessionStore(tmp_path / "sessions", fsync=fsync, format=file_format)
 
 
 @pytest.fixture
