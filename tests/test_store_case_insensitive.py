@@ -33,7 +33,6 @@ from simulacra_session import (
 )
 from simulacra_session.doctor import check_store
 from simulacra_session.history import resolve_history
-from simulacra_session.stores.file import case as case_module
 from simulacra_session.stores.file.case import CaseGuard
 from simulacra_session.testing import SessionStoreConformance
 from simulacra_session.transfer import export_sessions, import_sessions
@@ -285,7 +284,7 @@ def test_a_swap_between_a_check_and_its_read_never_points_an_append_elsewhere(
     mine, theirs = FileSessionStore(root), FileSessionStore(root)
     asyncio.run(theirs.save("alice", [{"role": "user", "content": "alice's"}]))
     check = CaseGuard.check
-    swapped = []
+    swapped: list[str] = []
 
     def check_then_swap(guard: CaseGuard, session_id: str) -> None:
         check(guard, session_id)
@@ -324,7 +323,7 @@ def test_a_file_removed_while_the_case_is_learnt_teaches_nothing(
             deleted[0] = asyncio.run(theirs.delete("alice"))
         return lexists(path)
 
-    monkeypatch.setattr(case_module.os.path, "lexists", delete_first)
+    monkeypatch.setattr(os.path, "lexists", delete_first)
     assert asyncio.run(mine.load("alice")) is None
     monkeypatch.undo()
     assert deleted == [True]
