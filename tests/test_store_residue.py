@@ -53,6 +53,13 @@ def residue(root: Path) -> list[str]:
     return found
 
 
+def until_a_temp_file(root: Path, child: subprocess.Popen[bytes]) -> None:
+    """Return once a temp file is under ``root`` (a save is under way), or after 10 s."""
+    deadline = time.monotonic() + 10
+    while not (root.exists() and residue(root)) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 @pytest.mark.parametrize("file_format", ["jsonl", "json"])
 def test_kill_loop_leaves_no_residue_after_the_next_use(tmp_path: Path, file_format: str) -> None:
     """SIGKILL a process saving at random moments: the temp files it leaves (at most one per
@@ -64,7 +71,7 @@ def test_kill_loop_leaves_no_residue_after_the_next_use(tmp_path: Path, file_for
     package_parent = str(Path(os.path.abspath(file_module.__file__)).parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     left_behind = 0
-    for _ in range(60):  # until three kills landed mid-save: how many it takes depends on the load
+    for attempt in range(60):  # until three kills landed mid-save: how many depends on the load
         if left_behind >= 3:
             break
         child = subprocess.Popen(
@@ -78,6 +85,8 @@ def test_kill_loop_leaves_no_residue_after_the_next_use(tmp_path: Path, file_for
             child.kill()
             pytest.fail(f"child failed to start (seed {seed}): {child.communicate()[1].decode()}")
         time.sleep(rng.uniform(0.05, 0.4))  # when to kill, not a timing assertion
+        if attempt % 2:  # every other kill waits until a save has a temp file: some kills land
+            until_a_temp_file(root, child)
         os.kill(child.pid, signal.SIGKILL)
         child.communicate()
         found = residue(root)
