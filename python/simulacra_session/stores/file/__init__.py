@@ -93,8 +93,8 @@ class FileSessionStore:
         self._journals: LRU[str, journal.JournalState] = LRU(cached_sessions)
         self._index = ForkIndex(self._layout, fsync)
         self._residue = Residue(self._layout, self._locks, self._index, cached_sessions)
-        self._listing = Listing(self._layout)
         self._case = CaseGuard(self._layout.root, cached_sessions)
+        self._listing = Listing(self._layout, self._case)
 
     @property
     def root(self) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 
 from ..._lru import LRU
 from ...errors import CaseClashError
@@ -109,6 +110,11 @@ class CaseGuard:
             return
         if self._compares_without_case(name):
             self._trusted[name] = (found.st_dev, found.st_ino)
+
+    def compares_without_case(self, names: Iterable[str]) -> bool:
+        """Whether the root compares names without case, learnt from ``names`` (files found
+        in it) while not yet known. ``False`` until one of them teaches it."""
+        return not self._sensitive() and any(self._compares_without_case(name) for name in names)
 
     def _sensitive(self) -> bool:
         """Whether the root is known to compare names with case: nothing to check."""

@@ -26,9 +26,10 @@ from ..._beneath import open_nofollow
 from ...errors import CorruptSessionError, UnsafePathError
 from ...models import SessionMetadata, metadata_from_stored
 from . import journal
+from .case import CaseGuard
 from .document import decode_document
 from .files import OPEN_RO, read_from, regular
-from .layout import FileFormat, Layout, session_name
+from .layout import OTHER, FileFormat, Layout, session_name
 from .locks import root_locked
 
 __all__ = ["Listing"]
@@ -78,10 +79,11 @@ def _metadata_of(session_id: str, file_format: FileFormat, path: str) -> Session
 class Listing:
     """The listing cache of one store (by file name under the root)."""
 
-    __slots__ = ("_cache", "_layout")
+    __slots__ = ("_cache", "_case", "_layout")
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, case: CaseGuard) -> None:
         self._layout = layout
+        self._case = case
         self._cache: dict[str, _Listed] = {}
 
     def _read(
@@ -105,7 +107,7 @@ class Listing:
         inode, size or mtime changed since it was last cached.
         """
         root = self._layout.root
-        ranked = []
+        kept = []
         files = list(found.items())
         try:
             stamped = stamps(root, [name for _, (name, _) in files]) if files else []
@@ -115,10 +117,42 @@ class Listing:
             listed = None if stamp is None else self._cached(session_id, name, file_format, stamp)
             if listed is None:  # removed since it was listed: converted, or deleted
                 listed = self._again(session_id)
-            if listed is not None and listed.metadata is not None:
-                ranked.append((listed.rank, listed.metadata))
+            if listed is not None:
+                kept.append(listed)
+        ranked = [
+            (listed.rank, listed.metadata) for listed in self._held(kept) if listed.metadata is not None
+        ]
         ranked.sort(key=itemgetter(0))
         return [metadata for _, metadata in ranked]
+
+    def _held(self, read: list[_Listed]) -> list[_Listed]:
+        """The entries ``read`` whose file the root still holds by exactly its name.
+
+        Where names compare without case, ``Alice``'s name opens ``alice``'s file once
+        ``Alice`` is deleted and ``alice`` made: read so, ``Alice`` would be listed with
+        ``alice``'s metadata. The root's names are read again, under its shared lock, after
+        the files: an entry whose name is gone is left out (deleted, as a session created
+        during a listing may be missing from it), unless its other file is there (converted
+        meanwhile: read there). Where names compare with case, this costs nothing.
+        """
+        names = [self._layout.name(*listed.parsed) for listed in read]
+        if not self._case.compares_without_case(names):
+            return read
+        try:
+            with root_locked(self._layout.root, exclusive=False):
+                held = frozenset(os.listdir(self._layout.root))
+        except FileNotFoundError:  # the root itself, removed
+            return []
+        kept = []
+        for listed, name in zip(read, names, strict=True):
+            session_id, file_format = listed.parsed
+            if name in held:
+                kept.append(listed)
+            elif self._layout.name(session_id, OTHER[file_format]) in held:  # converted meanwhile
+                again = self._again(session_id)
+                if again is not None:
+                    kept.append(again)
+        return kept
 
     def _cached(
         self, session_id: str, name: str, file_format: FileFormat, stamp: tuple[int, int, int]
