@@ -36,7 +36,7 @@ from simulacra_session.history import resolve_history
 from simulacra_session.stores.file import listing as listing_module
 from simulacra_session.stores.file.case import CaseGuard
 from simulacra_session.testing import SessionStoreConformance
-from simulacra_session.transfer import export_sessions, import_sessions
+from simulacra_session.transfer import copy_sessions, export_sessions, import_sessions
 from test_store_file import FileStoreJournals
 
 __all__ = ["case_insensitive_dir", "exfat_mount"]  # the fixtures, used by name
@@ -231,6 +231,32 @@ async def test_an_import_naming_both_ids_stops_at_the_second(
     loaded = await target.load(listed[0])
     assert loaded is not None
     assert loaded.messages == [{"role": "user", "content": f"{listed[0]}'s"}]
+
+
+async def test_an_import_skipping_passes_over_the_second_and_says_so(
+    case_insensitive_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``on_conflict="skip"`` the refused id is passed over (counted, and a warning
+    names both ids' files) and the rest is imported: a rerun finishes an import. With
+    ``"replace"`` it still raises, never overwriting the other id's session."""
+    source = FileSessionStore(tmp_path / "source")
+    for session_id in ("Alice", "alice", "bob"):
+        await source.save(session_id, [{"role": "user", "content": f"{session_id}'s"}])
+    target = FileSessionStore(case_insensitive_dir / "target")
+    result = await copy_sessions(source, target, on_conflict="skip")
+    assert (result.written, result.replaced, result.skipped) == (2, 0, 1)
+    (kept,) = {m.id for m in await target.list()} - {"bob"}
+    refused = ({"Alice", "alice"} - {kept}).pop()
+    assert f"session id {refused!r} refused" in caplog.text
+    before = _files(case_insensitive_dir / "target")
+    backup = tmp_path / "backup.jsonl"
+    with backup.open("wb") as out:
+        await export_sessions(source, out)
+    again = await import_sessions(target, backup, on_conflict="skip")
+    assert (again.written, again.replaced, again.skipped) == (0, 0, 3)
+    with pytest.raises(CaseClashError):
+        await import_sessions(target, backup, on_conflict="replace")
+    assert _files(case_insensitive_dir / "target")[f"{kept}.jsonl"] == before[f"{kept}.jsonl"]
 
 
 async def test_a_case_sensitive_file_system_keeps_both(tmp_path: Path) -> None:

@@ -18,6 +18,9 @@ their forks. A fork whose parent is gone but whose store kept a copy of what it 
 ``on_conflict`` says what happens to a session the target holds already: ``"error"`` (the
 default) writes nothing at all and raises ``SessionExistsError``; ``"skip"`` keeps the
 target's, which also finishes what an interrupted run left; ``"replace"`` overwrites it.
+Where the target refuses an id because another differing only in case holds its name (a
+file store on a case-insensitive file system: ``CaseClashError``), ``"skip"`` passes over
+it with a warning naming both, and the others raise, overwriting nothing of the other's.
 
 Sessions are listed a page at a time: moving a store in use, a session saved meanwhile can
 be missed (run again with ``"skip"`` to pick it up) or move in its newer state.
@@ -30,6 +33,7 @@ target. Output is written whole: a pipe whose reader left mid-write raises
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -40,7 +44,7 @@ from datetime import datetime, timezone
 from typing import IO, Literal, Protocol
 
 from ._backend import dumps, loads
-from .errors import CorruptSessionError, SessionError, SessionNotFoundError, StoreError
+from .errors import CaseClashError, CorruptSessionError, SessionError, SessionNotFoundError, StoreError
 from .history import inherits
 from .ids import validate_session_id
 from .models import StoredSession, metadata_from_stored
@@ -68,6 +72,7 @@ __all__ = [
 EXPORT_FORMAT = "simulacra-session-export"
 EXPORT_VERSION = 1
 OnConflict = Literal["error", "skip", "replace"]
+_log = logging.getLogger("simulacra_session")
 #: Called after each session with how many are done and how many there are (``None``: unknown).
 Progress = Callable[[int, int | None], None]
 #: Told of each session an export leaves out because it cannot be read: its id and the error.
@@ -393,7 +398,14 @@ async def _put(
     if session_id in existing and on_conflict == "skip":
         result.skipped += 1
         return
-    await target.restore(session_id, stored.messages, stored.metadata)
+    try:
+        await target.restore(session_id, stored.messages, stored.metadata)
+    except CaseClashError as clash:  # another id differing only in case holds its name
+        if on_conflict != "skip":
+            raise
+        _log.warning("skipping session %s: %s", session_id, clash)
+        result.skipped += 1
+        return
     if session_id in existing:
         result.replaced += 1
     else:
