@@ -1,12 +1,15 @@
-"""A real case-insensitive, case-preserving file system for the file store's tests: a 64 MiB
-exFAT image (the format of SD cards and USB drives, which compares names as macOS's APFS and
-Windows' NTFS do by default), attached to a loop device and mounted through FUSE
-(``exfat-fuse``; ``scripts/exfat-tools.sh`` installs it and ``exfatprogs``).
+"""Real case-insensitive file systems for the file store's tests.
 
-Mounting needs root, ``/dev/fuse`` and a free loop device: elsewhere the tests skip, naming
-what is missing, and fail under CI. Each test gets a directory of its own on the one mount,
-which lies outside pytest's temporary directories: another pytest run removing its old ones
-must not descend into it.
+- ``exfat_mount``: case-preserving, as macOS's APFS and Windows' NTFS compare names by
+  default: a 64 MiB exFAT image (the format of SD cards and USB drives) attached to a loop
+  device and mounted through FUSE (``exfat-fuse``).
+- ``lowercasing_mount``: one that does not keep the case of names (it lists every name in
+  lower case), with hard links: a 64 MiB NTFS image mounted by ``lowntfs-3g -o ignore_case``.
+
+``scripts/fs-tools.sh`` installs their tools. Mounting needs root and ``/dev/fuse`` (exFAT a
+free loop device too): elsewhere the tests skip, naming what is missing, and fail under CI.
+Each test gets a directory of its own on the one mount, which lies outside pytest's
+temporary directories: another pytest run removing its old ones must not descend into it.
 """
 
 from __future__ import annotations
@@ -17,25 +20,41 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-__all__ = ["case_insensitive_dir", "exfat_mount"]
-
-_TOOLS = ("mkfs.exfat", "mount.exfat-fuse", "losetup", "umount")
+__all__ = ["case_insensitive_dir", "exfat_mount", "lowercasing_dir", "lowercasing_mount"]
 
 
-def _cannot_mount() -> str | None:
-    """Why an exFAT image cannot be mounted here, or ``None``."""
+def _can_mount(*tools: str) -> None:
+    """Skip (fail under CI) when a FUSE file system cannot be mounted here with ``tools``."""
+    why = None
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "mounting a file system needs root"
-    if not os.path.exists("/dev/fuse"):
-        return "no /dev/fuse"
-    missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
-    if missing:
-        return f"missing {', '.join(missing)} (scripts/exfat-tools.sh installs them)"
-    return None
+        why = "mounting a file system needs root"
+    elif not os.path.exists("/dev/fuse"):
+        why = "no /dev/fuse"
+    elif missing := [tool for tool in tools if shutil.which(tool) is None]:
+        why = f"missing {', '.join(missing)} (scripts/fs-tools.sh installs them)"
+    if why is not None and os.environ.get("CI") == "true":
+        pytest.fail(f"cannot mount a case-insensitive file system under CI: {why}")
+    if why is not None:
+        pytest.skip(why)
+
+
+@contextmanager
+def _image(prefix: str) -> Iterator[tuple[Path, Path]]:
+    """A 64 MiB image file and an empty mount point, removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        image, mount = base / "image", base / "mount"
+        mount.mkdir()
+        with image.open("wb") as file:
+            file.truncate(64 * 1024 * 1024)
+        yield image, mount
+    finally:
+        shutil.rmtree(base)
 
 
 def _run(*command: str | Path, check: bool = True) -> str:
@@ -55,17 +74,8 @@ def _detach(loop: str, image: Path) -> None:
 @pytest.fixture(scope="session")
 def exfat_mount() -> Iterator[Path]:
     """The mount point of a fresh exFAT file system, unmounted, detached and removed afterwards."""
-    why = _cannot_mount()
-    if why is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cannot mount a case-insensitive file system under CI: {why}")
-        pytest.skip(why)
-    base = Path(tempfile.mkdtemp(prefix="simulacra-exfat-"))
-    try:
-        image, mount = base / "image", base / "mount"
-        mount.mkdir()
-        with image.open("wb") as file:
-            file.truncate(64 * 1024 * 1024)
+    _can_mount("mkfs.exfat", "mount.exfat-fuse", "losetup", "umount")
+    with _image("simulacra-exfat-") as (image, mount):
         _run("mkfs.exfat", image)
         loop = _run("losetup", "--find", "--show", image).strip()
         try:
@@ -76,13 +86,35 @@ def exfat_mount() -> Iterator[Path]:
                 _run("umount", mount)
         finally:
             _detach(loop, image)
-    finally:
-        shutil.rmtree(base)
+
+
+@pytest.fixture(scope="session")
+def lowercasing_mount() -> Iterator[Path]:
+    """The mount point of a fresh NTFS file system that ignores case and lists names in lower
+    case (``lowntfs-3g -o ignore_case``, reading the image itself), unmounted and removed afterwards."""
+    _can_mount("mkntfs", "lowntfs-3g", "umount")
+    with _image("simulacra-ntfs-") as (image, mount):
+        _run("mkntfs", "--force", "--quick", "--quiet", image)
+        _run("lowntfs-3g", "-o", "ignore_case", image, mount)
+        try:
+            yield mount
+        finally:
+            _run("umount", mount)
+
+
+def _own_dir(mount: Path) -> Path:
+    made = mount / uuid.uuid4().hex
+    made.mkdir()
+    return made
 
 
 @pytest.fixture
 def case_insensitive_dir(exfat_mount: Path) -> Path:
     """A new directory of this test's own on the exFAT mount."""
-    made = exfat_mount / uuid.uuid4().hex
-    made.mkdir()
-    return made
+    return _own_dir(exfat_mount)
+
+
+@pytest.fixture
+def lowercasing_dir(lowercasing_mount: Path) -> Path:
+    """A new directory of this test's own on the lower-casing NTFS mount."""
+    return _own_dir(lowercasing_mount)

@@ -14,6 +14,7 @@ from ._version import __version__
 from .conversation import SimpleConversation
 from .errors import (
     CaseClashError,
+    CaseNotKeptError,
     ConflictError,
     CorruptSessionError,
     InvalidMetadataError,
@@ -67,6 +68,7 @@ __all__ = [
     "AppendableSessionStore",
     "AssistantMessage",
     "CaseClashError",
+    "CaseNotKeptError",
     "ChainLoadingStore",
     "CheckpointState",
     "ConflictError",

@@ -14,6 +14,7 @@ where a caller would naturally catch a builtin, the class subclasses it too::
     ├── ConflictError              (a write from a stale view of the session, refused)
     ├── UnsafePathError            (a symlink where a store keeps its own file or directory)
     ├── CaseClashError             (an id whose file another id holds: a case-insensitive disk)
+    │   └── CaseNotKeptError       (an id whose case the disk would not keep)
     └── StoreError                 (a store's backend failed: disk, database)
 
 Messages name the id, path or value at fault. ``OSError`` from the file system is
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CaseClashError",
+    "CaseNotKeptError",
     "ConflictError",
     "CorruptSessionError",
     "InvalidMetadataError",
@@ -150,6 +152,22 @@ class CaseClashError(SessionError):
 
     def __reduce__(self) -> tuple[type[CaseClashError], tuple[str, str]]:
         return type(self), (self.session_id, self.path)  # pickled with its parts
+
+
+class CaseNotKeptError(CaseClashError):
+    """On a file system that compares names without case and does not keep their case (one
+    that lists every name in lower case: NTFS mounted by ``lowntfs-3g -o ignore_case``, FAT
+    without long names), ``session_id``'s new file was named ``path``: found there only as
+    another id's. The file store refuses the id, keeping nothing; ids in lower case work."""
+
+    def __init__(self, session_id: str, path: str) -> None:
+        SessionError.__init__(
+            self,
+            f"session id {session_id!r} refused: this file system does not keep the case of names, "
+            f"and its file was named {path}, the file name of another id; nothing was kept",
+        )
+        self.session_id = session_id
+        self.path = path
 
 
 class StoreError(SessionError):

@@ -19,6 +19,12 @@ the last reading was taken 2 seconds or more after the root's mtime, which has n
 since: a change after it would have moved the mtime, even where it counts whole seconds
 (exFAT through FUSE) or two (FAT). Where names compare with case, none of this costs more
 than the first look.
+
+Some such file systems do not keep the case of names either: they list every name in lower
+case (NTFS mounted by ``lowntfs-3g -o ignore_case``, FAT without long names). A session
+``Alice`` saved there would be found only as ``alice``'s. So a new file whose name has
+capitals is looked for among the root's names once written, until one is found as written
+(the root keeps case): found in lower case, it is removed and ``CaseNotKeptError`` raised.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import time
 from collections.abc import Iterable
 
 from ..._lru import LRU
-from ...errors import CaseClashError
+from ...errors import CaseClashError, CaseNotKeptError
 from .layout import SUFFIXES, FileFormat
 
 __all__ = ["CaseGuard"]
@@ -57,13 +63,14 @@ class _Names:
 class CaseGuard:
     """What one store knows of how its root compares names."""
 
-    __slots__ = ("_insensitive", "_names", "_root", "_trusted")
+    __slots__ = ("_insensitive", "_keeps_case", "_names", "_root", "_trusted")
 
     def __init__(self, root: str, remembered: int) -> None:
         self._root = root
         self._insensitive: bool | None = None  # None: no session file seen yet
         self._trusted: LRU[str, tuple[int, int]] = LRU(remembered)  # name -> (st_dev, st_ino)
         self._names: _Names | None = None
+        self._keeps_case = False  # True once a name with capitals was found as written
 
     def check(self, session_id: str) -> None:
         """``CaseClashError`` when one of ``session_id``'s file names opens another id's file."""
@@ -100,16 +107,26 @@ class CaseGuard:
             trusted = self._trusted.get(name)
         return self._sensitive() or (trusted is not None and trusted[1] == inode)
 
-    def wrote(self, name: str) -> None:
-        """Trust ``name``, a file this store has just written under its locks after ``check``."""
+    def wrote(self, session_id: str, file_format: FileFormat, *, created: bool) -> None:
+        """Trust the file of ``session_id`` in ``file_format``, which this store has just
+        written under its locks after ``check``. A ``created`` file whose name has capitals is
+        looked for among the root's names first, until one such is found as written: held in
+        lower case, ``CaseNotKeptError`` (the caller removes it; it is found only as another id's)."""
         if self._sensitive():
             return
+        name = session_id + SUFFIXES[file_format]
         try:
             found = os.lstat(os.path.join(self._root, name))
         except FileNotFoundError:  # removed since: nothing to trust
             return
-        if self._compares_without_case(name):
-            self._trusted[name] = (found.st_dev, found.st_ino)
+        if not self._compares_without_case(name):
+            return
+        if created and not self._keeps_case and name != name.lower():
+            held = self._held_name(name)
+            if held is not None and held != name:
+                raise CaseNotKeptError(session_id, os.path.join(self._root, held))
+            self._keeps_case = held == name
+        self._trusted[name] = (found.st_dev, found.st_ino)
 
     def compares_without_case(self, names: Iterable[str]) -> bool:
         """Whether the root compares names without case, learnt from ``names`` (files found

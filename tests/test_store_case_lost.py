@@ -1,0 +1,93 @@
+"""The file store on a case-insensitive file system that does not keep the case of names.
+
+Some list every name in lower case (``lowercasing_mount``: NTFS mounted by ``lowntfs-3g -o
+ignore_case``; FAT without long names too). There a session saved as ``Alice`` was listed as
+``alice`` and, in the next process, ``load("Alice")`` raised ``CaseClashError`` naming the
+store's own file: found only under another id. Now its save raises ``CaseNotKeptError``
+(a ``CaseClashError``) and keeps nothing; ids in lower case (``uuid4``'s) work as anywhere,
+forks' hard-link index included (NTFS has hard links, exFAT none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from case_insensitive_fs import lowercasing_dir, lowercasing_mount
+from residue_stores import FILE_STORES
+from simulacra_session import CaseClashError, CaseNotKeptError, FileSessionStore
+from simulacra_session.doctor import check_store
+from simulacra_session.testing import SessionStoreConformance
+from test_store_file import FileStoreJournals
+
+__all__ = ["lowercasing_dir", "lowercasing_mount"]  # the fixtures, used by name
+
+FORMATS = ["jsonl", "json"]
+
+
+class TestFileStoreConformanceOnLowercasingNtfs(FileStoreJournals, SessionStoreConformance):
+    """The whole kit, residue after killed writers included, with the fork index's hard links."""
+
+    @pytest.fixture(params=FORMATS)
+    def store(self, request: pytest.FixtureRequest, lowercasing_dir: Path) -> FileSessionStore:
+        return FileSessionStore(lowercasing_dir / "sessions", format=request.param)
+
+    @pytest.fixture
+    def residue_factory(self, store: FileSessionStore) -> tuple[str, Path]:
+        """Writers killed mid-save on the NTFS mount (``residue_stores``)."""
+        return FILE_STORES[store.format], Path(store.root)
+
+
+def _names(root: Path) -> list[str]:
+    return sorted(os.listdir(root))
+
+
+def test_the_mount_ignores_case_and_lists_names_in_lower_case(lowercasing_dir: Path) -> None:
+    (lowercasing_dir / "Alice.txt").write_bytes(b"x")
+    assert (lowercasing_dir / "aLICE.TXT").read_bytes() == b"x"
+    assert _names(lowercasing_dir) == ["alice.txt"]
+    os.link(lowercasing_dir / "alice.txt", lowercasing_dir / "link.txt")
+    assert os.stat(lowercasing_dir / "link.txt").st_nlink == 2
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_an_id_whose_case_the_disk_would_lose_is_refused_keeping_nothing(
+    lowercasing_dir: Path, file_format: str
+) -> None:
+    root = lowercasing_dir / "sessions"
+    store = FileSessionStore(root, format=file_format)  # type: ignore[arg-type]
+    asyncio.run(store.save("bob", [{"role": "user", "content": "bob's"}]))
+    before = _names(root)
+    for attempt in range(2):  # the second learnt nothing that lets it through
+        with pytest.raises(CaseNotKeptError) as raised:
+            asyncio.run(store.save("Alice", [{"role": "user", "content": "Alice's"}]))
+        assert isinstance(raised.value, CaseClashError)
+        assert raised.value.session_id == "Alice"
+        assert raised.value.path == str(root / f"alice.{file_format}")
+        assert "does not keep the case of names" in str(raised.value)
+        assert _names(root) == before, attempt
+    fresh = FileSessionStore(root)
+    assert asyncio.run(fresh.load("Alice")) is None
+    assert asyncio.run(fresh.load("alice")) is None
+    assert [m.id for m in asyncio.run(fresh.list())] == ["bob"]
+    asyncio.run(fresh.save("alice", [{"role": "user", "content": "alice's"}]))  # the id is free
+
+
+def test_ids_in_lower_case_work_forks_and_their_index_included(lowercasing_dir: Path) -> None:
+    store = FileSessionStore(lowercasing_dir)
+    asyncio.run(store.save("p", [{"role": "user", "content": "p's"}]))
+    for child in ("f1", "f2"):
+        asyncio.run(store.save(child, [{"role": "user", "content": child}], {"parent_id": "p"}))
+    asyncio.run(store.append("f1", [{"role": "user", "content": "more"}]))
+    fresh = FileSessionStore(lowercasing_dir)
+    assert sorted(m.id for m in asyncio.run(fresh.forks("p"))) == ["f1", "f2"]
+    assert os.stat(lowercasing_dir / "p-forks" / "f1.jsonl").st_nlink == 2  # the index's hard link
+    assert asyncio.run(fresh.delete("f2"))
+    assert [m.id for m in asyncio.run(fresh.forks("p"))] == ["f1"]
+    loaded = asyncio.run(fresh.load("f1"))
+    assert loaded is not None
+    assert len(loaded.messages) == 2
+    assert asyncio.run(check_store(fresh)).problems == []
