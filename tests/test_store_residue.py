@@ -92,7 +92,7 @@ def test_kill_loop_leaves_no_residue_after_the_next_use(tmp_path: Path, file_for
         found = residue(root)
         assert len(found) <= 3, f"more than one temp file per file (seed {seed}): {found}"
         left_behind += bool(found)
-        store = FileSessionStore(root, format=file_format)  # the next process's first use
+        store = FileSessionStore(root, format=file_format)  # type: ignore[arg-type]  # the next process's first use
         for session_id in ("s", "f"):
             assert asyncio.run(store.load(session_id)) is not None
         assert residue(root) == [], f"residue after the next use (seed {seed})"
