@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ from case_insensitive_fs import lowercasing_dir, lowercasing_mount
 from residue_stores import FILE_STORES
 from simulacra_session import CaseClashError, CaseNotKeptError, FileSessionStore
 from simulacra_session.doctor import check_store
+from simulacra_session.stores.file import rewrite as rewrite_module
+from simulacra_session.stores.file.case import CaseGuard
+from simulacra_session.stores.file.residue import sweep as residue_sweep
 from simulacra_session.testing import SessionStoreConformance
 from test_store_file import FileStoreJournals
 
@@ -74,6 +78,65 @@ def test_an_id_whose_case_the_disk_would_lose_is_refused_keeping_nothing(
     assert asyncio.run(fresh.load("alice")) is None
     assert [m.id for m in asyncio.run(fresh.list())] == ["bob"]
     asyncio.run(fresh.save("alice", [{"role": "user", "content": "alice's"}]))  # the id is free
+
+
+def test_nothing_is_written_under_a_refused_name(
+    lowercasing_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first version wrote ``Alice``'s file, found it listed as ``alice.jsonl`` and removed
+    it: meanwhile another process's writer of ``alice`` could lock that file (it existed) and
+    save, and lose its save to the removal, or append to ``Alice``'s messages. Now the root
+    is probed first, and nothing is written under the name."""
+    written: list[str] = []
+    real = rewrite_module.atomic_write
+
+    def atomic_write(path: str, data: bytes, fsync: bool, mode: int) -> None:
+        written.append(os.path.basename(path))
+        real(path, data, fsync, mode)
+
+    monkeypatch.setattr(rewrite_module, "atomic_write", atomic_write)
+    store = FileSessionStore(lowercasing_dir)
+    for session_id in ("Alice", "Bob.2"):
+        with pytest.raises(CaseNotKeptError):
+            asyncio.run(store.save(session_id, [{"role": "user", "content": "refused"}]))
+    assert written == []
+    assert _names(lowercasing_dir) == []
+
+
+def test_another_writer_of_the_lower_case_id_during_the_probe_keeps_its_own(
+    lowercasing_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``alice`` created by another store while ``Alice``'s creator probes the root (under
+    the root's lock, which the other waits for): ``alice`` holds its own messages alone."""
+    mine, theirs = FileSessionStore(lowercasing_dir), FileSessionStore(lowercasing_dir)
+    probe = CaseGuard._probe
+    other = threading.Thread(
+        target=lambda: asyncio.run(theirs.save("alice", [{"role": "user", "content": "alice's"}]))
+    )
+
+    def probe_while_they_save(guard: CaseGuard) -> None:
+        other.start()
+        probe(guard)
+
+    monkeypatch.setattr(CaseGuard, "_probe", probe_while_they_save)
+    with pytest.raises(CaseNotKeptError):
+        asyncio.run(mine.save("Alice", [{"role": "user", "content": "Alice's"}]))
+    other.join(30)
+    loaded = asyncio.run(FileSessionStore(lowercasing_dir).load("alice"))
+    assert loaded is not None
+    assert loaded.messages == [{"role": "user", "content": "alice's"}]
+    assert _names(lowercasing_dir) == ["alice.jsonl"]
+
+
+def test_a_killed_probers_probe_is_swept_and_probed_over(lowercasing_dir: Path) -> None:
+    """A prober killed between making its probe and removing it leaves ``..Case-Probe.tmp``
+    (listed in lower case here): the next probe takes it over, and ``sweep`` removes it."""
+    (lowercasing_dir / "..Case-Probe.tmp").write_bytes(b"")
+    assert residue_sweep(lowercasing_dir) == [str(lowercasing_dir / "..case-probe.tmp")]
+    (lowercasing_dir / "..Case-Probe.tmp").write_bytes(b"")
+    with pytest.raises(CaseNotKeptError):
+        asyncio.run(FileSessionStore(lowercasing_dir).save("Alice", [{"role": "user", "content": "Alice's"}]))
+    assert _names(lowercasing_dir) == []
 
 
 def test_ids_in_lower_case_work_forks_and_their_index_included(lowercasing_dir: Path) -> None:

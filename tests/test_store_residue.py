@@ -153,6 +153,7 @@ def test_sweep_takes_ours_and_leaves_the_rest(tmp_path: Path) -> None:
         ".gone.jsonl.tmp",  # a session never completed
         ".c.jsonl.0123456789abcdef.tmp",  # a version before temp files were locked
         "..no-hard-links.tmp",
+        "..Case-Probe.tmp",  # a prober killed before it removed its probe (``case``)
         "p-forks/.c.jsonl.fedcba9876543210.tmp",
     ]
     theirs = [".other.tmp", "notes.tmp", ".p.jsonl.tmp.bak", ".c.jsonl.12345.tmp"]

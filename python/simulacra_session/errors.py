@@ -157,14 +157,14 @@ class CaseClashError(SessionError):
 class CaseNotKeptError(CaseClashError):
     """On a file system that compares names without case and does not keep their case (one
     that lists every name in lower case: NTFS mounted by ``lowntfs-3g -o ignore_case``, FAT
-    without long names), ``session_id``'s new file was named ``path``: found there only as
-    another id's. The file store refuses the id, keeping nothing; ids in lower case work."""
+    without long names), ``session_id``'s new file would be named ``path``: found there only
+    as another id's. The file store refuses the id, writing nothing; ids in lower case work."""
 
     def __init__(self, session_id: str, path: str) -> None:
         SessionError.__init__(
             self,
             f"session id {session_id!r} refused: this file system does not keep the case of names, "
-            f"and its file was named {path}, the file name of another id; nothing was kept",
+            f"and its file would be named {path}, the file name of another id; nothing was written",
         )
         self.session_id = session_id
         self.path = path

@@ -22,26 +22,33 @@ than the first look.
 
 Some such file systems do not keep the case of names either: they list every name in lower
 case (NTFS mounted by ``lowntfs-3g -o ignore_case``, FAT without long names). A session
-``Alice`` saved there would be found only as ``alice``'s. So a new file whose name has
-capitals is looked for among the root's names once written, until one is found as written
-(the root keeps case): found in lower case, it is removed and ``CaseNotKeptError`` raised.
+``Alice`` saved there would be found only as ``alice``'s. So before the first new file whose
+name has capitals is written, the store probes the root once, under its exclusive lock (a
+file with capitals, made, listed and removed): where it is listed in lower case, such an id
+raises ``CaseNotKeptError`` before anything is written under its name.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from ..._beneath import Dir, lock
 from ..._lru import LRU
 from ...errors import CaseClashError, CaseNotKeptError
-from .layout import SUFFIXES, FileFormat
+from .layout import CASE_PROBE, SUFFIXES, FileFormat
 
 __all__ = ["CaseGuard"]
 
 #: How long after the root's mtime a reading of its names must be taken to be reused while
 #: the mtime stays the same: FAT counts mtimes in steps of two seconds.
 _SETTLED_NS = 2_000_000_000
+
+
+def _as_made(name: str) -> str:
+    """A name as a root that keeps case lists it."""
+    return name
 
 
 class _Names:
@@ -63,14 +70,14 @@ class _Names:
 class CaseGuard:
     """What one store knows of how its root compares names."""
 
-    __slots__ = ("_insensitive", "_keeps_case", "_names", "_root", "_trusted")
+    __slots__ = ("_insensitive", "_listed_as", "_names", "_root", "_trusted")
 
     def __init__(self, root: str, remembered: int) -> None:
         self._root = root
         self._insensitive: bool | None = None  # None: no session file seen yet
         self._trusted: LRU[str, tuple[int, int]] = LRU(remembered)  # name -> (st_dev, st_ino)
         self._names: _Names | None = None
-        self._keeps_case = False  # True once a name with capitals was found as written
+        self._listed_as: Callable[[str], str] | None = None  # how names are listed: probed
 
     def check(self, session_id: str) -> None:
         """``CaseClashError`` when one of ``session_id``'s file names opens another id's file."""
@@ -107,11 +114,9 @@ class CaseGuard:
             trusted = self._trusted.get(name)
         return self._sensitive() or (trusted is not None and trusted[1] == inode)
 
-    def wrote(self, session_id: str, file_format: FileFormat, *, created: bool) -> None:
+    def wrote(self, session_id: str, file_format: FileFormat) -> None:
         """Trust the file of ``session_id`` in ``file_format``, which this store has just
-        written under its locks after ``check``. A ``created`` file whose name has capitals is
-        looked for among the root's names first, until one such is found as written: held in
-        lower case, ``CaseNotKeptError`` (the caller removes it; it is found only as another id's)."""
+        written under its locks after ``check``."""
         if self._sensitive():
             return
         name = session_id + SUFFIXES[file_format]
@@ -119,14 +124,48 @@ class CaseGuard:
             found = os.lstat(os.path.join(self._root, name))
         except FileNotFoundError:  # removed since: nothing to trust
             return
-        if not self._compares_without_case(name):
+        if self._compares_without_case(name):
+            self._trusted[name] = (found.st_dev, found.st_ino)
+
+    def creating(self, session_id: str, file_format: FileFormat) -> None:
+        """Before ``session_id``'s new file is written, under the root's exclusive lock:
+        ``CaseNotKeptError`` when its name has capitals and the root compares names without
+        case and does not keep theirs (learnt once, by the probe), nothing written."""
+        name = session_id + SUFFIXES[file_format]
+        if self._sensitive() or name == name.lower():
             return
-        if created and not self._keeps_case and name != name.lower():
-            held = self._held_name(name)
-            if held is not None and held != name:
-                raise CaseNotKeptError(session_id, os.path.join(self._root, held))
-            self._keeps_case = held == name
-        self._trusted[name] = (found.st_dev, found.st_ino)
+        if self._listed_as is None:
+            self._probe()
+        listed = self._listed_as
+        if listed is not None and listed(name) != name:
+            raise CaseNotKeptError(session_id, os.path.join(self._root, listed(name)))
+
+    def _probe(self) -> None:
+        """Make ``..Case-Probe.tmp`` (``flock``ed: a live probe is no residue), read the root's
+        names and look up the probe's name with its case swapped, then remove it: held as
+        made, the root keeps case (and compares with it unless the swapped name is found);
+        held in another case, the root compares without case and lists names so."""
+        probe = f".{CASE_PROBE}.tmp"
+        with Dir(self._root) as root:
+            while True:
+                fd = root.open_file(probe, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    if not lock(fd) or not root.names_open(probe, fd):
+                        continue  # swept meanwhile as residue: make it again
+                    names = root.names()
+                    swapped = root.entry(probe.swapcase()) is not None
+                    root.remove(probe)
+                finally:
+                    os.close(fd)
+                break
+        held = next((found for found in names if found.lower() == probe.lower()), probe)
+        if held == probe:
+            self._listed_as = _as_made
+            if self._insensitive is None:
+                self._insensitive = swapped
+        else:
+            self._insensitive = True
+            self._listed_as = str.upper if held == probe.upper() else str.lower
 
     def compares_without_case(self, names: Iterable[str]) -> bool:
         """Whether the root compares names without case, learnt from ``names`` (files found

@@ -6,6 +6,7 @@ Layout under ``root``::
     {id}.json                    a session document, the original library's layout (``format="json"``)
     {parent_id}-forks/{id}.jsonl hard link to a fork's current file: the fork index (or ``.json``)
     .no-hard-links               marker: the file system has no hard links, forks() scans
+    ..Case-Probe.tmp             made and removed at once: does the file system keep case? (``case``)
     {id}.json.corrupt-<time>     an unreadable file set aside by a save, never deleted
     .{name}.tmp                  a full write's temp file, flocked by its writer (see ``residue``)
     {parent_id}-forks/.{id}.jsonl.{16 hex}.tmp   a temp link of the fork index (see ``residue``)
@@ -27,6 +28,7 @@ from .files import fsync_dir
 from .locks import settled
 
 __all__ = [
+    "CASE_PROBE",
     "FORMATS",
     "NO_HARD_LINKS",
     "OTHER",
@@ -43,6 +45,9 @@ FORMATS: tuple[FileFormat, ...] = ("jsonl", "json")
 SUFFIXES: dict[FileFormat, str] = {"jsonl": ".jsonl", "json": ".json"}
 OTHER: dict[FileFormat, FileFormat] = {"jsonl": "json", "json": "jsonl"}
 NO_HARD_LINKS = ".no-hard-links"
+#: Made with capitals, flocked, looked for among the root's names and removed: whether the
+#: root keeps the case of names (``case``). A killed prober's is residue, as a temp file.
+CASE_PROBE = ".Case-Probe"
 #: A temp file's name: ``.{name}.tmp`` (``atomic_write``), or with 16 random hex digits
 #: before ``.tmp`` (a temp link, or a full write of a version before temp files were locked).
 TEMP_FILE = re.compile(r"\.(?P<name>.+?)(?P<random>\.[0-9a-f]{16})?\.tmp")

@@ -3,10 +3,11 @@
 A writer killed mid-write leaves (see ``layout``):
 
 - ``.{name}.tmp``: a full write's temp file (``atomic_write``; ``{name}`` is a session file or
-  the ``.no-hard-links`` marker), a whole copy of the session. Its writer holds ``flock`` on
-  it from its creation until after its rename, and after taking the lock checks that the
-  name still leads to it; so one that a sweep locks without waiting is residue, whichever
-  process made it, and a writer the sweep overtook between creation and lock starts over.
+  the ``.no-hard-links`` marker), a whole copy of the session; or the case probe (``case``).
+  Its writer holds ``flock`` on it from its creation until after its rename, and after
+  taking the lock checks that the name still leads to it; so one that a sweep locks without
+  waiting is residue, whichever process made it, and a writer the sweep overtook between
+  creation and lock starts over.
 - ``.{name}.{16 hex}.tmp``: the same from a version of this library before temp files were
   locked. Those writers held the session file's ``flock`` (the root's while it did not
   exist): these are swept under it, by :meth:`Residue.sweep_root` (finding them takes a
@@ -35,12 +36,15 @@ from ..._lru import LRU
 from ...errors import UnsafePathError
 from ...ids import SESSION_ID_PATTERN
 from .index import ForkIndex
-from .layout import FORMATS, NO_HARD_LINKS, TEMP_FILE, FileFormat, Layout, session_name
+from .layout import CASE_PROBE, FORMATS, NO_HARD_LINKS, TEMP_FILE, FileFormat, Layout, session_name
 from .locks import IdLocks, file_locked
 
 __all__ = ["Residue", "sweep"]
 
 _log = logging.getLogger("simulacra_session")
+#: The names of the root's own temp files that are no session's (in lower case: a file
+#: system that does not keep case lists the case probe so).
+_MARKERS = (NO_HARD_LINKS.lower(), CASE_PROBE.lower())
 
 
 def sweep(root: str | os.PathLike[str]) -> list[str]:
@@ -118,7 +122,7 @@ class Residue:
             try:
                 if parsed is not None:
                     removed.append(self._sweep_temp(*parsed, name, old=bool(temp and temp["random"])))
-                elif temp and not temp["random"] and temp["name"] == NO_HARD_LINKS:
+                elif temp and not temp["random"] and temp["name"].lower() in _MARKERS:
                     with Dir(self._layout.root) as root:
                         removed.append(_swept(root, name))
                 elif name.endswith("-forks") and SESSION_ID_PATTERN.fullmatch(

@@ -3,17 +3,16 @@ that cannot append to a journal, compactions and conversions all go through it."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..._backend import atomic_write
-from ...errors import CaseNotKeptError, CorruptSessionError
+from ...errors import CorruptSessionError
 from ...messages import JsonObject
 from ...models import Revision, StoredSession, check_revision, merge_metadata, metadata_from_stored
 from .._codec import check_truncation
-from .files import fsync_dir, set_aside
+from .files import set_aside
 from .layout import FORMATS, OTHER, FileFormat
 from .locks import root_locked, session_locked
 from .torn import keep_damage
@@ -106,14 +105,10 @@ def rewrite_session(
                 where = layout.path(session_id, found[0])  # the damage's offset: where its state ends
                 keep_damage(where, found[1], existing.damage.offset, layout.file_mode, store._fsync)
             store._journals.pop(session_id)
+            if found is None:  # a new session: the root's exclusive lock is held
+                store._case.creating(session_id, file_format)
             atomic_write(path, encoded, store._fsync, layout.file_mode)
-            try:
-                store._case.wrote(session_id, file_format, created=found is None)
-            except CaseNotKeptError:  # the disk named it in lower case: another id's name
-                os.unlink(path)  # made a moment ago under the root's lock
-                if store._fsync:
-                    fsync_dir(layout.root)
-                raise
+            store._case.wrote(session_id, file_format)
             removed = remove_other(layout, session_id, file_format, held, store._fsync)
         if file_format == "jsonl":
             state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
