@@ -33,7 +33,6 @@ from simulacra_session import (
 )
 from simulacra_session.doctor import check_store
 from simulacra_session.history import resolve_history
-from simulacra_session.stores.file import listing as listing_module
 from simulacra_session.stores.file.case import CaseGuard
 from simulacra_session.testing import SessionStoreConformance
 from simulacra_session.transfer import copy_sessions, export_sessions, import_sessions
@@ -383,58 +382,3 @@ async def test_a_parent_whose_name_opens_another_ids_file_is_gone(
     assert "inherits from missing session p" in caplog.text
     report = await check_store(store)
     assert [(p.kind, p.session_id) for p in report.problems] == [("missing_parent", "F")]
-
-
-def test_a_listing_never_shows_an_id_whose_name_opened_another_ids_file(
-    case_insensitive_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``list()`` reads the root's names, then each file by its name: ``Alice`` deleted and
-    ``alice`` made in between, ``Alice.jsonl`` opens ``alice``'s journal. ``Alice`` is left
-    out (deleted, as the next listing shows), never listed with ``alice``'s metadata."""
-    root = case_insensitive_dir
-    mine, theirs = FileSessionStore(root), FileSessionStore(root)
-    asyncio.run(theirs.save("Alice", [{"role": "user", "content": "Alice's"}]))
-    asyncio.run(theirs.save("bob", [{"role": "user", "content": "bob's"}] * 2))
-    stamps = listing_module.stamps
-    swapped: list[bool] = []
-
-    def swap_then_stamp(at: str, names: list[str]) -> list[Any]:
-        if not swapped:
-            swapped.append(True)
-            asyncio.run(theirs.delete("Alice"))
-            asyncio.run(theirs.save("alice", [{"role": "user", "content": "alice's"}] * 3))
-        return stamps(at, names)
-
-    monkeypatch.setattr(listing_module, "stamps", swap_then_stamp)
-    listed = asyncio.run(mine.list())
-    monkeypatch.undo()
-    assert swapped == [True]
-    assert [(m.id, m.message_count) for m in listed] == [("bob", 2)]
-    assert sorted((m.id, m.message_count) for m in asyncio.run(mine.list())) == [("alice", 3), ("bob", 2)]
-
-
-@pytest.mark.parametrize("target", FORMATS)
-def test_a_session_converted_while_its_name_is_confirmed_stays_listed(
-    case_insensitive_dir: Path, monkeypatch: pytest.MonkeyPatch, target: str
-) -> None:
-    """Its file read, ``Alice`` is converted before the listing confirms the names it read:
-    found under its other name then, it is read there and listed."""
-    root = case_insensitive_dir
-    source = "json" if target == "jsonl" else "jsonl"
-    mine = FileSessionStore(root)
-    theirs = FileSessionStore(root, format=source)  # type: ignore[arg-type]
-    asyncio.run(theirs.save("Alice", [{"role": "user", "content": "Alice's"}]))
-    learn = CaseGuard.compares_without_case
-    converted: list[bool] = []
-
-    def convert_then_learn(guard: CaseGuard, names: Any) -> bool:
-        if guard is mine._case and not converted:
-            converted.append(asyncio.run(theirs.convert("Alice", target)))  # type: ignore[arg-type]
-        return learn(guard, names)
-
-    monkeypatch.setattr(CaseGuard, "compares_without_case", convert_then_learn)
-    listed = asyncio.run(mine.list())
-    monkeypatch.undo()
-    assert converted == [True]
-    assert [(m.id, m.message_count) for m in listed] == [("Alice", 1)]
-    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == ["Alice" + SUFFIX[target]]

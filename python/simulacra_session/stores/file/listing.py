@@ -138,20 +138,20 @@ class Listing:
         names = [self._layout.name(*listed.parsed) for listed in read]
         if not self._case.compares_without_case(names):
             return read
+        kept = []
         try:
-            with root_locked(self._layout.root, exclusive=False):
+            with root_locked(self._layout.root, exclusive=False):  # no name comes meanwhile
                 held = frozenset(os.listdir(self._layout.root))
+                for listed, name in zip(read, names, strict=True):
+                    session_id, file_format = listed.parsed
+                    if name in held:
+                        kept.append(listed)
+                    elif self._layout.name(session_id, OTHER[file_format]) in held:  # converted meanwhile
+                        again = self._look_again(session_id)
+                        if again is not None:
+                            kept.append(again)
         except FileNotFoundError:  # the root itself, removed
             return []
-        kept = []
-        for listed, name in zip(read, names, strict=True):
-            session_id, file_format = listed.parsed
-            if name in held:
-                kept.append(listed)
-            elif self._layout.name(session_id, OTHER[file_format]) in held:  # converted meanwhile
-                again = self._again(session_id)
-                if again is not None:
-                    kept.append(again)
         return kept
 
     def _cached(
@@ -168,16 +168,19 @@ class Listing:
     def _again(self, session_id: str) -> _Listed | None:
         """The session's entry, looked for again under the root's shared lock after its listed
         file vanished: no conversion is between names then. ``None``: deleted."""
-        root = self._layout.root
         try:
-            with root_locked(root, exclusive=False):
-                newer = self._layout.newer_file(session_id)
-                if newer is None:
-                    return None
-                stamp = stamps(root, [newer[0]])[0]
-                return None if stamp is None else self._cached(session_id, *newer, stamp)
+            with root_locked(self._layout.root, exclusive=False):
+                return self._look_again(session_id)
         except FileNotFoundError:  # the root itself, removed
             return None
+
+    def _look_again(self, session_id: str) -> _Listed | None:
+        """``_again``'s look, the root's shared lock held."""
+        newer = self._layout.newer_file(session_id)
+        if newer is None:
+            return None
+        stamp = stamps(self._layout.root, [newer[0]])[0]
+        return None if stamp is None else self._cached(session_id, *newer, stamp)
 
     def current(self) -> dict[str, tuple[str, FileFormat]]:
         """Each session's file under the root (the newer, as loads read it, when it has both).
