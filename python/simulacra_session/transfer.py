@@ -35,7 +35,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,14 +42,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Literal, Protocol
 
-from ._backend import dumps, loads
+from ._backend import dumps
+from ._export_file import EXPORT_FORMAT, EXPORT_VERSION, opened, records
 from .errors import CaseClashError, CorruptSessionError, SessionError, SessionNotFoundError, StoreError
 from .history import inherits
 from .ids import validate_session_id
-from .models import StoredSession, metadata_from_stored
+from .models import StoredSession
 from .protocols import RestorableSessionStore, SessionStore
 from .stores._codec import stored_metadata
-from .stores._restore import check_restore
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -69,8 +68,6 @@ __all__ = [
     "write_all",
 ]
 
-EXPORT_FORMAT = "simulacra-session-export"
-EXPORT_VERSION = 1
 OnConflict = Literal["error", "skip", "replace"]
 _log = logging.getLogger("simulacra_session")
 #: Called after each session with how many are done and how many there are (``None``: unknown).
@@ -319,74 +316,6 @@ def _check_on_conflict(on_conflict: str) -> None:
         raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', got {on_conflict!r}")
 
 
-def _parse_record(line: bytes, at: str) -> StoredSession:
-    """One session line of an export; ``CorruptSessionError`` naming ``at`` (file and line)."""
-    try:
-        record = loads(line)
-    except ValueError as error:
-        raise CorruptSessionError(f"{at}: {error}") from None
-    if (
-        not isinstance(record, dict)
-        or not isinstance(record.get("metadata"), dict)
-        or not isinstance(record.get("messages"), list)
-    ):
-        raise CorruptSessionError(f"{at}: expected an object with 'id', 'metadata' and 'messages'")
-    messages = record["messages"]
-    try:
-        session_id = validate_session_id(record.get("id"))
-        metadata = check_restore(session_id, messages, metadata_from_stored(session_id, record["metadata"]))
-    except (ValueError, SessionError) as error:
-        raise CorruptSessionError(f"{at}: {error}") from None
-    return StoredSession(metadata, messages)
-
-
-def _records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSession]]:
-    """The session count an export's header announces, and its sessions, read a line at a time."""
-    first = file.readline()
-    try:
-        header = loads(first)
-    except ValueError:
-        header = None
-    if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
-        raise CorruptSessionError(f"{where}: not a simulacra-session export (its first line is no header)")
-    if header.get("version") != EXPORT_VERSION:
-        raise CorruptSessionError(
-            f"{where}: export version {header.get('version')!r}; this release reads version {EXPORT_VERSION}"
-        )
-    total = header.get("sessions")
-
-    def sessions() -> Iterator[StoredSession]:
-        count = 0
-        for number, line in enumerate(file, start=2):
-            if line.strip():
-                count += 1
-                yield _parse_record(line, f"{where}:{number}")
-        if isinstance(total, int) and count != total:
-            raise CorruptSessionError(
-                f"{where}: {count} sessions where its header announces {total}: cut short?"
-            )
-
-    return (total if isinstance(total, int) else None), sessions()
-
-
-@contextmanager
-def _opened(source: str | os.PathLike[str] | IO[bytes], rereads: bool) -> Iterator[tuple[IO[bytes], str]]:
-    """``source`` as a binary file and its name; a stream read twice (``rereads``) that cannot
-    seek is spooled to a temporary file first."""
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as file:
-            yield file, os.fspath(source)
-        return
-    where = str(getattr(source, "name", "<stream>"))
-    if not rereads or source.seekable():
-        yield source, where
-        return
-    with tempfile.TemporaryFile() as spooled:
-        shutil.copyfileobj(source, spooled)
-        spooled.seek(0)
-        yield spooled, where
-
-
 async def _put(
     target: RestorableSessionStore,
     stored: StoredSession,
@@ -431,11 +360,11 @@ async def import_sessions(
     target = _restorable(store)
     _check_on_conflict(on_conflict)
     existing = {sid for sid, _, _ in await _listed(store)}
-    with _opened(source, rereads=on_conflict == "error") as (file, where):
+    with opened(source, rereads=on_conflict == "error") as (file, where):
         if on_conflict == "error":
             seen: set[str] = set()
             conflicts = []
-            for stored in _records(file, where)[1]:
+            for stored in records(file, where)[1]:
                 session_id = stored.metadata.id
                 if session_id in seen:
                     raise CorruptSessionError(f"{where}: session {session_id} is in it twice")
@@ -445,7 +374,7 @@ async def import_sessions(
             if conflicts:
                 raise SessionExistsError(conflicts, repr(store))
             file.seek(0)
-        total, sessions = _records(file, where)
+        total, sessions = records(file, where)
         result = TransferResult()
         for done, stored in enumerate(sessions, start=1):
             await _put(target, stored, existing, on_conflict, result)

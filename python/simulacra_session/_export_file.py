@@ -1,0 +1,91 @@
+"""Reading an export (``transfer``'s format): its header checked, its session lines parsed
+one at a time, from a path or a binary stream (spooled to a temporary file when it is read
+twice and cannot seek). Every fault is a ``CorruptSessionError`` naming the file and line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from ._backend import loads
+from .errors import CorruptSessionError, SessionError
+from .ids import validate_session_id
+from .models import StoredSession, metadata_from_stored
+from .stores._restore import check_restore
+
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "opened", "records"]
+
+EXPORT_FORMAT = "simulacra-session-export"
+EXPORT_VERSION = 1
+
+
+def _parse_record(line: bytes, at: str) -> StoredSession:
+    """One session line of an export; ``CorruptSessionError`` naming ``at`` (file and line)."""
+    try:
+        record = loads(line)
+    except ValueError as error:
+        raise CorruptSessionError(f"{at}: {error}") from None
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("metadata"), dict)
+        or not isinstance(record.get("messages"), list)
+    ):
+        raise CorruptSessionError(f"{at}: expected an object with 'id', 'metadata' and 'messages'")
+    messages = record["messages"]
+    try:
+        session_id = validate_session_id(record.get("id"))
+        metadata = check_restore(session_id, messages, metadata_from_stored(session_id, record["metadata"]))
+    except (ValueError, SessionError) as error:
+        raise CorruptSessionError(f"{at}: {error}") from None
+    return StoredSession(metadata, messages)
+
+
+def records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSession]]:
+    """The session count an export's header announces, and its sessions, read a line at a time."""
+    first = file.readline()
+    try:
+        header = loads(first)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
+        raise CorruptSessionError(f"{where}: not a simulacra-session export (its first line is no header)")
+    if header.get("version") != EXPORT_VERSION:
+        raise CorruptSessionError(
+            f"{where}: export version {header.get('version')!r}; this release reads version {EXPORT_VERSION}"
+        )
+    total = header.get("sessions")
+
+    def sessions() -> Iterator[StoredSession]:
+        count = 0
+        for number, line in enumerate(file, start=2):
+            if line.strip():
+                count += 1
+                yield _parse_record(line, f"{where}:{number}")
+        if isinstance(total, int) and count != total:
+            raise CorruptSessionError(
+                f"{where}: {count} sessions where its header announces {total}: cut short?"
+            )
+
+    return (total if isinstance(total, int) else None), sessions()
+
+
+@contextmanager
+def opened(source: str | os.PathLike[str] | IO[bytes], rereads: bool) -> Iterator[tuple[IO[bytes], str]]:
+    """``source`` as a binary file and its name; a stream read twice (``rereads``) that cannot
+    seek is spooled to a temporary file first."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as file:
+            yield file, os.fspath(source)
+        return
+    where = str(getattr(source, "name", "<stream>"))
+    if not rereads or source.seekable():
+        yield source, where
+        return
+    with tempfile.TemporaryFile() as spooled:
+        shutil.copyfileobj(source, spooled)
+        spooled.seek(0)
+        yield spooled, where
