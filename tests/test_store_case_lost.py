@@ -25,6 +25,7 @@ from simulacra_session.stores.file import rewrite as rewrite_module
 from simulacra_session.stores.file.case import CaseGuard
 from simulacra_session.stores.file.residue import sweep as residue_sweep
 from simulacra_session.testing import SessionStoreConformance
+from simulacra_session.transfer import copy_sessions, export_sessions, import_sessions
 from test_store_file import FileStoreJournals
 
 __all__ = ["lowercasing_dir", "lowercasing_mount"]  # the fixtures, used by name
@@ -154,3 +155,33 @@ def test_ids_in_lower_case_work_forks_and_their_index_included(lowercasing_dir: 
     assert loaded is not None
     assert len(loaded.messages) == 2
     assert asyncio.run(check_store(fresh)).problems == []
+
+
+def test_a_copy_skipping_passes_over_the_refused_id_and_its_attached_forks(
+    lowercasing_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Alice`` refused here, its attached forks (and theirs) are passed over with it: written,
+    they would load without what they inherit. A detached fork, whole, is written."""
+
+    async def main() -> None:
+        source = FileSessionStore(tmp_path / "source")
+        await source.save("Alice", [{"role": "user", "content": "Alice's"}])
+        await source.save("f1", [{"role": "user", "content": "f1's"}], {"parent_id": "Alice"})
+        await source.save("g1", [{"role": "user", "content": "g1's"}], {"parent_id": "f1"})
+        await source.save(
+            "d1", [{"role": "user", "content": "d1's"}], {"parent_id": "Alice", "detached": True}
+        )
+        await source.save("bob", [{"role": "user", "content": "bob's"}])
+        target = FileSessionStore(lowercasing_dir)
+        result = await copy_sessions(source, target, on_conflict="skip")
+        assert (result.written, result.skipped) == (2, 3)
+        assert sorted(m.id for m in await target.list()) == ["bob", "d1"]
+        for skipped in ("f1", "g1"):
+            assert f"skipping session {skipped}: it inherits from session" in caplog.text
+        backup = tmp_path / "backup.jsonl"
+        with backup.open("wb") as out:
+            await export_sessions(source, out)
+        again = await import_sessions(target, backup, on_conflict="skip")
+        assert (again.written, again.skipped) == (0, 5)
+
+    asyncio.run(main())

@@ -20,7 +20,8 @@ default) writes nothing at all and raises ``SessionExistsError``; ``"skip"`` kee
 target's, which also finishes what an interrupted run left; ``"replace"`` overwrites it.
 Where the target refuses an id because another differing only in case holds its name (a
 file store on a case-insensitive file system: ``CaseClashError``), ``"skip"`` passes over
-it with a warning naming both, and the others raise, overwriting nothing of the other's.
+it, and its attached forks (they would lose what they inherit), each with a warning; the
+others raise there, overwriting nothing of the other id's, after the sessions before it.
 
 Sessions are listed a page at a time: moving a store in use, a session saved meanwhile can
 be missed (run again with ``"skip"`` to pick it up) or move in its newer state.
@@ -322,10 +323,18 @@ async def _put(
     existing: set[str],
     on_conflict: OnConflict,
     result: TransferResult,
+    clashed: set[str],
 ) -> None:
-    session_id = stored.metadata.id
+    """Write ``stored`` into ``target``. ``clashed``: the ids passed over (``"skip"``) because
+    the target refused them (``CaseClashError``); their attached forks are passed over too,
+    since written they would load without what they inherit."""
+    session_id, parent_id = stored.metadata.id, stored.metadata.parent_id
     if session_id in existing and on_conflict == "skip":
         result.skipped += 1
+        return
+    if parent_id in clashed and inherits(stored.metadata):
+        _log.warning("skipping session %s: it inherits from session %s, skipped", session_id, parent_id)
+        _passed_over(session_id, clashed, result)
         return
     try:
         await target.restore(session_id, stored.messages, stored.metadata)
@@ -333,13 +342,18 @@ async def _put(
         if on_conflict != "skip":
             raise
         _log.warning("skipping session %s: %s", session_id, clash)
-        result.skipped += 1
+        _passed_over(session_id, clashed, result)
         return
     if session_id in existing:
         result.replaced += 1
     else:
         result.written += 1
         existing.add(session_id)
+
+
+def _passed_over(session_id: str, clashed: set[str], result: TransferResult) -> None:
+    clashed.add(session_id)
+    result.skipped += 1
 
 
 async def import_sessions(
@@ -375,9 +389,9 @@ async def import_sessions(
                 raise SessionExistsError(conflicts, repr(store))
             file.seek(0)
         total, sessions = records(file, where)
-        result = TransferResult()
+        result, clashed = TransferResult(), set[str]()
         for done, stored in enumerate(sessions, start=1):
-            await _put(target, stored, existing, on_conflict, result)
+            await _put(target, stored, existing, on_conflict, result, clashed)
             if progress is not None:
                 progress(done, total)
     return result
@@ -405,7 +419,7 @@ async def copy_sessions(
         conflicts = [sid for sid in plan.order if sid in existing]
         if conflicts:
             raise SessionExistsError(conflicts, repr(target))
-    result = TransferResult()
+    result, clashed = TransferResult(), set[str]()
     total = len(plan.order)
     for done, session_id in enumerate(plan.order, start=1):
         if session_id in existing and on_conflict == "skip":
@@ -414,7 +428,7 @@ async def copy_sessions(
             with _failing_as("source", source):
                 stored = await _prepared(source, session_id, plan.present)
             with _failing_as("target", target):
-                await _put(restorable, stored, existing, on_conflict, result)
+                await _put(restorable, stored, existing, on_conflict, result, clashed)
         if progress is not None:
             progress(done, total)
     return result
