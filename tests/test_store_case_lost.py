@@ -185,3 +185,27 @@ def test_a_copy_skipping_passes_over_the_refused_id_and_its_attached_forks(
         assert (again.written, again.skipped) == (0, 5)
 
     asyncio.run(main())
+
+
+def test_the_doctor_finds_forks_of_parents_with_capitals_in_their_index(lowercasing_dir: Path) -> None:
+    """``Alice-forks`` is listed as ``alice-forks`` here, and ``P-forks`` is ``p-forks``: the
+    doctor took the index's entries for stale forks of ``alice`` and ``p``, removed them and
+    linked them again, on every run. Each entry is now matched to its fork's own parent."""
+
+    async def main() -> None:
+        store = FileSessionStore(lowercasing_dir)
+        await store.save("p", [{"role": "user", "content": "p's"}])
+        for fork, parent in (("f1", "Alice"), ("f2", "p"), ("f3", "P")):  # Alice and P: elsewhere
+            await store.save(
+                fork, [{"role": "user", "content": fork}], {"parent_id": parent, "detached": True}
+            )
+        for _ in range(2):
+            assert (await check_store(store, repair=True)).problems == []
+        for parent, forks in (("Alice", ["f1"]), ("p", ["f2"]), ("P", ["f3"])):
+            assert [m.id for m in await FileSessionStore(lowercasing_dir).forks(parent)] == forks
+        (lowercasing_dir / "p-forks" / "f2.jsonl").unlink()  # an entry really missing is still found
+        report = await check_store(store, repair=True)
+        assert [(problem.kind, problem.session_id) for problem in report.problems] == [("fork_link", "f2")]
+        assert (await check_store(store)).problems == []
+
+    asyncio.run(main())

@@ -221,8 +221,12 @@ class _Checker:
         root = self.layout.root
         if os.path.lexists(os.path.join(root, NO_HARD_LINKS)):
             return  # no hard links here: forks() scans, and no index is kept
-        linked: set[tuple[str, str]] = set()
+        linked: set[tuple[str, str]] = set()  # (the parent's id, folded; the fork's id)
         former: set[tuple[str, str]] = set()
+        # where names compare without case, ``Alice-forks`` is ``alice-forks`` (and may be
+        # listed so): one index for both ids, each fork found by its own parent's id
+        sessions = [name for name in names if session_name(name) is not None]
+        fold = str.lower if self.store._case.compares_without_case(sessions) else str
         for name in names:
             parent_id = name[: -len("-forks")]
             if not name.endswith("-forks") or not SESSION_ID_PATTERN.fullmatch(parent_id):
@@ -237,25 +241,29 @@ class _Checker:
                     self.add("fork_link", parsed[0], path, "a symlink in the fork index: left as it is")
                 elif (
                     session is not None
-                    and session.parent_id == parent_id
+                    and fold(session.parent_id or "") == fold(parent_id)
                     and session.file_format == parsed[1]
                 ):
-                    key = (parent_id, parsed[0])
+                    key = (fold(parent_id), parsed[0])
                     (linked if session.inode == found.st_ino else former).add(key)
                 elif session is None and parsed[0] in self.unreadable:
                     continue  # named as unreadable: its link goes with it
                 else:
                     self.stale(parent_id, parsed, path, found.st_ino, session is None)
         for session_id, session in self.sessions.items():
-            key = (session.parent_id or "", session_id)
-            if session.parent_id is None or key in linked or not SESSION_ID_PATTERN.fullmatch(key[0]):
+            parent = session.parent_id
+            if parent is None or not SESSION_ID_PATTERN.fullmatch(parent):
+                continue
+            key = (fold(parent), session_id)
+            if key in linked:
                 continue  # a parent deleted (or unreadable) is indexed too: forks() lists its forks
-            where = os.path.join(root, f"{key[0]}-forks", self.layout.name(session_id, session.file_format))
+            entry = self.layout.name(session_id, session.file_format)
+            where = os.path.join(root, f"{parent}-forks", entry)
             what = "links a former version of" if key in former else "is missing from the fork index for"
             if self.repair:
                 with self.store._locks.held(session_id):
-                    self.store._index.index(session_id, key[0], None, session.file_format)
-            detail = f"the entry {what} fork {session_id} of {key[0]}"
+                    self.store._index.index(session_id, parent, None, session.file_format)
+            detail = f"the entry {what} fork {session_id} of {parent}"
             self.add("fork_link", session_id, where, detail, "re-linked" if self.repair else None)
 
     def stale(
