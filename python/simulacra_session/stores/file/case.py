@@ -141,10 +141,10 @@ class CaseGuard:
             raise CaseNotKeptError(session_id, os.path.join(self._root, listed(name)))
 
     def _probe(self) -> None:
-        """Make ``..Case-Probe.tmp`` (``flock``ed: a live probe is no residue), read the root's
-        names and look up the probe's name with its case swapped, then remove it: held as
-        made, the root keeps case (and compares with it unless the swapped name is found);
-        held in another case, the root compares without case and lists names so."""
+        """Make ``..Case-Probe.tmp`` (``flock``ed: a live probe is no residue), look up its
+        name with its case swapped and, found, read the root's names, then remove it: not
+        found, the root compares names with case; held as made, it keeps case; held in
+        another case, it lists names so."""
         probe = f".{CASE_PROBE}.tmp"
         with Dir(self._root) as root:
             while True:
@@ -152,8 +152,8 @@ class CaseGuard:
                 try:
                     if not lock(fd) or not root.names_open(probe, fd):
                         continue  # swept meanwhile as residue: make it again
-                    names = root.names()
                     swapped = root.entry(probe.swapcase()) is not None
+                    names = root.names() if swapped else [probe]  # a listing only where needed
                     root.remove(probe)
                 finally:
                     os.close(fd)
