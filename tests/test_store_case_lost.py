@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from case_insensitive_fs import lowercasing_dir, lowercasing_mount
+from case_insensitive_fs import case_insensitive_dir, exfat_mount, lowercasing_dir, lowercasing_mount
 from residue_stores import FILE_STORES
-from simulacra_session import CaseClashError, CaseNotKeptError, FileSessionStore
+from simulacra_session import CaseClashError, CaseNotKeptError, FileSessionStore, UnsafePathError
 from simulacra_session.doctor import check_store
 from simulacra_session.stores.file import rewrite as rewrite_module
 from simulacra_session.stores.file.case import CaseGuard
@@ -28,7 +28,12 @@ from simulacra_session.testing import SessionStoreConformance
 from simulacra_session.transfer import copy_sessions, export_sessions, import_sessions
 from test_store_file import FileStoreJournals
 
-__all__ = ["lowercasing_dir", "lowercasing_mount"]  # the fixtures, used by name
+__all__ = [
+    "case_insensitive_dir",
+    "exfat_mount",
+    "lowercasing_dir",
+    "lowercasing_mount",
+]  # the fixtures, used by name
 
 FORMATS = ["jsonl", "json"]
 
@@ -209,3 +214,36 @@ def test_the_doctor_finds_forks_of_parents_with_capitals_in_their_index(lowercas
         assert (await check_store(store)).problems == []
 
     asyncio.run(main())
+
+
+def test_a_probe_left_in_another_case_teaches_nothing(case_insensitive_dir: Path) -> None:
+    """A killed prober's ``..case-probe.tmp`` (a root copied from one that lists names in lower
+    case) on exFAT, which keeps case: the probe was opened under that name and the root taken
+    for one that does not keep case. It is removed first now, and ``Alice`` saved."""
+    root = case_insensitive_dir
+    (root / "..case-probe.tmp").write_bytes(b"")
+    asyncio.run(FileSessionStore(root).save("Alice", [{"role": "user", "content": "Alice's"}]))
+    assert _names(root) == ["Alice.jsonl"]
+
+
+def test_the_doctor_reports_and_removes_a_left_probe(tmp_path: Path) -> None:
+    """``doctor`` saw no problem in a killed prober's probe, and ``--repair`` left it."""
+    store = FileSessionStore(tmp_path)
+    asyncio.run(store.save("alice", [{"role": "user", "content": "alice's"}]))
+    (tmp_path / "..Case-Probe.tmp").write_bytes(b"")
+    report = asyncio.run(check_store(store))
+    assert [(problem.kind, problem.path) for problem in report.problems] == [
+        ("temp_file", str(tmp_path / "..Case-Probe.tmp"))
+    ]
+    assert [problem.repaired for problem in asyncio.run(check_store(store, repair=True)).problems] == [True]
+    assert _names(tmp_path) == ["alice.jsonl"]
+
+
+def test_a_probe_that_cannot_be_made_names_its_path(tmp_path: Path) -> None:
+    """A symlink where the probe goes is refused as any other (``UnsafePathError``), and
+    left alone; nothing is written."""
+    os.symlink(tmp_path / "elsewhere", tmp_path / "..Case-Probe.tmp")
+    with pytest.raises(UnsafePathError) as raised:
+        asyncio.run(FileSessionStore(tmp_path).save("Alice", [{"role": "user", "content": "Alice's"}]))
+    assert str(tmp_path / "..Case-Probe.tmp") in str(raised.value)
+    assert _names(tmp_path) == ["..Case-Probe.tmp"]

@@ -33,8 +33,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 
-from ..._beneath import Dir, lock
+from ..._beneath import Dir, lock, remove_residue
 from ..._lru import LRU
 from ...errors import CaseClashError, CaseNotKeptError
 from .layout import CASE_PROBE, SUFFIXES, FileFormat
@@ -147,18 +148,26 @@ class CaseGuard:
         another case, it lists names so."""
         probe = f".{CASE_PROBE}.tmp"
         with Dir(self._root) as root:
-            while True:
-                fd = root.open_file(probe, os.O_RDWR | os.O_CREAT, 0o600)
-                try:
-                    if not lock(fd) or not root.names_open(probe, fd):
-                        continue  # swept meanwhile as residue: make it again
-                    swapped = root.entry(probe.swapcase()) is not None
-                    names = root.names() if swapped else [probe]  # a listing only where needed
-                    root.remove(probe)
-                finally:
-                    os.close(fd)
-                break
-        held = next((found for found in names if found.lower() == probe.lower()), probe)
+            try:
+                while True:
+                    remove_residue(root, probe, wait=True)  # a killed prober's, in whatever case
+                    try:
+                        fd = root.open_file(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                    except FileExistsError:
+                        continue  # made again meanwhile: residue again
+                    try:
+                        if not lock(fd) or not root.names_open(probe, fd):
+                            continue  # swept meanwhile as residue: make it again
+                        swapped = root.entry(probe.swapcase()) is not None
+                        names = root.names() if swapped else [probe]  # a listing only where needed
+                    finally:
+                        os.close(fd)  # before the removal: Windows removes no file that is open
+                    with suppress(FileNotFoundError):  # swept since, as residue: gone either way
+                        root.remove(probe)
+                    break
+            except OSError as error:
+                raise root.refused_or(probe, error) from None
+        held = probe if probe in names else next((n for n in names if n.lower() == probe.lower()), probe)
         if held == probe:
             self._listed_as = _as_made
             if self._insensitive is None:

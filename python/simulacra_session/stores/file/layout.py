@@ -30,6 +30,7 @@ from .locks import settled
 __all__ = [
     "CASE_PROBE",
     "FORMATS",
+    "MARKERS",
     "NO_HARD_LINKS",
     "OTHER",
     "SUFFIXES",
@@ -48,6 +49,9 @@ NO_HARD_LINKS = ".no-hard-links"
 #: Made with capitals, flocked, looked for among the root's names and removed: whether the
 #: root keeps the case of names (``case``). A killed prober's is residue, as a temp file.
 CASE_PROBE = ".Case-Probe"
+#: The names (in lower case: a root that does not keep case lists them so) of the root's own
+#: files whose temp files are no session's (``.{name}.tmp``).
+MARKERS = (NO_HARD_LINKS.lower(), CASE_PROBE.lower())
 #: A temp file's name: ``.{name}.tmp`` (``atomic_write``), or with 16 random hex digits
 #: before ``.tmp`` (a temp link, or a full write of a version before temp files were locked).
 TEMP_FILE = re.compile(r"\.(?P<name>.+?)(?P<random>\.[0-9a-f]{16})?\.tmp")

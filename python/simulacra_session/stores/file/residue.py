@@ -36,15 +36,12 @@ from ..._lru import LRU
 from ...errors import UnsafePathError
 from ...ids import SESSION_ID_PATTERN
 from .index import ForkIndex
-from .layout import CASE_PROBE, FORMATS, NO_HARD_LINKS, TEMP_FILE, FileFormat, Layout, session_name
+from .layout import FORMATS, MARKERS, TEMP_FILE, FileFormat, Layout, session_name
 from .locks import IdLocks, file_locked
 
 __all__ = ["Residue", "sweep"]
 
 _log = logging.getLogger("simulacra_session")
-#: The names of the root's own temp files that are no session's (in lower case: a file
-#: system that does not keep case lists the case probe so).
-_MARKERS = (NO_HARD_LINKS.lower(), CASE_PROBE.lower())
 
 
 def sweep(root: str | os.PathLike[str]) -> list[str]:
@@ -122,7 +119,7 @@ class Residue:
             try:
                 if parsed is not None:
                     removed.append(self._sweep_temp(*parsed, name, old=bool(temp and temp["random"])))
-                elif temp and not temp["random"] and temp["name"].lower() in _MARKERS:
+                elif temp and not temp["random"] and temp["name"].lower() in MARKERS:
                     with Dir(self._layout.root) as root:
                         removed.append(_swept(root, name))
                 elif name.endswith("-forks") and SESSION_ID_PATTERN.fullmatch(
