@@ -143,12 +143,16 @@ class CaseClashError(SessionError):
     cannot keep both sessions there. ``path`` names the other id's file."""
 
     def __init__(self, session_id: str, path: str) -> None:
-        super().__init__(
-            f"session id {session_id!r} refused: this file system compares names without case, "
-            f"and its file name opens {path}, the file of an id that differs from it only in case"
-        )
+        super().__init__(f"session id {session_id!r} refused: {self._why(path)}")
         self.session_id = session_id
         self.path = path
+
+    @staticmethod
+    def _why(path: str) -> str:
+        return (
+            "this file system compares names without case, "
+            f"and its file name opens {path}, the file of an id that differs from it only in case"
+        )
 
     def __reduce__(self) -> tuple[type[CaseClashError], tuple[str, str]]:
         return type(self), (self.session_id, self.path)  # pickled with its parts
@@ -160,14 +164,12 @@ class CaseNotKeptError(CaseClashError):
     without long names), ``session_id``'s new file would be named ``path``: found there only
     as another id's. The file store refuses the id, writing nothing; ids in lower case work."""
 
-    def __init__(self, session_id: str, path: str) -> None:
-        SessionError.__init__(
-            self,
-            f"session id {session_id!r} refused: this file system does not keep the case of names, "
-            f"and its file would be named {path}, the file name of another id; nothing was written",
+    @staticmethod
+    def _why(path: str) -> str:
+        return (
+            "this file system does not keep the case of names, "
+            f"and its file would be named {path}, the file name of another id; nothing was written"
         )
-        self.session_id = session_id
-        self.path = path
 
 
 class StoreError(SessionError):
