@@ -25,7 +25,7 @@ from ...models import SessionMetadata, metadata_from_stored
 from . import journal
 from .document import decode_document
 from .files import OPEN_RO, keep_copy, read_from, read_path, regular, set_aside, sync_file
-from .layout import MARKERS, NO_HARD_LINKS, TEMP_FILE, FileFormat, session_name
+from .layout import NO_HARD_LINKS, TEMP_FILE, FileFormat, marker_temp, session_name
 from .locks import file_locked
 from .residue import sweep
 from .restore import compact_sync
@@ -97,7 +97,7 @@ class _Checker:
             temp = TEMP_FILE.fullmatch(name)
             if temp is not None:
                 owner = session_name(temp["name"])
-                if owner is not None or (not temp["random"] and temp["name"].lower() in MARKERS):
+                if owner is not None or marker_temp(temp):
                     found.append((owner[0] if owner else None, os.path.join(root, name), not temp["random"]))
             elif name.endswith("-forks") and SESSION_ID_PATTERN.fullmatch(name[: -len("-forks")]):
                 index = os.path.join(root, name)

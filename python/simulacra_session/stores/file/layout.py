@@ -30,7 +30,6 @@ from .locks import settled
 __all__ = [
     "CASE_PROBE",
     "FORMATS",
-    "MARKERS",
     "NO_HARD_LINKS",
     "OTHER",
     "SUFFIXES",
@@ -38,6 +37,7 @@ __all__ = [
     "FileFormat",
     "Layout",
     "check_mode",
+    "marker_temp",
     "session_name",
 ]
 
@@ -51,10 +51,16 @@ NO_HARD_LINKS = ".no-hard-links"
 CASE_PROBE = ".Case-Probe"
 #: The names (in lower case: a root that does not keep case lists them so) of the root's own
 #: files whose temp files are no session's (``.{name}.tmp``).
-MARKERS = (NO_HARD_LINKS.lower(), CASE_PROBE.lower())
+_MARKERS = (NO_HARD_LINKS.lower(), CASE_PROBE.lower())
 #: A temp file's name: ``.{name}.tmp`` (``atomic_write``), or with 16 random hex digits
 #: before ``.tmp`` (a temp link, or a full write of a version before temp files were locked).
 TEMP_FILE = re.compile(r"\.(?P<name>.+?)(?P<random>\.[0-9a-f]{16})?\.tmp")
+
+
+def marker_temp(temp: re.Match[str]) -> bool:
+    """Whether ``temp`` (a ``TEMP_FILE`` match) is the temp file of the ``.no-hard-links``
+    marker or the case probe, in whatever case the root lists it."""
+    return not temp["random"] and temp["name"].lower() in _MARKERS
 
 
 def session_name(name: str) -> tuple[str, FileFormat] | None:

@@ -36,7 +36,7 @@ from ..._lru import LRU
 from ...errors import UnsafePathError
 from ...ids import SESSION_ID_PATTERN
 from .index import ForkIndex
-from .layout import FORMATS, MARKERS, TEMP_FILE, FileFormat, Layout, session_name
+from .layout import FORMATS, TEMP_FILE, FileFormat, Layout, marker_temp, session_name
 from .locks import IdLocks, file_locked
 
 __all__ = ["Residue", "sweep"]
@@ -119,7 +119,7 @@ class Residue:
             try:
                 if parsed is not None:
                     removed.append(self._sweep_temp(*parsed, name, old=bool(temp and temp["random"])))
-                elif temp and not temp["random"] and temp["name"].lower() in MARKERS:
+                elif temp and marker_temp(temp):
                     with Dir(self._layout.root) as root:
                         removed.append(_swept(root, name))
                 elif name.endswith("-forks") and SESSION_ID_PATTERN.fullmatch(
