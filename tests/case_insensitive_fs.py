@@ -25,7 +25,11 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["case_insensitive_dir", "exfat_mount", "lowercasing_dir", "lowercasing_mount"]
+from residue_stores import FILE_STORES
+from simulacra_session import FileSessionStore
+from test_store_file import FileStoreJournals
+
+__all__ = ["FileStoreOnAMount", "case_insensitive_dir", "exfat_mount", "lowercasing_dir", "lowercasing_mount"]
 
 
 def _can_mount(*tools: str) -> None:
@@ -118,3 +122,12 @@ def case_insensitive_dir(exfat_mount: Path) -> Path:
 def lowercasing_dir(lowercasing_mount: Path) -> Path:
     """A new directory of this test's own on the lower-casing NTFS mount."""
     return _own_dir(lowercasing_mount)
+
+
+class FileStoreOnAMount(FileStoreJournals):
+    """The conformance kit's fixtures for a file store on one of these mounts (its class gives
+    the ``store``): ``session_file``, and writers killed mid-save there (``residue_stores``)."""
+
+    @pytest.fixture
+    def residue_factory(self, store: FileSessionStore) -> tuple[str, Path]:
+        return FILE_STORES[store.format], Path(store.root)

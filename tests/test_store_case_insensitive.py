@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-from case_insensitive_fs import case_insensitive_dir, exfat_mount
+from case_insensitive_fs import FileStoreOnAMount, case_insensitive_dir, exfat_mount
 from cli_runs import run_cli
-from residue_stores import FILE_STORES
 from simulacra_session import (
     CaseClashError,
     FileSessionStore,
@@ -36,7 +35,6 @@ from simulacra_session.history import resolve_history
 from simulacra_session.stores.file.case import CaseGuard
 from simulacra_session.testing import SessionStoreConformance
 from simulacra_session.transfer import copy_sessions, export_sessions, import_sessions
-from test_store_file import FileStoreJournals
 
 __all__ = ["case_insensitive_dir", "exfat_mount"]  # the fixtures, used by name
 
@@ -44,15 +42,10 @@ FORMATS = ["jsonl", "json"]
 SUFFIX = {"jsonl": ".jsonl", "json": ".json"}
 
 
-class TestFileStoreConformanceOnExfat(FileStoreJournals, SessionStoreConformance):
+class TestFileStoreConformanceOnExfat(FileStoreOnAMount, SessionStoreConformance):
     @pytest.fixture(params=FORMATS)
     def store(self, request: pytest.FixtureRequest, case_insensitive_dir: Path) -> FileSessionStore:
         return FileSessionStore(case_insensitive_dir / "sessions", format=request.param)
-
-    @pytest.fixture
-    def residue_factory(self, store: FileSessionStore) -> tuple[str, Path]:
-        """Writers killed mid-save on the exFAT mount (``residue_stores``)."""
-        return FILE_STORES[store.format], Path(store.root)
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from case_insensitive_fs import case_insensitive_dir, exfat_mount
-from simulacra_session import FileSessionStore
+from simulacra_session import FileSessionStore, _backend
 from simulacra_session.stores.file import listing as listing_module
 from simulacra_session.stores.file.case import CaseGuard
 from simulacra_session.stores.file.listing import Listing
@@ -37,7 +37,7 @@ def test_a_listing_never_shows_an_id_whose_name_opened_another_ids_file(
     mine, theirs = FileSessionStore(root), FileSessionStore(root)
     asyncio.run(theirs.save("Alice", [{"role": "user", "content": "Alice's"}]))
     asyncio.run(theirs.save("bob", [{"role": "user", "content": "bob's"}] * 2))
-    stamps = listing_module.stamps
+    stamps = _backend.stamps  # what the listing calls
     swapped: list[bool] = []
 
     def swap_then_stamp(at: str, names: list[str]) -> list[Any]:

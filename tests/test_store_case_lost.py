@@ -17,16 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from case_insensitive_fs import case_insensitive_dir, exfat_mount, lowercasing_dir, lowercasing_mount
-from residue_stores import FILE_STORES
-from simulacra_session import CaseClashError, CaseNotKeptError, FileSessionStore, UnsafePathError
+from case_insensitive_fs import (
+    FileStoreOnAMount,
+    case_insensitive_dir,
+    exfat_mount,
+    lowercasing_dir,
+    lowercasing_mount,
+)
+from simulacra_session import CaseClashError, CaseNotKeptError, FileSessionStore, UnsafePathError, _backend
 from simulacra_session.doctor import check_store
 from simulacra_session.stores.file import rewrite as rewrite_module
 from simulacra_session.stores.file.case import CaseGuard
 from simulacra_session.stores.file.residue import sweep as residue_sweep
 from simulacra_session.testing import SessionStoreConformance
 from simulacra_session.transfer import copy_sessions, export_sessions, import_sessions
-from test_store_file import FileStoreJournals
 
 __all__ = [
     "case_insensitive_dir",
@@ -38,17 +42,12 @@ __all__ = [
 FORMATS = ["jsonl", "json"]
 
 
-class TestFileStoreConformanceOnLowercasingNtfs(FileStoreJournals, SessionStoreConformance):
+class TestFileStoreConformanceOnLowercasingNtfs(FileStoreOnAMount, SessionStoreConformance):
     """The whole kit, residue after killed writers included, with the fork index's hard links."""
 
     @pytest.fixture(params=FORMATS)
     def store(self, request: pytest.FixtureRequest, lowercasing_dir: Path) -> FileSessionStore:
         return FileSessionStore(lowercasing_dir / "sessions", format=request.param)
-
-    @pytest.fixture
-    def residue_factory(self, store: FileSessionStore) -> tuple[str, Path]:
-        """Writers killed mid-save on the NTFS mount (``residue_stores``)."""
-        return FILE_STORES[store.format], Path(store.root)
 
 
 def _names(root: Path) -> list[str]:
@@ -94,7 +93,7 @@ def test_nothing_is_written_under_a_refused_name(
     save, and lose its save to the removal, or append to ``Alice``'s messages. Now the root
     is probed first, and nothing is written under the name."""
     written: list[str] = []
-    real = rewrite_module.atomic_write
+    real = _backend.atomic_write  # what the rewrite calls
 
     def atomic_write(path: str, data: bytes, fsync: bool, mode: int) -> None:
         written.append(os.path.basename(path))
