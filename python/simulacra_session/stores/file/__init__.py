@@ -282,21 +282,23 @@ class FileSessionStore:
             # every file locked at once, as every writer: an append elsewhere lands first, a conversion ends
             with session_locked(paths, layout.root) as fds:
                 self._case.check(session_id)
-                for file_format, path, fd in zip(FORMATS, paths, fds, strict=True):
-                    if fd is None:
-                        continue
+                held = [(path, fd) for path, fd in zip(paths, fds, strict=True) if fd is not None]
+                for file_format, fd in zip(FORMATS, fds, strict=True):
                     try:
-                        stored = self._read(session_id, file_format)
+                        stored = self._read(session_id, file_format) if fd is not None else None
                     except CorruptSessionError:
                         stored = None
                     if stored is not None and stored.metadata.parent_id is not None:
                         parents.add(stored.metadata.parent_id)
+                # the links first: a crash between leaves the session whole, its link for
+                # doctor to make again, never a link as the last copy of a deleted session
+                for parent_id in parents:
+                    self._index.unindex(parent_id, session_id, FORMATS)
+                for path, fd in held:
                     existed = remove_locked(path, fd) or existed
             self._journals.pop(session_id)
             if existed and self._fsync:
                 fsync_dir(layout.root)
-            for parent_id in parents:
-                self._index.unindex(parent_id, session_id, FORMATS)
             self._index.remove_empty(session_id)
             return existed
 

@@ -25,6 +25,7 @@ from ..._backend import atomic_write, link_fork
 from ..._beneath import Dir
 from ...errors import UnsafePathError
 from ...ids import SESSION_ID_PATTERN
+from .files import sync_file
 from .layout import NO_HARD_LINKS, SUFFIXES, TEMP_FILE, FileFormat, Layout, session_name
 
 __all__ = ["ForkIndex"]
@@ -92,18 +93,24 @@ class ForkIndex:
 
     def unindex(self, parent_id: str, session_id: str, formats: Iterable[FileFormat]) -> None:
         """Remove ``session_id``'s entries in ``parent_id``'s index. A symlink in the way is
-        left alone with a warning: this follows a write (a delete, a conversion, a change of
-        parent) that a refusal now could not undo, and an entry left over is harmless."""
+        left alone with a warning: a refusal now could not undo the write (a conversion, a
+        change of parent) this goes with, and an entry left over is harmless. Durable with
+        the store's ``fsync``: a link left by a power cut would keep a deleted session's
+        messages, as the last copy of them (``doctor`` leaves that to its user)."""
         try:
             index = self._open(parent_id) if SESSION_ID_PATTERN.fullmatch(parent_id) else None
             if index is None:
                 return
             with index:
+                removed = False
                 for file_format in formats:
                     name = session_id + SUFFIXES[file_format]
                     if index.no_symlink(name) is not None:
                         with suppress(FileNotFoundError):  # removed meanwhile
                             index.remove(name)
+                            removed = True
+                if removed and self._fsync:
+                    index.sync(lambda fd: sync_file(fd, index.path))
         except UnsafePathError as error:
             _log.warning("left %s: %s", error.path, error)
 
