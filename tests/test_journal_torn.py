@@ -104,11 +104,14 @@ CASES: dict[str, tuple[Callable[[bytes, bytes], bytes], bool]] = {
         lambda saved, appended: appended.replace(b'"after"', b'"aftEr"'),
         True,
     ),
-    "zeros": (lambda saved, appended: saved + bytes(4096), True),
+    # a power cut: the file's new size on disk, not all of its data (zeros to the end)
+    "zeros": (lambda saved, appended: saved + bytes(4096), False),
     "zeros after an append cut short": (
         lambda saved, appended: appended[: len(saved) + 150] + bytes(64),
-        True,
+        False,
     ),
+    "zeros, then bytes": (lambda saved, appended: saved + bytes(64) + appended[len(saved) + 64 :], True),
+    "zeros after damage": (lambda saved, appended: saved + b'{"role": "user"}\n' + bytes(64), True),
     "a line that is no message": (lambda saved, appended: saved + b'[1,2]\n{"role":"us', True),
     "a line with spaces": (lambda saved, appended: saved + b'{"role": "user"}\n', True),
     "bytes after a whole value": (lambda saved, appended: saved + b'{"role":"user"}x', True),

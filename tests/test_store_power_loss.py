@@ -107,11 +107,13 @@ STORE_CHILD = textwrap.dedent(
                 continue
             if texts is None or rng.random() < 0.3:
                 texts = [f"{sid} {step} {n} " + "y" * rng.randrange(500) for n in range(rng.randrange(1, 8))]
-                await store.save(sid, [message(text) for text in texts], {"label": f"step {step}"})
+                write = store.save(sid, [message(text) for text in texts], {"label": f"step {step}"})
             else:
                 new = [f"{sid} {step} +{n}" for n in range(rng.randrange(1, 3))]
-                await store.append(sid, [message(text) for text in new], {"label": f"step {step}"})
+                write = store.append(sid, [message(text) for text in new], {"label": f"step {step}"})
                 texts = texts + new
+            print("saving", json.dumps([sid, texts]), flush=True)
+            await write
             sessions[sid] = texts
             print("ack", json.dumps([sid, texts]), flush=True)
 
@@ -245,23 +247,31 @@ def _cut_after(seed: int) -> int:
     return random.Random(seed).randrange(3, 80)
 
 
-def _expected(lines: list[str]) -> tuple[dict[str, list[str]], set[str]]:
-    """The last acknowledged messages of each session, and the sessions acknowledged deleted.
-    A session being deleted at the cut is neither: the cut may keep it or not."""
+def _expected(lines: list[str]) -> tuple[dict[str, list[list[str]]], set[str]]:
+    """What a cut may leave of each session, from the child's lines: its messages as last
+    acknowledged ("ack"), or as the write under way at the cut would leave them ("saving":
+    a whole save replaces them); and the sessions acknowledged deleted ("gone"). A session
+    being deleted at the cut ("deleting") may be there or not."""
     saved: dict[str, list[str]] = {}
+    under_way: dict[str, list[str]] = {}
     gone: set[str] = set()
     for line in lines:
         kind, _, payload = line.partition(" ")
-        if kind == "ack":
+        if kind in ("ack", "saving"):
             session_id, texts = json.loads(payload)
-            saved[session_id] = texts
-            gone.discard(session_id)
+            (saved if kind == "ack" else under_way)[session_id] = texts
+            if kind == "ack":
+                under_way.pop(session_id, None)
+                gone.discard(session_id)
         elif kind in ("deleting", "gone"):
             session_id = json.loads(payload)
             saved.pop(session_id, None)
+            under_way.pop(session_id, None)
             if kind == "gone":
                 gone.add(session_id)
-    return saved, gone
+    return {
+        key: [texts, *([under_way[key]] if key in under_way else [])] for key, texts in saved.items()
+    }, gone
 
 
 async def _history(store: FileSessionStore, session_id: str) -> list[str]:
@@ -271,13 +281,15 @@ async def _history(store: FileSessionStore, session_id: str) -> list[str]:
             return [message["content"][0]["text"] for message in conversation.messages]
 
 
-async def _check_image(root: Path, saved: dict[str, list[str]], gone: set[str], strict: bool) -> None:
+async def _check_image(root: Path, saved: dict[str, list[list[str]]], gone: set[str], strict: bool) -> None:
     store = FileSessionStore(root)
     listed = {metadata.id for metadata in await store.list()}
-    for session_id, texts in saved.items():
+    for session_id, versions in saved.items():
         assert session_id in listed, f"acknowledged {session_id} is not listed"
         history = await _history(store, session_id)
-        assert history[: len(texts)] == texts, f"{session_id}: acknowledged messages lost"
+        assert any(history[: len(texts)] == texts for texts in versions), (
+            f"{session_id}: acknowledged messages lost"
+        )
     if strict:
         assert not listed & gone, f"deleted sessions came back: {sorted(listed & gone)}"
     for session_id in listed:

@@ -7,8 +7,11 @@ An append is one ``pwrite`` at the end of the committed state (``journal.encode_
 its message lines, a seal record after each 64 KiB of them, and one commit record (a
 truncation, or an append of metadata alone, is that record alone). A ``SIGKILL`` can stop
 the write part way (the kernel stops copying pages once a fatal signal is pending), and so
-can a full disk: what it leaves is a prefix of those bytes. So the tail is an append cut
-short exactly when it is, in order:
+can a full disk: what it leaves is a prefix of those bytes. A power cut can also leave the
+file's new size on disk without all of its data, which reads as zeros to the end of the file:
+zeros there hold no bytes of anything, so the rule looks at what comes before them. So the
+tail is an append cut short exactly when it is, in order (zeros to the end of the file
+aside):
 
 - complete message lines as the format writes them: compact JSON (no whitespace outside
   strings), each an object or ``["message",value]``;
@@ -18,9 +21,10 @@ short exactly when it is, in order:
 
 Message lines carry no checksum of their own (the record after them does), so only their
 form is checked: damage that leaves a line of the tail well-formed, where no record covers
-it, is taken for an append cut short. Anything else (zeros, a byte breaking a line's form,
-bytes after a complete value, a record that does not verify) is damage. Version 1 journals
-have no checksums to chain on: their torn tails are always kept.
+it, is taken for an append cut short. Anything else (zeros with other bytes after them, a
+byte breaking a line's form, bytes after a complete value, a record that does not verify)
+is damage. Version 1 journals have no checksums to chain on: their torn tails are always
+kept.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ def cut_short(data: bytes, end: int) -> bool:
     seed = checksum(data[data.rfind(b"\n", 0, end - 1) + 1 : end - 1]) if end > 0 else None
     if seed is None:  # version 1: no chain to check the tail against
         return False
+    if data.endswith(b"\0"):  # unwritten space a power cut left: no bytes of anything
+        data = data[: max(end, len(data.rstrip(b"\0")))]
     position = batch = end  # the line looked at; where the lines the next record covers start
     while (newline := data.find(b"\n", position)) >= 0:
         line = data[position:newline]
