@@ -224,3 +224,22 @@ def test_restored_timestamps_list_in_the_order_of_their_instants(backend: str, t
         assert {m.id: m.updated_at for m in run(store.list())} == RESTORED
         run(store.save("millis", [msg("later")]))  # stamped after every restored instant
         assert [m.id for m in run(store.list(limit=1))] == ["millis"]
+
+
+@pytest.mark.parametrize("driver", ["sqlite", "sqlite+aiosqlite"])
+def test_a_sqlite_file_syncs_every_commit_whatever_the_build_default(driver: str, tmp_path: Path) -> None:
+    # synchronous=FULL syncs each commit (a build may default to less: the power-loss tests
+    # show what that loses); fullfsync is F_FULLFSYNC on macOS, as the file store's syncs
+    store = SqlSessionStore(f"{driver}:///{tmp_path}/s.db")
+    pragmas = "SELECT * FROM pragma_synchronous, pragma_fullfsync, pragma_journal_mode"
+
+    async def read() -> tuple[Any, ...]:
+        engine = store.engine
+        if isinstance(engine, sa.Engine):
+            with engine.connect() as connection:
+                return tuple(connection.exec_driver_sql(pragmas).one())
+        async with engine.connect() as connection:
+            return tuple((await connection.exec_driver_sql(pragmas)).one())
+
+    assert run(read()) == (2, 1, "wal")
+    run(store.close())

@@ -42,13 +42,15 @@ def transient(error: sa.exc.DBAPIError) -> bool:
 def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
     """An engine for ``url``: async when its driver is; SQLite tuned for concurrent writers.
 
-    A SQLite file gets WAL (readers never block the writer), enforced foreign keys and a 30 s
-    busy timeout; an in-memory SQLite database is one shared connection, so every thread
-    sees the same database (its transactions take turns: ``thread_turns``, ``loop_turns``). MySQL runs at
-    READ COMMITTED: the store's row locks are what orders writers, and InnoDB's gap locks at
-    REPEATABLE READ would make concurrent first saves of different sessions deadlock. A
-    server's pooled connection is tested before use (``pool_pre_ping``), so the first call
-    after the server restarted or dropped an idle connection opens a new one, not fails.
+    A SQLite file gets WAL (readers never block the writer), every commit synced before it
+    returns whatever the build's default (``synchronous=FULL``; macOS's ``F_FULLFSYNC`` with
+    ``fullfsync``, as the file store), enforced foreign keys and a 30 s busy timeout; an
+    in-memory SQLite database is one shared connection, so every thread sees the same database
+    (its transactions take turns: ``thread_turns``, ``loop_turns``). MySQL runs at READ
+    COMMITTED: the store's row locks are what orders writers, and InnoDB's gap locks at
+    REPEATABLE READ would make concurrent first saves of different sessions deadlock. A server's
+    pooled connection is tested before use (``pool_pre_ping``), so the first call after the
+    server restarted or dropped an idle connection opens a new one, not fails.
     """
     parsed = sa.make_url(url)
     options: dict[str, Any]
@@ -65,7 +67,9 @@ def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
     make = create_async_engine if parsed.get_dialect().is_async else sa.create_engine
     engine: sa.Engine | AsyncEngine = make(parsed, **options)
     if is_sqlite:
-        pragmas = ["PRAGMA foreign_keys=ON"] + ([] if in_memory else ["PRAGMA journal_mode=WAL"])
+        # synced first, so that the switch to WAL (a write of a new file's header) is synced too
+        durable = ["PRAGMA synchronous=FULL", "PRAGMA fullfsync=ON", "PRAGMA journal_mode=WAL"]
+        pragmas = ["PRAGMA foreign_keys=ON"] + ([] if in_memory else durable)
         sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
         @sa.event.listens_for(sync_engine, "connect")
