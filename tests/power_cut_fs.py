@@ -181,7 +181,11 @@ class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def open(self, path: str, flags: int) -> int:
-        return self._handle(self._find(path))
+        node = self._find(path)
+        if flags & os.O_TRUNC and node.data:  # libfuse 3 passes O_TRUNC here (atomic_o_trunc)
+            node.data.clear()
+            node.touch()
+        return self._handle(node)
 
     def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
         return bytes(self.handles[fh].data[offset : offset + size])
@@ -361,6 +365,7 @@ def _write_image(root: Node, image: Path, chance: random.Random | None) -> None:
             else:
                 path.write_bytes(_durable_data(node, chance))
                 os.chmod(path, stat.S_IMODE(node.mode))
+                os.utime(path, ns=(node.times[0], node.times[1]))  # the store compares mtimes
                 written[node.ino] = path
 
     descend(root, image)

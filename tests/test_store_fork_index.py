@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import simulacra_session.stores.file as store_module
+from simulacra_session._backend import link_fork
 from simulacra_session.doctor import Report, check_store
 from simulacra_session.models import SessionMetadata
 from simulacra_session.stores.file import FileFormat, FileSessionStore
@@ -92,3 +94,27 @@ async def test_a_write_whose_fork_is_deleted_before_it_is_indexed_returns(
     assert await store.load("f") is None
     assert await store.forks("p") == []
     assert list((tmp_path / "p-forks").glob("*")) == []  # nothing indexed
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+async def test_a_fork_linked_by_another_save_during_its_delete_leaves_no_link(
+    tmp_path: Path, file_format: FileFormat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save links its fork after its file locks are released: another process's save of the
+    fork can link it between the delete's first unindex and its unlink. The delete unindexes
+    again after the unlink, so no link outlives it as the last copy of the fork's messages."""
+    store = FileSessionStore(tmp_path, format=file_format)
+    await store.save("p", [msg("p0")])
+    await store.save("f", [msg("secret")], {"parent_id": "p", "fork_message_count": 1})
+    remove = store_module.remove_locked
+    suffix = f".{file_format}"
+
+    def linked_meanwhile(path: str, fd: int) -> bool:
+        if path.endswith("f" + suffix):
+            assert link_fork(str(tmp_path), "p", "f", True, suffix, 0o700)
+        return remove(path, fd)
+
+    monkeypatch.setattr(store_module, "remove_locked", linked_meanwhile)
+    assert await store.delete("f")
+    assert os.listdir(tmp_path / "p-forks") == []
+    assert (await check_store(store, repair=False)).problems == []

@@ -292,13 +292,17 @@ class FileSessionStore:
                         parents.add(stored.metadata.parent_id)
                 # the links first: a crash between leaves the session whole, its link for
                 # doctor to make again, never a link as the last copy of a deleted session
+                # (synced even when gone already: an earlier delete may have been cut short)
                 for parent_id in parents:
-                    self._index.unindex(parent_id, session_id, FORMATS)
+                    self._index.unindex(parent_id, session_id, FORMATS, sync=True)
                 for path, fd in held:
                     existed = remove_locked(path, fd) or existed
             self._journals.pop(session_id)
-            if existed and self._fsync:
-                fsync_dir(layout.root)
+            if self._fsync:  # even when gone already, as the links
+                with suppress(FileNotFoundError):  # no root: nothing was there
+                    fsync_dir(layout.root)
+            for parent_id in parents:  # and again: another process's save may have linked meanwhile
+                self._index.unindex(parent_id, session_id, FORMATS)
             self._index.remove_empty(session_id)
             return existed
 

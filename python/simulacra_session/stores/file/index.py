@@ -91,12 +91,16 @@ class ForkIndex:
                 if not os.path.lexists(self._layout.path(session_id, file_format)):
                     return True
 
-    def unindex(self, parent_id: str, session_id: str, formats: Iterable[FileFormat]) -> None:
+    def unindex(
+        self, parent_id: str, session_id: str, formats: Iterable[FileFormat], *, sync: bool = False
+    ) -> None:
         """Remove ``session_id``'s entries in ``parent_id``'s index. A symlink in the way is
         left alone with a warning: a refusal now could not undo the write (a conversion, a
         change of parent) this goes with, and an entry left over is harmless. Durable with
         the store's ``fsync``: a link left by a power cut would keep a deleted session's
-        messages, as the last copy of them (``doctor`` leaves that to its user)."""
+        messages, as the last copy of them (``doctor`` leaves that to its user). ``sync``: the
+        index is synced even when nothing was left to remove (an earlier removal, cut short
+        before its sync, may not be durable)."""
         try:
             index = self._open(parent_id) if SESSION_ID_PATTERN.fullmatch(parent_id) else None
             if index is None:
@@ -109,7 +113,7 @@ class ForkIndex:
                         with suppress(FileNotFoundError):  # removed meanwhile
                             index.remove(name)
                             removed = True
-                if removed and self._fsync:
+                if (removed or sync) and self._fsync:
                     index.sync(lambda fd: sync_file(fd, index.path))
         except UnsafePathError as error:
             _log.warning("left %s: %s", error.path, error)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import suppress
 from typing import Literal
 
 from ...ids import SESSION_ID_PATTERN
@@ -89,7 +90,7 @@ class Layout:
     """The paths of one store: its root, the format it writes, and the permission bits of the
     files and directories it creates (exactly those, whatever the umask; not on Windows)."""
 
-    __slots__ = ("dir_mode", "file_mode", "format", "other", "root")
+    __slots__ = ("_root_synced", "dir_mode", "file_mode", "format", "other", "root")
 
     def __init__(
         self, root: str, file_format: FileFormat, file_mode: int = 0o600, dir_mode: int = 0o700
@@ -99,6 +100,7 @@ class Layout:
         self.file_mode = check_mode("file_mode", file_mode, 0o600)
         self.dir_mode = check_mode("dir_mode", dir_mode, 0o700)
         self.root = root
+        self._root_synced = False
         self.format: FileFormat = file_format
         self.other: FileFormat = OTHER[file_format]
 
@@ -130,8 +132,13 @@ class Layout:
 
     def make_root(self, fsync: bool) -> str:
         """Create the root (with exactly ``dir_mode``) and missing parents (as the umask says),
-        durably with ``fsync``; returns the root."""
+        durably with ``fsync``; returns the root. A root found is made durable in its parent
+        once too: another process may have just made it, not yet synced."""
         if os.path.isdir(self.root):
+            if fsync and not self._root_synced:
+                with suppress(PermissionError):  # a parent it may not read: its maker's to sync
+                    fsync_dir(os.path.dirname(os.path.abspath(self.root)))
+                self._root_synced = True
             return self.root
         missing = []
         path = os.path.abspath(self.root)
@@ -142,6 +149,7 @@ class Layout:
         if os.name != "nt":
             os.chmod(self.root, self.dir_mode)
         if fsync:
-            for created in reversed(missing):
+            for created in reversed(missing or [path]):  # none: made meanwhile by another process
                 fsync_dir(os.path.dirname(created))
+            self._root_synced = True
         return self.root
