@@ -189,6 +189,39 @@ ROOT_CHILD = textwrap.dedent(
 )
 
 
+#: ``export -o FILE`` where FILE's directory takes no new file (no temp file beside it: here
+#: ``mkstemp`` refuses, as for a directory the user may not write): written in place, it must
+#: be synced before the command succeeds. FILE was there, durably, before.
+EXPORT_CHILD = textwrap.dedent(
+    """
+    import asyncio, json, os, sys, tempfile, time
+    from simulacra_session import FileSessionStore
+    from simulacra_session.cli import main
+
+    def no_temp_file(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    root = sys.argv[1]
+    backup = os.path.join(root, "exports", "backup")
+    os.mkdir(os.path.dirname(backup))
+    with open(backup, "wb") as file:
+        file.write(b"yesterday's backup")
+        os.fsync(file.fileno())
+    for directory in (os.path.dirname(backup), root):
+        fd = os.open(directory, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    message = {"role": "user", "content": [{"type": "text", "text": "p"}]}
+    asyncio.run(FileSessionStore(root).save("s", [message]))
+    print("ack", json.dumps(["s", ["p"]]), flush=True)
+    tempfile.mkstemp = no_temp_file
+    assert main(["--store", root, "export", "-o", backup]) == 0
+    print("exported", flush=True)
+    time.sleep(600)
+    """
+)
+
+
 #: The manager's auto-saves into SQLite (``SqlSessionStore``), three conversations at once, on
 #: a connection whose ``synchronous`` starts as ``OFF``: as on a build of SQLite whose default
 #: does not sync every commit; the store must set its own.
@@ -458,6 +491,14 @@ def test_a_root_made_by_another_process_is_made_durable(power_cut: PowerCut) -> 
         stored = asyncio.run(FileSessionStore(image / "store" / "made").load("s"))
         assert stored is not None, image.name
         assert expected.holds("s", [message["content"][0]["text"] for message in stored.messages])
+
+
+def test_an_export_written_in_place_is_synced(power_cut: PowerCut) -> None:
+    lines = _run_until_cut(power_cut, EXPORT_CHILD, 2)
+    assert lines[-1].strip() == "exported"
+    for image in power_cut.images.iterdir():
+        written = (image / "store" / "exports" / "backup").read_bytes()
+        assert b'"text":"p"' in written.replace(b" ", b""), f"{image.name}: {written[:80]!r}"
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -37,7 +37,7 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
     appended to ``placed``. The file keeps its mode and owner; a
     new one is private to its owner (``0o600``), as sessions are. Anything else (a FIFO, a
     device such as ``/dev/stdout``), or a file whose directory takes no new file, is written
-    in place, as the shell's ``>`` would. Its write errors name it (``Output``); a file is
+    in place, as the shell's ``>`` would (a file synced before the command succeeds). Its write errors name it (``Output``); a file is
     written unbuffered, so none is left to fail again when it closes."""
     if path is None or path == "-":
         sys.stdout.flush()
@@ -56,15 +56,14 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
     if temp is None or target is None:
         with open(path, "wb", buffering=0) as out:
             yield Output(out, path)
+            if stat.S_ISREG(os.fstat(out.fileno()).st_mode):  # a FIFO or a device keeps nothing
+                _sync(out, path)
         placed.append(path)
         return
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
             yield Output(out, path)
-            try:
-                os.fsync(out.fileno())
-            except OSError as error:
-                raise named(error, path) from error
+            _sync(out, path)
         if found is not None:
             os.chmod(temp, stat.S_IMODE(found.st_mode))
             if hasattr(os, "chown"):
@@ -79,6 +78,14 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
         raise
     fsync_dir(directory)
     placed.append(target)
+
+
+def _sync(out: IO[bytes], path: str) -> None:
+    """Make the export written to ``out`` durable; an error names ``path``."""
+    try:
+        os.fsync(out.fileno())
+    except OSError as error:
+        raise named(error, path) from error
 
 
 async def _export(store: SessionStore, args: argparse.Namespace) -> int:
