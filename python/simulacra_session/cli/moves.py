@@ -37,8 +37,9 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
     appended to ``placed``. The file keeps its mode and owner; a
     new one is private to its owner (``0o600``), as sessions are. Anything else (a FIFO, a
     device such as ``/dev/stdout``), or a file whose directory takes no new file, is written
-    in place, as the shell's ``>`` would (a file synced before the command succeeds). Its write errors name it (``Output``); a file is
-    written unbuffered, so none is left to fail again when it closes."""
+    in place, as the shell's ``>`` would (a file synced before the command succeeds). Its
+    write errors name it (``Output``); a file is written unbuffered, so none is left to fail
+    again when it closes."""
     if path is None or path == "-":
         sys.stdout.flush()
         yield Output(sys.stdout.buffer, "stdout")
