@@ -11,7 +11,7 @@ set -euo pipefail
 
 if command -v mkfs.exfat >/dev/null && command -v mount.exfat-fuse >/dev/null \
     && command -v mkntfs >/dev/null && command -v lowntfs-3g >/dev/null \
-    && ldconfig -p | grep -q 'libfuse3\.so\.3 '; then
+    && ldconfig -p | grep 'libfuse3\.so\.3 ' >/dev/null; then
     exit 0
 fi
 [ "$(id -u)" -eq 0 ] || { echo "fs-tools: error: run as root" >&2; exit 1; }
