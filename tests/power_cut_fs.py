@@ -73,8 +73,10 @@ class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
     """The operations the store uses, on nodes in memory; see the module's docstring."""
 
     use_ns = True
-    flag_nopath = True
-    flag_nullpath_ok = True
+    # Operations on an open file find it by its handle (it may be unlinked: ``hard_remove``),
+    # without a path. Not on libfuse 3, where mfusepy passes ``truncate`` no handle: there
+    # it needs the path.
+    flag_nopath = flag_nullpath_ok = mfusepy.fuse_version_major == 2
 
     def __init__(self, images: Path) -> None:
         self.images = images

@@ -125,22 +125,24 @@ def power_cut() -> Iterator[PowerCut]:
 
 def _run_until_cut(power_cut: PowerCut, child: str, acks_before_cut: int, *args: str) -> list[str]:
     """Run ``child`` on the mount (the store's root, then ``args``) and cut the power after
-    ``acks_before_cut`` lines; every whole line the child printed."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", child, str(power_cut.mount / "store"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    ``acks_before_cut`` lines; every whole line the child printed. Its errors go to a file (a
+    pipe nobody reads while the lines are read would fill and stop it)."""
+    errors = power_cut.log.with_name("child.log")
+    with errors.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", child, str(power_cut.mount / "store"), *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     assert process.stdout is not None
     lines = []
     try:
         while len(lines) < acks_before_cut:
             line = process.stdout.readline()
             if not line:
-                raise AssertionError(
-                    f"the child stopped before the cut: {process.communicate(timeout=30)[1]}"
-                )
+                process.wait(timeout=30)
+                raise AssertionError(f"the child stopped before the cut: {errors.read_text()}")
             lines.append(line)
         power_cut.cut()
     finally:
