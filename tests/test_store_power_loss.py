@@ -147,9 +147,11 @@ def _run_until_cut(power_cut: PowerCut, child: str, acks_before_cut: int, *args:
         power_cut.cut()
     finally:
         process.kill()
-        rest, _ = process.communicate(timeout=60)
-    # The kill may cut the last line short: only whole lines were acknowledged.
-    return lines + rest.split("\n")[:-1]
+        process.wait(timeout=60)
+    # Read on from the same buffered stream (communicate() would skip what readline() has
+    # buffered already); the kill may cut the last line short: whole lines only.
+    with process.stdout:
+        return lines + process.stdout.read().split("\n")[:-1]
 
 
 def _cut_after(seed: int) -> int:
