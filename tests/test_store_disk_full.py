@@ -1,7 +1,8 @@
 """A full disk, a real one (a 512 KiB tmpfs mounted for each test): a write that does not fit
 raises the disk's ``OSError`` (``ENOSPC``) and leaves the session as it was, with no temp
 file; every write acknowledged before it loads; once space is freed the store and the
-manager go on, losing nothing (the manager's auto-saves that did not fit included).
+manager go on, losing nothing (the manager's auto-saves that did not fit included). SQLite
+through the SQL store too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from simulacra_session import FileSessionStore, LifecycleErrorEvent, SessionManager, SimpleConversation
+from simulacra_session import (
+    FileSessionStore,
+    LifecycleErrorEvent,
+    SessionManager,
+    SimpleConversation,
+    StoreError,
+)
+from simulacra_session.stores.sql import SqlSessionStore
 from simulacra_session.testing import msg, texts
 from test_store_residue import residue
 
@@ -132,3 +140,37 @@ def test_the_managers_auto_saves_that_did_not_fit_are_written_once_there_is_room
     session_id = asyncio.run(main())
     assert stored(disk / "sessions", session_id) == ["before", f"1{BIG}", f"2{BIG}", "after"]
     assert residue(disk / "sessions") == []
+
+
+def test_sqlite_appends_until_the_disk_is_full_lose_nothing_acknowledged(disk: Path) -> None:
+    # the SQL store on SQLite: a commit that does not fit is rolled back and raised as a
+    # StoreError naming the session and the table; the database goes on once there is room
+    ballast = disk / "ballast"
+    ballast.write_bytes(bytes(128 * 1024))
+    url = f"sqlite:///{disk}/sessions.db"
+
+    async def fill_up() -> list[str]:
+        acknowledged = ["0"]
+        async with SqlSessionStore(url) as store:
+            await store.save("s", [msg("0")])
+            with pytest.raises(StoreError) as raised:  # noqa: PT012  # until it is full
+                for n in range(1, 1000):
+                    await store.append("s", [msg(f"{n}{BIG}")])
+                    acknowledged.append(f"{n}{BIG}")
+            why = str(raised.value)
+            assert "'s'" in why
+            assert "simulacra_sessions" in why
+            assert "full" in why
+            ballast.unlink()  # room again
+            await store.append("s", [msg("after")])
+        return [*acknowledged, "after"]
+
+    async def load() -> list[str]:
+        async with SqlSessionStore(url, create=False) as store:
+            loaded = await store.load("s")
+        assert loaded is not None
+        return texts(loaded.messages)
+
+    acknowledged = asyncio.run(fill_up())
+    assert len(acknowledged) > 2
+    assert asyncio.run(load()) == acknowledged
