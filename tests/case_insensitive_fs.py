@@ -14,7 +14,6 @@ temporary directories: another pytest run removing its old ones must not descend
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -25,26 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from fuse_mounts import require_fuse
 from residue_stores import FILE_STORES
 from simulacra_session import FileSessionStore
 from test_store_file import FileStoreJournals
 
 __all__ = ["FileStoreOnAMount", "case_insensitive_dir", "exfat_mount", "lowercasing_dir", "lowercasing_mount"]
-
-
-def _can_mount(*tools: str) -> None:
-    """Skip (fail under CI) when a FUSE file system cannot be mounted here with ``tools``."""
-    why = None
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        why = "mounting a file system needs root"
-    elif not os.path.exists("/dev/fuse"):
-        why = "no /dev/fuse"
-    elif missing := [tool for tool in tools if shutil.which(tool) is None]:
-        why = f"missing {', '.join(missing)} (scripts/fs-tools.sh installs them)"
-    if why is not None and os.environ.get("CI") == "true":
-        pytest.fail(f"cannot mount a case-insensitive file system under CI: {why}")
-    if why is not None:
-        pytest.skip(why)
 
 
 @contextmanager
@@ -78,7 +63,7 @@ def _detach(loop: str, image: Path) -> None:
 @pytest.fixture(scope="session")
 def exfat_mount() -> Iterator[Path]:
     """The mount point of a fresh exFAT file system, unmounted, detached and removed afterwards."""
-    _can_mount("mkfs.exfat", "mount.exfat-fuse", "losetup", "umount")
+    require_fuse("a case-insensitive file system", "mkfs.exfat", "mount.exfat-fuse", "losetup", "umount")
     with _image("simulacra-exfat-") as (image, mount):
         _run("mkfs.exfat", image)
         loop = _run("losetup", "--find", "--show", image).strip()
@@ -96,7 +81,7 @@ def exfat_mount() -> Iterator[Path]:
 def lowercasing_mount() -> Iterator[Path]:
     """The mount point of a fresh NTFS file system that ignores case and lists names in lower
     case (``lowntfs-3g -o ignore_case``, reading the image itself), unmounted and removed afterwards."""
-    _can_mount("mkntfs", "lowntfs-3g", "umount")
+    require_fuse("a case-insensitive file system", "mkntfs", "lowntfs-3g", "umount")
     with _image("simulacra-ntfs-") as (image, mount):
         _run("mkntfs", "--force", "--quick", "--quiet", image)
         _run("lowntfs-3g", "-o", "ignore_case", image, mount)
