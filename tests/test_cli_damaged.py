@@ -184,3 +184,36 @@ def test_show_prints_what_the_integrations_store(tmp_path: Path) -> None:
     for _, expected in _INTEGRATION_ITEMS:
         for part in expected:
             assert any(part in line for line in lines), (part, shown.out)
+
+
+def test_a_whole_store_copy_leaves_out_what_it_cannot_read_and_says_so(tmp_path: Path) -> None:
+    """A copy of the whole store (a move to SQLite, say, before the old directory goes) does all
+    it can, as an export does: a session it cannot read, whether the listing skipped it or
+    loading it failed, is named on stderr and counted, and the exit status is 1, never 0 as if
+    the store had moved whole. The target's own unreadable files are not counted. Asked for by
+    name, an unreadable session fails the copy (exit 2)."""
+    _torn(tmp_path / "s")  # ok0, ok1, ok2 and torn: skipped by the listing
+    damaged = _store(tmp_path / "s")
+    asyncio.run(damaged.save("damaged", [{"role": "user", "content": "abc"}]))
+    journal = tmp_path / "s" / "damaged.jsonl"  # listed (its commit record verifies), not loadable
+    journal.write_bytes(journal.read_bytes().replace(b'"content":"abc"', b'"content":"xyz"'))
+    _torn(tmp_path / "into")  # the target's own damaged file: not the copy's to count
+    url = str(tmp_path / "s")
+    for target, options in (
+        (str(tmp_path / "into"), ["--on-conflict", "skip"]),
+        (f"sqlite:///{tmp_path}/t.db", []),
+    ):
+        copied = run_cli("copy", url, target, *options)
+        assert copied.status == 1, copied.err
+        assert str(tmp_path / "s" / "torn.jsonl") in copied.err
+        assert "session damaged not copied: corrupt session file" in copied.err
+        assert "Traceback" not in copied.err
+        assert copied.out.strip().endswith("; left out 2 unreadable (see the warnings, and doctor)")
+    listed = run_cli("--store", f"sqlite:///{tmp_path}/t.db", "list", "--json").json()
+    assert sorted(item["id"] for item in listed) == ["ok0", "ok1", "ok2"]
+    as_json = run_cli("copy", url, f"sqlite:///{tmp_path}/j.db", "--json")
+    assert as_json.status == 1
+    assert as_json.json() == {"written": 3, "replaced": 0, "skipped": 0}
+    named = run_cli("copy", url, str(tmp_path / "named"), "ok0", "damaged")
+    assert named.status == 2
+    assert "simulacra-session: corrupt session file" in named.err.splitlines()[-1]

@@ -73,6 +73,23 @@ async def test_an_export_with_on_unreadable_leaves_out_what_it_cannot_read(tmp_p
     assert [meta.id for meta in await target.list()] == ["ok"]
 
 
+async def test_a_copy_with_on_unreadable_leaves_out_what_it_cannot_read(tmp_path: Path) -> None:
+    """As an export does: the sessions it cannot read are passed to ``on_unreadable`` and the
+    rest copied; without it, the first raises."""
+    store = FileSessionStore(tmp_path / "s")
+    await store.save("ok", [message("user", "fine")])
+    await store.save("torn", [message("user", "a"), message("user", "b")])
+    journal = tmp_path / "s" / "torn.jsonl"  # listed, not loadable
+    journal.write_bytes(journal.read_bytes().replace(b'"text":"a"', b'"text":"c"'))
+    with pytest.raises(CorruptSessionError):
+        await copy_sessions(store, InMemorySessionStore())
+    left_out: list[str] = []
+    target = InMemorySessionStore()
+    result = await copy_sessions(store, target, on_unreadable=lambda sid, _: left_out.append(sid))
+    assert (result.written, left_out) == (1, ["torn"])
+    assert [meta.id for meta in await target.list()] == ["ok"]
+
+
 class _Failing(InMemorySessionStore):
     """A store whose backend fails every listing."""
 

@@ -404,10 +404,13 @@ async def copy_sessions(
     *,
     on_conflict: OnConflict = "error",
     progress: Progress | None = None,
+    on_unreadable: Unreadable | None = None,
 ) -> TransferResult:
     """Copy ``ids`` (every session when ``None``) and the ancestors they inherit from from
     ``source`` to ``target``, as they are, one session at a time. ``on_conflict`` as for
     ``import_sessions``: with ``"error"`` nothing is written when one exists in ``target``.
+    With ``on_unreadable``, a session of ``source`` that cannot be read is passed to it and
+    left out, and the rest copied (as ``export_sessions`` does); without it, it raises.
     A store's failure is a ``CopyStoreError`` naming the store and its side."""
     restorable = _restorable(target)
     _check_on_conflict(on_conflict)
@@ -425,10 +428,16 @@ async def copy_sessions(
         if session_id in existing and on_conflict == "skip":
             result.skipped += 1
         else:
-            with _failing_as("source", source):
-                stored = await _prepared(source, session_id, plan.present)
-            with _failing_as("target", target):
-                await _put(restorable, stored, existing, on_conflict, result, clashed)
+            try:
+                with _failing_as("source", source):
+                    stored = await _prepared(source, session_id, plan.present)
+            except CorruptSessionError as error:
+                if on_unreadable is None:
+                    raise
+                on_unreadable(session_id, error)
+            else:
+                with _failing_as("target", target):
+                    await _put(restorable, stored, existing, on_conflict, result, clashed)
         if progress is not None:
             progress(done, total)
     return result

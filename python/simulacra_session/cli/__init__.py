@@ -6,9 +6,9 @@ Look at sessions (``list``, ``show``, ``tree``), tidy them (``rename``, ``delete
 them between stores (``export``, ``import``, ``copy``), check and repair a store
 (``doctor``, ``compact``), and measure auto-save latency (``bench``). ``--store`` names a
 directory or a URL (see ``urls``); it defaults to ``$SIMULACRA_SESSION_STORE``, else
-``./sessions``. Exit status: 0 done, 1 a problem left: ``doctor`` left one, or an ``export``
-or ``compact`` of the whole store left out the sessions it could not read (each named on
-stderr; or a delete was not confirmed), 2 an error, reported in one line naming the id, path
+``./sessions``. Exit status: 0 done, 1 a problem left: ``doctor`` left one, or an ``export``,
+``copy`` or ``compact`` of the whole store left out the sessions it could not read (each named
+on stderr; or a delete was not confirmed), 2 an error, reported in one line naming the id, path
 or URL at fault (``stdout`` or the ``-o`` file for an output that cannot be written), 141 the
 reader of the output left (``| head``), quietly.
 """

@@ -117,15 +117,17 @@ async def _export(store: SessionStore, args: argparse.Namespace) -> int:
     return 1 if skipped else 0
 
 
-def _done(result: TransferResult, verb: str, as_json: bool) -> int:
+def _done(result: TransferResult, verb: str, as_json: bool, left_out: int = 0) -> int:
+    """Print what an import or copy did; its exit status (1 when it left out ``left_out``)."""
     if as_json:
         print_json({"written": result.written, "replaced": result.replaced, "skipped": result.skipped})
     else:
         parts = [f"{verb} {result.written} session(s)"]
         parts += [f"replaced {result.replaced}"] if result.replaced else []
         parts += [f"skipped {result.skipped} already there"] if result.skipped else []
-        console().print(Text(", ".join(parts)))
-    return 0
+        left = f"; left out {left_out} unreadable (see the warnings, and doctor)" if left_out else ""
+        console().print(Text(", ".join(parts) + left))
+    return 1 if left_out else 0
 
 
 async def _import(store: SessionStore, args: argparse.Namespace) -> int:
@@ -135,19 +137,35 @@ async def _import(store: SessionStore, args: argparse.Namespace) -> int:
     return _done(result, "imported", args.json)
 
 
+def _listed_in(paths: set[str], store: SessionStore) -> set[str]:
+    """The files of ``paths`` (skipped by a listing) that are ``store``'s own: not the target's."""
+    root = getattr(store, "root", None)
+    if not isinstance(root, str):
+        return set()
+    where = os.path.realpath(root)
+    return {path for path in paths if os.path.realpath(os.path.dirname(path)) == where}
+
+
 def _copy(args: argparse.Namespace) -> int:
+    skipped: list[str] = []
+
+    def unreadable(session_id: str, error: CorruptSessionError) -> None:
+        skipped.append(session_id)
+        warn(f"session {session_id} not copied: {error}")
+
     async def run() -> int:
         source = open_store(args.source, create=False)
         try:
             target = open_store(args.target, create=True)
             try:
-                with progress_bar("copying") as progress:
+                with unreadable_listed() as listed, progress_bar("copying") as progress:
                     result = await copy_sessions(
                         source.store,
                         target.store,
                         args.ids or None,
                         on_conflict=args.on_conflict,
                         progress=progress,
+                        on_unreadable=None if args.ids else unreadable,  # the whole store: all it can
                     )
             except CopyStoreError as error:  # name the store that failed, by its URL
                 failed = source if error.side == "source" else target
@@ -156,7 +174,8 @@ def _copy(args: argparse.Namespace) -> int:
                 await target.close()
         finally:
             await source.close()
-        return _done(result, "copied", args.json)
+        left_out = len(skipped) + len(_listed_in(listed, source.store))  # each named by its warning
+        return _done(result, "copied", args.json, left_out)
 
     for name, url in (("SRC", args.source), ("DST", args.target)):
         if not url:
