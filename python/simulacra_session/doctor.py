@@ -34,18 +34,22 @@ store is in use by other processes.
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .errors import CaseClashError, CorruptSessionError
+from .errors import CaseClashError, ConflictError, CorruptSessionError
 from .history import inherits
+from .messages import JsonObject
+from .models import Revision, SessionMetadata
 from .protocols import RestorableSessionStore, SessionStore
 
 __all__ = ["Check", "Problem", "Report", "check_store", "fork_cycles", "missing_parents"]
 
 _PAGE = 1000
+_TRIES = 5  # reads of a fork to detach that another writer may overtake
 
 
 @dataclass(frozen=True)
@@ -124,44 +128,76 @@ async def fork_cycles(store: SessionStore, repair: bool) -> list[Problem]:
 async def missing_parents(store: SessionStore, repair: bool) -> list[Problem]:
     """Attached forks whose parent is gone (an unreadable parent is not: its own check names
     it). Repaired by detaching the fork, with the copy of what it inherits when its store
-    kept one, its stamps kept (``RestorableSessionStore.restore``)."""
+    kept one, its stamps kept (``RestorableSessionStore.restore``): over the fork as it was
+    read, so an append landing meanwhile (in another process) is read again, never lost."""
     forks, present = await _attached_forks(store)
     problems = []
     for fork_id, parent_id in forks.items():
-        if parent_id in present:
+        if parent_id in present or await _exists(store, parent_id):
             continue
-        try:
-            if await store.load(parent_id) is not None:
-                continue
-        except CorruptSessionError:
-            continue
-        except CaseClashError:  # its name opens another id's file: the parent is gone
-            pass
-        repaired = repair and await _detach(store, fork_id)
-        problems.append(
-            Problem(
-                "missing_parent",
-                fork_id,
-                None,
-                f"session {fork_id} inherits from session {parent_id}, which is gone"
-                + (": detached, with the history it loads with" if repaired else ""),
-                repaired,
-            )
-        )
+        outcome = await _detach(store, fork_id, parent_id) if repair else "left"
+        if outcome == "resolved":
+            continue  # deleted, detached or its parent saved again meanwhile: nothing is wrong
+        detail = f"session {fork_id} inherits from session {parent_id}, which is gone"
+        if outcome == "detached":
+            detail += ": detached, with the history it loads with"
+        elif outcome == "busy":
+            detail += f": not detached, written again at each of {_TRIES} reads (repair again later)"
+        problems.append(Problem("missing_parent", fork_id, None, detail, outcome == "detached"))
     return problems
 
 
-async def _detach(store: SessionStore, fork_id: str) -> bool:
-    """Write the fork as the detached session it loads as; ``False`` when it cannot be."""
+async def _exists(store: SessionStore, session_id: str) -> bool:
+    """Whether ``session_id`` is stored, readable or not (``CorruptSessionError``)."""
+    try:
+        return await store.load(session_id) is not None
+    except CorruptSessionError:
+        return True
+    except CaseClashError:  # its name opens another id's file: the session is gone
+        return False
+
+
+async def _detach(store: SessionStore, fork_id: str, parent_id: str) -> str:
+    """Write the fork as the detached session it loads as: ``"detached"``; ``"resolved"``
+    when it needs it no more (deleted, detached or its parent saved again since it was
+    listed); ``"left"`` when it cannot be (a store without ``restore``); ``"busy"`` when
+    another writer wrote the fork again after each of ``_TRIES`` reads."""
     if not isinstance(store, RestorableSessionStore):
-        return False
-    stored = await store.load(fork_id)
-    if stored is None or not inherits(stored.metadata):
-        return False
-    messages = [*(stored.parent_copy or []), *stored.messages]
-    metadata = stored.metadata.model_copy(update={"detached": True, "message_count": len(messages)})
-    await store.restore(fork_id, messages, metadata)
-    return True
+        return "left"
+    for _ in range(_TRIES):
+        stored = await store.load(fork_id)
+        if stored is None or not inherits(stored.metadata) or stored.metadata.parent_id != parent_id:
+            return "resolved"
+        if await _exists(store, parent_id):
+            return "resolved"
+        messages = [*(stored.parent_copy or []), *stored.messages]
+        update = {"detached": True, "message_count": len(messages)}
+        metadata = stored.metadata.model_copy(update=update)
+        try:
+            await _restore(store, fork_id, messages, metadata, stored.revision)
+        except ConflictError:
+            continue  # written (or deleted) since it was read: read again
+        return "detached"
+    return "busy"
+
+
+async def _restore(
+    store: RestorableSessionStore,
+    session_id: str,
+    messages: Sequence[JsonObject],
+    metadata: SessionMetadata,
+    expected: Revision,
+) -> None:
+    """``restore`` over the session at revision ``expected`` only (``ConflictError``), where
+    the store checks it under its lock of the session: the file store's."""
+    from .stores.file import FileSessionStore
+
+    if isinstance(store, FileSessionStore):
+        from .stores.file.restore import restore_sync
+
+        await asyncio.to_thread(restore_sync, store, session_id, messages, metadata, expected)
+    else:
+        await store.restore(session_id, messages, metadata)
 
 
 def _checks_for(store: SessionStore) -> list[Check]:
@@ -194,6 +230,12 @@ async def check_store(store: SessionStore, *, repair: bool = False) -> Report:
     if repair and any(problem.repaired for problem in problems):
         # What a repair leaves (the files it set aside, say) is found by checking again, so
         # the report of a repair and a check run right after it agree on what is left.
-        left = [problem for check in checks for problem in await check(store, False)]
+        # One the repair left and named (why it was left, say) keeps the repair's words.
+        left_by_repair = {(p.kind, p.session_id, p.path): p for p in problems if not p.repaired}
+        left = [
+            left_by_repair.get((problem.kind, problem.session_id, problem.path), problem)
+            for check in checks
+            for problem in await check(store, False)
+        ]
         problems = [problem for problem in problems if problem.repaired] + left
     return Report(problems)

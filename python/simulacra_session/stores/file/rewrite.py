@@ -76,7 +76,7 @@ def rewrite_session(
         old = existing.metadata if existing is not None else None
         if existing_only and existing is None:
             return None
-        if fresh and corrupt_path is None:
+        if (fresh and corrupt_path is None) or mode == "restore":  # a restore expects what it read
             check_revision(session_id, expected, existing.revision if existing is not None else None)
         if keep:
             assert existing is not None

@@ -1,0 +1,164 @@
+"""``doctor --repair`` while writers in other processes work: every acknowledged write stays,
+and nothing a writer is doing is taken for a problem and "repaired".
+
+Writers are real processes (``WRITER``): each reads an order on its stdin, carries it out on
+a ``FileSessionStore`` of its own and prints one line per write acknowledged, so the test
+knows exactly what must be in the store. The repairs run here, on another store of the
+same root, as the CLI's ``doctor --repair`` does (``check_store``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from simulacra_session import ConflictError, FileSessionStore
+from simulacra_session.doctor import check_store
+from simulacra_session.stores.file import FileFormat
+from simulacra_session.stores.file.restore import restore_sync
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX: one process writes a root")
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from simulacra_session import FileSessionStore
+
+    root, file_format, fsync = sys.argv[1], sys.argv[2], sys.argv[3] == "fsync"
+
+    async def main():
+        store = FileSessionStore(root, fsync=fsync, format=file_format)
+        for line in sys.stdin:
+            session_id, count = line.split()
+            for index in range(int(count)):
+                await store.append(session_id, [{"role": "user", "content": f"{session_id} {index}"}])
+                print(session_id, index, flush=True)
+            print("done", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+class Writer:
+    """A writer process, and the lines it printed (read by a thread, never left in a pipe)."""
+
+    def __init__(self, root: Path, file_format: FileFormat, *, fsync: bool = False) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(root), file_format, "fsync" if fsync else "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._new = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._new:
+                self.lines.append(line.strip())
+                self._new.notify_all()
+        with self._new:
+            self.lines.append("exit")
+            self._new.notify_all()
+
+    def order(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def wait_for(self, line: str, *, since: int = 0) -> None:
+        """Until the writer printed ``line`` (after its first ``since`` lines)."""
+        with self._new:
+            assert self._new.wait_for(lambda: line in self.lines[since:] or "exit" in self.lines, 120)
+        if "exit" in self.lines:
+            self.stop()
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        if not self.process.stdin.closed:
+            self.process.stdin.close()
+        assert self.process.stderr is not None
+        with self.process.stderr:
+            errors = self.process.stderr.read()
+        self.process.wait(120)
+        self._reader.join(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        assert self.process.returncode == 0, errors
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+def test_detaching_a_fork_being_appended_to_keeps_every_append(
+    tmp_path: Path, file_format: FileFormat
+) -> None:
+    """``missing_parent``'s repair rewrites the fork as the detached session it loads as. It
+    read the fork, then wrote it back: an append that landed in between was overwritten
+    (and a delete in between undone). Here a fork is appended to, again and again, while
+    the repair detaches it, round after round; every append acknowledged must load."""
+    root = tmp_path / "store"
+    store = FileSessionStore(root, format=file_format)
+    writer = Writer(root, file_format)
+    count = 40
+    try:
+        for round_ in range(12):
+            parent, fork = f"p{round_}", f"f{round_}"
+
+            async def setup(parent: str = parent, fork: str = fork) -> None:
+                await store.save(parent, [{"role": "user", "content": "inherited"}])
+                given = {"parent_id": parent, "fork_message_count": 1, "detached": False}
+                await store.save(fork, [{"role": "user", "content": "own"}], given)
+                assert await store.delete(parent)  # as a tool that does not detach forks
+
+            asyncio.run(setup())
+            since = len(writer.lines)
+            writer.order(f"{fork} {count}")
+            writer.wait_for(f"{fork} 2", since=since)  # appending now
+            report = asyncio.run(check_store(store, repair=True))
+            # a rewrite's link is re-made after the write: one may be found (and re-made) first;
+            # its temp file is test_a_live_writers_temp_files_and_links_are_never_named's
+            found = {(p.kind, p.session_id) for p in report.problems} - {
+                ("fork_link", fork),
+                ("temp_file", fork),
+            }
+            assert found == {("missing_parent", fork)}
+            writer.wait_for("done", since=since)
+            for problem in report.problems:
+                if not problem.repaired and problem.kind == "missing_parent":
+                    assert "written again" in problem.detail  # at each of its reads
+            if not report.ok:  # what writes left to do, or a link it re-made meanwhile
+                again = asyncio.run(check_store(store, repair=True))
+                assert all(p.repaired or p.kind == "temp_file" for p in again.problems)
+            stored = asyncio.run(store.load(fork))
+            assert stored is not None
+            assert stored.metadata.detached
+            contents = [m["content"] for m in stored.messages]
+            inherited = ["inherited"] if file_format == "json" else []  # a document keeps a copy
+            assert contents == [*inherited, "own", *(f"{fork} {i}" for i in range(count))]
+    finally:
+        writer.stop()
+
+
+async def test_a_restore_over_what_was_read_brings_back_no_session_deleted_since(tmp_path: Path) -> None:
+    """The detach's write, over a fork deleted since it was read: refused, nothing written
+    (before, the deleted fork came back whole)."""
+    store = FileSessionStore(tmp_path)
+    await store.save("fork", [{"role": "user", "content": "own"}], {"parent_id": "gone"})
+    read = await store.load("fork")
+    assert read is not None
+    assert await store.delete("fork")  # by another process, say
+    detached = read.metadata.model_copy(update={"detached": True})
+    with pytest.raises(ConflictError, match="fork"):
+        await asyncio.to_thread(restore_sync, store, "fork", read.messages, detached, read.revision)
+    assert await store.load("fork") is None
+    assert await store.list() == []
