@@ -13,23 +13,46 @@ conditional (no ``Revision`` means "absent"). Across processes they are as safe 
 store's revision check, and two processes creating one session at once may lose one's
 batch; an ``AdapterSessionStore``'s check is not atomic across processes, so there two
 processes writing one session at once may lose what one of them wrote.
+
+A value JSON cannot hold (a datetime, bytes, a NaN, any object a framework let through) is
+refused by the store before it writes anything, with a ``SerializationError`` that names
+the value's place only: ``named`` says whose key and session it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
 from .._shared_locks import SharedLocks
-from ..errors import ConflictError, SessionNotFoundError
+from ..errors import ConflictError, SerializationError, SessionNotFoundError
 from ..history import read_tail, resolve_history, save_from, truncate
 from ..messages import JsonObject
 from ..models import Revision
 from ..protocols import AppendableSessionStore, SessionStore
 from ._owner import check_owner
 
-__all__ = ["append", "clear", "one_at_a_time"]
+__all__ = ["append", "clear", "named", "not_json", "one_at_a_time"]
+
+
+def not_json(session_id: str, mine: Mapping[str, Any], error: Exception) -> SerializationError:
+    """``error`` (a value handed to the adapter that JSON cannot hold) as a
+    ``SerializationError`` naming the adapter (``mine``: its ``integration`` and ``key``)
+    and the session, as well as what ``error`` says."""
+    return SerializationError(
+        f"{mine['integration']} key {mine['key']!r} (session {session_id}): not written: {error}"
+    )
+
+
+@contextmanager
+def named(session_id: str, mine: Mapping[str, Any]) -> Iterator[None]:
+    """Re-raise a store's ``SerializationError`` (it names the value's place in the session,
+    not whose it is) as ``not_json`` of it."""
+    try:
+        yield
+    except SerializationError as error:
+        raise not_json(session_id, mine, error) from error
 
 
 async def append(
@@ -45,7 +68,21 @@ async def append(
     its own, on a store that checks revisions) makes the append conditional on it, with no
     read; when the session moved on since, it is read and checked. A store without
     ``append`` loads the session and saves it from the revision it read (again when another
-    writer saved meanwhile). Returns the revision written (``None`` from a store giving none)."""
+    writer saved meanwhile). Returns the revision written (``None`` from a store giving none).
+    A value JSON cannot hold raises ``SerializationError`` naming the key and the session
+    (``named``), nothing written."""
+    with named(session_id, metadata):
+        return await _append(store, session_id, messages, metadata, seen)
+
+
+async def _append(
+    store: SessionStore,
+    session_id: str,
+    messages: Sequence[JsonObject],
+    metadata: Mapping[str, Any],
+    seen: Revision | None,
+) -> Revision | None:
+    """``append``, its errors as the store raised them."""
     if isinstance(store, AppendableSessionStore):
         if seen is not None:
             options = {"expected": seen}

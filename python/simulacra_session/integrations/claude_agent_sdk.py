@@ -148,9 +148,9 @@ def _summary_entry(metadata: SessionMetadata, session_id: str) -> SessionSummary
 def _new_entries(
     entries: Sequence[SessionStoreEntry], stored: Sequence[JsonObject]
 ) -> builtins.list[SessionStoreEntry]:
-    """``entries`` without those whose ``uuid`` is among ``stored`` or earlier in the batch."""
-    seen = {message.get("uuid") for message in stored}
-    seen.discard(None)
+    """``entries`` without those whose ``uuid`` is among ``stored`` or earlier in the batch
+    (a ``uuid`` that is not a string, stored as given, is nobody's)."""
+    seen = {uuid for message in stored if isinstance(uuid := message.get("uuid"), str)}
     new: builtins.list[SessionStoreEntry] = []
     for entry in entries:
         uuid = entry.get("uuid")
@@ -300,11 +300,19 @@ class ClaudeAgentSessionStore:
 
     async def _append(self, place: _Place, entries: Sequence[SessionStoreEntry]) -> None:
         """``append``: read, check and fold, then write from the revision read, until no other
-        writer comes between."""
+        writer comes between. An entry JSON cannot hold raises ``SerializationError`` naming
+        the key and its session, no entry written."""
         dedupe = any(isinstance(entry.get("uuid"), str) for entry in entries)
         if self._appender is not None and not dedupe and not place.main:  # no entry to check, nothing to fold
             await _writes.append(self._store, place.id, entries, place.metadata())  # checks the owner
             return
+        with _writes.named(place.id, place.metadata()):
+            await self._append_checked(place, entries, dedupe)
+
+    async def _append_checked(
+        self, place: _Place, entries: Sequence[SessionStoreEntry], dedupe: bool
+    ) -> None:
+        """``_append`` of entries some of which have a ``uuid``, or to a main transcript."""
         for attempt in range(_ATTEMPTS):
             checked = None if self._window is None else len(entries) + self._window
             stored = await self._read(place.id, checked if dedupe else 0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from ..errors import CorruptSessionError
 from ..history import read_tail, resolve_history
@@ -102,8 +103,13 @@ class PydanticAIHistory:
         one ``append`` on a store that has it (all or nothing, whatever the history's
         length); on another store, a save from the revision it read, which never drops
         another writer's messages within the process, but on an ``AdapterSessionStore`` may
-        across processes (its revision check is not atomic there)."""
+        across processes (its revision check is not atomic there). A part holding a value
+        pydantic cannot dump as JSON (a tool's return of a type it does not know) raises
+        ``SerializationError`` naming the key and the session, nothing written."""
         if messages:
-            dumped = ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
             owner = self._owner
+            try:
+                dumped = ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
+            except PydanticSerializationError as error:
+                raise _writes.not_json(self.id, owner.metadata, error) from error
             owner.saw(await _writes.append(self.store, self.id, dumped, owner.metadata, owner.seen))
