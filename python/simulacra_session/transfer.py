@@ -24,7 +24,8 @@ it, and its attached forks (they would lose what they inherit), each with a warn
 others raise there, overwriting nothing of the other id's, after the sessions before it.
 
 Sessions are listed a page at a time: moving a store in use, a session saved meanwhile can
-be missed (run again with ``"skip"`` to pick it up) or move in its newer state.
+be missed (run again with ``"skip"`` to pick it up) or move in its newer state, and one deleted
+meanwhile is left out (the forks it leaves move with the history its delete wrote into them).
 
 A copy's store failure is a ``CopyStoreError`` saying which store failed: the source or the
 target. Output is written whole: a pipe whose reader left mid-write raises
@@ -143,10 +144,12 @@ class TransferResult:
 
 @dataclass(frozen=True)
 class _Plan:
-    """The sessions to move, parents before their forks, and every id the source lists."""
+    """The sessions to move, parents before their forks, every id the source lists (a session
+    deleted meanwhile leaves it), and the ids asked for by name (``None``: the whole store)."""
 
     order: list[str]
     present: set[str]
+    named: frozenset[str] | None
 
 
 async def _listed(store: SessionStore) -> list[tuple[str, str | None, bool]]:
@@ -207,17 +210,31 @@ def _parents_first(listed: list[tuple[str, str | None, bool]], ids: Sequence[str
 
 async def _plan(store: SessionStore, ids: Sequence[str] | None) -> _Plan:
     listed = await _listed(store)
-    return _Plan(_parents_first(listed, ids), {sid for sid, _, _ in listed})
+    named = None if ids is None else frozenset(ids)
+    return _Plan(_parents_first(listed, ids), {sid for sid, _, _ in listed}, named)
 
 
-async def _prepared(store: SessionStore, session_id: str, present: set[str]) -> StoredSession:
+async def _prepared(
+    store: SessionStore, session_id: str, plan: _Plan, *, gone: bool = False
+) -> StoredSession | None:
     """The session as it moves: a fork whose parent is gone and whose store kept a copy of what
-    it inherits carries that copy, detached (as deleting a parent through a manager does)."""
+    it inherits carries that copy, detached (as deleting a parent through a manager does).
+
+    ``gone``: a session listed but deleted since (by another process: the store is in use),
+    and not asked for by name, is ``None``, left out as if deleted before the run began (its
+    forks, loaded after it, hold what they inherited); otherwise ``SessionNotFoundError``."""
     stored = await store.load(session_id)
     if stored is None:
-        raise SessionNotFoundError(session_id)
+        if (
+            not gone
+            or session_id not in plan.present
+            or (plan.named is not None and session_id in plan.named)
+        ):
+            raise SessionNotFoundError(session_id)
+        plan.present.discard(session_id)
+        return None
     metadata = stored.metadata
-    if stored.parent_copy is None or metadata.parent_id in present:
+    if stored.parent_copy is None or metadata.parent_id in plan.present:
         return StoredSession(metadata, stored.messages)
     messages = [*stored.parent_copy, *stored.messages]
     return StoredSession(
@@ -248,7 +265,9 @@ async def export_records(store: SessionStore, ids: Sequence[str] | None = None) 
     plan = await _plan(store, ids)
     yield _header(len(plan.order))
     for session_id in plan.order:
-        yield _record(await _prepared(store, session_id, plan.present))
+        stored = await _prepared(store, session_id, plan)
+        assert stored is not None  # not ``gone``: a session deleted meanwhile raised
+        yield _record(stored)
 
 
 async def export_sessions(
@@ -264,7 +283,9 @@ async def export_sessions(
 
     With ``on_unreadable``, a session that cannot be read (``CorruptSessionError``) is passed to
     it and left out, and the rest exported: the sessions go to a temporary file first, for the
-    header to count those written (the output then starts once every session is read)."""
+    header to count those written (the output then starts once every session is read); a
+    session another process deletes meanwhile is left out too, unless asked for by name.
+    Without it, such a session raises ``SessionNotFoundError`` (the header counted it)."""
     plan = await _plan(store, ids)
     if on_unreadable is None:
         write_all(out, _header(len(plan.order)))
@@ -290,14 +311,15 @@ async def _write_records(
     count = 0
     for done, session_id in enumerate(plan.order, start=1):
         try:
-            stored = await _prepared(store, session_id, plan.present)
+            stored = await _prepared(store, session_id, plan, gone=on_unreadable is not None)
         except CorruptSessionError as error:
             if on_unreadable is None:
                 raise
             on_unreadable(session_id, error)
         else:
-            write_all(out, _record(stored))
-            count += 1
+            if stored is not None:
+                write_all(out, _record(stored))
+                count += 1
         if progress is not None:
             progress(done, total)
     return count
@@ -397,6 +419,21 @@ async def import_sessions(
     return result
 
 
+async def _copied(
+    source: SessionStore, session_id: str, plan: _Plan, on_unreadable: Unreadable | None
+) -> StoredSession | None:
+    """The session of ``source`` to copy; ``None`` when left out: unreadable (``on_unreadable``
+    told) or deleted meanwhile."""
+    try:
+        with _failing_as("source", source):
+            return await _prepared(source, session_id, plan, gone=True)
+    except CorruptSessionError as error:
+        if on_unreadable is None:
+            raise
+        on_unreadable(session_id, error)
+        return None
+
+
 async def copy_sessions(
     source: SessionStore,
     target: SessionStore,
@@ -410,7 +447,8 @@ async def copy_sessions(
     ``source`` to ``target``, as they are, one session at a time. ``on_conflict`` as for
     ``import_sessions``: with ``"error"`` nothing is written when one exists in ``target``.
     With ``on_unreadable``, a session of ``source`` that cannot be read is passed to it and
-    left out, and the rest copied (as ``export_sessions`` does); without it, it raises.
+    left out, and the rest copied (as ``export_sessions`` does); without it, it raises. A
+    session another process deletes meanwhile is left out, unless asked for by name.
     A store's failure is a ``CopyStoreError`` naming the store and its side."""
     restorable = _restorable(target)
     _check_on_conflict(on_conflict)
@@ -427,17 +465,9 @@ async def copy_sessions(
     for done, session_id in enumerate(plan.order, start=1):
         if session_id in existing and on_conflict == "skip":
             result.skipped += 1
-        else:
-            try:
-                with _failing_as("source", source):
-                    stored = await _prepared(source, session_id, plan.present)
-            except CorruptSessionError as error:
-                if on_unreadable is None:
-                    raise
-                on_unreadable(session_id, error)
-            else:
-                with _failing_as("target", target):
-                    await _put(restorable, stored, existing, on_conflict, result, clashed)
+        elif (stored := await _copied(source, session_id, plan, on_unreadable)) is not None:
+            with _failing_as("target", target):
+                await _put(restorable, stored, existing, on_conflict, result, clashed)
         if progress is not None:
             progress(done, total)
     return result
