@@ -55,6 +55,7 @@ from ._sql_engine import engine_for, failure, loop_turns, thread_turns, transien
 from ._sql_migrate import check_schema
 from ._sql_rows import parse_listing, parse_metadata, parse_session
 from ._sql_schema import DIALECTS, Schema, check_table_name
+from ._sql_unsure import UNKNOWN, Landed, Unknown, gone, is_revision, revision_under_lock, settle
 
 __all__ = ["SqlSessionStore"]
 
@@ -153,37 +154,81 @@ class SqlSessionStore:
         work: Callable[[sa.Connection], T],
         *,
         prepare: bool = True,
+        landed: Landed[T] | None = None,
     ) -> T:
         """Run ``work`` in one transaction (after the schema check, the first time, if ``prepare``).
 
         A transaction rolled back as a deadlock victim is run again, after a short random
         pause that grows with each attempt (``work`` starts afresh: nothing of it was kept).
+        A write whose commit failed (the connection lost: committed or not, the server knows)
+        is settled by ``landed``, which tells from the session's revision read afterwards
+        whether it is the one ``work`` returned (see ``_settle``).
         """
         for attempt in range(1, _ATTEMPTS + 1):
+            done: builtins.list[T] = []  # what work returned: any failure after it is the commit's
+
+            def tracked(connection: sa.Connection, done: builtins.list[T] = done) -> T:
+                result = work(connection)
+                done.append(result)
+                return result
+
             try:
-                if isinstance(self._engine, AsyncEngine):
-                    return await self._run_async(self._engine, work, prepare)
-                return await asyncio.to_thread(self._run_sync, self._engine, work, prepare)
+                return await self._once(tracked, prepare=prepare)
             except sa.exc.DBAPIError as error:
-                if attempt == _ATTEMPTS or not transient(error):
+                retry = attempt < _ATTEMPTS and transient(error)
+                if not retry and done and landed is not None and session_id is not None:
+                    return await self._settle(operation, session_id, done[0], landed, error)
+                if not retry:
                     raise failure(operation, session_id, self._table, error) from error
             except sa.exc.SQLAlchemyError as error:
                 raise failure(operation, session_id, self._table, error) from error
             await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _run_sync(self, engine: sa.Engine, work: Callable[[sa.Connection], T], prepare: bool) -> T:
+    async def _once(self, work: Callable[[sa.Connection], T], *, prepare: bool, commit: bool = True) -> T:
+        """``work`` in one transaction, committed (else rolled back) at its end."""
+        if isinstance(self._engine, AsyncEngine):
+            return await self._run_async(self._engine, work, prepare, commit)
+        return await asyncio.to_thread(self._run_sync, self._engine, work, prepare, commit)
+
+    async def _settle(
+        self, operation: str, session_id: str, result: T, landed: Landed[T], error: sa.exc.DBAPIError
+    ) -> T:
+        """``result`` when the write whose commit failed with ``error`` is in the database after
+        all (see ``_sql_unsure.settle``); else ``StoreError``."""
+
+        def check(connection: sa.Connection) -> Revision | None:
+            return revision_under_lock(connection, self._sql, self._table, session_id)
+
+        now: Revision | Unknown | None
+        try:
+            now = await self._once(check, prepare=False, commit=False)
+        except sa.exc.SQLAlchemyError:
+            now = UNKNOWN
+        return settle(operation, session_id, self._table, result, landed, error, now)
+
+    def _run_sync(
+        self, engine: sa.Engine, work: Callable[[sa.Connection], T], prepare: bool, commit: bool
+    ) -> T:
         with self._serial:
             if prepare and not self._ready:
                 self._prepare(engine.connect)
+            if not commit:
+                with engine.connect() as connection:  # rolled back when closed
+                    return work(connection)
             with engine.begin() as connection:
                 return work(connection)
 
-    async def _run_async(self, engine: AsyncEngine, work: Callable[[sa.Connection], T], prepare: bool) -> T:
+    async def _run_async(
+        self, engine: AsyncEngine, work: Callable[[sa.Connection], T], prepare: bool, commit: bool
+    ) -> T:
         turns = loop_turns(engine)  # a pool of one connection: one transaction on it at a time
         async with turns or contextlib.nullcontext():
             if prepare and not self._ready:
                 await self._prepare_async(engine)
+            if not commit:
+                async with engine.connect() as connection:  # rolled back when closed
+                    return await connection.run_sync(work)
             async with engine.begin() as connection:
                 return await connection.run_sync(work)
 
@@ -360,7 +405,7 @@ class SqlSessionStore:
             self._write(connection, merged, encoded, 0)
             return Revision.of(merged)
 
-        return await finish(self._run("save", id, work))
+        return await finish(self._run("save", id, work, landed=is_revision))
 
     async def append(
         self,
@@ -386,7 +431,7 @@ class SqlSessionStore:
             self._write(connection, merged, encoded, start)
             return Revision.of(merged)
 
-        return await finish(self._run("append", id, work))
+        return await finish(self._run("append", id, work, landed=is_revision))
 
     async def truncate(self, id: str, count: int, *, expected: Revision | None = None) -> Revision:
         """Delete the last ``count`` message rows and update the metadata, in one transaction
@@ -406,7 +451,7 @@ class SqlSessionStore:
             self._write(connection, merged, [], kept)
             return Revision.of(merged)
 
-        return await finish(self._run("truncate", id, work))
+        return await finish(self._run("truncate", id, work, landed=is_revision))
 
     async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
         """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
@@ -414,12 +459,13 @@ class SqlSessionStore:
         checked = check_restore(id, messages, metadata)
         encoded = encode_messages(messages)
 
-        def work(connection: sa.Connection) -> None:
+        def work(connection: sa.Connection) -> Revision:
             self._claim(connection, id)
             connection.execute(self._sql.clear_messages, {"sid": id})
             self._write(connection, checked, encoded, 0)
+            return Revision.of(checked)
 
-        await finish(self._run("restore", id, work))
+        await finish(self._run("restore", id, work, landed=is_revision))
 
     async def drop_tables(self) -> None:
         """Drop the store's tables, and every session in them (for tests and benchmarks).
@@ -444,4 +490,4 @@ class SqlSessionStore:
             connection.execute(self._sql.clear_messages, {"sid": id})
             return removed
 
-        return await finish(self._run("delete", id, work))
+        return await finish(self._run("delete", id, work, landed=gone))
