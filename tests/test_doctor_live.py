@@ -10,6 +10,7 @@ same root, as the CLI's ``doctor --repair`` does (``check_store``).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -162,3 +163,56 @@ async def test_a_restore_over_what_was_read_brings_back_no_session_deleted_since
         await asyncio.to_thread(restore_sync, store, "fork", read.messages, detached, read.revision)
     assert await store.load("fork") is None
     assert await store.list() == []
+
+
+def test_a_live_writers_temp_files_and_links_are_never_named(tmp_path: Path) -> None:
+    """Each append to a ``.json`` fork is a temp file renamed over it and a temp link in the
+    fork index; checks and repairs meanwhile see both, and must take neither for what a
+    killed writer left, nor remove one (a temp file renamed by its writer between the
+    listing and the look was named "left by an interrupted write")."""
+    root = tmp_path / "store"
+    store = FileSessionStore(root, format="json")
+
+    async def setup() -> None:
+        await store.save("parent", [{"role": "user", "content": "inherited"}])
+        given = {"parent_id": "parent", "fork_message_count": 1, "detached": False}
+        await store.save("fork", [{"role": "user", "content": "own"}], given)
+
+    asyncio.run(setup())
+    writer = Writer(root, "json", fsync=True)
+    count, named = 600, []
+    try:
+        writer.order(f"fork {count}")
+        for check in itertools.count():
+            report = asyncio.run(check_store(store, repair=check % 2 == 1))
+            # a rewrite's link is re-made after the write: one may be found (and re-made) first;
+            # a temp file a repair took between its creation and its writer's lock is made
+            # again by its writer (what it wrote is checked below)
+            named += [p for p in report.problems if p.kind != "fork_link" and not p.repaired]
+            if "done" in writer.lines:
+                break
+    finally:
+        writer.stop()
+    assert named == []
+    stored = asyncio.run(store.load("fork"))
+    assert stored is not None
+    assert [m["content"] for m in stored.messages] == ["own", *(f"fork {i}" for i in range(count))]
+    assert asyncio.run(check_store(store)).ok
+
+
+def test_an_empty_temp_file_is_named_only_by_the_repair_that_removes_it(tmp_path: Path) -> None:
+    """A session's empty temp file nobody holds may be a write that has not locked it yet:
+    a check leaves it unnamed, a repair removes it (its writer, if any, starts over). A left
+    case probe, always empty, is named either way."""
+    store = FileSessionStore(tmp_path)
+    asyncio.run(store.save("alice", [{"role": "user", "content": "alice's"}]))
+    (tmp_path / ".alice.jsonl.tmp").write_bytes(b"")
+    (tmp_path / "..Case-Probe.tmp").write_bytes(b"")
+    found = asyncio.run(check_store(store))
+    assert [(p.kind, p.path) for p in found.problems] == [("temp_file", str(tmp_path / "..Case-Probe.tmp"))]
+    repaired = asyncio.run(check_store(store, repair=True))
+    assert sorted((p.path, p.repaired) for p in repaired.problems) == [
+        (str(tmp_path / "..Case-Probe.tmp"), True),
+        (str(tmp_path / ".alice.jsonl.tmp"), True),
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alice.jsonl"]

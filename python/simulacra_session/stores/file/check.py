@@ -39,6 +39,7 @@ __all__ = ["check_files"]
 _WORTH = 4096  # superseded bytes fewer than this are not worth a rewrite
 _ASIDE = re.compile(r"(?P<name>.+)\.corrupt-.+")
 _NEWER = "unsupported journal version"
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 @dataclass(frozen=True)
@@ -92,27 +93,31 @@ class _Checker:
 
     def temp_files(self, names: list[str]) -> None:
         root = self.layout.root
-        found: list[tuple[str | None, str, bool]] = []  # id, path, locked by its writer
+        found: list[tuple[str | None, str, str | None]] = []  # id, path, what its writer locks
         for name in names:
             temp = TEMP_FILE.fullmatch(name)
             if temp is not None:
                 owner = session_name(temp["name"])
                 if owner is not None or marker_temp(temp):
-                    found.append((owner[0] if owner else None, os.path.join(root, name), not temp["random"]))
+                    # an old-style one: see residue; a marker's (the case probe) is empty
+                    locked = None if temp["random"] else "file" if owner else "marker"
+                    found.append((owner[0] if owner else None, os.path.join(root, name), locked))
             elif name.endswith("-forks") and SESSION_ID_PATTERN.fullmatch(name[: -len("-forks")]):
                 index = os.path.join(root, name)
                 for entry in _names(index):
                     link = TEMP_FILE.fullmatch(entry)
                     owner = session_name(link["name"]) if link is not None and link["random"] else None
                     if owner is not None:
-                        found.append((owner[0], os.path.join(index, entry), False))
+                        found.append((owner[0], os.path.join(index, entry), "index"))
         if not found:
             return
+        # each as found now: a name a writer renamed away, then made again, is another file
+        inodes = {path: _inode(path) for _, path, _ in found}
         removed = set(sweep(root)) if self.repair else set()
         for session_id, path, locked in found:
             if path in removed:
                 self.add("temp_file", session_id, path, "left by an interrupted write", "removed")
-            elif os.path.lexists(path) and not (locked and _in_use(path)):
+            elif not _in_use(path, locked, inodes[path]):
                 what = (
                     "left by an interrupted write"
                     if not self.repair
@@ -312,13 +317,38 @@ def _entries(root: str, name: str) -> list[tuple[str, os.stat_result | None]]:
         return []
 
 
-def _in_use(path: str) -> bool:
-    """Whether a writer holds the temp file ``path`` (its ``flock``): a write under way."""
+def _inode(path: str) -> int | None:
     try:
-        fd = open_nofollow(path, OPEN_RO)
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
+
+
+def _in_use(path: str, locked: str | None, inode: int | None) -> bool:
+    """Whether the temp file or temp link ``path``, found as ``inode``, is a write under
+    way, or gone: nothing to name. A writer holds its temp file's ``flock`` (``locked``:
+    ``"file"``, ``"marker"``), a linker its index directory's, shared (``"index"``); but a
+    writer takes it just after creating the file, so a session's empty one nobody holds
+    may be a write starting (if not, it holds nothing, and a repair or the session's next
+    use removes it; a marker's, the case probe, is always empty). One renamed or removed
+    since it was found is gone (its save ended), and so is one whose name leads to another
+    file now (the next save's)."""
+    if inode is None or _inode(path) != inode:
+        return True
+    if locked is None:
+        return False
+    target = os.path.dirname(path) if locked == "index" else path
+    try:
+        fd = open_nofollow(target, OPEN_RO | _DIRECTORY if locked == "index" else OPEN_RO)
+    except FileNotFoundError:
+        return True
     except (OSError, UnsafePathError):
         return False
     try:
-        return not lock(fd, wait=False)
+        if locked != "index" and os.fstat(fd).st_ino != inode:
+            return True
+        if not lock(fd, wait=False) or _inode(path) != inode:
+            return True
+        return locked == "file" and os.fstat(fd).st_size == 0
     finally:
         os.close(fd)
