@@ -186,6 +186,32 @@ def test_a_failed_export_leaves_the_file_there_as_it_was(tmp_path: Path) -> None
         assert backup.stat().st_mode & 0o777 == 0o640
 
 
+def test_an_output_that_cannot_be_made_is_named_as_given(tmp_path: Path) -> None:
+    """``-o`` in a directory that is not there names the path given, as the shell's ``>`` would,
+    not the temp file the export is written to first; an empty ``-o`` (``-o "$UNSET"``) is an
+    error naming the option, where it wrote the export beside the current directory, then
+    failed naming a temp file. Neither leaves a file behind."""
+    with store_of("jsonl", tmp_path) as url:
+        missing = tmp_path / "no-such-dir" / "backup.jsonl"
+        line = run_cli("--store", url, "export", "-o", str(missing)).error_line()
+        assert line == f"simulacra-session: {missing}: No such file or directory"
+        work = tmp_path / "work"
+        work.mkdir()
+        before = sorted(os.listdir(tmp_path))
+        done = subprocess.run(
+            [sys.executable, "-m", "simulacra_session", "--store", url, "export", "-o", ""],
+            capture_output=True,
+            text=True,
+            cwd=work,
+            timeout=300,
+            check=False,
+        )
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr == "simulacra-session: -o is empty: name a file, or - for stdout\n"
+        assert sorted(os.listdir(tmp_path)) == before
+        assert os.listdir(work) == []
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs symlinks and FIFOs")
 def test_an_export_through_a_symlink_or_into_a_fifo_writes_where_they_lead(tmp_path: Path) -> None:
     """``-o`` naming a symlink replaces its target, the link kept; a FIFO is written into, as the

@@ -44,6 +44,8 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
         sys.stdout.flush()
         yield Output(sys.stdout.buffer, "stdout")
         return
+    if not path:  # ``-o "$UNSET"``: its realpath is the current directory's, no file's
+        raise CommandError("-o is empty: name a file, or - for stdout")
     try:
         found: os.stat_result | None = os.stat(path)
     except FileNotFoundError:
@@ -52,7 +54,7 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
     if found is None or stat.S_ISREG(found.st_mode):
         target = os.path.realpath(path)
         directory, name = os.path.split(target)
-        with contextlib.suppress(PermissionError):
+        with contextlib.suppress(PermissionError), _named_as(path):
             fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     if temp is None or target is None:
         with open(path, "wb", buffering=0) as out:
@@ -66,19 +68,32 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
             yield Output(out, path)
             _sync(out, path)
         if found is not None:
-            os.chmod(temp, stat.S_IMODE(found.st_mode))
+            with _named_as(path):
+                os.chmod(temp, stat.S_IMODE(found.st_mode))
             if hasattr(os, "chown"):
                 with contextlib.suppress(PermissionError):
                     os.chown(temp, found.st_uid, found.st_gid)
         if not complete():
             target += ".partial"
-        os.replace(temp, target)
+        with _named_as(target):
+            os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
     fsync_dir(directory)
     placed.append(target)
+
+
+@contextlib.contextmanager
+def _named_as(path: str) -> Iterator[None]:
+    """Meanwhile, an ``OSError`` on the temp file an export is written to names ``path``, the
+    file asked for, as the shell's ``>`` would: never a temp name nobody typed. A
+    ``PermissionError`` stays one (a directory that takes no new file)."""
+    try:
+        yield
+    except OSError as error:
+        raise type(error)(error.errno, error.strerror or str(error), path) from error
 
 
 def _sync(out: IO[bytes], path: str) -> None:
