@@ -292,6 +292,33 @@ async def test_delete_cascades_and_listing_uses_the_fork_index(backing: Backing)
     await store.delete(KEY)  # deleting what is gone is no error
 
 
+async def test_delete_leaves_forks_made_of_a_transcript_the_history_they_inherit(backing: Backing) -> None:
+    store = ClaudeAgentSessionStore(await backing.fresh())
+    sub: SessionKey = {**KEY, "subpath": "subagents/agent-1"}
+    lines, sub_lines = [entry("a"), entry("b")], [entry("s")]
+    await store.append(KEY, lines)
+    await store.append(sub, sub_lines)
+    plain = store.store  # forks as SessionManager.fork makes them: attached, no metadata of ours
+    for fork, parent, inherited in (("fork-main", KEY, 2), ("fork-sub", sub, 1)):
+        attached = {"parent_id": store.store_id(parent), "fork_message_count": inherited}
+        await plain.save(fork, [entry(fork)], attached)
+    forks = {}
+    for fork in ("fork-main", "fork-sub"):
+        resolved = await resolve_history(plain, fork, strict=True)
+        assert resolved is not None
+        forks[fork] = resolved.messages
+    assert forks["fork-main"][:2] == lines
+    assert forks["fork-sub"][:1] == sub_lines
+
+    await (await claude(backing)).delete(KEY)
+    assert await store.load(KEY) is None
+    assert await store.load(sub) is None
+    for fork, history in forks.items():
+        resolved = await resolve_history(await backing.reopen(), fork, strict=True)  # the parent is gone
+        assert resolved is not None
+        assert resolved.messages == history
+
+
 async def test_lookups_ask_the_fork_index_not_the_whole_store(tmp_path: Path) -> None:
     store = ClaudeAgentSessionStore(Unlisted(tmp_path))
     sub: SessionKey = {**KEY, "subpath": "subagents/agent-1"}

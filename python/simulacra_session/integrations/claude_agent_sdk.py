@@ -50,7 +50,7 @@ from claude_agent_sdk.types import (  # noqa: E402
 )
 
 from ..errors import ConflictError  # noqa: E402
-from ..history import read_tail, resolve_history  # noqa: E402
+from ..history import inherits, materialize_forks, read_tail, resolve_history  # noqa: E402
 from ..ids import InvalidKeyError, session_id_for_key  # noqa: E402
 from ..messages import JsonObject  # noqa: E402
 from ..models import SessionMetadata, StoredSession  # noqa: E402
@@ -257,15 +257,20 @@ class ClaudeAgentSessionStore:
         return found
 
     async def delete(self, key: SessionKey) -> None:
-        """Remove the key's transcript; a main transcript's subagent transcripts go first."""
+        """Remove the key's transcript; a main transcript's subagent transcripts go first.
+        A fork made of one of them (``SessionManager.fork``) keeps the history it inherits:
+        it is written into the fork first (``history.materialize_forks``)."""
         place = _Place.of(key)
         head = await read_tail(self._store, place.id, 0)
         if head is not None:
             check_owner(head.metadata, place.metadata())
+        ids = [place.id]
         if place.main:
-            for meta, _ in await self._children(place.id, place.key, empty=True):
-                await self._store.delete(meta.id)
-        await self._store.delete(place.id)
+            ids[:0] = [meta.id for meta, _ in await self._children(place.id, place.key, empty=True)]
+        for parent in await self._forked(ids):
+            await materialize_forks(self._store, parent)
+        for id in ids:
+            await self._store.delete(id)
 
     async def list_subkeys(self, key: SessionListSubkeysKey) -> builtins.list[str]:
         """The subpaths holding entries under the main transcript ``key``, sorted."""
@@ -297,6 +302,15 @@ class ClaudeAgentSessionStore:
             ):
                 children.append((meta, child))
         return children
+
+    async def _forked(self, ids: Sequence[str]) -> builtins.list[str]:
+        """Those of the sessions ``ids`` that attached forks inherit from (the sessions of this
+        adapter are detached: only forks made around it inherit), through the fork index,
+        else one listing of every session."""
+        if self._indexed is not None:
+            return [id for id in ids if any(inherits(meta) for meta in await self._indexed.forks(id))]
+        parents = {meta.parent_id for meta in await self._store.list() if inherits(meta)}
+        return [id for id in ids if id in parents]
 
     async def _append(self, place: _Place, entries: Sequence[SessionStoreEntry]) -> None:
         """``append``: read, check and fold, then write from the revision read, until no other
