@@ -16,9 +16,12 @@ reader of the output left (``| head``), quietly.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .._version import __version__
 from ..errors import SessionError
@@ -62,8 +65,69 @@ def _message(error: BaseException) -> str:
     return one_line(text) or type(error).__name__
 
 
+class _Closed(io.BufferedIOBase):
+    """A standard stream the command was started without: reading or writing it fails naming it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def _fail(self) -> OSError:
+        return OSError(errno.EBADF, os.strerror(errno.EBADF), self.name)
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        raise self._fail()
+
+    def read1(self, size: int = -1, /) -> bytes:
+        raise self._fail()
+
+    def write(self, data: object, /) -> int:
+        raise self._fail()
+
+
+@contextlib.contextmanager
+def _standard_streams() -> Iterator[None]:
+    """Meanwhile, a standard stream the command was started without (``>&-``, a daemon's
+    closed descriptors; Python makes it ``None``) is one that fails naming it (stdin, stdout:
+    exit 2, as for any output that cannot be written), or drops what is written (stderr). Its
+    descriptor is ``/dev/null``'s, so no session file opened takes its number."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    kept = sys.stdin, sys.stdout, sys.stderr
+    if sys.stdin is None:
+        sys.stdin = io.TextIOWrapper(_Closed("stdin"), encoding="utf-8")
+    if sys.stdout is None:
+        sys.stdout = io.TextIOWrapper(_Closed("stdout"), encoding="utf-8", write_through=True)
+    dropped = open(os.devnull, "w", encoding="utf-8") if sys.stderr is None else None  # noqa: SIM115
+    if dropped is not None:
+        sys.stderr = dropped
+    try:
+        yield
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = kept
+        if dropped is not None:
+            dropped.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    with _standard_streams():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         with report_warnings():

@@ -1,0 +1,65 @@
+"""The command started without a standard stream (``>&-``, ``2>&-``, ``<&-``; a daemon's or a
+cron job's closed descriptors): output that cannot be written fails it naming ``stdout`` (exit
+2), never a silent exit 0 or an ``AttributeError``; stdin that cannot be read names ``stdin``;
+without stderr, the warnings and errors are dropped but the command runs, and exits, as it
+would with them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_runs import store_of
+from session_samples import message
+from simulacra_session import FileSessionStore
+
+
+def _run(closed: str, *args: str) -> tuple[int, bytes, str]:
+    """The command with the standard stream ``closed`` (``>&-``, ``2>&-`` or ``<&-``) closed:
+    its exit status, stdout and stderr."""
+    command = ["sh", "-c", f'exec "$0" -m simulacra_session "$@" {closed}', sys.executable, *args]
+    done = subprocess.run(command, capture_output=True, timeout=300, check=False)
+    return done.returncode, done.stdout, done.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "command", [["list"], ["list", "--json"], ["show", "plain"], ["tree"], ["export"], ["export", "plain"]]
+)
+def test_output_to_a_closed_stdout_fails_naming_stdout(tmp_path: Path, command: list[str]) -> None:
+    with store_of("jsonl", tmp_path) as url:
+        assert _run(">&-", "--store", url, *command) == (
+            2,
+            b"",
+            "simulacra-session: stdout: Bad file descriptor\n",
+        )
+
+
+def test_an_import_from_a_closed_stdin_fails_naming_stdin(tmp_path: Path) -> None:
+    for conflict in ("error", "skip"):
+        status, _, err = _run("<&-", "--store", str(tmp_path / "s"), "import", "-", "--on-conflict", conflict)
+        assert (status, err) == (2, "simulacra-session: stdin: Bad file descriptor\n")
+
+
+def test_without_stderr_the_command_runs_and_exits_as_it_would(tmp_path: Path) -> None:
+    """An export of a store with a session it cannot read still writes the others (exit 1): it
+    wrote nothing, failing on the warning it could not print. An error is still exit 2."""
+    store = FileSessionStore(tmp_path / "s")
+
+    async def fill() -> None:
+        await store.save("ok", [message("user", "fine")])
+        await store.save("torn", [message("user", "a"), message("user", "b")])
+
+    asyncio.run(fill())
+    journal = tmp_path / "s" / "torn.jsonl"
+    journal.write_bytes(journal.read_bytes()[:-5])
+    status, out, err = _run("2>&-", "--store", str(tmp_path / "s"), "export")
+    assert (status, err) == (1, "")
+    header, *sessions = out.splitlines()
+    assert json.loads(header)["sessions"] == 1
+    assert [json.loads(line)["id"] for line in sessions] == ["ok"]
+    assert _run("2>&-", "--store", str(tmp_path / "s"), "show", "nobody")[0] == 2
