@@ -109,7 +109,10 @@ class SimulacraChatMessageHistory(BaseChatMessageHistory):
         return found
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """Append ``messages`` after the history: one durable append for the batch."""
+        """Append ``messages`` after the history: one durable append for the batch. A message
+        holding a value JSON cannot hold (``message_to_dict`` keeps Python values as they
+        are: a tool's ``artifact`` of bytes or a datetime) raises ``SerializationError``
+        naming the key and the session, none of the batch written."""
         if messages:
             items = [message_to_dict(message) for message in messages]
             owner = self._owner

@@ -100,7 +100,9 @@ class OpenAIAgentsSession:
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Add ``items`` after the stored ones: one durable append of the whole batch (a
-        store without ``append`` saves the session instead, from the revision it read)."""
+        store without ``append`` saves the session instead, from the revision it read). An
+        item holding a value JSON cannot hold raises ``SerializationError`` naming the key
+        and the session, none of the batch written."""
         if items:
             owner = self._owner
             owner.saw(await _writes.append(self.store, self.store_id, items, owner.metadata, owner.seen))
