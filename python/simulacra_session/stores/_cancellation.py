@@ -18,18 +18,20 @@ async def finish(work: Awaitable[_T]) -> _T:
 
     A write handed to a thread cannot be called back, so the caller waits for it: when
     ``CancelledError`` reaches the caller, the write and the store's state are complete.
+    The cancellation re-raised is the one caught, message and all: anyio's cancel scopes
+    (``fail_after``, which the Claude Agent SDK puts around its writes) know theirs by it.
     """
     future = asyncio.ensure_future(work)
-    cancelled = False
+    caught: asyncio.CancelledError | None = None
     while not future.done():
         try:
             await asyncio.shield(future)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancel:
             if future.cancelled():
                 raise
-            cancelled = True
-    if cancelled:
+            caught = cancel
+    if caught is not None:
         if not future.cancelled():
             future.exception()  # retrieved: the cancellation is what the caller gets
-        raise asyncio.CancelledError
+        raise caught
     return future.result()
