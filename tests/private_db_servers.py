@@ -13,23 +13,26 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from threading import Event
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
 
-__all__ = ["CuttingProxy", "PrivatePostgres", "private_postgres"]
+__all__ = ["CuttingProxy", "PrivatePostgres", "Stop", "private_postgres"]
 
 Cut = Literal["before", "after"]
+Stop = Literal["fast", "immediate", "kill"]
 
 
 class CuttingProxy:
@@ -47,6 +50,7 @@ class CuttingProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._armed: Cut | None = None
+        self._then: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self.cuts = 0
@@ -57,10 +61,13 @@ class CuttingProxy:
         """``url`` with its host and port this proxy's."""
         return url.set(host="127.0.0.1", port=self.port)
 
-    def cut(self, when: Cut) -> None:
-        """Cut the next connection to send ``COMMIT``, ``when`` the server sees it or not."""
+    def cut(self, when: Cut, *, then: Callable[[], None] | None = None) -> None:
+        """Cut the next connection to send ``COMMIT``, ``when`` the server sees it or not;
+        ``then`` runs just before the cut (after the server's answer, for ``"after"``): a
+        server stopped there is one that committed and went away before the client heard."""
         with self._lock:
             self._armed = when
+            self._then = then
 
     def close(self) -> None:
         """Stop accepting and close every connection."""
@@ -101,15 +108,17 @@ class CuttingProxy:
     ) -> None:
         with contextlib.suppress(OSError):
             while data := client.recv(65536):
-                when = None
+                when = then = None
                 if b"COMMIT" in data.upper():
                     with self._lock:
-                        when, self._armed = self._armed, None
+                        when, self._armed, then, self._then = self._armed, None, self._then, None
                 if when == "after":
                     swallowing.set()
                     server.sendall(data)
                     answered.wait(10)
                 if when is not None:
+                    if then is not None:
+                        then()
                     self.cuts += 1
                     break
                 server.sendall(data)
@@ -127,7 +136,7 @@ class CuttingProxy:
             while data := server.recv(65536):
                 if swallowing.is_set():
                     answered.set()
-                    break
+                    return  # the other direction cuts the connection, once ``then`` has run
                 client.sendall(data)
         answered.set()
         _close(client)
@@ -151,6 +160,14 @@ def _free_port() -> int:
         return port
 
 
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 def _postgres_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
     return Path(found[-1]).parent if found else None
@@ -170,53 +187,59 @@ class PrivatePostgres:
     def url(self) -> sa.URL:
         return sa.make_url(f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres")
 
-    def _as_postgres(self, *command: str) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+    @staticmethod
+    def _as_postgres() -> dict[str, Any]:
+        """Popen's arguments running a program as ``postgres`` when this process is root (the
+        server refuses root; and without a wrapper process, a signal sent reaches the server)."""
+        return {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
 
     def init(self) -> None:
         subprocess.run(
-            self._as_postgres(
-                str(self._bin / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", "postgres"
-            ),
+            [str(self._bin / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", "postgres"],
             check=True,
             capture_output=True,
+            **self._as_postgres(),
         )
 
     def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        command = self._as_postgres(
-            str(self._bin / "postgres"),
-            "-D",
-            str(self.datadir),
-            "-p",
-            str(self.port),
-            "-c",
+        """Start the server and wait until it accepts connections (again, should it exit at once:
+        after a SIGKILL the old server's backends hold its shared memory until they notice)."""
+        command = [str(self._bin / "postgres"), "-D", str(self.datadir), "-p", str(self.port)]
+        for setting in (
             "listen_addresses=127.0.0.1",
-            "-c",
             f"unix_socket_directories={self.datadir}",
-            "-c",
-            "fsync=off",
-            "-c",
+            "fsync=off",  # a test server: a crash of the server, never of the machine
             "max_connections=20",
-        )
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        ):
+            command += ["-c", setting]
         deadline = time.monotonic() + 30
         while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
-                with engine.connect() as connection:
-                    connection.execute(sa.text("SELECT 1"))
-                engine.dispose()
-                return
-            except (OSError, sa.exc.OperationalError):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"private PostgreSQL on port {self.port} did not start") from None
+            with open(self.datadir.parent / f"{self.datadir.name}.log", "ab") as log:
+                self.process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **self._as_postgres()
+                )
+            while self.process.poll() is None:
+                if self._answers():
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"private PostgreSQL on port {self.port} did not start")
                 time.sleep(0.05)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"private PostgreSQL on port {self.port} did not start")
+            time.sleep(0.1)
 
-    def stop(self, mode: Literal["fast", "immediate", "kill"] = "fast") -> None:
+    def _answers(self) -> bool:
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except sa.exc.OperationalError:
+            return False
+        finally:
+            engine.dispose()
+        return True
+
+    def stop(self, mode: Stop = "fast") -> None:
         """Stop the server: a fast shutdown (SIGINT), an immediate one (SIGQUIT) or SIGKILL of
         the postmaster (its backends then notice and exit; the next start recovers from WAL)."""
         process = self.process
@@ -229,29 +252,32 @@ class PrivatePostgres:
 
 
 @contextlib.contextmanager
-def private_postgres(tmp_path: Path) -> Iterator[PrivatePostgres]:
-    """A started :class:`PrivatePostgres` in ``tmp_path``, stopped afterwards; skips (fails
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A started :class:`PrivatePostgres` (its data in a new directory of the system's temporary
+    one, which the ``postgres`` user can reach), stopped and removed afterwards; skips (fails
     under CI) when PostgreSQL's programs are not installed (``scripts/db-servers.sh`` does it)."""
     bindir = _postgres_bin()
     why = None
     if bindir is None:
         why = "PostgreSQL is not installed: run scripts/db-servers.sh"
-    elif os.geteuid() == 0 and shutil.which("runuser") is None:
-        why = "running PostgreSQL as root needs runuser"
+    elif os.geteuid() == 0 and not _has_user("postgres"):
+        why = "no OS user postgres to run PostgreSQL as (it refuses root)"
     if why is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(why)
         pytest.skip(why)
     assert bindir is not None
-    datadir = tmp_path / "pgdata"
-    datadir.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(tmp_path, "postgres")
-        shutil.chown(datadir, "postgres")
-    server = PrivatePostgres(bindir, datadir, _free_port())
-    server.init()
-    server.start()
+    datadir = Path(tempfile.mkdtemp(prefix="simulacra-pg-"))
     try:
-        yield server
+        if os.geteuid() == 0:
+            shutil.chown(datadir, "postgres", "postgres")
+        server = PrivatePostgres(bindir, datadir, _free_port())
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop("immediate")
     finally:
-        server.stop("immediate")
+        shutil.rmtree(datadir, ignore_errors=True)
+        Path(f"{datadir}.log").unlink(missing_ok=True)
