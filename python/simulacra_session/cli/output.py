@@ -119,14 +119,25 @@ def print_json(value: Any) -> None:
     out.flush()
 
 
+#: Control characters but newline and tab, shown as symbols: C0 as its control picture
+#: (ESC as U+241B), DEL as U+2421, C1 (``\x9b`` opens a sequence too) as U+FFFD.
+_CONTROLS = {
+    **{code: 0x2400 + code for code in range(32) if chr(code) not in "\n\t"},
+    0x7F: 0x2421,
+    **dict.fromkeys(range(0x80, 0xA0), 0xFFFD),
+}
+
+
 def clean(text: str) -> str:
-    """``text`` printable on any terminal: a lone surrogate (as the original library can
-    write in a label) shown as U+FFFD."""
+    """``text`` printable on any terminal, and shown rather than obeyed by it: a lone surrogate
+    (as the original library can write in a label) shown as U+FFFD, and control characters
+    (a stored label or tool result holding escape sequences that would set the terminal's
+    title, clear it or write its clipboard) as symbols; newlines and tabs are kept."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.translate(_CONTROLS)
 
 
 @contextmanager
