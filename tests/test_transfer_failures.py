@@ -4,6 +4,7 @@ left), an export leaving out the sessions it cannot read, a copy naming the stor
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,27 @@ async def test_a_copy_names_the_store_that_failed(side: str) -> None:
     assert raised.value.reason == "list of sessions in table 't' failed: OperationalError: gone"
     assert str(raised.value).startswith(f"copy {side} {failing!r}: list of sessions")
     assert isinstance(raised.value, StoreError)
+
+
+@pytest.mark.parametrize("on_conflict", ["error", "skip", "replace"])
+async def test_a_session_twice_in_an_export_is_named_whatever_on_conflict(on_conflict: str) -> None:
+    """An export holding a session twice (two exports pasted together, a hand edit) is damaged
+    with every ``on_conflict``: "replace" wrote the second over the first and counted it
+    replaced, "skip" counted it "already there"; the second is never written."""
+    header = b'{"format":"simulacra-session-export","version":1,"sessions":3}\n'
+    stamps = {"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "message_count": 1}
+    lines = [
+        {"id": "a", "metadata": stamps, "messages": [message("user", "first")]},
+        {"id": "b", "metadata": stamps, "messages": [message("user", "other")]},
+        {"id": "a", "metadata": stamps, "messages": [message("user", "second")]},
+    ]
+    export = header + b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    target = InMemorySessionStore()
+    with pytest.raises(CorruptSessionError, match="<stream>: session a is in it twice"):
+        await import_sessions(target, io.BytesIO(export), on_conflict=on_conflict)  # type: ignore[arg-type]
+    stored = await target.load("a")
+    if on_conflict == "error":
+        assert (stored, await target.list()) == (None, [])
+    else:
+        assert stored is not None
+        assert stored.messages == [message("user", "first")]

@@ -389,9 +389,9 @@ async def import_sessions(
 
     With ``on_conflict="error"`` the whole export is read and checked first, and nothing is
     written when a line is damaged or a session exists already (``SessionExistsError``).
-    Otherwise sessions are written as they are read; a damaged line stops the import there
-    (``CorruptSessionError`` naming the file and line), and a rerun with ``"skip"`` finishes
-    it. ``TypeError`` when ``store`` is no ``RestorableSessionStore``.
+    Otherwise sessions are written as they are read; a damaged line (or a session there twice)
+    stops the import there (``CorruptSessionError`` naming the file and line), and a rerun
+    with ``"skip"`` finishes it. ``TypeError`` when ``store`` is no ``RestorableSessionStore``.
     """
     target = _restorable(store)
     _check_on_conflict(on_conflict)
@@ -411,8 +411,11 @@ async def import_sessions(
                 raise SessionExistsError(conflicts, repr(store))
             file.seek(0)
         total, sessions = records(file, where)
-        result, clashed = TransferResult(), set[str]()
+        result, clashed, written = TransferResult(), set[str](), set[str]()
         for done, stored in enumerate(sessions, start=1):
+            if stored.metadata.id in written:  # checked before writing with "error"
+                raise CorruptSessionError(f"{where}: session {stored.metadata.id} is in it twice")
+            written.add(stored.metadata.id)
             await _put(target, stored, existing, on_conflict, result, clashed)
             if progress is not None:
                 progress(done, total)
