@@ -13,7 +13,7 @@ from rich.tree import Tree
 
 from .._backend import dumps
 from ..conversation import SimpleConversation
-from ..errors import SessionNotFoundError
+from ..errors import ConflictError, SessionNotFoundError
 from ..history import inherits, resolve_history
 from ..ids import validate_session_id
 from ..manager import SessionManager
@@ -25,6 +25,7 @@ from .urls import CommandError, on_store
 __all__ = ["add_parsers", "all_sessions", "summary"]
 
 _PAGE = 1000
+_RENAME_TRIES = 20  # reads of a session written meanwhile before a rename gives up
 _ABBREVIATED = 240  # characters of a thought, tool call or tool result shown
 _ROLE_STYLES = {"user": "bold green", "assistant": "bold blue"}
 #: Blocks shown as text in full: this library's, openai-agents', pydantic-ai's prompts and answers.
@@ -277,9 +278,19 @@ def _json_tree(
 
 
 async def _rename(store: SessionStore, args: argparse.Namespace) -> int:
-    async with SessionManager(store, SimpleConversation()) as manager:
-        await manager.rename(validate_session_id(args.id), args.label)
-    console().print(Text(f"renamed {args.id}: {args.label}"))
+    """Set the label. A session an agent writes meanwhile is read again and the label set on
+    what it holds then (the store refuses a save from a stale read: ``ConflictError``), up to
+    ``_RENAME_TRIES`` times."""
+    session_id = validate_session_id(args.id)
+    for tries_left in range(_RENAME_TRIES - 1, -1, -1):
+        try:
+            async with SessionManager(store, SimpleConversation()) as manager:
+                await manager.rename(session_id, args.label)
+            break
+        except ConflictError:
+            if not tries_left:
+                raise
+    console().print(Text(f"renamed {session_id}: {clean(args.label)}"))
     return 0
 
 
