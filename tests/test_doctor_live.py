@@ -216,3 +216,67 @@ def test_an_empty_temp_file_is_named_only_by_the_repair_that_removes_it(tmp_path
         (str(tmp_path / ".alice.jsonl.tmp"), True),
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alice.jsonl"]
+
+
+REPARENT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from simulacra_session import FileSessionStore
+
+    root, file_format, tag, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+    async def main():
+        store = FileSessionStore(root, fsync=False, format=file_format)
+        for index in range(count):  # each fork moves from parent a to parent b
+            given = {"parent_id": f"b{tag}", "fork_message_count": 1, "detached": False}
+            await store.save(f"f{tag}x{index}", [{"role": "user", "content": "moved"}], given)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+def test_a_repair_during_a_change_of_parent_links_no_former_parent(
+    tmp_path: Path, file_format: FileFormat
+) -> None:
+    """A fork that moves to another parent while a repair reads the store: the repair read
+    its file before the move and its index after, found no entry under the parent it read,
+    and linked the fork there (or removed the new parent's entry as stale). A link under a
+    former parent outlives the fork's delete, which looks under its parent only: the deleted
+    session's messages stayed, named by doctor as the last copy of it. (The next repair
+    removes such a link: what the last one running with the writer does is checked, in
+    several rounds.)"""
+    root = tmp_path / "store"
+    store = FileSessionStore(root, format=file_format)  # the repairs' (its syncs make passes long)
+    fast = FileSessionStore(root, format=file_format, fsync=False)  # the test's writes
+    count = 200
+    for tag in range(4):
+        ids = [f"f{tag}x{index}" for index in range(count)]
+
+        async def setup(tag: int = tag, ids: list[str] = ids) -> None:
+            for parent in "ab":
+                await fast.save(f"{parent}{tag}", [{"role": "user", "content": parent}])
+            given = {"parent_id": f"a{tag}", "fork_message_count": 1, "detached": False}
+            for session_id in ids:
+                await fast.save(session_id, [{"role": "user", "content": "to move"}], given)
+
+        asyncio.run(setup())
+        command = [sys.executable, "-c", REPARENT, str(root), file_format, str(tag), str(count)]
+        writer = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        try:
+            while writer.poll() is None:
+                asyncio.run(check_store(store, repair=True))
+        finally:
+            _, errors = writer.communicate(timeout=120)
+        assert writer.returncode == 0, errors
+        names = sorted(f"{session_id}.{file_format}" for session_id in ids)
+        assert sorted(p.name for p in (root / f"a{tag}-forks").iterdir()) == []  # deletes look under b
+        assert sorted(p.name for p in (root / f"b{tag}-forks").iterdir()) == names
+        for session_id in ids:
+            assert asyncio.run(fast.delete(session_id))
+        report = asyncio.run(check_store(store))
+        assert report.problems == []  # no link left of a deleted fork
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir()) == sorted(
+        f"{parent}{tag}.{file_format}" for parent in "ab" for tag in range(4)
+    )

@@ -11,7 +11,8 @@ import asyncio
 import os
 import re
 import stat
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -254,7 +255,7 @@ class _Checker:
                 elif session is None and parsed[0] in self.unreadable:
                     continue  # named as unreadable: its link goes with it
                 else:
-                    self.stale(parent_id, parsed, path, found.st_ino, session is None)
+                    self.stale(parent_id, parsed, path, found.st_ino, fold)
         for session_id, session in self.sessions.items():
             parent = session.parent_id
             if parent is None or not SESSION_ID_PATTERN.fullmatch(parent):
@@ -266,25 +267,57 @@ class _Checker:
             where = os.path.join(root, f"{parent}-forks", entry)
             what = "links a former version of" if key in former else "is missing from the fork index for"
             if self.repair:
-                with self.store._locks.held(session_id):
+                with self.now(session_id, session.file_format) as now:
+                    if now is None or fold(now.parent_id or "") != fold(parent):
+                        continue  # rewritten or gone since it was read: its writer indexes it
                     self.store._index.index(session_id, parent, None, session.file_format)
             detail = f"the entry {what} fork {session_id} of {parent}"
             self.add("fork_link", session_id, where, detail, "re-linked" if self.repair else None)
 
     def stale(
-        self, parent_id: str, parsed: tuple[str, FileFormat], path: str, inode: int, gone: bool
+        self,
+        parent_id: str,
+        parsed: tuple[str, FileFormat],
+        path: str,
+        inode: int,
+        fold: Callable[[str], str],
     ) -> None:
-        """An entry for a session that is not (in that format) a fork of ``parent_id``."""
+        """An entry for a session that is not (in that format) a fork of ``parent_id``, as
+        it was read: looked at again (under its writers' locks, to remove it) in case it
+        was written since (saved anew, or moved to this parent)."""
         session_id, file_format = parsed
-        if gone and inode not in self.aside.get(session_id, set()):
-            detail = "links a session whose file is gone: the last copy of it, left (restore it or remove it)"
-            self.add("fork_link", session_id, path, detail)
-            return
-        if self.repair:
-            with self.store._locks.held(session_id):
+        if session_id not in self.sessions and self.layout.newer_file(session_id) is not None:
+            return  # saved since the store was read: the next check looks at it
+        with self.now(session_id, file_format) if self.repair else nullcontext() as now:
+            if now is not None and fold(now.parent_id or "") == fold(parent_id):
+                return  # its fork (again) now
+            if session_id not in self.sessions and inode not in self.aside.get(session_id, set()):
+                detail = (
+                    "links a session whose file is gone: the last copy of it, left (restore it or remove it)"
+                )
+                self.add("fork_link", session_id, path, detail)
+                return
+            if self.repair:
                 self.store._index.unindex(parent_id, session_id, (file_format,))
         detail = f"a stale entry: session {session_id} is not stored as this fork of {parent_id}"
         self.add("fork_link", session_id, path, detail, "removed" if self.repair else None)
+
+    @contextmanager
+    def now(self, session_id: str, file_format: FileFormat) -> Iterator[_Session | None]:
+        """The session's file in ``file_format`` as it is now, read under the locks its
+        writers take, held meanwhile: a rewrite waits, and its own indexing, after it, undoes
+        what is done here from the state it replaced. ``None`` when absent or unreadable."""
+        path = self.layout.path(session_id, file_format)
+        with self.store._locks.held(session_id), file_locked(path, shared=True) as fd:
+            found = None
+            if fd is not None:
+                try:
+                    data = read_from(fd, 0, regular(fd, path).st_size)
+                    metadata, _ = _decode(session_id, file_format, data, path)
+                    found = _Session(file_format, os.fstat(fd).st_ino, metadata.parent_id)
+                except (CorruptSessionError, OSError, UnsafePathError):
+                    pass
+            yield found
 
 
 def _decode(
