@@ -25,7 +25,7 @@ from .urls import CommandError, on_store
 __all__ = ["add_parsers", "all_sessions", "summary"]
 
 _PAGE = 1000
-_RENAME_TRIES = 20  # reads of a session written meanwhile before a rename gives up
+_TRIES = 20  # reads of a session written meanwhile before a rename or delete gives up
 _ABBREVIATED = 240  # characters of a thought, tool call or tool result shown
 _ROLE_STYLES = {"user": "bold green", "assistant": "bold blue"}
 #: Blocks shown as text in full: this library's, openai-agents', pydantic-ai's prompts and answers.
@@ -280,9 +280,9 @@ def _json_tree(
 async def _rename(store: SessionStore, args: argparse.Namespace) -> int:
     """Set the label. A session an agent writes meanwhile is read again and the label set on
     what it holds then (the store refuses a save from a stale read: ``ConflictError``), up to
-    ``_RENAME_TRIES`` times."""
+    ``_TRIES`` times."""
     session_id = validate_session_id(args.id)
-    for tries_left in range(_RENAME_TRIES - 1, -1, -1):
+    for tries_left in range(_TRIES - 1, -1, -1):
         try:
             async with SessionManager(store, SimpleConversation()) as manager:
                 await manager.rename(session_id, args.label)
@@ -305,9 +305,15 @@ async def _delete(store: SessionStore, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             console(stderr=True).print(Text("not deleted"))
             return 1
-    async with SessionManager(store, SimpleConversation()) as manager:
-        if not await manager.delete(session_id):
-            raise SessionNotFoundError(session_id)
+    for tries_left in range(_TRIES - 1, -1, -1):  # a fork written meanwhile: read it again
+        try:
+            async with SessionManager(store, SimpleConversation()) as manager:
+                if not await manager.delete(session_id):
+                    raise SessionNotFoundError(session_id)
+            break
+        except ConflictError:  # writing what a fork inherits into it, before the parent goes
+            if not tries_left:
+                raise
     console().print(Text(f"deleted {session_id}"))
     return 0
 
