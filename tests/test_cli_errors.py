@@ -186,6 +186,25 @@ def test_a_failed_export_leaves_the_file_there_as_it_was(tmp_path: Path) -> None
         assert backup.stat().st_mode & 0o777 == 0o640
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_an_import_reads_an_export_from_a_fifo(tmp_path: Path) -> None:
+    """``import <(zcat backup.jsonl.gz)`` (a pipe by its path, as a FIFO is): the export is read
+    twice, to check it before writing, so it is spooled, as stdin is. It failed, naming the
+    store: "STORE: File or stream is not seekable"."""
+    with store_of("jsonl", tmp_path) as url:
+        export = tmp_path / "export.jsonl"
+        assert run_cli("--store", url, "export", "-o", str(export)).status == 0
+        fifo = tmp_path / "pipe"
+        os.mkfifo(fifo)
+        into = str(tmp_path / "into")
+        for conflict, written in (("error", 5), ("skip", 0)):
+            writer = threading.Thread(target=lambda: fifo.write_bytes(export.read_bytes()))
+            writer.start()
+            imported = run_cli("--store", into, "import", str(fifo), "--on-conflict", conflict, "--json")
+            writer.join()
+            assert imported.json() == {"written": written, "replaced": 0, "skipped": 5 - written}
+
+
 def test_an_output_that_cannot_be_made_is_named_as_given(tmp_path: Path) -> None:
     """``-o`` in a directory that is not there names the path given, as the shell's ``>`` would,
     not the temp file the export is written to first; an empty ``-o`` (``-o "$UNSET"``) is an

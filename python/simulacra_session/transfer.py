@@ -378,6 +378,18 @@ def _passed_over(session_id: str, clashed: set[str], result: TransferResult) -> 
     result.skipped += 1
 
 
+@contextmanager
+def _readable(source: str | os.PathLike[str] | IO[bytes], rereads: bool) -> Iterator[tuple[IO[bytes], str]]:
+    """``opened``, a path opened first: a pipe by its path (``<(zcat export.gz)``, a FIFO)
+    cannot seek, so it is spooled to be read twice, as stdin is."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as file, opened(file, rereads) as found:
+            yield found
+        return
+    with opened(source, rereads) as found:
+        yield found
+
+
 async def import_sessions(
     store: SessionStore,
     source: str | os.PathLike[str] | IO[bytes],
@@ -396,7 +408,7 @@ async def import_sessions(
     target = _restorable(store)
     _check_on_conflict(on_conflict)
     existing = {sid for sid, _, _ in await _listed(store)}
-    with opened(source, rereads=on_conflict == "error") as (file, where):
+    with _readable(source, rereads=on_conflict == "error") as (file, where):
         if on_conflict == "error":
             seen: set[str] = set()
             conflicts = []
