@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import subprocess
 import sys
 import textwrap
@@ -22,7 +23,7 @@ import pytest
 from simulacra_session import ConflictError, FileSessionStore
 from simulacra_session.doctor import check_store
 from simulacra_session.stores.file import FileFormat
-from simulacra_session.stores.file.restore import restore_sync
+from simulacra_session.stores.file.restore import compact, restore_sync
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX: one process writes a root")
 
@@ -280,3 +281,118 @@ def test_a_repair_during_a_change_of_parent_links_no_former_parent(
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir()) == sorted(
         f"{parent}{tag}.{file_format}" for parent in "ab" for tag in range(4)
     )
+
+
+MIXED = textwrap.dedent(
+    """
+    import asyncio, json, random, sys
+    from simulacra_session import FileSessionStore
+    from simulacra_session.stores.file.restore import compact
+
+    root, session_id, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+    async def main():
+        store = FileSessionStore(root, fsync=False)
+        rng, model, next_ = random.Random(seed), [], 0
+        for _ in range(count):
+            op = rng.choice(["append", "append", "append", "truncate", "save", "convert", "compact"])
+            if op == "append" or not model:
+                size = rng.randint(1, 3)
+                batch = [{"role": "user", "content": f"{session_id} {next_ + i}"} for i in range(size)]
+                next_ += len(batch)
+                await store.append(session_id, batch)
+                model += batch
+            elif op == "truncate":
+                cut = rng.randint(1, len(model))
+                await store.truncate(session_id, cut)
+                del model[len(model) - cut :]
+            elif op == "save":
+                model.append({"role": "user", "content": f"{session_id} {next_}"})
+                next_ += 1
+                await store.save(session_id, model)
+            elif op == "convert":
+                await store.convert(session_id, rng.choice(["json", "jsonl"]))
+            else:
+                await compact(store, session_id)
+        print(json.dumps(model))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_repairs_and_compactions_while_writers_append_truncate_convert_and_compact(tmp_path: Path) -> None:
+    """Three writers, each on its own session, append, truncate, save, convert and compact at
+    random while ``doctor --repair`` and ``compact`` (of every session) run over and over:
+    each session ends as its writer's acknowledged writes left it, and loads."""
+    root = tmp_path / "store"
+    store = FileSessionStore(root)
+    count, ids = 1500, ["s0", "s1", "s2"]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIXED, str(root), session_id, str(seed), str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed, session_id in enumerate(ids)
+    ]
+    problems = []
+    try:
+        while any(writer.poll() is None for writer in writers):
+            report = asyncio.run(check_store(store, repair=True))
+            problems += [p for p in report.problems if not p.repaired]
+            for session_id in ids:
+                asyncio.run(compact(store, session_id))
+    finally:
+        outputs = [writer.communicate(timeout=120) for writer in writers]
+    for writer, (_, errors) in zip(writers, outputs, strict=True):
+        assert writer.returncode == 0, errors
+    for session_id, (out, _) in zip(ids, outputs, strict=True):
+        stored = asyncio.run(store.load(session_id))
+        assert stored is not None
+        assert stored.messages == json.loads(out), session_id
+        assert stored.metadata.message_count == len(stored.messages)
+    assert problems == []  # nothing a writer was doing was taken for a problem left
+    assert asyncio.run(check_store(store)).ok
+
+
+CONVERTER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from simulacra_session import FileSessionStore
+
+    root, count = sys.argv[1], int(sys.argv[2])
+
+    async def main():
+        store = FileSessionStore(root, fsync=False)
+        for index in range(count):
+            assert await store.convert("s", "json" if index % 2 == 0 else "jsonl")
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_repair_while_a_session_is_converted_back_and_forth(tmp_path: Path) -> None:
+    """A journal converted to a document (and back) while a repair reads it: the repair
+    looked up the journal's inode after its checks, found the name gone and failed with
+    ``FileNotFoundError``, the rest of the store unchecked."""
+    root = tmp_path / "store"
+    store = FileSessionStore(root, fsync=False)
+    messages = [{"role": "user", "content": f"message {index} " + "x" * 200} for index in range(300)]
+    asyncio.run(store.save("s", messages))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", CONVERTER, str(root), "300"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        while writer.poll() is None:
+            report = asyncio.run(check_store(store, repair=True))
+            assert [p for p in report.problems if not p.repaired] == []
+    finally:
+        _, errors = writer.communicate(timeout=120)
+    assert writer.returncode == 0, errors
+    stored = asyncio.run(store.load("s"))
+    assert stored is not None
+    assert stored.messages == messages
+    assert asyncio.run(check_store(store)).ok

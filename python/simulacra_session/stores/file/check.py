@@ -158,7 +158,10 @@ class _Checker:
         if parsed is not None:
             self.journal(session_id, path, data, parsed)
             if self.repair:  # compacted: a new inode
-                inode = os.lstat(path).st_ino
+                try:
+                    inode = os.lstat(path).st_ino
+                except FileNotFoundError:
+                    return  # converted or deleted since (its writer indexes what is left)
         current = self.layout.newer_file(session_id)
         if current is None or current[0] == name:
             self.sessions[session_id] = _Session(file_format, inode, metadata.parent_id)
