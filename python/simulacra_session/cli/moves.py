@@ -17,6 +17,7 @@ from rich.text import Text
 from ..errors import CorruptSessionError
 from ..protocols import SessionStore
 from ..stores.file.files import fsync_dir
+from ..stores.file.layout import session_name
 from ..transfer import CopyStoreError, TransferResult, copy_sessions, export_sessions, import_sessions
 from .output import Output, console, named, print_json, progress_bar, unreadable_listed, warn
 from .urls import CommandError, on_store, open_store, printable
@@ -104,7 +105,24 @@ def _sync(out: IO[bytes], path: str) -> None:
         raise named(error, path) from error
 
 
+def _as_session_file(store: SessionStore, path: str | None) -> str | None:
+    """The session id ``path`` would be read as by ``store``, a file store, when it names one of
+    its session files (``STORE/backup.jsonl``, or a symlink to it); ``None`` otherwise."""
+    root = getattr(store, "root", None)
+    if not isinstance(root, str) or not path or path == "-":
+        return None
+    directory, name = os.path.split(os.path.realpath(path))
+    found = session_name(name)
+    return found[0] if found is not None and directory == os.path.realpath(root) else None
+
+
 async def _export(store: SessionStore, args: argparse.Namespace) -> int:
+    inside = _as_session_file(store, args.output)
+    if inside is not None:  # the store would read it as a damaged session, and doctor set it aside
+        raise CommandError(
+            f"{args.output}: in the store {getattr(store, 'root', '')}, where it would be read as "
+            f"session {inside}: write the export elsewhere"
+        )
     skipped: list[str] = []
 
     def unreadable(session_id: str, error: CorruptSessionError) -> None:
