@@ -273,3 +273,31 @@ async def test_no_problem_after_a_parent_is_deleted_as_the_manager_does(
     assert (await check_store(store)).problems == []
     await store.save("fork", [message("user", "saved again")])  # relinked under the deleted parent
     assert (await check_store(store)).problems == []
+
+
+async def test_what_is_no_file_of_the_store_in_a_fork_index_is_named_and_left(tmp_path: Path) -> None:
+    """A directory where a fork's link goes, one named as a temp link, and a fork index that
+    is a file: ``--repair`` raised ``IsADirectoryError`` or ``NotADirectoryError`` (the rest
+    of the store unrepaired). Each is named, with its path, and left as it is."""
+    store = FileSessionStore(tmp_path)
+    await store.save("p", [message("user", "p")])
+    await store.save("q", [message("user", "q")])
+    for fork, parent in (("f", "p"), ("g", "q")):
+        await store.save(fork, [message("user", fork)], {"parent_id": parent, "fork_message_count": 1})
+    (tmp_path / "p-forks" / "f.jsonl").unlink()
+    (tmp_path / "p-forks" / "f.jsonl").mkdir()
+    (tmp_path / "p-forks" / ".f.jsonl.0123456789abcdef.tmp").mkdir()
+    shutil.rmtree(tmp_path / "q-forks")
+    (tmp_path / "q-forks").write_bytes(b"not an index")
+    before = await snapshot(store)
+    for repair in (False, True):
+        report = await check_store(store, repair=repair)
+        assert sorted((p.kind, p.path, p.repaired) for p in report.problems) == [
+            ("fork_link", str(tmp_path / "p-forks" / "f.jsonl"), False),
+            ("fork_link", str(tmp_path / "q-forks" / "g.jsonl"), False),
+            ("temp_file", str(tmp_path / "p-forks" / ".f.jsonl.0123456789abcdef.tmp"), False),
+        ]
+    assert (tmp_path / "p-forks" / "f.jsonl").is_dir()
+    assert (tmp_path / "p-forks" / ".f.jsonl.0123456789abcdef.tmp").is_dir()
+    assert (tmp_path / "q-forks").read_bytes() == b"not an index"
+    assert await snapshot(store) == before

@@ -168,3 +168,16 @@ def test_sweep_takes_ours_and_leaves_the_rest(tmp_path: Path) -> None:
     assert all((tmp_path / name).exists() for name in theirs)
     assert sweep(tmp_path / "missing") == []
     assert [m.id for m in asyncio.run(store.forks("p"))] == ["c"]
+
+
+def test_a_file_where_a_sessions_fork_index_goes_fails_no_load(tmp_path: Path) -> None:
+    """The first use of a session sweeps its fork index: a file named ``{id}-forks`` made
+    every load of ``id`` (and the sweep of the root) raise ``NotADirectoryError``. It is
+    left, with a warning; the session loads and the file is as it was."""
+    asyncio.run(FileSessionStore(tmp_path).save("q", [msg("user", "q")]))
+    (tmp_path / "q-forks").write_bytes(b"not an index")
+    stored = asyncio.run(FileSessionStore(tmp_path).load("q"))
+    assert stored is not None
+    assert stored.messages == [msg("user", "q")]
+    assert sweep(tmp_path) == []
+    assert (tmp_path / "q-forks").read_bytes() == b"not an index"

@@ -248,6 +248,10 @@ class _Checker:
                 session = self.sessions.get(parsed[0])
                 if stat.S_ISLNK(found.st_mode):
                     self.add("fork_link", parsed[0], path, "a symlink in the fork index: left as it is")
+                elif not stat.S_ISREG(found.st_mode):  # a directory, say: no link of the store's
+                    self.add("fork_link", parsed[0], path, "not a file, in the fork index: left as it is")
+                    if session is not None:
+                        linked.add((fold(parent_id), parsed[0]))  # nothing can be linked there
                 elif (
                     session is not None
                     and fold(session.parent_id or "") == fold(parent_id)
@@ -273,7 +277,12 @@ class _Checker:
                 with self.now(session_id, session.file_format) as now:
                     if now is None or fold(now.parent_id or "") != fold(parent):
                         continue  # rewritten or gone since it was read: its writer indexes it
-                    self.store._index.index(session_id, parent, None, session.file_format)
+                    try:
+                        self.store._index.index(session_id, parent, None, session.file_format)
+                    except OSError as error:  # the index is not a directory, say
+                        detail = f"the entry {what} fork {session_id} of {parent}: not re-linked ({error})"
+                        self.add("fork_link", session_id, where, detail)
+                        continue
             detail = f"the entry {what} fork {session_id} of {parent}"
             self.add("fork_link", session_id, where, detail, "re-linked" if self.repair else None)
 

@@ -156,7 +156,8 @@ class ForkIndex:
 
     def sweep(self, parent_id: str) -> list[str]:
         """Remove the temp links that killed linkers left in ``parent_id``'s index, under its
-        ``flock`` taken exclusively (live linkers hold it shared); the paths removed."""
+        ``flock`` taken exclusively (live linkers hold it shared); the paths removed. What is
+        not a file (a symlink, a directory) is no link of the store's: left alone."""
         index = self._open(parent_id)
         if index is None:
             return []
@@ -165,7 +166,7 @@ class ForkIndex:
             index.lock(exclusive=True)
             for name in index.names():
                 found, entry = TEMP_FILE.fullmatch(name), index.entry(name)
-                if found and found["random"] and entry is not None and not stat.S_ISLNK(entry.st_mode):
+                if found and found["random"] and entry is not None and stat.S_ISREG(entry.st_mode):
                     with suppress(FileNotFoundError):
                         index.remove(name)
                         removed.append(index.join(name))

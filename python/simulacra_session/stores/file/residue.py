@@ -100,7 +100,7 @@ class Residue:
         with self._locked(session_id, shared=shared), Dir(layout.root) as root:
             removed = [_swept(root, f".{layout.name(session_id, fmt)}.tmp") for fmt in FORMATS]
         if FLOCK:
-            removed += self._index.sweep(session_id)
+            removed += _index_swept(self._index, session_id)
         return [path for path in removed if path]
 
     def sweep_root(self) -> list[str]:
@@ -126,7 +126,7 @@ class Residue:
                     parent := name[: -len("-forks")]
                 ):
                     with self._held(parent) if not FLOCK else nullcontext():  # see the module's notes
-                        removed += self._index.sweep(parent)
+                        removed += _index_swept(self._index, parent)
             except UnsafePathError as error:  # a symlinked session file or index: left alone
                 _log.warning("left %s: %s", error.path, error)
         return [path for path in removed if path]
@@ -141,6 +141,16 @@ class Residue:
         first (on first use), where what is removed would go uncounted."""
         self._swept[session_id] = True
         return self._locks.held(session_id)
+
+
+def _index_swept(index: ForkIndex, parent_id: str) -> list[str]:
+    """``index.sweep(parent_id)``; nothing when ``{parent_id}-forks`` is no directory (a
+    file there, left with a warning: a session's use is not refused for it)."""
+    try:
+        return index.sweep(parent_id)
+    except NotADirectoryError as error:
+        _log.warning("left %s: %s", error.filename, error.strerror)
+        return []
 
 
 def _swept(root: Dir, temp: str, *, locked: bool = False) -> str | None:
