@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,22 +74,29 @@ class InMemorySessionStore:
     ``load`` leaks in or out, and it rejects exactly what the file store rejects. Messages
     are serialized one by one, so ``append`` costs only the new ones. Each method runs
     without yielding to the event loop, so a save's read-merge-write never interleaves, and
-    a cancelled call either never started or completed.
+    a cancelled call either never started or completed. A lock makes the same hold between
+    threads, each with its own event loop (LangChain's sync calls run on a loop thread of
+    their own): reads copy what they decode under it, writes run whole under it.
     """
 
     def __init__(self) -> None:
         self._sessions: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
 
     async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
         """Metadata of the sessions, most recently updated first (``limit``/``offset`` page it)."""
-        found = [entry.decoded_metadata(key) for key, entry in self._sessions.items()]
+        with self._lock:
+            entries = builtins.list(self._sessions.items())
+        found = [entry.decoded_metadata(key) for key, entry in entries]
         return page(most_recent_first(found), limit, offset)
 
     async def load(self, id: str) -> StoredSession | None:
         """The session, decoded afresh from its bytes, or ``None`` when absent."""
         validate_session_id(id)
-        entry = self._sessions.get(id)
-        return None if entry is None else decode_session(id, entry.document(), f"id {id!r}")
+        with self._lock:
+            entry = self._sessions.get(id)
+            document = None if entry is None else entry.document()
+        return None if document is None else decode_session(id, document, f"id {id!r}")
 
     async def load_tail(self, id: str, count: int, *, end: int | None = None) -> StoredSession | None:
         """The metadata and the own messages ``[max(0, end - count), end)`` (see
@@ -96,11 +104,13 @@ class InMemorySessionStore:
         validate_session_id(id)
         check_count("count", count)
         check_count("end", end)
-        entry = self._sessions.get(id)
-        if entry is None:
-            return None
-        stop = len(entry.messages) if end is None else min(end, len(entry.messages))
-        return decode_session(id, entry.document(entry.messages[max(0, stop - count) : stop]), f"id {id!r}")
+        with self._lock:
+            entry = self._sessions.get(id)
+            if entry is None:
+                return None
+            stop = len(entry.messages) if end is None else min(end, len(entry.messages))
+            document = entry.document(entry.messages[max(0, stop - count) : stop])
+        return decode_session(id, document, f"id {id!r}")
 
     async def save(
         self,
@@ -112,7 +122,8 @@ class InMemorySessionStore:
     ) -> Revision:
         """Replace the messages and merge the metadata; the old bytes stay on any error.
         ``ConflictError`` unless the session is at revision ``expected`` (when given)."""
-        return self._save_now(id, messages, metadata, expected)
+        with self._lock:
+            return self._save_now(id, messages, metadata, expected)
 
     async def append(
         self,
@@ -124,7 +135,8 @@ class InMemorySessionStore:
     ) -> Revision:
         """Add messages after the stored ones and merge the metadata; all or nothing.
         ``ConflictError`` unless the session is at revision ``expected`` (when given)."""
-        return self._append_now(id, messages, metadata, expected)
+        with self._lock:
+            return self._append_now(id, messages, metadata, expected)
 
     def _save_now(
         self,
@@ -170,21 +182,23 @@ class InMemorySessionStore:
         ``ConflictError`` unless the session is at revision ``expected`` (when given)."""
         validate_session_id(id)
         check_count("count", count)
-        previous = self._sessions.get(id)
-        if previous is None:
-            raise SessionNotFoundError(id)
-        check_revision(id, expected, previous.revision)
-        kept = check_truncation(id, count, len(previous.messages))
-        meta, stamp = auto_saved_metadata(previous.meta, kept, previous.stamp)
-        entry = _Entry(dumps(meta), previous.messages, meta, stamp)
-        del entry.messages[kept:]  # nothing can fail now; no other entry holds the list
-        self._sessions[id] = entry
-        return entry.revision
+        with self._lock:
+            previous = self._sessions.get(id)
+            if previous is None:
+                raise SessionNotFoundError(id)
+            check_revision(id, expected, previous.revision)
+            kept = check_truncation(id, count, len(previous.messages))
+            meta, stamp = auto_saved_metadata(previous.meta, kept, previous.stamp)
+            entry = _Entry(dumps(meta), previous.messages, meta, stamp)
+            del entry.messages[kept:]  # nothing can fail now; no other entry holds the list
+            self._sessions[id] = entry
+            return entry.revision
 
     async def delete(self, id: str) -> bool:
         """Remove the session; ``True`` when it existed."""
         validate_session_id(id)
-        return self._sessions.pop(id, None) is not None
+        with self._lock:
+            return self._sessions.pop(id, None) is not None
 
     async def forks(self, id: str) -> builtins.list[SessionMetadata]:
         """Metadata of the sessions whose ``parent_id`` is ``id``, most recent first."""
@@ -195,4 +209,6 @@ class InMemorySessionStore:
         """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
         (see ``RestorableSessionStore``); the old bytes stay on any error."""
         checked = check_restore(id, messages, metadata)
-        self._sessions[id] = _Entry.of(checked, encode_messages(messages))
+        entry = _Entry.of(checked, encode_messages(messages))
+        with self._lock:
+            self._sessions[id] = entry
