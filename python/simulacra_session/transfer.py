@@ -39,7 +39,7 @@ import logging
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Literal, Protocol
@@ -150,6 +150,7 @@ class _Plan:
     order: list[str]
     present: set[str]
     named: frozenset[str] | None
+    parents: frozenset[str]  # those attached forks inherit from
 
 
 async def _listed(store: SessionStore) -> list[tuple[str, str | None, bool]]:
@@ -211,7 +212,8 @@ def _parents_first(listed: list[tuple[str, str | None, bool]], ids: Sequence[str
 async def _plan(store: SessionStore, ids: Sequence[str] | None) -> _Plan:
     listed = await _listed(store)
     named = None if ids is None else frozenset(ids)
-    return _Plan(_parents_first(listed, ids), {sid for sid, _, _ in listed}, named)
+    parents = frozenset(parent for _, parent, attached in listed if attached and parent is not None)
+    return _Plan(_parents_first(listed, ids), {sid for sid, _, _ in listed}, named, parents)
 
 
 async def _prepared(
@@ -225,11 +227,7 @@ async def _prepared(
     forks, loaded after it, hold what they inherited); otherwise ``SessionNotFoundError``."""
     stored = await store.load(session_id)
     if stored is None:
-        if (
-            not gone
-            or session_id not in plan.present
-            or (plan.named is not None and session_id in plan.named)
-        ):
+        if not gone or session_id not in plan.present or session_id in (plan.named or ()):
             raise SessionNotFoundError(session_id)
         plan.present.discard(session_id)
         return None
@@ -348,11 +346,14 @@ async def _put(
     clashed: set[str],
 ) -> None:
     """Write ``stored`` into ``target``. ``clashed``: the ids passed over (``"skip"``) because
-    the target refused them (``CaseClashError``); their attached forks are passed over too,
-    since written they would load without what they inherit."""
+    the target refused them (``CaseClashError``), or kept as the target holds them where that
+    differs; their attached forks are passed over too, since written they would load without
+    what they inherit, or with another conversation's history for theirs."""
     session_id, parent_id = stored.metadata.id, stored.metadata.parent_id
     if session_id in existing and on_conflict == "skip":
         result.skipped += 1
+        if await _differs(target, stored, clashed):
+            clashed.add(session_id)
         return
     if parent_id in clashed and inherits(stored.metadata):
         _log.warning("skipping session %s: it inherits from session %s, skipped", session_id, parent_id)
@@ -373,6 +374,18 @@ async def _put(
         existing.add(session_id)
 
 
+async def _differs(target: SessionStore, stored: StoredSession, clashed: set[str]) -> bool:
+    """Whether the target's session of ``stored``'s id is another history than ``stored``'s
+    for its forks to inherit: other messages, or another parent (or one passed over)."""
+    held, mine = await target.load(stored.metadata.id), stored.metadata
+    if held is None or held.messages != stored.messages or (inherits(mine) and mine.parent_id in clashed):
+        return True
+    keys = ("parent_id", "fork_message_count", "fork_message_id")
+    return inherits(mine) != inherits(held.metadata) or any(
+        getattr(mine, key) != getattr(held.metadata, key) for key in keys
+    )
+
+
 def _passed_over(session_id: str, clashed: set[str], result: TransferResult) -> None:
     clashed.add(session_id)
     result.skipped += 1
@@ -382,12 +395,10 @@ def _passed_over(session_id: str, clashed: set[str], result: TransferResult) -> 
 def _readable(source: str | os.PathLike[str] | IO[bytes], rereads: bool) -> Iterator[tuple[IO[bytes], str]]:
     """``opened``, a path opened first: a pipe by its path (``<(zcat export.gz)``, a FIFO)
     cannot seek, so it is spooled to be read twice, as stdin is."""
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as file, opened(file, rereads) as found:
-            yield found
-        return
-    with opened(source, rereads) as found:
-        yield found
+    with ExitStack() as stack:
+        if isinstance(source, (str, os.PathLike)):
+            source = stack.enter_context(open(source, "rb"))
+        yield stack.enter_context(opened(source, rereads))
 
 
 async def import_sessions(
@@ -478,8 +489,8 @@ async def copy_sessions(
     result, clashed = TransferResult(), set[str]()
     total = len(plan.order)
     for done, session_id in enumerate(plan.order, start=1):
-        if session_id in existing and on_conflict == "skip":
-            result.skipped += 1
+        if session_id in existing and on_conflict == "skip" and session_id not in plan.parents:
+            result.skipped += 1  # no fork inherits from it: whatever the target holds
         elif (stored := await _copied(source, session_id, plan, on_unreadable)) is not None:
             with _failing_as("target", target):
                 await _put(restorable, stored, existing, on_conflict, result, clashed)
