@@ -42,7 +42,8 @@ class CuttingProxy:
     the transaction back); ``cut("after")``: ``COMMIT`` reaches the server, which commits, and
     its answer is dropped with the connection. Both look the same to the client: a connection
     lost during its commit. Works for PostgreSQL and MySQL alike (both send ``COMMIT`` as the
-    text of a simple query). ``cuts`` counts the connections cut.
+    text of a simple query). ``cuts`` counts the connections cut. ``hold()`` makes it a server
+    that accepts connections and never answers.
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -54,6 +55,8 @@ class CuttingProxy:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self.cuts = 0
+        self.accepted = 0  # connections accepted
+        self._holding = False
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -77,12 +80,21 @@ class CuttingProxy:
             for sock in self._sockets:
                 _close(sock)
 
+    def hold(self, holding: bool = True) -> None:
+        """Accept connections and never answer them (a hung server), or stop doing so."""
+        self._holding = holding
+
     def _accept(self) -> None:
         while not self._closed:
             try:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            self.accepted += 1
+            if self._holding:
+                with self._lock:
+                    self._sockets.append(client)
+                continue
             try:
                 server = socket.create_connection(self._upstream)
             except OSError:

@@ -10,6 +10,9 @@ once the server is back, the same store and manager go on saving.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -20,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from private_db_servers import CuttingProxy, PrivatePostgres, Stop, private_postgres
 from simulacra_session import LifecycleErrorEvent, SessionManager, SimpleConversation, StoreError
+from simulacra_session.stores import _sql_engine as sql_engine
 from simulacra_session.stores.sql import SqlSessionStore
 from simulacra_session.testing import msg, run, texts
 from test_store_sql import server_url
@@ -338,3 +342,88 @@ def test_auto_saves_go_on_after_a_commit_the_server_made_before_it_crashed(serve
         run(store.drop_tables())
         run(store.close())
         proxy.close()
+
+
+def test_a_server_that_accepts_but_never_answers_is_a_store_error_not_a_hang(
+    server: PrivatePostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The postmaster stopped (SIGSTOP: the port still accepts, nobody answers), as an
+    overloaded or hung server: a store made from a URL gives up connecting after its connect
+    timeout (shortened here; libpq's own default is to wait for ever, and a cancelled write
+    waits for its end) with a StoreError, and saves again once the server answers."""
+    monkeypatch.setattr(sql_engine, "CONNECT_TIMEOUT", 2)  # libpq's least
+    store = SqlSessionStore(server.url, table=f"t{uuid.uuid4().hex[:12]}")
+    assert server.process is not None
+    outcome: list[BaseException | None] = []
+
+    def append() -> None:
+        try:
+            run(store.append("a", [msg("one")]))
+        except BaseException as error:  # reported to the test's thread
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        attempt = threading.Thread(target=append, daemon=True)
+        attempt.start()
+        attempt.join(sql_engine.CONNECT_TIMEOUT + 8)
+        finished = not attempt.is_alive()
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    attempt.join(30)
+    try:
+        assert finished, "the append still waited for the server"
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], StoreError)
+        assert "append of session 'a'" in str(outcome[0])
+        run(store.append("a", [msg("two")]))
+        stored = run(store.load("a"))
+        assert stored is not None
+        assert texts(stored.messages) == ["two"]
+    finally:
+        run(store.drop_tables())
+        run(store.close())
+
+
+@pytest.mark.parametrize("backend", SERVERS)
+def test_a_server_out_of_reach_is_tried_once_per_call(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that accepts and never answers: the store's first call (its schema check) waits
+    for one connect timeout and fails, not for one per schema attempt (ten, meant for schema
+    races between processes, which need a connection to happen); a store made from a MySQL
+    URL too (PyMySQL's own connect timeout ends with the TCP connection: it would wait for the
+    server's greeting for ever)."""
+    monkeypatch.setattr(sql_engine, "CONNECT_TIMEOUT", 2)  # shortened: the defaults' behaviour
+    monkeypatch.setattr(sql_engine, "READ_TIMEOUT", 2)
+    url = server_url("mysql" if backend == "mysql" else "postgres")
+    proxy = CuttingProxy(url.host or "127.0.0.1", url.port or 0)
+    proxy.hold()
+    target: sa.URL | AsyncEngine = proxy.url(url)
+    if backend == "postgresql-async":
+        async_url = proxy.url(url).set(drivername="postgresql+asyncpg")
+        target = create_async_engine(async_url, poolclass=NullPool, connect_args={"timeout": 2})
+    store = SqlSessionStore(target, table="unreached")
+    try:
+        with pytest.raises(StoreError, match=r"save of session 'a' in table 'unreached' failed"):
+            run(store.save("a", [msg("one")]))
+        assert proxy.accepted == 1
+    finally:
+        run(store.close())
+        if isinstance(target, AsyncEngine):
+            run(target.dispose())
+        proxy.close()
+
+
+def test_an_async_driver_refused_a_connection_is_a_store_error() -> None:
+    """asyncpg's refused connection (an ``OSError``) and connect timeout (``TimeoutError``)
+    reach the store unwrapped by SQLAlchemy: they are StoreErrors like any driver's."""
+    engine = create_async_engine("postgresql+asyncpg://someone:pw@127.0.0.1:9/nowhere", poolclass=NullPool)
+    store = SqlSessionStore(engine)
+    try:
+        with pytest.raises(
+            StoreError, match=r"append of session 'a' in table '\w+' failed: ConnectionRefused"
+        ):
+            run(store.append("a", [msg("one")]))
+    finally:
+        run(engine.dispose())

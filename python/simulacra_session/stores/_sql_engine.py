@@ -20,6 +20,15 @@ __all__ = ["engine_for", "failure", "loop_turns", "thread_turns", "transient"]
 #: SQLSTATEs of a transaction the database rolled back to let another one through
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 _MYSQL_DEADLOCK = 1213
+#: Seconds a connection attempt waits for the server (a URL's ``connect_timeout`` wins): libpq
+#: would wait for ever on a server that accepts and never answers (hung, overloaded, stopped),
+#: and a write cannot be cancelled meanwhile. PyMySQL's default is the same 10 s, asyncpg's 60 s.
+CONNECT_TIMEOUT = 10
+_LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg_async", "psycopg2"})
+#: Seconds PyMySQL waits for a server's answer (a URL's ``read_timeout`` wins): its connect
+#: timeout ends with the TCP connection, and a server that never sends its greeting, or the
+#: answer to a statement, would otherwise be waited for for ever. Above InnoDB's lock wait (50 s).
+READ_TIMEOUT = 120
 
 _turns_guard = threading.Lock()  # stores on one engine may start in several threads at once
 _thread_turns: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
@@ -50,7 +59,9 @@ def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
     COMMITTED: the store's row locks are what orders writers, and InnoDB's gap locks at
     REPEATABLE READ would make concurrent first saves of different sessions deadlock. A server's
     pooled connection is tested before use (``pool_pre_ping``), so the first call after the
-    server restarted or dropped an idle connection opens a new one, not fails.
+    server restarted or dropped an idle connection opens a new one, not fails. A PostgreSQL
+    connection through libpq gives up after ``CONNECT_TIMEOUT`` seconds, PyMySQL waits for an
+    answer ``READ_TIMEOUT`` seconds.
     """
     parsed = sa.make_url(url)
     options: dict[str, Any]
@@ -62,8 +73,12 @@ def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
         options = {"connect_args": {"timeout": 30}}
     elif parsed.get_backend_name() in ("mysql", "mariadb"):
         options = {"isolation_level": "READ COMMITTED", "pool_pre_ping": True}
+        if parsed.get_driver_name() == "pymysql" and "read_timeout" not in parsed.query:
+            options["connect_args"] = {"read_timeout": READ_TIMEOUT, "write_timeout": READ_TIMEOUT}
     else:
         options = {"pool_pre_ping": True}
+        if parsed.get_driver_name() in _LIBPQ_DRIVERS and "connect_timeout" not in parsed.query:
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     make = create_async_engine if parsed.get_dialect().is_async else sa.create_engine
     engine: sa.Engine | AsyncEngine = make(parsed, **options)
     if is_sqlite:
@@ -116,7 +131,7 @@ def loop_turns(engine: AsyncEngine) -> asyncio.Lock | None:
         return lock
 
 
-def failure(operation: str, session_id: str | None, table: str, error: sa.exc.SQLAlchemyError) -> StoreError:
+def failure(operation: str, session_id: str | None, table: str, error: BaseException) -> StoreError:
     """A ``StoreError`` naming the operation, the session and the table: the driver's own
     words, first line only (never the statement's parameters or the connection URL)."""
     cause: BaseException = getattr(error, "orig", None) or error

@@ -180,7 +180,8 @@ class SqlSessionStore:
                     return await self._settle(operation, session_id, done[0], landed, error)
                 if not retry:
                     raise failure(operation, session_id, self._table, error) from error
-            except sa.exc.SQLAlchemyError as error:
+            except (sa.exc.SQLAlchemyError, OSError, asyncio.TimeoutError) as error:
+                # an async driver's connection refused or timed out is not wrapped (asyncpg)
                 raise failure(operation, session_id, self._table, error) from error
             await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -203,7 +204,7 @@ class SqlSessionStore:
         now: Revision | Unknown | None
         try:
             now = await self._once(check, prepare=False, commit=False)
-        except sa.exc.SQLAlchemyError:
+        except (sa.exc.SQLAlchemyError, OSError, asyncio.TimeoutError):
             now = UNKNOWN
         return settle(operation, session_id, self._table, result, landed, error, now)
 
@@ -241,30 +242,32 @@ class SqlSessionStore:
             for attempt in range(1, _SCHEMA_ATTEMPTS + 1):
                 if self._ready:
                     return
-                try:
-                    async with engine.connect() as connection:
+                async with engine.connect() as connection:  # out of reach: raises at once
+                    try:
                         await connection.run_sync(self._check_schema)
-                except sa.exc.SQLAlchemyError:
-                    if attempt == _SCHEMA_ATTEMPTS:
-                        raise
-                    await asyncio.sleep(random.uniform(0, 0.01))
-                else:
-                    self._ready = True
+                    except sa.exc.SQLAlchemyError:
+                        if attempt == _SCHEMA_ATTEMPTS:
+                            raise
+                    else:
+                        self._ready = True
+                        return
+                await asyncio.sleep(random.uniform(0, 0.01))
 
     def _prepare(self, connect: Callable[[], contextlib.AbstractContextManager[sa.Connection]]) -> None:
         """Create and migrate (when allowed) and check the schema; again when another process
-        raced us to it."""
+        raced us to it. A server out of reach fails the first connection, and the call, at once
+        (a connect timeout is waited for once, not once per attempt)."""
         for attempt in range(1, _SCHEMA_ATTEMPTS + 1):
-            try:
-                with connect() as connection:
+            with connect() as connection:
+                try:
                     self._check_schema(connection)
-            except sa.exc.SQLAlchemyError:
-                if attempt == _SCHEMA_ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0, 0.01))  # a worker thread: the loop goes on
-            else:
-                self._ready = True
-                return
+                except sa.exc.SQLAlchemyError:
+                    if attempt == _SCHEMA_ATTEMPTS:
+                        raise
+                else:
+                    self._ready = True
+                    return
+            time.sleep(random.uniform(0, 0.01))  # a worker thread: the loop goes on
 
     def _check_schema(self, connection: sa.Connection) -> None:
         check_schema(connection, self._schema, self._dialect, self._create)
