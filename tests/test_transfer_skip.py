@@ -81,3 +81,36 @@ async def test_a_resumed_run_writes_the_forks_attached(tmp_path: Path, how: str)
     fork = await target.load("fork")
     assert fork is not None
     assert not fork.metadata.detached
+
+
+@pytest.mark.parametrize("how", ["copy", "import"])
+async def test_replacing_a_session_keeps_the_history_of_the_targets_own_forks(
+    tmp_path: Path, how: str
+) -> None:
+    """``"replace"`` overwrites the target's session; its forks that only the target holds keep
+    the history they had (written into them, detached, as a delete does): they took the
+    replacing session's messages for what they inherit."""
+    source = await _source(tmp_path / "a")
+    target = FileSessionStore(tmp_path / "b")
+    await target.save(
+        "main", [{"role": "user", "content": "B other"}, {"role": "assistant", "content": "B reply"}]
+    )
+    await target.save(
+        "bfork", [{"role": "user", "content": "bfork own"}], {"parent_id": "main", "fork_message_count": 2}
+    )
+    if how == "copy":
+        result = await copy_sessions(source, target, on_conflict="replace")
+    else:
+        out = io.BytesIO()
+        await export_sessions(source, out)
+        out.seek(0)
+        result = await import_sessions(target, out, on_conflict="replace")
+    assert (result.written, result.replaced) == (3, 1)
+    assert await _history(target, "bfork") == ["B other", "B reply", "bfork own"]
+    for session_id in ("main", "fork", "deeper", "apart"):
+        assert await _history(target, session_id) == await _history(source, session_id)
+    again = await copy_sessions(source, target, on_conflict="replace")  # the same again: nothing to keep
+    assert again.replaced == 4
+    fork = await target.load("fork")
+    assert fork is not None
+    assert not fork.metadata.detached

@@ -47,7 +47,7 @@ from typing import IO, Literal, Protocol
 from ._backend import dumps
 from ._export_file import EXPORT_FORMAT, EXPORT_VERSION, opened, records
 from .errors import CaseClashError, CorruptSessionError, SessionError, SessionNotFoundError, StoreError
-from .history import inherits
+from .history import inherits, materialize_forks
 from .ids import validate_session_id
 from .models import StoredSession
 from .protocols import RestorableSessionStore, SessionStore
@@ -78,6 +78,7 @@ Progress = Callable[[int, int | None], None]
 Unreadable = Callable[[str, CorruptSessionError], None]
 _PAGE = 1000  # sessions listed per list() call
 _CHUNK = 1 << 20  # bytes copied at a time from a spooled export
+_LINKS = ("parent_id", "fork_message_count", "fork_message_id")  # what a fork's history hangs on
 
 
 class Writable(Protocol):
@@ -102,9 +103,8 @@ class SessionExistsError(SessionError):
     nothing was written. ``session_ids`` names them all; the message, the first few."""
 
     def __init__(self, session_ids: Sequence[str], target: str) -> None:
-        shown = ", ".join(session_ids[:5]) + (
-            f" and {len(session_ids) - 5} more" if len(session_ids) > 5 else ""
-        )
+        more = len(session_ids) - 5
+        shown = ", ".join(session_ids[:5]) + (f" and {more} more" if more > 0 else "")
         super().__init__(
             f"{len(session_ids)} session(s) already in {target}: {shown} "
             "(nothing written; on_conflict 'skip' keeps them, 'replace' overwrites them)"
@@ -222,9 +222,8 @@ async def _prepared(
     """The session as it moves: a fork whose parent is gone and whose store kept a copy of what
     it inherits carries that copy, detached (as deleting a parent through a manager does).
 
-    ``gone``: a session listed but deleted since (by another process: the store is in use),
-    and not asked for by name, is ``None``, left out as if deleted before the run began (its
-    forks, loaded after it, hold what they inherited); otherwise ``SessionNotFoundError``."""
+    ``gone``: a session listed, deleted since (the store in use) and not asked for by name is
+    ``None``, left out as if deleted before (its forks hold what they inherited)."""
     stored = await store.load(session_id)
     if stored is None:
         if not gone or session_id not in plan.present or session_id in (plan.named or ()):
@@ -348,7 +347,8 @@ async def _put(
     """Write ``stored`` into ``target``. ``clashed``: the ids passed over (``"skip"``) because
     the target refused them (``CaseClashError``), or kept as the target holds them where that
     differs; their attached forks are passed over too, since written they would load without
-    what they inherit, or with another conversation's history for theirs."""
+    what they inherit, or with another conversation's history for theirs. A session replaced
+    by another history first has it written into the target's own forks of it, detached."""
     session_id, parent_id = stored.metadata.id, stored.metadata.parent_id
     if session_id in existing and on_conflict == "skip":
         result.skipped += 1
@@ -359,6 +359,8 @@ async def _put(
         _log.warning("skipping session %s: it inherits from session %s, skipped", session_id, parent_id)
         _passed_over(session_id, clashed, result)
         return
+    if session_id in existing and await _differs(target, stored, clashed):  # "replace"
+        await materialize_forks(target, session_id)  # the target's forks keep their history
     try:
         await target.restore(session_id, stored.messages, stored.metadata)
     except CaseClashError as clash:  # another id differing only in case holds its name
@@ -380,10 +382,8 @@ async def _differs(target: SessionStore, stored: StoredSession, clashed: set[str
     held, mine = await target.load(stored.metadata.id), stored.metadata
     if held is None or held.messages != stored.messages or (inherits(mine) and mine.parent_id in clashed):
         return True
-    keys = ("parent_id", "fork_message_count", "fork_message_id")
-    return inherits(mine) != inherits(held.metadata) or any(
-        getattr(mine, key) != getattr(held.metadata, key) for key in keys
-    )
+    kept = held.metadata
+    return inherits(mine) != inherits(kept) or any(getattr(mine, k) != getattr(kept, k) for k in _LINKS)
 
 
 def _passed_over(session_id: str, clashed: set[str], result: TransferResult) -> None:
