@@ -396,3 +396,83 @@ def test_a_repair_while_a_session_is_converted_back_and_forth(tmp_path: Path) ->
     assert stored is not None
     assert stored.messages == messages
     assert asyncio.run(check_store(store)).ok
+
+
+MANAGER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from simulacra_session import ConflictError, FileSessionStore, SessionManager, SimpleConversation
+
+    root, file_format, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    async def main():
+        store = FileSessionStore(root, fsync=False, format=file_format)
+        conversation = SimpleConversation()
+        manager = SessionManager(store, conversation)
+        acknowledged, others = {}, []
+        def saved(event):
+            contents = [m["content"] for m in event.messages if isinstance(m["content"], str)]
+            acknowledged[event.id] = contents  # the whole history as saved
+        manager.on("save", saved)
+        def failed(event):
+            if not isinstance(event.error, ConflictError):  # a detach by doctor changes the revision
+                others.append(repr(event.error))
+        manager.on("lifecycle_error", failed)
+        forks = []
+        for round_ in range(rounds):
+            parent = manager.start_new()
+            for index in range(5):
+                conversation.append({"role": "user", "content": f"{parent} {index}"})
+            fork = await manager.fork(parent)
+            forks.append(fork)
+            print("parent", parent, flush=True)  # deleted by the test as another tool would
+            for index in range(30):
+                conversation.append({"role": "user", "content": f"{fork} {index}"})
+                await asyncio.sleep(0.0005)
+            await manager.flush()
+        own = {fork: [c for c in acknowledged.get(fork, []) if c.startswith(fork)] for fork in forks}
+        print("result", json.dumps({"own": own, "others": others}), flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+def test_a_managers_forks_auto_saved_while_their_parents_go_and_doctor_detaches_them(
+    tmp_path: Path, file_format: FileFormat
+) -> None:
+    """A manager forks a session and goes on auto-saving the fork; another tool deletes the
+    parent under it (a plain ``store.delete``: nothing detaches the fork), and repairs run
+    all along, detaching it. Every message of the fork the manager acknowledged loads."""
+    root = tmp_path / "store"
+    store = FileSessionStore(root, format=file_format)
+    process = subprocess.Popen(
+        [sys.executable, "-c", MANAGER, str(root), file_format, "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
+    deleted = 0
+    try:
+        while process.poll() is None or deleted < sum(line.startswith("parent ") for line in lines):
+            parents = [line.split()[1] for line in lines if line.startswith("parent ")]
+            for parent in parents[deleted:]:
+                asyncio.run(store.delete(parent))
+                deleted += 1
+            asyncio.run(check_store(store, repair=True))
+    finally:
+        _, errors = process.communicate(timeout=120)
+        reader.join(10)
+    assert process.returncode == 0, errors
+    result = json.loads(next(line for line in lines if line.startswith("result "))[len("result ") :])
+    assert result["others"] == []
+    for fork, own in result["own"].items():
+        assert own, fork
+        stored = asyncio.run(store.load(fork))
+        assert stored is not None, fork
+        assert [m["content"] for m in stored.messages if m["content"] in set(own)] == own, fork
+    assert asyncio.run(check_store(store, repair=True)).ok
