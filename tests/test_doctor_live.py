@@ -341,7 +341,9 @@ def test_repairs_and_compactions_while_writers_append_truncate_convert_and_compa
     try:
         while any(writer.poll() is None for writer in writers):
             report = asyncio.run(check_store(store, repair=True))
-            problems += [p for p in report.problems if not p.repaired]
+            # a journal appended to enough between the repair and the check after it is
+            # compactable again: no mistake, the next repair compacts it
+            problems += [p for p in report.problems if not p.repaired and p.kind != "compactable"]
             for session_id in ids:
                 asyncio.run(compact(store, session_id))
     finally:
