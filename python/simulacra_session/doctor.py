@@ -12,14 +12,19 @@ Kinds of problem (``Problem.kind``), the stores they concern, and what ``repair`
 - ``set_aside`` (file): a ``*.corrupt-*`` file a save or a repair moved aside: never
   touched (look at it, then remove it).
 - ``temp_file`` (file): a temp file or fork index temp link that a killed writer left:
-  removed (never one a live writer holds).
+  removed (never one a live writer holds). A session's empty temp file nobody holds may
+  be a write that has not locked it yet: a check does not name it, a repair removes it
+  (its writer, if live, starts over).
 - ``fork_link`` (file): a fork index entry that is missing, stale or not the session
-  file's inode: re-linked, or the stale entry removed. A link whose session file is gone
-  is the last copy of that session: it is left, and named.
+  file's inode: re-linked, or the stale entry removed, once the session's file, read again
+  under its writers' locks, still says so. A link whose session file is gone is the last
+  copy of that session: it is left, and named; so is what is no file (a directory).
 - ``compactable`` (file): a journal whose superseded records and truncated messages
   outweigh the rest: rewritten without them.
 - ``missing_parent`` (every store): an attached fork whose parent is gone: detached, with
-  the copy of what it inherits when its store kept one, so its history stays as it loads.
+  the copy of what it inherits when its store kept one, so its history stays as it loads
+  (in the file store only over the fork as it was read: one written meanwhile is read
+  again, one deleted meanwhile stays deleted).
 - ``fork_cycle`` (every store): attached forks whose parents lead back to them (written by
   hand, or by another tool): their histories cannot be resolved, so loads raise. Named,
   never repaired: which one to detach is the owner's choice.
