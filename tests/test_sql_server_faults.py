@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -427,3 +430,46 @@ def test_an_async_driver_refused_a_connection_is_a_store_error() -> None:
             run(store.append("a", [msg("one")]))
     finally:
         run(engine.dispose())
+
+
+# -- SQLite: no server, the writing process killed instead ----------------------------------------
+
+_SQLITE_WRITER = """
+import sys
+from simulacra_session.stores.sql import SqlSessionStore
+from simulacra_session.testing import msg, run
+
+store = SqlSessionStore(f"sqlite:///{sys.argv[1]}")
+for n in range(100000):
+    run(store.append("a", [msg(f"{n}.1"), msg(f"{n}.2")]))
+    print(n, flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+@pytest.mark.parametrize("after", [3, 17])
+def test_a_sqlite_writer_killed_mid_commit_loses_no_acknowledged_append(tmp_path: Path, after: int) -> None:
+    """SQLite's analogue of a server crash: the process appending is SIGKILLed while it writes.
+    Every append it acknowledged is stored, each one whole, and the next process appends on.
+    (A power cut, stronger, is ``test_store_power_loss``'s, where FUSE can be mounted.)"""
+    database = tmp_path / "sessions.db"
+    with subprocess.Popen(
+        [sys.executable, "-c", _SQLITE_WRITER, str(database)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        acknowledged = [child.stdout.readline() for _ in range(after)]
+        child.kill()
+        acknowledged += child.stdout.readlines()  # what it printed before the kill
+    acked = [int(line) for line in acknowledged if line.strip()]
+    store = SqlSessionStore(f"sqlite:///{database}")
+    try:
+        stored = run(store.load("a"))
+        assert stored is not None
+        held = texts(stored.messages)
+        count = len(held) // 2
+        assert held == [f"{n}.{part}" for n in range(count) for part in (1, 2)]
+        assert acked == list(range(len(acked)))
+        assert len(acked) <= count <= len(acked) + 1  # perhaps one committed, never acknowledged
+        run(store.append("a", [msg("after")]))
+    finally:
+        run(store.close())
