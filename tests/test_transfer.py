@@ -7,6 +7,7 @@ import inspect
 import io
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,25 @@ async def test_not_an_export_or_another_version(tmp_path: Path) -> None:
     header = json.dumps({"format": EXPORT_FORMAT, "version": 99}).encode()
     with pytest.raises(CorruptSessionError, match="export version 99; this release reads version 1"):
         await import_sessions(target, io.BytesIO(header + b"\n"))
+    for version in (True, 1.0, "1"):  # equal to 1 in Python, or looking like it: not the version
+        header = json.dumps({"format": EXPORT_FORMAT, "version": version}).encode()
+        with pytest.raises(CorruptSessionError, match=re.escape(f"export version {version!r}; this release")):
+            await import_sessions(target, io.BytesIO(header + b"\n"))
+
+
+@pytest.mark.parametrize("count", [True, 1.0, -1, "1", 1e300])
+async def test_a_session_count_that_is_no_count_is_damage(tmp_path: Path, count: object) -> None:
+    """The header's ``sessions`` is a count (an int, 0 or more), or absent: ``true`` read as 1,
+    or a float, let an export announce what no count can check."""
+    source, target = make("memory", tmp_path / "s"), make("memory", tmp_path / "t")
+    await source.save("a", [{"text": "m"}])
+    lines = (await _export(source)).splitlines()
+    header = json.loads(lines[0])
+    header["sessions"] = count
+    damaged = b"\n".join([json.dumps(header).encode(), *lines[1:]]) + b"\n"
+    with pytest.raises(CorruptSessionError, match=re.escape(f"session count {count!r}")):
+        await import_sessions(target, io.BytesIO(damaged))
+    assert await target.list() == []
 
 
 async def test_a_target_that_cannot_restore_is_refused(tmp_path: Path) -> None:

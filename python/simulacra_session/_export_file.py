@@ -53,11 +53,13 @@ def records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSes
         header = None
     if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
         raise CorruptSessionError(f"{where}: not a simulacra-session export (its first line is no header)")
-    if header.get("version") != EXPORT_VERSION:
+    version, total = header.get("version"), header.get("sessions")
+    if type(version) is not int or version != EXPORT_VERSION:  # not True, 1.0 or "1"
         raise CorruptSessionError(
-            f"{where}: export version {header.get('version')!r}; this release reads version {EXPORT_VERSION}"
+            f"{where}: export version {version!r}; this release reads version {EXPORT_VERSION}"
         )
-    total = header.get("sessions")
+    if total is not None and (type(total) is not int or total < 0):
+        raise CorruptSessionError(f"{where}: its header's session count {total!r} is no count")
 
     def sessions() -> Iterator[StoredSession]:
         count = 0
@@ -65,12 +67,12 @@ def records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSes
             if line.strip():
                 count += 1
                 yield _parse_record(line, f"{where}:{number}")
-        if isinstance(total, int) and count != total:
+        if total is not None and count != total:
             raise CorruptSessionError(
                 f"{where}: {count} sessions where its header announces {total}: cut short?"
             )
 
-    return (total if isinstance(total, int) else None), sessions()
+    return total, sessions()
 
 
 @contextmanager
