@@ -21,15 +21,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from threading import Event
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pytest
 import sqlalchemy as sa
 
-__all__ = ["CuttingProxy", "PrivatePostgres", "Stop", "private_postgres"]
+__all__ = ["CuttingProxy", "PrivateMariaDB", "PrivatePostgres", "PrivateServer", "Stop", "private_server"]
 
 Cut = Literal["before", "after"]
 Stop = Literal["fast", "immediate", "kill"]
@@ -162,7 +162,10 @@ def _close(sock: socket.socket) -> None:
         sock.close()
 
 
-# -- a PostgreSQL server of the test's own ------------------------------------------------------
+# -- servers of the test's own ------------------------------------------------------------------
+
+
+_MARIADBD = "/usr/sbin/mariadbd"
 
 
 def _free_port() -> int:
@@ -185,59 +188,51 @@ def _postgres_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-class PrivatePostgres:
-    """A PostgreSQL server on ``datadir`` and ``port``, run as the ``postgres`` OS user (it
-    refuses root), that the test may stop (``mode``: smart, fast, immediate), kill and start."""
+class PrivateServer:
+    """A database server on ``datadir`` and ``port``, run as its own OS user (``owner``; a
+    server refuses root), that the test may stop (see :meth:`stop`) and start again."""
 
-    def __init__(self, bindir: Path, datadir: Path, port: int) -> None:
-        self._bin = bindir
+    owner = ""
+    #: The signal of each way to stop: a clean shutdown, an abrupt one, a crash.
+    signals: ClassVar[Mapping[str, signal.Signals]] = {}
+
+    def __init__(self, datadir: Path, port: int) -> None:
         self.datadir = datadir
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> sa.URL:
-        return sa.make_url(f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres")
-
-    @staticmethod
-    def _as_postgres() -> dict[str, Any]:
-        """Popen's arguments running a program as ``postgres`` when this process is root (the
-        server refuses root; and without a wrapper process, a signal sent reaches the server)."""
-        return {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
+        raise NotImplementedError
 
     def init(self) -> None:
-        subprocess.run(
-            [str(self._bin / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", "postgres"],
-            check=True,
-            capture_output=True,
-            **self._as_postgres(),
-        )
+        raise NotImplementedError
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _as_owner(self) -> dict[str, Any]:
+        """Popen's arguments running a program as ``owner`` when this process is root (without
+        a wrapper process such as runuser: a signal sent reaches the server itself)."""
+        return {"user": self.owner, "group": self.owner, "extra_groups": []} if os.geteuid() == 0 else {}
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections (again, should it exit at once:
-        after a SIGKILL the old server's backends hold its shared memory until they notice)."""
-        command = [str(self._bin / "postgres"), "-D", str(self.datadir), "-p", str(self.port)]
-        for setting in (
-            "listen_addresses=127.0.0.1",
-            f"unix_socket_directories={self.datadir}",
-            "fsync=off",  # a test server: a crash of the server, never of the machine
-            "max_connections=20",
-        ):
-            command += ["-c", setting]
+        after a SIGKILL, PostgreSQL's old backends hold its shared memory until they notice)."""
         deadline = time.monotonic() + 30
         while True:
             with open(self.datadir.parent / f"{self.datadir.name}.log", "ab") as log:
                 self.process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **self._as_postgres()
+                    self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, **self._as_owner()
                 )
             while self.process.poll() is None:
                 if self._answers():
                     return
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"private PostgreSQL on port {self.port} did not start")
+                    raise RuntimeError(f"private server on port {self.port} did not start")
                 time.sleep(0.05)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"private PostgreSQL on port {self.port} did not start")
+                raise RuntimeError(f"private server on port {self.port} did not start")
             time.sleep(0.1)
 
     def _answers(self) -> bool:
@@ -252,44 +247,142 @@ class PrivatePostgres:
         return True
 
     def stop(self, mode: Stop = "fast") -> None:
-        """Stop the server: a fast shutdown (SIGINT), an immediate one (SIGQUIT) or SIGKILL of
-        the postmaster (its backends then notice and exit; the next start recovers from WAL)."""
+        """Stop the server: ``fast`` (a clean shutdown), ``immediate`` (abrupt: no checkpoint,
+        connections dropped) or ``kill`` (SIGKILL: a crash; the next start recovers)."""
         process = self.process
         if process is None:
             return
-        sig = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT, "kill": signal.SIGKILL}[mode]
-        process.send_signal(sig)
+        process.send_signal(self.signals[mode])
         process.wait(30)
         self.process = None
 
 
+class PrivatePostgres(PrivateServer):
+    """PostgreSQL: fast is SIGINT, immediate SIGQUIT, kill SIGKILL of the postmaster (its
+    backends notice and exit in a while, serving their connections meanwhile)."""
+
+    owner = "postgres"
+    signals: ClassVar[Mapping[str, signal.Signals]] = {
+        "fast": signal.SIGINT,
+        "immediate": signal.SIGQUIT,
+        "kill": signal.SIGKILL,
+    }
+
+    def __init__(self, bindir: Path, datadir: Path, port: int) -> None:
+        super().__init__(datadir, port)
+        self._bin = bindir
+
+    @property
+    def url(self) -> sa.URL:
+        return sa.make_url(f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres")
+
+    def init(self) -> None:
+        subprocess.run(
+            [str(self._bin / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+            **self._as_owner(),
+        )
+
+    def command(self) -> list[str]:
+        command = [str(self._bin / "postgres"), "-D", str(self.datadir), "-p", str(self.port)]
+        for setting in (
+            "listen_addresses=127.0.0.1",
+            f"unix_socket_directories={self.datadir}",
+            "fsync=off",  # a test server: a crash of the server, never of the machine
+            "max_connections=20",
+        ):
+            command += ["-c", setting]
+        return command
+
+
+class PrivateMariaDB(PrivateServer):
+    """MariaDB without grant tables (any client is root): fast is SIGTERM (a clean shutdown);
+    immediate and kill are SIGKILL (InnoDB recovers at the next start)."""
+
+    owner = "mysql"
+    signals: ClassVar[Mapping[str, signal.Signals]] = {
+        "fast": signal.SIGTERM,
+        "immediate": signal.SIGKILL,
+        "kill": signal.SIGKILL,
+    }
+
+    @property
+    def url(self) -> sa.URL:
+        return sa.make_url(f"mysql+pymysql://root@127.0.0.1:{self.port}/simulacra")
+
+    def init(self) -> None:
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--user={self.owner}",
+                "--skip-test-db",
+                "--auth-root-authentication-method=normal",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        (self.datadir / "simulacra").mkdir()  # the database: a directory of the data directory
+        if os.geteuid() == 0:
+            shutil.chown(self.datadir / "simulacra", self.owner, self.owner)
+
+    def command(self) -> list[str]:
+        return [
+            _MARIADBD,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--socket={self.datadir}/mariadb.sock",
+            f"--pid-file={self.datadir}/mariadb.pid",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--skip-grant-tables",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=16M",
+            "--innodb-flush-log-at-trx-commit=2",  # a crash of the server, never of the machine
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+        ]
+
+
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A started :class:`PrivatePostgres` (its data in a new directory of the system's temporary
-    one, which the ``postgres`` user can reach), stopped and removed afterwards; skips (fails
-    under CI) when PostgreSQL's programs are not installed (``scripts/db-servers.sh`` does it)."""
+def private_server(kind: str) -> Iterator[PrivateServer]:
+    """A started private ``postgresql`` or ``mariadb`` server (its data in a new directory of
+    the system's temporary one, which its OS user can reach), stopped and removed afterwards;
+    skips (fails under CI) when its programs are missing (``scripts/db-servers.sh`` installs
+    both)."""
     bindir = _postgres_bin()
     why = None
-    if bindir is None:
+    if kind == "postgresql" and bindir is None:
         why = "PostgreSQL is not installed: run scripts/db-servers.sh"
-    elif os.geteuid() == 0 and not _has_user("postgres"):
-        why = "no OS user postgres to run PostgreSQL as (it refuses root)"
+    elif kind == "mariadb" and not (
+        os.path.exists("/usr/sbin/mariadbd") and shutil.which("mariadb-install-db")
+    ):
+        why = "MariaDB is not installed: run scripts/db-servers.sh"
+    owner = "postgres" if kind == "postgresql" else "mysql"
+    if why is None and os.geteuid() == 0 and not _has_user(owner):
+        why = f"no OS user {owner} to run the server as (it refuses root)"
     if why is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(why)
         pytest.skip(why)
-    assert bindir is not None
-    datadir = Path(tempfile.mkdtemp(prefix="simulacra-pg-"))
+    datadir = Path(tempfile.mkdtemp(prefix=f"simulacra-{kind}-"))
     try:
         if os.geteuid() == 0:
-            shutil.chown(datadir, "postgres", "postgres")
-        server = PrivatePostgres(bindir, datadir, _free_port())
+            shutil.chown(datadir, owner, owner)
+        server: PrivateServer
+        if kind == "postgresql":
+            assert bindir is not None
+            server = PrivatePostgres(bindir, datadir, _free_port())
+        else:
+            server = PrivateMariaDB(datadir, _free_port())
         server.init()
         server.start()
         try:
             yield server
         finally:
-            server.stop("immediate")
+            server.stop("kill")
     finally:
         shutil.rmtree(datadir, ignore_errors=True)
         Path(f"{datadir}.log").unlink(missing_ok=True)

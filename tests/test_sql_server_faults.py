@@ -1,6 +1,7 @@
 """SqlSessionStore when the database server misbehaves: a connection lost during its commit
-(cut by a proxy, ``private_db_servers.CuttingProxy``, in front of the shared test servers),
-and a server of the test's own stopped, killed and restarted under a SessionManager's saves.
+(cut by a proxy, ``private_db_servers.CuttingProxy``, in front of the shared test servers), a
+server that accepts and never answers, and a PostgreSQL and a MariaDB server of the test's
+own stopped, killed and restarted under a SessionManager's saves; SQLite's writer killed.
 
 What a user may count on: an acknowledged write is stored, once; one that raised is wholly
 there or wholly absent; the error is a ``StoreError`` naming the operation and the session;
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from private_db_servers import CuttingProxy, PrivatePostgres, Stop, private_postgres
+from private_db_servers import CuttingProxy, PrivatePostgres, PrivateServer, Stop, private_server
 from simulacra_session import LifecycleErrorEvent, SessionManager, SimpleConversation, StoreError
 from simulacra_session.stores import _sql_engine as sql_engine
 from simulacra_session.stores.sql import SqlSessionStore
@@ -161,23 +162,29 @@ def test_auto_saves_go_on_after_a_commit_landed_unheard(
 # -- a server of the test's own, stopped and started again -------------------------------------
 
 
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[PrivatePostgres]:
-    """One private PostgreSQL for this module's tests, which stop and restart it at will."""
-    with private_postgres() as server:
+@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
+def own_server(request: pytest.FixtureRequest) -> Iterator[PrivateServer]:
+    """One private server of each kind for this module's tests, which stop and restart it."""
+    with private_server(request.param) as server:
         yield server
 
 
 @pytest.fixture
-def server(own_server: PrivatePostgres) -> Iterator[PrivatePostgres]:
+def server(own_server: PrivateServer) -> Iterator[PrivateServer]:
     """The module's private server, running again after each test whatever the test did."""
     yield own_server
     if own_server.process is None:
         own_server.start()
 
 
+def _through(proxy: CuttingProxy, server: PrivateServer) -> sa.URL:
+    """The private server's URL through ``proxy`` (which reads PostgreSQL's COMMIT in clear)."""
+    url = proxy.url(server.url)
+    return url.update_query_dict({"sslmode": "disable"}) if isinstance(server, PrivatePostgres) else url
+
+
 @pytest.mark.parametrize("stop", ["fast", "immediate", "kill"])
-def test_auto_saves_through_a_server_restart_lose_nothing(server: PrivatePostgres, stop: Stop) -> None:
+def test_auto_saves_through_a_server_restart_lose_nothing(server: PrivateServer, stop: Stop) -> None:
     """A burst of auto-saves with the server stopped in its middle (a fast or immediate
     shutdown, or the postmaster killed): each failed save is a StoreError naming the session,
     none hangs, and once the server is back the same manager saves the whole conversation,
@@ -225,7 +232,7 @@ def test_auto_saves_through_a_server_restart_lose_nothing(server: PrivatePostgre
 
 
 @pytest.mark.parametrize("stop", ["immediate", "kill"])
-def test_acknowledged_appends_survive_a_server_crash(server: PrivatePostgres, stop: Stop) -> None:
+def test_acknowledged_appends_survive_a_server_crash(server: PrivateServer, stop: Stop) -> None:
     """Appends from several tasks while the server crashes: every append that returned is
     stored after the restart, each one whole (its two messages together), and the same store
     object appends again."""
@@ -280,12 +287,12 @@ def _prefixes(held: list[str]) -> list[str]:
 
 
 def test_a_commit_the_server_made_before_it_crashed_is_a_store_error_saying_it_may_have_landed(
-    server: PrivatePostgres,
+    server: PrivateServer,
 ) -> None:
     """The server commits and crashes before its answer: nobody can tell yet, and the error
     says so (never that the write failed); after the restart the write is there, whole."""
     proxy = CuttingProxy("127.0.0.1", server.port)
-    store = SqlSessionStore(proxy.url(server.url).update_query_dict({"sslmode": "disable"}), table="unsure")
+    store = SqlSessionStore(_through(proxy, server), table="unsure")
     try:
         run(store.save("a", [msg("one")]))
         proxy.cut("after", then=lambda: server.stop("immediate"))
@@ -309,11 +316,11 @@ def test_a_commit_the_server_made_before_it_crashed_is_a_store_error_saying_it_m
     reason="manager/writer.py: a write that failed with StoreError is taken as not landed; the "
     "next write then expects the revision before it and is refused as a conflict, forever",
 )
-def test_auto_saves_go_on_after_a_commit_the_server_made_before_it_crashed(server: PrivatePostgres) -> None:
+def test_auto_saves_go_on_after_a_commit_the_server_made_before_it_crashed(server: PrivateServer) -> None:
     """The same under a SessionManager: the auto-save fails (nobody can tell), the server comes
     back, and the later auto-saves store the rest without a ``recover()``."""
     proxy = CuttingProxy("127.0.0.1", server.port)
-    store = SqlSessionStore(proxy.url(server.url).update_query_dict({"sslmode": "disable"}), table="unsure2")
+    store = SqlSessionStore(_through(proxy, server), table="unsure2")
     conversation = SimpleConversation()
     manager = SessionManager(store, conversation)
     errors: list[LifecycleErrorEvent] = []
@@ -348,13 +355,15 @@ def test_auto_saves_go_on_after_a_commit_the_server_made_before_it_crashed(serve
 
 
 def test_a_server_that_accepts_but_never_answers_is_a_store_error_not_a_hang(
-    server: PrivatePostgres, monkeypatch: pytest.MonkeyPatch
+    server: PrivateServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The postmaster stopped (SIGSTOP: the port still accepts, nobody answers), as an
-    overloaded or hung server: a store made from a URL gives up connecting after its connect
-    timeout (shortened here; libpq's own default is to wait for ever, and a cancelled write
-    waits for its end) with a StoreError, and saves again once the server answers."""
+    """The server stopped (SIGSTOP of PostgreSQL's postmaster, of mariadbd: the port still
+    accepts, nobody answers), as an overloaded or hung server: a store made from a URL gives
+    up after its connect (libpq) or read (PyMySQL) timeout, shortened here (the drivers' own
+    defaults wait for ever, and a cancelled write waits for its end), with a StoreError, and
+    saves again once the server answers."""
     monkeypatch.setattr(sql_engine, "CONNECT_TIMEOUT", 2)  # libpq's least
+    monkeypatch.setattr(sql_engine, "READ_TIMEOUT", 2)  # PyMySQL's, waiting for the greeting
     store = SqlSessionStore(server.url, table=f"t{uuid.uuid4().hex[:12]}")
     assert server.process is not None
     outcome: list[BaseException | None] = []
