@@ -482,3 +482,67 @@ def test_a_sqlite_writer_killed_mid_commit_loses_no_acknowledged_append(tmp_path
         run(store.append("a", [msg("after")]))
     finally:
         run(store.close())
+
+
+# -- a server that refuses -------------------------------------------------------------------------
+
+
+def test_a_read_only_server_then_a_full_one_refuse_with_store_errors_and_nothing_half_written(
+    server: PrivateServer,
+) -> None:
+    """PostgreSQL turned read-only (``default_transaction_read_only``, as a hot standby is),
+    then every connection slot taken (``max_connections``): each write is a StoreError naming
+    the operation and the session, nothing of it is stored, and the same store writes again
+    once the server takes writes. (MariaDB without grant tables lets every client past both.)"""
+    if not isinstance(server, PrivatePostgres):
+        pytest.skip("the private MariaDB's clients are all SUPER: read_only and the limit spare them")
+    store = SqlSessionStore(server.url, table=f"t{uuid.uuid4().hex[:12]}")
+    admin = sa.create_engine(server.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    hogs: list[sa.Connection] = []
+
+    def read_only(on: bool) -> None:
+        with admin.connect() as connection:
+            setting = (
+                "SET default_transaction_read_only = on" if on else "RESET default_transaction_read_only"
+            )
+            connection.execute(sa.text(f"ALTER SYSTEM {setting}"))
+            connection.execute(sa.text("SELECT pg_reload_conf()"))
+        run(_dispose(store))  # new connections read the new setting
+
+    try:
+        first = run(store.save("a", [msg("one")], {"label": "kept"}))
+        read_only(True)
+        with pytest.raises(StoreError, match=r"append of session 'a' in table '\w+' failed: ReadOnly"):
+            run(store.append("a", [msg("refused")], {"label": "not kept"}))
+        read_only(False)
+        second = run(store.append("a", [msg("two")], expected=first))
+        run(_dispose(store))  # its pooled connection would be kept
+        while True:
+            try:
+                hogs.append(admin.connect())
+            except sa.exc.OperationalError:
+                break
+        with pytest.raises(
+            StoreError, match=r"save of session 'a' in table '\w+' failed: .*too many clients"
+        ):
+            run(store.save("a", [msg("never")]))
+        for hog in hogs:
+            hog.close()
+        hogs.clear()
+        run(store.append("a", [msg("three")], expected=second))
+        stored = run(store.load("a"))
+        assert stored is not None
+        assert texts(stored.messages) == ["one", "two", "three"]
+        assert stored.metadata.label == "kept"
+    finally:
+        for hog in hogs:
+            hog.close()
+        run(store.drop_tables())
+        run(store.close())
+        admin.dispose()
+
+
+async def _dispose(store: SqlSessionStore) -> None:
+    engine = store.engine
+    assert isinstance(engine, sa.Engine)
+    engine.dispose()
