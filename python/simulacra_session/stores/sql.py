@@ -83,7 +83,9 @@ class SqlSessionStore:
     disposed by :meth:`close` (or leaving ``async with``), and tests a pooled connection
     before using it (``pool_pre_ping``: one the server dropped is replaced, not failed on).
 
-    Database and connection failures raise ``StoreError`` naming the operation and session.
+    Database and connection failures raise ``StoreError`` naming the operation and session. A
+    write whose connection was lost during its commit is looked up in the session's row: one
+    the database committed returns; else ``StoreError`` (saying so when nobody can tell yet).
     A cancelled write either never started or was committed (or rolled back) before
     ``CancelledError`` reaches the caller.
     """
