@@ -311,11 +311,6 @@ def test_a_commit_the_server_made_before_it_crashed_is_a_store_error_saying_it_m
         proxy.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="manager/writer.py: a write that failed with StoreError is taken as not landed; the "
-    "next write then expects the revision before it and is refused as a conflict, forever",
-)
 def test_auto_saves_go_on_after_a_commit_the_server_made_before_it_crashed(server: PrivateServer) -> None:
     """The same under a SessionManager: the auto-save fails (nobody can tell), the server comes
     back, and the later auto-saves store the rest without a ``recover()``."""

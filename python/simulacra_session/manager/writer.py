@@ -11,7 +11,8 @@ under it (it can never report). A write is one call of the store's public ``appe
 To a store that checks revisions (``checks_revisions``) each write says which revision of
 the session it was made from: the one the last write returned, or the one loaded; a write
 from a stale view then fails with ``ConflictError`` instead of overwriting another writer's
-messages.
+messages. A write that failed with ``StoreError`` (a connection lost at the commit, say) may
+have landed: the next one first reads the session to tell, as after a cancelled write.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from ..errors import SessionError
+from ..errors import SessionError, StoreError
 from ..messages import Message
 from ..models import Revision, merge_metadata
 from ..protocols import AppendableSessionStore, SessionStore, checks_revisions
@@ -321,6 +322,8 @@ class SessionWriter:
         self._on_saved(request)
 
     def _failed(self, request: SaveRequest, error: Exception) -> None:
+        if self._checks and isinstance(error, StoreError):  # a lost connection: landed, or not
+            self._unsure = request
         for waiter in request.waiters:
             if _open(waiter):
                 waiter.set_exception(error)
