@@ -140,3 +140,12 @@ def test_every_year_is_written_as_it_is_read(year: int) -> None:
     assert text == f"{year:04d}-01-02T03:04:05.123456Z"
     assert parse_timestamp(text) == moment
     assert in_millis(text) == f"{year:04d}-01-02T03:04:05.124Z"
+
+
+def test_the_last_instant_rounds_to_the_last_millisecond_there_is() -> None:
+    """Rounded up, a stamp in the last millisecond of year 9999 has no millisecond after it:
+    it is written as that last one (it raised ``OverflowError``, so a restore or an import of
+    such a session into a ``.json`` store failed naming nothing)."""
+    assert in_millis("9999-12-31T23:59:59.9995Z") == "9999-12-31T23:59:59.999Z"
+    assert in_millis("9999-12-31T23:59:59.999999Z") == "9999-12-31T23:59:59.999Z"
+    assert in_millis("9999-12-31T23:59:59.998001Z") == "9999-12-31T23:59:59.999Z"

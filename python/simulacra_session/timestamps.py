@@ -25,6 +25,7 @@ __all__ = [
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LAST_MILLIS = (datetime.max.replace(tzinfo=timezone.utc) - _EPOCH) // timedelta(milliseconds=1)
 _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 _last_millis = -1  # the last millisecond since the epoch that next_timestamp(millis=True) gave
 _millis_lock = threading.Lock()  # worker threads of several stores stamp at once
@@ -94,8 +95,9 @@ def _next_millis(previous: str | None) -> str:
 def in_millis(value: str) -> str:
     """``value`` as the original library writes stamps (``2026-01-02T03:04:05.123Z``), rounded up
     to a whole millisecond: it sorts as a string among such stamps as its instant does
-    (``ValueError`` as for ``parse_timestamp``)."""
-    return _millis_text(-(-to_micros(value) // 1000))
+    (``ValueError`` as for ``parse_timestamp``). The last millisecond of year 9999, which has
+    none after it, takes what it holds."""
+    return _millis_text(min(-(-to_micros(value) // 1000), _LAST_MILLIS))
 
 
 def _millis_text(millis: int) -> str:
