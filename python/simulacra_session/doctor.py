@@ -39,7 +39,6 @@ store is in use by other processes.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -49,7 +48,7 @@ from .errors import CaseClashError, ConflictError, CorruptSessionError
 from .history import inherits
 from .messages import JsonObject
 from .models import Revision, SessionMetadata
-from .protocols import RestorableSessionStore, SessionStore
+from .protocols import RestorableSessionStore, SessionStore, takes_expected
 
 __all__ = ["Check", "Problem", "Report", "check_store", "fork_cycles", "missing_parents"]
 
@@ -194,15 +193,11 @@ async def _restore(
     expected: Revision,
 ) -> None:
     """``restore`` over the session at revision ``expected`` only (``ConflictError``), where
-    the store checks it under its lock of the session: the file store's."""
-    from .stores.file import FileSessionStore
-
-    if isinstance(store, FileSessionStore):
-        from .stores.file.restore import restore_sync
-
-        await asyncio.to_thread(restore_sync, store, session_id, messages, metadata, expected)
-    else:
-        await store.restore(session_id, messages, metadata)
+    the store's ``restore`` takes ``expected`` (every bundled store's: checked under its lock
+    of the session); as given elsewhere."""
+    restore: Callable[..., Awaitable[None]] = store.restore
+    options = {"expected": expected} if takes_expected(restore) else {}
+    await restore(session_id, messages, metadata, **options)
 
 
 def _checks_for(store: SessionStore) -> list[Check]:

@@ -126,12 +126,14 @@ def checks_revisions(store: SessionStore) -> bool:
     """Whether ``store`` is a ``RevisionedSessionStore``: its ``save``, and its ``append`` when
     it has one, take ``expected``. Read from their signatures (a runtime protocol check sees
     method names only): a subclass overriding ``save`` without ``expected`` is not one."""
-    methods = [getattr(store, name, None) for name in ("save", "append")]
+    save, append = (getattr(store, name, None) for name in ("save", "append"))
+    return save is not None and takes_expected(save) and (append is None or takes_expected(append))
+
+
+def takes_expected(method: object) -> bool:
+    """Whether ``method`` takes ``expected`` (read from its signature; ``False`` without one)."""
     try:
-        return (
-            all(method is None or "expected" in inspect.signature(method).parameters for method in methods)
-            and methods[0] is not None
-        )
+        return callable(method) and "expected" in inspect.signature(method).parameters
     except (TypeError, ValueError):  # no signature to read
         return False
 
@@ -210,7 +212,10 @@ class RestorableSessionStore(SessionStore, Protocol):
         ``metadata.id`` must be ``id`` and its ``message_count`` ``len(messages)``; every key,
         ``created_at`` and ``updated_at`` included, is stored as it is (a store may round the
         stamps to its precision: the file store's ``.json`` documents keep milliseconds).
-        All or nothing, as ``save``; a fork is indexed as ``save`` indexes it.
+        All or nothing, as ``save``; a fork is indexed as ``save`` indexes it. Every bundled
+        store's also takes ``expected`` (keyword), as its ``save`` does: then it writes only
+        over the session at that revision (``ConflictError``, nothing written, otherwise);
+        ``doctor --repair`` passes it where a store's ``restore`` takes it.
         """
         ...
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ..doctor import Problem
+from ._sql_rows import write_rows
 from .sql import SqlSessionStore
 
 __all__ = ["check_rows"]
@@ -60,7 +61,7 @@ async def _renumber(store: SqlSessionStore, session_id: str) -> None:
         docs = [row[1] for row in connection.execute(store._sql.load, {"sid": session_id})][1:]
         connection.execute(store._sql.clear_messages, {"sid": session_id})
         counted = metadata.model_copy(update={"message_count": len(docs)})
-        store._write(connection, counted, [doc.encode() for doc in docs], 0)
+        write_rows(connection, store._sql, counted, [doc.encode() for doc in docs], 0)
 
     await store._run("repair", session_id, work)
 

@@ -201,9 +201,7 @@ class AdapterSessionStore:
         expected: Revision | None,
     ) -> Revision:
         async with _WRITES.held(session_id):
-            row = await self._adapter_call("load", session_id, session_id)
-            existing = None if row is None else self._metadata(session_id, row.get("metadata"))
-            check_revision(session_id, expected, None if existing is None else Revision.of(existing))
+            existing = await self._checked(session_id, expected)
             merged = merge_metadata(session_id, existing, len(encoded), metadata)
             await self._upsert(merged, encoded)
             return Revision.of(merged)
@@ -229,13 +227,33 @@ class AdapterSessionStore:
         async with _WRITES.held(session_id):
             return bool(await self._adapter_call("delete", session_id, session_id))
 
-    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
+    async def restore(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: SessionMetadata,
+        *,
+        expected: Revision | None = None,
+    ) -> None:
         """Upsert the session with ``messages`` and ``metadata`` as given, timestamps included
-        (see ``RestorableSessionStore``). Nothing reaches the adapter when a value is not JSON."""
+        (see ``RestorableSessionStore``). Nothing reaches the adapter when a value is not JSON,
+        or when the row read is not at revision ``expected`` (``ConflictError``)."""
         checked = check_restore(id, messages, metadata)
         encoded = encode_messages(messages)
-        await finish(self._restore(checked, encoded))
+        await finish(self._restore(checked, encoded, expected))
 
-    async def _restore(self, metadata: SessionMetadata, encoded: builtins.list[bytes]) -> None:
+    async def _restore(
+        self, metadata: SessionMetadata, encoded: builtins.list[bytes], expected: Revision | None
+    ) -> None:
         async with _WRITES.held(metadata.id):
+            if expected is not None:
+                await self._checked(metadata.id, expected)
             await self._upsert(metadata, encoded)
+
+    async def _checked(self, session_id: str, expected: Revision | None) -> SessionMetadata | None:
+        """The stored metadata (``None``: absent), read under the session's write lock;
+        ``ConflictError`` unless the session is at revision ``expected`` (when given)."""
+        row = await self._adapter_call("load", session_id, session_id)
+        existing = None if row is None else self._metadata(session_id, row.get("metadata"))
+        check_revision(session_id, expected, None if existing is None else Revision.of(existing))
+        return existing

@@ -205,10 +205,20 @@ class InMemorySessionStore:
         validate_session_id(id)
         return [meta for meta in await self.list() if meta.parent_id == id]
 
-    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
+    async def restore(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: SessionMetadata,
+        *,
+        expected: Revision | None = None,
+    ) -> None:
         """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
-        (see ``RestorableSessionStore``); the old bytes stay on any error."""
+        (see ``RestorableSessionStore``); the old bytes stay on any error. ``ConflictError``
+        unless the session is at revision ``expected`` (when given)."""
         checked = check_restore(id, messages, metadata)
         entry = _Entry.of(checked, encode_messages(messages))
         with self._lock:
+            previous = self._sessions.get(id)
+            check_revision(id, expected, previous.revision if previous else None)
             self._sessions[id] = entry

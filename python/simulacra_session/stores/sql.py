@@ -40,7 +40,6 @@ from ..models import (
     check_revision,
     merge_metadata,
 )
-from ..timestamps import format_timestamp
 from ._cancellation import finish
 from ._codec import (
     check_count,
@@ -48,12 +47,11 @@ from ._codec import (
     check_save_args,
     check_truncation,
     encode_messages,
-    encode_metadata,
 )
 from ._restore import check_restore
 from ._sql_engine import engine_for, failure, loop_turns, thread_turns, transient
 from ._sql_migrate import check_schema
-from ._sql_rows import parse_listing, parse_metadata, parse_session
+from ._sql_rows import parse_listing, parse_metadata, parse_session, write_rows
 from ._sql_schema import DIALECTS, Schema, check_table_name
 from ._sql_unsure import UNKNOWN, Landed, Unknown, gone, is_revision, revision_under_lock, settle
 
@@ -287,25 +285,6 @@ class SqlSessionStore:
         check_revision(session_id, expected, None if existing is None else Revision.of(existing))
         return existing
 
-    def _write(
-        self, connection: sa.Connection, merged: SessionMetadata, encoded: Sequence[bytes], start: int
-    ) -> None:
-        """Insert ``encoded`` messages from position ``start`` and store the merged metadata."""
-        if encoded:
-            rows = [
-                {"session_id": merged.id, "seq": start + index, "message": message.decode()}
-                for index, message in enumerate(encoded)
-            ]
-            connection.execute(self._sql.insert_messages, rows)
-        values = {
-            "sid": merged.id,
-            "b_parent_id": merged.parent_id,
-            "b_updated_at": format_timestamp(merged.updated),  # what list() orders by: see _sql_schema
-            "b_message_count": merged.message_count,
-            "b_metadata": encode_metadata(merged).decode(),
-        }
-        connection.execute(self._sql.update_session, values)
-
     async def _listing(
         self, operation: str, session_id: str | None, statement: sa.Select[str, str]
     ) -> builtins.list[SessionMetadata]:
@@ -407,7 +386,7 @@ class SqlSessionStore:
             existing = self._claim(connection, id, expected)
             merged = merge_metadata(id, existing, len(encoded), metadata)
             connection.execute(self._sql.clear_messages, {"sid": id})
-            self._write(connection, merged, encoded, 0)
+            write_rows(connection, self._sql, merged, encoded, 0)
             return Revision.of(merged)
 
         return await finish(self._run("save", id, work, landed=is_revision))
@@ -433,7 +412,7 @@ class SqlSessionStore:
             start = existing.message_count if existing is not None else 0
             encoded = encode_messages(messages, start)
             merged = merge_metadata(id, existing, start + len(encoded), metadata)
-            self._write(connection, merged, encoded, start)
+            write_rows(connection, self._sql, merged, encoded, start)
             return Revision.of(merged)
 
         return await finish(self._run("append", id, work, landed=is_revision))
@@ -453,21 +432,28 @@ class SqlSessionStore:
             kept = check_truncation(id, count, existing.message_count)
             merged = merge_metadata(id, existing, kept, None)
             connection.execute(self._sql.cut_messages, {"sid": id, "b_kept": kept})
-            self._write(connection, merged, [], kept)
+            write_rows(connection, self._sql, merged, [], kept)
             return Revision.of(merged)
 
         return await finish(self._run("truncate", id, work, landed=is_revision))
 
-    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
-        """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
-        (see ``RestorableSessionStore``), in one transaction."""
+    async def restore(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: SessionMetadata,
+        *,
+        expected: Revision | None = None,
+    ) -> None:
+        """Replace the session with ``messages`` and ``metadata`` as given, stamps included (see
+        ``RestorableSessionStore``), in one transaction; over revision ``expected`` only, if given."""
         checked = check_restore(id, messages, metadata)
         encoded = encode_messages(messages)
 
         def work(connection: sa.Connection) -> Revision:
-            self._claim(connection, id)
+            self._claim(connection, id, expected)
             connection.execute(self._sql.clear_messages, {"sid": id})
-            self._write(connection, checked, encoded, 0)
+            write_rows(connection, self._sql, checked, encoded, 0)
             return Revision.of(checked)
 
         await finish(self._run("restore", id, work, landed=is_revision))

@@ -1,7 +1,8 @@
 """The optional ``RestorableSessionStore`` capability: ``restore`` writes a session exactly as
 given, its stamps included, replacing what was stored (``transfer`` moves sessions with it).
 
-A store without ``restore`` has these tests skipped. Each failure names the contract.
+A store without ``restore`` has these tests skipped, and the one of ``expected`` where its
+``restore`` does not take it. Each failure names the contract.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from simulacra_session.errors import InvalidMetadataError
+from simulacra_session.errors import ConflictError, InvalidMetadataError
 from simulacra_session.models import SessionMetadata
-from simulacra_session.protocols import ForkIndexedStore, RestorableSessionStore, SessionStore
+from simulacra_session.protocols import ForkIndexedStore, RestorableSessionStore, SessionStore, takes_expected
 from simulacra_session.testing.helpers import StoreFixture, msg, raises, run, texts
 
 __all__ = ["StoreRestoreContract"]
@@ -20,6 +21,10 @@ __all__ = ["StoreRestoreContract"]
 RESTORE = (
     "RestorableSessionStore.restore replaces the session with the messages and metadata given, "
     "every key and both stamps as they are"
+)
+EXPECTED = (
+    "RestorableSessionStore.restore(expected=...) writes only over the session at that revision: "
+    "ConflictError, nothing written, when it is at another or gone"
 )
 
 
@@ -76,3 +81,26 @@ class StoreRestoreContract(StoreFixture):
             with raises(InvalidMetadataError, f"{RESTORE}; metadata with {why} raises InvalidMetadataError"):
                 run(restoring.restore("a", [msg("y")], metadata))
             assert run(restoring.load("a")) == before, f"{RESTORE}; metadata with {why} writes nothing"
+
+    def test_restore_over_a_revision_refuses_another(self, store: SessionStore) -> None:
+        restoring = _restoring(store)
+        if not takes_expected(restoring.restore):
+            pytest.skip("optional: the store's restore() takes no expected")
+        restore: Any = restoring.restore  # ``expected`` is no part of the protocol's signature
+        run(restoring.save("a", [msg("x")]))
+        read = run(restoring.load("a"))
+        assert read is not None, f"{EXPECTED}: a session saved loads"
+        run(restoring.save("a", [msg("x"), msg("meanwhile")]))  # another writer, after the read
+        now = run(restoring.load("a"))
+        assert now is not None, f"{EXPECTED}: a session saved loads"
+        with raises(ConflictError, f"{EXPECTED}: over a revision written over since"):
+            run(restore("a", [msg("y")], _metadata("a", 1), expected=read.revision))
+        assert run(restoring.load("a")) == now, f"{EXPECTED}: refused, nothing written"
+        run(restore("a", [msg("y")], _metadata("a", 1), expected=now.revision))
+        stored = run(restoring.load("a"))
+        assert stored is not None, f"{EXPECTED}: at it, written"
+        assert texts(stored.messages) == ["y"], f"{EXPECTED}: at it, written"
+        run(restoring.delete("a"))
+        with raises(ConflictError, f"{EXPECTED}: over a session deleted since"):
+            run(restore("a", [msg("z")], _metadata("a", 1), expected=stored.revision))
+        assert run(restoring.load("a")) is None, f"{EXPECTED}: deleted, nothing written"

@@ -406,9 +406,18 @@ class FileSessionStore:
         check_count("count", count)
         return await finish(asyncio.to_thread(truncate_sync, self, id, count, expected))
 
-    async def restore(self, id: str, messages: Sequence[JsonObject], metadata: SessionMetadata) -> None:
-        """Write the session as given, stamps included (``RestorableSessionStore``), as saves write."""
-        await finish(asyncio.to_thread(restore.restore_sync, self, id, builtins.list(messages), metadata))
+    async def restore(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: SessionMetadata,
+        *,
+        expected: Revision | None = None,
+    ) -> None:
+        """Write the session as given, stamps included (``RestorableSessionStore``), as saves
+        write; with ``expected``, only over the session at that revision (``ConflictError``)."""
+        args = (self, id, builtins.list(messages), metadata, expected)
+        await finish(asyncio.to_thread(restore.restore_sync, *args))
 
     async def convert(self, id: str, format: FileFormat | None = None) -> bool:
         """Rewrite session ``id`` in ``format`` (the store's by default) and remove its other file.
