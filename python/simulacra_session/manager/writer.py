@@ -302,7 +302,8 @@ class SessionWriter:
         elif isinstance(error, Exception):
             self._failed(request, error)
         else:  # cancelled by someone else (the loop closing, say), or cut short: landed, or not
-            self._unsure = request if self._checks else None
+            if self._checks and self._unsure is None:  # one still unsure (cut in its read) stays
+                self._unsure = request
             for waiter in request.waiters:
                 if _open(waiter):
                     waiter.cancel()
@@ -322,8 +323,8 @@ class SessionWriter:
         self._on_saved(request)
 
     def _failed(self, request: SaveRequest, error: Exception) -> None:
-        if self._checks and isinstance(error, StoreError):  # a lost connection: landed, or not
-            self._unsure = request
+        if self._checks and isinstance(error, StoreError) and self._unsure is None:
+            self._unsure = request  # a lost connection: landed, or not (one still unsure stays)
         for waiter in request.waiters:
             if _open(waiter):
                 waiter.set_exception(error)

@@ -1,0 +1,96 @@
+"""A SessionManager's auto-save that failed with ``StoreError`` may have landed: the next write
+first reads the session to tell. When that read fails too (the server still down), the write
+that may have landed is still the one to look for once the store answers again: taking the
+next request, never written, for it left every later auto-save refused with ``ConflictError``
+until ``recover()`` (found by a review of bbfed76).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from simulacra_session import (
+    InMemorySessionStore,
+    JsonObject,
+    LifecycleErrorEvent,
+    SessionManager,
+    SimpleConversation,
+    StoreError,
+)
+from simulacra_session.models import Revision, StoredSession
+from simulacra_session.testing import msg, run, texts
+
+
+class DownStore(InMemorySessionStore):
+    """A real in-memory store behind a server that can go down: ``lose_reply`` makes the next
+    append land and then fail as a connection lost at the commit; ``down`` fails every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose_reply = False
+        self.down = False
+
+    def _refuse(self, operation: str, id: str) -> None:
+        if self.down:
+            raise StoreError(f"{operation} of session {id!r} failed: connection refused")
+
+    async def load(self, id: str) -> StoredSession | None:
+        self._refuse("load", id)
+        return await super().load(id)
+
+    async def save(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        self._refuse("save", id)
+        return await super().save(id, messages, metadata, expected=expected)
+
+    async def append(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        self._refuse("append", id)
+        revision = await super().append(id, messages, metadata, expected=expected)
+        if self.lose_reply:  # committed, then the server went away before answering
+            self.lose_reply = False
+            self.down = True
+            raise StoreError(f"append of session {id!r} failed: whether it was committed is unknown")
+        return revision
+
+
+def test_auto_saves_go_on_when_the_store_stays_down_past_the_next_write() -> None:
+    store = DownStore()
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    errors: list[LifecycleErrorEvent] = []
+    manager.on("lifecycle_error", errors.append)
+
+    async def talk() -> str:
+        session_id = manager.start_new()
+        conversation.append(msg("m1"))
+        await manager.flush()
+        store.lose_reply = True
+        conversation.append(msg("m2"))  # lands; its answer is lost
+        await manager.flush()
+        conversation.append(msg("m3"))  # the server is still down: the read to tell fails
+        await manager.flush()
+        store.down = False  # back
+        for text in ("m4", "m5"):
+            conversation.append(msg(text))
+            await manager.flush()
+        return session_id
+
+    session_id = run(talk())
+    assert [type(event.error) for event in errors] == [StoreError, StoreError]
+    stored = run(store.load(session_id))
+    assert stored is not None
+    assert texts(stored.messages) == ["m1", "m2", "m3", "m4", "m5"]
