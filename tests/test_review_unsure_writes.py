@@ -18,6 +18,7 @@ from simulacra_session import (
     SimpleConversation,
     StoreError,
 )
+from simulacra_session.messages import Message
 from simulacra_session.models import Revision, StoredSession
 from simulacra_session.testing import msg, run, texts
 
@@ -94,3 +95,44 @@ def test_auto_saves_go_on_when_the_store_stays_down_past_the_next_write() -> Non
     stored = run(store.load(session_id))
     assert stored is not None
     assert texts(stored.messages) == ["m1", "m2", "m3", "m4", "m5"]
+
+
+class RawConversation(SimpleConversation):
+    """A conversation of the user's own: it keeps each message as given (no JSON copy), which
+    the ``Conversation`` protocol allows (saved messages are only treated as immutable)."""
+
+    def append(self, message: Message) -> Message:
+        self._messages.append(message)
+        self._events.emit("message_complete", message)
+        return message
+
+
+def test_a_write_that_landed_is_known_by_its_messages_as_stored() -> None:
+    """The write that may have landed is compared with the session as JSON holds it: a message
+    holding a tuple (a list once stored) made it look unlanded, and every later auto-save failed
+    with ``ConflictError``."""
+    store = DownStore()
+    conversation = RawConversation()
+    manager = SessionManager(store, conversation)
+    errors: list[LifecycleErrorEvent] = []
+    manager.on("lifecycle_error", errors.append)
+
+    async def talk() -> str:
+        session_id = manager.start_new()
+        conversation.append(msg("m1"))
+        await manager.flush()
+        store.lose_reply = True
+        conversation.append({**msg("m2"), "span": (3, 5)})  # type: ignore[arg-type]  # lands; its answer is lost
+        await manager.flush()
+        store.down = False
+        for text in ("m3", "m4"):
+            conversation.append(msg(text))
+            await manager.flush()
+        return session_id
+
+    session_id = run(talk())
+    assert [type(event.error) for event in errors] == [StoreError]
+    stored = run(store.load(session_id))
+    assert stored is not None
+    assert texts(stored.messages) == ["m1", "m2", "m3", "m4"]
+    assert stored.messages[1]["span"] == [3, 5]

@@ -25,10 +25,12 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from .._backend import loads
 from ..errors import SessionError, StoreError
-from ..messages import Message
+from ..messages import JsonObject, Message
 from ..models import Revision, merge_metadata
 from ..protocols import AppendableSessionStore, SessionStore, checks_revisions
+from ..stores._codec import encode_messages
 
 __all__ = ["SaveRequest", "SessionWriter", "SessionWriters", "check_metadata"]
 
@@ -251,7 +253,7 @@ class SessionWriter:
         stays (and should another writer have written meanwhile, the next write is refused)."""
         stored = await self._store.load(self.session_id)
         self._unsure = None
-        if stored is not None and stored.messages == request.messages:
+        if stored is not None and _stored_alike(stored.messages, request.messages):
             self._revision = stored.revision
 
     def _write_without_loop(self, request: SaveRequest, raise_now: bool) -> None:
@@ -345,6 +347,19 @@ class SessionWriter:
             pending.carry = {**carry, **pending.carry}
         else:
             self._carried = {**self._carried, **carry}
+
+
+def _stored_alike(stored: Sequence[JsonObject], messages: Sequence[Message]) -> bool:
+    """Whether ``stored`` holds ``messages`` as a store's load gives them back: JSON's values (a
+    tuple comes back a list, a framework's item a dict), so one that landed is known as such."""
+    if stored == messages:  # the common case, without encoding anything
+        return True
+    if len(stored) != len(messages):
+        return False
+    try:
+        return [loads(encoded) for encoded in encode_messages(messages)] == stored
+    except SessionError:  # not JSON: no store holds it
+        return False
 
 
 def _open(future: asyncio.Future[None]) -> bool:
