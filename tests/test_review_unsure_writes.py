@@ -7,6 +7,7 @@ until ``recover()`` (found by a review of bbfed76).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,8 @@ class DownStore(InMemorySessionStore):
         super().__init__()
         self.lose_reply = False
         self.down = False
+        self.gate: asyncio.Event | None = None  # set: loads wait for it (a slow read)
+        self.reading = asyncio.Event()
 
     def _refuse(self, operation: str, id: str) -> None:
         if self.down:
@@ -38,6 +41,9 @@ class DownStore(InMemorySessionStore):
 
     async def load(self, id: str) -> StoredSession | None:
         self._refuse("load", id)
+        if self.gate is not None:
+            self.reading.set()
+            await self.gate.wait()
         return await super().load(id)
 
     async def save(
@@ -136,3 +142,41 @@ def test_a_write_that_landed_is_known_by_its_messages_as_stored() -> None:
     assert stored is not None
     assert texts(stored.messages) == ["m1", "m2", "m3", "m4"]
     assert stored.messages[1]["span"] == [3, 5]
+
+
+def test_a_write_cancelled_in_its_read_to_tell_keeps_the_unsure_one_to_look_for() -> None:
+    """The same when the next write is cancelled (by someone else) while it reads the session:
+    it wrote nothing, so the write that may have landed is still the one to look for."""
+    store = DownStore()
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    errors: list[LifecycleErrorEvent] = []
+    manager.on("lifecycle_error", errors.append)
+
+    async def talk() -> str:
+        session_id = manager.start_new()
+        conversation.append(msg("m1"))
+        await manager.flush()
+        store.lose_reply = True
+        conversation.append(msg("m2"))  # lands; its answer is lost
+        await manager.flush()
+        store.down = False
+        store.gate = gate = asyncio.Event()
+        conversation.append(msg("m3"))  # its write first reads the session, slowly
+        await store.reading.wait()
+        (task,) = [
+            task for task in asyncio.all_tasks() if task.get_name() == f"simulacra-session save {session_id}"
+        ]
+        task.cancel()
+        store.gate = None
+        gate.set()
+        await manager.flush()
+        conversation.append(msg("m4"))
+        await manager.flush()
+        return session_id
+
+    session_id = run(talk())
+    assert [type(event.error) for event in errors] == [StoreError]
+    stored = run(store.load(session_id))
+    assert stored is not None
+    assert texts(stored.messages) == ["m1", "m2", "m3", "m4"]
