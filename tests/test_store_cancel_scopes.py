@@ -9,17 +9,21 @@ cancellation for someone else's and let it escape (found by a helper's review of
 from __future__ import annotations
 
 import asyncio
+import selectors
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 
-from simulacra_session import FileSessionStore, SessionStore
+from simulacra_session import FileSessionStore
+from simulacra_session.stores._cancellation import finish
 from simulacra_session.stores.sql import SqlSessionStore
 
-STORES: dict[str, Callable[[Path], SessionStore]] = {
+Writable = FileSessionStore | SqlSessionStore
+STORES: dict[str, Callable[[Path], Writable]] = {
     "jsonl": lambda path: FileSessionStore(path),
     "json": lambda path: FileSessionStore(path, format="json"),
     "sqlite": lambda path: SqlSessionStore(f"sqlite:///{path / 'sessions.db'}"),
@@ -27,8 +31,8 @@ STORES: dict[str, Callable[[Path], SessionStore]] = {
 
 
 @pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> SessionStore:
-    made: SessionStore = STORES[request.param](tmp_path)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Writable:
+    made: Writable = STORES[request.param](tmp_path)
     return made
 
 
@@ -40,13 +44,13 @@ def _not_cancelling() -> None:
         assert task.cancelling() == 0
 
 
-async def _texts(store: SessionStore) -> list[str] | None:
+async def _texts(store: Writable) -> list[str] | None:
     """The texts of session ``s1``'s messages; ``None`` when it is absent."""
     stored = await store.load("s1")
     return None if stored is None else [message["text"] for message in stored.messages]
 
 
-async def test_fail_after_around_a_write_is_a_timeout_and_the_write_is_complete(store: SessionStore) -> None:
+async def test_fail_after_around_a_write_is_a_timeout_and_the_write_is_complete(store: Writable) -> None:
     with pytest.raises(TimeoutError):
         with anyio.fail_after(0):  # the deadline has passed: the cancellation meets the write
             await store.save("s1", [{"text": "m0"}])
@@ -56,7 +60,7 @@ async def test_fail_after_around_a_write_is_a_timeout_and_the_write_is_complete(
     assert await _texts(store) == ["m0", "m1"]
 
 
-async def test_a_cancelled_scope_around_a_write_swallows_its_cancellation(store: SessionStore) -> None:
+async def test_a_cancelled_scope_around_a_write_swallows_its_cancellation(store: Writable) -> None:
     await store.save("s1", [{"text": "m0"}])
     with anyio.CancelScope() as scope:
         scope.cancel()
@@ -64,3 +68,36 @@ async def test_a_cancelled_scope_around_a_write_swallows_its_cancellation(store:
     assert scope.cancelled_caught
     _not_cancelling()
     assert await _texts(store) == ["m0", "m1"]
+
+
+class _CountingSelector(selectors.DefaultSelector):
+    """The event loop's selector, counting its waits: one per turn of the loop."""
+
+    turns = 0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self.turns += 1
+        return super().select(timeout)
+
+
+def test_a_write_cancelled_by_an_anyio_scope_is_waited_for_asleep() -> None:
+    """Once anyio's scope has cancelled the task, it cancels it again on every turn of the loop
+    until the task leaves the scope; the store waits out its write in a shielded scope of its
+    own, so the loop sleeps meanwhile instead of turning thousands of times (a core busy)."""
+    selector = _CountingSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    written = threading.Event()
+
+    async def cancelled_write() -> int:
+        threading.Timer(0.3, written.set).start()  # the write the thread does ends then
+        with pytest.raises(TimeoutError):
+            with anyio.fail_after(0.01):
+                await finish(asyncio.to_thread(written.wait))
+        return selector.turns
+
+    try:
+        turns = loop.run_until_complete(cancelled_write())
+    finally:
+        loop.close()
+    assert written.is_set()
+    assert turns < 100  # spinning, the loop turned some 10,000 times in the 0.3 s

@@ -5,6 +5,7 @@ it was cancelled."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -25,7 +26,7 @@ async def finish(work: Awaitable[_T]) -> _T:
     caught: asyncio.CancelledError | None = None
     while not future.done():
         try:
-            await asyncio.shield(future)
+            await (asyncio.shield(future) if caught is None else _sheltered(future))
         except asyncio.CancelledError as cancel:
             if future.cancelled():
                 raise
@@ -35,3 +36,15 @@ async def finish(work: Awaitable[_T]) -> _T:
             future.exception()  # retrieved: the cancellation is what the caller gets
         raise caught
     return future.result()
+
+
+async def _sheltered(future: asyncio.Future[_T]) -> None:
+    """Wait for ``future`` once cancelled: an anyio cancel scope (when anyio is in use) cancels
+    its task again on every loop turn until the task leaves it, so the loop would spin for as
+    long as the write takes; inside a shielded scope of anyio's own, it waits asleep."""
+    anyio = sys.modules.get("anyio")
+    if anyio is None:
+        await asyncio.shield(future)
+        return
+    with anyio.CancelScope(shield=True):
+        await asyncio.shield(future)
