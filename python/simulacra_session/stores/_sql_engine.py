@@ -5,7 +5,9 @@ engine's transactions take turns, which failures are worth a retry, and how one 
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -29,6 +31,9 @@ _LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg_async", "psycopg2"})
 #: timeout ends with the TCP connection, and a server that never sends its greeting, or the
 #: answer to a statement, would otherwise be waited for for ever. Above InnoDB's lock wait (50 s).
 READ_TIMEOUT = 120
+#: Seconds a SQLite connection waits for another's lock (the driver's ``timeout``), and for a
+#: switch to WAL that another process makes at the same moment.
+SQLITE_TIMEOUT = 30
 
 _turns_guard = threading.Lock()  # stores on one engine may start in several threads at once
 _thread_turns: weakref.WeakKeyDictionary[sa.Engine, threading.Lock] = weakref.WeakKeyDictionary()
@@ -70,7 +75,7 @@ def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
     if in_memory:
         options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
     elif is_sqlite:
-        options = {"connect_args": {"timeout": 30}}
+        options = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
     elif parsed.get_backend_name() in ("mysql", "mariadb"):
         options = {"isolation_level": "READ COMMITTED", "pool_pre_ping": True}
         if parsed.get_driver_name() == "pymysql" and "read_timeout" not in parsed.query:
@@ -90,11 +95,29 @@ def engine_for(url: str | sa.URL) -> sa.Engine | AsyncEngine:
         @sa.event.listens_for(sync_engine, "connect")
         def _sqlite_pragmas(connection: Any, record: Any) -> None:
             cursor = connection.cursor()
-            for pragma in pragmas:
-                cursor.execute(pragma)
-            cursor.close()
+            try:
+                for pragma in pragmas:
+                    _execute_while_locked(cursor, pragma)
+            finally:
+                cursor.close()
 
     return engine
+
+
+def _execute_while_locked(cursor: Any, pragma: str) -> None:
+    """Run ``pragma``, again after a short pause while SQLite says the database is locked, for up
+    to ``SQLITE_TIMEOUT`` seconds. Its busy timeout does not wait for a switch to WAL that
+    another connection is making to a new database (two processes opening it at once): the
+    switch is refused at once, and a store's first call failed with "database is locked"."""
+    deadline = time.monotonic() + SQLITE_TIMEOUT
+    while True:
+        try:
+            cursor.execute(pragma)
+            return
+        except Exception as error:  # the driver's OperationalError (sqlite3's, or aiosqlite's adapted)
+            if "database is locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(0.001, 0.01))  # a worker thread's (the driver's): the loop goes on
 
 
 def thread_turns(engine: sa.Engine) -> threading.Lock | None:
