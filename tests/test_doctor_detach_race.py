@@ -51,13 +51,17 @@ async def test_an_append_between_the_repairs_read_and_write_stays(tmp_path: Path
     await store.save("parent", [msg("inherited")])
     await store.save("fork", [msg("own")], {"parent_id": "parent", "fork_message_count": 1})
     await store.delete("parent")
-    report = await check_store(store, repair=True)
-    assert store.interleaved
-    assert [(problem.kind, problem.session_id, problem.repaired) for problem in report.problems] == [
-        ("missing_parent", "fork", True)
-    ]
-    stored = await store.load("fork")
-    assert stored is not None
-    assert texts(stored.messages) == ["own", "appended meanwhile"]
-    assert stored.metadata.detached
-    assert (await check_store(store)).ok
+    try:
+        report = await check_store(store, repair=True)
+        assert store.interleaved
+        assert [(problem.kind, problem.session_id, problem.repaired) for problem in report.problems] == [
+            ("missing_parent", "fork", True)
+        ]
+        stored = await store.load("fork")
+        assert stored is not None
+        assert texts(stored.messages) == ["own", "appended meanwhile"]
+        assert stored.metadata.detached
+        assert (await check_store(store)).ok
+    finally:
+        if isinstance(store, SqlSessionStore):
+            await store.close()

@@ -12,7 +12,7 @@ import asyncio
 import selectors
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -31,9 +31,11 @@ STORES: dict[str, Callable[[Path], Writable]] = {
 
 
 @pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Writable:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Writable]:
     made: Writable = STORES[request.param](tmp_path)
-    return made
+    yield made
+    if isinstance(made, SqlSessionStore):
+        asyncio.run(made.close())  # its engine's connections: closed, not left to the collector
 
 
 def _not_cancelling() -> None:
