@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +26,7 @@ from .urls import CommandError, on_store
 __all__ = ["add_parsers", "all_sessions", "summary"]
 
 _PAGE = 1000
+T = TypeVar("T")
 _TRIES = 20  # reads of a session written meanwhile before a rename or delete gives up
 _ABBREVIATED = 240  # characters of a thought, tool call or tool result shown
 _ROLE_STYLES = {"user": "bold green", "assistant": "bold blue"}
@@ -282,14 +284,7 @@ async def _rename(store: SessionStore, args: argparse.Namespace) -> int:
     what it holds then (the store refuses a save from a stale read: ``ConflictError``), up to
     ``_TRIES`` times."""
     session_id = validate_session_id(args.id)
-    for tries_left in range(_TRIES - 1, -1, -1):
-        try:
-            async with SessionManager(store, SimpleConversation()) as manager:
-                await manager.rename(session_id, args.label)
-            break
-        except ConflictError:
-            if not tries_left:
-                raise
+    await _read_again_on_conflict(store, lambda manager: manager.rename(session_id, args.label))
     console().print(Text(f"renamed {session_id}: {clean(args.label)}"))
     return 0
 
@@ -305,17 +300,24 @@ async def _delete(store: SessionStore, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             console(stderr=True).print(Text("not deleted"))
             return 1
-    for tries_left in range(_TRIES - 1, -1, -1):  # a fork written meanwhile: read it again
-        try:
-            async with SessionManager(store, SimpleConversation()) as manager:
-                if not await manager.delete(session_id):
-                    raise SessionNotFoundError(session_id)
-            break
-        except ConflictError:  # writing what a fork inherits into it, before the parent goes
-            if not tries_left:
-                raise
+    # a fork written meanwhile (what it inherits is written into it before the parent goes)
+    if not await _read_again_on_conflict(store, lambda manager: manager.delete(session_id)):
+        raise SessionNotFoundError(session_id)
     console().print(Text(f"deleted {session_id}"))
     return 0
+
+
+async def _read_again_on_conflict(store: SessionStore, work: Callable[[SessionManager], Awaitable[T]]) -> T:
+    """``work`` through a manager of its own, run again (reading afresh) when another writer's
+    save comes between its read and its write (``ConflictError``), up to ``_TRIES`` times."""
+    for tries_left in range(_TRIES - 1, -1, -1):
+        try:
+            async with SessionManager(store, SimpleConversation()) as manager:
+                return await work(manager)
+        except ConflictError:
+            if not tries_left:
+                raise
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def add_parsers(
