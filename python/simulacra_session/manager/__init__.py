@@ -1,12 +1,12 @@
 """SessionManager: binds one conversation to a store and keeps it saved.
 
-The package, by job: this module is the manager's API, its events and its child managers;
-``snapshot`` what a save holds of the conversation; ``writer`` the save queue of each
-session, which calls the store's public ``append`` or ``save``; ``forks`` the forks it makes
-and the history it writes into attached forks before their parent goes; ``owned`` the
-sessions it (or a child manager) writes, which ``rename`` and ``delete`` change through that
-manager; ``recovery`` how it gets back in step with a session another writer saved
-(``recover``).
+The package, by job: this module is the manager's API and its events; ``children`` its
+child managers; ``selection`` the session ``load()`` takes without an id; ``snapshot`` what
+a save holds of the conversation; ``writer`` the save queue of each session, which calls the
+store's public ``append`` or ``save``; ``forks`` the forks it makes; ``deletion`` how a
+session goes while its attached forks keep their history; ``owned`` the sessions it (or a
+child manager) writes, which ``rename`` and ``delete`` change through that manager;
+``recovery`` how it gets back in step with a session another writer saved (``recover``).
 """
 
 from __future__ import annotations
@@ -26,16 +26,19 @@ from ..errors import (
     SessionNotFoundError,
 )
 from ..events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
-from ..history import ResolvedSession, list_forks, materialize_forks, resolve_history, save_from
+from ..history import ResolvedSession, list_forks, resolve_history, save_from
 from ..ids import new_session_id, validate_session_id
 from ..messages import JsonObject, Message
 from ..models import RESERVED_METADATA_KEYS, Revision, SessionMetadata
 from ..protocols import Conversation, SessionStore
+from .children import busy_writers, spawn_child
+from .deletion import delete_session
 from .forks import plan_fork, saved_history
-from .owned import check_label, detach_forks, owner_of
+from .owned import check_label, owner_of
 from .recovery import recover
+from .selection import latest
 from .snapshot import Inheritance, Snapshots
-from .writer import SaveRequest, SessionWriter, SessionWriters, check_metadata
+from .writer import SaveRequest, SessionWriters, check_metadata
 
 __all__ = ["SessionManager"]
 
@@ -150,10 +153,9 @@ class SessionManager:
         self._check_open()
         if id is None:
             await self.flush()  # so that what this manager saves counts
-            sessions = await self.list(limit=1)
-            if not sessions:
+            id = await latest(self._store)
+            if id is None:
                 return self.start_new()
-            id = sessions[0].id
         validate_session_id(id)
         await self.flush()
         resolved = await resolve_history(self._store, id, strict=self._strict_forks)
@@ -275,9 +277,7 @@ class SessionManager:
             owner._switch_to(None, inherited=0, has_label=False)
             owner._conversation.clear()
         await self.flush()
-        await detach_forks(self, id)  # the forks this manager writes, through their writers
-        await materialize_forks(self._store, id)  # the others
-        return await self._store.delete(id)
+        return await delete_session(self, id)
 
     async def rename(self, id: str, label: str) -> None:
         """Set a session's label (an explicit label always wins over the derived one).
@@ -306,7 +306,7 @@ class SessionManager:
         background, shared with every other waiter, and the next ``flush`` waits for them.
         """
         while True:
-            writers = self._busy_writers()
+            writers = busy_writers(self)
             if not writers:
                 return
             waits = [wait for writer in writers if (wait := writer.drained()) is not None]
@@ -430,24 +430,6 @@ class SessionManager:
         parent = self._parent
         return parent._report(event) or heard if parent is not None else heard
 
-    def _busy_writers(self) -> builtins.list[SessionWriter]:
-        """The writers of this manager and its children with a write in flight or queued."""
-        writers = self._writers.busy()
-        if self._children:
-            for child in self._children:
-                writers.extend(child._busy_writers())
-            self._prune_children()
-        return writers
-
-    def _prune_children(self) -> None:
-        """Forget the disposed children with nothing left to write (nor children that have)."""
-        if self._children:
-            self._children = [
-                child
-                for child in self._children
-                if not (child._disposed and not child._writers and not child._children)
-            ]
-
     def _on_message_complete(self, *_: Any) -> None:
         if self._disposed:
             return
@@ -459,28 +441,7 @@ class SessionManager:
     def _on_create_child(self, child: Conversation, *_: Any) -> None:
         if self._disposed or self._session_id is None:
             return
-        manager = SessionManager(
-            self._store,
-            child,
-            auto_save=self._auto_save,
-            auto_slug=self._auto_slug and not child.is_checkpoint,
-            strict_forks=self._strict_forks,
-        )
-        manager._parent = self
-        self._prune_children()
-        self._children.append(manager)
-        manager._start_child(self._session_id, self._conversation.checkpoint_state)
-
-    def _start_child(self, parent_id: str, checkpoint_state: Any) -> None:
-        """Bind this (child) manager to a new detached fork of ``parent_id``, saved at once."""
-        self._switch_to(new_session_id(), inherited=0, has_label=False)
-        given: dict[str, Any] = {"parent_id": parent_id, "detached": True}
-        if checkpoint_state is not None and self._conversation.checkpoint_state is None:
-            self._conversation.checkpoint_state = checkpoint_state
-        try:
-            self._writers.submit(self._request(given, background=True))
-        except Exception as error:  # a sync write with no loop: report, never raise into the engine
-            self._emit_error(error, "fork", parent_id=parent_id)
+        spawn_child(self, child)
 
     def _on_conversation_dispose(self, *_: Any) -> None:
         self.dispose()
