@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._backend import dumps, loads
 from .errors import ConflictError, CorruptSessionError, InvalidMetadataError, SerializationError
@@ -30,6 +30,11 @@ __all__ = [
 
 #: Keys a store owns: callers cannot set them through ``save(metadata=...)``.
 RESERVED_METADATA_KEYS = frozenset({"id", "created_at", "updated_at", "message_count"})
+
+#: A count of messages: an ``int`` (not a bool, float or string a lax model would turn into
+#: one) that is not negative. Metadata holding another value is refused where it is made
+#: (``InvalidMetadataError`` from a save) and is damage where it is read (``CorruptSessionError``).
+Count = Annotated[int, Field(strict=True, ge=0)]
 
 
 class CheckpointState(BaseModel):
@@ -54,13 +59,13 @@ class SessionMetadata(BaseModel):
     id: str
     created_at: str
     updated_at: str
-    message_count: int
+    message_count: Count
     provider: str | None = None
     model: str | None = None
     label: str | None = None
     parent_id: str | None = None
     fork_message_id: str | None = None
-    fork_message_count: int | None = None
+    fork_message_count: Count | None = None
     detached: bool | None = None
     is_checkpoint: bool | None = None
     checkpoint_state: CheckpointState | None = None
