@@ -21,7 +21,7 @@ import builtins
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from typing import Any
 
 from pydantic import ValidationError
@@ -280,7 +280,7 @@ class FileSessionStore:
             parents = set()
             existed = False
             # every file locked at once, as every writer: an append elsewhere lands first, a conversion ends
-            with session_locked(paths, layout.root) as fds:
+            with session_locked(paths, layout.root) as fds, ExitStack() as indexing:
                 self._case.check(session_id)
                 held = [(path, fd) for path, fd in zip(paths, fds, strict=True) if fd is not None]
                 for file_format, fd in zip(FORMATS, fds, strict=True):
@@ -290,6 +290,7 @@ class FileSessionStore:
                         stored = None
                     if stored is not None and stored.metadata.parent_id is not None:
                         parents.add(stored.metadata.parent_id)
+                indexing.enter_context(self._index.held(None, parents))  # a check never falls between
                 # the links first: a crash between leaves the session whole, its link for
                 # doctor to make again, never a link as the last copy of a deleted session
                 # (synced even when gone already: an earlier delete may have been cut short)

@@ -272,6 +272,8 @@ class _Checker:
                 continue  # a parent deleted (or unreadable) is indexed too: forks() lists its forks
             entry = self.layout.name(session_id, session.file_format)
             where = os.path.join(root, f"{parent}-forks", entry)
+            if not self.still_missing(parent, session_id, fold):
+                continue  # linked since: its writer was between its write and its relink
             what = "links a former version of" if key in former else "is missing from the fork index for"
             if self.repair:
                 with self.now(session_id, session.file_format) as now:
@@ -300,6 +302,8 @@ class _Checker:
         session_id, file_format = parsed
         if session_id not in self.sessions and self.layout.newer_file(session_id) is not None:
             return  # saved since the store was read: the next check looks at it
+        if not self.still_stale(parent_id, parsed, fold):
+            return  # unlinked since, or its fork again: a writer was between its write and its indexing
         with self.now(session_id, file_format) if self.repair else nullcontext() as now:
             if now is not None and fold(now.parent_id or "") == fold(parent_id):
                 return  # its fork (again) now
@@ -313,6 +317,58 @@ class _Checker:
                 self.store._index.unindex(parent_id, session_id, (file_format,))
         detail = f"a stale entry: session {session_id} is not stored as this fork of {parent_id}"
         self.add("fork_link", session_id, path, detail, "removed" if self.repair else None)
+
+    def still_missing(self, parent_id: str, session_id: str, fold: Callable[[str], str]) -> bool:
+        """Whether fork ``session_id`` of ``parent_id`` is still unlinked (or links a former
+        version) when no writer is between its write and its relink: looked at again under
+        the index's ``flock``, exclusively (writers hold it shared meanwhile). Where the index
+        is absent (each writer makes it before its write, and it is removed only empty), the
+        file is read before and after a look confirming that absence: the same file both
+        times is a fork that was never linked. An index that cannot be locked (not a
+        directory, a symlink) is as it was read."""
+        try:
+            with self.store._index.locked(parent_id) as index:
+                now = self.current(session_id)
+                if now is None or fold(now.parent_id or "") != fold(parent_id):
+                    return False
+                if index is not None:
+                    entry = index.entry(self.layout.name(session_id, now.file_format))
+                    return entry is None or (stat.S_ISREG(entry.st_mode) and entry.st_ino != now.inode)
+        except (OSError, UnsafePathError):
+            return True
+        if os.path.lexists(os.path.join(self.layout.root, f"{parent_id}-forks")):
+            return False  # made since: the next check looks at it
+        return self.current(session_id) == now
+
+    def still_stale(self, parent_id: str, parsed: tuple[str, FileFormat], fold: Callable[[str], str]) -> bool:
+        """Whether the entry ``parsed`` in ``parent_id``'s index is still there, and still of no
+        fork of it in that format, when no writer is between its write and its indexing
+        (under the index's ``flock``, exclusively, as ``still_missing``)."""
+        session_id, file_format = parsed
+        try:
+            with self.store._index.locked(parent_id) as index:
+                if index is None or index.entry(self.layout.name(session_id, file_format)) is None:
+                    return False
+                now = self.current(session_id)
+        except (OSError, UnsafePathError):
+            return True
+        return now is None or fold(now.parent_id or "") != fold(parent_id) or now.file_format != file_format
+
+    def current(self, session_id: str) -> _Session | None:
+        """The session's current file as it is now, read without its lock (the index's is
+        held: see ``still_missing``); ``None`` when absent or unreadable. Not looked for
+        again under the root's lock (``newer_file``): a writer creating a session holds that
+        while it waits for the index's."""
+        found = self.layout._newer_file(session_id)
+        if found is None:
+            return None
+        path = os.path.join(self.layout.root, found[0])
+        try:
+            data, inode, _ = read_path(path)
+            metadata, _ = _decode(session_id, found[1], data, path)
+        except (CorruptSessionError, OSError, UnsafePathError):
+            return None
+        return _Session(found[1], inode, metadata.parent_id)
 
     @contextmanager
     def now(self, session_id: str, file_format: FileFormat) -> Iterator[_Session | None]:

@@ -7,6 +7,13 @@ the inode and the link. The canonical file is the truth: an entry that outlived 
 deletion, a change of parent, or a crash between a write and its relink is checked against
 it. Where the file system has no hard links, a marker file says so and ``forks()`` scans.
 
+A rewrite's new file replaces the one its lock is on, and the relink comes after: so a
+writer holds its index directories' ``flock`` shared (``held``) from before its rename (or a
+delete's unlink) until after its relink and unindex, and the store check looks at an entry
+again under it taken exclusively (``locked``): it never falls between a write and its
+indexing. A writer makes its parent's index directory first; one is removed only empty and
+under its ``flock`` taken exclusively (``remove_empty``), so a writer holds one still named.
+
 Index directories and their entries are reached from the root's descriptor, never through
 a symlink: one where an index directory or entry belongs raises ``UnsafePathError`` and
 is left alone (writes check first, so a refused index leaves the session unwritten).
@@ -18,8 +25,8 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Iterable
-from contextlib import suppress
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 
 from ..._backend import atomic_write, link_fork
 from ..._beneath import Dir
@@ -57,6 +64,65 @@ class ForkIndex:
                 return root.open_dir(parent_id + "-forks")
         except FileNotFoundError:
             return None
+
+    def _locked(self, parent_id: str, *, exclusive: bool, make: bool) -> Dir | None:
+        """``parent_id``'s index directory with its ``flock`` held (closing it lets go), made
+        first with ``make`` (durably with the store's ``fsync``); ``None`` when it (or the
+        root) does not exist. Checked once locked to be the one its name still leads to: a
+        ``remove_empty`` may have removed it meanwhile (then it is made or looked for again)."""
+        name = parent_id + "-forks"
+        while True:
+            with Dir(self._layout.root) as root:
+                made = make and _make_dir(root, name, self._layout.dir_mode)
+                try:
+                    index = root.open_dir(name)
+                except FileNotFoundError:
+                    if make:
+                        continue  # removed meanwhile: made again
+                    return None
+                try:
+                    if made and index.fd is not None:
+                        os.fchmod(index.fd, self._layout.dir_mode)  # exactly, whatever the umask
+                    if made and self._fsync:
+                        root.sync(lambda fd: sync_file(fd, root.path))
+                    index.lock(exclusive)
+                    if index.fd is None or root.names_open(name, index.fd):
+                        return index
+                except BaseException:
+                    index.close()
+                    raise
+                index.close()  # removed (and maybe made again) meanwhile
+
+    @contextmanager
+    def held(self, parent_id: str | None, former: Iterable[str | None] = ()) -> Iterator[None]:
+        """Hold, shared, the index directories a write links or unlinks in, from before it
+        renames or removes the session's file until its indexing is done: ``parent_id``'s
+        (made if missing) and each ``former`` parent's that exists (one where a symlink is
+        is left to ``unindex``). Nothing where the index is not kept."""
+        with ExitStack() as stack:
+            wanted = [parent_id, *former] if self.usable() else []
+            for held_id in dict.fromkeys(i for i in wanted if i and SESSION_ID_PATTERN.fullmatch(i)):
+                try:
+                    index = self._locked(held_id, exclusive=False, make=held_id == parent_id)
+                except UnsafePathError:
+                    if held_id == parent_id:
+                        raise
+                    continue
+                if index is not None:
+                    stack.enter_context(index)
+            yield
+
+    @contextmanager
+    def locked(self, parent_id: str) -> Iterator[Dir | None]:
+        """``parent_id``'s index directory with its ``flock`` held exclusively: no writer is
+        between its write and its indexing there meanwhile (see ``held``); ``None`` when it
+        does not exist. ``UnsafePathError`` for a symlink, ``OSError`` for what is no directory."""
+        index = self._locked(parent_id, exclusive=True, make=False)
+        if index is None:
+            yield None
+            return
+        with index:
+            yield index
 
     def entries(self, parent_id: str) -> list[str]:
         """The ids indexed under ``parent_id`` (to be checked against their files)."""
@@ -133,18 +199,25 @@ class ForkIndex:
             )
             self._no_hard_links = True
             _log.warning("no hard links under %s: forks() will scan every session", self._layout.root)
+            with suppress(OSError), Dir(self._layout.root) as root:  # made by ``held``, and empty
+                os.rmdir(root.at(parent_id + "-forks"), dir_fd=root.fd)
 
     def remove_empty(self, session_id: str) -> None:
         """Remove ``session_id``'s own index (of its forks), after its file, if it is empty.
         The forks that still name a deleted session stay indexed: ``forks()`` lists the
         sessions whose ``parent_id`` it is, existing or not, and they inherit from it again
-        once it is saved again. A symlink there is left with a warning."""
+        once it is saved again. A symlink there is left with a warning. Removed under its
+        ``flock``, exclusively, taken without waiting: one a writer holds is about to
+        index a fork (it would be made again), and is kept."""
         name = session_id + "-forks"
         try:
             with Dir(self._layout.root) as root:
                 if root.no_symlink(name) is None:
                     return
-                os.rmdir(root.at(name), dir_fd=root.fd)
+                with root.open_dir(name) as index:
+                    if not index.lock(exclusive=True, wait=False):
+                        return
+                    os.rmdir(root.at(name), dir_fd=root.fd)
         except UnsafePathError as error:
             _log.warning("left %s: %s", error.path, error)
         except FileNotFoundError:
@@ -171,3 +244,14 @@ class ForkIndex:
                         index.remove(name)
                         removed.append(index.join(name))
         return removed
+
+
+def _make_dir(root: Dir, name: str, mode: int) -> bool:
+    """Make the directory ``name`` in ``root``; whether it was made (else it exists)."""
+    try:
+        os.mkdir(root.at(name), mode, dir_fd=root.fd)
+    except FileExistsError:
+        return False
+    except OSError as error:
+        raise root.refused_or(name, error) from None
+    return True

@@ -4,7 +4,7 @@ that cannot append to a journal, compactions and conversions all go through it."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..._backend import atomic_write
@@ -60,61 +60,64 @@ def rewrite_session(
     fresh = mode in ("save", "append", "truncate")  # stamped anew, else the stamps are kept
     paths = [layout.path(session_id, file_format) for file_format in FORMATS]
     create_in = None if existing_only else store._make_root
-    with session_locked(paths, layout.root, create_in=create_in) as fds:
-        held = {file_format: fd for file_format, fd in zip(FORMATS, fds, strict=True) if fd is not None}
-        store._case.check(session_id)  # under the locks: no other id's file comes meanwhile
-        found = store._find(session_id, locked=True)
-        existing: StoredSession | None = None
-        corrupt_path = None
-        if found is not None:
-            try:
-                existing = store._decode(session_id, *found)
-            except CorruptSessionError:
-                if mode not in ("save", "restore"):
-                    raise
-                corrupt_path = layout.path(session_id, found[0])
-        old = existing.metadata if existing is not None else None
-        if existing_only and existing is None:
-            return None
-        if (fresh and corrupt_path is None) or mode == "restore":  # a restore expects what it read
-            check_revision(session_id, expected, existing.revision if existing is not None else None)
-        if keep:
-            assert existing is not None
-            messages, merged = existing.messages, existing.metadata
-        elif mode == "restore":  # ``given`` is the whole metadata, stamps included
-            merged = metadata_from_stored(session_id, given or {})
-        else:
-            if mode == "append" and existing is not None:
-                messages = [*existing.messages, *messages]
-            elif mode == "truncate":
+    with ExitStack() as indexing:  # held from before the write until its indexing is done
+        with session_locked(paths, layout.root, create_in=create_in) as fds:
+            held = {file_format: fd for file_format, fd in zip(FORMATS, fds, strict=True) if fd is not None}
+            store._case.check(session_id)  # under the locks: no other id's file comes meanwhile
+            found = store._find(session_id, locked=True)
+            existing: StoredSession | None = None
+            corrupt_path = None
+            if found is not None:
+                try:
+                    existing = store._decode(session_id, *found)
+                except CorruptSessionError:
+                    if mode not in ("save", "restore"):
+                        raise
+                    corrupt_path = layout.path(session_id, found[0])
+            old = existing.metadata if existing is not None else None
+            old_parent_id = old.parent_id if old is not None else None
+            if existing_only and existing is None:
+                return None
+            if (fresh and corrupt_path is None) or mode == "restore":  # a restore expects what it read
+                check_revision(session_id, expected, existing.revision if existing is not None else None)
+            if keep:
                 assert existing is not None
-                messages = existing.messages[: check_truncation(session_id, cut, len(existing.messages))]
-            merged = merge_metadata(session_id, old, len(messages), given)
-        file_format = target or (found[0] if found is not None else store.format)
-        path = layout.path(session_id, file_format)
-        encoded, merged, superseded, last_commit = encode_whole(
-            file_format, merged, messages, existing, store._peek, layout, stamp=fresh
-        )
-        store._index.check(session_id, merged.parent_id)
-        store._make_root()
-        swaps = bool(held) and (file_format not in held or corrupt_path is not None)  # else none or held
-        with root_locked(layout.root) if swaps else nullcontext():
-            if corrupt_path is not None:
-                set_aside(corrupt_path)
-            elif found is not None and existing is not None and existing.damage is not None:
-                where = layout.path(session_id, found[0])  # the damage's offset: where its state ends
-                keep_damage(where, found[1], existing.damage.offset, layout.file_mode, store._fsync)
-            store._journals.pop(session_id)
-            if found is None:  # a new session: the root's exclusive lock is held
-                store._case.creating(session_id, file_format)
-            atomic_write(path, encoded, store._fsync, layout.file_mode)
-            store._case.wrote(session_id, file_format)
-            removed = remove_other(layout, session_id, file_format, held, store._fsync)
-        if file_format == "jsonl":
-            state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
-            if state is not None:  # else rewritten or deleted since: the next append reads it
-                store._journals[session_id] = state
-    store._index.index(session_id, merged.parent_id, old.parent_id if old is not None else None, file_format)
-    if removed and merged.parent_id is not None:  # after the new entry: forks() never misses it
-        store._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
+                messages, merged = existing.messages, existing.metadata
+            elif mode == "restore":  # ``given`` is the whole metadata, stamps included
+                merged = metadata_from_stored(session_id, given or {})
+            else:
+                if mode == "append" and existing is not None:
+                    messages = [*existing.messages, *messages]
+                elif mode == "truncate":
+                    assert existing is not None
+                    messages = existing.messages[: check_truncation(session_id, cut, len(existing.messages))]
+                merged = merge_metadata(session_id, old, len(messages), given)
+            file_format = target or (found[0] if found is not None else store.format)
+            path = layout.path(session_id, file_format)
+            encoded, merged, superseded, last_commit = encode_whole(
+                file_format, merged, messages, existing, store._peek, layout, stamp=fresh
+            )
+            store._index.check(session_id, merged.parent_id)
+            store._make_root()
+            indexing.enter_context(store._index.held(merged.parent_id, [old_parent_id]))
+            swaps = bool(held) and (file_format not in held or corrupt_path is not None)  # else none or held
+            with root_locked(layout.root) if swaps else nullcontext():
+                if corrupt_path is not None:
+                    set_aside(corrupt_path)
+                elif found is not None and existing is not None and existing.damage is not None:
+                    where = layout.path(session_id, found[0])  # the damage's offset: where its state ends
+                    keep_damage(where, found[1], existing.damage.offset, layout.file_mode, store._fsync)
+                store._journals.pop(session_id)
+                if found is None:  # a new session: the root's exclusive lock is held
+                    store._case.creating(session_id, file_format)
+                atomic_write(path, encoded, store._fsync, layout.file_mode)
+                store._case.wrote(session_id, file_format)
+                removed = remove_other(layout, session_id, file_format, held, store._fsync)
+            if file_format == "jsonl":
+                state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
+                if state is not None:  # else rewritten or deleted since: the next append reads it
+                    store._journals[session_id] = state
+        store._index.index(session_id, merged.parent_id, old_parent_id, file_format)
+        if removed and merged.parent_id is not None:  # after the new entry: forks() never misses it
+            store._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
     return Revision.of(merged)
