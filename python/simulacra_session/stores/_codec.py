@@ -8,8 +8,9 @@ Whatever a store keeps a session as (this document, a journal's lines, SQL rows,
 lines), a message or the metadata is written only if it fits the document: at most 128
 levels deep counted from the document (a message nests at most 126 itself), the depth a
 load reads back, so no session is saved that cannot be loaded. Each is checked as deep as
-the document holds it, and an error names its path in the session (``$.messages[3].content``),
-or in the metadata (``$.checkpoint_state``: see ``models.dump_metadata``).
+the document holds it, and an error names the session and the value's path in it
+(``session s1: ... at $.messages[3].content``), or in the metadata (``$.checkpoint_state``:
+see ``models.dump_metadata``).
 A message may be any ``Mapping`` (``JsonObject``): one that is not a dict is written as a
 dict of its items.
 """
@@ -79,18 +80,28 @@ def _plain(message: JsonObject) -> JsonObject:
 
 def encode_session(metadata: SessionMetadata, messages: Sequence[JsonObject]) -> bytes:
     """The stored bytes of a session. ``SerializationError`` when a value is not JSON."""
-    return dump_document(stored_metadata(metadata), messages)
+    return dump_document(metadata.id, stored_metadata(metadata), messages)
 
 
-def dump_document(stored: dict[str, Any], messages: Sequence[JsonObject]) -> bytes:
-    """The session document of the metadata as ``stored`` (see ``stored_metadata``) and
-    ``messages``; ``SerializationError`` naming the path of a fault in the metadata (as for
-    every store: ``models.dump_metadata``) or in the session (``$.messages[3]``)."""
+def _in_session(session_id: str, error: SerializationError) -> SerializationError:
+    """``error`` (which names a value's path in a session) naming the session too: what a
+    store raises for a value of session ``session_id`` that JSON cannot hold."""
+    return SerializationError(f"session {session_id}: {error}")
+
+
+def dump_document(session_id: str, stored: dict[str, Any], messages: Sequence[JsonObject]) -> bytes:
+    """The document of session ``session_id``, of the metadata as ``stored`` (see
+    ``stored_metadata``) and ``messages``; ``SerializationError`` naming the session and the
+    path of a fault in the metadata (as for every store: ``models.dump_metadata``) or in the
+    session (``$.messages[3]``)."""
     try:
-        return dumps({"metadata": stored, "messages": plain_messages(messages)})
-    except SerializationError:
-        dump_metadata(stored)  # rare: a fault in the metadata named in the metadata
-        raise
+        try:
+            return dumps({"metadata": stored, "messages": plain_messages(messages)})
+        except SerializationError:
+            dump_metadata(stored)  # rare: a fault in the metadata named in the metadata
+            raise
+    except SerializationError as error:
+        raise _in_session(session_id, error) from None
 
 
 def encode_metadata(metadata: SessionMetadata) -> bytes:
@@ -98,19 +109,23 @@ def encode_metadata(metadata: SessionMetadata) -> bytes:
     return dump_metadata(stored_metadata(metadata))
 
 
-def encode_messages(messages: Sequence[JsonObject], offset: int = 0) -> list[bytes]:
-    """Each message serialized on its own, checked as deep as the session document holds it; an
-    error names its path in the whole session, e.g. ``$.messages[3].content[0]`` (``offset``:
-    how many messages the session holds before)."""
+def encode_messages(session_id: str, messages: Sequence[JsonObject], offset: int = 0) -> list[bytes]:
+    """Each message of session ``session_id`` serialized on its own, checked as deep as the
+    session document holds it; an error names the session and the path in it, e.g. ``session
+    s1: ... at $.messages[3].content[0]`` (``offset``: how many messages the session holds
+    before). Only a failure costs more than the serializing."""
     encoded = []
-    for message in messages:
-        try:
-            # as deep as in {"messages": [...]}: what a store loads back
-            encoded.append(dumps([[message if isinstance(message, dict) else _plain(message)]])[2:-2])
-        except SerializationError:
-            # rare: redo it as part of the session document so the path names the message
-            dumps({"messages": [None] * offset + plain_messages(messages)})
-            raise
+    try:
+        for message in messages:
+            try:
+                # as deep as in {"messages": [...]}: what a store loads back
+                encoded.append(dumps([[message if isinstance(message, dict) else _plain(message)]])[2:-2])
+            except SerializationError:
+                # rare: redo it as part of the session document so the path names the message
+                dumps({"messages": [None] * offset + plain_messages(messages)})
+                raise
+    except SerializationError as error:
+        raise _in_session(session_id, error) from None
     return encoded
 
 

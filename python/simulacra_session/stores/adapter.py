@@ -190,7 +190,7 @@ class AdapterSessionStore:
         the row read is not at revision ``expected`` (``ConflictError``; see the class).
         """
         check_save_args(id, metadata)
-        encoded = encode_messages(messages)
+        encoded = encode_messages(id, messages)
         return await finish(self._save(id, encoded, metadata, expected))
 
     async def _save(
@@ -239,7 +239,7 @@ class AdapterSessionStore:
         (see ``RestorableSessionStore``). Nothing reaches the adapter when a value is not JSON,
         or when the row read is not at revision ``expected`` (``ConflictError``)."""
         checked = check_restore(id, messages, metadata)
-        encoded = encode_messages(messages)
+        encoded = encode_messages(id, messages)
         await finish(self._restore(checked, encoded, expected))
 
     async def _restore(

@@ -146,7 +146,7 @@ class InMemorySessionStore:
         expected: Revision | None,
     ) -> Revision:
         check_save_args(id, metadata)
-        encoded = encode_messages(messages)
+        encoded = encode_messages(id, messages)
         previous = self._sessions.get(id)
         check_revision(id, expected, previous.revision if previous else None)
         existing = previous.decoded_metadata(id) if previous else None
@@ -165,7 +165,7 @@ class InMemorySessionStore:
         if previous is None:
             return self._save_now(id, messages, metadata, expected)
         check_revision(id, expected, previous.revision)
-        encoded = encode_messages(messages, len(previous.messages))
+        encoded = encode_messages(id, messages, len(previous.messages))
         count = len(previous.messages) + len(encoded)
         if metadata:
             merged = merge_metadata(id, previous.decoded_metadata(id), count, metadata)
@@ -217,7 +217,7 @@ class InMemorySessionStore:
         (see ``RestorableSessionStore``); the old bytes stay on any error. ``ConflictError``
         unless the session is at revision ``expected`` (when given)."""
         checked = check_restore(id, messages, metadata)
-        entry = _Entry.of(checked, encode_messages(messages))
+        entry = _Entry.of(checked, encode_messages(id, messages))
         with self._lock:
             previous = self._sessions.get(id)
             check_revision(id, expected, previous.revision if previous else None)

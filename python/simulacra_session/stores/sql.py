@@ -380,7 +380,7 @@ class SqlSessionStore:
         compared under the row's lock. Returns the new revision.
         """
         check_save_args(id, metadata)
-        encoded = encode_messages(messages)
+        encoded = encode_messages(id, messages)
 
         def work(connection: sa.Connection) -> Revision:
             existing = self._claim(connection, id, expected)
@@ -410,7 +410,7 @@ class SqlSessionStore:
         def work(connection: sa.Connection) -> Revision:
             existing = self._claim(connection, id, expected)
             start = existing.message_count if existing is not None else 0
-            encoded = encode_messages(messages, start)
+            encoded = encode_messages(id, messages, start)
             merged = merge_metadata(id, existing, start + len(encoded), metadata)
             write_rows(connection, self._sql, merged, encoded, start)
             return Revision.of(merged)
@@ -448,7 +448,7 @@ class SqlSessionStore:
         """Replace the session with ``messages`` and ``metadata`` as given, stamps included (see
         ``RestorableSessionStore``), in one transaction; over revision ``expected`` only, if given."""
         checked = check_restore(id, messages, metadata)
-        encoded = encode_messages(messages)
+        encoded = encode_messages(id, messages)
 
         def work(connection: sa.Connection) -> Revision:
             self._claim(connection, id, expected)

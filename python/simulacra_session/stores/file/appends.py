@@ -169,7 +169,8 @@ def _append_to(
     re-pointing the fork index when ``given`` moves the session to another parent."""
     existing = metadata_from_stored(session_id, state.meta)
     merged = merge_metadata(session_id, existing, state.count + len(messages), given)
-    payload, commit = journal.encode_append(state, messages, encode_metadata(merged))
+    lines = journal.message_lines(session_id, messages, state.count)
+    payload, commit = journal.encode_append(state, lines, encode_metadata(merged))
     if not journal.write_known(fd, state, payload):
         return False
     state.advance(payload, merged.to_json_dict(), len(messages), commit)

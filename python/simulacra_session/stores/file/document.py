@@ -100,13 +100,13 @@ def encode_document(
 ) -> bytes:
     """The document of a session (``existing``: as stored before), with copies of what it
     inherits when the original library needs them (see ``_copies``). ``SerializationError``
-    when a value is not JSON."""
+    naming the session and the path when a value is not JSON."""
     meta = stored_metadata(metadata)
     copied = _copies(metadata, existing, load, shared)
     if copied is not None:
         meta.update({"detached": True, "message_count": len(copied) + len(messages), COPIED_KEY: len(copied)})
         messages = [*copied, *messages]
-    return dump_document(meta, messages)
+    return dump_document(metadata.id, meta, messages)
 
 
 def stamp_document(

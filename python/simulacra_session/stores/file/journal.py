@@ -287,20 +287,20 @@ def tail_metadata(tail: bytes, starts_file: bool, version: int | None) -> dict[s
     return None
 
 
-def message_lines(messages: Sequence[JsonObject], offset: int) -> list[bytes]:
-    """Message lines: objects (any ``Mapping``) as they are, other JSON values wrapped as
-    ``["message", v]``."""
-    lines = encode_messages(messages, offset)
+def message_lines(session_id: str, messages: Sequence[JsonObject], offset: int) -> list[bytes]:
+    """Message lines of session ``session_id``: objects (any ``Mapping``) as they are, other
+    JSON values wrapped as ``["message", v]``."""
+    lines = encode_messages(session_id, messages, offset)
     for index, message in enumerate(messages):
         if not isinstance(message, dict) and not isinstance(message, Mapping):
             lines[index] = MESSAGE_PREFIX + lines[index] + b"]"
     return lines
 
 
-def encode_append(state: JournalState, messages: Sequence[JsonObject], meta_json: bytes) -> tuple[bytes, int]:
-    """The bytes appending ``messages`` and a commit record of ``meta_json`` to the journal
-    ``state`` describes, and the commit record's size (newline included)."""
-    lines = message_lines(messages, state.count)
+def encode_append(state: JournalState, lines: Sequence[bytes], meta_json: bytes) -> tuple[bytes, int]:
+    """The bytes appending message ``lines`` (``message_lines``) and a commit record of
+    ``meta_json`` to the journal ``state`` describes, and the commit record's size (newline
+    included)."""
     batch, commit = _committed(meta_json, b"\n".join(lines) + b"\n" if lines else b"", state.checksum)
     return batch + commit, len(commit)
 
@@ -361,12 +361,14 @@ def build_append(
     count = state.count + len(messages)
     if not given:  # an auto-save: merge_metadata's rule, without the model
         meta, stamp = auto_saved_metadata(state.meta, count, state.stamp)
-        return (*encode_append(state, messages, dumps(meta)), meta, stamp)
+        lines = message_lines(session_id, messages, state.count)
+        return (*encode_append(state, lines, dumps(meta)), meta, stamp)
     existing = metadata_from_stored(session_id, state.meta)
     merged = merge_metadata(session_id, existing, count, given)
     if merged.parent_id != existing.parent_id:
         return None
-    return (*encode_append(state, messages, encode_metadata(merged)), merged.to_json_dict(), None)
+    lines = message_lines(session_id, messages, state.count)
+    return (*encode_append(state, lines, encode_metadata(merged)), merged.to_json_dict(), None)
 
 
 def describes(fd: int, state: JournalState) -> bool:

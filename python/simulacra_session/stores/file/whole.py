@@ -38,7 +38,7 @@ def encode_whole(
     with ``stamp`` (a save), else (a conversion) at its instants, rounded up.
     """
     if file_format == "jsonl":
-        lines = journal.message_lines(messages, 0)
+        lines = journal.message_lines(metadata.id, messages, 0)
         encoded, superseded, last_commit = journal.encode_full(encode_metadata(metadata), lines)
         return encoded, metadata, superseded, last_commit
     metadata = stamp_document(metadata, existing.metadata if existing is not None else None, fresh=stamp)
