@@ -1,14 +1,24 @@
-"""A store the manager tests share: a real in-memory store whose writes take time and are counted."""
+"""What the manager tests share: a real in-memory store whose writes take time and are counted,
+and a manager watched for the ``lifecycle_error`` events of its failed auto-saves."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from simulacra_session import InMemorySessionStore, JsonObject
+from simulacra_session import (
+    InMemorySessionStore,
+    JsonObject,
+    LifecycleErrorEvent,
+    SessionManager,
+    SessionStore,
+    SimpleConversation,
+)
+from simulacra_session.testing import msg
 
-__all__ = ["SlowStore"]
+__all__ = ["SlowStore", "Watched"]
 
 
 class SlowStore(InMemorySessionStore):
@@ -58,3 +68,30 @@ class SlowStore(InMemorySessionStore):
             self.saves.append((id, len(stored.messages)))
         finally:
             self.active[id] -= 1
+
+
+@dataclass
+class Watched:
+    """A ``SessionManager`` of ``conversation`` on ``store``, and the ``lifecycle_error`` events
+    its failed auto-saves emitted, in order (``errors``)."""
+
+    store: SessionStore
+    conversation: SimpleConversation = field(default_factory=SimpleConversation)
+    manager: SessionManager = field(init=False)
+    errors: list[LifecycleErrorEvent] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.manager = SessionManager(self.store, self.conversation)
+        self.manager.on("lifecycle_error", self.errors.append)
+
+    async def start(self) -> str:
+        """A new session whose first message, ``m1``, is auto-saved; its id."""
+        session_id = self.manager.start_new()
+        await self.say("m1")
+        return session_id
+
+    async def say(self, *texts: str) -> None:
+        """Add a message of each of ``texts``, each auto-saved before the next (``flush``)."""
+        for text in texts:
+            self.conversation.append(msg(text))
+            await self.manager.flush()

@@ -11,14 +11,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from simulacra_session import (
-    InMemorySessionStore,
-    JsonObject,
-    LifecycleErrorEvent,
-    SessionManager,
-    SimpleConversation,
-    StoreError,
-)
+from manager_stores import Watched
+from simulacra_session import InMemorySessionStore, JsonObject, SimpleConversation, StoreError
 from simulacra_session.messages import Message
 from simulacra_session.models import Revision, StoredSession
 from simulacra_session.testing import msg, run, texts
@@ -76,28 +70,19 @@ class DownStore(InMemorySessionStore):
 
 def test_auto_saves_go_on_when_the_store_stays_down_past_the_next_write() -> None:
     store = DownStore()
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    errors: list[LifecycleErrorEvent] = []
-    manager.on("lifecycle_error", errors.append)
+    watched = Watched(store)
 
     async def talk() -> str:
-        session_id = manager.start_new()
-        conversation.append(msg("m1"))
-        await manager.flush()
+        session_id = await watched.start()
         store.lose_reply = True
-        conversation.append(msg("m2"))  # lands; its answer is lost
-        await manager.flush()
-        conversation.append(msg("m3"))  # the server is still down: the read to tell fails
-        await manager.flush()
+        await watched.say("m2")  # lands; its answer is lost
+        await watched.say("m3")  # the server is still down: the read to tell fails
         store.down = False  # back
-        for text in ("m4", "m5"):
-            conversation.append(msg(text))
-            await manager.flush()
+        await watched.say("m4", "m5")
         return session_id
 
     session_id = run(talk())
-    assert [type(event.error) for event in errors] == [StoreError, StoreError]
+    assert [type(event.error) for event in watched.errors] == [StoreError, StoreError]
     stored = run(store.load(session_id))
     assert stored is not None
     assert texts(stored.messages) == ["m1", "m2", "m3", "m4", "m5"]
@@ -118,26 +103,19 @@ def test_a_write_that_landed_is_known_by_its_messages_as_stored() -> None:
     holding a tuple (a list once stored) made it look unlanded, and every later auto-save failed
     with ``ConflictError``."""
     store = DownStore()
-    conversation = RawConversation()
-    manager = SessionManager(store, conversation)
-    errors: list[LifecycleErrorEvent] = []
-    manager.on("lifecycle_error", errors.append)
+    watched = Watched(store, RawConversation())
 
     async def talk() -> str:
-        session_id = manager.start_new()
-        conversation.append(msg("m1"))
-        await manager.flush()
+        session_id = await watched.start()
         store.lose_reply = True
-        conversation.append({**msg("m2"), "span": (3, 5)})  # type: ignore[arg-type]  # lands; its answer is lost
-        await manager.flush()
+        watched.conversation.append({**msg("m2"), "span": (3, 5)})  # type: ignore[arg-type]  # lands; its answer is lost
+        await watched.manager.flush()
         store.down = False
-        for text in ("m3", "m4"):
-            conversation.append(msg(text))
-            await manager.flush()
+        await watched.say("m3", "m4")
         return session_id
 
     session_id = run(talk())
-    assert [type(event.error) for event in errors] == [StoreError]
+    assert [type(event.error) for event in watched.errors] == [StoreError]
     stored = run(store.load(session_id))
     assert stored is not None
     assert texts(stored.messages) == ["m1", "m2", "m3", "m4"]
@@ -148,21 +126,15 @@ def test_a_write_cancelled_in_its_read_to_tell_keeps_the_unsure_one_to_look_for(
     """The same when the next write is cancelled (by someone else) while it reads the session:
     it wrote nothing, so the write that may have landed is still the one to look for."""
     store = DownStore()
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    errors: list[LifecycleErrorEvent] = []
-    manager.on("lifecycle_error", errors.append)
+    watched = Watched(store)
 
     async def talk() -> str:
-        session_id = manager.start_new()
-        conversation.append(msg("m1"))
-        await manager.flush()
+        session_id = await watched.start()
         store.lose_reply = True
-        conversation.append(msg("m2"))  # lands; its answer is lost
-        await manager.flush()
+        await watched.say("m2")  # lands; its answer is lost
         store.down = False
         store.gate = gate = asyncio.Event()
-        conversation.append(msg("m3"))  # its write first reads the session, slowly
+        watched.conversation.append(msg("m3"))  # its write first reads the session, slowly
         await store.reading.wait()
         (task,) = [
             task for task in asyncio.all_tasks() if task.get_name() == f"simulacra-session save {session_id}"
@@ -170,13 +142,12 @@ def test_a_write_cancelled_in_its_read_to_tell_keeps_the_unsure_one_to_look_for(
         task.cancel()
         store.gate = None
         gate.set()
-        await manager.flush()
-        conversation.append(msg("m4"))
-        await manager.flush()
+        await watched.manager.flush()
+        await watched.say("m4")
         return session_id
 
     session_id = run(talk())
-    assert [type(event.error) for event in errors] == [StoreError]
+    assert [type(event.error) for event in watched.errors] == [StoreError]
     stored = run(store.load(session_id))
     assert stored is not None
     assert texts(stored.messages) == ["m1", "m2", "m3", "m4"]

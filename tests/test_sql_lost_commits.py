@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from manager_stores import Watched
 from private_db_servers import CuttingProxy
-from simulacra_session import LifecycleErrorEvent, SessionManager, SimpleConversation, StoreError
+from simulacra_session import StoreError
 from simulacra_session.stores.sql import SqlSessionStore
 from simulacra_session.testing import msg, run, texts
 from test_store_sql import server_url
@@ -125,24 +126,17 @@ def test_auto_saves_go_on_after_a_commit_landed_unheard(
     """A SessionManager's auto-save whose commit landed without an answer: the later
     auto-saves are not refused as conflicts, and every message is stored once."""
     store, proxy = proxied
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    errors: list[LifecycleErrorEvent] = []
-    manager.on("lifecycle_error", errors.append)
+    watched = Watched(store)
 
     async def talk() -> str:
-        session_id = manager.start_new()
-        conversation.append(msg("m1"))
-        await manager.flush()
+        session_id = await watched.start()
         proxy.cut("after")
-        for text in ("m2", "m3", "m4"):
-            conversation.append(msg(text))
-            await manager.flush()
+        await watched.say("m2", "m3", "m4")
         return session_id
 
     session_id = run(talk())
     assert proxy.cuts == 1
-    assert [event.error for event in errors] == []
+    assert [event.error for event in watched.errors] == []
     stored = run(store.load(session_id))
     assert stored is not None
     assert texts(stored.messages) == ["m1", "m2", "m3", "m4"]

@@ -26,8 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from manager_stores import Watched
 from private_db_servers import CuttingProxy, PrivatePostgres, PrivateServer, Stop, private_server
-from simulacra_session import LifecycleErrorEvent, SessionManager, SimpleConversation, StoreError
+from simulacra_session import StoreError
 from simulacra_session.stores import _sql_engine as sql_engine
 from simulacra_session.stores.sql import SqlSessionStore
 from simulacra_session.testing import msg, run, texts
@@ -65,10 +66,8 @@ def test_auto_saves_through_a_server_restart_lose_nothing(server: PrivateServer,
     none hangs, and once the server is back the same manager saves the whole conversation,
     every message once."""
     store = SqlSessionStore(server.url, table=f"t{uuid.uuid4().hex[:12]}")
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    errors: list[LifecycleErrorEvent] = []
-    manager.on("lifecycle_error", errors.append)
+    watched = Watched(store)
+    manager, conversation, errors = watched.manager, watched.conversation, watched.errors
 
     async def talk() -> str:
         session_id = manager.start_new()
@@ -191,28 +190,20 @@ def test_auto_saves_go_on_after_a_commit_the_server_made_before_it_crashed(serve
     back, and the later auto-saves store the rest without a ``recover()``."""
     proxy = CuttingProxy("127.0.0.1", server.port)
     store = SqlSessionStore(_through(proxy, server), table="unsure2")
-    conversation = SimpleConversation()
-    manager = SessionManager(store, conversation)
-    errors: list[LifecycleErrorEvent] = []
-    manager.on("lifecycle_error", errors.append)
+    watched = Watched(store)
 
     async def talk() -> str:
-        session_id = manager.start_new()
-        conversation.append(msg("m1"))
-        await manager.flush()
+        session_id = await watched.start()
         proxy.cut("after", then=lambda: server.stop("immediate"))
-        conversation.append(msg("m2"))
-        await manager.flush()
-        assert len(errors) == 1
+        await watched.say("m2")
+        assert len(watched.errors) == 1
         await asyncio.to_thread(server.start)
-        for text in ("m3", "m4"):
-            conversation.append(msg(text))
-            await manager.flush()
+        await watched.say("m3", "m4")
         return session_id
 
     try:
         session_id = run(talk())
-        assert [type(event.error) for event in errors] == [StoreError]
+        assert [type(event.error) for event in watched.errors] == [StoreError]
         stored = run(store.load(session_id))
         assert stored is not None
         assert texts(stored.messages) == ["m1", "m2", "m3", "m4"]
