@@ -118,3 +118,24 @@ async def test_a_fork_linked_by_another_save_during_its_delete_leaves_no_link(
     assert await store.delete("f")
     assert os.listdir(tmp_path / "p-forks") == []
     assert (await check_store(store, repair=False)).problems == []
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+async def test_a_delete_removes_the_link_a_move_left_under_a_former_parent(
+    tmp_path: Path, file_format: FileFormat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork moved to another parent by a write cut short before it unindexed the former
+    parent (a crash, say) keeps a link there; a delete looked under the current parent only,
+    so that link outlived it, the last copy of the deleted fork's messages."""
+    store = FileSessionStore(tmp_path, format=file_format)
+    for parent in ("p", "q"):
+        await store.save(parent, [msg(parent)])
+    await store.save("f", [msg("secret")], {"parent_id": "p", "fork_message_count": 1})
+    with monkeypatch.context() as patch:
+        patch.setattr(file_index.ForkIndex, "unindex", lambda *args, **kwargs: None)  # cut short
+        await store.save("f", [msg("moved")], {"parent_id": "q", "fork_message_count": 1})
+    assert os.listdir(tmp_path / "p-forks") == [f"f.{file_format}"]
+    assert await store.delete("f")
+    assert os.listdir(tmp_path / "p-forks") == []
+    assert os.listdir(tmp_path / "q-forks") == []
+    assert (await check_store(store)).problems == []

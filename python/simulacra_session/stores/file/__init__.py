@@ -290,6 +290,7 @@ class FileSessionStore:
                         stored = None
                     if stored is not None and stored.metadata.parent_id is not None:
                         parents.add(stored.metadata.parent_id)
+                parents |= self._index.linking(session_id)  # a former parent's too
                 indexing.enter_context(self._index.held(None, parents))  # a check never falls between
                 # the links first: a crash between leaves the session whole, its link for
                 # doctor to make again, never a link as the last copy of a deleted session

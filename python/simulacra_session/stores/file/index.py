@@ -132,6 +132,25 @@ class ForkIndex:
         with index:
             return [parsed[0] for name in index.names() if (parsed := session_name(name)) is not None]
 
+    def linking(self, session_id: str) -> set[str]:
+        """The ids of the parents whose index has an entry for ``session_id``, looked for in
+        every index: a former parent's may still have one (a change of parent cut short
+        before its unindex), which a delete must remove too, or it keeps the deleted
+        session's messages. Indexes that cannot be read safely (a symlink) are left out."""
+        found = set()
+        try:
+            with Dir(self._layout.root) as root:
+                for name in root.names():
+                    parent_id = name[: -len("-forks")]
+                    if not name.endswith("-forks") or not SESSION_ID_PATTERN.fullmatch(parent_id):
+                        continue
+                    with suppress(OSError, UnsafePathError), root.open_dir(name) as index:
+                        if any(index.entry(session_id + suffix) for suffix in SUFFIXES.values()):
+                            found.add(parent_id)
+        except FileNotFoundError:
+            pass  # no root: no index
+        return found
+
     def check(self, session_id: str, parent_id: str | None) -> None:
         """``UnsafePathError`` when a symlink sits where indexing ``session_id`` under
         ``parent_id`` (or removing it) writes: the index directory or an entry."""
