@@ -24,6 +24,7 @@ from .errors import (
     SerializationError,
     SessionError,
     SessionNotFoundError,
+    SessionOwnerError,
     StoreError,
     UnsafePathError,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "SessionManager",
     "SessionMetadata",
     "SessionNotFoundError",
+    "SessionOwnerError",
     "SessionRow",
     "SessionStore",
     "SimpleConversation",

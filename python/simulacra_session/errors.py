@@ -12,6 +12,7 @@ where a caller would naturally catch a builtin, the class subclasses it too::
     ├── SerializationError         (also TypeError)
     ├── CorruptSessionError
     ├── ConflictError              (a write from a stale view of the session, refused)
+    ├── SessionOwnerError          (a session another owner writes: a framework adapter's)
     ├── UnsafePathError            (a symlink where a store keeps its own file or directory)
     ├── CaseClashError             (an id whose file another id holds: a case-insensitive disk)
     │   └── CaseNotKeptError       (an id whose case the disk would not keep)
@@ -40,6 +41,7 @@ __all__ = [
     "SerializationError",
     "SessionError",
     "SessionNotFoundError",
+    "SessionOwnerError",
     "StoreError",
     "UnsafePathError",
 ]
@@ -124,6 +126,29 @@ class ConflictError(SessionError):
 
     def __reduce__(self) -> tuple[type[ConflictError], tuple[str, Revision, Revision | None]]:
         return type(self), (self.session_id, self.expected, self.actual)  # pickled with its parts
+
+
+class SessionOwnerError(SessionError):
+    """A session that is not the caller's to read into a conversation or write: a framework
+    adapter writes it (``owner``, its ``integration`` metadata, e.g. ``"langchain"``). A
+    ``SessionManager`` refuses to load it, fork it attached or recover into it, nothing
+    written: its saves would put messages there the framework cannot read. The framework
+    adapters raise ``integrations.ForeignSessionError``, a subclass, for a session that is
+    not theirs. ``message`` replaces the default wording (a subclass's)."""
+
+    def __init__(self, session_id: str, owner: object, message: str | None = None) -> None:
+        if message is None:
+            message = (
+                f"session {session_id} belongs to the integration {owner!r} (its 'integration' "
+                "metadata), not to a SessionManager: refused, nothing written; keep a manager's "
+                "sessions and a framework's apart (a store or keys of their own)"
+            )
+        super().__init__(message)
+        self.session_id = session_id
+        self.owner = owner
+
+    def __reduce__(self) -> tuple[type[SessionOwnerError], tuple[object, ...]]:
+        return type(self), (self.session_id, self.owner, str(self))  # pickled with its parts
 
 
 class UnsafePathError(SessionError):

@@ -24,14 +24,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import SessionError
+from ..errors import SessionOwnerError
 from ..models import Revision, SessionMetadata, StoredSession
 from ..protocols import SessionStore, checks_revisions
 
 __all__ = ["ForeignSessionError", "Owner", "check_owner"]
 
 
-class ForeignSessionError(SessionError):
+class ForeignSessionError(SessionOwnerError):
     """A framework adapter was given a key whose session is not its own: another integration
     wrote it (``owner``, its ``integration`` metadata), or it holds messages no integration
     wrote (``owner`` is ``None``). Nothing was read or written. Keep each framework's
@@ -46,13 +46,13 @@ class ForeignSessionError(SessionError):
         else:
             whose = f"belongs to the integration {owner!r}"
         super().__init__(
+            session_id,
+            owner,
             f"session {session_id} (key {key!r}) {whose}, not to {integration!r}: refused, "
-            "nothing read or written; give each framework keys of its own, or a store of its own"
+            "nothing read or written; give each framework keys of its own, or a store of its own",
         )
-        self.session_id = session_id
         self.key = key
         self.integration = integration
-        self.owner = owner
 
     def __reduce__(self) -> tuple[type[ForeignSessionError], tuple[str, object, str, object]]:
         return type(self), (self.session_id, self.key, self.integration, self.owner)  # pickled with its parts

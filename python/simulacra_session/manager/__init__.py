@@ -36,7 +36,7 @@ from .deletion import delete_session
 from .forks import plan_fork, saved_history
 from .owned import check_label, owner_of
 from .recovery import recover
-from .selection import latest
+from .selection import check_own, latest
 from .snapshot import Inheritance, Snapshots
 from .writer import SaveRequest, SessionWriters, check_metadata
 
@@ -147,8 +147,10 @@ class SessionManager:
     async def load(self, id: str | None = None) -> str:
         """Load a session (its resolved history) into the conversation; returns its id.
 
-        Without ``id`` the most recent session is loaded, or a new one started on an empty
-        store. Raises ``SessionNotFoundError`` when ``id`` does not exist.
+        Without ``id`` the most recent session is loaded that no framework adapter writes (no
+        ``integration`` in its metadata), or a new one started when there is none. Raises
+        ``SessionNotFoundError`` when ``id`` does not exist, ``SessionOwnerError`` when a
+        framework adapter writes it (nothing loaded or written).
         """
         self._check_open()
         if id is None:
@@ -161,6 +163,7 @@ class SessionManager:
         resolved = await resolve_history(self._store, id, strict=self._strict_forks)
         if resolved is None:
             raise SessionNotFoundError(id)
+        check_own(resolved.stored.metadata)
         self._take(resolved, resolved.messages, resolved.stored.metadata.checkpoint_state)
         return id
 
@@ -173,7 +176,9 @@ class SessionManager:
         manager's messages that the store lacks (those after what it last loaded or saved)
         after them, and saves those: the conversation holds both writers' messages, none
         lost. A session deleted meanwhile is saved anew whole. To keep this manager's
-        history apart instead, ``fork(id, detached=True)`` saves it as a new session.
+        history apart instead, ``fork(id, detached=True)`` saves it as a new session. A
+        session a framework adapter has taken meanwhile (its ``integration`` metadata) raises
+        ``SessionOwnerError``, nothing loaded or saved: fork it detached.
         """
         self._check_open()
         if self._session_id is None:
@@ -226,7 +231,8 @@ class SessionManager:
         An attached fork (the default) loads the parent's history into the conversation and
         stores only what comes after it. A detached fork inherits nothing, keeps the
         conversation as it is and may name a parent that was never saved. Both copy the
-        parent's checkpoint state.
+        parent's checkpoint state. An attached fork of a session a framework adapter writes
+        (its ``integration`` metadata) raises ``SessionOwnerError``, nothing saved.
         """
         self._check_open()
         validate_session_id(parent_id)

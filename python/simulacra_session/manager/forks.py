@@ -17,6 +17,7 @@ from ..errors import SessionNotFoundError
 from ..history import resolve_history
 from ..messages import JsonObject, Message
 from ..protocols import SessionStore
+from .selection import check_own
 
 if TYPE_CHECKING:
     from . import SessionManager
@@ -61,8 +62,9 @@ async def plan_fork(
     Attached, it inherits the parent's resolved history: ``saved_history`` when the caller
     knows it (the parent is the session the conversation holds, saved), which spares reading
     the fork chain back, else read from the store (``SessionNotFoundError`` when the parent
-    is absent). Detached, it stores ``messages`` (the conversation's) and may name a parent
-    that was never saved.
+    is absent; ``SessionOwnerError`` when a framework adapter writes it: its items are no
+    conversation's). Detached, it stores ``messages`` (the conversation's) and may name a
+    parent that was never saved, or any other.
     """
     metadata: dict[str, Any] = {"parent_id": parent_id, "detached": detached}
     if detached:
@@ -78,6 +80,7 @@ async def plan_fork(
             history = resolved.messages if resolved is not None else []
         if parent is None:
             raise SessionNotFoundError(parent_id)
+        check_own(parent.metadata)
         metadata["fork_message_count"] = len(history)
         last_id = history[-1].get("id") if history else None
         metadata["fork_message_id"] = last_id if isinstance(last_id, str) else None

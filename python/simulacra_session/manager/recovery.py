@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..history import resolve_history
 from ..messages import JsonObject
+from .selection import check_own
 
 if TYPE_CHECKING:
     from . import SessionManager
@@ -23,7 +24,8 @@ async def recover(manager: SessionManager, session_id: str) -> int:
     of the revision it last loaded or wrote (without one, after those it has in common with
     the store); those already stored where its last write would have put them (a write that
     landed, its outcome unknown) are not added twice. A session deleted meanwhile is saved
-    anew with the whole history.
+    anew with the whole history; one a framework adapter has taken meanwhile (its
+    ``integration`` metadata) raises ``SessionOwnerError``, nothing loaded or saved.
     """
     history = list(manager._snapshots.history())
     resolved = await resolve_history(manager._store, session_id, strict=manager._strict_forks)
@@ -31,6 +33,7 @@ async def recover(manager: SessionManager, session_id: str) -> int:
         manager._switch_to(session_id, inherited=0, has_label=manager._snapshots.labelled)
         await manager.save(full=True)
         return len(history)
+    check_own(resolved.stored.metadata)
     own = history[manager._snapshots.inherited.count :]
     stored = resolved.stored.messages
     known = manager._writers.revision(session_id)
