@@ -333,7 +333,7 @@ class _Checker:
                     return False
                 if index is not None:
                     entry = index.entry(self.layout.name(session_id, now.file_format))
-                    return entry is None or (stat.S_ISREG(entry.st_mode) and entry.st_ino != now.inode)
+                    return entry is None or not stat.S_ISREG(entry.st_mode) or entry.st_ino != now.inode
         except (OSError, UnsafePathError):
             return True
         if os.path.lexists(os.path.join(self.layout.root, f"{parent_id}-forks")):

@@ -100,8 +100,8 @@ class ForkIndex:
         (made if missing) and each ``former`` parent's that exists (one where a symlink is
         is left to ``unindex``). Nothing where the index is not kept."""
         with ExitStack() as stack:
-            wanted = [parent_id, *former] if self.usable() else []
-            for held_id in dict.fromkeys(i for i in wanted if i and SESSION_ID_PATTERN.fullmatch(i)):
+            wanted = dict.fromkeys(i for i in (parent_id, *former) if i and SESSION_ID_PATTERN.fullmatch(i))
+            for held_id in wanted if wanted and self.usable() else ():
                 try:
                     index = self._locked(held_id, exclusive=False, make=held_id == parent_id)
                 except UnsafePathError:
