@@ -139,3 +139,20 @@ async def test_a_delete_removes_the_link_a_move_left_under_a_former_parent(
     assert os.listdir(tmp_path / "p-forks") == []
     assert os.listdir(tmp_path / "q-forks") == []
     assert (await check_store(store)).problems == []
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+async def test_a_delete_of_an_unreadable_fork_removes_its_link(
+    tmp_path: Path, file_format: FileFormat
+) -> None:
+    """A fork whose file cannot be read names no parent: its delete found no link to remove,
+    and the link (sharing the damaged file's inode) outlived it as the last copy."""
+    store = FileSessionStore(tmp_path, format=file_format)
+    await store.save("p", [msg("p")])
+    await store.save("f", [msg("secret")], {"parent_id": "p", "fork_message_count": 1})
+    fd = os.open(tmp_path / f"f.{file_format}", os.O_WRONLY)  # in place: the link shares it
+    os.write(fd, b"garbage!!")
+    os.close(fd)
+    assert await store.delete("f")
+    assert os.listdir(tmp_path / "p-forks") == []
+    assert (await check_store(store)).problems == []
