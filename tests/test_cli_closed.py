@@ -63,3 +63,15 @@ def test_without_stderr_the_command_runs_and_exits_as_it_would(tmp_path: Path) -
     assert json.loads(header)["sessions"] == 1
     assert [json.loads(line)["id"] for line in sessions] == ["ok"]
     assert _run("2>&-", "--store", str(tmp_path / "s"), "show", "nobody")[0] == 2
+
+
+@pytest.mark.parametrize("command", [["--help"], ["--version"], ["export", "--help"], ["copy", "-h"]])
+def test_help_and_version_to_a_closed_or_full_stdout_fail_naming_stdout(command: list[str]) -> None:
+    """As any output that cannot be written: argparse drops a failed write of its own."""
+    assert _run(">&-", *command) == (2, b"", "simulacra-session: stdout: Bad file descriptor\n")
+    if Path("/dev/full").exists():
+        assert _run(">/dev/full", *command) == (
+            2,
+            b"",
+            "simulacra-session: stdout: No space left on device\n",
+        )

@@ -9,8 +9,10 @@ directory or a URL (see ``urls``); it defaults to ``$SIMULACRA_SESSION_STORE``, 
 ``./sessions``. Exit status: 0 done, 1 a problem left: ``doctor`` left one, or an ``export``,
 ``copy`` or ``compact`` of the whole store left out the sessions it could not read (each named
 on stderr; or a delete was not confirmed), 2 an error, reported in one line naming the id, path
-or URL at fault (``stdout`` or the ``-o`` file for an output that cannot be written), 141 the
-reader of the output left (``| head``), quietly.
+or URL at fault (``stdout`` or the ``-o`` file for an output that cannot be written; ``--help``
+and ``--version`` too), 141 the reader of the output left (``| head``), quietly, 130 interrupted
+(Ctrl-C, SIGINT), 143 terminated (SIGTERM): either undoes what it was doing as an error does
+(an ``export -o FILE`` leaves no temp file, and FILE as it was).
 """
 
 from __future__ import annotations
@@ -20,20 +22,42 @@ import contextlib
 import errno
 import io
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..errors import SessionError
 from . import bench, browse, care, moves
-from .output import one_line, report_warnings
+from .output import named, one_line, report_warnings
 from .urls import STORE_ENV, CommandError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose ``--help`` and ``--version`` reach stdout or fail the command
+    naming it (exit 2), as any output does: argparse drops a failed write of its own (exit 0)."""
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        if file is None or file is sys.stderr or not message:  # usage errors: reported as they can be
+            super()._print_message(message, file)
+            return
+        try:  # to stdout: argparse writes nowhere else
+            sys.stdout.write(message)
+            sys.stdout.flush()
+        except OSError as error:
+            raise named(error, "stdout") from error
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(  # its subparsers are _Parser too
         prog="simulacra-session",
         description="Durable AI-agent conversations from the terminal: look at sessions, move them "
         "between stores, check a store.",
@@ -121,17 +145,44 @@ def _standard_streams() -> Iterator[None]:
             dropped.close()
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the command is, so that what it was doing is undone as for
+    Ctrl-C. A ``KeyboardInterrupt``: asyncio passes it on as it does Ctrl-C's, where another
+    exception raised in its own code would be logged and dropped as a callback's error."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _terminating() -> Iterator[None]:
+    """Meanwhile, SIGTERM raises ``_Terminated`` (where Python lets a handler be set: in the
+    main thread; ``main`` called in another keeps the process's handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, kept)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    with _standard_streams():
+    with _standard_streams(), _terminating():
         return _main(argv)
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)  # its --help and --version can fail writing stdout
         with report_warnings():
             status: int = args.run(args)
+    except _Terminated:
+        sys.stderr.write("simulacra-session: terminated\n")
+        return 143  # 128 + SIGTERM, what a shell reports for a command the signal stopped
     except KeyboardInterrupt:
         sys.stderr.write("simulacra-session: interrupted\n")
         return 130

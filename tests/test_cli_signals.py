@@ -1,0 +1,82 @@
+"""The command stopped by a signal: SIGTERM (``kill``, a service manager stopping it) cleans up
+as Ctrl-C does, leaving no temp file of an ``export -o FILE`` behind, and exits 143 (128 +
+SIGTERM, what a shell reports for a command the signal stopped)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from session_samples import message
+from simulacra_session import FileSessionStore
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pipes")
+
+
+def _full_pipe() -> tuple[int, int]:
+    """A pipe whose buffer is full: a blocking write to it waits until its reader reads."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    for size in (4096, 1):  # the last bytes one at a time: a bigger write is refused whole
+        try:
+            while True:
+                os.write(write_end, b"x" * size)
+        except BlockingIOError:
+            pass
+    os.set_blocking(write_end, True)  # the command's writes wait, as on any pipe
+    return read_end, write_end
+
+
+def _wait_for(found: Callable[[], bool], what: str) -> None:
+    """Wait (60 s at most) until ``found()`` is true: the test's own wait, no timing asserted."""
+    deadline = time.monotonic() + 60
+    while not found():
+        assert time.monotonic() < deadline, f"no {what} after 60 s"
+        time.sleep(0.01)
+
+
+def test_sigterm_during_an_export_to_a_file_removes_its_temp_file(tmp_path: Path) -> None:
+    """The export is held, deterministically, in the middle: the warning about a session it
+    cannot read waits on a stderr pipe this test filled; its temp file is there by then."""
+    store = FileSessionStore(tmp_path / "s")
+
+    async def fill() -> None:
+        await store.save("ok", [message("user", "fine")])
+        await store.save("torn", [message("user", "a"), message("user", "b")])
+
+    asyncio.run(fill())
+    journal = tmp_path / "s" / "torn.jsonl"
+    journal.write_bytes(journal.read_bytes()[:-5])
+    out = tmp_path / "out" / "backup.jsonl"
+    out.parent.mkdir()
+    read_end, write_end = _full_pipe()
+    try:
+        command = [sys.executable, "-m", "simulacra_session", "--store", str(tmp_path / "s")]
+        child = subprocess.Popen(
+            [*command, "export", "-o", str(out)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=write_end,
+        )
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as err:
+        try:
+            _wait_for(lambda: any(out.parent.iterdir()), "temp file beside the export")
+            child.send_signal(signal.SIGTERM)
+            stderr = err.read()  # lets the command write on, and to its end
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait(timeout=60)
+    assert child.returncode == 143, stderr[-500:]
+    assert list(out.parent.iterdir()) == [], "the temp file is left"
+    assert stderr.lstrip(b"x").decode().endswith("simulacra-session: terminated\n")
