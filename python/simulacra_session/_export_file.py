@@ -1,14 +1,16 @@
 """Reading an export (``transfer``'s format): its header checked, its session lines parsed
 one at a time, from a path or a binary stream (spooled to a temporary file when it is read
-twice and cannot seek). Every fault is a ``CorruptSessionError`` naming the file and line."""
+twice and cannot seek). Every fault is a ``CorruptSessionError`` naming the file and line.
+
+A temporary file (``spool``: in ``$TMPDIR``) that fails names itself and its directory: an
+``OSError`` naming no file would be taken for a store's (a database driver's socket error)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import IO
 
 from ._backend import loads
@@ -17,10 +19,66 @@ from .ids import validate_session_id
 from .models import StoredSession, metadata_from_stored
 from .stores._restore import check_restore
 
-__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "opened", "records"]
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "Spool", "opened", "records", "spool"]
 
 EXPORT_FORMAT = "simulacra-session-export"
 EXPORT_VERSION = 1
+_CHUNK = 1 << 20  # bytes copied at a time to or from a temporary file
+
+
+@contextmanager
+def _temp_faults() -> Iterator[None]:
+    """Meanwhile, an ``OSError`` naming no file names the temporary file, by its directory."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        where = f"a temporary file in {tempfile.gettempdir()} ($TMPDIR)"
+        raise type(error)(error.errno, error.strerror or str(error), where) from error
+
+
+class Spool:
+    """A temporary file data waits in, to be read from its start: an export's sessions until
+    its header can count them, stdin until it is read again. Its errors name it."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+
+    def write(self, data: bytes, /) -> int:
+        with _temp_faults():
+            return self._file.write(data)
+
+    def rewound(self) -> IO[bytes]:
+        """The file, at its start."""
+        with _temp_faults():
+            self._file.seek(0)
+        return self._file
+
+    def chunks(self) -> Iterator[bytes]:
+        """What it holds, from its start, a chunk at a time."""
+        file = self.rewound()
+        while True:
+            with _temp_faults():
+                chunk = file.read(_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
+@contextmanager
+def spool() -> Iterator[Spool]:
+    """A new ``Spool`` (in ``$TMPDIR``), gone at the end."""
+    with _temp_faults():
+        file = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
+    try:
+        yield Spool(file)
+    except BaseException:
+        with suppress(OSError):  # closing flushes what failed to be written: raised already
+            file.close()
+        raise
+    with _temp_faults():
+        file.close()
 
 
 def _parse_record(line: bytes, at: str) -> StoredSession:
@@ -87,7 +145,7 @@ def opened(source: str | os.PathLike[str] | IO[bytes], rereads: bool) -> Iterato
     if not rereads or source.seekable():
         yield source, where
         return
-    with tempfile.TemporaryFile() as spooled:
-        shutil.copyfileobj(source, spooled)
-        spooled.seek(0)
-        yield spooled, where
+    with spool() as spooled:
+        while chunk := source.read(_CHUNK):
+            spooled.write(chunk)
+        yield spooled.rewound(), where

@@ -4,13 +4,12 @@ binary output, written whole (``write_all``)."""
 from __future__ import annotations
 
 import errno
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from typing import Protocol
 
 from ._backend import dumps
-from ._export_file import EXPORT_FORMAT, EXPORT_VERSION
+from ._export_file import EXPORT_FORMAT, EXPORT_VERSION, spool
 from ._transfer_plan import Progress, Unreadable, _Plan, _plan, _prepared
 from .errors import CorruptSessionError
 from .models import StoredSession
@@ -18,8 +17,6 @@ from .protocols import SessionStore
 from .stores._codec import stored_metadata
 
 __all__ = ["Writable", "export_records", "export_sessions", "write_all"]
-
-_CHUNK = 1 << 20  # bytes copied at a time from a spooled export
 
 
 class Writable(Protocol):
@@ -87,11 +84,10 @@ async def export_sessions(
     if on_unreadable is None:
         write_all(out, _header(len(plan.order)))
         return await _write_records(store, plan, out, progress, None)
-    with tempfile.TemporaryFile() as spool:
-        count = await _write_records(store, plan, spool, progress, on_unreadable)
+    with spool() as spooled:
+        count = await _write_records(store, plan, spooled, progress, on_unreadable)
         write_all(out, _header(count))
-        spool.seek(0)
-        while chunk := spool.read(_CHUNK):
+        for chunk in spooled.chunks():
             write_all(out, chunk)
     return count
 
