@@ -227,7 +227,9 @@ class ForkIndex:
         sessions whose ``parent_id`` it is, existing or not, and they inherit from it again
         once it is saved again. A symlink there is left with a warning. Removed under its
         ``flock``, exclusively, taken without waiting: one a writer holds is about to
-        index a fork (it would be made again), and is kept."""
+        index a fork (it would be made again), and is kept; and only while its name still
+        leads to the one locked (another delete may have removed that one, and a writer
+        made and holds a new one meanwhile)."""
         name = session_id + "-forks"
         try:
             with Dir(self._layout.root) as root:
@@ -236,6 +238,8 @@ class ForkIndex:
                 with root.open_dir(name) as index:
                     if not index.lock(exclusive=True, wait=False):
                         return
+                    if index.fd is not None and not root.names_open(name, index.fd):
+                        return  # removed meanwhile, by another delete
                     os.rmdir(root.at(name), dir_fd=root.fd)
         except UnsafePathError as error:
             _log.warning("left %s: %s", error.path, error)
