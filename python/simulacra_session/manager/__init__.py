@@ -273,8 +273,9 @@ class SessionManager:
 
         Attached forks keep their history: what they inherited is written into them (they
         become detached) before the parent goes, through the manager writing one (this one or
-        a child manager), so its later saves go on. Deleting the current session (or a child
-        manager's) clears that conversation and leaves it no session active.
+        a child manager), so its later saves go on; a fork another process makes meanwhile is
+        written so once the parent is gone (see ``manager.deletion``). Deleting the current
+        session (or a child manager's) clears that conversation and leaves it no session active.
         """
         self._check_open()
         validate_session_id(id)
