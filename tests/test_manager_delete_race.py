@@ -18,6 +18,7 @@ from typing import Any, Literal
 import pytest
 
 from simulacra_session import (
+    CorruptSessionError,
     FileSessionStore,
     InMemorySessionStore,
     SessionManager,
@@ -114,3 +115,34 @@ async def test_a_fork_made_while_the_parent_is_deleted_keeps_its_history(kind: s
             assert resolved is not None
             assert texts(resolved.messages) == ["one", "two", own], fork_id
             assert resolved.stored.metadata.detached is True
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+async def test_a_session_that_cannot_be_read_and_has_no_forks_is_deleted(suffix: str, tmp_path: Path) -> None:
+    # Reading the session for forks made meanwhile must not stop its delete when it cannot be
+    # read: no fork holds what it inherits then, and deleting it is how it goes away.
+    root = tmp_path / "sessions"
+    root.mkdir()
+    (root / f"s1{suffix}").write_text("garbage\n")
+    store = FileSessionStore(root, format="jsonl" if suffix == ".jsonl" else "json")
+    async with SessionManager(store, SimpleConversation()) as manager:
+        assert await manager.delete("s1")
+    assert not (root / f"s1{suffix}").exists()
+
+
+async def test_an_unreadable_session_with_an_attached_fork_is_not_deleted(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path / "sessions")
+    conversation = SimpleConversation()
+    async with SessionManager(store, conversation) as manager:
+        parent = manager.start_new("parent")
+        conversation.append(user("one"))
+        fork_id = await manager.fork(parent)
+        conversation.append(user("own"))
+    (tmp_path / "sessions" / f"{parent}.jsonl").write_text("garbage\n")
+    async with SessionManager(store, SimpleConversation()) as manager:
+        with pytest.raises(CorruptSessionError, match=parent):
+            await manager.delete(parent)
+    assert (tmp_path / "sessions" / f"{parent}.jsonl").exists()  # nothing lost
+    loaded = await store.load(fork_id)
+    assert loaded is not None
+    assert loaded.metadata.parent_id == parent

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import ConflictError
-from ..history import inherited_count, inherits, list_forks, resolve_history, save_from
+from ..errors import ConflictError, CorruptSessionError
+from ..history import ResolvedSession, inherited_count, inherits, list_forks, resolve_history, save_from
 from ..messages import JsonObject
 from ..protocols import SessionStore
 from .owned import detach_forks
@@ -33,13 +33,25 @@ async def delete_session(manager: SessionManager, session_id: str) -> bool:
     session existed."""
     store = manager._store
     await detach_forks(manager, session_id)  # the forks this manager writes, through their writers
-    resolved = await resolve_history(store, session_id)  # what its forks inherit, read once
+    resolved = await _history(store, session_id)  # what its forks inherit, read once
     if resolved is not None:
         await _keep_histories(store, session_id, resolved.messages)  # the others
     existed = await store.delete(session_id)
     if resolved is not None:
         await _keep_histories(store, session_id, resolved.messages)  # made before it went
     return existed
+
+
+async def _history(store: SessionStore, session_id: str) -> ResolvedSession | None:
+    """``session_id``'s resolved history; ``None`` when it is absent, or cannot be read and no
+    fork inherits from it (it is deleted then: nothing of it can be kept; with an attached
+    fork, the ``CorruptSessionError`` refuses the delete, as that fork would lose its history)."""
+    try:
+        return await resolve_history(store, session_id)
+    except CorruptSessionError:
+        if any(inherits(metadata) for metadata in await list_forks(store, session_id)):
+            raise
+        return None
 
 
 async def _keep_histories(store: SessionStore, parent_id: str, history: Sequence[JsonObject]) -> None:
