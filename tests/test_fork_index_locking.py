@@ -3,13 +3,17 @@ writer holds stays the one its name leads to, whatever other processes' deletes 
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from simulacra_session._beneath import Dir
 from simulacra_session.stores.file import FileSessionStore
+from simulacra_session.stores.file.index import ForkIndex
 from simulacra_session.testing import msg
 
 
@@ -46,3 +50,42 @@ async def test_a_late_remove_empty_leaves_the_index_a_writer_made_again(
         go_on.set()
         late.join()
         assert (tmp_path / "p-forks").stat().st_ino == made
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+def test_two_processes_moving_a_fork_leave_it_indexed_under_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_format: str
+) -> None:
+    """A move of fork ``f`` from ``b`` to ``a`` written but not yet indexed, and another
+    process's move of it back to ``b`` meanwhile: the first one's indexing, once it goes on,
+    must not unlink the second's entry under ``b`` and link the second's file under ``a``
+    (its file's lock was let go before its indexing: ``forks('b')`` then missed ``f``)."""
+    first = FileSessionStore(tmp_path, format=file_format)  # type: ignore[arg-type]
+    other = FileSessionStore(tmp_path, format=file_format)  # another process's: its own id locks
+    for parent in ("a", "b"):
+        first._save_sync(parent, [msg(parent)], None, None)
+    first._save_sync("f", [msg("f")], {"parent_id": "b"}, None)
+    written, go_on = threading.Event(), threading.Event()
+    index = ForkIndex.index
+
+    def paused(self: ForkIndex, session_id: str, *args: Any) -> None:
+        if threading.current_thread().name == "first":  # between its write and its indexing
+            written.set()
+            go_on.wait()
+        index(self, session_id, *args)
+
+    monkeypatch.setattr(ForkIndex, "index", paused)
+    moving = threading.Thread(
+        target=first._save_sync, args=("f", [msg("to a")], {"parent_id": "a"}, None), name="first"
+    )
+    moving.start()
+    written.wait()
+    back = threading.Thread(target=other._save_sync, args=("f", [msg("to b")], {"parent_id": "b"}, None))
+    back.start()
+    back.join(5)  # done at once while the first move's file lock was let go before its indexing
+    go_on.set()
+    moving.join()
+    back.join()
+    assert sorted(os.listdir(tmp_path / "b-forks")) == [f"f.{file_format}"]
+    assert os.listdir(tmp_path / "a-forks") == []
+    assert [fork.id for fork in asyncio.run(first.forks("b"))] == ["f"]

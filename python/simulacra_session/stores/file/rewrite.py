@@ -3,6 +3,7 @@ that cannot append to a journal, compactions and conversions all go through it."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,8 +14,8 @@ from ...messages import JsonObject
 from ...models import Revision, StoredSession, check_revision, merge_metadata, metadata_from_stored
 from .._codec import check_truncation
 from .files import set_aside
-from .layout import FORMATS, OTHER, FileFormat
-from .locks import root_locked, session_locked
+from .layout import FORMATS, OTHER, SUFFIXES, FileFormat
+from .locks import file_locked, root_locked, session_locked
 from .torn import keep_damage
 from .whole import encode_whole, journal_state, remove_other
 
@@ -49,8 +50,10 @@ def rewrite_session(
     process comes between the read and the write (nor between the check of the ``expected``
     revision and the write), nor between the write and the removal of the file in the other
     format (the older of two, or the one converted from), which is removed only if its name
-    still names the file locked. Where a name comes or goes (a conversion, a file set aside)
-    the root is locked too, so nobody looks for the session between the two names. A
+    still names the file locked. Its indexing comes after, under the new file's lock, and
+    only while that is the file written (else a later writer indexes). Where a name comes
+    or goes (a conversion, a file set aside) the root is locked too, so nobody looks for the
+    session between the two names. A
     journal's bytes that did not verify are kept in a copy first, unless they are only an
     append cut short. Returns the revision written.
     """
@@ -111,13 +114,38 @@ def rewrite_session(
                 if found is None:  # a new session: the root's exclusive lock is held
                     store._case.creating(session_id, file_format)
                 atomic_write(path, encoded, store._fsync, layout.file_mode)
+                written = os.lstat(path).st_ino  # before any other writer: the old file's lock is held
                 store._case.wrote(session_id, file_format)
                 removed = remove_other(layout, session_id, file_format, held, store._fsync)
             if file_format == "jsonl":
                 state = journal_state(path, encoded, merged, len(messages), superseded, last_commit)
                 if state is not None:  # else rewritten or deleted since: the next append reads it
                     store._journals[session_id] = state
-        store._index.index(session_id, merged.parent_id, old_parent_id, file_format)
-        if removed and merged.parent_id is not None:  # after the new entry: forks() never misses it
-            store._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
+        if merged.parent_id is None and old_parent_id is None:
+            return Revision.of(merged)  # no fork, then or now: nothing to index
+        # under the new file's lock, and only while it is the one written: a write of the
+        # session by another process, let in once the old file's lock went, indexes its own
+        # file (this indexing, after it, would undo that: the parent it moved to unlinked)
+        with file_locked(path) as fd:
+            if fd is not None and os.fstat(fd).st_ino == written:
+                store._index.index(session_id, merged.parent_id, old_parent_id, file_format)
+                if removed and merged.parent_id is not None:  # after the new entry: forks() never misses it
+                    store._index.unindex(merged.parent_id, session_id, (OTHER[file_format],))
+            elif fd is not None and old_parent_id is not None:
+                _overtaken(store, session_id, file_format, old_parent_id)
     return Revision.of(merged)
+
+
+def _overtaken(store: FileSessionStore, session_id: str, file_format: FileFormat, old_parent_id: str) -> None:
+    """A rewrite's indexing overtaken by another writer's (under the lock of the file that
+    writer wrote, as it): only the entry under the parent the session had before is its to
+    remove, unless that is the parent it has now (its writer indexed it there, knowing it
+    as the one this rewrite wrote). Ids alike but for case are left alone: one index where
+    names compare without case."""
+    try:
+        current = store._read(session_id, file_format)
+    except CorruptSessionError:
+        return
+    parent_id = current.metadata.parent_id if current is not None else None
+    if current is not None and (parent_id or "").lower() != old_parent_id.lower():
+        store._index.unindex(old_parent_id, session_id, SUFFIXES)
