@@ -80,6 +80,7 @@ def test_export_import_and_copy_keep_everything(kind: str, tmp_path: Path) -> No
             "written": 5,
             "replaced": 0,
             "skipped": 0,
+            "passed_over": 0,
         }
         assert store_snapshot(into, millis=millis) == source
 
@@ -89,7 +90,7 @@ def test_export_import_and_copy_keep_everything(kind: str, tmp_path: Path) -> No
         again = run_cli("--store", into, "import", "-", stdin=piped.out)
         assert "2 session(s) already in" in again.error_line()
         skipped = run_cli("--store", into, "import", "-", "--on-conflict", "skip", "--json", stdin=piped.out)
-        assert skipped.json() == {"written": 0, "replaced": 0, "skipped": 2}
+        assert skipped.json() == {"written": 0, "replaced": 0, "skipped": 2, "passed_over": 0}
 
         copied = f"sqlite:///{tmp_path / 'copied.db'}"
         assert run_cli("copy", url, copied, "--json").json()["written"] == 5

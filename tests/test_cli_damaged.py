@@ -80,9 +80,9 @@ def test_a_whole_store_export_leaves_out_what_it_cannot_read_and_says_so(tmp_pat
     assert backup.read_bytes() == whole, "the last whole export, kept"
     assert partial.read_bytes().split(b"\n", 1)[1] == exported.out.encode().split(b"\n", 1)[1]
     restored = run_cli("--store", str(tmp_path / "old"), "import", str(backup), "--json")
-    assert restored.json() == {"written": 1, "replaced": 0, "skipped": 0}
+    assert restored.json() == {"written": 1, "replaced": 0, "skipped": 0, "passed_over": 0}
     imported = run_cli("--store", str(tmp_path / "copy"), "import", str(partial), "--json")
-    assert imported.json() == {"written": 3, "replaced": 0, "skipped": 0}
+    assert imported.json() == {"written": 3, "replaced": 0, "skipped": 0, "passed_over": 0}
     listed = run_cli("--store", str(tmp_path / "copy"), "list", "--json").json()
     assert sorted(item["id"] for item in listed) == ["ok0", "ok1", "ok2"]
     named = run_cli("--store", url, "export", "ok0", "torn", "-o", str(backup))
@@ -213,7 +213,7 @@ def test_a_whole_store_copy_leaves_out_what_it_cannot_read_and_says_so(tmp_path:
     assert sorted(item["id"] for item in listed) == ["ok0", "ok1", "ok2"]
     as_json = run_cli("copy", url, f"sqlite:///{tmp_path}/j.db", "--json")
     assert as_json.status == 1
-    assert as_json.json() == {"written": 3, "replaced": 0, "skipped": 0}
+    assert as_json.json() == {"written": 3, "replaced": 0, "skipped": 0, "passed_over": 0}
     named = run_cli("copy", url, str(tmp_path / "named"), "ok0", "damaged")
     assert named.status == 2
     assert "simulacra-session: corrupt session file" in named.err.splitlines()[-1]

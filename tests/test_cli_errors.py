@@ -202,7 +202,12 @@ def test_an_import_reads_an_export_from_a_fifo(tmp_path: Path) -> None:
             writer.start()
             imported = run_cli("--store", into, "import", str(fifo), "--on-conflict", conflict, "--json")
             writer.join()
-            assert imported.json() == {"written": written, "replaced": 0, "skipped": 5 - written}
+            assert imported.json() == {
+                "written": written,
+                "replaced": 0,
+                "skipped": 5 - written,
+                "passed_over": 0,
+            }
 
 
 def test_an_output_that_cannot_be_made_is_named_as_given(tmp_path: Path) -> None:

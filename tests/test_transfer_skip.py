@@ -55,7 +55,7 @@ async def test_a_fork_of_a_kept_session_that_differs_is_passed_over(
             await export_sessions(source, out)
             out.seek(0)
             result = await import_sessions(target, out, on_conflict="skip")
-    assert (result.written, result.skipped) == (1, 3)
+    assert (result.written, result.skipped, result.passed_over) == (1, 3, 2)  # main is there
     assert await _history(target, "main") == ["B other", "B reply"]
     assert await target.load("fork") is None, "it would have inherited B's conversation"
     assert await target.load("deeper") is None
@@ -75,7 +75,7 @@ async def test_a_resumed_run_writes_the_forks_attached(tmp_path: Path, how: str)
         await export_sessions(source, out)
         out.seek(0)
         result = await import_sessions(target, out, on_conflict="skip")
-    assert (result.written, result.skipped) == (3, 1)
+    assert (result.written, result.skipped, result.passed_over) == (3, 1, 0)
     for session_id in ("main", "fork", "deeper", "apart"):
         assert await _history(target, session_id) == await _history(source, session_id)
     fork = await target.load("fork")

@@ -37,11 +37,15 @@ class SessionExistsError(SessionError):
 
 @dataclass
 class TransferResult:
-    """What an import or copy did: sessions ``written`` new, ``replaced`` and ``skipped``."""
+    """What an import or copy did: sessions ``written`` new, ``replaced`` and ``skipped`` (not
+    written); of those skipped, ``passed_over`` are not in the target (``"skip"``: the target
+    refused the id, or a fork would inherit another history there), each with a warning; the
+    others are there already."""
 
     written: int = 0
     replaced: int = 0
     skipped: int = 0
+    passed_over: int = 0
 
 
 def _restorable(store: SessionStore) -> RestorableSessionStore:
@@ -111,3 +115,4 @@ async def _differs(target: SessionStore, stored: StoredSession, clashed: set[str
 def _passed_over(session_id: str, clashed: set[str], result: TransferResult) -> None:
     clashed.add(session_id)
     result.skipped += 1
+    result.passed_over += 1

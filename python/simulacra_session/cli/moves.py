@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import stat
 import sys
@@ -20,7 +21,7 @@ from ..stores.file.files import fsync_dir
 from ..stores.file.layout import session_name
 from ..transfer import CopyStoreError, TransferResult, copy_sessions, export_sessions, import_sessions
 from .output import Output, console, named, print_json, progress_bar, unreadable_listed, warn
-from .urls import CommandError, on_store, open_store, printable
+from .urls import CommandError, OpenStore, on_store, open_store, printable
 
 __all__ = ["add_parsers"]
 
@@ -153,11 +154,13 @@ async def _export(store: SessionStore, args: argparse.Namespace) -> int:
 def _done(result: TransferResult, verb: str, as_json: bool, left_out: int = 0) -> int:
     """Print what an import or copy did; its exit status (1 when it left out ``left_out``)."""
     if as_json:
-        print_json({"written": result.written, "replaced": result.replaced, "skipped": result.skipped})
+        print_json(dataclasses.asdict(result))
     else:
+        there = result.skipped - result.passed_over
         parts = [f"{verb} {result.written} session(s)"]
         parts += [f"replaced {result.replaced}"] if result.replaced else []
-        parts += [f"skipped {result.skipped} already there"] if result.skipped else []
+        parts += [f"skipped {there} already there"] if there else []
+        parts += [f"passed over {result.passed_over} (see the warnings)"] if result.passed_over else []
         left = f"; left out {left_out} unreadable (see the warnings, and doctor)" if left_out else ""
         console().print(Text(", ".join(parts) + left))
     return 1 if left_out else 0
@@ -179,6 +182,18 @@ def _listed_in(paths: set[str], store: SessionStore) -> set[str]:
     return {path for path in paths if os.path.realpath(os.path.dirname(path)) == where}
 
 
+def _same_directory(source: OpenStore, target: OpenStore) -> bool:
+    """Whether both are file stores of one directory, however it is spelled (``s/``, ``s/.``,
+    a symlink to it, ``file:s?format=json``): the same device and inode, not the same string."""
+    roots = [getattr(opened.store, "root", None) for opened in (source, target)]
+    if not all(isinstance(root, str) for root in roots):
+        return False
+    try:
+        return os.path.samefile(str(roots[0]), str(roots[1]))
+    except FileNotFoundError:  # a target not made yet: no directory of the source's
+        return False
+
+
 def _copy(args: argparse.Namespace) -> int:
     skipped: list[str] = []
 
@@ -191,6 +206,10 @@ def _copy(args: argparse.Namespace) -> int:
         try:
             target = open_store(args.target, create=True)
             try:
+                if _same_directory(source, target):
+                    raise CommandError(
+                        f"{source.label}: copying a store onto itself ({args.target} is the same directory)"
+                    )
                 with unreadable_listed() as listed, progress_bar("copying") as progress:
                     result = await copy_sessions(
                         source.store,
@@ -230,7 +249,12 @@ def add_parsers(
         help="a session the target has already: error (default: nothing is written), skip it "
         "(resumes an interrupted run), or replace it",
     )
-    conflict.add_argument("--json", action="store_true", help='{"written", "replaced", "skipped"}')
+    conflict.add_argument(
+        "--json",
+        action="store_true",
+        help='{"written", "replaced", "skipped", "passed_over"}: skipped counts those passed over '
+        "(not in the target, each warned of) and those already there",
+    )
     export = commands.add_parser(
         "export", parents=[common], help="a versioned JSONL export of all or the given sessions"
     )
