@@ -1,7 +1,7 @@
-"""A message value JSON cannot hold is refused by every store with a ``SerializationError``
-naming the session as well as the value's path in it (before, only the path: a caller writing
-several sessions could not tell whose it was), on a save, an append (the path counting the
-messages stored before) and a restore; nothing is written."""
+"""A message (or metadata) value JSON cannot hold is refused by every store with a
+``SerializationError`` naming the session as well as the value's path in it (before, only the
+path: a caller writing several sessions could not tell whose it was), on a save, an append
+(the path counting the messages stored before) and a restore; nothing is written."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ async def _check(store: SessionStore) -> None:
         fields = {"created_at": STAMP, "updated_at": STAMP, "message_count": 1}
         with _refused("restored", 0):
             await store.restore("restored", [BAD], SessionMetadata(id="restored", **fields))
+    with pytest.raises(SerializationError, match=r"^session kept: .*datetime.* at \$\.when$"):
+        await store.save("kept", [msg("a"), msg("b"), msg("c")], {"when": BAD["content"][1]})
     assert [meta.id for meta in await store.list()] == ["kept"], "nothing else written"
     stored = await store.load("kept")
     assert stored is not None

@@ -161,7 +161,8 @@ def merge_metadata(
     Existing metadata first, then ``created_at`` (kept) / ``updated_at`` (strictly later
     than the previous save) / ``message_count``, then ``given`` on top, where ``None``
     removes a key. ``given`` may not set the store-owned keys (``ValueError`` naming them)
-    and must be strict JSON (``SerializationError`` naming the path, e.g. ``$.extra[0]``).
+    and must be strict JSON (``SerializationError`` naming the session and the path, e.g.
+    ``session s1: ... at $.extra[0]``).
     """
     if given:
         reserved = sorted(RESERVED_METADATA_KEYS.intersection(given))
@@ -170,7 +171,10 @@ def merge_metadata(
                 f"metadata keys are managed by the store: {', '.join(reserved)} (session {session_id})"
             )
         # strict JSON, as for messages: pydantic would quietly write NaN as null, a set as a list
-        dump_metadata({key: value for key, value in given.items() if not isinstance(value, BaseModel)})
+        try:
+            dump_metadata({key: value for key, value in given.items() if not isinstance(value, BaseModel)})
+        except SerializationError as error:
+            raise SerializationError(f"session {session_id}: {error}") from None
     merged: dict[str, Any] = existing.to_json_dict() if existing is not None else {}
     previous = existing.updated_at if existing is not None else None
     merged["created_at"] = existing.created_at if existing is not None else None

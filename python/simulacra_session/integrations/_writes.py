@@ -46,13 +46,14 @@ def not_json(session_id: str, mine: Mapping[str, Any], error: Exception) -> Seri
 
 
 @contextmanager
-def named(session_id: str, mine: Mapping[str, Any]) -> Iterator[None]:
-    """Re-raise a store's ``SerializationError`` (it names the value's place in the session,
-    not whose it is) as ``not_json`` of it."""
+def named(mine: Mapping[str, Any]) -> Iterator[None]:
+    """Re-raise a store's ``SerializationError`` (it names the session and the value's place
+    in it, not whose it is) naming the adapter and the key (``mine``) too."""
     try:
         yield
     except SerializationError as error:
-        raise not_json(session_id, mine, error) from error
+        whose = f"{mine['integration']} key {mine['key']!r}"
+        raise SerializationError(f"{whose}: not written: {error}") from error
 
 
 async def append(
@@ -71,7 +72,7 @@ async def append(
     writer saved meanwhile). Returns the revision written (``None`` from a store giving none).
     A value JSON cannot hold raises ``SerializationError`` naming the key and the session
     (``named``), nothing written."""
-    with named(session_id, metadata):
+    with named(metadata):
         return await _append(store, session_id, messages, metadata, seen)
 
 

@@ -320,7 +320,7 @@ class ClaudeAgentSessionStore:
         if self._appender is not None and not dedupe and not place.main:  # no entry to check, nothing to fold
             await _writes.append(self._store, place.id, entries, place.metadata())  # checks the owner
             return
-        with _writes.named(place.id, place.metadata()):
+        with _writes.named(place.metadata()):
             await self._append_checked(place, entries, dedupe)
 
     async def _append_checked(

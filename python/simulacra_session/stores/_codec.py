@@ -27,7 +27,7 @@ from .._backend import dumps, loads
 from ..errors import CorruptSessionError, SerializationError
 from ..ids import validate_session_id
 from ..messages import JsonObject
-from ..models import SessionMetadata, StoredSession, dump_metadata, merge_metadata, metadata_from_stored
+from ..models import SessionMetadata, StoredSession, dump_metadata, metadata_from_stored
 
 __all__ = [
     "check_count",
@@ -38,8 +38,6 @@ __all__ = [
     "dump_document",
     "encode_messages",
     "encode_metadata",
-    "encode_save",
-    "encode_session",
     "page",
     "plain_messages",
     "stored_metadata",
@@ -76,11 +74,6 @@ def _plain(message: JsonObject) -> JsonObject:
     """``message`` as a dict when it is a ``Mapping`` (not a dict: a dict, or a subclass, is
     written as it stores its items); any other value as it is (written as JSON, or refused)."""
     return dict(message) if isinstance(message, Mapping) and not isinstance(message, dict) else message
-
-
-def encode_session(metadata: SessionMetadata, messages: Sequence[JsonObject]) -> bytes:
-    """The stored bytes of a session. ``SerializationError`` when a value is not JSON."""
-    return dump_document(metadata.id, stored_metadata(metadata), messages)
 
 
 def _in_session(session_id: str, error: SerializationError) -> SerializationError:
@@ -127,22 +120,6 @@ def encode_messages(session_id: str, messages: Sequence[JsonObject], offset: int
     except SerializationError as error:
         raise _in_session(session_id, error) from None
     return encoded
-
-
-def encode_save(
-    session_id: str,
-    existing: SessionMetadata | None,
-    messages: Sequence[JsonObject],
-    given: Mapping[str, Any] | None,
-) -> tuple[SessionMetadata, bytes]:
-    """Merge the metadata of a save (see ``merge_metadata``) and serialize the new document.
-
-    Nothing is written here, so a ``ValueError`` or ``SerializationError`` leaves the
-    stored state as it was.
-    """
-    snapshot = list(messages)
-    merged = merge_metadata(session_id, existing, len(snapshot), given)
-    return merged, encode_session(merged, snapshot)
 
 
 def decode_session(session_id: str, data: bytes, where: str) -> StoredSession:
