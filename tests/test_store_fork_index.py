@@ -120,21 +120,22 @@ async def test_a_fork_linked_by_another_save_during_its_delete_leaves_no_link(
     assert (await check_store(store, repair=False)).problems == []
 
 
-@pytest.mark.parametrize("file_format", FORMATS)
 async def test_a_delete_removes_the_link_a_move_left_under_a_former_parent(
-    tmp_path: Path, file_format: FileFormat, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A fork moved to another parent by a write cut short before it unindexed the former
-    parent (a crash, say) keeps a link there; a delete looked under the current parent only,
-    so that link outlived it, the last copy of the deleted fork's messages."""
-    store = FileSessionStore(tmp_path, format=file_format)
+    """A journal fork moved to another parent by an append cut short before it unindexed the
+    former parent (a crash, say) keeps a link there; a delete looked under the current parent
+    only, so that link outlived it, the last copy of the deleted fork's messages."""
+    store = FileSessionStore(tmp_path, format="jsonl")
     for parent in ("p", "q"):
         await store.save(parent, [msg(parent)])
-    await store.save("f", [msg("secret")], {"parent_id": "p", "fork_message_count": 1})
+    secrets = [msg(f"secret {i}") for i in range(50)]  # enough that an append is no compaction
+    await store.save("f", secrets, {"parent_id": "p", "fork_message_count": 1})
     with monkeypatch.context() as patch:
         patch.setattr(file_index.ForkIndex, "unindex", lambda *args, **kwargs: None)  # cut short
-        await store.save("f", [msg("moved")], {"parent_id": "q", "fork_message_count": 1})
-    assert os.listdir(tmp_path / "p-forks") == [f"f.{file_format}"]
+        await store.append("f", [msg("moved")], {"parent_id": "q"})
+    assert os.listdir(tmp_path / "p-forks") == ["f.jsonl"]
+    assert os.stat(tmp_path / "f.jsonl").st_nlink == 3  # the file, q's entry and p's
     assert await store.delete("f")
     assert os.listdir(tmp_path / "p-forks") == []
     assert os.listdir(tmp_path / "q-forks") == []
@@ -156,3 +157,22 @@ async def test_a_delete_of_an_unreadable_fork_removes_its_link(
     assert await store.delete("f")
     assert os.listdir(tmp_path / "p-forks") == []
     assert (await check_store(store)).problems == []
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+async def test_a_delete_looks_in_every_index_only_for_links_it_cannot_account_for(
+    tmp_path: Path, file_format: FileFormat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking in every index costs a read of each (half a second with 10,000 of them): a
+    delete does it only when its file has more links than its parent's entry."""
+    store = FileSessionStore(tmp_path, format=file_format)
+    await store.save("p", [msg("p")])
+    await store.save("f", [msg("f")], {"parent_id": "p", "fork_message_count": 1})
+
+    def everywhere(*args: object) -> set[str]:
+        raise AssertionError("looked in every index")
+
+    monkeypatch.setattr(file_index.ForkIndex, "linking", everywhere)
+    assert await store.delete("f")
+    assert await store.delete("p")
+    assert os.listdir(tmp_path) == []

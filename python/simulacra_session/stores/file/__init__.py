@@ -283,14 +283,21 @@ class FileSessionStore:
             with session_locked(paths, layout.root) as fds, ExitStack() as indexing:
                 self._case.check(session_id)
                 held = [(path, fd) for path, fd in zip(paths, fds, strict=True) if fd is not None]
+                unknown_links = False
                 for file_format, fd in zip(FORMATS, fds, strict=True):
                     try:
                         stored = self._read(session_id, file_format) if fd is not None else None
                     except CorruptSessionError:
                         stored = None
-                    if stored is not None and stored.metadata.parent_id is not None:
-                        parents.add(stored.metadata.parent_id)
-                parents |= self._index.linking(session_id)  # a former parent's too
+                    parent_id = stored.metadata.parent_id if stored is not None else None
+                    if parent_id is not None:
+                        parents.add(parent_id)
+                    # more links than the file and its parent's entry: a former parent's (a move
+                    # of a journal cut short) or an unreadable fork's, looked for in every index
+                    if fd is not None and os.fstat(fd).st_nlink > 1 + (parent_id is not None):
+                        unknown_links = True
+                if unknown_links:
+                    parents |= self._index.linking(session_id)
                 indexing.enter_context(self._index.held(None, parents))  # a check never falls between
                 # the links first: a crash between leaves the session whole, its link for
                 # doctor to make again, never a link as the last copy of a deleted session
