@@ -114,7 +114,7 @@ def rewrite_session(
                 if found is None:  # a new session: the root's exclusive lock is held
                     store._case.creating(session_id, file_format)
                 atomic_write(path, encoded, store._fsync, layout.file_mode)
-                written = os.lstat(path).st_ino  # before any other writer: the old file's lock is held
+                written = _inode(path)  # the file written, unless another writer came in since
                 store._case.wrote(session_id, file_format)
                 removed = remove_other(layout, session_id, file_format, held, store._fsync)
             if file_format == "jsonl":
@@ -134,6 +134,15 @@ def rewrite_session(
             elif fd is not None and old_parent_id is not None:
                 _overtaken(store, session_id, file_format, old_parent_id)
     return Revision.of(merged)
+
+
+def _inode(path: str) -> int | None:
+    """The inode ``path`` names, ``None`` when it is gone: once renamed, the new file is not
+    locked, so another process's writer may replace or remove it at once (a conversion)."""
+    try:
+        return os.lstat(path).st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _overtaken(store: FileSessionStore, session_id: str, file_format: FileFormat, old_parent_id: str) -> None:
