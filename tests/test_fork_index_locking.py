@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from simulacra_session._beneath import Dir
+from simulacra_session.doctor import check_store
 from simulacra_session.stores.file import FileSessionStore
 from simulacra_session.stores.file.index import ForkIndex
 from simulacra_session.testing import msg
@@ -89,3 +90,35 @@ def test_two_processes_moving_a_fork_leave_it_indexed_under_its_parent(
     assert sorted(os.listdir(tmp_path / "b-forks")) == [f"f.{file_format}"]
     assert os.listdir(tmp_path / "a-forks") == []
     assert [fork.id for fork in asyncio.run(first.forks("b"))] == ["f"]
+
+
+def test_a_check_beside_an_append_moving_a_fork_names_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append that moves a journal fork to another parent writes, then re-points the fork
+    index: a check of another store (as another process) between the two named its entry
+    stale under the former parent and missing under the new one. The append holds both
+    indexes from its write until it is indexed, as a rewrite does, so the check waits."""
+    store = FileSessionStore(tmp_path)
+    for parent in ("a", "b"):
+        asyncio.run(store.save(parent, [msg(parent)]))
+    asyncio.run(store.save("f", [msg(f"f{i}") for i in range(50)], {"parent_id": "a"}))  # no compaction
+    reports: list[list[Any]] = []
+
+    def check() -> None:
+        reports.append(asyncio.run(check_store(FileSessionStore(tmp_path), repair=False)).problems)
+
+    index = ForkIndex.index
+    checking = threading.Thread(target=check)
+
+    def checked_first(self: ForkIndex, *args: Any) -> None:
+        checking.start()
+        checking.join(timeout=2)  # done at once where nothing holds the indexes; else after
+        index(self, *args)
+
+    monkeypatch.setattr(ForkIndex, "index", checked_first)
+    asyncio.run(store.append("f", [msg("moved")], {"parent_id": "b"}))
+    checking.join()
+    assert reports == [[]]
+    monkeypatch.undo()
+    assert asyncio.run(check_store(store, repair=False)).problems == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -171,9 +172,12 @@ def _append_to(
     merged = merge_metadata(session_id, existing, state.count + len(messages), given)
     lines = journal.message_lines(session_id, messages, state.count)
     payload, commit = journal.encode_append(state, lines, encode_metadata(merged))
-    if not journal.write_known(fd, state, payload):
-        return False
-    state.advance(payload, merged.to_json_dict(), len(messages), commit)
-    if merged.parent_id != existing.parent_id:
-        store._index.index(session_id, merged.parent_id, existing.parent_id, "jsonl")
+    moved = merged.parent_id != existing.parent_id
+    with store._index.held(merged.parent_id, [existing.parent_id]) if moved else nullcontext():
+        # a move holds both indexes from its write until it is indexed, as a rewrite does
+        if not journal.write_known(fd, state, payload):
+            return False
+        state.advance(payload, merged.to_json_dict(), len(messages), commit)
+        if moved:
+            store._index.index(session_id, merged.parent_id, existing.parent_id, "jsonl")
     return True
