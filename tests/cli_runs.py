@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from session_samples import Snapshot, populate, server_url, snapshot, sql_table
+from session_samples import Snapshot, message, populate, server_url, snapshot, sql_table
+from simulacra_session import FileSessionStore
 from simulacra_session.cli.urls import open_store
 
 __all__ = ["KINDS", "Run", "run_cli", "script", "store_of", "store_snapshot"]
@@ -98,3 +99,18 @@ def store_snapshot(url: str, *, millis: bool = False) -> list[Snapshot]:
             await opened.close()
 
     return asyncio.run(read())
+
+
+def torn_store(root: Path) -> FileSessionStore:
+    """A file store holding ``ok`` and ``torn``, whose only write lost its last bytes: listed,
+    not loadable (a whole-store export warns of it on stderr and exits 1)."""
+    store = FileSessionStore(root)
+
+    async def fill() -> None:
+        await store.save("ok", [message("user", "fine")])
+        await store.save("torn", [message("user", "a"), message("user", "b")])
+
+    asyncio.run(fill())
+    journal = root / "torn.jsonl"
+    journal.write_bytes(journal.read_bytes()[:-5])
+    return store

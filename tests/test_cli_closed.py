@@ -6,7 +6,6 @@ would with them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -14,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runs import store_of
-from session_samples import message
-from simulacra_session import FileSessionStore
+from cli_runs import store_of, torn_store
 
 
 def _run(closed: str, *args: str) -> tuple[int, bytes, str]:
@@ -48,15 +45,7 @@ def test_an_import_from_a_closed_stdin_fails_naming_stdin(tmp_path: Path) -> Non
 def test_without_stderr_the_command_runs_and_exits_as_it_would(tmp_path: Path) -> None:
     """An export of a store with a session it cannot read still writes the others (exit 1): it
     wrote nothing, failing on the warning it could not print. An error is still exit 2."""
-    store = FileSessionStore(tmp_path / "s")
-
-    async def fill() -> None:
-        await store.save("ok", [message("user", "fine")])
-        await store.save("torn", [message("user", "a"), message("user", "b")])
-
-    asyncio.run(fill())
-    journal = tmp_path / "s" / "torn.jsonl"
-    journal.write_bytes(journal.read_bytes()[:-5])
+    torn_store(tmp_path / "s")
     status, out, err = _run("2>&-", "--store", str(tmp_path / "s"), "export")
     assert (status, err) == (1, "")
     header, *sessions = out.splitlines()

@@ -4,7 +4,6 @@ SIGTERM, what a shell reports for a command the signal stopped)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -15,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from session_samples import message
-from simulacra_session import FileSessionStore
+from cli_runs import torn_store
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pipes")
 
@@ -46,15 +44,7 @@ def _wait_for(found: Callable[[], bool], what: str) -> None:
 def test_sigterm_during_an_export_to_a_file_removes_its_temp_file(tmp_path: Path) -> None:
     """The export is held, deterministically, in the middle: the warning about a session it
     cannot read waits on a stderr pipe this test filled; its temp file is there by then."""
-    store = FileSessionStore(tmp_path / "s")
-
-    async def fill() -> None:
-        await store.save("ok", [message("user", "fine")])
-        await store.save("torn", [message("user", "a"), message("user", "b")])
-
-    asyncio.run(fill())
-    journal = tmp_path / "s" / "torn.jsonl"
-    journal.write_bytes(journal.read_bytes()[:-5])
+    torn_store(tmp_path / "s")
     out = tmp_path / "out" / "backup.jsonl"
     out.parent.mkdir()
     read_end, write_end = _full_pipe()
