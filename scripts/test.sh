@@ -2,7 +2,8 @@
 # Every test, on a fresh clone: Rust (fmt, clippy, cargo test, and clippy for musl, Windows and
 # macOS), the release artifacts (scripts/build-dist.sh), lint and types (ruff, mypy --strict,
 # stubtest), the whole Python suite twice on the installed native wheel, once on the compiled
-# extension and once on the pure-Python twin (SIMULACRA_SESSION_PURE=1), then the wheels in
+# extension with every event loop a uvloop one and once on the pure-Python twin
+# (SIMULACRA_SESSION_PURE=1), each on every core (pytest-xdist), then the wheels in
 # fresh virtual environments on the lowest and highest other CPython here (3.10 and 3.13: the
 # suite on the native wheel and on the pure twin; backend, version and demo of both wheels),
 # the sdist without Rust, and last the benchmarks once each, untimed, so they cannot rot
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY="${PYTHON:-python3}"
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 die() {
     printf 'test.sh: error: %s\n' "$*" >&2
     exit 1
@@ -22,7 +23,7 @@ die() {
 
 step "Python tools"
 "$PY" -m pip install -q --disable-pip-version-check \
-    "maturin>=1.9.4,<2" "pytest>=8.4" "pytest-asyncio>=1.0" "pytest-timeout>=2" "hypothesis>=6" \
+    "maturin>=1.9.4,<2" "pytest>=8.4" "pytest-asyncio>=1.0" "pytest-timeout>=2" "pytest-xdist>=3.6" "hypothesis>=6" \
     "ruff>=0.6" "mypy>=1.11" "pydantic>=2.6,<3" "rich>=13" \
     "sqlalchemy[asyncio]>=2.0" "psycopg[binary]>=3.1" "pymysql>=1.1" "aiosqlite>=0.20" "asyncpg>=0.29" \
     "pytest-benchmark>=4" "orjson>=3" "openai-agents>=0.19" "langgraph-checkpoint-sqlite>=2" \
@@ -73,14 +74,14 @@ step "Lint and types"
 "$PY" -m mypy --strict build_backend
 (cd /tmp && "$PY" -m mypy.stubtest simulacra_session._native)
 
-step "pytest: native backend"
-"$PY" -m pytest -p no:cacheprovider "$@"
+# The suite, on every core (pytest-xdist: a worker per core, each test in one of them).
+suite() { "$1" -m pytest -p no:cacheprovider -n auto "${@:2}"; }
+
+step "pytest: native backend, every event loop a uvloop one (as many agent servers run)"
+SIMULACRA_TEST_LOOP=uvloop suite "$PY" "$@"
 
 step "pytest: pure-Python backend"
-SIMULACRA_SESSION_PURE=1 "$PY" -m pytest -p no:cacheprovider "$@"
-
-step "pytest: native backend, every event loop a uvloop one"
-SIMULACRA_TEST_LOOP=uvloop "$PY" -m pytest -p no:cacheprovider "$@"
+SIMULACRA_SESSION_PURE=1 suite "$PY" "$@"
 
 # CPython $1 (3.10, 3.13): $PYTHON310/$PYTHON313, else python3.x on PATH, else one of pyenv's.
 find_python() {
@@ -107,9 +108,9 @@ for minor in 3.10 3.13; do
     venv_py="$(fresh_venv "$minor" "py$minor-native")"
     "$venv_py" -m pip install -q --disable-pip-version-check "$native[dev]"
     check_install "$venv_py" native
-    "$venv_py" -m pytest -p no:cacheprovider "$@"
+    suite "$venv_py" "$@"
     step "CPython $minor: the suite on the pure-Python twin"
-    SIMULACRA_SESSION_PURE=1 "$venv_py" -m pytest -p no:cacheprovider "$@"
+    SIMULACRA_SESSION_PURE=1 suite "$venv_py" "$@"
 
     step "CPython $minor: the pure wheel in a fresh venv"
     venv_py="$(fresh_venv "$minor" "py$minor-pure")"

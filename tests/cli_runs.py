@@ -1,9 +1,11 @@
-"""Running the installed ``simulacra-session`` command in a subprocess, on stores of every kind
-filled with ``session_samples.populate``'s sessions."""
+"""Running the ``simulacra-session`` command, on stores of every kind filled with
+``session_samples.populate``'s sessions: in this process (its ``main``, its standard streams
+captured), or where what a process does is tested (its start, its script), in a child."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import subprocess
@@ -11,12 +13,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from unittest import mock
 
 import pytest
 
 from session_samples import Snapshot, message, populate, server_url, snapshot, sql_table
 from simulacra_session import FileSessionStore
+from simulacra_session.cli import main
 from simulacra_session.cli.urls import open_store
 
 __all__ = ["KINDS", "Run", "run_cli", "script", "store_of", "store_snapshot"]
@@ -35,10 +39,10 @@ def script() -> str:
 class Run:
     """A finished run of the command: its exit status, stdout and stderr."""
 
-    def __init__(self, done: subprocess.CompletedProcess[str]) -> None:
-        self.status = done.returncode
-        self.out = done.stdout
-        self.err = done.stderr
+    def __init__(self, status: int, out: str, err: str) -> None:
+        self.status = status
+        self.out = out
+        self.err = err
 
     def json(self) -> Any:
         assert self.status in (0, 1), self.err
@@ -53,14 +57,52 @@ class Run:
         return lines[0]
 
 
-def run_cli(*args: str, runner: str = "module", stdin: str | None = None) -> Run:
-    """``python -m simulacra_session ARGS`` (or the script), in a pipe, without the store variable."""
-    command = [sys.executable, "-m", "simulacra_session"] if runner == "module" else [script()]
+Runner = Literal["main", "module", "script"]
+
+
+def run_cli(*args: str, runner: Runner = "main", stdin: str | None = None) -> Run:
+    """``simulacra-session ARGS`` without the store variable, its output captured: its ``main``
+    called here (``"main"``, as fast as a call; from a coroutine, where the command could not
+    run its own event loop, as ``"module"``), or in a child process, through a pipe:
+    ``python -m simulacra_session`` (``"module"``) or the installed script (``"script"``)."""
+    if runner == "main" and not _in_event_loop():
+        return _run_main(args, stdin)
+    command = [script()] if runner == "script" else [sys.executable, "-m", "simulacra_session"]
     env = {key: value for key, value in os.environ.items() if key != "SIMULACRA_SESSION_STORE"}
     done = subprocess.run(
         [*command, *args], capture_output=True, text=True, env=env, input=stdin, timeout=300, check=False
     )
-    return Run(done)
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def _run_main(args: tuple[str, ...], stdin: str | None) -> Run:
+    """``main(args)`` with stdin, stdout and stderr in memory (as a pipe would be: no terminal)."""
+    streams = [io.TextIOWrapper(io.BytesIO(), encoding="utf-8") for _ in range(3)]
+    streams[0] = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
+    stdio = dict(zip(("stdin", "stdout", "stderr"), streams, strict=True))
+    with mock.patch.dict(os.environ), mock.patch.multiple(sys, **stdio):
+        os.environ.pop("SIMULACRA_SESSION_STORE", None)
+        try:
+            status = main(args)
+        except SystemExit as done:  # argparse's usage errors (2) and --help (0)
+            status = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
+    out, err = (_written(stream) for stream in streams[1:])
+    return Run(status, out, err)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _written(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue().decode()
 
 
 @contextmanager
