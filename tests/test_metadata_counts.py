@@ -1,9 +1,11 @@
 """A session's counts (``message_count``, ``fork_message_count``) are ints that are not
-negative: a save giving another value is refused (``InvalidMetadataError`` naming the session
-and the key), and a stored session holding one is damage, ``CorruptSessionError`` naming its id
-and where it is (file, table), left out of ``list()`` as other damage is. Before, a negative
-fork count was kept, listed as ``3 (+-1)``, and failed only when its history was resolved;
-a bool or a float was quietly read as an int."""
+negative, and its flags (``detached``, ``is_checkpoint``) bools: a save giving another value is
+refused (``InvalidMetadataError`` naming the session and the key), and a stored session holding
+one is damage, ``CorruptSessionError`` naming its id and where it is (file, table), left out of
+``list()`` as other damage is. Before, a negative fork count was kept, listed as ``3 (+-1)``,
+and failed only when its history was resolved; a bool or a float was quietly read as an int,
+and ``1`` or ``"yes"`` as a flag set (which a SQL store's listing, reading the stored text,
+took as not set)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,13 @@ from test_store_sql import open_store, sync_engine_of
 STAMP = "2025-01-02T03:04:05.678Z"
 #: What a count may not be: negative, or a bool, float or string a lax model reads as an int.
 BAD_COUNTS = [-1, True, 2.0, "2"]
+#: What a flag may not be: an int or a string a lax model reads as a bool.
+BAD_FLAGS = [1, 0, "yes", "false"]
+#: Each key, with each value it may not hold.
+BAD_VALUES = [
+    *(("fork_message_count", value) for value in BAD_COUNTS),
+    *((key, value) for key in ("detached", "is_checkpoint") for value in BAD_FLAGS),
+]
 STORES = ["memory", "jsonl", "json", "sqlite"]
 
 
@@ -46,44 +55,40 @@ def _store(kind: str, tmp_path: Path) -> Iterator[SessionStore]:
         yield FileSessionStore(tmp_path / "s", format="json" if kind == "json" else "jsonl")
 
 
-@pytest.mark.parametrize("key", ["message_count", "fork_message_count"])
-@pytest.mark.parametrize("value", BAD_COUNTS)
-def test_metadata_made_with_a_bad_count_is_refused(key: str, value: object) -> None:
+@pytest.mark.parametrize(("key", "value"), [*(("message_count", value) for value in BAD_COUNTS), *BAD_VALUES])
+def test_metadata_made_with_a_bad_count_or_flag_is_refused(key: str, value: object) -> None:
     fields: dict[str, Any] = {"id": "a", "created_at": STAMP, "updated_at": STAMP, "message_count": 1}
     with pytest.raises(ValidationError, match=key):  # as a bad timestamp is
         SessionMetadata.model_validate({**fields, key: value})
-    assert SessionMetadata.model_validate({**fields, key: 0}).model_dump()[key] == 0
+    good = 0 if key.endswith("count") else True
+    assert SessionMetadata.model_validate({**fields, key: good}).model_dump()[key] is good
 
 
 @pytest.mark.parametrize("kind", STORES)
-@pytest.mark.parametrize("value", BAD_COUNTS)
-def test_a_save_giving_a_bad_fork_count_is_refused_naming_the_session(
-    kind: str, value: object, tmp_path: Path
+@pytest.mark.parametrize(("key", "value"), BAD_VALUES)
+def test_a_save_giving_a_bad_fork_count_or_flag_is_refused_naming_the_session(
+    kind: str, key: str, value: object, tmp_path: Path
 ) -> None:
     with _store(kind, tmp_path) as store:
         run(store.save("parent", [msg("p")]))
-        given = {"parent_id": "parent", "fork_message_count": value}
+        given = {"parent_id": "parent", key: value}
         for write in (store.save, getattr(store, "append", store.save)):
-            with pytest.raises(InvalidMetadataError, match=f"session fork: fork_message_count={value!r}"):
+            with pytest.raises(InvalidMetadataError, match=f"session fork: {key}={value!r}"):
                 run(write("fork", [msg("f")], given))
         assert run(store.load("fork")) is None, "nothing written"
         assert [meta.id for meta in run(store.list())] == ["parent"]
 
 
-def _bad_metadata(value: object) -> dict[str, Any]:
-    """Stored metadata (as another tool may write it) of a fork inheriting ``value`` messages."""
-    return {
+def _write_bad(kind: str, store: SessionStore, tmp_path: Path, key: str, value: object) -> str:
+    """Store session ``fork`` of ``parent``, its ``key`` holding ``value``, around ``store`` (as
+    another tool may write it); where it is."""
+    metadata = {
         "created_at": STAMP,
         "updated_at": STAMP,
         "message_count": 1,
         "parent_id": "parent",
-        "fork_message_count": value,
+        key: value,
     }
-
-
-def _write_bad(kind: str, store: SessionStore, tmp_path: Path, value: object) -> str:
-    """Store session ``fork`` holding ``_bad_metadata(value)`` around ``store``; where it is."""
-    metadata = _bad_metadata(value)
     if kind == "sqlite":
         assert isinstance(store, SqlSessionStore)
         run(store.save("fork", [msg("f")], {"parent_id": "parent", "fork_message_count": 0}))
@@ -101,14 +106,14 @@ def _write_bad(kind: str, store: SessionStore, tmp_path: Path, value: object) ->
 
 
 @pytest.mark.parametrize("kind", ["jsonl", "json", "sqlite"])
-@pytest.mark.parametrize("value", BAD_COUNTS)
-def test_a_stored_bad_fork_count_is_damage_named_by_id_and_place(
-    kind: str, value: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(("key", "value"), BAD_VALUES)
+def test_a_stored_bad_fork_count_or_flag_is_damage_named_by_id_and_place(
+    kind: str, key: str, value: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with _store(kind, tmp_path) as store:
         run(store.save("parent", [msg("p"), msg("q")]))
-        where = _write_bad(kind, store, tmp_path, value)
-        with pytest.raises(CorruptSessionError, match="fork_message_count") as raised:
+        where = _write_bad(kind, store, tmp_path, key, value)
+        with pytest.raises(CorruptSessionError, match=key) as raised:
             run(store.load("fork"))
         assert where in str(raised.value)
         assert ("'fork'" if kind == "sqlite" else "fork.") in str(raised.value)

@@ -36,6 +36,11 @@ RESERVED_METADATA_KEYS = frozenset({"id", "created_at", "updated_at", "message_c
 #: (``InvalidMetadataError`` from a save) and is damage where it is read (``CorruptSessionError``).
 Count = Annotated[int, Field(strict=True, ge=0)]
 
+#: A yes or no (``detached``, ``is_checkpoint``): a ``bool``, not the ``1`` or ``"yes"`` a lax
+#: model reads as one (a SQL store's listing, reading the stored text, would not), refused
+#: and damage as a bad ``Count`` is.
+Flag = Annotated[bool, Field(strict=True)]
+
 
 class CheckpointState(BaseModel):
     """Where a conversation was last summarized, and the summary that replaced what came before."""
@@ -66,8 +71,8 @@ class SessionMetadata(BaseModel):
     parent_id: str | None = None
     fork_message_id: str | None = None
     fork_message_count: Count | None = None
-    detached: bool | None = None
-    is_checkpoint: bool | None = None
+    detached: Flag | None = None
+    is_checkpoint: Flag | None = None
     checkpoint_state: CheckpointState | None = None
 
     @field_validator("created_at", "updated_at")
