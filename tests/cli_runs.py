@@ -77,17 +77,15 @@ def run_cli(*args: str, runner: Runner = "main", stdin: str | None = None) -> Ru
 
 def _run_main(args: tuple[str, ...], stdin: str | None) -> Run:
     """``main(args)`` with stdin, stdout and stderr in memory (as a pipe would be: no terminal)."""
-    streams = [io.TextIOWrapper(io.BytesIO(), encoding="utf-8") for _ in range(3)]
-    streams[0] = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
-    stdio = dict(zip(("stdin", "stdout", "stderr"), streams, strict=True))
-    with mock.patch.dict(os.environ), mock.patch.multiple(sys, **stdio):
+    given = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8") for _ in range(2))
+    with mock.patch.dict(os.environ), mock.patch.multiple(sys, stdin=given, stdout=out, stderr=err):
         os.environ.pop("SIMULACRA_SESSION_STORE", None)
         try:
             status = main(args)
         except SystemExit as done:  # argparse's usage errors (2) and --help (0)
             status = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
-    out, err = (_written(stream) for stream in streams[1:])
-    return Run(status, out, err)
+    return Run(status, _written(out), _written(err))
 
 
 def _in_event_loop() -> bool:
