@@ -4,17 +4,21 @@ SIGTERM, what a shell reports for a command the signal stopped)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
 from cli_runs import torn_store
+from simulacra_session.cli import moves
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pipes")
 
@@ -70,3 +74,58 @@ def test_sigterm_during_an_export_to_a_file_removes_its_temp_file(tmp_path: Path
     assert child.returncode == 143, stderr[-500:]
     assert list(out.parent.iterdir()) == [], "the temp file is left"
     assert stderr.lstrip(b"x").decode().endswith("simulacra-session: terminated\n")
+
+
+class _InterruptAt:
+    """A trace function raising ``KeyboardInterrupt`` (what a signal's handler raises) at the
+    ``step``-th line run in ``moves.py`` once a file is in ``directory``: a signal arriving
+    there, put deterministically where the race above lands only now and then."""
+
+    def __init__(self, directory: Path, step: int) -> None:
+        self.directory, self.left, self.raised = directory, step, False
+
+    def __call__(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+        return self.line if frame.f_code.co_filename == moves.__file__ else None
+
+    def line(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+        if event == "line" and not self.raised and any(self.directory.iterdir()):
+            if self.left == 0:
+                self.raised = True
+                raise KeyboardInterrupt
+            self.left -= 1
+        return self.line
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new file", "file replaced"])
+def test_an_interrupt_at_any_line_of_an_export_to_a_file_leaves_no_temp_file(
+    tmp_path: Path, existing: bool
+) -> None:
+    """From its temp file's making to its rename, wherever the interrupt lands: the temp file
+    is removed, and the file asked for is the old one or the whole export."""
+    out = tmp_path / "backup.jsonl"
+    for step in itertools.count():
+        if existing:
+            out.write_bytes(b"yesterday\n")
+        else:
+            out.unlink(missing_ok=True)
+        interrupt = _InterruptAt(tmp_path, step)
+        placed: list[str] = []
+        with warnings.catch_warnings():
+            # An interrupt as a `with` exits, before its file's `__exit__` runs, leaves the file
+            # to be closed as it is collected (with a ResourceWarning): Python's limit, not ours.
+            warnings.simplefilter("ignore", ResourceWarning)
+            sys.settrace(interrupt)
+            try:
+                with moves._output(str(out), lambda: True, placed) as written:
+                    written.write(b"today\n")
+            except KeyboardInterrupt:
+                pass
+            finally:
+                sys.settrace(None)
+        assert [p.name for p in tmp_path.iterdir() if p.name != out.name] == [], f"step {step}"
+        found = out.read_bytes() if out.exists() else None
+        assert found in (b"yesterday\n" if existing else None, b"today\n"), f"step {step}"
+        if not interrupt.raised:
+            assert placed == [str(out)]
+            assert step > 5  # every line up to the end was tried
+            break

@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import secrets
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO
 
@@ -55,17 +55,21 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
     temp = target = None
     if found is None or stat.S_ISREG(found.st_mode):
         target = os.path.realpath(path)
-        directory, name = os.path.split(target)
-        with contextlib.suppress(PermissionError), _named_as(path):
-            fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    if temp is None or target is None:
-        with open(path, "wb", buffering=0) as out:
-            yield Output(out, path)
-            if stat.S_ISREG(os.fstat(out.fileno()).st_mode):  # a FIFO or a device keeps nothing
-                _sync(out, path)
-        placed.append(path)
-        return
-    try:
+        temp = _temp_beside(target)
+    try:  # from before the temp file is made: a signal just after still has it removed
+        if temp is not None:
+            try:
+                with _named_as(path):
+                    fd = os.open(temp, _NEW_PRIVATE, 0o600)
+            except PermissionError:
+                temp = None
+        if temp is None or target is None:
+            with open(path, "wb", buffering=0) as out:
+                yield Output(out, path)
+                if stat.S_ISREG(os.fstat(out.fileno()).st_mode):  # a FIFO or a device keeps nothing
+                    _sync(out, path)
+            placed.append(path)
+            return
         with os.fdopen(fd, "wb", buffering=0) as out:
             yield Output(out, path)
             _sync(out, path)
@@ -80,11 +84,23 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
         with _named_as(target):
             os.replace(temp, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
         raise
-    fsync_dir(directory)
+    fsync_dir(os.path.dirname(target))
     placed.append(target)
+
+
+#: A new file, only this one, private to its owner; binary on Windows (as ``tempfile``'s).
+_NEW_PRIVATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _temp_beside(target: str) -> str:
+    """A temp name beside ``target``, picked before the file is made (``tempfile.mkstemp``
+    names its file only once made: a signal between the two left it behind, nameless)."""
+    directory, name = os.path.split(target)
+    return os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
 
 
 @contextlib.contextmanager
