@@ -46,8 +46,9 @@ def _wait_for(found: Callable[[], bool], what: str) -> None:
 
 
 def test_sigterm_during_an_export_to_a_file_removes_its_temp_file(tmp_path: Path) -> None:
-    """The export is held, deterministically, in the middle: the warning about a session it
-    cannot read waits on a stderr pipe this test filled; its temp file is there by then."""
+    """The export is held in the middle: the warning about a session it cannot read waits on
+    a stderr pipe this test filled. The signal goes as soon as the temp file is there, which
+    may be before that wait (the test below tries every line from the temp file's making)."""
     torn_store(tmp_path / "s")
     out = tmp_path / "out" / "backup.jsonl"
     out.parent.mkdir()
