@@ -77,6 +77,9 @@ def test_errors_name_what_is_at_fault(tmp_path: Path) -> None:
         f"{tmp_path / 'absent.jsonl'}: No such file"
         in run_cli("--store", into, "import", str(tmp_path / "absent.jsonl")).error_line()
     )
+    if os.path.exists("/proc/self/mem"):  # Linux: a file that fails to read, named (not the store)
+        failing = run_cli("--store", into, "import", "/proc/self/mem").error_line()
+        assert failing == "simulacra-session: /proc/self/mem: Input/output error"
 
 
 def test_the_store_comes_from_the_environment_else_sessions(tmp_path: Path) -> None:

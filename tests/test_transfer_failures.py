@@ -3,8 +3,10 @@ left), an export leaving out the sessions it cannot read, a copy naming the stor
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,46 @@ async def test_a_session_twice_in_an_export_is_named_whatever_on_conflict(on_con
     else:
         assert stored is not None
         assert stored.messages == [message("user", "first")]
+
+
+class _FailingRead(io.RawIOBase):
+    """A stream (a pipe, a tape) that serves ``data``, then fails to read: ``EIO``."""
+
+    name = "<pipe>"
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.left = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if not self.left:
+            raise OSError(errno.EIO, "Input/output error")
+        taken, self.left = self.left[: len(buffer)], self.left[len(buffer) :]
+        buffer[: len(taken)] = taken
+        return len(taken)
+
+
+_HEADER = b'{"format":"simulacra-session-export","version":1,"sessions":2}\n'
+
+
+@pytest.mark.parametrize("on_conflict", ["error", "skip"])  # read twice (spooled first), once
+@pytest.mark.parametrize("data", [b"", _HEADER], ids=["at its header", "after it"])
+async def test_an_export_that_fails_to_read_is_named_not_the_store(on_conflict: str, data: bytes) -> None:
+    """A read error names the export read (its path, a stream's name): one naming no file was
+    taken for the store's (the command named the store as failing with "Input/output error")."""
+    target = InMemorySessionStore()
+    source = io.BufferedReader(_FailingRead(data))
+    with pytest.raises(OSError, match="Input/output error") as raised:
+        await import_sessions(target, source, on_conflict=on_conflict)  # type: ignore[arg-type]
+    assert (raised.value.errno, raised.value.filename) == (errno.EIO, "<pipe>")
+    assert await target.list() == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux: /proc/self/mem fails to read")
+async def test_an_export_file_that_fails_to_read_is_named() -> None:
+    with pytest.raises(OSError, match="Input/output error") as raised:
+        await import_sessions(InMemorySessionStore(), "/proc/self/mem")
+    assert raised.value.filename == "/proc/self/mem"

@@ -2,15 +2,17 @@
 one at a time, from a path or a binary stream (spooled to a temporary file when it is read
 twice and cannot seek). Every fault is a ``CorruptSessionError`` naming the file and line.
 
-A temporary file (``spool``: in ``$TMPDIR``) that fails names itself and its directory: an
+A read that fails names the export (its path, a stream's name such as ``<stdin>``), and a
+temporary file (``spool``: in ``$TMPDIR``) that fails names itself and its directory: an
 ``OSError`` naming no file would be taken for a store's (a database driver's socket error)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import IO
 
 from ._backend import loads
@@ -19,7 +21,7 @@ from .ids import validate_session_id
 from .models import StoredSession, metadata_from_stored
 from .stores._restore import check_restore
 
-__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "Spool", "opened", "records", "spool"]
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "Spool", "named_faults", "opened", "records", "spool"]
 
 EXPORT_FORMAT = "simulacra-session-export"
 EXPORT_VERSION = 1
@@ -27,15 +29,20 @@ _CHUNK = 1 << 20  # bytes copied at a time to or from a temporary file
 
 
 @contextmanager
-def _temp_faults() -> Iterator[None]:
-    """Meanwhile, an ``OSError`` naming no file names the temporary file, by its directory."""
+def named_faults(where: str) -> Iterator[None]:
+    """Meanwhile, an ``OSError`` naming no file names ``where``: the export read (a file that
+    fails to read, stdin) or a temporary file, never taken for the store's."""
     try:
         yield
     except OSError as error:
         if error.filename is not None:
             raise
-        where = f"a temporary file in {tempfile.gettempdir()} ($TMPDIR)"
         raise type(error)(error.errno, error.strerror or str(error), where) from error
+
+
+def _temp_faults() -> AbstractContextManager[None]:
+    """Meanwhile, an ``OSError`` naming no file names the temporary file, by its directory."""
+    return named_faults(f"a temporary file in {tempfile.gettempdir()} ($TMPDIR)")
 
 
 class Spool:
@@ -104,7 +111,8 @@ def _parse_record(line: bytes, at: str) -> StoredSession:
 
 def records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSession]]:
     """The session count an export's header announces, and its sessions, read a line at a time."""
-    first = file.readline()
+    with named_faults(where):
+        first = file.readline()
     try:
         header = loads(first)
     except ValueError:
@@ -121,7 +129,11 @@ def records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSes
 
     def sessions() -> Iterator[StoredSession]:
         count = 0
-        for number, line in enumerate(file, start=2):
+        for number in itertools.count(2):
+            with named_faults(where):
+                line = file.readline()
+            if not line:
+                break
             if line.strip():
                 count += 1
                 yield _parse_record(line, f"{where}:{number}")
@@ -142,10 +154,16 @@ def opened(source: str | os.PathLike[str] | IO[bytes], rereads: bool) -> Iterato
             yield file, os.fspath(source)
         return
     where = str(getattr(source, "name", "<stream>"))
-    if not rereads or source.seekable():
+    with named_faults(where):
+        seekable = source.seekable()
+    if not rereads or seekable:
         yield source, where
         return
     with spool() as spooled:
-        while chunk := source.read(_CHUNK):
+        while True:
+            with named_faults(where):
+                chunk = source.read(_CHUNK)
+            if not chunk:
+                break
             spooled.write(chunk)
         yield spooled.rewound(), where

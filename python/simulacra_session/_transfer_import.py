@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import IO
 
-from ._export_file import opened, records
+from ._export_file import named_faults, opened, records
 from ._transfer_plan import Progress, _listed
 from ._transfer_target import (
     OnConflict,
@@ -64,7 +64,8 @@ async def import_sessions(
                     conflicts.append(session_id)
             if conflicts:
                 raise SessionExistsError(conflicts, repr(store))
-            file.seek(0)
+            with named_faults(where):
+                file.seek(0)
         total, sessions = records(file, where)
         result, clashed, written = TransferResult(), set[str](), set[str]()
         for done, stored in enumerate(sessions, start=1):
