@@ -10,9 +10,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from types import FrameType
 from typing import Any, Literal
 from unittest import mock
 
@@ -23,7 +24,7 @@ from simulacra_session import FileSessionStore
 from simulacra_session.cli import main
 from simulacra_session.cli.urls import open_store
 
-__all__ = ["KINDS", "Run", "run_cli", "script", "store_of", "store_snapshot"]
+__all__ = ["KINDS", "InterruptAt", "Run", "run_cli", "script", "store_of", "store_snapshot"]
 
 KINDS = ["jsonl", "json", "sqlite", "postgres", "mysql"]
 
@@ -154,3 +155,27 @@ def torn_store(root: Path) -> FileSessionStore:
     journal = root / "torn.jsonl"
     journal.write_bytes(journal.read_bytes()[:-5])
     return store
+
+
+class InterruptAt:
+    """A trace function (``sys.settrace``) raising ``KeyboardInterrupt``, what a signal's
+    handler raises, at the ``step``-th line run in the module ``file`` once ``after()`` is
+    true, but for the lines ``spared``: a signal put, deterministically, where a real one lands
+    only now and then. A test tries each step in turn until one runs to the end (``raised``
+    false)."""
+
+    def __init__(
+        self, file: str, step: int, after: Callable[[], bool] = lambda: True, spared: range = range(0)
+    ) -> None:
+        self.file, self.left, self.after, self.spared, self.raised = file, step, after, spared, False
+
+    def __call__(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+        return self.line if frame.f_code.co_filename == self.file else None
+
+    def line(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+        if event == "line" and not self.raised and frame.f_lineno not in self.spared and self.after():
+            if self.left == 0:
+                self.raised = True
+                raise KeyboardInterrupt
+            self.left -= 1
+        return self.line

@@ -156,16 +156,20 @@ ROOT_CHILD = textwrap.dedent(
 
 
 #: ``export -o FILE`` where FILE's directory takes no new file (no temp file beside it: here
-#: ``mkstemp`` refuses, as for a directory the user may not write): written in place, it must
+#: its making is refused, as in a directory the user may not write): written in place, it must
 #: be synced before the command succeeds. FILE was there, durably, before.
 EXPORT_CHILD = textwrap.dedent(
     """
-    import asyncio, json, os, sys, tempfile, time
+    import asyncio, json, os, sys, time
     from simulacra_session import FileSessionStore
     from simulacra_session.cli import main
 
-    def no_temp_file(*args, **kwargs):
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
+
+    def no_temp_file(path, *args, **kwargs):  # the export's temp file beside it, refused
+        if os.path.basename(path).startswith(".backup."):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
 
     root = sys.argv[1]
     backup = os.path.join(root, "exports", "backup")
@@ -180,7 +184,7 @@ EXPORT_CHILD = textwrap.dedent(
     message = {"role": "user", "content": [{"type": "text", "text": "p"}]}
     asyncio.run(FileSessionStore(root).save("s", [message]))
     print("ack", json.dumps(["s", ["p"]]), flush=True)
-    tempfile.mkstemp = no_temp_file
+    os.open = no_temp_file
     assert main(["--store", root, "export", "-o", backup]) == 0
     print("exported", flush=True)
     time.sleep(600)

@@ -37,6 +37,10 @@ def test_bench_prints_p50_p99_per_length_beside_the_floor(
         (["--rounds", "0"], "--rounds must be >= 1, not 0"),
         (["--store", "sql"], "--url goes with --store sql, and --store sql needs it"),
         (["--url", "sqlite://"], "--url goes with --store sql, and --store sql needs it"),
+        (
+            ["--store", "sql", "--url", "user:secret@db"],  # not repeated: it may hold a password
+            "--url is no database URL (dialect+driver://user:password@host/db)",
+        ),
     ],
 )
 def test_bench_argument_errors_exit_2_naming_the_option(

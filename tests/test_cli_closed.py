@@ -7,6 +7,7 @@ would with them."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +17,18 @@ import pytest
 from cli_runs import store_of, torn_store
 
 
-def _run(closed: str, *args: str) -> tuple[int, bytes, str]:
-    """The command with the standard stream ``closed`` (``>&-``, ``2>&-`` or ``<&-``) closed:
-    its exit status, stdout and stderr."""
+def _run(closed: str, *args: str, buffered: bool = False) -> tuple[int, bytes, str]:
+    """The command with the standard stream ``closed`` (``>&-``, ``2>&-`` or ``<&-``) closed,
+    or redirected (``>/dev/full``): its exit status, stdout and stderr. ``buffered``: its
+    standard streams buffered, as they are but where ``PYTHONUNBUFFERED`` is set (as here)."""
     command = ["sh", "-c", f'exec "$0" -m simulacra_session "$@" {closed}', sys.executable, *args]
-    done = subprocess.run(command, capture_output=True, timeout=300, check=False)
+    env = {key: value for key, value in os.environ.items() if not (buffered and key == "PYTHONUNBUFFERED")}
+    done = subprocess.run(command, capture_output=True, env=env, timeout=300, check=False)
     return done.returncode, done.stdout, done.stderr.decode()
+
+
+_FULL = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+_BUFFERED = pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
 
 
 @pytest.mark.parametrize(
@@ -59,8 +66,40 @@ def test_help_and_version_to_a_closed_or_full_stdout_fail_naming_stdout(command:
     """As any output that cannot be written: argparse drops a failed write of its own."""
     assert _run(">&-", *command) == (2, b"", "simulacra-session: stdout: Bad file descriptor\n")
     if Path("/dev/full").exists():
-        assert _run(">/dev/full", *command) == (
+        for buffered in (True, False):
+            assert _run(">/dev/full", *command, buffered=buffered) == (
+                2,
+                b"",
+                "simulacra-session: stdout: No space left on device\n",
+            )
+
+
+@_FULL
+@_BUFFERED
+@pytest.mark.parametrize("command", [["list"], ["list", "--json"], ["show", "plain"], ["tree"], ["export"]])
+def test_output_to_a_full_stdout_fails_naming_stdout(
+    tmp_path: Path, command: list[str], buffered: bool
+) -> None:
+    """Exit 2 naming stdout, as from a closed one: with stdout buffered (as users run it), what
+    it could not take was written again at Python's exit, which failed too: exit 120 and an
+    "Exception ignored" traceback."""
+    with store_of("jsonl", tmp_path) as url:
+        assert _run(">/dev/full", "--store", url, *command, buffered=buffered) == (
             2,
             b"",
             "simulacra-session: stdout: No space left on device\n",
         )
+
+
+@_FULL
+@_BUFFERED
+def test_a_full_stderr_drops_warnings_and_errors_as_a_closed_one(tmp_path: Path, buffered: bool) -> None:
+    """As without stderr: the command runs, and exits, as it would (a whole-store export with a
+    session it cannot read: 1; an error: 2). The warning written from within the store's
+    listing failed the listing, blamed on the store, and the error's own line failed too."""
+    torn_store(tmp_path / "s")
+    status, out, err = _run("2>/dev/full", "--store", str(tmp_path / "s"), "export", buffered=buffered)
+    assert (status, err) == (1, "")
+    assert [json.loads(line)["id"] for line in out.splitlines()[1:]] == ["ok"]
+    store = str(tmp_path / "s")
+    assert _run("2>/dev/full", "--store", store, "show", "nobody", buffered=buffered) == (2, b"", "")

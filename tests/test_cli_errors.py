@@ -82,6 +82,19 @@ def test_errors_name_what_is_at_fault(tmp_path: Path) -> None:
         assert failing == "simulacra-session: /proc/self/mem: Input/output error"
 
 
+@pytest.mark.parametrize("on_conflict", ["error", "skip"])
+def test_an_import_of_no_export_makes_no_database(tmp_path: Path, on_conflict: str) -> None:
+    """A missing file, or one that is no export, is found before the store is touched: the
+    import made the SQLite database (and its tables) before failing."""
+    database = tmp_path / "new.db"
+    (tmp_path / "notes.txt").write_text("shopping list\n")
+    for source, said in (("absent.jsonl", "No such file"), ("notes.txt", "not a simulacra-session export")):
+        path = str(tmp_path / source)
+        failed = run_cli("--store", f"sqlite:///{database}", "import", path, "--on-conflict", on_conflict)
+        assert f"{path}: {said}" in failed.error_line()
+        assert not database.exists()
+
+
 def test_the_store_comes_from_the_environment_else_sessions(tmp_path: Path) -> None:
     with store_of("jsonl", tmp_path, "env-store") as url:
         env = {**os.environ, "SIMULACRA_SESSION_STORE": url}

@@ -6,6 +6,7 @@ never read as rich markup."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import io
 import json
@@ -144,6 +145,38 @@ class _Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+class _HungUp(_Terminal):
+    """A terminal that hung up: reading it fails (``EIO``)."""
+
+    def readline(self, size: int | None = -1, /) -> str:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+@pytest.mark.parametrize(
+    ("stdin", "status", "said"),
+    [
+        (_Terminal(""), 1, "[y/N] \nnot deleted\n"),  # Ctrl-D: no answer, a line of its own
+        (_HungUp(), 2, "[y/N] simulacra-session: stdin: Input/output error\n"),
+    ],
+    ids=["end of input", "terminal gone"],
+)
+def test_the_delete_prompt_unanswered_deletes_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stdin: io.StringIO,
+    status: int,
+    said: str,
+) -> None:
+    """Ctrl-D was ``EOFError: EOF when reading a line``, exit 2; a terminal that hung up was
+    blamed on the store (``STORE: Input/output error``)."""
+    with store_of("jsonl", tmp_path) as url:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        assert main(["--store", url, "delete", "plain"]) == status
+        assert capsys.readouterr().err.endswith(said)
+        assert run_cli("--store", url, "show", "plain").status == 0
 
 
 def test_the_delete_prompt_shows_its_choices(

@@ -4,21 +4,22 @@ SIGTERM, what a shell reports for a command the signal stopped)."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
-from cli_runs import torn_store
-from simulacra_session.cli import moves
+from cli_runs import InterruptAt, torn_store
+from simulacra_session.cli import bench, main, moves
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pipes")
 
@@ -77,26 +78,6 @@ def test_sigterm_during_an_export_to_a_file_removes_its_temp_file(tmp_path: Path
     assert stderr.lstrip(b"x").decode().endswith("simulacra-session: terminated\n")
 
 
-class _InterruptAt:
-    """A trace function raising ``KeyboardInterrupt`` (what a signal's handler raises) at the
-    ``step``-th line run in ``moves.py`` once a file is in ``directory``: a signal arriving
-    there, put deterministically where the race above lands only now and then."""
-
-    def __init__(self, directory: Path, step: int) -> None:
-        self.directory, self.left, self.raised = directory, step, False
-
-    def __call__(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
-        return self.line if frame.f_code.co_filename == moves.__file__ else None
-
-    def line(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
-        if event == "line" and not self.raised and any(self.directory.iterdir()):
-            if self.left == 0:
-                self.raised = True
-                raise KeyboardInterrupt
-            self.left -= 1
-        return self.line
-
-
 @pytest.mark.parametrize("existing", [False, True], ids=["new file", "file replaced"])
 def test_an_interrupt_at_any_line_of_an_export_to_a_file_leaves_no_temp_file(
     tmp_path: Path, existing: bool
@@ -109,7 +90,7 @@ def test_an_interrupt_at_any_line_of_an_export_to_a_file_leaves_no_temp_file(
             out.write_bytes(b"yesterday\n")
         else:
             out.unlink(missing_ok=True)
-        interrupt = _InterruptAt(tmp_path, step)
+        interrupt = InterruptAt(moves.__file__, step, after=lambda: any(tmp_path.iterdir()))
         placed: list[str] = []
         with warnings.catch_warnings():
             # An interrupt as a `with` exits, before its file's `__exit__` runs, leaves the file
@@ -129,4 +110,35 @@ def test_an_interrupt_at_any_line_of_an_export_to_a_file_leaves_no_temp_file(
         if not interrupt.raised:
             assert placed == [str(out)]
             assert step > 5  # every line up to the end was tried
+            break
+
+
+def _cleanup_lines(manager: Callable[..., object]) -> range:
+    """The lines of the ``finally`` block ending ``manager``'s generator: an interrupt landing
+    there cuts the cleanup short, as in any Python code (a second fault, not the one tested)."""
+    lines, first = inspect.getsourcelines(inspect.unwrap(manager))
+    at = next(index for index, line in enumerate(lines) if line.strip() == "finally:")
+    return range(first + at, first + len(lines))
+
+
+def test_an_interrupt_at_any_line_of_a_bench_leaves_no_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bench`` writes in a directory of its own in ``$TMPDIR``: it is removed wherever the
+    interrupt lands, from the command's start to its end (its name is picked first), but in
+    the removal itself."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for step in itertools.count():
+        interrupt = InterruptAt(bench.__file__, step, spared=_cleanup_lines(bench._root))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # as above
+            sys.settrace(interrupt)
+            try:
+                status = main(["bench", "--store", "memory", "--no-fsync", "--lengths", "1", "--rounds", "1"])
+            finally:
+                sys.settrace(None)
+        assert list(tmp_path.iterdir()) == [], f"step {step}"
+        assert status == (130 if interrupt.raised else 0), capsys.readouterr().err
+        if not interrupt.raised:
+            assert step > 20  # every line up to the end was tried
             break

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,15 @@ def test_an_import_from_a_pipe_whose_temp_file_fails_names_it_not_the_store(tmp_
         f"simulacra-session: a temporary file in {tmp_path / 'tmp'} ($TMPDIR): File too large\n",
     )
     assert not list((tmp_path / "t").glob("*.jsonl")), "nothing is imported"
+
+
+def test_a_bench_whose_floor_file_fails_names_it_and_leaves_nothing(tmp_path: Path) -> None:
+    """``bench`` writes in a directory of its own in ``$TMPDIR``, its floor's file first: the
+    error was ``[Errno 27] File too large``, naming nothing."""
+    (tmp_path / "tmp").mkdir()
+    options = ["--store", "memory", "--lengths", "1", "--rounds", "1"]
+    status, err = _run_limited(tmp_path / "tmp", "bench", *options)
+    assert status == 2
+    root = re.escape(str(tmp_path / "tmp" / "simulacra-bench-"))
+    assert re.fullmatch(rf"simulacra-session: {root}[0-9a-f]{{16}}/\.floor\.jsonl: File too large\n", err)
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import IO
 
@@ -33,6 +33,17 @@ def _readable(source: str | os.PathLike[str] | IO[bytes], rereads: bool) -> Iter
         yield stack.enter_context(opened(source, rereads))
 
 
+def _each_once(ids: Iterable[str], where: str) -> list[str]:
+    """``ids`` in order, checked as they come: ``CorruptSessionError`` naming ``where`` and the
+    first one there twice."""
+    seen: dict[str, None] = {}
+    for session_id in ids:
+        if session_id in seen:
+            raise CorruptSessionError(f"{where}: session {session_id} is in it twice")
+        seen[session_id] = None
+    return list(seen)
+
+
 async def import_sessions(
     store: SessionStore,
     source: str | os.PathLike[str] | IO[bytes],
@@ -50,23 +61,19 @@ async def import_sessions(
     """
     target = _restorable(store)
     _check_on_conflict(on_conflict)
-    existing = {sid for sid, _, _ in await _listed(store)}
     with _readable(source, rereads=on_conflict == "error") as (file, where):
-        if on_conflict == "error":
-            seen: set[str] = set()
-            conflicts = []
-            for stored in records(file, where)[1]:
-                session_id = stored.metadata.id
-                if session_id in seen:
-                    raise CorruptSessionError(f"{where}: session {session_id} is in it twice")
-                seen.add(session_id)
-                if session_id in existing:
-                    conflicts.append(session_id)
+        total, sessions = records(file, where)  # no export (or none there): the store untouched
+        if on_conflict == "error":  # the whole export read first: a damaged line, nothing done
+            ids = _each_once((stored.metadata.id for stored in sessions), where)
+            existing = {sid for sid, _, _ in await _listed(store)}
+            conflicts = [session_id for session_id in ids if session_id in existing]
             if conflicts:
                 raise SessionExistsError(conflicts, repr(store))
             with named_faults(where):
                 file.seek(0)
-        total, sessions = records(file, where)
+            total, sessions = records(file, where)
+        else:
+            existing = {sid for sid, _, _ in await _listed(store)}
         result, clashed, written = TransferResult(), set[str](), set[str]()
         for done, stored in enumerate(sessions, start=1):
             if stored.metadata.id in written:  # checked before writing with "error"

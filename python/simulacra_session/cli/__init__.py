@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from .._version import __version__
 from ..errors import SessionError
 from . import bench, browse, care, moves
-from .output import named, one_line, report_warnings
+from .output import drop, named, one_line, report_warnings, say
 from .urls import STORE_ENV, CommandError
 
 if TYPE_CHECKING:
@@ -172,7 +172,25 @@ def _terminating() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     with _standard_streams(), _terminating():
-        return _main(argv)
+        return _stdout_flushed(_main(argv))
+
+
+def _stdout_flushed(status: int) -> int:
+    """``status``, once what stdout still holds is written. What it cannot take is dropped
+    (``drop``); a failure not reported yet is the command's: 141 for a reader gone, else 2
+    naming stdout (as every output's)."""
+    try:
+        sys.stdout.flush()
+        return status
+    except OSError as error:
+        failed = error
+    drop(sys.stdout)
+    if status not in (0, 1):  # failed already: stdout itself, an error, a signal
+        return status
+    if isinstance(failed, BrokenPipeError):
+        return 141
+    say(_message(named(failed, "stdout")))
+    return 2
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -181,17 +199,16 @@ def _main(argv: Sequence[str] | None) -> int:
         with report_warnings():
             status: int = args.run(args)
     except _Terminated:
-        sys.stderr.write("simulacra-session: terminated\n")
+        say("terminated")
         return 143  # 128 + SIGTERM, what a shell reports for a command the signal stopped
     except KeyboardInterrupt:
-        sys.stderr.write("simulacra-session: interrupted\n")
+        say("interrupted")
         return 130
     except BrokenPipeError:  # the reader left (``export | head``): stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing to flush at exit
         return 141  # 128 + SIGPIPE, what a shell reports for a tool the signal stopped
     except (SystemExit, MemoryError):
         raise
     except Exception as error:  # never a traceback: one line naming what is at fault
-        sys.stderr.write(f"simulacra-session: {_message(error)}\n")
+        say(_message(error))
         return 2
     return status

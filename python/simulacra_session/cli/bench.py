@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import secrets
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from .._backend import BACKEND
 from ..conversation import SimpleConversation
@@ -23,6 +25,7 @@ from ..manager import SessionManager
 from ..messages import Message
 from ..protocols import SessionStore
 from ..stores import FileSessionStore, InMemorySessionStore
+from .output import named, print_line
 from .urls import CommandError
 
 __all__ = ["add_parser"]
@@ -46,21 +49,27 @@ def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
 
 
 def _floor(root: str, rounds: int, fsync: bool) -> tuple[float, float]:
-    """Append one line (and fdatasync it) ``rounds`` times: the floor of a durable save."""
+    """Append one line (and fdatasync it) ``rounds`` times: the floor of a durable save. The
+    file is removed however the run ends; its errors name it."""
     path = os.path.join(root, ".floor.jsonl")
     sync = getattr(os, "fdatasync", os.fsync)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     samples = []
     try:
-        for _ in range(rounds):
-            start = time.perf_counter_ns()
-            os.write(fd, _LINE)
-            if fsync:
-                sync(fd)
-            samples.append(time.perf_counter_ns() - start)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            for _ in range(rounds):
+                start = time.perf_counter_ns()
+                os.write(fd, _LINE)
+                if fsync:
+                    sync(fd)
+                samples.append(time.perf_counter_ns() - start)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise named(error, path) from error
     finally:
-        os.close(fd)
-        os.unlink(path)
+        with contextlib.suppress(OSError):  # never made (its error raised), or gone already
+            os.unlink(path)
     return _percentiles(samples)
 
 
@@ -114,10 +123,15 @@ async def _timed_autosaves(store: SessionStore, length: int, rounds: int) -> tup
 
 
 def _printable(url: str) -> str:
-    """``url`` with its password hidden, for printing."""
+    """``url`` with its password hidden, for printing; ``CommandError`` if it is none (never
+    repeated: it may hold a password)."""
     from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise CommandError("--url is no database URL (dialect+driver://user:password@host/db)") from None
 
 
 def _lengths(given: str) -> list[int]:
@@ -134,24 +148,42 @@ def _bench(args: argparse.Namespace) -> int:
         raise CommandError(f"--rounds must be >= 1, not {args.rounds}")
     if (args.store == "sql") != (args.url is not None):
         raise CommandError("--url goes with --store sql, and --store sql needs it")
-    root = args.root or tempfile.mkdtemp(prefix="simulacra-bench-")
-    os.makedirs(root, exist_ok=True)
     fsync = not args.no_fsync
     where = f"url={_printable(args.url)}" if args.url else f"format={args.format} fsync={fsync}"
-    print(f"backend={BACKEND} store={args.store} {where} root={root}")
-    try:
+    with _root(args.root) as root:
+        print_line(f"backend={BACKEND} store={args.store} {where} root={root}")
         floor_p50, floor_p99 = _floor(root, max(args.rounds, 50), fsync)
         label = "append+fdatasync" if fsync else "append"
-        print(f"floor ({label} of a 1.5 KB line): p50 {floor_p50:9.1f} us   p99 {floor_p99:9.1f} us")
-        print(f"{'messages':>9}  {'p50 us':>9}  {'p99 us':>9}  {'p50/floor':>9}")
+        print_line(f"floor ({label} of a 1.5 KB line): p50 {floor_p50:9.1f} us   p99 {floor_p99:9.1f} us")
+        print_line(f"{'messages':>9}  {'p50 us':>9}  {'p99 us':>9}  {'p50/floor':>9}")
         for length in lengths:
             p50, p99 = asyncio.run(_autosave(*_store(args, root, length, fsync), length, args.rounds))
             ratio = p50 / floor_p50 if floor_p50 else float("inf")
-            print(f"{length:>9}  {p50:9.1f}  {p99:9.1f}  {ratio:8.1f}x")
-    finally:
-        if args.root is None:
-            shutil.rmtree(root, ignore_errors=True)
+            print_line(f"{length:>9}  {p50:9.1f}  {p99:9.1f}  {ratio:8.1f}x")
     return 0
+
+
+@contextlib.contextmanager
+def _root(given: str | None) -> Iterator[str]:
+    """The directory to write in: ``--root`` (made if missing, kept), else a new private one
+    in ``$TMPDIR``, removed after however the run ends. Its name is picked before it is made
+    (``tempfile.mkdtemp`` names it only once made), so an interrupt just after still has it
+    removed."""
+    if given is not None:
+        os.makedirs(given, exist_ok=True)
+        yield given
+        return
+    root = os.path.join(tempfile.gettempdir(), f"simulacra-bench-{secrets.token_hex(8)}")
+    try:
+        try:
+            os.mkdir(root, 0o700)
+        except FileExistsError:
+            root = ""  # not this run's: left alone
+            raise
+        yield root
+    finally:
+        if root:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -20,7 +20,7 @@ from ..ids import validate_session_id
 from ..manager import SessionManager
 from ..models import SessionMetadata
 from ..protocols import SessionStore
-from .output import clean, console, print_json
+from .output import clean, console, named, print_json
 from .urls import CommandError, on_store
 
 __all__ = ["add_parsers", "all_sessions", "summary"]
@@ -294,9 +294,7 @@ async def _delete(store: SessionStore, args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise CommandError(f"not deleting {session_id}: confirm with --yes (stdin is not a terminal)")
-        answer = console(stderr=True).input(
-            Text(f"delete session {session_id}? (its forks keep their history) [y/N] ")
-        )
+        answer = _answer(Text(f"delete session {session_id}? (its forks keep their history) [y/N] "))
         if answer.strip().lower() not in ("y", "yes"):
             console(stderr=True).print(Text("not deleted"))
             return 1
@@ -305,6 +303,18 @@ async def _delete(store: SessionStore, args: argparse.Namespace) -> int:
         raise SessionNotFoundError(session_id)
     console().print(Text(f"deleted {session_id}"))
     return 0
+
+
+def _answer(question: Text) -> str:
+    """The line typed on the terminal after ``question``: none (Ctrl-D) is no answer, a read
+    that fails (the terminal hung up) names stdin, never taken for the store's."""
+    try:
+        return console(stderr=True).input(question)
+    except EOFError:
+        console(stderr=True).print()  # the next line starts on its own, as after Enter
+        return ""
+    except OSError as error:
+        raise named(error, "stdin") from error
 
 
 async def _read_again_on_conflict(store: SessionStore, work: Callable[[SessionManager], Awaitable[T]]) -> T:

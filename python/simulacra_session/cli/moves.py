@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import os
 import secrets
 import stat
@@ -76,9 +77,7 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
         if found is not None:
             with _named_as(path):
                 os.chmod(temp, stat.S_IMODE(found.st_mode))
-            if hasattr(os, "chown"):
-                with contextlib.suppress(PermissionError):
-                    os.chown(temp, found.st_uid, found.st_gid)
+            _keep_owner(temp, found)
         if not complete():
             target += ".partial"
         with _named_as(target):
@@ -91,6 +90,27 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
     fsync_dir(os.path.dirname(target))
     placed.append(target)
 
+
+def _keep_owner(temp: str, found: os.stat_result) -> None:
+    """``temp`` owned as ``found``, the file it replaces, is (where it is not already): unless
+    this process may not give it away, or the file system keeps no owners (FUSE without
+    ``chown``: ``ENOSYS``)."""
+    if not hasattr(os, "chown"):
+        return
+    made = os.stat(temp)
+    if (made.st_uid, made.st_gid) == (found.st_uid, found.st_gid):
+        return
+    try:
+        os.chown(temp, found.st_uid, found.st_gid)
+    except OSError as error:
+        if not isinstance(error, PermissionError) and error.errno not in _NO_OWNERS:
+            raise
+
+
+#: ``chown`` refused by a file system with no owners to set.
+_NO_OWNERS = frozenset(
+    code for code in (errno.ENOSYS, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", None)) if code is not None
+)
 
 #: A new file, only this one, private to its owner; binary on Windows (as ``tempfile``'s).
 _NEW_PRIVATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)

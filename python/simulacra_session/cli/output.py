@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import IO, Any, TextIO
 
 from rich.console import Console
@@ -27,12 +27,15 @@ __all__ = [
     "Output",
     "clean",
     "console",
+    "drop",
     "named",
     "one_line",
     "print_json",
+    "print_line",
     "progress_bar",
     "quiet_warnings",
     "report_warnings",
+    "say",
     "unreadable_listed",
     "warn",
 ]
@@ -79,7 +82,10 @@ class _TextOutput:
         self.encoding = stream.encoding
 
     def write(self, text: str) -> int:
-        self.stream.flush()  # what was printed before, through the stream itself
+        try:
+            self.stream.flush()  # what was printed before, through the stream itself
+        except OSError as error:
+            raise named(error, self.output.name) from error
         self.output.write(text.encode(self.encoding, self.stream.errors or "strict"))
         return len(text)
 
@@ -113,9 +119,23 @@ def console(*, stderr: bool = False) -> Console:
 
 def print_json(value: Any) -> None:
     """``value`` as one line of JSON on stdout (UTF-8; lone surrogates as ``\\udxxx`` escapes)."""
-    sys.stdout.flush()
+    _print_bytes(dumps(value) + b"\n")
+
+
+def print_line(text: str) -> None:
+    """``text`` as one line on stdout, as ``print`` would but failing as every output does:
+    naming stdout (exit 2), never left to Python's exit (exit 120, "Exception ignored")."""
+    _print_bytes(f"{text}\n".encode(sys.stdout.encoding, sys.stdout.errors or "strict"))
+
+
+def _print_bytes(data: bytes) -> None:
+    """``data`` on stdout, after what was printed to it before, flushed."""
     out = Output(sys.stdout.buffer, "stdout")
-    out.write(dumps(value) + b"\n")
+    try:
+        sys.stdout.flush()
+    except OSError as error:
+        raise named(error, out.name) from error
+    out.write(data)
     out.flush()
 
 
@@ -167,9 +187,34 @@ def one_line(text: str) -> str:
     return ": ".join(line for line in lines if line and not line.startswith("For further information"))
 
 
+def say(text: str) -> None:
+    """``simulacra-session: {text}`` as one line on stderr; dropped if stderr fails (full,
+    gone), as it is without one: a warning is written from within the library's work (a
+    store's listing logs it), which a failure to show it must not break, nor be taken for the
+    store's; an error's line must not change the exit status it comes with."""
+    try:
+        sys.stderr.write(f"simulacra-session: {text}\n")
+        sys.stderr.flush()
+    except OSError:
+        drop(sys.stderr)
+
+
+def drop(stream: IO[Any]) -> None:
+    """What ``stream`` (stdout, stderr) still holds after a failed write, and whatever is
+    written to it after, goes nowhere (its descriptor made ``/dev/null``'s): Python's exit
+    would write it again and fail (exit 120, "Exception ignored")."""
+    with suppress(OSError, ValueError):  # in memory, closed: there is no descriptor to keep
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
+        stream.flush()
+
+
 def warn(text: str) -> None:
-    """``text`` as one warning line on stderr."""
-    sys.stderr.write(f"simulacra-session: warning: {one_line(text)}\n")
+    """``text`` as one warning line on stderr (see ``say``)."""
+    say(f"warning: {one_line(text)}")
 
 
 class _OneLine(logging.Handler):
