@@ -467,8 +467,8 @@ def test_a_managers_forks_auto_saved_while_their_parents_go_and_doctor_detaches_
                 deleted += 1
             asyncio.run(check_store(store, repair=True))
     finally:
+        reader.join(120)  # stdout read to its end first: communicate() would read it too, racing
         _, errors = process.communicate(timeout=120)
-        reader.join(10)
     assert process.returncode == 0, errors
     result = json.loads(next(line for line in lines if line.startswith("result "))[len("result ") :])
     assert result["others"] == []
