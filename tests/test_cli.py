@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
 import sqlite3
-from contextlib import closing
+from contextlib import closing, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,14 @@ def test_bench_argument_errors_exit_2_naming_the_option(
     """Exit 2, an error, as argparse's own: 1 says a problem is left in a store."""
     assert main(["bench", *options]) == 2
     assert capsys.readouterr().err == f"simulacra-session: {said}\n"
+
+
+def test_bench_prints_to_a_text_only_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    """``main`` called with ``sys.stdout`` a ``StringIO`` (no bytes beneath), as ``print`` took."""
+    with redirect_stdout(io.StringIO()) as out:
+        assert main(["bench", "--store", "memory", "--no-fsync", "--lengths", "1", "--rounds", "1"]) == 0
+    assert "p50/floor" in out.getvalue()
+    assert capsys.readouterr().err == ""
 
 
 def test_bench_sql_cleans_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,9 +20,11 @@ from cli_runs import store_of, torn_store
 def _run(closed: str, *args: str, buffered: bool = False) -> tuple[int, bytes, str]:
     """The command with the standard stream ``closed`` (``>&-``, ``2>&-`` or ``<&-``) closed,
     or redirected (``>/dev/full``): its exit status, stdout and stderr. ``buffered``: its
-    standard streams buffered, as they are but where ``PYTHONUNBUFFERED`` is set (as here)."""
+    standard streams buffered, as they are unless ``PYTHONUNBUFFERED`` is set."""
     command = ["sh", "-c", f'exec "$0" -m simulacra_session "$@" {closed}', sys.executable, *args]
-    env = {key: value for key, value in os.environ.items() if not (buffered and key == "PYTHONUNBUFFERED")}
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
     done = subprocess.run(command, capture_output=True, env=env, timeout=300, check=False)
     return done.returncode, done.stdout, done.stderr.decode()
 
@@ -103,3 +105,10 @@ def test_a_full_stderr_drops_warnings_and_errors_as_a_closed_one(tmp_path: Path,
     assert [json.loads(line)["id"] for line in out.splitlines()[1:]] == ["ok"]
     store = str(tmp_path / "s")
     assert _run("2>/dev/full", "--store", store, "show", "nobody", buffered=buffered) == (2, b"", "")
+    out_file = tmp_path / "backup.jsonl"  # its last line, "exported N session(s) to FILE", lost
+    assert _run("2>/dev/full", "--store", store, "export", "ok", "-o", str(out_file), buffered=buffered) == (
+        0,
+        b"",
+        "",
+    )
+    assert json.loads(out_file.read_text().splitlines()[1])["id"] == "ok"

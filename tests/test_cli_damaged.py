@@ -5,6 +5,7 @@ it cannot read (exit 1); ``show`` reads the messages of every bundled integratio
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from cli_runs import run_cli
@@ -89,6 +90,11 @@ def test_a_whole_store_export_leaves_out_what_it_cannot_read_and_says_so(tmp_pat
     assert named.status == 2
     assert "simulacra-session: corrupt session file" in named.err.splitlines()[-1]
     assert backup.read_bytes() == whole
+    partial.unlink()
+    others = run_cli("--store", url, "export", "ok0", "-o", str(backup))  # went to .partial, exit 1
+    assert (others.status, others.err.splitlines()[-1]) == (0, f"exported 1 session(s) to {backup}")
+    assert [json.loads(line)["id"] for line in backup.read_text().splitlines()[1:]] == ["ok0"]
+    assert not partial.exists()
 
 
 def test_a_whole_store_compaction_does_the_rest_and_names_what_it_cannot_read(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ left), an export leaving out the sessions it cannot read, a copy naming the stor
 from __future__ import annotations
 
 import errno
+import gzip
 import io
 import json
 import os
@@ -179,3 +180,12 @@ async def test_an_export_file_that_fails_to_read_is_named() -> None:
     with pytest.raises(OSError, match="Input/output error") as raised:
         await import_sessions(InMemorySessionStore(), "/proc/self/mem")
     assert raised.value.filename == "/proc/self/mem"
+
+
+async def test_an_error_of_a_stream_not_the_systems_passes_as_it_is() -> None:
+    """An ``OSError`` with no errno (gzip's ``BadGzipFile``) is the stream's own words: not
+    rebuilt as ``[Errno None] ...: '<stream>'``."""
+    source = gzip.GzipFile(fileobj=io.BytesIO(b"not gzipped at all"))
+    with pytest.raises(gzip.BadGzipFile) as raised:
+        await import_sessions(InMemorySessionStore(), source)  # type: ignore[arg-type]
+    assert str(raised.value) == "Not a gzipped file (b'no')"

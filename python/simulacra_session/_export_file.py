@@ -35,7 +35,7 @@ def named_faults(where: str) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        if error.filename is not None:
+        if error.filename is not None or error.errno is None:  # named, or no system error
             raise
         raise type(error)(error.errno, error.strerror or str(error), where) from error
 

@@ -170,7 +170,9 @@ def _terminating() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status. A standard output or error that failed
+    is left writing to ``/dev/null``: what it held could not be written, and the process's
+    exit would try again and fail (status 120)."""
     with _standard_streams(), _terminating():
         return _stdout_flushed(_main(argv))
 

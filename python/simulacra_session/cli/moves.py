@@ -60,8 +60,8 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
     try:  # from before the temp file is made: a signal just after still has it removed
         if temp is not None:
             try:
-                with _named_as(path):
-                    fd = os.open(temp, _NEW_PRIVATE, 0o600)
+                with _named_as(path):  # a file object from the start: its descriptor never leaks
+                    file = open(temp, "xb", buffering=0, opener=_private)  # noqa: SIM115 (below)
             except PermissionError:
                 temp = None
         if temp is None or target is None:
@@ -71,13 +71,13 @@ def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -
                     _sync(out, path)
             placed.append(path)
             return
-        with os.fdopen(fd, "wb", buffering=0) as out:
+        with file as out:
             yield Output(out, path)
             _sync(out, path)
         if found is not None:
             with _named_as(path):
                 os.chmod(temp, stat.S_IMODE(found.st_mode))
-            _keep_owner(temp, found)
+                _keep_owner(temp, found)
         if not complete():
             target += ".partial"
         with _named_as(target):
@@ -112,8 +112,10 @@ _NO_OWNERS = frozenset(
     code for code in (errno.ENOSYS, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", None)) if code is not None
 )
 
-#: A new file, only this one, private to its owner; binary on Windows (as ``tempfile``'s).
-_NEW_PRIVATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+def _private(path: str, flags: int) -> int:
+    """``open``'s opener for a new file private to its owner (``0o600``), as sessions are."""
+    return os.open(path, flags, 0o600)
 
 
 def _temp_beside(target: str) -> str:
@@ -169,15 +171,16 @@ async def _export(store: SessionStore, args: argparse.Namespace) -> int:
     whole_store = not args.ids  # all it can; named sessions are exported all or not at all
     placed: list[str] = []
     with (
-        unreadable_listed() as listed,
+        unreadable_listed() as listed,  # named sessions, or their parents, unreadable: an error
         progress_bar("exporting") as progress,
-        _output(args.output, lambda: not (skipped or listed), placed) as out,
+        _output(args.output, lambda: not (skipped or (listed and whole_store)), placed) as out,
     ):
         count = await export_sessions(
             store, out, args.ids or None, progress=progress, on_unreadable=unreadable if whole_store else None
         )
         out.flush()
-    skipped += sorted(listed)  # files the listing skipped, each named by its warning
+    if whole_store:
+        skipped += sorted(listed)  # files the listing skipped, each named by its warning
     where = console(stderr=True)
     if where.is_terminal or placed or skipped:
         done = f"exported {count} session(s)" + (f" to {placed[0]}" if placed else "")

@@ -74,7 +74,8 @@ class Output:
 
 
 class _TextOutput:
-    """The text file rich prints to: ``stream``'s bytes written whole, through ``Output``."""
+    """The text file rich prints to: ``stream``'s bytes written whole, through ``Output``.
+    On stderr, what fails to be written is dropped, as ``say``'s lines are."""
 
     def __init__(self, stream: TextIO, name: str) -> None:
         self.stream = stream
@@ -82,15 +83,24 @@ class _TextOutput:
         self.encoding = stream.encoding
 
     def write(self, text: str) -> int:
-        try:
+        with self._failing():
             self.stream.flush()  # what was printed before, through the stream itself
-        except OSError as error:
-            raise named(error, self.output.name) from error
-        self.output.write(text.encode(self.encoding, self.stream.errors or "strict"))
+            self.output.write(text.encode(self.encoding, self.stream.errors or "strict"))
         return len(text)
 
     def flush(self) -> None:
-        self.output.flush()
+        with self._failing():
+            self.output.flush()
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        """Meanwhile, a failed write names the output (stdout), or is dropped (stderr)."""
+        try:
+            yield
+        except OSError as error:
+            if self.output.name != "stderr":
+                raise named(error, self.output.name) from error
+            drop(self.stream)
 
     def isatty(self) -> bool:
         return self.stream.isatty()
@@ -125,6 +135,13 @@ def print_json(value: Any) -> None:
 def print_line(text: str) -> None:
     """``text`` as one line on stdout, as ``print`` would but failing as every output does:
     naming stdout (exit 2), never left to Python's exit (exit 120, "Exception ignored")."""
+    if not hasattr(sys.stdout, "buffer"):  # a text-only stdout (``main`` called with a StringIO)
+        try:
+            sys.stdout.write(f"{text}\n")
+            sys.stdout.flush()
+        except OSError as error:
+            raise named(error, "stdout") from error
+        return
     _print_bytes(f"{text}\n".encode(sys.stdout.encoding, sys.stdout.errors or "strict"))
 
 
