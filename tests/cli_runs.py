@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -168,6 +169,19 @@ class InterruptAt:
         self, file: str, step: int, after: Callable[[], bool] = lambda: True, spared: range = range(0)
     ) -> None:
         self.file, self.left, self.after, self.spared, self.raised = file, step, after, spared, False
+
+    @contextmanager
+    def armed(self) -> Iterator[None]:
+        """Meanwhile, this traces the thread. An interrupt as a ``with`` exits, before its
+        file's ``__exit__`` runs, leaves the file to be closed as it is collected: its
+        ``ResourceWarning`` is Python's limit, not the code's, and ignored."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            sys.settrace(self)
+            try:
+                yield
+            finally:
+                sys.settrace(None)
 
     def __call__(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
         return self.line if frame.f_code.co_filename == self.file else None

@@ -4,6 +4,7 @@ SIGTERM, what a shell reports for a command the signal stopped)."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import os
@@ -12,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,18 +92,12 @@ def test_an_interrupt_at_any_line_of_an_export_to_a_file_leaves_no_temp_file(
             out.unlink(missing_ok=True)
         interrupt = InterruptAt(moves.__file__, step, after=lambda: any(tmp_path.iterdir()))
         placed: list[str] = []
-        with warnings.catch_warnings():
-            # An interrupt as a `with` exits, before its file's `__exit__` runs, leaves the file
-            # to be closed as it is collected (with a ResourceWarning): Python's limit, not ours.
-            warnings.simplefilter("ignore", ResourceWarning)
-            sys.settrace(interrupt)
-            try:
-                with moves._output(str(out), lambda: True, placed) as written:
-                    written.write(b"today\n")
-            except KeyboardInterrupt:
-                pass
-            finally:
-                sys.settrace(None)
+        with (
+            interrupt.armed(),
+            contextlib.suppress(KeyboardInterrupt),
+            moves._output(str(out), lambda: True, placed) as written,
+        ):
+            written.write(b"today\n")
         assert [p.name for p in tmp_path.iterdir() if p.name != out.name] == [], f"step {step}"
         found = out.read_bytes() if out.exists() else None
         assert found in (b"yesterday\n" if existing else None, b"today\n"), f"step {step}"
@@ -130,13 +124,8 @@ def test_an_interrupt_at_any_line_of_a_bench_leaves_no_directory(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for step in itertools.count():
         interrupt = InterruptAt(bench.__file__, step, spared=_cleanup_lines(bench._root))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)  # as above
-            sys.settrace(interrupt)
-            try:
-                status = main(["bench", "--store", "memory", "--no-fsync", "--lengths", "1", "--rounds", "1"])
-            finally:
-                sys.settrace(None)
+        with interrupt.armed():
+            status = main(["bench", "--store", "memory", "--no-fsync", "--lengths", "1", "--rounds", "1"])
         assert list(tmp_path.iterdir()) == [], f"step {step}"
         assert status == (130 if interrupt.raised else 0), capsys.readouterr().err
         if not interrupt.raised:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from .._version import __version__
 from ..errors import SessionError
 from . import bench, browse, care, moves
-from .output import drop, named, one_line, report_warnings, say
+from .output import drop, named, one_line, print_text, report_warnings, say
 from .urls import STORE_ENV, CommandError
 
 if TYPE_CHECKING:
@@ -49,11 +49,7 @@ class _Parser(argparse.ArgumentParser):
         if file is None or file is sys.stderr or not message:  # usage errors: reported as they can be
             super()._print_message(message, file)
             return
-        try:  # to stdout: argparse writes nowhere else
-            sys.stdout.write(message)
-            sys.stdout.flush()
-        except OSError as error:
-            raise named(error, "stdout") from error
+        print_text(message, end="")  # to stdout: argparse writes nowhere else
 
 
 def _parser() -> argparse.ArgumentParser:

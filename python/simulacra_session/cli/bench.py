@@ -25,7 +25,7 @@ from ..manager import SessionManager
 from ..messages import Message
 from ..protocols import SessionStore
 from ..stores import FileSessionStore, InMemorySessionStore
-from .output import named, print_line
+from .output import named, print_text
 from .urls import CommandError
 
 __all__ = ["add_parser"]
@@ -151,15 +151,15 @@ def _bench(args: argparse.Namespace) -> int:
     fsync = not args.no_fsync
     where = f"url={_printable(args.url)}" if args.url else f"format={args.format} fsync={fsync}"
     with _root(args.root) as root:
-        print_line(f"backend={BACKEND} store={args.store} {where} root={root}")
+        print_text(f"backend={BACKEND} store={args.store} {where} root={root}")
         floor_p50, floor_p99 = _floor(root, max(args.rounds, 50), fsync)
         label = "append+fdatasync" if fsync else "append"
-        print_line(f"floor ({label} of a 1.5 KB line): p50 {floor_p50:9.1f} us   p99 {floor_p99:9.1f} us")
-        print_line(f"{'messages':>9}  {'p50 us':>9}  {'p99 us':>9}  {'p50/floor':>9}")
+        print_text(f"floor ({label} of a 1.5 KB line): p50 {floor_p50:9.1f} us   p99 {floor_p99:9.1f} us")
+        print_text(f"{'messages':>9}  {'p50 us':>9}  {'p99 us':>9}  {'p50/floor':>9}")
         for length in lengths:
             p50, p99 = asyncio.run(_autosave(*_store(args, root, length, fsync), length, args.rounds))
             ratio = p50 / floor_p50 if floor_p50 else float("inf")
-            print_line(f"{length:>9}  {p50:9.1f}  {p99:9.1f}  {ratio:8.1f}x")
+            print_text(f"{length:>9}  {p50:9.1f}  {p99:9.1f}  {ratio:8.1f}x")
     return 0
 
 

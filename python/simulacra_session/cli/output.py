@@ -31,7 +31,7 @@ __all__ = [
     "named",
     "one_line",
     "print_json",
-    "print_line",
+    "print_text",
     "progress_bar",
     "quiet_warnings",
     "report_warnings",
@@ -129,31 +129,23 @@ def console(*, stderr: bool = False) -> Console:
 
 def print_json(value: Any) -> None:
     """``value`` as one line of JSON on stdout (UTF-8; lone surrogates as ``\\udxxx`` escapes)."""
-    _print_bytes(dumps(value) + b"\n")
-
-
-def print_line(text: str) -> None:
-    """``text`` as one line on stdout, as ``print`` would but failing as every output does:
-    naming stdout (exit 2), never left to Python's exit (exit 120, "Exception ignored")."""
-    if not hasattr(sys.stdout, "buffer"):  # a text-only stdout (``main`` called with a StringIO)
-        try:
-            sys.stdout.write(f"{text}\n")
-            sys.stdout.flush()
-        except OSError as error:
-            raise named(error, "stdout") from error
-        return
-    _print_bytes(f"{text}\n".encode(sys.stdout.encoding, sys.stdout.errors or "strict"))
-
-
-def _print_bytes(data: bytes) -> None:
-    """``data`` on stdout, after what was printed to it before, flushed."""
     out = Output(sys.stdout.buffer, "stdout")
     try:
-        sys.stdout.flush()
+        sys.stdout.flush()  # what was printed before, through the stream itself
     except OSError as error:
         raise named(error, out.name) from error
-    out.write(data)
+    out.write(dumps(value) + b"\n")
     out.flush()
+
+
+def print_text(text: str, end: str = "\n") -> None:
+    """``text`` on stdout, as ``print`` would, flushed: a failure names stdout (exit 2), never
+    left to Python's exit (exit 120, "Exception ignored")."""
+    try:
+        sys.stdout.write(text + end)
+        sys.stdout.flush()
+    except OSError as error:
+        raise named(error, "stdout") from error
 
 
 #: Control characters but newline and tab, shown as symbols: C0 as its control picture
