@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
@@ -166,7 +166,7 @@ class InterruptAt:
     false)."""
 
     def __init__(
-        self, file: str, step: int, after: Callable[[], bool] = lambda: True, spared: range = range(0)
+        self, file: str, step: int, after: Callable[[], bool] = lambda: True, spared: Container[int] = ()
     ) -> None:
         self.file, self.left, self.after, self.spared, self.raised = file, step, after, spared, False
 

@@ -13,13 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 
 import pytest
 
 from cli_runs import InterruptAt, torn_store
-from simulacra_session.cli import bench, main, moves
+from simulacra_session.cli import bench, export_output, main
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pipes")
 
@@ -78,33 +78,56 @@ def test_sigterm_during_an_export_to_a_file_removes_its_temp_file(tmp_path: Path
     assert stderr.lstrip(b"x").decode().endswith("simulacra-session: terminated\n")
 
 
-@pytest.mark.parametrize("existing", [False, True], ids=["new file", "file replaced"])
+@pytest.mark.parametrize("case", ["new file", "file replaced", "rewritten in place"])
 def test_an_interrupt_at_any_line_of_an_export_to_a_file_leaves_no_temp_file(
-    tmp_path: Path, existing: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     """From its temp file's making to its rename, wherever the interrupt lands: the temp file
-    is removed, and the file asked for is the old one or the whole export."""
+    is removed, and the file asked for is the old one or the whole export. Where its
+    directory takes no new file, the same with the export spooled and copied over it, a
+    signal held while it is (the lines of ``_rewrite`` and ``_copy``, spared here)."""
     out = tmp_path / "backup.jsonl"
+    spared: Container[int] = ()
+    if case == "rewritten in place":
+        real = os.open
+
+        def refusing(path: str, flags: int, *args: int) -> int:
+            if os.path.basename(path).startswith(".backup."):
+                raise PermissionError(13, "Permission denied", path)
+            return real(path, flags, *args)
+
+        monkeypatch.setattr(os, "open", refusing)
+        spared = _lines_of(export_output._rewrite, export_output._copy)
     for step in itertools.count():
-        if existing:
-            out.write_bytes(b"yesterday\n")
-        else:
+        if case == "new file":
             out.unlink(missing_ok=True)
-        interrupt = InterruptAt(moves.__file__, step, after=lambda: any(tmp_path.iterdir()))
+        else:
+            out.write_bytes(b"yesterday\n")
+        made = lambda: any(tmp_path.iterdir())  # noqa: E731
+        interrupt = InterruptAt(export_output.__file__, step, after=made, spared=spared)
         placed: list[str] = []
         with (
             interrupt.armed(),
             contextlib.suppress(KeyboardInterrupt),
-            moves._output(str(out), lambda: True, placed) as written,
+            export_output.export_output(str(out), lambda: True, placed) as written,
         ):
             written.write(b"today\n")
         assert [p.name for p in tmp_path.iterdir() if p.name != out.name] == [], f"step {step}"
         found = out.read_bytes() if out.exists() else None
-        assert found in (b"yesterday\n" if existing else None, b"today\n"), f"step {step}"
+        assert found in (None if case == "new file" else b"yesterday\n", b"today\n"), f"step {step}"
         if not interrupt.raised:
             assert placed == [str(out)]
             assert step > 5  # every line up to the end was tried
             break
+
+
+def _lines_of(*functions: Callable[..., object]) -> set[int]:
+    """The line numbers of ``functions``' source."""
+    lines: set[int] = set()
+    for function in functions:
+        source, first = inspect.getsourcelines(function)
+        lines.update(range(first, first + len(source)))
+    return lines
 
 
 def _cleanup_lines(manager: Callable[..., object]) -> range:

@@ -4,144 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
-import errno
 import os
-import secrets
-import stat
 import sys
-from collections.abc import Callable, Iterator
 from typing import IO
 
 from rich.text import Text
 
 from ..errors import CorruptSessionError
 from ..protocols import SessionStore
-from ..stores.file.files import fsync_dir
 from ..stores.file.layout import session_name
 from ..transfer import CopyStoreError, TransferResult, copy_sessions, export_sessions, import_sessions
-from .output import Output, console, named, print_json, progress_bar, unreadable_listed, warn
+from .export_output import export_output
+from .output import console, print_json, progress_bar, unreadable_listed, warn
 from .urls import CommandError, OpenStore, on_store, open_store, printable
 
 __all__ = ["add_parsers"]
-
-
-@contextlib.contextmanager
-def _output(path: str | None, complete: Callable[[], bool], placed: list[str]) -> Iterator[Output]:
-    """Where an export goes: stdout (``None`` or ``-``), or the file ``path``.
-
-    A regular file (or a new one) is written whole or not at all: under a temp name beside
-    it (beside a symlink's target, for a symlink), made durable, then renamed over it, so an
-    export that fails (an id mistyped, a session unreadable, a full disk) leaves a file
-    already there, yesterday's backup say, as it was. An export that left sessions out
-    (``complete()`` false at the end) is renamed to ``{path}.partial`` instead: the file keeps
-    the last whole export, which may hold the sessions now unreadable. The file written is
-    appended to ``placed``. The file keeps its mode and owner; a
-    new one is private to its owner (``0o600``), as sessions are. Anything else (a FIFO, a
-    device such as ``/dev/stdout``), or a file whose directory takes no new file, is written
-    in place, as the shell's ``>`` would (a file synced before the command succeeds). Its
-    write errors name it (``Output``); a file is written unbuffered, so none is left to fail
-    again when it closes."""
-    if path is None or path == "-":
-        sys.stdout.flush()
-        yield Output(sys.stdout.buffer, "stdout")
-        return
-    if not path:  # ``-o "$UNSET"``: its realpath is the current directory's, no file's
-        raise CommandError("-o is empty: name a file, or - for stdout")
-    try:
-        found: os.stat_result | None = os.stat(path)
-    except FileNotFoundError:
-        found = None
-    temp = target = None
-    if found is None or stat.S_ISREG(found.st_mode):
-        target = os.path.realpath(path)
-        temp = _temp_beside(target)
-    try:  # from before the temp file is made: a signal just after still has it removed
-        if temp is not None:
-            try:
-                with _named_as(path):  # a file object from the start: its descriptor never leaks
-                    file = open(temp, "xb", buffering=0, opener=_private)  # noqa: SIM115 (below)
-            except PermissionError:
-                temp = None
-        if temp is None or target is None:
-            with open(path, "wb", buffering=0) as out:
-                yield Output(out, path)
-                if stat.S_ISREG(os.fstat(out.fileno()).st_mode):  # a FIFO or a device keeps nothing
-                    _sync(out, path)
-            placed.append(path)
-            return
-        with file as out:
-            yield Output(out, path)
-            _sync(out, path)
-        if found is not None:
-            with _named_as(path):
-                os.chmod(temp, stat.S_IMODE(found.st_mode))
-                _keep_owner(temp, found)
-        if not complete():
-            target += ".partial"
-        with _named_as(target):
-            os.replace(temp, target)
-    except BaseException:
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-        raise
-    fsync_dir(os.path.dirname(target))
-    placed.append(target)
-
-
-def _keep_owner(temp: str, found: os.stat_result) -> None:
-    """``temp`` owned as ``found``, the file it replaces, is (where it is not already): unless
-    this process may not give it away, or the file system keeps no owners (FUSE without
-    ``chown``: ``ENOSYS``)."""
-    if not hasattr(os, "chown"):
-        return
-    made = os.stat(temp)
-    if (made.st_uid, made.st_gid) == (found.st_uid, found.st_gid):
-        return
-    try:
-        os.chown(temp, found.st_uid, found.st_gid)
-    except OSError as error:
-        if not isinstance(error, PermissionError) and error.errno not in _NO_OWNERS:
-            raise
-
-
-#: ``chown`` refused by a file system with no owners to set.
-_NO_OWNERS = frozenset(
-    code for code in (errno.ENOSYS, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", None)) if code is not None
-)
-
-
-def _private(path: str, flags: int) -> int:
-    """``open``'s opener for a new file private to its owner (``0o600``), as sessions are."""
-    return os.open(path, flags, 0o600)
-
-
-def _temp_beside(target: str) -> str:
-    """A temp name beside ``target``, picked before the file is made (``tempfile.mkstemp``
-    names its file only once made: a signal between the two left it behind, nameless)."""
-    directory, name = os.path.split(target)
-    return os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
-
-
-@contextlib.contextmanager
-def _named_as(path: str) -> Iterator[None]:
-    """Meanwhile, an ``OSError`` on the temp file an export is written to names ``path``, the
-    file asked for, as the shell's ``>`` would: never a temp name nobody typed. A
-    ``PermissionError`` stays one (a directory that takes no new file)."""
-    try:
-        yield
-    except OSError as error:
-        raise type(error)(error.errno, error.strerror or str(error), path) from error
-
-
-def _sync(out: IO[bytes], path: str) -> None:
-    """Make the export written to ``out`` durable; an error names ``path``."""
-    try:
-        os.fsync(out.fileno())
-    except OSError as error:
-        raise named(error, path) from error
 
 
 def _as_session_file(store: SessionStore, path: str | None) -> str | None:
@@ -173,7 +51,7 @@ async def _export(store: SessionStore, args: argparse.Namespace) -> int:
     with (
         unreadable_listed() as listed,  # named sessions, or their parents, unreadable: an error
         progress_bar("exporting") as progress,
-        _output(args.output, lambda: not (skipped or (listed and whole_store)), placed) as out,
+        export_output(args.output, lambda: not (skipped or (listed and whole_store)), placed) as out,
     ):
         count = await export_sessions(
             store, out, args.ids or None, progress=progress, on_unreadable=unreadable if whole_store else None
