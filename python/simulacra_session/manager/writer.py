@@ -125,6 +125,7 @@ class SessionWriter:
         self._pending: SaveRequest | None = None
         self._carried: dict[str, Any] = {}  # metadata of failed background saves, not yet written
         self._written: _Written | None = None
+        self._failed_last = False  # the last write failed: what it held may not be stored
         self._inflight: asyncio.Task[None] | None = None
         self._writing: SaveRequest | None = None  # what the write in flight writes
         self._drained: list[asyncio.Future[None]] = []
@@ -150,12 +151,19 @@ class SessionWriter:
         """The session's revision as this writer last saw it (``None``: none known)."""
         return self._revision
 
+    @property
+    def failed(self) -> bool:
+        """Whether the last write failed (or was cut short, not to be written again): what it
+        held may not be stored until the next write succeeds."""
+        return self._failed_last
+
     def reset(self, revision: Revision | None = None) -> None:
         """Forget what was written: the next write rewrites the whole session, made from
         ``revision`` (what a load found; ``None``: a new session, written unconditionally)."""
         self._written = None
         self._revision = revision
         self._unsure = None
+        self._failed_last = False
 
     def drained(self) -> asyncio.Future[None] | None:
         """A future resolved once nothing is in flight or queued; ``None`` when that is now."""
@@ -314,16 +322,19 @@ class SessionWriter:
                     again.absorb(self._pending)
                 self._pending = again
             else:
+                self._failed_last = True
                 self._carry_on(request)
 
     def _succeeded(self, request: SaveRequest) -> None:
         self._written = (request.source, request.start, request.end)
+        self._failed_last = False
         for waiter in request.waiters:
             if _open(waiter):
                 waiter.set_result(None)
         self._on_saved(request)
 
     def _failed(self, request: SaveRequest, error: Exception) -> None:
+        self._failed_last = True
         if self._checks and isinstance(error, StoreError) and self._unsure is None:
             self._unsure = request  # a lost connection: landed, or not (one still unsure stays)
         for waiter in request.waiters:
@@ -433,6 +444,16 @@ class SessionWriters:
         """The revision of ``session_id`` as its writer last saw it (``None``: none known)."""
         writer = self._by_id.get(session_id)
         return writer.revision if writer is not None else None
+
+    def failed(self, session_id: str) -> bool:
+        """Whether the last write of ``session_id`` failed (see ``SessionWriter.failed``)."""
+        writer = self._by_id.get(session_id)
+        return writer is not None and writer.failed
+
+    def busy_with(self, session_id: str) -> bool:
+        """Whether a write of ``session_id`` is in flight or queued."""
+        writer = self._by_id.get(session_id)
+        return writer is not None and writer.busy
 
     def holds(self, session_id: str, messages: Sequence[Message]) -> bool:
         """Whether the store holds exactly ``messages`` for ``session_id`` from its writer's last
