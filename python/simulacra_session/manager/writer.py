@@ -13,6 +13,8 @@ the session it was made from: the one the last write returned, or the one loaded
 from a stale view then fails with ``ConflictError`` instead of overwriting another writer's
 messages. A write that failed with ``StoreError`` (a connection lost at the commit, say) may
 have landed: the next one first reads the session to tell, as after a cancelled write.
+What a write holds (``SaveRequest``) and the stores' rule for metadata are in ``save_request``
+(importable from here too).
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from .._backend import dumps, loads
 from ..errors import SessionError, StoreError
 from ..messages import JsonObject, Message
-from ..models import Revision, merge_metadata
+from ..models import Revision
 from ..protocols import AppendableSessionStore, SessionStore, checks_revisions
+from .save_request import SaveRequest, acceptable, check_metadata
 
 __all__ = ["SaveRequest", "SessionWriter", "SessionWriters", "check_metadata"]
 
@@ -50,50 +53,6 @@ else:
     def _start(write: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run ``write`` as a task (eager start needs Python 3.12)."""
         return asyncio.get_running_loop().create_task(write, name=name)
-
-
-@dataclass(slots=True)
-class SaveRequest:
-    """A snapshot to write: the session's own messages, its full history and metadata to merge.
-
-    The history is ``source[:end]``, its own messages ``source[start:end]``; ``source`` is
-    a snapshot, or a list that is only ever appended to (so taking it costs nothing).
-    ``background`` requests (auto-saves) report failures as events; explicit ones have
-    ``waiters`` that receive the outcome. ``carry`` is the metadata of its background parts
-    (``metadata`` without what explicit saves folded in gave): what goes with the next write
-    should this one fail. Neither dict is changed in place (they may be one).
-    """
-
-    session_id: str
-    source: Sequence[Message]
-    start: int
-    end: int
-    metadata: dict[str, Any]
-    background: bool
-    full: bool = False
-    waiters: tuple[asyncio.Future[None], ...] = ()
-    carry: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def messages(self) -> list[Message]:
-        """The session's own messages (those after the inherited ones)."""
-        return list(self.source[self.start : self.end])
-
-    @property
-    def history(self) -> Sequence[Message]:
-        """The whole history, as a tuple."""
-        source = self.source
-        return tuple(source) if self.end == len(source) else tuple(source[: self.end])
-
-    def absorb(self, newer: SaveRequest) -> None:
-        """Fold a newer request for the same session into this one."""
-        self.source, self.start, self.end = newer.source, newer.start, newer.end
-        self.metadata = {**self.metadata, **newer.metadata}
-        if newer.carry:
-            self.carry = {**self.carry, **newer.carry}
-        self.background = self.background or newer.background
-        self.full = self.full or newer.full
-        self.waiters += newer.waiters
 
 
 class SessionWriter:
@@ -153,8 +112,10 @@ class SessionWriter:
 
     @property
     def failed(self) -> bool:
-        """Whether the last write failed (or was cut short, not to be written again): what it
-        held may not be stored until the next write succeeds."""
+        """Whether the last write failed as a write again may not (the disk, the server: an
+        ``OSError`` or ``StoreError``), or was cut short, not to be written again: what it held
+        may not be stored until the next write succeeds. Not after a ``ConflictError``, which
+        ``recover`` mends."""
         return self._failed_last
 
     def reset(self, revision: Revision | None = None) -> None:
@@ -334,7 +295,7 @@ class SessionWriter:
         self._on_saved(request)
 
     def _failed(self, request: SaveRequest, error: Exception) -> None:
-        self._failed_last = True
+        self._failed_last = isinstance(error, (OSError, StoreError))  # what trying again may cure
         if self._checks and isinstance(error, StoreError) and self._unsure is None:
             self._unsure = request  # a lost connection: landed, or not (one still unsure stays)
         for waiter in request.waiters:
@@ -348,7 +309,7 @@ class SessionWriter:
         """What the auto-saves in ``request``, which may not have landed, meant to store (a label,
         say) goes with the next write, newer values winning; not what the store refuses, which
         would fail every write after it."""
-        carry = _acceptable(request.session_id, request.carry) if request.carry else None
+        carry = acceptable(request.session_id, request.carry) if request.carry else None
         if not carry:
             return
         pending = self._pending
@@ -376,24 +337,6 @@ def _open(future: asyncio.Future[None]) -> bool:
     """Whether ``future`` still waits for an outcome it can take: not one settled, nor one of a
     closed loop (nobody awaits it any more, and its loop cannot run its callbacks)."""
     return not future.done() and not future.get_loop().is_closed()
-
-
-def check_metadata(session_id: str, metadata: dict[str, Any]) -> None:
-    """Raise what a store's save of ``metadata`` would (the rule of ``merge_metadata``):
-    ``InvalidMetadataError`` or ``SerializationError`` naming the key or value at fault."""
-    merge_metadata(session_id, None, 0, metadata)
-
-
-def _acceptable(session_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``metadata`` a store accepts (see ``check_metadata``), each on its own."""
-    kept = {}
-    for key, value in metadata.items():
-        try:
-            check_metadata(session_id, {key: value})
-        except SessionError:
-            continue
-        kept[key] = value
-    return kept
 
 
 class SessionWriters:
