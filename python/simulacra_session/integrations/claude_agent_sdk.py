@@ -24,7 +24,8 @@ the summary stale (its ``mtime`` then lags, and the SDK reads that transcript) u
 next append folds it again from every entry.
 
 Importing this module imports the SDK; without it, ``ImportError`` names the extra that
-installs it: ``pip install 'simulacra-session[claude-agent-sdk]'``.
+installs it: ``pip install 'simulacra-session[claude-agent-sdk]'``; with an SDK older than
+0.1.65 (no session summaries), the version it needs.
 """
 
 from __future__ import annotations
@@ -38,22 +39,31 @@ from typing import Any, cast
 
 from ._imports import require
 
-require("claude_agent_sdk", "claude-agent-sdk")  # before the imports below: a missing SDK names its extra
+_sdk = require("claude_agent_sdk", "claude-agent-sdk")  # first: a missing SDK names its extra
 
-from claude_agent_sdk import fold_session_summary  # noqa: E402
-from claude_agent_sdk.types import (  # noqa: E402
-    SessionKey,
-    SessionListSubkeysKey,
-    SessionStoreEntry,
-    SessionStoreListEntry,
-    SessionSummaryEntry,
-)
+try:  # the summaries (list_session_summaries, fold_session_summary) came in 0.1.65
+    from claude_agent_sdk import fold_session_summary
+    from claude_agent_sdk.types import (
+        SessionKey,
+        SessionListSubkeysKey,
+        SessionStoreEntry,
+        SessionStoreListEntry,
+        SessionSummaryEntry,
+    )
+except ImportError as old:
+    if (old.name or "").split(".")[0] != "claude_agent_sdk":
+        raise  # not the SDK's names: a module the SDK imports failed
+    raise ImportError(
+        f"claude-agent-sdk 0.1.65 or later is needed, {getattr(_sdk, '__version__', 'an older one')} "
+        f"is installed ({old}): pip install --upgrade 'simulacra-session[claude-agent-sdk]'",
+        name="claude_agent_sdk",
+    ) from old
 
-from ..errors import ConflictError  # noqa: E402
+from ..errors import ConflictError, SessionNotFoundError  # noqa: E402
 from ..history import inherits, materialize_forks, read_tail, resolve_history  # noqa: E402
 from ..ids import InvalidKeyError, session_id_for_key  # noqa: E402
 from ..messages import JsonObject  # noqa: E402
-from ..models import SessionMetadata, StoredSession  # noqa: E402
+from ..models import Revision, SessionMetadata, StoredSession  # noqa: E402
 from ..protocols import AppendableSessionStore, ForkIndexedStore, SessionStore, checks_revisions  # noqa: E402
 from ..timestamps import parse_timestamp  # noqa: E402
 from . import _writes  # noqa: E402
@@ -326,17 +336,23 @@ class ClaudeAgentSessionStore:
     async def _append_checked(
         self, place: _Place, entries: Sequence[SessionStoreEntry], dedupe: bool
     ) -> None:
-        """``_append`` of entries some of which have a ``uuid``, or to a main transcript."""
+        """``_append`` of entries some of which have a ``uuid``, or to a main transcript.
+        When the last attempt too meets another writer, its write refused or the session
+        deleted again since the attempt before, nothing is written: ``ConflictError``
+        (``SessionNotFoundError`` from a store giving no revisions)."""
+        seen: Revision | None = None  # the session as this append last read or created it
         for attempt in range(_ATTEMPTS):
             checked = None if self._window is None else len(entries) + self._window
             stored = await self._read(place.id, checked if dedupe else 0)
             if stored is not None:
                 check_owner(stored.metadata, place.metadata())
+                seen = stored.revision
             if stored is not None and place.main and not _kept_summary(stored.metadata)[1]:
                 stored = await self._read(place.id, None)  # to fold the summary again from every entry
             if stored is None:
-                if await self._create(place, entries):
-                    return
+                seen = await self._create(place, entries)
+                if self._appender is None:
+                    return  # the save creating the session wrote the batch
                 continue
             new = _new_entries(entries, stored.messages)
             if not new:
@@ -347,6 +363,10 @@ class ClaudeAgentSessionStore:
             except ConflictError:
                 if attempt == _ATTEMPTS - 1:
                     raise
+        # only a create leaving the batch to write ends the loop: the last attempt found the session gone
+        if seen is None:
+            raise SessionNotFoundError(place.id)
+        raise ConflictError(place.id, seen, None)
 
     async def _read(self, id: str, count: int | None) -> StoredSession | None:
         """The session's metadata and the entries to check a batch against: its last ``count``
@@ -356,20 +376,18 @@ class ClaudeAgentSessionStore:
         resolved = await resolve_history(self._store, id)
         return None if resolved is None else replace(resolved.stored, messages=resolved.messages)
 
-    async def _create(self, place: _Place, entries: Sequence[SessionStoreEntry]) -> bool:
-        """Create the session under its project (created too when new). Empty, by an append
-        of nothing, which never removes what a racing writer stored: ``False``, the batch
-        is still to write. A store without ``append`` is given the batch by the save that
-        creates the session: ``True``, written."""
+    async def _create(self, place: _Place, entries: Sequence[SessionStoreEntry]) -> Revision | None:
+        """Create the session under its project (created too when new) and return the revision
+        the store gave it (``None`` from a store giving none). Empty, by an append of nothing,
+        which never removes what a racing writer stored: the batch is still to write. A store
+        without ``append`` is given the batch by the save that creates the session."""
         if place.main and await self._store.load(place.parent) is None:
             key = {"project_key": place.key["project_key"]}
             await self._store.save(place.parent, [], {"integration": INTEGRATION, "key": key})
         if self._appender is not None:
-            await self._appender.append(place.id, [], place.metadata())
-            return False
+            return await self._appender.append(place.id, [], place.metadata())
         new = _new_entries(entries, [])
-        await self._store.save(place.id, new, self._metadata(place, None, new))
-        return True
+        return await self._store.save(place.id, new, self._metadata(place, None, new))
 
     def _metadata(
         self, place: _Place, stored: StoredSession | None, new: Sequence[SessionStoreEntry]
