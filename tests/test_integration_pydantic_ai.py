@@ -29,7 +29,13 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
 from integration_stores import DURABLE, Opener, missing_framework, reopen_each, run_example
-from simulacra_session import CorruptSessionError, FileSessionStore, InMemorySessionStore, Revision
+from simulacra_session import (
+    CorruptSessionError,
+    FileSessionStore,
+    InMemorySessionStore,
+    Revision,
+    StoredSession,
+)
 from simulacra_session.ids import session_id_for_key
 from simulacra_session.integrations.pydantic_ai import PydanticAIHistory
 
@@ -178,6 +184,34 @@ async def test_absent_session_is_empty_and_foreign_messages_are_corrupt() -> Non
         await PydanticAIHistory("mixed", store).load()
     with pytest.raises(CorruptSessionError, match=r"message 0 of the 1 read"):
         await PydanticAIHistory("mixed", store).load(limit=1)
+
+
+class ReadCounting(InMemorySessionStore):
+    """A real in-memory store that counts the reads of a session or its tail."""
+
+    reads = 0
+
+    async def load(self, id: str) -> StoredSession | None:
+        self.reads += 1
+        return await super().load(id)
+
+    async def load_tail(self, id: str, count: int, *, end: int | None = None) -> StoredSession | None:
+        self.reads += 1
+        return await super().load_tail(id, count, end=end)
+
+
+async def test_a_negative_limit_is_refused_naming_it_and_the_session_before_any_read() -> None:
+    store = ReadCounting()
+    history = PydanticAIHistory(KEY, store)
+    await history.extend([ModelRequest.user_text_prompt("hi")])
+    store.reads = 0
+    with pytest.raises(
+        ValueError, match=rf"limit must not be negative, got limit=-1 \(session {history.id}, key"
+    ):
+        await history.load(limit=-1)  # as pydantic-ai's own ConversationStore.load refuses one
+    assert store.reads == 0
+    assert await history.load(limit=0) == []
+    assert len(await history.load(limit=1)) == len(await history.load()) == 1
 
 
 def test_missing_pydantic_ai_names_the_extra() -> None:

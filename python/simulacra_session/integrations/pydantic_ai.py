@@ -70,8 +70,14 @@ class PydanticAIHistory:
         with a response or with the return of a tool call it left out: models want a
         history that starts with a request and pairs each tool call with its return. A
         stored message that is not a ``ModelMessage`` raises ``CorruptSessionError`` naming
-        the session and its position in what was read.
+        the session and its position in what was read. A negative ``limit`` raises
+        ``ValueError`` naming it and the session, nothing read (pydantic-ai's own
+        ``ConversationStore.load`` refuses one too).
         """
+        if limit is not None and limit < 0:
+            raise ValueError(
+                f"limit must not be negative, got limit={limit} (session {self.id}, key {self.key!r})"
+            )
         if limit is None:
             resolved = await resolve_history(self.store, self.id)
             if resolved is None:
