@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -171,20 +172,23 @@ async def test_metadata_a_store_refuses_is_not_carried_into_later_saves() -> Non
     assert await stored_texts(store, session_id) == ["m0", "m1", "m2"]
 
 
-async def test_a_failed_auto_saves_bad_metadata_is_not_carried(store: Gated) -> None:
+@pytest.mark.parametrize("label", [5, "", ["a"]])
+async def test_start_new_with_a_bad_label_raises_at_once_and_changes_nothing(
+    store: Gated, label: object
+) -> None:
+    """As ``save(label=...)`` and ``rename`` do: it was saved in the background, the failure
+    an event, the session never stored, the conversation cleared, auto-slug turned off."""
     conversation = SimpleConversation()
     manager = SessionManager(store, conversation)
-    errors: list[LifecycleErrorEvent] = []
-    manager.on("lifecycle_error", errors.append)
-    session_id = manager.start_new(5)  # type: ignore[arg-type]  # saved in the background
+    kept = manager.start_new()
+    conversation.append(msg("before"))
     await manager.flush()
-    assert [type(event.error) for event in errors] == [InvalidMetadataError]
-    assert "label=5" in str(errors[0].error)
+    with pytest.raises(InvalidMetadataError, match=re.escape(f"label={label!r}")):
+        manager.start_new(label)  # type: ignore[arg-type]
+    assert (manager.current_session_id, texts(conversation.messages)) == (kept, ["before"])
     conversation.append(msg("after"))
     await manager.flush()
-    await manager.save()
-    assert len(errors) == 1
-    assert await stored_texts(store, session_id) == ["after"]
+    assert await stored_texts(store, kept) == ["before", "after"]
 
 
 async def test_a_failed_auto_saves_metadata_outlives_a_failed_explicit_save() -> None:

@@ -287,13 +287,16 @@ async def test_fork_of_an_unsaved_current_session_reads_the_store() -> None:
     talking.append(user("kept"))
     await auto.flush()
     store.fail_saves = True
-    talking.append(user("lost"))
+    talking.append(user("not lost"))
     await auto.flush()
     store.fail_saves = False
     store.loads.clear()
-    await auto.fork(session)  # after a failed save the store is read
+    await auto.fork(session)  # after a failed auto-save, it is saved first: nothing dropped
     assert store.loads == [session]
-    assert texts(talking.messages) == ["kept"]
+    assert texts(talking.messages) == ["kept", "not lost"]
+    stored = await store.load(session)
+    assert stored is not None
+    assert texts(stored.messages) == ["kept", "not lost"]
 
 
 @pytest.mark.parametrize("inherited", [1, 3])

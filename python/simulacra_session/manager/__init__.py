@@ -26,16 +26,16 @@ from ..errors import (
     SessionNotFoundError,
 )
 from ..events import EventName, LifecycleErrorEvent, LoadEvent, SaveEvent
-from ..history import ResolvedSession, list_forks, resolve_history, save_from
+from ..history import ResolvedSession, list_forks, save_from
 from ..ids import new_session_id, validate_session_id
 from ..messages import JsonObject, Message
 from ..models import RESERVED_METADATA_KEYS, Revision, SessionMetadata
 from ..protocols import Conversation, SessionStore
 from .children import busy_writers, spawn_child
 from .deletion import delete_session
-from .forks import plan_fork, saved_history
+from .forks import make_fork
 from .owned import check_label, owner_of
-from .recovery import recover
+from .recovery import recover, settled_history
 from .selection import check_own, latest
 from .snapshot import Inheritance, Snapshots
 from .writer import SaveRequest, SessionWriters, check_metadata
@@ -135,7 +135,11 @@ class SessionManager:
         event loop is running (errors raise), else in the background (errors are emitted).
         """
         self._check_open()
-        self._switch_to(new_session_id(), inherited=0, has_label=bool(label))
+        session_id = new_session_id()
+        if label is not None:
+            check_label(session_id, label)
+        self._save_again()
+        self._switch_to(session_id, inherited=0, has_label=bool(label))
         if self._conversation.messages:
             self._conversation.clear()
         if label or self._auto_save:
@@ -153,14 +157,14 @@ class SessionManager:
         framework adapter writes it (nothing loaded or written).
         """
         self._check_open()
+        self._save_again()
         if id is None:
             await self.flush()  # so that what this manager saves counts
             id = await latest(self._store)
             if id is None:
                 return self.start_new()
         validate_session_id(id)
-        await self.flush()
-        resolved = await resolve_history(self._store, id, strict=self._strict_forks)
+        resolved = await settled_history(self, id)
         if resolved is None:
             raise SessionNotFoundError(id)
         check_own(resolved.stored.metadata)
@@ -183,7 +187,6 @@ class SessionManager:
         self._check_open()
         if self._session_id is None:
             raise NoActiveSessionError()
-        await self.flush()
         return await recover(self, self._session_id)
 
     async def save(
@@ -236,27 +239,7 @@ class SessionManager:
         """
         self._check_open()
         validate_session_id(parent_id)
-        await self.flush()
-        saved = None if detached else saved_history(self, parent_id)
-        fork = await plan_fork(
-            self._store,
-            parent_id,
-            detached=detached,
-            messages=self._conversation.messages,
-            saved_history=saved,
-        )
-        fork_id = new_session_id()
-        revision = await self._store.save(fork_id, fork.owned, fork.metadata)
-        self._switch_to(fork_id, inherited=len(fork.inherited), has_label=False, revision=revision)
-        if not detached:
-            self._conversation.clear()
-            self._conversation.load(cast("builtins.list[Message]", fork.inherited))
-            self._snapshots.inherited_loaded()
-        checkpoint_state = fork.metadata.get("checkpoint_state")
-        if checkpoint_state is not None:
-            self._conversation.checkpoint_state = checkpoint_state
-        self._events.emit("save", SaveEvent(id=fork_id, messages=tuple(self._conversation.messages)))
-        return fork_id
+        return await make_fork(self, parent_id, detached=detached)
 
     async def list(self, *, limit: int | None = None, offset: int = 0) -> builtins.list[SessionMetadata]:
         """The sessions in the store, most recent first; ``limit``/``offset`` page them (see
@@ -363,11 +346,20 @@ class SessionManager:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
+            if not self._disposed:
+                self._save_again()
             await self.flush()
         finally:
             self.dispose()
 
     # -- internals ---------------------------------------------------------------------
+
+    def _save_again(self) -> None:
+        """Before the manager leaves its session (or closes), an auto-save of it that failed (a
+        full disk, a server gone) is tried again, in the background: what it held is otherwise
+        stored only by a later save, which may never come. A failure is reported again."""
+        if self._auto_save and self._session_id is not None and self._writers.failed(self._session_id):
+            self._writers.submit(self._request({}, background=True))
 
     def _check_open(self) -> None:
         if self._disposed:

@@ -9,20 +9,25 @@ resolved history (see ``simulacra_session.history``); a detached one stores all 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import SessionNotFoundError
+from ..events import SaveEvent
 from ..history import resolve_history
+from ..ids import new_session_id
 from ..messages import JsonObject, Message
+from ..models import Revision
 from ..protocols import SessionStore
+from ..stores._cancellation import finish
 from .selection import check_own
 
 if TYPE_CHECKING:
     from . import SessionManager
 
-__all__ = ["Fork", "plan_fork", "saved_history"]
+__all__ = ["Fork", "make_fork", "plan_fork", "saved_history"]
 
 
 @dataclass(slots=True)
@@ -33,6 +38,56 @@ class Fork:
     owned: list[JsonObject]
     inherited: list[JsonObject]
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+async def make_fork(manager: SessionManager, parent_id: str, *, detached: bool) -> str:
+    """Save a fork of ``parent_id`` and make it the manager's session (``SessionManager.fork``).
+
+    An attached fork of the current session whose auto-save failed saves it first (an
+    error, nothing forked, should that fail again): the fork never leaves out, nor drops
+    from the conversation, a message the conversation held. Cancelled once the fork is saved, the
+    manager is on it (as a store's write is: done, or never begun).
+    """
+    current = parent_id == manager._session_id
+    if current and not detached and manager._auto_save and manager._writers.failed(parent_id):
+        await manager._write({})
+    manager._save_again()
+    await manager.flush()
+    saved = None if detached else saved_history(manager, parent_id)
+    messages = manager._conversation.messages
+    fork = await plan_fork(
+        manager._store, parent_id, detached=detached, messages=messages, saved_history=saved
+    )
+    fork_id = new_session_id()
+    saving = asyncio.ensure_future(manager._store.save(fork_id, fork.owned, fork.metadata))
+    try:
+        revision = await finish(saving)
+    except asyncio.CancelledError:
+        if saving.done() and not saving.cancelled() and saving.exception() is None:
+            _switch_to(manager, fork_id, fork, saving.result())
+        raise
+    _switch_to(manager, fork_id, fork, revision)
+    return fork_id
+
+
+def _switch_to(manager: SessionManager, fork_id: str, fork: Fork, revision: Revision | None) -> None:
+    """Make the fork just saved current: the conversation holds its history (an attached
+    one's inherited messages; a detached one keeps its own) and the parent's checkpoint
+    state; a ``save`` event says what it stored. A message that completed while the fork was
+    made (saved to the parent, current then) is saved to it too."""
+    manager._switch_to(fork_id, inherited=len(fork.inherited), has_label=False, revision=revision)
+    conversation = manager._conversation
+    if not fork.metadata["detached"]:
+        conversation.clear()
+        conversation.load(cast("list[Message]", fork.inherited))
+        manager._snapshots.inherited_loaded()
+    checkpoint_state = fork.metadata.get("checkpoint_state")
+    if checkpoint_state is not None:
+        conversation.checkpoint_state = checkpoint_state
+    stored = cast("tuple[Message, ...]", (*fork.inherited, *fork.owned))
+    manager._events.emit("save", SaveEvent(id=fork_id, messages=stored))
+    if manager._auto_save and len(conversation.messages) > len(fork.inherited) + len(fork.owned):
+        manager._writers.submit(manager._request({}, background=True))
 
 
 def saved_history(manager: SessionManager, session_id: str) -> list[Message] | None:

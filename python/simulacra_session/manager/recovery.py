@@ -6,14 +6,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..history import resolve_history
+from ..history import ResolvedSession, resolve_history
 from ..messages import JsonObject
 from .selection import check_own
 
 if TYPE_CHECKING:
     from . import SessionManager
 
-__all__ = ["recover"]
+__all__ = ["recover", "settled_history"]
+
+
+async def settled_history(manager: SessionManager, session_id: str) -> ResolvedSession | None:
+    """The resolved history of ``session_id`` once the manager's saves of it have landed:
+    read again while a save began during the read (a message completed meanwhile), so that
+    what the manager then holds is never older than what it wrote."""
+    await manager.flush()
+    resolved = await resolve_history(manager._store, session_id, strict=manager._strict_forks)
+    while resolved is not None and manager._writers.busy_with(session_id):
+        await manager.flush()
+        resolved = await resolve_history(manager._store, session_id, strict=manager._strict_forks)
+    return resolved
 
 
 async def recover(manager: SessionManager, session_id: str) -> int:
@@ -27,8 +39,8 @@ async def recover(manager: SessionManager, session_id: str) -> int:
     anew with the whole history; one a framework adapter has taken meanwhile (its
     ``integration`` metadata) raises ``SessionOwnerError``, nothing loaded or saved.
     """
-    history = list(manager._snapshots.history())
-    resolved = await resolve_history(manager._store, session_id, strict=manager._strict_forks)
+    resolved = await settled_history(manager, session_id)
+    history = list(manager._snapshots.history())  # with what completed during the read
     if resolved is None:
         manager._switch_to(session_id, inherited=0, has_label=manager._snapshots.labelled)
         await manager.save(full=True)
