@@ -12,7 +12,9 @@ To a store that checks revisions (``checks_revisions``) each write says which re
 the session it was made from: the one the last write returned, or the one loaded; a write
 from a stale view then fails with ``ConflictError`` instead of overwriting another writer's
 messages. A write that failed with ``StoreError`` (a connection lost at the commit, say) may
-have landed: the next one first reads the session to tell, as after a cancelled write.
+have landed: the next one first reads the session to tell, as after a cancelled write. A
+``CancelledError`` the store raised itself, nobody having cancelled the write (its driver's
+pool closing under it, say), is such a ``StoreError``: a failure, not a write tried for ever.
 What a write holds (``SaveRequest``) and the stores' rule for metadata are in ``save_request``
 (importable from here too).
 """
@@ -20,8 +22,7 @@ What a write holds (``SaveRequest``) and the stores' rule for metadata are in ``
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from functools import partial
@@ -33,26 +34,12 @@ from ..messages import JsonObject, Message
 from ..models import Revision
 from ..protocols import AppendableSessionStore, SessionStore, checks_revisions
 from .save_request import SaveRequest, acceptable, check_metadata
+from .write_task import cancel_requested, start
 
 __all__ = ["SaveRequest", "SessionWriter", "SessionWriters", "check_metadata"]
 
 #: What a write stored: ``source[start:end]``, the session's own messages.
 _Written = tuple[Sequence[Message], int, int]
-
-
-if sys.version_info >= (3, 12):
-
-    def _start(write: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Run ``write`` as a task that starts at once (eagerly), up to its first wait: an
-        append's bytes are written, and a durable one handed to the sync thread, within the
-        call that submitted it, a loop iteration sooner."""
-        return asyncio.Task(write, loop=asyncio.get_running_loop(), name=name, eager_start=True)
-
-else:
-
-    def _start(write: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Run ``write`` as a task (eager start needs Python 3.12)."""
-        return asyncio.get_running_loop().create_task(write, name=name)
 
 
 class SessionWriter:
@@ -201,17 +188,28 @@ class SessionWriter:
         return None
 
     async def _store_call(self, request: SaveRequest, delta: list[Message] | None) -> None:
-        options: dict[str, Any] = {}
-        if self._checks:
-            if self._unsure is not None:
-                await self._check_unsure(self._unsure)
-            options["expected"] = self._revision
-        if delta is not None and self._appender is not None:
-            revision = await self._appender.append(request.session_id, delta, request.metadata, **options)
-        else:
-            revision = await self._store.save(
-                request.session_id, request.messages, request.metadata, **options
-            )
+        operation = "load"  # the store's call under way, for a CancelledError it raises itself
+        try:
+            options: dict[str, Any] = {}
+            if self._checks:
+                if self._unsure is not None:
+                    await self._check_unsure(self._unsure)
+                options["expected"] = self._revision
+            if delta is not None and self._appender is not None:
+                operation = "append"
+                revision = await self._appender.append(request.session_id, delta, request.metadata, **options)
+            else:
+                operation = "save"
+                revision = await self._store.save(
+                    request.session_id, request.messages, request.metadata, **options
+                )
+        except asyncio.CancelledError as cancelled:
+            if cancel_requested():
+                raise
+            raise StoreError(
+                f"session {self.session_id}: the store's {operation} raised CancelledError, though"
+                " nobody cancelled the write (its connection or pool closed under it, say): it failed"
+            ) from cancelled
         if revision is not None:
             self._revision = revision
 
@@ -249,7 +247,7 @@ class SessionWriter:
             write = self._store_call(request, self._delta(request, written))
             name = f"simulacra-session save {self.session_id}"
             self._writing = request
-            self._inflight = _start(write, name)
+            self._inflight = start(write, name)
             self._inflight.add_done_callback(partial(self._landed, request))
             return
         drained, self._drained = self._drained, []

@@ -1,0 +1,193 @@
+"""SessionManager's save queue across event loops and cancellations: an auto-save cut short by
+``asyncio.run``'s clean-up is written by the next flush (not again on the loop closing); a
+``CancelledError`` a store raises itself is a failure, reported once, not a write retried for
+ever; a write made with no loop running waits for one in flight on a loop left open, or
+takes up one left on a closed loop; a flush on another loop than a write stalled on one that
+is not running raises instead of waiting for ever. On the memory and the file store; run on
+each backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulacra_session import (
+    FileSessionStore,
+    InMemorySessionStore,
+    JsonObject,
+    LifecycleErrorEvent,
+    Revision,
+    SessionManager,
+    SessionStore,
+    SimpleConversation,
+    StoreError,
+)
+from simulacra_session.testing import msg, texts
+
+#: Long enough for any write here; only turns a hang into a failure.
+GUARD = 30
+
+_Write = Callable[..., Awaitable[Revision]]
+
+
+class Stalls:
+    """A store's writes, stalled or failed on demand (mixed into a real store).
+
+    ``hold`` makes the next write wait ``"before"`` it lands or ``"after"`` (landed, not yet
+    heard of) until ``release`` is set or the write is cancelled, and set ``held`` (an event
+    the test makes on its loop); ``stop_loop`` makes the next write stop its event loop as it
+    ends; ``cancels`` writes raise ``CancelledError`` themselves, as a driver whose pool closes
+    does. ``late`` counts the writes begun on a loop after a held write was cancelled there.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.hold: str | None = None
+        self.held = asyncio.Event()
+        self.release: asyncio.Future[None] | None = None
+        self.stop_loop = False
+        self.cancels = 0
+        self.raised = 0
+        self.cancelled_on: asyncio.AbstractEventLoop | None = None
+        self.late = 0
+
+    async def save(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        return await self._write(super().save, id, messages, metadata, expected)  # type: ignore[misc]
+
+    async def append(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        return await self._write(super().append, id, messages, metadata, expected)  # type: ignore[misc]
+
+    async def _write(
+        self,
+        write: _Write,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None,
+        expected: Revision | None,
+    ) -> Revision:
+        loop = asyncio.get_running_loop()
+        if loop is self.cancelled_on:
+            self.late += 1
+        if self.cancels:
+            self.cancels -= 1
+            self.raised += 1
+            raise asyncio.CancelledError  # the store's own code: nobody cancelled the write
+        hold, self.hold = self.hold, None
+        stop, self.stop_loop = self.stop_loop, False
+        try:
+            if hold == "before":
+                await self._wait(loop)
+            revision = await write(id, messages, metadata, expected=expected)
+            if hold == "after":
+                await self._wait(loop)
+            return revision
+        finally:
+            if stop:
+                loop.stop()
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.release = loop.create_future()
+        self.held.set()
+        try:
+            await self.release
+        except asyncio.CancelledError:
+            self.cancelled_on = loop
+            raise
+
+
+class StalledMemory(Stalls, InMemorySessionStore):
+    pass
+
+
+class StalledFile(Stalls, FileSessionStore):
+    pass
+
+
+Stalled = StalledMemory | StalledFile
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Stalled:
+    return StalledMemory() if request.param == "memory" else StalledFile(tmp_path)
+
+
+def watched(store: SessionStore) -> tuple[SessionManager, SimpleConversation, list[LifecycleErrorEvent]]:
+    """A manager on ``store``, its lifecycle errors collected."""
+    conversation = SimpleConversation()
+    manager = SessionManager(store, conversation)
+    errors: list[LifecycleErrorEvent] = []
+    manager.on("lifecycle_error", errors.append)
+    return manager, conversation, errors
+
+
+def write_task(session_id: str) -> asyncio.Task[Any]:
+    """The task of the write in flight for ``session_id``."""
+    (task,) = [
+        task for task in asyncio.all_tasks() if task.get_name() == f"simulacra-session save {session_id}"
+    ]
+    return task
+
+
+async def stored_texts(store: SessionStore, session_id: str) -> list[str]:
+    stored = await store.load(session_id)
+    assert stored is not None
+    return texts(stored.messages)
+
+
+def stored_now(store: SessionStore, session_id: str) -> list[str]:
+    """What the store holds, read with no event loop running."""
+    return asyncio.run(stored_texts(store, session_id))
+
+
+async def say_held(store: Stalled, conversation: SimpleConversation, text: str, hold: str) -> None:
+    """Add a message whose auto-save is held ``hold`` it lands; return once it is."""
+    store.hold, store.held = hold, asyncio.Event()
+    conversation.append(msg(text))
+    await asyncio.wait_for(store.held.wait(), GUARD)
+
+
+# -- a CancelledError the store raises itself ---------------------------------------------
+
+
+async def test_a_cancelled_error_the_store_raises_itself_fails_the_write_once(store: Stalled) -> None:
+    """Nobody cancelled the write: it failed (a driver's pool closing under it), and is
+    reported as a StoreError naming the session and the call, not tried again and again."""
+    manager, conversation, errors = watched(store)
+    session_id = manager.start_new("pool closing")
+    await manager.flush()
+    store.cancels = 5  # were it retried, the sixth try would land
+    conversation.append(msg("m1"))
+    await asyncio.wait_for(manager.flush(), GUARD)
+    assert store.raised == 1
+    assert [type(event.error) for event in errors] == [StoreError]
+    assert errors[0].context == {"session_id": session_id}
+    message = str(errors[0].error)
+    assert session_id in message
+    assert "append" in message
+    assert "CancelledError" in message
+    with pytest.raises(StoreError, match=rf"{session_id}.*save.*CancelledError"):
+        await asyncio.wait_for(manager.save(), GUARD)  # an explicit save raises it
+    assert store.raised == 2
+    store.cancels = 0
+    conversation.append(msg("m2"))
+    await asyncio.wait_for(manager.flush(), GUARD)
+    assert await stored_texts(store, session_id) == ["m1", "m2"]
+    assert len(errors) == 1
