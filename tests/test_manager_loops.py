@@ -164,6 +164,78 @@ async def say_held(store: Stalled, conversation: SimpleConversation, text: str, 
     await asyncio.wait_for(store.held.wait(), GUARD)
 
 
+# -- a write cancelled by someone else: asyncio.run closing, say ------------------------
+
+
+@pytest.mark.parametrize("hold", ["before", "after"])
+def test_an_auto_save_cut_short_by_asyncio_run_is_written_by_the_next_flush(
+    store: Stalled, hold: str
+) -> None:
+    """asyncio.run's clean-up cancels the write in flight: it is not started again on the loop
+    closing (where a store's thread work fails: its executor is shut down), but kept for the
+    next flush, on the next loop, which writes it (checking first whether it landed)."""
+    manager, conversation, errors = watched(store)
+
+    async def first() -> str:
+        session_id = manager.start_new("cut short")
+        await manager.flush()
+        await say_held(store, conversation, "m1", hold)
+        return session_id
+
+    session_id = asyncio.run(first())
+    assert store.cancelled_on is not None  # the write was cancelled in flight
+    assert store.late == 0  # and nothing written again on the loop closing
+
+    async def second() -> list[str]:
+        await asyncio.wait_for(manager.flush(), GUARD)
+        return await stored_texts(store, session_id)
+
+    assert asyncio.run(second()) == ["m1"]
+    assert errors == []
+
+
+def test_an_auto_save_in_flight_when_asyncio_run_returns_is_not_lost(tmp_path: Path) -> None:
+    """The audit's case on the plain file store, whose writes go to a thread: the save
+    asyncio.run's clean-up cancelled is written by the next flush, no error reported."""
+    store = FileSessionStore(tmp_path)
+    manager, conversation, errors = watched(store)
+    session_id = manager.start_new()  # no loop running: written at once
+
+    async def turn() -> None:
+        conversation.append(msg("m1"))  # returns with its auto-save in flight
+
+    asyncio.run(turn())
+
+    async def later() -> list[str]:
+        await asyncio.wait_for(manager.flush(), GUARD)
+        return await stored_texts(store, session_id)
+
+    assert asyncio.run(later()) == ["m1"]
+    assert errors == []
+
+
+@pytest.mark.parametrize("then", ["flush", "message"])
+async def test_a_write_cancelled_with_nobody_waiting_goes_with_the_next_flush(
+    store: Stalled, then: str
+) -> None:
+    """Kept rather than started again at once, the write another task cancelled on a loop that
+    goes on is written by the next flush, or with the next message: nothing waits for ever."""
+    manager, conversation, errors = watched(store)
+    session_id = manager.start_new("cancelled")
+    await manager.flush()
+    await say_held(store, conversation, "m1", "before")
+    task = write_task(session_id)
+    task.cancel()
+    await asyncio.wait([task])  # its end is settled (the writer hears of it first)
+    expected = ["m1"]
+    if then == "message":
+        conversation.append(msg("m2"))
+        expected.append("m2")
+    await asyncio.wait_for(manager.flush(), GUARD)
+    assert await stored_texts(store, session_id) == expected
+    assert errors == []
+
+
 # -- a CancelledError the store raises itself ---------------------------------------------
 
 

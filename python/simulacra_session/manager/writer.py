@@ -6,8 +6,10 @@ kept), so a burst of auto-saves costs at most two writes and the last holds the 
 messages. The metadata of a failed auto-save goes with the next write, save what the store
 refuses (never an explicit save's: that call raises); an auto-save whose write someone else
 cancelled (the loop closing, say) is written again, as is one whose event loop was closed
-under it (it can never report). A write is one call of the store's public ``append`` or
-``save``, run in a task; waiting for it (``flush``) never cancels it.
+under it (it can never report): by the next flush or save, on whatever loop runs it, never at
+once on a loop that may be closing (unless a flush or save there waits for it). A write is
+one call of the store's public ``append`` or ``save``, run in a task; waiting for it
+(``flush``) never cancels it.
 To a store that checks revisions (``checks_revisions``) each write says which revision of
 the session it was made from: the one the last write returned, or the one loaded; a write
 from a stale view then fails with ``ConflictError`` instead of overwriting another writer's
@@ -114,8 +116,9 @@ class SessionWriter:
         self._failed_last = False
 
     def drained(self) -> asyncio.Future[None] | None:
-        """A future resolved once nothing is in flight or queued; ``None`` when that is now."""
-        if self._revived():
+        """A future resolved once nothing is in flight or queued; ``None`` when that is now. A
+        request queued with nothing in flight (see ``_landed``) starts here, on this loop."""
+        if self._revived() or (self._inflight is None and self._pending is not None):
             self._dispatch()
         if not self.busy:
             return None
@@ -257,9 +260,21 @@ class SessionWriter:
         self._on_idle(self.session_id)
 
     def _landed(self, request: SaveRequest, done: asyncio.Task[None]) -> None:
+        """Settle the write that ended and start the next. After one someone else cancelled,
+        with nobody on its loop waiting, the next is kept queued for the next ``submit`` or
+        ``drained``, on whatever loop runs it: that loop may be closing (``asyncio.run``
+        cancels the tasks left, then shuts down the executor a store's threads run in)."""
         self._inflight = self._writing = None
         self._settle(request, done)
+        if done.cancelled() and self._pending is not None and not self._awaited(done.get_loop()):
+            return
         self._dispatch()
+
+    def _awaited(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether someone on ``loop`` waits for this writer: a flush, or an explicit save queued."""
+        pending = self._pending
+        waiting = self._drained if pending is None else [*self._drained, *pending.waiters]
+        return any(_open(future) and future.get_loop() is loop for future in waiting)
 
     def _settle(self, request: SaveRequest, done: asyncio.Task[None]) -> None:
         """Report the outcome of a write that finished, or will never finish (``_revived``)."""
