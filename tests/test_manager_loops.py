@@ -263,3 +263,84 @@ async def test_a_cancelled_error_the_store_raises_itself_fails_the_write_once(st
     await asyncio.wait_for(manager.flush(), GUARD)
     assert await stored_texts(store, session_id) == ["m1", "m2"]
     assert len(errors) == 1
+
+
+# -- a write made with no event loop running ----------------------------------------------
+
+
+def test_a_sync_write_takes_up_a_write_left_on_a_closed_loop(store: Stalled) -> None:
+    """A sync wrapper closed its loop with a write in flight (landed, unheard of): the next
+    message, added with no loop running, is written at once after it, not beside it."""
+    manager, conversation, errors = watched(store)
+    session_id = manager.start_new("sync wrapper")  # no loop running: written at once
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(say_held(store, conversation, "m1", "after"))
+    finally:
+        loop.close()
+    conversation.append(msg("m2"))  # no loop running: written at once
+    assert stored_now(store, session_id) == ["m1", "m2"]
+    assert errors == []
+
+
+def test_a_sync_write_waits_for_a_write_on_a_loop_not_running(store: Stalled) -> None:
+    """A sync wrapper's loop, kept open, stopped with a write in flight: a message added with
+    no loop running is queued behind that write (not written beside it, which would conflict
+    with it), and goes once that loop runs the write to its end."""
+    manager, conversation, errors = watched(store)
+    session_id = manager.start_new("long-lived loop")
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(say_held(store, conversation, "m1", "after"))
+        conversation.append(msg("m2"))  # no loop running
+        assert errors == []
+        assert stored_now(store, session_id) == ["m1"]  # queued
+
+        async def finish() -> list[str]:
+            assert store.release is not None
+            store.release.set_result(None)
+            await asyncio.wait_for(manager.flush(), GUARD)
+            return await stored_texts(store, session_id)
+
+        assert loop.run_until_complete(finish()) == ["m1", "m2"]
+    finally:
+        loop.close()
+    assert errors == []
+
+
+# -- a write that ended on a loop not running ----------------------------------------------
+
+
+@pytest.mark.parametrize("then", ["sync", "other loop"])
+def test_a_write_that_ended_on_a_loop_not_running_is_taken_up(store: Stalled, then: str) -> None:
+    """A write that ended as its loop stopped (its report waits for that loop to run again) is
+    settled by the next call from elsewhere: a message added with no loop running is written
+    at once after it, and a flush on another loop returns."""
+    manager, conversation, errors = watched(store)
+    session_id = manager.start_new("stopped")
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def turn() -> None:
+            store.stop_loop = True
+            conversation.append(msg("m1"))
+
+        started = loop.create_task(turn())
+        guard = loop.call_later(GUARD, loop.stop)  # only a guard: the write stops it
+        loop.run_forever()  # until the write ends, stopping the loop
+        guard.cancel()
+        assert started.done()
+        assert not store.stop_loop
+        if then == "sync":
+            conversation.append(msg("m2"))  # no loop running: written at once
+            assert stored_now(store, session_id) == ["m1", "m2"]
+        else:
+
+            async def other() -> list[str]:
+                await asyncio.wait_for(manager.flush(), GUARD)
+                return await stored_texts(store, session_id)
+
+            assert asyncio.run(other()) == ["m1"]
+    finally:
+        loop.close()
+    assert errors == []

@@ -9,7 +9,8 @@ cancelled (the loop closing, say) is written again, as is one whose event loop w
 under it (it can never report): by the next flush or save, on whatever loop runs it, never at
 once on a loop that may be closing (unless a flush or save there waits for it). A write is
 one call of the store's public ``append`` or ``save``, run in a task; waiting for it
-(``flush``) never cancels it.
+(``flush``) never cancels it. With no loop running (sync code) a write happens at once, after
+what was queued, unless a write is in flight on a loop still open: it then waits behind it.
 To a store that checks revisions (``checks_revisions``) each write says which revision of
 the session it was made from: the one the last write returned, or the one loaded; a write
 from a stale view then fails with ``ConflictError`` instead of overwriting another writer's
@@ -130,20 +131,30 @@ class SessionWriter:
     def submit(self, request: SaveRequest, *, raise_now: bool = False) -> asyncio.Future[None] | None:
         """Queue ``request``; returns a future of its outcome for explicit requests.
 
-        Without a running event loop the write happens at once, in this thread; then
-        ``raise_now`` makes a failure raise instead of being reported.
+        Without a running event loop the write happens at once, in this thread, with what was
+        queued (``raise_now`` makes a failure raise instead of being reported); unless a write
+        is in flight on a loop still open: the request then waits behind it (see
+        ``_write_without_loop``).
         """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._write_without_loop(request, raise_now)
-            self._on_idle(self.session_id)
             return None
         self._revived()
         future: asyncio.Future[None] | None = None
         if not request.background:
             future = loop.create_future()
             request.waiters += (future,)
+        self._queue(request)
+        if self._inflight is None:
+            self._dispatch()
+        return future
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _queue(self, request: SaveRequest) -> None:
+        """Fold ``request`` into the queued one, with what failed auto-saves meant to store."""
         if self._carried:
             request.metadata = {**self._carried, **request.metadata}
             request.carry = {**self._carried, **request.carry}
@@ -152,22 +163,22 @@ class SessionWriter:
             self._pending = request
         else:
             self._pending.absorb(request)
-        if self._inflight is None:
-            self._dispatch()
-        return future
-
-    # -- internals ---------------------------------------------------------------------
 
     def _revived(self) -> bool:
-        """Take back the write in flight when its event loop is closed (a sync wrapper's
-        ``run_until_complete`` returned, and closed the loop, with it pending); whether it did.
+        """Take back the write in flight when its event loop will not report it: that loop is
+        closed (a sync wrapper's ``run_until_complete`` returned, and closed it, with the write
+        pending), or the write ended and its loop is not running (the report waits for that
+        loop to run again, which may never be); whether it did.
 
-        That write never reports: one that ended is settled as it ended, one cut short as a
-        cancelled one (landed, or not: its auto-saves are queued again), and the queue then
-        goes on, on the loop running now.
+        One that ended is settled as it ended, one cut short as a cancelled one (landed, or
+        not: its auto-saves are queued again), and the queue then goes on, on the loop running
+        now (or none). Should its open loop run again, its report is ignored (``_landed``).
         """
         task = self._inflight
-        if task is None or not task.get_loop().is_closed():
+        if task is None:
+            return False
+        loop = task.get_loop()
+        if not loop.is_closed() and not (task.done() and not loop.is_running()):
             return False
         request, self._writing, self._inflight = self._writing, None, None
         assert request is not None
@@ -227,15 +238,27 @@ class SessionWriter:
             self._revision = stored.revision
 
     def _write_without_loop(self, request: SaveRequest, raise_now: bool) -> None:
+        """Write ``request`` with what was queued, at once (no loop runs in this thread); behind
+        a write in flight on a loop still open (not running, or in another thread) it is queued
+        instead, and goes once that loop runs the write to its end: written beside it, made from
+        the same revision, it would conflict with it (or overwrite it)."""
+        self._revived()
+        self._queue(request)
+        if self._inflight is not None:
+            return
+        merged, self._pending = self._pending, None
+        assert merged is not None
         written, self._written = self._written, None
         try:
-            asyncio.run(self._store_call(request, self._delta(request, written)))
+            asyncio.run(self._store_call(merged, self._delta(merged, written)))
         except Exception as error:
             if raise_now:
                 raise
-            self._failed(request, error)
+            self._failed(merged, error)
         else:
-            self._succeeded(request)
+            self._succeeded(merged)
+        if self._inflight is None and self._pending is None:
+            self._dispatch()  # idle: flushes waiting on a loop not running end, the writer may go
 
     def _dispatch(self) -> None:
         """Start the queued write when none is in flight; report idleness when none is left.
@@ -265,6 +288,8 @@ class SessionWriter:
         with nobody on its loop waiting, the next is kept queued for the next ``submit`` or
         ``drained``, on whatever loop runs it: that loop may be closing (``asyncio.run``
         cancels the tasks left, then shuts down the executor a store's threads run in)."""
+        if done is not self._inflight:
+            return  # taken back already, its loop not running then (see ``_revived``)
         self._inflight = self._writing = None
         self._settle(request, done)
         if done.cancelled() and self._pending is not None and not self._awaited(done.get_loop()):
