@@ -93,6 +93,26 @@ def test_simple_conversation_hands_out_its_history_view_and_snapshots() -> None:
     assert (texts(loaded), conversation.history) == (["one", "two"], [])
 
 
+async def test_messages_that_are_not_objects_are_saved_labelled_and_forked() -> None:
+    """A message need not be a JSON object (a framework's item may be a list): the label
+    derived from the first user message, and a fork's last message id, failed on one with
+    ``AttributeError`` (the auto-save raising into the conversation)."""
+    store = InMemorySessionStore()
+    conversation = ListConversation()
+    manager = SessionManager(store, conversation)  # type: ignore[arg-type]
+    session_id = manager.start_new()
+    conversation.add(["item", 1])  # type: ignore[arg-type]
+    conversation.add(user("hello there"), 7)  # type: ignore[arg-type]
+    await manager.flush()
+    stored = await store.load(session_id)
+    assert stored is not None
+    assert (stored.messages[0], stored.messages[-1], stored.metadata.label) == (["item", 1], 7, "hello there")
+    fork = await manager.fork(session_id)
+    forked = await store.load(fork)
+    assert forked is not None
+    assert (forked.metadata.fork_message_count, forked.metadata.fork_message_id) == (3, None)
+
+
 @pytest.mark.parametrize("kind", [ViewConversation, ListConversation])
 async def test_an_auto_save_at_message_10001_appends_one_message(kind: type[ListConversation]) -> None:
     assert isinstance(kind(), AppendOnlyConversation) == (kind is ViewConversation)

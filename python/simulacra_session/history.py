@@ -23,7 +23,7 @@ resolving a parent inside its own worker thread).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,8 +78,8 @@ def _original_count(metadata: SessionMetadata, parent_history: Sequence[JsonObje
     """The original library's rule: up to the message ``fork_message_id`` names, else all."""
     if metadata.fork_message_id is not None:
         for index, message in enumerate(parent_history):
-            if message.get("id") == metadata.fork_message_id:
-                return index + 1
+            if isinstance(message, Mapping) and message.get("id") == metadata.fork_message_id:
+                return index + 1  # a message need not be an object: only one has an id
     return len(parent_history)
 
 
@@ -206,12 +206,19 @@ def resolve_history_sync(
 # -- forks that keep their history --------------------------------------------------------
 
 
-async def list_forks(store: SessionStore, id: str) -> list[SessionMetadata]:
+async def list_forks(store: SessionStore, id: str, *, every: bool = False) -> list[SessionMetadata]:
     """Sessions whose ``parent_id`` is ``id``, most recent first: from the store's fork index
-    (a ``ForkIndexedStore``), else by listing every session."""
-    if isinstance(store, ForkIndexedStore):
-        return await store.forks(id)
-    return [meta for meta in await store.list() if meta.parent_id == id]
+    (a ``ForkIndexedStore``), else by listing every session. ``every``: from both (those the
+    index lacks after it), for what changes the forks' history (a delete, a truncation): a
+    file store's index lacks the forks the original library wrote, and those of files
+    copied without it."""
+    if not isinstance(store, ForkIndexedStore):
+        return [meta for meta in await store.list() if meta.parent_id == id]
+    indexed = await store.forks(id)
+    if not every:
+        return indexed
+    known = {meta.id for meta in indexed}
+    return indexed + [meta for meta in await store.list() if meta.parent_id == id and meta.id not in known]
 
 
 async def materialize_forks(store: SessionStore, parent_id: str, *, kept: int | None = None) -> list[str]:
@@ -219,7 +226,9 @@ async def materialize_forks(store: SessionStore, parent_id: str, *, kept: int | 
     keeps its history once the parent is gone (``kept=None``) or keeps only its first ``kept``
     messages (only the forks inheriting more are written); returns the ids of the forks now
     detached."""
-    attached = [meta for meta in await list_forks(store, parent_id) if _inherits_beyond(meta, kept)]
+    attached = [
+        meta for meta in await list_forks(store, parent_id, every=True) if _inherits_beyond(meta, kept)
+    ]
     if not attached:
         return []
     resolved = await resolve_history(store, parent_id)

@@ -32,9 +32,11 @@ __all__ = [
 RESERVED_METADATA_KEYS = frozenset({"id", "created_at", "updated_at", "message_count"})
 
 #: A count of messages: an ``int`` (not a bool, float or string a lax model would turn into
-#: one) that is not negative. Metadata holding another value is refused where it is made
-#: (``InvalidMetadataError`` from a save) and is damage where it is read (``CorruptSessionError``).
-Count = Annotated[int, Field(strict=True, ge=0)]
+#: one) from 0 to 2**63 - 1 (what a SQL ``BIGINT`` holds; a larger one, thousands of digits,
+#: is more than Python turns into text). Metadata holding another value is refused where it
+#: is made (``InvalidMetadataError`` from a save) and is damage where it is read
+#: (``CorruptSessionError``).
+Count = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
 
 #: A yes or no (``detached``, ``is_checkpoint``): a ``bool``, not the ``1`` or ``"yes"`` a lax
 #: model reads as one (a SQL store's listing, reading the stored text, would not), refused
@@ -198,8 +200,15 @@ def merge_metadata(
     try:
         return SessionMetadata.model_validate(merged)
     except ValidationError as error:
-        wrong = ", ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}" for e in error.errors())
+        wrong = ", ".join(f"{'.'.join(map(str, e['loc']))}={_shown(e['input'])}" for e in error.errors())
         raise InvalidMetadataError(f"invalid metadata for session {session_id}: {wrong}: {error}") from None
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``; for an int of more digits than Python writes out (thousands), its size."""
+    if type(value) is int and value.bit_length() > 64:
+        return f"<an int of {value.bit_length()} bits>"
+    return repr(value)
 
 
 def dump_metadata(metadata: Mapping[str, Any]) -> bytes:

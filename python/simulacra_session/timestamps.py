@@ -25,7 +25,8 @@ __all__ = [
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_LAST_MILLIS = (datetime.max.replace(tzinfo=timezone.utc) - _EPOCH) // timedelta(milliseconds=1)
+_LAST_MOMENT = datetime.max.replace(tzinfo=timezone.utc)  # year 9999's last microsecond
+_LAST_MILLIS = (_LAST_MOMENT - _EPOCH) // timedelta(milliseconds=1)
 _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 _last_millis = -1  # the last millisecond since the epoch that next_timestamp(millis=True) gave
 _millis_lock = threading.Lock()  # worker threads of several stores stamp at once
@@ -49,10 +50,9 @@ def parse_timestamp(value: str) -> datetime:
         micros = (fraction or "")[:6].ljust(6, "0")
         try:  # the text normalized to the one form fromisoformat reads on every Python
             parsed = datetime.fromisoformat(f"{date}T{clock}.{micros}{offset or '+00:00'}")
-        except ValueError:  # a day, hour or offset out of range
-            pass
-        else:
             return parsed.astimezone(timezone.utc)
+        except (ValueError, OverflowError):  # a day, hour or offset out of range; or an offset
+            pass  # moving year 1 or 9999 out of the years a datetime holds
     raise ValueError(f"not an ISO 8601 timestamp: {value!r}")
 
 
@@ -67,7 +67,8 @@ def next_timestamp(previous: str | None = None, *, millis: bool = False) -> str:
     """Now, or one microsecond after ``previous`` when the clock has not moved past it.
 
     Stores stamp each save with this so a session's ``updated_at`` strictly increases even
-    when two saves land in the same clock tick or the wall clock steps back. ``millis``
+    when two saves land in the same clock tick or the wall clock steps back (but after the
+    last instant of year 9999, which a hand-edited stamp may hold: that one stays). ``millis``
     stamps as the original library does (``2026-01-02T03:04:05.123Z``): texts of one length,
     which sort as strings in the order of their instants, in whole milliseconds after
     ``previous`` and after every earlier such stamp of this process (so saves of different
@@ -78,8 +79,8 @@ def next_timestamp(previous: str | None = None, *, millis: bool = False) -> str:
     now = datetime.now(timezone.utc)
     if previous is not None:
         last = parse_timestamp(previous)
-        if now <= last:
-            now = last + _ONE_MICROSECOND
+        if now <= last:  # year 9999's last microsecond has none after it: it stays
+            now = last + _ONE_MICROSECOND if last < _LAST_MOMENT else last
     return format_timestamp(now)
 
 
@@ -88,7 +89,7 @@ def _next_millis(previous: str | None) -> str:
     after = to_micros(previous) // 1000 + 1 if previous is not None else 0
     with _millis_lock:  # the process's sequence follows the clock, whatever a session's stamp says
         _last_millis = max(time.time_ns() // 1_000_000, _last_millis + 1)
-        millis = max(_last_millis, after)
+        millis = min(max(_last_millis, after), _LAST_MILLIS)  # none after year 9999's last
     return _millis_text(millis)
 
 

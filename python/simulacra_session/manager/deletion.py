@@ -30,12 +30,13 @@ __all__ = ["delete_session"]
 async def delete_session(manager: SessionManager, session_id: str) -> bool:
     """Remove ``session_id`` from ``manager``'s store once each attached fork holds what it
     inherits (written detached), forks made while it was removed included; ``True`` when the
-    session existed."""
+    session existed. Its forks are found in the fork index and the listing both (see
+    ``list_forks``); those made meanwhile, by this library, in the index."""
     store = manager._store
     await detach_forks(manager, session_id)  # the forks this manager writes, through their writers
     resolved = await _history(store, session_id)  # what its forks inherit, read once
     if resolved is not None:
-        await _keep_histories(store, session_id, resolved.messages)  # the others
+        await _keep_histories(store, session_id, resolved.messages, every=True)  # the others
     existed = await store.delete(session_id)
     if resolved is not None:
         await _keep_histories(store, session_id, resolved.messages)  # made before it went
@@ -49,15 +50,17 @@ async def _history(store: SessionStore, session_id: str) -> ResolvedSession | No
     try:
         return await resolve_history(store, session_id)
     except CorruptSessionError:
-        if any(inherits(metadata) for metadata in await list_forks(store, session_id)):
+        if any(inherits(metadata) for metadata in await list_forks(store, session_id, every=True)):
             raise
         return None
 
 
-async def _keep_histories(store: SessionStore, parent_id: str, history: Sequence[JsonObject]) -> None:
+async def _keep_histories(
+    store: SessionStore, parent_id: str, history: Sequence[JsonObject], *, every: bool = False
+) -> None:
     """Write into each attached fork of ``parent_id`` the messages it inherits of ``history``
-    (the parent's), detached."""
-    for metadata in await list_forks(store, parent_id):
+    (the parent's), detached (``every``: see ``list_forks``)."""
+    for metadata in await list_forks(store, parent_id, every=every):
         if inherits(metadata):
             await _keep_history(store, metadata.id, parent_id, history)
 

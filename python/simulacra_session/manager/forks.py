@@ -10,7 +10,7 @@ resolved history (see ``simulacra_session.history``); a detached one stores all 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -137,7 +137,8 @@ async def plan_fork(
             raise SessionNotFoundError(parent_id)
         check_own(parent.metadata)
         metadata["fork_message_count"] = len(history)
-        last_id = history[-1].get("id") if history else None
+        last = history[-1] if history else None
+        last_id = last.get("id") if isinstance(last, Mapping) else None  # a message need not be an object
         metadata["fork_message_id"] = last_id if isinstance(last_id, str) else None
         fork = Fork(owned=[], inherited=list(history), metadata=metadata)
     if parent is not None and parent.metadata.checkpoint_state is not None:

@@ -7,7 +7,7 @@ cost however long the conversation; other conversations' ``messages`` are copied
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -122,8 +122,8 @@ def _slug_of(history: Sequence[Message]) -> str | None:
 
 def _first_user_text_slug(history: Sequence[Message]) -> str | None:
     for message in history:
-        if message.get("role") != "user":
-            continue
+        if not isinstance(message, Mapping) or message.get("role") != "user":
+            continue  # a message need not be an object
         content: Any = message.get("content")
         if isinstance(content, str):
             return derive_slug(content)

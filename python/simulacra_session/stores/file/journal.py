@@ -198,7 +198,8 @@ def parse_journal(data: bytes, path: str) -> Journal:
         superseded += removed
     torn = len(data) - end
     if count != len(messages):  # in version 2: the header of a file whose first commit does not verify
-        problem = f"corrupt session file {path}: {len(messages)} messages, metadata says {count!r}"
+        said = "more than a count holds" if type(count) is int and count.bit_length() > 63 else repr(count)
+        problem = f"corrupt session file {path}: {len(messages)} messages, metadata says {said}"
         problem += f"; it does not verify from offset {end}" if torn and version > 1 else ""
         raise CorruptSessionError(problem, path=path, offset=end if torn else start)
     damage = None
