@@ -21,6 +21,7 @@ from simulacra_session import (
     JsonObject,
     LifecycleErrorEvent,
     Revision,
+    SessionError,
     SessionManager,
     SessionStore,
     SimpleConversation,
@@ -341,6 +342,41 @@ def test_a_write_that_ended_on_a_loop_not_running_is_taken_up(store: Stalled, th
                 return await stored_texts(store, session_id)
 
             assert asyncio.run(other()) == ["m1"]
+    finally:
+        loop.close()
+    assert errors == []
+
+
+# -- a write in flight on another loop, not running ----------------------------------------
+
+
+def test_waiting_on_another_loop_for_a_write_on_a_loop_not_running_raises(store: Stalled) -> None:
+    """flush() and save() on a second loop, while the write in flight is on a first loop that
+    is open but not running, raise a SessionError naming the session (that wait would never
+    end); the write goes on once the first loop runs again."""
+    manager, conversation, errors = watched(store)
+    session_id = manager.start_new("two loops")
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(say_held(store, conversation, "m1", "before"))
+
+        async def other() -> None:
+            conversation.append(msg("m2"))  # queued behind the write in flight
+            stalled = rf"session {session_id}: .*another event loop.*not running"
+            with pytest.raises(SessionError, match=stalled):
+                await asyncio.wait_for(manager.flush(), GUARD)
+            with pytest.raises(SessionError, match=stalled):
+                await asyncio.wait_for(manager.save(label="refused"), GUARD)
+
+        asyncio.run(other())
+
+        async def finish() -> list[str]:
+            assert store.release is not None
+            store.release.set_result(None)
+            await asyncio.wait_for(manager.flush(), GUARD)
+            return await stored_texts(store, session_id)
+
+        assert loop.run_until_complete(finish()) == ["m1", "m2"]
     finally:
         loop.close()
     assert errors == []
