@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from session_samples import message, populate, server_url, snapshot, sql_table, superseded_records
 from simulacra_session import (
+    CorruptSessionError,
     FileSessionStore,
     InMemorySessionStore,
     SessionManager,
@@ -215,7 +216,9 @@ async def test_sql_rows_that_disagree_with_message_count(tmp_path: Path, backend
                 )
 
             await store._run("plant", None, plant)
-            before = {sid: await store.load(sid) for sid in ("root", "plain", "fork")}
+            before = {sid: await store.load(sid) for sid in ("root", "fork")}
+            with pytest.raises(CorruptSessionError, match=r"'plain' in table .*: 4 message rows"):
+                await store.load("plain")  # loaded as it is only once repaired
             found = await check_store(store)
             assert kinds(found) == {("message_count", "root"), ("message_count", "plain")}
             details = {p.session_id: p.detail for p in found.problems}
@@ -233,6 +236,7 @@ async def test_sql_rows_that_disagree_with_message_count(tmp_path: Path, backend
             plain = await store.load("plain")
             assert plain is not None
             assert plain.metadata.message_count == 4
+            assert plain.messages[-1] == message("user", "a row past the count")
             await store.append("root", [message("user", "appends go on")])  # seq 3 is free again
             assert len((await store.load("root") or before["root"]).messages) == 4  # type: ignore[union-attr]
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ._sql_schema import Statements
 
-__all__ = ["parse_listing", "parse_metadata", "parse_session", "write_rows"]
+__all__ = ["parse_listing", "parse_metadata", "parse_session", "parse_tail", "write_rows"]
 
 _log = logging.getLogger("simulacra_session")
 
@@ -40,7 +40,43 @@ def parse_metadata(table: str, session_id: str, text: str) -> SessionMetadata:
 
 
 def parse_session(table: str, session_id: str, docs: Sequence[str]) -> StoredSession:
-    """The session from its rows' JSON: its metadata, then its messages in order."""
+    """The session from its rows' JSON: its metadata, then all its messages in order.
+
+    Rows that do not hold as many messages as the metadata counts (a row holding two, a
+    count the rows do not make: edited by hand) are a ``CorruptSessionError``, never loaded
+    as the session: a truncate or an append would then remove or number the wrong ones.
+    """
+    stored = _parse(table, session_id, docs)
+    count = stored.metadata.message_count
+    if len(stored.messages) != count or len(docs) - 1 != count:
+        raise _miscounted(table, session_id, docs, stored, f"its metadata says {count}")
+    return stored
+
+
+def parse_tail(
+    table: str, session_id: str, rows: Sequence[tuple[int, str]], count: int, end: int
+) -> StoredSession:
+    """The session's metadata and its messages ``[max(0, stop - count), stop)``, ``stop`` the
+    least of ``end`` and ``message_count``, from ``load_tail``'s (seq, JSON) rows; rows
+    numbered otherwise, or holding another number of messages, are a ``CorruptSessionError``
+    as in ``parse_session`` (the statement bounds them by the ``message_count`` column)."""
+    docs = [row[1] for row in rows]
+    stored = _parse(table, session_id, docs)
+    stop = min(end, stored.metadata.message_count)
+    start = max(0, stop - count)
+    wanted = stop - start
+    if (
+        len(stored.messages) != wanted
+        or len(rows) - 1 != wanted
+        or (wanted and (rows[1][0], rows[-1][0]) != (start, stop - 1))  # seqs are unique
+    ):
+        said = f"its metadata says {stored.metadata.message_count}: {wanted} from message {start}"
+        raise _miscounted(table, session_id, docs, stored, said)
+    return stored
+
+
+def _parse(table: str, session_id: str, docs: Sequence[str]) -> StoredSession:
+    """The metadata (``docs[0]``) and the messages the other rows hold."""
     metadata = parse_metadata(table, session_id, docs[0])
     try:
         history = loads("[" + ",".join(docs[1:]) + "]")
@@ -48,6 +84,13 @@ def parse_session(table: str, session_id: str, docs: Sequence[str]) -> StoredSes
         raise CorruptSessionError(f"corrupt session {session_id!r} in table {table!r}: {error}") from None
     assert isinstance(history, list)
     return StoredSession(metadata, history)
+
+
+def _miscounted(
+    table: str, session_id: str, docs: Sequence[str], stored: StoredSession, said: str
+) -> CorruptSessionError:
+    held = f"{len(docs) - 1} message rows holding {len(stored.messages)} messages"
+    return CorruptSessionError(f"corrupt session {session_id!r} in table {table!r}: {held}, {said}")
 
 
 def parse_listing(table: str, rows: Sequence[tuple[str, str]]) -> list[SessionMetadata]:

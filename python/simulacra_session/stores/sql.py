@@ -51,7 +51,7 @@ from ._codec import (
 from ._restore import check_restore
 from ._sql_engine import engine_for, failure, loop_turns, thread_turns, transient
 from ._sql_migrate import check_schema
-from ._sql_rows import parse_listing, parse_metadata, parse_session, write_rows
+from ._sql_rows import parse_listing, parse_metadata, parse_session, parse_tail, write_rows
 from ._sql_schema import DIALECTS, Schema, check_table_name
 from ._sql_unsure import UNKNOWN, Landed, Unknown, gone, is_revision, revision_under_lock, settle
 
@@ -336,11 +336,11 @@ class SqlSessionStore:
         last = _NO_END if end is None else min(end, _NO_END)
         bounds = {"sid": id, "b_count": min(count, _NO_END), "b_end": last}
 
-        def work(connection: sa.Connection) -> builtins.list[str]:
-            return [row[1] for row in connection.execute(self._sql.tail, bounds)]
+        def work(connection: sa.Connection) -> builtins.list[tuple[int, str]]:
+            return [(row[0], row[1]) for row in connection.execute(self._sql.tail, bounds)]
 
         rows = await self._run("load_tail", id, work)
-        return parse_session(self._table, id, rows) if rows else None
+        return parse_tail(self._table, id, rows, count, last) if rows else None
 
     async def load_chain(self, id: str) -> builtins.list[StoredSession]:
         """The session and the ancestors it inherits from, nearest first, in one statement
