@@ -26,6 +26,7 @@ __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "Spool", "named_faults", "opened",
 EXPORT_FORMAT = "simulacra-session-export"
 EXPORT_VERSION = 1
 _CHUNK = 1 << 20  # bytes copied at a time to or from a temporary file
+_MOST = 2**63 - 1  # the largest count a header may give (what a session's counts go up to)
 
 
 @contextmanager
@@ -109,6 +110,14 @@ def _parse_record(line: bytes, at: str) -> StoredSession:
     return StoredSession(metadata, messages)
 
 
+def _shown(value: object) -> str:
+    """``value`` as an error names it: an int beyond a count's range as out of range, never
+    written out (over 4300 digits, formatting it raises a bare ``ValueError``)."""
+    if type(value) is int and not -_MOST <= value <= _MOST:
+        return f"out of range ({value.bit_length()} bits)"
+    return repr(value)
+
+
 def records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSession]]:
     """The session count an export's header announces, and its sessions, read a line at a time."""
     with named_faults(where):
@@ -122,10 +131,10 @@ def records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSes
     version, total = header.get("version"), header.get("sessions")
     if type(version) is not int or version != EXPORT_VERSION:  # not True, 1.0 or "1"
         raise CorruptSessionError(
-            f"{where}: export version {version!r}; this release reads version {EXPORT_VERSION}"
+            f"{where}: export version {_shown(version)}; this release reads version {EXPORT_VERSION}"
         )
-    if total is not None and (type(total) is not int or total < 0):
-        raise CorruptSessionError(f"{where}: its header's session count {total!r} is no count")
+    if total is not None and (type(total) is not int or not 0 <= total <= _MOST):
+        raise CorruptSessionError(f"{where}: its header's session count {_shown(total)} is no count")
 
     def sessions() -> Iterator[StoredSession]:
         count = 0
