@@ -2,9 +2,9 @@
 ``asyncio.run``'s clean-up is written by the next flush (not again on the loop closing); a
 ``CancelledError`` a store raises itself is a failure, reported once, not a write retried for
 ever; a write made with no loop running waits for one in flight on a loop left open, or
-takes up one left on a closed loop; a flush on another loop than a write stalled on one that
-is not running raises instead of waiting for ever. On the memory and the file store; run on
-each backend."""
+takes up one left on a closed loop (or one that ended as its loop stopped); a flush on another
+loop than a write stalled on one that is not running raises instead of waiting for ever. On
+the memory and the file store; run on each backend."""
 
 from __future__ import annotations
 
