@@ -4,10 +4,11 @@ The package, by job: this module is the manager's API and its events; ``children
 child managers; ``selection`` the session ``load()`` takes without an id; ``snapshot`` what
 a save holds of the conversation; ``writer`` the save queue of each session, which calls the
 store's public ``append`` or ``save`` (``save_request`` what a write holds, ``write_task`` the
-task it runs in, ``writers`` a manager's writers by session id); ``forks`` the forks it makes; ``deletion`` how a
-session goes while its attached forks keep their history; ``owned`` the sessions it (or a
-child manager) writes, which ``rename`` and ``delete`` change through that manager;
-``recovery`` how it gets back in step with a session another writer saved (``recover``).
+task it runs in, ``writers`` a manager's writers by session id); ``forks`` the forks it
+makes; ``deletion`` how a session goes while its attached forks keep their history;
+``owned`` the sessions it (or a child manager) writes, which ``rename`` and ``delete``
+change through that manager; ``recovery`` how it gets back in step with a session another
+writer saved (``recover``), and the history ``load`` reads.
 """
 
 from __future__ import annotations
