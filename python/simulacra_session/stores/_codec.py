@@ -31,6 +31,7 @@ from ..models import SessionMetadata, StoredSession, dump_metadata, metadata_fro
 
 __all__ = [
     "check_count",
+    "check_messages",
     "check_page",
     "check_save_args",
     "check_truncation",
@@ -44,16 +45,30 @@ __all__ = [
 ]
 
 
-def check_save_args(session_id: object, given: Mapping[str, Any] | None) -> str:
-    """Validate what ``save`` gets before any I/O: the id, and a ``parent_id`` being set.
+def check_save_args(session_id: object, given: Mapping[str, Any] | None, messages: object = ()) -> str:
+    """Validate what ``save`` or ``append`` gets before any I/O: the id, a ``parent_id`` being
+    set, and ``messages`` when given (``check_messages``).
 
     A parent id names a fork index directory, so it must be a valid id too.
     Returns the session id.
     """
     checked = validate_session_id(session_id)
+    check_messages(checked, messages)
     if given is not None and given.get("parent_id") is not None:
         validate_session_id(given["parent_id"])
     return checked
+
+
+def check_messages(session_id: str, messages: object) -> None:
+    """``TypeError`` naming session ``session_id`` and the type when ``messages`` is a
+    ``str``, bytes or a ``Mapping``: one value where a sequence of messages belongs, which
+    would be written as its characters, bytes or keys (``save(id, "hello")`` as five
+    messages). A check of the type alone, whatever the number of messages."""
+    if isinstance(messages, (str, bytes, bytearray, memoryview, Mapping)):
+        raise TypeError(
+            f"session {session_id}: messages must be a sequence of messages (a list of dicts),"
+            f" not a {type(messages).__name__}"
+        )
 
 
 def stored_metadata(metadata: SessionMetadata) -> dict[str, Any]:

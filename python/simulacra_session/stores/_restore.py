@@ -8,6 +8,7 @@ from ..errors import InvalidMetadataError
 from ..ids import validate_session_id
 from ..messages import JsonObject
 from ..models import SessionMetadata
+from ._codec import check_messages
 
 __all__ = ["check_restore"]
 
@@ -15,11 +16,13 @@ __all__ = ["check_restore"]
 def check_restore(session_id: object, messages: Sequence[JsonObject], metadata: object) -> SessionMetadata:
     """``metadata`` when ``restore(session_id, messages, metadata)`` may write it, before any I/O.
 
-    The id must be valid and be ``metadata.id``, ``message_count`` must count ``messages``,
+    The id must be valid and be ``metadata.id``, ``messages`` a sequence of them (``TypeError``
+    naming the session otherwise: ``check_messages``), ``message_count`` must count them,
     and a ``parent_id`` must be a valid id (it names a fork index directory):
     ``InvalidSessionIdError`` or ``InvalidMetadataError`` naming the session otherwise.
     """
     checked = validate_session_id(session_id)
+    check_messages(checked, messages)
     if not isinstance(metadata, SessionMetadata):
         raise TypeError(f"restore of session {checked} needs SessionMetadata, got {type(metadata).__name__}")
     if metadata.id != checked:

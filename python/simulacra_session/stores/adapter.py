@@ -189,7 +189,7 @@ class AdapterSessionStore:
         Nothing reaches the adapter when a value is not JSON (``SerializationError``), or when
         the row read is not at revision ``expected`` (``ConflictError``; see the class).
         """
-        check_save_args(id, metadata)
+        check_save_args(id, metadata, messages)
         encoded = encode_messages(id, messages)
         return await finish(self._save(id, encoded, metadata, expected))
 

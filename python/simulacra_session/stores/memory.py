@@ -145,7 +145,7 @@ class InMemorySessionStore:
         metadata: Mapping[str, Any] | None,
         expected: Revision | None,
     ) -> Revision:
-        check_save_args(id, metadata)
+        check_save_args(id, metadata, messages)
         encoded = encode_messages(id, messages)
         previous = self._sessions.get(id)
         check_revision(id, expected, previous.revision if previous else None)
@@ -160,7 +160,7 @@ class InMemorySessionStore:
         metadata: Mapping[str, Any] | None,
         expected: Revision | None,
     ) -> Revision:
-        check_save_args(id, metadata)
+        check_save_args(id, metadata, messages)
         previous = self._sessions.get(id)
         if previous is None:
             return self._save_now(id, messages, metadata, expected)

@@ -379,7 +379,7 @@ class SqlSessionStore:
         ``ConflictError`` unless the session is at revision ``expected`` (when given),
         compared under the row's lock. Returns the new revision.
         """
-        check_save_args(id, metadata)
+        check_save_args(id, metadata, messages)
         encoded = encode_messages(id, messages)
 
         def work(connection: sa.Connection) -> Revision:
@@ -405,7 +405,7 @@ class SqlSessionStore:
         not exist yet is created. ``ConflictError`` unless the session is at revision
         ``expected`` (when given). Returns the new revision.
         """
-        check_save_args(id, metadata)
+        check_save_args(id, metadata, messages)
 
         def work(connection: sa.Connection) -> Revision:
             existing = self._claim(connection, id, expected)
