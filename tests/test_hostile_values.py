@@ -25,17 +25,34 @@ def test_a_timestamp_out_of_the_years_a_datetime_holds_is_not_one(stamp: str) ->
         parse_timestamp(stamp)
 
 
+def _marked(value: object) -> object:
+    """``value`` with ``HUGE`` marked where JSON text must hold its digits."""
+    if value is HUGE:
+        return "HUGE"
+    if isinstance(value, list):
+        return [_marked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _marked(item) for key, item in value.items()}
+    return value
+
+
 def _document(root: Path, name: str, **metadata: object) -> None:
     stamps = {"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
-    given = {key: "HUGE" if value is HUGE else value for key, value in metadata.items()}
+    given = {key: _marked(value) for key, value in metadata.items()}
     text = json.dumps({"metadata": {**stamps, "message_count": 0, **given}, "messages": []})
     (root / f"{name}.json").write_text(text.replace('"HUGE"', _HUGE_TEXT))
 
 
 @pytest.mark.parametrize(
     "damage",
-    [{"created_at": "0001-01-01T00:00:00+01:00"}, {"message_count": HUGE}, {"fork_message_count": HUGE}],
-    ids=["stamp before year 1", "huge count", "huge fork count"],
+    [
+        {"created_at": "0001-01-01T00:00:00+01:00"},
+        {"message_count": HUGE},
+        {"fork_message_count": HUGE},
+        {"message_count": [HUGE]},
+        {"checkpoint_state": {"a": HUGE}},
+    ],
+    ids=["stamp before year 1", "huge count", "huge fork count", "huge count in a list", "huge in a state"],
 )
 def test_one_session_holding_such_a_value_is_named_and_skipped(
     tmp_path: Path, damage: dict[str, object]
@@ -54,10 +71,14 @@ def test_one_session_holding_such_a_value_is_named_and_skipped(
         assert "bad.json" in done.err + done.out, command
 
 
-def test_a_count_no_session_holds_is_refused_on_save(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "metadata",
+    [{"fork_message_count": HUGE}, {"fork_message_count": [HUGE]}, {"checkpoint_state": {"a": HUGE}}],
+)
+def test_a_count_no_session_holds_is_refused_on_save(tmp_path: Path, metadata: dict[str, object]) -> None:
     store = FileSessionStore(tmp_path)
-    with pytest.raises(InvalidMetadataError, match="fork_message_count"):
-        asyncio.run(store.save("f", [], {"parent_id": "p", "fork_message_count": HUGE}))
+    with pytest.raises(InvalidMetadataError, match=next(iter(metadata))):
+        asyncio.run(store.save("f", [], {"parent_id": "p", **metadata}))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -91,5 +112,5 @@ def test_a_journal_whose_count_is_huge_is_damage_named(tmp_path: Path) -> None:
     stamps = '"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"'
     header = f'["simulacra-session",1,{{{stamps},"message_count":{_HUGE_TEXT}}}]\n'
     (tmp_path / "s.jsonl").write_text(header + '{"a":1}\n')
-    with pytest.raises(CorruptSessionError, match="metadata says more than a count holds"):
+    with pytest.raises(CorruptSessionError, match="metadata says <an int of 16610 bits>"):
         asyncio.run(FileSessionStore(tmp_path).load("s"))

@@ -30,30 +30,35 @@ class FullOnce:
 
     failing = 0
 
-    def _fail(self) -> None:
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.refused: list[str] = []  # the sessions whose writes failed
+
+    def _fail(self, session_id: str) -> None:
         if self.failing:
             self.failing -= 1
+            self.refused.append(session_id)
             raise OSError(errno.ENOSPC, "No space left on device")
 
 
 class FullMemory(FullOnce, InMemorySessionStore):
-    async def append(self, *args: Any, **kwargs: Any) -> Any:
-        self._fail()
-        return await super().append(*args, **kwargs)
+    async def append(self, session_id: str, *args: Any, **kwargs: Any) -> Any:
+        self._fail(session_id)
+        return await super().append(session_id, *args, **kwargs)
 
-    async def save(self, *args: Any, **kwargs: Any) -> Any:
-        self._fail()
-        return await super().save(*args, **kwargs)
+    async def save(self, session_id: str, *args: Any, **kwargs: Any) -> Any:
+        self._fail(session_id)
+        return await super().save(session_id, *args, **kwargs)
 
 
 class FullFiles(FullOnce, FileSessionStore):
-    async def append(self, *args: Any, **kwargs: Any) -> Any:
-        self._fail()
-        return await super().append(*args, **kwargs)
+    async def append(self, session_id: str, *args: Any, **kwargs: Any) -> Any:
+        self._fail(session_id)
+        return await super().append(session_id, *args, **kwargs)
 
-    async def save(self, *args: Any, **kwargs: Any) -> Any:
-        self._fail()
-        return await super().save(*args, **kwargs)
+    async def save(self, session_id: str, *args: Any, **kwargs: Any) -> Any:
+        self._fail(session_id)
+        return await super().save(session_id, *args, **kwargs)
 
 
 @pytest.fixture(params=["memory", "file"])
@@ -106,6 +111,7 @@ async def test_a_fork_whose_saving_again_fails_raises_and_changes_nothing(full_o
     full_once.failing = 1
     with pytest.raises(OSError, match="No space"):
         await manager.fork(parent)
+    assert full_once.refused == [parent, parent]  # the auto-save, then saving it again: no fork
     assert (manager.current_session_id, texts(conversation.messages)) == (parent, ["q1", "r1", "q2"])
     assert len(await manager.forks(parent)) == 0
 

@@ -27,12 +27,6 @@ NOT_MESSAGES: dict[str, Any] = {
 }
 
 
-#: FileSessionStore makes a list of ``messages`` before any check (stores/file/__init__.py
-#: passes them to ``check_messages`` once wired): its cases fail until then.
-PENDING = pytest.mark.xfail(strict=True, reason="FileSessionStore does not check messages yet")
-CHECKED = [pytest.param(kind, marks=PENDING) if kind in ("jsonl", "json") else kind for kind in KINDS]
-
-
 def _refused(session_id: str, value: object) -> str:
     return (
         rf"^session {session_id}: messages must be a sequence of messages \(a list of dicts\),"
@@ -62,7 +56,7 @@ async def _writes_nothing(store: SessionStore, value: object) -> None:
             await restore("kept", value, counted)
 
 
-@pytest.mark.parametrize("kind", CHECKED)
+@pytest.mark.parametrize("kind", KINDS)
 async def test_one_value_as_messages_is_refused_by_every_store(kind: str, tmp_path: Path) -> None:
     with reopener(kind, tmp_path) as reopen:
         async with reopen() as store:

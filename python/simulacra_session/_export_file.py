@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import IO
 
 from ._backend import loads
+from ._shown import shown
 from .errors import CorruptSessionError, SessionError
 from .ids import validate_session_id
 from .models import StoredSession, metadata_from_stored
@@ -110,14 +111,6 @@ def _parse_record(line: bytes, at: str) -> StoredSession:
     return StoredSession(metadata, messages)
 
 
-def _shown(value: object) -> str:
-    """``value`` as an error names it: an int beyond a count's range as out of range, never
-    written out (over 4300 digits, formatting it raises a bare ``ValueError``)."""
-    if type(value) is int and not -_MOST <= value <= _MOST:
-        return f"out of range ({value.bit_length()} bits)"
-    return repr(value)
-
-
 def records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSession]]:
     """The session count an export's header announces, and its sessions, read a line at a time."""
     with named_faults(where):
@@ -131,10 +124,10 @@ def records(file: IO[bytes], where: str) -> tuple[int | None, Iterator[StoredSes
     version, total = header.get("version"), header.get("sessions")
     if type(version) is not int or version != EXPORT_VERSION:  # not True, 1.0 or "1"
         raise CorruptSessionError(
-            f"{where}: export version {_shown(version)}; this release reads version {EXPORT_VERSION}"
+            f"{where}: export version {shown(version)}; this release reads version {EXPORT_VERSION}"
         )
     if total is not None and (type(total) is not int or not 0 <= total <= _MOST):
-        raise CorruptSessionError(f"{where}: its header's session count {_shown(total)} is no count")
+        raise CorruptSessionError(f"{where}: its header's session count {shown(total)} is no count")
 
     def sessions() -> Iterator[StoredSession]:
         count = 0

@@ -10,6 +10,7 @@ from typing import Annotated, Any, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._backend import dumps, loads
+from ._shown import shown
 from .errors import ConflictError, CorruptSessionError, InvalidMetadataError, SerializationError
 from .timestamps import next_timestamp, parse_timestamp, stamp_after
 
@@ -200,15 +201,8 @@ def merge_metadata(
     try:
         return SessionMetadata.model_validate(merged)
     except ValidationError as error:
-        wrong = ", ".join(f"{'.'.join(map(str, e['loc']))}={_shown(e['input'])}" for e in error.errors())
+        wrong = ", ".join(f"{'.'.join(map(str, e['loc']))}={shown(e['input'])}" for e in error.errors())
         raise InvalidMetadataError(f"invalid metadata for session {session_id}: {wrong}: {error}") from None
-
-
-def _shown(value: Any) -> str:
-    """``repr(value)``; for an int of more digits than Python writes out (thousands), its size."""
-    if type(value) is int and value.bit_length() > 64:
-        return f"<an int of {value.bit_length()} bits>"
-    return repr(value)
 
 
 def dump_metadata(metadata: Mapping[str, Any]) -> bytes:

@@ -68,7 +68,7 @@ def export_output(path: str | None, complete: Callable[[], bool], placed: list[s
     temp = _temp_beside(target)
     try:  # from before the temp file is made: a signal just after still has it removed
         try:
-            file: IO[bytes] | None = _opened(temp, _private, path)  # its descriptor never leaks
+            file: IO[bytes] | None = _opened(temp, _private, path, "xb")  # its descriptor never leaks
         except PermissionError:
             if found is None:  # no file to rewrite either
                 raise
@@ -185,11 +185,14 @@ def _signals_held() -> Iterator[None]:
             signal.raise_signal(number)
 
 
-def _opened(path: str, opener: Callable[[str, int], int], name: str | None = None) -> IO[bytes]:
-    """``path`` opened unbuffered for writing with ``opener``; an error names ``name`` (the
-    file asked for, where ``path`` is its temp file), else ``path``."""
+def _opened(
+    path: str, opener: Callable[[str, int], int], name: str | None = None, mode: str = "wb"
+) -> IO[bytes]:
+    """``path`` opened unbuffered for writing (``mode``: ``"xb"`` for a temp file, never one
+    already there) with ``opener``; an error names ``name`` (the file asked for, where
+    ``path`` is its temp file), else ``path``."""
     with _named_as(name or path):
-        return open(path, "wb", buffering=0, opener=opener)
+        return open(path, mode, buffering=0, opener=opener)
 
 
 def _in_place(path: str, flags: int) -> int:

@@ -138,7 +138,7 @@ class SessionManager:
         """
         self._check_open()
         session_id = new_session_id()
-        if label is not None:
+        if label:  # an empty one is none, as it always was
             check_label(session_id, label)
         self._save_again()
         self._switch_to(session_id, inherited=0, has_label=bool(label))

@@ -38,7 +38,7 @@ from ...models import (
     metadata_from_stored,
 )
 from .._cancellation import finish
-from .._codec import check_count, check_save_args, page
+from .._codec import check_count, check_messages, check_save_args, page
 from . import journal, restore, tail
 from .appends import append_locked, append_now, revision_of
 from .case import CaseGuard
@@ -367,7 +367,7 @@ class FileSessionStore:
         session starts anew. Errors raised before the write leave the old file intact;
         ``ConflictError`` when the session is not at revision ``expected`` (when given).
         """
-        check_save_args(id, metadata)
+        check_save_args(id, metadata, messages)
         given = dict(metadata) if metadata is not None else None
         return await finish(asyncio.to_thread(self._save_sync, id, builtins.list(messages), given, expected))
 
@@ -386,6 +386,7 @@ class FileSessionStore:
         write) and the fdatasync on the group-commit thread, which makes every session
         appended meanwhile durable together. ``ConflictError`` as ``save``.
         """
+        check_messages(id, messages)  # before list() makes "hello" five messages
         batch = builtins.list(messages)
         state = self._journals.get(id) if type(id) is str else None  # only valid ids have one
         if state is not None:
@@ -425,6 +426,7 @@ class FileSessionStore:
     ) -> None:
         """Write the session as given, stamps included (``RestorableSessionStore``), as saves
         write; with ``expected``, only over the session at that revision (``ConflictError``)."""
+        check_messages(id, messages)
         args = (self, id, builtins.list(messages), metadata, expected)
         await finish(asyncio.to_thread(restore.restore_sync, *args))
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..._backend import dumps, loads, loads_lines
+from ..._shown import shown
 from ...errors import CorruptSessionError
 from ...messages import JsonObject
 from ...models import auto_saved_metadata, merge_metadata, metadata_from_stored
@@ -198,8 +199,7 @@ def parse_journal(data: bytes, path: str) -> Journal:
         superseded += removed
     torn = len(data) - end
     if count != len(messages):  # in version 2: the header of a file whose first commit does not verify
-        said = "more than a count holds" if type(count) is int and count.bit_length() > 63 else repr(count)
-        problem = f"corrupt session file {path}: {len(messages)} messages, metadata says {said}"
+        problem = f"corrupt session file {path}: {len(messages)} messages, metadata says {shown(count)}"
         problem += f"; it does not verify from offset {end}" if torn and version > 1 else ""
         raise CorruptSessionError(problem, path=path, offset=end if torn else start)
     damage = None
