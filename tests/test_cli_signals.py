@@ -75,7 +75,9 @@ def test_sigterm_during_an_export_to_a_file_removes_its_temp_file(tmp_path: Path
             child.wait(timeout=60)
     assert child.returncode == 143, stderr[-500:]
     assert list(out.parent.iterdir()) == [], "the temp file is left"
-    assert stderr.lstrip(b"x").decode().endswith("simulacra-session: terminated\n")
+    lines = stderr.lstrip(b"x").decode().splitlines()  # the warning may come before or after:
+    assert "simulacra-session: terminated" in lines  # it was held in the full pipe meanwhile
+    assert all(line.startswith("simulacra-session: ") for line in lines), lines
 
 
 @pytest.mark.parametrize("case", ["new file", "file replaced", "rewritten in place"])

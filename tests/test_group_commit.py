@@ -280,7 +280,16 @@ def _sync_threads() -> int:
     """Group-commit threads alive: Python ones by name, native ones by the kernel's name."""
     named = sum(thread.name == "simulacra-session sync" for thread in threading.enumerate())
     comms = [Path(f"/proc/self/task/{tid}/comm") for tid in os.listdir("/proc/self/task")]
-    return named + sum(comm.read_text().startswith("simulacra-sessi") for comm in comms if comm.exists())
+    return named + sum(_name_of(comm).startswith("simulacra-sessi") for comm in comms)
+
+
+def _name_of(comm: Path) -> str:
+    """A thread's kernel name; none for one that ended since its directory was listed (the
+    ending this test waits for: reading it then failed with FileNotFoundError)."""
+    try:
+        return comm.read_text()
+    except FileNotFoundError:
+        return ""
 
 
 @posix
