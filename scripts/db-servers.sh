@@ -112,7 +112,9 @@ pg_port="$(pg_conftool -s "$pg_version" "$pg_cluster" show port)"
 # Debian's postgresql.conf includes conf.d/ last, so this file wins over it.
 pg_conf="/etc/postgresql/$pg_version/$pg_cluster/conf.d/99-simulacra-test.conf"
 pg_wanted="# Written by simulacra-session's scripts/db-servers.sh.
-listen_addresses = '$HOST'"
+listen_addresses = '$HOST'
+# Loopback only: no TLS handshake (Debian's default is on) for each of the tests' connections.
+ssl = off"
 pg_restart=0
 if [ "$(cat "$pg_conf" 2>/dev/null || true)" != "$pg_wanted" ]; then
     log "writing $pg_conf"

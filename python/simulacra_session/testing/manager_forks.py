@@ -74,17 +74,18 @@ class ManagerForkConformance(StoreFixture):
         run(scenario())
 
     def test_deep_fork_chain_resolves_without_recursion(self, store: SessionStore) -> None:
+        # deeper than a resolver taking a few frames per fork could climb; saved as the
+        # manager saves forks (parent_id, fork_message_count, fork_message_id), at one store
+        # call a level
         async def scenario() -> None:
-            conversation = SimpleConversation()
-            manager = SessionManager(store, conversation)
-            current = manager.start_new()
             depth = 300
-            for level in range(depth):
-                conversation.append(msg(f"level {level}"))
-                await manager.flush()
-                current = await manager.fork(current)
+            await store.save("level-0", [msg("level 0", id="m0")])
+            for level in range(1, depth):
+                fork = {"parent_id": f"level-{level - 1}", "fork_message_count": level}
+                fork["fork_message_id"] = f"m{level - 1}"
+                await store.save(f"level-{level}", [msg(f"level {level}", id=f"m{level}")], fork)
             other = SimpleConversation()
-            await SessionManager(store, other).load(current)
+            await SessionManager(store, other).load(f"level-{depth - 1}")
             assert texts(other.messages) == [f"level {level}" for level in range(depth)], (
                 f"{RESOLVE}: a chain of {depth} forks"
             )
