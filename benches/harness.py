@@ -115,6 +115,12 @@ def durable_autosaves(
     return one_message, check
 
 
+def sized(config: Any, full: int, smoke: int) -> int:
+    """``full`` in a timed run, ``smoke`` in a smoke run (``--benchmark-disable``): a fixture
+    sized for its figure need not be filled to that size to show that the benchmark works."""
+    return smoke if config.getoption("benchmark_disable") else full
+
+
 def rounds_run(benchmark: Any, rounds: int, warmup_rounds: int = 0) -> int:
     """How many times ``benchmark.pedantic(..., rounds=rounds, warmup_rounds=warmup_rounds)``
     ran its target: once with ``--benchmark-disable`` (a smoke run), else every round. What a

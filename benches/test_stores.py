@@ -23,11 +23,12 @@ from simulacra_session import JsonObject, SessionMetadata, SessionStore, StoredS
 from simulacra_session.history import resolve_history
 
 from corpus import LENGTHS, conversation, session_ids
-from harness import IN_LOOP, autosave_round, rounds_run
+from harness import IN_LOOP, autosave_round, rounds_run, sized
 from store_kinds import STORES, open_store
 
 ROUNDS = 30
 LISTED = 10_000
+LISTED_IN_A_SMOKE_RUN = 200  # filling 10,000 takes minutes on a server
 
 
 @pytest.mark.benchmark(timer=IN_LOOP)
@@ -47,29 +48,37 @@ def test_autosave_by_store(
         assert stored.messages == messages[: length + rounds_run(benchmark, ROUNDS, 1)]
 
 
+def listed(config: pytest.Config) -> int:
+    """How many sessions ``filled`` holds: ``LISTED``, fewer in a smoke run."""
+    return sized(config, LISTED, LISTED_IN_A_SMOKE_RUN)
+
+
 @pytest.fixture(scope="module", params=STORES)
 def filled(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SessionStore]:
-    """A store holding ``LISTED`` sessions of 10 messages each."""
+    """A store holding ``listed()`` sessions of 10 messages each."""
     messages = conversation(10)
     with open_store(request.param, tmp_path_factory.mktemp(request.param)) as store:
 
         async def fill() -> None:
-            for session_id in session_ids(LISTED):
+            for session_id in session_ids(listed(request.config)):
                 await store.save(session_id, messages)
 
         asyncio.run(fill())
         yield store
 
 
-def test_list_by_store(benchmark: Any, loop: asyncio.AbstractEventLoop, filled: SessionStore) -> None:
+def test_list_by_store(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, filled: SessionStore, pytestconfig: pytest.Config
+) -> None:
+    count = listed(pytestconfig)
     loop.run_until_complete(filled.list())  # warm: caches filled, connections open
-    benchmark.group = f"list {LISTED} sessions by store (warm)"
-    benchmark.extra_info.update(store=type(filled).__name__, sessions=LISTED)
-    listed = benchmark.pedantic(lambda: loop.run_until_complete(filled.list()), rounds=10, warmup_rounds=1)
-    assert sorted(meta.id for meta in listed) == session_ids(LISTED)
-    updated = [meta.updated for meta in listed]
+    benchmark.group = f"list {count} sessions by store (warm)"
+    benchmark.extra_info.update(store=type(filled).__name__, sessions=count)
+    listing = benchmark.pedantic(lambda: loop.run_until_complete(filled.list()), rounds=10, warmup_rounds=1)
+    assert sorted(meta.id for meta in listing) == session_ids(count)
+    updated = [meta.updated for meta in listing]
     assert updated == sorted(updated, reverse=True)
 
 
