@@ -1,18 +1,23 @@
 """``doctor --repair`` while writers in other processes work: every acknowledged write stays,
 and nothing a writer is doing is taken for a problem and "repaired".
 
-Writers are real processes (``WRITER``): each reads an order on its stdin, carries it out on
-a ``FileSessionStore`` of its own and prints one line per write acknowledged, so the test
-knows exactly what must be in the store. The repairs run here, on another store of the
-same root, as the CLI's ``doctor --repair`` does (``check_store``).
+Writers are real processes (``WRITER``): each carries out its order on a ``FileSessionStore``
+of its own and prints one line per write acknowledged, so the test knows exactly what must be
+in the store. The repairs run here, on another store of the same root, as the CLI's ``doctor
+--repair`` does (``check_store``).
+
+The writers are forked from a process that has already imported the package
+(``preloaded``), not started as fresh interpreters: each start cost ~0.3 s of CPU, and the
+repairs looping here meanwhile ran over a store nobody was writing. Each says ``ready`` once
+its store is made; the repairs start then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
-import subprocess
 import sys
 import textwrap
 import threading
@@ -20,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+import preloaded
 from simulacra_session import ConflictError, FileSessionStore
 from simulacra_session.doctor import check_store
 from simulacra_session.stores.file import FileFormat
@@ -33,15 +39,15 @@ WRITER = textwrap.dedent(
     from simulacra_session import FileSessionStore
 
     root, file_format, fsync = sys.argv[1], sys.argv[2], sys.argv[3] == "fsync"
+    session_id, count = sys.argv[4], int(sys.argv[5])
 
     async def main():
         store = FileSessionStore(root, fsync=fsync, format=file_format)
-        for line in sys.stdin:
-            session_id, count = line.split()
-            for index in range(int(count)):
-                await store.append(session_id, [{"role": "user", "content": f"{session_id} {index}"}])
-                print(session_id, index, flush=True)
-            print("done", flush=True)
+        print("ready", flush=True)
+        for index in range(count):
+            await store.append(session_id, [{"role": "user", "content": f"{session_id} {index}"}])
+            print(session_id, index, flush=True)
+        print("done", flush=True)
 
     asyncio.run(main())
     """
@@ -49,55 +55,56 @@ WRITER = textwrap.dedent(
 
 
 class Writer:
-    """A writer process, and the lines it printed (read by a thread, never left in a pipe)."""
+    """A writer process appending ``count`` messages to ``session_id``, and the lines it
+    printed (read by a thread, never left in a pipe)."""
 
-    def __init__(self, root: Path, file_format: FileFormat, *, fsync: bool = False) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(root), file_format, "fsync" if fsync else "-"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    def __init__(
+        self, root: Path, file_format: FileFormat, session_id: str, count: int, *, fsync: bool = False
+    ) -> None:
+        args = (str(root), file_format, "fsync" if fsync else "-", session_id, str(count))
+        self.child = preloaded.start(WRITER, *args)
         self.lines: list[str] = []
+        self.status: int | None = None  # the exit status, once stopped
         self._new = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
+        try:
+            self.child.ready()
+        except BaseException:
+            self.child.close()
+            raise
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
+        try:
+            while line := self.child.readline(120):
+                with self._new:
+                    self.lines.append(line.decode().strip())
+                    self._new.notify_all()
+        finally:
             with self._new:
-                self.lines.append(line.strip())
+                self.lines.append("exit")
                 self._new.notify_all()
-        with self._new:
-            self.lines.append("exit")
-            self._new.notify_all()
 
-    def order(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    def wait_for(self, line: str, *, since: int = 0) -> None:
-        """Until the writer printed ``line`` (after its first ``since`` lines)."""
+    def wait_for(self, line: str) -> None:
+        """Until the writer printed ``line``; it fails if the writer ended without it."""
         with self._new:
-            assert self._new.wait_for(lambda: line in self.lines[since:] or "exit" in self.lines, 120)
-        if "exit" in self.lines:
-            self.stop()
+            assert self._new.wait_for(lambda: line in self.lines or "exit" in self.lines, 120)
+        if line not in self.lines:
+            self.stop()  # says why, if the writer failed
+            raise AssertionError(f"the writer ended without printing {line!r}")
 
     def stop(self) -> None:
-        assert self.process.stdin is not None
-        if not self.process.stdin.closed:
-            self.process.stdin.close()
-        assert self.process.stderr is not None
-        with self.process.stderr:
-            errors = self.process.stderr.read()
-        self.process.wait(120)
-        self._reader.join(10)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        assert self.process.returncode == 0, errors
+        """Wait for the writer's end (killed after 120 s): it must have ended well. Once
+        stopped, nothing more is done."""
+        if self.status is not None:
+            return
+        try:
+            self.status = self.child.wait(120)
+            self._reader.join(10)
+            assert self.status == 0, self.child.stderr()
+        finally:
+            self.status = -1 if self.status is None else self.status
+            self.child.close()
 
 
 @pytest.mark.parametrize("file_format", ["jsonl", "json"])
@@ -110,22 +117,20 @@ def test_detaching_a_fork_being_appended_to_keeps_every_append(
     the repair detaches it, round after round; every append acknowledged must load."""
     root = tmp_path / "store"
     store = FileSessionStore(root, format=file_format)
-    writer = Writer(root, file_format)
     count = 40
-    try:
-        for round_ in range(12):
-            parent, fork = f"p{round_}", f"f{round_}"
+    for round_ in range(12):
+        parent, fork = f"p{round_}", f"f{round_}"
 
-            async def setup(parent: str = parent, fork: str = fork) -> None:
-                await store.save(parent, [{"role": "user", "content": "inherited"}])
-                given = {"parent_id": parent, "fork_message_count": 1, "detached": False}
-                await store.save(fork, [{"role": "user", "content": "own"}], given)
-                assert await store.delete(parent)  # as a tool that does not detach forks
+        async def setup(parent: str = parent, fork: str = fork) -> None:
+            await store.save(parent, [{"role": "user", "content": "inherited"}])
+            given = {"parent_id": parent, "fork_message_count": 1, "detached": False}
+            await store.save(fork, [{"role": "user", "content": "own"}], given)
+            assert await store.delete(parent)  # as a tool that does not detach forks
 
-            asyncio.run(setup())
-            since = len(writer.lines)
-            writer.order(f"{fork} {count}")
-            writer.wait_for(f"{fork} 2", since=since)  # appending now
+        asyncio.run(setup())
+        writer = Writer(root, file_format, fork, count)  # one per round: a fork costs milliseconds
+        try:
+            writer.wait_for(f"{fork} 2")  # appending now
             report = asyncio.run(check_store(store, repair=True))
             # a rewrite's link is re-made after the write: one may be found (and re-made) first;
             # its temp file is test_a_live_writers_temp_files_and_links_are_never_named's
@@ -134,21 +139,21 @@ def test_detaching_a_fork_being_appended_to_keeps_every_append(
                 ("temp_file", fork),
             }
             assert found == {("missing_parent", fork)}
-            writer.wait_for("done", since=since)
-            for problem in report.problems:
-                if not problem.repaired and problem.kind == "missing_parent":
-                    assert "written again" in problem.detail  # at each of its reads
-            if not report.ok:  # what writes left to do, or a link it re-made meanwhile
-                again = asyncio.run(check_store(store, repair=True))
-                assert all(p.repaired or p.kind == "temp_file" for p in again.problems)
-            stored = asyncio.run(store.load(fork))
-            assert stored is not None
-            assert stored.metadata.detached
-            contents = [m["content"] for m in stored.messages]
-            inherited = ["inherited"] if file_format == "json" else []  # a document keeps a copy
-            assert contents == [*inherited, "own", *(f"{fork} {i}" for i in range(count))]
-    finally:
-        writer.stop()
+            writer.wait_for("done")
+        finally:
+            writer.stop()
+        for problem in report.problems:
+            if not problem.repaired and problem.kind == "missing_parent":
+                assert "written again" in problem.detail  # at each of its reads
+        if not report.ok:  # what writes left to do, or a link it re-made meanwhile
+            again = asyncio.run(check_store(store, repair=True))
+            assert all(p.repaired or p.kind == "temp_file" for p in again.problems)
+        stored = asyncio.run(store.load(fork))
+        assert stored is not None
+        assert stored.metadata.detached
+        contents = [m["content"] for m in stored.messages]
+        inherited = ["inherited"] if file_format == "json" else []  # a document keeps a copy
+        assert contents == [*inherited, "own", *(f"{fork} {i}" for i in range(count))]
 
 
 async def test_a_restore_over_what_was_read_brings_back_no_session_deleted_since(tmp_path: Path) -> None:
@@ -180,10 +185,9 @@ def test_a_live_writers_temp_files_and_links_are_never_named(tmp_path: Path) -> 
         await store.save("fork", [{"role": "user", "content": "own"}], given)
 
     asyncio.run(setup())
-    writer = Writer(root, "json", fsync=True)
     count, named = 600, []
+    writer = Writer(root, "json", "fork", count, fsync=True)
     try:
-        writer.order(f"fork {count}")
         for check in itertools.count():
             report = asyncio.run(check_store(store, repair=check % 2 == 1))
             # a temp file a repair took between its creation and its writer's lock is made
@@ -228,6 +232,7 @@ REPARENT = textwrap.dedent(
 
     async def main():
         store = FileSessionStore(root, fsync=False, format=file_format)
+        print("ready", flush=True)
         for index in range(count):  # each fork moves from parent a to parent b
             given = {"parent_id": f"b{tag}", "fork_message_count": 1, "detached": False}
             await store.save(f"f{tag}x{index}", [{"role": "user", "content": "moved"}], given)
@@ -263,14 +268,11 @@ def test_a_repair_during_a_change_of_parent_links_no_former_parent(
                 await fast.save(session_id, [{"role": "user", "content": "to move"}], given)
 
         asyncio.run(setup())
-        command = [sys.executable, "-c", REPARENT, str(root), file_format, str(tag), str(count)]
-        writer = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-        try:
-            while writer.poll() is None:
+        with preloaded.start(REPARENT, str(root), file_format, str(tag), str(count)) as writer:
+            writer.ready()
+            while writer.wait(0) is None:
                 asyncio.run(check_store(store, repair=True))
-        finally:
-            _, errors = writer.communicate(timeout=120)
-        assert writer.returncode == 0, errors
+            assert writer.exitcode == 0, writer.stderr()
         names = sorted(f"{session_id}.{file_format}" for session_id in ids)
         assert sorted(p.name for p in (root / f"a{tag}-forks").iterdir()) == []  # deletes look under b
         assert sorted(p.name for p in (root / f"b{tag}-forks").iterdir()) == names
@@ -290,9 +292,11 @@ MIXED = textwrap.dedent(
     from simulacra_session.stores.file.restore import compact
 
     root, session_id, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    result = sys.argv[5]
 
     async def main():
         store = FileSessionStore(root, fsync=False)
+        print("ready", flush=True)
         rng, model, next_ = random.Random(seed), [], 0
         for _ in range(count):
             op = rng.choice(["append", "append", "append", "truncate", "save", "convert", "compact"])
@@ -314,7 +318,8 @@ MIXED = textwrap.dedent(
                 await store.convert(session_id, rng.choice(["json", "jsonl"]))
             else:
                 await compact(store, session_id)
-        print(json.dumps(model))
+        with open(result, "w") as out:  # a file: more than a pipe holds, and nobody reads meanwhile
+            json.dump(model, out)
 
     asyncio.run(main())
     """
@@ -328,32 +333,29 @@ def test_repairs_and_compactions_while_writers_append_truncate_convert_and_compa
     root = tmp_path / "store"
     store = FileSessionStore(root)
     count, ids = 1500, ["s0", "s1", "s2"]
-    writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", MIXED, str(root), session_id, str(seed), str(count)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for seed, session_id in enumerate(ids)
-    ]
     problems = []
-    try:
-        while any(writer.poll() is None for writer in writers):
+    with contextlib.ExitStack() as children:
+        writers = [  # each writes its acknowledged history to tmp_path / session_id
+            children.enter_context(
+                preloaded.start(MIXED, str(root), id_, str(seed), str(count), str(tmp_path / id_))
+            )
+            for seed, id_ in enumerate(ids)
+        ]
+        for writer in writers:
+            writer.ready()
+        while any(writer.wait(0) is None for writer in writers):
             report = asyncio.run(check_store(store, repair=True))
             # a journal appended to enough between the repair and the check after it is
             # compactable again: no mistake, the next repair compacts it
             problems += [p for p in report.problems if not p.repaired and p.kind != "compactable"]
             for session_id in ids:
                 asyncio.run(compact(store, session_id))
-    finally:
-        outputs = [writer.communicate(timeout=120) for writer in writers]
-    for writer, (_, errors) in zip(writers, outputs, strict=True):
-        assert writer.returncode == 0, errors
-    for session_id, (out, _) in zip(ids, outputs, strict=True):
+        for writer in writers:
+            assert writer.exitcode == 0, writer.stderr()
+    for session_id in ids:
         stored = asyncio.run(store.load(session_id))
         assert stored is not None
-        assert stored.messages == json.loads(out), session_id
+        assert stored.messages == json.loads((tmp_path / session_id).read_text()), session_id
         assert stored.metadata.message_count == len(stored.messages)
     assert problems == []  # nothing a writer was doing was taken for a problem left
     assert asyncio.run(check_store(store)).ok
@@ -368,6 +370,7 @@ CONVERTER = textwrap.dedent(
 
     async def main():
         store = FileSessionStore(root, fsync=False)
+        print("ready", flush=True)
         for index in range(count):
             assert await store.convert("s", "json" if index % 2 == 0 else "jsonl")
 
@@ -384,16 +387,12 @@ def test_a_repair_while_a_session_is_converted_back_and_forth(tmp_path: Path) ->
     store = FileSessionStore(root, fsync=False)
     messages = [{"role": "user", "content": f"message {index} " + "x" * 200} for index in range(300)]
     asyncio.run(store.save("s", messages))
-    writer = subprocess.Popen(
-        [sys.executable, "-c", CONVERTER, str(root), "300"], stderr=subprocess.PIPE, text=True
-    )
-    try:
-        while writer.poll() is None:
+    with preloaded.start(CONVERTER, str(root), "300") as writer:
+        writer.ready()
+        while writer.wait(0) is None:
             report = asyncio.run(check_store(store, repair=True))
             assert [p for p in report.problems if not p.repaired] == []
-    finally:
-        _, errors = writer.communicate(timeout=120)
-    assert writer.returncode == 0, errors
+        assert writer.exitcode == 0, writer.stderr()
     stored = asyncio.run(store.load("s"))
     assert stored is not None
     assert stored.messages == messages
@@ -420,6 +419,7 @@ MANAGER = textwrap.dedent(
             if not isinstance(event.error, ConflictError):  # a detach by doctor changes the revision
                 others.append(repr(event.error))
         manager.on("lifecycle_error", failed)
+        print("ready", flush=True)
         forks = []
         for round_ in range(rounds):
             parent = manager.start_new()
@@ -449,27 +449,25 @@ def test_a_managers_forks_auto_saved_while_their_parents_go_and_doctor_detaches_
     all along, detaching it. Every message of the fork the manager acknowledged loads."""
     root = tmp_path / "store"
     store = FileSessionStore(root, format=file_format)
-    process = subprocess.Popen(
-        [sys.executable, "-c", MANAGER, str(root), file_format, "20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
-    reader.start()
-    deleted = 0
-    try:
-        while process.poll() is None or deleted < sum(line.startswith("parent ") for line in lines):
+    with preloaded.start(MANAGER, str(root), file_format, "20") as process:
+
+        def read() -> None:
+            while line := process.readline(120):
+                lines.append(line.decode())
+
+        process.ready()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        deleted = 0
+        while process.wait(0) is None or deleted < sum(line.startswith("parent ") for line in lines):
             parents = [line.split()[1] for line in lines if line.startswith("parent ")]
             for parent in parents[deleted:]:
                 asyncio.run(store.delete(parent))
                 deleted += 1
             asyncio.run(check_store(store, repair=True))
-    finally:
-        reader.join(120)  # stdout read to its end first: communicate() would read it too, racing
-        _, errors = process.communicate(timeout=120)
-    assert process.returncode == 0, errors
+        reader.join(120)  # stdout read to its end
+        assert process.exitcode == 0, process.stderr()
     result = json.loads(next(line for line in lines if line.startswith("result "))[len("result ") :])
     assert result["others"] == []
     for fork, own in result["own"].items():

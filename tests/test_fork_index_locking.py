@@ -17,6 +17,36 @@ from simulacra_session.stores.file import FileSessionStore
 from simulacra_session.stores.file.index import ForkIndex
 from simulacra_session.testing import msg
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None  # type: ignore[assignment]
+
+
+def settled_or_waiting(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An event set once a blocking ``flock`` finds its lock held by another (the call then
+    waits as asked); the test sets it too when the work it watches ends. Where one thread
+    runs while the others are paused holding their locks, it tells at once what a fixed
+    wait ("done at once unless it waits for a lock") found only at its timeout: a lock
+    waited for is held until the paused thread goes on. Locks taken in the extension (an
+    index linker's), or on Windows (no ``flock``), go unseen: the test's timeout still ends
+    the wait there."""
+    known = threading.Event()
+    if fcntl is None:
+        return known
+    flock = fcntl.flock
+
+    def watched(fd: int, operation: int) -> None:
+        if not operation & (fcntl.LOCK_NB | fcntl.LOCK_UN):
+            try:
+                return flock(fd, operation | fcntl.LOCK_NB)
+            except BlockingIOError:
+                known.set()
+        return flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", watched)
+    return known
+
 
 @pytest.mark.parametrize("file_format", ["jsonl", "json"])
 async def test_a_late_remove_empty_leaves_the_index_a_writer_made_again(
@@ -76,14 +106,25 @@ def test_two_processes_moving_a_fork_leave_it_indexed_under_its_parent(
         index(self, session_id, *args)
 
     monkeypatch.setattr(ForkIndex, "index", paused)
+    settled = settled_or_waiting(monkeypatch)
+
+    def move_back() -> None:
+        try:
+            other._save_sync("f", [msg("to b")], {"parent_id": "b"}, None)
+        finally:
+            settled.set()
+
     moving = threading.Thread(
         target=first._save_sync, args=("f", [msg("to a")], {"parent_id": "a"}, None), name="first"
     )
     moving.start()
     written.wait()
-    back = threading.Thread(target=other._save_sync, args=("f", [msg("to b")], {"parent_id": "b"}, None))
+    settled.clear()  # only the move back runs now
+    back = threading.Thread(target=move_back)
     back.start()
-    back.join(5)  # done at once while the first move's file lock was let go before its indexing
+    # done at once while the first move's file lock was let go before its indexing; else it
+    # waits for that lock, held until the first move goes on
+    settled.wait(5)
     go_on.set()
     moving.join()
     back.join()
@@ -109,11 +150,20 @@ def test_a_check_beside_an_append_moving_a_fork_names_nothing(
         reports.append(asyncio.run(check_store(FileSessionStore(tmp_path), repair=False)).problems)
 
     index = ForkIndex.index
-    checking = threading.Thread(target=check)
+    settled = settled_or_waiting(monkeypatch)
+
+    def check_then_settle() -> None:
+        try:
+            check()
+        finally:
+            settled.set()
+
+    checking = threading.Thread(target=check_then_settle)
 
     def checked_first(self: ForkIndex, *args: Any) -> None:
+        settled.clear()  # only the check runs now: the append waits here
         checking.start()
-        checking.join(timeout=2)  # done at once where nothing holds the indexes; else after
+        settled.wait(timeout=2)  # done at once where nothing holds the indexes; else it waits for them
         index(self, *args)
 
     monkeypatch.setattr(ForkIndex, "index", checked_first)
