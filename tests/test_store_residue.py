@@ -7,7 +7,6 @@ import asyncio
 import os
 import random
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import simulacra_session.stores.file as file_module
+import preloaded
 from simulacra_session.stores.file import FileSessionStore
 from simulacra_session.stores.file.residue import sweep
 from simulacra_session.testing import msg
@@ -24,23 +23,29 @@ fcntl = pytest.importorskip("fcntl", reason="needs flock (Windows: one process w
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL and flock")
 
 #: Saves whole sessions as fast as it can: most of its time is spent with a temp file open.
+#: It says "ready" at once when both sessions exist (argv[3] "1"), so kills may land in its
+#: first saves; the first writer says it after its first round, as a kill before then leaves
+#: a session never saved, which the next use rightly loads as None.
 CHILD = textwrap.dedent(
     """
     import asyncio, sys
     from simulacra_session.stores.file import FileSessionStore
 
-    async def main(root, file_format):
+    async def main(root, file_format, sessions_exist):
         store = FileSessionStore(root, format=file_format)
         text = "x" * 2000
         messages = [{"role": "user", "content": [{"type": "text", "text": f"{i}{text}"}]} for i in range(600)]
-        print("ready", flush=True)
+        if sessions_exist:
+            print("ready", flush=True)
         n = 0
         while True:
             n += 1
             await store.save("s", messages[: 300 + n % 300])
             await store.save("f", messages[: 50 + n % 50], {"parent_id": "s"})
+            if n == 1 and not sessions_exist:
+                print("ready", flush=True)
 
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] == "1"))
     """
 )
 
@@ -53,42 +58,32 @@ def residue(root: Path) -> list[str]:
     return found
 
 
-def until_a_temp_file(root: Path, child: subprocess.Popen[bytes]) -> None:
+def until_a_temp_file(root: Path, child: preloaded.Child) -> None:
     """Return once a temp file is under ``root`` (a save is under way), or after 10 s."""
     deadline = time.monotonic() + 10
-    while not (root.exists() and residue(root)) and child.poll() is None and time.monotonic() < deadline:
+    while not (root.exists() and residue(root)) and child.wait(0) is None and time.monotonic() < deadline:
         time.sleep(0.001)
 
 
 @pytest.mark.parametrize("file_format", ["jsonl", "json"])
 def test_kill_loop_leaves_no_residue_after_the_next_use(tmp_path: Path, file_format: str) -> None:
     """SIGKILL a process saving at random moments: the temp files it leaves (at most one per
-    session file) are gone once the next process has used each session."""
+    session file) are gone once the next process has used each session. The writers are
+    forked from the preloaded forkserver (``preloaded``): no interpreter start per round."""
     root = tmp_path / "sessions"
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    env = dict(os.environ)
-    package_parent = str(Path(os.path.abspath(file_module.__file__)).parents[3])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     left_behind = 0
     for attempt in range(60):  # until three kills landed mid-save: how many depends on the load
         if left_behind >= 3:
             break
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(root), file_format],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        assert child.stdout is not None
-        if child.stdout.readline() != b"ready\n":
-            child.kill()
-            pytest.fail(f"child failed to start (seed {seed}): {child.communicate()[1].decode()}")
-        time.sleep(rng.uniform(0.05, 0.4))  # when to kill, not a timing assertion
-        if attempt % 2:  # every other kill waits until a save has a temp file: some kills land
-            until_a_temp_file(root, child)
-        os.kill(child.pid, signal.SIGKILL)
-        child.communicate()
+        with preloaded.start(CHILD, str(root), file_format, "1" if attempt else "0") as child:
+            child.ready()
+            child.wait(rng.uniform(0.05, 0.4))  # when to kill, not a timing assertion
+            if attempt % 2:  # every other kill waits until a save has a temp file: some kills land
+                until_a_temp_file(root, child)
+            status = child.kill()
+            assert status == -signal.SIGKILL, f"the writer ended (seed {seed}): {child.stderr()}"
         found = residue(root)
         assert len(found) <= 3, f"more than one temp file per file (seed {seed}): {found}"
         left_behind += bool(found)

@@ -9,7 +9,6 @@ import logging
 import os
 import random
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from tests.test_journal_parse import to_v1
 
+import preloaded
 from simulacra_session import FileSessionStore
 from simulacra_session.errors import (
     ConflictError,
@@ -238,22 +238,15 @@ CHILD = textwrap.dedent(
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 def test_a_process_killed_while_it_truncates_leaves_a_committed_state(tmp_path: Path) -> None:
     """Each round appends n.0 n.1 n.2 and truncates two: a committed state holds n.0 of every
-    round before the last, then the last round's three messages or its first alone."""
+    round before the last, then the last round's three messages or its first alone. The
+    processes are forked from the preloaded forkserver (``preloaded``), not fresh interpreters."""
     rng = random.Random(5)
-    package = str(Path(__file__).resolve().parents[1] / "python")
-    env = {**os.environ, "PYTHONPATH": package + os.pathsep + os.environ.get("PYTHONPATH", "")}
     for attempt in range(6):
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(tmp_path), str(attempt)], stdout=subprocess.PIPE, env=env
-        )
-        assert child.stdout is not None
-        assert child.stdout.readline() == b"ready\n"
-        child.stdout.close()
-        try:
-            child.wait(timeout=rng.uniform(0.01, 0.2))
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
+        with preloaded.start(CHILD, str(tmp_path), str(attempt)) as child:
+            child.ready()
+            if child.wait(rng.uniform(0.01, 0.2)) is None:
+                child.kill()
+            assert child.exitcode == -signal.SIGKILL, f"the child ended: {child.stderr()}"
         stored = run(FileSessionStore(tmp_path).load("s"))
         assert stored is not None
         rounds: list[list[str]] = []  # the messages each round left, in order
