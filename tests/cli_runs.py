@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
@@ -25,7 +25,7 @@ from simulacra_session import FileSessionStore
 from simulacra_session.cli import main
 from simulacra_session.cli.urls import open_store
 
-__all__ = ["KINDS", "InterruptAt", "Run", "run_cli", "script", "store_of", "store_snapshot"]
+__all__ = ["KINDS", "InterruptAt", "Run", "Runner", "run_cli", "script", "store_of", "store_snapshot"]
 
 KINDS = ["jsonl", "json", "sqlite", "postgres", "mysql"]
 
@@ -62,32 +62,83 @@ class Run:
 Runner = Literal["main", "module", "script"]
 
 
-def run_cli(*args: str, runner: Runner = "main", stdin: str | None = None) -> Run:
+def run_cli(
+    *args: str,
+    runner: Runner = "main",
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdout: int | None = None,
+) -> Run:
     """``simulacra-session ARGS`` without the store variable, its output captured: its ``main``
     called here (``"main"``, as fast as a call; from a coroutine, where the command could not
     run its own event loop, as ``"module"``), or in a child process, through a pipe:
-    ``python -m simulacra_session`` (``"module"``) or the installed script (``"script"``)."""
+    ``python -m simulacra_session`` (``"module"``) or the installed script (``"script"``).
+    ``env``: variables set besides this process's (the store variable among them if given);
+    ``cwd``: the working directory meanwhile; ``stdout``: a descriptor the command writes its
+    standard output to (a pipe nobody reads, ``/dev/full``) instead of the captured pipe, so
+    the ``Run``'s ``out`` is empty."""
     if runner == "main" and not _in_event_loop():
-        return _run_main(args, stdin)
+        return _run_main(args, stdin, env or {}, cwd, stdout)
     command = [script()] if runner == "script" else [sys.executable, "-m", "simulacra_session"]
-    env = {key: value for key, value in os.environ.items() if key != "SIMULACRA_SESSION_STORE"}
+    variables = {key: value for key, value in os.environ.items() if key != "SIMULACRA_SESSION_STORE"}
     done = subprocess.run(
-        [*command, *args], capture_output=True, text=True, env=env, input=stdin, timeout=300, check=False
+        [*command, *args],
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**variables, **(env or {})},
+        cwd=cwd,
+        input=stdin,
+        timeout=300,
+        check=False,
     )
-    return Run(done.returncode, done.stdout, done.stderr)
+    return Run(done.returncode, done.stdout or "", done.stderr)
 
 
-def _run_main(args: tuple[str, ...], stdin: str | None) -> Run:
-    """``main(args)`` with stdin, stdout and stderr in memory (as a pipe would be: no terminal)."""
+def _run_main(
+    args: tuple[str, ...], stdin: str | None, env: Mapping[str, str], cwd: Path | None, stdout: int | None
+) -> Run:
+    """``main(args)`` with stdin, stdout and stderr in memory (as a pipe would be: no terminal),
+    or stdout on the descriptor ``stdout``, as Python makes it (block-buffered text). That
+    stdout is then closed as Python's exit flushes it: what the command left there and cannot
+    be written is what a process reports as "Exception ignored", exit 120, and so is it here."""
     given = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
-    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8") for _ in range(2))
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    out = io.TextIOWrapper(
+        io.BytesIO() if stdout is None else open(stdout, "wb", closefd=False),  # noqa: SIM115
+        encoding="utf-8",
+    )
     with mock.patch.dict(os.environ), mock.patch.multiple(sys, stdin=given, stdout=out, stderr=err):
         os.environ.pop("SIMULACRA_SESSION_STORE", None)
-        try:
-            status = main(args)
-        except SystemExit as done:  # argparse's usage errors (2) and --help (0)
-            status = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
-    return Run(status, _written(out), _written(err))
+        os.environ.update(env)
+        with _working_directory(cwd):
+            try:
+                status = main(args)
+            except SystemExit as done:  # argparse's usage errors (2) and --help (0)
+                status = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
+    if stdout is None:
+        return Run(status, _written(out), _written(err))
+    try:
+        out.close()
+    except OSError as error:
+        err.write(f"Exception ignored in: {out!r}\n{error!r}\n")
+        status = 120
+    return Run(status, "", _written(err))
+
+
+@contextmanager
+def _working_directory(cwd: Path | None) -> Iterator[None]:
+    """Meanwhile, ``cwd`` (if given) is the working directory (``contextlib.chdir`` is 3.11's)."""
+    if cwd is None:
+        yield
+        return
+    kept = os.getcwd()
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.chdir(kept)
 
 
 def _in_event_loop() -> bool:

@@ -96,17 +96,14 @@ def test_an_import_of_no_export_makes_no_database(tmp_path: Path, on_conflict: s
 
 
 def test_the_store_comes_from_the_environment_else_sessions(tmp_path: Path) -> None:
+    """``main`` reads the variable and the working directory when it runs, as a process does
+    when it starts (in this process: a child costs an interpreter start for the same code)."""
     with store_of("jsonl", tmp_path, "env-store") as url:
-        env = {**os.environ, "SIMULACRA_SESSION_STORE": url}
-        command = [sys.executable, "-m", "simulacra_session", "list", "--json"]
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
-        assert done.returncode == 0
-        assert '"id":"plain"' in done.stdout
-        env.pop("SIMULACRA_SESSION_STORE")
-        done = subprocess.run(
-            command, capture_output=True, text=True, env=env, check=False, timeout=300, cwd=tmp_path
-        )
-        assert done.stderr.startswith("simulacra-session: ./sessions: no such directory")
+        done = run_cli("list", "--json", env={"SIMULACRA_SESSION_STORE": url})
+        assert done.status == 0
+        assert '"id":"plain"' in done.out
+        done = run_cli("list", "--json", cwd=tmp_path)  # the variable unset, as run_cli leaves it
+        assert done.err.startswith("simulacra-session: ./sessions: no such directory")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -238,16 +235,9 @@ def test_an_output_that_cannot_be_made_is_named_as_given(tmp_path: Path) -> None
         work = tmp_path / "work"
         work.mkdir()
         before = sorted(os.listdir(tmp_path))
-        done = subprocess.run(
-            [sys.executable, "-m", "simulacra_session", "--store", url, "export", "-o", ""],
-            capture_output=True,
-            text=True,
-            cwd=work,
-            timeout=300,
-            check=False,
-        )
-        assert (done.returncode, done.stdout) == (2, "")
-        assert done.stderr == "simulacra-session: -o is empty: name a file, or - for stdout\n"
+        done = run_cli("--store", url, "export", "-o", "", cwd=work)
+        assert (done.status, done.out) == (2, "")
+        assert done.err == "simulacra-session: -o is empty: name a file, or - for stdout\n"
         assert sorted(os.listdir(tmp_path)) == before
         assert os.listdir(work) == []
 
@@ -342,21 +332,11 @@ def test_an_empty_store_url_is_an_error_not_the_default(tmp_path: Path) -> None:
         assert run_cli("--store", url, "export", "-o", str(export)).status == 0
         work = tmp_path / "work"
         work.mkdir()
-        env = {**os.environ, "SIMULACRA_SESSION_STORE": url}
+        env = {"SIMULACRA_SESSION_STORE": url}
         for command in (["import", str(export)], ["delete", "plain", "--yes"], ["list"]):
-            done = subprocess.run(
-                [sys.executable, "-m", "simulacra_session", "--store", "", *command],
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd=work,
-                check=False,
-                timeout=300,
-            )
-            assert done.returncode == 2
-            assert done.stderr.startswith(
-                "simulacra-session: --store is empty: name a directory or a store URL"
-            )
+            done = run_cli("--store", "", *command, env=env, cwd=work)
+            assert done.status == 2
+            assert done.err.startswith("simulacra-session: --store is empty: name a directory or a store URL")
         assert os.listdir(work) == []
         assert "plain" in run_cli("--store", url, "show", "plain").out
         assert run_cli("copy", "", url).error_line() == (

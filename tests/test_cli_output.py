@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runs import run_cli, store_of
+from cli_runs import Runner, run_cli, store_of
 from session_samples import message
 from simulacra_session import FileSessionStore
 from simulacra_session.cli import main
@@ -67,19 +67,20 @@ def test_a_reader_leaving_mid_write_is_exit_141(tmp_path: Path, command: list[st
 def test_a_reader_gone_before_the_output_is_exit_141_for_people_too(
     tmp_path: Path, command: list[str]
 ) -> None:
-    """``simulacra-session doctor | head -0``: 141, not 1 (which says a problem is left)."""
+    """``simulacra-session doctor | head -0``: 141, not 1 (which says a problem is left).
+    ``main`` in this process, its stdout the pipe (flushed at the end as Python's exit does, by
+    ``run_cli``); ``doctor`` in a child too, the one command here that no other test starts on
+    a bad stdout (``test_cli_closed`` starts list, show, tree and export on a closed and a full
+    one, the mid-write test above export and show on a pipe)."""
     with store_of("jsonl", tmp_path) as url:
         read_end, write_end = os.pipe()
         os.close(read_end)
-        done = subprocess.run(
-            [sys.executable, "-m", "simulacra_session", "--store", url, *command],
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            check=False,
-            timeout=300,
-        )
-        os.close(write_end)
-        assert (done.returncode, done.stderr) == (141, b"")
+        try:
+            runner: Runner = "module" if command == ["doctor"] else "main"
+            done = run_cli("--store", url, *command, stdout=write_end, runner=runner)
+        finally:
+            os.close(write_end)
+        assert (done.status, done.err) == (141, "")
 
 
 @pytest.mark.skipif(
@@ -89,18 +90,13 @@ def test_a_reader_gone_before_the_output_is_exit_141_for_people_too(
 @pytest.mark.parametrize("command", [["list"], ["list", "--json"], ["show", "plain"], ["tree"], ["export"]])
 def test_a_full_disk_on_the_output_is_named_as_the_outputs(tmp_path: Path, command: list[str]) -> None:
     """Writing to a full disk names the output (``stdout``, the ``-o`` file), not the store,
-    whose disk is fine; ``/dev/full`` stays the device it is."""
+    whose disk is fine; ``/dev/full`` stays the device it is. ``main`` in this process, its
+    stdout ``/dev/full`` (block-buffered, as Python makes it): the same commands on a full stdout
+    in a child, buffered and not, are ``test_cli_closed``'s."""
     with store_of("jsonl", tmp_path) as url:
         with open("/dev/full", "wb") as full:
-            done = subprocess.run(
-                [sys.executable, "-m", "simulacra_session", "--store", url, *command],
-                stdout=full,
-                stderr=subprocess.PIPE,
-                text=True,
-                check=False,
-                timeout=300,
-            )
-        assert (done.returncode, done.stderr) == (2, "simulacra-session: stdout: No space left on device\n")
+            done = run_cli("--store", url, *command, stdout=full.fileno())
+        assert (done.status, done.err) == (2, "simulacra-session: stdout: No space left on device\n")
         to_file = run_cli("--store", url, "export", "-o", "/dev/full")
         assert to_file.error_line() == "simulacra-session: /dev/full: No space left on device"
         assert stat.S_ISCHR(os.stat("/dev/full").st_mode)

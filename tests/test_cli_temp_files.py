@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_runs import run_cli
 from session_samples import message
 from simulacra_session import FileSessionStore
 
@@ -67,19 +68,10 @@ def test_an_export_whose_temp_file_fails_names_it_not_the_store(tmp_path: Path) 
 
 
 def test_an_import_from_a_pipe_whose_temp_file_fails_names_it_not_the_store(tmp_path: Path) -> None:
-    export = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "simulacra_session",
-            "--store",
-            str(_big_store(tmp_path / "s").root),
-            "export",
-        ],
-        capture_output=True,
-        check=True,
-        timeout=300,
-    ).stdout
+    # the export to import, made in this process (no file size limit: only the import has one)
+    exported = run_cli("--store", str(_big_store(tmp_path / "s").root), "export")
+    assert exported.status == 0, exported.err
+    export = exported.out.encode()
     (tmp_path / "tmp").mkdir()
     status, err = _run_limited(tmp_path / "tmp", "--store", str(tmp_path / "t"), "import", "-", stdin=export)
     assert (status, err) == (
