@@ -15,6 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY="${PYTHON:-python3}"
+# Bytecode is cached (a machine may set this): each run's test modules, which pytest rewrites
+# and compiles, and every Python the tests start would otherwise compile them again each time.
+unset PYTHONDONTWRITEBYTECODE
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 die() {
     printf 'test.sh: error: %s\n' "$*" >&2
