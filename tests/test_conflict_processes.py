@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from integration_stores import Processes
 from session_samples import server_url, sql_table
 from simulacra_session import FileSessionStore, SessionStore
 from simulacra_session.testing import msg
@@ -33,12 +33,13 @@ WRITER = textwrap.dedent(
     """
     import asyncio, json, sys
     from simulacra_session import ConflictError, FileSessionStore, SessionManager, SimpleConversation
-    from simulacra_session.stores.sql import SqlSessionStore
 
     kind, where, tag, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
     async def main():
         if kind == "sql":
+            from simulacra_session.stores.sql import SqlSessionStore  # SQLAlchemy: only where used
+
             url, table = where.rsplit("?table=", 1)
             store = SqlSessionStore(url, table=table)
         else:
@@ -63,7 +64,7 @@ WRITER = textwrap.dedent(
 
         await manager.load("s")
         print("loaded", flush=True)
-        sys.stdin.readline()  # all four have loaded: go
+        told.readline()  # all four have loaded: go
         heard = 0
         for index in range(count):
             conversation.append({"role": "user", "content": f"{tag}{index}"})
@@ -113,23 +114,13 @@ def test_four_processes_auto_saving_one_session_lose_nothing(tmp_path: Path, kin
     with shared(kind, tmp_path) as (store_kind, where):
         store = open_store(store_kind, where)
         asyncio.run(store.save("s", [msg("seed 1"), msg("seed 2")]))
-        children = [
-            subprocess.Popen(
-                [sys.executable, "-c", WRITER, store_kind, where, tag, str(count)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            for tag in tags
-        ]
-        for child in children:
-            assert child.stdout is not None
-            assert child.stdout.readline() == b"loaded\n", child.communicate()[1].decode()
-        reports: list[dict[str, Any]] = []
-        for child in children:
-            out, errors = child.communicate(b"go\n", timeout=300)
-            assert child.returncode == 0, errors.decode()
-            reports.append(json.loads(out))
+        with Processes(WRITER, [[store_kind, where, tag, str(count)] for tag in tags]) as children:
+            assert children.lines() == [b"loaded\n"] * len(tags), children.finish()
+            children.say("go")  # all four at once
+            outs = children.lines(timeout=300)
+            ends = children.finish()
+        assert [status for status, _ in ends] == [0] * len(tags), ends
+        reports: list[dict[str, Any]] = [json.loads(out) for out in outs]
         stored = asyncio.run(store.load("s"))
         if hasattr(store, "close"):
             asyncio.run(store.close())

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
-from subprocess import PIPE, Popen
 from typing import Any, cast
 
 import pytest
@@ -51,7 +50,7 @@ from claude_agent_samples import (
     sdk_view,
     transcript,
 )
-from integration_stores import KINDS, missing_framework
+from integration_stores import KINDS, Processes, missing_framework
 from session_samples import server_url, sql_table
 from simulacra_session import (
     InMemorySessionStore,
@@ -416,7 +415,7 @@ from simulacra_session.integrations.claude_agent_sdk import ClaudeAgentSessionSt
 async def main(where, key, batches):
     async with opened(where) as store:
         print("ready", flush=True)
-        sys.stdin.readline()  # the writers start at once
+        told.readline()  # the writers start at once
         for batch in batches:
             await ClaudeAgentSessionStore(store).append(key, batch)
 
@@ -436,19 +435,15 @@ def test_writer_processes_retrying_each_others_batches_store_each_entry_once(
             where["table"] = str(url.query["table"])
             where["url"] = url.difference_update_query(["table"]).render_as_string(hide_password=False)
         batches = [[[entry(f"{w}.{n}.{i}") for i in range(3)] for n in range(3)] for w in range(2)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        writers = []
-        for mine, theirs in zip(batches, batches[::-1], strict=True):  # its own twice, the other's once
-            command = [sys.executable, "-c", WRITER, json.dumps([where, KEY, [*mine, *theirs, *mine]])]
-            writers.append(tables.enter_context(Popen(command, stdin=PIPE, stdout=PIPE, env=env, text=True)))
-        for writer in writers:
-            assert writer.stdout is not None
-            assert writer.stdout.readline() == "ready\n"
-        for writer in writers:
-            assert writer.stdin is not None
-            writer.stdin.write("go\n")
-            writer.stdin.close()
-        assert [writer.wait() for writer in writers] == [0, 0]
+        argvs = [  # its own batches twice, the other's once
+            [json.dumps([where, KEY, [*mine, *theirs, *mine]])]
+            for mine, theirs in zip(batches, batches[::-1], strict=True)
+        ]
+        with Processes(WRITER, argvs) as writers:
+            assert writers.lines() == [b"ready\n"] * 2, writers.finish()
+            writers.say("go")
+            ends = writers.finish()
+        assert [status for status, _ in ends] == [0, 0], ends
 
         async def stored() -> list[SessionStoreEntry] | None:
             async with opened(where) as store:
