@@ -1,15 +1,21 @@
 """A FUSE file system in memory that can lose power: what survives is what was synced.
 
-Run as a process of its own (``python power_cut_fs.py MOUNT IMAGES``, as root); it serves
-``MOUNT`` until it is unmounted. Every file and directory keeps two states: the one
-processes see, and the one a disk would hold after a power cut. A file's durable content is
-what it held at its last ``fsync``/``fdatasync`` (nothing before the first); a directory's
-durable entries are the ones it held at its last ``fsync`` of the directory itself (POSIX
-promises no more: ext4, XFS and btrfs often keep more, never less). ``MOUNT/store`` exists,
-durable, from the start, for the store under test.
+Run as a process of its own (``python power_cut_fs.py MOUNT``, as root); it serves ``MOUNT``
+until it is unmounted. Every file and directory keeps two states: the one processes see,
+and the one a disk would hold after a power cut. A file's durable content is what it held
+at its last ``fsync``/``fdatasync`` (nothing before the first); a directory's durable
+entries are the ones it held at its last ``fsync`` of the directory itself (POSIX promises
+no more: ext4, XFS and btrfs often keep more, never less).
 
-Writing to ``MOUNT/.power-cut`` cuts the power: every later operation fails with ``EIO``,
-and the durable state is written out under ``IMAGES`` as plain directories, hard links kept:
+One mount serves many runs, one after another (starting a server per run cost more than
+the run). Writing ``RUN\nIMAGES`` to ``MOUNT/.power-reset`` starts a run: the power is back,
+the previous run's tree is dropped, and ``MOUNT/RUN/store`` exists, durable, empty, for the
+store under test (a new name each run: nothing the kernel knows of an earlier run's files
+can stand for this one's).
+
+Writing to ``MOUNT/.power-cut`` cuts the power: every later operation fails with ``EIO``
+(but those on ``.power-reset``), and the run's durable state is written out under
+``IMAGES`` as plain directories, hard links kept:
 
 - ``IMAGES/strict``: exactly what was synced;
 - ``IMAGES/mixed-N`` (N from 0): what a journaling file system may also keep. Each file
@@ -33,6 +39,7 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +47,7 @@ from typing import Any
 import mfusepy
 
 CUT = ".power-cut"
+RESET = ".power-reset"
 STORE = "store"
 MIXED_IMAGES = 8
 
@@ -78,20 +86,21 @@ class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
     # it needs the path.
     flag_nopath = flag_nullpath_ok = mfusepy.fuse_version_major == 2
 
-    def __init__(self, images: Path) -> None:
-        self.images = images
+    def __init__(self) -> None:
         self.inos = itertools.count(1)
         self.root = self._node(stat.S_IFDIR | 0o755)
-        store = self._node(stat.S_IFDIR | 0o755)
-        control = self._node(stat.S_IFREG | 0o644)
-        for name, node in ((STORE, store), (CUT, control)):
+        self.control = self._node(stat.S_IFREG | 0o644)
+        self.reset_control = self._node(stat.S_IFREG | 0o644)
+        for name, node in ((CUT, self.control), (RESET, self.reset_control)):
             self._enter(self.root, name, node)
         self.root.synced_entries = dict(self.root.entries)
-        self.control = control
+        self.run: Node | None = None  # the run's directory, holding ``store``
+        self.images = Path()
         self.handles: dict[int, Node] = {}
         self.fhs = itertools.count(1)
         self.cut = False
         self.mutex = threading.Lock()
+        self._guard()
 
     # -- the tree ----------------------------------------------------------------------------
 
@@ -135,18 +144,29 @@ class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
 
     # -- every operation goes through here ---------------------------------------------------
 
-    def __getattribute__(self, name: str) -> Any:
-        attribute = object.__getattribute__(self, name)
-        if name.startswith("_") or not callable(attribute) or name not in _OPERATIONS:
-            return attribute
+    def _guard(self) -> None:
+        """Make each operation (an attribute of this instance, which mfusepy calls) take the
+        lock and fail with ``EIO`` after the cut. Done once: an ``__getattribute__`` doing
+        it ran on every attribute read, several for each call."""
+        for name in _OPERATIONS:
+            setattr(self, name, self._guarded(name, getattr(self, name)))
 
+    def _guarded(self, name: str, operation: Callable[..., Any]) -> Callable[..., Any]:
         def guarded(*args: Any) -> Any:
             with self.mutex:
-                if self.cut:
+                if self.cut and not self._resets(name, args):
                     raise mfusepy.FuseOSError(errno.EIO)
-                return attribute(*args)
+                return operation(*args)
 
         return guarded
+
+    def _resets(self, name: str, args: tuple[Any, ...]) -> bool:
+        """Whether an operation works on ``.power-reset`` (by its path, or a handle open on
+        it): the one thing that still goes through after the cut."""
+        if args and args[0] == f"/{RESET}":
+            return True
+        where = _HANDLE_ARGUMENT.get(name)
+        return where is not None and len(args) > where and self.handles.get(args[where]) is self.reset_control
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -231,6 +251,9 @@ class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
         node = self.handles[fh]
         if node is self.control:
             self._power_cut()
+            return len(data)
+        if node is self.reset_control:
+            self._reset(data)
             return len(data)
         if offset > len(node.data):
             node.data.extend(bytes(offset - len(node.data)))
@@ -325,10 +348,30 @@ class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
     # -- the power cut -----------------------------------------------------------------------
 
     def _power_cut(self) -> None:
+        if self.run is None:
+            raise mfusepy.FuseOSError(errno.EINVAL)  # no run started: nothing to image
         self.cut = True
-        _write_image(self.root, self.images / "strict", None)
+        _write_image(self.run, self.images / "strict", None)
         for seed in range(MIXED_IMAGES):
-            _write_image(self.root, self.images / f"mixed-{seed}", random.Random(seed))
+            _write_image(self.run, self.images / f"mixed-{seed}", random.Random(seed))
+
+    def _reset(self, data: bytes) -> None:
+        """Start a run (``data``: its directory's name, a newline, where its images go): the
+        power back on, the earlier runs' directories dropped, ``RUN/store`` made, durable."""
+        name, _, images = data.decode().partition("\n")
+        if not name or "/" in name or name in self.root.entries or not images:
+            raise mfusepy.FuseOSError(errno.EINVAL)
+        for old in [key for key, node in self.root.entries.items() if node.is_dir]:
+            del self.root.entries[old]
+            self.root.nlink -= 1
+        run = self._node(stat.S_IFDIR | 0o755)
+        self._enter(self.root, name, run)
+        self.root.nlink += 1
+        self._enter(run, STORE, self._node(stat.S_IFDIR | 0o755))
+        run.nlink += 1
+        run.synced_entries = dict(run.entries)
+        self.root.synced_entries = dict(self.root.entries)
+        self.run, self.images, self.cut = run, Path(images), False
 
 
 # Closing still works after the cut (the parent closes the control file it wrote to).
@@ -337,6 +380,8 @@ _OPERATIONS = frozenset(
     for name, value in vars(PowerCutFS).items()
     if callable(value) and not name.startswith("_") and name not in {"flush", "release", "releasedir"}
 )
+# After the cut, ``_resets`` lets an operation through by its handle, the argument here.
+_HANDLE_ARGUMENT = {"getattr": 1, "truncate": 2, "write": 3}
 
 
 def _durable_data(node: Node, chance: random.Random | None) -> bytes:
@@ -374,10 +419,9 @@ def _write_image(root: Node, image: Path, chance: random.Random | None) -> None:
 
 
 def main() -> None:
-    mount, images = sys.argv[1], Path(sys.argv[2])
     mfusepy.FUSE(
-        PowerCutFS(images),
-        mount,
+        PowerCutFS(),
+        sys.argv[1],
         foreground=True,
         nothreads=True,
         use_ino=True,

@@ -264,8 +264,10 @@ async def test_a_case_sensitive_file_system_keeps_both(tmp_path: Path) -> None:
     assert loaded.messages == [{"role": "user", "content": "Alice's"}]
 
 
-async def test_the_command_line_names_both_and_exits_2(case_insensitive_dir: Path) -> None:
-    _, before = await _alice(case_insensitive_dir, "jsonl")
+def test_the_command_line_names_both_and_exits_2(case_insensitive_dir: Path) -> None:
+    # Not a coroutine: ``run_cli`` calls the command's ``main`` here, as the other command
+    # tests do, instead of starting a ``python -m simulacra_session`` for each command.
+    _, before = asyncio.run(_alice(case_insensitive_dir, "jsonl"))
     for command in (("show", "alice"), ("delete", "--yes", "alice"), ("rename", "alice", "x")):
         line = run_cli("--store", str(case_insensitive_dir), *command).error_line()
         assert "session id 'alice' refused" in line

@@ -16,14 +16,22 @@ what was not):
 
 Needs root, ``/dev/fuse``, libfuse and ``mfusepy`` (the ``dev`` extra): elsewhere the tests
 skip, naming what is missing, and fail under CI.
+
+Cheap rounds: one mount serves the module (each test a fresh run of it, a directory no
+earlier test used); the children are forked from a server that has the package imported
+(``preloaded``); and an image identical to one checked already (same names, bytes, modes,
+mtimes and hard links: most cuts land where nothing unsynced is left) is not checked again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +43,8 @@ from pathlib import Path
 
 import pytest
 
-from fuse_mounts import require_fuse
+import preloaded
+from fuse_mounts import in_memory, require_fuse
 from power_cut_children import (
     DELETE_CHILD,
     EXPORT_CHILD,
@@ -51,6 +60,7 @@ from simulacra_session.stores.sql import SqlSessionStore
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs FUSE on Linux")
 
 HERE = Path(__file__).parent
+CUT, RESET = ".power-cut", ".power-reset"  # power_cut_fs.py's control files (it needs mfusepy)
 
 
 def _no_libfuse() -> str | None:
@@ -62,28 +72,33 @@ def _no_libfuse() -> str | None:
     return None
 
 
-class PowerCut:
-    """One mount of ``power_cut_fs.py`` and the images its cut wrote."""
+class PowerCutServer:
+    """One mount of ``power_cut_fs.py``, serving one run after another."""
 
     def __init__(self, base: Path) -> None:
-        self.mount, self.images, self.log = base / "mount", base / "images", base / "server.log"
+        self.mount, self.log = base / "mount", base / "server.log"
+        self.runs = itertools.count(1)
         self.mount.mkdir()
         with self.log.open("wb") as log:
             self.server = subprocess.Popen(
-                [sys.executable, str(HERE / "power_cut_fs.py"), str(self.mount), str(self.images)],
-                stdout=log,
-                stderr=log,
+                [sys.executable, str(HERE / "power_cut_fs.py"), str(self.mount)], stdout=log, stderr=log
             )
         deadline = time.monotonic() + 30
-        while not (self.mount / "store").is_dir():
+        while not (self.mount / RESET).is_file():
             if self.server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"power_cut_fs.py did not mount: {self.log.read_text()}")
             time.sleep(0.05)
 
-    def cut(self) -> None:
-        """Cut the power; returns once every image is written."""
-        with (self.mount / ".power-cut").open("wb", buffering=0) as control:
-            control.write(b"cut")
+    def start_run(self, images: Path) -> PowerCut:
+        """A new run: the power on, ``store`` empty in a directory no earlier run had."""
+        run = f"run-{next(self.runs)}"
+        try:
+            with (self.mount / RESET).open("wb", buffering=0) as control:
+                control.write(f"{run}\n{images}".encode())
+        except OSError as error:
+            why = f"{error}; the server's log: {self.log.read_text()}"
+            raise RuntimeError(f"power_cut_fs.py did not start a run ({why})") from None
+        return PowerCut(self, self.mount / run, images)
 
     def close(self) -> None:
         """Unmount (lazily where something still holds the mount) and wait for the server."""
@@ -100,50 +115,64 @@ class PowerCut:
             raise RuntimeError(f"power_cut_fs.py did not stop once unmounted ({why})") from None
 
 
-@pytest.fixture
-def power_cut() -> Iterator[PowerCut]:
+@dataclass
+class PowerCut:
+    """One run: ``mount`` holds its ``store``; its cut writes the images under ``images``."""
+
+    server: PowerCutServer
+    mount: Path
+    images: Path
+
+    def cut(self) -> None:
+        """Cut the power; returns once every image is written."""
+        with (self.server.mount / CUT).open("wb", buffering=0) as control:
+            control.write(b"cut")
+
+
+@pytest.fixture(scope="module")
+def power_cut_server() -> Iterator[PowerCutServer]:
     require_fuse("the power-cut file system", missing=_no_libfuse)
     # Outside pytest's temporary directories: another run removing its old ones must not
     # descend into a live mount.
     base = Path(tempfile.mkdtemp(prefix="power-cut-"))
-    mount = PowerCut(base)
+    server = PowerCutServer(base)
     try:
-        yield mount
+        yield server
     finally:
-        mount.close()
-        os.rmdir(mount.mount)
+        server.close()
+        os.rmdir(server.mount)
         subprocess.run(["rm", "-rf", str(base)], check=True)
 
 
-def _run_until_cut(power_cut: PowerCut, child: str, acks_before_cut: int, *args: str) -> list[str]:
-    """Run ``child`` on the mount (the store's root, then ``args``) and cut the power after
-    ``acks_before_cut`` lines; every whole line the child printed. Its errors go to a file (a
-    pipe nobody reads while the lines are read would fill and stop it)."""
-    errors = power_cut.log.with_name("child.log")
-    with errors.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", child, str(power_cut.mount / "store"), *args],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-    assert process.stdout is not None
-    lines = []
+@pytest.fixture
+def power_cut(power_cut_server: PowerCutServer) -> Iterator[PowerCut]:
+    # The images in memory where there is room: written, then checked and repaired (with
+    # syncs), nine of them a test, at no disk's pace.
+    base = Path(tempfile.mkdtemp(prefix="power-cut-images-", dir=in_memory()))
     try:
-        while len(lines) < acks_before_cut:
-            line = process.stdout.readline()
-            if not line:
-                process.wait(timeout=30)
-                raise AssertionError(f"the child stopped before the cut: {errors.read_text()}")
-            lines.append(line)
-        power_cut.cut()
+        yield power_cut_server.start_run(base / "images")
     finally:
+        shutil.rmtree(base)
+
+
+def _run_until_cut(power_cut: PowerCut, child: str, acks_before_cut: int, *args: str) -> list[str]:
+    """Run ``child`` on the mount (the store's root, then ``args``), forked from the preloaded
+    server, and cut the power after ``acks_before_cut`` lines; every whole line the child
+    printed. Its errors go to a file (a pipe nobody reads meanwhile would fill and stop it)."""
+    with preloaded.start(child, str(power_cut.mount / "store"), *args) as process:
+        lines: list[str] = []
+        while len(lines) < acks_before_cut:
+            line = process.readline()
+            if not line.endswith(b"\n"):
+                status = process.wait(30)
+                raise AssertionError(f"the child stopped before the cut ({status}): {process.stderr()}")
+            lines.append(line.decode())
+        power_cut.cut()
         process.kill()
-        process.wait(timeout=60)
-    # Read on from the same buffered stream (communicate() would skip what readline() has
-    # buffered already); the kill may cut the last line short: whole lines only.
-    with process.stdout:
-        return lines + process.stdout.read().split("\n")[:-1]
+        # The kill may cut the last line short: whole lines only.
+        while (line := process.readline()).endswith(b"\n"):
+            lines.append(line.decode())
+    return lines
 
 
 def _cut_after(seed: int) -> int:
@@ -229,19 +258,46 @@ async def _check_image(root: Path, expected: Expected) -> None:
         await _check_store(FileSessionStore(root), expected)
 
 
+def _fingerprint(image: Path) -> bytes:
+    """A digest of everything in ``image`` that the store reads: each directory's names,
+    each file's mode, mtime and bytes, and which names are one inode (hard links). Two
+    images with one fingerprint are the same input to the checks (directory mtimes, not
+    modelled, differ; the store never compares them)."""
+    digest = hashlib.blake2b()
+    inodes: dict[int, int] = {}
+    for directory, subdirectories, files in os.walk(image):
+        subdirectories.sort()
+        digest.update(repr((os.path.relpath(directory, image), subdirectories, sorted(files))).encode())
+        for name in sorted(files):
+            path = Path(directory, name)
+            status = path.lstat()
+            known = status.st_ino in inodes
+            inode = inodes.setdefault(status.st_ino, len(inodes))
+            digest.update(repr((name, status.st_mode, status.st_mtime_ns, inode)).encode())
+            if not known:
+                content = path.read_bytes()
+                digest.update(len(content).to_bytes(8, "big") + content)
+    return digest.digest()
+
+
 def _check_images(power_cut: PowerCut, lines: list[str], *, exact: bool = False) -> None:
     expected = Expected.read(lines, exact=exact)
     assert expected.versions, "nothing was acknowledged before the cut"
     images = sorted(power_cut.images.iterdir())
     assert [image.name for image in images][-1] == "strict"
+    # The same image twice is checked once (fingerprints first: a check repairs its image).
+    alike: dict[bytes, list[Path]] = {}
     for image in images:
+        alike.setdefault(_fingerprint(image), []).append(image)
+    for image, *same in alike.values():
         with warnings.catch_warnings():
             # A torn append or a fork without its parent loads with a warning, by design.
             warnings.simplefilter("ignore")
             try:
                 asyncio.run(_check_image(image / "store", expected))
             except AssertionError as error:
-                raise AssertionError(f"image {image.name}: {error}") from error
+                also = f" (and {', '.join(other.name for other in same)}, the same)" if same else ""
+                raise AssertionError(f"image {image.name}{also}: {error}") from error
 
 
 @pytest.mark.parametrize("file_format", ["jsonl", "json"])
