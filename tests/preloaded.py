@@ -51,8 +51,20 @@ import simulacra_session
 
 __all__ = ["PRELOAD", "Child", "start"]
 
-#: What the forkserver imports before it forks children: what the kill-loop scripts use.
-PRELOAD: tuple[str, ...] = ("simulacra_session", "simulacra_session.stores.file")
+#: What the forkserver imports before it forks children: what the tests' scripts use (the
+#: file store's kill loops; the SQL and Claude Agent SDK writers, ~0.5 s of CPU each to
+#: import). One missing here (an extra not installed) is skipped: a child imports it itself.
+PRELOAD: tuple[str, ...] = (
+    "simulacra_session",
+    "simulacra_session.stores.file",
+    "simulacra_session.stores.sql",
+    "sqlalchemy.ext.asyncio",
+    "aiosqlite",
+    "psycopg",
+    "pymysql",
+    "claude_agent_sdk",
+    "simulacra_session.integrations.claude_agent_sdk",
+)
 
 
 class _Fd:
