@@ -3,7 +3,7 @@ messages belongs (a ``str``, bytes, a ``Mapping`` such as a single message dict)
 ``TypeError`` naming the session and the type, on every bundled store, before anything is
 written. Before, ``save(id, "hello")`` stored five one-character messages and
 ``save(id, {"a": 1})`` the single message ``"a"`` (the dict's key). The check is of the type
-alone: a list of any length costs it the same."""
+alone: a list of any length costs it the same. ``SimpleConversation`` refuses them too."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from integration_stores import KINDS, reopener
-from simulacra_session import SessionStore
+from simulacra_session import SessionStore, SimpleConversation
 from simulacra_session.testing import msg, texts
 
 NOT_MESSAGES: dict[str, Any] = {
@@ -83,3 +83,24 @@ async def test_sequences_of_messages_are_written_as_before(kind: str, tmp_path: 
             stored = await store.load("s")
             assert stored is not None
             assert texts(stored.messages) == (["a", "b", "c"] if hasattr(store, "append") else ["a", "b"])
+
+
+@pytest.mark.parametrize("value", NOT_MESSAGES.values(), ids=NOT_MESSAGES.keys())
+def test_one_value_as_messages_is_refused_by_the_conversation(value: Any) -> None:
+    """``SimpleConversation("hello")`` held five one-character messages, which its manager then
+    saved; made, loaded or extended with one value it raises, the history as it was."""
+    refused = r" messages must be a sequence of messages \(a list of dicts\), not a "
+    with pytest.raises(TypeError, match=rf"^SimpleConversation\(\):{refused}{type(value).__name__}$"):
+        SimpleConversation(value)
+    conversation = SimpleConversation([msg("a")])
+    heard: list[object] = []
+    conversation.on("message_complete", heard.append)
+    with pytest.raises(TypeError, match=rf"^SimpleConversation\.load:{refused}{type(value).__name__}$"):
+        conversation.load(value)
+    with pytest.raises(TypeError, match=rf"^SimpleConversation\.extend:{refused}{type(value).__name__}$"):
+        conversation.extend(value)
+    assert texts(conversation.messages) == ["a"]
+    assert heard == []
+    conversation.extend(message for message in [msg("b")])  # any other iterable, as before
+    conversation.load((msg("c"),))
+    assert texts(conversation.messages) == ["c"]

@@ -12,7 +12,7 @@ from ._backend import copy_json
 from ._emitter import Emitter, Listener
 from .errors import SerializationError
 from .ids import new_uuid4
-from .messages import Message
+from .messages import SINGLE_VALUES, Message
 from .models import CheckpointState
 
 __all__ = ["SimpleConversation"]
@@ -27,7 +27,7 @@ class SimpleConversation:
     """
 
     def __init__(self, messages: Iterable[Message] = (), *, is_checkpoint: bool = False) -> None:
-        self._messages: list[Message] = [_copied(m) for m in messages]
+        self._messages: list[Message] = [_copied(m) for m in _many(messages, "SimpleConversation()")]
         self._is_checkpoint = is_checkpoint
         self._checkpoint_state: CheckpointState | None = None
         self._events = Emitter()
@@ -76,7 +76,7 @@ class SimpleConversation:
 
     def extend(self, messages: Iterable[Message]) -> list[Message]:
         """Add several messages, then emit ``message_complete`` once (with the last one)."""
-        stored = [_stamped(m) for m in messages]
+        stored = [_stamped(m) for m in _many(messages, "SimpleConversation.extend")]
         if stored:
             self._messages.extend(stored)
             self._events.emit("message_complete", stored[-1])
@@ -84,7 +84,7 @@ class SimpleConversation:
 
     def load(self, messages: Sequence[Message]) -> None:
         """Replace the history with copies of ``messages``; emits nothing."""
-        self._messages = [_copied(m) for m in messages]
+        self._messages = [_copied(m) for m in _many(messages, "SimpleConversation.load")]
 
     def clear(self) -> None:
         """Drop the history."""
@@ -134,6 +134,17 @@ class SimpleConversation:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.dispose()
+
+
+def _many(messages: Iterable[Message], where: str) -> Iterable[Message]:
+    """``messages``, unless it is one value (a ``str``, bytes, a ``Mapping``): ``TypeError``
+    naming ``where`` and the type, before the history changes."""
+    if isinstance(messages, SINGLE_VALUES):
+        raise TypeError(
+            f"{where}: messages must be a sequence of messages (a list of dicts),"
+            f" not a {type(messages).__name__}"
+        )
+    return messages
 
 
 def _copied(message: Message) -> Message:

@@ -23,6 +23,11 @@ __all__ = [
 ]
 
 
+#: One value where a sequence of messages belongs: iterated, its characters, bytes or keys
+#: would pass for messages (``save(id, "hello")``, ``SimpleConversation("hello")``).
+SINGLE_VALUES = (str, bytes, bytearray, memoryview, Mapping)
+
+
 class _BlockExtras(TypedDict, total=False):
     id: str
     timestamp: int

@@ -26,7 +26,7 @@ from pydantic_core import PydanticSerializationError
 from .._backend import dumps, loads
 from ..errors import CorruptSessionError, SerializationError
 from ..ids import validate_session_id
-from ..messages import JsonObject
+from ..messages import SINGLE_VALUES, JsonObject
 from ..models import SessionMetadata, StoredSession, dump_metadata, metadata_from_stored
 
 __all__ = [
@@ -64,7 +64,7 @@ def check_messages(session_id: str, messages: object) -> None:
     ``str``, bytes or a ``Mapping``: one value where a sequence of messages belongs, which
     would be written as its characters, bytes or keys (``save(id, "hello")`` as five
     messages). A check of the type alone, whatever the number of messages."""
-    if isinstance(messages, (str, bytes, bytearray, memoryview, Mapping)):
+    if isinstance(messages, SINGLE_VALUES):
         raise TypeError(
             f"session {session_id}: messages must be a sequence of messages (a list of dicts),"
             f" not a {type(messages).__name__}"
