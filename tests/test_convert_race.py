@@ -31,7 +31,7 @@ import os
 import sys
 import textwrap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,20 @@ def _report(child: preloaded.Child) -> dict[str, Any]:
     return report
 
 
+@contextlib.contextmanager
+def _converting(root: Path, stop: Path) -> Iterator[dict[str, Any]]:
+    """The converter at work on ``root`` meanwhile; the dict it yields holds its report once
+    the block has ended (``stop`` made, the converter's end awaited)."""
+    conversions: dict[str, Any] = {}
+    with preloaded.start(CONVERTER, str(root), str(stop)) as converter:
+        converter.ready()
+        try:
+            yield conversions
+        finally:
+            stop.touch()
+            conversions.update(_report(converter))
+
+
 def test_writes_racing_conversions_in_another_process_are_all_kept(tmp_path: Path) -> None:
     import fcntl  # POSIX only, as the module's tests
 
@@ -128,8 +142,7 @@ def test_writes_racing_conversions_in_another_process_are_all_kept(tmp_path: Pat
     with contextlib.ExitStack() as children:
         gate = children.enter_context(go.open("rb"))
         fcntl.flock(gate.fileno(), fcntl.LOCK_EX)  # the writers wait for it: they start together
-        converter = children.enter_context(preloaded.start(CONVERTER, str(root), str(stop)))
-        converter.ready()
+        conversions = children.enter_context(_converting(root, stop))
         writers = {
             tag: children.enter_context(
                 preloaded.start(WRITER, str(root), file_format, kind, tag, str(count), str(go))
@@ -143,11 +156,7 @@ def test_writes_racing_conversions_in_another_process_are_all_kept(tmp_path: Pat
         for child in writers.values():
             child.ready()
         gate.close()  # go
-        try:
-            reports = {tag: _report(child) for tag, child in writers.items()}
-        finally:
-            stop.touch()
-            conversions = _report(converter)
+        reports = {tag: _report(child) for tag, child in writers.items()}
     stored = asyncio.run(store.load("s"))
     assert stored is not None, "the session vanished"
     assert stored.messages[0] == {"role": "system", "content": "seed"}
@@ -177,13 +186,8 @@ def test_a_delete_racing_conversions_removes_the_session(tmp_path: Path) -> None
                 await store.delete("s")
         return survived
 
-    with preloaded.start(CONVERTER, str(root), str(stop)) as converter:
-        converter.ready()
-        try:
-            survived = asyncio.run(rounds())
-        finally:
-            stop.touch()
-            conversions = _report(converter)
+    with _converting(root, stop) as conversions:
+        survived = asyncio.run(rounds())
     assert survived == [], f"deleted sessions still there after rounds {survived[:5]}"
     assert set(conversions["errors"]) <= {"SessionNotFoundError"}
     assert conversions["converted"] > 0
@@ -231,13 +235,8 @@ def test_listings_during_conversions_in_another_process_always_show_the_session(
         return missing_listed, missing_forked
 
     asyncio.run(sessions())
-    with preloaded.start(CONVERTER, str(root), str(stop)) as converter:
-        converter.ready()
-        try:
-            missing = asyncio.run(listings())
-        finally:
-            stop.touch()
-            conversions = _report(converter)
+    with _converting(root, stop) as conversions:
+        missing = asyncio.run(listings())
     assert conversions["errors"] == {}
     assert conversions["converted"] > 0
     assert missing == (0, 0), "list(), forks(): listings that left the session out"
