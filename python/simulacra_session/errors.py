@@ -16,6 +16,7 @@ where a caller would naturally catch a builtin, the class subclasses it too::
     ├── UnsafePathError            (a symlink where a store keeps its own file or directory)
     ├── CaseClashError             (an id whose file another id holds: a case-insensitive disk)
     │   └── CaseNotKeptError       (an id whose case the disk would not keep)
+    ├── EventLoopError             (a wait for a write in flight on another loop, not running)
     └── StoreError                 (a store's backend failed: disk, database)
 
 Messages name the id, path or value at fault. ``OSError`` from the file system is
@@ -34,6 +35,7 @@ __all__ = [
     "CaseNotKeptError",
     "ConflictError",
     "CorruptSessionError",
+    "EventLoopError",
     "InvalidMetadataError",
     "InvalidSessionIdError",
     "ManagerDisposedError",
@@ -195,6 +197,25 @@ class CaseNotKeptError(CaseClashError):
             "this file system does not keep the case of names, "
             f"and its file would be named {path}, the file name of another id; nothing was written"
         )
+
+
+class EventLoopError(SessionError):
+    """A ``SessionManager``'s ``flush`` or ``save`` (or what waits for them: ``delete``,
+    ``load``...) on one event loop found the session's write in flight on another event loop,
+    open but not running. The write's end is heard on its own loop only, so that wait would
+    never end: refused instead, nothing queued by the call. Run that loop until the write
+    ends (or close it: the write is then taken back), then wait again. ``session_id`` names
+    the session."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id}: its write is in flight on another event loop, which"
+            " is not running: run that loop to finish the write (or close it), then wait again"
+        )
+        self.session_id = session_id
+
+    def __reduce__(self) -> tuple[type[EventLoopError], tuple[str]]:
+        return type(self), (self.session_id,)  # pickled with its parts
 
 
 class StoreError(SessionError):

@@ -12,7 +12,7 @@ one call of the store's public ``append`` or ``save``, run in a task; waiting fo
 (``flush``) never cancels it. With no loop running (sync code) a write happens at once, after
 what was queued, unless a write is in flight on a loop still open: it then waits behind it.
 Waiting on one loop for a write in flight on another that is not running would never end:
-``flush`` and ``save`` raise ``SessionError`` instead (run that loop, or close it).
+``flush`` and ``save`` raise ``EventLoopError`` instead (run that loop, or close it).
 To a store that checks revisions (``checks_revisions``) each write says which revision of
 the session it was made from: the one the last write returned, or the one loaded; a write
 from a stale view then fails with ``ConflictError`` instead of overwriting another writer's
@@ -34,7 +34,7 @@ from functools import partial
 from typing import Any
 
 from .._backend import dumps, loads
-from ..errors import SessionError, StoreError
+from ..errors import EventLoopError, SessionError, StoreError
 from ..messages import JsonObject, Message
 from ..models import Revision
 from ..protocols import AppendableSessionStore, SessionStore, checks_revisions
@@ -122,7 +122,7 @@ class SessionWriter:
     def drained(self) -> asyncio.Future[None] | None:
         """A future resolved once nothing is in flight or queued; ``None`` when that is now. A
         request queued with nothing in flight (see ``_landed``) starts here, on this loop.
-        Raises ``SessionError`` when the write in flight is on another event loop that is not
+        Raises ``EventLoopError`` when the write in flight is on another event loop that is not
         running (see ``_check_reachable``)."""
         loop = asyncio.get_running_loop()
         if self._revived() or (self._inflight is None and self._pending is not None):
@@ -140,7 +140,7 @@ class SessionWriter:
         Without a running event loop the write happens at once, in this thread, with what was
         queued (``raise_now`` makes a failure raise instead of being reported); unless a write
         is in flight on a loop still open: the request then waits behind it (see
-        ``_write_without_loop``). An explicit request raises ``SessionError`` (nothing queued)
+        ``_write_without_loop``). An explicit request raises ``EventLoopError`` (nothing queued)
         when the write in flight is on another event loop that is not running.
         """
         try:
@@ -197,7 +197,7 @@ class SessionWriter:
         return True
 
     def _check_reachable(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Raise ``SessionError`` when the write in flight is on another event loop than
+        """Raise ``EventLoopError`` when the write in flight is on another event loop than
         ``loop``, open but not running: its end is heard on its own loop, so a wait for it here
         would never end. (One whose loop is closed, or that ended, is taken back first.)"""
         task = self._inflight
@@ -205,10 +205,7 @@ class SessionWriter:
             return
         other = task.get_loop()
         if other is not loop and not other.is_running():
-            raise SessionError(
-                f"session {self.session_id}: its write is in flight on another event loop, which"
-                " is not running: run that loop to finish the write (or close it), then wait again"
-            )
+            raise EventLoopError(self.session_id)
 
     def _delta(self, request: SaveRequest, written: _Written | None) -> list[Message] | None:
         """The messages to append after what was written; ``None``: rewrite the session."""
