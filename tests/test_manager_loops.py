@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from simulacra_session import (
+    EventLoopError,
     FileSessionStore,
     InMemorySessionStore,
     JsonObject,
@@ -352,8 +353,9 @@ def test_a_write_that_ended_on_a_loop_not_running_is_taken_up(store: Stalled, th
 
 def test_waiting_on_another_loop_for_a_write_on_a_loop_not_running_raises(store: Stalled) -> None:
     """flush() and save() on a second loop, while the write in flight is on a first loop that
-    is open but not running, raise a SessionError naming the session (that wait would never
-    end); the write goes on once the first loop runs again."""
+    is open but not running, raise an EventLoopError (a SessionError) naming the session (that
+    wait would never end); the write goes on once the first loop runs again. A delete there
+    raises it too, and leaves the manager on its session, the conversation as it was."""
     manager, conversation, errors = watched(store)
     session_id = manager.start_new("two loops")
     loop = asyncio.new_event_loop()
@@ -363,10 +365,16 @@ def test_waiting_on_another_loop_for_a_write_on_a_loop_not_running_raises(store:
         async def other() -> None:
             conversation.append(msg("m2"))  # queued behind the write in flight
             stalled = rf"session {session_id}: .*another event loop.*not running"
-            with pytest.raises(SessionError, match=stalled):
+            with pytest.raises(EventLoopError, match=stalled) as raised:
                 await asyncio.wait_for(manager.flush(), GUARD)
-            with pytest.raises(SessionError, match=stalled):
+            assert isinstance(raised.value, SessionError)
+            assert raised.value.session_id == session_id
+            with pytest.raises(EventLoopError, match=stalled):
                 await asyncio.wait_for(manager.save(label="refused"), GUARD)
+            with pytest.raises(EventLoopError, match=stalled):
+                await asyncio.wait_for(manager.delete(session_id), GUARD)
+            assert manager.current_session_id == session_id  # the delete undone
+            assert texts(conversation.messages) == ["m1", "m2"]
 
         asyncio.run(other())
 

@@ -5,10 +5,11 @@ child managers; ``selection`` the session ``load()`` takes without an id; ``snap
 a save holds of the conversation; ``writer`` the save queue of each session, which calls the
 store's public ``append`` or ``save`` (``save_request`` what a write holds, ``write_task`` the
 task it runs in, ``writers`` a manager's writers by session id); ``forks`` the forks it
-makes; ``deletion`` how a session goes while its attached forks keep their history;
-``owned`` the sessions it (or a child manager) writes, which ``rename`` and ``delete``
-change through that manager; ``recovery`` how it gets back in step with a session another
-writer saved (``recover``), and the history ``load`` reads.
+makes; ``deletion`` how a session goes while its attached forks keep their history, and how
+the manager on it is put back when that fails; ``owned`` the sessions it (or a child
+manager) writes, which ``rename`` and ``delete`` change through that manager; ``recovery``
+how it gets back in step with a session another writer saved (``recover``), and the
+history ``load`` reads.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class SessionManager:
         self._snapshots = Snapshots(conversation, auto_slug=auto_slug)
         self._events = Emitter()
         self._session_id: str | None = None
+        self._switches = 0  # sessions made current so far: whether one was meanwhile (``deletion``)
         self._disposed = False
         self._children: list[SessionManager] = []
         self._parent: SessionManager | None = None  # a child's: its errors are reported there too
@@ -260,15 +262,16 @@ class SessionManager:
         become detached) before the parent goes, through the manager writing one (this one or
         a child manager), so its later saves go on; a fork another process makes meanwhile is
         written so once the parent is gone (see ``manager.deletion``). Deleting the current
-        session (or a child manager's) clears that conversation and leaves it no session active.
+        session (or a child manager's) clears that conversation and leaves it no session active,
+        at once: a message completed during the delete never saves to it (with auto-save it
+        starts a new session). When the delete raises (the store's error, ``CorruptSessionError``
+        when an attached fork would lose its history, a cancellation) before the store removed
+        the session, that manager is put back on it as it was, its conversation's messages
+        (then those added meanwhile without auto-save) and unsaved state kept; unless another
+        session became current meanwhile, which stays. Then the error is raised.
         """
         self._check_open()
         validate_session_id(id)
-        owner = owner_of(self, id)  # this manager's session, or a child's
-        if owner is not None:  # at once: a message completed meanwhile must not save to it
-            owner._switch_to(None, inherited=0, has_label=False)
-            owner._conversation.clear()
-        await self.flush()
         return await delete_session(self, id)
 
     async def rename(self, id: str, label: str) -> None:
@@ -373,6 +376,7 @@ class SessionManager:
         """Make ``session_id`` current (``None``: none); its next write rewrites it (the history
         was replaced), made from ``revision``. The previous session's writer goes, once idle."""
         self._session_id = session_id
+        self._switches += 1
         self._snapshots.inherited = Inheritance(inherited)
         self._snapshots.labelled = has_label
         self._writers.switch(session_id, revision)

@@ -63,6 +63,22 @@ class SessionWriters:
         if writer is not None:
             writer.reset(revision)
 
+    def get(self, session_id: str) -> SessionWriter | None:
+        """The writer of ``session_id``, when it has one."""
+        return self._by_id.get(session_id)
+
+    def resume(self, session_id: str, writer: SessionWriter | None, *, current: bool = True) -> bool:
+        """Take back ``writer``, the writer of ``session_id`` (``None``: it had none), as it is:
+        what it wrote (the next write appends after it), its revision, a failed write's state.
+        ``current``: the manager is back on that session, left for a delete that failed (see
+        ``deletion``); else the writer goes again once idle, after the write it is given.
+        ``False`` when another writer holds that session now: nothing changed."""
+        if writer is not None and self._by_id.setdefault(session_id, writer) is not writer:
+            return False
+        if current:
+            self._current = session_id
+        return True
+
     def revision(self, session_id: str) -> Revision | None:
         """The revision of ``session_id`` as its writer last saw it (``None``: none known)."""
         writer = self._by_id.get(session_id)
