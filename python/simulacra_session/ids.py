@@ -6,7 +6,6 @@ characters of ``A-Z a-z 0-9 . _ -``, not starting with ``.`` (no dotfiles, no ``
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
@@ -79,5 +78,7 @@ def session_id_for_key(key: str) -> str:
         raise InvalidKeyError(key)
     if SESSION_ID_PATTERN.fullmatch(key) is not None and _HASHED.fullmatch(key) is None:
         return key
+    import hashlib  # here: its OpenSSL costs a few ms at import, and only keys not ids need it
+
     readable = _UNSAFE.sub("_", key).lstrip(".")[:93] or "_"
     return f"{readable}.k{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"

@@ -13,11 +13,14 @@ or URL at fault (``stdout`` or the ``-o`` file for an output that cannot be writ
 and ``--version`` too), 141 the reader of the output left (``| head``), quietly, 130 interrupted
 (Ctrl-C, SIGINT), 143 terminated (SIGTERM): either undoes what it was doing as an error does
 (an ``export -o FILE`` leaves no temp file, and FILE as it was).
+
+The parser (``commands``) imports a command's handler only when it runs: ``--help``,
+``--version`` and a usage error import neither rich nor the handlers' modules (what the
+package's ``__init__`` imports, it imports first).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import io
@@ -27,51 +30,13 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
 
-from .._version import __version__
 from ..errors import SessionError
-from . import bench, browse, care, moves
-from .output import drop, named, one_line, print_text, report_warnings, say
-from .urls import STORE_ENV, CommandError
-
-if TYPE_CHECKING:
-    from _typeshed import SupportsWrite
+from .commands import parser
+from .output import drop, named, one_line, say
+from .urls import CommandError
 
 __all__ = ["main"]
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse's parser whose ``--help`` and ``--version`` reach stdout or fail the command
-    naming it (exit 2), as any output does: argparse drops a failed write of its own (exit 0)."""
-
-    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
-        if file is None or file is sys.stderr or not message:  # usage errors: reported as they can be
-            super()._print_message(message, file)
-            return
-        print_text(message, end="")  # to stdout: argparse writes nowhere else
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = _Parser(  # its subparsers are _Parser too
-        prog="simulacra-session",
-        description="Durable AI-agent conversations from the terminal: look at sessions, move them "
-        "between stores, check a store.",
-        epilog=f"--store URL: a directory, file:PATH[?format=json], sqlite:///PATH, "
-        f"postgresql+psycopg://..., mysql+pymysql://... (default: ${STORE_ENV}, else ./sessions)",
-    )
-    parser.add_argument("--version", action="version", version=f"simulacra-session {__version__}")
-    parser.add_argument("--store", dest="store_url", metavar="URL", help="the store to work on")
-    common = argparse.ArgumentParser(add_help=False)  # --store after the command works too
-    common.add_argument(
-        "--store", dest="store_url", metavar="URL", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    browse.add_parsers(commands, common)
-    moves.add_parsers(commands, common)
-    care.add_parsers(commands, common)
-    bench.add_parser(commands)
-    return parser
 
 
 def _message(error: BaseException) -> str:
@@ -193,7 +158,9 @@ def _stdout_flushed(status: int) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     try:
-        args = _parser().parse_args(argv)  # its --help and --version can fail writing stdout
+        args = parser().parse_args(argv)  # its --help and --version can fail writing stdout
+        from .logged import report_warnings  # once parsed: --help, --version need no logging
+
         with report_warnings():
             status: int = args.run(args)
     except _Terminated:

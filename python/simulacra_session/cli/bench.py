@@ -4,6 +4,7 @@ It drives a SimpleConversation through a SessionManager on the chosen
 store and times each auto-save (``message_complete`` to durable on disk), at each conversation
 length, beside the floor measured on the same disk: appending one line and fdatasyncing it.
 ``--store sql --url URL`` measures a database instead (tables of its own, dropped after).
+``bench --help`` says so too (``commands``, which imports this module when ``bench`` runs).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..stores import FileSessionStore, InMemorySessionStore
 from .output import named, print_text
 from .urls import CommandError
 
-__all__ = ["add_parser"]
+__all__: list[str] = []  # ``_bench`` runs through the parser of ``commands``
 
 _LINE = b'{"role":"user","content":[{"type":"text","text":"' + b"x" * 1450 + b'"}]}\n'
 
@@ -184,18 +185,3 @@ def _root(given: str | None) -> Iterator[str]:
     finally:
         if root:
             shutil.rmtree(root, ignore_errors=True)
-
-
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``bench`` to the command's subcommands."""
-    bench = commands.add_parser(
-        "bench", help="measure auto-save latency against the disk's floor", description=__doc__
-    )
-    bench.add_argument("--store", choices=["file", "memory", "sql"], default="file")
-    bench.add_argument("--url", help="database URL for --store sql, e.g. postgresql+psycopg://u:pw@host/db")
-    bench.add_argument("--format", choices=["jsonl", "json"], default="jsonl", help="file store format")
-    bench.add_argument("--root", help="directory to write in (default: a temporary one, removed after)")
-    bench.add_argument("--no-fsync", action="store_true", help="atomic but not durable saves")
-    bench.add_argument("--lengths", default="10,100,1000", help="conversation lengths, comma-separated")
-    bench.add_argument("--rounds", type=int, default=100, help="auto-saves timed per length")
-    bench.set_defaults(run=_bench)

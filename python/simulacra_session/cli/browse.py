@@ -1,4 +1,6 @@
-"""``list``, ``show``, ``tree``, ``rename`` and ``delete``: looking at sessions and tidying them."""
+"""``list``, ``show``, ``tree``, ``rename`` and ``delete``: looking at sessions and tidying them.
+
+The parser (``commands``) names these handlers and imports this module when one of them runs."""
 
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ from ..ids import validate_session_id
 from ..manager import SessionManager
 from ..models import SessionMetadata
 from ..protocols import SessionStore
-from .output import clean, console, named, print_json
-from .urls import CommandError, on_store
+from .output import clean, named
+from .printing import console, print_json
+from .urls import CommandError
 
-__all__ = ["add_parsers", "all_sessions", "summary"]
+__all__ = ["all_sessions", "summary"]
 
 _PAGE = 1000
 T = TypeVar("T")
@@ -328,39 +331,3 @@ async def _read_again_on_conflict(store: SessionStore, work: Callable[[SessionMa
             if not tries_left:
                 raise
     raise AssertionError("unreachable: the last try returns or raises")
-
-
-def add_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    """Add ``list``, ``show``, ``tree``, ``rename`` and ``delete``."""
-    listing = commands.add_parser("list", parents=[common], help="sessions, most recently updated first")
-    listing.add_argument("--limit", type=int, help="at most this many")
-    listing.add_argument("--offset", type=int, default=0, help="after skipping this many")
-    listing.add_argument("--json", action="store_true", help="a JSON array of the sessions' metadata")
-    listing.set_defaults(run=on_store(_list, create=False))
-    show = commands.add_parser(
-        "show", parents=[common], help="a session's history, inherited messages included"
-    )
-    show.add_argument("id")
-    show.add_argument("--json", action="store_true", help='{"id", "metadata", "messages", "inherited"}')
-    show.set_defaults(run=on_store(_show, create=False))
-    tree = commands.add_parser("tree", parents=[common], help="the fork tree (of one session, with ID)")
-    tree.add_argument("id", nargs="?")
-    tree.add_argument(
-        "--json",
-        action="store_true",
-        help='an array of roots, each {"id", "label", "children"} ("cycle": true for a session in a fork '
-        "cycle, shown as a root)",
-    )
-    tree.set_defaults(run=on_store(_tree, create=False))
-    rename = commands.add_parser("rename", parents=[common], help="set a session's label")
-    rename.add_argument("id")
-    rename.add_argument("label")
-    rename.set_defaults(run=on_store(_rename, create=False))
-    delete = commands.add_parser(
-        "delete", parents=[common], help="delete a session (its forks keep their history)"
-    )
-    delete.add_argument("id")
-    delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
-    delete.set_defaults(run=on_store(_delete, create=False))

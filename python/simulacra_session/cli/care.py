@@ -1,4 +1,6 @@
-"""``doctor`` and ``compact``: checking a store and repairing it, and rewriting journals."""
+"""``doctor`` and ``compact``: checking a store and repairing it, and rewriting journals.
+
+The parser (``commands``) names these handlers and imports this module when one of them runs."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from ..protocols import SessionStore
 from ..stores import FileSessionStore
 from ..stores.file.restore import compact
 from .browse import all_sessions
-from .output import clean, console, print_json, progress_bar, quiet_warnings, unreadable_listed, warn
-from .urls import on_store
+from .logged import quiet_warnings, unreadable_listed
+from .output import clean, warn
+from .printing import console, print_json, progress_bar
 
-__all__ = ["add_parsers"]
+__all__: list[str] = []  # its handlers run through the parser of ``commands``
 
 
 async def _doctor(store: SessionStore, args: argparse.Namespace) -> int:
@@ -73,26 +76,3 @@ async def _compact(store: SessionStore, args: argparse.Namespace) -> int:
     left = f"; left out {left_out} unreadable (see the warnings, and doctor)" if left_out else ""
     console().print(Text(f"compacted {len(ids) - skipped} session(s){left}"))
     return 1 if left_out else 0
-
-
-def add_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    """Add ``doctor`` and ``compact``."""
-    doctor = commands.add_parser(
-        "doctor", parents=[common], help="check the store (exit 1 when a problem is left), --repair it"
-    )
-    doctor.add_argument(
-        "--repair", action="store_true", help="repair what can be repaired; nothing is deleted"
-    )
-    doctor.add_argument(
-        "--json",
-        action="store_true",
-        help='{"ok", "problems": [{"kind", "session_id", "path", "detail", "repaired"}]}',
-    )
-    doctor.set_defaults(run=on_store(_doctor, create=False))
-    compacting = commands.add_parser(
-        "compact", parents=[common], help="rewrite journals without superseded records"
-    )
-    compacting.add_argument("ids", nargs="*", metavar="ID", help="these sessions (default: all)")
-    compacting.set_defaults(run=on_store(_compact, create=False))

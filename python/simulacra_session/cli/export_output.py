@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 from ..stores.file.files import fsync_dir
-from .output import Output, named
+from .output import named
+from .printing import Output
 from .urls import CommandError
 
 __all__ = ["export_output"]

@@ -1,4 +1,6 @@
-"""``export``, ``import`` and ``copy``: sessions moved between stores as they are (``transfer``)."""
+"""``export``, ``import`` and ``copy``: sessions moved between stores as they are (``transfer``).
+
+The parser (``commands``) names these handlers and imports this module when one of them runs."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from ..protocols import SessionStore
 from ..stores.file.layout import session_name
 from ..transfer import CopyStoreError, TransferResult, copy_sessions, export_sessions, import_sessions
 from .export_output import export_output
-from .output import console, print_json, progress_bar, unreadable_listed, warn
-from .urls import CommandError, OpenStore, on_store, open_store, printable
+from .logged import unreadable_listed
+from .output import warn
+from .printing import console, print_json, progress_bar
+from .urls import CommandError, OpenStore, open_store, printable
 
-__all__ = ["add_parsers"]
+__all__: list[str] = []  # its handlers run through the parser of ``commands``
 
 
 def _as_session_file(store: SessionStore, path: str | None) -> str | None:
@@ -152,45 +156,3 @@ def _copy(args: argparse.Namespace) -> int:
     if printable(args.source) == printable(args.target):
         raise CommandError(f"{printable(args.source)}: copying a store onto itself")
     return asyncio.run(run())
-
-
-def add_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    """Add ``export``, ``import`` and ``copy``."""
-    conflict = argparse.ArgumentParser(add_help=False)
-    conflict.add_argument(
-        "--on-conflict",
-        choices=["error", "skip", "replace"],
-        default="error",
-        help="a session the target has already: error (default: nothing is written), skip it "
-        "(resumes an interrupted run), or replace it",
-    )
-    conflict.add_argument(
-        "--json",
-        action="store_true",
-        help='{"written", "replaced", "skipped", "passed_over"}: skipped counts those passed over '
-        "(not in the target, each warned of) and those already there",
-    )
-    export = commands.add_parser(
-        "export", parents=[common], help="a versioned JSONL export of all or the given sessions"
-    )
-    export.add_argument("ids", nargs="*", metavar="ID", help="these sessions (and what they inherit from)")
-    export.add_argument(
-        "-o",
-        "--output",
-        help="file to write (default: stdout); a regular file is replaced whole or not at all: "
-        "a failed export leaves it as it was, and one that left unreadable sessions out goes to "
-        "FILE.partial",
-    )
-    export.set_defaults(run=on_store(_export, create=False))
-    imports = commands.add_parser(
-        "import", parents=[common, conflict], help="write an export's sessions into the store, as they were"
-    )
-    imports.add_argument("file", help="the export (- for stdin)")
-    imports.set_defaults(run=on_store(_import, create=True))
-    copy = commands.add_parser("copy", parents=[conflict], help="copy sessions from one store to another")
-    copy.add_argument("source", metavar="SRC", help="the store to copy from (a directory or a URL)")
-    copy.add_argument("target", metavar="DST", help="the store to copy to (made when missing)")
-    copy.add_argument("ids", nargs="*", metavar="ID", help="these sessions (and what they inherit from)")
-    copy.set_defaults(run=_copy)

@@ -1,47 +1,31 @@
-"""What the command prints: JSON for machines, rich tables and trees for people, a progress
-bar on a terminal only, and the library's warnings as one line each on stderr.
+"""What every command prints, the parser's too: lines of text on stdout, errors and warnings
+as one line each on stderr, and what a failed write leaves behind.
 
+It imports nothing heavy (no rich, no store, not even logging): ``--help``, ``--version`` and a
+usage error need it alone. What handlers print with (rich tables, JSON, a progress bar) is
+``printing``'s; the library's warnings reach ``warn`` through ``logged``.
 Every byte printed reaches the output or fails the command: a reader leaving mid-write is a
 ``BrokenPipeError`` (exit 141), a full disk an ``OSError`` naming the output (``stdout`` or
 the ``-o`` file), never the store."""
 
 from __future__ import annotations
 
-import errno
-import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from typing import IO, Any, TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from .._backend import dumps
-from ..transfer import Progress as OnProgress
-from ..transfer import write_all
+from contextlib import suppress
+from typing import IO, Any
 
 __all__ = [
-    "Output",
     "clean",
-    "console",
     "drop",
     "named",
     "one_line",
-    "print_json",
     "print_text",
-    "progress_bar",
-    "quiet_warnings",
-    "report_warnings",
     "say",
-    "unreadable_listed",
     "warn",
 ]
 
-_LOG = logging.getLogger("simulacra_session")
-_PIPE_WIDTH = 1000
 _VALIDATION = re.compile(r"\d+ validation errors? for \S+$")  # pydantic's first line
 
 
@@ -50,92 +34,6 @@ def named(error: OSError, name: str) -> OSError:
     if error.filename is not None:
         return error
     return OSError(error.errno, error.strerror or str(error), name)
-
-
-class Output:
-    """A binary output written whole (``write_all``), its errors naming it: ``stdout`` or a path."""
-
-    def __init__(self, stream: IO[bytes], name: str) -> None:
-        self.stream = stream
-        self.name = name
-
-    def write(self, data: bytes) -> int:
-        try:
-            write_all(self.stream, data)
-        except OSError as error:
-            raise named(error, self.name) from error
-        return len(data)
-
-    def flush(self) -> None:
-        try:
-            self.stream.flush()
-        except OSError as error:
-            raise named(error, self.name) from error
-
-
-class _TextOutput:
-    """The text file rich prints to: ``stream``'s bytes written whole, through ``Output``.
-    On stderr, what fails to be written is dropped, as ``say``'s lines are."""
-
-    def __init__(self, stream: TextIO, name: str) -> None:
-        self.stream = stream
-        self.output = Output(stream.buffer, name)
-        self.encoding = stream.encoding
-
-    def write(self, text: str) -> int:
-        with self._failing():
-            self.stream.flush()  # what was printed before, through the stream itself
-            self.output.write(text.encode(self.encoding, self.stream.errors or "strict"))
-        return len(text)
-
-    def flush(self) -> None:
-        with self._failing():
-            self.output.flush()
-
-    @contextmanager
-    def _failing(self) -> Iterator[None]:
-        """Meanwhile, a failed write names the output (stdout), or is dropped (stderr)."""
-        try:
-            yield
-        except OSError as error:
-            if self.output.name != "stderr":
-                raise named(error, self.output.name) from error
-            drop(self.stream)
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
-
-
-class _Console(Console):
-    """rich's console, but a reader leaving the pipe is a ``BrokenPipeError`` for the command to
-    report (exit 141), where rich itself would exit 1, the status of a problem left."""
-
-    def on_broken_pipe(self) -> None:
-        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
-
-
-def console(*, stderr: bool = False) -> Console:
-    """A console for people: colours and boxes on a terminal, plain text in a pipe."""
-    stream = sys.stderr if stderr else sys.stdout
-    file = _TextOutput(stream, "stderr" if stderr else "stdout") if hasattr(stream, "buffer") else stream
-    where = _Console(file=file, highlight=False)  # type: ignore[arg-type]  # a text file in all but name
-    if not where.is_terminal:  # a pipe: whole lines, never cut at 80 columns
-        where = _Console(file=file, highlight=False, width=_PIPE_WIDTH)  # type: ignore[arg-type]
-    return where
-
-
-def print_json(value: Any) -> None:
-    """``value`` as one line of JSON on stdout (UTF-8; lone surrogates as ``\\udxxx`` escapes)."""
-    out = Output(sys.stdout.buffer, "stdout")
-    try:
-        sys.stdout.flush()  # what was printed before, through the stream itself
-    except OSError as error:
-        raise named(error, out.name) from error
-    out.write(dumps(value) + b"\n")
-    out.flush()
 
 
 def print_text(text: str, end: str = "\n") -> None:
@@ -167,23 +65,6 @@ def clean(text: str) -> str:
     except UnicodeEncodeError:
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text.translate(_CONTROLS)
-
-
-@contextmanager
-def progress_bar(description: str) -> Iterator[OnProgress | None]:
-    """A progress callback drawing a bar on stderr when it is a terminal; ``None`` otherwise."""
-    where = console(stderr=True)
-    if not where.is_terminal:
-        yield None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=where, transient=True) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def one_line(text: str) -> str:
@@ -224,59 +105,3 @@ def drop(stream: IO[Any]) -> None:
 def warn(text: str) -> None:
     """``text`` as one warning line on stderr (see ``say``)."""
     say(f"warning: {one_line(text)}")
-
-
-class _OneLine(logging.Handler):
-    """The library's warnings, one line each on stderr (its logger has no handler of its own)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        warn(record.getMessage())
-
-
-@contextmanager
-def report_warnings() -> Iterator[None]:
-    """Meanwhile, the library's warnings go to stderr as one line each, and nowhere else."""
-    handler, propagate = _OneLine(logging.WARNING), _LOG.propagate
-    _LOG.addHandler(handler)
-    _LOG.propagate = False
-    try:
-        yield
-    finally:
-        _LOG.removeHandler(handler)
-        _LOG.propagate = propagate
-
-
-class _Unreadable(logging.Handler):
-    """Gathers the paths a store's listing skipped as unreadable (its warning's ``unreadable``)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.paths: set[str] = set()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        path = getattr(record, "unreadable", None)
-        if isinstance(path, str):
-            self.paths.add(path)
-
-
-@contextmanager
-def unreadable_listed() -> Iterator[set[str]]:
-    """Meanwhile, the paths of the session files a store's ``list()`` skipped as unreadable
-    (named on stderr by its warning): a whole-store command left them out too."""
-    handler = _Unreadable()
-    _LOG.addHandler(handler)
-    try:
-        yield handler.paths
-    finally:
-        _LOG.removeHandler(handler)
-
-
-@contextmanager
-def quiet_warnings() -> Iterator[None]:
-    """Silence the library's warnings meanwhile (what they say is reported otherwise)."""
-    level = _LOG.level
-    _LOG.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        _LOG.setLevel(level)

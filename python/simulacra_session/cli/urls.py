@@ -6,25 +6,28 @@
   ``mysql+pymysql://user:pw@host/db`` (MariaDB too), with ``?table=NAME`` for another table
   than ``simulacra_sessions``. These need the ``sql`` extra and a driver (``postgres``,
   ``mysql`` extras).
+
+The parser (``commands``) imports this module, which imports nothing heavy at its top: a
+store, asyncio and SQLAlchemy are imported when a command opens one.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from ..errors import StoreError
-from ..protocols import SessionStore
-from ..stores import FileSessionStore
 
 if TYPE_CHECKING:
+    from ..protocols import SessionStore
     from ..stores.sql import SqlSessionStore
+
+    #: A command's work on the store ``--store`` names: its exit status.
+    Work = Callable[[SessionStore, argparse.Namespace], Awaitable[int]]
 
 __all__ = [
     "DEFAULT_STORE",
@@ -56,12 +59,13 @@ class CommandError(Exception):
     """A failure the command reports in one line (exit status 2)."""
 
 
-@dataclass
 class OpenStore:
-    """A store the command opened, and its URL as printed (a password hidden)."""
+    """A store the command opened, and its URL as printed (a password hidden). A plain class:
+    ``dataclasses`` (it imports ``inspect``) would add ~8 ms to the parser's imports."""
 
-    store: SessionStore
-    label: str
+    def __init__(self, store: SessionStore, label: str) -> None:
+        self.store = store
+        self.label = label
 
     async def close(self) -> None:
         """Dispose of a database store's engine; a file store holds nothing open."""
@@ -100,6 +104,8 @@ def _file_store(url: str, location: str, create: bool) -> OpenStore:
         raise CommandError(f"{url}: no directory named")
     if not create and not os.path.isdir(path):
         raise CommandError(f"{path}: no such directory (name a store with --store or ${STORE_ENV})")
+    from ..stores import FileSessionStore
+
     store = FileSessionStore(path, format="json" if file_format == "json" else "jsonl")
     return OpenStore(store, path if file_format == "jsonl" else f"{path}?format=json")
 
@@ -157,6 +163,7 @@ def store_url(given: str | None) -> str:
 def run_on(url: str, work: Callable[[SessionStore], Awaitable[int]], *, create: bool) -> int:
     """Open the store ``url`` names, run ``work`` on it, close it; its exit status. A store's
     failure (a refused connection, an unknown host, a missing table) is reported naming the URL."""
+    import asyncio
 
     async def run() -> int:
         opened = open_store(url, create=create)
@@ -172,10 +179,6 @@ def run_on(url: str, work: Callable[[SessionStore], Awaitable[int]], *, create: 
             await opened.close()
 
     return asyncio.run(run())
-
-
-#: A command's work on the store ``--store`` names: its exit status.
-Work = Callable[[SessionStore, argparse.Namespace], Awaitable[int]]
 
 
 def on_store(work: Work, *, create: bool) -> Callable[[argparse.Namespace], int]:
