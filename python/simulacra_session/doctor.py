@@ -8,7 +8,8 @@ Kinds of problem (``Problem.kind``), the stores they concern, and what ``repair`
   ``{name}.corrupt-{time}`` when the bytes are damage (none for an append cut short).
 - ``unreadable`` (file): a session file that cannot be read: a damaged one, a FIFO or a
   device is moved aside as ``{name}.corrupt-{time}``; a symlink, a directory, a file of a
-  newer format version or one the process may not read is left as it is.
+  newer format version, a journal whose record nests deeper than a load reads (no save
+  writes one; release 0.1.0 did), or one the process may not read is left as it is.
 - ``set_aside`` (file): a ``*.corrupt-*`` file a save or a repair moved aside: never
   touched (look at it, then remove it).
 - ``temp_file`` (file): a temp file or fork index temp link that a killed writer left:

@@ -204,6 +204,9 @@ class _Checker:
         if _NEWER in detail:
             self.add("unreadable", session_id, path, f"{detail}: a later release's, left as it is")
             return
+        if journal.TOO_DEEP in detail:  # not damage: no repair reads it either
+            self.add("unreadable", session_id, path, f"{detail}: left as it is")
+            return
         if not self.repair:
             self.add("unreadable", session_id, path, detail)
             return

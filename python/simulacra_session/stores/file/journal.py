@@ -46,6 +46,7 @@ from .torn import cut_short
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "TOO_DEEP",
     "Journal",
     "JournalState",
     "build_append",
@@ -65,6 +66,9 @@ FORMAT_VERSION = 2
 _VERSIONS = (1, 2)  # read; the first write rewrites version 1 in this one
 
 _HEADER_PREFIX = b'["' + FORMAT_NAME.encode() + b'",'
+#: What a load says of a state record nesting deeper than the parser reads (128 levels): not
+#: damage, so it loads as no earlier state, and the store check leaves the file as it is.
+TOO_DEEP = "nests deeper than a load reads"
 _COMMIT_PREFIX = COMMIT_PREFIX
 _log = logging.getLogger("simulacra_session")
 
@@ -118,26 +122,53 @@ def _committed(metadata: bytes, batch: bytes, seed: int) -> tuple[bytes, bytes]:
 
 def _commit_record(line: bytes, version: int) -> dict[str, Any] | None:
     """The metadata of a commit record or header line of a journal of ``version``, ``None`` when
-    the line is neither (or, in version 2, does not verify).
+    the line is neither (or, in version 2, does not verify), or cannot be read (``_read_record``).
 
     A header must name ``version`` (see ``check_version``).
     """
+    record = _read_record(line, version)
+    return record if isinstance(record, dict) else None
+
+
+def _read_record(line: bytes, version: int) -> dict[str, Any] | str:
+    """``_commit_record``'s metadata, or why there is none: ``""`` when ``line`` is no record
+    (or, in version 2, does not verify), else what keeps it from being read (the parser's
+    error, or the shape it lacks)."""
     header = line.startswith(_HEADER_PREFIX)
     if not header and not line.startswith(_COMMIT_PREFIX):
-        return None
+        return ""
     if version > 1 and checksum(line) is None:
-        return None
+        return ""
     try:
         record = loads(line)
-    except ValueError:
-        return None
+    except ValueError as error:
+        return str(error)
     index = 2 if header else 1  # where the metadata is
     size = 4 if version > 1 else index + 1
     if not (isinstance(record, list) and len(record) == size and isinstance(record[index], dict)):
-        return None
+        shape = "[name, version, {metadata}" if header else '["metadata", {metadata}'
+        return f"it is not {shape}{', checksums' if version > 1 else ''}]"
     if header and check_version(line, "") != version:
-        return None
+        return f"its version is not the file's ({version})"
     return record[index]  # type: ignore[no-any-return]
+
+
+def _too_deep(fault: str) -> bool:
+    """Whether ``fault`` (``_read_record``'s) is the parser's nesting limit: a record written
+    whole (release 0.1.0 saved values this deep; no save does now), never damage."""
+    return fault.startswith("nesting deeper than")
+
+
+def _unreadable(path: str, data: bytes, start: int, fault: str) -> CorruptSessionError:
+    """The error of a journal whose state record at ``start`` (the header, or the commit record
+    that is the last to verify) cannot be read for ``fault``: it names the record and why."""
+    what = "header" if data.startswith(_HEADER_PREFIX, start) else "commit record"
+    if _too_deep(fault):
+        why = f"{TOO_DEEP} ({fault} of the record); a save now refuses such a value, release 0.1.0 did not"
+    else:
+        why = f"verifies but cannot be read: {fault}"
+    problem = f"corrupt session file {path}: its {what} at offset {start} {why}"
+    return CorruptSessionError(problem, path=path, offset=start)
 
 
 def check_version(data: bytes, path: str) -> int | None:
@@ -161,7 +192,10 @@ def parse_journal(data: bytes, path: str) -> Journal:
 
     Raises ``CorruptSessionError`` naming ``path`` (and, in version 2, the offset) when no
     state verifies, or (in version 1, which has no checksums) the committed part is
-    damaged. Works on offsets into ``data``: only the lines it looks at are copied out.
+    damaged; naming the record and why when the last state record cannot be read (it
+    verifies, or in version 1 nests deeper than a load reads: ``TOO_DEEP``; never taken for
+    damage, as no earlier state stands in for it). Works on offsets into ``data``: only the
+    lines it looks at are copied out.
     """
     if check_version(data, path) == FORMAT_VERSION:
         first = data.find(b"\n") + 1
@@ -170,16 +204,22 @@ def parse_journal(data: bytes, path: str) -> Journal:
             problem = f"corrupt session file {path}: its header does not verify (offset 0)"
             raise CorruptSessionError(problem, path=path, offset=0)
         start, end = verified(data, first, seed)
-        metadata = _commit_record(data[start : end - 1], FORMAT_VERSION)
+        record = _read_record(data[start : end - 1], FORMAT_VERSION)
+        if isinstance(record, str):  # it verifies: written so, never damage
+            raise _unreadable(path, data, start, record)
+        metadata: dict[str, Any] | None = record
         version = FORMAT_VERSION
     else:  # version 1: the last complete commit record (or the header), looked for from the end
         end = data.rfind(b"\n") + 1  # what follows is empty, or a torn partial line
         metadata = None
         while end > 0:
             start = data.rfind(b"\n", 0, end - 1) + 1
-            metadata = _commit_record(data[start : end - 1], 1)
-            if metadata is not None:
+            record = _read_record(data[start : end - 1], 1)
+            if isinstance(record, dict):
+                metadata = record
                 break
+            if _too_deep(record):  # complete, not damage: no earlier state stands in for it
+                raise _unreadable(path, data, start, record)
             end = start
         if metadata is not None and not (start == 0 or data.startswith(_HEADER_PREFIX)):
             metadata = None
@@ -236,7 +276,10 @@ def _replay(data: bytes, body: int, end: int, lines: list[Any], path: str) -> tu
         if data.startswith(SEAL_PREFIX, record):
             continue
         if not committed:
-            kept = (_commit_record(data[record : position - 1], FORMAT_VERSION) or {}).get("message_count")
+            read = _read_record(data[record : position - 1], FORMAT_VERSION)
+            if isinstance(read, str):
+                raise _unreadable(path, data, record, read)
+            kept = read.get("message_count")
             if type(kept) is not int or not 0 <= kept <= len(live):
                 problem = f"corrupt session file {path}: a record keeps {kept!r} of {len(live)} messages"
                 raise CorruptSessionError(problem, path=path, offset=record)
@@ -277,12 +320,12 @@ def tail_metadata(tail: bytes, starts_file: bool, version: int | None) -> dict[s
     while end >= first:  # from the last line backwards, copying out only the line looked at
         start = tail.rfind(b"\n", 0, end) + 1
         line = tail[start:end]
-        metadata = _commit_record(line, version)
-        if metadata is not None:
+        metadata = _read_record(line, version)
+        if isinstance(metadata, dict):
             header = line.startswith(_HEADER_PREFIX)
             return None if header and lines_after and metadata.get("message_count") != 0 else metadata
-        if version > 1 and line.startswith((_COMMIT_PREFIX, _HEADER_PREFIX)):
-            return None  # a record that does not verify: what load reads instead takes the whole file
+        if (version > 1 or _too_deep(metadata)) and line.startswith((_COMMIT_PREFIX, _HEADER_PREFIX)):
+            return None  # a record that does not verify, or is read by none: load takes the whole file
         lines_after = True
         end = start - 1
     return None
