@@ -1,9 +1,21 @@
-"""``messages`` given to ``save``, ``append`` or ``restore`` as one value where a sequence of
-messages belongs (a ``str``, bytes, a ``Mapping`` such as a single message dict) is a
-``TypeError`` naming the session and the type, on every bundled store, before anything is
-written. Before, ``save(id, "hello")`` stored five one-character messages and
-``save(id, {"a": 1})`` the single message ``"a"`` (the dict's key). The check is of the type
-alone: a list of any length costs it the same. ``SimpleConversation`` refuses them too."""
+"""``messages`` or metadata of the wrong type given to ``save``, ``append`` or ``restore`` is a
+``TypeError`` naming the method, the session and the type, on every bundled store, before
+anything is written:
+
+- ``messages`` as one value where a sequence of messages belongs (a ``str``, bytes, a
+  ``Mapping`` such as a single message dict), or a value that is no sequence at all
+  (``None``, an int). Before, ``save(id, "hello")`` stored five one-character messages,
+  ``save(id, {"a": 1})`` the single message ``"a"`` (the dict's key), and ``save(id, None)``
+  raised Python's bare "'NoneType' object is not iterable". The check is of the type alone:
+  a list of any length costs it the same.
+- a message that is not a ``Mapping`` (``save(id, [1, 2])``, ``[None]``, ``["text"]``), named
+  by its index: before, every store wrote it as the JSON value it is. ``restore`` still writes
+  such a value, as a store loaded it (older writes let them through).
+- metadata that is neither ``None`` nor a ``Mapping`` (a list, a str, an int): before, an
+  ``AttributeError`` ("'int' object has no attribute 'get'"), or, appended to a journal this
+  process knows, nothing said at all for an empty one.
+
+``SimpleConversation`` refuses one value as messages too."""
 
 from __future__ import annotations
 
@@ -15,9 +27,12 @@ import pytest
 
 from integration_stores import KINDS, reopener
 from simulacra_session import SessionStore, SimpleConversation
+from simulacra_session.models import SessionMetadata
+from simulacra_session.protocols import RestorableSessionStore
 from simulacra_session.testing import msg, texts
 
-NOT_MESSAGES: dict[str, Any] = {
+#: One value where a sequence of messages belongs.
+SINGLE_VALUES: dict[str, Any] = {
     "str": "hello",
     "bytes": b"hi",
     "bytearray": bytearray(b"hi"),
@@ -26,34 +41,79 @@ NOT_MESSAGES: dict[str, Any] = {
     "mappingproxy": MappingProxyType({"a": 1}),
 }
 
+NOT_MESSAGES: dict[str, Any] = {**SINGLE_VALUES, "None": None, "int": 5}
 
-def _refused(session_id: str, value: object) -> str:
+#: Messages with one that is not a ``Mapping``, and its index.
+NOT_OBJECTS: dict[str, tuple[list[Any], int]] = {
+    "ints": ([1, 2], 0),
+    "None": ([None], 0),
+    "str": (["text"], 0),
+    "list": ([msg("a"), ["role", "user"]], 1),
+    "tuple after a mappingproxy": ([MappingProxyType(msg("a")), msg("b"), ("a", 1)], 2),
+}
+
+NOT_METADATA: dict[str, Any] = {
+    "list": [("label", "x")],
+    "str": "label",
+    "empty str": "",
+    "int": 5,
+    "zero": 0,
+    "empty list": [],
+}
+
+STAMP = "2025-01-02T03:04:05.678Z"
+
+
+def _refused(method: str, session_id: str, value: object) -> str:
     return (
-        rf"^session {session_id}: messages must be a sequence of messages \(a list of dicts\),"
-        rf" not a {type(value).__name__}$"
+        rf"^{method} of session {session_id}: messages must be a sequence of messages"
+        rf" \(a list of dicts\), not a {type(value).__name__}$"
     )
 
 
+def _refused_at(method: str, session_id: str, messages: list[Any], index: int) -> str:
+    kind = type(messages[index]).__name__
+    return (
+        rf"^{method} of session {session_id}: messages\[{index}\] must be a message \(a dict\), not a {kind}$"
+    )
+
+
+def _refused_metadata(method: str, session_id: str, value: object) -> str:
+    kind = type(value).__name__
+    return rf"^{method} of session {session_id}: metadata must be a dict \(a Mapping\) or None, not a {kind}$"
+
+
+def _restored(session_id: str, count: int) -> SessionMetadata:
+    return SessionMetadata(id=session_id, created_at=STAMP, updated_at=STAMP, message_count=count)
+
+
 async def _writes_nothing(store: SessionStore, value: object) -> None:
-    """Each write of ``value`` as messages refused, naming the session and the type."""
-    with pytest.raises(TypeError, match=_refused("new", value)):
+    """Each write of ``value`` as messages refused, naming the method, the session and the type."""
+    with pytest.raises(TypeError, match=_refused("save", "new", value)):
         await store.save("new", value)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=_refused("kept", value)):
+    with pytest.raises(TypeError, match=_refused("save", "kept", value)):
         await store.save("kept", value)  # type: ignore[arg-type]
     append = getattr(store, "append", None)
     if append is not None:
         for session_id in ("kept", "new"):
-            with pytest.raises(TypeError, match=_refused(session_id, value)):
+            with pytest.raises(TypeError, match=_refused("append", session_id, value)):
                 await append(session_id, value)
-            with pytest.raises(TypeError, match=_refused(session_id, value)):
+            with pytest.raises(TypeError, match=_refused("append", session_id, value)):
                 await append(session_id, value, {"label": "given"})
-    restore = getattr(store, "restore", None)
-    if restore is not None:
-        stored = await store.load("kept")
-        assert stored is not None
-        counted = stored.metadata.model_copy(update={"message_count": len(value)})  # what a list would be
-        with pytest.raises(TypeError, match=_refused("kept", value)):
-            await restore("kept", value, counted)
+    if isinstance(store, RestorableSessionStore):
+        counted = _restored("kept", len(value) if hasattr(value, "__len__") else 0)  # what a list would be
+        with pytest.raises(TypeError, match=_refused("restore", "kept", value)):
+            await store.restore("kept", value, counted)  # type: ignore[arg-type]
+
+
+async def _kept_as_it_was(store: SessionStore) -> None:
+    """Only ``kept`` is stored, as ``_each_store`` saved it."""
+    assert [meta.id for meta in await store.list()] == ["kept"]
+    stored = await store.load("kept")
+    assert stored is not None
+    assert texts(stored.messages) == ["a"]
+    assert stored.metadata.label == "kept"
+    assert stored.metadata.message_count == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -64,12 +124,71 @@ async def test_one_value_as_messages_is_refused_by_every_store(kind: str, tmp_pa
             for value in NOT_MESSAGES.values():
                 await _writes_nothing(store, value)
         async with reopen() as store:
-            assert [meta.id for meta in await store.list()] == ["kept"]
+            await _kept_as_it_was(store)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_message_that_is_no_mapping_is_refused_by_every_store(kind: str, tmp_path: Path) -> None:
+    with reopener(kind, tmp_path) as reopen:
+        async with reopen() as store:
+            await store.save("kept", [msg("a")], {"label": "kept"})
+            append = getattr(store, "append", None)
+            for messages, index in NOT_OBJECTS.values():
+                for session_id in ("new", "kept"):
+                    with pytest.raises(TypeError, match=_refused_at("save", session_id, messages, index)):
+                        await store.save(session_id, messages)
+                    with pytest.raises(TypeError, match=_refused_at("save", session_id, messages, index)):
+                        await store.save(session_id, (message for message in messages), {"label": "x"})
+                    if append is not None:
+                        with pytest.raises(
+                            TypeError, match=_refused_at("append", session_id, messages, index)
+                        ):
+                            await append(session_id, messages)
+                        with pytest.raises(
+                            TypeError, match=_refused_at("append", session_id, messages, index)
+                        ):
+                            await append(session_id, tuple(messages), {"label": "x"})
+        async with reopen() as store:
+            await _kept_as_it_was(store)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_metadata_that_is_no_mapping_is_refused_by_every_store(kind: str, tmp_path: Path) -> None:
+    with reopener(kind, tmp_path) as reopen:
+        async with reopen() as store:
+            await store.save("kept", [msg("a")], {"label": "kept"})
+            append = getattr(store, "append", None)
+            for value in NOT_METADATA.values():
+                for session_id in ("new", "kept"):
+                    with pytest.raises(TypeError, match=_refused_metadata("save", session_id, value)):
+                        await store.save(session_id, [msg("b")], value)
+                    if append is not None:
+                        with pytest.raises(TypeError, match=_refused_metadata("append", session_id, value)):
+                            await append(session_id, [msg("b")], value)
+                        with pytest.raises(TypeError, match=_refused_metadata("append", session_id, value)):
+                            await append(session_id, [], value)
+        async with reopen() as store:
+            await _kept_as_it_was(store)
+            await store.save("kept", [msg("a")], MappingProxyType({"label": "a Mapping"}))
             stored = await store.load("kept")
             assert stored is not None
-            assert texts(stored.messages) == ["a"]
-            assert stored.metadata.label == "kept"
-            assert stored.metadata.message_count == 1
+            assert stored.metadata.label == "a Mapping"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_restore_writes_values_that_are_no_mapping_as_loaded(kind: str, tmp_path: Path) -> None:
+    """A session older writes left with messages that are JSON values but no objects is copied
+    as it is (``restore``: what ``import_sessions`` and ``copy_sessions`` write)."""
+    odd: list[Any] = [1, "text", None, ["message", 1], msg("a")]
+    with reopener(kind, tmp_path) as reopen:
+        async with reopen() as store:
+            if not isinstance(store, RestorableSessionStore):
+                pytest.skip(f"{kind} has no restore")
+            await store.restore("odd", odd, _restored("odd", len(odd)))
+        async with reopen() as store:
+            stored = await store.load("odd")
+            assert stored is not None
+            assert stored.messages == odd
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -85,7 +204,7 @@ async def test_sequences_of_messages_are_written_as_before(kind: str, tmp_path: 
             assert texts(stored.messages) == (["a", "b", "c"] if hasattr(store, "append") else ["a", "b"])
 
 
-@pytest.mark.parametrize("value", NOT_MESSAGES.values(), ids=NOT_MESSAGES.keys())
+@pytest.mark.parametrize("value", SINGLE_VALUES.values(), ids=SINGLE_VALUES.keys())
 def test_one_value_as_messages_is_refused_by_the_conversation(value: Any) -> None:
     """``SimpleConversation("hello")`` held five one-character messages, which its manager then
     saved; made, loaded or extended with one value it raises, the history as it was."""

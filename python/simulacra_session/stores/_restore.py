@@ -22,7 +22,7 @@ def check_restore(session_id: object, messages: Sequence[JsonObject], metadata: 
     ``InvalidSessionIdError`` or ``InvalidMetadataError`` naming the session otherwise.
     """
     checked = validate_session_id(session_id)
-    check_messages(checked, messages)
+    check_messages("restore", checked, messages)
     if not isinstance(metadata, SessionMetadata):
         raise TypeError(f"restore of session {checked} needs SessionMetadata, got {type(metadata).__name__}")
     if metadata.id != checked:

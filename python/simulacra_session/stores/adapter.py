@@ -189,8 +189,8 @@ class AdapterSessionStore:
         Nothing reaches the adapter when a value is not JSON (``SerializationError``), or when
         the row read is not at revision ``expected`` (``ConflictError``; see the class).
         """
-        check_save_args(id, metadata, messages)
-        encoded = encode_messages(id, messages)
+        check_save_args("save", id, metadata, messages)
+        encoded = encode_messages(id, messages, method="save")
         return await finish(self._save(id, encoded, metadata, expected))
 
     async def _save(

@@ -123,7 +123,7 @@ class InMemorySessionStore:
         """Replace the messages and merge the metadata; the old bytes stay on any error.
         ``ConflictError`` unless the session is at revision ``expected`` (when given)."""
         with self._lock:
-            return self._save_now(id, messages, metadata, expected)
+            return self._save_now(id, messages, metadata, expected, "save")
 
     async def append(
         self,
@@ -144,9 +144,10 @@ class InMemorySessionStore:
         messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None,
         expected: Revision | None,
+        method: str,
     ) -> Revision:
-        check_save_args(id, metadata, messages)
-        encoded = encode_messages(id, messages)
+        check_save_args(method, id, metadata, messages)
+        encoded = encode_messages(id, messages, method=method)
         previous = self._sessions.get(id)
         check_revision(id, expected, previous.revision if previous else None)
         existing = previous.decoded_metadata(id) if previous else None
@@ -160,12 +161,12 @@ class InMemorySessionStore:
         metadata: Mapping[str, Any] | None,
         expected: Revision | None,
     ) -> Revision:
-        check_save_args(id, metadata, messages)
+        check_save_args("append", id, metadata, messages)
         previous = self._sessions.get(id)
         if previous is None:
-            return self._save_now(id, messages, metadata, expected)
+            return self._save_now(id, messages, metadata, expected, "append")
+        encoded = encode_messages(id, messages, len(previous.messages), "append")
         check_revision(id, expected, previous.revision)
-        encoded = encode_messages(id, messages, len(previous.messages))
         count = len(previous.messages) + len(encoded)
         if metadata:
             merged = merge_metadata(id, previous.decoded_metadata(id), count, metadata)

@@ -47,6 +47,7 @@ from ._codec import (
     check_save_args,
     check_truncation,
     encode_messages,
+    listed_messages,
 )
 from ._restore import check_restore
 from ._sql_engine import engine_for, failure, loop_turns, thread_turns, transient
@@ -379,8 +380,8 @@ class SqlSessionStore:
         ``ConflictError`` unless the session is at revision ``expected`` (when given),
         compared under the row's lock. Returns the new revision.
         """
-        check_save_args(id, metadata, messages)
-        encoded = encode_messages(id, messages)
+        check_save_args("save", id, metadata, messages)
+        encoded = encode_messages(id, messages, method="save")
 
         def work(connection: sa.Connection) -> Revision:
             existing = self._claim(connection, id, expected)
@@ -405,12 +406,13 @@ class SqlSessionStore:
         not exist yet is created. ``ConflictError`` unless the session is at revision
         ``expected`` (when given). Returns the new revision.
         """
-        check_save_args(id, metadata, messages)
+        check_save_args("append", id, metadata, messages)
+        batch = listed_messages("append", id, messages)  # each a Mapping, before the transaction
 
         def work(connection: sa.Connection) -> Revision:
             existing = self._claim(connection, id, expected)
             start = existing.message_count if existing is not None else 0
-            encoded = encode_messages(id, messages, start)
+            encoded = encode_messages(id, batch, start)
             merged = merge_metadata(id, existing, start + len(encoded), metadata)
             write_rows(connection, self._sql, merged, encoded, start)
             return Revision.of(merged)

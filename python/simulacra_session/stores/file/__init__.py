@@ -38,7 +38,7 @@ from ...models import (
     metadata_from_stored,
 )
 from .._cancellation import finish
-from .._codec import check_count, check_messages, check_save_args, page
+from .._codec import check_count, check_messages, check_metadata, check_save_args, listed_messages, page
 from . import journal, restore, tail
 from .appends import append_locked, append_now, revision_of
 from .case import CaseGuard
@@ -367,9 +367,10 @@ class FileSessionStore:
         session starts anew. Errors raised before the write leave the old file intact;
         ``ConflictError`` when the session is not at revision ``expected`` (when given).
         """
-        check_save_args(id, metadata, messages)
+        check_save_args("save", id, metadata, messages)
+        batch = listed_messages("save", id, messages)
         given = dict(metadata) if metadata is not None else None
-        return await finish(asyncio.to_thread(self._save_sync, id, builtins.list(messages), given, expected))
+        return await finish(asyncio.to_thread(self._save_sync, id, batch, given, expected))
 
     async def append(
         self,
@@ -386,12 +387,12 @@ class FileSessionStore:
         write) and the fdatasync on the group-commit thread, which makes every session
         appended meanwhile durable together. ``ConflictError`` as ``save``.
         """
-        check_messages(id, messages)  # before list() makes "hello" five messages
-        batch = builtins.list(messages)
+        batch = listed_messages("append", id, messages)  # checked: list("hello") is five messages
+        check_metadata("append", id, metadata)
         state = self._journals.get(id) if type(id) is str else None  # only valid ids have one
         if state is not None:
             if metadata:
-                check_save_args(id, metadata)
+                check_save_args("append", id, metadata)
             fd = append_now(self, id, state, batch, metadata, expected)
             if fd is not None:
                 revision = revision_of(state)
@@ -400,7 +401,7 @@ class FileSessionStore:
                 if journal.compaction_due(state):
                     await finish(asyncio.to_thread(self._compact_if_due, id))
                 return revision
-        check_save_args(id, metadata)
+        check_save_args("append", id, metadata)
         given = dict(metadata) if metadata is not None else None
         return await finish(asyncio.to_thread(self._append_sync, id, batch, given, expected))
 
@@ -426,7 +427,7 @@ class FileSessionStore:
     ) -> None:
         """Write the session as given, stamps included (``RestorableSessionStore``), as saves
         write; with ``expected``, only over the session at that revision (``ConflictError``)."""
-        check_messages(id, messages)
+        check_messages("restore", id, messages)
         args = (self, id, builtins.list(messages), metadata, expected)
         await finish(asyncio.to_thread(restore.restore_sync, *args))
 
