@@ -27,6 +27,8 @@ class CopyStoreError(StoreError):
     """A store failed during a copy; ``side`` says which: ``"source"`` or ``"target"``, and
     ``reason`` what its ``StoreError`` said."""
 
+    __module__ = "simulacra_session.transfer"  # where it is public: tracebacks and reprs name it
+
     def __init__(self, side: Literal["source", "target"], store: SessionStore, error: StoreError) -> None:
         super().__init__(f"copy {side} {store!r}: {error}")
         self.side = side

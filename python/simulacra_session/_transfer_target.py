@@ -25,6 +25,8 @@ class SessionExistsError(SessionError):
     """Sessions to import or copy exist in the target already (``on_conflict="error"``), so
     nothing was written. ``session_ids`` names them all; the message, the first few."""
 
+    __module__ = "simulacra_session.transfer"  # where it is public: tracebacks and reprs name it
+
     def __init__(self, session_ids: Sequence[str], target: str) -> None:
         more = len(session_ids) - 5
         shown = ", ".join(session_ids[:5]) + (f" and {more} more" if more > 0 else "")
