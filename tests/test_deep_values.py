@@ -133,6 +133,7 @@ def values_nesting(levels: int) -> dict[str, tuple[list[Any], dict[str, Any], st
     level too deep is: in the session for a message, in the metadata for metadata."""
     return {
         "an object": ([{"role": "tool", "v": nested(levels - 1)}], {}, "$.messages[{index}].v"),
+        "a list": ([nested(levels)], {}, "$.messages[{index}][0]"),  # a journal wraps it
         "metadata": ([], {"extra": nested(levels)}, "$.extra[0]"),
         "a checkpoint": ([], {"checkpoint_state": {**CHECKPOINT, "v": nested(levels - 1)}}, CHECKPOINT_PATH),
         "a checkpoint model": (

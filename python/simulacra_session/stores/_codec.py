@@ -12,16 +12,14 @@ the document holds it, and an error names the session and the value's path in it
 (``session s1: ... at $.messages[3].content``), or in the metadata (``$.checkpoint_state``:
 see ``models.dump_metadata``).
 A message may be any ``Mapping`` (``JsonObject``): one that is not a dict is written as a
-dict of its items. ``save`` and ``append`` refuse any other value (``TypeError`` naming the
-method, the session, the message's index and its type), before anything is written; what a
-store rewrites as it was loaded (``restore``, conversions) may hold other JSON values, which
-older writes let through and the journal keeps (``["message",value]``).
+dict of its items. Any other JSON value is written as it is (a framework's item may be a
+list; a journal keeps it as ``["message",value]``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -73,8 +71,7 @@ def check_messages(method: str, session_id: object, messages: object) -> None:
     is an iterable other than a ``str``, bytes or a ``Mapping``: one value where a sequence of
     messages belongs, which would be written as its characters, bytes or keys
     (``save(id, "hello")`` as five messages), or ``None``. A check of the type alone, whatever
-    the number of messages: each message is checked where it is serialized
-    (``encode_messages``) or listed (``listed_messages``)."""
+    the number of messages (each is written as the JSON value it is)."""
     if type(messages) is list:  # the usual argument, at the cost of one comparison
         return
     if isinstance(messages, SINGLE_VALUES) or not _iterable(messages):
@@ -105,25 +102,11 @@ def check_metadata(method: str, session_id: object, metadata: object) -> None:
 
 
 def listed_messages(method: str, session_id: object, messages: object) -> list[JsonObject]:
-    """``messages`` as a new list, checked before any I/O: their type (``check_messages``),
-    and each a ``Mapping`` (a ``TypeError`` naming the first that is not), in one pass over
-    their types in C, about 25 ns a message: for a store that serializes them further on,
-    where its rewrites of what was loaded take any JSON value (``FileSessionStore``)."""
+    """``messages`` as a new list, their type checked before any I/O (``check_messages``):
+    for a store that serializes them further on, and reads them once (a generator)."""
     check_messages(method, session_id, messages)
     listed: list[JsonObject] = list(messages)  # type: ignore[call-overload]
-    for kind in set(map(type, listed)):
-        if kind is not dict and not issubclass(kind, Mapping):
-            index = next(at for at, message in enumerate(listed) if not isinstance(message, Mapping))
-            _not_a_message(method, session_id, index, listed[index])
     return listed
-
-
-def _not_a_message(method: str, session_id: object, index: int, message: object) -> NoReturn:
-    """The ``TypeError`` of ``messages[index]`` given to ``method`` not being a ``Mapping``."""
-    raise TypeError(
-        f"{method} of session {session_id}: messages[{index}] must be a message (a dict),"
-        f" not a {type(message).__name__}"
-    )
 
 
 def stored_metadata(metadata: SessionMetadata) -> dict[str, Any]:
@@ -144,17 +127,6 @@ def _plain(message: JsonObject) -> JsonObject:
     """``message`` as a dict when it is a ``Mapping`` (not a dict: a dict, or a subclass, is
     written as it stores its items); any other value as it is (written as JSON, or refused)."""
     return dict(message) if isinstance(message, Mapping) and not isinstance(message, dict) else message
-
-
-def _given(method: str | None, session_id: str, index: int, message: object) -> Any:
-    """``message`` (not a dict), ``messages[index]`` given to ``method``, as written: a
-    ``Mapping`` as a dict of its items; another value as it is without a ``method``, else the
-    ``TypeError`` of ``_not_a_message``."""
-    if isinstance(message, Mapping):
-        return dict(message)
-    if method is None:
-        return message
-    _not_a_message(method, session_id, index, message)
 
 
 def _in_session(session_id: str, error: SerializationError) -> SerializationError:
@@ -183,23 +155,19 @@ def encode_metadata(metadata: SessionMetadata) -> bytes:
     return dump_metadata(stored_metadata(metadata))
 
 
-def encode_messages(
-    session_id: str, messages: Sequence[JsonObject], offset: int = 0, method: str | None = None
-) -> list[bytes]:
+def encode_messages(session_id: str, messages: Sequence[JsonObject], offset: int = 0) -> list[bytes]:
     """Each message of session ``session_id`` serialized on its own, checked as deep as the
     session document holds it; an error names the session and the path in it, e.g. ``session
     s1: ... at $.messages[3].content[0]`` (``offset``: how many messages the session holds
-    before). Given the ``method`` writing them (``save``, ``append``), one that is not a
-    ``Mapping`` is a ``TypeError`` naming it (see ``listed_messages``); without, it is written
-    as the JSON value it is (``restore``). Only a failure costs more than the serializing: a
-    dict is checked by the test that passes it on as it is."""
+    before). Only a failure costs more than the serializing: a dict is checked by the test that
+    passes it on as it is."""
     encoded: list[bytes] = []
     try:
         for message in messages:
             try:
                 # as deep as in {"messages": [...]}: what a store loads back
                 if not isinstance(message, dict):
-                    message = _given(method, session_id, len(encoded), message)
+                    message = _plain(message)
                 encoded.append(dumps([[message]])[2:-2])
             except SerializationError:
                 # rare: redo it as part of the session document so the path names the message

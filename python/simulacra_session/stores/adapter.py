@@ -190,7 +190,7 @@ class AdapterSessionStore:
         the row read is not at revision ``expected`` (``ConflictError``; see the class).
         """
         check_save_args("save", id, metadata, messages)
-        encoded = encode_messages(id, messages, method="save")
+        encoded = encode_messages(id, messages)
         return await finish(self._save(id, encoded, metadata, expected))
 
     async def _save(

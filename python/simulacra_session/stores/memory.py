@@ -147,7 +147,7 @@ class InMemorySessionStore:
         method: str,
     ) -> Revision:
         check_save_args(method, id, metadata, messages)
-        encoded = encode_messages(id, messages, method=method)
+        encoded = encode_messages(id, messages)
         previous = self._sessions.get(id)
         check_revision(id, expected, previous.revision if previous else None)
         existing = previous.decoded_metadata(id) if previous else None
@@ -165,7 +165,7 @@ class InMemorySessionStore:
         previous = self._sessions.get(id)
         if previous is None:
             return self._save_now(id, messages, metadata, expected, "append")
-        encoded = encode_messages(id, messages, len(previous.messages), "append")
+        encoded = encode_messages(id, messages, len(previous.messages))
         check_revision(id, expected, previous.revision)
         count = len(previous.messages) + len(encoded)
         if metadata:

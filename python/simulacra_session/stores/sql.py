@@ -381,7 +381,7 @@ class SqlSessionStore:
         compared under the row's lock. Returns the new revision.
         """
         check_save_args("save", id, metadata, messages)
-        encoded = encode_messages(id, messages, method="save")
+        encoded = encode_messages(id, messages)
 
         def work(connection: sa.Connection) -> Revision:
             existing = self._claim(connection, id, expected)
@@ -407,7 +407,7 @@ class SqlSessionStore:
         ``expected`` (when given). Returns the new revision.
         """
         check_save_args("append", id, metadata, messages)
-        batch = listed_messages("append", id, messages)  # each a Mapping, before the transaction
+        batch = listed_messages("append", id, messages)  # checked, listed once: before the transaction
 
         def work(connection: sa.Connection) -> Revision:
             existing = self._claim(connection, id, expected)
