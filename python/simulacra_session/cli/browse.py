@@ -23,6 +23,7 @@ from ..manager import SessionManager
 from ..models import SessionMetadata
 from ..protocols import SessionStore
 from .output import clean, named
+from .prefixes import by_prefix, full_id
 from .printing import console, print_json
 from .urls import CommandError
 
@@ -154,7 +155,10 @@ def _parts(message: Any) -> tuple[str, list[Any]]:
 async def _show(store: SessionStore, args: argparse.Namespace) -> int:
     session_id = validate_session_id(args.id)
     resolved = await resolve_history(store, session_id)
-    if resolved is None:
+    if resolved is None:  # no session has it as its id: a prefix of one
+        session_id = await by_prefix(store, session_id)
+        resolved = await resolve_history(store, session_id)
+    if resolved is None:  # deleted meanwhile
         raise SessionNotFoundError(session_id)
     meta = resolved.stored.metadata
     if args.json:
@@ -231,9 +235,10 @@ async def _tree(store: SessionStore, args: argparse.Namespace) -> int:
     by_id = {meta.id: meta for meta in sessions}
     roots, children, cycles = _children(sessions)
     if args.id is not None:
-        if validate_session_id(args.id) not in by_id and await store.load(args.id) is None:
-            raise SessionNotFoundError(args.id)
-        roots = [args.id] if args.id in by_id else []
+        session_id = validate_session_id(args.id)
+        if session_id not in by_id and await store.load(session_id) is None:
+            session_id = await by_prefix(store, session_id, by_id)  # among the sessions listed
+        roots = [session_id] if session_id in by_id else []
     if args.json:
         print_json([_json_tree(root, by_id, children, root in cycles) for root in roots])
         return 0
@@ -285,15 +290,28 @@ def _json_tree(
 async def _rename(store: SessionStore, args: argparse.Namespace) -> int:
     """Set the label. A session an agent writes meanwhile is read again and the label set on
     what it holds then (the store refuses a save from a stale read: ``ConflictError``), up to
-    ``_TRIES`` times."""
+    ``_TRIES`` times. An id no session has is taken for a prefix of one, once the rename found
+    no such session (it costs nothing more when one has it)."""
     session_id = validate_session_id(args.id)
-    await _read_again_on_conflict(store, lambda manager: manager.rename(session_id, args.label))
+
+    async def rename(session_id: str) -> None:
+        await _read_again_on_conflict(store, lambda manager: manager.rename(session_id, args.label))
+
+    try:
+        await rename(session_id)
+    except SessionNotFoundError as error:
+        if error.session_id != session_id:
+            raise
+        session_id = await by_prefix(store, session_id)
+        await rename(session_id)
     console().print(Text(f"renamed {session_id}: {clean(args.label)}"))
     return 0
 
 
 async def _delete(store: SessionStore, args: argparse.Namespace) -> int:
-    session_id = validate_session_id(args.id)
+    """Delete the session, once confirmed: the id (a prefix's, see ``prefixes``) is found first,
+    for the question to name the session it deletes."""
+    session_id = await full_id(store, args.id)
     if not args.yes:
         if not sys.stdin.isatty():
             raise CommandError(f"not deleting {session_id}: confirm with --yes (stdin is not a terminal)")

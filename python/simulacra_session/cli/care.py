@@ -11,13 +11,13 @@ from rich.text import Text
 
 from ..doctor import check_store
 from ..errors import CorruptSessionError, SessionNotFoundError
-from ..ids import validate_session_id
 from ..protocols import SessionStore
 from ..stores import FileSessionStore
 from ..stores.file.restore import compact
 from .browse import all_sessions
 from .logged import quiet_warnings, unreadable_listed
 from .output import clean, warn
+from .prefixes import full_ids
 from .printing import console, print_json, progress_bar
 
 __all__: list[str] = []  # its handlers run through the parser of ``commands``
@@ -54,7 +54,7 @@ async def _compact(store: SessionStore, args: argparse.Namespace) -> int:
     if not isinstance(store, FileSessionStore):
         console().print(Text("nothing to compact: only the file store keeps journals"))
         return 0
-    ids = [validate_session_id(session_id) for session_id in args.ids]
+    ids = await full_ids(store, args.ids)  # prefixes too, before any is compacted
     unlisted: set[str] = set()  # files the listing skipped, each named by its warning
     if not ids:
         with unreadable_listed() as unlisted:

@@ -13,13 +13,14 @@ from typing import IO
 
 from rich.text import Text
 
-from ..errors import CorruptSessionError
+from ..errors import CorruptSessionError, StoreError
 from ..protocols import SessionStore
 from ..stores.file.layout import session_name
 from ..transfer import CopyStoreError, TransferResult, copy_sessions, export_sessions, import_sessions
 from .export_output import export_output
 from .logged import unreadable_listed
 from .output import warn
+from .prefixes import full_ids
 from .printing import console, print_json, progress_bar
 from .urls import CommandError, OpenStore, open_store, printable
 
@@ -50,7 +51,8 @@ async def _export(store: SessionStore, args: argparse.Namespace) -> int:
         skipped.append(session_id)
         warn(f"session {session_id} not exported: {error}")
 
-    whole_store = not args.ids  # all it can; named sessions are exported all or not at all
+    ids = await full_ids(store, args.ids)  # prefixes too, before the output is touched
+    whole_store = not ids  # all it can; named sessions are exported all or not at all
     placed: list[str] = []
     with (
         unreadable_listed() as listed,  # named sessions, or their parents, unreadable: an error
@@ -58,7 +60,7 @@ async def _export(store: SessionStore, args: argparse.Namespace) -> int:
         export_output(args.output, lambda: not (skipped or (listed and whole_store)), placed) as out,
     ):
         count = await export_sessions(
-            store, out, args.ids or None, progress=progress, on_unreadable=unreadable if whole_store else None
+            store, out, ids or None, progress=progress, on_unreadable=unreadable if whole_store else None
         )
         out.flush()
     if whole_store:
@@ -125,6 +127,10 @@ def _copy(args: argparse.Namespace) -> int:
     async def run() -> int:
         source = open_store(args.source, create=False)
         try:
+            try:  # prefixes too, in the source, before the target is made
+                ids = await full_ids(source.store, args.ids)
+            except StoreError as error:
+                raise CommandError(f"{source.label}: {error}") from None
             target = open_store(args.target, create=True)
             try:
                 if _same_directory(source, target):
@@ -135,7 +141,7 @@ def _copy(args: argparse.Namespace) -> int:
                     result = await copy_sessions(
                         source.store,
                         target.store,
-                        args.ids or None,
+                        ids or None,
                         on_conflict=args.on_conflict,
                         progress=progress,
                         on_unreadable=None if args.ids else unreadable,  # the whole store: all it can
