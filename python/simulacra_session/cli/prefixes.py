@@ -105,8 +105,8 @@ async def _ids_starting(store: SessionStore, prefixes: Sequence[str]) -> list[st
             names = os.listdir(store.root)
         except FileNotFoundError:
             return []
-        named = (session_name(name) for name in names if name.startswith(starts))
-        return list({found[0] for found in named if found is not None})  # a .jsonl and a .json: one
+        named = (session_name(name) for name in names)  # a file name may spell its id otherwise
+        return list({found[0] for found in named if found is not None and found[0].startswith(starts)})
     ids: set[str] = set()
     offset = 0
     while True:
