@@ -47,7 +47,6 @@ from ._codec import (
     check_save_args,
     check_truncation,
     encode_messages,
-    listed_messages,
 )
 from ._restore import check_restore
 from ._sql_engine import engine_for, failure, loop_turns, thread_turns, transient
@@ -407,7 +406,7 @@ class SqlSessionStore:
         ``expected`` (when given). Returns the new revision.
         """
         check_save_args("append", id, metadata, messages)
-        batch = listed_messages("append", id, messages)  # checked, listed once: before the transaction
+        batch = list(messages)  # listed once, before the transaction: a retry reads it again
 
         def work(connection: sa.Connection) -> Revision:
             existing = self._claim(connection, id, expected)

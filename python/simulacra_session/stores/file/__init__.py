@@ -368,7 +368,7 @@ class FileSessionStore:
         ``ConflictError`` when the session is not at revision ``expected`` (when given).
         """
         check_save_args("save", id, metadata, messages)
-        batch = listed_messages("save", id, messages)
+        batch = builtins.list(messages)
         given = dict(metadata) if metadata is not None else None
         return await finish(asyncio.to_thread(self._save_sync, id, batch, given, expected))
 
