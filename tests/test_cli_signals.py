@@ -12,13 +12,17 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Container
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytest
 
 from cli_runs import InterruptAt, torn_store
+from simulacra_session import FileSessionStore
 from simulacra_session.cli import bench, export_output, main
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pipes")
@@ -156,3 +160,68 @@ def test_an_interrupt_at_any_line_of_a_bench_leaves_no_directory(
         if not interrupt.raised:
             assert step > 20  # every line up to the end was tried
             break
+
+
+class _SignalAtThreadStart:
+    """A trace function sending the process SIGTERM as the ``step``-th thread started once
+    ``after()`` is true has begun to run but is not yet known to the pool that started it
+    (``Thread.start`` waits for it to run): where a signal landing now and then orphaned a
+    worker of the event loop's executor, whose work went on after the command had returned."""
+
+    def __init__(self, step: int, after: Callable[[], bool]) -> None:
+        source, first = inspect.getsourcelines(threading.Thread.start)
+        self.line = first + next(i for i, text in enumerate(source) if "self._started.wait()" in text)
+        self.left, self.after, self.sent = step, after, False
+
+    def __call__(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+        return self.started if frame.f_code is threading.Thread.start.__code__ else None
+
+    def started(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+        if event == "line" and frame.f_lineno == self.line and not self.sent and self.after():
+            if self.left == 0:
+                self.sent = True
+                signal.raise_signal(signal.SIGTERM)
+            self.left -= 1
+        return self.started
+
+
+def test_sigterm_as_a_thread_starts_leaves_no_work_running(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Wherever a thread the export starts is when SIGTERM comes (a slow disk's listing runs
+    meanwhile), the command ends only once the work it started has: its warnings are its
+    own, reported before "terminated", and nothing of it runs on after it returned (what its
+    threads log as they end, joined here, once it has)."""
+    torn_store(tmp_path / "s")
+    out = tmp_path / "out"
+    out.mkdir()
+    listing = FileSessionStore._list_sync
+
+    def slow(self: FileSessionStore, *args: Any) -> Any:
+        time.sleep(0.5)
+        return listing(self, *args)
+
+    monkeypatch.setattr(FileSessionStore, "_list_sync", slow)
+    for step in itertools.count():
+        running = set(threading.enumerate())
+        at = _SignalAtThreadStart(step, after=lambda: any(out.iterdir()))
+        sys.settrace(at)
+        try:
+            status = main(["--store", str(tmp_path / "s"), "export", "-o", str(out / "backup.jsonl")])
+        finally:
+            sys.settrace(None)
+        caplog.clear()
+        for thread in set(threading.enumerate()) - running:
+            thread.join()
+        err = capsys.readouterr().err
+        assert caplog.messages == [], f"step {step}: logged once the command had returned"
+        if not at.sent:
+            assert status == 1, err  # the torn session left out
+            assert step > 0  # a thread was started, and signalled as it was
+            break
+        assert status == 143, err
+        assert err.splitlines()[-1] == "simulacra-session: terminated", err
+        assert [path.name for path in out.iterdir() if not path.name.startswith("backup.")] == []
