@@ -5,6 +5,7 @@ captured), or where what a process does is tested (its start, its script), in a 
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import os
@@ -223,9 +224,11 @@ class InterruptAt:
 
     @contextmanager
     def armed(self) -> Iterator[None]:
-        """Meanwhile, this traces the thread. An interrupt as a ``with`` exits, before its
-        file's ``__exit__`` runs, leaves the file to be closed as it is collected: its
-        ``ResourceWarning`` is Python's limit, not the code's, and ignored."""
+        """Meanwhile, this traces the thread. An interrupt between a file's opening and the
+        ``with`` taking it, or as a ``with`` exits before its file's ``__exit__`` runs,
+        leaves the file to be closed as it is collected: its ``ResourceWarning`` is Python's
+        limit, not the code's, and ignored. Collected here, while it is ignored: a file the
+        traceback's frames kept in a cycle, collected in a later test, failed that test."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             sys.settrace(self)
@@ -233,6 +236,7 @@ class InterruptAt:
                 yield
             finally:
                 sys.settrace(None)
+                gc.collect()
 
     def __call__(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
         return self.line if frame.f_code.co_filename == self.file else None

@@ -21,6 +21,7 @@ package's ``__init__`` imports, it imports first).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import io
@@ -121,8 +122,6 @@ def _raising(error: type[KeyboardInterrupt]) -> Callable[[int, FrameType | None]
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if _starting_a_thread(frame):
-            import asyncio  # imported already where a loop runs
-
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop to hand it to: a thread started outside one
@@ -136,10 +135,10 @@ def _raising(error: type[KeyboardInterrupt]) -> Callable[[int, FrameType | None]
 
 def _starting_a_thread(frame: FrameType | None) -> bool:
     """Whether ``frame`` or a caller's runs in the standard library's thread machinery
-    (``threading``, the executor's pool), where an exception can orphan a running thread."""
-    import concurrent.futures.thread  # imported already where threads are started
-
-    machinery = {threading.__file__, concurrent.futures.thread.__file__}
+    (``threading``, the executor's pool), where an exception can orphan a running thread.
+    Nothing is imported here: the signal may land in an import (the pool's, on Python 3.13)."""
+    pool = sys.modules.get("concurrent.futures.thread")
+    machinery = {threading.__file__, getattr(pool, "__file__", None)}
     while frame is not None:
         if frame.f_code.co_filename in machinery:
             return True
