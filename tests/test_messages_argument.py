@@ -12,10 +12,14 @@ anything is written:
   ``AttributeError`` ("'int' object has no attribute 'get'"), or, appended to a journal this
   process knows, nothing said at all for an empty one.
 
+Any other iterable of messages (a tuple, a generator, read once) is written as its list by every
+method of every store: ``restore`` too, and a value that is not JSON is named at its path in
+the session as in a list.
+
 A message that is not a ``Mapping`` (``[1, 2]``, ``[None]``, a framework's item that is a list)
 is no wrong type: every store writes it as the JSON value it is, and loads it back.
 
-``SimpleConversation`` refuses one value as messages too."""
+``SimpleConversation`` refuses one value, or no iterable, as messages too."""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from typing import Any
 import pytest
 
 from integration_stores import KINDS, reopener
-from simulacra_session import SessionStore, SimpleConversation
+from simulacra_session import SerializationError, SessionStore, SimpleConversation
 from simulacra_session.models import SessionMetadata
 from simulacra_session.protocols import RestorableSessionStore
 from simulacra_session.testing import msg, texts
@@ -200,10 +204,76 @@ async def test_sequences_of_messages_are_written_as_before(kind: str, tmp_path: 
             assert texts(stored.messages) == (["a", "b", "c"] if hasattr(store, "append") else ["a", "b"])
 
 
-@pytest.mark.parametrize("value", SINGLE_VALUES.values(), ids=SINGLE_VALUES.keys())
+@pytest.mark.parametrize("kind", KINDS)
+async def test_any_iterable_of_messages_is_written_by_every_method_of_every_store(
+    kind: str, tmp_path: Path
+) -> None:
+    """A generator (read once) or another iterable that is no list is written as its list:
+    ``restore`` too (before, ``object of type 'generator' has no len()`` on every store but the
+    file store)."""
+    with reopener(kind, tmp_path) as reopen:
+        async with reopen() as store:
+            await store.save("saved", (message for message in [msg("a"), msg("b")]))
+            if hasattr(store, "append"):
+                await store.append("saved", iter([msg("c")]))
+                await store.append("new", (message for message in [msg("n")]))
+            if isinstance(store, RestorableSessionStore):
+                read_once = (message for message in [msg("r"), 1])
+                await store.restore("restored", read_once, _restored("restored", 2))
+                await store.restore("ranged", map(msg, ["x", "y"]), _restored("ranged", 2))
+                with pytest.raises(ValueError, match="message_count 3, restoring 2 messages"):
+                    await store.restore("wrong", iter([msg("a"), msg("b")]), _restored("wrong", 3))
+                for metadata in (None, {"message_count": 1}, 5):
+                    refused = (
+                        rf"^restore of session wrong needs SessionMetadata, got {type(metadata).__name__}$"
+                    )
+                    with pytest.raises(TypeError, match=refused):
+                        await store.restore("wrong", iter([msg("a")]), metadata)  # type: ignore[arg-type]
+        async with reopen() as store:
+            expected = {"saved": [msg("a"), msg("b")]}
+            if hasattr(store, "append"):
+                expected = {"saved": [msg("a"), msg("b"), msg("c")], "new": [msg("n")]}
+            if isinstance(store, RestorableSessionStore):
+                expected |= {"restored": [msg("r"), 1], "ranged": [msg("x"), msg("y")]}
+            assert sorted(meta.id for meta in await store.list()) == sorted(expected)
+            for session_id, messages in expected.items():
+                stored = await store.load(session_id)
+                assert stored is not None, session_id
+                assert stored.messages == messages, session_id
+                assert stored.metadata.message_count == len(messages), session_id
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_value_no_json_in_a_generator_is_named_at_its_path(kind: str, tmp_path: Path) -> None:
+    """The error names the message's path in the session as for a list (before, a generator
+    read twice named ``$[0][0]`` on every store but the file store), and nothing is written."""
+    bad = [msg("a"), msg("b"), {"x": {1, 2}}]
+    with reopener(kind, tmp_path) as reopen:
+        async with reopen() as store:
+            await store.save("kept", [msg("a")], {"label": "kept"})
+            writes = [(store.save, "new", 2), (store.save, "kept", 2)]
+            if hasattr(store, "append"):  # after the one message ``kept`` holds
+                writes += [(store.append, "new", 2), (store.append, "kept", 3)]
+            for write, session_id, index in writes:
+                for given in (list(bad), iter(bad), (message for message in bad), tuple(bad)):
+                    at = rf"^session {session_id}: .* at \$\.messages\[{index}\]\.x$"
+                    with pytest.raises(SerializationError, match=at):
+                        await write(session_id, given)
+            if isinstance(store, RestorableSessionStore):
+                at = r"^session new: .* at \$\.messages\[2\]\.x$"
+                for given in (list(bad), (message for message in bad)):
+                    with pytest.raises(SerializationError, match=at):
+                        await store.restore("new", given, _restored("new", 3))
+        async with reopen() as store:
+            await _kept_as_it_was(store)
+
+
+@pytest.mark.parametrize("value", NOT_MESSAGES.values(), ids=NOT_MESSAGES.keys())
 def test_one_value_as_messages_is_refused_by_the_conversation(value: Any) -> None:
     """``SimpleConversation("hello")`` held five one-character messages, which its manager then
-    saved; made, loaded or extended with one value it raises, the history as it was."""
+    saved; made, loaded or extended with one value, or with no iterable (``None``, an int:
+    before, Python's bare "'NoneType' object is not iterable"), it raises, the history as it
+    was."""
     refused = r" messages must be a sequence of messages \(a list of dicts\), not a "
     with pytest.raises(TypeError, match=rf"^SimpleConversation\(\):{refused}{type(value).__name__}$"):
         SimpleConversation(value)

@@ -12,8 +12,9 @@ from ._backend import copy_json
 from ._emitter import Emitter, Listener
 from .errors import SerializationError
 from .ids import new_uuid4
-from .messages import SINGLE_VALUES, Message
+from .messages import Message
 from .models import CheckpointState
+from .stores._codec import check_many
 
 __all__ = ["SimpleConversation"]
 
@@ -137,13 +138,11 @@ class SimpleConversation:
 
 
 def _many(messages: Iterable[Message], where: str) -> Iterable[Message]:
-    """``messages``, unless it is one value (a ``str``, bytes, a ``Mapping``): ``TypeError``
-    naming ``where`` and the type, before the history changes."""
-    if isinstance(messages, SINGLE_VALUES):
-        raise TypeError(
-            f"{where}: messages must be a sequence of messages (a list of dicts),"
-            f" not a {type(messages).__name__}"
-        )
+    """``messages``, unless it is one value (a ``str``, bytes, a ``Mapping``) or no iterable
+    (``None``, an int): ``TypeError`` naming ``where`` and the type, as a store's ``save``
+    raises it, before the history changes."""
+    if type(messages) is not list:
+        check_many(where, messages)
     return messages
 
 

@@ -32,6 +32,7 @@ from ..models import SessionMetadata, StoredSession, dump_metadata, metadata_fro
 
 __all__ = [
     "check_count",
+    "check_many",
     "check_messages",
     "check_metadata",
     "check_page",
@@ -74,10 +75,16 @@ def check_messages(method: str, session_id: object, messages: object) -> None:
     the number of messages (each is written as the JSON value it is)."""
     if type(messages) is list:  # the usual argument, at the cost of one comparison
         return
+    check_many(f"{method} of session {session_id}", messages)
+
+
+def check_many(where: str, messages: object) -> None:
+    """``check_messages`` for a caller that is no store method: the ``TypeError`` names
+    ``where`` (``SimpleConversation.load``, say) and the type."""
     if isinstance(messages, SINGLE_VALUES) or not _iterable(messages):
         raise TypeError(
-            f"{method} of session {session_id}: messages must be a sequence of messages"
-            f" (a list of dicts), not a {type(messages).__name__}"
+            f"{where}: messages must be a sequence of messages (a list of dicts),"
+            f" not a {type(messages).__name__}"
         )
 
 
@@ -160,7 +167,10 @@ def encode_messages(session_id: str, messages: Sequence[JsonObject], offset: int
     session document holds it; an error names the session and the path in it, e.g. ``session
     s1: ... at $.messages[3].content[0]`` (``offset``: how many messages the session holds
     before). Only a failure costs more than the serializing: a dict is checked by the test that
-    passes it on as it is."""
+    passes it on as it is. Messages that are no list (a generator) are listed first: a failure
+    reads them again to name the path."""
+    if type(messages) is not list:
+        messages = list(messages)
     encoded: list[bytes] = []
     try:
         for message in messages:

@@ -28,6 +28,7 @@ from ._codec import (
     check_truncation,
     decode_session,
     encode_messages,
+    listed_messages,
     page,
     stored_metadata,
 )
@@ -217,8 +218,9 @@ class InMemorySessionStore:
         """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
         (see ``RestorableSessionStore``); the old bytes stay on any error. ``ConflictError``
         unless the session is at revision ``expected`` (when given)."""
-        checked = check_restore(id, messages, metadata)
-        entry = _Entry.of(checked, encode_messages(id, messages))
+        batch = listed_messages("restore", id, messages)  # read once: a generator, say
+        checked = check_restore(id, batch, metadata)
+        entry = _Entry.of(checked, encode_messages(id, batch))
         with self._lock:
             previous = self._sessions.get(id)
             check_revision(id, expected, previous.revision if previous else None)

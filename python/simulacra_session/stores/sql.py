@@ -47,6 +47,7 @@ from ._codec import (
     check_save_args,
     check_truncation,
     encode_messages,
+    listed_messages,
 )
 from ._restore import check_restore
 from ._sql_engine import engine_for, failure, loop_turns, thread_turns, transient
@@ -448,8 +449,9 @@ class SqlSessionStore:
     ) -> None:
         """Replace the session with ``messages`` and ``metadata`` as given, stamps included (see
         ``RestorableSessionStore``), in one transaction; over revision ``expected`` only, if given."""
-        checked = check_restore(id, messages, metadata)
-        encoded = encode_messages(id, messages)
+        batch = listed_messages("restore", id, messages)  # read once: a generator, say
+        checked = check_restore(id, batch, metadata)
+        encoded = encode_messages(id, batch)
 
         def work(connection: sa.Connection) -> Revision:
             self._claim(connection, id, expected)
