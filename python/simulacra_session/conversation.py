@@ -12,9 +12,8 @@ from ._backend import copy_json
 from ._emitter import Emitter, Listener
 from .errors import SerializationError
 from .ids import new_uuid4
-from .messages import Message
+from .messages import Message, check_many
 from .models import CheckpointState
-from .stores._codec import check_many
 
 __all__ = ["SimpleConversation"]
 

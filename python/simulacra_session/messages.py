@@ -28,6 +28,26 @@ __all__ = [
 SINGLE_VALUES = (str, bytes, bytearray, memoryview, Mapping)
 
 
+def check_many(where: str, messages: object) -> None:
+    """``messages`` as a sequence of messages, else a ``TypeError`` naming ``where`` (``save of
+    session s1``, ``SimpleConversation.load``) and the type: one value (``SINGLE_VALUES``) or
+    no iterable (``None``, an int), before anything is written."""
+    if isinstance(messages, SINGLE_VALUES) or not _iterable(messages):
+        raise TypeError(
+            f"{where}: messages must be a sequence of messages (a list of dicts),"
+            f" not a {type(messages).__name__}"
+        )
+
+
+def _iterable(value: object) -> bool:
+    """Whether ``iter(value)`` works (it does not consume an iterator: it returns it)."""
+    try:
+        iter(value)  # type: ignore[call-overload]
+    except TypeError:
+        return False
+    return True
+
+
 class _BlockExtras(TypedDict, total=False):
     id: str
     timestamp: int

@@ -27,12 +27,11 @@ from pydantic_core import PydanticSerializationError
 from .._backend import dumps, loads
 from ..errors import CorruptSessionError, SerializationError
 from ..ids import validate_session_id
-from ..messages import SINGLE_VALUES, JsonObject
+from ..messages import JsonObject, check_many
 from ..models import SessionMetadata, StoredSession, dump_metadata, metadata_from_stored
 
 __all__ = [
     "check_count",
-    "check_many",
     "check_messages",
     "check_metadata",
     "check_page",
@@ -76,25 +75,6 @@ def check_messages(method: str, session_id: object, messages: object) -> None:
     if type(messages) is list:  # the usual argument, at the cost of one comparison
         return
     check_many(f"{method} of session {session_id}", messages)
-
-
-def check_many(where: str, messages: object) -> None:
-    """``check_messages`` for a caller that is no store method: the ``TypeError`` names
-    ``where`` (``SimpleConversation.load``, say) and the type."""
-    if isinstance(messages, SINGLE_VALUES) or not _iterable(messages):
-        raise TypeError(
-            f"{where}: messages must be a sequence of messages (a list of dicts),"
-            f" not a {type(messages).__name__}"
-        )
-
-
-def _iterable(value: object) -> bool:
-    """Whether ``iter(value)`` works (it does not consume an iterator: it returns it)."""
-    try:
-        iter(value)  # type: ignore[call-overload]
-    except TypeError:
-        return False
-    return True
 
 
 def check_metadata(method: str, session_id: object, metadata: object) -> None:
