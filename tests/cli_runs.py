@@ -26,7 +26,18 @@ from simulacra_session import FileSessionStore
 from simulacra_session.cli import main
 from simulacra_session.cli.urls import open_store
 
-__all__ = ["KINDS", "InterruptAt", "Run", "Runner", "run_cli", "script", "store_of", "store_snapshot"]
+__all__ = [
+    "KINDS",
+    "InterruptAt",
+    "Run",
+    "Runner",
+    "redirected",
+    "run_cli",
+    "run_redirected",
+    "script",
+    "store_of",
+    "store_snapshot",
+]
 
 KINDS = ["jsonl", "json", "sqlite", "postgres", "mysql"]
 
@@ -126,6 +137,25 @@ def _run_main(
         err.write(f"Exception ignored in: {out!r}\n{error!r}\n")
         status = 120
     return Run(status, "", _written(err))
+
+
+def redirected(closed: str, *args: str, buffered: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``python -m simulacra_session ARGS`` with the
+    standard stream ``closed`` (``>&-``, ``2>&-`` or ``<&-``) closed, or redirected
+    (``>/dev/full``) by a shell. ``buffered``: its standard streams buffered, as they are
+    unless ``PYTHONUNBUFFERED`` is set."""
+    command = ["sh", "-c", f'exec "$0" -m simulacra_session "$@" {closed}', sys.executable, *args]
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    return command, env
+
+
+def run_redirected(closed: str, *args: str, buffered: bool = False) -> tuple[int, bytes, str]:
+    """The command ``redirected`` starts, run: its exit status, stdout and stderr."""
+    command, env = redirected(closed, *args, buffered=buffered)
+    done = subprocess.run(command, capture_output=True, env=env, timeout=300, check=False)
+    return done.returncode, done.stdout, done.stderr.decode()
 
 
 @contextmanager

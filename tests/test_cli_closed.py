@@ -7,27 +7,12 @@ would with them."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_runs import run_redirected as _run
 from cli_runs import store_of, torn_store
-
-
-def _run(closed: str, *args: str, buffered: bool = False) -> tuple[int, bytes, str]:
-    """The command with the standard stream ``closed`` (``>&-``, ``2>&-`` or ``<&-``) closed,
-    or redirected (``>/dev/full``): its exit status, stdout and stderr. ``buffered``: its
-    standard streams buffered, as they are unless ``PYTHONUNBUFFERED`` is set."""
-    command = ["sh", "-c", f'exec "$0" -m simulacra_session "$@" {closed}', sys.executable, *args]
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
-    if not buffered:
-        env["PYTHONUNBUFFERED"] = "1"
-    done = subprocess.run(command, capture_output=True, env=env, timeout=300, check=False)
-    return done.returncode, done.stdout, done.stderr.decode()
-
 
 _FULL = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 _BUFFERED = pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
