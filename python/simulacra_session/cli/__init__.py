@@ -2,17 +2,18 @@
 
     simulacra-session [--store URL] COMMAND ...
 
-Look at sessions (``list``, ``show``, ``tree``), tidy them (``rename``, ``delete``), move
-them between stores (``export``, ``import``, ``copy``), check and repair a store
-(``doctor``, ``compact``), and measure auto-save latency (``bench``). ``--store`` names a
-directory or a URL (see ``urls``); it defaults to ``$SIMULACRA_SESSION_STORE``, else
-``./sessions``. Exit status: 0 done, 1 a problem left: ``doctor`` left one, or an ``export``,
-``copy`` or ``compact`` of the whole store left out the sessions it could not read (each named
-on stderr; or a delete was not confirmed), 2 an error, reported in one line naming the id, path
-or URL at fault (``stdout`` or the ``-o`` file for an output that cannot be written; ``--help``
-and ``--version`` too), 141 the reader of the output left (``| head``), quietly, 130 interrupted
-(Ctrl-C, SIGINT), 143 terminated (SIGTERM): either undoes what it was doing as an error does
-(an ``export -o FILE`` leaves no temp file, and FILE as it was).
+Look at sessions (``list``, ``show``, ``tree``), tidy them (``rename``, ``delete``), move them
+between stores (``export``, ``import``, ``copy``), check and repair a store (``doctor``,
+``compact``), and measure auto-save latency (``bench``). ``--store`` names a directory or a URL
+(see ``urls``); it defaults to ``$SIMULACRA_SESSION_STORE``, else ``./sessions``. Exit status:
+0 done, 1 a problem left: ``doctor`` left one, or an ``export``, ``copy`` or ``compact`` of the
+whole store left out the sessions it could not read (each named on stderr; or a delete was not
+confirmed), 2 an error, reported in one line naming the id, path or URL at fault (``stdout`` or
+the ``-o`` file for an output that cannot be written; ``--help`` and ``--version`` too; a
+command changing the store has done so by then, only its report is lost), 141 the reader of the
+output left (``| head``), quietly, 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM):
+either undoes what it was doing as an error does (an ``export -o FILE`` leaves no temp file,
+and FILE as it was).
 
 The parser (``commands``) imports a command's handler only when it runs: ``--help``,
 ``--version`` and a usage error import neither rich nor the handlers' modules (what the
