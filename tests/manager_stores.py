@@ -6,19 +6,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from simulacra_session import (
+    Conversation,
     InMemorySessionStore,
     JsonObject,
     LifecycleErrorEvent,
+    Message,
     SessionManager,
     SessionStore,
     SimpleConversation,
 )
 from simulacra_session.testing import msg
 
-__all__ = ["SlowStore", "Watched"]
+__all__ = ["SlowStore", "Talk", "Watched"]
 
 
 class SlowStore(InMemorySessionStore):
@@ -70,23 +72,31 @@ class SlowStore(InMemorySessionStore):
             self.active[id] -= 1
 
 
+class Talk(Conversation, Protocol):
+    """A conversation ``Watched`` adds messages to, one at a time (``append``)."""
+
+    def append(self, message: Message) -> object: ...
+
+
 @dataclass
 class Watched:
-    """A ``SessionManager`` of ``conversation`` on ``store``, and the ``lifecycle_error`` events
-    its failed auto-saves emitted, in order (``errors``)."""
+    """A ``SessionManager`` of ``conversation`` on ``store`` (made with ``options``), and the
+    ``lifecycle_error`` events its failed auto-saves emitted, in order (``errors``)."""
 
     store: SessionStore
-    conversation: SimpleConversation = field(default_factory=SimpleConversation)
+    conversation: Talk = field(default_factory=SimpleConversation)
+    options: Mapping[str, Any] = field(default_factory=dict)
     manager: SessionManager = field(init=False)
     errors: list[LifecycleErrorEvent] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self.manager = SessionManager(self.store, self.conversation)
+        self.manager = SessionManager(self.store, self.conversation, **self.options)
         self.manager.on("lifecycle_error", self.errors.append)
 
-    async def start(self) -> str:
-        """A new session whose first message, ``m1``, is auto-saved; its id."""
-        session_id = self.manager.start_new()
+    async def start(self, label: str | None = None) -> str:
+        """A new session (labelled ``label``, if given) whose first message, ``m1``, is
+        auto-saved (when the manager auto-saves); its id."""
+        session_id = self.manager.start_new(label)
         await self.say("m1")
         return session_id
 

@@ -20,13 +20,14 @@ from typing import Any, Literal
 
 import pytest
 
+from manager_stores import Talk, Watched
 from simulacra_session import (
     CheckpointState,
     CorruptSessionError,
     FileSessionStore,
     InMemorySessionStore,
     JsonObject,
-    LifecycleErrorEvent,
+    Message,
     SessionManager,
     SessionStore,
     SimpleConversation,
@@ -85,28 +86,67 @@ class FaultyFileStore(Faulty, FileSessionStore):
     """The file store, with faults on demand."""
 
 
-@asynccontextmanager
-async def stores(kind: str, root: Path) -> AsyncIterator[tuple[Faulty, SessionStore]]:
+FaultyStore = FaultyMemoryStore | FaultyFileStore
+
+
+class AppendingListConversation(ListConversation):
+    """``ListConversation`` (written against ``Conversation`` alone: snapshots are copies),
+    which ``Watched`` adds messages to."""
+
+    def append(self, message: Message) -> None:
+        self.add(message)
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """Each store in turn: the memory store, the file store in each format."""
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def stores(kind: str, tmp_path: Path) -> tuple[FaultyStore, SessionStore]:
     """The deleting manager's store and a plain one over the same sessions (another process's,
     for the file store: what a reload finds)."""
     if kind == "memory":
         memory = FaultyMemoryStore()
-        yield memory, memory
-    else:
-        file_format: Literal["jsonl", "json"] = "jsonl" if kind == "jsonl" else "json"
-        yield FaultyFileStore(root, format=file_format), FileSessionStore(root, format=file_format)
+        return memory, memory
+    file_format: Literal["jsonl", "json"] = "jsonl" if kind == "jsonl" else "json"
+    root = tmp_path / "sessions"
+    return FaultyFileStore(root, format=file_format), FileSessionStore(root, format=file_format)
 
 
-def watched(store: Any, conversation: Any, **options: Any) -> tuple[SessionManager, list[Any]]:
-    """A manager of ``conversation`` on ``store``, and the errors of its lifecycle_error events."""
-    manager = SessionManager(store, conversation, **options)
-    errors: list[Any] = []
+@pytest.fixture
+def store(stores: tuple[FaultyStore, SessionStore]) -> FaultyStore:
+    """The deleting manager's store, with faults on demand."""
+    return stores[0]
 
-    def heard(event: LifecycleErrorEvent) -> None:
-        errors.append(event.error)
 
-    manager.on("lifecycle_error", heard)
-    return manager, errors
+@pytest.fixture
+def other(stores: tuple[FaultyStore, SessionStore]) -> SessionStore:
+    """A plain store over the same sessions: what a reload finds."""
+    return stores[1]
+
+
+@asynccontextmanager
+async def started(
+    store: FaultyStore, label: str, conversation: Talk | None = None, **options: Any
+) -> AsyncIterator[tuple[Watched, str]]:
+    """A watched manager of ``conversation`` on ``store`` (made with ``options``), in use, on a
+    new session labelled ``label`` (explicitly: no slug replaces it) whose first message,
+    ``m1``, is auto-saved (when the manager auto-saves); and that session's id. The manager is
+    closed on leaving, its writes flushed."""
+    watched = Watched(store, SimpleConversation() if conversation is None else conversation, options)
+    async with watched.manager:
+        yield watched, await watched.start(label)
+
+
+async def delete_failing(store: FaultyStore, manager: SessionManager, session_id: str) -> None:
+    """Delete ``session_id`` through ``manager``, the store's ``delete`` raising ``OSError``
+    (once ``store.hook`` ran, if set): the error goes through."""
+    store.fail = OSError(5, "Input/output error")
+    with pytest.raises(OSError, match="Input/output error"):
+        await manager.delete(session_id)
 
 
 async def history(store: SessionStore, session_id: str) -> list[str]:
@@ -119,341 +159,272 @@ async def history(store: SessionStore, session_id: str) -> list[str]:
 # -- the owner is put back ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_failed_delete_puts_the_manager_back_on_its_session(kind: str, tmp_path: Path) -> None:
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            session_id = manager.start_new("kept label")  # an explicit label: no slug replaces it
-            conversation.append(user("one"))
-            conversation.append(assistant("two"))
-            await manager.flush()
-            conversation.checkpoint_state = CheckpointState(message_id="m2", summary="so far")
-            before = conversation.messages
-            store.fail = OSError(28, "No space left on device")
-            with pytest.raises(OSError, match="No space left"):
-                await manager.delete(session_id)
-            assert manager.current_session_id == session_id
-            assert conversation.messages == before
-            assert conversation.checkpoint_state == CheckpointState(message_id="m2", summary="so far")
-            appends = store.appends
-            conversation.append(user("three"))  # auto-saved after what was saved: an append
-            await manager.flush()
-            assert store.appends == appends + 1
-        assert errors == []
-        assert await history(other, session_id) == ["one", "two", "three"]
-        stored = await other.load(session_id)
-        assert stored is not None
-        assert stored.metadata.label == "kept label"
-        assert stored.metadata.checkpoint_state == CheckpointState(message_id="m2", summary="so far")
+async def test_a_failed_delete_puts_the_manager_back_on_its_session(
+    store: FaultyStore, other: SessionStore
+) -> None:
+    async with started(store, "kept label") as (watched, session_id):
+        conversation, manager = watched.conversation, watched.manager
+        await watched.say("m2")
+        conversation.checkpoint_state = CheckpointState(message_id="m2", summary="so far")
+        before = conversation.messages
+        store.fail = OSError(28, "No space left on device")
+        with pytest.raises(OSError, match="No space left"):
+            await manager.delete(session_id)
+        assert manager.current_session_id == session_id
+        assert conversation.messages == before
+        assert conversation.checkpoint_state == CheckpointState(message_id="m2", summary="so far")
+        appends = store.appends
+        conversation.append(user("m3"))  # auto-saved after what was saved: an append
+        await manager.flush()
+        assert store.appends == appends + 1
+    assert watched.errors == []
+    assert await history(other, session_id) == ["m1", "m2", "m3"]
+    stored = await other.load(session_id)
+    assert stored is not None
+    assert stored.metadata.label == "kept label"
+    assert stored.metadata.checkpoint_state == CheckpointState(message_id="m2", summary="so far")
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_unsaved_messages_survive_a_failed_delete(kind: str, tmp_path: Path) -> None:
+async def test_unsaved_messages_survive_a_failed_delete(store: FaultyStore, other: SessionStore) -> None:
     # Without auto-save, what the conversation holds past the last save is in memory only.
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation, auto_save=False)
-        async with manager:
-            session_id = manager.start_new("unsaved")
-            conversation.append(user("one"))
-            await manager.save()
-            conversation.append(assistant("not saved yet"))
-            store.fail = OSError(5, "Input/output error")
-            with pytest.raises(OSError, match="Input/output error"):
-                await manager.delete(session_id)
-            assert manager.current_session_id == session_id
-            assert texts(conversation.messages) == ["one", "not saved yet"]
-            conversation.append(user("three"))
-            await manager.save()
-        assert errors == []
-        assert await history(other, session_id) == ["one", "not saved yet", "three"]
+    async with started(store, "unsaved", auto_save=False) as (watched, session_id):
+        conversation, manager = watched.conversation, watched.manager
+        await manager.save()
+        conversation.append(assistant("not saved yet"))
+        await delete_failing(store, manager, session_id)
+        assert manager.current_session_id == session_id
+        assert texts(conversation.messages) == ["m1", "not saved yet"]
+        conversation.append(user("m3"))
+        await manager.save()
+    assert watched.errors == []
+    assert await history(other, session_id) == ["m1", "not saved yet", "m3"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_an_attached_fork_put_back_stores_only_its_own_messages(kind: str, tmp_path: Path) -> None:
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            parent = manager.start_new("parent")
-            conversation.append(user("one"))
-            conversation.append(assistant("two"))
-            fork_id = await manager.fork(parent)
-            conversation.append(user("own"))
-            await manager.flush()
-            store.fail = OSError(5, "Input/output error")
-            with pytest.raises(OSError, match="Input/output error"):
-                await manager.delete(fork_id)
-            assert manager.current_session_id == fork_id
-            conversation.append(assistant("more"))
-        assert errors == []
-        stored = await other.load(fork_id)
-        assert stored is not None
-        assert texts(stored.messages) == ["own", "more"]  # still inheriting the other two
-        assert stored.metadata.parent_id == parent
-        assert not stored.metadata.detached
-        assert await history(other, fork_id) == ["one", "two", "own", "more"]
+async def test_an_attached_fork_put_back_stores_only_its_own_messages(
+    store: FaultyStore, other: SessionStore
+) -> None:
+    async with started(store, "parent") as (watched, parent):
+        conversation, manager = watched.conversation, watched.manager
+        conversation.append(assistant("m2"))
+        fork_id = await manager.fork(parent)
+        conversation.append(user("own"))
+        await manager.flush()
+        await delete_failing(store, manager, fork_id)
+        assert manager.current_session_id == fork_id
+        conversation.append(assistant("more"))
+    assert watched.errors == []
+    stored = await other.load(fork_id)
+    assert stored is not None
+    assert texts(stored.messages) == ["own", "more"]  # still inheriting the other two
+    assert stored.metadata.parent_id == parent
+    assert not stored.metadata.detached
+    assert await history(other, fork_id) == ["m1", "m2", "own", "more"]
 
 
 @pytest.mark.parametrize("kind", ["jsonl", "json"])
-async def test_a_delete_refused_for_a_corrupt_parent_puts_the_fork_back(kind: str, tmp_path: Path) -> None:
+async def test_a_delete_refused_for_a_corrupt_parent_puts_the_fork_back(
+    kind: str, store: FaultyStore, other: SessionStore, tmp_path: Path
+) -> None:
     # The session's history cannot be read (its parent is corrupt) and an attached fork of it
     # inherits from it: deleting it would lose that fork's history, so it is refused.
-    root = tmp_path / "sessions"
-    async with stores(kind, root) as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            parent = manager.start_new("parent")
-            conversation.append(user("one"))
-            middle = await manager.fork(parent)
-            conversation.append(user("own"))
-            await manager.flush()
-            async with SessionManager(other, SimpleConversation()) as elsewhere:
-                await elsewhere.fork(middle)  # an attached fork of the session to delete
-            parent_file = root / f"{parent}.{kind}"
-            intact = parent_file.read_bytes()
-            parent_file.write_bytes(b"garbage\n")
-            with pytest.raises(CorruptSessionError):
-                await manager.delete(middle)
-            assert manager.current_session_id == middle
-            assert texts(conversation.messages) == ["one", "own"]
-            parent_file.write_bytes(intact)  # mended
-            conversation.append(assistant("more"))
-        assert errors == []
-        assert await history(other, middle) == ["one", "own", "more"]
+    async with started(store, "parent") as (watched, parent):
+        conversation, manager = watched.conversation, watched.manager
+        middle = await manager.fork(parent)
+        conversation.append(user("own"))
+        await manager.flush()
+        async with SessionManager(other, SimpleConversation()) as elsewhere:
+            await elsewhere.fork(middle)  # an attached fork of the session to delete
+        parent_file = tmp_path / "sessions" / f"{parent}.{kind}"
+        intact = parent_file.read_bytes()
+        parent_file.write_bytes(b"garbage\n")
+        with pytest.raises(CorruptSessionError):
+            await manager.delete(middle)
+        assert manager.current_session_id == middle
+        assert texts(conversation.messages) == ["m1", "own"]
+        parent_file.write_bytes(intact)  # mended
+        conversation.append(assistant("more"))
+    assert watched.errors == []
+    assert await history(other, middle) == ["m1", "own", "more"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_cancelled_delete_puts_the_manager_back(kind: str, tmp_path: Path) -> None:
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            session_id = manager.start_new("cancelled")
-            conversation.append(user("one"))
-            await manager.flush()
-            entered = asyncio.Event()
+async def test_a_cancelled_delete_puts_the_manager_back(store: FaultyStore, other: SessionStore) -> None:
+    async with started(store, "cancelled") as (watched, session_id):
+        manager = watched.manager
+        entered = asyncio.Event()
 
-            async def stall() -> None:  # until cancelled
-                entered.set()
-                await asyncio.get_running_loop().create_future()
+        async def stall() -> None:  # until cancelled
+            entered.set()
+            await asyncio.get_running_loop().create_future()
 
-            store.hook = stall
-            deleting = asyncio.create_task(manager.delete(session_id))
-            await entered.wait()
-            assert manager.current_session_id is None  # left at once
-            deleting.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await deleting
-            assert manager.current_session_id == session_id
-            conversation.append(assistant("two"))
-        assert errors == []
-        assert await history(other, session_id) == ["one", "two"]
+        store.hook = stall
+        deleting = asyncio.create_task(manager.delete(session_id))
+        await entered.wait()
+        assert manager.current_session_id is None  # left at once
+        deleting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await deleting
+        assert manager.current_session_id == session_id
+        watched.conversation.append(assistant("m2"))
+    assert watched.errors == []
+    assert await history(other, session_id) == ["m1", "m2"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_conversation_without_a_history_view_is_put_back(kind: str, tmp_path: Path) -> None:
+async def test_a_conversation_without_a_history_view_is_put_back(
+    store: FaultyStore, other: SessionStore
+) -> None:
     # An engine's conversation written against ``Conversation`` alone: snapshots are copies.
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = ListConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            parent = manager.start_new("parent")
-            conversation.add(user("one"))
-            fork_id = await manager.fork(parent)
-            conversation.add(user("own"))
-            await manager.flush()
-            store.fail = OSError(5, "Input/output error")
-            with pytest.raises(OSError, match="Input/output error"):
-                await manager.delete(fork_id)
-            assert manager.current_session_id == fork_id
-            assert texts(conversation.messages) == ["one", "own"]
-            appends = store.appends
-            conversation.add(assistant("more"))
-            await manager.flush()
-            assert store.appends == appends + 1
-        assert errors == []
-        assert await history(other, fork_id) == ["one", "own", "more"]
+    conversation = AppendingListConversation()
+    async with started(store, "parent", conversation) as (watched, parent):
+        manager = watched.manager
+        fork_id = await manager.fork(parent)
+        conversation.add(user("own"))
+        await manager.flush()
+        await delete_failing(store, manager, fork_id)
+        assert manager.current_session_id == fork_id
+        assert texts(conversation.messages) == ["m1", "own"]
+        appends = store.appends
+        conversation.add(assistant("more"))
+        await manager.flush()
+        assert store.appends == appends + 1
+    assert watched.errors == []
+    assert await history(other, fork_id) == ["m1", "own", "more"]
 
 
-async def test_a_child_managers_session_is_put_back(tmp_path: Path) -> None:
-    store = FaultyFileStore(tmp_path / "sessions")
+async def test_a_child_managers_session_is_put_back(store: FaultyStore, other: SessionStore) -> None:
     conversation = SimpleConversation()
-    manager, errors = watched(store, conversation)
-    async with manager:
-        manager.start_new("parent")
-        conversation.append(user("one"))
+    async with started(store, "parent", conversation) as (watched, _):
+        manager = watched.manager
         child = conversation.spawn_child()
         (child_manager,) = manager.children
         child.append(user("child's"))
         await manager.flush()
         child_id = child_manager.current_session_id
         assert child_id is not None
-        store.fail = OSError(5, "Input/output error")
-        with pytest.raises(OSError, match="Input/output error"):
-            await manager.delete(child_id)
+        await delete_failing(store, manager, child_id)
         assert child_manager.current_session_id == child_id
         assert texts(child.messages) == ["child's"]
         child.append(assistant("more"))
-    assert errors == []
-    assert await history(FileSessionStore(tmp_path / "sessions"), child_id) == ["child's", "more"]
+    assert watched.errors == []
+    assert await history(other, child_id) == ["child's", "more"]
 
 
 # -- what happened meanwhile wins -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
 async def test_a_message_completed_during_a_failed_delete_keeps_its_new_session(
-    kind: str, tmp_path: Path
+    store: FaultyStore, other: SessionStore
 ) -> None:
     # With auto-save it starts a new session at once (never saved to the session being
     # deleted); the delete failing, both sessions stay, each with its own messages.
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            session_id = manager.start_new("old")
-            conversation.append(user("one"))
-            await manager.flush()
+    async with started(store, "old") as (watched, session_id):
+        conversation, manager = watched.conversation, watched.manager
 
-            async def talk() -> None:
-                conversation.append(user("meanwhile"))
+        async def talk() -> None:
+            conversation.append(user("meanwhile"))
 
-            store.hook, store.fail = talk, OSError(5, "Input/output error")
-            with pytest.raises(OSError, match="Input/output error"):
-                await manager.delete(session_id)
-            new_id = manager.current_session_id
-            assert new_id not in (None, session_id)
-            assert texts(conversation.messages) == ["meanwhile"]
-        assert errors == []
-        assert await history(other, session_id) == ["one"]
-        assert new_id is not None
-        assert await history(other, new_id) == ["meanwhile"]
+        store.hook = talk
+        await delete_failing(store, manager, session_id)
+        new_id = manager.current_session_id
+        assert new_id not in (None, session_id)
+        assert texts(conversation.messages) == ["meanwhile"]
+    assert watched.errors == []
+    assert await history(other, session_id) == ["m1"]
+    assert new_id is not None
+    assert await history(other, new_id) == ["meanwhile"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
 async def test_a_message_added_during_a_failed_delete_without_auto_save_follows_the_session(
-    kind: str, tmp_path: Path
+    store: FaultyStore, other: SessionStore
 ) -> None:
     # No auto-save: the manager stays on no session, and the message is in memory only. Put
     # back, the conversation holds the session's messages, then that one: none lost.
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation, auto_save=False)
-        async with manager:
-            session_id = manager.start_new("old")
-            conversation.append(user("one"))
-            await manager.save()
-            conversation.append(assistant("unsaved"))
+    async with started(store, "old", auto_save=False) as (watched, session_id):
+        conversation, manager = watched.conversation, watched.manager
+        await manager.save()
+        conversation.append(assistant("unsaved"))
 
-            async def talk() -> None:
-                conversation.append(user("meanwhile"))
+        async def talk() -> None:
+            conversation.append(user("meanwhile"))
 
-            store.hook, store.fail = talk, OSError(5, "Input/output error")
-            with pytest.raises(OSError, match="Input/output error"):
-                await manager.delete(session_id)
-            assert manager.current_session_id == session_id
-            assert texts(conversation.messages) == ["one", "unsaved", "meanwhile"]
-            await manager.save()
-        assert errors == []
-        assert await history(other, session_id) == ["one", "unsaved", "meanwhile"]
+        store.hook = talk
+        await delete_failing(store, manager, session_id)
+        assert manager.current_session_id == session_id
+        assert texts(conversation.messages) == ["m1", "unsaved", "meanwhile"]
+        await manager.save()
+    assert watched.errors == []
+    assert await history(other, session_id) == ["m1", "unsaved", "meanwhile"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_session_loaded_during_a_failed_delete_stays(kind: str, tmp_path: Path) -> None:
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            elsewhere = manager.start_new("elsewhere")
-            conversation.append(user("there"))
-            session_id = manager.start_new("old")
-            conversation.append(user("one"))
-            await manager.flush()
+async def test_a_session_loaded_during_a_failed_delete_stays(store: FaultyStore, other: SessionStore) -> None:
+    async with started(store, "elsewhere") as (watched, elsewhere):
+        manager = watched.manager
+        session_id = manager.start_new("old")
+        await watched.say("m2")
 
-            async def load() -> None:
-                await manager.load(elsewhere)
+        async def load() -> None:
+            await manager.load(elsewhere)
 
-            store.hook, store.fail = load, OSError(5, "Input/output error")
-            with pytest.raises(OSError, match="Input/output error"):
-                await manager.delete(session_id)
-            assert manager.current_session_id == elsewhere
-            assert texts(conversation.messages) == ["there"]
-        assert errors == []
-        assert await history(other, session_id) == ["one"]
+        store.hook = load
+        await delete_failing(store, manager, session_id)
+        assert manager.current_session_id == elsewhere
+        assert texts(watched.conversation.messages) == ["m1"]
+    assert watched.errors == []
+    assert await history(other, session_id) == ["m2"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
 async def test_a_session_started_and_deleted_during_a_failed_delete_leaves_no_session(
-    kind: str, tmp_path: Path
+    store: FaultyStore, other: SessionStore
 ) -> None:
     # On no session again, the conversation empty, yet not as the delete left it: the user
     # went on (and deleted that too), so the manager stays on no session.
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            session_id = manager.start_new("old")
-            conversation.append(user("one"))
-            await manager.flush()
+    async with started(store, "old") as (watched, session_id):
+        manager = watched.manager
 
-            async def start_and_delete() -> None:
-                assert await manager.delete(manager.start_new("brief"))
-                store.fail = OSError(5, "Input/output error")  # the first delete's, after this one
+        async def start_and_delete() -> None:
+            assert await manager.delete(manager.start_new("brief"))
+            store.fail = OSError(5, "Input/output error")  # the first delete's, after this one
 
-            store.hook = start_and_delete
-            with pytest.raises(OSError, match="Input/output error"):
-                await manager.delete(session_id)
-            assert manager.current_session_id is None
-            assert conversation.messages == ()
-        assert errors == []
-        assert await history(other, session_id) == ["one"]
+        store.hook = start_and_delete
+        with pytest.raises(OSError, match="Input/output error"):
+            await manager.delete(session_id)
+        assert manager.current_session_id is None
+        assert watched.conversation.messages == ()
+    assert watched.errors == []
+    assert await history(other, session_id) == ["m1"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
 async def test_the_failed_auto_save_of_a_session_left_during_a_failed_delete_is_written_again(
-    kind: str, tmp_path: Path
+    store: FaultyStore, other: SessionStore
 ) -> None:
     # Its auto-save failed before the delete; a message completed meanwhile took the manager to
     # a new session, so it is not put back: what that save held is written to it again, as
     # when a manager leaves a session otherwise (load, start_new).
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            session_id = manager.start_new("old")
-            conversation.append(user("one"))
-            await manager.flush()
-            store.fail_writes = OSError(28, "No space left on device")
-            conversation.append(assistant("failed to save"))
-            await manager.flush()
-            assert len(errors) == 1
-            store.fail_writes = None
+    async with started(store, "old") as (watched, session_id):
+        conversation, manager = watched.conversation, watched.manager
+        store.fail_writes = OSError(28, "No space left on device")
+        conversation.append(assistant("failed to save"))
+        await manager.flush()
+        assert len(watched.errors) == 1
+        store.fail_writes = None
 
-            async def talk() -> None:
-                conversation.append(user("meanwhile"))
+        async def talk() -> None:
+            conversation.append(user("meanwhile"))
 
-            store.hook, store.fail = talk, OSError(5, "Input/output error")
-            with pytest.raises(OSError, match="Input/output error"):
-                await manager.delete(session_id)
-            assert manager.current_session_id not in (None, session_id)
-        assert len(errors) == 1
-        assert await history(other, session_id) == ["one", "failed to save"]
+        store.hook = talk
+        await delete_failing(store, manager, session_id)
+        assert manager.current_session_id not in (None, session_id)
+    assert len(watched.errors) == 1
+    assert await history(other, session_id) == ["m1", "failed to save"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_delete_that_succeeds_still_leaves_the_session(kind: str, tmp_path: Path) -> None:
-    async with stores(kind, tmp_path / "sessions") as (store, other):
-        conversation = SimpleConversation()
-        manager, errors = watched(store, conversation)
-        async with manager:
-            session_id = manager.start_new("gone")
-            conversation.append(user("one"))
-            assert await manager.delete(session_id)
-            assert manager.current_session_id is None
-            assert conversation.messages == ()
-        assert errors == []
-        assert await other.load(session_id) is None
+async def test_a_delete_that_succeeds_still_leaves_the_session(
+    store: FaultyStore, other: SessionStore
+) -> None:
+    async with started(store, "gone") as (watched, session_id):
+        manager = watched.manager
+        watched.conversation.append(user("m2"))  # its auto-save not flushed: the delete's flush writes it
+        assert await manager.delete(session_id)
+        assert manager.current_session_id is None
+        assert watched.conversation.messages == ()
+    assert watched.errors == []
+    assert await other.load(session_id) is None
