@@ -185,6 +185,30 @@ async def test_a_failed_delete_puts_the_manager_back_on_its_session(
     assert stored.metadata.checkpoint_state == CheckpointState(message_id="m2", summary="so far")
 
 
+class ResettingConversation(SimpleConversation):
+    """A conversation whose ``clear()`` drops its checkpoint state with its history, as a
+    framework's reset may."""
+
+    def clear(self) -> None:
+        super().clear()
+        self.checkpoint_state = None
+
+
+async def test_a_failed_delete_gives_back_the_checkpoint_a_clear_dropped(
+    store: FaultyStore, other: SessionStore
+) -> None:
+    checkpoint = CheckpointState(message_id="m1", summary="so far")
+    async with started(store, "reset", ResettingConversation()) as (watched, session_id):
+        watched.conversation.checkpoint_state = checkpoint
+        await delete_failing(store, watched.manager, session_id)
+        assert watched.manager.current_session_id == session_id
+        assert watched.conversation.checkpoint_state == checkpoint
+        await watched.say("m2")  # saved with the checkpoint given back
+    stored = await other.load(session_id)
+    assert stored is not None
+    assert stored.metadata.checkpoint_state == checkpoint
+
+
 async def test_unsaved_messages_survive_a_failed_delete(store: FaultyStore, other: SessionStore) -> None:
     # Without auto-save, what the conversation holds past the last save is in memory only.
     async with started(store, "unsaved", auto_save=False) as (watched, session_id):
