@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import zlib
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -381,3 +383,83 @@ def test_a_record_that_verifies_but_is_no_record_says_so(tmp_path: Path) -> None
         f"corrupt session file {tmp_path / 's.jsonl'}: its commit record at offset {offsets[1]}"
         ' verifies but cannot be read: it is not ["metadata", {metadata}, checksums]'
     )
+
+
+# -- an SQL row nesting deeper than a load reads: what load, list and doctor say -----------
+#
+# As a journal record above: no save writes one, an older release or a hand may. Each row is
+# read as part of an array (metadata: of its object), so it may nest 127 deep; the error names
+# the session and the message row (or its metadata) at fault, and why.
+
+
+def sql_rows_too_deep(tmp_path: Path, where: str, depth: int) -> tuple[SqlSessionStore, str, str]:
+    """A store of session ``s`` (3 messages) whose message 1 (``where="message"``) or metadata
+    value ``x`` nests ``depth`` deep, written with sqlite3; the store, and the text to name."""
+    path = tmp_path / "sessions.db"
+    store = SqlSessionStore(f"sqlite:///{path}")
+    asyncio.run(store.save("s", [{"role": "user", "content": []}] * 3))
+    asyncio.run(store.close())
+    deep = "[" * depth + "]" * depth
+    with closing(sqlite3.connect(path)) as connection, connection:
+        if where == "message":
+            connection.execute(
+                f"UPDATE {store.table}_messages SET message = ? WHERE session_id = 's' AND seq = 1", (deep,)
+            )
+        else:
+            (text,) = connection.execute(f"SELECT metadata FROM {store.table} WHERE id = 's'").fetchone()
+            connection.execute(
+                f"UPDATE {store.table} SET metadata = ? WHERE id = 's'", (f'{text[:-1]},"x":{deep}}}',)
+            )
+    what = "its message 1" if where == "message" else "invalid metadata:"
+    return store, f"corrupt session 's' in table {store.table!r}: {what} nests deeper than a load reads", deep
+
+
+@pytest.mark.parametrize("depth", [LIMIT, LIMIT + 1, LIMIT + 2, 5000])
+@pytest.mark.parametrize("where", ["message", "metadata"])
+def test_an_sql_row_too_deep_is_named_by_load_list_and_doctor(
+    tmp_path: Path, where: str, depth: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Up to what a load reads (a message row, or a metadata value, 127 deep) it loads;
+    deeper, load, load_tail and load_chain name the session, the row and the parser's reason,
+    list skips metadata it cannot read with that warning, and the store check names it,
+    leaving it as it is (it said nothing: "SQL message rows 128 deep ... check names neither")."""
+    store, named, deep = sql_rows_too_deep(tmp_path, where, depth)
+    readable = depth <= LIMIT + 1
+
+    async def main() -> None:
+        if readable:
+            stored = await store.load("s")
+            assert stored is not None
+            assert len(stored.messages) == 3
+            assert (await check_store(store)).problems == []
+            return
+        with pytest.raises(CorruptSessionError) as raised:
+            await store.load("s")
+        detail = str(raised.value)
+        assert detail.startswith(f"{named} (nesting deeper than 128"), detail
+        for call in (lambda: store.load_tail("s", 2), lambda: store.load_chain("s")):
+            with pytest.raises(CorruptSessionError) as again:
+                await call()
+            assert str(again.value) == detail
+        tail = await store.load_tail("s", 1) if where == "message" else None  # row 1 not read
+        assert tail is None or len(tail.messages) == 1
+        with caplog.at_level(logging.WARNING, logger="simulacra_session"):
+            listed = [metadata.id for metadata in await store.list()]
+        assert listed == ([] if where == "metadata" else ["s"])
+        assert (detail in caplog.text) == (where == "metadata")
+        left = [Problem("unreadable", "s", f"table {store.table!r}", f"{detail}: left as it is")]
+        assert (await check_store(store)).problems == left
+        assert (await check_store(store, repair=True)).problems == left
+
+    try:
+        asyncio.run(main())
+    finally:
+        asyncio.run(store.close())
+    with closing(sqlite3.connect(tmp_path / "sessions.db")) as connection:  # left as it was
+        rows = connection.execute(f"SELECT message FROM {store.table}_messages ORDER BY seq").fetchall()
+        (text,) = connection.execute(f"SELECT metadata FROM {store.table}").fetchone()
+    held = ['{"role":"user","content":[]}'] * 3
+    if where == "message":
+        held[1] = deep
+    assert [row[0] for row in rows] == held
+    assert (deep in text) == (where == "metadata")

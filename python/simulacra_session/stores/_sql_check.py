@@ -5,6 +5,9 @@ order, and an append inserts after ``message_count``. A repair, in one transacti
 the session's row lock (as every write does), renumbers the rows in their order and sets
 ``message_count`` (column and metadata) to how many there are; no row is removed. Rows
 whose session row is gone (possible only where foreign keys were off) are named, not removed.
+Every other session is read as a load reads it: one that cannot be (a row nesting deeper
+than a load reads, written by an older release or by hand) is named ``unreadable``, with
+the row at fault and why, and left as it is: no repair reads it better.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ..doctor import Problem
+from ..errors import CorruptSessionError
 from ._sql_rows import write_rows
 from .sql import SqlSessionStore
 
@@ -69,11 +73,16 @@ async def _renumber(store: SqlSessionStore, session_id: str) -> None:
 async def check_rows(store: SqlSessionStore, repair: bool) -> list[Problem]:
     """The sessions whose message rows disagree with ``message_count``, repaired with ``repair``."""
 
-    def work(connection: sa.Connection) -> tuple[list[tuple[str, int, int, int]], list[tuple[str, int]]]:
+    def work(
+        connection: sa.Connection,
+    ) -> tuple[list[tuple[str, int, int, int]], list[tuple[str, int]], list[str]]:
         found = [(row[0], row[1], row[2], row[3]) for row in connection.execute(_mismatches(store))]
-        return found, [(row[0], row[1]) for row in connection.execute(_orphans(store))]
+        sessions = store._schema.sessions
+        ids = sa.select(sessions.c.id).where(sessions.c.updated_at != "").order_by(sessions.c.id)
+        orphans = [(row[0], row[1]) for row in connection.execute(_orphans(store))]
+        return found, orphans, [row[0] for row in connection.execute(ids)]
 
-    mismatched, orphans = await store._run("check", None, work)
+    mismatched, orphans, ids = await store._run("check", None, work)
     where = f"table {store.table!r}"
     problems = []
     for session_id, count, rows, top in mismatched:
@@ -85,4 +94,11 @@ async def check_rows(store: SqlSessionStore, repair: bool) -> list[Problem]:
     for session_id, rows in orphans:
         detail = f"{rows} message rows of a session that has no row: left as they are"
         problems.append(Problem("message_count", session_id, where, detail, False))
+    counted = {found[0] for found in mismatched}  # named above: their loads say the same
+    for session_id in ids:
+        if session_id not in counted:
+            try:
+                await store.load(session_id)
+            except CorruptSessionError as error:
+                problems.append(Problem("unreadable", session_id, where, f"{error}: left as it is", False))
     return problems

@@ -25,6 +25,15 @@ __all__ = ["parse_listing", "parse_metadata", "parse_session", "parse_tail", "wr
 
 _log = logging.getLogger("simulacra_session")
 
+#: What a load says of a row nesting deeper than the parser reads (128 levels), as the file
+#: store says it of a journal record: no save writes one, but an older release or a hand may.
+TOO_DEEP = "nests deeper than a load reads"
+
+
+def _why(error: ValueError) -> str:
+    """The parser's ``error`` in words: too deep, with its reason, or the reason alone."""
+    return f"{TOO_DEEP} ({error})" if str(error).startswith("nesting deeper than") else str(error)
+
 
 def parse_metadata(table: str, session_id: str, text: str) -> SessionMetadata:
     """The metadata of ``session_id`` from its row's JSON text."""
@@ -33,10 +42,11 @@ def parse_metadata(table: str, session_id: str, text: str) -> SessionMetadata:
         if not isinstance(stored, dict):
             raise ValueError("expected a JSON object")
         return metadata_from_stored(session_id, stored)
-    except (ValueError, ValidationError) as error:
-        raise CorruptSessionError(
-            f"corrupt session {session_id!r} in table {table!r}: invalid metadata: {error}"
-        ) from None
+    except ValidationError as error:
+        why = str(error)
+    except ValueError as error:
+        why = _why(error)
+    raise CorruptSessionError(f"corrupt session {session_id!r} in table {table!r}: invalid metadata: {why}")
 
 
 def parse_session(table: str, session_id: str, docs: Sequence[str]) -> StoredSession:
@@ -46,7 +56,7 @@ def parse_session(table: str, session_id: str, docs: Sequence[str]) -> StoredSes
     count the rows do not make: edited by hand) are a ``CorruptSessionError``, never loaded
     as the session: a truncate or an append would then remove or number the wrong ones.
     """
-    stored = _parse(table, session_id, docs)
+    stored = _parse(table, session_id, docs, range(len(docs) - 1))
     count = stored.metadata.message_count
     if len(stored.messages) != count or len(docs) - 1 != count:
         raise _miscounted(table, session_id, docs, stored, f"its metadata says {count}")
@@ -61,7 +71,7 @@ def parse_tail(
     numbered otherwise, or holding another number of messages, are a ``CorruptSessionError``
     as in ``parse_session`` (the statement bounds them by the ``message_count`` column)."""
     docs = [row[1] for row in rows]
-    stored = _parse(table, session_id, docs)
+    stored = _parse(table, session_id, docs, [row[0] for row in rows[1:]])
     stop = min(end, stored.metadata.message_count)
     start = max(0, stop - count)
     wanted = stop - start
@@ -75,15 +85,35 @@ def parse_tail(
     return stored
 
 
-def _parse(table: str, session_id: str, docs: Sequence[str]) -> StoredSession:
-    """The metadata (``docs[0]``) and the messages the other rows hold."""
+def _parse(table: str, session_id: str, docs: Sequence[str], seqs: Sequence[int]) -> StoredSession:
+    """The metadata (``docs[0]``) and the messages the other rows (numbered ``seqs``) hold."""
     metadata = parse_metadata(table, session_id, docs[0])
     try:
         history = loads("[" + ",".join(docs[1:]) + "]")
     except ValueError as error:
-        raise CorruptSessionError(f"corrupt session {session_id!r} in table {table!r}: {error}") from None
+        raise _unreadable(table, session_id, docs[1:], seqs, error) from None
     assert isinstance(history, list)
     return StoredSession(metadata, history)
+
+
+def _unreadable(
+    table: str, session_id: str, docs: Sequence[str], seqs: Sequence[int], error: ValueError
+) -> CorruptSessionError:
+    """The error naming the first message row that cannot be read, its number and why (the
+    rows are read as one array, so the parser's own position says nothing of which row).
+    Each row is read in an array of its own, as deep as in theirs: one 128 deep is named."""
+    where = f"corrupt session {session_id!r} in table {table!r}"
+    for seq, doc in zip(seqs, docs, strict=True):
+        try:
+            loads("[" + doc + "]")
+        except ValueError as fault:
+            return CorruptSessionError(f"{where}: its message {seq} {_why_row(fault)}")
+    return CorruptSessionError(f"{where}: {error}")  # each row reads: "[" + rows + "]" does not
+
+
+def _why_row(error: ValueError) -> str:
+    why = _why(error)
+    return why if why.startswith(TOO_DEEP) else f"cannot be read ({why})"
 
 
 def _miscounted(
