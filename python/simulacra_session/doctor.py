@@ -6,10 +6,12 @@ Kinds of problem (``Problem.kind``), the stores they concern, and what ``repair`
 - ``torn_tail`` (file): bytes after a journal's last record that verifies, an append cut
   short or damage (loads leave them out): cut off, a copy of the file kept first as
   ``{name}.corrupt-{time}`` when the bytes are damage (none for an append cut short).
-- ``unreadable`` (file): a session file that cannot be read: a damaged one, a FIFO or a
+- ``unreadable`` (file, SQL): a session file that cannot be read: a damaged one, a FIFO or a
   device is moved aside as ``{name}.corrupt-{time}``; a symlink, a directory, a file of a
   newer format version, a journal whose record nests deeper than a load reads (no save
-  writes one; release 0.1.0 did), or one the process may not read is left as it is.
+  writes one; release 0.1.0 did), or one the process may not read is left as it is. SQL: a
+  session whose metadata or a message row cannot be read (nesting deeper than a load reads,
+  say) is named, with the row, and left as it is.
 - ``set_aside`` (file): a ``*.corrupt-*`` file a save or a repair moved aside: never
   touched (look at it, then remove it).
 - ``temp_file`` (file): a temp file or fork index temp link that a killed writer left:

@@ -112,6 +112,7 @@ def _unreadable(
 
 
 def _why_row(error: ValueError) -> str:
+    """Why a message row cannot be read, in the words a journal record's fault has."""
     why = _why(error)
     return why if why.startswith(TOO_DEEP) else f"cannot be read ({why})"
 
