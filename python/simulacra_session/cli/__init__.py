@@ -22,20 +22,17 @@ package's ``__init__`` imports, it imports first).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import io
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from types import FrameType
+from collections.abc import Iterator, Sequence
 
 from ..errors import SessionError
 from .commands import parser
 from .output import drop, named, one_line, say
+from .signals import Terminated, interruptible
 from .urls import CommandError
 
 __all__ = ["main"]
@@ -108,74 +105,11 @@ def _standard_streams() -> Iterator[None]:
             dropped.close()
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised wherever the command is, so that what it was doing is undone as for
-    Ctrl-C. A ``KeyboardInterrupt``: asyncio passes it on as it does Ctrl-C's, where another
-    exception raised in its own code would be logged and dropped as a callback's error."""
-
-
-def _raising(error: type[KeyboardInterrupt]) -> Callable[[int, FrameType | None], None]:
-    """A signal's handler raising ``error`` where the command is; but one landing as a thread
-    is started (its pool not told of it yet: ``Thread.start`` runs it, then waits for it) is
-    raised as the event loop's next callback. Raised there, it left a worker of the loop's
-    executor out of the pool: ``asyncio.run`` returned without waiting for the work the
-    worker had taken, whose warnings then came after "terminated", no longer the command's."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if _starting_a_thread(frame):
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop to hand it to: a thread started outside one
-                raise error from None
-            loop.call_soon_threadsafe(_raise, error)
-            return
-        raise error
-
-    return handler
-
-
-def _starting_a_thread(frame: FrameType | None) -> bool:
-    """Whether ``frame`` or a caller's runs in the standard library's thread machinery
-    (``threading``, the executor's pool), where an exception can orphan a running thread.
-    Nothing is imported here: the signal may land in an import (the pool's, on Python 3.13)."""
-    pool = sys.modules.get("concurrent.futures.thread")
-    machinery = {threading.__file__, getattr(pool, "__file__", None)}
-    while frame is not None:
-        if frame.f_code.co_filename in machinery:
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _raise(error: type[KeyboardInterrupt]) -> None:
-    """A loop callback raising ``error``: asyncio passes a ``KeyboardInterrupt`` on."""
-    raise error
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    """Meanwhile, SIGTERM raises ``_Terminated`` and SIGINT ``KeyboardInterrupt`` (unless a
-    handler of the program's own is set for it) through ``_raising``, where Python lets a
-    handler be set: in the main thread (``main`` called in another keeps the process's)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    handlers = {signal.SIGTERM: _raising(_Terminated)}
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        handlers[signal.SIGINT] = _raising(KeyboardInterrupt)
-    kept = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
-    try:
-        yield
-    finally:
-        for signum, handler in kept.items():
-            signal.signal(signum, handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status. A standard output or error that failed
     is left writing to ``/dev/null``: what it held could not be written, and the process's
     exit would try again and fail (status 120)."""
-    with _standard_streams(), _interruptible():
+    with _standard_streams(), interruptible():
         return _stdout_flushed(_main(argv))
 
 
@@ -204,7 +138,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
         with report_warnings():
             status: int = args.run(args)
-    except _Terminated:
+    except Terminated:
         say("terminated")
         return 143  # 128 + SIGTERM, what a shell reports for a command the signal stopped
     except KeyboardInterrupt:

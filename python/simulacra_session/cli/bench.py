@@ -10,7 +10,6 @@ length, beside the floor measured on the same disk: appending one line and fdata
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import secrets
@@ -26,6 +25,7 @@ from ..manager import SessionManager
 from ..messages import Message
 from ..protocols import SessionStore
 from ..stores import FileSessionStore, InMemorySessionStore
+from . import signals
 from .output import named, print_text
 from .urls import CommandError
 
@@ -158,7 +158,7 @@ def _bench(args: argparse.Namespace) -> int:
         print_text(f"floor ({label} of a 1.5 KB line): p50 {floor_p50:9.1f} us   p99 {floor_p99:9.1f} us")
         print_text(f"{'messages':>9}  {'p50 us':>9}  {'p99 us':>9}  {'p50/floor':>9}")
         for length in lengths:
-            p50, p99 = asyncio.run(_autosave(*_store(args, root, length, fsync), length, args.rounds))
+            p50, p99 = signals.run(_autosave(*_store(args, root, length, fsync), length, args.rounds))
             ratio = p50 / floor_p50 if floor_p50 else float("inf")
             print_text(f"{length:>9}  {p50:9.1f}  {p99:9.1f}  {ratio:8.1f}x")
     return 0

@@ -5,7 +5,6 @@ The parser (``commands``) names these handlers and imports this module when one 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import os
 import sys
@@ -17,6 +16,7 @@ from ..errors import CorruptSessionError, StoreError
 from ..protocols import SessionStore
 from ..stores.file.layout import session_name
 from ..transfer import CopyStoreError, TransferResult, copy_sessions, export_sessions, import_sessions
+from . import signals
 from .export_output import export_output
 from .logged import unreadable_listed
 from .output import warn
@@ -161,4 +161,4 @@ def _copy(args: argparse.Namespace) -> int:
             raise CommandError(f"copy: {name} is empty: name a directory or a store URL")
     if printable(args.source) == printable(args.target):
         raise CommandError(f"{printable(args.source)}: copying a store onto itself")
-    return asyncio.run(run())
+    return signals.run(run())

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from ..errors import StoreError
+from . import signals
 
 if TYPE_CHECKING:
     from ..protocols import SessionStore
@@ -163,7 +164,6 @@ def store_url(given: str | None) -> str:
 def run_on(url: str, work: Callable[[SessionStore], Awaitable[int]], *, create: bool) -> int:
     """Open the store ``url`` names, run ``work`` on it, close it; its exit status. A store's
     failure (a refused connection, an unknown host, a missing table) is reported naming the URL."""
-    import asyncio
 
     async def run() -> int:
         opened = open_store(url, create=create)
@@ -178,7 +178,7 @@ def run_on(url: str, work: Callable[[SessionStore], Awaitable[int]], *, create: 
         finally:
             await opened.close()
 
-    return asyncio.run(run())
+    return signals.run(run())
 
 
 def on_store(work: Work, *, create: bool) -> Callable[[argparse.Namespace], int]:
