@@ -20,7 +20,7 @@ from ._shown import shown
 from .errors import CorruptSessionError, SessionError
 from .ids import validate_session_id
 from .models import StoredSession, metadata_from_stored
-from .stores._restore import check_restore
+from .stores._restore import checked_restore
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "Spool", "named_faults", "opened", "records", "spool"]
 
@@ -105,7 +105,8 @@ def _parse_record(line: bytes, at: str) -> StoredSession:
     messages = record["messages"]
     try:
         session_id = validate_session_id(record.get("id"))
-        metadata = check_restore(session_id, messages, metadata_from_stored(session_id, record["metadata"]))
+        stored = metadata_from_stored(session_id, record["metadata"])
+        metadata = checked_restore(session_id, messages, stored)[0]  # the messages: this line's list
     except (ValueError, SessionError) as error:
         raise CorruptSessionError(f"{at}: {error}") from None
     return StoredSession(metadata, messages)

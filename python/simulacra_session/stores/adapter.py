@@ -30,8 +30,8 @@ from ..models import (
     most_recent_first,
 )
 from ._cancellation import finish
-from ._codec import check_save_args, encode_messages, encode_metadata, listed_messages, page
-from ._restore import check_restore
+from ._codec import check_save_args, encode_messages, encode_metadata, page
+from ._restore import checked_restore
 
 __all__ = ["AdapterSessionStore", "SessionAdapter", "SessionRow"]
 
@@ -238,8 +238,7 @@ class AdapterSessionStore:
         """Upsert the session with ``messages`` and ``metadata`` as given, timestamps included
         (see ``RestorableSessionStore``). Nothing reaches the adapter when a value is not JSON,
         or when the row read is not at revision ``expected`` (``ConflictError``)."""
-        batch = listed_messages("restore", id, messages)  # read once: a generator, say
-        checked = check_restore(id, batch, metadata)
+        checked, batch = checked_restore(id, messages, metadata)
         encoded = encode_messages(id, batch)
         await finish(self._restore(checked, encoded, expected))
 

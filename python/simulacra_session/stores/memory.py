@@ -28,11 +28,10 @@ from ._codec import (
     check_truncation,
     decode_session,
     encode_messages,
-    listed_messages,
     page,
     stored_metadata,
 )
-from ._restore import check_restore
+from ._restore import checked_restore
 
 __all__ = ["InMemorySessionStore"]
 
@@ -218,8 +217,7 @@ class InMemorySessionStore:
         """Replace the session with ``messages`` and ``metadata`` as given, timestamps included
         (see ``RestorableSessionStore``); the old bytes stay on any error. ``ConflictError``
         unless the session is at revision ``expected`` (when given)."""
-        batch = listed_messages("restore", id, messages)  # read once: a generator, say
-        checked = check_restore(id, batch, metadata)
+        checked, batch = checked_restore(id, messages, metadata)
         entry = _Entry.of(checked, encode_messages(id, batch))
         with self._lock:
             previous = self._sessions.get(id)

@@ -47,9 +47,8 @@ from ._codec import (
     check_save_args,
     check_truncation,
     encode_messages,
-    listed_messages,
 )
-from ._restore import check_restore
+from ._restore import checked_restore
 from ._sql_engine import engine_for, failure, loop_turns, thread_turns, transient
 from ._sql_migrate import check_schema
 from ._sql_rows import parse_listing, parse_metadata, parse_session, parse_tail, write_rows
@@ -449,8 +448,7 @@ class SqlSessionStore:
     ) -> None:
         """Replace the session with ``messages`` and ``metadata`` as given, stamps included (see
         ``RestorableSessionStore``), in one transaction; over revision ``expected`` only, if given."""
-        batch = listed_messages("restore", id, messages)  # read once: a generator, say
-        checked = check_restore(id, batch, metadata)
+        checked, batch = checked_restore(id, messages, metadata)
         encoded = encode_messages(id, batch)
 
         def work(connection: sa.Connection) -> Revision:

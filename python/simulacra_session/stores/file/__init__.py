@@ -38,7 +38,8 @@ from ...models import (
     metadata_from_stored,
 )
 from .._cancellation import finish
-from .._codec import check_count, check_messages, check_metadata, check_save_args, listed_messages, page
+from .._codec import check_count, check_metadata, check_save_args, listed_messages, page
+from .._restore import checked_restore
 from . import journal, restore, tail
 from .appends import append_locked, append_now, revision_of
 from .case import CaseGuard
@@ -427,9 +428,8 @@ class FileSessionStore:
     ) -> None:
         """Write the session as given, stamps included (``RestorableSessionStore``), as saves
         write; with ``expected``, only over the session at that revision (``ConflictError``)."""
-        check_messages("restore", id, messages)
-        args = (self, id, builtins.list(messages), metadata, expected)
-        await finish(asyncio.to_thread(restore.restore_sync, *args))
+        checked, batch = checked_restore(id, messages, metadata)
+        await finish(asyncio.to_thread(restore.restore_sync, self, id, batch, checked, expected))
 
     async def convert(self, id: str, format: FileFormat | None = None) -> bool:
         """Rewrite session ``id`` in ``format`` (the store's by default) and remove its other file.

@@ -12,7 +12,6 @@ from ...ids import validate_session_id
 from ...messages import JsonObject
 from ...models import Revision, SessionMetadata
 from .._cancellation import finish
-from .._restore import check_restore
 from .rewrite import rewrite_session
 
 if TYPE_CHECKING:
@@ -28,17 +27,17 @@ def restore_sync(
     metadata: SessionMetadata,
     expected: Revision | None = None,
 ) -> None:
-    """Write the session exactly as given, its stamps included (in a worker thread).
+    """Write the session exactly as given, its stamps included (in a worker thread), once
+    ``checked_restore`` has passed them (``messages`` a list of the store's own).
 
     A ``.json`` document keeps whole milliseconds (rounded up, as ``convert`` writes them).
     ``expected``: only over the session at that revision (``ConflictError`` otherwise, and
     when it is gone), checked under the locks of the write: a rewrite of what was read
     (``doctor``'s detach) loses no append, and brings back no session deleted, meanwhile.
     """
-    checked = check_restore(session_id, messages, metadata)
-    given: Mapping[str, Any] = checked.to_json_dict()
+    given: Mapping[str, Any] = metadata.to_json_dict()
     with store._locks.held(session_id):
-        rewrite_session(store, session_id, list(messages), given, mode="restore", expected=expected)
+        rewrite_session(store, session_id, messages, given, mode="restore", expected=expected)
 
 
 def compact_sync(store: FileSessionStore, session_id: str) -> bool:
