@@ -11,19 +11,19 @@ docker take them), for every command that names sessions (``show``, ``tree``, ``
   (``delete -y a``) must not name whatever session happens to start with it.
 
 An id a session has costs one check (a command's own ``load``, or ``exists``) and nothing more.
-Only one that is not looked for among the ids: a file store's are its file names (the
-directory read, no file opened), another store's its listing, a page at a time."""
+Only one that is not is looked for among the ids, with the store's ``ids_starting`` where it
+has one (the file store reads its file names, no file opened; the SQL store its ids, in one
+query: a session saved meanwhile is found, where a listing a page at a time, by recency,
+missed one moving to its front), else in its listing, a page at a time."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
 
 from ..errors import CorruptSessionError, SessionNotFoundError
 from ..ids import validate_session_id
 from ..protocols import SessionStore, TailReadingStore
-from ..stores import FileSessionStore
-from ..stores.file.layout import session_name
 from .output import clean
 from .urls import CommandError
 
@@ -96,17 +96,19 @@ def _one(prefix: str, found: Iterable[str]) -> str:
     return matching[0]
 
 
+@runtime_checkable
+class _LooksUpPrefixes(Protocol):
+    """A store finding the ids that start with a prefix itself (the file and SQL stores)."""
+
+    async def ids_starting(self, prefix: str) -> list[str]: ...
+
+
 async def _ids_starting(store: SessionStore, prefixes: Sequence[str]) -> list[str]:
-    """The ids of ``store`` that start with one of ``prefixes``: a file store's file names (the
-    directory read once: no file opened, none skipped as unreadable), another's listing."""
+    """The ids of ``store`` that start with one of ``prefixes``: its ``ids_starting`` of each
+    (none skipped as unreadable), else its listing's."""
+    if isinstance(store, _LooksUpPrefixes):
+        return list({found for prefix in prefixes for found in await store.ids_starting(prefix)})
     starts = tuple(prefixes)
-    if isinstance(store, FileSessionStore):
-        try:
-            names = os.listdir(store.root)
-        except FileNotFoundError:
-            return []
-        named = (session_name(name) for name in names)  # a file name may spell its id otherwise
-        return list({found[0] for found in named if found is not None and found[0].startswith(starts)})
     ids: set[str] = set()
     offset = 0
     while True:

@@ -35,6 +35,7 @@ __all__ = [
     "check_messages",
     "check_metadata",
     "check_page",
+    "check_prefix",
     "check_save_args",
     "check_truncation",
     "decode_session",
@@ -227,6 +228,13 @@ def check_page(limit: int | None, offset: int) -> None:
     _check_int("offset", offset)
     if offset < 0 or (limit is not None and limit < 0):
         raise ValueError(f"limit and offset must not be negative, got limit={limit} offset={offset}")
+
+
+def check_prefix(prefix: object) -> None:
+    """``TypeError`` naming the type unless ``prefix`` (of the ids looked for) is a ``str``:
+    any, one that no id can start with matching none."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"ids_starting: prefix must be a str, not a {type(prefix).__name__}")
 
 
 def page(sessions: list[SessionMetadata], limit: int | None, offset: int) -> list[SessionMetadata]:

@@ -262,6 +262,9 @@ class Schema:
             ),
             chain=self._chain(dialect, sid),
             listing=sa.select(sessions.c.id, metadata).order_by(sessions.c.updated_at.desc(), sessions.c.id),
+            ids_starting=sa.select(sessions.c.id).where(
+                sa.func.substr(sessions.c.id, 1, sa.bindparam("b_length", type_=sa.Integer)) == sid
+            ),
         )
 
 
@@ -276,7 +279,8 @@ class Statements:
     row instead of failing or deadlocking. The placeholder (``updated_at`` empty) never
     outlives the transaction. ``lock`` then reads the row. ``tail`` binds ``b_count`` and
     ``b_end`` (see ``Schema._tail``); ``cut_messages`` removes the messages from position
-    ``b_kept`` on.
+    ``b_kept`` on. ``ids_starting`` selects the ids whose first ``b_length`` characters are
+    ``sid`` (compared as ids are, case-sensitively; a ``LIKE`` ignores case on SQLite).
     """
 
     claim: sa.Executable
@@ -290,6 +294,7 @@ class Statements:
     cut_messages: sa.Delete
     chain: sa.CompoundSelect[str, int, str]
     listing: sa.Select[str, str]
+    ids_starting: sa.Select[str]
 
 
 def _insert_if_absent(dialect: str, table: sa.Table, values: dict[str, Any], key: str) -> sa.Executable:

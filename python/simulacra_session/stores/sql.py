@@ -44,6 +44,7 @@ from ._cancellation import finish
 from ._codec import (
     check_count,
     check_page,
+    check_prefix,
     check_save_args,
     check_truncation,
     encode_messages,
@@ -309,6 +310,18 @@ class SqlSessionStore:
         if limit is not None:
             statement = statement.limit(min(limit, _NO_LIMIT))
         return await self._listing("list", None, statement)
+
+    async def ids_starting(self, prefix: str) -> builtins.list[str]:
+        """The ids of the sessions whose id starts with ``prefix``, sorted as Python sorts them
+        (the database's collation may not): the ids alone read, in one query (the command
+        line's lookup of an id by a prefix of it)."""
+        check_prefix(prefix)
+        bound = {"sid": prefix, "b_length": len(prefix)}
+
+        def work(connection: sa.Connection) -> builtins.list[str]:
+            return sorted(row[0] for row in connection.execute(self._sql.ids_starting, bound))
+
+        return await self._run("ids_starting", None, work)
 
     async def forks(self, id: str) -> builtins.list[SessionMetadata]:
         """Metadata of the sessions whose ``parent_id`` is ``id``, most recent first (an index lookup)."""

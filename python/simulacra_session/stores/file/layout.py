@@ -130,6 +130,16 @@ class Layout:
                 newest = (mtime, name, file_format)
         return None if newest is None else newest[1:]
 
+    def ids_starting(self, prefix: str) -> list[str]:
+        """The ids of the root's session files whose id starts with ``prefix``, in order: the
+        names read, no file opened (a session that cannot be read is one too); none, no root."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        found = (session_name(name) for name in names)
+        return sorted({named[0] for named in found if named is not None and named[0].startswith(prefix)})
+
     def make_root(self, fsync: bool) -> str:
         """Create the root (with exactly ``dir_mode``) and missing parents (as the umask says),
         durably with ``fsync``; returns the root. A root found is made durable in its parent
