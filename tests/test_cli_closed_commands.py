@@ -2,7 +2,8 @@
 ``doctor --repair``), ``doctor`` and ``bench``, run in a real process whose stdout cannot be
 written: closed (``>&-``) or full (``>/dev/full``, buffered or not). Each fails as ``list``
 does (``test_cli_closed``): exit 2, one stderr line naming stdout, nothing else: no traceback,
-no "Exception ignored".
+no "Exception ignored"; on a store holding an unreadable session, a whole-store ``copy`` or
+``compact`` warns of it first, on the line before.
 
 What the store holds then is the command's whole work, committed (read back here, in another
 process): every one of them prints its report only once its work is done (its warnings and
@@ -14,6 +15,7 @@ becomes 2 naming stdout). Exit 2 says the report was lost, not that nothing was 
 from __future__ import annotations
 
 import os
+import re
 import select
 import shlex
 import subprocess
@@ -208,6 +210,44 @@ def test_a_repair_is_done_though_its_report_is_lost(tmp_path: Path, stdout: _Std
     assert data == before["torn.jsonl"]
     found = run_cli("--store", str(root), "doctor", "--json").json()["problems"]
     assert [(problem["kind"], problem["repaired"]) for problem in found] == [("set_aside", False)]
+
+
+def _whole_store(command: str, root: Path, target: Path) -> list[str]:
+    """The arguments of ``command`` (``copy`` to ``target``, or ``compact``) on all ``root``."""
+    return ["copy", str(root), str(target)] if command == "copy" else ["--store", str(root), "compact"]
+
+
+@pytest.mark.parametrize("command", ["copy", "compact"])
+@_EACH_STDOUT
+def test_a_whole_store_copy_or_compaction_past_an_unreadable_session_is_done_though_its_report_is_lost(
+    tmp_path: Path, stdout: _Stdout, command: str
+) -> None:
+    """``ok`` (its journal holding superseded records) is copied, or compacted, ``torn`` left
+    as it is: named on stderr as the listing skips it, before the report ("left out 1
+    unreadable") is printed, which fails: the warning, then the line naming stdout, and exit 2,
+    not the 1 of a damaged store's run whose report is printed."""
+    root, target, torn = tmp_path / "s", tmp_path / "d", tmp_path / "s" / "torn.jsonl"
+    torn_store(root)
+    superseded_records(root / "ok.jsonl", 50)
+    before, readable = _files(root), store_snapshot(str(root))
+    assert [entry[0] for entry in readable] == ["ok"]
+    status, out, err = run_redirected(
+        stdout.redirect, *_whole_store(command, root, target), buffered=stdout.buffered
+    )
+    warning = f"simulacra-session: warning: skipping session file {torn}: corrupt session file {torn}: "
+    assert (status, out) == (2, b"")
+    failed = f"simulacra-session: stdout: {stdout.strerror}"
+    assert re.fullmatch(f"{re.escape(warning)}.*\n{re.escape(failed)}\n", err), err
+    after = _files(root)
+    assert after.pop("torn.jsonl") == before.pop("torn.jsonl")
+    if command == "copy":
+        assert after == before  # the source, as it was
+        assert store_snapshot(str(target)) == readable
+        _healthy(str(target))  # nothing of torn's there
+    else:
+        assert list(after) == ["ok.jsonl"]  # no temp file left
+        assert len(after["ok.jsonl"].splitlines()) == 3  # header, its message, commit record
+        assert store_snapshot(str(root)) == readable
 
 
 _BENCH = ["bench", "--no-fsync", "--lengths", "1", "--rounds", "1"]
