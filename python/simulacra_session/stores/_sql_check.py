@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ..doctor import Problem
 from ..errors import CorruptSessionError
 from ._sql_rows import write_rows
+from ._sql_schema import CLAIMED
 from .sql import SqlSessionStore
 
 __all__ = ["check_rows"]
@@ -39,7 +40,7 @@ def _mismatches(store: SqlSessionStore) -> sa.Select[str, int, int, int]:
     return (
         sa.select(sessions.c.id, sessions.c.message_count, rows, top)
         .select_from(sessions.outerjoin(counts, counts.c.session_id == sessions.c.id))
-        .where(sessions.c.updated_at != "", sa.or_(rows != sessions.c.message_count, top != rows - 1))
+        .where(sessions.c.updated_at != CLAIMED, sa.or_(rows != sessions.c.message_count, top != rows - 1))
         .order_by(sessions.c.id)
     )
 
@@ -78,7 +79,7 @@ async def check_rows(store: SqlSessionStore, repair: bool) -> list[Problem]:
     ) -> tuple[list[tuple[str, int, int, int]], list[tuple[str, int]], list[str]]:
         found = [(row[0], row[1], row[2], row[3]) for row in connection.execute(_mismatches(store))]
         sessions = store._schema.sessions
-        ids = sa.select(sessions.c.id).where(sessions.c.updated_at != "").order_by(sessions.c.id)
+        ids = sa.select(sessions.c.id).where(sessions.c.updated_at != CLAIMED).order_by(sessions.c.id)
         orphans = [(row[0], row[1]) for row in connection.execute(_orphans(store))]
         return found, orphans, [row[0] for row in connection.execute(ids)]
 

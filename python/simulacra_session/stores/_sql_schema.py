@@ -35,6 +35,7 @@ from sqlalchemy.sql.compiler import TypeCompiler
 
 __all__ = [
     "CHAIN_DEPTH",
+    "CLAIMED",
     "DIALECTS",
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
@@ -50,6 +51,9 @@ DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
 #: Ancestors one ``chain`` statement follows at most: below MySQL's default
 #: ``cte_max_recursion_depth`` (1000), and a bound on what a corrupt cycle makes it read.
 CHAIN_DEPTH = 500
+#: The ``updated_at`` of a row a write has claimed, not yet written (``Statements.claim``):
+#: no session. It never outlives the write's transaction, where reads meet it.
+CLAIMED = ""
 #: The longest name made from it, ``ix_{table}_updated_at``, stays within PostgreSQL's 63.
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 
@@ -234,7 +238,7 @@ class Schema:
         statement construction, and their compiled form is cached."""
         sessions, messages = self.sessions, self.messages
         sid: sa.BindParameter[str] = sa.bindparam("sid")
-        claim_values = {"id": sid, "updated_at": "", "message_count": 0, "metadata": "{}"}
+        claim_values = {"id": sid, "updated_at": CLAIMED, "message_count": 0, "metadata": "{}"}
         metadata = self.as_text(dialect, sessions.c.metadata)
         return Statements(
             claim=_insert_if_absent(dialect, sessions, claim_values, "id"),

@@ -15,7 +15,7 @@ from ..errors import StoreError
 from ..models import Revision
 from ._sql_engine import failure
 from ._sql_rows import parse_metadata
-from ._sql_schema import Statements
+from ._sql_schema import CLAIMED, Statements
 
 __all__ = [
     "LOCK_WAIT_SECONDS",
@@ -66,7 +66,7 @@ def revision_under_lock(
     finally:
         if mysql:  # a session setting: the pooled connection goes back as it was
             connection.execute(sa.text("SET SESSION innodb_lock_wait_timeout = DEFAULT"))
-    return None if updated_at == "" else Revision.of(parse_metadata(table, session_id, text))
+    return None if updated_at == CLAIMED else Revision.of(parse_metadata(table, session_id, text))
 
 
 def settle(

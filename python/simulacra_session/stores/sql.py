@@ -53,7 +53,7 @@ from ._restore import checked_restore
 from ._sql_engine import engine_for, failure, loop_turns, thread_turns, transient
 from ._sql_migrate import check_schema
 from ._sql_rows import parse_listing, parse_metadata, parse_session, parse_tail, write_rows
-from ._sql_schema import DIALECTS, Schema, check_table_name
+from ._sql_schema import CLAIMED, DIALECTS, Schema, check_table_name
 from ._sql_unsure import UNKNOWN, Landed, Unknown, gone, is_revision, revision_under_lock, settle
 
 __all__ = ["SqlSessionStore"]
@@ -282,7 +282,7 @@ class SqlSessionStore:
         ``ConflictError`` (the transaction rolls back) unless it is at revision ``expected``."""
         connection.execute(self._sql.claim, {"sid": session_id})
         updated_at, text = connection.execute(self._sql.lock, {"sid": session_id}).one()
-        existing = None if updated_at == "" else parse_metadata(self._table, session_id, text)
+        existing = None if updated_at == CLAIMED else parse_metadata(self._table, session_id, text)
         check_revision(session_id, expected, None if existing is None else Revision.of(existing))
         return existing
 
