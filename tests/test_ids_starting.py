@@ -33,7 +33,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileSessio
         yield sql
 
 
-def test_the_ids_starting_with_a_prefix_sorted_as_python_sorts(store: FileSessionStore | SqlSessionStore) -> None:
+def test_the_ids_starting_with_a_prefix_sorted_as_python_sorts(
+    store: FileSessionStore | SqlSessionStore,
+) -> None:
     assert run(store.ids_starting("abcd")) == []  # none saved yet (a file store: no root)
     for session_id in IDS:
         run(store.save(session_id, [msg(session_id)]))
@@ -46,6 +48,16 @@ def test_the_ids_starting_with_a_prefix_sorted_as_python_sorts(store: FileSessio
     assert run(store.ids_starting("")) == sorted(IDS)
     run(store.delete("abcde"))
     assert run(store.ids_starting("abcde")) == []
+
+
+@pytest.mark.parametrize("prefix", ["é", "ab\x00", "a\ud800", ".ab", "a" * 129, "ab%", "ab cd"])
+def test_a_prefix_no_id_can_start_with_matches_none(
+    store: FileSessionStore | SqlSessionStore, prefix: str
+) -> None:
+    """Not an error where the database cannot compare it (MySQL's ids are ASCII, PostgreSQL's
+    text holds no NUL, no driver sends a lone surrogate)."""
+    run(store.save("abcd", [msg("x")]))
+    assert run(store.ids_starting(prefix)) == []
 
 
 @pytest.mark.parametrize("prefix", [None, b"abcd", 4])

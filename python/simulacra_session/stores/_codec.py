@@ -26,7 +26,7 @@ from pydantic_core import PydanticSerializationError
 
 from .._backend import dumps, loads
 from ..errors import CorruptSessionError, SerializationError
-from ..ids import validate_session_id
+from ..ids import SESSION_ID_PATTERN, validate_session_id
 from ..messages import JsonObject, check_many
 from ..models import SessionMetadata, StoredSession, dump_metadata, metadata_from_stored
 
@@ -35,7 +35,6 @@ __all__ = [
     "check_messages",
     "check_metadata",
     "check_page",
-    "check_prefix",
     "check_save_args",
     "check_truncation",
     "decode_session",
@@ -45,6 +44,7 @@ __all__ = [
     "listed_messages",
     "page",
     "plain_messages",
+    "starts_ids",
     "stored_metadata",
 ]
 
@@ -230,11 +230,14 @@ def check_page(limit: int | None, offset: int) -> None:
         raise ValueError(f"limit and offset must not be negative, got limit={limit} offset={offset}")
 
 
-def check_prefix(prefix: object) -> None:
-    """``TypeError`` naming the type unless ``prefix`` (of the ids looked for) is a ``str``:
-    any, one that no id can start with matching none."""
+def starts_ids(prefix: object) -> bool:
+    """Whether an id can start with ``prefix`` (of the ids looked for): ``""``, or a valid id
+    itself, as every start of one is. One that cannot matches none, and is looked for nowhere
+    (a database may refuse it: MySQL's ids are ASCII, PostgreSQL's text holds no NUL).
+    ``TypeError`` naming the type unless it is a ``str``."""
     if not isinstance(prefix, str):
         raise TypeError(f"ids_starting: prefix must be a str, not a {type(prefix).__name__}")
+    return prefix == "" or SESSION_ID_PATTERN.fullmatch(prefix) is not None
 
 
 def page(sessions: list[SessionMetadata], limit: int | None, offset: int) -> list[SessionMetadata]:

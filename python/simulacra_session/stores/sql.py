@@ -38,10 +38,10 @@ from ._cancellation import finish
 from ._codec import (
     check_count,
     check_page,
-    check_prefix,
     check_save_args,
     check_truncation,
     encode_messages,
+    starts_ids,
 )
 from ._restore import checked_restore
 from ._sql_engine import engine_for
@@ -173,7 +173,8 @@ class SqlSessionStore:
         """The ids of the sessions whose id starts with ``prefix``, sorted as Python sorts them
         (the database's collation may not): the ids alone read, in one query (the command
         line's lookup of an id by a prefix of it)."""
-        check_prefix(prefix)
+        if not starts_ids(prefix):
+            return []
         bound = {"sid": prefix, "b_length": len(prefix)}
 
         def work(connection: sa.Connection) -> builtins.list[str]:

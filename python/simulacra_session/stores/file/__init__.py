@@ -38,7 +38,7 @@ from ...models import (
     metadata_from_stored,
 )
 from .._cancellation import finish
-from .._codec import check_count, check_metadata, check_prefix, check_save_args, listed_messages, page
+from .._codec import check_count, check_metadata, check_save_args, listed_messages, page, starts_ids
 from .._restore import checked_restore
 from . import journal, restore, tail
 from .appends import append_locked, append_now, revision_of
@@ -331,7 +331,8 @@ class FileSessionStore:
     async def ids_starting(self, prefix: str) -> builtins.list[str]:
         """The ids of the sessions whose id starts with ``prefix``, sorted: the file names
         alone read, no file opened (the command line's lookup of an id by a prefix of it)."""
-        check_prefix(prefix)
+        if not starts_ids(prefix):
+            return []
         return await asyncio.to_thread(self._layout.ids_starting, prefix)
 
     async def load(self, id: str) -> StoredSession | None:
