@@ -11,7 +11,7 @@ docker take them), for every command that names sessions (``show``, ``tree``, ``
   (``delete -y a``) must not name whatever session happens to start with it.
 
 An id a session has costs one check (a command's own ``load``, or ``exists``) and nothing more.
-Only one that is not is looked for among the ids, with the store's ``ids_starting`` where it
+An id no session has is then looked for among the ids: with the store's ``ids_starting`` where it
 has one (the file store reads its file names, no file opened; the SQL store its ids, in one
 query: a session saved meanwhile is found, where a listing a page at a time, by recency,
 missed one moving to its front), else in its listing, a page at a time."""
