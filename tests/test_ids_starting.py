@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from cli_runs import torn_store
-from simulacra_session import FileSessionStore, SessionMetadata
-from simulacra_session.cli.prefixes import full_id
+from simulacra_session import FileSessionStore, InMemorySessionStore, SessionMetadata
+from simulacra_session.cli.prefixes import full_id, full_ids
+from simulacra_session.cli.urls import CommandError
 from simulacra_session.stores.sql import SqlSessionStore
 from simulacra_session.testing import msg, run
 from test_store_sql import BACKENDS, open_store
@@ -91,3 +92,21 @@ def test_the_command_line_finds_by_prefix_a_session_saved_as_it_looks(tmp_path: 
 
         store.list = saved_meanwhile  # type: ignore[method-assign]
         assert run(full_id(store, "targ")) == "target-session"
+
+
+def test_a_store_without_ids_starting_is_looked_through_by_its_listing() -> None:
+    """The command line's lookup on any store (the memory store has no ``ids_starting``): its
+    listing, a page at a time (1,000 sessions, so more than one page)."""
+    store = InMemorySessionStore()
+    run(store.save("target-session", [msg("x")]))  # the last listed, the oldest
+    for number in range(1000):
+        run(store.save(f"other-{number:04}", [msg("x")]))
+    run(store.save("zeta-session", [msg("x")]))  # the first listed, the newest
+    assert run(full_id(store, "targ")) == "target-session"
+    assert run(full_ids(store, ["zeta", "other-0999", "targ"])) == [
+        "zeta-session",
+        "other-0999",
+        "target-session",
+    ]
+    with pytest.raises(CommandError, match="other-0 is ambiguous: 1000 sessions start with it: other-0000,"):
+        run(full_id(store, "other-0"))
