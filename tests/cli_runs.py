@@ -16,7 +16,7 @@ from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from unittest import mock
 
 import pytest
@@ -25,6 +25,9 @@ from session_samples import Snapshot, message, populate, server_url, snapshot, s
 from simulacra_session import FileSessionStore
 from simulacra_session.cli import main
 from simulacra_session.cli.urls import open_store
+
+if TYPE_CHECKING:
+    from _typeshed import TraceFunction  # what sys.settrace takes, in the stubs only
 
 __all__ = [
     "KINDS",
@@ -268,10 +271,10 @@ class InterruptAt:
                 sys.settrace(None)
                 gc.collect()
 
-    def __call__(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+    def __call__(self, frame: FrameType, event: str, arg: object) -> TraceFunction | None:
         return self.line if frame.f_code.co_filename == self.file else None
 
-    def line(self, frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+    def line(self, frame: FrameType, event: str, arg: object) -> TraceFunction:
         if event == "line" and not self.raised and frame.f_lineno not in self.spared and self.after():
             if self.left == 0:
                 self.raised = True

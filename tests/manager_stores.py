@@ -4,7 +4,7 @@ and a manager watched for the ``lifecycle_error`` events of its failed auto-save
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -14,17 +14,21 @@ from simulacra_session import (
     JsonObject,
     LifecycleErrorEvent,
     Message,
+    Revision,
     SessionManager,
     SessionStore,
     SimpleConversation,
 )
 from simulacra_session.testing import msg
 
-__all__ = ["SlowStore", "Talk", "Watched"]
+__all__ = ["SlowStore", "StoreWrite", "Talk", "Watched"]
 
 
 class SlowStore(InMemorySessionStore):
-    """A real in-memory store whose saves take time and are counted, to observe queuing."""
+    """A real in-memory store whose saves take time and are counted, to observe queuing.
+
+    Its writes take ``expected`` and return the ``Revision``, as its base's do: it is a
+    ``RevisionedSessionStore`` (``checks_revisions``), to which a manager passes revisions."""
 
     def __init__(self, delay: float = 0.01) -> None:
         super().__init__()
@@ -36,15 +40,26 @@ class SlowStore(InMemorySessionStore):
         self.appended: list[int] = []  # how many messages each append added
 
     async def save(
-        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        await self._write(super().save, id, messages, metadata)
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        return await self._write(super().save, id, messages, metadata, expected)
 
     async def append(
-        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        await self._write(super().append, id, messages, metadata)
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
+        revision = await self._write(super().append, id, messages, metadata, expected)
         self.appended.append(len(messages))
+        return revision
 
     @property
     def appends(self) -> int:
@@ -53,23 +68,39 @@ class SlowStore(InMemorySessionStore):
 
     async def _write(
         self,
-        write: Callable[[str, Sequence[JsonObject], Mapping[str, Any] | None], Awaitable[None]],
+        write: StoreWrite,
         id: str,
         messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None,
-    ) -> None:
+        expected: Revision | None,
+    ) -> Revision:
         self.active[id] = self.active.get(id, 0) + 1
         self.max_active = max(self.max_active, self.active[id])
         try:
             await asyncio.sleep(self.delay)
             if self.fail_with is not None:
                 raise self.fail_with
-            await write(id, messages, metadata)
+            revision = await write(id, messages, metadata, expected=expected)
             stored = await super().load(id)
             assert stored is not None
             self.saves.append((id, len(stored.messages)))
+            return revision
         finally:
             self.active[id] -= 1
+
+
+class StoreWrite(Protocol):
+    """The ``save`` or the ``append`` of an ``InMemorySessionStore``, as ``SlowStore._write``
+    calls it."""
+
+    def __call__(
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Awaitable[Revision]: ...
 
 
 class Talk(Conversation, Protocol):

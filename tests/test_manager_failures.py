@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from manager_stores import SlowStore
+from manager_stores import SlowStore, StoreWrite
 from simulacra_session import (
     FileSessionStore,
     InMemorySessionStore,
@@ -44,15 +44,16 @@ class GatedMemoryStore(SlowStore):
 
     async def _write(
         self,
-        write: Callable[[str, Sequence[JsonObject], Mapping[str, Any] | None], Awaitable[None]],
+        write: StoreWrite,
         id: str,
         messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None,
-    ) -> None:
+        expected: Revision | None,
+    ) -> Revision:
         await self.opened.wait()
         if metadata and "vetoed" in metadata:
             raise InvalidMetadataError(f"session {id}: vetoed={metadata['vetoed']!r} is refused here")
-        await super()._write(write, id, messages, metadata)
+        return await super()._write(write, id, messages, metadata, expected)
 
 
 class GatedFileStore(FileSessionStore):

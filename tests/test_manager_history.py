@@ -18,7 +18,9 @@ from simulacra_session import (
     InMemorySessionStore,
     JsonObject,
     Message,
+    Revision,
     SessionManager,
+    SessionStore,
     SimpleConversation,
     StoredSession,
 )
@@ -99,14 +101,15 @@ async def test_messages_that_are_not_objects_are_saved_labelled_and_forked() -> 
     ``AttributeError`` (the auto-save raising into the conversation)."""
     store = InMemorySessionStore()
     conversation = ListConversation()
-    manager = SessionManager(store, conversation)  # type: ignore[arg-type]
+    manager = SessionManager(store, conversation)
     session_id = manager.start_new()
-    conversation.add(["item", 1])  # type: ignore[arg-type]
-    conversation.add(user("hello there"), 7)  # type: ignore[arg-type]
+    conversation.add(["item", 1])  # type: ignore[arg-type]  # deliberately not a JsonObject
+    conversation.add(user("hello there"), 7)  # type: ignore[arg-type]  # deliberately not one
     await manager.flush()
     stored = await store.load(session_id)
     assert stored is not None
-    assert (stored.messages[0], stored.messages[-1], stored.metadata.label) == (["item", 1], 7, "hello there")
+    messages: Sequence[object] = stored.messages  # typed JsonObject; here they are not
+    assert (messages[0], messages[-1], stored.metadata.label) == (["item", 1], 7, "hello there")
     fork = await manager.fork(session_id)
     forked = await store.load(fork)
     assert forked is not None
@@ -118,7 +121,7 @@ async def test_an_auto_save_at_message_10001_appends_one_message(kind: type[List
     assert isinstance(kind(), AppendOnlyConversation) == (kind is ViewConversation)
     store = SlowStore(delay=0)
     conversation = kind()
-    manager = SessionManager(store, conversation)  # type: ignore[arg-type]
+    manager = SessionManager(store, conversation)
     session_id = manager.start_new()
     conversation.add(*[user(f"m{index}") for index in range(10_000)])
     await manager.flush()
@@ -138,7 +141,7 @@ async def test_an_auto_save_at_message_10001_appends_one_message(kind: type[List
 async def test_a_history_changed_before_its_end_is_rewritten(kind: type[ListConversation]) -> None:
     store = SlowStore(delay=0)
     conversation = kind()
-    manager = SessionManager(store, conversation)  # type: ignore[arg-type]
+    manager = SessionManager(store, conversation)
     session_id = manager.start_new()
     conversation.add(user("one"), assistant("two"))
     await manager.flush()
@@ -155,18 +158,35 @@ async def test_a_history_changed_before_its_end_is_rewritten(kind: type[ListConv
 
 
 @pytest.mark.parametrize("base", [InMemorySessionStore, FileSessionStore])
-async def test_a_subclass_overriding_append_has_it_called(tmp_path: Path, base: type[Any]) -> None:
+async def test_a_subclass_overriding_append_has_it_called(tmp_path: Path, base: type[SessionStore]) -> None:
     """An auto-save calls the ``append`` of the store's own class."""
     calls: list[int] = []
 
-    class Counting(base):  # type: ignore[misc,valid-type]
+    class CountingMemory(InMemorySessionStore):
         async def append(
-            self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
-        ) -> None:
+            self,
+            id: str,
+            messages: Sequence[JsonObject],
+            metadata: Mapping[str, Any] | None = None,
+            *,
+            expected: Revision | None = None,
+        ) -> Revision:
             calls.append(len(messages))
-            await super().append(id, messages, metadata)
+            return await super().append(id, messages, metadata, expected=expected)
 
-    store = Counting() if base is InMemorySessionStore else Counting(tmp_path)
+    class CountingFile(FileSessionStore):
+        async def append(
+            self,
+            id: str,
+            messages: Sequence[JsonObject],
+            metadata: Mapping[str, Any] | None = None,
+            *,
+            expected: Revision | None = None,
+        ) -> Revision:
+            calls.append(len(messages))
+            return await super().append(id, messages, metadata, expected=expected)
+
+    store = CountingMemory() if base is InMemorySessionStore else CountingFile(tmp_path)
     conversation = SimpleConversation()
     manager = SessionManager(store, conversation)
     session_id = manager.start_new()
@@ -250,16 +270,26 @@ class LoadCountingStore(InMemorySessionStore):
         return await super().load(id)
 
     async def save(
-        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
-    ) -> None:
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
         self._check_disk()
-        await super().save(id, messages, metadata)
+        return await super().save(id, messages, metadata, expected=expected)
 
     async def append(
-        self, id: str, messages: Sequence[JsonObject], metadata: Mapping[str, Any] | None = None
-    ) -> None:
+        self,
+        id: str,
+        messages: Sequence[JsonObject],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        expected: Revision | None = None,
+    ) -> Revision:
         self._check_disk()
-        await super().append(id, messages, metadata)
+        return await super().append(id, messages, metadata, expected=expected)
 
     def _check_disk(self) -> None:
         if self.fail_saves:
