@@ -31,6 +31,7 @@ from ..messages import JsonObject, check_many
 from ..models import SessionMetadata, StoredSession, dump_metadata, metadata_from_stored
 
 __all__ = [
+    "TOO_DEEP",
     "check_count",
     "check_messages",
     "check_metadata",
@@ -46,7 +47,18 @@ __all__ = [
     "plain_messages",
     "starts_ids",
     "stored_metadata",
+    "too_deep",
 ]
+
+#: What a load says of a stored value nesting deeper than the parser reads (128 levels), in a
+#: journal record or an SQL row: no save writes one now (release 0.1.0 or a hand may have),
+#: and it is not damage: no repair reads it better, so the store checks leave it as it is.
+TOO_DEEP = "nests deeper than a load reads"
+
+
+def too_deep(fault: str) -> bool:
+    """Whether the parser's ``fault`` is its nesting limit (see ``TOO_DEEP``)."""
+    return fault.startswith("nesting deeper than")
 
 
 def check_save_args(

@@ -14,7 +14,7 @@ from .._backend import loads
 from ..errors import CorruptSessionError
 from ..models import SessionMetadata, StoredSession, metadata_from_stored
 from ..timestamps import format_timestamp
-from ._codec import encode_metadata
+from ._codec import TOO_DEEP, encode_metadata, too_deep
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -25,14 +25,10 @@ __all__ = ["parse_listing", "parse_metadata", "parse_session", "parse_tail", "wr
 
 _log = logging.getLogger("simulacra_session")
 
-#: What a load says of a row nesting deeper than the parser reads (128 levels), as the file
-#: store says it of a journal record: no save writes one, but an older release or a hand may.
-TOO_DEEP = "nests deeper than a load reads"
-
 
 def _why(error: ValueError) -> str:
     """The parser's ``error`` in words: too deep, with its reason, or the reason alone."""
-    return f"{TOO_DEEP} ({error})" if str(error).startswith("nesting deeper than") else str(error)
+    return f"{TOO_DEEP} ({error})" if too_deep(str(error)) else str(error)
 
 
 def parse_metadata(table: str, session_id: str, text: str) -> SessionMetadata:

@@ -23,6 +23,7 @@ from ...doctor import Problem
 from ...errors import CorruptSessionError, UnsafePathError
 from ...ids import SESSION_ID_PATTERN
 from ...models import SessionMetadata, metadata_from_stored
+from .._codec import TOO_DEEP
 from . import journal
 from .document import decode_document
 from .files import OPEN_RO, keep_copy, read_from, read_path, regular, set_aside, sync_file
@@ -204,7 +205,7 @@ class _Checker:
         if _NEWER in detail:
             self.add("unreadable", session_id, path, f"{detail}: a later release's, left as it is")
             return
-        if journal.TOO_DEEP in detail:  # not damage: no repair reads it either
+        if TOO_DEEP in detail:  # not damage: no repair reads it either
             self.add("unreadable", session_id, path, f"{detail}: left as it is")
             return
         if not self.repair:

@@ -38,7 +38,7 @@ from ..._shown import shown
 from ...errors import CorruptSessionError
 from ...messages import JsonObject
 from ...models import auto_saved_metadata, merge_metadata, metadata_from_stored
-from .._codec import encode_messages, encode_metadata
+from .._codec import TOO_DEEP, encode_messages, encode_metadata, too_deep
 from .files import naming, pwrite_all
 from .records import COMMIT_PREFIX, MESSAGE_PREFIX, SEAL_PREFIX, batch_seal, checksum, seal, sealed, verified
 from .torn import cut_short
@@ -46,7 +46,6 @@ from .torn import cut_short
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
-    "TOO_DEEP",
     "Journal",
     "JournalState",
     "build_append",
@@ -66,9 +65,6 @@ FORMAT_VERSION = 2
 _VERSIONS = (1, 2)  # read; the first write rewrites version 1 in this one
 
 _HEADER_PREFIX = b'["' + FORMAT_NAME.encode() + b'",'
-#: What a load says of a state record nesting deeper than the parser reads (128 levels): not
-#: damage, so it loads as no earlier state, and the store check leaves the file as it is.
-TOO_DEEP = "nests deeper than a load reads"
 _COMMIT_PREFIX = COMMIT_PREFIX
 _log = logging.getLogger("simulacra_session")
 
@@ -153,17 +149,11 @@ def _read_record(line: bytes, version: int) -> dict[str, Any] | str:
     return record[index]  # type: ignore[no-any-return]
 
 
-def _too_deep(fault: str) -> bool:
-    """Whether ``fault`` (``_read_record``'s) is the parser's nesting limit: a record written
-    whole (release 0.1.0 saved values this deep; no save does now), never damage."""
-    return fault.startswith("nesting deeper than")
-
-
 def _unreadable(path: str, data: bytes, start: int, fault: str) -> CorruptSessionError:
     """The error of a journal whose state record at ``start`` (the header, or the commit record
     that is the last to verify) cannot be read for ``fault``: it names the record and why."""
     what = "header" if data.startswith(_HEADER_PREFIX, start) else "commit record"
-    if _too_deep(fault):
+    if too_deep(fault):
         why = f"{TOO_DEEP} ({fault} of the record); a save now refuses such a value, release 0.1.0 did not"
     else:
         why = f"verifies but cannot be read: {fault}"
@@ -218,7 +208,7 @@ def parse_journal(data: bytes, path: str) -> Journal:
             if isinstance(record, dict):
                 metadata = record
                 break
-            if _too_deep(record):  # complete, not damage: no earlier state stands in for it
+            if too_deep(record):  # complete, not damage: no earlier state stands in for it
                 raise _unreadable(path, data, start, record)
             end = start
         if metadata is not None and not (start == 0 or data.startswith(_HEADER_PREFIX)):
@@ -324,7 +314,7 @@ def tail_metadata(tail: bytes, starts_file: bool, version: int | None) -> dict[s
         if isinstance(metadata, dict):
             header = line.startswith(_HEADER_PREFIX)
             return None if header and lines_after and metadata.get("message_count") != 0 else metadata
-        if (version > 1 or _too_deep(metadata)) and line.startswith((_COMMIT_PREFIX, _HEADER_PREFIX)):
+        if (version > 1 or too_deep(metadata)) and line.startswith((_COMMIT_PREFIX, _HEADER_PREFIX)):
             return None  # a record that does not verify, or is read by none: load takes the whole file
         lines_after = True
         end = start - 1
