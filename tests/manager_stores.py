@@ -4,7 +4,7 @@ and a manager watched for the ``lifecycle_error`` events of its failed auto-save
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from simulacra_session import (
 )
 from simulacra_session.testing import msg
 
-__all__ = ["SlowStore", "StoreWrite", "Talk", "Watched"]
+__all__ = ["SlowStore", "Talk", "Watched"]
 
 
 class SlowStore(InMemorySessionStore):
@@ -68,7 +68,7 @@ class SlowStore(InMemorySessionStore):
 
     async def _write(
         self,
-        write: StoreWrite,
+        write: Callable[..., Awaitable[Revision]],  # the store's save or append
         id: str,
         messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None,
@@ -87,20 +87,6 @@ class SlowStore(InMemorySessionStore):
             return revision
         finally:
             self.active[id] -= 1
-
-
-class StoreWrite(Protocol):
-    """The ``save`` or the ``append`` of an ``InMemorySessionStore``, as ``SlowStore._write``
-    calls it."""
-
-    def __call__(
-        self,
-        id: str,
-        messages: Sequence[JsonObject],
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        expected: Revision | None = None,
-    ) -> Awaitable[Revision]: ...
 
 
 class Talk(Conversation, Protocol):

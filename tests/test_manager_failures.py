@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from manager_stores import SlowStore, StoreWrite
+from manager_stores import SlowStore
 from simulacra_session import (
     FileSessionStore,
     InMemorySessionStore,
@@ -44,7 +44,7 @@ class GatedMemoryStore(SlowStore):
 
     async def _write(
         self,
-        write: StoreWrite,
+        write: Callable[..., Awaitable[Revision]],
         id: str,
         messages: Sequence[JsonObject],
         metadata: Mapping[str, Any] | None,
